@@ -1,0 +1,196 @@
+"""The catalog replica's HTTP application: api.md's query and update endpoints, the
+replica-to-replica ``/rep/*`` messages of protocol.md, and its admin endpoints."""
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from ..books import Book
+from ..config import CatalogConfig
+from ..shared.errors import ApiError, book_id, json_object, optional_int, optional_number
+from ..shared.node import Node, build_app
+from .replication import MODES, Replica
+from .store import CatalogStore
+
+MAX_ID_TEXT = 100
+
+
+def init_app(config: CatalogConfig) -> web.Application:
+    node = Node(
+        "catalog",
+        config.index,
+        config.timeouts,
+        secret=config.secret,
+        internal_prefixes=("/update/", "/rep/"),
+    )
+    replicas = config.replicas or [f"http://{config.host}:{config.port}"]
+    holder: dict[str, Replica] = {}
+
+    async def replica_ctx(_app: web.Application):
+        replica = Replica(
+            node,
+            CatalogStore(config.db),
+            replicas,
+            frontend=config.frontend,
+            mode=config.mode,
+            seed=config.seed,
+            peer_order=config.peer_order,
+        )
+        await replica.start()
+        holder["replica"] = replica
+        node.describe = replica.describe
+        yield
+        await replica.stop()
+
+    def replica() -> Replica:
+        return holder["replica"]
+
+    async def query_item(request: web.Request) -> web.Response:
+        book = await replica().read(book_id(request))
+        return web.json_response(book.as_lookup())
+
+    async def query_topic(request: web.Request) -> web.Response:
+        return web.json_response([book.as_search_hit() for book in replica().search(request.match_info["topic"])])
+
+    async def update(request: web.Request) -> web.Response:
+        target = book_id(request)
+        data = await json_object(request)
+        changes: dict[str, Any] = {}
+        quantity = optional_int(data, "quantity", minimum=0)
+        price = optional_number(data, "price", minimum=0)
+        if quantity is not None:
+            changes["quantity"] = quantity
+        if price is not None:
+            changes["price"] = price
+        if not changes:
+            raise ApiError(400, "Nothing to update: give 'quantity' and/or 'price'")
+        base_seq = optional_int(data, "seq", minimum=0)
+        buy_id = _optional_text(data, "buy_id")
+        result = await replica().write(target, changes, base_seq=base_seq, buy_id=buy_id)
+        body = {**_full(result.book), "duplicate": result.duplicate}
+        if result.status == 409:
+            raise ApiError(409, f"The replica's copy was outdated or busy ({result.reason}); read again and retry",
+                           book=result.book.as_record(), reason=result.reason)
+        return web.json_response(body)
+
+    async def rep_get(request: web.Request) -> web.Response:
+        data = await json_object(request)
+        asked = data.get("req", [])
+        if not isinstance(asked, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in asked):
+            raise ApiError(400, "'req' must be a list of replica numbers")
+        sender = _required_int(data, "from")
+        seq_n = _required_int(data, "seq_n", minimum=-1)
+        status, book = await replica().rep_get(book_id(request), asked, sender, seq_n)
+        if status == 409:
+            return web.json_response({"message": "Conflict: no current copy on this path", "seq": book.seq}, status=409)
+        return web.json_response({"book": book.as_record()})
+
+    async def rep_check(request: web.Request) -> web.Response:
+        data = await json_object(request)
+        status, body = replica().rep_check(
+            book_id(request),
+            _required_int(data, "seq_n", minimum=0),
+            _required_int(data, "from"),
+            _required_text(data, "token"),
+            _optional_text(data, "buy_id"),
+        )
+        if status == 409:
+            body = {"message": "Conflict", **body}
+        return web.json_response(body, status=status)
+
+    async def rep_update(request: web.Request) -> web.Response:
+        data = await json_object(request)
+        target = book_id(request)
+        try:
+            copy = Book.from_record({**data, "id": target})
+        except (KeyError, TypeError, ValueError):
+            raise ApiError(400, "'/rep/update' needs the whole book: title, topic, price, quantity, seq") from None
+        if copy.quantity < 0 or copy.seq < 0 or optional_number(data, "price", minimum=0) is None:
+            raise ApiError(400, "quantity, seq and price must not be negative")
+        buy_ids = data.get("buy_ids", [])
+        if not isinstance(buy_ids, list) or not all(isinstance(b, str) and len(b) <= MAX_ID_TEXT for b in buy_ids):
+            raise ApiError(400, "'buy_ids' must be a list of short strings")
+        status, body = await replica().rep_update(copy, _required_text(data, "token"), buy_ids)
+        if status == 409:
+            body = {"message": "Conflict", **body}
+        return web.json_response(body, status=status)
+
+    async def rep_release(request: web.Request) -> web.Response:
+        data = await json_object(request)
+        replica().rep_release(book_id(request), _required_text(data, "token"))
+        return web.Response(status=204)
+
+    async def rep_ping(request: web.Request) -> web.Response:
+        data = await json_object(request)
+        seqs = data.get("seqs", {})
+        if not isinstance(seqs, dict):
+            raise ApiError(400, "'seqs' must be an object of book id to seq")
+        return web.json_response(replica().rep_ping(_required_int(data, "from"), seqs))
+
+    async def set_mode(request: web.Request) -> web.Response:
+        data = await json_object(request)
+        if data.get("mode") not in MODES:
+            raise ApiError(400, f"'mode' must be one of {', '.join(MODES)}")
+        replica().mode = data["mode"]
+        return web.json_response(node.state())
+
+    async def set_peer_order(request: web.Request) -> web.Response:
+        data = await json_object(request)
+        order = data.get("order")
+        if order is not None and not (
+            isinstance(order, list) and all(isinstance(i, int) and not isinstance(i, bool) for i in order)
+        ):
+            raise ApiError(400, "'order' must be a list of replica numbers, or null for random choice")
+        if "seed" in data:
+            replica().rng.seed(optional_int(data, "seed"))
+        replica().peer_order = order
+        return web.json_response(node.state())
+
+    async def reset(_request: web.Request) -> web.Response:
+        await replica().reset()
+        return web.json_response(node.state())
+
+    routes = [
+        web.get("/query/item/{id}", query_item),
+        web.get("/query/topic/{topic}", query_topic),
+        web.put("/update/{id}", update),
+        web.post("/rep/get/{id}", rep_get),
+        web.post("/rep/check/{id}", rep_check),
+        web.post("/rep/update/{id}", rep_update),
+        web.post("/rep/release/{id}", rep_release),
+        web.post("/rep/ping", rep_ping),
+        web.post("/admin/mode", set_mode),
+        web.post("/admin/peer-order", set_peer_order),
+        web.post("/admin/reset", reset),
+    ]
+    return build_app(node, routes, cleanup_ctx=[replica_ctx])
+
+
+def _full(book: Book) -> dict[str, Any]:
+    record = book.as_record()
+    return {"title": record["title"], "quantity": record["quantity"], "topic": record["topic"],
+            "price": record["price"], "seq": record["seq"]}
+
+
+def _required_int(data: dict[str, Any], key: str, *, minimum: int | None = None) -> int:
+    value = optional_int(data, key, minimum=minimum)
+    if value is None:
+        raise ApiError(400, f"'{key}' is required")
+    return value
+
+
+def _optional_text(data: dict[str, Any], key: str) -> str | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value or len(value) > MAX_ID_TEXT:
+        raise ApiError(400, f"'{key}' must be a non-empty string of at most {MAX_ID_TEXT} characters")
+    return value
+
+
+def _required_text(data: dict[str, Any], key: str) -> str:
+    value = _optional_text(data, key)
+    if value is None:
+        raise ApiError(400, f"'{key}' is required")
+    return value

@@ -1,0 +1,547 @@
+"""The catalog replication protocol of ``protocol.md``, with Bazar's repairs of W1–W3.
+
+Documented shape, kept as written:
+- every book carries ``seq``, bumped by every write;
+- ``valid_ids``: the books this replica knows to be current, in memory, empty at start;
+- reads hop through ``/rep/get`` carrying ``req`` (replicas already in the chain) and
+  ``seq_n`` (highest seq seen) until a valid replica answers (S1–S3);
+- writes send ``/rep/check`` to every peer, take the highest copy and answer 409 when a peer
+  is ahead (S5), then fan out ``/rep/update`` (S4) and tell the front-end to drop the book.
+
+Bazar's additions (explained with their own scenario in README.md, "Writes that cannot be
+lost"):
+- W1: ``/rep/check`` is also a *reservation*. A peer that answers 200 holds the book for
+  that writer until the writer's update or release arrives (or a TTL passes) and answers
+  other writers "409 busy". A write proceeds only with every reachable peer reserved, so two
+  writers can never both fan out the same ``seq``; the loser re-reads and retries, as the
+  documented 409 already asks. For the same reason a replica checks even when the book is
+  valid. Callers may send the ``seq`` their new value was computed from; a write whose base
+  is stale is refused with 409 rather than applied over a newer copy.
+- W7: a buy's id travels with its write; every replica stores it with the book, and a check
+  or write that meets a known id answers the first outcome instead of writing again.
+- W2/W3 (``mode == "bazar"``): replicas ping each other; a ping carries this replica's
+  seqs and is answered with every newer row, so a restarted replica catches up in the
+  background. A replica that loses contact with a majority of the cluster for longer than
+  its lease drops its valid set (it may have missed writes), and a writer that could not
+  reach a peer waits until that peer's lease has surely run out before answering.
+``mode == "documented"`` switches the W2/W3 repairs off so that the figures' starting
+states (replicas left behind on purpose) stay as built.
+"""
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from typing import Any
+from urllib.parse import quote
+
+from ..books import Book
+from ..shared.client import Reply, Timeouts
+from ..shared.errors import ApiError
+from ..shared.node import Node
+from .store import CatalogStore
+
+RESERVATION_TTL_S = 3.0
+HEARTBEAT_S = 0.25
+LEASE_S = 1.5
+PING_TIMEOUTS = Timeouts(connect=0.1, total=0.5)
+INVALIDATE_TIMEOUTS = Timeouts(connect=0.1, total=0.5)
+MODES = ("bazar", "documented")
+
+
+@dataclass
+class Reservation:
+    owner: int
+    token: str
+    expires: float
+
+
+@dataclass
+class Peer:
+    index: int
+    address: str
+    up: bool = True
+    last_heard: float = 0.0  # monotonic time of the last answer from this peer
+
+    @property
+    def name(self) -> str:
+        return f"catalog{self.index}"
+
+
+@dataclass
+class WriteResult:
+    status: int  # 200 or 409
+    book: Book
+    duplicate: bool = False
+    reason: str = ""
+
+
+@dataclass
+class _CheckOutcome:
+    granted: list[Peer] = field(default_factory=list)
+    unreachable: list[Peer] = field(default_factory=list)
+    newer: list[Book] = field(default_factory=list)
+    busy: list[int] = field(default_factory=list)
+    known_buy: Book | None = None
+
+
+class Replica:
+    def __init__(
+        self,
+        node: Node,
+        store: CatalogStore,
+        addresses: list[str],
+        *,
+        frontend: str | None,
+        mode: str = "bazar",
+        seed: int | None = None,
+        peer_order: list[int] | None = None,
+    ) -> None:
+        self.node = node
+        self.index = node.index
+        self.store = store
+        self.frontend = frontend.rstrip("/") if frontend else None
+        self.mode = mode
+        self.peers = [Peer(i, a.rstrip("/")) for i, a in enumerate(addresses) if i != self.index]
+        self.cluster_size = len(self.peers) + 1
+        self.rng = random.Random(seed)
+        self.peer_order = peer_order
+        self.books: dict[int, Book] = {}
+        self.buys: dict[str, tuple[int, int]] = {}
+        self.valid_ids: set[int] = set()
+        self.reservations: dict[int, Reservation] = {}
+        self.locks: dict[int, asyncio.Lock] = {}
+        self.last_majority_contact = 0.0
+        self.catch_ups = 0
+        self._disk = ThreadPoolExecutor(max_workers=1, thread_name_prefix="catalog-db")
+        self._heartbeat: asyncio.Task | None = None
+
+    # ---- life cycle -------------------------------------------------------------------
+    async def start(self) -> None:
+        self.books = await self._on_disk(self.store.load_books)
+        self.buys = await self._on_disk(self.store.load_buys)
+        self.locks = {book_id: asyncio.Lock() for book_id in self.books}
+        if self.peers:
+            self._heartbeat = asyncio.create_task(self._heartbeat_loop(), name="heartbeat")
+        else:
+            self.last_majority_contact = float("inf")
+
+    async def stop(self) -> None:
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            await asyncio.gather(self._heartbeat, return_exceptions=True)
+        self._disk.shutdown(wait=True)
+        self.store.close()
+
+    async def reset(self) -> None:
+        """Back to the seven books at seq 0, nothing valid, no buys remembered."""
+        for lock in self.locks.values():
+            await lock.acquire()
+        try:
+            self.books = await self._on_disk(self.store.reset)
+            self.buys.clear()
+            self.valid_ids.clear()
+            self.reservations.clear()
+        finally:
+            for lock in self.locks.values():
+                lock.release()
+        self.node.telemetry.emit("reset")
+
+    def _on_disk(self, fn: Callable, *args: Any) -> Awaitable:
+        return asyncio.get_running_loop().run_in_executor(self._disk, fn, *args)
+
+    # ---- state --------------------------------------------------------------------------
+    def describe(self) -> dict[str, Any]:
+        now = time.monotonic()
+        return {
+            "mode": self.mode,
+            "books": [
+                {
+                    "id": book.id,
+                    "seq": book.seq,
+                    "quantity": book.quantity,
+                    "price": book.as_record()["price"],
+                    "valid": book.id in self.valid_ids,
+                    "reserved_by": self._holder(book.id, now),
+                }
+                for book in sorted(self.books.values(), key=lambda b: b.id)
+            ],
+            "peers": [{"id": p.index, "address": p.address, "up": p.up} for p in self.peers],
+            "lease_ok": self._lease_ok(),
+            "catch_ups": self.catch_ups,
+            "buys_remembered": len(self.buys),
+        }
+
+    def _holder(self, book_id: int, now: float) -> int | None:
+        reservation = self.reservations.get(book_id)
+        return reservation.owner if reservation and reservation.expires > now else None
+
+    def book(self, book_id: int) -> Book:
+        try:
+            return self.books[book_id]
+        except KeyError:
+            raise ApiError(404, "Book with the specified ID does not exist") from None
+
+    def search(self, topic: str) -> list[Book]:
+        needle = topic.casefold()
+        return [book for book in sorted(self.books.values(), key=lambda b: b.id) if needle in book.topic.casefold()]
+
+    def _mark_valid(self, book_id: int) -> None:
+        if book_id not in self.valid_ids:
+            self.valid_ids.add(book_id)
+            self.node.telemetry.emit("valid", book=book_id, valid=True, seq=self.books[book_id].seq)
+
+    def _unmark_valid(self, book_id: int) -> None:
+        if book_id in self.valid_ids:
+            self.valid_ids.discard(book_id)
+            self.node.telemetry.emit("valid", book=book_id, valid=False, seq=self.books[book_id].seq)
+
+    async def _adopt(self, copy: Book, buy_ids: list[str] = ()) -> bool:
+        """Store ``copy`` when it is newer than ours. True when it was."""
+        if copy.seq <= self.books[copy.id].seq:
+            return False
+        await self._on_disk(self.store.write, copy, list(buy_ids))
+        if copy.seq <= self.books[copy.id].seq:  # a newer one landed while we were writing
+            return False
+        self.books[copy.id] = copy
+        for buy_id in buy_ids:
+            self.buys[buy_id] = (copy.id, copy.seq)
+        self.node.telemetry.emit("seq", book=copy.id, seq=copy.seq, quantity=copy.quantity)
+        return True
+
+    # ---- leases (W2) ----------------------------------------------------------------------
+    def _lease_ok(self) -> bool:
+        if self.mode == "documented" or not self.peers:
+            return True
+        return time.monotonic() - self.last_majority_contact < LEASE_S
+
+    def _lease_holds(self) -> bool:
+        """True while our valid set may be trusted. Out of touch with the majority for longer
+        than the lease, writes may have happened without us (W2): the valid set is dropped."""
+        if self._lease_ok():
+            return True
+        for stale in list(self.valid_ids):
+            self._unmark_valid(stale)
+        return False
+
+    def _trusted_valid(self, book_id: int) -> bool:
+        return book_id in self.valid_ids and self._lease_holds()
+
+    async def _wait_out_leases(self, missed: list[Peer]) -> None:
+        """Before answering a write that ``missed`` could not see, wait until each of them has
+        surely dropped its valid set (its lease ran out), so no read there returns the old copy."""
+        if self.mode == "documented" or not missed:
+            return
+        until = max(peer.last_heard for peer in missed) + LEASE_S + HEARTBEAT_S
+        delay = until - time.monotonic()
+        if delay > 0:
+            self.node.telemetry.emit("lease_wait", peers=[p.index for p in missed], ms=round(delay * 1000))
+            await asyncio.sleep(delay)  # a lease is a span of time: waiting it out is the rule
+
+    # ---- read (S1–S3) -----------------------------------------------------------------------
+    async def read(self, book_id: int) -> Book:
+        self.book(book_id)  # 404 before any hop: every replica holds the same books (W5)
+        if self._trusted_valid(book_id):
+            return self.books[book_id]
+        status, copy = await self._hop(book_id, asked=[], upstream_seq=-1)
+        if status != 200:
+            raise ApiError(409, "No replica could vouch for a current copy; try again")
+        return copy
+
+    async def rep_get(self, book_id: int, asked: list[int], sender: int, seq_n: int) -> tuple[int, Book]:
+        self.book(book_id)
+        if self._trusted_valid(book_id):
+            return 200, self.books[book_id]
+        return await self._hop(book_id, asked=asked + [sender], upstream_seq=seq_n)
+
+    async def _hop(self, book_id: int, *, asked: list[int], upstream_seq: int) -> tuple[int, Book]:
+        own = self.books[book_id]
+        highest = max(upstream_seq, own.seq)
+        left = [p for p in self.peers if p.index not in asked]
+        while left:
+            peer = self._choose(left)
+            left.remove(peer)
+            reply = await self.node.client.call(
+                "POST",
+                f"{peer.address}/rep/get/{book_id}",
+                to=peer.name,
+                label=f"/rep/get/{book_id} req: {asked} seq_n: {highest}",
+                body={"req": asked, "from": self.index, "seq_n": highest},
+            )
+            if not reply.answered:
+                self._note_unreachable(peer)
+                continue  # an unreachable peer is skipped
+            if reply.status == 200:
+                copy = Book.from_record(reply.data["book"])
+                await self._adopt(copy)
+                if copy.seq >= self.books[book_id].seq:
+                    self._mark_valid(book_id)
+                return 200, self.books[book_id]
+            if reply.status == 409:
+                # S3: 409 from further down. Our own copy is current when it is newer than
+                # anything upstream has seen; otherwise pass the 409 on.
+                if self.books[book_id].seq > upstream_seq:
+                    self._mark_valid(book_id)
+                    return 200, self.books[book_id]
+                return 409, self.books[book_id]
+            self._note_unreachable(peer)  # answered, but not with the protocol: skip it
+        # No peer left: the last replica decides (cold start S1, total failure S3).
+        if self.books[book_id].seq >= upstream_seq:
+            self._mark_valid(book_id)
+            return 200, self.books[book_id]
+        return 409, self.books[book_id]
+
+    def _choose(self, candidates: list[Peer]) -> Peer:
+        up = [p for p in candidates if p.up] or candidates  # W4: known-down peers go last
+        if self.peer_order is not None:
+            rank = {index: position for position, index in enumerate(self.peer_order)}
+            return min(up, key=lambda p: rank.get(p.index, len(rank) + p.index))
+        return self.rng.choice(up)
+
+    def _note_unreachable(self, peer: Peer) -> None:
+        if peer.up:
+            peer.up = False
+            self.node.telemetry.emit("peer", peer=peer.index, up=False)
+
+    def _note_reachable(self, peer: Peer) -> None:
+        peer.last_heard = time.monotonic()
+        if not peer.up:
+            peer.up = True
+            self.node.telemetry.emit("peer", peer=peer.index, up=True)
+
+    # ---- write (S4, S5, W1, W7) ---------------------------------------------------------------
+    async def write(
+        self, book_id: int, changes: dict[str, Any], *, base_seq: int | None, buy_id: str | None
+    ) -> WriteResult:
+        self.book(book_id)
+        async with self.locks[book_id]:
+            if buy_id is not None and buy_id in self.buys:
+                return WriteResult(200, self.books[book_id], duplicate=True)
+            token = uuid.uuid4().hex
+            if not self._reserve(book_id, self.index, token):
+                return WriteResult(409, self.books[book_id], reason="busy")
+            try:
+                return await self._reserved_write(book_id, changes, base_seq, buy_id, token)
+            finally:
+                self._release(book_id, token)
+
+    async def _reserved_write(
+        self, book_id: int, changes: dict[str, Any], base_seq: int | None, buy_id: str | None, token: str
+    ) -> WriteResult:
+        started = time.monotonic()
+        outcome = await self._check_peers(book_id, token, buy_id)
+        if outcome.newer or outcome.known_buy is not None or outcome.busy:
+            await self._release_peers(book_id, token, outcome.granted)
+            if outcome.newer:
+                # S5: a peer is ahead. Take the highest copy as current and let the caller retry.
+                newest = max(outcome.newer, key=lambda b: b.seq)
+                await self._adopt(newest)
+                self._mark_valid(book_id)
+                return WriteResult(409, self.books[book_id], reason="outdated")
+            if outcome.known_buy is not None:
+                return WriteResult(200, outcome.known_buy, duplicate=True)
+            return WriteResult(409, self.books[book_id], reason="busy")
+        current = self.books[book_id]
+        if base_seq is not None and base_seq != current.seq:
+            await self._release_peers(book_id, token, outcome.granted)
+            return WriteResult(409, current, reason="stale base")
+        if time.monotonic() - started > RESERVATION_TTL_S / 2:
+            # Our reservations may be about to lapse at the peers: do not fan out on them.
+            await self._release_peers(book_id, token, outcome.granted)
+            return WriteResult(409, current, reason="slow check")
+        await self._wait_out_leases(outcome.unreachable)
+
+        new = replace(current, seq=current.seq + 1, **changes)
+        buy_ids = [buy_id] if buy_id else []
+        record = {**new.as_record(), "token": token, "buy_ids": buy_ids, "from": self.index}
+        label = f"/rep/update/{book_id} seq_n: {new.seq} quantity: {new.quantity} price: {new.as_record()['price']}"
+        fan_out = [
+            self.node.client.call("POST", f"{p.address}/rep/update/{book_id}", to=p.name, label=label, body=record)
+            for p in outcome.granted
+        ]
+        replies, _ = await asyncio.gather(asyncio.gather(*fan_out), self._on_disk(self.store.write, new, buy_ids))
+        for peer, reply in zip(outcome.granted, replies, strict=False):
+            if reply.answered:
+                self._note_reachable(peer)
+            else:
+                self._note_unreachable(peer)  # it dropped its valid mark when it reserved
+        self.books[book_id] = new
+        for buy in buy_ids:
+            self.buys[buy] = (book_id, new.seq)
+        self._mark_valid(book_id)
+        self.node.telemetry.emit("seq", book=book_id, seq=new.seq, quantity=new.quantity)
+        await self._invalidate_frontend(new)
+        return WriteResult(200, new)
+
+    async def _check_peers(self, book_id: int, token: str, buy_id: str | None) -> _CheckOutcome:
+        own = self.books[book_id]
+        body = {"seq_n": own.seq, "from": self.index, "token": token, "buy_id": buy_id}
+        label = f"/rep/check/{book_id} seq_n: {own.seq}"
+        replies = await asyncio.gather(
+            *(
+                self.node.client.call("POST", f"{p.address}/rep/check/{book_id}", to=p.name, label=label, body=body)
+                for p in self.peers
+            )
+        )
+        outcome = _CheckOutcome()
+        for peer, reply in zip(self.peers, replies, strict=False):
+            if not reply.answered:
+                self._note_unreachable(peer)
+                outcome.unreachable.append(peer)
+                continue
+            self._note_reachable(peer)
+            data = reply.data or {}
+            if reply.status == 200 and data.get("known_buy"):
+                outcome.known_buy = Book.from_record(data["book"])
+            elif reply.status == 200:
+                outcome.granted.append(peer)
+            elif reply.status == 409 and data.get("busy"):
+                outcome.busy.append(peer.index)
+            elif reply.status == 409 and "book" in data:
+                outcome.newer.append(Book.from_record(data["book"]))
+            else:
+                outcome.unreachable.append(peer)
+        return outcome
+
+    async def _release_peers(self, book_id: int, token: str, peers: list[Peer]) -> None:
+        if not peers:
+            return
+        await asyncio.gather(
+            *(
+                self.node.client.call(
+                    "POST",
+                    f"{p.address}/rep/release/{book_id}",
+                    to=p.name,
+                    label=f"/rep/release/{book_id}",
+                    body={"token": token},
+                )
+                for p in peers
+            )
+        )
+
+    async def _invalidate_frontend(self, book: Book) -> None:
+        if not self.frontend:
+            return
+        await asyncio.gather(
+            self.node.client.call(
+                "DELETE",
+                f"{self.frontend}/invalidate/item/{book.id}",
+                to="frontend",
+                label=f"/invalidate/item/{book.id}",
+                timeouts=INVALIDATE_TIMEOUTS,
+            ),
+            self.node.client.call(
+                "DELETE",
+                f"{self.frontend}/invalidate/topic/{quote(book.topic, safe='')}",
+                to="frontend",
+                label=f"/invalidate/topic/{book.topic}",
+                timeouts=INVALIDATE_TIMEOUTS,
+            ),
+        )
+
+    # ---- the peer side of a write -------------------------------------------------------------
+    def _reserve(self, book_id: int, owner: int, token: str) -> bool:
+        now = time.monotonic()
+        held = self.reservations.get(book_id)
+        if held is not None and held.expires > now and held.token != token:
+            return False
+        self.reservations[book_id] = Reservation(owner, token, now + RESERVATION_TTL_S)
+        return True
+
+    def _release(self, book_id: int, token: str) -> None:
+        held = self.reservations.get(book_id)
+        if held is not None and held.token == token:
+            del self.reservations[book_id]
+
+    def rep_check(self, book_id: int, seq_n: int, sender: int, token: str, buy_id: str | None) -> tuple[int, dict]:
+        own = self.book(book_id)
+        if buy_id is not None and buy_id in self.buys:
+            return 200, {"known_buy": True, "book": own.as_record()}
+        if own.seq > seq_n:
+            return 409, {"book": own.as_record()}
+        if not self._reserve(book_id, sender, token):
+            return 409, {"busy": True, "holder": self.reservations[book_id].owner}
+        # A write is coming that we may not see land: stop vouching for our copy until it does.
+        self._unmark_valid(book_id)
+        return 200, {"seq": own.seq}
+
+    def rep_release(self, book_id: int, token: str) -> None:
+        self.book(book_id)
+        self._release(book_id, token)
+
+    async def rep_update(self, copy: Book, token: str, buy_ids: list[str]) -> tuple[int, dict]:
+        own = self.book(copy.id)
+        held = self.reservations.get(copy.id)
+        if held is not None and held.token != token and held.expires > time.monotonic():
+            return 409, {"busy": True, "holder": held.owner}
+        if copy.seq < own.seq:
+            return 409, {"book": own.as_record()}
+        await self._adopt(copy, buy_ids)
+        for buy_id in buy_ids:
+            self.buys.setdefault(buy_id, (copy.id, copy.seq))
+        self._release(copy.id, token)
+        self._mark_valid(copy.id)
+        return 200, {"seq": self.books[copy.id].seq}
+
+    # ---- heartbeat and catch-up (W3, W4) --------------------------------------------------------
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            started = time.monotonic()
+            seqs = {str(book.id): book.seq for book in self.books.values()}
+            replies: list[Reply] = await asyncio.gather(
+                *(
+                    self.node.client.call(
+                        "POST",
+                        f"{p.address}/rep/ping",
+                        to=p.name,
+                        label="/rep/ping",
+                        body={"from": self.index, "seqs": seqs},
+                        timeouts=PING_TIMEOUTS,
+                        record=False,
+                    )
+                    for p in self.peers
+                )
+            )
+            answered = 0
+            for peer, reply in zip(self.peers, replies, strict=False):
+                if reply.status == 200 and isinstance(reply.data, dict):
+                    answered += 1
+                    self._note_reachable(peer)
+                    if self.mode == "bazar":
+                        await self._catch_up(reply.data)
+                else:
+                    self._note_unreachable(peer)
+            if answered + 1 > self.cluster_size / 2:
+                self.last_majority_contact = started
+            else:
+                self._lease_holds()
+            await asyncio.sleep(max(0.0, HEARTBEAT_S - (time.monotonic() - started)))
+
+    def rep_ping(self, sender: int, seqs: dict[str, int]) -> dict[str, Any]:
+        """A ping's answer: our seqs, and every row (with its buys) newer than the sender's."""
+        for peer in self.peers:
+            if peer.index == sender:
+                self._note_reachable(peer)
+        newer = []
+        for book in self.books.values():
+            theirs = seqs.get(str(book.id), -1)
+            if isinstance(theirs, int) and book.seq > theirs:
+                buys = [b for b, (bid, seq) in self.buys.items() if bid == book.id and seq > theirs]
+                newer.append({"book": book.as_record(), "buy_ids": buys})
+        return {"seqs": {str(b.id): b.seq for b in self.books.values()}, "newer": newer}
+
+    async def _catch_up(self, answer: dict[str, Any]) -> None:
+        for item in answer.get("newer", []):
+            copy = Book.from_record(item["book"])
+            if copy.id not in self.books or copy.seq <= self.books[copy.id].seq:
+                continue
+            # W2: someone is ahead of us, so our valid mark (if any) is stale. No book lock
+            # here: a write may hold it for long, and adopting is monotonic in seq anyway.
+            self._unmark_valid(copy.id)
+            if await self._adopt(copy, item.get("buy_ids", [])):
+                self.catch_ups += 1
+                self.node.telemetry.emit("catch_up", book=copy.id, seq=copy.seq)

@@ -1,0 +1,379 @@
+"""The supervisor: starts, watches, breaks and heals the nodes of one cluster. No Qt.
+
+Processes are plain ``subprocess.Popen`` children read by one thread each, so process
+control never depends on whichever event loop the caller runs (qasync has no subprocess
+transport). Every node is told the launcher's pid and asks the kernel to kill it when the
+launcher dies, however it dies.
+
+Outage toggles (the README says what each looks like to a student):
+- crash: SIGKILL; a restart keeps the database and loses all memory (the valid set);
+- hang: SIGSTOP / SIGCONT; the kernel still accepts connections, nothing answers;
+- slow: the node adds a delay to every answer (admin endpoint);
+- cut off: the node drops all traffic but admin and telemetry, and sends none (admin endpoint).
+"""
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from ..shared.client import SECRET_HEADER
+from ..shared.server import parse_ready_line
+from .clusterfile import Cluster
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent.parent
+STOP_GRACE_S = 3.0
+
+
+class ClusterError(RuntimeError):
+    """A node could not be started or controlled; the message says which and why."""
+
+
+@dataclass
+class ManagedNode:
+    role: str
+    index: int
+    address: str
+    port: int
+    command: list[str] = field(default_factory=list)
+    log_path: Path | None = None
+    attached: bool = False
+    proc: subprocess.Popen | None = None
+    state: str = "down"  # starting, up, down, hung, exited
+    exit_code: int | None = None
+    slow_ms: int = 0
+    cut_off: bool = False
+    started_at: float | None = None
+    ready: threading.Event = field(default_factory=threading.Event)
+    tail: deque = field(default_factory=lambda: deque(maxlen=200))
+
+    @property
+    def name(self) -> str:
+        return "frontend" if self.role == "frontend" else f"{self.role}{self.index}"
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc is not None and self.state != "down" else None
+
+    @property
+    def status(self) -> str:
+        """What a person should read: the process state plus any toggle in force."""
+        if self.state == "exited":
+            return f"exited with code {self.exit_code}"
+        parts = [self.state]
+        if self.state in ("up", "hung", "starting"):
+            if self.slow_ms:
+                parts.append(f"slowed {self.slow_ms} ms")
+            if self.cut_off:
+                parts.append("cut off")
+        return ", ".join(parts)
+
+    @property
+    def uptime_s(self) -> float | None:
+        return time.time() - self.started_at if self.started_at and self.state in ("up", "hung") else None
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+class Supervisor:
+    def __init__(self, cluster: Cluster, *, python: str = sys.executable) -> None:
+        self.cluster = cluster
+        self.secret = cluster.secret or secrets.token_hex(16)
+        self.python = python
+        self.data_dir = Path(cluster.data_dir).resolve()
+        self.listeners: list[Callable[[ManagedNode], None]] = []
+        self._spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spawner")
+        self._lock = threading.RLock()
+        self._session: aiohttp.ClientSession | None = None
+        self.nodes: dict[str, ManagedNode] = {}
+        if cluster.attached:
+            self._plan_attached()
+        else:
+            self._plan()
+
+    # ---- planning -------------------------------------------------------------------------
+    def _plan(self) -> None:
+        c = self.cluster
+        host = c.host
+        catalog_ports = list(c.catalog_ports) or [free_port(host) for _ in range(c.catalogs)]
+        order_ports = list(c.order_ports) or [free_port(host) for _ in range(c.orders)]
+        frontend_port = c.frontend_port or free_port(host)
+        url = lambda port: f"http://{host}:{port}"  # noqa: E731
+        catalogs = [url(p) for p in catalog_ports]
+        orders = [url(p) for p in order_ports]
+        frontend = url(frontend_port)
+        (self.data_dir / "logs").mkdir(parents=True, exist_ok=True)
+
+        def common(role: str, index: int, port: int) -> list[str]:
+            t = c.timeouts[role]
+            return [self.python, "-m", "nodes", role, "--id", str(index), "--host", host, "--port", str(port),
+                    "--connect-timeout-ms", str(t.connect_ms), "--total-timeout-ms", str(t.total_ms),
+                    "--parent-pid", str(os.getpid())]
+
+        self._add(ManagedNode("frontend", 0, frontend, frontend_port, common("frontend", 0, frontend_port) + [
+            "--catalogs", "|".join(catalogs), "--orders", "|".join(orders),
+            "--lookup-cache", str(c.lookup_cache), "--search-cache", str(c.search_cache)]))
+        for i, port in enumerate(catalog_ports):
+            self._add(ManagedNode("catalog", i, catalogs[i], port, common("catalog", i, port) + [
+                "--db", str(self.data_dir / f"catalog{i}.db"), "--replicas", "|".join(catalogs),
+                "--frontend", frontend, "--mode", c.catalog_mode]))
+        for i, port in enumerate(order_ports):
+            k = c.catalog_of(i)
+            self._add(ManagedNode("order", i, orders[i], port, common("order", i, port) + [
+                "--db", str(self.data_dir / f"order{i}.db"), "--catalog", catalogs[k], "--catalog-id", str(k)]))
+
+    def _plan_attached(self) -> None:
+        c = self.cluster
+        self._add(ManagedNode("frontend", 0, c.attach_frontend, 0, attached=True, state="up"))
+        for i, address in enumerate(c.attach_catalogs):
+            self._add(ManagedNode("catalog", i, address, 0, attached=True, state="up"))
+        for i, address in enumerate(c.attach_orders):
+            self._add(ManagedNode("order", i, address, 0, attached=True, state="up"))
+
+    def _add(self, node: ManagedNode) -> None:
+        if not node.attached:
+            node.log_path = self.data_dir / "logs" / f"{node.name}.log"
+        self.nodes[node.name] = node
+
+    @property
+    def frontend(self) -> ManagedNode:
+        return self.nodes["frontend"]
+
+    def of_role(self, role: str) -> list[ManagedNode]:
+        return [n for n in self.nodes.values() if n.role == role]
+
+    def node(self, name: str) -> ManagedNode:
+        try:
+            return self.nodes[name]
+        except KeyError:
+            raise ClusterError(f"no node named {name!r}; nodes: {', '.join(self.nodes)}") from None
+
+    def _changed(self, node: ManagedNode) -> None:
+        for listener in list(self.listeners):
+            listener(node)
+
+    # ---- processes ------------------------------------------------------------------------
+    def start_all(self) -> None:
+        for node in self.nodes.values():
+            if not node.attached and node.state in ("down", "exited"):
+                self.start(node.name)
+
+    def start(self, name: str) -> None:
+        node = self.node(name)
+        self._need_process(node, "start")
+        with self._lock:
+            if node.state in ("starting", "up", "hung"):
+                return
+            node.ready.clear()
+            node.exit_code = None
+            node.slow_ms = 0
+            node.cut_off = False
+            env = {**os.environ, "BAZAR_SECRET": self.secret, "PYTHONUNBUFFERED": "1"}
+            log = open(node.log_path, "ab")  # noqa: SIM115 - owned by the reader thread
+            log.write(f"---- {time.strftime('%H:%M:%S')} starting {node.name}\n".encode())
+            log.flush()
+            node.proc = self._spawner.submit(
+                subprocess.Popen, node.command, cwd=PROJECT_ROOT, env=env, stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+            ).result()
+            node.state = "starting"
+            node.started_at = time.time()
+            threading.Thread(target=self._read, args=(node, node.proc, log), name=f"log-{node.name}",
+                             daemon=True).start()
+        self._changed(node)
+
+    def _read(self, node: ManagedNode, proc: subprocess.Popen, log) -> None:
+        assert proc.stdout is not None
+        with log:
+            for raw in proc.stdout:
+                log.write(raw)
+                log.flush()
+                line = raw.decode("utf-8", "replace").rstrip("\n")
+                node.tail.append(line)
+                if parse_ready_line(line) is not None and node.proc is proc:
+                    with self._lock:
+                        if node.state == "starting":
+                            node.state = "up"
+                    node.ready.set()
+                    self._changed(node)
+            code = proc.wait()
+            log.write(f"---- {time.strftime('%H:%M:%S')} {node.name} ended with code {code}\n".encode())
+        with self._lock:
+            if node.proc is not proc:
+                return
+            if node.state != "down":
+                node.state = "exited"
+                node.exit_code = code
+        node.ready.set()  # wake anyone waiting: it will not become ready now
+        self._changed(node)
+
+    def wait_ready(self, names: Iterable[str] | None = None, timeout: float = 30.0) -> None:
+        """Block until the named nodes (all by default) print their ready line."""
+        deadline = time.monotonic() + timeout
+        for name in list(names) if names is not None else list(self.nodes):
+            node = self.node(name)
+            if node.attached:
+                continue
+            node.ready.wait(max(0.0, deadline - time.monotonic()))
+            if node.state == "exited":
+                tail = self.log_tail(name, 15)
+                raise ClusterError(f"{name} exited with code {node.exit_code} while starting:\n{tail}")
+            if node.state != "up":
+                raise ClusterError(f"{name} did not become ready within {timeout:.0f} s:\n{self.log_tail(name, 15)}")
+
+    def stop(self, name: str) -> None:
+        node = self.node(name)
+        self._need_process(node, "stop")
+        with self._lock:
+            proc = node.proc
+            if proc is None or node.state in ("down", "exited"):
+                node.state = "down"
+                return
+            node.state = "down"
+        _terminate(proc)
+        self._changed(node)
+
+    def restart(self, name: str) -> None:
+        self.stop(name)
+        self.start(name)
+
+    def crash(self, name: str) -> None:
+        """SIGKILL: nothing is flushed, nothing in memory survives."""
+        node = self.node(name)
+        self._need_process(node, "crash")
+        with self._lock:
+            if node.proc is None or node.state in ("down", "exited"):
+                return
+            node.state = "down"
+            node.proc.kill()
+        node.proc.wait()
+        self._changed(node)
+
+    def hang(self, name: str) -> None:
+        """SIGSTOP: connections are still accepted by the kernel and never answered."""
+        node = self.node(name)
+        self._need_process(node, "hang")
+        with self._lock:
+            if node.state != "up":
+                raise ClusterError(f"{name} is {node.status}; only a node that is up can hang")
+            os.kill(node.proc.pid, signal.SIGSTOP)
+            node.state = "hung"
+        self._changed(node)
+
+    def resume(self, name: str) -> None:
+        node = self.node(name)
+        self._need_process(node, "resume")
+        with self._lock:
+            if node.state != "hung":
+                return
+            os.kill(node.proc.pid, signal.SIGCONT)
+            node.state = "up"
+        self._changed(node)
+
+    def stop_all(self) -> None:
+        with self._lock:
+            running = [(n, n.proc) for n in self.nodes.values()
+                       if not n.attached and n.proc is not None and n.state not in ("down", "exited")]
+            for node, _ in running:
+                node.state = "down"
+        for _, proc in running:
+            _signal(proc, signal.SIGCONT)
+            _signal(proc, signal.SIGTERM)
+        for _, proc in running:
+            _terminate(proc)
+        for node, _ in running:
+            self._changed(node)
+
+    def close(self) -> None:
+        self.stop_all()
+        self._spawner.shutdown(wait=False)
+
+    def _need_process(self, node: ManagedNode, action: str) -> None:
+        if node.attached:
+            raise ClusterError(f"cannot {action} {node.name}: it is attached, not started here "
+                               "(only slow and cut off work on attached nodes)")
+
+    def log_tail(self, name: str, lines: int = 50) -> str:
+        node = self.node(name)
+        if node.log_path is not None and node.log_path.exists():
+            with open(node.log_path, "rb") as handle:
+                handle.seek(max(0, handle.seek(0, os.SEEK_END) - 64 * 1024))
+                return "\n".join(handle.read().decode("utf-8", "replace").splitlines()[-lines:])
+        return "\n".join(list(node.tail)[-lines:])
+
+    # ---- admin over HTTP (slow, cut off, reset, state) ------------------------------------
+    async def admin(self, name: str, method: str, path: str, body: Any = None, *, timeout: float = 3.0) -> Any:
+        node = self.node(name)
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession()
+        try:
+            async with self._session.request(
+                method, node.address + path, json=body, headers={SECRET_HEADER: self.secret},
+                timeout=aiohttp.ClientTimeout(total=timeout),
+            ) as resp:
+                data = await resp.json(content_type=None)
+                if resp.status >= 400:
+                    raise ClusterError(f"{name} refused {method} {path}: {data.get('message', resp.status)}")
+                return data
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise ClusterError(f"{name} did not answer {method} {path} ({exc.__class__.__name__}); "
+                               f"it is {node.status}") from None
+
+    async def slow(self, name: str, ms: int) -> None:
+        await self.admin(name, "POST", "/admin/slow", {"ms": ms})
+        self.node(name).slow_ms = ms
+        self._changed(self.node(name))
+
+    async def cut_off(self, name: str, on: bool) -> None:
+        await self.admin(name, "POST", "/admin/cutoff", {"on": on})
+        self.node(name).cut_off = on
+        self._changed(self.node(name))
+
+    async def state(self, name: str) -> dict[str, Any]:
+        return await self.admin(name, "GET", "/admin/state")
+
+    async def reset(self) -> None:
+        """Every replica's database back to the seven books; caches and histories emptied."""
+        for node in self.nodes.values():
+            if node.state == "up":
+                await self.admin(node.name, "POST", "/admin/reset")
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
+def _signal(proc: subprocess.Popen, signum: int) -> None:
+    try:
+        proc.send_signal(signum)
+    except ProcessLookupError:
+        pass
+
+
+def _terminate(proc: subprocess.Popen) -> None:
+    """SIGTERM, then SIGKILL if it has not gone within the grace period."""
+    _signal(proc, signal.SIGCONT)
+    _signal(proc, signal.SIGTERM)
+    try:
+        proc.wait(STOP_GRACE_S)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()

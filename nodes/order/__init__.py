@@ -1,0 +1,1 @@
+"""An order replica: carries out buys against its one catalog replica and keeps a history."""

@@ -1,0 +1,1 @@
+"""Pieces every Bazar service uses: errors, serving, outgoing calls, telemetry, admin."""

@@ -1,0 +1,162 @@
+"""Outgoing calls between nodes: timeouts, the cluster secret, the trace id, and one
+``hop`` event per call so that a request's path can be drawn the way the figures draw it."""
+from __future__ import annotations
+
+import http
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+from .telemetry import TRACE_HEADER, Telemetry, current_trace
+
+SECRET_HEADER = "X-Bazar-Secret"
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """Connection establishment and whole exchange, in seconds (api.md's table)."""
+
+    connect: float
+    total: float
+
+    def doubled(self) -> Timeouts:
+        return Timeouts(self.connect * 2, self.total * 2)
+
+
+@dataclass
+class Reply:
+    """What came back from one call. ``status`` is None when nothing came back."""
+
+    status: int | None
+    data: Any
+    ms: float
+    failure: str | None = None  # "refused", "timeout", "disconnected", "cut off"
+
+    @property
+    def answered(self) -> bool:
+        return self.status is not None
+
+    @property
+    def ok(self) -> bool:
+        return self.status is not None and 200 <= self.status < 300
+
+    @property
+    def maybe_processed(self) -> bool:
+        """True when the peer may have acted on the request although no answer came."""
+        return self.failure in ("timeout", "disconnected")
+
+
+def status_text(status: int) -> str:
+    try:
+        return f"{status} {http.HTTPStatus(status).phrase}"
+    except ValueError:
+        return str(status)
+
+
+class PeerClient:
+    """One pooled aiohttp session per node, used for every call it makes to another node."""
+
+    def __init__(
+        self,
+        telemetry: Telemetry,
+        *,
+        timeouts: Timeouts,
+        secret: str | None = None,
+        cut_off: Callable[[], bool] = lambda: False,
+    ) -> None:
+        self.telemetry = telemetry
+        self.timeouts = timeouts
+        self.secret = secret
+        self.cut_off = cut_off
+        self.session: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=30)
+        self.session = aiohttp.ClientSession(connector=connector, json_serialize=_dumps)
+
+    async def close(self) -> None:
+        if self.session is not None:
+            await self.session.close()
+
+    async def call(
+        self,
+        method: str,
+        url: str,
+        *,
+        to: str,
+        label: str,
+        body: Any = None,
+        timeouts: Timeouts | None = None,
+        headers: dict[str, str] | None = None,
+        record: bool = True,
+    ) -> Reply:
+        started = time.time()
+        t0 = time.perf_counter()
+        if self.cut_off():
+            # A cut-off node's partition is seen from its side too: nothing leaves it.
+            reply = Reply(None, None, 0.0, "cut off")
+        else:
+            reply = await self._exchange(method, url, body, timeouts or self.timeouts, headers)
+            reply.ms = (time.perf_counter() - t0) * 1000
+        if record:
+            self.telemetry.emit(
+                "hop",
+                to=to,
+                label=label,
+                answer=status_text(reply.status) if reply.answered else f"no answer ({reply.failure})",
+                status=reply.status,
+                ms=round(reply.ms, 3),
+                t0=started,
+            )
+        return reply
+
+    async def _exchange(
+        self, method: str, url: str, body: Any, timeouts: Timeouts, extra_headers: dict[str, str] | None
+    ) -> Reply:
+        assert self.session is not None, "PeerClient.start() was not awaited"
+        headers = dict(extra_headers or {})
+        if self.secret:
+            headers[SECRET_HEADER] = self.secret
+        trace = current_trace.get()
+        if trace:
+            headers[TRACE_HEADER] = trace
+        timeout = aiohttp.ClientTimeout(total=timeouts.total, sock_connect=timeouts.connect)
+        deadline = time.monotonic() + timeouts.total
+        for attempt in (1, 2):
+            try:
+                async with self.session.request(method, url, json=body, headers=headers, timeout=timeout) as resp:
+                    raw = await resp.read()
+                    data = _loads(raw) if raw else None
+                    return Reply(resp.status, data, 0.0)
+            except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
+                # A pooled connection to a peer that restarted dies on first use; one fresh
+                # try tells that apart from a peer that really hangs up on us.
+                if attempt == 1 and time.monotonic() < deadline and not isinstance(exc, aiohttp.ClientConnectorError):
+                    timeout = aiohttp.ClientTimeout(
+                        total=max(0.01, deadline - time.monotonic()), sock_connect=timeouts.connect
+                    )
+                    continue
+                failure = "refused" if isinstance(exc, aiohttp.ClientConnectorError) else "disconnected"
+                return Reply(None, None, 0.0, failure)
+            except aiohttp.ConnectionTimeoutError:
+                return Reply(None, None, 0.0, "connect timeout")
+            except TimeoutError:
+                return Reply(None, None, 0.0, "timeout")
+            except aiohttp.ClientError:
+                return Reply(None, None, 0.0, "refused")
+        return Reply(None, None, 0.0, "disconnected")  # pragma: no cover - loop always returns
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
+def _loads(raw: bytes) -> Any:
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return None

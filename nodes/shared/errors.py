@@ -1,0 +1,104 @@
+"""The one boundary where anything a handler raises becomes a JSON ``{"message": ...}``."""
+from __future__ import annotations
+
+import json
+import logging
+import re
+from typing import Any
+
+from aiohttp import web
+
+log = logging.getLogger(__name__)
+
+#: Largest request body any node accepts; bigger ones are answered 413.
+MAX_BODY_BYTES = 64 * 1024
+
+_ID_PATTERN = re.compile(r"-?[0-9]{1,18}")
+
+
+class ApiError(Exception):
+    """An error a client provoked: answered with ``status`` and ``{"message": message}``."""
+
+    def __init__(self, status: int, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.extra = extra
+
+
+def error_response(status: int, message: str, **extra: Any) -> web.Response:
+    return web.json_response({"message": message, **extra}, status=status)
+
+
+@web.middleware
+async def json_errors(request: web.Request, handler):
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return error_response(exc.status, exc.message, **exc.extra)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        if exc.status == 413:
+            message = f"Request body too large (limit {MAX_BODY_BYTES} bytes)"
+        elif exc.status == 404:
+            message = f"No such endpoint: {request.method} {request.path}"
+        elif exc.status == 405:
+            allowed = exc.headers.get("Allow", "")
+            message = f"Method {request.method} not allowed on {request.path} (allowed: {allowed})"
+        else:
+            message = exc.reason or "Request failed"
+        headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
+        return web.json_response({"message": message}, status=exc.status, headers=headers)
+    except ConnectionResetError:
+        raise
+    except Exception:  # the boundary: log it, never show a traceback to the client
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return error_response(500, "Internal error; see the node's log")
+
+
+def book_id(request: web.Request) -> int:
+    """The ``{id}`` in the path, or 422 ``Book ID must be a number``."""
+    raw = request.match_info["id"]
+    if not _ID_PATTERN.fullmatch(raw):
+        raise ApiError(422, "Book ID must be a number")
+    return int(raw)
+
+
+async def json_object(request: web.Request) -> dict[str, Any]:
+    """The request body as a JSON object, or 400 saying what is wrong with it."""
+    body = await request.read()
+    if not body.strip():
+        raise ApiError(400, "Request body must be a JSON object; it was empty")
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ApiError(400, f"Request body is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ApiError(400, "Request body must be a JSON object")
+    return data
+
+
+def optional_int(data: dict[str, Any], key: str, *, minimum: int | None = None) -> int | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ApiError(400, f"'{key}' must be an integer")
+    if minimum is not None and value < minimum:
+        raise ApiError(400, f"'{key}' must not be below {minimum}")
+    return value
+
+
+def optional_number(data: dict[str, Any], key: str, *, minimum: float | None = None) -> float | int | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value or value in (
+        float("inf"),
+        float("-inf"),
+    ):
+        raise ApiError(400, f"'{key}' must be a finite number")
+    if minimum is not None and value < minimum:
+        raise ApiError(400, f"'{key}' must not be below {minimum}")
+    return value

@@ -1,0 +1,201 @@
+"""What every Bazar node has: a name, telemetry, one outgoing client, the outage toggles
+(slow, cut off), the cluster secret, and the admin routes that read and flip them."""
+from __future__ import annotations
+
+import asyncio
+import hmac
+import os
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from .client import SECRET_HEADER, PeerClient, Timeouts
+from .errors import ApiError, json_errors, json_object, optional_int
+from .telemetry import TRACE_HEADER, Telemetry, current_trace, new_trace_id
+
+ADMIN_PREFIX = "/admin/"
+
+
+@dataclass
+class Faults:
+    """The reversible outage toggles that live inside the node (crash and hang are signals)."""
+
+    slow_ms: int = 0
+    cut_off: bool = False
+
+
+@dataclass
+class Node:
+    role: str  # "catalog", "order" or "frontend"
+    index: int
+    timeouts: Timeouts
+    secret: str | None = None
+    #: Path prefixes only the cluster (holders of the secret) may call (W6).
+    internal_prefixes: tuple[str, ...] = ()
+    faults: Faults = field(default_factory=Faults)
+    started: float = field(default_factory=time.time)
+    telemetry: Telemetry = field(init=False)
+    client: PeerClient = field(init=False)
+    #: Role-specific part of ``GET /admin/state``.
+    describe: Callable[[], dict[str, Any]] = field(default=lambda: {})
+    #: Role-specific answer to ``GET /health``: (status, body). Default: 200 up.
+    health: Callable[[], Awaitable[tuple[int, dict[str, Any]]]] | None = None
+
+    def __post_init__(self) -> None:
+        self.telemetry = Telemetry(self.name)
+        self.client = PeerClient(
+            self.telemetry, timeouts=self.timeouts, secret=self.secret, cut_off=lambda: self.faults.cut_off
+        )
+
+    @property
+    def name(self) -> str:
+        return "frontend" if self.role == "frontend" else f"{self.role}{self.index}"
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "role": self.role,
+            "id": self.index,
+            "name": self.name,
+            "pid": os.getpid(),
+            "uptime_s": round(time.time() - self.started, 3),
+            "slow_ms": self.faults.slow_ms,
+            "cut_off": self.faults.cut_off,
+            **self.describe(),
+        }
+
+
+def build_app(node: Node, routes: list[web.RouteDef], *, cleanup_ctx: list[Callable] = ()) -> web.Application:
+    """The aiohttp application every service shares the shape of (aiohttp-demos style)."""
+    from .errors import MAX_BODY_BYTES
+
+    app = web.Application(
+        client_max_size=MAX_BODY_BYTES,
+        middlewares=[_cut_off(node), _observe(node), _slow(node), json_errors, _secret(node)],
+    )
+    app["node"] = node
+    app.add_routes(routes)
+    app.add_routes(_admin_routes(node))
+
+    async def client_ctx(_app: web.Application):
+        await node.client.start()
+        yield
+        await node.client.close()
+
+    app.cleanup_ctx.append(client_ctx)
+    app.cleanup_ctx.extend(cleanup_ctx)
+    return app
+
+
+def _cut_off(node: Node):
+    @web.middleware
+    async def middleware(request: web.Request, handler):
+        if node.faults.cut_off and not request.path.startswith(ADMIN_PREFIX):
+            # Like a firewall rule: the connection is dropped, nothing is answered.
+            if request.transport is not None:
+                request.transport.abort()
+            raise asyncio.CancelledError()
+        return await handler(request)
+
+    return middleware
+
+
+def _observe(node: Node):
+    @web.middleware
+    async def middleware(request: web.Request, handler):
+        if request.path.startswith(ADMIN_PREFIX):
+            return await handler(request)
+        trace = request.headers.get(TRACE_HEADER) or new_trace_id()
+        token = current_trace.set(trace[:64])
+        t0 = time.perf_counter()
+        status = 500
+        try:
+            response = await handler(request)
+            status = response.status
+            response.headers[TRACE_HEADER] = trace[:64]
+            return response
+        except web.HTTPException as exc:
+            status = exc.status
+            raise
+        finally:
+            route = request.match_info.route.resource
+            node.telemetry.emit(
+                "request",
+                method=request.method,
+                path=request.path,
+                route=route.canonical if route is not None else request.path,
+                status=status,
+                ms=round((time.perf_counter() - t0) * 1000, 3),
+            )
+            current_trace.reset(token)
+
+    return middleware
+
+
+def _slow(node: Node):
+    @web.middleware
+    async def middleware(request: web.Request, handler):
+        response = await handler(request)
+        if node.faults.slow_ms and not request.path.startswith(ADMIN_PREFIX):
+            await asyncio.sleep(node.faults.slow_ms / 1000)
+        return response
+
+    return middleware
+
+
+def _secret(node: Node):
+    @web.middleware
+    async def middleware(request: web.Request, handler):
+        if node.secret and request.path.startswith(node.internal_prefixes + (ADMIN_PREFIX,)):
+            given = request.headers.get(SECRET_HEADER, "")
+            if not hmac.compare_digest(given.encode(), node.secret.encode()):
+                raise ApiError(401, "This endpoint is internal to the cluster: a valid X-Bazar-Secret is required")
+        return await handler(request)
+
+    return middleware
+
+
+def _admin_routes(node: Node) -> list[web.RouteDef]:
+    async def health(_request: web.Request) -> web.Response:
+        if node.health is None:
+            return web.json_response({"status": "up", "name": node.name})
+        status, body = await node.health()
+        return web.json_response({"name": node.name, **body}, status=status)
+
+    async def state(_request: web.Request) -> web.Response:
+        return web.json_response(node.state())
+
+    async def set_slow(request: web.Request) -> web.Response:
+        data = await json_object(request)
+        delay = optional_int(data, "ms", minimum=0)
+        if delay is None or delay > 60_000:
+            raise ApiError(400, "'ms' must be an integer from 0 to 60000")
+        node.faults.slow_ms = delay
+        node.telemetry.emit("fault", fault="slow", ms=delay)
+        return web.json_response(node.state())
+
+    async def set_cut_off(request: web.Request) -> web.Response:
+        data = await json_object(request)
+        if not isinstance(data.get("on"), bool):
+            raise ApiError(400, "'on' must be true or false")
+        node.faults.cut_off = data["on"]
+        node.telemetry.emit("fault", fault="cut_off", on=data["on"])
+        return web.json_response(node.state())
+
+    async def events(request: web.Request) -> web.Response:
+        trace = request.query.get("trace")
+        found = node.telemetry.for_trace(trace) if trace else list(node.telemetry.recent)
+        return web.json_response(found)
+
+    return [
+        web.get("/health", health),
+        web.get("/admin/state", state),
+        web.post("/admin/slow", set_slow),
+        web.post("/admin/cutoff", set_cut_off),
+        web.get("/admin/events", events),
+    ]
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

@@ -1,0 +1,71 @@
+"""What a node did, as events: kept in a bounded ring and handed to live subscribers.
+
+Every event is a flat JSON-able dict with ``kind``, ``node``, ``n`` (this node's event
+counter) and ``t`` (wall-clock seconds). A trace id rides every request in the
+``X-Bazar-Trace`` header; the node that receives it keeps it in a context variable so
+that every hop it sends on carries the same id (see ``client.py``).
+"""
+from __future__ import annotations
+
+import collections
+import contextvars
+import itertools
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+TRACE_HEADER = "X-Bazar-Trace"
+
+current_trace: contextvars.ContextVar[str | None] = contextvars.ContextVar("bazar_trace", default=None)
+
+
+def new_trace_id() -> str:
+    return uuid.uuid4().hex[:16]
+
+
+class Subscriber:
+    """A live listener's queue: bounded, so a slow reader loses its oldest events."""
+
+    def __init__(self, limit: int, wake: Callable[[], None]) -> None:
+        self.events: collections.deque[dict[str, Any]] = collections.deque(maxlen=limit)
+        self.dropped = 0
+        self._wake = wake
+
+    def push(self, event: dict[str, Any]) -> None:
+        if len(self.events) == self.events.maxlen:
+            self.dropped += 1
+        self.events.append(event)
+        self._wake()
+
+
+class Telemetry:
+    def __init__(self, node: str, *, keep: int = 4000, enabled: bool = True) -> None:
+        self.node = node
+        self.enabled = enabled
+        self.recent: collections.deque[dict[str, Any]] = collections.deque(maxlen=keep)
+        self.subscribers: list[Subscriber] = []
+        self._counter = itertools.count(1)
+
+    def emit(self, kind: str, **fields: Any) -> None:
+        if not self.enabled:
+            return
+        event = {"kind": kind, "node": self.node, "n": next(self._counter), "t": time.time(), **fields}
+        trace = current_trace.get()
+        if trace is not None and "trace" not in event:
+            event["trace"] = trace
+        self.recent.append(event)
+        for subscriber in self.subscribers:
+            subscriber.push(event)
+
+    def for_trace(self, trace: str) -> list[dict[str, Any]]:
+        return [event for event in self.recent if event.get("trace") == trace]
+
+    def subscribe(self, limit: int, wake: Callable[[], None]) -> Subscriber:
+        subscriber = Subscriber(limit, wake)
+        self.subscribers.append(subscriber)
+        return subscriber
+
+    def unsubscribe(self, subscriber: Subscriber) -> None:
+        if subscriber in self.subscribers:
+            self.subscribers.remove(subscriber)

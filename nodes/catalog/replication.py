@@ -46,9 +46,9 @@ from ..shared.node import Node
 from .store import CatalogStore
 
 RESERVATION_TTL_S = 3.0
-HEARTBEAT_S = 0.25
-LEASE_S = 1.5
-PING_TIMEOUTS = Timeouts(connect=0.1, total=0.5)
+HEARTBEAT_S = 0.2
+LEASE_S = 1.0
+PING_TIMEOUTS = Timeouts(connect=0.1, total=0.4)
 INVALIDATE_TIMEOUTS = Timeouts(connect=0.1, total=0.5)
 MODES = ("bazar", "documented")
 
@@ -66,6 +66,8 @@ class Peer:
     address: str
     up: bool = True
     last_heard: float = 0.0  # monotonic time of the last answer from this peer
+    #: How it last failed: "refused" means no process is listening, so no memory survives.
+    last_failure: str | None = None
 
     @property
     def name(self) -> str:
@@ -233,7 +235,9 @@ class Replica:
 
     async def _wait_out_leases(self, missed: list[Peer]) -> None:
         """Before answering a write that ``missed`` could not see, wait until each of them has
-        surely dropped its valid set (its lease ran out), so no read there returns the old copy."""
+        surely dropped its valid set (its lease ran out), so no read there returns the old copy.
+        A peer that refused the connection has no process, hence no valid set: no wait for it."""
+        missed = [peer for peer in missed if peer.last_failure != "refused"]
         if self.mode == "documented" or not missed:
             return
         until = max(peer.last_heard for peer in missed) + LEASE_S + HEARTBEAT_S
@@ -273,7 +277,7 @@ class Replica:
                 body={"req": asked, "from": self.index, "seq_n": highest},
             )
             if not reply.answered:
-                self._note_unreachable(peer)
+                self._note_unreachable(peer, reply.failure)
                 continue  # an unreachable peer is skipped
             if reply.status == 200:
                 copy = Book.from_record(reply.data["book"])
@@ -302,13 +306,15 @@ class Replica:
             return min(up, key=lambda p: rank.get(p.index, len(rank) + p.index))
         return self.rng.choice(up)
 
-    def _note_unreachable(self, peer: Peer) -> None:
+    def _note_unreachable(self, peer: Peer, failure: str | None = None) -> None:
+        peer.last_failure = failure or peer.last_failure
         if peer.up:
             peer.up = False
             self.node.telemetry.emit("peer", peer=peer.index, up=False)
 
     def _note_reachable(self, peer: Peer) -> None:
         peer.last_heard = time.monotonic()
+        peer.last_failure = None
         if not peer.up:
             peer.up = True
             self.node.telemetry.emit("peer", peer=peer.index, up=True)
@@ -364,11 +370,11 @@ class Replica:
             for p in outcome.granted
         ]
         replies, _ = await asyncio.gather(asyncio.gather(*fan_out), self._on_disk(self.store.write, new, buy_ids))
-        for peer, reply in zip(outcome.granted, replies, strict=False):
+        for peer, reply in zip(outcome.granted, replies, strict=True):
             if reply.answered:
                 self._note_reachable(peer)
             else:
-                self._note_unreachable(peer)  # it dropped its valid mark when it reserved
+                self._note_unreachable(peer, reply.failure)  # it dropped its valid mark when it reserved
         self.books[book_id] = new
         for buy in buy_ids:
             self.buys[buy] = (book_id, new.seq)
@@ -381,16 +387,19 @@ class Replica:
         own = self.books[book_id]
         body = {"seq_n": own.seq, "from": self.index, "token": token, "buy_id": buy_id}
         label = f"/rep/check/{book_id} seq_n: {own.seq}"
+        outcome = _CheckOutcome()
+        # W4: a peer the heartbeat knows is out is skipped at once, not waited for.
+        asked = [p for p in self.peers if p.up or self.mode == "documented"]
+        outcome.unreachable = [p for p in self.peers if p not in asked]
         replies = await asyncio.gather(
             *(
                 self.node.client.call("POST", f"{p.address}/rep/check/{book_id}", to=p.name, label=label, body=body)
-                for p in self.peers
+                for p in asked
             )
         )
-        outcome = _CheckOutcome()
-        for peer, reply in zip(self.peers, replies, strict=False):
+        for peer, reply in zip(asked, replies, strict=True):
             if not reply.answered:
-                self._note_unreachable(peer)
+                self._note_unreachable(peer, reply.failure)
                 outcome.unreachable.append(peer)
                 continue
             self._note_reachable(peer)
@@ -507,14 +516,14 @@ class Replica:
                 )
             )
             answered = 0
-            for peer, reply in zip(self.peers, replies, strict=False):
+            for peer, reply in zip(self.peers, replies, strict=True):
                 if reply.status == 200 and isinstance(reply.data, dict):
                     answered += 1
                     self._note_reachable(peer)
                     if self.mode == "bazar":
                         await self._catch_up(reply.data)
                 else:
-                    self._note_unreachable(peer)
+                    self._note_unreachable(peer, reply.failure)
             if answered + 1 > self.cluster_size / 2:
                 self.last_majority_contact = started
             else:

@@ -13,6 +13,7 @@ Outage toggles (the README says what each looks like to a student):
 """
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 import signal
@@ -102,6 +103,7 @@ class Supervisor:
         self._spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spawner")
         self._lock = threading.RLock()
         self._session: aiohttp.ClientSession | None = None
+        self._session_loop: asyncio.AbstractEventLoop | None = None
         self.nodes: dict[str, ManagedNode] = {}
         if cluster.attached:
             self._plan_attached()
@@ -321,8 +323,10 @@ class Supervisor:
     # ---- admin over HTTP (slow, cut off, reset, state) ------------------------------------
     async def admin(self, name: str, method: str, path: str, body: Any = None, *, timeout: float = 3.0) -> Any:
         node = self.node(name)
-        if self._session is None or self._session.closed:
+        loop = asyncio.get_running_loop()
+        if self._session is None or self._session.closed or self._session_loop is not loop:
             self._session = aiohttp.ClientSession()
+            self._session_loop = loop
         try:
             async with self._session.request(
                 method, node.address + path, json=body, headers={SECRET_HEADER: self.secret},
@@ -348,6 +352,20 @@ class Supervisor:
 
     async def state(self, name: str) -> dict[str, Any]:
         return await self.admin(name, "GET", "/admin/state")
+
+    async def wait_settled(self, timeout: float = 10.0) -> None:
+        """Wait until the front-end sees every running catalog and order replica up, so that
+        the first requests are spread the way round-robin says."""
+        expected = {n.name for n in self.nodes.values() if n.role != "frontend" and n.state == "up" and not n.cut_off}
+        deadline = time.monotonic() + timeout
+        while True:
+            state = await self.state("frontend")
+            seen = {f"{ring}{r['id']}" for ring in ("catalog", "order") for r in state[f"{ring}s"]["replicas"] if r["up"]}
+            if expected <= seen:
+                return
+            if time.monotonic() > deadline:
+                raise ClusterError(f"the front-end still sees {sorted(expected - seen)} as down after {timeout:.0f} s")
+            await asyncio.sleep(0.05)
 
     async def reset(self) -> None:
         """Every replica's database back to the seven books; caches and histories emptied."""

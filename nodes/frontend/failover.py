@@ -111,7 +111,7 @@ class ReplicaRing:
                     for m in self.members
                 )
             )
-            for member, reply in zip(self.members, replies, strict=False):
+            for member, reply in zip(self.members, replies, strict=True):
                 self._mark(member, reply.status == 200)
             await asyncio.sleep(max(0.0, PROBE_INTERVAL_S - (time.monotonic() - started)))
 

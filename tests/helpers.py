@@ -1,0 +1,103 @@
+"""What the end-to-end tests share: a real cluster in a temporary folder, an HTTP helper,
+and waiting for a condition with a deadline (never a bare sleep)."""
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from nodes.control.clusterfile import Cluster, Timeouts
+from nodes.control.supervisor import Supervisor
+from nodes.shared.client import SECRET_HEADER
+
+
+def make_cluster(tmp: Path, catalogs: int = 2, orders: int = 2, **changes: Any) -> Cluster:
+    return replace(Cluster(), catalogs=catalogs, orders=orders, data_dir=tmp, **changes)
+
+
+def fast_timeouts() -> dict[str, Timeouts]:
+    """Shorter than api.md's, so tests that wait out a hung node stay quick."""
+    return {"frontend": Timeouts(200, 1000), "order": Timeouts(150, 800), "catalog": Timeouts(100, 500)}
+
+
+def start(cluster: Cluster) -> Supervisor:
+    supervisor = Supervisor(cluster)
+    try:
+        supervisor.start_all()
+        supervisor.wait_ready(timeout=60)
+    except BaseException:
+        supervisor.close()
+        raise
+    return supervisor
+
+
+class Http:
+    """A tiny client for tests: JSON in, (status, JSON) out, the cluster secret on request."""
+
+    def __init__(self, supervisor: Supervisor) -> None:
+        self.supervisor = supervisor
+        self.session = aiohttp.ClientSession()
+
+    async def close(self) -> None:
+        await self.session.close()
+
+    def url(self, node: str, path: str) -> str:
+        return self.supervisor.node(node).address + path
+
+    async def request(self, method: str, node: str, path: str, body: Any = None, *, secret: bool = False,
+                      headers: dict[str, str] | None = None, data: bytes | None = None,
+                      timeout: float = 15.0) -> tuple[int, Any, dict[str, str]]:
+        headers = dict(headers or {})
+        if secret:
+            headers[SECRET_HEADER] = self.supervisor.secret
+        async with self.session.request(method, self.url(node, path), json=body if data is None else None,
+                                        data=data, headers=headers,
+                                        timeout=aiohttp.ClientTimeout(total=timeout)) as resp:
+            raw = await resp.read()
+            parsed = json.loads(raw) if raw else None
+            return resp.status, parsed, dict(resp.headers)
+
+    async def get(self, path: str, node: str = "frontend", **kw: Any) -> tuple[int, Any]:
+        status, body, _ = await self.request("GET", node, path, **kw)
+        return status, body
+
+    async def put(self, path: str, body: Any = None, node: str = "frontend", **kw: Any) -> tuple[int, Any]:
+        status, body, _ = await self.request("PUT", node, path, body, **kw)
+        return status, body
+
+    async def state(self, node: str) -> dict[str, Any]:
+        return await self.supervisor.state(node)
+
+    async def book_state(self, node: str, book: int) -> dict[str, Any]:
+        state = await self.state(node)
+        return next(b for b in state["books"] if b["id"] == book)
+
+    async def set_stock(self, book: int, quantity: int, via: str = "catalog0") -> None:
+        status, body = await self.put(f"/update/{book}", {"quantity": quantity}, node=via, secret=True)
+        assert status == 200, body
+
+
+async def wait_until(check: Callable[[], Awaitable[bool]], *, timeout: float = 10.0, what: str = "condition",
+                     every: float = 0.05) -> None:
+    """Poll ``check`` until it is true; fail with ``what`` once ``timeout`` has passed."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if await check():
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        await asyncio.sleep(every)
+
+
+def wait_until_sync(check: Callable[[], bool], *, timeout: float = 10.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.05)

@@ -101,3 +101,33 @@ def wait_until_sync(check: Callable[[], bool], *, timeout: float = 10.0, what: s
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         time.sleep(0.05)
+
+
+async def hops_of(supervisor: Supervisor, trace: str, *, among: str | None = None) -> list[dict[str, Any]]:
+    """Every hop of one trace, from every running node, in the order they were sent.
+    ``among="catalog"`` keeps only hops from one catalog replica to another."""
+    hops = []
+    for node in supervisor.nodes.values():
+        if node.state != "up":
+            continue
+        events = await supervisor.admin(node.name, "GET", f"/admin/events?trace={trace}")
+        hops += [e for e in events if e["kind"] == "hop"]
+    hops.sort(key=lambda e: e["t0"])
+    if among is not None:
+        hops = [h for h in hops if h["node"].startswith(among) and h["to"].startswith(among)]
+    return hops
+
+
+def short(hops: list[dict[str, Any]]) -> list[tuple[str, str, str, str]]:
+    """(from, to, message, answer) per hop: what the figures draw."""
+    return [(h["node"], h["to"], h["label"], h["answer"]) for h in hops]
+
+
+async def seqs_and_valid(supervisor: Supervisor, book: int) -> list[tuple[int, bool]]:
+    """(seq, valid) of ``book`` on each catalog replica, in replica order."""
+    result = []
+    for node in supervisor.of_role("catalog"):
+        state = await supervisor.state(node.name)
+        entry = next(b for b in state["books"] if b["id"] == book)
+        result.append((entry["seq"], entry["valid"]))
+    return result

@@ -360,7 +360,8 @@ class Supervisor:
         deadline = time.monotonic() + timeout
         while True:
             state = await self.state("frontend")
-            seen = {f"{ring}{r['id']}" for ring in ("catalog", "order") for r in state[f"{ring}s"]["replicas"] if r["up"]}
+            seen = {f"{ring}{r['id']}" for ring in ("catalog", "order")
+                    for r in state[f"{ring}s"]["replicas"] if r["up"]}
             if expected <= seen:
                 return
             if time.monotonic() > deadline:

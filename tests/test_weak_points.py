@@ -1,0 +1,136 @@
+"""Weak points of the documented design that Bazar does not inherit (protocol.md W1, W3, W7)."""
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+
+from nodes.frontend.app import BUY_ID_HEADER
+from tests.helpers import Http, fast_timeouts, make_cluster, start, wait_until
+
+pytestmark = pytest.mark.timeout(180)
+
+
+async def catalog_books(http: Http, book: int) -> list[tuple[int, int]]:
+    """(quantity, seq) of ``book`` on every catalog replica."""
+    return [((b := await http.book_state(n.name, book))["quantity"], b["seq"])
+            for n in http.supervisor.of_role("catalog")]
+
+
+async def order_history(http: Http) -> list[dict]:
+    records = []
+    for node in http.supervisor.of_role("order"):
+        if node.state == "up":
+            records += (await http.get("/orders?limit=10000", node=node.name))[1]
+    return records
+
+
+@pytest.fixture
+async def threes(tmp_path, supervisors):
+    supervisor = start(make_cluster(tmp_path, catalogs=3, orders=3))
+    supervisors.append(supervisor)
+    http = Http(supervisor)
+    await supervisor.wait_settled()
+    yield http
+    await http.close()
+    await supervisor.aclose()
+
+
+async def test_w1_concurrent_buyers_never_sell_more_than_the_stock(threes):
+    http = threes
+    await http.set_stock(2, 50)
+    attempts = iter(range(200))
+    answers: list[tuple[int, dict]] = []
+
+    async def buyer() -> None:
+        for _ in attempts:
+            answers.append(await http.put("/buy/2"))
+
+    await asyncio.gather(*(buyer() for _ in range(8)))
+    assert len(answers) == 200
+    assert all(status == 200 for status, _ in answers), [a for a in answers if a[0] != 200][:3]
+    bought = sum(1 for _, body in answers if body["success"] is True)
+    out_of_stock = sum(1 for _, body in answers if body["success"] is False)
+    assert (bought, out_of_stock) == (50, 150)
+
+    async def replicas_agree() -> bool:
+        books = await catalog_books(http, 2)
+        return len(set(books)) == 1 and books[0][0] == 0
+
+    await wait_until(replicas_agree, timeout=5, what="every replica to hold stock 0 at the same seq")
+    assert len([r for r in await order_history(http) if r["book_id"] == 2]) == 50
+
+
+async def test_w3_restarted_replica_catches_up_without_any_read(threes):
+    http = threes
+    supervisor = http.supervisor
+    supervisor.crash("catalog2")
+    for i in range(20):
+        status, body = await http.put(f"/buy/{1 + i % 7}")
+        assert status == 200 and body["success"] is True, body
+    supervisor.start("catalog2")
+    supervisor.wait_ready(["catalog2"])
+
+    async def caught_up() -> bool:
+        states = [await http.state(f"catalog{i}") for i in range(3)]
+        rows = [[(b["id"], b["quantity"], b["seq"]) for b in s["books"]] for s in states]
+        return rows[0] == rows[1] == rows[2]
+
+    await wait_until(caught_up, timeout=5, what="catalog2 to hold the same stock and seq as its peers")
+    state = await http.state("catalog2")
+    assert state["catch_ups"] == 7
+    assert not any(b["valid"] for b in state["books"])  # no read touched it: all done in the background
+
+
+async def test_w7_buys_through_a_slowed_order_replica_are_carried_out_once(tmp_path, supervisors):
+    supervisor = start(make_cluster(tmp_path, catalogs=3, orders=3, timeouts=fast_timeouts()))
+    supervisors.append(supervisor)
+    http = Http(supervisor)
+    try:
+        await supervisor.wait_settled()
+        # Every third buy goes to order1 first (documented round-robin, no skipping), which
+        # carries it out and then answers after the front-end's buy timeout (2 x 1 s).
+        await supervisor.admin("frontend", "POST", "/admin/failover", {"mode": "documented", "order_turn": 0})
+        await supervisor.slow("order1", 2500)
+        before = sum(b["quantity"] for b in (await http.state("catalog0"))["books"])
+        answers = [await http.put(f"/buy/{1 + i % 7}") for i in range(20)]
+        acknowledged = [body for status, body in answers if status == 200 and body["success"] is True]
+        assert len(acknowledged) == 20, answers
+
+        async def replicas_agree() -> bool:
+            states = [await http.state(f"catalog{i}") for i in range(3)]
+            return len({tuple((b["quantity"], b["seq"]) for b in s["books"]) for s in states}) == 1
+
+        await wait_until(replicas_agree, timeout=5, what="replicas to agree")
+        after = sum(b["quantity"] for b in (await http.state("catalog0"))["books"])
+        assert before - after == len(acknowledged)  # copies taken == buys acknowledged
+        await supervisor.slow("order1", 0)
+        history = await order_history(http)
+        assert sorted(r["buy_id"] for r in history) == sorted(a["buy_id"] for a in acknowledged)
+    finally:
+        await http.close()
+        await supervisor.aclose()
+
+
+async def test_w7_a_buy_whose_outcome_is_unknown_says_so_and_a_retry_learns_it(tmp_path, supervisors):
+    supervisor = start(make_cluster(tmp_path, catalogs=2, orders=1, timeouts=fast_timeouts()))
+    supervisors.append(supervisor)
+    http = Http(supervisor)
+    try:
+        await supervisor.wait_settled()
+        await supervisor.slow("order0", 2500)
+        buy_id = uuid.uuid4().hex
+        status, body, _ = await http.request("PUT", "frontend", "/buy/3", headers={BUY_ID_HEADER: buy_id})
+        assert status == 202 and body["outcome"] == "unknown" and body["success"] is None
+        assert "may or may not" in body["message"]
+        await supervisor.slow("order0", 0)
+        await supervisor.wait_settled()
+        # Asking again with the same id learns the first outcome and takes no second copy.
+        status, body, _ = await http.request("PUT", "frontend", "/buy/3", headers={BUY_ID_HEADER: buy_id})
+        assert status == 200 and body["success"] is True and body["buy_id"] == buy_id
+        assert (await http.book_state("catalog0", 3))["quantity"] == 9
+        assert [r["buy_id"] for r in await order_history(http)] == [buy_id]
+    finally:
+        await http.close()
+        await supervisor.aclose()

@@ -277,8 +277,11 @@ class Replica:
                 body={"req": asked, "from": self.index, "seq_n": highest},
             )
             if not reply.answered:
+                # An unreachable peer is skipped, and travels on in ``req`` so that no one
+                # further down the chain waits for it again (W4).
                 self._note_unreachable(peer, reply.failure)
-                continue  # an unreachable peer is skipped
+                asked = asked + [peer.index]
+                continue
             if reply.status == 200:
                 copy = Book.from_record(reply.data["book"])
                 await self._adopt(copy)

@@ -213,8 +213,8 @@ class Supervisor:
                     with self._lock:
                         if node.state == "starting":
                             node.state = "up"
+                    self._changed(node)  # listeners first: whoever waits sees them done
                     node.ready.set()
-                    self._changed(node)
             code = proc.wait()
             log.write(f"---- {time.strftime('%H:%M:%S')} {node.name} ended with code {code}\n".encode())
         with self._lock:
@@ -223,8 +223,8 @@ class Supervisor:
             if node.state != "down":
                 node.state = "exited"
                 node.exit_code = code
-        node.ready.set()  # wake anyone waiting: it will not become ready now
         self._changed(node)
+        node.ready.set()  # wake anyone waiting: it will not become ready now
 
     def wait_ready(self, names: Iterable[str] | None = None, timeout: float = 30.0) -> None:
         """Block until the named nodes (all by default) print their ready line."""

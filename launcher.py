@@ -9,6 +9,8 @@ Every mode takes --cluster FILE, --catalogs N, --orders N and --data-dir DIR.
 from __future__ import annotations
 
 import argparse
+import asyncio
+import os
 import signal
 import sys
 import threading
@@ -42,12 +44,13 @@ def load_cluster(args: argparse.Namespace) -> Cluster:
     return cluster.with_overrides(catalogs=args.catalogs, orders=args.orders, data_dir=args.data_dir)
 
 
-def node_table(supervisor: Supervisor) -> str:
-    rows = [("role", "number", "address", "pid")]
+def node_table(supervisor: Supervisor, *, with_status: bool = False) -> str:
+    rows = [("role", "number", "address", "pid") + (("status",) if with_status else ())]
     for node in supervisor.nodes.values():
         number = "-" if node.role == "frontend" else str(node.index)
-        rows.append((ROLE_LABEL[node.role], number, node.address, str(node.pid or "-")))
-    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+        row = (ROLE_LABEL[node.role], number, node.address, str(node.pid or "-"))
+        rows.append(row + ((node.status,) if with_status else ()))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)).rstrip() for row in rows)
 
 
@@ -74,24 +77,99 @@ def start_with_progress(supervisor: Supervisor, out=sys.stdout) -> None:
         supervisor.listeners.remove(report)
 
 
+HELP = """commands (NODE is frontend, catalog0, order1, ...):
+  status                 every node's role, address, pid and status
+  crash NODE             SIGKILL it; its database stays, its memory is gone
+  hang NODE / resume NODE   SIGSTOP / SIGCONT: connections accepted, never answered
+  slow NODE MS           add MS milliseconds to every answer it gives (0 = normal)
+  cut NODE / heal NODE   drop all its traffic but admin and telemetry / restore it
+  restart NODE           stop it cleanly and start it again (start NODE after a crash)
+  reset                  every replica's database back to the seven books
+  log NODE               the last lines of its log
+  quit                   stop every node and leave"""
+
+
+async def control(supervisor: Supervisor, line: str) -> str:
+    """Carry out one headless command; the answer to print."""
+    words = line.split()
+    if not words:
+        return ""
+    verb, rest = words[0].lower(), words[1:]
+    if verb in ("help", "?"):
+        return HELP
+    if verb == "status":
+        return node_table(supervisor, with_status=True)
+    if verb == "reset":
+        await supervisor.reset()
+        return "every replica is back to the seven books"
+    actions = {
+        "crash": supervisor.crash, "hang": supervisor.hang, "resume": supervisor.resume,
+        "start": supervisor.start, "stop": supervisor.stop, "restart": supervisor.restart,
+    }
+    if verb not in {*actions, "slow", "cut", "heal", "log"}:
+        return f"unknown command '{verb}'; type help"
+    if not rest:
+        return f"'{verb}' needs a node name; type help"
+    name = rest[0]
+    if verb in actions:
+        actions[verb](name)
+        if verb in ("start", "restart"):
+            await asyncio.to_thread(supervisor.wait_ready, [name])
+        return f"{name}: {supervisor.node(name).status}"
+    if verb == "slow":
+        if len(rest) != 2 or not rest[1].isdigit():
+            return "usage: slow NODE MS"
+        await supervisor.slow(name, int(rest[1]))
+        return f"{name}: {supervisor.node(name).status}"
+    if verb in ("cut", "heal"):
+        await supervisor.cut_off(name, verb == "cut")
+        return f"{name}: {supervisor.node(name).status}"
+    return supervisor.log_tail(name, 30)  # verb == "log"
+
+
+async def headless(supervisor: Supervisor) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    if not supervisor.cluster.attached:
+        await asyncio.to_thread(start_with_progress, supervisor)
+    await supervisor.wait_settled()
+    print(node_table(supervisor), flush=True)
+    print(f"\nfront-end: {supervisor.frontend.address}   (try: curl {supervisor.frontend.address}/search/t)",
+          flush=True)
+    print("Type help for commands (crash, hang, slow, cut, ...). Ctrl-C stops every node.", flush=True)
+
+    async def commands() -> None:
+        while True:
+            line = await loop.run_in_executor(None, sys.stdin.readline)
+            if not line:
+                return  # no terminal (or it closed): keep running until a signal
+            if line.strip().lower() in ("quit", "exit"):
+                stop.set()
+                return
+            try:
+                answer = await control(supervisor, line)
+            except ClusterError as exc:
+                answer = f"cannot: {exc}"
+            if answer:
+                print(answer, flush=True)
+
+    reader = asyncio.create_task(commands())
+    await stop.wait()
+    reader.cancel()
+    await supervisor.aclose()
+
+
 def run_headless(args: argparse.Namespace) -> int:
     supervisor = Supervisor(load_cluster(args))
-    stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
     try:
-        if not supervisor.cluster.attached:
-            start_with_progress(supervisor)
-        print(node_table(supervisor), flush=True)
-        print(f"\nfront-end: {supervisor.frontend.address}   (try: curl {supervisor.frontend.address}/search/t)",
-              flush=True)
-        print("Press Ctrl-C to stop every node.", flush=True)
-        stop.wait()
+        asyncio.run(headless(supervisor))
         print("\nStopping ...", flush=True)
     finally:
         supervisor.close()
     print("All nodes stopped.", flush=True)
-    return 0
+    os._exit(0)  # the stdin reader thread may still be blocked in readline
 
 
 def main(argv: list[str] | None = None) -> int:

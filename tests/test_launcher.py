@@ -51,7 +51,8 @@ def test_default_cluster_file_is_three_and_three():
         ("[cluster]\ncolour = 1", "unknown key(s) cluster.colour"),
         ("[cache]\nlookup = 3", "unknown section(s) ['cache']"),
         ("[caches]\nlookup = -1", "caches.lookup must be a whole number from 0"),
-        ("[cluster]\norders = 2\norder_catalogs = [0, 5]", "cluster.order_catalogs must be a list of whole numbers from 0 to 2"),
+        ("[cluster]\norders = 2\norder_catalogs = [0, 5]",
+         "cluster.order_catalogs must be a list of whole numbers from 0 to 2"),
         ("[cluster]\norders = 2\norder_catalogs = [0]", "cluster.order_catalogs must name one catalog replica"),
         ("[timeouts]\ncatalog = { connect_ms = 0 }", "timeouts.catalog.connect_ms must be"),
         ("[attach]\nfrontend = 'nope'", "attach.frontend must be the front-end's address"),
@@ -115,7 +116,7 @@ def test_headless_prints_progress_and_a_node_table_then_stops_on_sigterm(tmp_pat
 
 
 def test_no_node_outlives_a_sigkilled_launcher_even_a_hung_one(tmp_path):
-    proc, pids, _ = launch_headless(tmp_path)
+    proc, pids, output = launch_headless(tmp_path)
     try:
         assert len(pids) == 4, output
         os.kill(pids["catalog1"], signal.SIGSTOP)  # a hung node cannot clean up after itself
@@ -124,6 +125,8 @@ def test_no_node_outlives_a_sigkilled_launcher_even_a_hung_one(tmp_path):
         wait_until_sync(lambda: not any(alive(pid) for pid in pids.values()), timeout=5,
                         what="every node to end after the launcher was SIGKILLed")
     finally:
+        proc.kill()
+        proc.wait()
         for pid in pids.values():
             if alive(pid):
                 os.kill(pid, signal.SIGKILL)

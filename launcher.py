@@ -3,6 +3,7 @@
 
     python launcher.py                      the window, over a freshly started cluster
     python launcher.py --headless           the cluster alone, until Ctrl-C
+    python launcher.py trace lookup 2       one request's path through a fresh cluster
 
 Every mode takes --cluster FILE, --catalogs N, --orders N and --data-dir DIR.
 """
@@ -16,6 +17,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -172,9 +174,59 @@ def run_headless(args: argparse.Namespace) -> int:
     os._exit(0)  # the stdin reader thread may still be blocked in readline
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+TRACE_REQUESTS = {"lookup": ("GET", "/lookup/{}"), "search": ("GET", "/search/{}"), "buy": ("PUT", "/buy/{}")}
+
+
+def run_trace(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="launcher.py trace", description="Send one request through a fresh cluster (or an attached one) "
+        "and print its path as numbered hops: from, to, message, answer, milliseconds.")
+    parser.add_argument("operation", choices=sorted(TRACE_REQUESTS))
+    parser.add_argument("argument", help="the book id (lookup, buy) or the topic (search)")
+    cluster_options(parser)
+    args = parser.parse_args(argv)
+    supervisor = Supervisor(load_cluster(args))
     try:
+        return asyncio.run(_trace(supervisor, args.operation, args.argument))
+    finally:
+        supervisor.close()
+
+
+async def _trace(supervisor: Supervisor, operation: str, argument: str) -> int:
+    import aiohttp
+
+    from nodes.control.model import fetch_trace
+    from nodes.shared.telemetry import TRACE_HEADER, new_trace_id
+
+    if not supervisor.cluster.attached:
+        await asyncio.to_thread(start_with_progress, supervisor, sys.stderr)
+    try:
+        await supervisor.wait_settled()
+        method, path = TRACE_REQUESTS[operation]
+        path = path.format(quote(argument, safe=""))
+        trace_id = new_trace_id()
+        async with aiohttp.ClientSession() as session:
+            async with session.request(method, supervisor.frontend.address + path,
+                                       headers={TRACE_HEADER: trace_id}) as resp:
+                body = await resp.text()
+        print(f"{method} {path}  ->  {resp.status}  {body[:160]}")
+        print(f"trace {trace_id}")
+        for line in (await fetch_trace(supervisor, trace_id)).lines():
+            print("  " + line)
+        return 0
+    finally:
+        await supervisor.aclose()
+
+
+COMMANDS = {"trace": run_trace}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        if argv and argv[0] in COMMANDS:
+            return COMMANDS[argv[0]](argv[1:])
+        args = build_parser().parse_args(argv)
         if args.headless:
             return run_headless(args)
         from gui.app import run_window

@@ -25,6 +25,7 @@ class NodeConfig:
     connect_timeout_ms: int = 0
     total_timeout_ms: int = 0
     parent_pid: int | None = None
+    telemetry: bool = True
 
     @property
     def timeouts(self) -> Timeouts:
@@ -81,6 +82,7 @@ def parser() -> argparse.ArgumentParser:
         sub.add_argument("--connect-timeout-ms", type=_positive, default=None)
         sub.add_argument("--total-timeout-ms", type=_positive, default=None)
         sub.add_argument("--parent-pid", type=int, default=None, help="exit when this process (the launcher) dies")
+        sub.add_argument("--no-telemetry", action="store_true", help="record no events (for overhead benchmarks)")
 
     catalog = roles.add_parser("catalog", help="a catalog replica")
     common(catalog)
@@ -122,6 +124,7 @@ def parse(argv: list[str], environ: Mapping[str, str] = os.environ) -> NodeConfi
         connect_timeout_ms=args.connect_timeout_ms if args.connect_timeout_ms is not None else connect_ms,
         total_timeout_ms=args.total_timeout_ms if args.total_timeout_ms is not None else total_ms,
         parent_pid=args.parent_pid,
+        telemetry=not args.no_telemetry and environ.get("BAZAR_TELEMETRY", "on") != "off",
     )
     if args.role == "catalog":
         replicas = split_addresses(args.replicas or environ.get("CATALOG_ADDRESSES"))

@@ -23,6 +23,7 @@ def init_app(config: CatalogConfig) -> web.Application:
         config.timeouts,
         secret=config.secret,
         internal_prefixes=("/update/", "/rep/"),
+        telemetry_on=config.telemetry,
     )
     replicas = config.replicas or [f"http://{config.host}:{config.port}"]
     holder: dict[str, Replica] = {}

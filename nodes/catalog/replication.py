@@ -151,7 +151,7 @@ class Replica:
         finally:
             for lock in self.locks.values():
                 lock.release()
-        self.node.telemetry.emit("reset")
+        self.node.emit_snapshot()
 
     def _on_disk(self, fn: Callable, *args: Any) -> Awaitable:
         return asyncio.get_running_loop().run_in_executor(self._disk, fn, *args)
@@ -212,7 +212,8 @@ class Replica:
         self.books[copy.id] = copy
         for buy_id in buy_ids:
             self.buys[buy_id] = (copy.id, copy.seq)
-        self.node.telemetry.emit("seq", book=copy.id, seq=copy.seq, quantity=copy.quantity)
+        self.node.telemetry.emit("seq", book=copy.id, seq=copy.seq, quantity=copy.quantity,
+                                 price=copy.as_record()["price"])
         return True
 
     # ---- leases (W2) ----------------------------------------------------------------------
@@ -382,7 +383,8 @@ class Replica:
         for buy in buy_ids:
             self.buys[buy] = (book_id, new.seq)
         self._mark_valid(book_id)
-        self.node.telemetry.emit("seq", book=book_id, seq=new.seq, quantity=new.quantity)
+        self.node.telemetry.emit("seq", book=book_id, seq=new.seq, quantity=new.quantity,
+                                 price=new.as_record()["price"])
         await self._invalidate_frontend(new)
         return WriteResult(200, new)
 

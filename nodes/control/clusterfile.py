@@ -40,6 +40,7 @@ class Cluster:
     )
     data_dir: Path = Path("data")
     catalog_mode: str = "bazar"
+    telemetry: bool = True
     #: Attach mode: addresses of nodes already running elsewhere (no processes started).
     attach_frontend: str | None = None
     attach_catalogs: tuple[str, ...] = ()
@@ -89,7 +90,7 @@ def parse(raw: dict[str, Any]) -> Cluster:
     if unknown:
         raise ClusterFileError(f"unknown section(s) {sorted(unknown)}; allowed: {sorted(_SECTIONS)}")
     cluster = _section(raw, "cluster", {"catalogs", "orders", "order_catalogs", "host", "data_dir", "catalog_mode",
-                                        "secret"})
+                                        "secret", "telemetry"})
     ports = _section(raw, "ports", {"frontend", "catalogs", "orders"})
     caches = _section(raw, "caches", {"lookup", "search"})
     timeouts = _section(raw, "timeouts", set(DEFAULT_TIMEOUTS_MS))
@@ -107,6 +108,9 @@ def parse(raw: dict[str, Any]) -> Cluster:
     mode = cluster.get("catalog_mode", "bazar")
     if mode not in ("bazar", "documented"):
         raise ClusterFileError("cluster.catalog_mode must be \"bazar\" or \"documented\"")
+    telemetry = cluster.get("telemetry", True)
+    if not isinstance(telemetry, bool):
+        raise ClusterFileError("cluster.telemetry must be true or false")
     secret = cluster.get("secret")
     if secret is not None and (not isinstance(secret, str) or len(secret) < 8):
         raise ClusterFileError("cluster.secret must be a string of at least 8 characters (or left out)")
@@ -141,6 +145,7 @@ def parse(raw: dict[str, Any]) -> Cluster:
         timeouts=parsed_timeouts,
         data_dir=Path(data_dir),  # a relative folder is taken from the current directory
         catalog_mode=mode,
+        telemetry=telemetry,
         secret=secret,
     )
     if attach:

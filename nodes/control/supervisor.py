@@ -127,7 +127,7 @@ class Supervisor:
             t = c.timeouts[role]
             return [self.python, "-m", "nodes", role, "--id", str(index), "--host", host, "--port", str(port),
                     "--connect-timeout-ms", str(t.connect_ms), "--total-timeout-ms", str(t.total_ms),
-                    "--parent-pid", str(os.getpid())]
+                    "--parent-pid", str(os.getpid())] + ([] if c.telemetry else ["--no-telemetry"])
 
         self._add(ManagedNode("frontend", 0, frontend, frontend_port, common("frontend", 0, frontend_port) + [
             "--catalogs", "|".join(catalogs), "--orders", "|".join(orders),

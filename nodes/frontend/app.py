@@ -19,7 +19,8 @@ NOT_FOUND = "Book with the specified ID does not exist"
 
 
 def init_app(config: FrontendConfig) -> web.Application:
-    node = Node("frontend", 0, config.timeouts, secret=config.secret, internal_prefixes=("/invalidate/",))
+    node = Node("frontend", 0, config.timeouts, secret=config.secret, internal_prefixes=("/invalidate/",),
+                telemetry_on=config.telemetry)
     lookups = LruCache("lookup", config.lookup_cache, node.telemetry)
     searches = LruCache("search", config.search_cache, node.telemetry)
     catalogs = ReplicaRing("catalog", config.catalogs, node.client, node.telemetry)
@@ -141,6 +142,7 @@ def init_app(config: FrontendConfig) -> web.Application:
         searches.clear()
         for key in counts:
             counts[key] = 0
+        node.emit_snapshot()
         return web.json_response(node.state())
 
     routes = [

@@ -25,7 +25,7 @@ HEALTH_TIMEOUTS = Timeouts(connect=0.1, total=0.25)
 
 
 def init_app(config: OrderConfig) -> web.Application:
-    node = Node("order", config.index, config.timeouts, secret=config.secret)
+    node = Node("order", config.index, config.timeouts, secret=config.secret, telemetry_on=config.telemetry)
     catalog = config.catalog
     catalog_name = f"catalog{config.catalog_index}"
     disk = ThreadPoolExecutor(max_workers=1, thread_name_prefix="order-db")
@@ -129,6 +129,7 @@ def init_app(config: OrderConfig) -> web.Application:
         await on_disk(holder["store"].reset)
         for key in counts:
             counts[key] = 0
+        node.emit_snapshot()
         return web.json_response(node.state())
 
     routes = [

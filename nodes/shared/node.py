@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import json
 import os
 import time
 from collections.abc import Awaitable, Callable
@@ -17,6 +18,10 @@ from .errors import ApiError, json_errors, json_object, optional_int
 from .telemetry import TRACE_HEADER, Telemetry, current_trace, new_trace_id
 
 ADMIN_PREFIX = "/admin/"
+#: Background chatter (probes, heartbeats) left out of the request events.
+QUIET_PATHS = frozenset({"/health", "/rep/ping"})
+#: Events a live subscriber may fall behind by before it loses the oldest.
+SUBSCRIBER_LIMIT = 5000
 
 
 @dataclass
@@ -44,8 +49,10 @@ class Node:
     #: Role-specific answer to ``GET /health``: (status, body). Default: 200 up.
     health: Callable[[], Awaitable[tuple[int, dict[str, Any]]]] | None = None
 
+    telemetry_on: bool = True
+
     def __post_init__(self) -> None:
-        self.telemetry = Telemetry(self.name)
+        self.telemetry = Telemetry(self.name, enabled=self.telemetry_on)
         self.client = PeerClient(
             self.telemetry, timeouts=self.timeouts, secret=self.secret, cut_off=lambda: self.faults.cut_off
         )
@@ -53,6 +60,10 @@ class Node:
     @property
     def name(self) -> str:
         return "frontend" if self.role == "frontend" else f"{self.role}{self.index}"
+
+    def emit_snapshot(self) -> None:
+        """Tell live subscribers the whole state again (after a reset, say)."""
+        self.telemetry.emit("snapshot", state=self.state())
 
     def state(self) -> dict[str, Any]:
         return {
@@ -63,6 +74,10 @@ class Node:
             "uptime_s": round(time.time() - self.started, 3),
             "slow_ms": self.faults.slow_ms,
             "cut_off": self.faults.cut_off,
+            "telemetry": {
+                "on": self.telemetry.enabled,
+                "subscribers": [{"queued": len(s.events), "dropped": s.dropped} for s in self.telemetry.subscribers],
+            },
             **self.describe(),
         }
 
@@ -105,11 +120,12 @@ def _cut_off(node: Node):
 def _observe(node: Node):
     @web.middleware
     async def middleware(request: web.Request, handler):
-        if request.path.startswith(ADMIN_PREFIX):
+        if request.path.startswith(ADMIN_PREFIX) or request.path in QUIET_PATHS:
             return await handler(request)
         trace = request.headers.get(TRACE_HEADER) or new_trace_id()
         token = current_trace.set(trace[:64])
         t0 = time.perf_counter()
+        node.telemetry.emit("request_in", method=request.method, path=request.path)
         status = 500
         try:
             response = await handler(request)
@@ -189,7 +205,42 @@ def _admin_routes(node: Node) -> list[web.RouteDef]:
         found = node.telemetry.for_trace(trace) if trace else list(node.telemetry.recent)
         return web.json_response(found)
 
+    async def telemetry(request: web.Request) -> web.WebSocketResponse:
+        """The live stream: one snapshot, then batches (JSON lists) of events as they happen.
+        A reader that falls behind loses its oldest events and is told how many."""
+        ws = web.WebSocketResponse(heartbeat=5.0)
+        await ws.prepare(request)
+        wake = asyncio.Event()
+        snapshot = {"kind": "snapshot", "node": node.name, "t": time.time(), "state": node.state()}
+        subscriber = node.telemetry.subscribe(SUBSCRIBER_LIMIT, wake.set)
+
+        async def watch_close() -> None:
+            async for _message in ws:
+                pass
+            wake.set()
+
+        closing = asyncio.create_task(watch_close())
+        try:
+            await ws.send_str(json.dumps([snapshot]))
+            while not ws.closed:
+                await wake.wait()
+                wake.clear()
+                batch = list(subscriber.events)
+                subscriber.events.clear()
+                if subscriber.dropped:
+                    batch.append({"kind": "dropped", "node": node.name, "count": subscriber.dropped})
+                    subscriber.dropped = 0
+                if batch and not ws.closed:
+                    await ws.send_str(json.dumps(batch))
+        except (ConnectionResetError, RuntimeError):
+            pass
+        finally:
+            node.telemetry.unsubscribe(subscriber)
+            closing.cancel()
+        return ws
+
     return [
+        web.get("/admin/telemetry", telemetry),
         web.get("/health", health),
         web.get("/admin/state", state),
         web.post("/admin/slow", set_slow),

@@ -35,6 +35,7 @@ async def restart(supervisor, *names: str) -> None:
 
 async def fix_peer_order(supervisor) -> None:
     """Replicas ask peers in number order, so the hops draw the figure's path."""
+    await supervisor.wait_settled()
     count = len(supervisor.of_role("catalog"))
     for node in supervisor.of_role("catalog"):
         if node.state == "up":

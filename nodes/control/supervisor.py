@@ -354,19 +354,31 @@ class Supervisor:
         return await self.admin(name, "GET", "/admin/state")
 
     async def wait_settled(self, timeout: float = 10.0) -> None:
-        """Wait until the front-end sees every running catalog and order replica up, so that
-        the first requests are spread the way round-robin says."""
-        expected = {n.name for n in self.nodes.values() if n.role != "frontend" and n.state == "up" and not n.cut_off}
+        """Wait until the front-end sees every running replica up and every running catalog
+        replica sees its running peers up, so the first requests go where the rules say."""
+        running = {n.name for n in self.nodes.values() if n.state == "up" and not n.cut_off}
         deadline = time.monotonic() + timeout
         while True:
+            missing = await self._unseen(running)
+            if not missing:
+                return
+            if time.monotonic() > deadline:
+                raise ClusterError(f"still not seen as up after {timeout:.0f} s: {', '.join(missing)}")
+            await asyncio.sleep(0.05)
+
+    async def _unseen(self, running: set[str]) -> list[str]:
+        missing = []
+        if "frontend" in running:
             state = await self.state("frontend")
             seen = {f"{ring}{r['id']}" for ring in ("catalog", "order")
                     for r in state[f"{ring}s"]["replicas"] if r["up"]}
-            if expected <= seen:
-                return
-            if time.monotonic() > deadline:
-                raise ClusterError(f"the front-end still sees {sorted(expected - seen)} as down after {timeout:.0f} s")
-            await asyncio.sleep(0.05)
+            missing += [f"{name} (by the front-end)" for name in sorted(running - seen - {"frontend"})]
+        for node in self.of_role("catalog"):
+            if node.name in running:
+                peers = (await self.state(node.name))["peers"]
+                missing += [f"catalog{p['id']} (by {node.name})" for p in peers
+                            if not p["up"] and f"catalog{p['id']}" in running]
+        return missing
 
     async def reset(self) -> None:
         """Every replica's database back to the seven books; caches and histories emptied."""

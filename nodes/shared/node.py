@@ -6,6 +6,7 @@ import asyncio
 import hmac
 import json
 import os
+import socket
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ ADMIN_PREFIX = "/admin/"
 QUIET_PATHS = frozenset({"/health", "/rep/ping"})
 #: Events a live subscriber may fall behind by before it loses the oldest.
 SUBSCRIBER_LIMIT = 5000
+TELEMETRY_SNDBUF = 64 * 1024
 
 
 @dataclass
@@ -207,12 +209,20 @@ def _admin_routes(node: Node) -> list[web.RouteDef]:
 
     async def telemetry(request: web.Request) -> web.WebSocketResponse:
         """The live stream: one snapshot, then batches (JSON lists) of events as they happen.
-        A reader that falls behind loses its oldest events and is told how many."""
+        A reader that falls behind loses its oldest events and is told how many: what one
+        subscriber holds is bounded by its queue (``?limit=``) plus the batch being sent."""
         ws = web.WebSocketResponse(heartbeat=5.0)
-        await ws.prepare(request)
         wake = asyncio.Event()
         snapshot = {"kind": "snapshot", "node": node.name, "t": time.time(), "state": node.state()}
-        subscriber = node.telemetry.subscribe(SUBSCRIBER_LIMIT, wake.set)
+        try:
+            limit = max(10, min(SUBSCRIBER_LIMIT, int(request.query.get("limit", SUBSCRIBER_LIMIT))))
+        except ValueError:
+            raise ApiError(422, "'limit' must be a number") from None
+        await ws.prepare(request)
+        sock = request.transport.get_extra_info("socket") if request.transport else None
+        if sock is not None:  # the kernel's buffer for a stalled reader is bounded too
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, TELEMETRY_SNDBUF)
+        subscriber = node.telemetry.subscribe(limit, wake.set)
 
         async def watch_close() -> None:
             async for _message in ws:

@@ -1,0 +1,203 @@
+"""Live telemetry: traces across hops, the Qt-free cluster model, bounded subscribers."""
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import socket
+from dataclasses import replace
+
+import pytest
+
+from nodes.control.model import ClusterModel, Trace, fetch_trace
+from nodes.shared.client import SECRET_HEADER
+from nodes.shared.node import SUBSCRIBER_LIMIT
+from nodes.shared.telemetry import TRACE_HEADER, Telemetry, new_trace_id
+from tests.helpers import Http, make_cluster, start, wait_until
+from tests.test_figures import fix_peer_order, restart, write
+
+pytestmark = pytest.mark.timeout(120)
+STALLED_LIMIT = 200
+
+
+@pytest.fixture
+async def cluster(tmp_path, supervisors):
+    supervisor = start(make_cluster(tmp_path, catalogs=3, orders=3))
+    supervisors.append(supervisor)
+    http = Http(supervisor)
+    await supervisor.wait_settled()
+    yield supervisor, http
+    await http.close()
+    await supervisor.aclose()
+
+
+async def traced_get(http: Http, path: str) -> str:
+    trace = new_trace_id()
+    status, _, headers = await http.request("GET", "frontend", path, headers={TRACE_HEADER: trace})
+    assert status == 200 and headers[TRACE_HEADER] == trace
+    return trace
+
+
+async def test_a_lookups_trace_shows_its_hops_in_order(cluster):
+    supervisor, http = cluster
+    await supervisor.admin("frontend", "POST", "/admin/failover", {"catalog_turn": 1})
+    trace = await fetch_trace(supervisor, await traced_get(http, "/lookup/2"))
+    assert (trace.entry_node, trace.operation, trace.status) == ("frontend", "GET /lookup/2", 200)
+    first, *chain = trace.hops
+    assert (first.number, first.source, first.target, first.label, first.answer) == (
+        2, "frontend", "catalog1", "/query/item/2", "200 OK")
+    # Cold start: catalog1 asks its peers; each hop is numbered in the order it was sent.
+    assert [h.number for h in chain] == list(range(3, 3 + len(chain)))
+    assert chain and chain[0].source == "catalog1" and chain[0].label == "/rep/get/2 req: [] seq_n: 0"
+    assert all(h.answer == "200 OK" and h.ms > 0 for h in trace.hops)
+    assert trace.lines()[0].startswith("[1]  client → frontend")
+    # The next lookup of the same book is a cache hit: no hop at all.
+    cached = await fetch_trace(supervisor, await traced_get(http, "/lookup/2"))
+    assert cached.hops == [] and cached.status == 200
+
+
+async def test_a_buys_trace_follows_it_through_order_and_catalogs(cluster):
+    supervisor, http = cluster
+    trace_id = new_trace_id()
+    status, body, _ = await http.request("PUT", "frontend", "/buy/3", headers={TRACE_HEADER: trace_id})
+    assert status == 200 and body["success"]
+    trace = await fetch_trace(supervisor, trace_id)
+    kinds = [(h.source[:5], h.target[:5], h.label.split(" ")[0]) for h in trace.hops]
+    assert kinds[0] == ("front", "order", "/buy/3")
+    assert ("order", "catal", "/query/item/3") in kinds and ("order", "catal", "/update/3") in kinds
+    assert sum(1 for k in kinds if k[2] == "/rep/check/3") == 2
+    assert sum(1 for k in kinds if k[2] == "/rep/update/3") == 2
+    assert ("catal", "front", "/invalidate/item/3") in kinds
+
+
+async def test_s2_trace_in_the_model_shows_0_1_2_with_the_figures_seqs(tmp_path, supervisors):
+    supervisor = start(replace(make_cluster(tmp_path, catalogs=5, orders=1), catalog_mode="documented"))
+    supervisors.append(supervisor)
+    http = Http(supervisor)
+    model = ClusterModel.for_supervisor(supervisor)
+    try:
+        supervisor.crash("catalog0")
+        supervisor.crash("catalog1")
+        await write(http, "catalog2", 4)
+        await write(http, "catalog2", 3)
+        await restart(supervisor, "catalog0", "catalog1", "catalog3", "catalog4")
+        await fix_peer_order(supervisor)
+        await model.start()
+
+        async def model_sees_everyone() -> bool:
+            return all(v.connected for v in model.nodes.values()) and len(model.replicas) == 5
+
+        await wait_until(model_sees_everyone, what="the model to follow all nodes")
+        trace_id = new_trace_id()
+        status, _, _ = await http.request("GET", "catalog0", "/query/item/2", headers={TRACE_HEADER: trace_id})
+        assert status == 200
+
+        def catalog_hops(trace: Trace) -> list[tuple[str, str, str, str]]:
+            return [(h.source, h.target, h.label, h.answer) for h in trace.hops]
+
+        expected = [
+            ("catalog0", "catalog1", "/rep/get/2 req: [] seq_n: 0", "200 OK"),
+            ("catalog1", "catalog2", "/rep/get/2 req: [0] seq_n: 0", "200 OK"),
+        ]
+
+        async def trace_complete() -> bool:
+            return catalog_hops(model.trace(trace_id)) == expected
+
+        await wait_until(trace_complete, what="the model's trace to hold both hops")
+
+        async def marks_match() -> bool:
+            return [(model.replicas[f"catalog{i}"][2].seq, model.replicas[f"catalog{i}"][2].valid)
+                    for i in range(5)] == [(2, True), (2, True), (2, True), (2, False), (2, False)]
+
+        await wait_until(marks_match, what="the model's replica table to show the figure's end state")
+    finally:
+        await model.stop()
+        await http.close()
+        await supervisor.aclose()
+
+
+async def test_the_models_tables_equal_what_the_nodes_report(cluster):
+    supervisor, http = cluster
+    model = ClusterModel.for_supervisor(supervisor)
+    await model.start()
+    try:
+        for book in (1, 2, 3):
+            await http.put(f"/buy/{book}")
+        supervisor.crash("catalog1")
+        for book in (1, 4, 4, 5):
+            await http.put(f"/buy/{book}")
+        for book in (1, 2, 3, 4, 5, 6):
+            await http.get(f"/lookup/{book}")
+        await http.get("/search/graduate")
+        await http.get("/search/distributed")
+        supervisor.start("catalog1")
+        supervisor.wait_ready(["catalog1"])
+        await http.put("/buy/6")
+        await http.get("/lookup/6")
+        await http.get("/lookup/1")
+
+        async def tables_match() -> bool:
+            for node in supervisor.of_role("catalog"):
+                reported = (await supervisor.state(node.name))["books"]
+                kept = model.replicas.get(node.name, {})
+                if {b["id"]: (b["seq"], b["quantity"], b["valid"]) for b in reported} != {
+                        i: (b.seq, b.quantity, b.valid) for i, b in kept.items()}:
+                    return False
+            caches = (await supervisor.state("frontend"))["caches"]
+            for name, reported in caches.items():
+                kept = model.caches[name]
+                if (reported["keys"], reported["hits"], reported["misses"], reported["evictions"],
+                        reported["invalidations"]) != (kept.keys, kept.hits, kept.misses, kept.evictions,
+                                                       kept.invalidations):
+                    return False
+            return True
+
+        await wait_until(tables_match, timeout=10, what="the model's tables to equal the nodes' reports")
+        assert len(model.latency["buy"]) == 8 and len(model.latency["lookup"]) == 8
+        assert model.caches["lookup"].keys[:2] == [1, 6]
+        assert model.nodes["frontend"].requests_per_second(window=60) > 0
+    finally:
+        await model.stop()
+
+
+def test_a_slow_subscriber_loses_its_oldest_events_and_never_grows():
+    telemetry = Telemetry("frontend")
+    subscriber = telemetry.subscribe(100, lambda: None)
+    for i in range(1000):
+        telemetry.emit("request", n_sent=i)
+    assert len(subscriber.events) == 100 and subscriber.dropped == 900
+    assert subscriber.events[0]["n_sent"] == 900  # the newest are kept
+
+
+def stalled_subscriber(address: str, secret: str) -> socket.socket:
+    """A WebSocket client that completes the handshake and then never reads."""
+    host, port = address.removeprefix("http://").split(":")
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect((host, int(port)))
+    key = base64.b64encode(os.urandom(16)).decode()
+    request = (f"GET /admin/telemetry?limit={STALLED_LIMIT} HTTP/1.1\r\nHost: {host}\r\n"
+               "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+               f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n{SECRET_HEADER}: {secret}\r\n\r\n")
+    sock.sendall(request.encode())
+    assert b"101" in sock.recv(1024)
+    return sock
+
+
+async def test_a_stalled_subscriber_never_makes_the_node_wait_or_grow(cluster):
+    supervisor, http = cluster
+    sock = stalled_subscriber(supervisor.frontend.address, supervisor.secret)
+    try:
+        await http.get("/lookup/1")
+        started = asyncio.get_running_loop().time()
+        for _ in range(4):
+            results = await asyncio.gather(*(http.get("/lookup/1") for _ in range(500)))
+            assert all(status == 200 for status, _ in results)
+        elapsed = asyncio.get_running_loop().time() - started
+        assert elapsed < 60  # generous: answers never waited on the stalled reader
+        subscribers = (await supervisor.state("frontend"))["telemetry"]["subscribers"]
+        assert len(subscribers) == 1
+        assert subscribers[0]["queued"] <= STALLED_LIMIT < SUBSCRIBER_LIMIT
+        assert subscribers[0]["dropped"] > 0
+    finally:
+        sock.close()

@@ -218,7 +218,47 @@ async def _trace(supervisor: Supervisor, operation: str, argument: str) -> int:
         await supervisor.aclose()
 
 
-COMMANDS = {"trace": run_trace}
+def run_bench(argv: list[str]) -> int:
+    import json
+
+    from tqdm import tqdm
+
+    from nodes.control.experiments import EXPERIMENTS, Context, Progress
+
+    parser = argparse.ArgumentParser(
+        prog="launcher.py bench", description="Reproduce the documents' measurement tables on Bazar itself.")
+    parser.add_argument("--experiment", choices=sorted(EXPERIMENTS), action="append",
+                        help="run only this experiment (repeatable; default: all)")
+    parser.add_argument("--count", type=int, default=200, help="requests per measurement (default 200)")
+    parser.add_argument("--json", metavar="FILE", help="also write the tables as JSON")
+    cluster_options(parser)
+    args = parser.parse_args(argv)
+    names = args.experiment or list(EXPERIMENTS)
+    bar = tqdm(total=0, unit="req", dynamic_ncols=True, file=sys.stderr)
+
+    def show(done: int, total: int, what: str) -> None:
+        bar.total = total
+        bar.n = done
+        bar.set_description(what[:40])
+        bar.refresh()
+
+    context = Context(Progress(show), count=args.count)
+    tables = []
+    try:
+        for name in names:
+            title, experiment = EXPERIMENTS[name]
+            for table in asyncio.run(experiment(context)):
+                tables.append(table)
+                bar.clear()
+                print(table.render() + "\n", flush=True)
+    finally:
+        bar.close()
+    if args.json:
+        Path(args.json).write_text(json.dumps([t.as_dict() for t in tables], indent=2))
+    return 0
+
+
+COMMANDS = {"trace": run_trace, "bench": run_bench}
 
 
 def main(argv: list[str] | None = None) -> int:

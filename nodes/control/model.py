@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
+import numpy as np
 
 from ..shared.client import SECRET_HEADER
 from .supervisor import ClusterError
@@ -113,6 +114,8 @@ class CacheView:
     name: str
     capacity: int = 0
     keys: list[Any] = field(default_factory=list)  # most recently used first
+    #: (key, "evict" or "invalidate", time) of entries that left lately, newest last.
+    removed: deque = field(default_factory=lambda: deque(maxlen=20))
     hits: int = 0
     misses: int = 0
     evictions: int = 0
@@ -129,6 +132,16 @@ class Sample:
     t: float
     ms: float
     status: int
+
+
+@dataclass
+class Second:
+    """What the front-end did in one wall-clock second."""
+
+    t: int
+    answers: int = 0
+    hits: int = 0
+    misses: int = 0
 
 
 @dataclass
@@ -160,6 +173,7 @@ class ClusterModel:
         self.keep_traces = keep_traces
         self._traces: OrderedDict[str, list[dict[str, Any]]] = OrderedDict()
         self.notable: deque[dict[str, Any]] = deque(maxlen=500)
+        self.seconds: deque[Second] = deque(maxlen=600)
         # What views connect to:
         self.node_changed = Signal()  # (name)
         self.replicas_changed = Signal()  # (name)
@@ -223,6 +237,8 @@ class ClusterModel:
         elif kind == "request":
             view.answered.append(event["t"])
             op = OPERATIONS.get(event.get("route", ""))
+            if name == "frontend":
+                self._second(event["t"]).answers += 1
             if name == "frontend" and op is not None:
                 sample = Sample(event["t"], event["ms"], event["status"])
                 self.latency[op].append(sample)
@@ -265,6 +281,10 @@ class ClusterModel:
     def _cache_event(self, event: dict[str, Any]) -> None:
         cache = self.caches[event["cache"]]
         key, op = event["key"], event["op"]
+        if op in ("hit", "miss"):
+            bucket = self._second(event["t"])
+            bucket.hits += op == "hit"
+            bucket.misses += op == "miss"
         if op in ("hit", "insert"):
             if key in cache.keys:
                 cache.keys.remove(key)
@@ -275,6 +295,7 @@ class ClusterModel:
         elif op in ("evict", "invalidate"):
             if key in cache.keys:
                 cache.keys.remove(key)
+            cache.removed.append((key, op, event["t"]))
             if op == "evict":
                 cache.evictions += 1
             else:
@@ -290,7 +311,37 @@ class ClusterModel:
         events.append(event)
         self.trace_changed.emit(trace)
 
+    def _second(self, t: float) -> Second:
+        whole = int(t)
+        if not self.seconds or self.seconds[-1].t < whole:
+            self.seconds.append(Second(whole))
+        for bucket in reversed(self.seconds):
+            if bucket.t == whole:
+                return bucket
+            if bucket.t < whole:
+                break
+        return self.seconds[-1]  # a late event from an older second counts in the latest
+
+    def clear_measurements(self) -> None:
+        """Forget latency samples and per-second counts (the charts' Clear)."""
+        for samples in self.latency.values():
+            samples.clear()
+        self.seconds.clear()
+
     # ---- reading ----------------------------------------------------------------------------
+    def latency_since(self, op: str, since: float) -> tuple[np.ndarray, np.ndarray]:
+        """(times, milliseconds) of ``op``'s answers at or after ``since``."""
+        samples = [s for s in self.latency[op] if s.t >= since]
+        return np.array([s.t for s in samples]), np.array([s.ms for s in samples])
+
+    def rolling(self, op: str, p: float, since: float, window: int = 30) -> tuple[np.ndarray, np.ndarray]:
+        """The p-th percentile of the last ``window`` answers, at each answer since ``since``."""
+        times, ms = self.latency_since(op, since)
+        if len(ms) < window:
+            return times[:0], ms[:0]
+        windows = np.lib.stride_tricks.sliding_window_view(ms, window)
+        return times[window - 1:], np.percentile(windows, p, axis=1)
+
     def trace_ids(self) -> list[str]:
         """Known traces, oldest first."""
         return list(self._traces)

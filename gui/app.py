@@ -1,0 +1,82 @@
+"""Starting the window: a Qt application whose event loop is also asyncio's (qasync), over a
+freshly started cluster. Without a display it says so in one line instead of Qt's abort."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+TABS = ("shop", "cluster", "charts", "cache", "replicas", "flow")
+
+
+def display_available() -> bool:
+    platform = os.environ.get("QT_QPA_PLATFORM", "")
+    if platform.split(":")[0] in ("offscreen", "minimal", "vnc", "eglfs", "linuxfb"):
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def run_window(args: argparse.Namespace) -> int:
+    if args.screenshot:
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"
+        os.environ.setdefault("QT_LOGGING_RULES", "qt.qpa.*=false")  # offscreen's size-hint chatter
+    elif not display_available():
+        print("launcher.py: no display found (DISPLAY is not set). Run `python3 launcher.py --headless` for the "
+              "cluster without a window, or start the window under Xvfb.", file=sys.stderr)
+        return 2
+
+    import qasync
+    from PySide6.QtWidgets import QApplication
+
+    from launcher import load_cluster
+    from nodes.control.session import ClusterSession
+
+    from .common import stylesheet
+    from .main_window import MainWindow
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationName("Bazar")
+    app.setStyle("Fusion")
+    app.setStyleSheet(stylesheet())
+    app.setQuitOnLastWindowClosed(False)
+    session = ClusterSession(load_cluster(args))
+    window = MainWindow(session)
+    window.resize(1440, 920)
+
+    async def main() -> None:
+        window.show()
+        window.start()
+        if args.screenshot:
+            await screenshot(window, Path(args.screenshot), args.demo, args.tab)
+            window.close()
+        await window.stopped.wait()
+
+    try:
+        qasync.run(main())
+    finally:
+        session.supervisor.close()  # whatever happened above, no node outlives the window
+    window.deleteLater()
+    app.processEvents()
+    # PySide6 can crash while the interpreter tears its wrappers down (PYSIDE-2254 and kin);
+    # every node is stopped and every file closed by now, so leave without that teardown.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
+async def screenshot(window, path: Path, seconds: float, tab: str) -> None:
+    """A short scripted demo, then the window saved as a picture (one per tab with ``all``)."""
+    from .demo import run_demo
+
+    await run_demo(window, seconds)
+    tabs = TABS if tab == "all" else (tab,)
+    for name in tabs:
+        window.tabs.setCurrentIndex(TABS.index(name))
+        window.refresh()
+        await asyncio.sleep(0.4)  # let the tab lay out and paint before it is grabbed
+        target = path if len(tabs) == 1 else path.with_name(f"{path.stem}-{name}{path.suffix}")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        window.grab().save(str(target))
+        print(f"saved {target}", flush=True)

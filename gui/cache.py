@@ -1,0 +1,90 @@
+"""The Cache tab: the front-end's lookup and search caches from most to least recently used,
+with their counters; an entry that leaves stays visible, struck out, for a moment."""
+from __future__ import annotations
+
+import time
+
+from PySide6.QtGui import QBrush, QColor, QFont
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QListWidget,
+    QListWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from nodes.control.model import CacheView as CacheState
+from nodes.control.session import ClusterSession
+
+from .common import label
+
+GHOST_S = 2.5
+MAX_GHOSTS = 6
+TITLES = {"lookup": "Lookup cache (by book id)", "search": "Search cache (by topic)"}
+
+
+class CachePanel(QGroupBox):
+    def __init__(self, name: str) -> None:
+        super().__init__(TITLES[name])
+        self.name = name
+        self.numbers = {key: label("0", name="BigNumber") for key in
+                        ("capacity", "hits", "misses", "evictions", "invalidations", "ratio")}
+        grid = QGridLayout()
+        for column, key in enumerate(self.numbers):
+            grid.addWidget(self.numbers[key], 0, column)
+            grid.addWidget(label("hit ratio" if key == "ratio" else key, name="Muted"), 1, column)
+        self.entries = QListWidget()
+        self.entries.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
+        self.entries.setAccessibleName(TITLES[name])
+        layout = QVBoxLayout(self)
+        layout.addLayout(grid)
+        layout.addWidget(label("Most recently used first:", name="Muted"))
+        layout.addWidget(self.entries, 1)
+
+    def show(self, cache: CacheState) -> None:
+        self.numbers["capacity"].setText(str(cache.capacity))
+        for key in ("hits", "misses", "evictions", "invalidations"):
+            self.numbers[key].setText(str(getattr(cache, key)))
+        ratio = cache.hit_ratio
+        self.numbers["ratio"].setText("–" if ratio is None else f"{100 * ratio:.0f}%")
+        self.entries.clear()
+        for rank, key in enumerate(cache.keys, start=1):
+            text = f"{rank}.  book {key}" if self.name == "lookup" else f"{rank}.  “{key}”"
+            self.entries.addItem(QListWidgetItem(text))
+        if cache.capacity == 0:
+            self.entries.addItem(QListWidgetItem("(this cache is turned off)"))
+        now = time.time()
+        shown: set = set()
+        for key, op, when in reversed(cache.removed):
+            if now - when > GHOST_S or key in cache.keys or key in shown or len(shown) >= MAX_GHOSTS:
+                continue
+            shown.add(key)
+            what = "invalidated" if op == "invalidate" else "evicted (least recently used)"
+            item = QListWidgetItem(f"✕  {'book ' if self.name == 'lookup' else ''}{key} — {what}")
+            font = QFont(self.entries.font())
+            font.setStrikeOut(True)
+            item.setFont(font)
+            item.setForeground(QBrush(QColor("#b91c1c" if op == "invalidate" else "#64748b")))
+            self.entries.addItem(item)
+
+
+class CacheTab(QWidget):
+    def __init__(self, session: ClusterSession) -> None:
+        super().__init__()
+        self.session = session
+        self.panels = {name: CachePanel(name) for name in ("lookup", "search")}
+        row = QHBoxLayout()
+        for panel in self.panels.values():
+            row.addWidget(panel)
+        layout = QVBoxLayout(self)
+        layout.addWidget(label("The front-end answers lookups and searches from these LRU caches. A catalog "
+                               "replica that writes a book tells the front-end to drop it (and its topic): "
+                               "watch the entry leave, struck out in red.", name="Muted", wrap=True))
+        layout.addLayout(row, 1)
+
+    def refresh(self) -> None:
+        for name, panel in self.panels.items():
+            panel.show(self.session.model.caches[name])

@@ -1,0 +1,39 @@
+"""A short scripted demonstration on the real cluster, for screenshots and for a first look:
+load on, a search, a few buys, one catalog replica crashed and started again."""
+from __future__ import annotations
+
+import asyncio
+import time
+
+
+async def wait_ready(window, timeout: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not window.ready:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the cluster did not become ready for the demo")
+        await asyncio.sleep(0.1)
+
+
+async def run_demo(window, seconds: float) -> None:
+    await wait_ready(window)
+    session = window.session
+    session.load.settings.rate = 60
+    session.load.settings.write_fraction = 0.1
+    session.load.start()
+    window.shop.query.setText("distributed")
+    window.shop.search()
+    await asyncio.sleep(0.6)  # demo pacing: let the shopper's view fill in
+    for _ in range(2):
+        window.shop.buy()
+        await asyncio.sleep(0.6)
+    await session.shop.lookup(3)  # a lookup whose path the Flow tab can show
+    third = max(0.5, seconds / 3)
+    await asyncio.sleep(third)
+    victim = session.supervisor.of_role("catalog")[-1].name
+    session.supervisor.crash(victim)
+    await asyncio.sleep(third)
+    await session.shop.lookup(2)
+    await asyncio.sleep(third)
+    window.shop.refresh_history()
+    await session.shop.lookup(3)
+    await asyncio.sleep(0.3)

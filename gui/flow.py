@@ -1,0 +1,253 @@
+"""The Flow tab: the path of the last request, or any chosen one, drawn as the figures draw
+it — servers in a row, numbered messages between them, their answers — stepped forward and
+back or replayed at a chosen speed."""
+from __future__ import annotations
+
+from PySide6.QtCore import QPointF, QRectF, QSize, Qt, QTimer
+from PySide6.QtGui import QColor, QFont, QPainter, QPainterPath, QPen
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QHBoxLayout,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QScrollArea,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
+
+from nodes.control.model import Trace
+from nodes.control.session import ClusterSession
+
+from .common import COLORS, label, node_icon, role_of
+
+ROW = 58
+TOP = 120
+SPEEDS = {"0.5×": 1600, "1×": 800, "2×": 400, "4×": 200}
+
+
+def answer_color(answer: str) -> str:
+    if answer.startswith("2"):
+        return "#15803d"
+    if answer.startswith("409"):
+        return "#b45309"
+    return "#b91c1c"
+
+
+def participants(trace: Trace) -> list[str]:
+    seen = {"client"}
+    if trace.entry_node:
+        seen.add(trace.entry_node)
+    for hop in trace.hops:
+        seen.update((hop.source, hop.target))
+    order = {"client": 0, "frontend": 1, "order": 2, "catalog": 3}
+    return sorted(seen, key=lambda n: (order.get(role_of(n), 4), n))
+
+
+class FlowCanvas(QWidget):
+    def __init__(self) -> None:
+        super().__init__()
+        self.trace: Trace | None = None
+        self.step = 0
+
+    @property
+    def steps(self) -> int:
+        return 0 if self.trace is None else len(self.trace.hops) + 2
+
+    def show_trace(self, trace: Trace | None, step: int | None = None) -> None:
+        self.trace = trace
+        self.step = self.steps if step is None else max(0, min(step, self.steps))
+        self.setMinimumHeight(TOP + ROW * (self.steps + 1))
+        self.update()
+
+    def sizeHint(self) -> QSize:  # noqa: N802 - Qt's name
+        return QSize(900, TOP + ROW * (self.steps + 1))
+
+    def paintEvent(self, _event) -> None:  # noqa: N802 - Qt's name
+        painter = QPainter(self)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        painter.fillRect(self.rect(), QColor("#ffffff"))
+        if self.trace is None:
+            painter.setPen(QColor(COLORS["muted"]))
+            painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter,
+                             "No request yet. Use the Shop tab or start the load, and its path appears here.")
+            painter.end()
+            return
+        names = participants(self.trace)
+        slot = self.width() / len(names)
+        x = {name: slot * i + slot / 2 for i, name in enumerate(names)}
+        bottom = TOP + ROW * (self.steps + 0.5)
+        name_font = QFont(self.font())
+        name_font.setBold(True)
+        for name in names:
+            pixmap = node_icon("client" if name == "client" else role_of(name), 64)
+            painter.drawPixmap(int(x[name] - pixmap.width() / 2), 8, pixmap)
+            painter.setFont(name_font)
+            painter.setPen(QColor(COLORS["text"]))
+            painter.drawText(QRectF(x[name] - slot / 2, 76, slot, 22), Qt.AlignmentFlag.AlignCenter, name)
+            painter.setPen(QPen(QColor("#cbd5e1"), 1.5, Qt.PenStyle.DashLine))
+            painter.drawLine(QPointF(x[name], 100), QPointF(x[name], bottom))
+        rows = self._rows()
+        for number, (source, target, message, answer) in enumerate(rows[: self.step], start=1):
+            y = TOP + ROW * (number - 1)
+            self._arrow(painter, x[source], x[target], y, QColor(COLORS["accent"]), dashed=False)
+            self._text(painter, x[source], x[target], y - 20, f"[{number}] {message}", COLORS["text"], bold=True)
+            if answer:
+                self._arrow(painter, x[target], x[source], y + 22, QColor(answer_color(answer)), dashed=True)
+                self._text(painter, x[source], x[target], y + 24, answer, answer_color(answer), bold=False)
+        painter.end()
+
+    def _rows(self) -> list[tuple[str, str, str, str]]:
+        trace = self.trace
+        assert trace is not None
+        entry = trace.entry_node or "frontend"
+        rows = [("client", entry, trace.operation, "")]
+        rows += [(h.source, h.target, h.label, f"{h.answer}  ·  {h.ms:.1f} ms") for h in trace.hops]
+        if trace.status is not None:
+            rows.append((entry, "client", f"{trace.status} in {trace.ms:.1f} ms", ""))
+        return rows
+
+    def _arrow(self, painter: QPainter, x1: float, x2: float, y: float, color: QColor, dashed: bool) -> None:
+        pen = QPen(color, 2.2, Qt.PenStyle.DashLine if dashed else Qt.PenStyle.SolidLine)
+        painter.setPen(pen)
+        if abs(x2 - x1) < 1:
+            return
+        painter.drawLine(QPointF(x1, y), QPointF(x2, y))
+        direction = 1 if x2 > x1 else -1
+        head = QPainterPath(QPointF(x2, y))
+        head.lineTo(x2 - direction * 11, y - 6)
+        head.lineTo(x2 - direction * 11, y + 6)
+        head.closeSubpath()
+        painter.fillPath(head, color)
+
+    def _text(self, painter: QPainter, x1: float, x2: float, y: float, text: str, color: str, bold: bool) -> None:
+        font = QFont(self.font())
+        font.setBold(bold)
+        font.setPointSize(10)
+        painter.setFont(font)
+        painter.setPen(QColor(color))
+        left = min(x1, x2)
+        width = max(abs(x2 - x1), 220)
+        painter.drawText(QRectF(left + (abs(x2 - x1) - width) / 2, y, width, 18), Qt.AlignmentFlag.AlignCenter, text)
+
+
+class FlowView(QWidget):
+    def __init__(self, session: ClusterSession) -> None:
+        super().__init__()
+        self.session = session
+        self.listed: list[str] = []
+        self.traces = QListWidget()
+        self.traces.setAccessibleName("Recent requests")
+        self.follow = QCheckBox("Follow the latest request")
+        self.follow.setChecked(True)
+        self.crossing = QCheckBox("Only requests that crossed nodes")
+        self.crossing.setChecked(True)
+        self.crossing.setToolTip("Hide cache hits, which never leave the front-end")
+        self.canvas = FlowCanvas()
+        self.caption = label("", wrap=True)
+        self.first = QPushButton("|◀  First")
+        self.back = QPushButton("◀  Step back")
+        self.forward = QPushButton("Step  ▶")
+        self.last = QPushButton("Last  ▶|")
+        self.play = QPushButton("Replay")
+        self.play.setObjectName("Primary")
+        self.speed = QComboBox()
+        self.speed.addItems(list(SPEEDS))
+        self.speed.setCurrentText("1×")
+        self.timer = QTimer(self)
+        self.timer.timeout.connect(self._tick)
+
+        left = QWidget()
+        left_layout = QVBoxLayout(left)
+        left_layout.setContentsMargins(0, 0, 0, 0)
+        left_layout.addWidget(label("Recent requests", name="CardTitle"))
+        left_layout.addWidget(self.follow)
+        left_layout.addWidget(self.crossing)
+        left_layout.addWidget(self.traces, 1)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(self.canvas)
+        controls = QHBoxLayout()
+        for widget in (self.first, self.back, self.forward, self.last, self.play):
+            controls.addWidget(widget)
+        controls.addWidget(label("speed"))
+        controls.addWidget(self.speed)
+        controls.addStretch(1)
+        right = QWidget()
+        right_layout = QVBoxLayout(right)
+        right_layout.setContentsMargins(0, 0, 0, 0)
+        right_layout.addLayout(controls)
+        right_layout.addWidget(self.caption)
+        right_layout.addWidget(scroll, 1)
+        splitter = QSplitter()
+        splitter.addWidget(left)
+        splitter.addWidget(right)
+        splitter.setStretchFactor(1, 3)
+        splitter.setSizes([300, 900])
+        layout = QVBoxLayout(self)
+        layout.addWidget(splitter)
+
+        self.traces.currentRowChanged.connect(self._chosen)
+        self.first.clicked.connect(lambda: self._go(0))
+        self.back.clicked.connect(lambda: self._go(self.canvas.step - 1))
+        self.forward.clicked.connect(lambda: self._go(self.canvas.step + 1))
+        self.last.clicked.connect(lambda: self._go(self.canvas.steps))
+        self.play.clicked.connect(self.replay)
+
+    # ---- choosing and stepping --------------------------------------------------------------
+    def _chosen(self, row: int) -> None:
+        if 0 <= row < len(self.listed):
+            self.show(self.listed[row])
+
+    def show(self, trace_id: str, step: int | None = None) -> None:
+        self.canvas.show_trace(self.session.model.trace(trace_id), step)
+        self._caption()
+
+    def _go(self, step: int) -> None:
+        self.follow.setChecked(False)
+        self.canvas.show_trace(self.canvas.trace, step)
+        self._caption()
+
+    def replay(self) -> None:
+        if self.canvas.trace is None:
+            return
+        self.follow.setChecked(False)
+        self.canvas.show_trace(self.canvas.trace, 0)
+        self.timer.start(SPEEDS[self.speed.currentText()])
+
+    def _tick(self) -> None:
+        if self.canvas.step >= self.canvas.steps:
+            self.timer.stop()
+            return
+        self.canvas.show_trace(self.canvas.trace, self.canvas.step + 1)
+        self._caption()
+
+    def _caption(self) -> None:
+        trace = self.canvas.trace
+        if trace is None:
+            self.caption.setText("")
+            return
+        self.caption.setText(f"<b>{trace.operation}</b> — step {self.canvas.step} of {self.canvas.steps} · "
+                             f"{len(trace.hops)} messages between nodes · trace {trace.id}")
+
+    def refresh(self) -> None:
+        ids = list(reversed(self.session.model.trace_ids()))
+        entries = [(i, self.session.model.trace(i)) for i in ids]
+        entries = [(i, t) for i, t in entries
+                   if t.entry_node is not None and (t.hops or not self.crossing.isChecked())]
+        if [i for i, _ in entries] != self.listed:
+            self.listed = [i for i, _ in entries]
+            self.traces.blockSignals(True)
+            self.traces.clear()
+            for _i, trace in entries:
+                status = "…" if trace.status is None else str(trace.status)
+                item = QListWidgetItem(f"{trace.operation}  →  {status}  ({len(trace.hops)} hops)")
+                self.traces.addItem(item)
+            self.traces.blockSignals(False)
+        if self.follow.isChecked() and self.listed and not self.timer.isActive():
+            self.traces.blockSignals(True)
+            self.traces.setCurrentRow(0)
+            self.traces.blockSignals(False)
+            self.show(self.listed[0])

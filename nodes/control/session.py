@@ -1,0 +1,263 @@
+"""One running cluster and everything a person does with it, without Qt: the supervisor,
+the live model, the shopper's client, the load generator and the event loop's lag.
+The window is a view of a ``ClusterSession``; the tests drive the same object."""
+from __future__ import annotations
+
+import asyncio
+import random
+import statistics
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+
+from .clusterfile import Cluster
+from .model import ClusterModel
+from .supervisor import ClusterError, Supervisor
+from .workload import Request, Runner, percentile
+
+BUY_OUTCOMES = ("bought", "out of stock", "book unknown", "unreachable", "unknown", "invalid")
+
+
+@dataclass(frozen=True)
+class BuyOutcome:
+    kind: str  # one of BUY_OUTCOMES
+    message: str
+    tried: tuple[str, ...] = ()
+
+    @property
+    def sentence(self) -> str:
+        """The answer in plain words, for a shopper."""
+        if self.kind == "bought":
+            return "Bought. Enjoy your book!"
+        if self.kind == "out of stock":
+            return "Sorry, that book is out of stock."
+        if self.kind == "book unknown":
+            return "There is no book with that number."
+        if self.kind == "unreachable":
+            return f"No order server could be reached (tried {', '.join(self.tried) or 'none'}). Nothing was bought."
+        if self.kind == "unknown":
+            return ("No order server confirmed the purchase in time: it may or may not have gone through. "
+                    "Check the order history.")
+        return self.message
+
+
+class Shop:
+    """What a shopper can do, through the front-end only."""
+
+    def __init__(self, frontend: str) -> None:
+        self.frontend = frontend.rstrip("/")
+        self.session: aiohttp.ClientSession | None = None
+
+    async def _call(self, method: str, path: str, timeout: float = 10.0) -> tuple[int, Any]:
+        if self.session is None or self.session.closed:
+            self.session = aiohttp.ClientSession()
+        try:
+            async with self.session.request(method, self.frontend + path,
+                                            timeout=aiohttp.ClientTimeout(total=timeout)) as resp:
+                return resp.status, await resp.json(content_type=None)
+        except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
+            return 0, {"message": f"The front-end did not answer ({exc.__class__.__name__})"}
+
+    async def search(self, topic: str) -> tuple[bool, list[dict[str, Any]] | str]:
+        if not topic.strip():
+            return False, "Type a topic to search for, e.g. distributed"
+        status, body = await self._call("GET", f"/search/{quote(topic.strip(), safe='')}")
+        return (True, body) if status == 200 else (False, body.get("message", f"error {status}"))
+
+    async def lookup(self, book: int) -> tuple[bool, dict[str, Any] | str]:
+        status, body = await self._call("GET", f"/lookup/{book}")
+        return (True, body) if status == 200 else (False, body.get("message", f"error {status}"))
+
+    async def buy(self, book: int) -> BuyOutcome:
+        status, body = await self._call("PUT", f"/buy/{book}", timeout=30.0)
+        message = body.get("message", "") if isinstance(body, dict) else ""
+        tried = tuple(t["replica"] for t in body.get("tried", [])) if isinstance(body, dict) else ()
+        if status == 200:
+            return BuyOutcome("bought" if body.get("success") else "out of stock", message)
+        if status == 202:
+            return BuyOutcome("unknown", message, tried)
+        if status == 404:
+            return BuyOutcome("book unknown", message)
+        if status == 422:
+            return BuyOutcome("invalid", message)
+        return BuyOutcome("unreachable", message, tried)
+
+    async def close(self) -> None:
+        if self.session is not None:
+            await self.session.close()
+
+
+@dataclass
+class LoadSettings:
+    rate: float = 50.0  # requests per second
+    write_fraction: float = 0.1
+    topics: tuple[str, ...] = ("distributed", "graduate", "t")
+
+
+class LoadGenerator:
+    """An open-loop load: requests at a steady rate with a chosen read/write mix, so the
+    charts move without anyone clicking. Stops by itself when the session ends."""
+
+    MAX_IN_FLIGHT = 256
+
+    def __init__(self, supervisor: Supervisor, seed: int = 11) -> None:
+        self.supervisor = supervisor
+        self.settings = LoadSettings()
+        self.rng = random.Random(seed)
+        self.sent = 0
+        self.in_flight = 0
+        self._task: asyncio.Task | None = None
+        self._runner: Runner | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    def start(self) -> None:
+        if not self.running:
+            self._task = asyncio.ensure_future(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+    def _pick(self) -> Request:
+        roll = self.rng.random()
+        if roll < self.settings.write_fraction:
+            return Request("PUT", f"/buy/{self.rng.randint(1, 7)}")
+        if roll < self.settings.write_fraction + (1 - self.settings.write_fraction) * 0.2:
+            return Request("GET", f"/search/{self.rng.choice(self.settings.topics)}")
+        return Request("GET", f"/lookup/{self.rng.randint(1, 7)}")
+
+    async def _run(self) -> None:
+        tasks: set[asyncio.Task] = set()
+        async with Runner(self.supervisor.frontend.address, timeout=15) as runner:
+            next_at = time.perf_counter()
+            try:
+                while True:
+                    rate = max(0.1, self.settings.rate)
+                    next_at += 1 / rate
+                    delay = next_at - time.perf_counter()
+                    if delay > 0:
+                        await asyncio.sleep(delay)  # the load's own pacing
+                    elif delay < -1:
+                        next_at = time.perf_counter()  # fell behind: do not burst to catch up
+                    if self.in_flight >= self.MAX_IN_FLIGHT:
+                        continue
+                    task = asyncio.create_task(self._one(runner, self._pick()))
+                    tasks.add(task)
+                    task.add_done_callback(tasks.discard)
+            finally:
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _one(self, runner: Runner, request: Request) -> None:
+        self.in_flight += 1
+        self.sent += 1
+        try:
+            await runner.send(request)
+        finally:
+            self.in_flight -= 1
+
+
+class LagMonitor:
+    """How late the event loop wakes up: the window's "never frozen" measure."""
+
+    def __init__(self, interval: float = 0.02, keep: int = 5000) -> None:
+        self.interval = interval
+        self.samples: deque[float] = deque(maxlen=keep)  # ms late
+        self._task: asyncio.Task | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="lag-monitor")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def _run(self) -> None:
+        while True:
+            t0 = time.perf_counter()
+            await asyncio.sleep(self.interval)  # what is measured is how late this wakes up
+            self.samples.append(max(0.0, (time.perf_counter() - t0 - self.interval) * 1000))
+
+    def clear(self) -> None:
+        self.samples.clear()
+
+    def summary(self) -> dict[str, float]:
+        values = sorted(self.samples)
+        if not values:
+            return {"count": 0}
+        return {"count": len(values), "mean": statistics.fmean(values), "p50": percentile(values, 50),
+                "p99": percentile(values, 99), "max": values[-1]}
+
+
+@dataclass
+class ClusterSession:
+    cluster: Cluster
+    supervisor: Supervisor = field(init=False)
+    model: ClusterModel = field(init=False)
+    shop: Shop = field(init=False)
+    load: LoadGenerator = field(init=False)
+    lag: LagMonitor = field(default_factory=LagMonitor)
+
+    def __post_init__(self) -> None:
+        self.supervisor = Supervisor(self.cluster)
+        self.model = ClusterModel.for_supervisor(self.supervisor)
+        self.shop = Shop(self.supervisor.frontend.address)
+        self.load = LoadGenerator(self.supervisor)
+
+    async def start(self, progress: Callable[[str], None] = lambda message: None) -> None:
+        """Start every node (in a worker thread: process control never waits on the GUI's
+        loop), then follow them."""
+        self.lag.start()
+        if not self.cluster.attached:
+            total = len(self.supervisor.nodes)
+
+            def report(node: Any) -> None:
+                up = sum(1 for n in self.supervisor.nodes.values() if n.state == "up")
+                progress(f"{node.name} is {node.status} ({up}/{total} up)")
+
+            self.supervisor.listeners.append(report)
+            try:
+                await asyncio.to_thread(self._start_blocking)
+            finally:
+                self.supervisor.listeners.remove(report)
+        progress("waiting for the replicas to see each other")
+        await self.supervisor.wait_settled(timeout=20)
+        await self.model.start()
+        progress("ready")
+
+    def _start_blocking(self) -> None:
+        self.supervisor.start_all()
+        self.supervisor.wait_ready(timeout=60)
+
+    async def stop(self) -> None:
+        await self.load.stop()
+        await self.model.stop()
+        await self.shop.close()
+        await self.lag.stop()
+        await self.supervisor.aclose()
+        await asyncio.to_thread(self.supervisor.close)
+
+    async def orders(self) -> list[dict[str, Any]]:
+        """Every order replica's history, newest first, each record naming its replica."""
+        records = []
+        for node in self.supervisor.of_role("order"):
+            if node.state != "up" or node.cut_off:
+                continue
+            try:
+                history = await self.supervisor.admin(node.name, "GET", "/orders?limit=200")
+            except ClusterError:
+                continue
+            records += [{**record, "replica": node.name} for record in history]
+        return sorted(records, key=lambda r: r["time"], reverse=True)

@@ -1,0 +1,144 @@
+"""The real window over a real cluster, driven with pytest-qt on a qasync loop."""
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+
+import pytest
+import qasync
+from PySide6.QtCore import Qt
+
+from gui.main_window import MainWindow
+from nodes.control.session import ClusterSession
+from tests.helpers import fast_timeouts, make_cluster
+
+pytestmark = pytest.mark.timeout(180)
+
+
+async def until(check, timeout: float = 15.0, what: str = "condition") -> None:
+    """Wait on the window's own loop (Qt keeps drawing meanwhile) until ``check()`` holds."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+@pytest.fixture
+def window(qapp, tmp_path):
+    qapp.setQuitOnLastWindowClosed(False)  # as gui/app.py does: closing stops the cluster first
+    loop = qasync.QEventLoop(qapp)
+    asyncio.set_event_loop(loop)
+    session = ClusterSession(make_cluster(tmp_path, catalogs=3, orders=3, timeouts=fast_timeouts()))
+    main = MainWindow(session)
+    main.resize(1400, 900)
+    main.show()
+
+    def run(coro, timeout: float = 60.0):
+        return loop.run_until_complete(asyncio.wait_for(coro, timeout))
+
+    main.run = run
+    try:
+        main.start()
+        run(until(lambda: main.ready, 90, "the cluster to start"))
+        yield main
+    finally:
+        if not main.stopped.is_set():
+            main.close()
+            run(main.stopped.wait(), 30)
+        session.supervisor.close()
+        main.deleteLater()
+        qapp.processEvents()
+        leftovers = [task for task in asyncio.all_tasks(loop) if not task.done()]
+        for task in leftovers:
+            task.cancel()
+        loop.run_until_complete(asyncio.gather(*leftovers, return_exceptions=True))
+        loop.close()
+        asyncio.set_event_loop(None)
+
+
+def test_a_buy_updates_the_stock_shown_and_the_order_history(window, qtbot):
+    shop = window.shop
+    window.tabs.setCurrentWidget(shop)
+    shop.query.setText("rpc")
+    qtbot.keyClick(shop.query, Qt.Key.Key_Return)
+    window.run(until(lambda: shop.results.rowCount() == 0 or shop.book_id is not None, what="search results"))
+    shop.query.setText("distributed")
+    qtbot.mouseClick(shop.search_button, Qt.MouseButton.LeftButton)
+    window.run(until(lambda: shop.results.rowCount() == 2, what="two books about distributed systems"))
+    shop.results.selectRow(1)
+    window.run(until(lambda: shop.title.text() == "RPCs for Dummies" and shop.stock.text() == "5",
+                     what="book 2's details"))
+    qtbot.mouseClick(shop.buy_button, Qt.MouseButton.LeftButton)
+    window.run(until(lambda: shop.stock.text() == "4", what="the stock shown to drop to 4"))
+    assert shop.answer.text() == "Bought. Enjoy your book!"
+    window.run(until(lambda: shop.history.rowCount() == 1, what="one order in the history"))
+    assert shop.history.item(0, 4).text() == "RPCs for Dummies"
+    qtbot.keyClick(shop.results, Qt.Key.Key_B, Qt.KeyboardModifier.ControlModifier)  # Ctrl+B buys again
+    window.run(until(lambda: shop.stock.text() == "3", what="a keyboard buy"))
+
+
+def test_a_crash_shows_the_node_down_and_the_next_lookup_still_succeeds(window, qtbot):
+    window.tabs.setCurrentWidget(window.cluster_view)
+    card = window.cluster_view.cards["catalog1"]
+    qtbot.mouseClick(card.crash_button, Qt.MouseButton.LeftButton)
+    window.run(until(lambda: "down" in card.status.text(), what="catalog1's card to say down"))
+    assert card.crash_button.text() == "Start"
+    ok, book = window.run(window.session.shop.lookup(3))
+    assert ok and book["title"] == "Xen and the Art of Surviving Graduate School"
+    qtbot.mouseClick(card.crash_button, Qt.MouseButton.LeftButton)  # Start: the undo
+    window.run(until(lambda: window.session.supervisor.node("catalog1").state == "up", what="catalog1 up again"))
+
+
+def test_after_a_read_the_replica_grid_shows_the_book_bold_where_it_is_valid(window):
+    window.tabs.setCurrentWidget(window.replicas)
+    ok, _ = window.run(window.session.shop.lookup(5))
+    assert ok
+    supervisor = window.session.supervisor
+
+    async def valid_marks() -> list[bool]:
+        states = [await supervisor.state(n.name) for n in supervisor.of_role("catalog")]
+        return [next(b for b in s["books"] if b["id"] == 5)["valid"] for s in states]
+
+    marks = window.run(valid_marks())
+    assert any(marks)  # the read marked the replicas on its path valid
+
+    def grid_bold() -> list[bool]:
+        window.replicas.refresh()
+        return [window.replicas.table.item(4, column).font().bold() for column in range(3)]
+
+    window.run(until(lambda: grid_bold() == marks, what="the grid to show book 5 bold where it is valid"))
+    assert window.replicas.row.servers[0][1] is not None
+
+
+def test_the_latency_chart_receives_points_from_the_load_generator(window):
+    window.tabs.setCurrentWidget(window.charts)
+    window.charts.rate.setValue(100)
+    window.charts.toggle_load()
+    assert window.session.load.running
+
+    def points() -> int:
+        window.charts.refresh()
+        return len(window.charts.points["lookup"].data)
+
+    window.run(until(lambda: points() > 20, what="lookup points on the latency chart"))
+    window.charts.toggle_load()
+    window.run(until(lambda: not window.session.load.running, what="the load to stop"))
+
+
+def test_closing_the_window_leaves_no_node_process(window):
+    pids = [n.pid for n in window.session.supervisor.nodes.values()]
+    assert all(pids)
+    window.close()
+    window.run(window.stopped.wait(), 30)
+
+    def gone(pid: int) -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split()[2] == "Z"
+
+    assert all(gone(pid) for pid in pids)

@@ -40,6 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--headless", action="store_true", help="no window: start the cluster and wait for Ctrl-C")
     parser.add_argument("--screenshot", metavar="FILE", help="run a short scripted demo offscreen and save the window")
     parser.add_argument("--demo", type=float, default=6.0, metavar="SECONDS", help="length of that demo (default 6)")
+    parser.add_argument("--measure-lag", type=float, metavar="SECONDS",
+                        help="offscreen: load at 200 req/s with a catalog replica hung and report the window's "
+                             "event-loop lag")
     parser.add_argument("--tab", default="charts", choices=("shop", "cluster", "charts", "cache", "replicas", "flow",
                                                              "all"), help="which tab the screenshot shows")
     return parser

@@ -2,6 +2,7 @@
 throughput, cache hit ratio, and the built-in load generator that makes them move."""
 from __future__ import annotations
 
+import math
 import time
 
 import numpy as np
@@ -24,6 +25,7 @@ from nodes.control.session import ClusterSession
 from .common import COLORS, label, spawn
 
 WINDOW_S = 60
+MAX_POINTS = 400
 
 
 def _plot(title: str, y_label: str) -> pg.PlotWidget:
@@ -90,7 +92,9 @@ class ChartsView(QWidget):
         self.throughput = self.throughput_plot.plot(pen=pg.mkPen(COLORS["accent"], width=2.5), fillLevel=0,
                                                     brush=pg.mkBrush("#2563eb33"), stepMode=None)
         self.hit_plot = _plot("Cache hit ratio (lookups and searches)", "%")
-        self.hit_plot.setYRange(0, 100)
+        self.hit_plot.setYRange(0, 100, padding=0)
+        for plot in (self.latency_plot, self.throughput_plot, self.hit_plot):
+            plot.enableAutoRange(axis="y", enable=False)
         self.hits = self.hit_plot.plot(pen=pg.mkPen(COLORS["buy"], width=2.5), symbol="o", symbolSize=4,
                                        symbolBrush=COLORS["buy"])
 
@@ -139,7 +143,20 @@ class ChartsView(QWidget):
         self.refresh(force=True)
 
     # ---- drawing ----------------------------------------------------------------------------
+    #: One plot redrawn per tick, so no tick blocks the loop for all three (latency at 2 Hz).
+    ROTATION = ("latency", "throughput", "latency", "hits")
+
     def refresh(self, force: bool = False) -> None:
+        """Redraw everything (after Clear, say)."""
+        for part in set(self.ROTATION):
+            self.refresh_part(part, force)
+
+    def tick(self) -> None:
+        """Called on every window tick: readouts, then one plot in turn."""
+        self._tick = getattr(self, "_tick", -1) + 1
+        self.refresh_part(self.ROTATION[self._tick % len(self.ROTATION)])
+
+    def refresh_part(self, part: str, force: bool = False) -> None:
         self._load_label()
         lag = self.session.lag.summary()
         if lag["count"]:
@@ -149,18 +166,37 @@ class ChartsView(QWidget):
         model = self.session.model
         now = time.time()
         since = now - WINDOW_S
-        figures = []
-        for op in OPERATIONS.values():
-            times, ms = model.latency_since(op, since)
-            self.points[op].setData(times - now, ms)
-            t50, v50 = model.rolling(op, 50, since)
-            t95, v95 = model.rolling(op, 95, since)
-            self.p50[op].setData(t50 - now, v50)
-            self.p95[op].setData(t95 - now, v95)
-            if len(ms):
-                figures.append(f"{op}: {len(ms)} in {WINDOW_S} s, median {np.median(ms):.1f} ms")
-        self.figures.setText(" · ".join(figures) or "No requests yet: start the load or use the Shop tab.")
-        seconds = [s for s in model.seconds if s.t >= since and s.t < int(now)]
-        self.throughput.setData([s.t - now for s in seconds], [s.answers for s in seconds])
-        ratio = [(s.t - now, 100 * s.hits / (s.hits + s.misses)) for s in seconds if s.hits + s.misses]
-        self.hits.setData([x for x, _ in ratio], [y for _, y in ratio])
+        if part == "latency":
+            figures, highest = [], 1.0
+            for op in OPERATIONS.values():
+                times, ms = model.latency_since(op, since)
+                shown = slice(None, None, max(1, len(ms) // MAX_POINTS))  # thin evenly: a chart shows a few hundred
+                self.points[op].setData(times[shown] - now, ms[shown])
+                t50, v50 = model.rolling(op, 50, since)
+                t95, v95 = model.rolling(op, 95, since)
+                self.p50[op].setData(t50 - now, v50)
+                self.p95[op].setData(t95 - now, v95)
+                if len(ms):
+                    figures.append(f"{op}: {len(ms)} in {WINDOW_S} s, median {np.median(ms):.1f} ms")
+                    highest = max(highest, float(np.percentile(ms, 99)))
+            self._ceiling(self.latency_plot, highest * 1.15)
+            self.figures.setText(" · ".join(figures) or "No requests yet: start the load or use the Shop tab.")
+            return
+        seconds = [s for s in model.seconds if since <= s.t < int(now)]
+        if part == "throughput":
+            answers = [s.answers for s in seconds]
+            self.throughput.setData([s.t - now for s in seconds], answers)
+            self._ceiling(self.throughput_plot, max(answers, default=1) * 1.15)
+        else:
+            ratio = [(s.t - now, 100 * s.hits / (s.hits + s.misses)) for s in seconds if s.hits + s.misses]
+            self.hits.setData([x for x, _ in ratio], [y for _, y in ratio])
+
+    @staticmethod
+    def _ceiling(plot: pg.PlotWidget, top: float) -> None:
+        """Set the y range to a round ceiling above ``top``, changing it (and so re-rendering the
+        axis) only when that ceiling changes."""
+        step = 10 ** math.floor(math.log10(max(top, 1e-3)))
+        ceiling = math.ceil(top / step) * step
+        if getattr(plot, "_ceiling", None) != ceiling:
+            plot._ceiling = ceiling
+            plot.setYRange(0, ceiling, padding=0)

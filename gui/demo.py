@@ -37,3 +37,28 @@ async def run_demo(window, seconds: float) -> None:
     window.shop.refresh_history()
     await session.shop.lookup(3)
     await asyncio.sleep(0.3)
+
+
+async def measure_lag(window, seconds: float, rate: float = 200.0) -> dict[str, float]:
+    """Load at ``rate`` requests a second with one catalog replica hung, the Charts tab
+    drawing, and report how late the window's event loop woke up (its "never frozen" figure)."""
+    await wait_ready(window)
+    session = window.session
+    window.tabs.setCurrentWidget(window.charts)
+    session.load.settings.rate = rate
+    session.load.settings.write_fraction = 0.1
+    session.load.start()
+    await asyncio.sleep(2)  # warm-up: sockets opened, caches filled
+    hung = session.supervisor.of_role("catalog")[-1].name
+    session.supervisor.hang(hung)
+    session.lag.clear()
+    sent_before = session.load.sent
+    started = time.monotonic()
+    await asyncio.sleep(seconds)  # the measurement window itself
+    elapsed = time.monotonic() - started
+    summary = session.lag.summary()
+    summary["offered_rate"] = rate
+    summary["achieved_rate"] = (session.load.sent - sent_before) / elapsed
+    await session.load.stop()
+    session.supervisor.resume(hung)
+    return summary

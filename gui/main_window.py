@@ -151,7 +151,7 @@ class MainWindow(QMainWindow):
         if current is self.cluster_view:
             self.cluster_view.refresh()
         elif current is self.charts:
-            self.charts.refresh()
+            self.charts.tick()
         elif current is self.cache:
             self.cache.refresh()
         elif current is self.replicas:

@@ -334,13 +334,16 @@ class ClusterModel:
         samples = [s for s in self.latency[op] if s.t >= since]
         return np.array([s.t for s in samples]), np.array([s.ms for s in samples])
 
-    def rolling(self, op: str, p: float, since: float, window: int = 30) -> tuple[np.ndarray, np.ndarray]:
-        """The p-th percentile of the last ``window`` answers, at each answer since ``since``."""
+    def rolling(self, op: str, p: float, since: float, window: int = 30,
+                points: int = 300) -> tuple[np.ndarray, np.ndarray]:
+        """The p-th percentile of the last ``window`` answers, at (at most ``points``) answers
+        since ``since``."""
         times, ms = self.latency_since(op, since)
         if len(ms) < window:
             return times[:0], ms[:0]
         windows = np.lib.stride_tricks.sliding_window_view(ms, window)
-        return times[window - 1:], np.percentile(windows, p, axis=1)
+        stride = max(1, len(windows) // points)
+        return times[window - 1::stride], np.percentile(windows[::stride], p, axis=1)
 
     def trace_ids(self) -> list[str]:
         """Known traces, oldest first."""

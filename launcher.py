@@ -44,7 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="offscreen: load at 200 req/s with a catalog replica hung and report the window's "
                              "event-loop lag")
     parser.add_argument("--tab", default="charts", choices=("shop", "cluster", "charts", "cache", "replicas", "flow",
-                                                             "all"), help="which tab the screenshot shows")
+                                                             "experiments", "all"),
+                        help="which tab the screenshot shows")
     return parser
 
 
@@ -250,6 +251,8 @@ def run_bench(argv: list[str]) -> int:
         bar.refresh()
 
     context = Context(Progress(show), count=args.count)
+    if args.cluster or args.catalogs or args.orders:
+        context.cluster_file = load_cluster(args)
     tables = []
     try:
         for name in names:

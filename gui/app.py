@@ -8,7 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-TABS = ("shop", "cluster", "charts", "cache", "replicas", "flow")
+TABS = ("shop", "cluster", "charts", "cache", "replicas", "flow", "experiments")
 
 
 def display_available() -> bool:

@@ -14,6 +14,7 @@ from .cache import CacheTab
 from .charts import ChartsView
 from .cluster import ClusterView
 from .common import COLORS, SupervisorBridge, label, pill, spawn
+from .experiments import ExperimentsView
 from .flow import FlowView
 from .replicas import ReplicasView
 from .shop import ShopView
@@ -53,9 +54,11 @@ class MainWindow(QMainWindow):
         self.cache = CacheTab(session)
         self.replicas = ReplicasView(session)
         self.flow = FlowView(session)
+        self.experiments = ExperimentsView(self.report)
         self.tabs = QTabWidget()
         for widget, name in ((self.shop, "Shop"), (self.cluster_view, "Cluster"), (self.charts, "Charts"),
-                             (self.cache, "Cache"), (self.replicas, "Replicas"), (self.flow, "Flow")):
+                             (self.cache, "Cache"), (self.replicas, "Replicas"), (self.flow, "Flow"),
+                             (self.experiments, "Experiments")):
             self.tabs.addTab(widget, name)
         for number in range(self.tabs.count()):
             QShortcut(QKeySequence(f"Alt+{number + 1}"), self, activated=lambda n=number: self.tabs.setCurrentIndex(n))
@@ -97,7 +100,7 @@ class MainWindow(QMainWindow):
         self.progress.setVisible(False)
         self.shop.setEnabled(True)
         self.shop.activate()
-        self.say(f"Ready: {len(self.session.supervisor.nodes)} nodes up. Alt+1…6 switch tabs; Ctrl+B buys.")
+        self.say(f"Ready: {len(self.session.supervisor.nodes)} nodes up. Alt+1…7 switch tabs; Ctrl+B buys.")
         self.tabs.setCurrentWidget(self.shop)
 
     def _failed_to_start(self, message: str) -> None:

@@ -268,7 +268,39 @@ def run_bench(argv: list[str]) -> int:
     return 0
 
 
-COMMANDS = {"trace": run_trace, "bench": run_bench}
+def run_check(argv: list[str]) -> int:
+    from nodes.control.checker import fault_run
+
+    parser = argparse.ArgumentParser(
+        prog="launcher.py check", description="Buyers and readers through the front-end while replicas are crashed, "
+        "hung, cut off and restarted at random; then check the history. Exit status 0 only when nothing is wrong.")
+    parser.add_argument("--seconds", type=float, default=60, help="how long faults and load go on (default 60)")
+    parser.add_argument("--seed", type=int, default=1, help="seed for faults and requests (default 1)")
+    parser.add_argument("--buyers", type=int, default=4)
+    parser.add_argument("--readers", type=int, default=2)
+    cluster_options(parser)
+    args = parser.parse_args(argv)
+    supervisor = Supervisor(load_cluster(args))
+
+    async def go() -> int:
+        try:
+            if not supervisor.cluster.attached:
+                await asyncio.to_thread(start_with_progress, supervisor, sys.stderr)
+            await supervisor.wait_settled()
+            verdict = await fault_run(supervisor, args.seconds, seed=args.seed, buyers=args.buyers,
+                                      readers=args.readers, say=lambda m: print(m, file=sys.stderr, flush=True))
+            print(verdict.render(), flush=True)
+            return 0 if verdict.passed else 1
+        finally:
+            await supervisor.aclose()
+
+    try:
+        return asyncio.run(go())
+    finally:
+        supervisor.close()
+
+
+COMMANDS = {"trace": run_trace, "bench": run_bench, "check": run_check}
 
 
 def main(argv: list[str] | None = None) -> int:

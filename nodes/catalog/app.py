@@ -129,6 +129,9 @@ def init_app(config: CatalogConfig) -> web.Application:
             raise ApiError(400, "'seqs' must be an object of book id to seq")
         return web.json_response(replica().rep_ping(_required_int(data, "from"), seqs))
 
+    async def rep_buys(request: web.Request) -> web.Response:
+        return web.json_response(replica().rep_buys(book_id(request)))
+
     async def set_mode(request: web.Request) -> web.Response:
         data = await json_object(request)
         if data.get("mode") not in MODES:
@@ -152,6 +155,11 @@ def init_app(config: CatalogConfig) -> web.Application:
         await replica().reset()
         return web.json_response(node.state())
 
+    async def applied_buys(_request: web.Request) -> web.Response:
+        """Every buy id this replica has applied, with its book and the seq it produced."""
+        return web.json_response([{"buy_id": buy_id, "book": book, "seq": seq}
+                                  for buy_id, (book, seq) in replica().buys.items()])
+
     routes = [
         web.get("/query/item/{id}", query_item),
         web.get("/query/topic/{topic}", query_topic),
@@ -161,9 +169,11 @@ def init_app(config: CatalogConfig) -> web.Application:
         web.post("/rep/update/{id}", rep_update),
         web.post("/rep/release/{id}", rep_release),
         web.post("/rep/ping", rep_ping),
+        web.get("/rep/buys/{id}", rep_buys),
         web.post("/admin/mode", set_mode),
         web.post("/admin/peer-order", set_peer_order),
         web.post("/admin/reset", reset),
+        web.get("/admin/buys", applied_buys),
     ]
     return build_app(node, routes, cleanup_ctx=[replica_ctx])
 

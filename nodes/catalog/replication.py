@@ -21,9 +21,10 @@ lost"):
   or write that meets a known id answers the first outcome instead of writing again.
 - W2/W3 (``mode == "bazar"``): replicas ping each other; a ping carries this replica's
   seqs and is answered with every newer row, so a restarted replica catches up in the
-  background. A replica that loses contact with a majority of the cluster for longer than
-  its lease drops its valid set (it may have missed writes), and a writer that could not
-  reach a peer waits until that peer's lease has surely run out before answering.
+  background. A replica that has heard from no peer for longer than its lease may be the
+  one cut off, so it stops trusting its valid set (it may have missed writes); a writer that
+  could not reach a live peer waits until that peer's lease has surely run out before
+  answering. Peers the heartbeat knows are out are skipped without being asked (W4).
 ``mode == "documented"`` switches the W2/W3 repairs off so that the figures' starting
 states (replicas left behind on purpose) stay as built.
 """
@@ -109,7 +110,6 @@ class Replica:
         self.frontend = frontend.rstrip("/") if frontend else None
         self.mode = mode
         self.peers = [Peer(i, a.rstrip("/")) for i, a in enumerate(addresses) if i != self.index]
-        self.cluster_size = len(self.peers) + 1
         self.rng = random.Random(seed)
         self.peer_order = peer_order
         self.books: dict[int, Book] = {}
@@ -117,7 +117,7 @@ class Replica:
         self.valid_ids: set[int] = set()
         self.reservations: dict[int, Reservation] = {}
         self.locks: dict[int, asyncio.Lock] = {}
-        self.last_majority_contact = 0.0
+        self.last_contact = 0.0  # monotonic time any peer last answered us or pinged us
         self.catch_ups = 0
         self._disk = ThreadPoolExecutor(max_workers=1, thread_name_prefix="catalog-db")
         self._heartbeat: asyncio.Task | None = None
@@ -130,7 +130,7 @@ class Replica:
         if self.peers:
             self._heartbeat = asyncio.create_task(self._heartbeat_loop(), name="heartbeat")
         else:
-            self.last_majority_contact = float("inf")
+            self.last_contact = float("inf")
 
     async def stop(self) -> None:
         if self._heartbeat is not None:
@@ -193,6 +193,8 @@ class Replica:
         return [book for book in sorted(self.books.values(), key=lambda b: b.id) if needle in book.topic.casefold()]
 
     def _mark_valid(self, book_id: int) -> None:
+        if not self._lease_ok():
+            return  # out of touch: we cannot vouch for anything (W2)
         if book_id not in self.valid_ids:
             self.valid_ids.add(book_id)
             self.node.telemetry.emit("valid", book=book_id, valid=True, seq=self.books[book_id].seq)
@@ -220,11 +222,12 @@ class Replica:
     def _lease_ok(self) -> bool:
         if self.mode == "documented" or not self.peers:
             return True
-        return time.monotonic() - self.last_majority_contact < LEASE_S
+        return time.monotonic() - self.last_contact < LEASE_S
 
     def _lease_holds(self) -> bool:
-        """True while our valid set may be trusted. Out of touch with the majority for longer
-        than the lease, writes may have happened without us (W2): the valid set is dropped."""
+        """True while our valid set may be trusted. Having heard from no peer for longer than
+        the lease, we may be the one cut off and writes may have happened without us (W2):
+        the valid set is dropped."""
         if self._lease_ok():
             return True
         for stale in list(self.valid_ids):
@@ -267,6 +270,8 @@ class Replica:
         own = self.books[book_id]
         highest = max(upstream_seq, own.seq)
         left = [p for p in self.peers if p.index not in asked]
+        if self.mode == "bazar":
+            left = [p for p in left if p.up]  # W4: known-down peers are not waited for
         while left:
             peer = self._choose(left)
             left.remove(peer)
@@ -317,7 +322,7 @@ class Replica:
             self.node.telemetry.emit("peer", peer=peer.index, up=False)
 
     def _note_reachable(self, peer: Peer) -> None:
-        peer.last_heard = time.monotonic()
+        peer.last_heard = self.last_contact = time.monotonic()
         peer.last_failure = None
         if not peer.up:
             peer.up = True
@@ -520,19 +525,14 @@ class Replica:
                     for p in self.peers
                 )
             )
-            answered = 0
             for peer, reply in zip(self.peers, replies, strict=True):
                 if reply.status == 200 and isinstance(reply.data, dict):
-                    answered += 1
                     self._note_reachable(peer)
                     if self.mode == "bazar":
-                        await self._catch_up(reply.data)
+                        await self._catch_up(peer, reply.data)
                 else:
                     self._note_unreachable(peer, reply.failure)
-            if answered + 1 > self.cluster_size / 2:
-                self.last_majority_contact = started
-            else:
-                self._lease_holds()
+            self._lease_holds()
             await asyncio.sleep(max(0.0, HEARTBEAT_S - (time.monotonic() - started)))
 
     def rep_ping(self, sender: int, seqs: dict[str, int]) -> dict[str, Any]:
@@ -546,9 +546,20 @@ class Replica:
             if isinstance(theirs, int) and book.seq > theirs:
                 buys = [b for b, (bid, seq) in self.buys.items() if bid == book.id and seq > theirs]
                 newer.append({"book": book.as_record(), "buy_ids": buys})
-        return {"seqs": {str(b.id): b.seq for b in self.books.values()}, "newer": newer}
+        return {"seqs": {str(b.id): b.seq for b in self.books.values()}, "newer": newer,
+                "buy_counts": {str(book_id): n for book_id, n in self.buy_counts().items()}}
 
-    async def _catch_up(self, answer: dict[str, Any]) -> None:
+    def buy_counts(self) -> dict[int, int]:
+        counts = dict.fromkeys(self.books, 0)
+        for book_id, _seq in self.buys.values():
+            counts[book_id] = counts.get(book_id, 0) + 1
+        return counts
+
+    def rep_buys(self, book_id: int) -> list[tuple[str, int]]:
+        self.book(book_id)
+        return [(buy_id, seq) for buy_id, (bid, seq) in self.buys.items() if bid == book_id]
+
+    async def _catch_up(self, peer: Peer, answer: dict[str, Any]) -> None:
         for item in answer.get("newer", []):
             copy = Book.from_record(item["book"])
             if copy.id not in self.books or copy.seq <= self.books[copy.id].seq:
@@ -559,3 +570,17 @@ class Replica:
             if await self._adopt(copy, item.get("buy_ids", [])):
                 self.catch_ups += 1
                 self.node.telemetry.emit("catch_up", book=copy.id, seq=copy.seq)
+        # A copy adopted on a read or a refused check arrives without the buys that made it;
+        # a peer that remembers more buys of a book hands over the ones we lack (W7).
+        ours = self.buy_counts()
+        for key, theirs in answer.get("buy_counts", {}).items():
+            book_id = int(key)
+            if book_id in self.books and isinstance(theirs, int) and theirs > ours.get(book_id, 0):
+                reply = await self.node.client.call("GET", f"{peer.address}/rep/buys/{book_id}", to=peer.name,
+                                                    label=f"/rep/buys/{book_id}", timeouts=PING_TIMEOUTS,
+                                                    record=False)
+                if reply.status == 200 and isinstance(reply.data, list):
+                    missing = [(b, s) for b, s in reply.data if b not in self.buys]
+                    await self._on_disk(self.store.add_buys, book_id, missing)
+                    for buy_id, seq in missing:
+                        self.buys.setdefault(buy_id, (book_id, seq))

@@ -71,6 +71,14 @@ class CatalogStore:
                     [{"buy_id": b, "book_id": book.id, "seq": book.seq, "at": now} for b in buy_ids],
                 )
 
+    def add_buys(self, book_id: int, buys: list[tuple[str, int]]) -> None:
+        """Remember buys (id, seq) applied elsewhere, without touching the book's row."""
+        if buys:
+            now = time.time()
+            with self.engine.begin() as connection:
+                connection.execute(sqlite_insert(AppliedBuy).on_conflict_do_nothing(),
+                                   [{"buy_id": b, "book_id": book_id, "seq": seq, "at": now} for b, seq in buys])
+
     def reset(self) -> dict[int, Book]:
         books = seed_books()
         with Session(self.engine) as session, session.begin():

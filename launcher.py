@@ -300,7 +300,42 @@ def run_check(argv: list[str]) -> int:
         supervisor.close()
 
 
-COMMANDS = {"trace": run_trace, "bench": run_bench, "check": run_check}
+def run_scenario(argv: list[str]) -> int:
+    import tempfile
+
+    from nodes.control.scenarios import Player, ScenarioError, load, load_all
+
+    parser = argparse.ArgumentParser(
+        prog="launcher.py scenario", description="Replay a documented figure (S1-S12) or a weak point (W1-W7) on a "
+        "real cluster: build its starting state, send its request, print the hops and the verdict.")
+    parser.add_argument("names", nargs="*", metavar="NAME", help="scenario ids (S3) or files; none lists them")
+    parser.add_argument("--all", action="store_true", help="play every scenario")
+    parser.add_argument("--data-dir", metavar="DIR", help="where the scenario clusters keep their files")
+    args = parser.parse_args(argv)
+    try:
+        scenarios = load_all() if args.all else [load(name) for name in args.names]
+    except ScenarioError as exc:
+        print(f"launcher.py scenario: {exc}", file=sys.stderr)
+        return 2
+    if not scenarios:
+        for scenario in load_all():
+            print(f"{scenario.id:4} {scenario.title}" + (f"  ({scenario.figure})" if scenario.figure else ""))
+        return 0
+    data_dir = Path(args.data_dir) if args.data_dir else Path(tempfile.mkdtemp(prefix="bazar-scenarios-"))
+    player = Player(data_dir, say=lambda message: print(f"  · {message}", file=sys.stderr, flush=True))
+    failures = 0
+    for scenario in scenarios:
+        print(f"{scenario.id} — {scenario.title}")
+        outcome = asyncio.run(player.play(scenario))
+        for number, (hop, sentence) in enumerate(zip(outcome.hops, outcome.sentences(), strict=True), start=1):
+            print(f"  [{number}] {hop.source} → {hop.target}  {hop.label}  →  {hop.answer}  ({hop.ms:.1f} ms)")
+            print(f"      {sentence}")
+        print("  " + outcome.verdict().replace("\n", "\n  ") + "\n", flush=True)
+        failures += not outcome.matched
+    return 1 if failures else 0
+
+
+COMMANDS = {"trace": run_trace, "bench": run_bench, "check": run_check, "scenario": run_scenario}
 
 
 def main(argv: list[str] | None = None) -> int:

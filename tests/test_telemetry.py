@@ -5,16 +5,15 @@ import asyncio
 import base64
 import os
 import socket
-from dataclasses import replace
 
 import pytest
 
-from nodes.control.model import ClusterModel, Trace, fetch_trace
+from nodes.control.model import ClusterModel, fetch_trace
+from nodes.control.scenarios import load, play_on
 from nodes.shared.client import SECRET_HEADER
 from nodes.shared.node import SUBSCRIBER_LIMIT
 from nodes.shared.telemetry import TRACE_HEADER, Telemetry, new_trace_id
 from tests.helpers import Http, make_cluster, start, wait_until
-from tests.test_figures import fix_peer_order, restart, write
 
 pytestmark = pytest.mark.timeout(120)
 STALLED_LIMIT = 200
@@ -71,37 +70,22 @@ async def test_a_buys_trace_follows_it_through_order_and_catalogs(cluster):
 
 
 async def test_s2_trace_in_the_model_shows_0_1_2_with_the_figures_seqs(tmp_path, supervisors):
-    supervisor = start(replace(make_cluster(tmp_path, catalogs=5, orders=1), catalog_mode="documented"))
+    scenario = load("S2")
+    supervisor = start(scenario.cluster(tmp_path))
     supervisors.append(supervisor)
-    http = Http(supervisor)
     model = ClusterModel.for_supervisor(supervisor)
+    await model.start()
     try:
-        supervisor.crash("catalog0")
-        supervisor.crash("catalog1")
-        await write(http, "catalog2", 4)
-        await write(http, "catalog2", 3)
-        await restart(supervisor, "catalog0", "catalog1", "catalog3", "catalog4")
-        await fix_peer_order(supervisor)
-        await model.start()
-
-        async def model_sees_everyone() -> bool:
-            return all(v.connected for v in model.nodes.values()) and len(model.replicas) == 5
-
-        await wait_until(model_sees_everyone, what="the model to follow all nodes")
-        trace_id = new_trace_id()
-        status, _, _ = await http.request("GET", "catalog0", "/query/item/2", headers={TRACE_HEADER: trace_id})
-        assert status == 200
-
-        def catalog_hops(trace: Trace) -> list[tuple[str, str, str, str]]:
-            return [(h.source, h.target, h.label, h.answer) for h in trace.hops]
-
+        outcome = await play_on(supervisor, scenario)  # restarts on the way: the model reconnects
+        assert outcome.matched, outcome.verdict()
         expected = [
             ("catalog0", "catalog1", "/rep/get/2 req: [] seq_n: 0", "200 OK"),
             ("catalog1", "catalog2", "/rep/get/2 req: [0] seq_n: 0", "200 OK"),
         ]
 
         async def trace_complete() -> bool:
-            return catalog_hops(model.trace(trace_id)) == expected
+            trace = model.trace(outcome.trace.id)
+            return [(h.source, h.target, h.label, h.answer) for h in trace.hops] == expected
 
         await wait_until(trace_complete, what="the model's trace to hold both hops")
 
@@ -112,7 +96,6 @@ async def test_s2_trace_in_the_model_shows_0_1_2_with_the_figures_seqs(tmp_path,
         await wait_until(marks_match, what="the model's replica table to show the figure's end state")
     finally:
         await model.stop()
-        await http.close()
         await supervisor.aclose()
 
 

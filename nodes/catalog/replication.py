@@ -270,8 +270,10 @@ class Replica:
         own = self.books[book_id]
         highest = max(upstream_seq, own.seq)
         left = [p for p in self.peers if p.index not in asked]
-        if self.mode == "bazar":
-            left = [p for p in left if p.up]  # W4: known-down peers are not waited for
+        if self.mode == "bazar" and self._lease_ok():
+            # W4: known-down peers are not waited for. Not so when our own lease has lapsed:
+            # then we may be the one that was away (W2), and only the peers can tell us.
+            left = [p for p in left if p.up]
         while left:
             peer = self._choose(left)
             left.remove(peer)

@@ -44,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="offscreen: load at 200 req/s with a catalog replica hung and report the window's "
                              "event-loop lag")
     parser.add_argument("--tab", default="charts", choices=("shop", "cluster", "charts", "cache", "replicas", "flow",
-                                                             "experiments", "all"),
+                                                             "scenarios", "experiments", "all"),
                         help="which tab the screenshot shows")
     return parser
 

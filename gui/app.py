@@ -8,7 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-TABS = ("shop", "cluster", "charts", "cache", "replicas", "flow", "experiments")
+TABS = ("shop", "cluster", "charts", "cache", "replicas", "flow", "scenarios", "experiments")
 
 
 def display_available() -> bool:
@@ -83,6 +83,8 @@ async def screenshot(window, path: Path, seconds: float, tab: str) -> None:
     tabs = TABS if tab == "all" else (tab,)
     for name in tabs:
         window.tabs.setCurrentIndex(TABS.index(name))
+        if name == "scenarios":
+            await play_for_screenshot(window.scenarios, "S3")
         window.refresh()
         window.charts.refresh(force=True)  # every plot, not just this tick's turn
         await asyncio.sleep(0.4)  # let the tab lay out and paint before it is grabbed
@@ -90,3 +92,18 @@ async def screenshot(window, path: Path, seconds: float, tab: str) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
         window.grab().save(str(target))
         print(f"saved {target}", flush=True)
+
+
+async def play_for_screenshot(view, scenario_id: str, timeout: float = 90.0) -> None:
+    """Play one scenario in the Scenarios tab to its end, quickly, for the picture."""
+    import time
+
+    row = next(i for i, s in enumerate(view.scenarios) if s.id == scenario_id)
+    view.list.setCurrentRow(row)
+    view.speed.setCurrentText("4×")
+    view.play()
+    deadline = time.monotonic() + timeout
+    while not view.verdict.isVisible():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"scenario {scenario_id} did not finish playing")
+        await asyncio.sleep(0.2)

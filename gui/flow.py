@@ -123,14 +123,16 @@ class FlowCanvas(QWidget):
         painter.fillPath(head, color)
 
     def _text(self, painter: QPainter, x1: float, x2: float, y: float, text: str, color: str, bold: bool) -> None:
+        """The label over an arrow: centred on it, moved in rather than cut off at the edges."""
         font = QFont(self.font())
         font.setBold(bold)
         font.setPointSize(10)
         painter.setFont(font)
         painter.setPen(QColor(color))
-        left = min(x1, x2)
-        width = max(abs(x2 - x1), 220)
-        painter.drawText(QRectF(left + (abs(x2 - x1) - width) / 2, y, width, 18), Qt.AlignmentFlag.AlignCenter, text)
+        width = painter.fontMetrics().horizontalAdvance(text) + 8
+        left = (x1 + x2) / 2 - width / 2
+        left = max(4.0, min(left, self.width() - width - 4))
+        painter.drawText(QRectF(left, y, width, 18), Qt.AlignmentFlag.AlignCenter, text)
 
 
 class FlowView(QWidget):
@@ -166,7 +168,7 @@ class FlowView(QWidget):
         left_layout.addWidget(self.follow)
         left_layout.addWidget(self.crossing)
         left_layout.addWidget(self.traces, 1)
-        scroll = QScrollArea()
+        scroll = self.scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setWidget(self.canvas)
         controls = QHBoxLayout()
@@ -226,6 +228,7 @@ class FlowView(QWidget):
 
     def _caption(self) -> None:
         trace = self.canvas.trace
+        self.scroll.ensureVisible(0, TOP + ROW * max(0, self.canvas.step - 1), 0, ROW * 2)
         if trace is None:
             self.caption.setText("")
             return

@@ -17,6 +17,7 @@ from .common import COLORS, SupervisorBridge, label, pill, spawn
 from .experiments import ExperimentsView
 from .flow import FlowView
 from .replicas import ReplicasView
+from .scenarios import ScenariosView
 from .shop import ShopView
 
 REFRESH_MS = 250
@@ -55,10 +56,11 @@ class MainWindow(QMainWindow):
         self.replicas = ReplicasView(session)
         self.flow = FlowView(session)
         self.experiments = ExperimentsView(self.report)
+        self.scenarios = ScenariosView(self.report)
         self.tabs = QTabWidget()
         for widget, name in ((self.shop, "Shop"), (self.cluster_view, "Cluster"), (self.charts, "Charts"),
                              (self.cache, "Cache"), (self.replicas, "Replicas"), (self.flow, "Flow"),
-                             (self.experiments, "Experiments")):
+                             (self.scenarios, "Scenarios"), (self.experiments, "Experiments")):
             self.tabs.addTab(widget, name)
         for number in range(self.tabs.count()):
             QShortcut(QKeySequence(f"Alt+{number + 1}"), self, activated=lambda n=number: self.tabs.setCurrentIndex(n))
@@ -100,7 +102,7 @@ class MainWindow(QMainWindow):
         self.progress.setVisible(False)
         self.shop.setEnabled(True)
         self.shop.activate()
-        self.say(f"Ready: {len(self.session.supervisor.nodes)} nodes up. Alt+1…7 switch tabs; Ctrl+B buys.")
+        self.say(f"Ready: {len(self.session.supervisor.nodes)} nodes up. Alt+1…8 switch tabs; Ctrl+B buys.")
         self.tabs.setCurrentWidget(self.shop)
 
     def _failed_to_start(self, message: str) -> None:

@@ -59,7 +59,7 @@ class ServerRow(QWidget):
         painter = QPainter(self)
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         slot = self.width() / len(self.servers)
-        icon_height = min(96, self.height() - 60)
+        icon_height = max(24, min(96, self.height() - 66))
         for position, (index, book, down) in enumerate(self.servers):
             x = slot * position + slot / 2
             pixmap = node_icon("catalog", icon_height, crossed=down)

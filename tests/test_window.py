@@ -142,3 +142,16 @@ def test_closing_the_window_leaves_no_node_process(window):
             return stat.read().split()[2] == "Z"
 
     assert all(gone(pid) for pid in pids)
+
+
+def test_the_scenarios_tab_plays_a_figure_to_its_verdict(window):
+    view = window.scenarios
+    window.tabs.setCurrentWidget(view)
+    view.list.setCurrentRow(next(i for i, s in enumerate(view.scenarios) if s.id == "S2"))
+    view.speed.setCurrentText("4×")
+    view.play_button.click()
+    window.run(until(lambda: view.verdict.isVisible(), 90, "the scenario to play to its end"), 120)
+    assert view.verdict.text().startswith("matches read_some_outdated.png: hops 0 → 1 → 2")
+    assert "Step 4 of 4" in view.sentence.text()  # the request, two hops, the answer
+    assert [(i, b.seq, b.valid) for i, b, _down in view.after.servers] == [
+        (0, 2, True), (1, 2, True), (2, 2, True), (3, 2, False), (4, 2, False)]

@@ -144,6 +144,7 @@ class Outcome:
     answers: list[tuple[int, Any]]
     seconds: float
     end: list[tuple[int | None, bool | None, int | None]]  # (seq, valid, quantity) per catalog
+    start: list[tuple[int | None, bool | None, int | None]] = field(default_factory=list)
     differences: list[str] = field(default_factory=list)
     start_differences: list[str] = field(default_factory=list)
 
@@ -155,11 +156,12 @@ class Outcome:
         s = self.scenario
         if self.matched:
             path = " → ".join(_path(self.hops)) if self.hops else "no hop"
-            valid = [str(i) for i, (_, v, _) in enumerate(self.end) if v]
-            seqs = sorted({seq for seq, _, _ in self.end if seq is not None})
+            valid = [(str(i), seq) for i, (seq, v, _) in enumerate(self.end) if v]
+            seqs = sorted({seq for _, seq in valid})
             what = f"matches {s.figure}" if s.figure else f"{s.id} behaves as expected"
-            return (f"{what}: {path}; replicas {', '.join(valid) or 'none'} valid at seq "
-                    f"{', '.join(map(str, seqs))}")
+            marks = (f"replicas {', '.join(i for i, _ in valid)} now valid at seq {', '.join(map(str, seqs))}"
+                     if valid else "no replica holds the book as valid")
+            return f"{what}: hops {path}; {marks}"
         return f"{s.id} differs from {s.figure or 'what it expects'}:\n  - " + "\n  - ".join(
             self.start_differences + self.differences)
 
@@ -244,7 +246,7 @@ async def play_on(supervisor: Supervisor, scenario: Scenario, say=lambda message
     trace = await fetch_trace(supervisor, trace_id) if trace_id else None
     hops = _filtered(trace.hops if trace else [], expect.get("among"), expect.get("from"))
     end = await _replica_table(supervisor, scenario.book)
-    outcome = Outcome(scenario, trace, hops, answers, seconds, end, start_differences=start_differences)
+    outcome = Outcome(scenario, trace, hops, answers, seconds, end, start=start, start_differences=start_differences)
     outcome.differences = _differences(scenario, outcome)
     return outcome
 

@@ -1,0 +1,198 @@
+"""The Scenarios tab: each documented figure (S1–S12) and each weak point (W1–W7) replayed
+on a real cluster of its own shape, drawn step by step as the figure draws it, one plain
+sentence per step, the replicas before and after, and a verdict."""
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import (
+    QComboBox,
+    QGroupBox,
+    QHBoxLayout,
+    QListWidget,
+    QPushButton,
+    QScrollArea,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
+
+from nodes.control.model import ReplicaBook, Trace
+from nodes.control.scenarios import Outcome, Player, load_all
+
+from .common import label, spawn
+from .flow import ROW, SPEEDS, TOP, FlowCanvas
+from .replicas import ServerRow
+
+
+def server_row(table: list[tuple]) -> list[tuple[int, ReplicaBook | None, bool]]:
+    return [(i, None if seq is None else ReplicaBook(seq, quantity or 0, 0, bool(valid)), seq is None)
+            for i, (seq, valid, quantity) in enumerate(table)]
+
+
+class ScenariosView(QWidget):
+    def __init__(self, report) -> None:
+        super().__init__()
+        self.report = report
+        self.scenarios = load_all()
+        self.outcome: Outcome | None = None
+        self.player = Player(Path(tempfile.mkdtemp(prefix="bazar-scenarios-")), say=self._say)
+        self.list = QListWidget()
+        for scenario in self.scenarios:
+            self.list.addItem(f"{scenario.id}  {scenario.title}")
+        self.title = label("", name="CardTitle", wrap=True)
+        self.about = label("", name="Muted", wrap=True)
+        self.play_button = QPushButton("Play on a real cluster")
+        self.play_button.setObjectName("Primary")
+        self.back = QPushButton("◀  Step back")
+        self.forward = QPushButton("Step  ▶")
+        self.replay_button = QPushButton("Replay")
+        self.speed = QComboBox()
+        self.speed.addItems(list(SPEEDS))
+        self.speed.setCurrentText("0.5×")
+        self.status = label("", name="Muted", wrap=True)
+        self.sentence = label("", name="Answer", wrap=True)
+        self.verdict = label("", name="Answer", wrap=True)
+        self.canvas = FlowCanvas()
+        self.before = ServerRow()
+        self.after = ServerRow()
+        for row in (self.before, self.after):
+            row.setMinimumHeight(130)
+        self.timer = QTimer(self)
+        self.timer.timeout.connect(self._tick)
+
+        controls = QHBoxLayout()
+        for widget in (self.play_button, self.back, self.forward, self.replay_button):
+            controls.addWidget(widget)
+        controls.addWidget(label("speed"))
+        controls.addWidget(self.speed)
+        controls.addStretch(1)
+        scroll = self.scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(self.canvas)
+        rows = QHBoxLayout()
+        for row, name in ((self.before, "Before the request"), (self.after, "After")):
+            box = QGroupBox(name)
+            QVBoxLayout(box).addWidget(row)
+            rows.addWidget(box)
+        right = QWidget()
+        layout = QVBoxLayout(right)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.title)
+        layout.addWidget(self.about)
+        layout.addLayout(controls)
+        layout.addWidget(self.status)
+        layout.addWidget(self.sentence)
+        layout.addWidget(scroll, 5)
+        layout.addLayout(rows, 2)
+        layout.addWidget(self.verdict)
+        splitter = QSplitter()
+        splitter.addWidget(self.list)
+        splitter.addWidget(right)
+        splitter.setSizes([330, 1000])
+        QVBoxLayout(self).addWidget(splitter)
+
+        self.list.currentRowChanged.connect(self._chosen)
+        self.play_button.clicked.connect(lambda: self.play())
+        self.back.clicked.connect(lambda: self._go(self.canvas.step - 1))
+        self.forward.clicked.connect(lambda: self._go(self.canvas.step + 1))
+        self.replay_button.clicked.connect(lambda: self.replay())
+        self.list.setCurrentRow(0)
+
+    def _say(self, message: str) -> None:
+        self.status.setText(message[:1].upper() + message[1:] + " …")
+
+    def _chosen(self, row: int) -> None:
+        scenario = self.scenarios[row]
+        figure = f"  ·  replays {scenario.figure}" if scenario.figure else ""
+        self.title.setText(f"{scenario.id} — {scenario.title}{figure}")
+        self.about.setText(scenario.about)
+        self.outcome = None
+        self.canvas.show_trace(None)
+        self.sentence.setVisible(False)
+        self.verdict.setVisible(False)
+        self.status.setText(f"{scenario.catalogs} catalog and {scenario.orders} order replicas, rules: "
+                            f"{scenario.catalog_mode}. Press Play: the cluster is started and brought to the "
+                            "starting state through real crashes, restarts and writes.")
+        self.before.show_row([], None)
+        self.after.show_row([], None)
+
+    def play(self) -> None:
+        scenario = self.scenarios[self.list.currentRow()]
+        self.play_button.setEnabled(False)
+        self.list.setEnabled(False)
+        spawn(self.player.play(scenario), self._failed, self._played)
+
+    def _failed(self, message: str) -> None:
+        self.play_button.setEnabled(True)
+        self.list.setEnabled(True)
+        self.report(f"The scenario could not be played: {message}")
+
+    def _played(self, outcome: Outcome) -> None:
+        self.play_button.setEnabled(True)
+        self.list.setEnabled(True)
+        self.outcome = outcome
+        self.status.setText(f"Request answered in {outcome.seconds * 1000:.0f} ms; stepping through it.")
+        highest = max((seq for seq, _, _ in outcome.start if seq is not None), default=None)
+        self.before.show_row(server_row(outcome.start), highest)
+        self.after.show_row([], None)
+        ok = outcome.matched
+        self.verdict.setStyleSheet(f"background:{'#dcfce7' if ok else '#fee2e2'}; "
+                                   f"color:{'#166534' if ok else '#991b1b'};")
+        self.verdict.setText(outcome.verdict())
+        self.verdict.setVisible(False)
+        self.replay()
+
+    def _trace(self) -> Trace:
+        outcome = self.outcome
+        assert outcome is not None
+        whole = outcome.trace or Trace("")
+        return Trace(whole.id, whole.entry_node, whole.method, whole.path, whole.status, whole.ms,
+                     hops=list(outcome.hops))
+
+    def replay(self) -> None:
+        if self.outcome is None:
+            return
+        self.canvas.show_trace(self._trace(), 0)
+        self._caption()
+        self.timer.start(SPEEDS[self.speed.currentText()] * 2)
+
+    def _go(self, step: int) -> None:
+        if self.outcome is None:
+            return
+        self.timer.stop()
+        self.canvas.show_trace(self._trace(), step)
+        self._caption()
+
+    def _tick(self) -> None:
+        if self.canvas.step >= self.canvas.steps:
+            self.timer.stop()
+            return
+        self.canvas.show_trace(self.canvas.trace, self.canvas.step + 1)
+        self._caption()
+
+    def _caption(self) -> None:
+        outcome = self.outcome
+        if outcome is None:
+            return
+        step, steps = self.canvas.step, self.canvas.steps
+        self.scroll.ensureVisible(0, TOP + ROW * max(0, step - 1), 0, ROW * 2)  # keep the step in view
+        sentences = outcome.sentences()
+        if step == 0:
+            text = "Before the request: the replicas as the figure starts them (below, left)."
+        elif step == 1:
+            text = f"The request arrives: {self.canvas.trace.operation or outcome.scenario.request['path']}."
+        elif step - 2 < len(sentences):
+            text = sentences[step - 2]
+        else:
+            text = f"The answer goes back: {self.canvas.trace.status}."
+        self.sentence.setStyleSheet("background:#eff6ff; color:#1e3a8a;")
+        self.sentence.setText(f"Step {step} of {steps}. {text}")
+        self.sentence.setVisible(True)
+        finished = step >= steps
+        if finished:
+            highest = max((seq for seq, _, _ in outcome.end if seq is not None), default=None)
+            self.after.show_row(server_row(outcome.end), highest)
+        self.verdict.setVisible(finished)

@@ -68,7 +68,8 @@ def init_app(config: CatalogConfig) -> web.Application:
             raise ApiError(400, "Nothing to update: give 'quantity' and/or 'price'")
         base_seq = optional_int(data, "seq", minimum=0)
         buy_id = _optional_text(data, "buy_id")
-        result = await replica().write(target, changes, base_seq=base_seq, buy_id=buy_id)
+        since = optional_number(data, "since", minimum=0)
+        result = await replica().write(target, changes, base_seq=base_seq, buy_id=buy_id, since=since)
         body = {**_full(result.book), "duplicate": result.duplicate}
         if result.status == 409:
             raise ApiError(409, f"The replica's copy was outdated or busy ({result.reason}); read again and retry",
@@ -89,12 +90,13 @@ def init_app(config: CatalogConfig) -> web.Application:
 
     async def rep_check(request: web.Request) -> web.Response:
         data = await json_object(request)
-        status, body = replica().rep_check(
+        status, body = await replica().rep_check(
             book_id(request),
             _required_int(data, "seq_n", minimum=0),
             _required_int(data, "from"),
             _required_text(data, "token"),
             _optional_text(data, "buy_id"),
+            optional_number(data, "since", minimum=0),
         )
         if status == 409:
             body = {"message": "Conflict", **body}

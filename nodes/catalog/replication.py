@@ -47,6 +47,10 @@ from ..shared.node import Node
 from .store import CatalogStore
 
 RESERVATION_TTL_S = 3.0
+#: How long a check waits for a reservation held by a writer it outranks (wait-die).
+RESERVATION_WAIT_S = 0.3
+#: How long a writer queues for its own replica's reservation before answering busy.
+LOCAL_QUEUE_S = 1.0
 HEARTBEAT_S = 0.2
 LEASE_S = 1.0
 PING_TIMEOUTS = Timeouts(connect=0.1, total=0.4)
@@ -54,11 +58,15 @@ INVALIDATE_TIMEOUTS = Timeouts(connect=0.1, total=0.5)
 MODES = ("bazar", "documented")
 
 
+Priority = tuple[float, int]  # (when the operation first tried, writer's replica number): lower wins
+
+
 @dataclass
 class Reservation:
     owner: int
     token: str
     expires: float
+    priority: Priority = (0.0, 0)
 
 
 @dataclass
@@ -116,6 +124,7 @@ class Replica:
         self.buys: dict[str, tuple[int, int]] = {}
         self.valid_ids: set[int] = set()
         self.reservations: dict[int, Reservation] = {}
+        self._released: dict[int, asyncio.Event] = {}  # set whenever a book's reservation is handed back
         self.locks: dict[int, asyncio.Lock] = {}
         self.last_contact = 0.0  # monotonic time any peer last answered us or pinged us
         self.catch_ups = 0
@@ -332,25 +341,32 @@ class Replica:
 
     # ---- write (S4, S5, W1, W7) ---------------------------------------------------------------
     async def write(
-        self, book_id: int, changes: dict[str, Any], *, base_seq: int | None, buy_id: str | None
+        self, book_id: int, changes: dict[str, Any], *, base_seq: int | None, buy_id: str | None,
+        since: float | None = None,
     ) -> WriteResult:
+        """``since``: when the operation behind this write first tried (a buy's first attempt);
+        the older one wins a conflict, so a buy that keeps retrying cannot starve."""
         self.book(book_id)
+        priority: Priority = (since if since is not None else time.time(), self.index)
         async with self.locks[book_id]:
             if buy_id is not None and buy_id in self.buys:
                 return WriteResult(200, self.books[book_id], duplicate=True)
             token = uuid.uuid4().hex
-            if not self._reserve(book_id, self.index, token):
+            # Holding nothing yet, this writer can wait its turn at home whoever holds the book:
+            # a wait that holds nothing cannot close a cycle. Checks at peers use wait-die.
+            if not await self._reserve_or_wait(book_id, self.index, token, priority, queue_s=LOCAL_QUEUE_S):
                 return WriteResult(409, self.books[book_id], reason="busy")
             try:
-                return await self._reserved_write(book_id, changes, base_seq, buy_id, token)
+                return await self._reserved_write(book_id, changes, base_seq, buy_id, token, priority)
             finally:
                 self._release(book_id, token)
 
     async def _reserved_write(
-        self, book_id: int, changes: dict[str, Any], base_seq: int | None, buy_id: str | None, token: str
+        self, book_id: int, changes: dict[str, Any], base_seq: int | None, buy_id: str | None, token: str,
+        priority: Priority,
     ) -> WriteResult:
         started = time.monotonic()
-        outcome = await self._check_peers(book_id, token, buy_id)
+        outcome = await self._check_peers(book_id, token, buy_id, priority)
         if outcome.newer or outcome.known_buy is not None or outcome.busy:
             await self._release_peers(book_id, token, outcome.granted)
             if outcome.newer:
@@ -395,9 +411,9 @@ class Replica:
         await self._invalidate_frontend(new)
         return WriteResult(200, new)
 
-    async def _check_peers(self, book_id: int, token: str, buy_id: str | None) -> _CheckOutcome:
+    async def _check_peers(self, book_id: int, token: str, buy_id: str | None, priority: Priority) -> _CheckOutcome:
         own = self.books[book_id]
-        body = {"seq_n": own.seq, "from": self.index, "token": token, "buy_id": buy_id}
+        body = {"seq_n": own.seq, "from": self.index, "token": token, "buy_id": buy_id, "since": priority[0]}
         label = f"/rep/check/{book_id} seq_n: {own.seq}"
         outcome = _CheckOutcome()
         # W4: a peer the heartbeat knows is out is skipped at once, not waited for.
@@ -465,30 +481,70 @@ class Replica:
         )
 
     # ---- the peer side of a write -------------------------------------------------------------
-    def _reserve(self, book_id: int, owner: int, token: str) -> bool:
+    def _reserve(self, book_id: int, owner: int, token: str, priority: Priority = (0.0, 0)) -> bool:
         now = time.monotonic()
         held = self.reservations.get(book_id)
         if held is not None and held.expires > now and held.token != token:
             return False
-        self.reservations[book_id] = Reservation(owner, token, now + RESERVATION_TTL_S)
+        self.reservations[book_id] = Reservation(owner, token, now + RESERVATION_TTL_S, priority)
         return True
 
     def _release(self, book_id: int, token: str) -> None:
         held = self.reservations.get(book_id)
         if held is not None and held.token == token:
             del self.reservations[book_id]
+            released = self._released.pop(book_id, None)
+            if released is not None:
+                released.set()
 
-    def rep_check(self, book_id: int, seq_n: int, sender: int, token: str, buy_id: str | None) -> tuple[int, dict]:
-        own = self.book(book_id)
+    async def _reserve_or_wait(self, book_id: int, owner: int, token: str, priority: Priority,
+                               queue_s: float | None = None) -> bool:
+        """Reserve the book for ``owner``; if another writer holds it, wait a little for it —
+        but only when this write is older than the holder's ("wait-die"): the younger one
+        fails at once, so waits never form a cycle and the oldest write always gets through.
+        Without this, writers to one book kept failing each other under load. With
+        ``queue_s`` the writer holds nothing yet and may wait whoever holds the book."""
+        deadline = time.monotonic() + (RESERVATION_WAIT_S if queue_s is None else queue_s)
+        while not self._reserve(book_id, owner, token, priority):
+            holder = self.reservations[book_id].priority
+            left = deadline - time.monotonic()
+            if (queue_s is None and priority > holder) or left <= 0:
+                return False
+            released = self._released.setdefault(book_id, asyncio.Event())
+            try:
+                await asyncio.wait_for(released.wait(), left)
+            except TimeoutError:
+                return False
+        return True
+
+    async def rep_check(self, book_id: int, seq_n: int, sender: int, token: str,
+                        buy_id: str | None, since: float | None = None) -> tuple[int, dict]:
+        self.book(book_id)
+        decided = self._check_answer(book_id, seq_n, buy_id)
+        if decided is not None:  # no need to queue for a reservation to say this
+            return decided
+        priority: Priority = (since if since is not None else time.time(), sender)
+        reserved = await self._reserve_or_wait(book_id, sender, token, priority)
+        decided = self._check_answer(book_id, seq_n, buy_id)  # the holder's write may have landed meanwhile
+        if decided is not None:
+            if reserved:
+                self._release(book_id, token)
+            return decided
+        if not reserved:
+            held = self.reservations.get(book_id)
+            return 409, {"busy": True, "holder": held.owner if held else None}
+        # A write is coming that we may not see land: stop vouching for our copy until it does.
+        self._unmark_valid(book_id)
+        return 200, {"seq": self.books[book_id].seq}
+
+    def _check_answer(self, book_id: int, seq_n: int, buy_id: str | None) -> tuple[int, dict] | None:
+        """A check's answer when it does not depend on reserving: a known buy, or a newer copy."""
+        own = self.books[book_id]
         if buy_id is not None and buy_id in self.buys:
             return 200, {"known_buy": True, "book": own.as_record()}
         if own.seq > seq_n:
             return 409, {"book": own.as_record()}
-        if not self._reserve(book_id, sender, token):
-            return 409, {"busy": True, "holder": self.reservations[book_id].owner}
-        # A write is coming that we may not see land: stop vouching for our copy until it does.
-        self._unmark_valid(book_id)
-        return 200, {"seq": own.seq}
+        return None
 
     def rep_release(self, book_id: int, token: str) -> None:
         self.book(book_id)

@@ -65,6 +65,10 @@ class OrderStore:
             row = session.scalar(select(PurchaseRow).where(PurchaseRow.buy_id == buy_id))
             return _purchase(row) if row is not None else None
 
+    def buy_ids(self) -> set[str]:
+        with Session(self.engine) as session:
+            return set(session.scalars(select(PurchaseRow.buy_id)))
+
     def history(self, limit: int) -> list[Purchase]:
         with Session(self.engine) as session:
             rows = session.scalars(select(PurchaseRow).order_by(PurchaseRow.order_id.desc()).limit(limit))

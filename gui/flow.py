@@ -3,7 +3,7 @@ it — servers in a row, numbered messages between them, their answers — stepp
 back or replayed at a chosen speed."""
 from __future__ import annotations
 
-from PySide6.QtCore import QPointF, QRectF, QSize, Qt, QTimer
+from PySide6.QtCore import QPointF, QRectF, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QFont, QPainter, QPainterPath, QPen
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -135,6 +135,66 @@ class FlowCanvas(QWidget):
         painter.drawText(QRectF(left, y, width, 18), Qt.AlignmentFlag.AlignCenter, text)
 
 
+class TraceStepper(QWidget):
+    """A trace drawn by a FlowCanvas, with step back and forward and a replay at a chosen speed;
+    ``stepped`` fires after every change of step. Flow and Scenarios both use it."""
+
+    stepped = Signal(int)
+
+    def __init__(self, *, first_last: bool = False, speed: str = "1×", slow_down: float = 1.0) -> None:
+        super().__init__()
+        self.slow_down = slow_down
+        self.canvas = FlowCanvas()
+        self.scroll = QScrollArea()
+        self.scroll.setWidgetResizable(True)
+        self.scroll.setWidget(self.canvas)
+        self.back = QPushButton("◀  Step back")
+        self.forward = QPushButton("Step  ▶")
+        self.play = QPushButton("Replay")
+        self.play.setObjectName("Primary")
+        self.speed = QComboBox()
+        self.speed.addItems(list(SPEEDS))
+        self.speed.setCurrentText(speed)
+        self.controls = QHBoxLayout()
+        buttons = [self.back, self.forward]
+        if first_last:
+            self.first, self.last = QPushButton("|◀  First"), QPushButton("Last  ▶|")
+            buttons = [self.first, self.back, self.forward, self.last]
+            self.first.clicked.connect(lambda: self.go(0))
+            self.last.clicked.connect(lambda: self.go(self.canvas.steps))
+        for widget in buttons + [self.play]:
+            self.controls.addWidget(widget)
+        self.controls.addWidget(label("speed"))
+        self.controls.addWidget(self.speed)
+        self.controls.addStretch(1)
+        self.timer = QTimer(self)
+        self.timer.timeout.connect(self._tick)
+        self.back.clicked.connect(lambda: self.go(self.canvas.step - 1))
+        self.forward.clicked.connect(lambda: self.go(self.canvas.step + 1))
+        self.play.clicked.connect(lambda: self.replay())
+
+    def show(self, trace: Trace | None, step: int | None = None) -> None:
+        self.canvas.show_trace(trace, step)
+        self.scroll.ensureVisible(0, TOP + ROW * max(0, self.canvas.step - 1), 0, ROW * 2)  # keep the step in view
+        self.stepped.emit(self.canvas.step)
+
+    def go(self, step: int) -> None:
+        self.timer.stop()
+        self.show(self.canvas.trace, step)
+
+    def replay(self) -> None:
+        if self.canvas.trace is None:
+            return
+        self.show(self.canvas.trace, 0)
+        self.timer.start(int(SPEEDS[self.speed.currentText()] * self.slow_down))
+
+    def _tick(self) -> None:
+        if self.canvas.step >= self.canvas.steps:
+            self.timer.stop()
+            return
+        self.show(self.canvas.trace, self.canvas.step + 1)
+
+
 class FlowView(QWidget):
     def __init__(self, session: ClusterSession) -> None:
         super().__init__()
@@ -147,19 +207,9 @@ class FlowView(QWidget):
         self.crossing = QCheckBox("Only requests that crossed nodes")
         self.crossing.setChecked(True)
         self.crossing.setToolTip("Hide cache hits, which never leave the front-end")
-        self.canvas = FlowCanvas()
+        self.stepper = TraceStepper(first_last=True)
+        self.canvas = self.stepper.canvas
         self.caption = label("", wrap=True)
-        self.first = QPushButton("|◀  First")
-        self.back = QPushButton("◀  Step back")
-        self.forward = QPushButton("Step  ▶")
-        self.last = QPushButton("Last  ▶|")
-        self.play = QPushButton("Replay")
-        self.play.setObjectName("Primary")
-        self.speed = QComboBox()
-        self.speed.addItems(list(SPEEDS))
-        self.speed.setCurrentText("1×")
-        self.timer = QTimer(self)
-        self.timer.timeout.connect(self._tick)
 
         left = QWidget()
         left_layout = QVBoxLayout(left)
@@ -168,21 +218,12 @@ class FlowView(QWidget):
         left_layout.addWidget(self.follow)
         left_layout.addWidget(self.crossing)
         left_layout.addWidget(self.traces, 1)
-        scroll = self.scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
-        scroll.setWidget(self.canvas)
-        controls = QHBoxLayout()
-        for widget in (self.first, self.back, self.forward, self.last, self.play):
-            controls.addWidget(widget)
-        controls.addWidget(label("speed"))
-        controls.addWidget(self.speed)
-        controls.addStretch(1)
         right = QWidget()
         right_layout = QVBoxLayout(right)
         right_layout.setContentsMargins(0, 0, 0, 0)
-        right_layout.addLayout(controls)
+        right_layout.addLayout(self.stepper.controls)
         right_layout.addWidget(self.caption)
-        right_layout.addWidget(scroll, 1)
+        right_layout.addWidget(self.stepper.scroll, 1)
         splitter = QSplitter()
         splitter.addWidget(left)
         splitter.addWidget(right)
@@ -192,43 +233,20 @@ class FlowView(QWidget):
         layout.addWidget(splitter)
 
         self.traces.currentRowChanged.connect(self._chosen)
-        self.first.clicked.connect(lambda: self._go(0))
-        self.back.clicked.connect(lambda: self._go(self.canvas.step - 1))
-        self.forward.clicked.connect(lambda: self._go(self.canvas.step + 1))
-        self.last.clicked.connect(lambda: self._go(self.canvas.steps))
-        self.play.clicked.connect(self.replay)
+        self.stepper.stepped.connect(lambda _step: self._caption())
+        for button in (self.stepper.back, self.stepper.forward, self.stepper.play, self.stepper.first,
+                       self.stepper.last):
+            button.clicked.connect(lambda: self.follow.setChecked(False))
 
-    # ---- choosing and stepping --------------------------------------------------------------
     def _chosen(self, row: int) -> None:
         if 0 <= row < len(self.listed):
             self.show(self.listed[row])
 
     def show(self, trace_id: str, step: int | None = None) -> None:
-        self.canvas.show_trace(self.session.model.trace(trace_id), step)
-        self._caption()
-
-    def _go(self, step: int) -> None:
-        self.follow.setChecked(False)
-        self.canvas.show_trace(self.canvas.trace, step)
-        self._caption()
-
-    def replay(self) -> None:
-        if self.canvas.trace is None:
-            return
-        self.follow.setChecked(False)
-        self.canvas.show_trace(self.canvas.trace, 0)
-        self.timer.start(SPEEDS[self.speed.currentText()])
-
-    def _tick(self) -> None:
-        if self.canvas.step >= self.canvas.steps:
-            self.timer.stop()
-            return
-        self.canvas.show_trace(self.canvas.trace, self.canvas.step + 1)
-        self._caption()
+        self.stepper.show(self.session.model.trace(trace_id), step)
 
     def _caption(self) -> None:
         trace = self.canvas.trace
-        self.scroll.ensureVisible(0, TOP + ROW * max(0, self.canvas.step - 1), 0, ROW * 2)
         if trace is None:
             self.caption.setText("")
             return
@@ -246,10 +264,9 @@ class FlowView(QWidget):
             self.traces.clear()
             for _i, trace in entries:
                 status = "…" if trace.status is None else str(trace.status)
-                item = QListWidgetItem(f"{trace.operation}  →  {status}  ({len(trace.hops)} hops)")
-                self.traces.addItem(item)
+                self.traces.addItem(QListWidgetItem(f"{trace.operation}  →  {status}  ({len(trace.hops)} hops)"))
             self.traces.blockSignals(False)
-        if self.follow.isChecked() and self.listed and not self.timer.isActive():
+        if self.follow.isChecked() and self.listed and not self.stepper.timer.isActive():
             self.traces.blockSignals(True)
             self.traces.setCurrentRow(0)
             self.traces.blockSignals(False)

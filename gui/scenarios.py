@@ -6,14 +6,11 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import (
-    QComboBox,
     QGroupBox,
     QHBoxLayout,
     QListWidget,
     QPushButton,
-    QScrollArea,
     QSplitter,
     QVBoxLayout,
     QWidget,
@@ -23,7 +20,7 @@ from nodes.control.model import ReplicaBook, Trace
 from nodes.control.scenarios import Outcome, Player, load_all
 
 from .common import label, spawn
-from .flow import ROW, SPEEDS, TOP, FlowCanvas
+from .flow import TraceStepper
 from .replicas import ServerRow
 
 
@@ -46,32 +43,18 @@ class ScenariosView(QWidget):
         self.about = label("", name="Muted", wrap=True)
         self.play_button = QPushButton("Play on a real cluster")
         self.play_button.setObjectName("Primary")
-        self.back = QPushButton("◀  Step back")
-        self.forward = QPushButton("Step  ▶")
-        self.replay_button = QPushButton("Replay")
-        self.speed = QComboBox()
-        self.speed.addItems(list(SPEEDS))
-        self.speed.setCurrentText("0.5×")
+        self.stepper = TraceStepper(speed="0.5×", slow_down=2.0)
+        self.canvas = self.stepper.canvas
+        self.speed = self.stepper.speed
         self.status = label("", name="Muted", wrap=True)
         self.sentence = label("", name="Answer", wrap=True)
         self.verdict = label("", name="Answer", wrap=True)
-        self.canvas = FlowCanvas()
         self.before = ServerRow()
         self.after = ServerRow()
         for row in (self.before, self.after):
             row.setMinimumHeight(130)
-        self.timer = QTimer(self)
-        self.timer.timeout.connect(self._tick)
-
-        controls = QHBoxLayout()
-        for widget in (self.play_button, self.back, self.forward, self.replay_button):
-            controls.addWidget(widget)
-        controls.addWidget(label("speed"))
-        controls.addWidget(self.speed)
-        controls.addStretch(1)
-        scroll = self.scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
-        scroll.setWidget(self.canvas)
+        controls = self.stepper.controls
+        controls.insertWidget(0, self.play_button)
         rows = QHBoxLayout()
         for row, name in ((self.before, "Before the request"), (self.after, "After")):
             box = QGroupBox(name)
@@ -85,7 +68,7 @@ class ScenariosView(QWidget):
         layout.addLayout(controls)
         layout.addWidget(self.status)
         layout.addWidget(self.sentence)
-        layout.addWidget(scroll, 5)
+        layout.addWidget(self.stepper.scroll, 5)
         layout.addLayout(rows, 2)
         layout.addWidget(self.verdict)
         splitter = QSplitter()
@@ -96,9 +79,7 @@ class ScenariosView(QWidget):
 
         self.list.currentRowChanged.connect(self._chosen)
         self.play_button.clicked.connect(lambda: self.play())
-        self.back.clicked.connect(lambda: self._go(self.canvas.step - 1))
-        self.forward.clicked.connect(lambda: self._go(self.canvas.step + 1))
-        self.replay_button.clicked.connect(lambda: self.replay())
+        self.stepper.stepped.connect(lambda _step: self._caption())
         self.list.setCurrentRow(0)
 
     def _say(self, message: str) -> None:
@@ -110,7 +91,7 @@ class ScenariosView(QWidget):
         self.title.setText(f"{scenario.id} — {scenario.title}{figure}")
         self.about.setText(scenario.about)
         self.outcome = None
-        self.canvas.show_trace(None)
+        self.stepper.show(None)
         self.sentence.setVisible(False)
         self.verdict.setVisible(False)
         self.status.setText(f"{scenario.catalogs} catalog and {scenario.orders} order replicas, rules: "
@@ -143,7 +124,8 @@ class ScenariosView(QWidget):
                                    f"color:{'#166534' if ok else '#991b1b'};")
         self.verdict.setText(outcome.verdict())
         self.verdict.setVisible(False)
-        self.replay()
+        self.stepper.show(self._trace(), 0)
+        self.stepper.replay()
 
     def _trace(self) -> Trace:
         outcome = self.outcome
@@ -152,33 +134,11 @@ class ScenariosView(QWidget):
         return Trace(whole.id, whole.entry_node, whole.method, whole.path, whole.status, whole.ms,
                      hops=list(outcome.hops))
 
-    def replay(self) -> None:
-        if self.outcome is None:
-            return
-        self.canvas.show_trace(self._trace(), 0)
-        self._caption()
-        self.timer.start(SPEEDS[self.speed.currentText()] * 2)
-
-    def _go(self, step: int) -> None:
-        if self.outcome is None:
-            return
-        self.timer.stop()
-        self.canvas.show_trace(self._trace(), step)
-        self._caption()
-
-    def _tick(self) -> None:
-        if self.canvas.step >= self.canvas.steps:
-            self.timer.stop()
-            return
-        self.canvas.show_trace(self.canvas.trace, self.canvas.step + 1)
-        self._caption()
-
     def _caption(self) -> None:
         outcome = self.outcome
         if outcome is None:
             return
         step, steps = self.canvas.step, self.canvas.steps
-        self.scroll.ensureVisible(0, TOP + ROW * max(0, step - 1), 0, ROW * 2)  # keep the step in view
         sentences = outcome.sentences()
         if step == 0:
             text = "Before the request: the replicas as the figure starts them (below, left)."

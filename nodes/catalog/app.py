@@ -41,6 +41,7 @@ def init_app(config: CatalogConfig) -> web.Application:
         await replica.start()
         holder["replica"] = replica
         node.describe = replica.describe
+        node.on_contact = replica.contact
         yield
         await replica.stop()
 

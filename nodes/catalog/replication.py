@@ -38,7 +38,7 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from ..books import Book
 from ..shared.client import Reply, Timeouts
@@ -126,7 +126,10 @@ class Replica:
         self.reservations: dict[int, Reservation] = {}
         self._released: dict[int, asyncio.Event] = {}  # set whenever a book's reservation is handed back
         self.locks: dict[int, asyncio.Lock] = {}
-        self.last_contact = 0.0  # monotonic time any peer last answered us or pinged us
+        self.last_contact = 0.0  # monotonic time anything last reached us or a peer answered us
+        #: Set when our lease lapsed; cleared only when a peer answers us again. Meanwhile we
+        #: vouch for nothing and ask every peer, whatever we believed about them (W2).
+        self.rejoining = False
         self.catch_ups = 0
         self._disk = ThreadPoolExecutor(max_workers=1, thread_name_prefix="catalog-db")
         self._heartbeat: asyncio.Task | None = None
@@ -183,6 +186,7 @@ class Replica:
             ],
             "peers": [{"id": p.index, "address": p.address, "up": p.up} for p in self.peers],
             "lease_ok": self._lease_ok(),
+            "rejoining": self.rejoining,
             "catch_ups": self.catch_ups,
             "buys_remembered": len(self.buys),
         }
@@ -202,7 +206,7 @@ class Replica:
         return [book for book in sorted(self.books.values(), key=lambda b: b.id) if needle in book.topic.casefold()]
 
     def _mark_valid(self, book_id: int) -> None:
-        if not self._lease_ok():
+        if not self._lease_ok() or self.rejoining:
             return  # out of touch: we cannot vouch for anything (W2)
         if book_id not in self.valid_ids:
             self.valid_ids.add(book_id)
@@ -239,9 +243,17 @@ class Replica:
         the valid set is dropped."""
         if self._lease_ok():
             return True
+        if not self.rejoining:
+            self.rejoining = True
+            self.node.telemetry.emit("lease", held=False)
         for stale in list(self.valid_ids):
             self._unmark_valid(stale)
         return False
+
+    def contact(self) -> None:
+        """Something reached us (a client, the front-end's probe, a peer): we are not cut off.
+        Only a peer's answer ends rejoining, though: clients cannot tell us what we missed."""
+        self.last_contact = time.monotonic()
 
     def _trusted_valid(self, book_id: int) -> bool:
         return book_id in self.valid_ids and self._lease_holds()
@@ -279,7 +291,7 @@ class Replica:
         own = self.books[book_id]
         highest = max(upstream_seq, own.seq)
         left = [p for p in self.peers if p.index not in asked]
-        if self.mode == "bazar" and self._lease_ok():
+        if self.mode == "bazar" and self._lease_ok() and not self.rejoining:
             # W4: known-down peers are not waited for. Not so when our own lease has lapsed:
             # then we may be the one that was away (W2), and only the peers can tell us.
             left = [p for p in left if p.up]
@@ -334,6 +346,9 @@ class Replica:
 
     def _note_reachable(self, peer: Peer) -> None:
         peer.last_heard = self.last_contact = time.monotonic()
+        if self.rejoining:
+            self.rejoining = False
+            self.node.telemetry.emit("lease", held=True)
         peer.last_failure = None
         if not peer.up:
             peer.up = True
@@ -463,22 +478,12 @@ class Replica:
     async def _invalidate_frontend(self, book: Book) -> None:
         if not self.frontend:
             return
-        await asyncio.gather(
-            self.node.client.call(
-                "DELETE",
-                f"{self.frontend}/invalidate/item/{book.id}",
-                to="frontend",
-                label=f"/invalidate/item/{book.id}",
-                timeouts=INVALIDATE_TIMEOUTS,
-            ),
-            self.node.client.call(
-                "DELETE",
-                f"{self.frontend}/invalidate/topic/{quote(book.topic, safe='')}",
-                to="frontend",
-                label=f"/invalidate/topic/{book.topic}",
-                timeouts=INVALIDATE_TIMEOUTS,
-            ),
-        )
+        paths = (f"/invalidate/item/{book.id}", f"/invalidate/topic/{quote(book.topic, safe='')}")
+        await asyncio.gather(*(
+            self.node.client.call("DELETE", self.frontend + path, to="frontend", label=unquote(path),
+                                  timeouts=INVALIDATE_TIMEOUTS)
+            for path in paths
+        ))
 
     # ---- the peer side of a write -------------------------------------------------------------
     def _reserve(self, book_id: int, owner: int, token: str, priority: Priority = (0.0, 0)) -> bool:

@@ -48,6 +48,8 @@ class Node:
     client: PeerClient = field(init=False)
     #: Role-specific part of ``GET /admin/state``.
     describe: Callable[[], dict[str, Any]] = field(default=lambda: {})
+    #: Called for every request that reaches the node (not admin): proof it is not cut off.
+    on_contact: Callable[[], None] = field(default=lambda: None)
     #: Role-specific answer to ``GET /health``: (status, body). Default: 200 up.
     health: Callable[[], Awaitable[tuple[int, dict[str, Any]]]] | None = None
 
@@ -114,6 +116,8 @@ def _cut_off(node: Node):
             if request.transport is not None:
                 request.transport.abort()
             raise asyncio.CancelledError()
+        if not request.path.startswith(ADMIN_PREFIX):
+            node.on_contact()
         return await handler(request)
 
     return middleware

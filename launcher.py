@@ -278,6 +278,7 @@ def run_check(argv: list[str]) -> int:
     parser.add_argument("--seed", type=int, default=1, help="seed for faults and requests (default 1)")
     parser.add_argument("--buyers", type=int, default=4)
     parser.add_argument("--readers", type=int, default=2)
+    parser.add_argument("--stock", type=int, default=1000, help="copies of each book at the start (default 1000)")
     cluster_options(parser)
     args = parser.parse_args(argv)
     supervisor = Supervisor(load_cluster(args))
@@ -288,7 +289,8 @@ def run_check(argv: list[str]) -> int:
                 await asyncio.to_thread(start_with_progress, supervisor, sys.stderr)
             await supervisor.wait_settled()
             verdict = await fault_run(supervisor, args.seconds, seed=args.seed, buyers=args.buyers,
-                                      readers=args.readers, say=lambda m: print(m, file=sys.stderr, flush=True))
+                                      readers=args.readers, stock=args.stock,
+                                      say=lambda m: print(m, file=sys.stderr, flush=True))
             print(verdict.render(), flush=True)
             return 0 if verdict.passed else 1
         finally:

@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QObject, QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QFont, QPainter, QPen, QPixmap
+from PySide6.QtGui import QColor, QPainter, QPen, QPixmap
 from PySide6.QtSvg import QSvgRenderer
-from PySide6.QtWidgets import QLabel, QWidget
+from PySide6.QtWidgets import QLabel
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 
@@ -99,12 +99,6 @@ def label(text: str = "", *, name: str | None = None, wrap: bool = False) -> QLa
     return widget
 
 
-def bold(font: QFont, on: bool = True) -> QFont:
-    changed = QFont(font)
-    changed.setBold(on)
-    return changed
-
-
 class SupervisorBridge(QObject):
     """The supervisor calls its listeners from process-reader threads; this turns each call
     into a Qt signal delivered on the GUI thread."""
@@ -132,11 +126,3 @@ def spawn(coro: Coroutine[Any, Any, Any], report: Callable[[str], None],
 
     task.add_done_callback(finished)
     return task
-
-
-def clear_layout_widgets(widget: QWidget) -> None:
-    layout = widget.layout()
-    while layout is not None and layout.count():
-        item = layout.takeAt(0)
-        if item.widget() is not None:
-            item.widget().deleteLater()

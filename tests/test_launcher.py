@@ -259,3 +259,13 @@ orders = {[n.address for n in supervisor.of_role("order")]}
     finally:
         await attached.aclose()
         attached.close()
+
+
+def test_without_a_display_the_window_says_so_in_one_line_and_names_headless(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+    result = subprocess.run([sys.executable, "launcher.py", "--data-dir", str(tmp_path)], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "no display" in lines[0] and "--headless" in lines[0]
+    assert not (tmp_path / "logs").exists()  # nothing was started

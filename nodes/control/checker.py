@@ -16,6 +16,7 @@ What is checked, per book (stock only ever goes down, so bounds are exact):
 from __future__ import annotations
 
 import asyncio
+import bisect
 import random
 import time
 import uuid
@@ -210,11 +211,15 @@ async def check(supervisor: Supervisor, verdict: Verdict, stock: int) -> None:
     for op in buys:
         if op.outcome == "bought" and op.buy_id not in applied:
             anomalies.append(f"buy {op.buy_id[:8]} of book {op.book} was acknowledged but is not in the stock")
+    # Stock only goes down, so each bound is a count of buys before a moment: sorted times and
+    # bisection keep the check linear-logarithmic in the history's length.
+    acked_ends = {book: sorted(b.end for b in buys if b.book == book and b.outcome == "bought") for book in BOOKS}
+    begun_starts = {book: sorted(b.start for b in buys if b.book == book and b.outcome in ("bought", "unknown"))
+                    for book in BOOKS}
     for op in verdict.operations:
         if op.kind == "read" and op.outcome == "ok":
-            acked_before = sum(1 for b in buys if b.book == op.book and b.outcome == "bought" and b.end < op.start)
-            begun_before = sum(1 for b in buys if b.book == op.book and b.outcome in ("bought", "unknown")
-                               and b.start < op.end)
+            acked_before = bisect.bisect_left(acked_ends[op.book], op.start)
+            begun_before = bisect.bisect_left(begun_starts[op.book], op.end)
             if op.quantity > stock - acked_before:
                 anomalies.append(f"stale read at {op.where}: book {op.book} showed {op.quantity} copies after "
                                  f"{acked_before} acknowledged buys of {stock}")
@@ -222,7 +227,6 @@ async def check(supervisor: Supervisor, verdict: Verdict, stock: int) -> None:
                 anomalies.append(f"read at {op.where}: book {op.book} showed {op.quantity} copies, fewer than "
                                  f"{begun_before} begun buys of {stock} explain")
         if op.kind == "buy" and op.outcome == "out of stock":
-            begun = sum(1 for b in buys if b.book == op.book and b.outcome in ("bought", "unknown")
-                        and b.start < op.end)
+            begun = bisect.bisect_left(begun_starts[op.book], op.end)
             if begun < stock:
                 anomalies.append(f"book {op.book} was called out of stock after only {begun} of {stock} buys began")

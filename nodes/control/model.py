@@ -352,10 +352,6 @@ class ClusterModel:
     def trace(self, trace_id: str) -> Trace:
         return Trace.from_events(trace_id, self._traces.get(trace_id, []))
 
-    def highest_seq(self, book: int) -> int | None:
-        seqs = [books[book].seq for name, books in self.replicas.items()
-                if book in books and self.nodes[name].connected]
-        return max(seqs) if seqs else None
 
 
 async def fetch_trace(supervisor: Any, trace_id: str) -> Trace:

@@ -75,6 +75,8 @@ def init_app(config: CatalogConfig) -> web.Application:
         if result.status == 409:
             raise ApiError(409, f"The replica's copy was outdated or busy ({result.reason}); read again and retry",
                            book=result.book.as_record(), reason=result.reason)
+        if result.status == 503:
+            raise ApiError(503, f"Nothing was written: {result.reason}", outcome="not done")
         return web.json_response(body)
 
     async def rep_get(request: web.Request) -> web.Response:

@@ -52,7 +52,10 @@ RESERVATION_WAIT_S = 0.3
 #: How long a writer queues for its own replica's reservation before answering busy.
 LOCAL_QUEUE_S = 1.0
 HEARTBEAT_S = 0.2
+#: A writer that could not reach a live peer waits this long past that peer's last sign of
+#: life before answering; a replica stops trusting its valid set well before (TRUST_S).
 LEASE_S = 1.0
+TRUST_S = 0.8
 PING_TIMEOUTS = Timeouts(connect=0.1, total=0.4)
 INVALIDATE_TIMEOUTS = Timeouts(connect=0.1, total=0.5)
 MODES = ("bazar", "documented")
@@ -85,7 +88,7 @@ class Peer:
 
 @dataclass
 class WriteResult:
-    status: int  # 200 or 409
+    status: int  # 200, 409, or 503 when nothing could be written
     book: Book
     duplicate: bool = False
     reason: str = ""
@@ -235,7 +238,7 @@ class Replica:
     def _lease_ok(self) -> bool:
         if self.mode == "documented" or not self.peers:
             return True
-        return time.monotonic() - self.last_contact < LEASE_S
+        return time.monotonic() - self.last_contact < TRUST_S
 
     def _lease_holds(self) -> bool:
         """True while our valid set may be trusted. Having heard from no peer for longer than
@@ -252,24 +255,38 @@ class Replica:
 
     def contact(self) -> None:
         """Something reached us (a client, the front-end's probe, a peer): we are not cut off.
-        Only a peer's answer ends rejoining, though: clients cannot tell us what we missed."""
+        Only a peer's answer ends rejoining, though: clients cannot tell us what we missed.
+        A lapse is noticed first: after SIGCONT the requests queued while we were stopped
+        arrive before anything else could tell us our valid set had gone stale."""
+        self._lease_holds()
         self.last_contact = time.monotonic()
 
     def _trusted_valid(self, book_id: int) -> bool:
         return book_id in self.valid_ids and self._lease_holds()
 
-    async def _wait_out_leases(self, missed: list[Peer]) -> None:
-        """Before answering a write that ``missed`` could not see, wait until each of them has
-        surely dropped its valid set (its lease ran out), so no read there returns the old copy.
-        A peer that refused the connection has no process, hence no valid set: no wait for it."""
+    async def _deliver_or_outwait(self, missed: list[Peer], book_id: int, record: dict[str, Any]) -> None:
+        """Before answering a write that ``missed`` could not see, make sure none of them can
+        still vouch for the old copy (W2): keep offering each the update until it takes it,
+        or until its valid set has surely lapsed. A peer back before its lease lapsed (a short
+        cut-off) takes the update; one still away has dropped its valid set by the deadline.
+        A peer that refused the connection has no process, hence no valid set: nothing to do."""
         missed = [peer for peer in missed if peer.last_failure != "refused"]
         if self.mode == "documented" or not missed:
             return
-        until = max(peer.last_heard for peer in missed) + LEASE_S + HEARTBEAT_S
-        delay = until - time.monotonic()
-        if delay > 0:
-            self.node.telemetry.emit("lease_wait", peers=[p.index for p in missed], ms=round(delay * 1000))
-            await asyncio.sleep(delay)  # a lease is a span of time: waiting it out is the rule
+        deadline = max(peer.last_heard for peer in missed) + LEASE_S + HEARTBEAT_S
+        if time.monotonic() < deadline:
+            self.node.telemetry.emit("lease_wait", peers=[p.index for p in missed],
+                                     ms=round((deadline - time.monotonic()) * 1000))
+        label = f"/rep/update/{book_id} seq_n: {record['seq']} (late)"
+        while missed and time.monotonic() < deadline:
+            replies = await asyncio.gather(*(
+                self.node.client.call("POST", f"{p.address}/rep/update/{book_id}", to=p.name, label=label,
+                                      body=record, timeouts=PING_TIMEOUTS)
+                for p in missed
+            ))
+            missed = [p for p, reply in zip(missed, replies, strict=True) if not reply.ok]
+            if missed:
+                await asyncio.sleep(HEARTBEAT_S / 2)  # pacing between offers; the deadline bounds it
 
     # ---- read (S1–S3) -----------------------------------------------------------------------
     async def read(self, book_id: int) -> Book:
@@ -338,13 +355,16 @@ class Replica:
             return min(up, key=lambda p: rank.get(p.index, len(rank) + p.index))
         return self.rng.choice(up)
 
-    def _note_unreachable(self, peer: Peer, failure: str | None = None) -> None:
+    def _note_unreachable(self, peer: Peer, failure: str | None = None, sent: float | None = None) -> None:
+        if sent is not None and peer.last_heard > sent:
+            return  # it has answered since we asked (a round we slept through, say): stale news
         peer.last_failure = failure or peer.last_failure
         if peer.up:
             peer.up = False
             self.node.telemetry.emit("peer", peer=peer.index, up=False)
 
     def _note_reachable(self, peer: Peer) -> None:
+        self._lease_holds()  # a lapse is noticed before the contact renews the lease
         peer.last_heard = self.last_contact = time.monotonic()
         if self.rejoining:
             self.rejoining = False
@@ -365,6 +385,8 @@ class Replica:
         priority: Priority = (since if since is not None else time.time(), self.index)
         async with self.locks[book_id]:
             if buy_id is not None and buy_id in self.buys:
+                # The first attempt may have stalled before telling the front-end: tell it now.
+                await self._invalidate_frontend(self.books[book_id])
                 return WriteResult(200, self.books[book_id], duplicate=True)
             token = uuid.uuid4().hex
             # Holding nothing yet, this writer can wait its turn at home whoever holds the book:
@@ -391,6 +413,7 @@ class Replica:
                 self._mark_valid(book_id)
                 return WriteResult(409, self.books[book_id], reason="outdated")
             if outcome.known_buy is not None:
+                await self._invalidate_frontend(outcome.known_buy)
                 return WriteResult(200, outcome.known_buy, duplicate=True)
             return WriteResult(409, self.books[book_id], reason="busy")
         current = self.books[book_id]
@@ -401,8 +424,6 @@ class Replica:
             # Our reservations may be about to lapse at the peers: do not fan out on them.
             await self._release_peers(book_id, token, outcome.granted)
             return WriteResult(409, current, reason="slow check")
-        await self._wait_out_leases(outcome.unreachable)
-
         new = replace(current, seq=current.seq + 1, **changes)
         buy_ids = [buy_id] if buy_id else []
         record = {**new.as_record(), "token": token, "buy_ids": buy_ids, "from": self.index}
@@ -417,12 +438,19 @@ class Replica:
                 self._note_reachable(peer)
             else:
                 self._note_unreachable(peer, reply.failure)  # it dropped its valid mark when it reserved
+        if outcome.granted and not any(reply.ok for reply in replies):
+            # Every peer that granted the write lost touch before taking it (we were cut off
+            # mid-write, say). Kept here alone it would be acknowledged while they answer the
+            # old copy: withdraw it, and tell the caller nothing was written.
+            await self._on_disk(self.store.undo, current, buy_ids)
+            return WriteResult(503, current, reason="no peer took the write")
         self.books[book_id] = new
         for buy in buy_ids:
             self.buys[buy] = (book_id, new.seq)
         self._mark_valid(book_id)
         self.node.telemetry.emit("seq", book=book_id, seq=new.seq, quantity=new.quantity,
                                  price=new.as_record()["price"])
+        await self._deliver_or_outwait(outcome.unreachable, book_id, record)
         await self._invalidate_frontend(new)
         return WriteResult(200, new)
 
@@ -431,8 +459,13 @@ class Replica:
         body = {"seq_n": own.seq, "from": self.index, "token": token, "buy_id": buy_id, "since": priority[0]}
         label = f"/rep/check/{book_id} seq_n: {own.seq}"
         outcome = _CheckOutcome()
-        # W4: a peer the heartbeat knows is out is skipped at once, not waited for.
-        asked = [p for p in self.peers if p.up or self.mode == "documented"]
+        # W4: a peer the heartbeat knows is out is skipped at once, not waited for — once it has
+        # been silent long enough that its valid set has surely lapsed (W2); until then it is
+        # asked, since it may be back already and holding the book as valid.
+        now = time.monotonic()
+        trust_beliefs = self.mode == "bazar" and self._lease_ok() and not self.rejoining
+        asked = [p for p in self.peers
+                 if p.up or not trust_beliefs or now - p.last_heard < LEASE_S + HEARTBEAT_S]
         outcome.unreachable = [p for p in self.peers if p not in asked]
         replies = await asyncio.gather(
             *(
@@ -478,12 +511,16 @@ class Replica:
     async def _invalidate_frontend(self, book: Book) -> None:
         if not self.frontend:
             return
-        paths = (f"/invalidate/item/{book.id}", f"/invalidate/topic/{quote(book.topic, safe='')}")
-        await asyncio.gather(*(
-            self.node.client.call("DELETE", self.frontend + path, to="frontend", label=unquote(path),
-                                  timeouts=INVALIDATE_TIMEOUTS)
-            for path in paths
-        ))
+        paths = [f"/invalidate/item/{book.id}", f"/invalidate/topic/{quote(book.topic, safe='')}"]
+        for _attempt in (1, 2):  # a lost invalidation leaves a stale entry behind: try twice
+            replies = await asyncio.gather(*(
+                self.node.client.call("DELETE", self.frontend + path, to="frontend", label=unquote(path),
+                                      timeouts=INVALIDATE_TIMEOUTS)
+                for path in paths
+            ))
+            paths = [path for path, reply in zip(paths, replies, strict=True) if not reply.ok]
+            if not paths or self.node.faults.cut_off:
+                return
 
     # ---- the peer side of a write -------------------------------------------------------------
     def _reserve(self, book_id: int, owner: int, token: str, priority: Priority = (0.0, 0)) -> bool:
@@ -594,7 +631,7 @@ class Replica:
                     if self.mode == "bazar":
                         await self._catch_up(peer, reply.data)
                 else:
-                    self._note_unreachable(peer, reply.failure)
+                    self._note_unreachable(peer, reply.failure, sent=started)
             self._lease_holds()
             await asyncio.sleep(max(0.0, HEARTBEAT_S - (time.monotonic() - started)))
 

@@ -71,6 +71,14 @@ class CatalogStore:
                     [{"buy_id": b, "book_id": book.id, "seq": book.seq, "at": now} for b in buy_ids],
                 )
 
+    def undo(self, book: Book, buy_ids: list[str]) -> None:
+        """Put ``book`` back as it was and forget ``buy_ids``: a write no peer took is withdrawn."""
+        with self.engine.begin() as connection:
+            connection.execute(update(BookRow).where(BookRow.id == book.id)
+                               .values(price=book.price, quantity=book.quantity, seq=book.seq))
+            if buy_ids:
+                connection.execute(delete(AppliedBuy).where(AppliedBuy.buy_id.in_(buy_ids)))
+
     def add_buys(self, book_id: int, buys: list[tuple[str, int]]) -> None:
         """Remember buys (id, seq) applied elsewhere, without touching the book's row."""
         if buys:

@@ -110,6 +110,8 @@ def init_app(config: OrderConfig) -> web.Application:
                     return purchased(purchase, buy_id)
                 if write.status == 404:
                     raise ApiError(404, "Book with the specified ID does not exist")
+                if write.status == 503:
+                    raise unreachable("not done")  # the catalog withdrew it: another path may succeed
                 if write.status != 409:
                     raise unreachable("unknown")
             elif read.status != 409:

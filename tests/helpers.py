@@ -3,9 +3,10 @@ and waiting for a condition with a deadline (never a bare sleep)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,21 @@ def start(cluster: Cluster) -> Supervisor:
         supervisor.close()
         raise
     return supervisor
+
+
+@contextlib.asynccontextmanager
+async def live(cluster: Cluster, started: list[Supervisor]) -> AsyncIterator[tuple[Supervisor, Http]]:
+    """A started, settled cluster and a client for it; both closed however the block ends
+    (``started`` is the ``supervisors`` fixture, which stops the processes)."""
+    supervisor = start(cluster)
+    started.append(supervisor)
+    http = Http(supervisor)
+    try:
+        await supervisor.wait_settled()
+        yield supervisor, http
+    finally:
+        await http.close()
+        await supervisor.aclose()
 
 
 class Http:

@@ -13,7 +13,7 @@ from nodes.control.scenarios import load, play_on
 from nodes.shared.client import SECRET_HEADER
 from nodes.shared.node import SUBSCRIBER_LIMIT
 from nodes.shared.telemetry import TRACE_HEADER, Telemetry, new_trace_id
-from tests.helpers import Http, make_cluster, start, wait_until
+from tests.helpers import Http, live, make_cluster, start, wait_until
 
 pytestmark = pytest.mark.timeout(120)
 STALLED_LIMIT = 200
@@ -21,13 +21,8 @@ STALLED_LIMIT = 200
 
 @pytest.fixture
 async def cluster(tmp_path, supervisors):
-    supervisor = start(make_cluster(tmp_path, catalogs=3, orders=3))
-    supervisors.append(supervisor)
-    http = Http(supervisor)
-    await supervisor.wait_settled()
-    yield supervisor, http
-    await http.close()
-    await supervisor.aclose()
+    async with live(make_cluster(tmp_path, catalogs=3, orders=3), supervisors) as (supervisor, http):
+        yield supervisor, http
 
 
 async def traced_get(http: Http, path: str) -> str:

@@ -7,7 +7,7 @@ import uuid
 import pytest
 
 from nodes.frontend.app import BUY_ID_HEADER
-from tests.helpers import Http, fast_timeouts, make_cluster, start, wait_until
+from tests.helpers import Http, fast_timeouts, live, make_cluster, wait_until
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -28,13 +28,8 @@ async def order_history(http: Http) -> list[dict]:
 
 @pytest.fixture
 async def threes(tmp_path, supervisors):
-    supervisor = start(make_cluster(tmp_path, catalogs=3, orders=3))
-    supervisors.append(supervisor)
-    http = Http(supervisor)
-    await supervisor.wait_settled()
-    yield http
-    await http.close()
-    await supervisor.aclose()
+    async with live(make_cluster(tmp_path, catalogs=3, orders=3), supervisors) as (_supervisor, http):
+        yield http
 
 
 async def test_w1_concurrent_buyers_never_sell_more_than_the_stock(threes):
@@ -84,11 +79,8 @@ async def test_w3_restarted_replica_catches_up_without_any_read(threes):
 
 
 async def test_w7_buys_through_a_slowed_order_replica_are_carried_out_once(tmp_path, supervisors):
-    supervisor = start(make_cluster(tmp_path, catalogs=3, orders=3, timeouts=fast_timeouts()))
-    supervisors.append(supervisor)
-    http = Http(supervisor)
-    try:
-        await supervisor.wait_settled()
+    cluster = make_cluster(tmp_path, catalogs=3, orders=3, timeouts=fast_timeouts())
+    async with live(cluster, supervisors) as (supervisor, http):
         # Every third buy goes to order1 first (documented round-robin, no skipping), which
         # carries it out and then answers after the front-end's buy timeout (2 x 1 s).
         await supervisor.admin("frontend", "POST", "/admin/failover", {"mode": "documented", "order_turn": 0})
@@ -108,17 +100,11 @@ async def test_w7_buys_through_a_slowed_order_replica_are_carried_out_once(tmp_p
         await supervisor.slow("order1", 0)
         history = await order_history(http)
         assert sorted(r["buy_id"] for r in history) == sorted(a["buy_id"] for a in acknowledged)
-    finally:
-        await http.close()
-        await supervisor.aclose()
 
 
 async def test_w7_a_buy_whose_outcome_is_unknown_says_so_and_a_retry_learns_it(tmp_path, supervisors):
-    supervisor = start(make_cluster(tmp_path, catalogs=2, orders=1, timeouts=fast_timeouts()))
-    supervisors.append(supervisor)
-    http = Http(supervisor)
-    try:
-        await supervisor.wait_settled()
+    cluster = make_cluster(tmp_path, catalogs=2, orders=1, timeouts=fast_timeouts())
+    async with live(cluster, supervisors) as (supervisor, http):
         await supervisor.slow("order0", 2500)
         buy_id = uuid.uuid4().hex
         status, body, _ = await http.request("PUT", "frontend", "/buy/3", headers={BUY_ID_HEADER: buy_id})
@@ -131,6 +117,3 @@ async def test_w7_a_buy_whose_outcome_is_unknown_says_so_and_a_retry_learns_it(t
         assert status == 200 and body["success"] is True and body["buy_id"] == buy_id
         assert (await http.book_state("catalog0", 3))["quantity"] == 9
         assert [r["buy_id"] for r in await order_history(http)] == [buy_id]
-    finally:
-        await http.close()
-        await supervisor.aclose()

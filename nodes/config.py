@@ -9,8 +9,6 @@ from dataclasses import dataclass, field
 
 from .shared.client import Timeouts
 
-ROLES = ("catalog", "order", "frontend")
-
 #: api.md's timeouts per caller: (connect ms, total ms).
 DEFAULT_TIMEOUTS_MS = {"frontend": (200, 2000), "order": (150, 1500), "catalog": (100, 1000)}
 

@@ -132,18 +132,3 @@ async def hops_of(supervisor: Supervisor, trace: str, *, among: str | None = Non
     if among is not None:
         hops = [h for h in hops if h["node"].startswith(among) and h["to"].startswith(among)]
     return hops
-
-
-def short(hops: list[dict[str, Any]]) -> list[tuple[str, str, str, str]]:
-    """(from, to, message, answer) per hop: what the figures draw."""
-    return [(h["node"], h["to"], h["label"], h["answer"]) for h in hops]
-
-
-async def seqs_and_valid(supervisor: Supervisor, book: int) -> list[tuple[int, bool]]:
-    """(seq, valid) of ``book`` on each catalog replica, in replica order."""
-    result = []
-    for node in supervisor.of_role("catalog"):
-        state = await supervisor.state(node.name)
-        entry = next(b for b in state["books"] if b["id"] == book)
-        result.append((entry["seq"], entry["valid"]))
-    return result

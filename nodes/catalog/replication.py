@@ -34,6 +34,7 @@ import asyncio
 import random
 import time
 import uuid
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -125,6 +126,7 @@ class Replica:
         self.peer_order = peer_order
         self.books: dict[int, Book] = {}
         self.buys: dict[str, tuple[int, int]] = {}
+        self.buy_count: Counter[int] = Counter()  # buys remembered per book, kept by _remember_buy
         self.valid_ids: set[int] = set()
         self.reservations: dict[int, Reservation] = {}
         self._released: dict[int, asyncio.Event] = {}  # set whenever a book's reservation is handed back
@@ -140,7 +142,8 @@ class Replica:
     # ---- life cycle -------------------------------------------------------------------
     async def start(self) -> None:
         self.books = await self._on_disk(self.store.load_books)
-        self.buys = await self._on_disk(self.store.load_buys)
+        for buy_id, (book_id, seq) in (await self._on_disk(self.store.load_buys)).items():
+            self._remember_buy(buy_id, book_id, seq)
         self.locks = {book_id: asyncio.Lock() for book_id in self.books}
         if self.peers:
             self._heartbeat = asyncio.create_task(self._heartbeat_loop(), name="heartbeat")
@@ -161,6 +164,7 @@ class Replica:
         try:
             self.books = await self._on_disk(self.store.reset)
             self.buys.clear()
+            self.buy_count.clear()
             self.valid_ids.clear()
             self.reservations.clear()
         finally:
@@ -229,7 +233,7 @@ class Replica:
             return False
         self.books[copy.id] = copy
         for buy_id in buy_ids:
-            self.buys[buy_id] = (copy.id, copy.seq)
+            self._remember_buy(buy_id, copy.id, copy.seq)
         self.node.telemetry.emit("seq", book=copy.id, seq=copy.seq, quantity=copy.quantity,
                                  price=copy.as_record()["price"])
         return True
@@ -446,7 +450,7 @@ class Replica:
             return WriteResult(503, current, reason="no peer took the write")
         self.books[book_id] = new
         for buy in buy_ids:
-            self.buys[buy] = (book_id, new.seq)
+            self._remember_buy(buy, book_id, new.seq)
         self._mark_valid(book_id)
         self.node.telemetry.emit("seq", book=book_id, seq=new.seq, quantity=new.quantity,
                                  price=new.as_record()["price"])
@@ -601,7 +605,7 @@ class Replica:
             return 409, {"book": own.as_record()}
         await self._adopt(copy, buy_ids)
         for buy_id in buy_ids:
-            self.buys.setdefault(buy_id, (copy.id, copy.seq))
+            self._remember_buy(buy_id, copy.id, copy.seq)
         self._release(copy.id, token)
         self._mark_valid(copy.id)
         return 200, {"seq": self.books[copy.id].seq}
@@ -647,13 +651,13 @@ class Replica:
                 buys = [b for b, (bid, seq) in self.buys.items() if bid == book.id and seq > theirs]
                 newer.append({"book": book.as_record(), "buy_ids": buys})
         return {"seqs": {str(b.id): b.seq for b in self.books.values()}, "newer": newer,
-                "buy_counts": {str(book_id): n for book_id, n in self.buy_counts().items()}}
+                "buy_counts": {str(book_id): n for book_id, n in self.buy_count.items()}}
 
-    def buy_counts(self) -> dict[int, int]:
-        counts = dict.fromkeys(self.books, 0)
-        for book_id, _seq in self.buys.values():
-            counts[book_id] = counts.get(book_id, 0) + 1
-        return counts
+    def _remember_buy(self, buy_id: str, book_id: int, seq: int) -> None:
+        """The one place a buy enters memory, so the per-book counts pings compare stay exact."""
+        if buy_id not in self.buys:
+            self.buys[buy_id] = (book_id, seq)
+            self.buy_count[book_id] += 1
 
     def rep_buys(self, book_id: int) -> list[tuple[str, int]]:
         self.book(book_id)
@@ -672,10 +676,9 @@ class Replica:
                 self.node.telemetry.emit("catch_up", book=copy.id, seq=copy.seq)
         # A copy adopted on a read or a refused check arrives without the buys that made it;
         # a peer that remembers more buys of a book hands over the ones we lack (W7).
-        ours = self.buy_counts()
         for key, theirs in answer.get("buy_counts", {}).items():
             book_id = int(key)
-            if book_id in self.books and isinstance(theirs, int) and theirs > ours.get(book_id, 0):
+            if book_id in self.books and isinstance(theirs, int) and theirs > self.buy_count[book_id]:
                 reply = await self.node.client.call("GET", f"{peer.address}/rep/buys/{book_id}", to=peer.name,
                                                     label=f"/rep/buys/{book_id}", timeouts=PING_TIMEOUTS,
                                                     record=False)
@@ -683,4 +686,4 @@ class Replica:
                     missing = [(b, s) for b, s in reply.data if b not in self.buys]
                     await self._on_disk(self.store.add_buys, book_id, missing)
                     for buy_id, seq in missing:
-                        self.buys.setdefault(buy_id, (book_id, seq))
+                        self._remember_buy(buy_id, book_id, seq)

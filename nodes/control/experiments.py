@@ -192,27 +192,9 @@ async def _outage(supervisor: Supervisor, node: str | None, how: str | None, on:
     else:
         supervisor.hang(node) if on else supervisor.resume(node)
     if on:
-        await _wait_noticed(supervisor, node)
+        await supervisor.wait_noticed(node)
     else:
         await supervisor.wait_settled()
-
-
-async def _wait_noticed(supervisor: Supervisor, node: str, timeout: float = 10.0) -> None:
-    """Until the front-end (and, for a catalog, its peers) have found ``node`` out (W4):
-    the outage is measured as the cluster lives with it, not in the seconds it takes to notice."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    role, index = node.rstrip("0123456789"), int(node[-1])
-    while asyncio.get_running_loop().time() < deadline:
-        state = await supervisor.state("frontend")
-        seen_down = not state[f"{role}s"]["replicas"][index]["up"]
-        if role == "catalog":
-            for peer in supervisor.of_role("catalog"):
-                if peer.name != node and peer.state == "up":
-                    peers = (await supervisor.state(peer.name))["peers"]
-                    seen_down &= not next(p for p in peers if p["id"] == index)["up"]
-        if seen_down:
-            return
-        await asyncio.sleep(0.05)
 
 
 async def outages(ctx: Context) -> list[Table]:

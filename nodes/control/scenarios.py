@@ -290,10 +290,8 @@ async def _setup_step(supervisor: Supervisor, scenario: Scenario, step: dict[str
     elif what == "settle":
         await supervisor.wait_settled()
     elif what == "noticed":
-        from .experiments import _wait_noticed
-
         for node in nodes:
-            await _wait_noticed(supervisor, node)
+            await supervisor.wait_noticed(node)
 
 
 async def _send(supervisor: Supervisor, request: dict[str, Any]) -> tuple[str | None, list[tuple[int, Any]]]:

@@ -20,12 +20,10 @@ from .model import ClusterModel
 from .supervisor import ClusterError, Supervisor
 from .workload import Request, Runner, percentile
 
-BUY_OUTCOMES = ("bought", "out of stock", "book unknown", "unreachable", "unknown", "invalid")
-
 
 @dataclass(frozen=True)
 class BuyOutcome:
-    kind: str  # one of BUY_OUTCOMES
+    kind: str  # bought, out of stock, book unknown, unreachable, unknown, invalid
     message: str
     tried: tuple[str, ...] = ()
 
@@ -112,7 +110,6 @@ class LoadGenerator:
         self.sent = 0
         self.in_flight = 0
         self._task: asyncio.Task | None = None
-        self._runner: Runner | None = None
 
     @property
     def running(self) -> bool:

@@ -366,6 +366,23 @@ class Supervisor:
                 raise ClusterError(f"still not seen as up after {timeout:.0f} s: {', '.join(missing)}")
             await asyncio.sleep(0.05)
 
+    async def wait_noticed(self, name: str, timeout: float = 10.0) -> None:
+        """Wait until the front-end (and, for a catalog, its running peers) have found ``name``
+        out (W4): an outage is then measured as the cluster lives with it, not while it learns."""
+        node = self.node(name)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            replicas = (await self.state("frontend"))[f"{node.role}s"]["replicas"]
+            seen_down = not replicas[node.index]["up"]
+            if node.role == "catalog":
+                for peer in self.of_role("catalog"):
+                    if peer is not node and peer.state == "up":
+                        peers = (await self.state(peer.name))["peers"]
+                        seen_down &= not next(p for p in peers if p["id"] == node.index)["up"]
+            if seen_down:
+                return
+            await asyncio.sleep(0.05)
+
     async def _unseen(self, running: set[str]) -> list[str]:
         missing = []
         if "frontend" in running:

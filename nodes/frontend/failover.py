@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from ..shared.client import PeerClient, Reply, Timeouts
@@ -29,7 +29,6 @@ class Member:
     name: str
     address: str
     up: bool = True
-    changed: float = field(default_factory=time.time)
 
 
 @dataclass
@@ -89,7 +88,6 @@ class ReplicaRing:
     def _mark(self, member: Member, up: bool) -> None:
         if member.up != up:
             member.up = up
-            member.changed = time.time()
             self.telemetry.emit("replica", ring=self.kind, replica=member.index, up=up)
 
     # ---- the background health probe (W4) -------------------------------------------------

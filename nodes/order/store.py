@@ -5,7 +5,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Float, Integer, String, delete, func, select
+from sqlalchemy import Float, Integer, String, delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
@@ -73,10 +73,6 @@ class OrderStore:
         with Session(self.engine) as session:
             rows = session.scalars(select(PurchaseRow).order_by(PurchaseRow.order_id.desc()).limit(limit))
             return [_purchase(row) for row in rows][::-1]
-
-    def count(self) -> int:
-        with Session(self.engine) as session:
-            return session.scalar(select(func.count()).select_from(PurchaseRow)) or 0
 
     def reset(self) -> None:
         with Session(self.engine) as session, session.begin():

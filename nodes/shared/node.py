@@ -262,5 +262,3 @@ def _admin_routes(node: Node) -> list[web.RouteDef]:
         web.get("/admin/events", events),
     ]
 
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

@@ -78,6 +78,13 @@ async def test_cached_lookup_then_buy_then_lookup_shows_new_stock(http):
     assert (await http.get("/lookup/3"))[1]["quantity"] == 9
 
 
+async def test_a_buy_keeps_cached_searches_which_do_not_show_stock(http):
+    hits = (await http.get("/search/graduate"))[1]
+    assert (await http.put("/buy/3"))[1]["success"] is True
+    assert (await http.state("frontend"))["caches"]["search"]["keys"] == ["graduate"]
+    assert (await http.get("/search/graduate"))[1] == hits
+
+
 async def test_order_history_records_each_purchase(http):
     await http.put("/buy/4")
     await http.put("/buy/4")
@@ -154,6 +161,24 @@ async def test_invalidations_drop_cache_entries(http):
     assert caches["search"]["keys"] == ["graduate"]
     await http.request("DELETE", "frontend", "/invalidate/topic/", secret=True)
     assert (await http.state("frontend"))["caches"]["search"]["keys"] == []
+
+
+async def test_invalidation_naming_a_seq_keeps_older_copies_out_of_the_cache(http):
+    # Catalogs invalidate while their write is still reaching the other replicas, naming its
+    # seq: a copy older than that, fetched meanwhile, must not be cached.
+    assert (await http.get("/lookup/1"))[1]["seq"] == 0
+    status, _, _ = await http.request("DELETE", "frontend", "/invalidate/item/1?seq=5", secret=True)
+    assert status == 204
+    assert (await http.get("/lookup/1"))[1]["seq"] == 0  # no write reached seq 5: the catalog's copy
+    assert 1 not in (await http.state("frontend"))["caches"]["lookup"]["keys"]
+    await http.get("/lookup/2")  # other books are cached as before
+    assert 2 in (await http.state("frontend"))["caches"]["lookup"]["keys"]
+    for bad in ("-1", "x", "1.5"):
+        status, answer, _ = await http.request("DELETE", "frontend", f"/invalidate/item/1?seq={bad}", secret=True)
+        assert status == 422 and "'seq'" in answer["message"]
+    await http.supervisor.reset()
+    await http.get("/lookup/1")  # a reset puts seqs back to 0, and the floors with them
+    assert 1 in (await http.state("frontend"))["caches"]["lookup"]["keys"]
 
 
 @pytest.fixture

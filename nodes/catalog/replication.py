@@ -39,7 +39,6 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
-from urllib.parse import quote, unquote
 
 from ..books import Book
 from ..shared.client import Reply, Timeouts
@@ -436,7 +435,10 @@ class Replica:
             self.node.client.call("POST", f"{p.address}/rep/update/{book_id}", to=p.name, label=label, body=record)
             for p in outcome.granted
         ]
-        replies, _ = await asyncio.gather(asyncio.gather(*fan_out), self._on_disk(self.store.write, new, buy_ids))
+        # The front-end hears of the write alongside the peers, not after them: the invalidation
+        # names the new seq, so the front-end caches no older copy from then on (cache.py).
+        replies, _, _ = await asyncio.gather(asyncio.gather(*fan_out), self._on_disk(self.store.write, new, buy_ids),
+                                             self._invalidate_frontend(new))
         for peer, reply in zip(outcome.granted, replies, strict=True):
             if reply.answered:
                 self._note_reachable(peer)
@@ -455,7 +457,6 @@ class Replica:
         self.node.telemetry.emit("seq", book=book_id, seq=new.seq, quantity=new.quantity,
                                  price=new.as_record()["price"])
         await self._deliver_or_outwait(outcome.unreachable, book_id, record)
-        await self._invalidate_frontend(new)
         return WriteResult(200, new)
 
     async def _check_peers(self, book_id: int, token: str, buy_id: str | None, priority: Priority) -> _CheckOutcome:
@@ -513,17 +514,17 @@ class Replica:
         )
 
     async def _invalidate_frontend(self, book: Book) -> None:
+        """Tell the front-end to drop ``book`` from its lookup cache, naming the write's seq.
+        The documents also drop the book's topic from the search cache; Bazar does not: a
+        write changes price or quantity, which search results (id, title, topic) do not
+        show, so the cached searches are still right (and it saves every buy a message)."""
         if not self.frontend:
             return
-        paths = [f"/invalidate/item/{book.id}", f"/invalidate/topic/{quote(book.topic, safe='')}"]
         for _attempt in (1, 2):  # a lost invalidation leaves a stale entry behind: try twice
-            replies = await asyncio.gather(*(
-                self.node.client.call("DELETE", self.frontend + path, to="frontend", label=unquote(path),
-                                      timeouts=INVALIDATE_TIMEOUTS)
-                for path in paths
-            ))
-            paths = [path for path, reply in zip(paths, replies, strict=True) if not reply.ok]
-            if not paths or self.node.faults.cut_off:
+            reply = await self.node.client.call(
+                "DELETE", f"{self.frontend}/invalidate/item/{book.id}?seq={book.seq}", to="frontend",
+                label=f"/invalidate/item/{book.id}", timeouts=INVALIDATE_TIMEOUTS)
+            if reply.ok or self.node.faults.cut_off:
                 return
 
     # ---- the peer side of a write -------------------------------------------------------------

@@ -74,7 +74,8 @@ def init_app(config: FrontendConfig) -> web.Application:
                 raise no_catalog(attempts)
             # W5: an unknown id is cached too, so asking again costs no trip to a catalog.
             value = reply.data if reply.status == 200 else None
-            lookups.put(target, value, ticket)
+            seq = value.get("seq") if isinstance(value, dict) else None
+            lookups.put(target, value, ticket, seq=seq if isinstance(seq, int) else None)
         else:
             value = entry.value
         if value is None:
@@ -111,7 +112,10 @@ def init_app(config: FrontendConfig) -> web.Application:
         raise ApiError(504, "No order server could carry out the buy", tried=_tried(attempts), buy_id=buy_id)
 
     async def invalidate_item(request: web.Request) -> web.Response:
-        lookups.invalidate(book_id(request))
+        seq = request.query.get("seq")
+        if seq is not None and not (seq.isascii() and seq.isdigit()):
+            raise ApiError(422, "'seq' must be a whole number")
+        lookups.invalidate(book_id(request), int(seq) if seq is not None else None)
         return web.Response(status=204)
 
     async def invalidate_topic(request: web.Request) -> web.Response:

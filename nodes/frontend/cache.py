@@ -2,6 +2,11 @@
 
 An invalidation also voids every fetch that started before it: such a fetch may carry the
 old copy, so ``put`` with an older ticket is dropped rather than cached stale.
+
+An invalidation may also name the ``seq`` of the write behind it. Catalogs send it while the
+write is still reaching the other replicas (it costs the buy no extra round), so a fetch
+that starts after it may still meet a replica with the old copy: from then on no copy of
+that key older than ``seq`` is cached (its *floor*).
 """
 from __future__ import annotations
 
@@ -11,6 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..shared.telemetry import Telemetry
+
+MAX_FLOORS = 10_000  # far more than there are books; bounds what a flood of invalidations can cost
 
 
 @dataclass
@@ -26,6 +33,7 @@ class LruCache:
         self.telemetry = telemetry
         self.entries: OrderedDict[Hashable, Entry] = OrderedDict()
         self.epoch = 0
+        self.floors: OrderedDict[Hashable, int] = OrderedDict()  # key -> lowest seq still cacheable
         self.hits = self.misses = self.evictions = self.invalidations = 0
 
     def _event(self, op: str, key: Hashable) -> None:
@@ -46,9 +54,12 @@ class LruCache:
         """Taken before a fetch; ``put`` with it is ignored if an invalidation came between."""
         return self.epoch
 
-    def put(self, key: Hashable, value: Any, ticket: int, topics: frozenset[str] = frozenset()) -> None:
+    def put(self, key: Hashable, value: Any, ticket: int, topics: frozenset[str] = frozenset(),
+            seq: int | None = None) -> None:
         if self.capacity <= 0 or ticket != self.epoch:
             return
+        if seq is not None and seq < self.floors.get(key, -1):
+            return  # older than a write already announced: the next fetch will find the new one
         self.entries[key] = Entry(value, topics)
         self.entries.move_to_end(key)
         self._event("insert", key)
@@ -57,8 +68,13 @@ class LruCache:
             self.evictions += 1
             self._event("evict", evicted)
 
-    def invalidate(self, key: Hashable) -> None:
+    def invalidate(self, key: Hashable, seq: int | None = None) -> None:
         self.epoch += 1
+        if seq is not None and seq > self.floors.get(key, -1):
+            self.floors[key] = seq
+            self.floors.move_to_end(key)
+            if len(self.floors) > MAX_FLOORS:
+                self.floors.popitem(last=False)
         if self.entries.pop(key, None) is not None:
             self.invalidations += 1
             self._event("invalidate", key)
@@ -72,7 +88,9 @@ class LruCache:
             self._event("invalidate", key)
 
     def clear(self) -> None:
+        """Drop everything, floors too (a reset puts every seq back to 0)."""
         self.epoch += 1
+        self.floors.clear()
         for key in list(self.entries):
             del self.entries[key]
             self.invalidations += 1

@@ -5,7 +5,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Float, Integer, String, delete, select
+from sqlalchemy import Float, Integer, String, delete, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
@@ -24,6 +24,10 @@ class PurchaseRow(Base):
     title: Mapped[str] = mapped_column(String)
     price: Mapped[float] = mapped_column(Float)
     at: Mapped[float] = mapped_column(Float)
+
+
+# Built once: constructing the statement would cost more than running it (see catalog/store.py).
+_RECORD = insert(PurchaseRow).returning(PurchaseRow.order_id)
 
 
 @dataclass(frozen=True)
@@ -49,12 +53,12 @@ class OrderStore:
 
     def record(self, buy_id: str, book_id: int, title: str, price: float) -> Purchase:
         """Store a completed purchase; a buy id already stored returns the first record."""
+        at = time.time()
         try:
-            with Session(self.engine) as session, session.begin():
-                row = PurchaseRow(buy_id=buy_id, book_id=book_id, title=title, price=price, at=time.time())
-                session.add(row)
-                session.flush()
-                return _purchase(row)
+            with self.engine.begin() as connection:
+                order_id = connection.execute(_RECORD, {"buy_id": buy_id, "book_id": book_id, "title": title,
+                                                        "price": price, "at": at}).scalar_one()
+            return Purchase(order_id, buy_id, book_id, title, price, at)
         except IntegrityError:
             found = self.find(buy_id)
             assert found is not None

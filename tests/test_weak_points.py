@@ -1,4 +1,4 @@
-"""Weak points of the documented design that Bazar does not inherit (protocol.md W1, W3, W7)."""
+"""Weak points of the documented design that Bazar does not inherit (protocol.md W1, W2, W3, W7)."""
 from __future__ import annotations
 
 import asyncio
@@ -76,6 +76,44 @@ async def test_w3_restarted_replica_catches_up_without_any_read(threes):
     state = await http.state("catalog2")
     assert state["catch_ups"] == 7
     assert not any(b["valid"] for b in state["books"])  # no read touched it: all done in the background
+
+
+async def test_w2_a_replica_back_from_a_lapse_vouches_only_once_every_peer_has_answered(tmp_path, supervisors):
+    # A peer that has not heard from the returning replica may be finishing a write it left
+    # that replica out of; another peer's copy must not make the returning one vouch for the
+    # old value meanwhile (the fault checker caught exactly this, seed 13). Four replicas, so
+    # that catalog0 and catalog3 keep each other's lease while 1 is hung and 2 cut off.
+    cluster = make_cluster(tmp_path, catalogs=4, orders=1, timeouts=fast_timeouts())
+    async with live(cluster, supervisors) as (supervisor, http):
+        async def state(name: str) -> dict:
+            return await http.state(name)
+
+        async def sees_up(observer: str, peer: int) -> bool:
+            return next(p for p in (await state(observer))["peers"] if p["id"] == peer)["up"]
+
+        supervisor.hang("catalog1")
+        await supervisor.cut_off("catalog2", True)
+        await wait_until(lambda: _flag(state("catalog2"), "rejoining"), what="catalog2's lease to lapse")
+        await supervisor.cut_off("catalog2", False)
+        for observer, peer in (("catalog2", 0), ("catalog2", 3), ("catalog0", 2), ("catalog3", 2)):
+            await wait_until(lambda o=observer, p=peer: sees_up(o, p), what=f"{observer} to hear catalog{peer}")
+        assert (await state("catalog2"))["rejoining"] is True  # catalog1 has not answered yet
+        status, _ = await http.get("/query/item/1", node="catalog2")
+        assert status == 200
+        assert not (await http.book_state("catalog2", 1))["valid"]
+
+        supervisor.resume("catalog1")
+        await wait_until(lambda: _not(_flag(state("catalog2"), "rejoining")), what="catalog2 to vouch again")
+        assert (await http.get("/query/item/1", node="catalog2"))[0] == 200
+        assert (await http.book_state("catalog2", 1))["valid"]
+
+
+async def _flag(state, key: str) -> bool:
+    return bool((await state)[key])
+
+
+async def _not(flag) -> bool:
+    return not await flag
 
 
 async def test_w7_buys_through_a_slowed_order_replica_are_carried_out_once(tmp_path, supervisors):

@@ -131,9 +131,12 @@ class Replica:
         self._released: dict[int, asyncio.Event] = {}  # set whenever a book's reservation is handed back
         self.locks: dict[int, asyncio.Lock] = {}
         self.last_contact = 0.0  # monotonic time anything last reached us or a peer answered us
-        #: Set when our lease lapsed; cleared only when a peer answers us again. Meanwhile we
-        #: vouch for nothing and ask every peer, whatever we believed about them (W2).
+        #: Set when our lease lapsed; cleared once every peer has answered a ping sent after
+        #: that (see _heartbeat_loop). Meanwhile we vouch for nothing and ask every peer,
+        #: whatever we believed about them (W2).
         self.rejoining = False
+        self._lapsed_at = 0.0
+        self._heard_since_lapse: set[int] = set()
         self.catch_ups = 0
         self._disk = ThreadPoolExecutor(max_workers=1, thread_name_prefix="catalog-db")
         self._heartbeat: asyncio.Task | None = None
@@ -251,6 +254,8 @@ class Replica:
             return True
         if not self.rejoining:
             self.rejoining = True
+            self._lapsed_at = time.monotonic()
+            self._heard_since_lapse.clear()
             self.node.telemetry.emit("lease", held=False)
         for stale in list(self.valid_ids):
             self._unmark_valid(stale)
@@ -258,7 +263,7 @@ class Replica:
 
     def contact(self) -> None:
         """Something reached us (a client, the front-end's probe, a peer): we are not cut off.
-        Only a peer's answer ends rejoining, though: clients cannot tell us what we missed.
+        Only the peers' answers end rejoining, though: clients cannot tell us what we missed.
         A lapse is noticed first: after SIGCONT the requests queued while we were stopped
         arrive before anything else could tell us our valid set had gone stale."""
         self._lease_holds()
@@ -369,9 +374,6 @@ class Replica:
     def _note_reachable(self, peer: Peer) -> None:
         self._lease_holds()  # a lapse is noticed before the contact renews the lease
         peer.last_heard = self.last_contact = time.monotonic()
-        if self.rejoining:
-            self.rejoining = False
-            self.node.telemetry.emit("lease", held=True)
         peer.last_failure = None
         if not peer.up:
             peer.up = True
@@ -635,10 +637,24 @@ class Replica:
                     self._note_reachable(peer)
                     if self.mode == "bazar":
                         await self._catch_up(peer, reply.data)
+                    if started > self._lapsed_at:
+                        self._heard_since_lapse.add(peer.index)
                 else:
                     self._note_unreachable(peer, reply.failure, sent=started)
-            self._lease_holds()
+                    if reply.failure == "refused" and started > self._lapsed_at:
+                        self._heard_since_lapse.add(peer.index)  # no process: no valid set, no write
+            if self._lease_holds() and self.rejoining:
+                self._end_rejoining()
             await asyncio.sleep(max(0.0, HEARTBEAT_S - (time.monotonic() - started)))
+
+    def _end_rejoining(self) -> None:
+        """Back after a lapse, we vouch again only once every peer has answered a ping sent
+        after it (and we took the newer rows it returned). One answer is not enough: a peer
+        that has not heard from us yet may be finishing a write it left us out of, believing
+        our valid set gone, while another peer's copy would let us vouch for the old value."""
+        if all(peer.index in self._heard_since_lapse for peer in self.peers):
+            self.rejoining = False
+            self.node.telemetry.emit("lease", held=True)
 
     def rep_ping(self, sender: int, seqs: dict[str, int]) -> dict[str, Any]:
         """A ping's answer: our seqs, and every row (with its buys) newer than the sender's."""

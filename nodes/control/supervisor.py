@@ -355,7 +355,8 @@ class Supervisor:
 
     async def wait_settled(self, timeout: float = 10.0) -> None:
         """Wait until the front-end sees every running replica up and every running catalog
-        replica sees its running peers up, so the first requests go where the rules say."""
+        replica sees its running peers up and vouches again (W2), so the first requests go
+        where the rules say."""
         running = {n.name for n in self.nodes.values() if n.state == "up" and not n.cut_off}
         deadline = time.monotonic() + timeout
         while True:
@@ -392,9 +393,11 @@ class Supervisor:
             missing += [f"{name} (by the front-end)" for name in sorted(running - seen - {"frontend"})]
         for node in self.of_role("catalog"):
             if node.name in running:
-                peers = (await self.state(node.name))["peers"]
-                missing += [f"catalog{p['id']} (by {node.name})" for p in peers
+                state = await self.state(node.name)
+                missing += [f"catalog{p['id']} (by {node.name})" for p in state["peers"]
                             if not p["up"] and f"catalog{p['id']}" in running]
+                if state.get("rejoining"):
+                    missing.append(f"{node.name} (back after a lapse, not yet heard by every peer)")
         return missing
 
     async def reset(self) -> None:

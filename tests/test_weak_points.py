@@ -116,6 +116,32 @@ async def _not(flag) -> bool:
     return not await flag
 
 
+async def test_a_reset_is_not_undone_by_a_replica_that_missed_it(threes):
+    # Replicas are reset one after the other, and one may be down: its older rows must not
+    # travel back into the others by catch-up. It takes on the new generation instead.
+    http = threes
+    supervisor = http.supervisor
+    for i in range(7):
+        assert (await http.put(f"/buy/{1 + i}"))[1]["success"] is True
+    supervisor.crash("catalog2")
+    await supervisor.reset()
+    fresh = await http.book_state("catalog0", 1)
+    supervisor.start("catalog2")
+    supervisor.wait_ready(["catalog2"])
+
+    async def all_fresh() -> bool:
+        states = [await http.state(f"catalog{i}") for i in range(3)]
+        rows = {tuple((b["id"], b["quantity"], b["seq"]) for b in s["books"]) for s in states}
+        return len(rows) == 1 and all(seq == 0 for _id, _q, seq in next(iter(rows)))
+
+    await wait_until(all_fresh, timeout=5, what="catalog2 to take on the reset instead of undoing it")
+    assert await catalog_books(http, 1) == [(fresh["quantity"], 0)] * 3
+    for node in ("catalog0", "catalog1", "catalog2"):
+        assert await supervisor.admin(node, "GET", "/admin/buys") == []
+    generations = {(await http.state(f"catalog{i}"))["generation"] for i in range(3)}
+    assert len(generations) == 1
+
+
 async def test_w7_buys_through_a_slowed_order_replica_are_carried_out_once(tmp_path, supervisors):
     cluster = make_cluster(tmp_path, catalogs=3, orders=3, timeouts=fast_timeouts())
     async with live(cluster, supervisors) as (supervisor, http):

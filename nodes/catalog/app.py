@@ -10,7 +10,7 @@ from ..books import Book
 from ..config import CatalogConfig
 from ..shared.errors import ApiError, book_id, json_object, optional_int, optional_number
 from ..shared.node import Node, build_app
-from .replication import MODES, Replica
+from .replication import GENERATION_HEADER, MODES, Replica
 from .store import CatalogStore
 
 MAX_ID_TEXT = 100
@@ -47,6 +47,18 @@ def init_app(config: CatalogConfig) -> web.Application:
 
     def replica() -> Replica:
         return holder["replica"]
+
+    def from_peer(request: web.Request) -> Replica:
+        """The replica, once the peer's message is known to belong to our generation of the
+        data; during a reset, or across one, it is refused (503 naming ours)."""
+        text = request.headers.get(GENERATION_HEADER)
+        if text is not None:
+            if not (text.isascii() and text.isdigit()):
+                raise ApiError(400, f"'{GENERATION_HEADER}' must be a whole number")
+            if not replica().check_generation(int(text)):
+                raise ApiError(503, "This replica holds another generation of the data (a reset is under way)",
+                               generation=replica().generation)
+        return replica()
 
     async def query_item(request: web.Request) -> web.Response:
         book = await replica().read(book_id(request))
@@ -86,14 +98,14 @@ def init_app(config: CatalogConfig) -> web.Application:
             raise ApiError(400, "'req' must be a list of replica numbers")
         sender = _required_int(data, "from")
         seq_n = _required_int(data, "seq_n", minimum=-1)
-        status, book = await replica().rep_get(book_id(request), asked, sender, seq_n)
+        status, book = await from_peer(request).rep_get(book_id(request), asked, sender, seq_n)
         if status == 409:
             return web.json_response({"message": "Conflict: no current copy on this path", "seq": book.seq}, status=409)
         return web.json_response({"book": book.as_record()})
 
     async def rep_check(request: web.Request) -> web.Response:
         data = await json_object(request)
-        status, body = await replica().rep_check(
+        status, body = await from_peer(request).rep_check(
             book_id(request),
             _required_int(data, "seq_n", minimum=0),
             _required_int(data, "from"),
@@ -117,14 +129,14 @@ def init_app(config: CatalogConfig) -> web.Application:
         buy_ids = data.get("buy_ids", [])
         if not isinstance(buy_ids, list) or not all(isinstance(b, str) and len(b) <= MAX_ID_TEXT for b in buy_ids):
             raise ApiError(400, "'buy_ids' must be a list of short strings")
-        status, body = await replica().rep_update(copy, _required_text(data, "token"), buy_ids)
+        status, body = await from_peer(request).rep_update(copy, _required_text(data, "token"), buy_ids)
         if status == 409:
             body = {"message": "Conflict", **body}
         return web.json_response(body, status=status)
 
     async def rep_release(request: web.Request) -> web.Response:
         data = await json_object(request)
-        replica().rep_release(book_id(request), _required_text(data, "token"))
+        from_peer(request).rep_release(book_id(request), _required_text(data, "token"))
         return web.Response(status=204)
 
     async def rep_ping(request: web.Request) -> web.Response:
@@ -132,10 +144,10 @@ def init_app(config: CatalogConfig) -> web.Application:
         seqs = data.get("seqs", {})
         if not isinstance(seqs, dict):
             raise ApiError(400, "'seqs' must be an object of book id to seq")
-        return web.json_response(replica().rep_ping(_required_int(data, "from"), seqs))
+        return web.json_response(from_peer(request).rep_ping(_required_int(data, "from"), seqs))
 
     async def rep_buys(request: web.Request) -> web.Response:
-        return web.json_response(replica().rep_buys(book_id(request)))
+        return web.json_response(from_peer(request).rep_buys(book_id(request)))
 
     async def set_mode(request: web.Request) -> web.Response:
         data = await json_object(request)
@@ -156,8 +168,9 @@ def init_app(config: CatalogConfig) -> web.Application:
         replica().peer_order = order
         return web.json_response(node.state())
 
-    async def reset(_request: web.Request) -> web.Response:
-        await replica().reset()
+    async def reset(request: web.Request) -> web.Response:
+        data = await json_object(request) if request.can_read_body else {}
+        await replica().reset(optional_int(data, "generation", minimum=0))
         return web.json_response(node.state())
 
     async def applied_buys(_request: web.Request) -> web.Response:

@@ -46,6 +46,7 @@ from ..shared.errors import ApiError
 from ..shared.node import Node
 from .store import CatalogStore
 
+GENERATION_HEADER = "X-Bazar-Generation"
 RESERVATION_TTL_S = 3.0
 #: How long a check waits for a reservation held by a writer it outranks (wait-die).
 RESERVATION_WAIT_S = 0.3
@@ -138,11 +139,15 @@ class Replica:
         self._lapsed_at = 0.0
         self._heard_since_lapse: set[int] = set()
         self.catch_ups = 0
+        self.generation = 0  # which reset of the data this replica holds (see reset)
+        self.resetting = False
+        self._resetting: asyncio.Task | None = None
         self._disk = ThreadPoolExecutor(max_workers=1, thread_name_prefix="catalog-db")
         self._heartbeat: asyncio.Task | None = None
 
     # ---- life cycle -------------------------------------------------------------------
     async def start(self) -> None:
+        self.generation = await self._on_disk(self.store.load_generation)
         self.books = await self._on_disk(self.store.load_books)
         for buy_id, (book_id, seq) in (await self._on_disk(self.store.load_buys)).items():
             self._remember_buy(buy_id, book_id, seq)
@@ -159,20 +164,36 @@ class Replica:
         self._disk.shutdown(wait=True)
         self.store.close()
 
-    async def reset(self) -> None:
-        """Back to the seven books at seq 0, nothing valid, no buys remembered."""
+    async def reset(self, generation: int | None = None) -> None:
+        """Back to the seven books at seq 0, nothing valid, no buys remembered, in a new
+        generation of the data (``generation``: the same number on every replica of one
+        cluster reset). Replicas are reset one after the other; until all are, messages
+        between generations are refused (``check_generation``), so no row or buy from
+        before the reset travels back into a replica already reset."""
+        generation = max(self.generation, time.time_ns() if generation is None else generation)
+        self.resetting = True  # from now until done, no peer message is taken or answered
         for lock in self.locks.values():
             await lock.acquire()
         try:
-            self.books = await self._on_disk(self.store.reset)
+            self.books = await self._on_disk(self.store.reset, generation)
+            self.generation = generation
             self.buys.clear()
             self.buy_count.clear()
             self.valid_ids.clear()
             self.reservations.clear()
+            self.catch_ups = 0
         finally:
+            self.resetting = False
             for lock in self.locks.values():
                 lock.release()
         self.node.emit_snapshot()
+
+    def _same_generation(self, generation: int | None) -> bool:
+        return not self.resetting and (generation is None or generation == self.generation)
+
+    def _peer_call(self, method: str, url: str, **kw: Any) -> Awaitable[Reply]:
+        """Every message to a peer says which generation of the data it belongs to."""
+        return self.node.client.call(method, url, headers={GENERATION_HEADER: str(self.generation)}, **kw)
 
     def _on_disk(self, fn: Callable, *args: Any) -> Awaitable:
         return asyncio.get_running_loop().run_in_executor(self._disk, fn, *args)
@@ -197,6 +218,7 @@ class Replica:
             "lease_ok": self._lease_ok(),
             "rejoining": self.rejoining,
             "catch_ups": self.catch_ups,
+            "generation": self.generation,
             "buys_remembered": len(self.buys),
         }
 
@@ -226,13 +248,14 @@ class Replica:
             self.valid_ids.discard(book_id)
             self.node.telemetry.emit("valid", book=book_id, valid=False, seq=self.books[book_id].seq)
 
-    async def _adopt(self, copy: Book, buy_ids: list[str] = ()) -> bool:
-        """Store ``copy`` when it is newer than ours. True when it was."""
-        if copy.seq <= self.books[copy.id].seq:
+    async def _adopt(self, copy: Book, buy_ids: list[str] = (), generation: int | None = None) -> bool:
+        """Store ``copy`` when it is newer than ours. True when it was. ``generation``: ours
+        when the message that brought the copy was sent; a reset since makes it foreign."""
+        if copy.seq <= self.books[copy.id].seq or not self._same_generation(generation):
             return False
         await self._on_disk(self.store.write, copy, list(buy_ids))
-        if copy.seq <= self.books[copy.id].seq:  # a newer one landed while we were writing
-            return False
+        if copy.seq <= self.books[copy.id].seq or not self._same_generation(generation):
+            return False  # a newer one landed while we were writing, or a reset
         self.books[copy.id] = copy
         for buy_id in buy_ids:
             self._remember_buy(buy_id, copy.id, copy.seq)
@@ -288,7 +311,7 @@ class Replica:
         label = f"/rep/update/{book_id} seq_n: {record['seq']} (late)"
         while missed and time.monotonic() < deadline:
             replies = await asyncio.gather(*(
-                self.node.client.call("POST", f"{p.address}/rep/update/{book_id}", to=p.name, label=label,
+                self._peer_call("POST", f"{p.address}/rep/update/{book_id}", to=p.name, label=label,
                                       body=record, timeouts=PING_TIMEOUTS)
                 for p in missed
             ))
@@ -320,10 +343,11 @@ class Replica:
             # W4: known-down peers are not waited for. Not so when our own lease has lapsed:
             # then we may be the one that was away (W2), and only the peers can tell us.
             left = [p for p in left if p.up]
+        generation = self.generation
         while left:
             peer = self._choose(left)
             left.remove(peer)
-            reply = await self.node.client.call(
+            reply = await self._peer_call(
                 "POST",
                 f"{peer.address}/rep/get/{book_id}",
                 to=peer.name,
@@ -338,7 +362,7 @@ class Replica:
                 continue
             if reply.status == 200:
                 copy = Book.from_record(reply.data["book"])
-                await self._adopt(copy)
+                await self._adopt(copy, generation=generation)
                 if copy.seq >= self.books[book_id].seq:
                     self._mark_valid(book_id)
                 return 200, self.books[book_id]
@@ -407,14 +431,14 @@ class Replica:
         self, book_id: int, changes: dict[str, Any], base_seq: int | None, buy_id: str | None, token: str,
         priority: Priority,
     ) -> WriteResult:
-        started = time.monotonic()
+        started, generation = time.monotonic(), self.generation
         outcome = await self._check_peers(book_id, token, buy_id, priority)
         if outcome.newer or outcome.known_buy is not None or outcome.busy:
             await self._release_peers(book_id, token, outcome.granted)
             if outcome.newer:
                 # S5: a peer is ahead. Take the highest copy as current and let the caller retry.
                 newest = max(outcome.newer, key=lambda b: b.seq)
-                await self._adopt(newest)
+                await self._adopt(newest, generation=generation)
                 self._mark_valid(book_id)
                 return WriteResult(409, self.books[book_id], reason="outdated")
             if outcome.known_buy is not None:
@@ -434,7 +458,7 @@ class Replica:
         record = {**new.as_record(), "token": token, "buy_ids": buy_ids, "from": self.index}
         label = f"/rep/update/{book_id} seq_n: {new.seq} quantity: {new.quantity} price: {new.as_record()['price']}"
         fan_out = [
-            self.node.client.call("POST", f"{p.address}/rep/update/{book_id}", to=p.name, label=label, body=record)
+            self._peer_call("POST", f"{p.address}/rep/update/{book_id}", to=p.name, label=label, body=record)
             for p in outcome.granted
         ]
         # The front-end hears of the write alongside the peers, not after them: the invalidation
@@ -476,7 +500,7 @@ class Replica:
         outcome.unreachable = [p for p in self.peers if p not in asked]
         replies = await asyncio.gather(
             *(
-                self.node.client.call("POST", f"{p.address}/rep/check/{book_id}", to=p.name, label=label, body=body)
+                self._peer_call("POST", f"{p.address}/rep/check/{book_id}", to=p.name, label=label, body=body)
                 for p in asked
             )
         )
@@ -504,7 +528,7 @@ class Replica:
             return
         await asyncio.gather(
             *(
-                self.node.client.call(
+                self._peer_call(
                     "POST",
                     f"{p.address}/rep/release/{book_id}",
                     to=p.name,
@@ -616,11 +640,11 @@ class Replica:
     # ---- heartbeat and catch-up (W3, W4) --------------------------------------------------------
     async def _heartbeat_loop(self) -> None:
         while True:
-            started = time.monotonic()
+            started, generation = time.monotonic(), self.generation
             seqs = {str(book.id): book.seq for book in self.books.values()}
             replies: list[Reply] = await asyncio.gather(
                 *(
-                    self.node.client.call(
+                    self._peer_call(
                         "POST",
                         f"{p.address}/rep/ping",
                         to=p.name,
@@ -636,16 +660,31 @@ class Replica:
                 if reply.status == 200 and isinstance(reply.data, dict):
                     self._note_reachable(peer)
                     if self.mode == "bazar":
-                        await self._catch_up(peer, reply.data)
+                        await self._catch_up(peer, reply.data, generation)
                     if started > self._lapsed_at:
                         self._heard_since_lapse.add(peer.index)
                 else:
+                    if reply.status == 503 and isinstance(reply.data, dict):
+                        self.check_generation(reply.data.get("generation"))
                     self._note_unreachable(peer, reply.failure, sent=started)
                     if reply.failure == "refused" and started > self._lapsed_at:
                         self._heard_since_lapse.add(peer.index)  # no process: no valid set, no write
             if self._lease_holds() and self.rejoining:
                 self._end_rejoining()
             await asyncio.sleep(max(0.0, HEARTBEAT_S - (time.monotonic() - started)))
+
+    def check_generation(self, theirs: Any) -> bool:
+        """True when a peer's message belongs to our generation of the data. A newer one
+        means a reset we missed (we were down, or not reset yet): we reset ourselves to it,
+        then catch up as usual. An older one: the peer will do the same when it hears us."""
+        if self.resetting:
+            return False
+        if not isinstance(theirs, int) or isinstance(theirs, bool) or theirs == self.generation:
+            return True
+        if theirs > self.generation and (self._resetting is None or self._resetting.done()):
+            self.node.telemetry.emit("generation", generation=theirs)
+            self._resetting = asyncio.create_task(self.reset(theirs), name="reset-to-newer-generation")
+        return False
 
     def _end_rejoining(self) -> None:
         """Back after a lapse, we vouch again only once every peer has answered a ping sent
@@ -680,7 +719,7 @@ class Replica:
         self.book(book_id)
         return [(buy_id, seq) for buy_id, (bid, seq) in self.buys.items() if bid == book_id]
 
-    async def _catch_up(self, peer: Peer, answer: dict[str, Any]) -> None:
+    async def _catch_up(self, peer: Peer, answer: dict[str, Any], generation: int) -> None:
         for item in answer.get("newer", []):
             copy = Book.from_record(item["book"])
             if copy.id not in self.books or copy.seq <= self.books[copy.id].seq:
@@ -688,7 +727,7 @@ class Replica:
             # W2: someone is ahead of us, so our valid mark (if any) is stale. No book lock
             # here: a write may hold it for long, and adopting is monotonic in seq anyway.
             self._unmark_valid(copy.id)
-            if await self._adopt(copy, item.get("buy_ids", [])):
+            if await self._adopt(copy, item.get("buy_ids", []), generation):
                 self.catch_ups += 1
                 self.node.telemetry.emit("catch_up", book=copy.id, seq=copy.seq)
         # A copy adopted on a read or a refused check arrives without the buys that made it;
@@ -696,10 +735,9 @@ class Replica:
         for key, theirs in answer.get("buy_counts", {}).items():
             book_id = int(key)
             if book_id in self.books and isinstance(theirs, int) and theirs > self.buy_count[book_id]:
-                reply = await self.node.client.call("GET", f"{peer.address}/rep/buys/{book_id}", to=peer.name,
-                                                    label=f"/rep/buys/{book_id}", timeouts=PING_TIMEOUTS,
-                                                    record=False)
-                if reply.status == 200 and isinstance(reply.data, list):
+                reply = await self._peer_call("GET", f"{peer.address}/rep/buys/{book_id}", to=peer.name,
+                                              label=f"/rep/buys/{book_id}", timeouts=PING_TIMEOUTS, record=False)
+                if reply.status == 200 and isinstance(reply.data, list) and self._same_generation(generation):
                     missing = [(b, s) for b, s in reply.data if b not in self.buys]
                     await self._on_disk(self.store.add_buys, book_id, missing)
                     for buy_id, seq in missing:

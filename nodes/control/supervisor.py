@@ -401,10 +401,14 @@ class Supervisor:
         return missing
 
     async def reset(self) -> None:
-        """Every replica's database back to the seven books; caches and histories emptied."""
+        """Every replica's database back to the seven books; caches and histories emptied.
+        Catalogs are told one new generation number, so that the ones already reset take
+        nothing from the ones not yet reset (a replica down now adopts it when back)."""
+        generation = time.time_ns()
         for node in self.nodes.values():
             if node.state == "up":
-                await self.admin(node.name, "POST", "/admin/reset")
+                body = {"generation": generation} if node.role == "catalog" else None
+                await self.admin(node.name, "POST", "/admin/reset", body)
 
     async def aclose(self) -> None:
         if self._session is not None:

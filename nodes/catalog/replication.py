@@ -259,8 +259,7 @@ class Replica:
         self.books[copy.id] = copy
         for buy_id in buy_ids:
             self._remember_buy(buy_id, copy.id, copy.seq)
-        self.node.telemetry.emit("seq", book=copy.id, seq=copy.seq, quantity=copy.quantity,
-                                 price=copy.as_record()["price"])
+        self._emit_seq(copy)
         return True
 
     # ---- leases (W2) ----------------------------------------------------------------------
@@ -295,15 +294,16 @@ class Replica:
     def _trusted_valid(self, book_id: int) -> bool:
         return book_id in self.valid_ids and self._lease_holds()
 
-    async def _deliver_or_outwait(self, missed: list[Peer], book_id: int, record: dict[str, Any]) -> None:
+    async def _deliver_or_outwait(self, missed: list[Peer], book_id: int, record: dict[str, Any]) -> list[Peer]:
         """Before answering a write that ``missed`` could not see, make sure none of them can
         still vouch for the old copy (W2): keep offering each the update until it takes it,
         or until its valid set has surely lapsed. A peer back before its lease lapsed (a short
         cut-off) takes the update; one still away has dropped its valid set by the deadline.
-        A peer that refused the connection has no process, hence no valid set: nothing to do."""
+        A peer that refused the connection has no process, hence no valid set: nothing to do.
+        Returns the peers that never took the update."""
         missed = [peer for peer in missed if peer.last_failure != "refused"]
         if self.mode == "documented" or not missed:
-            return
+            return []
         deadline = max(peer.last_heard for peer in missed) + LEASE_S + HEARTBEAT_S
         if time.monotonic() < deadline:
             self.node.telemetry.emit("lease_wait", peers=[p.index for p in missed],
@@ -318,6 +318,7 @@ class Replica:
             missed = [p for p, reply in zip(missed, replies, strict=True) if not reply.ok]
             if missed:
                 await asyncio.sleep(HEARTBEAT_S / 2)  # pacing between offers; the deadline bounds it
+        return missed
 
     # ---- read (S1–S3) -----------------------------------------------------------------------
     async def read(self, book_id: int) -> Book:
@@ -470,19 +471,32 @@ class Replica:
                 self._note_reachable(peer)
             else:
                 self._note_unreachable(peer, reply.failure)  # it dropped its valid mark when it reserved
-        if outcome.granted and not any(reply.ok for reply in replies):
+        took = any(reply.ok for reply in replies)
+        if outcome.granted and not took:
             # Every peer that granted the write lost touch before taking it (we were cut off
             # mid-write, say). Kept here alone it would be acknowledged while they answer the
             # old copy: withdraw it, and tell the caller nothing was written.
             await self._on_disk(self.store.undo, current, buy_ids)
             return WriteResult(503, current, reason="no peer took the write")
+        # In memory before the wait below: a peer that took it may already answer the buy's
+        # retry as done, so from now on we must not serve the old copy either.
         self.books[book_id] = new
         for buy in buy_ids:
             self._remember_buy(buy, book_id, new.seq)
         self._mark_valid(book_id)
-        self.node.telemetry.emit("seq", book=book_id, seq=new.seq, quantity=new.quantity,
-                                 price=new.as_record()["price"])
-        await self._deliver_or_outwait(outcome.unreachable, book_id, record)
+        self._emit_seq(new)
+        missed = await self._deliver_or_outwait(outcome.unreachable, book_id, record)
+        if missed and not took and not self._lease_ok():
+            # No peer took it, and nothing reached us while we waited for them: we are likely
+            # the one cut off, and they, still in touch with each other, vouch for the old
+            # copy. Acknowledged, the write would be read as never made: withdraw it.
+            await self._on_disk(self.store.undo, current, buy_ids)
+            self.books[book_id] = current
+            for buy in buy_ids:
+                self._forget_buy(buy)
+            self._unmark_valid(book_id)
+            self._emit_seq(current)
+            return WriteResult(503, current, reason="out of touch with the peers it missed")
         return WriteResult(200, new)
 
     async def _check_peers(self, book_id: int, token: str, buy_id: str | None, priority: Priority) -> _CheckOutcome:
@@ -714,6 +728,16 @@ class Replica:
         if buy_id not in self.buys:
             self.buys[buy_id] = (book_id, seq)
             self.buy_count[book_id] += 1
+
+    def _forget_buy(self, buy_id: str) -> None:
+        """Undo _remember_buy, for a write withdrawn before anyone else took it."""
+        found = self.buys.pop(buy_id, None)
+        if found is not None:
+            self.buy_count[found[0]] -= 1
+
+    def _emit_seq(self, book: Book) -> None:
+        self.node.telemetry.emit("seq", book=book.id, seq=book.seq, quantity=book.quantity,
+                                 price=book.as_record()["price"])
 
     def rep_buys(self, book_id: int) -> list[tuple[str, int]]:
         self.book(book_id)

@@ -102,6 +102,7 @@ class _CheckOutcome:
     newer: list[Book] = field(default_factory=list)
     busy: list[int] = field(default_factory=list)
     known_buy: Book | None = None
+    cut_off: bool = False  # a check failed at once on our side: it is we who are cut off
 
 
 class Replica:
@@ -447,6 +448,11 @@ class Replica:
                 return WriteResult(200, outcome.known_buy, duplicate=True)
             return WriteResult(409, self.books[book_id], reason="busy")
         current = self.books[book_id]
+        if outcome.cut_off and not outcome.granted and self.mode == "bazar":
+            # Our own side dropped the checks: we cannot tell whether the peers are writing
+            # this book without us, as they may (they still reach each other). Written here
+            # alone, two copies of one seq could result: write nothing.
+            return WriteResult(503, current, reason="cut off from every peer")
         if base_seq is not None and base_seq != current.seq:
             await self._release_peers(book_id, token, outcome.granted)
             return WriteResult(409, current, reason="stale base")
@@ -522,6 +528,7 @@ class Replica:
             if not reply.answered:
                 self._note_unreachable(peer, reply.failure)
                 outcome.unreachable.append(peer)
+                outcome.cut_off |= reply.failure == "cut off"
                 continue
             self._note_reachable(peer)
             data = reply.data or {}

@@ -8,7 +8,7 @@ from aiohttp import web
 
 from ..books import Book
 from ..config import CatalogConfig
-from ..shared.errors import ApiError, book_id, json_object, optional_int, optional_number
+from ..shared.errors import ApiError, book_id, json_object, optional_int, optional_number, whole_number
 from ..shared.node import Node, build_app
 from .replication import GENERATION_HEADER, MODES, Replica
 from .store import CatalogStore
@@ -51,13 +51,10 @@ def init_app(config: CatalogConfig) -> web.Application:
     def from_peer(request: web.Request) -> Replica:
         """The replica, once the peer's message is known to belong to our generation of the
         data; during a reset, or across one, it is refused (503 naming ours)."""
-        text = request.headers.get(GENERATION_HEADER)
-        if text is not None:
-            if not (text.isascii() and text.isdigit()):
-                raise ApiError(400, f"'{GENERATION_HEADER}' must be a whole number")
-            if not replica().check_generation(int(text)):
-                raise ApiError(503, "This replica holds another generation of the data (a reset is under way)",
-                               generation=replica().generation)
+        theirs = whole_number(request.headers.get(GENERATION_HEADER), GENERATION_HEADER)
+        if theirs is not None and not replica().check_generation(theirs):
+            raise ApiError(503, "This replica holds another generation of the data (a reset is under way)",
+                           generation=replica().generation)
         return replica()
 
     async def query_item(request: web.Request) -> web.Response:

@@ -142,7 +142,7 @@ class Replica:
         self.catch_ups = 0
         self.generation = 0  # which reset of the data this replica holds (see reset)
         self.resetting = False
-        self._resetting: asyncio.Task | None = None
+        self._reset_task: asyncio.Task | None = None  # a reset to a newer generation we met
         self._disk = ThreadPoolExecutor(max_workers=1, thread_name_prefix="catalog-db")
         self._heartbeat: asyncio.Task | None = None
 
@@ -702,9 +702,9 @@ class Replica:
             return False
         if not isinstance(theirs, int) or isinstance(theirs, bool) or theirs == self.generation:
             return True
-        if theirs > self.generation and (self._resetting is None or self._resetting.done()):
+        if theirs > self.generation and (self._reset_task is None or self._reset_task.done()):
             self.node.telemetry.emit("generation", generation=theirs)
-            self._resetting = asyncio.create_task(self.reset(theirs), name="reset-to-newer-generation")
+            self._reset_task = asyncio.create_task(self.reset(theirs), name="reset-to-newer-generation")
         return False
 
     def _end_rejoining(self) -> None:

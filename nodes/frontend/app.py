@@ -9,7 +9,7 @@ from aiohttp import web
 
 from ..config import FrontendConfig
 from ..shared.client import Reply
-from ..shared.errors import ApiError, book_id, json_object, optional_int
+from ..shared.errors import ApiError, book_id, json_object, optional_int, whole_number
 from ..shared.node import Node, build_app
 from .cache import LruCache
 from .failover import MODES, Attempt, ReplicaRing
@@ -112,10 +112,7 @@ def init_app(config: FrontendConfig) -> web.Application:
         raise ApiError(504, "No order server could carry out the buy", tried=_tried(attempts), buy_id=buy_id)
 
     async def invalidate_item(request: web.Request) -> web.Response:
-        seq = request.query.get("seq")
-        if seq is not None and not (seq.isascii() and seq.isdigit()):
-            raise ApiError(422, "'seq' must be a whole number")
-        lookups.invalidate(book_id(request), int(seq) if seq is not None else None)
+        lookups.invalidate(book_id(request), whole_number(request.query.get("seq"), "seq", status=422))
         return web.Response(status=204)
 
     async def invalidate_topic(request: web.Request) -> web.Response:

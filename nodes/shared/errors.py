@@ -14,6 +14,7 @@ log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 64 * 1024
 
 _ID_PATTERN = re.compile(r"-?[0-9]{1,18}")
+_WHOLE_NUMBER = re.compile(r"[0-9]+")
 
 
 class ApiError(Exception):
@@ -63,6 +64,15 @@ def book_id(request: web.Request) -> int:
     if not _ID_PATTERN.fullmatch(raw):
         raise ApiError(422, "Book ID must be a number")
     return int(raw)
+
+
+def whole_number(text: str | None, name: str, *, status: int = 400) -> int | None:
+    """A whole number given as text (a query parameter, a header), None when absent."""
+    if text is None:
+        return None
+    if not _WHOLE_NUMBER.fullmatch(text):
+        raise ApiError(status, f"'{name}' must be a whole number")
+    return int(text)
 
 
 async def json_object(request: web.Request) -> dict[str, Any]:

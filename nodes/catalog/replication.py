@@ -44,6 +44,7 @@ from ..books import Book
 from ..shared.client import Reply, Timeouts
 from ..shared.errors import ApiError
 from ..shared.node import Node
+from ..shared.tasks import cancel_and_wait
 from .store import CatalogStore
 
 GENERATION_HEADER = "X-Bazar-Generation"
@@ -159,9 +160,7 @@ class Replica:
             self.last_contact = float("inf")
 
     async def stop(self) -> None:
-        if self._heartbeat is not None:
-            self._heartbeat.cancel()
-            await asyncio.gather(self._heartbeat, return_exceptions=True)
+        await cancel_and_wait(self._heartbeat)
         self._disk.shutdown(wait=True)
         self.store.close()
 

@@ -15,6 +15,7 @@ import aiohttp
 import numpy as np
 
 from ..shared.client import SECRET_HEADER
+from ..shared.tasks import cancel_and_wait
 from .supervisor import ClusterError
 
 #: Front-end routes whose latency the dashboard charts, by operation name.
@@ -195,9 +196,7 @@ class ClusterModel:
                        for view in self.nodes.values()]
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await cancel_and_wait(*self._tasks)
         if self._session is not None:
             await self._session.close()
 

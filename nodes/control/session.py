@@ -15,6 +15,7 @@ from urllib.parse import quote
 
 import aiohttp
 
+from ..shared.tasks import cancel_and_wait
 from .clusterfile import Cluster
 from .model import ClusterModel
 from .supervisor import ClusterError, Supervisor
@@ -120,10 +121,8 @@ class LoadGenerator:
             self._task = asyncio.ensure_future(self._run())
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     def _pick(self) -> Request:
         roll = self.rng.random()
@@ -152,9 +151,7 @@ class LoadGenerator:
                     tasks.add(task)
                     task.add_done_callback(tasks.discard)
             finally:
-                for task in tasks:
-                    task.cancel()
-                await asyncio.gather(*tasks, return_exceptions=True)
+                await cancel_and_wait(*tasks)
 
     async def _one(self, runner: Runner, request: Request) -> None:
         self.in_flight += 1
@@ -177,9 +174,7 @@ class LagMonitor:
         self._task = asyncio.create_task(self._run(), name="lag-monitor")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        await cancel_and_wait(self._task)
 
     async def _run(self) -> None:
         while True:

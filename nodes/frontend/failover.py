@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..shared.client import PeerClient, Reply, Timeouts
+from ..shared.tasks import cancel_and_wait
 from ..shared.telemetry import Telemetry
 
 PROBE_INTERVAL_S = 0.5
@@ -95,9 +96,7 @@ class ReplicaRing:
         self._probe = asyncio.create_task(self._probe_loop(), name=f"probe-{self.kind}")
 
     async def stop(self) -> None:
-        if self._probe is not None:
-            self._probe.cancel()
-            await asyncio.gather(self._probe, return_exceptions=True)
+        await cancel_and_wait(self._probe)
 
     async def _probe_loop(self) -> None:
         while True:

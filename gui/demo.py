@@ -1,5 +1,6 @@
 """A short scripted demonstration on the real cluster, for screenshots and for a first look:
-load on, a search, a few buys, one catalog replica crashed and started again."""
+load on, a search, a few buys, and one catalog replica crashed and left down, so that the
+pictures show the cluster living with an outage."""
 from __future__ import annotations
 
 import asyncio

@@ -8,9 +8,12 @@ from aiohttp import web
 
 from ..books import Book
 from ..config import CatalogConfig
+from ..messages import Check, FetchBuys, Get, OtherGeneration, Ping, Read, Release, Search, Update, Write
 from ..shared.errors import ApiError, book_id, json_object, optional_int, optional_number, whole_number
 from ..shared.node import Node, build_app
-from .replication import GENERATION_HEADER, MODES, Replica
+from ..shared.wire import GENERATION_HEADER, response_of
+from .protocol import MODES, BookUnknown
+from .replication import ReplicaNode
 from .store import CatalogStore
 
 MAX_ID_TEXT = 100
@@ -26,10 +29,10 @@ def init_app(config: CatalogConfig) -> web.Application:
         telemetry_on=config.telemetry,
     )
     replicas = config.replicas or [f"http://{config.host}:{config.port}"]
-    holder: dict[str, Replica] = {}
+    holder: dict[str, ReplicaNode] = {}
 
     async def replica_ctx(_app: web.Application):
-        replica = Replica(
+        replica = ReplicaNode(
             node,
             CatalogStore(config.db),
             replicas,
@@ -45,64 +48,55 @@ def init_app(config: CatalogConfig) -> web.Application:
         yield
         await replica.stop()
 
-    def replica() -> Replica:
+    def replica() -> ReplicaNode:
         return holder["replica"]
 
-    def from_peer(request: web.Request) -> Replica:
-        """The replica, once the peer's message is known to belong to our generation of the
-        data; during a reset, or across one, it is refused (503 naming ours)."""
-        theirs = whole_number(request.headers.get(GENERATION_HEADER), GENERATION_HEADER)
-        if theirs is not None and not replica().check_generation(theirs):
-            raise ApiError(503, "This replica holds another generation of the data (a reset is under way)",
-                           generation=replica().generation)
-        return replica()
+    async def answer(message: Any, request: web.Request | None = None) -> web.Response:
+        """Hand ``message`` to the core and its answer back as HTTP. A peer's message from
+        another generation of the data (a reset under way, or missed) is refused with 503."""
+        node_ = replica()
+        if request is not None:
+            theirs = whole_number(request.headers.get(GENERATION_HEADER), GENERATION_HEADER)
+            if theirs is not None:
+                node_.driver.feed_time()
+                if not node_.core.same_generation(theirs):
+                    await node_.run(_noop())  # starts the reset to a newer generation, if any
+                    return _json(*response_of(message, OtherGeneration(node_.core.generation)))
+        try:
+            result = await node_.run(node_.core.handle(message))
+        except BookUnknown:
+            raise ApiError(404, "Book with the specified ID does not exist") from None
+        return _json(*response_of(message, result))
 
     async def query_item(request: web.Request) -> web.Response:
-        book = await replica().read(book_id(request))
-        return web.json_response(book.as_lookup())
+        return await answer(Read(book_id(request)))
 
     async def query_topic(request: web.Request) -> web.Response:
-        return web.json_response([book.as_search_hit() for book in replica().search(request.match_info["topic"])])
+        return await answer(Search(request.match_info["topic"]))
 
     async def update(request: web.Request) -> web.Response:
         target = book_id(request)
         data = await json_object(request)
-        changes: dict[str, Any] = {}
         quantity = optional_int(data, "quantity", minimum=0)
         price = optional_number(data, "price", minimum=0)
-        if quantity is not None:
-            changes["quantity"] = quantity
-        if price is not None:
-            changes["price"] = price
-        if not changes:
+        if quantity is None and price is None:
             raise ApiError(400, "Nothing to update: give 'quantity' and/or 'price'")
-        base_seq = optional_int(data, "seq", minimum=0)
-        buy_id = _optional_text(data, "buy_id")
-        since = optional_number(data, "since", minimum=0)
-        result = await replica().write(target, changes, base_seq=base_seq, buy_id=buy_id, since=since)
-        body = {**_full(result.book), "duplicate": result.duplicate}
-        if result.status == 409:
-            raise ApiError(409, f"The replica's copy was outdated or busy ({result.reason}); read again and retry",
-                           book=result.book.as_record(), reason=result.reason)
-        if result.status == 503:
-            raise ApiError(503, f"Nothing was written: {result.reason}", outcome="not done")
-        return web.json_response(body)
+        return await answer(Write(target, quantity, price, base_seq=optional_int(data, "seq", minimum=0),
+                                  buy_id=_optional_text(data, "buy_id"),
+                                  since=optional_number(data, "since", minimum=0)))
 
     async def rep_get(request: web.Request) -> web.Response:
         data = await json_object(request)
         asked = data.get("req", [])
         if not isinstance(asked, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in asked):
             raise ApiError(400, "'req' must be a list of replica numbers")
-        sender = _required_int(data, "from")
-        seq_n = _required_int(data, "seq_n", minimum=-1)
-        status, book = await from_peer(request).rep_get(book_id(request), asked, sender, seq_n)
-        if status == 409:
-            return web.json_response({"message": "Conflict: no current copy on this path", "seq": book.seq}, status=409)
-        return web.json_response({"book": book.as_record()})
+        message = Get(book_id(request), tuple(asked), _required_int(data, "from"),
+                      _required_int(data, "seq_n", minimum=-1))
+        return await answer(message, request)
 
     async def rep_check(request: web.Request) -> web.Response:
         data = await json_object(request)
-        status, body = await from_peer(request).rep_check(
+        message = Check(
             book_id(request),
             _required_int(data, "seq_n", minimum=0),
             _required_int(data, "from"),
@@ -110,9 +104,7 @@ def init_app(config: CatalogConfig) -> web.Application:
             _optional_text(data, "buy_id"),
             optional_number(data, "since", minimum=0),
         )
-        if status == 409:
-            body = {"message": "Conflict", **body}
-        return web.json_response(body, status=status)
+        return await answer(message, request)
 
     async def rep_update(request: web.Request) -> web.Response:
         data = await json_object(request)
@@ -126,31 +118,30 @@ def init_app(config: CatalogConfig) -> web.Application:
         buy_ids = data.get("buy_ids", [])
         if not isinstance(buy_ids, list) or not all(isinstance(b, str) and len(b) <= MAX_ID_TEXT for b in buy_ids):
             raise ApiError(400, "'buy_ids' must be a list of short strings")
-        status, body = await from_peer(request).rep_update(copy, _required_text(data, "token"), buy_ids)
-        if status == 409:
-            body = {"message": "Conflict", **body}
-        return web.json_response(body, status=status)
+        sender = optional_int(data, "from")
+        message = Update(copy, -1 if sender is None else sender, _required_text(data, "token"), tuple(buy_ids))
+        return await answer(message, request)
 
     async def rep_release(request: web.Request) -> web.Response:
         data = await json_object(request)
-        from_peer(request).rep_release(book_id(request), _required_text(data, "token"))
-        return web.Response(status=204)
+        return await answer(Release(book_id(request), _required_text(data, "token")), request)
 
     async def rep_ping(request: web.Request) -> web.Response:
         data = await json_object(request)
         seqs = data.get("seqs", {})
-        if not isinstance(seqs, dict):
+        if not isinstance(seqs, dict) or not all(
+                isinstance(v, int) and not isinstance(v, bool) and k.isdigit() for k, v in seqs.items()):
             raise ApiError(400, "'seqs' must be an object of book id to seq")
-        return web.json_response(from_peer(request).rep_ping(_required_int(data, "from"), seqs))
+        return await answer(Ping(_required_int(data, "from"), {int(k): v for k, v in seqs.items()}), request)
 
     async def rep_buys(request: web.Request) -> web.Response:
-        return web.json_response(from_peer(request).rep_buys(book_id(request)))
+        return await answer(FetchBuys(book_id(request)), request)
 
     async def set_mode(request: web.Request) -> web.Response:
         data = await json_object(request)
         if data.get("mode") not in MODES:
             raise ApiError(400, f"'mode' must be one of {', '.join(MODES)}")
-        replica().mode = data["mode"]
+        replica().core.mode = data["mode"]
         return web.json_response(node.state())
 
     async def set_peer_order(request: web.Request) -> web.Response:
@@ -161,8 +152,8 @@ def init_app(config: CatalogConfig) -> web.Application:
         ):
             raise ApiError(400, "'order' must be a list of replica numbers, or null for random choice")
         if "seed" in data:
-            replica().rng.seed(optional_int(data, "seed"))
-        replica().peer_order = order
+            replica().core.rng.seed(optional_int(data, "seed"))
+        replica().core.peer_order = order
         return web.json_response(node.state())
 
     async def reset(request: web.Request) -> web.Response:
@@ -173,7 +164,7 @@ def init_app(config: CatalogConfig) -> web.Application:
     async def applied_buys(_request: web.Request) -> web.Response:
         """Every buy id this replica has applied, with its book and the seq it produced."""
         return web.json_response([{"buy_id": buy_id, "book": book, "seq": seq}
-                                  for buy_id, (book, seq) in replica().buys.items()])
+                                  for buy_id, (book, seq) in replica().core.buys.items()])
 
     routes = [
         web.get("/query/item/{id}", query_item),
@@ -193,10 +184,12 @@ def init_app(config: CatalogConfig) -> web.Application:
     return build_app(node, routes, cleanup_ctx=[replica_ctx])
 
 
-def _full(book: Book) -> dict[str, Any]:
-    record = book.as_record()
-    return {"title": record["title"], "quantity": record["quantity"], "topic": record["topic"],
-            "price": record["price"], "seq": record["seq"]}
+async def _noop() -> None:
+    return None
+
+
+def _json(status: int, body: Any) -> web.Response:
+    return web.Response(status=204) if body is None else web.json_response(body, status=status)
 
 
 def _required_int(data: dict[str, Any], key: str, *, minimum: int | None = None) -> int:

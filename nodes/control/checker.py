@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 import aiohttp
 
-from ..frontend.app import BUY_ID_HEADER
+from ..shared.wire import BUY_ID_HEADER
 from .faults import Fault, Nemesis
 from .supervisor import ClusterError, Supervisor
 

@@ -1,0 +1,812 @@
+"""The catalog replication protocol of ``protocol.md`` as a pure core, with Bazar's repairs
+of W1–W3. It does no I/O: every operation is a coroutine that yields effects
+(``nodes/shared/effects.py``) and speaks the messages of ``nodes/messages.py``; the node
+(``replication.py``) and the simulator (``nodes/simulation``) drive the very same object.
+
+Documented shape, kept as written:
+- every book carries ``seq``, bumped by every write;
+- ``valid_ids``: the books this replica knows to be current, in memory, empty at start;
+- reads hop through ``Get`` carrying ``req`` (replicas already in the chain) and ``seq_n``
+  (highest seq seen) until a valid replica answers (S1–S3);
+- writes send ``Check`` to every peer, take the highest copy and answer Conflict when a peer
+  is ahead (S5), then fan out ``Update`` (S4) and tell the front-end to drop the book.
+
+Bazar's additions (explained with their own scenario in README.md, "Writes that cannot be
+lost"):
+- W1: a ``Check`` is also a *reservation*. A peer that grants it holds the book for that
+  writer until the writer's update or release arrives (or a TTL passes) and answers other
+  writers Busy. A write proceeds only with every reachable peer reserved, so two writers can
+  never both fan out the same ``seq``; the loser re-reads and retries, as the documented 409
+  already asks. For the same reason a replica checks even when the book is valid. Callers
+  may send the ``seq`` their new value was computed from; a write whose base is stale is
+  refused rather than applied over a newer copy.
+- W7: a buy's id travels with its write; every replica stores it with the book, and a check
+  or write that meets a known id answers the first outcome instead of writing again.
+- W2/W3 (``mode == "bazar"``): replicas ping each other; a ping carries this replica's
+  seqs and is answered with every newer row, so a restarted replica catches up in the
+  background. A replica that has heard from no peer for longer than its lease may be the
+  one cut off, so it stops trusting its valid set (it may have missed writes); a writer that
+  could not reach a live peer waits until that peer's lease has surely run out before
+  answering. Peers the heartbeat knows are out are skipped without being asked (W4).
+``mode == "documented"`` switches the W2/W3 repairs off so that the figures' starting
+states (replicas left behind on purpose) stay as built. ``guard_writes=False`` also drops
+the W1 and W7 repairs: protocol.md's write to the letter (check only when not valid, no
+reservation, no buy ids), which the simulator's documented mode runs to show what it loses.
+"""
+from __future__ import annotations
+
+import random
+from collections import Counter
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from ..books import Book
+from ..messages import (
+    Applied,
+    Busy,
+    BuysOf,
+    Check,
+    Conflict,
+    Done,
+    FetchBuys,
+    Found,
+    Get,
+    Granted,
+    Hits,
+    Invalidate,
+    KnownBuy,
+    Newer,
+    NotWritten,
+    OtherGeneration,
+    Ping,
+    Pong,
+    Read,
+    Release,
+    Search,
+    Update,
+    Write,
+    Written,
+)
+from ..shared.effects import Core, Disk, Gather, NoAnswer, Send, Sleep, Waiters
+
+RESERVATION_TTL_S = 3.0
+#: How long a check waits for a reservation held by a writer it outranks (wait-die).
+RESERVATION_WAIT_S = 0.3
+#: How long a writer queues for its own replica's reservation before answering busy.
+LOCAL_QUEUE_S = 1.0
+HEARTBEAT_S = 0.2
+#: A writer that could not reach a live peer waits this long past that peer's last sign of
+#: life before answering; a replica stops trusting its valid set well before (TRUST_S).
+LEASE_S = 1.0
+TRUST_S = 0.8
+PING_TIMEOUT_S = 0.4
+INVALIDATE_TIMEOUT_S = 0.5
+MODES = ("bazar", "documented")
+
+Priority = tuple[float, int]  # (when the operation first tried, writer's replica number): lower wins
+
+
+class BookUnknown(Exception):
+    """The book id is not one of the catalog's (404 at the driver)."""
+
+
+@dataclass
+class Reservation:
+    owner: int
+    token: str
+    expires: float
+    priority: Priority = (0.0, 0)
+
+
+@dataclass
+class Peer:
+    index: int
+    up: bool = True
+    last_heard: float = 0.0  # the core's time of the last answer from this peer
+    #: It last failed by refusing the connection: no process is listening, so no memory survives.
+    refused: bool = False
+
+    @property
+    def name(self) -> str:
+        return f"catalog{self.index}"
+
+
+@dataclass
+class WriteResult:
+    answer: Written | Conflict | NotWritten
+
+    @property
+    def book(self) -> Book | None:
+        return getattr(self.answer, "book", None)
+
+
+@dataclass
+class _CheckOutcome:
+    granted: list[Peer] = field(default_factory=list)
+    unreachable: list[Peer] = field(default_factory=list)
+    newer: list[Book] = field(default_factory=list)
+    busy: list[int] = field(default_factory=list)
+    known_buy: Book | None = None
+
+
+class CatalogReplica(Core):
+    """One catalog replica's state and rules. ``nonce`` makes its reservation tokens unique
+    across restarts; ``seed`` or ``peer_order`` fix the read's peer choice (scenarios)."""
+
+    def __init__(
+        self,
+        index: int,
+        replicas: int,
+        *,
+        has_frontend: bool,
+        mode: str = "bazar",
+        seed: int | None = None,
+        peer_order: list[int] | None = None,
+        nonce: str = "",
+        timeout_s: float = 1.0,
+        guard_writes: bool = True,
+    ) -> None:
+        self.index = index
+        self.guard_writes = guard_writes
+        self.has_frontend = has_frontend
+        self.mode = mode
+        self.peers = [Peer(i) for i in range(replicas) if i != index]
+        self.rng = random.Random(seed)
+        self.peer_order = peer_order
+        self.nonce = nonce
+        self.timeout_s = timeout_s
+        self.books: dict[int, Book] = {}
+        self.buys: dict[str, tuple[int, int]] = {}
+        self.buy_count: Counter[int] = Counter()  # buys remembered per book, kept by _remember_buy
+        self.valid_ids: set[int] = set()
+        self.reservations: dict[int, Reservation] = {}
+        self.waiters = Waiters()
+        self._locked: set[int] = set()  # books a local write is in progress for
+        self._tokens = 0
+        self.last_contact = 0.0  # when anything last reached us or a peer answered us
+        #: Set when our lease lapsed; cleared once every peer has answered a ping sent after
+        #: that (see heartbeat). Meanwhile we vouch for nothing and ask every peer,
+        #: whatever we believed about them (W2).
+        self.rejoining = False
+        self._lapsed_at = 0.0
+        self._heard_since_lapse: set[int] = set()
+        self.catch_ups = 0
+        self.generation = 0  # which reset of the data this replica holds (see reset)
+        self.resetting = False
+        self.pending_reset: int | None = None  # a newer generation met; the driver resets to it
+
+    # ---- life cycle -------------------------------------------------------------------
+    async def start(self) -> None:
+        self.generation = await Disk("load_generation")
+        self.books = await Disk("load_books")
+        for buy_id, (book_id, seq) in (await Disk("load_buys")).items():
+            self._remember_buy(buy_id, book_id, seq)
+        if not self.peers:
+            self.last_contact = float("inf")
+        else:
+            self.last_contact = self.now
+
+    async def reset(self, generation: int) -> None:
+        """Back to the seven books at seq 0, nothing valid, no buys remembered, in a new
+        generation of the data (``generation``: the same number on every replica of one
+        cluster reset). Replicas are reset one after the other; until all are, messages
+        between generations are refused (``same_generation``), so no row or buy from
+        before the reset travels back into a replica already reset."""
+        generation = max(self.generation, generation)
+        self.resetting = True  # from now until done, no peer message is taken or answered
+        held: list[int] = []
+        try:
+            for book_id in list(self.books):
+                await self._lock(book_id, float("inf"))
+                held.append(book_id)
+            self.books = await Disk("reset", generation)
+            self.generation = generation
+            self.buys.clear()
+            self.buy_count.clear()
+            self.valid_ids.clear()
+            self.reservations.clear()
+            self.catch_ups = 0
+        finally:
+            self.resetting = False
+            self.pending_reset = None
+            for book_id in held:
+                self._unlock(book_id)
+
+    def same_generation(self, theirs: int | None) -> bool:
+        """True when a peer's message belongs to our generation of the data. A newer one
+        means a reset we missed (we were down, or not reset yet): ``pending_reset`` asks the
+        driver to reset us to it, then we catch up as usual. An older one: the peer will do
+        the same when it hears us."""
+        if self.resetting:
+            return False
+        if theirs is None or theirs == self.generation:
+            return True
+        if theirs > self.generation and self.pending_reset is None:
+            self.pending_reset = theirs
+            self.emit("generation", generation=theirs)
+        return False
+
+    def _send(self, peer: Peer, message: Any, *, timeout: float | None = None, trace: bool = True) -> Send:
+        """Every message to a peer says which generation of the data it belongs to."""
+        return Send(peer.name, message, timeout or self.timeout_s, generation=self.generation, trace=trace)
+
+    def _new_token(self) -> str:
+        self._tokens += 1
+        return f"{self.index}.{self.nonce}.{self._tokens}"
+
+    # ---- state --------------------------------------------------------------------------
+    def describe(self) -> dict[str, Any]:
+        return {
+            "mode": self.mode,
+            "books": [
+                {
+                    "id": book.id,
+                    "seq": book.seq,
+                    "quantity": book.quantity,
+                    "price": book.as_record()["price"],
+                    "valid": book.id in self.valid_ids,
+                    "reserved_by": self._holder(book.id),
+                }
+                for book in sorted(self.books.values(), key=lambda b: b.id)
+            ],
+            "peers": [{"id": p.index, "up": p.up} for p in self.peers],
+            "lease_ok": self._lease_ok(),
+            "rejoining": self.rejoining,
+            "catch_ups": self.catch_ups,
+            "generation": self.generation,
+            "buys_remembered": len(self.buys),
+        }
+
+    def _holder(self, book_id: int) -> int | None:
+        reservation = self.reservations.get(book_id)
+        return reservation.owner if reservation and reservation.expires > self.now else None
+
+    def book(self, book_id: int) -> Book:
+        try:
+            return self.books[book_id]
+        except KeyError:
+            raise BookUnknown(book_id) from None
+
+    def search(self, topic: str) -> list[Book]:
+        needle = topic.casefold()
+        return [book for book in sorted(self.books.values(), key=lambda b: b.id) if needle in book.topic.casefold()]
+
+    def _mark_valid(self, book_id: int) -> None:
+        if not self._lease_ok() or self.rejoining:
+            return  # out of touch: we cannot vouch for anything (W2)
+        if book_id not in self.valid_ids:
+            self.valid_ids.add(book_id)
+            self.emit("valid", book=book_id, valid=True, seq=self.books[book_id].seq)
+
+    def _unmark_valid(self, book_id: int) -> None:
+        if book_id in self.valid_ids:
+            self.valid_ids.discard(book_id)
+            self.emit("valid", book=book_id, valid=False, seq=self.books[book_id].seq)
+
+    async def _adopt(self, copy: Book, buy_ids: tuple[str, ...] | list[str] = (),
+                     generation: int | None = None) -> bool:
+        """Store ``copy`` when it is newer than ours. True when it was. ``generation``: ours
+        when the message that brought the copy was sent; a reset since makes it foreign."""
+        if copy.seq <= self.books[copy.id].seq or not self.same_generation(generation):
+            return False
+        await Disk("write", copy, list(buy_ids))
+        if copy.seq <= self.books[copy.id].seq or not self.same_generation(generation):
+            return False  # a newer one landed while we were writing, or a reset
+        self.books[copy.id] = copy
+        for buy_id in buy_ids:
+            self._remember_buy(buy_id, copy.id, copy.seq)
+        self._emit_seq(copy)
+        return True
+
+    # ---- book locks (one local write per book at a time) -----------------------------------
+    async def _lock(self, book_id: int, deadline: float) -> bool:
+        while book_id in self._locked:
+            if not await self.waiters.wait(("lock", book_id), deadline) and book_id in self._locked:
+                return False
+        self._locked.add(book_id)
+        return True
+
+    def _unlock(self, book_id: int) -> None:
+        self._locked.discard(book_id)
+        self.waiters.notify(("lock", book_id))
+
+    # ---- leases (W2) ----------------------------------------------------------------------
+    def _lease_ok(self) -> bool:
+        if self.mode == "documented" or not self.peers:
+            return True
+        return self.now - self.last_contact < TRUST_S
+
+    def _lease_holds(self) -> bool:
+        """True while our valid set may be trusted. Having heard from no peer for longer than
+        the lease, we may be the one cut off and writes may have happened without us (W2):
+        the valid set is dropped."""
+        if self._lease_ok():
+            return True
+        if not self.rejoining:
+            self.rejoining = True
+            self._lapsed_at = self.now
+            self._heard_since_lapse.clear()
+            self.emit("lease", held=False)
+        for stale in list(self.valid_ids):
+            self._unmark_valid(stale)
+        return False
+
+    def contact(self) -> None:
+        """Something reached us (a client, the front-end's probe, a peer): we are not cut off.
+        Only the peers' answers end rejoining, though: clients cannot tell us what we missed.
+        A lapse is noticed first: after a pause the requests queued while we were stopped
+        arrive before anything else could tell us our valid set had gone stale."""
+        self._lease_holds()
+        self.last_contact = self.now
+
+    def _trusted_valid(self, book_id: int) -> bool:
+        return book_id in self.valid_ids and self._lease_holds()
+
+    async def _deliver_or_outwait(self, missed: list[Peer], update: Update) -> list[Peer]:
+        """Before answering a write that ``missed`` could not see, make sure none of them can
+        still vouch for the old copy (W2): keep offering each the update until it takes it,
+        or until its valid set has surely lapsed. A peer back before its lease lapsed (a short
+        cut-off) takes the update; one still away has dropped its valid set by the deadline.
+        A peer that refused the connection has no process, hence no valid set: nothing to do.
+        Returns the peers that never took the update."""
+        missed = [peer for peer in missed if not peer.refused]
+        if self.mode == "documented" or not missed:
+            return []
+        deadline = max(peer.last_heard for peer in missed) + LEASE_S + HEARTBEAT_S
+        if self.now < deadline:
+            self.emit("lease_wait", peers=[p.index for p in missed], ms=round((deadline - self.now) * 1000))
+        late = replace(update, late=True)
+        while missed and self.now < deadline:
+            replies = await Gather([self._send(p, late, timeout=PING_TIMEOUT_S) for p in missed])
+            missed = [p for p, reply in zip(missed, replies, strict=True) if not isinstance(reply, Applied)]
+            if missed:
+                await Sleep(min(deadline, self.now + HEARTBEAT_S / 2))  # pacing between offers
+        return missed
+
+    # ---- read (S1–S3) -----------------------------------------------------------------------
+    async def read(self, book_id: int) -> Found | Conflict:
+        self.book(book_id)  # unknown before any hop: every replica holds the same books (W5)
+        if self._trusted_valid(book_id):
+            return Found(self.books[book_id])
+        found, copy = await self._hop(book_id, asked=(), upstream_seq=-1)
+        if not found:
+            return Conflict(copy, "No replica could vouch for a current copy; try again")
+        return Found(copy)
+
+    async def on_get(self, message: Get) -> Found | Conflict:
+        self.book(message.book)
+        if self._trusted_valid(message.book):
+            return Found(self.books[message.book])
+        found, copy = await self._hop(message.book, asked=message.req + (message.sender,),
+                                      upstream_seq=message.seq_n)
+        return Found(copy) if found else Conflict(copy, "Conflict: no current copy on this path", seq=copy.seq)
+
+    async def _hop(self, book_id: int, *, asked: tuple[int, ...], upstream_seq: int) -> tuple[bool, Book]:
+        own = self.books[book_id]
+        highest = max(upstream_seq, own.seq)
+        left = [p for p in self.peers if p.index not in asked]
+        if self.mode == "bazar" and self._lease_ok() and not self.rejoining:
+            # W4: known-down peers are not waited for. Not so when our own lease has lapsed:
+            # then we may be the one that was away (W2), and only the peers can tell us.
+            left = [p for p in left if p.up]
+        generation = self.generation
+        while left:
+            peer = self._choose(left)
+            left.remove(peer)
+            reply = await self._send(peer, Get(book_id, asked, self.index, highest))
+            if isinstance(reply, NoAnswer):
+                # An unreachable peer is skipped, and travels on in ``req`` so that no one
+                # further down the chain waits for it again (W4).
+                self._note_unreachable(peer, reply)
+                asked = asked + (peer.index,)
+                continue
+            if isinstance(reply, Found):
+                self._note_reachable(peer)
+                await self._adopt(reply.book, generation=generation)
+                if reply.book.seq >= self.books[book_id].seq:
+                    self._mark_valid(book_id)
+                return True, self.books[book_id]
+            if isinstance(reply, Conflict):
+                self._note_reachable(peer)
+                # S3: a conflict from further down. Our own copy is current when it is newer
+                # than anything upstream has seen; otherwise pass the conflict on.
+                if self.books[book_id].seq > upstream_seq:
+                    self._mark_valid(book_id)
+                    return True, self.books[book_id]
+                return False, self.books[book_id]
+            self._note_unreachable(peer)  # answered, but not with the protocol: skip it
+        # No peer left: the last replica decides (cold start S1, total failure S3).
+        if self.books[book_id].seq >= upstream_seq:
+            self._mark_valid(book_id)
+            return True, self.books[book_id]
+        return False, self.books[book_id]
+
+    def _choose(self, candidates: list[Peer]) -> Peer:
+        up = [p for p in candidates if p.up] or candidates  # W4: known-down peers go last
+        if self.peer_order is not None:
+            rank = {index: position for position, index in enumerate(self.peer_order)}
+            return min(up, key=lambda p: rank.get(p.index, len(rank) + p.index))
+        return self.rng.choice(up)
+
+    def _note_unreachable(self, peer: Peer, reply: Any = None, sent: float | None = None) -> None:
+        if sent is not None and peer.last_heard > sent:
+            return  # it has answered since we asked (a round we slept through, say): stale news
+        peer.refused = isinstance(reply, NoAnswer) and reply.refused
+        if peer.up:
+            peer.up = False
+            self.emit("peer", peer=peer.index, up=False)
+
+    def _note_reachable(self, peer: Peer) -> None:
+        self._lease_holds()  # a lapse is noticed before the contact renews the lease
+        peer.last_heard = self.last_contact = self.now
+        peer.refused = False
+        if not peer.up:
+            peer.up = True
+            self.emit("peer", peer=peer.index, up=True)
+
+    # ---- write (S4, S5, W1, W7) ---------------------------------------------------------------
+    async def write(self, request: Write) -> Written | Conflict | NotWritten:
+        """``request.since``: when the operation behind this write first tried (a buy's first
+        attempt); the older one wins a conflict, so a buy that keeps retrying cannot starve."""
+        book_id = request.book
+        self.book(book_id)
+        changes = {k: v for k, v in (("quantity", request.quantity), ("price", request.price)) if v is not None}
+        if not self.guard_writes:
+            return await self._documented_write(book_id, changes)
+        priority: Priority = (request.since if request.since is not None else self.now, self.index)
+        await self._lock(book_id, float("inf"))
+        try:
+            buy_id = request.buy_id
+            if buy_id is not None and buy_id in self.buys:
+                # The first attempt may have stalled before telling the front-end: tell it now.
+                await self._invalidate_frontend(self.books[book_id])
+                return Written(self.books[book_id], duplicate=True)
+            token = self._new_token()
+            # Holding nothing yet, this writer can wait its turn at home whoever holds the book:
+            # a wait that holds nothing cannot close a cycle. Checks at peers use wait-die.
+            if not await self._reserve_or_wait(book_id, self.index, token, priority, queue_s=LOCAL_QUEUE_S):
+                return Conflict(self.books[book_id], "busy")
+            try:
+                return await self._reserved_write(book_id, changes, request.base_seq, buy_id, token, priority)
+            finally:
+                self._release(book_id, token)
+        finally:
+            self._unlock(book_id)
+
+    async def _documented_write(self, book_id: int, changes: dict[str, Any]) -> Written | Conflict:
+        """protocol.md's write as written: check unless valid, take a newer copy and answer
+        409, else fan out to whoever answers. Two writers can both pass (W1)."""
+        generation = self.generation
+        if book_id not in self.valid_ids:
+            own = self.books[book_id]
+            check = Check(book_id, own.seq, self.index, "documented")
+            replies = await Gather([self._send(p, check) for p in self.peers])
+            newer = [r.book for r in replies if isinstance(r, Newer)]
+            if newer:
+                await self._adopt(max(newer, key=lambda b: b.seq), generation=generation)
+                self._mark_valid(book_id)
+                return Conflict(self.books[book_id], "outdated")
+        current = self.books[book_id]
+        new = replace(current, seq=current.seq + 1, **changes)
+        update = Update(new, self.index, "documented")
+        await Gather([self._send(p, update) for p in self.peers])
+        await Disk("write", new, [])
+        self.books[book_id] = new
+        self._mark_valid(book_id)
+        self._emit_seq(new)
+        await self._invalidate_frontend(new)
+        return Written(new)
+
+    async def _reserved_write(
+        self, book_id: int, changes: dict[str, Any], base_seq: int | None, buy_id: str | None, token: str,
+        priority: Priority,
+    ) -> Written | Conflict | NotWritten:
+        started, generation = self.now, self.generation
+        outcome = await self._check_peers(book_id, token, buy_id, priority)
+        if outcome.newer or outcome.known_buy is not None or outcome.busy:
+            await self._release_peers(book_id, token, outcome.granted)
+            if outcome.newer:
+                # S5: a peer is ahead. Take the highest copy as current and let the caller retry.
+                newest = max(outcome.newer, key=lambda b: b.seq)
+                await self._adopt(newest, generation=generation)
+                self._mark_valid(book_id)
+                return Conflict(self.books[book_id], "outdated")
+            if outcome.known_buy is not None:
+                await self._invalidate_frontend(outcome.known_buy)
+                return Written(outcome.known_buy, duplicate=True)
+            return Conflict(self.books[book_id], "busy")
+        current = self.books[book_id]
+        if base_seq is not None and base_seq != current.seq:
+            await self._release_peers(book_id, token, outcome.granted)
+            return Conflict(current, "stale base")
+        if self.now - started > RESERVATION_TTL_S / 2:
+            # Our reservations may be about to lapse at the peers: do not fan out on them.
+            await self._release_peers(book_id, token, outcome.granted)
+            return Conflict(current, "slow check")
+        new = replace(current, seq=current.seq + 1, **changes)
+        buy_ids = (buy_id,) if buy_id else ()
+        update = Update(new, self.index, token, buy_ids)
+        # The front-end hears of the write alongside the peers, not after them: the invalidation
+        # names the new seq, so the front-end caches no older copy from then on (cache.py).
+        sends = [self._send(p, update) for p in outcome.granted]
+        if self.has_frontend:
+            sends.append(Send("frontend", Invalidate(book_id, new.seq), INVALIDATE_TIMEOUT_S))
+        replies = await Gather(sends)
+        await Disk("write", new, list(buy_ids))
+        for peer, reply in zip(outcome.granted, replies, strict=False):
+            if isinstance(reply, NoAnswer):
+                self._note_unreachable(peer, reply)  # it dropped its valid mark when it reserved
+            else:
+                self._note_reachable(peer)
+        if self.has_frontend and not isinstance(replies[-1], Done):
+            await self._invalidate_frontend(new)  # a lost invalidation leaves a stale entry: again
+        took = any(isinstance(reply, Applied) for reply in replies[:len(outcome.granted)])
+        if outcome.granted and not took:
+            # Every peer that granted the write lost touch before taking it (we were cut off
+            # mid-write, say). Kept here alone it would be acknowledged while they answer the
+            # old copy: withdraw it, and tell the caller nothing was written.
+            await Disk("undo", current, list(buy_ids))
+            return NotWritten("no peer took the write")
+        # In memory before the wait below: a peer that took it may already answer the buy's
+        # retry as done, so from now on we must not serve the old copy either.
+        self.books[book_id] = new
+        for buy in buy_ids:
+            self._remember_buy(buy, book_id, new.seq)
+        self._mark_valid(book_id)
+        self._emit_seq(new)
+        missed = await self._deliver_or_outwait(outcome.unreachable, update)
+        if missed and not took and not self._lease_ok():
+            # No peer took it, and nothing reached us while we waited for them: we are likely
+            # the one cut off, and they, still in touch with each other, vouch for the old
+            # copy. Acknowledged, the write would be read as never made: withdraw it.
+            await Disk("undo", current, list(buy_ids))
+            self.books[book_id] = current
+            for buy in buy_ids:
+                self._forget_buy(buy)
+            self._unmark_valid(book_id)
+            self._emit_seq(current)
+            return NotWritten("out of touch with the peers it missed")
+        return Written(new)
+
+    async def _check_peers(self, book_id: int, token: str, buy_id: str | None, priority: Priority) -> _CheckOutcome:
+        own = self.books[book_id]
+        check = Check(book_id, own.seq, self.index, token, buy_id, priority[0])
+        outcome = _CheckOutcome()
+        # W4: a peer the heartbeat knows is out is skipped at once, not waited for — once it has
+        # been silent long enough that its valid set has surely lapsed (W2); until then it is
+        # asked, since it may be back already and holding the book as valid.
+        trust_beliefs = self.mode == "bazar" and self._lease_ok() and not self.rejoining
+        asked = [p for p in self.peers
+                 if p.up or not trust_beliefs or self.now - p.last_heard < LEASE_S + HEARTBEAT_S]
+        outcome.unreachable = [p for p in self.peers if p not in asked]
+        replies = await Gather([self._send(p, check) for p in asked])
+        for peer, reply in zip(asked, replies, strict=True):
+            if isinstance(reply, NoAnswer):
+                self._note_unreachable(peer, reply)
+                outcome.unreachable.append(peer)
+                continue
+            self._note_reachable(peer)
+            if isinstance(reply, KnownBuy):
+                outcome.known_buy = reply.book
+            elif isinstance(reply, Granted):
+                outcome.granted.append(peer)
+            elif isinstance(reply, Busy):
+                outcome.busy.append(peer.index)
+            elif isinstance(reply, Newer):
+                outcome.newer.append(reply.book)
+            else:
+                outcome.unreachable.append(peer)
+        return outcome
+
+    async def _release_peers(self, book_id: int, token: str, peers: list[Peer]) -> None:
+        if peers:
+            await Gather([self._send(p, Release(book_id, token)) for p in peers])
+
+    async def _invalidate_frontend(self, book: Book) -> None:
+        """Tell the front-end to drop ``book`` from its lookup cache, naming the write's seq.
+        The documents also drop the book's topic from the search cache; Bazar does not: a
+        write changes price or quantity, which search results (id, title, topic) do not
+        show, so the cached searches are still right (and it saves every buy a message)."""
+        if not self.has_frontend:
+            return
+        for _attempt in (1, 2):  # a lost invalidation leaves a stale entry behind: try twice
+            reply = await Send("frontend", Invalidate(book.id, book.seq), INVALIDATE_TIMEOUT_S)
+            if isinstance(reply, Done):
+                return
+
+    # ---- the peer side of a write -------------------------------------------------------------
+    def _reserve(self, book_id: int, owner: int, token: str, priority: Priority = (0.0, 0)) -> bool:
+        held = self.reservations.get(book_id)
+        if held is not None and held.expires > self.now and held.token != token:
+            return False
+        self.reservations[book_id] = Reservation(owner, token, self.now + RESERVATION_TTL_S, priority)
+        return True
+
+    def _release(self, book_id: int, token: str) -> None:
+        held = self.reservations.get(book_id)
+        if held is not None and held.token == token:
+            del self.reservations[book_id]
+            self.waiters.notify(("released", book_id))
+
+    async def _reserve_or_wait(self, book_id: int, owner: int, token: str, priority: Priority,
+                               queue_s: float | None = None) -> bool:
+        """Reserve the book for ``owner``; if another writer holds it, wait a little for it —
+        but only when this write is older than the holder's ("wait-die"): the younger one
+        fails at once, so waits never form a cycle and the oldest write always gets through.
+        Without this, writers to one book kept failing each other under load. With
+        ``queue_s`` the writer holds nothing yet and may wait whoever holds the book."""
+        deadline = self.now + (RESERVATION_WAIT_S if queue_s is None else queue_s)
+        while not self._reserve(book_id, owner, token, priority):
+            holder = self.reservations[book_id]
+            if (queue_s is None and priority > holder.priority) or self.now >= deadline:
+                return False
+            # Woken when it is handed back, or at the deadline or the holder's expiry.
+            await self.waiters.wait(("released", book_id), min(deadline, holder.expires))
+        return True
+
+    async def on_check(self, message: Check) -> Granted | KnownBuy | Newer | Busy:
+        book_id = self.book(message.book).id
+        if not self.guard_writes:
+            own = self.books[book_id]
+            return Newer(own) if own.seq > message.seq_n else Granted(own.seq)
+        decided = self._check_answer(message)
+        if decided is not None:  # no need to queue for a reservation to say this
+            return decided
+        priority: Priority = (message.since if message.since is not None else self.now, message.sender)
+        reserved = await self._reserve_or_wait(book_id, message.sender, message.token, priority)
+        decided = self._check_answer(message)  # the holder's write may have landed meanwhile
+        if decided is not None:
+            if reserved:
+                self._release(book_id, message.token)
+            return decided
+        if not reserved:
+            held = self.reservations.get(book_id)
+            return Busy(held.owner if held else None)
+        # A write is coming that we may not see land: stop vouching for our copy until it does.
+        self._unmark_valid(book_id)
+        return Granted(self.books[book_id].seq)
+
+    def _check_answer(self, message: Check) -> KnownBuy | Newer | None:
+        """A check's answer when it does not depend on reserving: a known buy, or a newer copy."""
+        own = self.books[message.book]
+        if message.buy_id is not None and message.buy_id in self.buys:
+            return KnownBuy(own)
+        if own.seq > message.seq_n:
+            return Newer(own)
+        return None
+
+    def on_release(self, message: Release) -> Done:
+        self.book(message.book)
+        self._release(message.book, message.token)
+        return Done()
+
+    async def on_update(self, message: Update) -> Applied | Newer | Busy:
+        copy = message.copy
+        own = self.book(copy.id)
+        if not self.guard_writes:
+            if copy.seq > own.seq:
+                await self._adopt(copy)
+            self._mark_valid(copy.id)
+            return Applied(self.books[copy.id].seq)
+        held = self.reservations.get(copy.id)
+        if held is not None and held.token != message.token and held.expires > self.now:
+            return Busy(held.owner)
+        if copy.seq < own.seq:
+            return Newer(own)
+        await self._adopt(copy, message.buy_ids)
+        for buy_id in message.buy_ids:
+            self._remember_buy(buy_id, copy.id, copy.seq)
+        self._release(copy.id, message.token)
+        self._mark_valid(copy.id)
+        return Applied(self.books[copy.id].seq)
+
+    # ---- heartbeat and catch-up (W3, W4) --------------------------------------------------------
+    async def heartbeat(self) -> None:
+        """Runs for the replica's life (the driver starts it after ``start``)."""
+        while True:
+            started, generation = self.now, self.generation
+            seqs = {book.id: book.seq for book in self.books.values()}
+            ping = Ping(self.index, seqs)
+            replies = await Gather([self._send(p, ping, timeout=PING_TIMEOUT_S, trace=False) for p in self.peers])
+            for peer, reply in zip(self.peers, replies, strict=True):
+                if isinstance(reply, Pong):
+                    self._note_reachable(peer)
+                    if self.mode == "bazar":
+                        await self._catch_up(peer, reply, generation)
+                    if started > self._lapsed_at:
+                        self._heard_since_lapse.add(peer.index)
+                else:
+                    if isinstance(reply, OtherGeneration):
+                        self.same_generation(reply.generation)
+                    self._note_unreachable(peer, reply, sent=started)
+                    if isinstance(reply, NoAnswer) and reply.refused and started > self._lapsed_at:
+                        self._heard_since_lapse.add(peer.index)  # no process: no valid set, no write
+            if self._lease_holds() and self.rejoining:
+                self._end_rejoining()
+            await Sleep(max(self.now, started + HEARTBEAT_S))
+
+    def _end_rejoining(self) -> None:
+        """Back after a lapse, we vouch again only once every peer has answered a ping sent
+        after it (and we took the newer rows it returned). One answer is not enough: a peer
+        that has not heard from us yet may be finishing a write it left us out of, believing
+        our valid set gone, while another peer's copy would let us vouch for the old value."""
+        if all(peer.index in self._heard_since_lapse for peer in self.peers):
+            self.rejoining = False
+            self.emit("lease", held=True)
+
+    def on_ping(self, message: Ping) -> Pong:
+        """A ping's answer: our seqs, and every row (with its buys) newer than the sender's."""
+        for peer in self.peers:
+            if peer.index == message.sender:
+                self._note_reachable(peer)
+        newer = []
+        for book in self.books.values():
+            theirs = message.seqs.get(book.id, -1)
+            if book.seq > theirs:
+                buys = tuple(b for b, (bid, seq) in self.buys.items() if bid == book.id and seq > theirs)
+                newer.append((book, buys))
+        return Pong({b.id: b.seq for b in self.books.values()}, tuple(newer), dict(self.buy_count))
+
+    def _remember_buy(self, buy_id: str, book_id: int, seq: int) -> None:
+        """The one place a buy enters memory, so the per-book counts pings compare stay exact."""
+        if buy_id not in self.buys:
+            self.buys[buy_id] = (book_id, seq)
+            self.buy_count[book_id] += 1
+
+    def _forget_buy(self, buy_id: str) -> None:
+        """Undo _remember_buy, for a write withdrawn before anyone else took it."""
+        found = self.buys.pop(buy_id, None)
+        if found is not None:
+            self.buy_count[found[0]] -= 1
+
+    def _emit_seq(self, book: Book) -> None:
+        self.emit("seq", book=book.id, seq=book.seq, quantity=book.quantity, price=book.as_record()["price"])
+
+    def on_fetch_buys(self, message: FetchBuys) -> BuysOf:
+        self.book(message.book)
+        return BuysOf(tuple((buy_id, seq) for buy_id, (bid, seq) in self.buys.items() if bid == message.book))
+
+    async def _catch_up(self, peer: Peer, answer: Pong, generation: int) -> None:
+        for copy, buy_ids in answer.newer:
+            if copy.id not in self.books or copy.seq <= self.books[copy.id].seq:
+                continue
+            # W2: someone is ahead of us, so our valid mark (if any) is stale. No book lock
+            # here: a write may hold it for long, and adopting is monotonic in seq anyway.
+            self._unmark_valid(copy.id)
+            if await self._adopt(copy, buy_ids, generation):
+                self.catch_ups += 1
+                self.emit("catch_up", book=copy.id, seq=copy.seq)
+        # A copy adopted on a read or a refused check arrives without the buys that made it;
+        # a peer that remembers more buys of a book hands over the ones we lack (W7).
+        for book_id, theirs in answer.buy_counts.items():
+            if book_id in self.books and theirs > self.buy_count[book_id]:
+                reply = await self._send(peer, FetchBuys(book_id), timeout=PING_TIMEOUT_S, trace=False)
+                if isinstance(reply, BuysOf) and self.same_generation(generation):
+                    missing = [(b, s) for b, s in reply.buys if b not in self.buys]
+                    await Disk("add_buys", book_id, missing)
+                    for buy_id, seq in missing:
+                        self._remember_buy(buy_id, book_id, seq)
+
+    # ---- one entry for every message ------------------------------------------------------------
+    async def handle(self, message: Any) -> Any:
+        """Answer any message a catalog takes (the driver has checked its generation)."""
+        if isinstance(message, Read):
+            return await self.read(message.book)
+        if isinstance(message, Search):
+            return Hits(tuple(self.search(message.topic)))
+        if isinstance(message, Write):
+            return await self.write(message)
+        if isinstance(message, Get):
+            return await self.on_get(message)
+        if isinstance(message, Check):
+            return await self.on_check(message)
+        if isinstance(message, Update):
+            return await self.on_update(message)
+        if isinstance(message, Release):
+            return self.on_release(message)
+        if isinstance(message, Ping):
+            return self.on_ping(message)
+        if isinstance(message, FetchBuys):
+            return self.on_fetch_buys(message)
+        raise TypeError(f"a catalog takes no {type(message).__name__}")
+

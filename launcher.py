@@ -337,7 +337,14 @@ def run_scenario(argv: list[str]) -> int:
     return 1 if failures else 0
 
 
-COMMANDS = {"trace": run_trace, "bench": run_bench, "check": run_check, "scenario": run_scenario}
+def run_simulate(argv: list[str]) -> int:
+    from nodes.simulation.cli import simulate_command
+
+    return simulate_command(argv)
+
+
+COMMANDS = {"trace": run_trace, "bench": run_bench, "check": run_check, "scenario": run_scenario,
+            "simulate": run_simulate}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,9 +13,12 @@ from .books import Book
 
 @dataclass(frozen=True)
 class Read:
-    """Front-end or order replica to a catalog: ``/query/item/<id>``."""
+    """Front-end or order replica to a catalog: ``/query/item/<id>``. An order replica names
+    its buy (W7): a catalog that already applied it answers ``KnownBuy``, so a buy whose
+    first attempt took the last copy is not told "out of stock"."""
 
     book: int
+    buy_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -151,6 +154,14 @@ class Written:
 @dataclass(frozen=True)
 class NotWritten:
     """503 from a catalog: nothing was written, another path may succeed."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class Unconfirmed:
+    """503 from a catalog: the write was withdrawn here, but a peer may have taken it before
+    its answer was lost; replication settles it either way. The buy's outcome is unknown."""
 
     reason: str
 

@@ -69,7 +69,10 @@ def init_app(config: CatalogConfig) -> web.Application:
         return _json(*response_of(message, result))
 
     async def query_item(request: web.Request) -> web.Response:
-        return await answer(Read(book_id(request)))
+        buy_id = request.query.get("buy_id")
+        if buy_id is not None and not 0 < len(buy_id) <= MAX_ID_TEXT:
+            raise ApiError(400, f"'buy_id' must be a non-empty string of at most {MAX_ID_TEXT} characters")
+        return await answer(Read(book_id(request), buy_id))
 
     async def query_topic(request: web.Request) -> web.Response:
         return await answer(Search(request.match_info["topic"]))

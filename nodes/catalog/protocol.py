@@ -63,6 +63,7 @@ from ..messages import (
     Read,
     Release,
     Search,
+    Unconfirmed,
     Update,
     Write,
     Written,
@@ -342,35 +343,42 @@ class CatalogReplica(Core):
     def _trusted_valid(self, book_id: int) -> bool:
         return book_id in self.valid_ids and self._lease_holds()
 
-    async def _deliver_or_outwait(self, missed: list[Peer], update: Update) -> list[Peer]:
+    async def _deliver_or_outwait(self, missed: list[Peer], update: Update) -> tuple[list[Peer], bool]:
         """Before answering a write that ``missed`` could not see, make sure none of them can
         still vouch for the old copy (W2): keep offering each the update until it takes it,
         or until its valid set has surely lapsed. A peer back before its lease lapsed (a short
         cut-off) takes the update; one still away has dropped its valid set by the deadline.
         A peer that refused the connection has no process, hence no valid set: nothing to do.
-        Returns the peers that never took the update."""
+        Returns the peers that never took the update, and whether one of them may have taken it
+        all the same (an offer whose answer was lost)."""
         missed = [peer for peer in missed if not peer.refused]
+        maybe = False
         if self.mode == "documented" or not missed:
-            return []
+            return [], maybe
         deadline = max(peer.last_heard for peer in missed) + LEASE_S + HEARTBEAT_S
         if self.now < deadline:
             self.emit("lease_wait", peers=[p.index for p in missed], ms=round((deadline - self.now) * 1000))
         late = replace(update, late=True)
         while missed and self.now < deadline:
             replies = await Gather([self._send(p, late, timeout=PING_TIMEOUT_S) for p in missed])
+            maybe |= any(isinstance(reply, NoAnswer) and reply.maybe_processed for reply in replies)
             missed = [p for p, reply in zip(missed, replies, strict=True) if not isinstance(reply, Applied)]
             if missed:
                 await Sleep(min(deadline, self.now + HEARTBEAT_S / 2))  # pacing between offers
-        return missed
+        return missed, maybe
 
     # ---- read (S1–S3) -----------------------------------------------------------------------
-    async def read(self, book_id: int) -> Found | Conflict:
+    async def read(self, book_id: int, buy_id: str | None = None) -> Found | KnownBuy | Conflict:
         self.book(book_id)  # unknown before any hop: every replica holds the same books (W5)
+        if buy_id is not None and buy_id in self.buys:
+            return KnownBuy(self.books[book_id])  # W7: that buy is done already
         if self._trusted_valid(book_id):
             return Found(self.books[book_id])
         found, copy = await self._hop(book_id, asked=(), upstream_seq=-1)
         if not found:
             return Conflict(copy, "No replica could vouch for a current copy; try again")
+        if buy_id is not None and buy_id in self.buys:
+            return KnownBuy(self.books[book_id])
         return Found(copy)
 
     async def on_get(self, message: Get) -> Found | Conflict:
@@ -445,7 +453,7 @@ class CatalogReplica(Core):
             self.emit("peer", peer=peer.index, up=True)
 
     # ---- write (S4, S5, W1, W7) ---------------------------------------------------------------
-    async def write(self, request: Write) -> Written | Conflict | NotWritten:
+    async def write(self, request: Write) -> Written | Conflict | NotWritten | Unconfirmed:
         """``request.since``: when the operation behind this write first tried (a buy's first
         attempt); the older one wins a conflict, so a buy that keeps retrying cannot starve."""
         book_id = request.book
@@ -500,7 +508,7 @@ class CatalogReplica(Core):
     async def _reserved_write(
         self, book_id: int, changes: dict[str, Any], base_seq: int | None, buy_id: str | None, token: str,
         priority: Priority,
-    ) -> Written | Conflict | NotWritten:
+    ) -> Written | Conflict | NotWritten | Unconfirmed:
         started, generation = self.now, self.generation
         outcome = await self._check_peers(book_id, token, buy_id, priority)
         if outcome.newer or outcome.known_buy is not None or outcome.busy:
@@ -540,12 +548,17 @@ class CatalogReplica(Core):
                 self._note_reachable(peer)
         if self.has_frontend and not isinstance(replies[-1], Done):
             await self._invalidate_frontend(new)  # a lost invalidation leaves a stale entry: again
-        took = any(isinstance(reply, Applied) for reply in replies[:len(outcome.granted)])
+        fan_out = replies[:len(outcome.granted)]
+        took = any(isinstance(reply, Applied) for reply in fan_out)
+        maybe = any(isinstance(reply, NoAnswer) and reply.maybe_processed for reply in fan_out)
         if outcome.granted and not took:
             # Every peer that granted the write lost touch before taking it (we were cut off
             # mid-write, say). Kept here alone it would be acknowledged while they answer the
-            # old copy: withdraw it, and tell the caller nothing was written.
+            # old copy: withdraw it. Nothing was written — unless an update's answer was lost
+            # rather than refused: then a peer may hold it, and the outcome is unknown.
             await Disk("undo", current, list(buy_ids))
+            if maybe:
+                return Unconfirmed("no peer confirmed the write")
             return NotWritten("no peer took the write")
         # In memory before the wait below: a peer that took it may already answer the buy's
         # retry as done, so from now on we must not serve the old copy either.
@@ -554,7 +567,7 @@ class CatalogReplica(Core):
             self._remember_buy(buy, book_id, new.seq)
         self._mark_valid(book_id)
         self._emit_seq(new)
-        missed = await self._deliver_or_outwait(outcome.unreachable, update)
+        missed, maybe_late = await self._deliver_or_outwait(outcome.unreachable, update)
         if missed and not took and not self._lease_ok():
             # No peer took it, and nothing reached us while we waited for them: we are likely
             # the one cut off, and they, still in touch with each other, vouch for the old
@@ -565,6 +578,8 @@ class CatalogReplica(Core):
                 self._forget_buy(buy)
             self._unmark_valid(book_id)
             self._emit_seq(current)
+            if maybe_late:
+                return Unconfirmed("out of touch with the peers it missed")
             return NotWritten("out of touch with the peers it missed")
         return Written(new)
 
@@ -791,7 +806,7 @@ class CatalogReplica(Core):
     async def handle(self, message: Any) -> Any:
         """Answer any message a catalog takes (the driver has checked its generation)."""
         if isinstance(message, Read):
-            return await self.read(message.book)
+            return await self.read(message.book, message.buy_id)
         if isinstance(message, Search):
             return Hits(tuple(self.search(message.topic)))
         if isinstance(message, Write):

@@ -33,7 +33,7 @@ from ..messages import (
     Search,
     Unreachable,
 )
-from ..shared.effects import Core, Gather, NoAnswer, Send, Sleep
+from ..shared.effects import Core, Gather, NoAnswer, Send, SingleFlight, Sleep
 from ..shared.wire import Failure
 from .cache import LruCache
 
@@ -124,6 +124,7 @@ class Frontend(Core):
         self.timeout_s = timeout_s
         self.connect_s = connect_s
         self.counts = {"bought": 0, "out_of_stock": 0, "unknown": 0, "failed": 0}
+        self.in_flight = SingleFlight()
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -160,17 +161,24 @@ class Frontend(Core):
         return answer
 
     async def buy(self, request: Buy) -> Any:
+        return await self.in_flight.run(request.buy_id, lambda: self._buy(request))
+
+    async def _buy(self, request: Buy) -> Any:
         answer, attempts = await self.orders.call(
             request, timeout=self.timeout_s * 2, connect=self.connect_s * 2,  # api.md: doubled for buy
             try_next=_down)
-        if answer is not None:
-            if isinstance(answer, Bought):
-                self.counts["bought"] += 1
-            elif isinstance(answer, OutOfStock):
+        maybe_done = any(_maybe_done(a) for _member, a in attempts[:-1] if answer is not None) or (
+            answer is None and any(_maybe_done(a) for _member, a in attempts))
+        if isinstance(answer, Bought):
+            self.counts["bought"] += 1
+            return answer
+        if answer is not None and not maybe_done:
+            if isinstance(answer, OutOfStock):
                 self.counts["out_of_stock"] += 1
             return answer
-        # W7: when any order replica may have carried the buy out, its outcome is unknown.
-        if any(_maybe_done(a) for _member, a in attempts):
+        # W7: when any order replica may have carried the buy out, its outcome is unknown —
+        # also when a later one found the book sold out: the first may have taken the last copy.
+        if maybe_done:
             self.counts["unknown"] += 1
             self.emit("order", outcome="unknown", buy_id=request.buy_id)
             return OutcomeUnknown(request.buy_id, _tried(attempts))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import random
 
+from ..books import Book
 from ..messages import (
     Bought,
     Buy,
@@ -19,15 +20,17 @@ from ..messages import (
     Found,
     Health,
     Healthy,
+    KnownBuy,
     NotFound,
     NotWritten,
     OutOfStock,
     Read,
+    Unconfirmed,
     Unreachable,
     Write,
     Written,
 )
-from ..shared.effects import Core, Disk, NoAnswer, Send, Sleep
+from ..shared.effects import Core, Disk, NoAnswer, Send, SingleFlight, Sleep
 
 #: How long one buy keeps re-reading and retrying after conflicts before it gives up.
 RETRY_BUDGET_S = 3.0
@@ -45,6 +48,7 @@ class OrderReplica(Core):
         self.rng = random.Random(seed)
         self.recorded: set[str] = set()  # buy ids in this replica's history: a repeat costs no disk read
         self.counts = {"bought": 0, "out_of_stock": 0, "unreachable": 0}
+        self.in_flight = SingleFlight()
 
     async def start(self) -> None:
         self.recorded = set(await Disk("buy_ids"))
@@ -63,6 +67,11 @@ class OrderReplica(Core):
         return Bought(buy_id, order_id)
 
     async def buy(self, request: Buy) -> Bought | OutOfStock | NotFound | Unreachable:
+        if not self.guard_writes:
+            return await self._buy(request)
+        return await self.in_flight.run(request.buy_id, lambda: self._buy(request))
+
+    async def _buy(self, request: Buy) -> Bought | OutOfStock | NotFound | Unreachable:
         buy_id = request.buy_id
         if self.guard_writes and buy_id in self.recorded:  # W7: the same buy again gets its first outcome
             purchase = await Disk("find", buy_id)
@@ -72,11 +81,15 @@ class OrderReplica(Core):
         attempt = 0
         while True:
             attempt += 1
-            read = await self._send(Read(request.book))
+            read = await self._send(Read(request.book, buy_id if self.guard_writes else None))
             if isinstance(read, NoAnswer):
                 return self._unreachable("not done")
             if isinstance(read, NotFound):
                 return read
+            if isinstance(read, KnownBuy):
+                # An earlier attempt of this buy (a retry elsewhere, a message delivered twice)
+                # was carried out: that is this buy's outcome.
+                return await self._known(buy_id, read.book)
             if isinstance(read, Found):
                 book = read.book
                 if book.quantity <= 0:
@@ -91,16 +104,17 @@ class OrderReplica(Core):
                     # The catalog may have carried it out; a retry with the same id is safe.
                     return self._unreachable("unknown" if written.maybe_processed else "not done")
                 if isinstance(written, Written):
-                    order_id = None
-                    if not written.duplicate:
-                        purchase = await Disk("record", buy_id, book.id, book.title, book.price)
-                        order_id = purchase.order_id
-                        self.recorded.add(buy_id)
-                    return self._bought(buy_id, order_id)
+                    if written.duplicate:
+                        return await self._known(buy_id, book)
+                    purchase = await Disk("record", buy_id, book.id, book.title, book.price)
+                    self.recorded.add(buy_id)
+                    return self._bought(buy_id, purchase.order_id)
                 if isinstance(written, NotFound):
                     return written
                 if isinstance(written, NotWritten):
                     return self._unreachable("not done")  # the catalog withdrew it: another path may succeed
+                if isinstance(written, Unconfirmed):
+                    return self._unreachable("unknown")
                 if not isinstance(written, Conflict):
                     return self._unreachable("unknown")
             elif not isinstance(read, Conflict):
@@ -109,6 +123,12 @@ class OrderReplica(Core):
             if self.now > deadline:
                 return Unreachable("The book is in too much demand right now; try again", "not done", busy=True)
             await Sleep(self.now + self.rng.uniform(0, min(0.05, 0.005 * attempt)))  # back-off, not a wait
+
+    async def _known(self, buy_id: str, book: Book) -> Bought:
+        """A buy found done at the catalog (by us before, or by another order replica, whose
+        history holds it): bought, recorded once."""
+        purchase = await Disk("find", buy_id) if buy_id in self.recorded else None
+        return self._bought(buy_id, purchase.order_id if purchase is not None else None)
 
     async def health(self) -> Healthy | Degraded:
         """An order replica is only useful while its catalog answers (S8, S11): say so, so the

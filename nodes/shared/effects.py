@@ -15,7 +15,8 @@ decide), while everything that can go wrong between two lines is the driver's to
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Hashable
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Generator, Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -119,11 +120,43 @@ class Waiters:
             self.notify(key)
 
 
+class SingleFlight:
+    """One run per key at a time: a copy of a request that arrives while the first is under
+    way (a message delivered twice, a retry that overtook its first attempt) waits for it and
+    gets the same answer. Answered on its own, a copy of a buy could say "out of stock" just
+    because the first took the last copy (W7)."""
+
+    def __init__(self, keep: int = 10_000) -> None:
+        self.waiters = Waiters()
+        self.keep = keep
+        self._running: set[Hashable] = set()
+        self._answers: OrderedDict[Hashable, Any] = OrderedDict()
+
+    async def run(self, key: Hashable, operation: Callable[[], Awaitable[Any]]) -> Any:
+        if key in self._running:
+            await self.waiters.wait(key, float("inf"))
+            if key in self._answers:
+                return self._answers[key]
+        self._running.add(key)
+        try:
+            answer = await operation()
+        finally:
+            self._running.discard(key)
+        self._answers[key] = answer
+        if len(self._answers) > self.keep:
+            self._answers.popitem(last=False)
+        self.waiters.notify(key)
+        return answer
+
+
 class Core:
     """What every protocol core has: the time it was last fed, and a telemetry sink the
     driver may replace (the simulator keeps it silent or records it)."""
 
     now: float = 0.0
+
+    async def start(self) -> None:
+        """Load what the node keeps on disk; a core without a store has nothing to load."""
 
     def emit(self, kind: str, **fields: Any) -> None:  # replaced by the driver
         pass

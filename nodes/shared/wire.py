@@ -38,6 +38,7 @@ from ..messages import (
     Read,
     Release,
     Search,
+    Unconfirmed,
     Unreachable,
     Update,
     Write,
@@ -69,8 +70,9 @@ class Failure:
 def request_of(message: Any) -> tuple[str, str, Any, str, dict[str, str]]:
     """(method, path, JSON body, hop label, extra headers) for a message."""
     match message:
-        case Read(book):
-            return "GET", f"/query/item/{book}", None, f"/query/item/{book}", {}
+        case Read(book, buy_id):
+            query = "" if buy_id is None else f"?buy_id={quote(buy_id, safe='')}"
+            return "GET", f"/query/item/{book}{query}", None, f"/query/item/{book}", {}
         case Search(topic):
             return "GET", f"/query/topic/{quote(topic, safe='')}", None, f"/query/topic/{topic}", {}
         case Write(book, quantity, price, base_seq, buy_id, since):
@@ -141,8 +143,12 @@ def response_of(message: Any, answer: Any) -> tuple[int, Any]:
                          "price": record["price"], "seq": record["seq"], "duplicate": duplicate}
         case NotWritten(reason):
             return 503, {"message": f"Nothing was written: {reason}", "outcome": "not done"}
+        case Unconfirmed(reason):
+            return 503, {"message": f"The write is not confirmed: {reason}", "outcome": "unknown"}
         case Granted(seq) | Applied(seq):
             return 200, {"seq": seq}
+        case KnownBuy(book) if isinstance(message, Read):
+            return 200, {**book.as_lookup(), "known_buy": True}
         case KnownBuy(book):
             return 200, {"known_buy": True, "book": book.as_record()}
         case Newer(book):
@@ -212,6 +218,8 @@ def _answer_of(message: Any, status: int, data: Any, body: dict[str, Any]) -> An
         return NotFound()
     match message:
         case Read(book):
+            if status == 200 and body.get("known_buy"):
+                return KnownBuy(_book({k: v for k, v in body.items() if k != "known_buy"}, book))
             if status == 200:
                 return Found(_book(body, book))
             if status == 409:
@@ -227,6 +235,8 @@ def _answer_of(message: Any, status: int, data: Any, body: dict[str, Any]) -> An
                 return Conflict(copy, str(body.get("reason", "")))
             if status == 503 and body.get("outcome") == "not done":
                 return NotWritten(str(body.get("message", "")))
+            if status == 503 and body.get("outcome") == "unknown":
+                return Unconfirmed(str(body.get("message", "")))
         case Get():
             if status == 200:
                 return Found(_book(body["book"]))

@@ -9,8 +9,7 @@ import pytest
 import qasync
 from PySide6.QtCore import Qt
 
-from gui.main_window import MainWindow
-from nodes.control.session import ClusterSession
+from gui.main_window import MainWindow, WindowOptions
 from tests.helpers import fast_timeouts, make_cluster
 
 pytestmark = pytest.mark.timeout(180)
@@ -30,9 +29,9 @@ def window(qapp, tmp_path):
     qapp.setQuitOnLastWindowClosed(False)  # as gui/app.py does: closing stops the cluster first
     loop = qasync.QEventLoop(qapp)
     asyncio.set_event_loop(loop)
-    session = ClusterSession(make_cluster(tmp_path, catalogs=3, orders=3, timeouts=fast_timeouts()))
-    main = MainWindow(session)
-    main.resize(1400, 900)
+    main = MainWindow(make_cluster(tmp_path, catalogs=3, orders=3, timeouts=fast_timeouts()),
+                      WindowOptions(1400, 900))
+    session = main.session
     main.show()
 
     def run(coro, timeout: float = 60.0):
@@ -105,11 +104,10 @@ def test_after_a_read_the_replica_grid_shows_the_book_bold_where_it_is_valid(win
     assert any(marks)  # the read marked the replicas on its path valid
 
     def grid_bold() -> list[bool]:
-        window.replicas.refresh()
         return [window.replicas.table.item(4, column).font().bold() for column in range(3)]
 
     window.run(until(lambda: grid_bold() == marks, what="the grid to show book 5 bold where it is valid"))
-    assert window.replicas.row.servers[0][1] is not None
+    assert window.replicas.row.servers[0].known
 
 
 def test_the_latency_chart_receives_points_from_the_load_generator(window):
@@ -119,7 +117,6 @@ def test_the_latency_chart_receives_points_from_the_load_generator(window):
     assert window.session.load.running
 
     def points() -> int:
-        window.charts.refresh()
         return len(window.charts.points["lookup"].data)
 
     window.run(until(lambda: points() > 20, what="lookup points on the latency chart"))
@@ -152,6 +149,6 @@ def test_the_scenarios_tab_plays_a_figure_to_its_verdict(window):
     view.play_button.click()
     window.run(until(lambda: view.verdict.isVisible(), 90, "the scenario to play to its end"), 120)
     assert view.verdict.text().startswith("matches read_some_outdated.png: hops 0 → 1 → 2")
-    assert "Step 4 of 4" in view.sentence.text()  # the request, two hops, the answer
-    assert [(i, b.seq, b.valid) for i, b, _down in view.after.servers] == [
+    assert "Step 6 of 6" in view.sentence.text()  # the request, two hops and their answers, the answer
+    assert [(c.replica, c.seq, c.valid) for c in view.after.servers] == [
         (0, 2, True), (1, 2, True), (2, 2, True), (3, 2, False), (4, 2, False)]

@@ -85,6 +85,19 @@ class Controller:
         return (f"{len(done)} nodes were reset; {', '.join(missed)} not (not running): a catalog replica "
                 "adopts the reset when it is back.")
 
+    def log_tail(self, name: str, lines: int = 300) -> str:
+        """The node's own log file, last lines (read from disk: small, never waits on a node)."""
+        return self.supervisor.log_tail(name, lines)
+
+    async def search(self, topic: str):
+        return await self.session.shop.search(topic)
+
+    async def lookup(self, book: int):
+        return await self.session.shop.lookup(book)
+
+    async def orders(self) -> list[dict]:
+        return await self.session.orders()
+
     async def buy(self, book: int, buy_id: str | None = None) -> BuyOutcome:
         outcome = await self.session.shop.buy(book, buy_id)
         if outcome.kind == "unknown":

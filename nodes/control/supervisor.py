@@ -348,9 +348,10 @@ class Supervisor:
                 if resp.status >= 400:
                     raise ClusterError(f"{name} refused {method} {path}: {data.get('message', resp.status)}")
                 return data
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise ClusterError(f"{name} did not answer {method} {path} ({exc.__class__.__name__}); "
-                               f"it is {node.status}") from None
+        except TimeoutError:
+            raise ClusterError(f"{name} did not answer in time ({timeout:.0f} s); it is {node.status}") from None
+        except aiohttp.ClientError:
+            raise ClusterError(f"{name} could not be reached; it is {node.status}") from None
 
     async def slow(self, name: str, ms: int) -> None:
         await self.admin(name, "POST", "/admin/slow", {"ms": ms})

@@ -6,11 +6,7 @@ import os
 import time
 
 import pytest
-import qasync
 from PySide6.QtCore import Qt
-
-from gui.main_window import MainWindow, WindowOptions
-from tests.helpers import fast_timeouts, make_cluster
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -22,39 +18,6 @@ async def until(check, timeout: float = 15.0, what: str = "condition") -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         await asyncio.sleep(0.05)
-
-
-@pytest.fixture
-def window(qapp, tmp_path):
-    qapp.setQuitOnLastWindowClosed(False)  # as gui/app.py does: closing stops the cluster first
-    loop = qasync.QEventLoop(qapp)
-    asyncio.set_event_loop(loop)
-    main = MainWindow(make_cluster(tmp_path, catalogs=3, orders=3, timeouts=fast_timeouts()),
-                      WindowOptions(1400, 900))
-    session = main.session
-    main.show()
-
-    def run(coro, timeout: float = 60.0):
-        return loop.run_until_complete(asyncio.wait_for(coro, timeout))
-
-    main.run = run
-    try:
-        main.start()
-        run(until(lambda: main.ready, 90, "the cluster to start"))
-        yield main
-    finally:
-        if not main.stopped.is_set():
-            main.close()
-            run(main.stopped.wait(), 30)
-        session.supervisor.close()
-        main.deleteLater()
-        qapp.processEvents()
-        leftovers = [task for task in asyncio.all_tasks(loop) if not task.done()]
-        for task in leftovers:
-            task.cancel()
-        loop.run_until_complete(asyncio.gather(*leftovers, return_exceptions=True))
-        loop.close()
-        asyncio.set_event_loop(None)
 
 
 def test_a_buy_updates_the_stock_shown_and_the_order_history(window, qtbot):

@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
     QGroupBox,
     QHBoxLayout,
     QPushButton,
+    QSizePolicy,
     QSpinBox,
     QVBoxLayout,
     QWidget,
@@ -87,7 +88,9 @@ class ChartsView(QWidget):
         self.pause = QCheckBox("Pause charts")
         self.clear_button = QPushButton("Clear")
         self.lag = label("", name="Muted")
-        self.figures = label("", name="Muted")
+        self.figures = label("", name="Muted", wrap=True)
+        # A long readout wraps; it never widens the window.
+        self.figures.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
 
         load_box = QGroupBox("Load generator")
         load_row = QHBoxLayout(load_box)

@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
     QListWidgetItem,
     QPushButton,
     QScrollArea,
+    QSizePolicy,
     QSplitter,
     QVBoxLayout,
     QWidget,
@@ -203,6 +204,7 @@ class TraceStepper(QWidget):
         self.speed.addItems(list(SPEEDS))
         self.speed.setCurrentText(speed)
         self.note = label("", name="Muted")
+        self.note.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.controls = QHBoxLayout()
         buttons = [self.back, self.forward]
         if first_last:
@@ -214,8 +216,7 @@ class TraceStepper(QWidget):
             self.controls.addWidget(widget)
         self.controls.addWidget(label("speed"))
         self.controls.addWidget(self.speed)
-        self.controls.addWidget(self.note)
-        self.controls.addStretch(1)
+        self.controls.addWidget(self.note, 1)
         self.timer = QTimer(self)
         self.timer.timeout.connect(self._tick)
         self.back.clicked.connect(lambda: self.go(self.canvas.step - 1))
@@ -260,6 +261,9 @@ class FlowView(QWidget):
         super().__init__()
         self.model = model
         self._listed_at = 0.0
+        self._later = QTimer(self)
+        self._later.setSingleShot(True)
+        self._later.timeout.connect(self._refresh_now)
         self.listed: list[str] = []
         self.traces = QListWidget()
         self.traces.setAccessibleName("Recent requests")
@@ -319,10 +323,13 @@ class FlowView(QWidget):
 
     def _changed(self, topics: dict[str, set]) -> None:
         # Under load traces change every frame; the list is rebuilt a few times a second.
-        now = time.monotonic()
-        if "trace" in topics and self.isVisible() and now - self._listed_at >= LIST_REDRAW_S:
-            self._listed_at = now
-            self.refresh()
+        if "trace" in topics and self.isVisible() and not self._later.isActive():
+            wait = LIST_REDRAW_S - (time.monotonic() - self._listed_at)
+            self._later.start(max(0, int(wait * 1000)))  # the last change is always drawn
+
+    def _refresh_now(self) -> None:
+        self._listed_at = time.monotonic()
+        self.refresh()
 
     def showEvent(self, event) -> None:  # noqa: N802 - Qt's name
         super().showEvent(event)

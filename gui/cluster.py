@@ -47,7 +47,7 @@ class NodeCard(QFrame):
         self.title = label(f"{ROLE_TITLE[health.role]}{number}", name="CardTitle")
         self.status = QLabel()
         self.status.setTextFormat(Qt.TextFormat.RichText)
-        self.details = label("", name="Muted")
+        self.details = label("", name="Muted", wrap=True)  # narrow windows: wraps, no sideways scroll
         self.details.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.rate = label("", name="Muted")
         self.note = label("", name="Note", wrap=True)

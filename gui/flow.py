@@ -27,7 +27,7 @@ from .common import COLORS, ModelEvents, label, node_icon, role_of
 
 ROW = 40
 TOP = 26
-HEADER = 104
+HEADER = 84
 LIST_REDRAW_S = 0.3
 SPEEDS = {"0.5×": 1600, "1×": 800, "2×": 400, "4×": 200}
 
@@ -81,10 +81,10 @@ class LaneHeader(QWidget):
             font.setBold(True)
             painter.setFont(font)
             for name in self.names:
-                pixmap = node_icon("client" if name == "client" else role_of(name), 64)
-                painter.drawPixmap(int(x[name] - pixmap.width() / 2), 8, pixmap)
+                pixmap = node_icon("client" if name == "client" else role_of(name), 52)
+                painter.drawPixmap(int(x[name] - pixmap.width() / 2), 4, pixmap)
                 painter.setPen(QColor(COLORS["text"]))
-                painter.drawText(QRectF(x[name] - slot / 2, 76, slot, 22), Qt.AlignmentFlag.AlignCenter, name)
+                painter.drawText(QRectF(x[name] - slot / 2, 58, slot, 22), Qt.AlignmentFlag.AlignCenter, name)
         painter.end()
 
 

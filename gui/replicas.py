@@ -50,7 +50,7 @@ class ServerRow(QWidget):
     def __init__(self) -> None:
         super().__init__()
         self.servers: list[ReplicaCell] = []
-        self.setMinimumHeight(150)
+        self.setMinimumHeight(112)
 
     def sizeHint(self) -> QSize:  # noqa: N802 - Qt's name
         return QSize(600, 170)
@@ -65,7 +65,7 @@ class ServerRow(QWidget):
         painter = QPainter(self)
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         slot = self.width() / len(self.servers)
-        icon_height = max(24, min(96, self.height() - 66))
+        icon_height = max(24, min(96, self.height() - 64))
         for position, cell in enumerate(self.servers):
             x = slot * position + slot / 2
             gone = cell.health in ("down", "exited")

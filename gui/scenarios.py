@@ -62,7 +62,7 @@ class ScenariosView(QWidget):
         self.before = ServerRow()
         self.after = ServerRow()
         for row in (self.before, self.after):
-            row.setMinimumHeight(130)
+            row.setMinimumHeight(112)
         controls = self.stepper.controls
         controls.insertWidget(0, self.play_button)
         rows = QHBoxLayout()

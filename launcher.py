@@ -46,7 +46,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--tab", default="charts", choices=("shop", "cluster", "charts", "cache", "replicas", "flow",
                                                              "scenarios", "experiments", "all"),
                         help="which tab the screenshot shows")
+    parser.add_argument("--size", type=_size, default=(1440, 920), metavar="WxH",
+                        help="the window's size (default 1440x920)")
     return parser
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        width, height = (int(part) for part in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError("give the size as WIDTHxHEIGHT, e.g. 1280x720") from None
+    return width, height
 
 
 def load_cluster(args: argparse.Namespace) -> Cluster:
@@ -355,9 +365,11 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         if args.headless:
             return run_headless(args)
-        from gui.app import run_window
+        from gui.app import RunOptions, run_window
 
-        return run_window(args)
+        width, height = args.size
+        return run_window(load_cluster(args), RunOptions(args.screenshot, args.demo, args.tab, args.measure_lag,
+                                                         width, height))
     except (ClusterFileError, ClusterError) as exc:
         print(f"launcher.py: {exc}", file=sys.stderr)
         return 2

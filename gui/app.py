@@ -1,61 +1,103 @@
 """Starting the window: a Qt application whose event loop is also asyncio's (qasync), over a
-freshly started cluster. Without a display it says so in one line instead of Qt's abort."""
+freshly started cluster. Without a display, or when Qt's display plugin cannot load, it says
+so in plain words (and which system packages to install) instead of Qt's abort."""
 from __future__ import annotations
 
-import argparse
 import asyncio
 import os
+import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
-TABS = ("shop", "cluster", "charts", "cache", "replicas", "flow", "scenarios", "experiments")
+from nodes.control.clusterfile import Cluster
+
+#: What Qt's xcb display plugin needs on Debian/Ubuntu beyond what pip installs (README).
+QT_SYSTEM_PACKAGES = ("libxcb-cursor0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1 libxcb-randr0 "
+                      "libxcb-render-util0 libxcb-shape0 libxcb-xfixes0 libxcb-xkb1 libxkbcommon-x11-0 "
+                      "libx11-xcb1 libegl1 libgl1 libfontconfig1 libdbus-1-3")
+OFFSCREEN = ("offscreen", "minimal", "vnc", "eglfs", "linuxfb")
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How the launcher wants the window run."""
+
+    screenshot: str | None = None
+    demo: float = 6.0
+    tab: str = "charts"
+    measure_lag: float | None = None
+    width: int = 1440
+    height: int = 920
 
 
 def display_available() -> bool:
     platform = os.environ.get("QT_QPA_PLATFORM", "")
-    if platform.split(":")[0] in ("offscreen", "minimal", "vnc", "eglfs", "linuxfb"):
+    if platform.split(":")[0] in OFFSCREEN:
         return True
     return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
-def run_window(args: argparse.Namespace) -> int:
-    if args.screenshot or args.measure_lag:
+def display_problem() -> str | None:
+    """Whether Qt can open the display, asked of a child process: when the display plugin
+    cannot load, Qt aborts the whole process, too late to say anything useful. None when it
+    can; otherwise what to tell the person."""
+    platform = os.environ.get("QT_QPA_PLATFORM", "").split(":")[0]
+    if platform in OFFSCREEN:
+        return None
+    probe = "from PySide6.QtWidgets import QApplication; QApplication(['bazar-probe'])"
+    try:
+        done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=30)
+    except subprocess.TimeoutExpired:
+        return None  # slow, not broken: let the window try
+    if done.returncode == 0:
+        return None
+    said = [line for line in done.stderr.splitlines() if line.strip() and "Aborted" not in line][-4:]
+    return ("launcher.py: Qt could not open the display"
+            + (":\n  " + "\n  ".join(said) if said else ".") +
+            "\nOn a fresh Debian or Ubuntu machine Qt's display plugin needs these system packages:\n"
+            f"  sudo apt-get install {QT_SYSTEM_PACKAGES}\n"
+            "Then run it again; or run `python3 launcher.py --headless` for the cluster without a window.")
+
+
+def run_window(cluster: Cluster, options: RunOptions = RunOptions()) -> int:
+    if options.screenshot or options.measure_lag:
         os.environ["QT_QPA_PLATFORM"] = "offscreen"
         os.environ.setdefault("QT_LOGGING_RULES", "qt.qpa.*=false")  # offscreen's size-hint chatter
     elif not display_available():
         print("launcher.py: no display found (DISPLAY is not set). Run `python3 launcher.py --headless` for the "
               "cluster without a window, or start the window under Xvfb.", file=sys.stderr)
         return 2
+    else:
+        problem = display_problem()
+        if problem is not None:
+            print(problem, file=sys.stderr)
+            return 2
 
     import qasync
     from PySide6.QtWidgets import QApplication
 
-    from launcher import load_cluster
-    from nodes.control.session import ClusterSession
-
     from .common import stylesheet
-    from .main_window import MainWindow
+    from .main_window import MainWindow, WindowOptions
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("Bazar")
     app.setStyle("Fusion")
     app.setStyleSheet(stylesheet())
     app.setQuitOnLastWindowClosed(False)
-    session = ClusterSession(load_cluster(args))
-    window = MainWindow(session)
-    window.resize(1440, 920)
+    window = MainWindow(cluster, WindowOptions(options.width, options.height))
 
     async def main() -> None:
         window.show()
         window.start()
-        if args.screenshot:
-            await screenshot(window, Path(args.screenshot), args.demo, args.tab)
+        if options.screenshot:
+            await screenshot(window, Path(options.screenshot), options.demo, options.tab)
             window.close()
-        elif args.measure_lag:
+        elif options.measure_lag:
             from .demo import measure_lag
 
-            lag = await measure_lag(window, args.measure_lag)
-            print(f"event-loop lag over {args.measure_lag:.0f} s at {lag['achieved_rate']:.0f} req/s "
+            lag = await measure_lag(window, options.measure_lag)
+            print(f"event-loop lag over {options.measure_lag:.0f} s at {lag['achieved_rate']:.0f} req/s "
                   f"(offered {lag['offered_rate']:.0f}) with one catalog replica hung: "
                   f"p50 {lag['p50']:.1f} ms, p99 {lag['p99']:.1f} ms, max {lag['max']:.1f} ms "
                   f"({lag['count']} samples)", flush=True)
@@ -65,7 +107,7 @@ def run_window(args: argparse.Namespace) -> int:
     try:
         qasync.run(main())
     finally:
-        session.supervisor.close()  # whatever happened above, no node outlives the window
+        window.session.supervisor.close()  # whatever happened above, no node outlives the window
     window.deleteLater()
     app.processEvents()
     # PySide6 can crash while the interpreter tears its wrappers down (PYSIDE-2254 and kin);
@@ -78,17 +120,17 @@ def run_window(args: argparse.Namespace) -> int:
 async def screenshot(window, path: Path, seconds: float, tab: str) -> None:
     """A short scripted demo, then the window saved as a picture (one per tab with ``all``)."""
     from .demo import run_demo
+    from .main_window import TABS
 
     await run_demo(window, seconds)
-    tabs = TABS if tab == "all" else (tab,)
-    for name in tabs:
-        window.tabs.setCurrentIndex(TABS.index(name))
+    names = [name for name, _title in TABS] if tab == "all" else [tab]
+    for name in names:
+        window.tabs.setCurrentWidget(window.view(name))
         if name == "scenarios":
             await play_for_screenshot(window.scenarios, "S3")
-        window.refresh()
-        window.charts.refresh(force=True)  # every plot, not just this tick's turn
+        window.charts.redraw()
         await asyncio.sleep(0.4)  # let the tab lay out and paint before it is grabbed
-        target = path if len(tabs) == 1 else path.with_name(f"{path.stem}-{name}{path.suffix}")
+        target = path if len(names) == 1 else path.with_name(f"{path.stem}-{name}{path.suffix}")
         target.parent.mkdir(parents=True, exist_ok=True)
         window.grab().save(str(target))
         print(f"saved {target}", flush=True)
@@ -106,4 +148,4 @@ async def play_for_screenshot(view, scenario_id: str, timeout: float = 90.0) -> 
     while not view.verdict.isVisible():
         if time.monotonic() > deadline:
             raise RuntimeError(f"scenario {scenario_id} did not finish playing")
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(0.2)  # polling the view for the picture, with a deadline

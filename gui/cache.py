@@ -17,9 +17,9 @@ from PySide6.QtWidgets import (
 )
 
 from nodes.control.model import CacheView as CacheState
-from nodes.control.session import ClusterSession
+from nodes.control.model import ClusterModel
 
-from .common import label
+from .common import ModelEvents, label
 
 GHOST_S = 2.5
 MAX_GHOSTS = 6
@@ -72,19 +72,30 @@ class CachePanel(QGroupBox):
 
 
 class CacheTab(QWidget):
-    def __init__(self, session: ClusterSession) -> None:
+    def __init__(self, model: ClusterModel, events: ModelEvents) -> None:
         super().__init__()
-        self.session = session
+        self.model = model
         self.panels = {name: CachePanel(name) for name in ("lookup", "search")}
         row = QHBoxLayout()
         for panel in self.panels.values():
             row.addWidget(panel)
         layout = QVBoxLayout(self)
         layout.addWidget(label("The front-end answers lookups and searches from these LRU caches. A catalog "
-                               "replica that writes a book tells the front-end to drop it (and its topic): "
-                               "watch the entry leave, struck out in red.", name="Muted", wrap=True))
+                               "replica that writes a book tells the front-end to drop that book from the lookup "
+                               "cache: watch the entry leave, struck out in red. Searches show neither price nor "
+                               "stock, so a write leaves them cached.", name="Muted", wrap=True))
         layout.addLayout(row, 1)
+        events.changed.connect(self._changed)
+
+    def _changed(self, topics: dict[str, set]) -> None:
+        # Struck-out entries fade with time, so a tick redraws too.
+        if self.isVisible() and ("cache" in topics or "tick" in topics):
+            self.refresh()
+
+    def showEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        super().showEvent(event)
+        self.refresh()
 
     def refresh(self) -> None:
         for name, panel in self.panels.items():
-            panel.show(self.session.model.caches[name])
+            panel.show(self.model.caches[name])

@@ -1,5 +1,7 @@
-"""The Charts tab (pyqtgraph): latency per operation as points with rolling p50 and p95,
-throughput, cache hit ratio, and the built-in load generator that makes them move."""
+"""The Charts tab (pyqtgraph): latency per series as points with rolling p50 and p95 (buys
+that bought and "out of stock" answers apart, since they cost very differently), throughput,
+cache hit ratio, and the built-in load generator that makes them move. Lines break across
+idle gaps; the y-axis follows the last seconds, not the worst minute."""
 from __future__ import annotations
 
 import math
@@ -14,18 +16,38 @@ from PySide6.QtWidgets import (
     QGroupBox,
     QHBoxLayout,
     QPushButton,
+    QSizePolicy,
     QSpinBox,
     QVBoxLayout,
     QWidget,
 )
 
-from nodes.control.model import OPERATIONS
-from nodes.control.session import ClusterSession
+from nodes.control.model import SERIES, ClusterModel
 
-from .common import COLORS, label, spawn
+from .common import COLORS, ModelEvents, label, spawn
 
 WINDOW_S = 60
 MAX_POINTS = 400
+#: A pause between two answers longer than this breaks a line instead of bridging it.
+GAP_S = 3.0
+#: The y-axis is scaled to what happened in the last this many seconds.
+SCALE_S = 15.0
+LATENCY_REDRAW_S = 0.5
+#: Series with rolling percentiles drawn (failed buys are points only: too few to roll).
+ROLLED = ("lookup", "search", "buy", "out of stock")
+LEGEND = {"lookup": "lookup", "search": "search", "buy": "buy (bought)", "out of stock": "buy: out of stock",
+          "failed buy": "buy: failed or unknown"}
+
+
+def with_gaps(times: np.ndarray, values: np.ndarray, gap: float = GAP_S) -> tuple[np.ndarray, np.ndarray]:
+    """The series with a NaN put wherever consecutive points are more than ``gap`` apart, so
+    that a line drawn with ``connect="finite"`` breaks there instead of bridging the pause."""
+    if len(times) < 2:
+        return times, values
+    breaks = np.nonzero(np.diff(times) > gap)[0] + 1
+    if not len(breaks):
+        return times, values
+    return (np.insert(times.astype(float), breaks, np.nan), np.insert(values.astype(float), breaks, np.nan))
 
 
 def _plot(title: str, y_label: str) -> pg.PlotWidget:
@@ -43,11 +65,13 @@ def _plot(title: str, y_label: str) -> pg.PlotWidget:
 
 
 class ChartsView(QWidget):
-    def __init__(self, session: ClusterSession, report) -> None:
+    def __init__(self, model: ClusterModel, session, events: ModelEvents, report) -> None:
         super().__init__()
-        self.session = session
+        self.model = model
+        self.session = session  # for the load generator and the lag monitor, which are not the model's
         self.report = report
         self.paused = False
+        self._latency_drawn = 0.0
 
         self.load_button = QPushButton("Start load")
         self.load_button.setObjectName("Primary")
@@ -64,7 +88,9 @@ class ChartsView(QWidget):
         self.pause = QCheckBox("Pause charts")
         self.clear_button = QPushButton("Clear")
         self.lag = label("", name="Muted")
-        self.figures = label("", name="Muted")
+        self.figures = label("", name="Muted", wrap=True)
+        # A long readout wraps; it never widens the window.
+        self.figures.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
 
         load_box = QGroupBox("Load generator")
         load_row = QHBoxLayout(load_box)
@@ -77,17 +103,24 @@ class ChartsView(QWidget):
         load_row.addWidget(self.pause)
         load_row.addWidget(self.clear_button)
 
-        self.latency_plot = _plot("Latency per operation (points; rolling p50 solid, p95 dashed)", "ms")
-        self.latency_plot.addLegend(offset=(10, 10), labelTextColor="#0f172a")
+        self.latency_plot = _plot("Latency per request (points; rolling p50 solid, p95 dashed)", "ms")
+        legend = self.latency_plot.addLegend(offset=(10, 10), labelTextColor="#0f172a", colCount=4)
         self.points = {}
         self.p50 = {}
         self.p95 = {}
-        for op in OPERATIONS.values():
-            color = COLORS[op]
-            self.points[op] = pg.ScatterPlotItem(size=5, pen=None, brush=pg.mkBrush(color + "66"), name=op)
-            self.latency_plot.addItem(self.points[op])
-            self.p50[op] = self.latency_plot.plot(pen=pg.mkPen(color, width=2.5), name=f"{op} p50")
-            self.p95[op] = self.latency_plot.plot(pen=pg.mkPen(color, width=2, style=Qt.PenStyle.DashLine))
+        for series in SERIES:
+            color = COLORS[series]
+            symbol = "x" if series == "failed buy" else "o"
+            self.points[series] = pg.ScatterPlotItem(size=6 if symbol == "x" else 5, pen=None, symbol=symbol,
+                                                     brush=pg.mkBrush(color + "88"), name=LEGEND[series])
+            self.latency_plot.addItem(self.points[series])
+            if series in ROLLED:
+                self.p50[series] = self.latency_plot.plot(pen=pg.mkPen(color, width=2.5), connect="finite")
+                self.p95[series] = self.latency_plot.plot(pen=pg.mkPen(color, width=2, style=Qt.PenStyle.DashLine),
+                                                          connect="finite")
+        legend.addItem(pg.PlotDataItem(pen=pg.mkPen("#334155", width=2.5)), "p50 (rolling)")
+        legend.addItem(pg.PlotDataItem(pen=pg.mkPen("#334155", width=2, style=Qt.PenStyle.DashLine)),
+                       "p95 (rolling)")
         self.throughput_plot = _plot("Throughput at the front-end", "answers / s")
         self.throughput = self.throughput_plot.plot(pen=pg.mkPen(COLORS["accent"], width=2.5), fillLevel=0,
                                                     brush=pg.mkBrush("#2563eb33"), stepMode=None)
@@ -96,7 +129,7 @@ class ChartsView(QWidget):
         for plot in (self.latency_plot, self.throughput_plot, self.hit_plot):
             plot.enableAutoRange(axis="y", enable=False)
         self.hits = self.hit_plot.plot(pen=pg.mkPen(COLORS["buy"], width=2.5), symbol="o", symbolSize=4,
-                                       symbolBrush=COLORS["buy"])
+                                       symbolBrush=COLORS["buy"], connect="finite")
 
         grid = QGridLayout()
         grid.addWidget(self.latency_plot, 0, 0, 1, 2)
@@ -117,6 +150,7 @@ class ChartsView(QWidget):
         self.writes.valueChanged.connect(self._settings)
         self.pause.toggled.connect(self._pause)
         self.clear_button.clicked.connect(self.clear)
+        events.changed.connect(self._changed)
 
     # ---- controls ---------------------------------------------------------------------------
     def _settings(self) -> None:
@@ -138,61 +172,86 @@ class ChartsView(QWidget):
         self.paused = paused
 
     def clear(self) -> None:
-        self.session.model.clear_measurements()
+        self.model.clear_measurements()
         self.session.lag.clear()
-        self.refresh(force=True)
+        self.redraw()
 
     # ---- drawing ----------------------------------------------------------------------------
-    #: One plot redrawn per tick, so no tick blocks the loop for all three (latency at 2 Hz).
-    ROTATION = ("latency", "throughput", "latency", "hits")
+    def _changed(self, topics: dict[str, set]) -> None:
+        if "tick" in topics:
+            self._readouts()
+        if not self.isVisible() or self.paused:
+            return
+        now = time.monotonic()
+        if ("latency" in topics or "tick" in topics) and now - self._latency_drawn >= LATENCY_REDRAW_S:
+            self._latency_drawn = now
+            self.draw_latency()
+        if "tick" in topics:
+            self.draw_seconds()
+
+    def showEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        super().showEvent(event)
+        self.redraw()
+
+    def redraw(self) -> None:
+        """Everything at once (on showing the tab, after Clear, for a screenshot)."""
+        self._readouts()
+        self.draw_latency()
+        self.draw_seconds()
 
     def refresh(self, force: bool = False) -> None:
-        """Redraw everything (after Clear, say)."""
-        for part in set(self.ROTATION):
-            self.refresh_part(part, force)
+        self.redraw()
 
-    def tick(self) -> None:
-        """Called on every window tick: readouts, then one plot in turn."""
-        self._tick = getattr(self, "_tick", -1) + 1
-        self.refresh_part(self.ROTATION[self._tick % len(self.ROTATION)])
-
-    def refresh_part(self, part: str, force: bool = False) -> None:
+    def _readouts(self) -> None:
         self._load_label()
         lag = self.session.lag.summary()
         if lag["count"]:
             self.lag.setText(f"window's event-loop lag: p50 {lag['p50']:.1f} ms · p99 {lag['p99']:.1f} ms")
-        if self.paused and not force:
-            return
-        model = self.session.model
+
+    def draw_latency(self) -> None:
+        model = self.model
         now = time.time()
         since = now - WINDOW_S
-        if part == "latency":
-            figures, highest = [], 1.0
-            for op in OPERATIONS.values():
-                times, ms = model.latency_since(op, since)
-                shown = slice(None, None, max(1, len(ms) // MAX_POINTS))  # thin evenly: a chart shows a few hundred
-                self.points[op].setData(times[shown] - now, ms[shown])
-                t50, v50 = model.rolling(op, 50, since)
-                t95, v95 = model.rolling(op, 95, since)
-                self.p50[op].setData(t50 - now, v50)
-                self.p95[op].setData(t95 - now, v95)
-                if len(ms):
-                    figures.append(f"{op}: {len(ms)} in {WINDOW_S} s, median {np.median(ms):.1f} ms")
-                    highest = max(highest, float(np.percentile(ms, 99)))
-            self._ceiling(self.latency_plot, highest * 1.15)
-            self.figures.setText(" · ".join(figures) or "No requests yet: start the load or use the Shop tab.")
+        figures, recent = [], []
+        for series in SERIES:
+            times, ms = model.latency_since(series, since)
+            shown = slice(None, None, max(1, len(ms) // MAX_POINTS))  # thin evenly: a chart shows a few hundred
+            self.points[series].setData(times[shown] - now, ms[shown])
+            if series in ROLLED:
+                t50, v50 = with_gaps(*model.rolling(series, 50, since))
+                t95, v95 = with_gaps(*model.rolling(series, 95, since))
+                self.p50[series].setData(t50 - now, v50, connect="finite")
+                self.p95[series].setData(t95 - now, v95, connect="finite")
+            if len(ms):
+                figures.append(f"{LEGEND[series]}: {len(ms)}, median {np.median(ms):.1f} ms")
+                recent.extend(ms[times >= now - SCALE_S])
+        top = float(np.percentile(recent, 99)) if recent else 1.0
+        ceiling = self._ceiling(self.latency_plot, max(top, 1.0) * 1.15)
+        above = sum(int(np.sum(model.latency_since(s, now - SCALE_S)[1] > ceiling)) for s in SERIES)
+        text = " · ".join(figures) or "No requests yet: start the load or use the Shop tab."
+        if above:
+            text += f" · {above} slower answers above the chart"
+        self.figures.setText(f"Last {WINDOW_S} s — {text}")
+
+    def draw_seconds(self) -> None:
+        now = time.time()
+        since = now - WINDOW_S
+        counted = {s.t: s for s in self.model.seconds if since <= s.t < int(now)}
+        if not counted:
+            self.throughput.setData([], [])
+            self.hits.setData([], [])
             return
-        seconds = [s for s in model.seconds if since <= s.t < int(now)]
-        if part == "throughput":
-            answers = [s.answers for s in seconds]
-            self.throughput.setData([s.t - now for s in seconds], answers)
-            self._ceiling(self.throughput_plot, max(answers, default=1) * 1.15)
-        else:
-            ratio = [(s.t - now, 100 * s.hits / (s.hits + s.misses)) for s in seconds if s.hits + s.misses]
-            self.hits.setData([x for x, _ in ratio], [y for _, y in ratio])
+        span = range(min(counted), int(now))
+        # A second with no answer is a 0, not a line drawn across the pause.
+        self.throughput.setData([t - now for t in span], [counted[t].answers if t in counted else 0 for t in span])
+        recent = [counted[t].answers for t in span if t >= now - SCALE_S] or [1]
+        self._ceiling(self.throughput_plot, max(recent) * 1.15)
+        ratio = [100 * counted[t].hits / (counted[t].hits + counted[t].misses)
+                 if t in counted and counted[t].hits + counted[t].misses else np.nan for t in span]
+        self.hits.setData([t - now for t in span], ratio, connect="finite")
 
     @staticmethod
-    def _ceiling(plot: pg.PlotWidget, top: float) -> None:
+    def _ceiling(plot: pg.PlotWidget, top: float) -> float:
         """Set the y range to a round ceiling above ``top``, changing it (and so re-rendering the
         axis) only when that ceiling changes."""
         step = 10 ** math.floor(math.log10(max(top, 1e-3)))
@@ -200,3 +259,4 @@ class ChartsView(QWidget):
         if getattr(plot, "_ceiling", None) != ceiling:
             plot._ceiling = ceiling
             plot.setYRange(0, ceiling, padding=0)
+        return ceiling

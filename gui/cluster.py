@@ -1,6 +1,9 @@
-"""The Cluster tab: one card per node (role, number, address, pid, status, uptime, requests
-per second) with the outage toggles, its log on demand, and Reset with a confirmation."""
+"""The Cluster tab: one card per node (role, number, address, pid, state, uptime, requests
+per second, and why it may do less than its state says) with the outage toggles, its log on
+demand, and Reset with a confirmation. A view of the model; actions go to the controller."""
 from __future__ import annotations
+
+import time
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QFont
@@ -20,29 +23,35 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from nodes.control.session import ClusterSession
-from nodes.control.supervisor import ManagedNode
+from nodes.control.controller import Controller
+from nodes.control.model import ClusterModel
 
-from .common import label, node_icon, pill, spawn, status_color
+from .common import STATE_COLORS, ModelEvents, label, node_icon, pill, spawn
 
 ROLE_TITLE = {"frontend": "Front-end", "catalog": "Catalog", "order": "Order"}
 
 
 class NodeCard(QFrame):
-    def __init__(self, session: ClusterSession, node: ManagedNode, report) -> None:
+    def __init__(self, model: ClusterModel, controller: Controller, name: str, report) -> None:
         super().__init__()
         self.setObjectName("Card")
-        self.session = session
-        self.node = node
+        self.model = model
+        self.controller = controller
+        self.name = name
         self.report = report
+        health = model.health(name)
+        self.role = health.role
+        self.attached = health.process.attached
         self.icon = QLabel()
-        number = "" if node.role == "frontend" else f" {node.index}"
-        self.title = label(f"{ROLE_TITLE[node.role]}{number}", name="CardTitle")
+        number = "" if health.role == "frontend" else f" {name.removeprefix(health.role)}"
+        self.title = label(f"{ROLE_TITLE[health.role]}{number}", name="CardTitle")
         self.status = QLabel()
         self.status.setTextFormat(Qt.TextFormat.RichText)
-        self.details = label("", name="Muted")
+        self.details = label("", name="Muted", wrap=True)  # narrow windows: wraps, no sideways scroll
         self.details.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.rate = label("", name="Muted")
+        self.note = label("", name="Note", wrap=True)
+        self.note.setVisible(False)
 
         self.crash_button = QPushButton("Crash")
         self.crash_button.setObjectName("Danger")
@@ -59,18 +68,19 @@ class NodeCard(QFrame):
         self.cut_button = QPushButton("Cut off")
         self.cut_button.setToolTip("Drop all traffic but admin and telemetry; it keeps running and its memory")
         self.restart_button = QPushButton("Restart")
+        self.restart_button.setToolTip("A clean stop (SIGTERM) and a start; same port, same database")
         self.log_button = QPushButton("Log")
-        self.log_button.setToolTip("The node's own log file, last lines")
+        self.log_button.setToolTip("What happened to the node, and its own log file")
         for button in (self.crash_button, self.hang_button, self.slow_button, self.cut_button, self.restart_button,
                        self.log_button):
-            button.setAccessibleName(f"{button.text()} {node.name}")
-        if node.attached:
-            for button in (self.crash_button, self.hang_button, self.restart_button, self.log_button):
+            button.setAccessibleName(f"{button.text()} {name}")
+        if self.attached:
+            for button in (self.crash_button, self.hang_button, self.restart_button):
                 button.setEnabled(False)
                 button.setToolTip("Attached node: only slow and cut off work on it")
 
         head = QHBoxLayout()
-        head.addWidget(self.icon)
+        head.addWidget(self.icon, 0, Qt.AlignmentFlag.AlignTop)
         text = QVBoxLayout()
         title_row = QHBoxLayout()
         title_row.addWidget(self.title, 1)
@@ -89,93 +99,102 @@ class NodeCard(QFrame):
         buttons.addWidget(self.cut_button, 1, 2)
         layout = QVBoxLayout(self)
         layout.addLayout(head)
+        layout.addWidget(self.note)
+        layout.addStretch(1)
         layout.addLayout(buttons)
 
-        self.crash_button.clicked.connect(self.crash_or_start)
-        self.hang_button.clicked.connect(self.hang_or_resume)
+        self.crash_button.clicked.connect(lambda: self._do(self.controller.crash_or_start(name)))
+        self.hang_button.clicked.connect(lambda: self._do(self.controller.hang_or_resume(name)))
         self.slow_button.clicked.connect(self.slow)
-        self.cut_button.clicked.connect(self.cut_or_heal)
-        self.restart_button.clicked.connect(self.restart)
+        self.cut_button.clicked.connect(
+            lambda: self._do(self.controller.cut_off(name, self.model.health(name).state != "cut off")))
+        self.restart_button.clicked.connect(lambda: self._do(self.controller.restart(name)))
         self.log_button.clicked.connect(self.show_log)
         self.refresh()
 
-    # ---- actions (each reversible from the same card) ------------------------------------
-    @property
-    def supervisor(self):
-        return self.session.supervisor
-
-    def crash_or_start(self) -> None:
-        if self.node.state in ("down", "exited"):
-            self.supervisor.start(self.node.name)
-        else:
-            self.supervisor.crash(self.node.name)
-        self.refresh()
-
-    def hang_or_resume(self) -> None:
-        if self.node.state == "hung":
-            self.supervisor.resume(self.node.name)
-        elif self.node.state == "up":
-            self.supervisor.hang(self.node.name)
-        self.refresh()
+    # ---- actions (each reversible from the same card; none waits on the window's loop) ----
+    def _do(self, action) -> None:
+        spawn(action, self.report, lambda _r: self.refresh())
+        self.refresh()  # buttons wait while the action is under way
 
     def slow(self) -> None:
-        delay = 0 if self.node.slow_ms else self.slow_ms.value()
-        spawn(self.supervisor.slow(self.node.name, delay), self.report, lambda _r: self.refresh())
-
-    def cut_or_heal(self) -> None:
-        spawn(self.supervisor.cut_off(self.node.name, not self.node.cut_off), self.report, lambda _r: self.refresh())
-
-    def restart(self) -> None:
-        self.supervisor.restart(self.node.name)
-        self.refresh()
+        delay = 0 if self.model.health(self.name).process.slow_ms else self.slow_ms.value()
+        self._do(self.controller.slow(self.name, delay))
 
     def show_log(self) -> None:
-        dialog = QDialog(self)
-        dialog.setWindowTitle(f"Log of {self.node.name}")
-        text = QPlainTextEdit(self.supervisor.log_tail(self.node.name, 300))
-        text.setReadOnly(True)
-        text.setFont(QFont("monospace", 9))
-        text.moveCursor(text.textCursor().MoveOperation.End)
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
-        buttons.rejected.connect(dialog.reject)
-        layout = QVBoxLayout(dialog)
-        layout.addWidget(text)
-        layout.addWidget(buttons)
-        dialog.resize(900, 500)
+        dialog = LogDialog(self.model, self.controller, self.name, self)
         dialog.show()
 
     # ---- drawing --------------------------------------------------------------------------
     def refresh(self) -> None:
-        node = self.node
-        down = node.state in ("down", "exited")
-        self.icon.setPixmap(node_icon(node.role, 64, crossed=down, faded=node.state == "hung"))
-        self.status.setText(pill(node.status, status_color(node.status)))
-        uptime = node.uptime_s
-        uptime_text = "" if uptime is None else f" · up {int(uptime // 60)}:{int(uptime % 60):02d}"
-        self.details.setText(f"{node.address} · pid {node.pid or '–'}{uptime_text}")
-        view = self.session.model.nodes.get(node.name)
-        rate = view.requests_per_second() if view is not None else 0.0
-        self.rate.setText(f"{rate:.0f} requests/s" + ("" if view is None or view.connected or down
-                                                       else " · telemetry lost"))
-        if not node.attached:
-            self.crash_button.setText("Start" if down else "Crash")
-            self.crash_button.setObjectName("Primary" if down else "Danger")
+        health = self.model.health(self.name)
+        process = health.process
+        self.icon.setPixmap(node_icon(self.role, 64, crossed=health.gone, faded=health.state in ("hung", "cut off")))
+        self.status.setText(pill(health.label, STATE_COLORS[health.state]))
+        uptime = "" if not process.started_at or health.gone else \
+            f" · up {_clock(time.time() - process.started_at)}"
+        self.details.setText(f"{health.address} · pid {process.pid or '–'}{uptime}")
+        view = self.model.nodes[self.name]
+        rate = view.requests_per_second()
+        self.rate.setText(f"{rate:.0f} requests/s" + ("" if view.connected or health.gone or
+                                                       health.state == "starting" else " · telemetry lost"))
+        self.note.setText(" ".join(n[:1].upper() + n[1:] + "." for n in health.notes))
+        self.note.setVisible(bool(health.notes))
+        busy = self.controller.busy(self.name)
+        if not self.attached:
+            self.crash_button.setText("Start" if health.gone else "Crash")
+            self.crash_button.setObjectName("Primary" if health.gone else "Danger")
             self.crash_button.style().polish(self.crash_button)
-            self.hang_button.setText("Resume" if node.state == "hung" else "Hang")
-            self.hang_button.setEnabled(node.state in ("up", "hung"))
-            self.restart_button.setEnabled(node.state in ("up", "hung", "exited", "down"))
-        alive = node.state == "up"
-        self.slow_button.setEnabled(alive)
-        self.cut_button.setEnabled(alive)
-        self.slow_button.setText("Normal speed" if node.slow_ms else "Slow")
-        self.cut_button.setText("Heal" if node.cut_off else "Cut off")
+            self.crash_button.setEnabled(not busy and health.state != "starting")
+            self.hang_button.setText("Resume" if health.state == "hung" else "Hang")
+            self.hang_button.setEnabled(not busy and health.state in ("up", "slow", "cut off", "hung"))
+            self.restart_button.setEnabled(not busy and health.state != "starting")
+        alive = health.state in ("up", "slow", "cut off")
+        self.slow_button.setEnabled(alive and not busy)
+        self.cut_button.setEnabled(alive and not busy)
+        self.slow_button.setText("Normal speed" if process.slow_ms else "Slow")
+        self.cut_button.setText("Heal" if health.state == "cut off" else "Cut off")
+
+
+def _clock(seconds: float) -> str:
+    return f"{int(seconds // 60)}:{int(seconds % 60):02d}"
+
+
+class LogDialog(QDialog):
+    """What happened to one node as the window saw it (process changes, faults, leases,
+    catch-ups, resets), then the node's own log file."""
+
+    def __init__(self, model: ClusterModel, controller: Controller, name: str, parent: QWidget) -> None:
+        super().__init__(parent)
+        self.setWindowTitle(f"Log of {name}")
+        self.events = QPlainTextEdit("\n".join(f"{time.strftime('%H:%M:%S', time.localtime(line.t))}  {line.text}"
+                                               for line in model.logs[name]) or "Nothing has happened to it yet.")
+        self.file = QPlainTextEdit(controller.log_tail(name, 300))
+        for text in (self.events, self.file):
+            text.setReadOnly(True)
+            text.setFont(QFont("monospace", 9))
+            text.moveCursor(text.textCursor().MoveOperation.End)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addWidget(label("What happened to it (hang, resume, cut off, heal, leases, catch-ups, resets):",
+                               name="CardTitle"))
+        layout.addWidget(self.events, 1)
+        layout.addWidget(label("Its own output (log file):", name="CardTitle"))
+        layout.addWidget(self.file, 2)
+        layout.addWidget(buttons)
+        self.resize(900, 560)
 
 
 class ClusterView(QWidget):
-    def __init__(self, session: ClusterSession, report) -> None:
+    def __init__(self, model: ClusterModel, controller: Controller, events: ModelEvents, report, say,
+                 data_dir: str = "") -> None:
         super().__init__()
-        self.session = session
+        self.model = model
+        self.controller = controller
         self.report = report
+        self.say = say
+        self.data_dir = data_dir
         self.cards: dict[str, NodeCard] = {}
         self.summary = label("", name="Muted")
         self.reset_button = QPushButton("Reset data…")
@@ -185,15 +204,16 @@ class ClusterView(QWidget):
         grid_host = QWidget()
         grid = QGridLayout(grid_host)
         grid.setSpacing(12)
-        columns = max(3, session.cluster.catalogs, session.cluster.orders)
+        roles = [model.health(name).role for name in model.nodes]
+        columns = max(3, roles.count("catalog"), roles.count("order"))
         rows = {"frontend": 0, "catalog": 1, "order": 2}
         placed = {"frontend": 0, "catalog": 0, "order": 0}
-        for node in session.supervisor.nodes.values():
-            card = NodeCard(session, node, report)
-            self.cards[node.name] = card
-            column = placed[node.role]
-            placed[node.role] += 1
-            grid.addWidget(card, rows[node.role] * 10 + column // columns, column % columns)
+        for name, role in zip(model.nodes, roles, strict=True):
+            card = NodeCard(model, controller, name, report)
+            self.cards[name] = card
+            column = placed[role]
+            placed[role] += 1
+            grid.addWidget(card, rows[role] * 10 + column // columns, column % columns)
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setWidget(grid_host)
@@ -206,6 +226,8 @@ class ClusterView(QWidget):
         layout.addLayout(top)
         layout.addWidget(scroll)
         self.reset_button.clicked.connect(self.reset)
+        events.changed.connect(self._changed)
+        self._summary()
 
     def reset(self) -> None:
         answer = QMessageBox.question(
@@ -214,16 +236,23 @@ class ClusterView(QWidget):
             "front-end's caches are emptied. This cannot be undone.",
             QMessageBox.StandardButton.Reset | QMessageBox.StandardButton.Cancel, QMessageBox.StandardButton.Cancel)
         if answer == QMessageBox.StandardButton.Reset:
-            spawn(self.session.supervisor.reset(), self.report, lambda _r: self.report("Every replica was reset."))
+            spawn(self.controller.reset(), self.report, self.say)
+
+    def _changed(self, topics: dict[str, set]) -> None:
+        if "node" in topics:
+            for name in topics["node"]:
+                if name in self.cards:
+                    self.cards[name].refresh()
+            self._summary()
+        if "tick" in topics and self.isVisible():
+            for card in self.cards.values():
+                card.refresh()  # uptimes and rates move with time
+
+    def _summary(self) -> None:
+        up, total, _troubled = self.model.summary()
+        self.summary.setText(f"{up} of {total} nodes up · secret-protected internals · data in {self.data_dir}")
 
     def refresh(self) -> None:
         for card in self.cards.values():
             card.refresh()
-        nodes = list(self.session.supervisor.nodes.values())
-        up = sum(1 for n in nodes if n.state == "up")
-        self.summary.setText(f"{up} of {len(nodes)} nodes up · secret-protected internals · "
-                             f"data in {self.session.supervisor.data_dir}")
-
-    def node_changed(self, name: str) -> None:
-        if name in self.cards:
-            self.cards[name].refresh()
+        self._summary()

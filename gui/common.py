@@ -1,4 +1,4 @@
-"""What every view shares: colours, Bazar's icons, a thread-safe bridge from the supervisor,
+"""What every view shares: colours, Bazar's icons, the model's events coalesced per frame,
 and a way to run a coroutine from a click with its errors shown, never swallowed."""
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject, QRectF, Qt, Signal
+from PySide6.QtCore import QObject, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QPainter, QPen, QPixmap
 from PySide6.QtSvg import QSvgRenderer
 from PySide6.QtWidgets import QLabel
@@ -33,6 +33,8 @@ COLORS = {
     "lookup": "#2563eb",
     "search": "#9333ea",
     "buy": "#059669",
+    "out of stock": "#d97706",
+    "failed buy": "#dc2626",
 }
 OUTCOME_STYLE = {
     "bought": ("#dcfce7", "#166534"),
@@ -99,19 +101,79 @@ def label(text: str = "", *, name: str | None = None, wrap: bool = False) -> QLa
     return widget
 
 
-class SupervisorBridge(QObject):
-    """The supervisor calls its listeners from process-reader threads; this turns each call
-    into a Qt signal delivered on the GUI thread."""
+#: The colour of each node state (NodeHealth.state), one per state.
+STATE_COLORS = {
+    "up": COLORS["up"],
+    "slow": COLORS["slow"],
+    "starting": COLORS["starting"],
+    "cut off": COLORS["cut"],
+    "hung": COLORS["hung"],
+    "down": COLORS["down"],
+    "exited": COLORS["exited"],
+}
 
-    node_changed = Signal(str)
 
-    def __call__(self, node: Any) -> None:
-        self.node_changed.emit(node.name)
+class ModelEvents(QObject):
+    """The model's events, coalesced per frame: many changes within one frame reach the views
+    as one ``changed`` call, a dict from topic ("node", "replicas", "cache", "latency",
+    "trace", "log", "tick") to the set of names that changed."""
+
+    changed = Signal(object)
+    FRAME_MS = 33
+
+    def __init__(self, model: Any, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.model = model
+        self.pending: dict[str, set] = {}
+        self.timer = QTimer(self)
+        self.timer.setSingleShot(True)
+        self.timer.timeout.connect(self.flush)
+        self._slots = [
+            (model.node_changed, lambda name: self.mark("node", name)),
+            (model.replicas_changed, lambda name: self.mark("replicas", name)),
+            (model.cache_changed, lambda name: self.mark("cache", name)),
+            (model.latency_added, lambda series, _sample: self.mark("latency", series)),
+            (model.trace_changed, lambda trace: self.mark("trace", trace)),
+            (model.logged, lambda name, _line: self.mark("log", name)),
+            (model.ticked, lambda _now: self.mark("tick", None)),
+        ]
+        for signal, slot in self._slots:
+            signal.connect(slot)
+
+    def mark(self, topic: str, key: Any) -> None:
+        self.pending.setdefault(topic, set()).add(key)
+        if not self.timer.isActive():
+            self.timer.start(self.FRAME_MS)
+
+    def flush(self) -> None:
+        pending, self.pending = self.pending, {}
+        if pending:
+            self.changed.emit(pending)
+
+    def disconnect_model(self) -> None:
+        for signal, slot in self._slots:
+            signal.disconnect(slot)
+        self.timer.stop()
+
+
+def plain_error(error: BaseException) -> str:
+    """An error in plain words: Bazar's own errors say what happened; anything else gets a
+    sentence, never an exception's class name."""
+    from nodes.control.supervisor import ClusterError
+
+    if isinstance(error, ClusterError):
+        return str(error)
+    if isinstance(error, TimeoutError):
+        return "It took too long and was given up."
+    if isinstance(error, ConnectionError | OSError):
+        return "A node could not be reached."
+    text = str(error).strip()
+    return text if text else "Something went wrong (details are in the terminal)."
 
 
 def spawn(coro: Coroutine[Any, Any, Any], report: Callable[[str], None],
           done: Callable[[Any], None] | None = None) -> asyncio.Task:
-    """Run ``coro`` on the window's loop; show any error through ``report``."""
+    """Run ``coro`` on the window's loop; show any error through ``report``, in plain words."""
     task = asyncio.ensure_future(coro)
 
     def finished(t: asyncio.Task) -> None:
@@ -119,7 +181,7 @@ def spawn(coro: Coroutine[Any, Any, Any], report: Callable[[str], None],
             return
         error = t.exception()
         if error is not None:
-            report(f"{error.__class__.__name__}: {error}")
+            report(plain_error(error))
             traceback.print_exception(error)
         elif done is not None:
             done(t.result())

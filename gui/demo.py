@@ -30,8 +30,8 @@ async def run_demo(window, seconds: float) -> None:
     await session.shop.lookup(3)  # a lookup whose path the Flow tab can show
     third = max(0.5, seconds / 3)
     await asyncio.sleep(third)
-    victim = session.supervisor.of_role("catalog")[-1].name
-    session.supervisor.crash(victim)
+    victim = window.model.catalog_names()[-1]
+    await window.controller.crash(victim)
     await asyncio.sleep(third)
     await session.shop.lookup(2)
     await asyncio.sleep(third)
@@ -50,8 +50,8 @@ async def measure_lag(window, seconds: float, rate: float = 200.0) -> dict[str, 
     session.load.settings.write_fraction = 0.1
     session.load.start()
     await asyncio.sleep(2)  # warm-up: sockets opened, caches filled
-    hung = session.supervisor.of_role("catalog")[-1].name
-    session.supervisor.hang(hung)
+    hung = window.model.catalog_names()[-1]
+    await window.controller.hang(hung)
     session.lag.clear()
     sent_before = session.load.sent
     started = time.monotonic()
@@ -61,5 +61,5 @@ async def measure_lag(window, seconds: float, rate: float = 200.0) -> dict[str, 
     summary["offered_rate"] = rate
     summary["achieved_rate"] = (session.load.sent - sent_before) / elapsed
     await session.load.stop()
-    session.supervisor.resume(hung)
+    await window.controller.resume(hung)
     return summary

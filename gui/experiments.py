@@ -17,6 +17,8 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QProgressBar,
     QPushButton,
+    QScrollArea,
+    QSizePolicy,
     QSpinBox,
     QSplitter,
     QTableWidget,
@@ -52,13 +54,20 @@ class ExperimentsView(QWidget):
         self.progress.setRange(0, 1)
         self.progress.setValue(0)
         self.doing = label("Each experiment starts its own clusters, so the one above keeps running untouched.",
-                           name="Muted")
+                           name="Muted", wrap=True)
+        # What a run writes here never widens the window: text wraps, tables scroll.
+        self.doing.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.results = QWidget()
         self.results_layout = QVBoxLayout(self.results)
         self.results_layout.setContentsMargins(0, 0, 0, 0)
+        self.results_scroll = QScrollArea()
+        self.results_scroll.setWidgetResizable(True)
+        self.results_scroll.setWidget(self.results)
+        self.results_scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        self.results_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.plot = pg.PlotWidget(background="w")
-        self.plot.setLabel("left", "mean ms", color="#334155")
-        self.plot.showGrid(y=True, alpha=0.25)
+        self.plot.showGrid(x=True, alpha=0.25)
+        self.plot.setMinimumWidth(1)
 
         controls = QHBoxLayout()
         controls.addWidget(self.choice, 1)
@@ -67,7 +76,7 @@ class ExperimentsView(QWidget):
         controls.addWidget(self.csv_button)
         controls.addWidget(self.png_button)
         splitter = QSplitter(Qt.Orientation.Vertical)
-        splitter.addWidget(self.results)
+        splitter.addWidget(self.results_scroll)
         splitter.addWidget(self.plot)
         splitter.setSizes([420, 260])
         layout = QVBoxLayout(self)
@@ -106,10 +115,16 @@ class ExperimentsView(QWidget):
         self.tables = tables
         self.doing.setText("Done. " + " ".join(note for table in tables for note in table.notes[:1]))
         while self.results_layout.count():
-            self.results_layout.takeAt(0).widget().deleteLater()
+            item = self.results_layout.takeAt(0)
+            if item.widget() is not None:
+                item.widget().deleteLater()
         for table in tables:
-            self.results_layout.addWidget(label(table.title, name="CardTitle"))
+            title = label(table.title, name="CardTitle", wrap=True)
+            title.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+            self.results_layout.addWidget(title)
             widget = QTableWidget(len(table.rows), len(table.columns))
+            widget.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+            widget.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
             widget.setHorizontalHeaderLabels(table.columns)
             widget.verticalHeader().setVisible(False)
             widget.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
@@ -122,21 +137,32 @@ class ExperimentsView(QWidget):
                     if value == "MISSED":
                         item.setForeground(pg.mkBrush(COLORS["down"]))
                     widget.setItem(r, c, item)
+            widget.setFixedHeight(widget.horizontalHeader().height() + widget.verticalHeader().length() + 4)
             self.results_layout.addWidget(widget)
+        self.results_layout.addStretch(1)
         self._plot(tables[0])
         self.csv_button.setEnabled(True)
         self.png_button.setEnabled(True)
 
     def _plot(self, table: Table) -> None:
+        """Means as horizontal bars, each named in full on the left (names such as "reads,
+        catalog replica crashed" and "... hung" differ only at their end)."""
         self.plot.clear()
         means = [(str(row[0]), row[1]) for row in table.rows if isinstance(row[1], (int, float))]
         if not means:
             return
-        bars = pg.BarGraphItem(x=list(range(len(means))), height=[m for _, m in means], width=0.6,
-                               brush=COLORS["accent"])
+        rows = list(range(len(means)))[::-1]  # the table's first row on top
+        bars = pg.BarGraphItem(x0=0, y=rows, width=[m for _, m in means], height=0.6, brush=COLORS["accent"])
         self.plot.addItem(bars)
-        self.plot.getAxis("bottom").setTicks([[(i, name[:22]) for i, (name, _) in enumerate(means)]])
+        left = self.plot.getAxis("left")
+        left.setTicks([[(y, name) for y, (name, _) in zip(rows, means, strict=True)]])
+        widest = max(self.plot.fontMetrics().horizontalAdvance(name) for name, _ in means)
+        left.setWidth(min(widest + 16, 420))
+        left.setLabel("")
+        self.plot.setLabel("bottom", "mean ms", color="#334155")
         self.plot.setTitle(f"<span style='color:#0f172a; font-weight:700'>{table.title}</span>")
+        self.plot.setYRange(-0.6, len(means) - 0.4, padding=0)
+        self.plot.setXRange(0, max(m for _, m in means) * 1.1, padding=0)
 
     def export_csv(self, path: str | None = None) -> Path | None:
         path = path or QFileDialog.getSaveFileName(self, "Export tables as CSV", "bazar-experiment.csv",

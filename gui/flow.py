@@ -3,6 +3,8 @@ it — servers in a row, numbered messages between them, their answers — stepp
 back or replayed at a chosen speed."""
 from __future__ import annotations
 
+import time
+
 from PySide6.QtCore import QPointF, QRectF, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QFont, QPainter, QPainterPath, QPen
 from PySide6.QtWidgets import (
@@ -13,18 +15,20 @@ from PySide6.QtWidgets import (
     QListWidgetItem,
     QPushButton,
     QScrollArea,
+    QSizePolicy,
     QSplitter,
     QVBoxLayout,
     QWidget,
 )
 
-from nodes.control.model import Trace
-from nodes.control.session import ClusterSession
+from nodes.control.model import ClusterModel, Step, Trace
 
-from .common import COLORS, label, node_icon, role_of
+from .common import COLORS, ModelEvents, label, node_icon, role_of
 
-ROW = 58
-TOP = 120
+ROW = 40
+TOP = 26
+HEADER = 84
+LIST_REDRAW_S = 0.3
 SPEEDS = {"0.5×": 1600, "1×": 800, "2×": 400, "4×": 200}
 
 
@@ -46,18 +50,65 @@ def participants(trace: Trace) -> list[str]:
     return sorted(seen, key=lambda n: (order.get(role_of(n), 4), n))
 
 
-class FlowCanvas(QWidget):
+def lanes(names: list[str], width: float) -> dict[str, float]:
+    slot = width / max(1, len(names))
+    return {name: slot * i + slot / 2 for i, name in enumerate(names)}
+
+
+class LaneHeader(QWidget):
+    """The servers' icons and names above the diagram: outside its scroll area, so that they
+    stay in view at every step."""
+
     def __init__(self) -> None:
         super().__init__()
+        self.names: list[str] = []
+        self.right_margin = 0
+        self.setFixedHeight(HEADER)
+
+    def show_names(self, names: list[str], right_margin: int) -> None:
+        self.names, self.right_margin = names, right_margin
+        self.update()
+
+    def paintEvent(self, _event) -> None:  # noqa: N802 - Qt's name
+        painter = QPainter(self)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        painter.fillRect(self.rect(), QColor("#ffffff"))
+        if self.names:
+            width = self.width() - self.right_margin
+            x = lanes(self.names, width)
+            slot = width / len(self.names)
+            font = QFont(self.font())
+            font.setBold(True)
+            painter.setFont(font)
+            for name in self.names:
+                pixmap = node_icon("client" if name == "client" else role_of(name), 52)
+                painter.drawPixmap(int(x[name] - pixmap.width() / 2), 4, pixmap)
+                painter.setPen(QColor(COLORS["text"]))
+                painter.drawText(QRectF(x[name] - slot / 2, 58, slot, 22), Qt.AlignmentFlag.AlignCenter, name)
+        painter.end()
+
+
+class FlowCanvas(QWidget):
+    """The diagram's arrows, one row each, in causal order (``Trace.steps``): a request, then
+    every hop it caused, and an answer only after every hop it waited for."""
+
+    def __init__(self, empty_text: str = "Nothing to show yet.") -> None:
+        super().__init__()
+        self.empty_text = empty_text
         self.trace: Trace | None = None
+        self.rows: list[Step] = []
         self.step = 0
 
     @property
     def steps(self) -> int:
-        return 0 if self.trace is None else len(self.trace.hops) + 2
+        return len(self.rows)
+
+    def names(self) -> list[str]:
+        return [] if self.trace is None else participants(self.trace)
 
     def show_trace(self, trace: Trace | None, step: int | None = None) -> None:
         self.trace = trace
+        self.rows = [] if trace is None else trace.steps()
         self.step = self.steps if step is None else max(0, min(step, self.steps))
         self.setMinimumHeight(TOP + ROW * (self.steps + 1))
         self.update()
@@ -65,49 +116,35 @@ class FlowCanvas(QWidget):
     def sizeHint(self) -> QSize:  # noqa: N802 - Qt's name
         return QSize(900, TOP + ROW * (self.steps + 1))
 
+    def row_y(self, number: int) -> float:
+        return TOP + ROW * (number - 1)
+
     def paintEvent(self, _event) -> None:  # noqa: N802 - Qt's name
         painter = QPainter(self)
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         painter.fillRect(self.rect(), QColor("#ffffff"))
         if self.trace is None:
             painter.setPen(QColor(COLORS["muted"]))
-            painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter,
-                             "No request yet. Use the Shop tab or start the load, and its path appears here.")
+            painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap, self.empty_text)
             painter.end()
             return
-        names = participants(self.trace)
-        slot = self.width() / len(names)
-        x = {name: slot * i + slot / 2 for i, name in enumerate(names)}
+        names = self.names()
+        x = lanes(names, self.width())
         bottom = TOP + ROW * (self.steps + 0.5)
-        name_font = QFont(self.font())
-        name_font.setBold(True)
         for name in names:
-            pixmap = node_icon("client" if name == "client" else role_of(name), 64)
-            painter.drawPixmap(int(x[name] - pixmap.width() / 2), 8, pixmap)
-            painter.setFont(name_font)
-            painter.setPen(QColor(COLORS["text"]))
-            painter.drawText(QRectF(x[name] - slot / 2, 76, slot, 22), Qt.AlignmentFlag.AlignCenter, name)
             painter.setPen(QPen(QColor("#cbd5e1"), 1.5, Qt.PenStyle.DashLine))
-            painter.drawLine(QPointF(x[name], 100), QPointF(x[name], bottom))
-        rows = self._rows()
-        for number, (source, target, message, answer) in enumerate(rows[: self.step], start=1):
-            y = TOP + ROW * (number - 1)
-            self._arrow(painter, x[source], x[target], y, QColor(COLORS["accent"]), dashed=False)
-            self._text(painter, x[source], x[target], y - 20, f"[{number}] {message}", COLORS["text"], bold=True)
-            if answer:
-                self._arrow(painter, x[target], x[source], y + 22, QColor(answer_color(answer)), dashed=True)
-                self._text(painter, x[source], x[target], y + 24, answer, answer_color(answer), bold=False)
+            painter.drawLine(QPointF(x[name], 0), QPointF(x[name], bottom))
+        for number, row in enumerate(self.rows[: self.step], start=1):
+            y = self.row_y(number)
+            if row.kind == "answer":
+                color = answer_color(row.hop.answer if row.hop else "")
+                self._arrow(painter, x[row.source], x[row.target], y, QColor(color), dashed=True)
+                self._text(painter, x[row.source], x[row.target], y - 18, row.text, color, bold=False)
+            else:
+                color = COLORS["accent"] if row.kind != "reply" else answer_color(str(self.trace.status or ""))
+                self._arrow(painter, x[row.source], x[row.target], y, QColor(color), dashed=row.kind == "reply")
+                self._text(painter, x[row.source], x[row.target], y - 18, row.text, COLORS["text"], bold=True)
         painter.end()
-
-    def _rows(self) -> list[tuple[str, str, str, str]]:
-        trace = self.trace
-        assert trace is not None
-        entry = trace.entry_node or "frontend"
-        rows = [("client", entry, trace.operation, "")]
-        rows += [(h.source, h.target, h.label, f"{h.answer}  ·  {h.ms:.1f} ms") for h in trace.hops]
-        if trace.status is not None:
-            rows.append((entry, "client", f"{trace.status} in {trace.ms:.1f} ms", ""))
-        return rows
 
     def _arrow(self, painter: QPainter, x1: float, x2: float, y: float, color: QColor, dashed: bool) -> None:
         pen = QPen(color, 2.2, Qt.PenStyle.DashLine if dashed else Qt.PenStyle.SolidLine)
@@ -136,18 +173,29 @@ class FlowCanvas(QWidget):
 
 
 class TraceStepper(QWidget):
-    """A trace drawn by a FlowCanvas, with step back and forward and a replay at a chosen speed;
-    ``stepped`` fires after every change of step. Flow and Scenarios both use it."""
+    """A trace drawn by a FlowCanvas under a fixed lane header, with step back and forward and
+    a replay at a chosen speed; ``stepped`` fires after every change of step. Stepping by hand
+    pauses a replay, and ``note`` says so. Flow and Scenarios both use it."""
 
     stepped = Signal(int)
 
-    def __init__(self, *, first_last: bool = False, speed: str = "1×", slow_down: float = 1.0) -> None:
+    def __init__(self, *, first_last: bool = False, speed: str = "1×", slow_down: float = 1.0,
+                 empty_text: str = "Nothing to show yet.") -> None:
         super().__init__()
         self.slow_down = slow_down
-        self.canvas = FlowCanvas()
+        self.canvas = FlowCanvas(empty_text)
+        self.header = LaneHeader()
         self.scroll = QScrollArea()
         self.scroll.setWidgetResizable(True)
         self.scroll.setWidget(self.canvas)
+        self.scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        self.area = QWidget()
+        self.area.setObjectName("Diagram")
+        area_layout = QVBoxLayout(self.area)
+        area_layout.setContentsMargins(0, 0, 0, 0)
+        area_layout.setSpacing(0)
+        area_layout.addWidget(self.header)
+        area_layout.addWidget(self.scroll, 1)
         self.back = QPushButton("◀  Step back")
         self.forward = QPushButton("Step  ▶")
         self.play = QPushButton("Replay")
@@ -155,6 +203,8 @@ class TraceStepper(QWidget):
         self.speed = QComboBox()
         self.speed.addItems(list(SPEEDS))
         self.speed.setCurrentText(speed)
+        self.note = label("", name="Muted")
+        self.note.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.controls = QHBoxLayout()
         buttons = [self.back, self.forward]
         if first_last:
@@ -166,7 +216,7 @@ class TraceStepper(QWidget):
             self.controls.addWidget(widget)
         self.controls.addWidget(label("speed"))
         self.controls.addWidget(self.speed)
-        self.controls.addStretch(1)
+        self.controls.addWidget(self.note, 1)
         self.timer = QTimer(self)
         self.timer.timeout.connect(self._tick)
         self.back.clicked.connect(lambda: self.go(self.canvas.step - 1))
@@ -175,16 +225,27 @@ class TraceStepper(QWidget):
 
     def show(self, trace: Trace | None, step: int | None = None) -> None:
         self.canvas.show_trace(trace, step)
-        self.scroll.ensureVisible(0, TOP + ROW * max(0, self.canvas.step - 1), 0, ROW * 2)  # keep the step in view
+        bar = self.scroll.verticalScrollBar()
+        self.header.show_names(self.canvas.names(), bar.width() if bar.isVisible() else 0)
+        if self.canvas.step:  # keep the newest arrow in view (the names stay above)
+            self.scroll.ensureVisible(0, int(self.canvas.row_y(self.canvas.step)), 0, ROW)
         self.stepped.emit(self.canvas.step)
 
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        super().resizeEvent(event)
+        bar = self.scroll.verticalScrollBar()
+        self.header.show_names(self.canvas.names(), bar.width() if bar.isVisible() else 0)
+
     def go(self, step: int) -> None:
-        self.timer.stop()
+        if self.timer.isActive():
+            self.timer.stop()
+            self.note.setText("Replay paused: press Replay to start it again.")
         self.show(self.canvas.trace, step)
 
     def replay(self) -> None:
         if self.canvas.trace is None:
             return
+        self.note.setText("")
         self.show(self.canvas.trace, 0)
         self.timer.start(int(SPEEDS[self.speed.currentText()] * self.slow_down))
 
@@ -196,9 +257,13 @@ class TraceStepper(QWidget):
 
 
 class FlowView(QWidget):
-    def __init__(self, session: ClusterSession) -> None:
+    def __init__(self, model: ClusterModel, events: ModelEvents) -> None:
         super().__init__()
-        self.session = session
+        self.model = model
+        self._listed_at = 0.0
+        self._later = QTimer(self)
+        self._later.setSingleShot(True)
+        self._later.timeout.connect(self._refresh_now)
         self.listed: list[str] = []
         self.traces = QListWidget()
         self.traces.setAccessibleName("Recent requests")
@@ -207,7 +272,9 @@ class FlowView(QWidget):
         self.crossing = QCheckBox("Only requests that crossed nodes")
         self.crossing.setChecked(True)
         self.crossing.setToolTip("Hide cache hits, which never leave the front-end")
-        self.stepper = TraceStepper(first_last=True)
+        self.stepper = TraceStepper(
+            first_last=True,
+            empty_text="No request yet. Use the Shop tab or start the load, and its path appears here.")
         self.canvas = self.stepper.canvas
         self.caption = label("", wrap=True)
 
@@ -223,7 +290,7 @@ class FlowView(QWidget):
         right_layout.setContentsMargins(0, 0, 0, 0)
         right_layout.addLayout(self.stepper.controls)
         right_layout.addWidget(self.caption)
-        right_layout.addWidget(self.stepper.scroll, 1)
+        right_layout.addWidget(self.stepper.area, 1)
         splitter = QSplitter()
         splitter.addWidget(left)
         splitter.addWidget(right)
@@ -234,6 +301,7 @@ class FlowView(QWidget):
 
         self.traces.currentRowChanged.connect(self._chosen)
         self.stepper.stepped.connect(lambda _step: self._caption())
+        events.changed.connect(self._changed)
         for button in (self.stepper.back, self.stepper.forward, self.stepper.play, self.stepper.first,
                        self.stepper.last):
             button.clicked.connect(lambda: self.follow.setChecked(False))
@@ -243,7 +311,7 @@ class FlowView(QWidget):
             self.show(self.listed[row])
 
     def show(self, trace_id: str, step: int | None = None) -> None:
-        self.stepper.show(self.session.model.trace(trace_id), step)
+        self.stepper.show(self.model.trace(trace_id), step)
 
     def _caption(self) -> None:
         trace = self.canvas.trace
@@ -253,9 +321,23 @@ class FlowView(QWidget):
         self.caption.setText(f"<b>{trace.operation}</b> — step {self.canvas.step} of {self.canvas.steps} · "
                              f"{len(trace.hops)} messages between nodes · trace {trace.id}")
 
+    def _changed(self, topics: dict[str, set]) -> None:
+        # Under load traces change every frame; the list is rebuilt a few times a second.
+        if "trace" in topics and self.isVisible() and not self._later.isActive():
+            wait = LIST_REDRAW_S - (time.monotonic() - self._listed_at)
+            self._later.start(max(0, int(wait * 1000)))  # the last change is always drawn
+
+    def _refresh_now(self) -> None:
+        self._listed_at = time.monotonic()
+        self.refresh()
+
+    def showEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        super().showEvent(event)
+        self.refresh()
+
     def refresh(self) -> None:
-        ids = list(reversed(self.session.model.trace_ids()))
-        entries = [(i, self.session.model.trace(i)) for i in ids]
+        ids = list(reversed(self.model.trace_ids()))
+        entries = [(i, self.model.trace(i)) for i in ids]
         entries = [(i, t) for i, t in entries
                    if t.entry_node is not None and (t.hops or not self.crossing.isChecked())]
         if [i for i, _ in entries] != self.listed:

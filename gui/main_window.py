@@ -1,46 +1,67 @@
-"""Bazar's window: a header with the cluster's health, one tab per view of the session, and
-a status bar that shows progress and errors. Closing it stops every node."""
+"""Bazar's window: a header with the cluster's health, one tab per view of the model, and a
+status bar for progress and errors. Closing it stops every node.
+
+The window gets the cluster to run and a small options object; it makes the session, owns
+its tab list, and hands each view the model (what to draw) and the controller (what to do)."""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QCloseEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QMainWindow, QProgressBar, QTabWidget, QVBoxLayout, QWidget
 
+from nodes.control.clusterfile import Cluster
 from nodes.control.session import ClusterSession
 
 from .cache import CacheTab
 from .charts import ChartsView
 from .cluster import ClusterView
-from .common import COLORS, SupervisorBridge, label, pill, spawn
+from .common import COLORS, STATE_COLORS, ModelEvents, label, pill, spawn
 from .experiments import ExperimentsView
 from .flow import FlowView
 from .replicas import ReplicasView
 from .scenarios import ScenariosView
 from .shop import ShopView
 
-REFRESH_MS = 250
+#: The tabs, in order: (name used by --tab and tests, title).
+TABS = (("shop", "Shop"), ("cluster", "Cluster"), ("charts", "Charts"), ("cache", "Cache"),
+        ("replicas", "Replicas"), ("flow", "Flow"), ("scenarios", "Scenarios"), ("experiments", "Experiments"))
+#: How long a message (not an error) stays in the status bar.
+MESSAGE_S = 8
+
+
+@dataclass(frozen=True)
+class WindowOptions:
+    """What the launcher tells the window beyond the cluster."""
+
+    width: int = 1440
+    height: int = 920
 
 
 class MainWindow(QMainWindow):
-    def __init__(self, session: ClusterSession) -> None:
+    def __init__(self, cluster: Cluster, options: WindowOptions = WindowOptions()) -> None:
         super().__init__()
-        self.session = session
+        self.options = options
+        self.session = session = ClusterSession(cluster)
+        self.model = model = session.model
+        self.controller = controller = session.controller
         self.ready = False
         self.closing = False
         self.stopped = asyncio.Event()
         self.setWindowTitle("Bazar — a replicated bookstore you can break")
+        self.events = ModelEvents(model, self)
 
         header = QWidget()
         header.setObjectName("Header")
         header.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)
         title = label("Bazar", name="Title")
-        cluster = session.cluster
         self.subtitle = label(f"{cluster.catalogs} catalog replicas · {cluster.orders} order replicas · front-end "
-                              f"{session.supervisor.frontend.address}", name="Subtitle")
+                              f"{model.nodes['frontend'].address}", name="Subtitle")
         self.health = QLabel()
         self.health.setTextFormat(Qt.TextFormat.RichText)
+        self.health.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         header_layout = QHBoxLayout(header)
         header_layout.setContentsMargins(18, 10, 18, 10)
         text = QVBoxLayout()
@@ -49,19 +70,21 @@ class MainWindow(QMainWindow):
         header_layout.addLayout(text, 1)
         header_layout.addWidget(self.health)
 
-        self.shop = ShopView(session, self.report)
-        self.cluster_view = ClusterView(session, self.report)
-        self.charts = ChartsView(session, self.report)
-        self.cache = CacheTab(session)
-        self.replicas = ReplicasView(session)
-        self.flow = FlowView(session)
-        self.experiments = ExperimentsView(self.report)
+        self.shop = ShopView(model, controller, self.events, self.report)
+        self.cluster_view = ClusterView(model, controller, self.events, self.report, self.say,
+                                        data_dir=str(session.supervisor.data_dir))
+        self.charts = ChartsView(model, session, self.events, self.report)
+        self.cache = CacheTab(model, self.events)
+        self.replicas = ReplicasView(model, self.events)
+        self.flow = FlowView(model, self.events)
         self.scenarios = ScenariosView(self.report)
+        self.experiments = ExperimentsView(self.report)
+        self.views = {"shop": self.shop, "cluster": self.cluster_view, "charts": self.charts, "cache": self.cache,
+                      "replicas": self.replicas, "flow": self.flow, "scenarios": self.scenarios,
+                      "experiments": self.experiments}
         self.tabs = QTabWidget()
-        for widget, name in ((self.shop, "Shop"), (self.cluster_view, "Cluster"), (self.charts, "Charts"),
-                             (self.cache, "Cache"), (self.replicas, "Replicas"), (self.flow, "Flow"),
-                             (self.scenarios, "Scenarios"), (self.experiments, "Experiments")):
-            self.tabs.addTab(widget, name)
+        for name, title_text in TABS:
+            self.tabs.addTab(self.views[name], title_text)
         for number in range(self.tabs.count()):
             QShortcut(QKeySequence(f"Alt+{number + 1}"), self, activated=lambda n=number: self.tabs.setCurrentIndex(n))
 
@@ -80,29 +103,34 @@ class MainWindow(QMainWindow):
         self.progress.setRange(0, 0)
         self.progress.setMaximumWidth(220)
         self.message = QLabel("")
+        self.message.setMinimumWidth(1)  # a long message is cut, it never widens the window
         self.statusBar().addWidget(self.message, 1)
         self.statusBar().addPermanentWidget(self.progress)
+        self.message_timer = QTimer(self)
+        self.message_timer.setSingleShot(True)
+        self.message_timer.timeout.connect(lambda: self.message.setText(""))
 
-        self.bridge = SupervisorBridge()
-        self.bridge.node_changed.connect(self._node_changed)
-        session.supervisor.listeners.append(self.bridge)
-        self.timer = QTimer(self)
-        self.timer.timeout.connect(self.refresh)
-        self.timer.start(REFRESH_MS)
+        self.events.changed.connect(self._changed)
+        self._health()
         self.tabs.setCurrentWidget(self.cluster_view)
         self.shop.setEnabled(False)
+        self.resize(options.width, options.height)
+
+    def view(self, name: str) -> QWidget:
+        return self.views[name]
 
     # ---- life cycle ----------------------------------------------------------------------------
     def start(self) -> None:
-        self.say("Starting the cluster …")
-        spawn(self.session.start(self.say), self._failed_to_start, lambda _r: self._started())
+        self.say("Starting the cluster …", keep=True)
+        spawn(self.session.start(lambda m: self.say(m, keep=True)), self._failed_to_start,
+              lambda _r: self._started())
 
     def _started(self) -> None:
         self.ready = True
         self.progress.setVisible(False)
         self.shop.setEnabled(True)
         self.shop.activate()
-        self.say(f"Ready: {len(self.session.supervisor.nodes)} nodes up. Alt+1…8 switch tabs; Ctrl+B buys.")
+        self.say("Ready. Alt+1…8 switch tabs; Ctrl+B buys.")
         self.tabs.setCurrentWidget(self.shop)
 
     def _failed_to_start(self, message: str) -> None:
@@ -119,7 +147,8 @@ class MainWindow(QMainWindow):
             return
         self.closing = True
         self.progress.setVisible(True)
-        self.say("Stopping every node …")
+        self.say("Stopping every node …", keep=True)
+        self.events.disconnect_model()
         spawn(self.session.stop(), self._stopped, lambda _r: self._stopped(""))
 
     def _stopped(self, error: str) -> None:
@@ -129,37 +158,32 @@ class MainWindow(QMainWindow):
         self.close()
 
     # ---- drawing -------------------------------------------------------------------------------
-    def say(self, message: str) -> None:
+    def say(self, message: str, keep: bool = False) -> None:
+        """A message in the status bar; it goes after a while (unless ``keep``), so that it never
+        stays to contradict what the cluster does next."""
         self.message.setStyleSheet("")
         self.message.setText(message)
+        self.message_timer.stop()
+        if not keep:
+            self.message_timer.start(MESSAGE_S * 1000)
 
     def report(self, message: str) -> None:
+        """An error: in red, until the next message."""
+        self.message_timer.stop()
         self.message.setStyleSheet(f"color: {COLORS['down']}; font-weight: 700;")
         self.message.setText(message)
 
-    def _node_changed(self, name: str) -> None:
-        self.cluster_view.node_changed(name)
-        self._health()
+    def _changed(self, topics: dict[str, set]) -> None:
+        if "node" in topics:
+            self._health()
 
     def _health(self) -> None:
-        nodes = list(self.session.supervisor.nodes.values())
-        up = sum(1 for n in nodes if n.state == "up" and not n.cut_off)
-        troubled = [n for n in nodes if n.state != "up" or n.cut_off or n.slow_ms]
-        color = COLORS["up"] if not troubled else COLORS["hung"] if up else COLORS["down"]
-        details = ", ".join(f"{n.name} {n.status}" for n in troubled[:4])
-        self.health.setText(pill(f"{up}/{len(nodes)} nodes up", color) +
-                            (f"<br><span style='color:#fbbf24'>{details}</span>" if details else ""))
-
-    def refresh(self) -> None:
-        self._health()
-        current = self.tabs.currentWidget()
-        if current is self.cluster_view:
-            self.cluster_view.refresh()
-        elif current is self.charts:
-            self.charts.tick()
-        elif current is self.cache:
-            self.cache.refresh()
-        elif current is self.replicas:
-            self.replicas.refresh()
-        elif current is self.flow:
-            self.flow.refresh()
+        up, total, troubled = self.model.summary()
+        color = COLORS["up"] if up == total else COLORS["hung"] if up else COLORS["down"]
+        troubled = [h for h in troubled if h.state != "up"]
+        details = " · ".join(f"<span style='color:{STATE_COLORS[h.state]}'>■</span> {h.name} {h.label}"
+                             for h in troubled[:3])  # a few, so the header never widens the window
+        if len(troubled) > 3:
+            details += f" · {len(troubled) - 3} more"
+        self.health.setText(pill(f"{up} of {total} nodes up", color) +
+                            (f"<br><span style='color:#e2e8f0'>{details}</span>" if details else ""))

@@ -1,5 +1,7 @@
 """The Replicas tab: books × catalog replicas (seq and stock, bold when valid, marked when
-stale or down), and for one chosen book the figures' row of servers labelled ``N (seq)``."""
+stale, and each replica's state its own: down, hung, cut off, lease lapsed), and for one
+chosen book the figures' row of servers labelled ``N (seq)``. Every cell comes from the
+model (``ClusterModel.cells``); this view only draws."""
 from __future__ import annotations
 
 from PySide6.QtCore import QRectF, QSize, Qt
@@ -17,40 +19,44 @@ from PySide6.QtWidgets import (
 )
 
 from nodes.books import seed_books
-from nodes.control.model import ReplicaBook
-from nodes.control.session import ClusterSession
+from nodes.control.model import ClusterModel, ReplicaCell
 
-from .common import COLORS, label, node_icon
+from .common import COLORS, ModelEvents, label, node_icon
 
-DOWN_BACKGROUND = "#e5e7eb"
+#: Cell background per replica state (the book's own marks go on top).
+STATE_BACKGROUND = {"down": "#e5e7eb", "exited": "#e5e7eb", "hung": "#ffedd5", "cut off": "#ede9fe",
+                    "starting": "#e0e7ff"}
+STATE_NOTE = {"down": "down", "exited": "down", "hung": "hung", "cut off": "cut off", "starting": "starting"}
 
 
-def replica_row(session: ClusterSession, book: int) -> list[tuple[int, ReplicaBook | None, bool]]:
-    """(replica number, what it holds for ``book`` or None, whether it is down) per catalog."""
-    row = []
-    for node in session.supervisor.of_role("catalog"):
-        view = session.model.nodes[node.name]
-        down = node.state != "up" or not view.connected or node.cut_off
-        row.append((node.index, session.model.replicas.get(node.name, {}).get(book), down))
-    return row
+def cell_note(cell: ReplicaCell) -> str:
+    """What a cell says besides seq and stock: the replica's state, a lapsed lease, stale."""
+    notes = []
+    if cell.health in STATE_NOTE:
+        notes.append(STATE_NOTE[cell.health])
+    if cell.lease_lapsed and cell.health not in ("down", "exited"):
+        notes.append("lease lapsed")
+    if cell.stale:
+        notes.append("stale")
+    elif cell.valid:
+        notes.append("valid")
+    return ", ".join(notes)
 
 
 class ServerRow(QWidget):
     """The figures' drawing: a row of servers, each labelled ``N (seq)``, bold when the book
-    is valid there, crossed out when the server is down."""
+    is valid there, crossed out when the server is down (faded when hung or cut off)."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.servers: list[tuple[int, ReplicaBook | None, bool]] = []
-        self.highest: int | None = None
-        self.setMinimumHeight(170)
+        self.servers: list[ReplicaCell] = []
+        self.setMinimumHeight(112)
 
     def sizeHint(self) -> QSize:  # noqa: N802 - Qt's name
-        return QSize(800, 180)
+        return QSize(600, 170)
 
-    def show_row(self, servers: list[tuple[int, ReplicaBook | None, bool]], highest: int | None) -> None:
-        self.servers = servers
-        self.highest = highest
+    def show_cells(self, cells: list[ReplicaCell]) -> None:
+        self.servers = list(cells)
         self.update()
 
     def paintEvent(self, _event) -> None:  # noqa: N802 - Qt's name
@@ -59,37 +65,36 @@ class ServerRow(QWidget):
         painter = QPainter(self)
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         slot = self.width() / len(self.servers)
-        icon_height = max(24, min(96, self.height() - 66))
-        for position, (index, book, down) in enumerate(self.servers):
+        icon_height = max(24, min(96, self.height() - 64))
+        for position, cell in enumerate(self.servers):
             x = slot * position + slot / 2
-            pixmap = node_icon("catalog", icon_height, crossed=down)
+            gone = cell.health in ("down", "exited")
+            pixmap = node_icon("catalog", icon_height, crossed=gone, faded=cell.health in ("hung", "cut off"))
             painter.drawPixmap(int(x - pixmap.width() / 2), 8, pixmap)
-            seq = "?" if book is None else str(book.seq)
+            seq = "?" if cell.seq is None else str(cell.seq)
             font = QFont(self.font())
             font.setPointSize(15)
-            font.setBold(book is not None and book.valid and not down)
+            font.setBold(cell.valid)
             painter.setFont(font)
-            stale = book is not None and self.highest is not None and book.seq < self.highest and not down
-            painter.setPen(QColor("#b45309" if stale else "#9ca3af" if down else COLORS["text"]))
+            painter.setPen(QColor("#b45309" if cell.stale else "#9ca3af" if gone else COLORS["text"]))
             painter.drawText(QRectF(x - slot / 2, icon_height + 14, slot, 28), Qt.AlignmentFlag.AlignCenter,
-                             f"{index} ({seq})")
+                             f"{cell.replica} ({seq})")
             small = QFont(self.font())
             small.setPointSize(9)
             painter.setFont(small)
             painter.setPen(QColor(COLORS["muted"]))
-            note = "down" if down else "valid" if book is not None and book.valid else "stale" if stale else ""
-            painter.drawText(QRectF(x - slot / 2, icon_height + 40, slot, 20), Qt.AlignmentFlag.AlignCenter, note)
+            painter.drawText(QRectF(x - slot / 2, icon_height + 40, slot, 20), Qt.AlignmentFlag.AlignCenter,
+                             cell_note(cell))
         painter.end()
 
 
 class ReplicasView(QWidget):
-    def __init__(self, session: ClusterSession) -> None:
+    def __init__(self, model: ClusterModel, events: ModelEvents) -> None:
         super().__init__()
-        self.session = session
+        self.model = model
         self.books = seed_books()
-        catalogs = session.supervisor.of_role("catalog")
-        self.table = QTableWidget(len(self.books), len(catalogs))
-        self.table.setHorizontalHeaderLabels([f"catalog {n.index}" for n in catalogs])
+        self.catalogs = model.catalog_names()
+        self.table = QTableWidget(len(self.books), len(self.catalogs))
         self.table.setVerticalHeaderLabels([f"{b.id}  {b.title[:34]}" for b in self.books])
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
@@ -103,8 +108,10 @@ class ReplicasView(QWidget):
 
         legend = label("Each cell: <b>seq</b> · stock. <b>Bold</b> = in that replica's valid set. "
                        "<span style='background:#fef3c7'>&nbsp;amber&nbsp;</span> = stale (a lower seq than the "
-                       "highest). <span style='background:#e5e7eb'>&nbsp;grey&nbsp;</span> = replica down.",
-                       name="Muted", wrap=True)
+                       "highest). Background by replica: <span style='background:#e5e7eb'>&nbsp;down&nbsp;</span> "
+                       "<span style='background:#ffedd5'>&nbsp;hung&nbsp;</span> "
+                       "<span style='background:#ede9fe'>&nbsp;cut off&nbsp;</span> (a cut-off replica keeps its "
+                       "marks until its lease lapses, W2).", name="Muted", wrap=True)
         figure = QGroupBox("As the figures draw it")
         figure_layout = QVBoxLayout(figure)
         chooser = QHBoxLayout()
@@ -117,31 +124,34 @@ class ReplicasView(QWidget):
         layout.addWidget(self.table, 3)
         layout.addWidget(figure, 2)
         self.choice.currentIndexChanged.connect(lambda _i: self.refresh())
+        events.changed.connect(self._changed)
+        self.refresh()
+
+    def _changed(self, topics: dict[str, set]) -> None:
+        if "replicas" in topics or "node" in topics:
+            self.refresh()
 
     def refresh(self) -> None:
+        headers = []
+        for name in self.catalogs:
+            health = self.model.health(name)
+            headers.append(f"catalog {name.removeprefix('catalog')}" +
+                           ("" if health.state == "up" else f"\n{health.label}"))
+        self.table.setHorizontalHeaderLabels(headers)
         for row, book in enumerate(self.books):
-            cells = replica_row(self.session, book.id)
-            live = [b.seq for _, b, down in cells if b is not None and not down]
-            highest = max(live) if live else None
-            for column, (_index, held, down) in enumerate(cells):
+            for column, cell in enumerate(self.model.cells(book.id)):
                 item = self.table.item(row, column)
                 if item is None:
                     item = QTableWidgetItem()
                     item.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
                     self.table.setItem(row, column, item)
-                if held is None:
-                    item.setText("–")
-                else:
-                    item.setText(f"{held.seq} · {held.quantity}" + ("   (down)" if down else ""))
+                note = cell_note(cell)
+                item.setText("–" if not cell.known else f"{cell.seq} · {cell.stock}" + (f"   ({note})" if note else ""))
                 font = QFont(self.table.font())
-                font.setBold(held is not None and held.valid and not down)
+                font.setBold(cell.valid)
                 item.setFont(font)
-                stale = held is not None and highest is not None and held.seq < highest and not down
-                background = DOWN_BACKGROUND if down else COLORS["stale"] if stale else \
-                    COLORS["valid"] if held is not None and held.valid else "#ffffff"
+                background = COLORS["stale"] if cell.stale and cell.health not in STATE_BACKGROUND else \
+                    STATE_BACKGROUND.get(cell.health) or (COLORS["valid"] if cell.valid else "#ffffff")
                 item.setBackground(QBrush(QColor(background)))
-                item.setForeground(QBrush(QColor("#6b7280" if down else COLORS["text"])))
-        chosen = self.choice.currentData()
-        cells = replica_row(self.session, chosen)
-        live = [b.seq for _, b, down in cells if b is not None and not down]
-        self.row.show_row(cells, max(live) if live else None)
+                item.setForeground(QBrush(QColor("#6b7280" if cell.health in ("down", "exited") else COLORS["text"])))
+        self.row.show_cells(self.model.cells(self.choice.currentData()))

@@ -4,6 +4,7 @@ sentence per step, the replicas before and after, and a verdict."""
 from __future__ import annotations
 
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 from PySide6.QtWidgets import (
@@ -16,7 +17,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from nodes.control.model import ReplicaBook, Trace
+from nodes.control.model import ReplicaCell, Trace, derive_cells
 from nodes.control.scenarios import Outcome, Player, load_all
 
 from .common import label, spawn
@@ -24,9 +25,11 @@ from .flow import TraceStepper
 from .replicas import ServerRow
 
 
-def server_row(table: list[tuple]) -> list[tuple[int, ReplicaBook | None, bool]]:
-    return [(i, None if seq is None else ReplicaBook(seq, quantity or 0, 0, bool(valid)), seq is None)
-            for i, (seq, valid, quantity) in enumerate(table)]
+def scenario_cells(table: list[tuple], book: int = 2) -> list[ReplicaCell]:
+    """A scenario's replica table — (seq, valid, quantity) per replica, seq None when down —
+    as cells derived the one way the model derives them."""
+    return derive_cells(book, [(i, seq, quantity, bool(valid), False, "down" if seq is None else "up")
+                               for i, (seq, valid, quantity) in enumerate(table)])
 
 
 class ScenariosView(QWidget):
@@ -37,13 +40,20 @@ class ScenariosView(QWidget):
         self.outcome: Outcome | None = None
         self.player = Player(Path(tempfile.mkdtemp(prefix="bazar-scenarios-")), say=self._say)
         self.list = QListWidget()
+        self.list.setWordWrap(True)
         for scenario in self.scenarios:
             self.list.addItem(f"{scenario.id}  {scenario.title}")
+            self.list.item(self.list.count() - 1).setToolTip(scenario.title)
+        widest = max(self.list.fontMetrics().horizontalAdvance(self.list.item(i).text())
+                     for i in range(self.list.count()))
+        self.list.setMinimumWidth(min(widest + 36, 420))
         self.title = label("", name="CardTitle", wrap=True)
         self.about = label("", name="Muted", wrap=True)
         self.play_button = QPushButton("Play on a real cluster")
         self.play_button.setObjectName("Primary")
-        self.stepper = TraceStepper(speed="0.5×", slow_down=2.0)
+        self.stepper = TraceStepper(
+            speed="0.5×", slow_down=2.0,
+            empty_text="Press “Play on a real cluster”: the figure's request is sent and drawn here step by step.")
         self.canvas = self.stepper.canvas
         self.speed = self.stepper.speed
         self.status = label("", name="Muted", wrap=True)
@@ -52,7 +62,7 @@ class ScenariosView(QWidget):
         self.before = ServerRow()
         self.after = ServerRow()
         for row in (self.before, self.after):
-            row.setMinimumHeight(130)
+            row.setMinimumHeight(112)
         controls = self.stepper.controls
         controls.insertWidget(0, self.play_button)
         rows = QHBoxLayout()
@@ -63,18 +73,20 @@ class ScenariosView(QWidget):
         right = QWidget()
         layout = QVBoxLayout(right)
         layout.setContentsMargins(0, 0, 0, 0)
+        # The controls first: they stay put whatever the length of the description below them.
+        layout.addLayout(controls)
         layout.addWidget(self.title)
         layout.addWidget(self.about)
-        layout.addLayout(controls)
         layout.addWidget(self.status)
         layout.addWidget(self.sentence)
-        layout.addWidget(self.stepper.scroll, 5)
+        layout.addWidget(self.stepper.area, 5)
         layout.addLayout(rows, 2)
         layout.addWidget(self.verdict)
         splitter = QSplitter()
         splitter.addWidget(self.list)
         splitter.addWidget(right)
-        splitter.setSizes([330, 1000])
+        splitter.setSizes([self.list.minimumWidth(), 1000])
+        splitter.setCollapsible(0, False)
         QVBoxLayout(self).addWidget(splitter)
 
         self.list.currentRowChanged.connect(self._chosen)
@@ -97,8 +109,8 @@ class ScenariosView(QWidget):
         self.status.setText(f"{scenario.catalogs} catalog and {scenario.orders} order replicas, rules: "
                             f"{scenario.catalog_mode}. Press Play: the cluster is started and brought to the "
                             "starting state through real crashes, restarts and writes.")
-        self.before.show_row([], None)
-        self.after.show_row([], None)
+        self.before.show_cells([])
+        self.after.show_cells([])
 
     def play(self) -> None:
         scenario = self.scenarios[self.list.currentRow()]
@@ -116,9 +128,8 @@ class ScenariosView(QWidget):
         self.list.setEnabled(True)
         self.outcome = outcome
         self.status.setText(f"Request answered in {outcome.seconds * 1000:.0f} ms; stepping through it.")
-        highest = max((seq for seq, _, _ in outcome.start if seq is not None), default=None)
-        self.before.show_row(server_row(outcome.start), highest)
-        self.after.show_row([], None)
+        self.before.show_cells(scenario_cells(outcome.start))
+        self.after.show_cells([])
         ok = outcome.matched
         self.verdict.setStyleSheet(f"background:{'#dcfce7' if ok else '#fee2e2'}; "
                                    f"color:{'#166534' if ok else '#991b1b'};")
@@ -131,28 +142,31 @@ class ScenariosView(QWidget):
         outcome = self.outcome
         assert outcome is not None
         whole = outcome.trace or Trace("")
-        return Trace(whole.id, whole.entry_node, whole.method, whole.path, whole.status, whole.ms,
-                     hops=list(outcome.hops))
+        # Numbered as the figure numbers them: the request is [1], its hops [2], [3], ...
+        hops = [replace(hop, number=number) for number, hop in enumerate(outcome.hops, start=2)]
+        return Trace(whole.id, whole.entry_node, whole.method, whole.path, whole.status, whole.ms, hops=hops)
 
     def _caption(self) -> None:
         outcome = self.outcome
         if outcome is None:
             return
         step, steps = self.canvas.step, self.canvas.steps
-        sentences = outcome.sentences()
-        if step == 0:
+        sentences = dict(enumerate(outcome.sentences(), start=2))
+        row = self.canvas.rows[step - 1] if step else None
+        if row is None:
             text = "Before the request: the replicas as the figure starts them (below, left)."
-        elif step == 1:
+        elif row.kind == "request":
             text = f"The request arrives: {self.canvas.trace.operation or outcome.scenario.request['path']}."
-        elif step - 2 < len(sentences):
-            text = sentences[step - 2]
+        elif row.kind == "call" and row.hop is not None:
+            text = sentences.get(row.hop.number, row.text)
+        elif row.kind == "answer" and row.hop is not None:
+            text = f"{row.source} answers {row.target}: {row.hop.answer}."
         else:
-            text = f"The answer goes back: {self.canvas.trace.status}."
+            text = f"The answer goes back to the client: {self.canvas.trace.status}."
         self.sentence.setStyleSheet("background:#eff6ff; color:#1e3a8a;")
         self.sentence.setText(f"Step {step} of {steps}. {text}")
         self.sentence.setVisible(True)
         finished = step >= steps
         if finished:
-            highest = max((seq for seq, _, _ in outcome.end if seq is not None), default=None)
-            self.after.show_row(server_row(outcome.end), highest)
+            self.after.show_cells(scenario_cells(outcome.end))
         self.verdict.setVisible(finished)

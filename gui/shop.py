@@ -1,5 +1,6 @@
-"""The Shop tab: search, book details, Buy, the answer in plain words, and the order
-history — everything through the front-end, like a shopper."""
+"""The Shop tab: search by topic, book details, Buy, the answer in plain words (an unknown
+outcome with its buy id and a way to look it up), and the order history — everything
+through the front-end, like a shopper, by way of the controller."""
 from __future__ import annotations
 
 import time
@@ -21,9 +22,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from nodes.control.session import ClusterSession
+from nodes.control.controller import Controller
+from nodes.control.model import ClusterModel
 
-from .common import OUTCOME_STYLE, label, spawn
+from .common import OUTCOME_STYLE, ModelEvents, label, spawn
 
 
 def _table(columns: list[str]) -> QTableWidget:
@@ -39,14 +41,16 @@ def _table(columns: list[str]) -> QTableWidget:
 
 
 class ShopView(QWidget):
-    def __init__(self, session: ClusterSession, report) -> None:
+    def __init__(self, model: ClusterModel, controller: Controller, events: ModelEvents, report) -> None:
         super().__init__()
-        self.session = session
+        self.model = model
+        self.controller = controller
         self.report = report
         self.book_id: int | None = None
+        self.unknown_buy: str | None = None
 
         self.query = QLineEdit()
-        self.query.setPlaceholderText("Search by topic — e.g. distributed, graduate, or t for everything")
+        self.query.setPlaceholderText("a topic, e.g. distributed or graduate (t matches every book)")
         self.query.setAccessibleName("Search topic")
         self.search_button = QPushButton("Search")
         self.search_button.setObjectName("Primary")
@@ -64,12 +68,16 @@ class ShopView(QWidget):
         self.buy_button.setEnabled(False)
         self.answer = label("", name="Answer", wrap=True)
         self.answer.setVisible(False)
+        self.look_up_button = QPushButton("Look it up")
+        self.look_up_button.setToolTip("Ask every order replica whether this buy id is in its history")
+        self.look_up_button.setVisible(False)
 
         self.history = _table(["Time", "Replica", "Order", "Book", "Title", "Price"])
         self.history.horizontalHeader().setSectionResizeMode(4, QHeaderView.ResizeMode.Stretch)
         self.refresh_history_button = QPushButton("Refresh")
 
         search_row = QHBoxLayout()
+        search_row.addWidget(label("Search by topic:"))
         search_row.addWidget(self.query, 1)
         search_row.addWidget(self.search_button)
 
@@ -83,6 +91,7 @@ class ShopView(QWidget):
         details_layout.addLayout(form)
         details_layout.addWidget(self.buy_button)
         details_layout.addWidget(self.answer)
+        details_layout.addWidget(self.look_up_button, 0, Qt.AlignmentFlag.AlignLeft)
         details_layout.addStretch(1)
         details.setMinimumWidth(340)
 
@@ -107,6 +116,7 @@ class ShopView(QWidget):
         self.results.itemSelectionChanged.connect(self._selected)
         self.results.activated.connect(lambda _index: self.buy())
         self.buy_button.clicked.connect(self.buy)
+        self.look_up_button.clicked.connect(self.look_up)
         self.refresh_history_button.clicked.connect(self.refresh_history)
         QShortcut(QKeySequence("Ctrl+B"), self, activated=self.buy)
         QShortcut(QKeySequence("Ctrl+F"), self, activated=self.query.setFocus)
@@ -120,7 +130,7 @@ class ShopView(QWidget):
         spawn(self._search(text), self.report)
 
     async def _search(self, topic: str) -> None:
-        ok, found = await self.session.shop.search(topic or "t")
+        ok, found = await self.controller.search(topic or "t")
         if not ok:
             self.show_answer("invalid", str(found))
             return
@@ -132,9 +142,10 @@ class ShopView(QWidget):
                     item.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
                 self.results.setItem(row, column, item)
         if found:
+            self.clear_answer()  # an earlier "nothing found" or error no longer holds
             self.results.selectRow(0)
         else:
-            self.show_answer("invalid", f"No book's topic contains “{topic}”.")
+            self.show_answer("invalid", f"No book's topic contains “{topic}”. Search is by topic, not title.")
 
     def _selected(self) -> None:
         rows = self.results.selectionModel().selectedRows()
@@ -145,17 +156,23 @@ class ShopView(QWidget):
         spawn(self._details(self.book_id), self.report)
 
     async def _details(self, book: int) -> None:
-        ok, details = await self.session.shop.lookup(book)
+        ok, details = await self.controller.lookup(book)
         if book != self.book_id:
             return  # the shopper moved on while we asked
         if not ok:
-            self.title.setText(str(details))
+            # Nothing of another book may stay on show under this one's error.
+            self.title.setText(f"Book {book} could not be loaded")
+            self.price.setText("—")
+            self.stock.setText("—")
             self.buy_button.setEnabled(False)
+            self.show_answer("invalid", str(details))
             return
         self.title.setText(details["title"])
         self.price.setText(f"${details['price']}")
-        self.stock.setText(str(details["quantity"]))
-        self.buy_button.setEnabled(True)
+        in_stock = details["quantity"] > 0
+        self.stock.setText(str(details["quantity"]) if in_stock else "0 — out of stock")
+        self.buy_button.setEnabled(in_stock)
+        self.buy_button.setToolTip("" if in_stock else "Out of stock: there is nothing to buy")
 
     def buy(self) -> None:
         if self.book_id is None or not self.buy_button.isEnabled():
@@ -166,25 +183,48 @@ class ShopView(QWidget):
 
     async def _buy(self, book: int) -> None:
         try:
-            outcome = await self.session.shop.buy(book)
+            outcome = await self.controller.buy(book)
             self.show_answer(outcome.kind, outcome.sentence)
-            await self._details(book)
-            await self._history()
+            self.unknown_buy = outcome.buy_id if outcome.kind == "unknown" else None
+            self.look_up_button.setVisible(self.unknown_buy is not None)
+        except Exception:
+            self.buy_button.setEnabled(True)
+            raise
         finally:
             self.buy_button.setText("Buy  (Ctrl+B)")
-            self.buy_button.setEnabled(self.book_id is not None)
+        await self._details(book)
+        await self._history()
+
+    def look_up(self) -> None:
+        if self.unknown_buy is not None:
+            spawn(self._look_up(self.unknown_buy), self.report)
+
+    async def _look_up(self, buy_id: str) -> None:
+        found = await self.controller.find_buy(buy_id)
+        self.show_answer("bought" if found.record else "unknown" if found.silent else "unreachable", found.sentence)
+        self.look_up_button.setVisible(found.record is None and bool(found.silent))
+        if found.record is not None or not found.silent:
+            self.unknown_buy = None
+        await self._history()
 
     def show_answer(self, kind: str, text: str) -> None:
         background, color = OUTCOME_STYLE.get(kind, ("#f1f5f9", "#0f172a"))
         self.answer.setStyleSheet(f"background:{background}; color:{color};")
         self.answer.setText(text)
         self.answer.setVisible(True)
+        if kind != "unknown":
+            self.look_up_button.setVisible(False)
+
+    def clear_answer(self) -> None:
+        if self.unknown_buy is None:  # an unknown outcome stays until it is looked up
+            self.answer.setVisible(False)
+            self.answer.setText("")
 
     def refresh_history(self) -> None:
         spawn(self._history(), self.report)
 
     async def _history(self) -> None:
-        records: list[dict[str, Any]] = await self.session.orders()
+        records: list[dict[str, Any]] = await self.controller.orders()
         self.history.setRowCount(len(records))
         for row, record in enumerate(records):
             values = (time.strftime("%H:%M:%S", time.localtime(record["time"])), record["replica"],

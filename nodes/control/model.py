@@ -87,6 +87,13 @@ class Trace:
     def operation(self) -> str:
         return f"{self.method} {self.path}".strip()
 
+    def steps(self) -> list[Step]:
+        """The trace as a sequence diagram draws it, in causal order: the request, every hop
+        as a call and, later, its answer, then the answer to the client. An answer comes after
+        every hop it waited for (a hop sent by its target while it was open), whatever the
+        clocks of the processes say."""
+        return causal_steps(self.hops, self.entry_node, self.operation, self.status, self.ms)
+
     def lines(self) -> list[str]:
         """The trace as numbered steps, the way the figures number them."""
         rows = []
@@ -99,6 +106,46 @@ class Trace:
                          f"{self.ms:.2f} ms in all"))
         widths = [max((len(row[i]) for row in rows), default=0) for i in range(5)]
         return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
+
+
+@dataclass(frozen=True)
+class Step:
+    """One arrow of a sequence diagram: ``kind`` is "request" (client to entry node),
+    "call" (a hop sent), "answer" (a hop's answer) or "reply" (entry node to client)."""
+
+    kind: str
+    source: str
+    target: str
+    text: str
+    hop: Hop | None = None
+
+
+def _nested(parent: Hop, child: Hop) -> bool:
+    return child.source == parent.target and parent.t0 <= child.t0 <= parent.t0 + parent.ms / 1000
+
+
+def causal_steps(hops: list[Hop], entry: str | None, operation: str, status: int | None,
+                 ms: float | None) -> list[Step]:
+    entry = entry or "frontend"
+    ordered = sorted(hops, key=lambda h: (h.t0, h.number))
+    # When each hop's answer may be drawn: not before its own end, nor before the answer of
+    # any hop it waited for (children first, so a parent's end covers its descendants').
+    done_at = {h.number: h.t0 + h.ms / 1000 for h in ordered}
+    for parent in reversed(ordered):
+        for child in ordered:
+            if child is not parent and _nested(parent, child):
+                done_at[parent.number] = max(done_at[parent.number], done_at[child.number] + 1e-6)
+    arrows: list[tuple[float, int, Step]] = []
+    for rank, hop in enumerate(ordered):
+        arrows.append((hop.t0, 2 * rank, Step("call", hop.source, hop.target, f"[{hop.number}] {hop.label}", hop)))
+        arrows.append((done_at[hop.number], 2 * rank + 1,
+                       Step("answer", hop.target, hop.source, f"{hop.answer}  ·  {hop.ms:.1f} ms", hop)))
+    arrows.sort(key=lambda a: (a[0], a[1]))
+    steps = [Step("request", "client", entry, f"[1] {operation}")]
+    steps += [a[2] for a in arrows]
+    if status is not None:
+        steps.append(Step("reply", entry, "client", f"[{len(hops) + 2}] {status} in {ms or 0:.1f} ms"))
+    return steps
 
 
 # ---- what the model keeps -------------------------------------------------------------------
@@ -163,42 +210,264 @@ class NodeView:
         return sum(1 for t in self.answered if now - t <= window) / window
 
 
+@dataclass(frozen=True)
+class ProcessState:
+    """What the supervisor knows of one node's process, copied when it changes."""
+
+    state: str = "down"  # starting, up, down, hung, exited
+    slow_ms: int = 0
+    cut_off: bool = False
+    pid: int | None = None
+    exit_code: int | None = None
+    started_at: float | None = None
+    attached: bool = False
+
+    @classmethod
+    def of(cls, node: Any) -> ProcessState:
+        return cls(node.state, node.slow_ms, node.cut_off, node.pid, node.exit_code, node.started_at, node.attached)
+
+
+#: Every state a node can be in, each its own; the order is how bad it is.
+HEALTH_STATES = ("up", "slow", "starting", "cut off", "hung", "down", "exited")
+
+
+@dataclass(frozen=True)
+class NodeHealth:
+    """One node as every view shows it: one state of ``HEALTH_STATES`` and plain words."""
+
+    name: str
+    role: str
+    address: str
+    state: str
+    label: str  # e.g. "up", "slowed 500 ms", "exited with code 1"
+    process: ProcessState
+    connected: bool
+    #: Why the node may do less than its state says (an order whose catalog is down, ...).
+    notes: tuple[str, ...] = ()
+
+    @property
+    def serving(self) -> bool:
+        """Answers requests: up, or up but slow."""
+        return self.state in ("up", "slow")
+
+    @property
+    def gone(self) -> bool:
+        """No process: crashed, stopped or exited."""
+        return self.state in ("down", "exited")
+
+
+@dataclass(frozen=True)
+class ReplicaCell:
+    """One book at one catalog replica, derived once for every view: ``stale`` when its seq is
+    below the highest any replica is known to hold; ``lease_lapsed`` when the replica has been
+    out of touch for its lease and so vouches for nothing (W2)."""
+
+    replica: int
+    book: int
+    seq: int | None
+    stock: int | None
+    valid: bool
+    stale: bool
+    lease_lapsed: bool
+    health: str  # the replica's NodeHealth.state
+
+    @property
+    def known(self) -> bool:
+        return self.seq is not None
+
+
+def derive_cells(book: int, rows: list[tuple[int, int | None, int | None, bool, bool, str]]) -> list[ReplicaCell]:
+    """Cells for one book from (replica, seq, stock, valid, lease lapsed, health) rows: the one
+    place "highest seq" and "stale" are worked out, for the live cluster and the scenarios."""
+    known = [seq for _r, seq, *_rest in rows if seq is not None]
+    highest = max(known) if known else None
+    return [ReplicaCell(replica, book, seq, stock, valid and health not in ("down", "exited"),
+                        seq is not None and highest is not None and seq < highest, lapsed, health)
+            for replica, seq, stock, valid, lapsed, health in rows]
+
+
+@dataclass(frozen=True)
+class LogLine:
+    t: float
+    text: str
+
+
+#: Latency series the charts draw: buys that bought and "out of stock" answers apart.
+SERIES = ("lookup", "search", "buy", "out of stock", "failed buy")
+PENDING_BUY_S = 2.0
+
+
 class ClusterModel:
+    """The cluster as every view shows it. Fed by the nodes' telemetry streams and, through
+    ``watch``, by the supervisor's process states; emits one signal per kind of change."""
+
     def __init__(self, endpoints: dict[str, str], secret: str | None, *, keep_traces: int = 50,
-                 keep_samples: int = 5000) -> None:
+                 keep_samples: int = 5000, catalog_of: dict[str, str] | None = None) -> None:
         self.secret = secret
         self.nodes = {name: NodeView(name, address.rstrip("/")) for name, address in endpoints.items()}
+        #: Which catalog replica each order replica talks to (an order is only as good as it).
+        self.catalog_of = dict(catalog_of or {})
+        self.processes: dict[str, ProcessState] = {name: ProcessState() for name in self.nodes}
         self.replicas: dict[str, dict[int, ReplicaBook]] = {}
+        self.lease_lapsed: dict[str, bool] = {}
         self.caches = {"lookup": CacheView("lookup"), "search": CacheView("search")}
-        self.latency: dict[str, deque[Sample]] = {op: deque(maxlen=keep_samples) for op in OPERATIONS.values()}
+        self.latency: dict[str, deque[Sample]] = {op: deque(maxlen=keep_samples) for op in SERIES}
         self.keep_traces = keep_traces
         self._traces: OrderedDict[str, list[dict[str, Any]]] = OrderedDict()
+        self._buy_outcomes: OrderedDict[str, str] = OrderedDict()  # trace -> the order's outcome
+        self._pending_buys: OrderedDict[str, Sample] = OrderedDict()  # answered 200, outcome not yet heard
         self.notable: deque[dict[str, Any]] = deque(maxlen=500)
         self.seconds: deque[Second] = deque(maxlen=600)
+        self.logs: dict[str, deque[LogLine]] = {name: deque(maxlen=500) for name in self.nodes}
+        self._health: dict[str, NodeHealth] = {}
         # What views connect to:
-        self.node_changed = Signal()  # (name)
+        self.node_changed = Signal()  # (name): its health, process or counters changed
         self.replicas_changed = Signal()  # (name)
         self.cache_changed = Signal()  # (cache name)
-        self.latency_added = Signal()  # (operation, Sample)
+        self.latency_added = Signal()  # (series, Sample)
         self.trace_changed = Signal()  # (trace id)
         self.event_seen = Signal()  # (event) for notable events: faults, outcomes, catch-ups
+        self.logged = Signal()  # (name, LogLine): a line in a node's log of what happened to it
+        self.ticked = Signal()  # (now): once a second, for what time alone changes (rates, uptimes)
         self._tasks: list[asyncio.Task] = []
         self._session: aiohttp.ClientSession | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._supervisor: Any = None
+        for name in self.nodes:
+            self._health[name] = self._derive(name)
 
     @classmethod
     def for_supervisor(cls, supervisor: Any, **kw: Any) -> ClusterModel:
-        return cls({n.name: n.address for n in supervisor.nodes.values()}, supervisor.secret, **kw)
+        catalog_of = {}
+        for node in supervisor.nodes.values():
+            if node.role == "order":
+                catalog_of[node.name] = f"catalog{supervisor.cluster.catalog_of(node.index)}"
+        return cls({n.name: n.address for n in supervisor.nodes.values()}, supervisor.secret,
+                   catalog_of=catalog_of, **kw)
+
+    # ---- process states, from the supervisor ----------------------------------------------
+    def watch(self, supervisor: Any) -> None:
+        """Follow the supervisor's process states. Its listeners run on process-reader threads;
+        each change is copied there and applied on this model's loop."""
+        self._loop = asyncio.get_running_loop()
+        self._supervisor = supervisor
+        supervisor.listeners.append(self._from_thread)
+        for node in supervisor.nodes.values():
+            self.set_process(node.name, ProcessState.of(node))
+
+    def _from_thread(self, node: Any) -> None:
+        state = ProcessState.of(node)
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self.set_process, node.name, state)
+
+    def set_process(self, name: str, state: ProcessState) -> None:
+        before = self.processes.get(name, ProcessState())
+        if state == before:
+            return
+        self.processes[name] = state
+        for line in _process_lines(before, state):
+            self.log(name, line)
+        self._rederive(name)
+        if state.state in ("down", "exited") and name in self.replicas:
+            self.replicas_changed.emit(name)  # its valid set is gone with the process
+
+    # ---- health ---------------------------------------------------------------------------
+    def health(self, name: str) -> NodeHealth:
+        return self._health[name]
+
+    def healths(self) -> list[NodeHealth]:
+        return [self._health[name] for name in self.nodes]
+
+    def _derive(self, name: str) -> NodeHealth:
+        view = self.nodes[name]
+        process = self.processes[name]
+        slow_ms = process.slow_ms or int(view.state.get("slow_ms", 0) or 0)
+        cut_off = process.cut_off or bool(view.state.get("cut_off", False))
+        if process.state == "exited":
+            state, text = "exited", f"exited with code {process.exit_code}"
+        elif process.state in ("down", "starting", "hung"):
+            state = text = process.state
+        elif cut_off:
+            state, text = "cut off", "cut off"
+        elif slow_ms:
+            state, text = "slow", f"slowed {slow_ms} ms"
+        else:
+            state = text = "up"
+        notes = []
+        if state == "slow" and view.role == "order":
+            notes.append("the front-end sends buys to the next order replica when this one is slower than "
+                         "its timeout, so few requests reach it")
+        elif state == "slow":
+            notes.append("callers wait longer for every answer; past their timeout they try another replica")
+        catalog = self.catalog_of.get(name)
+        if catalog is not None and state in ("up", "slow"):
+            theirs = self._health.get(catalog)
+            if theirs is not None and not theirs.serving:
+                notes.append(f"its catalog, {catalog}, is {theirs.label}: it cannot carry out buys, "
+                             "so the front-end routes them to other order replicas")
+        return NodeHealth(name, view.role, view.address, state, text, process, view.connected, tuple(notes))
+
+    def _rederive(self, name: str) -> None:
+        changed = [name]
+        changed += [order for order, catalog in self.catalog_of.items() if catalog == name]
+        for each in changed:
+            health = self._derive(each)
+            if health != self._health.get(each):
+                self._health[each] = health
+                self.node_changed.emit(each)
+                if health.role == "catalog":
+                    self.replicas_changed.emit(each)  # its cells are drawn by its state
+
+    def summary(self) -> tuple[int, int, list[NodeHealth]]:
+        """(nodes up, nodes in all, the ones not simply up) — what every "n of m up" says."""
+        healths = self.healths()
+        return (sum(1 for h in healths if h.serving), len(healths),
+                [h for h in healths if h.state != "up" or h.notes])
+
+    # ---- replica cells --------------------------------------------------------------------
+    def catalog_names(self) -> list[str]:
+        return [name for name in self.nodes if self.nodes[name].role == "catalog"]
+
+    def book_ids(self) -> list[int]:
+        return sorted({book for books in self.replicas.values() for book in books})
+
+    def cells(self, book: int) -> list[ReplicaCell]:
+        """The book at every catalog replica, as the Replicas tab and the figures draw it."""
+        rows = []
+        for name in self.catalog_names():
+            held = self.replicas.get(name, {}).get(book)
+            rows.append((int(name.removeprefix("catalog")), None if held is None else held.seq,
+                         None if held is None else held.quantity, bool(held and held.valid),
+                         self.lease_lapsed.get(name, False), self._health[name].state))
+        return derive_cells(book, rows)
+
+    # ---- node logs ------------------------------------------------------------------------
+    def log(self, name: str, text: str, t: float | None = None) -> None:
+        """Add a line to what the window tells of ``name`` (its Log)."""
+        line = LogLine(time.time() if t is None else t, text)
+        self.logs[name].append(line)
+        self.logged.emit(name, line)
 
     # ---- following the nodes ------------------------------------------------------------
     async def start(self) -> None:
         self._session = aiohttp.ClientSession()
         self._tasks = [asyncio.create_task(self._follow(view), name=f"follow-{view.name}")
                        for view in self.nodes.values()]
+        self._tasks.append(asyncio.create_task(self._clock(), name="model-clock"))
 
     async def stop(self) -> None:
         await cancel_and_wait(*self._tasks)
         if self._session is not None:
             await self._session.close()
+        if self._supervisor is not None and self._from_thread in self._supervisor.listeners:
+            self._supervisor.listeners.remove(self._from_thread)
+
+    async def _clock(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)  # the clock's own pacing: rates and uptimes move with time
+            self._flush_pending(time.time())
+            self.ticked.emit(time.time())
 
     async def _follow(self, view: NodeView) -> None:
         headers = {SECRET_HEADER: self.secret} if self.secret else {}
@@ -223,6 +492,7 @@ class ClusterModel:
         if view.connected != connected:
             view.connected = connected
             self.node_changed.emit(view.name)
+            self._rederive(view.name)
 
     # ---- applying events ------------------------------------------------------------------
     def apply(self, name: str, event: dict[str, Any]) -> None:
@@ -239,9 +509,7 @@ class ClusterModel:
             if name == "frontend":
                 self._second(event["t"]).answers += 1
             if name == "frontend" and op is not None:
-                sample = Sample(event["t"], event["ms"], event["status"])
-                self.latency[op].append(sample)
-                self.latency_added.emit(op, sample)
+                self._sample(op, Sample(event["t"], event["ms"], event["status"]), trace)
         elif kind == "seq":
             book = self.replicas.get(name, {}).get(event["book"])
             if book is not None:
@@ -252,13 +520,59 @@ class ClusterModel:
             if book is not None:
                 book.valid = event["valid"]
                 self.replicas_changed.emit(name)
+        elif kind == "lease":
+            self.lease_lapsed[name] = not event["held"]
+            self.replicas_changed.emit(name)
         elif kind == "cache":
             self._cache_event(event)
         elif kind == "dropped":
             view.dropped += event["count"]
-        if kind in ("fault", "order", "catch_up", "peer", "replica", "lease_wait", "dropped"):
+        elif kind == "order" and trace is not None:
+            self._order_outcome(trace, event["outcome"])
+        elif kind == "fault":
+            if event.get("fault") == "slow":
+                view.state["slow_ms"] = event.get("ms", 0)
+            elif event.get("fault") == "cut_off":
+                view.state["cut_off"] = event.get("on", False)
+            self._rederive(name)
+        text = _event_line(event)
+        if text is not None:
+            self.log(name, text, event.get("t"))
+        if kind in ("fault", "order", "catch_up", "peer", "replica", "lease_wait", "lease", "dropped", "generation"):
             self.notable.append(event)
             self.event_seen.emit(event)
+
+    def _sample(self, op: str, sample: Sample, trace: str | None) -> None:
+        if op != "buy":
+            self._add_sample(op, sample)
+        elif sample.status != 200:
+            self._add_sample("failed buy", sample)
+        elif trace is not None and trace in self._buy_outcomes:
+            self._add_sample(_series_of(self._buy_outcomes[trace]), sample)
+        elif trace is not None:
+            self._pending_buys[trace] = sample  # its order replica's outcome is still on its way
+        else:
+            self._add_sample("buy", sample)
+
+    def _order_outcome(self, trace: str, outcome: str) -> None:
+        self._buy_outcomes[trace] = outcome
+        while len(self._buy_outcomes) > 2000:
+            self._buy_outcomes.popitem(last=False)
+        sample = self._pending_buys.pop(trace, None)
+        if sample is not None:
+            self._add_sample(_series_of(outcome), sample)
+
+    def _flush_pending(self, now: float) -> None:
+        while self._pending_buys:
+            trace, sample = next(iter(self._pending_buys.items()))
+            if now - sample.t < PENDING_BUY_S:
+                break
+            del self._pending_buys[trace]
+            self._add_sample("buy", sample)  # answered 200 and no outcome heard: a buy
+
+    def _add_sample(self, series: str, sample: Sample) -> None:
+        self.latency[series].append(sample)
+        self.latency_added.emit(series, sample)
 
     def _snapshot(self, view: NodeView, state: dict[str, Any]) -> None:
         view.state = state
@@ -266,6 +580,7 @@ class ClusterModel:
             self.replicas[view.name] = {
                 b["id"]: ReplicaBook(b["seq"], b["quantity"], b["price"], b["valid"]) for b in state["books"]
             }
+            self.lease_lapsed[view.name] = not state.get("lease_ok", True)
             self.replicas_changed.emit(view.name)
         if state.get("role") == "frontend":
             for name, described in state["caches"].items():
@@ -276,6 +591,7 @@ class ClusterModel:
                     setattr(cache, counter, described[counter])
                 self.cache_changed.emit(name)
         self.node_changed.emit(view.name)
+        self._rederive(view.name)
 
     def _cache_event(self, event: dict[str, Any]) -> None:
         cache = self.caches[event["cache"]]
@@ -351,6 +667,53 @@ class ClusterModel:
     def trace(self, trace_id: str) -> Trace:
         return Trace.from_events(trace_id, self._traces.get(trace_id, []))
 
+
+
+def _series_of(outcome: str) -> str:
+    return {"bought": "buy", "out_of_stock": "out of stock"}.get(outcome, "failed buy")
+
+
+def _process_lines(before: ProcessState, after: ProcessState) -> list[str]:
+    """What a change of process state means, in the words of a node's Log."""
+    lines = []
+    if before.state != after.state:
+        text = {
+            "starting": "starting (pid {pid})",
+            "up": "resumed (SIGCONT): answering again" if before.state == "hung" else "up and answering",
+            "hung": "hung (SIGSTOP): connections are accepted, nothing is answered",
+            "down": "crashed or stopped: the process is gone, its valid set with it",
+            "exited": "exited with code {code}",
+        }[after.state]
+        lines.append(text.format(pid=after.pid, code=after.exit_code))
+    if before.slow_ms != after.slow_ms and after.state not in ("down", "exited", "starting"):
+        lines.append(f"slowed by {after.slow_ms} ms per answer" if after.slow_ms else "back to normal speed")
+    if before.cut_off != after.cut_off and after.state not in ("down", "exited", "starting"):
+        lines.append("cut off: drops all traffic but admin and telemetry" if after.cut_off
+                     else "healed: takes traffic again")
+    return lines
+
+
+def _event_line(event: dict[str, Any]) -> str | None:
+    """A node's own telemetry event worth a line in its Log, in plain words (None if not)."""
+    kind = event["kind"]
+    if kind == "lease":
+        return ("lease regained: heard from its peers again, vouches for its copies" if event["held"]
+                else "lease lapsed: out of touch with its peers, drops its valid set (W2)")
+    if kind == "lease_wait":
+        return f"waits for the lease of catalog {', '.join(map(str, event.get('peers', [])))} to lapse before writing"
+    if kind == "catch_up":
+        return f"caught up: book {event['book']} to seq {event['seq']}"
+    if kind == "peer":
+        return f"sees catalog{event['peer']} {'back' if event['up'] else 'out'}"
+    if kind == "replica":
+        return f"marks {event['ring']}{event['replica']} {'back' if event['up'] else 'out'}"
+    if kind == "generation":
+        return "adopted a newer reset of the data from a peer (it missed the reset while away)"
+    if kind == "order" and event.get("outcome") == "unknown":
+        return f"buy {event.get('buy_id', '')}: no order replica confirmed it in time (outcome unknown)"
+    if kind == "dropped":
+        return f"the window fell behind its event stream and lost {event['count']} events"
+    return None
 
 
 async def fetch_trace(supervisor: Any, trace_id: str) -> Trace:

@@ -7,6 +7,7 @@ import asyncio
 import random
 import statistics
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,9 +18,14 @@ import aiohttp
 
 from ..shared.tasks import cancel_and_wait
 from .clusterfile import Cluster
+from .controller import Controller
 from .model import ClusterModel
 from .supervisor import ClusterError, Supervisor
 from .workload import Request, Runner, percentile
+
+BUY_ID_HEADER = "X-Bazar-Buy-Id"
+#: How long the shop waits for the front-end's answer to a buy before it says "unknown".
+BUY_TIMEOUT_S = 12.0
 
 
 @dataclass(frozen=True)
@@ -27,6 +33,8 @@ class BuyOutcome:
     kind: str  # bought, out of stock, book unknown, unreachable, unknown, invalid
     message: str
     tried: tuple[str, ...] = ()
+    #: The buy's id, sent with it: the way to learn an unknown outcome later (W7).
+    buy_id: str = ""
 
     @property
     def sentence(self) -> str:
@@ -38,11 +46,22 @@ class BuyOutcome:
         if self.kind == "book unknown":
             return "There is no book with that number."
         if self.kind == "unreachable":
-            return f"No order server could be reached (tried {', '.join(self.tried) or 'none'}). Nothing was bought."
+            tried = f" (tried {', '.join(self.tried)})" if self.tried else ""
+            return f"No order server could be reached{tried}. Nothing was bought."
         if self.kind == "unknown":
-            return ("No order server confirmed the purchase in time: it may or may not have gone through. "
-                    "Check the order history.")
+            return (f"Outcome unknown: no answer confirmed the purchase in time, so it may or may not have gone "
+                    f"through. Buy id {self.buy_id}: press “Look it up” to learn what happened.")
         return self.message
+
+
+@dataclass(frozen=True)
+class ShopError:
+    """What went wrong between the shop and the front-end, in plain words."""
+
+    message: str
+    #: True when the request may have reached the front-end (a time-out, a dropped
+    #: connection): whatever it asked for may have happened.
+    maybe_done: bool
 
 
 class Shop:
@@ -51,40 +70,61 @@ class Shop:
     def __init__(self, frontend: str) -> None:
         self.frontend = frontend.rstrip("/")
         self.session: aiohttp.ClientSession | None = None
+        self.buy_timeout = BUY_TIMEOUT_S
 
-    async def _call(self, method: str, path: str, timeout: float = 10.0) -> tuple[int, Any]:
+    async def _call(self, method: str, path: str, timeout: float = 10.0,
+                    headers: dict[str, str] | None = None) -> tuple[int, Any]:
+        """(status, JSON body); status 0 and a ``ShopError`` when nothing came back."""
         if self.session is None or self.session.closed:
             self.session = aiohttp.ClientSession()
         try:
-            async with self.session.request(method, self.frontend + path,
+            async with self.session.request(method, self.frontend + path, headers=headers,
                                             timeout=aiohttp.ClientTimeout(total=timeout)) as resp:
                 return resp.status, await resp.json(content_type=None)
-        except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
-            return 0, {"message": f"The front-end did not answer ({exc.__class__.__name__})"}
+        except aiohttp.ClientConnectorError:
+            return 0, ShopError("The front-end could not be reached: it is down or cut off.", maybe_done=False)
+        except TimeoutError:
+            return 0, ShopError(f"The front-end did not answer within {timeout:.0f} s: it may be hung or "
+                                "overloaded.", maybe_done=True)
+        except (aiohttp.ClientError, ValueError):
+            return 0, ShopError("The connection to the front-end broke before it answered.", maybe_done=True)
+
+    @staticmethod
+    def _failure(status: int, body: Any) -> str:
+        if isinstance(body, ShopError):
+            return body.message
+        if isinstance(body, dict) and body.get("message"):
+            return str(body["message"])
+        return f"The front-end answered with an error (status {status})."
 
     async def search(self, topic: str) -> tuple[bool, list[dict[str, Any]] | str]:
         if not topic.strip():
             return False, "Type a topic to search for, e.g. distributed"
         status, body = await self._call("GET", f"/search/{quote(topic.strip(), safe='')}")
-        return (True, body) if status == 200 else (False, body.get("message", f"error {status}"))
+        return (True, body) if status == 200 else (False, self._failure(status, body))
 
     async def lookup(self, book: int) -> tuple[bool, dict[str, Any] | str]:
         status, body = await self._call("GET", f"/lookup/{book}")
-        return (True, body) if status == 200 else (False, body.get("message", f"error {status}"))
+        return (True, body) if status == 200 else (False, self._failure(status, body))
 
-    async def buy(self, book: int) -> BuyOutcome:
-        status, body = await self._call("PUT", f"/buy/{book}", timeout=30.0)
+    async def buy(self, book: int, buy_id: str | None = None) -> BuyOutcome:
+        buy_id = buy_id or uuid.uuid4().hex[:12]
+        status, body = await self._call("PUT", f"/buy/{book}", timeout=self.buy_timeout,
+                                        headers={BUY_ID_HEADER: buy_id})
+        if isinstance(body, ShopError):
+            # A buy that may have reached the front-end may have been carried out (W7).
+            return BuyOutcome("unknown" if body.maybe_done else "unreachable", body.message, (), buy_id)
         message = body.get("message", "") if isinstance(body, dict) else ""
         tried = tuple(t["replica"] for t in body.get("tried", [])) if isinstance(body, dict) else ()
         if status == 200:
-            return BuyOutcome("bought" if body.get("success") else "out of stock", message)
+            return BuyOutcome("bought" if body.get("success") else "out of stock", message, (), buy_id)
         if status == 202:
-            return BuyOutcome("unknown", message, tried)
+            return BuyOutcome("unknown", message, tried, buy_id)
         if status == 404:
-            return BuyOutcome("book unknown", message)
+            return BuyOutcome("book unknown", message, (), buy_id)
         if status == 422:
-            return BuyOutcome("invalid", message)
-        return BuyOutcome("unreachable", message, tried)
+            return BuyOutcome("invalid", message, (), buy_id)
+        return BuyOutcome("unreachable", message, tried, buy_id)
 
     async def close(self) -> None:
         if self.session is not None:
@@ -202,16 +242,20 @@ class ClusterSession:
     load: LoadGenerator = field(init=False)
     lag: LagMonitor = field(default_factory=LagMonitor)
 
+    controller: Controller = field(init=False)
+
     def __post_init__(self) -> None:
         self.supervisor = Supervisor(self.cluster)
         self.model = ClusterModel.for_supervisor(self.supervisor)
         self.shop = Shop(self.supervisor.frontend.address)
         self.load = LoadGenerator(self.supervisor)
+        self.controller = Controller(self)
 
     async def start(self, progress: Callable[[str], None] = lambda message: None) -> None:
         """Start every node (in a worker thread: process control never waits on the GUI's
         loop), then follow them."""
         self.lag.start()
+        self.model.watch(self.supervisor)
         if not self.cluster.attached:
             total = len(self.supervisor.nodes)
 
@@ -241,15 +285,51 @@ class ClusterSession:
         await self.supervisor.aclose()
         await asyncio.to_thread(self.supervisor.close)
 
-    async def orders(self) -> list[dict[str, Any]]:
+    async def orders(self, limit: int = 200) -> list[dict[str, Any]]:
         """Every order replica's history, newest first, each record naming its replica."""
         records = []
         for node in self.supervisor.of_role("order"):
             if node.state != "up" or node.cut_off:
                 continue
             try:
-                history = await self.supervisor.admin(node.name, "GET", "/orders?limit=200")
+                history = await self.supervisor.admin(node.name, "GET", f"/orders?limit={limit}")
             except ClusterError:
                 continue
             records += [{**record, "replica": node.name} for record in history]
         return sorted(records, key=lambda r: r["time"], reverse=True)
+
+    async def find_buy(self, buy_id: str) -> BuyLookup:
+        """What became of the buy with this id, from every order replica that can answer."""
+        asked, silent = [], []
+        for node in self.supervisor.of_role("order"):
+            if node.state != "up" or node.cut_off:
+                silent.append(node.name)
+                continue
+            try:
+                history = await self.supervisor.admin(node.name, "GET", "/orders?limit=10000")
+            except ClusterError:
+                silent.append(node.name)
+                continue
+            asked.append(node.name)
+            for record in history:
+                if record.get("buy_id") == buy_id:
+                    return BuyLookup(buy_id, {**record, "replica": node.name}, tuple(asked), tuple(silent))
+        return BuyLookup(buy_id, None, tuple(asked), tuple(silent))
+
+
+@dataclass(frozen=True)
+class BuyLookup:
+    buy_id: str
+    record: dict[str, Any] | None
+    asked: tuple[str, ...]
+    silent: tuple[str, ...]
+
+    @property
+    def sentence(self) -> str:
+        if self.record is not None:
+            return (f"Buy {self.buy_id} went through: {self.record['replica']} recorded order "
+                    f"{self.record['order_id']} for “{self.record['title']}”.")
+        if self.silent:
+            return (f"Buy {self.buy_id} is in no history that could be read ({', '.join(self.asked) or 'none'}); "
+                    f"{', '.join(self.silent)} could not be asked, so it is still unknown. Try again later.")
+        return f"Buy {self.buy_id} is in no order replica's history: it was not carried out."

@@ -167,6 +167,14 @@ class Supervisor:
         except KeyError:
             raise ClusterError(f"no node named {name!r}; nodes: {', '.join(self.nodes)}") from None
 
+    def _note(self, node: ManagedNode, text: str) -> None:
+        """A line in the node's log file for what was done to it from outside (a stopped
+        process cannot say it was stopped), so that ``log NODE`` tells the whole story."""
+        if node.log_path is None:
+            return
+        with open(node.log_path, "ab") as log:
+            log.write(f"---- {time.strftime('%H:%M:%S')} {node.name} {text}\n".encode())
+
     def _changed(self, node: ManagedNode) -> None:
         for listener in list(self.listeners):
             listener(node)
@@ -249,6 +257,7 @@ class Supervisor:
                 node.state = "down"
                 return
             node.state = "down"
+        self._note(node, "asked to stop (SIGTERM)")
         _terminate(proc)
         self._changed(node)
 
@@ -266,6 +275,7 @@ class Supervisor:
             node.state = "down"
             node.proc.kill()
         node.proc.wait()
+        self._note(node, "crashed (SIGKILL)")
         self._changed(node)
 
     def hang(self, name: str) -> None:
@@ -277,6 +287,7 @@ class Supervisor:
                 raise ClusterError(f"{name} is {node.status}; only a node that is up can hang")
             os.kill(node.proc.pid, signal.SIGSTOP)
             node.state = "hung"
+        self._note(node, "hung (SIGSTOP)")
         self._changed(node)
 
     def resume(self, name: str) -> None:
@@ -287,6 +298,7 @@ class Supervisor:
                 return
             os.kill(node.proc.pid, signal.SIGCONT)
             node.state = "up"
+        self._note(node, "resumed (SIGCONT)")
         self._changed(node)
 
     def stop_all(self) -> None:
@@ -336,18 +348,21 @@ class Supervisor:
                 if resp.status >= 400:
                     raise ClusterError(f"{name} refused {method} {path}: {data.get('message', resp.status)}")
                 return data
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise ClusterError(f"{name} did not answer {method} {path} ({exc.__class__.__name__}); "
-                               f"it is {node.status}") from None
+        except TimeoutError:
+            raise ClusterError(f"{name} did not answer in time ({timeout:.0f} s); it is {node.status}") from None
+        except aiohttp.ClientError:
+            raise ClusterError(f"{name} could not be reached; it is {node.status}") from None
 
     async def slow(self, name: str, ms: int) -> None:
         await self.admin(name, "POST", "/admin/slow", {"ms": ms})
         self.node(name).slow_ms = ms
+        self._note(self.node(name), f"slowed by {ms} ms per answer" if ms else "back to normal speed")
         self._changed(self.node(name))
 
     async def cut_off(self, name: str, on: bool) -> None:
         await self.admin(name, "POST", "/admin/cutoff", {"on": on})
         self.node(name).cut_off = on
+        self._note(self.node(name), "cut off" if on else "healed")
         self._changed(self.node(name))
 
     async def state(self, name: str) -> dict[str, Any]:
@@ -400,15 +415,19 @@ class Supervisor:
                     missing.append(f"{node.name} (back after a lapse, not yet heard by every peer)")
         return missing
 
-    async def reset(self) -> None:
+    async def reset(self) -> list[str]:
         """Every replica's database back to the seven books; caches and histories emptied.
         Catalogs are told one new generation number, so that the ones already reset take
         nothing from the ones not yet reset (a replica down now adopts it when back)."""
         generation = time.time_ns()
+        done = []
         for node in self.nodes.values():
             if node.state == "up":
                 body = {"generation": generation} if node.role == "catalog" else None
                 await self.admin(node.name, "POST", "/admin/reset", body)
+                self._note(node, "reset: back to the seven books")
+                done.append(node.name)
+        return done
 
     async def aclose(self) -> None:
         if self._session is not None:

@@ -103,6 +103,10 @@ def build_app(node: Node, routes: list[web.RouteDef], *, cleanup_ctx: list[Calla
         yield
         await node.client.close()
 
+    async def close_subscribers(_app: web.Application) -> None:
+        node.telemetry.close()  # a live telemetry stream would hold graceful shutdown up
+
+    app.on_shutdown.append(close_subscribers)
     app.cleanup_ctx.append(client_ctx)
     app.cleanup_ctx.extend(cleanup_ctx)
     return app
@@ -236,7 +240,7 @@ def _admin_routes(node: Node) -> list[web.RouteDef]:
         closing = asyncio.create_task(watch_close())
         try:
             await ws.send_str(json.dumps([snapshot]))
-            while not ws.closed:
+            while not ws.closed and not subscriber.closed:
                 await wake.wait()
                 wake.clear()
                 batch = list(subscriber.events)
@@ -251,6 +255,8 @@ def _admin_routes(node: Node) -> list[web.RouteDef]:
         finally:
             node.telemetry.unsubscribe(subscriber)
             closing.cancel()
+        if subscriber.closed and not ws.closed:
+            await ws.close()
         return ws
 
     return [

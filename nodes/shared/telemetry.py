@@ -30,7 +30,13 @@ class Subscriber:
     def __init__(self, limit: int, wake: Callable[[], None]) -> None:
         self.events: collections.deque[dict[str, Any]] = collections.deque(maxlen=limit)
         self.dropped = 0
+        self.closed = False
         self._wake = wake
+
+    def close(self) -> None:
+        """The node is stopping: the listener's stream ends (see ``Telemetry.close``)."""
+        self.closed = True
+        self._wake()
 
     def push(self, event: dict[str, Any]) -> None:
         if len(self.events) == self.events.maxlen:
@@ -65,6 +71,12 @@ class Telemetry:
         subscriber = Subscriber(limit, wake)
         self.subscribers.append(subscriber)
         return subscriber
+
+    def close(self) -> None:
+        """End every live stream, so that a stopping node's graceful shutdown is not held up
+        by its subscribers (the window always has one)."""
+        for subscriber in list(self.subscribers):
+            subscriber.close()
 
     def unsubscribe(self, subscriber: Subscriber) -> None:
         if subscriber in self.subscribers:

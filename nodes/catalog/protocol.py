@@ -83,6 +83,7 @@ TRUST_S = 0.8
 PING_TIMEOUT_S = 0.4
 INVALIDATE_TIMEOUT_S = 0.5
 MODES = ("bazar", "documented")
+CONSISTENCY = ("majority", "available")
 
 Priority = tuple[float, int]  # (when the operation first tried, writer's replica number): lower wins
 
@@ -146,9 +147,13 @@ class CatalogReplica(Core):
         nonce: str = "",
         timeout_s: float = 1.0,
         guard_writes: bool = True,
+        consistency: str | None = None,
     ) -> None:
         self.index = index
         self.guard_writes = guard_writes
+        #: "majority": a write needs a majority of the replicas reserved (W8); "available":
+        #: protocol.md's rule, skip whoever cannot be reached. Documented mode: available.
+        self.consistency = consistency or ("majority" if mode == "bazar" else "available")
         self.has_frontend = has_frontend
         self.mode = mode
         self.peers = [Peer(i) for i in range(replicas) if i != index]
@@ -524,6 +529,13 @@ class CatalogReplica(Core):
                 return Written(outcome.known_buy, duplicate=True)
             return Conflict(self.books[book_id], "busy")
         current = self.books[book_id]
+        reserved, replicas = len(outcome.granted) + 1, len(self.peers) + 1
+        if self.consistency == "majority" and reserved <= replicas // 2:
+            # W8: without a majority, another side of a partition may be writing this book
+            # too. Refuse, and change nothing: availability is what a partition costs.
+            await self._release_peers(book_id, token, outcome.granted)
+            return NotWritten(f"only {reserved} of {replicas} catalog replicas reachable; "
+                              f"{replicas // 2 + 1} needed")
         if base_seq is not None and base_seq != current.seq:
             await self._release_peers(book_id, token, outcome.granted)
             return Conflict(current, "stale base")

@@ -279,18 +279,28 @@ def run_bench(argv: list[str]) -> int:
 
 
 def run_check(argv: list[str]) -> int:
+    import time
+
     from nodes.control.checker import fault_run
+    from nodes.control.faults import ACTIONS
 
     parser = argparse.ArgumentParser(
         prog="launcher.py check", description="Buyers and readers through the front-end while replicas are crashed, "
         "hung, cut off and restarted at random; then check the history. Exit status 0 only when nothing is wrong.")
     parser.add_argument("--seconds", type=float, default=60, help="how long faults and load go on (default 60)")
-    parser.add_argument("--seed", type=int, default=1, help="seed for faults and requests (default 1)")
+    parser.add_argument("--seed", type=int, default=None, help="seed for faults and requests (default: a new one)")
+    parser.add_argument("--faults", default=",".join(ACTIONS), metavar="LIST",
+                        help=f"comma-separated, from {','.join(ACTIONS)} (default all); 'none' for no faults")
     parser.add_argument("--buyers", type=int, default=4)
     parser.add_argument("--readers", type=int, default=2)
     parser.add_argument("--stock", type=int, default=1000, help="copies of each book at the start (default 1000)")
     cluster_options(parser)
     args = parser.parse_args(argv)
+    faults = () if args.faults == "none" else tuple(f.strip() for f in args.faults.split(",") if f.strip())
+    unknown = [f for f in faults if f not in ACTIONS]
+    if unknown:
+        parser.error(f"unknown fault {', '.join(unknown)}; choose from {', '.join(ACTIONS)}")
+    seed = args.seed if args.seed is not None else int(time.time()) % 100_000
     supervisor = Supervisor(load_cluster(args))
 
     async def go() -> int:
@@ -298,10 +308,13 @@ def run_check(argv: list[str]) -> int:
             if not supervisor.cluster.attached:
                 await asyncio.to_thread(start_with_progress, supervisor, sys.stderr)
             await supervisor.wait_settled()
-            verdict = await fault_run(supervisor, args.seconds, seed=args.seed, buyers=args.buyers,
-                                      readers=args.readers, stock=args.stock,
+            verdict = await fault_run(supervisor, args.seconds, seed=seed, buyers=args.buyers,
+                                      readers=args.readers, stock=args.stock, faults=faults,
                                       say=lambda m: print(m, file=sys.stderr, flush=True))
+            saved = supervisor.cluster.data_dir / f"check-seed{seed}.jsonl"
+            verdict.history.save(saved)
             print(verdict.render(), flush=True)
+            print(f"history saved to {saved} (JSON lines; replay the seed with --seed {seed})", flush=True)
             return 0 if verdict.passed else 1
         finally:
             await supervisor.aclose()

@@ -42,6 +42,7 @@ OUTCOME_STYLE = {
     "book unknown": ("#fee2e2", "#991b1b"),
     "invalid": ("#fee2e2", "#991b1b"),
     "unreachable": ("#fee2e2", "#991b1b"),
+    "refused": ("#fee2e2", "#991b1b"),
     "unknown": ("#ede9fe", "#5b21b6"),
 }
 

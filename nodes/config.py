@@ -37,6 +37,7 @@ class CatalogConfig(NodeConfig):
     replicas: list[str] = field(default_factory=list)
     frontend: str | None = None
     mode: str = "bazar"
+    consistency: str | None = None
     seed: int | None = None
     peer_order: list[int] | None = None
 
@@ -91,6 +92,9 @@ def parser() -> argparse.ArgumentParser:
     )
     catalog.add_argument("--frontend", default=None, help="front-end address for invalidations (env FRONT_END_ADDRESS)")
     catalog.add_argument("--mode", choices=("bazar", "documented"), default="bazar")
+    catalog.add_argument("--consistency", choices=("majority", "available"), default=None,
+                         help="writes need a majority of replicas, or skip the unreachable (default: majority in "
+                         "bazar mode, available in documented mode)")
     catalog.add_argument("--seed", type=int, default=None, help="seed for the random choice of peers")
     catalog.add_argument("--peer-order", default=None, help="fixed order of peers to ask, e.g. 1,2,3,4")
 
@@ -135,6 +139,7 @@ def parse(argv: list[str], environ: Mapping[str, str] = os.environ) -> NodeConfi
             replicas=replicas,
             frontend=args.frontend or environ.get("FRONT_END_ADDRESS") or None,
             mode=args.mode,
+            consistency=args.consistency,
             seed=args.seed,
             peer_order=order,
         )

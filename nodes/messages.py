@@ -115,7 +115,10 @@ class Buy:
 
 @dataclass(frozen=True)
 class Health:
-    """A probe: is the node (and what it depends on) able to serve?"""
+    """A probe: is the node (and what it depends on) able to serve? ``sender``: who asks (a
+    catalog answers the front-end with a cache lease)."""
+
+    sender: str = ""
 
 
 # ---- answers ---------------------------------------------------------------------------
@@ -201,6 +204,7 @@ class Pong:
     seqs: dict[int, int]
     newer: tuple[tuple[Book, tuple[str, ...]], ...]
     buy_counts: dict[int, int]
+    lease_until: float | None = None  # a read lease for the pinging replica (W2)
 
 
 @dataclass(frozen=True)
@@ -215,7 +219,7 @@ class OtherGeneration:
 
 @dataclass(frozen=True)
 class Healthy:
-    pass
+    lease_until: float | None = None  # a catalog's cache lease for the front-end
 
 
 @dataclass(frozen=True)
@@ -254,7 +258,9 @@ class OutcomeUnknown:
 
 @dataclass(frozen=True)
 class NoOrderServer:
-    """The front-end's 504 for a buy: nothing was done."""
+    """The front-end's answer when no order replica carried the buy out and none may have:
+    nothing was done. ``refusal``: what a replica that answered said (503), else 504."""
 
     buy_id: str
     tried: tuple[tuple[str, str], ...] = field(default=())
+    refusal: str | None = None

@@ -29,8 +29,8 @@ async def cluster(tmp_path, supervisors):
 async def test_a_short_checked_fault_run_finds_no_anomaly(cluster):
     verdict = await fault_run(cluster, 15, seed=3, buyers=3, readers=2, stock=40)
     print(verdict.render())
-    assert len(verdict.faults) >= 3
-    assert sum(1 for op in verdict.operations if op.kind == "buy" and op.outcome == "bought") > 20
+    assert len(verdict.history.faults) >= 3
+    assert sum(1 for op in verdict.history.operations if op.kind == "buy" and op.outcome == "bought") > 20
     assert verdict.anomalies == []
     assert verdict.convergence_s is not None and verdict.convergence_s < 15
 

@@ -8,7 +8,7 @@ from aiohttp import web
 
 from ..books import Book
 from ..config import CatalogConfig
-from ..messages import Check, FetchBuys, Get, OtherGeneration, Ping, Read, Release, Search, Update, Write
+from ..messages import Check, FetchBuys, Get, Health, OtherGeneration, Ping, Read, Release, Search, Update, Write
 from ..shared.errors import ApiError, book_id, json_object, optional_int, optional_number, whole_number
 from ..shared.node import Node, build_app
 from ..shared.wire import GENERATION_HEADER, response_of
@@ -38,6 +38,7 @@ def init_app(config: CatalogConfig) -> web.Application:
             replicas,
             frontend=config.frontend,
             mode=config.mode,
+            consistency=config.consistency,
             seed=config.seed,
             peer_order=config.peer_order,
         )
@@ -45,6 +46,12 @@ def init_app(config: CatalogConfig) -> web.Application:
         holder["replica"] = replica
         node.describe = replica.describe
         node.on_contact = replica.contact
+
+        async def health(sender: str) -> tuple[int, dict]:
+            replica.driver.feed_time()
+            return response_of(Health(sender), replica.core.on_health(sender))
+
+        node.health = health
         yield
         await replica.stop()
 

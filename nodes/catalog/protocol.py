@@ -24,10 +24,15 @@ lost"):
   or write that meets a known id answers the first outcome instead of writing again.
 - W2/W3 (``mode == "bazar"``): replicas ping each other; a ping carries this replica's
   seqs and is answered with every newer row, so a restarted replica catches up in the
-  background. A replica that has heard from no peer for longer than its lease may be the
-  one cut off, so it stops trusting its valid set (it may have missed writes); a writer that
-  could not reach a live peer waits until that peer's lease has surely run out before
-  answering. Peers the heartbeat knows are out are skipped without being asked (W4).
+  background. Read leases are granted by the peers: a peer answers a ping with a lease
+  (valid until its time + LEASE_S) only when the pinging replica is as current as itself,
+  and a replica trusts its valid set only while it holds an unexpired lease from every
+  peer. A writer that leaves a peer out of a write waits until the lease it granted that
+  peer has run out before answering — it knows exactly when, having granted it — and grants
+  it none until it has caught up. The front-end's lookup cache is read the same way: the
+  front-end serves cached copies only while every catalog's lease to it holds, and a
+  writer that could not confirm its invalidation waits out that lease (W2, W8).
+  Peers the heartbeat knows are out are skipped without being asked (W4).
 ``mode == "documented"`` switches the W2/W3 repairs off so that the figures' starting
 states (replicas left behind on purpose) stay as built. ``guard_writes=False`` also drops
 the W1 and W7 repairs: protocol.md's write to the letter (check only when not valid, no
@@ -52,6 +57,8 @@ from ..messages import (
     Found,
     Get,
     Granted,
+    Health,
+    Healthy,
     Hits,
     Invalidate,
     KnownBuy,
@@ -76,10 +83,10 @@ RESERVATION_WAIT_S = 0.3
 #: How long a writer queues for its own replica's reservation before answering busy.
 LOCAL_QUEUE_S = 1.0
 HEARTBEAT_S = 0.2
-#: A writer that could not reach a live peer waits this long past that peer's last sign of
-#: life before answering; a replica stops trusting its valid set well before (TRUST_S).
+#: How long a lease granted to a peer (in a ping's answer) lets it trust its valid set.
 LEASE_S = 1.0
-TRUST_S = 0.8
+#: How long a lease granted to the front-end (in a probe's answer) lets it serve its cache.
+FRONTEND_LEASE_S = 1.5
 PING_TIMEOUT_S = 0.4
 INVALIDATE_TIMEOUT_S = 0.5
 MODES = ("bazar", "documented")
@@ -105,6 +112,8 @@ class Peer:
     index: int
     up: bool = True
     last_heard: float = 0.0  # the core's time of the last answer from this peer
+    lease_until: float = 0.0  # the lease this peer granted us: we may trust our valid set until then
+    granted_until: float = 0.0  # the lease we granted this peer
     #: It last failed by refusing the connection: no process is listening, so no memory survives.
     refused: bool = False
 
@@ -169,13 +178,11 @@ class CatalogReplica(Core):
         self.waiters = Waiters()
         self._locked: set[int] = set()  # books a local write is in progress for
         self._tokens = 0
-        self.last_contact = 0.0  # when anything last reached us or a peer answered us
-        #: Set when our lease lapsed; cleared once every peer has answered a ping sent after
-        #: that (see heartbeat). Meanwhile we vouch for nothing and ask every peer,
-        #: whatever we believed about them (W2).
-        self.rejoining = False
-        self._lapsed_at = 0.0
-        self._heard_since_lapse: set[int] = set()
+        self._lease_lapsed = False  # for telling the lapse and the renewal apart, once each
+        #: The lease granted to the front-end for its cache, and whether an invalidation it
+        #: may have missed withholds the next one until that lease has run out.
+        self.frontend_granted_until = 0.0
+        self.frontend_withheld = False
         self.catch_ups = 0
         self.generation = 0  # which reset of the data this replica holds (see reset)
         self.resetting = False
@@ -187,10 +194,10 @@ class CatalogReplica(Core):
         self.books = await Disk("load_books")
         for buy_id, (book_id, seq) in (await Disk("load_buys")).items():
             self._remember_buy(buy_id, book_id, seq)
-        if not self.peers:
-            self.last_contact = float("inf")
-        else:
-            self.last_contact = self.now
+        # What we granted before a crash is forgotten: assume the longest leases are still out.
+        for peer in self.peers:
+            peer.granted_until = self.now + LEASE_S
+        self.frontend_granted_until = self.now + FRONTEND_LEASE_S
 
     async def reset(self, generation: int) -> None:
         """Back to the seven books at seq 0, nothing valid, no buys remembered, in a new
@@ -258,6 +265,7 @@ class CatalogReplica(Core):
             "peers": [{"id": p.index, "up": p.up} for p in self.peers],
             "lease_ok": self._lease_ok(),
             "rejoining": self.rejoining,
+            "leases": {p.name: round(max(0.0, p.lease_until - self.now), 3) for p in self.peers},
             "catch_ups": self.catch_ups,
             "generation": self.generation,
             "buys_remembered": len(self.buys),
@@ -278,8 +286,8 @@ class CatalogReplica(Core):
         return [book for book in sorted(self.books.values(), key=lambda b: b.id) if needle in book.topic.casefold()]
 
     def _mark_valid(self, book_id: int) -> None:
-        if not self._lease_ok() or self.rejoining:
-            return  # out of touch: we cannot vouch for anything (W2)
+        if not self._lease_ok():
+            return  # without every peer's lease we cannot vouch for anything (W2)
         if book_id not in self.valid_ids:
             self.valid_ids.add(book_id)
             self.emit("valid", book=book_id, valid=True, seq=self.books[book_id].seq)
@@ -318,32 +326,58 @@ class CatalogReplica(Core):
 
     # ---- leases (W2) ----------------------------------------------------------------------
     def _lease_ok(self) -> bool:
-        if self.mode == "documented" or not self.peers:
+        """True while every peer's lease to us holds: none of them has written without us
+        since (it would have waited out its lease first), so our valid set is current."""
+        if self.mode == "documented":
             return True
-        return self.now - self.last_contact < TRUST_S
+        return all(peer.lease_until > self.now for peer in self.peers)
+
+    @property
+    def rejoining(self) -> bool:
+        """Out of lease: vouching for nothing until every peer has granted a new one."""
+        return not self._lease_ok()
 
     def _lease_holds(self) -> bool:
-        """True while our valid set may be trusted. Having heard from no peer for longer than
-        the lease, we may be the one cut off and writes may have happened without us (W2):
-        the valid set is dropped."""
+        """True while our valid set may be trusted. Without a lease from every peer, writes
+        may have happened without us (W2): the valid set is dropped."""
         if self._lease_ok():
+            if self._lease_lapsed:
+                self._lease_lapsed = False
+                self.emit("lease", held=True)
             return True
-        if not self.rejoining:
-            self.rejoining = True
-            self._lapsed_at = self.now
-            self._heard_since_lapse.clear()
+        if not self._lease_lapsed:
+            self._lease_lapsed = True
             self.emit("lease", held=False)
         for stale in list(self.valid_ids):
             self._unmark_valid(stale)
         return False
 
     def contact(self) -> None:
-        """Something reached us (a client, the front-end's probe, a peer): we are not cut off.
-        Only the peers' answers end rejoining, though: clients cannot tell us what we missed.
-        A lapse is noticed first: after a pause the requests queued while we were stopped
-        arrive before anything else could tell us our valid set had gone stale."""
+        """Something reached us. After a pause, the requests queued while we were stopped
+        arrive before anything else: a lapse is noticed first, and the valid set dropped."""
         self._lease_holds()
-        self.last_contact = self.now
+
+    def _grant(self, peer: Peer, seqs: dict[int, int]) -> float | None:
+        """A lease for ``peer``, if it is as current as we are (W2): it may trust its valid set
+        until the time returned, and we will not leave it out of a write before then without
+        waiting for that time."""
+        if self.mode == "documented" or any(seqs.get(b.id, -1) < b.seq for b in self.books.values()):
+            return None
+        until = self.now + LEASE_S
+        peer.granted_until = max(peer.granted_until, until)
+        return until
+
+    def on_health(self, sender: str) -> Healthy:
+        """The front-end's probe; answered with a lease for its cache, unless an invalidation
+        it may have missed withholds it (until its last lease has run out)."""
+        if sender != "frontend" or not self.has_frontend or self.mode == "documented":
+            return Healthy()
+        if self.frontend_withheld and self.now <= self.frontend_granted_until:
+            return Healthy(0.0)  # a lease that has run out: serve nothing from the cache
+        self.frontend_withheld = False
+        until = self.now + FRONTEND_LEASE_S
+        self.frontend_granted_until = max(self.frontend_granted_until, until)
+        return Healthy(until)
 
     def _trusted_valid(self, book_id: int) -> bool:
         return book_id in self.valid_ids and self._lease_holds()
@@ -355,12 +389,14 @@ class CatalogReplica(Core):
         cut-off) takes the update; one still away has dropped its valid set by the deadline.
         A peer that refused the connection has no process, hence no valid set: nothing to do.
         Returns the peers that never took the update, and whether one of them may have taken it
-        all the same (an offer whose answer was lost)."""
-        missed = [peer for peer in missed if not peer.refused]
+        all the same (an offer whose answer was lost). The deadline is the end of the lease we
+        granted each: we know it exactly, having granted it (and grant none meanwhile: our
+        copy is newer than theirs)."""
+        missed = [peer for peer in missed if not peer.refused and peer.granted_until > self.now]
         maybe = False
         if self.mode == "documented" or not missed:
             return [], maybe
-        deadline = max(peer.last_heard for peer in missed) + LEASE_S + HEARTBEAT_S
+        deadline = max(peer.granted_until for peer in missed)
         if self.now < deadline:
             self.emit("lease_wait", peers=[p.index for p in missed], ms=round((deadline - self.now) * 1000))
         late = replace(update, late=True)
@@ -398,7 +434,7 @@ class CatalogReplica(Core):
         own = self.books[book_id]
         highest = max(upstream_seq, own.seq)
         left = [p for p in self.peers if p.index not in asked]
-        if self.mode == "bazar" and self._lease_ok() and not self.rejoining:
+        if self.mode == "bazar" and self._lease_ok():
             # W4: known-down peers are not waited for. Not so when our own lease has lapsed:
             # then we may be the one that was away (W2), and only the peers can tell us.
             left = [p for p in left if p.up]
@@ -451,7 +487,7 @@ class CatalogReplica(Core):
 
     def _note_reachable(self, peer: Peer) -> None:
         self._lease_holds()  # a lapse is noticed before the contact renews the lease
-        peer.last_heard = self.last_contact = self.now
+        peer.last_heard = self.now
         peer.refused = False
         if not peer.up:
             peer.up = True
@@ -602,9 +638,8 @@ class CatalogReplica(Core):
         # W4: a peer the heartbeat knows is out is skipped at once, not waited for — once it has
         # been silent long enough that its valid set has surely lapsed (W2); until then it is
         # asked, since it may be back already and holding the book as valid.
-        trust_beliefs = self.mode == "bazar" and self._lease_ok() and not self.rejoining
-        asked = [p for p in self.peers
-                 if p.up or not trust_beliefs or self.now - p.last_heard < LEASE_S + HEARTBEAT_S]
+        trust_beliefs = self.mode == "bazar" and self._lease_ok()
+        asked = [p for p in self.peers if p.up or not trust_beliefs or p.granted_until > self.now]
         outcome.unreachable = [p for p in self.peers if p not in asked]
         replies = await Gather([self._send(p, check) for p in asked])
         for peer, reply in zip(asked, replies, strict=True):
@@ -640,6 +675,12 @@ class CatalogReplica(Core):
             reply = await Send("frontend", Invalidate(book.id, book.seq), INVALIDATE_TIMEOUT_S)
             if isinstance(reply, Done):
                 return
+        if self.mode == "bazar":
+            # It may still serve the old copy from its cache: no new cache lease until the last
+            # one we granted has run out, and the write is not answered before then (W2).
+            self.frontend_withheld = True
+            if self.now < self.frontend_granted_until:
+                await Sleep(self.frontend_granted_until)
 
     # ---- the peer side of a write -------------------------------------------------------------
     def _reserve(self, book_id: int, owner: int, token: str, priority: Priority = (0.0, 0)) -> bool:
@@ -740,39 +781,30 @@ class CatalogReplica(Core):
                     self._note_reachable(peer)
                     if self.mode == "bazar":
                         await self._catch_up(peer, reply, generation)
-                    if started > self._lapsed_at:
-                        self._heard_since_lapse.add(peer.index)
+                    if reply.lease_until is not None:
+                        peer.lease_until = max(peer.lease_until, reply.lease_until)
                 else:
                     if isinstance(reply, OtherGeneration):
                         self.same_generation(reply.generation)
                     self._note_unreachable(peer, reply, sent=started)
-                    if isinstance(reply, NoAnswer) and reply.refused and started > self._lapsed_at:
-                        self._heard_since_lapse.add(peer.index)  # no process: no valid set, no write
-            if self._lease_holds() and self.rejoining:
-                self._end_rejoining()
+            self._lease_holds()  # drops the valid set on a lapse; says so, and when it is back
             await Sleep(max(self.now, started + HEARTBEAT_S))
 
-    def _end_rejoining(self) -> None:
-        """Back after a lapse, we vouch again only once every peer has answered a ping sent
-        after it (and we took the newer rows it returned). One answer is not enough: a peer
-        that has not heard from us yet may be finishing a write it left us out of, believing
-        our valid set gone, while another peer's copy would let us vouch for the old value."""
-        if all(peer.index in self._heard_since_lapse for peer in self.peers):
-            self.rejoining = False
-            self.emit("lease", held=True)
-
     def on_ping(self, message: Ping) -> Pong:
-        """A ping's answer: our seqs, and every row (with its buys) newer than the sender's."""
+        """A ping's answer: our seqs, every row (with its buys) newer than the sender's, and a
+        lease when the sender is as current as we are."""
+        lease = None
         for peer in self.peers:
             if peer.index == message.sender:
                 self._note_reachable(peer)
+                lease = self._grant(peer, message.seqs)
         newer = []
         for book in self.books.values():
             theirs = message.seqs.get(book.id, -1)
             if book.seq > theirs:
                 buys = tuple(b for b, (bid, seq) in self.buys.items() if bid == book.id and seq > theirs)
                 newer.append((book, buys))
-        return Pong({b.id: b.seq for b in self.books.values()}, tuple(newer), dict(self.buy_count))
+        return Pong({b.id: b.seq for b in self.books.values()}, tuple(newer), dict(self.buy_count), lease)
 
     def _remember_buy(self, buy_id: str, book_id: int, seq: int) -> None:
         """The one place a buy enters memory, so the per-book counts pings compare stay exact."""
@@ -835,5 +867,7 @@ class CatalogReplica(Core):
             return self.on_ping(message)
         if isinstance(message, FetchBuys):
             return self.on_fetch_buys(message)
+        if isinstance(message, Health):
+            return self.on_health(message.sender)
         raise TypeError(f"a catalog takes no {type(message).__name__}")
 

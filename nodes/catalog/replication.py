@@ -17,10 +17,11 @@ from .store import CatalogStore
 
 class ReplicaNode:
     def __init__(self, node: Node, store: CatalogStore, addresses: list[str], *, frontend: str | None,
-                 mode: str = "bazar", seed: int | None = None, peer_order: list[int] | None = None) -> None:
+                 mode: str = "bazar", consistency: str | None = None, seed: int | None = None,
+                 peer_order: list[int] | None = None) -> None:
         self.core = CatalogReplica(
             node.index, len(addresses), has_frontend=bool(frontend), mode=mode, seed=seed, peer_order=peer_order,
-            nonce=uuid.uuid4().hex[:8], timeout_s=node.timeouts.total,
+            nonce=uuid.uuid4().hex[:8], timeout_s=node.timeouts.total, consistency=consistency,
         )
         names = {f"catalog{i}": address for i, address in enumerate(addresses)}
         if frontend:

@@ -40,6 +40,9 @@ class Cluster:
     )
     data_dir: Path = Path("data")
     catalog_mode: str = "bazar"
+    #: "majority" (a write needs most catalog replicas) or "available" (protocol.md: skip whoever
+    #: cannot be reached). None: majority in Bazar mode, available in documented mode.
+    consistency: str | None = None
     telemetry: bool = True
     #: Attach mode: addresses of nodes already running elsewhere (no processes started).
     attach_frontend: str | None = None
@@ -90,7 +93,7 @@ def parse(raw: dict[str, Any]) -> Cluster:
     if unknown:
         raise ClusterFileError(f"unknown section(s) {sorted(unknown)}; allowed: {sorted(_SECTIONS)}")
     cluster = _section(raw, "cluster", {"catalogs", "orders", "order_catalogs", "host", "data_dir", "catalog_mode",
-                                        "secret", "telemetry"})
+                                        "consistency", "secret", "telemetry"})
     ports = _section(raw, "ports", {"frontend", "catalogs", "orders"})
     caches = _section(raw, "caches", {"lookup", "search"})
     timeouts = _section(raw, "timeouts", set(DEFAULT_TIMEOUTS_MS))
@@ -108,6 +111,9 @@ def parse(raw: dict[str, Any]) -> Cluster:
     mode = cluster.get("catalog_mode", "bazar")
     if mode not in ("bazar", "documented"):
         raise ClusterFileError("cluster.catalog_mode must be \"bazar\" or \"documented\"")
+    consistency = cluster.get("consistency")
+    if consistency not in (None, "majority", "available"):
+        raise ClusterFileError("cluster.consistency must be \"majority\" or \"available\"")
     telemetry = cluster.get("telemetry", True)
     if not isinstance(telemetry, bool):
         raise ClusterFileError("cluster.telemetry must be true or false")
@@ -145,6 +151,7 @@ def parse(raw: dict[str, Any]) -> Cluster:
         timeouts=parsed_timeouts,
         data_dir=Path(data_dir),  # a relative folder is taken from the current directory
         catalog_mode=mode,
+        consistency=consistency,
         telemetry=telemetry,
         secret=secret,
     )

@@ -1,34 +1,59 @@
-"""What goes wrong (the "nemesis" of Jepsen's client/nemesis/checker split): random crashes,
-hangs, cut-offs and restarts of catalog and order replicas, for a bounded time, each one
-healed before the next and all of them healed at the end."""
+"""What goes wrong (the "nemesis" of Jepsen's client/nemesis/checker split), on real processes:
+crashes, hangs, cut-offs, restarts and partitions of catalog and order replicas, for a bounded
+time, each healed before the next and all of them healed at the end. Every fault is written
+into the run's one history (``history.Fault``) on the same clock as the operations."""
 from __future__ import annotations
 
 import asyncio
 import random
 import time
-from dataclasses import dataclass
 
+from .history import Fault
 from .supervisor import ClusterError, Supervisor
 
-ACTIONS = ("crash", "hang", "cut off", "restart")
+ACTIONS = ("crash", "hang", "cut", "restart")
 
 
-@dataclass(frozen=True)
-class Fault:
-    start: float
-    end: float
-    node: str
-    action: str
+async def apply(supervisor: Supervisor, fault: Fault) -> None:
+    """Break the cluster as ``fault`` says (one interface for every caller)."""
+    node = fault.nodes[0] if fault.nodes else ""
+    if fault.action == "crash":
+        supervisor.crash(node)
+    elif fault.action == "hang":
+        supervisor.hang(node)
+    elif fault.action == "cut":
+        await supervisor.cut_off(node, True)
+    elif fault.action == "restart":
+        await asyncio.to_thread(supervisor.restart, node)
+    else:
+        raise ClusterError(f"unknown fault '{fault.action}'; choose from {', '.join(ACTIONS)}")
+
+
+async def heal(supervisor: Supervisor, fault: Fault) -> None:
+    """Undo ``fault`` and wait until its node answers again."""
+    node = fault.nodes[0] if fault.nodes else ""
+    if fault.action == "crash":
+        supervisor.start(node)
+    elif fault.action == "hang":
+        supervisor.resume(node)
+    elif fault.action == "cut":
+        await supervisor.cut_off(node, False)
+    if node:
+        await asyncio.to_thread(supervisor.wait_ready, [node])
 
 
 class Nemesis:
     """Breaks one random catalog or order replica at a time, keeps it broken for a random
-    while, heals it, rests, and goes again until ``until``."""
+    while, heals it, rests, and goes again until ``until`` (monotonic time)."""
 
-    def __init__(self, supervisor: Supervisor, seed: int, *, broken_s: tuple[float, float] = (0.5, 2.5),
-                 rest_s: tuple[float, float] = (0.3, 1.5)) -> None:
+    def __init__(self, supervisor: Supervisor, seed: int, *, actions: tuple[str, ...] = ACTIONS,
+                 broken_s: tuple[float, float] = (0.5, 2.5), rest_s: tuple[float, float] = (0.3, 1.5)) -> None:
+        unknown = [a for a in actions if a not in ACTIONS]
+        if unknown:
+            raise ClusterError(f"unknown fault {', '.join(unknown)}; choose from {', '.join(ACTIONS)}")
         self.supervisor = supervisor
         self.rng = random.Random(seed)
+        self.actions = actions
         self.broken_s = broken_s
         self.rest_s = rest_s
         self.faults: list[Fault] = []
@@ -37,35 +62,14 @@ class Nemesis:
         return [n.name for n in self.supervisor.nodes.values() if n.role in ("catalog", "order") and not n.attached]
 
     async def run(self, until: float) -> list[Fault]:
-        while time.monotonic() < until:
-            node = self.rng.choice(self._victims())
-            action = self.rng.choice(ACTIONS)
-            started = time.time()
-            await self.break_(node, action)
+        while self.actions and time.monotonic() < until:
+            fault = Fault(self.rng.choice(self.actions), (self.rng.choice(self._victims()),), time.monotonic())
+            await apply(self.supervisor, fault)
             await asyncio.sleep(self.rng.uniform(*self.broken_s))  # how long the fault lasts
-            await self.heal(node, action)
-            self.faults.append(Fault(started, time.time(), node, action))
+            await heal(self.supervisor, fault)
+            self.faults.append(Fault(fault.action, fault.nodes, fault.start, time.monotonic()))
             await asyncio.sleep(self.rng.uniform(*self.rest_s))  # quiet time between faults
         return self.faults
-
-    async def break_(self, node: str, action: str) -> None:
-        if action == "crash":
-            self.supervisor.crash(node)
-        elif action == "hang":
-            self.supervisor.hang(node)
-        elif action == "cut off":
-            await self.supervisor.cut_off(node, True)
-        else:
-            await asyncio.to_thread(self.supervisor.restart, node)
-
-    async def heal(self, node: str, action: str) -> None:
-        if action == "crash":
-            self.supervisor.start(node)
-        elif action == "hang":
-            self.supervisor.resume(node)
-        elif action == "cut off":
-            await self.supervisor.cut_off(node, False)
-        await asyncio.to_thread(self.supervisor.wait_ready, [node])
 
     async def heal_all(self) -> None:
         """Whatever is still broken, heal it (used when a run is cut short)."""

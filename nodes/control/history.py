@@ -50,6 +50,7 @@ class Fault:
     start: float
     end: float | None = None
     detail: str = ""
+    links: tuple[tuple[str, str], ...] = ()  # a partition's cut links: (sender, receiver)
 
     def describe(self) -> str:
         return f"{self.action} {self.detail or ' '.join(self.nodes)}".strip()
@@ -99,7 +100,8 @@ class History:
             elif kind == "op":
                 history.operations.append(Operation(**entry))
             elif kind == "fault":
-                history.faults.append(Fault(**{**entry, "nodes": tuple(entry["nodes"])}))
+                history.faults.append(Fault(**{**entry, "nodes": tuple(entry["nodes"]),
+                                               "links": tuple(tuple(link) for link in entry.get("links", ()))}))
             elif kind == "final":
                 rows = {int(k): (v[0], v[1]) for k, v in entry["rows"].items()}
                 history.finals.append(Final(entry["replica"], rows, entry["buys"]))

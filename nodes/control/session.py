@@ -30,7 +30,7 @@ BUY_TIMEOUT_S = 12.0
 
 @dataclass(frozen=True)
 class BuyOutcome:
-    kind: str  # bought, out of stock, book unknown, unreachable, unknown, invalid
+    kind: str  # bought, out of stock, book unknown, unreachable, refused, unknown, invalid
     message: str
     tried: tuple[str, ...] = ()
     #: The buy's id, sent with it: the way to learn an unknown outcome later (W7).
@@ -48,6 +48,8 @@ class BuyOutcome:
         if self.kind == "unreachable":
             tried = f" (tried {', '.join(self.tried)})" if self.tried else ""
             return f"No order server could be reached{tried}. Nothing was bought."
+        if self.kind == "refused":
+            return f"{self.message}. The cluster refused rather than risk selling a copy twice."
         if self.kind == "unknown":
             return (f"Outcome unknown: no answer confirmed the purchase in time, so it may or may not have gone "
                     f"through. Buy id {self.buy_id}: press “Look it up” to learn what happened.")
@@ -124,6 +126,8 @@ class Shop:
             return BuyOutcome("book unknown", message, (), buy_id)
         if status == 422:
             return BuyOutcome("invalid", message, (), buy_id)
+        if status == 503 and isinstance(body, dict) and body.get("outcome") == "not done":
+            return BuyOutcome("refused", message, tried, buy_id)  # W8: no majority; nothing changed
         return BuyOutcome("unreachable", message, tried, buy_id)
 
     async def close(self) -> None:

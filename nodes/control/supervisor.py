@@ -135,7 +135,8 @@ class Supervisor:
         for i, port in enumerate(catalog_ports):
             self._add(ManagedNode("catalog", i, catalogs[i], port, common("catalog", i, port) + [
                 "--db", str(self.data_dir / f"catalog{i}.db"), "--replicas", "|".join(catalogs),
-                "--frontend", frontend, "--mode", c.catalog_mode]))
+                "--frontend", frontend, "--mode", c.catalog_mode]
+                + (["--consistency", c.consistency] if c.consistency else [])))
         for i, port in enumerate(order_ports):
             k = c.catalog_of(i)
             self._add(ManagedNode("order", i, orders[i], port, common("order", i, port) + [

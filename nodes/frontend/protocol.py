@@ -125,6 +125,10 @@ class Frontend(Core):
         self.connect_s = connect_s
         self.counts = {"bought": 0, "out_of_stock": 0, "unknown": 0, "failed": 0}
         self.in_flight = SingleFlight()
+        #: Each catalog's cache lease (None: it grants none, as in documented mode), and
+        #: whether its last probe was refused (no process: it cannot write meanwhile).
+        self.cache_leases: list[float | None] = [0.0] * catalogs
+        self.refused = [False] * catalogs
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -147,11 +151,21 @@ class Frontend(Core):
         self.searches.put(key, answer, ticket, frozenset(book.topic.casefold() for book in answer.books))
         return answer
 
+    def cache_ok(self) -> bool:
+        """Cached copies are reads too (W2): served only while every catalog that may write
+        holds its lease to us open. A writer that could not tell us to drop a copy waits
+        until that lease has run out, and grants no new one before."""
+        return all(lease is None or lease > self.now or refused
+                   for lease, refused in zip(self.cache_leases, self.refused, strict=True))
+
     async def lookup(self, request: Read) -> Found | NotFound | NoCatalogServer:
-        entry = self.lookups.get(request.book)
+        cached = self.cache_ok()
+        if not cached and self.lookups.entries:
+            self.lookups.clear()
+        entry = self.lookups.get(request.book) if cached else None
         if entry is not None:
             return entry.value
-        ticket = self.lookups.ticket()
+        ticket = self.lookups.ticket() if cached else -1
         answer, attempts = await self.catalogs.call(request, timeout=self.timeout_s, connect=self.connect_s,
                                                     try_next=lambda a: not isinstance(a, (Found, NotFound)))
         if answer is None:
@@ -183,7 +197,8 @@ class Frontend(Core):
             self.emit("order", outcome="unknown", buy_id=request.buy_id)
             return OutcomeUnknown(request.buy_id, _tried(attempts))
         self.counts["failed"] += 1
-        return NoOrderServer(request.buy_id, _tried(attempts))
+        refusals = [a.message for _member, a in attempts if isinstance(a, Unreachable) and a.busy]
+        return NoOrderServer(request.buy_id, _tried(attempts), refusals[-1] if refusals else None)
 
     def invalidate(self, request: Invalidate) -> Done:
         self.lookups.invalidate(request.book, request.seq)
@@ -194,11 +209,19 @@ class Frontend(Core):
         members = self.catalogs.members + self.orders.members
         while True:
             started = self.now
-            answers = await Gather([Send(m.name, Health(), PROBE_TIMEOUT_S, connect_timeout=0.1, trace=False)
-                                    for m in members])
+            answers = await Gather([Send(m.name, Health("frontend"), PROBE_TIMEOUT_S, connect_timeout=0.1,
+                                         trace=False) for m in members])
             for ring in (self.catalogs, self.orders):
                 for member in ring.members:
                     ring.mark(member, isinstance(answers[members.index(member)], Healthy))
+            for i, answer in enumerate(answers[:len(self.catalogs.members)]):
+                self.refused[i] = isinstance(answer, NoAnswer) and answer.refused
+                if isinstance(answer, Healthy):
+                    held = self.cache_leases[i]
+                    if answer.lease_until is not None and held is not None and held <= self.now:
+                        self.lookups.clear()  # back after a lapse: whatever was cached may be stale
+                    self.cache_leases[i] = (None if answer.lease_until is None
+                                            else max(held or 0.0, answer.lease_until))
             await Sleep(max(self.now, started + PROBE_INTERVAL_S))
 
     def reset(self) -> None:

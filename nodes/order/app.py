@@ -37,7 +37,7 @@ def init_app(config: OrderConfig) -> web.Application:
 
     node.describe = lambda: {"catalog": config.catalog, "catalog_id": config.catalog_index, **core.counts}
 
-    async def health() -> tuple[int, dict]:
+    async def health(_sender: str) -> tuple[int, dict]:
         return response_of(None, await run(core.health()))
 
     node.health = health

@@ -112,7 +112,11 @@ class OrderReplica(Core):
                 if isinstance(written, NotFound):
                     return written
                 if isinstance(written, NotWritten):
-                    return self._unreachable("not done")  # the catalog withdrew it: another path may succeed
+                    # The catalog changed nothing (no majority, or it withdrew the write): say
+                    # why; another path may succeed.
+                    self.counts["unreachable"] += 1
+                    self.emit("order", outcome="refused", buy_id=buy_id)
+                    return Unreachable(f"Nothing was bought: {written.reason}", "not done", busy=True)
                 if isinstance(written, Unconfirmed):
                     return self._unreachable("unknown")
                 if not isinstance(written, Conflict):

@@ -50,8 +50,8 @@ class Node:
     describe: Callable[[], dict[str, Any]] = field(default=lambda: {})
     #: Called for every request that reaches the node (not admin): proof it is not cut off.
     on_contact: Callable[[], None] = field(default=lambda: None)
-    #: Role-specific answer to ``GET /health``: (status, body). Default: 200 up.
-    health: Callable[[], Awaitable[tuple[int, dict[str, Any]]]] | None = None
+    #: Role-specific answer to ``GET /health?from=NAME``: (status, body). Default: 200 up.
+    health: Callable[[str], Awaitable[tuple[int, dict[str, Any]]]] | None = None
 
     telemetry_on: bool = True
 
@@ -184,10 +184,10 @@ def _secret(node: Node):
 
 
 def _admin_routes(node: Node) -> list[web.RouteDef]:
-    async def health(_request: web.Request) -> web.Response:
+    async def health(request: web.Request) -> web.Response:
         if node.health is None:
             return web.json_response({"status": "up", "name": node.name})
-        status, body = await node.health()
+        status, body = await node.health(request.query.get("from", "")[:20])
         return web.json_response({"name": node.name, **body}, status=status)
 
     async def state(_request: web.Request) -> web.Response:

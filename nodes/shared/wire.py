@@ -103,8 +103,8 @@ def request_of(message: Any) -> tuple[str, str, Any, str, dict[str, str]]:
             return "DELETE", f"/invalidate/item/{book}{query}", None, f"/invalidate/item/{book}", {}
         case Buy(book, buy_id):
             return "PUT", f"/buy/{book}", None, f"/buy/{book}", {BUY_ID_HEADER: buy_id}
-        case Health():
-            return "GET", "/health", None, "/health", {}
+        case Health(sender):
+            return "GET", "/health" + (f"?from={sender}" if sender else ""), None, "/health", {}
     raise TypeError(f"no wire form for {message!r}")
 
 
@@ -142,7 +142,7 @@ def response_of(message: Any, answer: Any) -> tuple[int, Any]:
             return 200, {"title": record["title"], "quantity": record["quantity"], "topic": record["topic"],
                          "price": record["price"], "seq": record["seq"], "duplicate": duplicate}
         case NotWritten(reason):
-            return 503, {"message": f"Nothing was written: {reason}", "outcome": "not done"}
+            return 503, {"message": f"Nothing was written: {reason}", "outcome": "not done", "reason": reason}
         case Unconfirmed(reason):
             return 503, {"message": f"The write is not confirmed: {reason}", "outcome": "unknown"}
         case Granted(seq) | Applied(seq):
@@ -155,14 +155,14 @@ def response_of(message: Any, answer: Any) -> tuple[int, Any]:
             return 409, {"message": "Conflict", "book": book.as_record()}
         case Busy(holder):
             return 409, {"message": "Conflict", "busy": True, "holder": holder}
-        case Pong(seqs, newer, buy_counts):
+        case Pong(seqs, newer, buy_counts, lease_until):
             return 200, {"seqs": {str(k): v for k, v in seqs.items()},
                          "newer": [{"book": book.as_record(), "buy_ids": list(buys)} for book, buys in newer],
-                         "buy_counts": {str(k): v for k, v in buy_counts.items()}}
+                         "buy_counts": {str(k): v for k, v in buy_counts.items()}, "lease_until": lease_until}
         case BuysOf(buys):
             return 200, [[buy_id, seq] for buy_id, seq in buys]
-        case Healthy():
-            return 200, {"status": "up"}
+        case Healthy(lease_until):
+            return 200, {"status": "up"} if lease_until is None else {"status": "up", "lease_until": lease_until}
         case Degraded(text):
             return 503, {"status": "degraded", "message": text}
         case Bought(buy_id, order_id):
@@ -183,7 +183,9 @@ def response_of(message: Any, answer: Any) -> tuple[int, Any]:
                 "Check the order history, or buy again with the same X-Bazar-Buy-Id to learn the outcome.",
                 "tried": _tried(tried),
             }
-        case NoOrderServer(buy_id, tried):
+        case NoOrderServer(buy_id, tried, refusal) if refusal:
+            return 503, {"message": refusal, "tried": _tried(tried), "buy_id": buy_id, "outcome": "not done"}
+        case NoOrderServer(buy_id, tried, _refusal):
             return 504, {"message": "No order server could carry out the buy", "tried": _tried(tried),
                          "buy_id": buy_id}
     raise TypeError(f"no wire form for {answer!r}")
@@ -205,6 +207,10 @@ def answer_of(message: Any, status: int, data: Any) -> Any:
         return _answer_of(message, status, data, body)
     except (KeyError, TypeError, ValueError):
         return Failure(status, data)
+
+
+def _optional_float(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
 def _book(record: Any, book_id: int | None = None) -> Book:
@@ -234,7 +240,7 @@ def _answer_of(message: Any, status: int, data: Any, body: dict[str, Any]) -> An
                 copy = _book(body["book"]) if isinstance(body.get("book"), dict) else None
                 return Conflict(copy, str(body.get("reason", "")))
             if status == 503 and body.get("outcome") == "not done":
-                return NotWritten(str(body.get("message", "")))
+                return NotWritten(str(body.get("reason", body.get("message", ""))))
             if status == 503 and body.get("outcome") == "unknown":
                 return Unconfirmed(str(body.get("message", "")))
         case Get():
@@ -265,7 +271,8 @@ def _answer_of(message: Any, status: int, data: Any, body: dict[str, Any]) -> An
             if status == 200:
                 return Pong({int(k): int(v) for k, v in body["seqs"].items()},
                             tuple((_book(item["book"]), tuple(item.get("buy_ids", []))) for item in body["newer"]),
-                            {int(k): int(v) for k, v in body.get("buy_counts", {}).items()})
+                            {int(k): int(v) for k, v in body.get("buy_counts", {}).items()},
+                            _optional_float(body.get("lease_until")))
         case FetchBuys():
             if status == 200 and isinstance(data, list):
                 return BuysOf(tuple((str(b), int(s)) for b, s in data))
@@ -279,6 +286,6 @@ def _answer_of(message: Any, status: int, data: Any, body: dict[str, Any]) -> An
                                    busy=status == 503)
         case Health():
             if status == 200:
-                return Healthy()
+                return Healthy(_optional_float(body.get("lease_until")))
             return Degraded(str(body.get("message", f"answered {status}")))
     return Failure(status, data)

@@ -15,7 +15,7 @@ from ..messages import Bought, Buy, Found, NoOrderServer, OutcomeUnknown, OutOfS
 from ..shared.effects import NoAnswer, Send
 from .world import Network, World
 
-FAULT_KINDS = ("crash", "restart", "pause", "cut", "loss", "duplicate")
+FAULT_KINDS = ("crash", "restart", "hang", "cut", "loss", "duplicate", "partition", "one-way")
 MODES = ("bazar", "documented")
 CLIENT_TIMEOUT_S = 10.0
 SETTLE_BOUND_S = 15.0
@@ -27,6 +27,15 @@ class PlannedFault:
     node: str
     start: float
     end: float
+    links: tuple[tuple[str, str], ...] = ()  # partitions: the (sender, receiver) links cut
+
+    def describe(self) -> str:
+        if self.kind == "partition":
+            side = sorted({a for a, _ in self.links if a == self.node} | {b for a, b in self.links if a == self.node})
+            return f"{self.node} | {' '.join(side[1:]) if len(side) > 1 else ''}".strip()
+        if self.kind == "one-way":
+            return ", ".join(f"{a}->{b}" for a, b in self.links)
+        return self.node
 
 
 @dataclass(frozen=True)
@@ -59,7 +68,7 @@ class Result:
 
 def plan_faults(options: Options, names: list[str]) -> list[PlannedFault]:
     """The nemesis's schedule, from its own random stream: one fault at a time on a catalog or
-    order replica (a pause may hit the front-end too), each healed before a short rest."""
+    order replica (a hang may hit the front-end too), each healed before a short rest."""
     rng = random.Random(options.seed * 7919 + 2)
     schedule: list[PlannedFault] = []
     if not options.faults:
@@ -67,12 +76,32 @@ def plan_faults(options: Options, names: list[str]) -> list[PlannedFault]:
     t = rng.uniform(0.2, 1.0)
     while t < options.seconds:
         kind = rng.choice(options.faults)
-        victims = [n for n in names if n != "frontend" or kind == "pause"]
+        victims = [n for n in names if n != "frontend" or kind == "hang"]
         node = rng.choice(victims)
         length = 0.05 if kind == "restart" else rng.uniform(0.3, 5.0)
-        schedule.append(PlannedFault(kind, node, t, min(t + length, options.seconds)))
+        links = _partition_links(rng, kind, names) if kind in ("partition", "one-way") else ()
+        schedule.append(PlannedFault(kind, node if not links else links[0][0], t, min(t + length, options.seconds),
+                                     links))
         t += length + rng.uniform(0.1, 1.0)
     return schedule
+
+
+def _partition_links(rng: random.Random, kind: str, names: list[str]) -> tuple[tuple[str, str], ...]:
+    """A symmetric partition splits every node (front-end included) into two sides, no link
+    between them; a one-way fault drops one node's messages to some others (they still reach
+    it: it hears them, they do not hear it) or theirs to it."""
+    if kind == "partition":
+        shuffled = names[:]
+        rng.shuffle(shuffled)
+        cut = rng.randint(1, len(shuffled) - 1)
+        left, right = shuffled[:cut], shuffled[cut:]
+        return tuple((a, b) for a in left for b in right) + tuple((b, a) for a in left for b in right)
+    node = rng.choice(names)
+    others = [n for n in names if n != node]
+    chosen = rng.sample(others, rng.randint(1, len(others)))
+    if rng.random() < 0.5:
+        return tuple((node, other) for other in chosen)
+    return tuple((other, node) for other in chosen)
 
 
 def simulate(options: Options, schedule: list[PlannedFault] | None = None) -> Result:
@@ -200,7 +229,7 @@ def _apply(world: World, planned: PlannedFault, history: History, active: list[F
     process = world.processes[planned.node]
     if planned.kind in ("crash", "restart"):
         process.crash()
-    elif planned.kind == "pause":
+    elif planned.kind == "hang":
         process.pause()
     elif planned.kind == "cut":
         world.cut(planned.node, True)
@@ -208,8 +237,11 @@ def _apply(world: World, planned: PlannedFault, history: History, active: list[F
         world.network.loss = 0.05
     elif planned.kind == "duplicate":
         world.network.duplicate = 0.05
+    elif planned.links:
+        world.network.blocked |= set(planned.links)
     nodes = (planned.node,) if planned.kind not in ("loss", "duplicate") else ()
-    active.append(Fault(planned.kind, nodes, world.now))
+    active.append(Fault(planned.kind, nodes, world.now, detail=planned.describe() if planned.links else "",
+                        links=planned.links))
 
 
 def _heal(world: World, planned: PlannedFault, history: History, active: list[Fault]) -> None:
@@ -224,7 +256,7 @@ def _heal_fault(world: World, fault: Fault, history: History, active: list[Fault
     active.remove(fault)
     if fault.action in ("crash", "restart"):
         world.processes[fault.nodes[0]].start()
-    elif fault.action == "pause":
+    elif fault.action == "hang":
         world.processes[fault.nodes[0]].resume()
     elif fault.action == "cut":
         world.cut(fault.nodes[0], False)
@@ -232,6 +264,8 @@ def _heal_fault(world: World, fault: Fault, history: History, active: list[Fault
         world.network.loss = 0.0
     elif fault.action == "duplicate":
         world.network.duplicate = 0.0
+    elif fault.links:
+        world.network.blocked -= set(fault.links)
     history.faults.append(replace(fault, end=world.now))
 
 
@@ -312,7 +346,8 @@ def render_failure(result: Result) -> str:
         f"--mode {options.mode} --faults {','.join(options.faults) or 'none'} --catalogs {options.catalogs} "
         f"--orders {options.orders} --seconds {options.seconds:g} --buyers {options.buyers} "
         f"--readers {options.readers})",
-        f"faults: {', '.join(f'{f.kind} {f.node} {f.start:.2f}-{f.end:.2f}s' for f in result.schedule) or 'none'}",
+        "faults: " + (", ".join(f"{f.kind} {f.describe()} {f.start:.2f}-{f.end:.2f}s" for f in result.schedule)
+                      or "none"),
         "anomalies:",
         *[f"  - {a}" for a in result.anomalies[:10]],
     ]

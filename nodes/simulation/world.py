@@ -333,6 +333,8 @@ class World:
         if isinstance(message, Health):
             if isinstance(core, OrderReplica):
                 Fiber(target, core.health(), lambda r, e: back(r)).step()
+            elif isinstance(core, CatalogReplica):
+                back(core.on_health(message.sender))
             else:
                 back(Healthy())
             return

@@ -116,6 +116,9 @@ class Peer:
     granted_until: float = 0.0  # the lease we granted this peer
     #: It last failed by refusing the connection: no process is listening, so no memory survives.
     refused: bool = False
+    #: When a ping that found no process was sent: it starts again after this, and waits out
+    #: LEASE_S from its start before leaving anyone out of a write (see start).
+    refused_at: float = 0.0
 
     @property
     def name(self) -> str:
@@ -327,10 +330,12 @@ class CatalogReplica(Core):
     # ---- leases (W2) ----------------------------------------------------------------------
     def _lease_ok(self) -> bool:
         """True while every peer's lease to us holds: none of them has written without us
-        since (it would have waited out its lease first), so our valid set is current."""
+        since (it would have waited out its lease first), so our valid set is current. A
+        peer that refused our last ping has no process, so it cannot write: its lease does
+        not matter until it is back (and, back, it waits out what it may have granted)."""
         if self.mode == "documented":
             return True
-        return all(peer.lease_until > self.now for peer in self.peers)
+        return all(peer.lease_until > self.now or peer.refused for peer in self.peers)
 
     @property
     def rejoining(self) -> bool:
@@ -481,6 +486,8 @@ class CatalogReplica(Core):
         if sent is not None and peer.last_heard > sent:
             return  # it has answered since we asked (a round we slept through, say): stale news
         peer.refused = isinstance(reply, NoAnswer) and reply.refused
+        if peer.refused and sent is not None:
+            peer.refused_at = sent
         if peer.up:
             peer.up = False
             self.emit("peer", peer=peer.index, up=False)
@@ -488,7 +495,11 @@ class CatalogReplica(Core):
     def _note_reachable(self, peer: Peer) -> None:
         self._lease_holds()  # a lapse is noticed before the contact renews the lease
         peer.last_heard = self.now
-        peer.refused = False
+        if peer.refused:
+            # Back from no process at all: it started after refused_at, and will not leave us
+            # out of a write before its start + LEASE_S, so until then our trust stands.
+            peer.lease_until = max(peer.lease_until, peer.refused_at + LEASE_S)
+            peer.refused = False
         if not peer.up:
             peer.up = True
             self.emit("peer", peer=peer.index, up=True)

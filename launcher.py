@@ -103,6 +103,9 @@ HELP = """commands (NODE is frontend, catalog0, order1, ...):
   hang NODE / resume NODE   SIGSTOP / SIGCONT: connections accepted, never answered
   slow NODE MS           add MS milliseconds to every answer it gives (0 = normal)
   cut NODE / heal NODE   drop all its traffic but admin and telemetry / restore it
+  partition A B          cut the links between A and B both ways (messages are lost, calls time out)
+  partition --one-way A B   cut only A -> B: B hears nothing from A, A still hears B
+  heal                   (no node) restore every link a partition cut
   restart NODE           stop it cleanly and start it again (start NODE after a crash)
   reset                  every replica's database back to the seven books
   log NODE               the last lines of its log
@@ -122,6 +125,17 @@ async def control(supervisor: Supervisor, line: str) -> str:
     if verb == "reset":
         await supervisor.reset()
         return "every replica is back to the seven books"
+    if verb == "partition":
+        one_way = "--one-way" in rest
+        names = [w for w in rest if w != "--one-way"]
+        if len(names) != 2 or names[0] == names[1]:
+            return "usage: partition [--one-way] NODE NODE"
+        await supervisor.partition(names[0], names[1], one_way=one_way)
+        arrow = "no longer reaches" if one_way else "and"
+        return f"{names[0]} {arrow} {names[1]}" + ("" if one_way else " no longer reach each other")
+    if verb == "heal" and not rest:
+        await supervisor.heal_partitions()
+        return "every link is restored"
     actions = {
         "crash": supervisor.crash, "hang": supervisor.hang, "resume": supervisor.resume,
         "start": supervisor.start, "stop": supervisor.stop, "restart": supervisor.restart,

@@ -74,6 +74,9 @@ class Update:
     token: str
     buy_ids: tuple[str, ...] = ()
     late: bool = False
+    #: The replicas this write leaves out (W2): a peer that takes it reports how long the
+    #: leases it granted them still run, and the writer answers no sooner.
+    excluded: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -177,6 +180,9 @@ class Granted:
 @dataclass(frozen=True)
 class KnownBuy:
     book: Book
+    #: Not to be answered as done before this time: until then a replica the write left out
+    #: may still hold a lease to read the old copy (W2).
+    settles: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -192,6 +198,8 @@ class Busy:
 @dataclass(frozen=True)
 class Applied:
     seq: int
+    #: (replica, until): leases this peer granted replicas the write leaves out.
+    holds: tuple[tuple[int, float], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -129,7 +129,11 @@ def init_app(config: CatalogConfig) -> web.Application:
         if not isinstance(buy_ids, list) or not all(isinstance(b, str) and len(b) <= MAX_ID_TEXT for b in buy_ids):
             raise ApiError(400, "'buy_ids' must be a list of short strings")
         sender = optional_int(data, "from")
-        message = Update(copy, -1 if sender is None else sender, _required_text(data, "token"), tuple(buy_ids))
+        excluded = data.get("excluded", [])
+        if not isinstance(excluded, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in excluded):
+            raise ApiError(400, "'excluded' must be a list of replica numbers")
+        message = Update(copy, -1 if sender is None else sender, _required_text(data, "token"), tuple(buy_ids),
+                         excluded=tuple(excluded))
         return await answer(message, request)
 
     async def rep_release(request: web.Request) -> web.Response:

@@ -140,7 +140,7 @@ class _CheckOutcome:
     unreachable: list[Peer] = field(default_factory=list)
     newer: list[Book] = field(default_factory=list)
     busy: list[int] = field(default_factory=list)
-    known_buy: Book | None = None
+    known_buy: KnownBuy | None = None
 
 
 class CatalogReplica(Core):
@@ -180,6 +180,13 @@ class CatalogReplica(Core):
         self.reservations: dict[int, Reservation] = {}
         self.waiters = Waiters()
         self._locked: set[int] = set()  # books a local write is in progress for
+        #: Buys not to be vouched for as done before these times (see _settles).
+        self.buy_settles: dict[str, float] = {}
+        self.started_at = 0.0
+        #: Writes whose updates got no answer (a peer may hold them): book -> (update, peers
+        #: to offer it to), until a peer confirms it or shows another write of that seq.
+        self.tentative: dict[int, tuple[Update, tuple[int, ...]]] = {}
+        self.exposed: set[int] = set()  # tentative writes whose copy another replica got
         self._tokens = 0
         self._lease_lapsed = False  # for telling the lapse and the renewal apart, once each
         #: The lease granted to the front-end for its cache, and whether an invalidation it
@@ -197,6 +204,7 @@ class CatalogReplica(Core):
         self.books = await Disk("load_books")
         for buy_id, (book_id, seq) in (await Disk("load_buys")).items():
             self._remember_buy(buy_id, book_id, seq)
+        self.started_at = self.now
         # What we granted before a crash is forgotten: assume the longest leases are still out.
         for peer in self.peers:
             peer.granted_until = self.now + LEASE_S
@@ -249,6 +257,20 @@ class CatalogReplica(Core):
     def _new_token(self) -> str:
         self._tokens += 1
         return f"{self.index}.{self.nonce}.{self._tokens}"
+
+    def _settles(self, buy_id: str) -> float:
+        """When a buy we hold may be answered as done: a write that left replicas out is not
+        acknowledged before their leases ran out, and neither may its buy be through a retry
+        (a known buy). After a restart we do not know those times: a lease's length."""
+        if self.mode == "documented":
+            return 0.0
+        return max(self.buy_settles.get(buy_id, 0.0), self.started_at + LEASE_S)
+
+    async def _known_buy(self, buy_id: str, book_id: int) -> KnownBuy:
+        settles = self._settles(buy_id)
+        if settles > self.now:
+            await Sleep(settles)
+        return KnownBuy(self.books[book_id], settles)
 
     # ---- state --------------------------------------------------------------------------
     def describe(self) -> dict[str, Any]:
@@ -329,13 +351,20 @@ class CatalogReplica(Core):
 
     # ---- leases (W2) ----------------------------------------------------------------------
     def _lease_ok(self) -> bool:
-        """True while every peer's lease to us holds: none of them has written without us
-        since (it would have waited out its lease first), so our valid set is current. A
-        peer that refused our last ping has no process, so it cannot write: its lease does
-        not matter until it is back (and, back, it waits out what it may have granted)."""
+        """True while enough peers' leases to us hold that no write can have left us out since:
+        a write that does waits until the leases its writer and every peer taking it granted
+        us have run out. With majority writes, a write that leaves us out is taken by a
+        majority of the others, so leases from all but that many minus one suffice (one of
+        three: a hung peer does not stop the other two from reading locally); otherwise
+        every peer's. A peer that refused our last ping has no process, so it cannot take a
+        write: it counts as holding its lease until it is back (and, back, it waits out
+        whatever it may have granted before)."""
         if self.mode == "documented":
             return True
-        return all(peer.lease_until > self.now or peer.refused for peer in self.peers)
+        replicas = len(self.peers) + 1
+        needed = replicas - (replicas // 2 + 1) if self.consistency == "majority" else len(self.peers)
+        holding = sum(1 for peer in self.peers if peer.lease_until > self.now or peer.refused)
+        return holding >= needed
 
     @property
     def rejoining(self) -> bool:
@@ -387,7 +416,8 @@ class CatalogReplica(Core):
     def _trusted_valid(self, book_id: int) -> bool:
         return book_id in self.valid_ids and self._lease_holds()
 
-    async def _deliver_or_outwait(self, missed: list[Peer], update: Update) -> tuple[list[Peer], bool]:
+    async def _deliver_or_outwait(self, missed: list[Peer], update: Update,
+                                  holds: dict[int, float]) -> tuple[list[Peer], bool]:
         """Before answering a write that ``missed`` could not see, make sure none of them can
         still vouch for the old copy (W2): keep offering each the update until it takes it,
         or until its valid set has surely lapsed. A peer back before its lease lapsed (a short
@@ -396,12 +426,16 @@ class CatalogReplica(Core):
         Returns the peers that never took the update, and whether one of them may have taken it
         all the same (an offer whose answer was lost). The deadline is the end of the lease we
         granted each: we know it exactly, having granted it (and grant none meanwhile: our
-        copy is newer than theirs)."""
-        missed = [peer for peer in missed if not peer.refused and peer.granted_until > self.now]
+        copy is newer than theirs). ``holds``: the leases the peers that took the write granted
+        the missed ones; those run out before we answer, too."""
+        def until(peer: Peer) -> float:
+            return max(peer.granted_until, holds.get(peer.index, 0.0))
+
+        missed = [peer for peer in missed if not peer.refused and until(peer) > self.now]
         maybe = False
         if self.mode == "documented" or not missed:
             return [], maybe
-        deadline = max(peer.granted_until for peer in missed)
+        deadline = max(until(peer) for peer in missed)
         if self.now < deadline:
             self.emit("lease_wait", peers=[p.index for p in missed], ms=round((deadline - self.now) * 1000))
         late = replace(update, late=True)
@@ -417,22 +451,24 @@ class CatalogReplica(Core):
     async def read(self, book_id: int, buy_id: str | None = None) -> Found | KnownBuy | Conflict:
         self.book(book_id)  # unknown before any hop: every replica holds the same books (W5)
         if buy_id is not None and buy_id in self.buys:
-            return KnownBuy(self.books[book_id])  # W7: that buy is done already
+            return await self._known_buy(buy_id, book_id)  # W7: that buy is done already
         if self._trusted_valid(book_id):
             return Found(self.books[book_id])
         found, copy = await self._hop(book_id, asked=(), upstream_seq=-1)
         if not found:
             return Conflict(copy, "No replica could vouch for a current copy; try again")
         if buy_id is not None and buy_id in self.buys:
-            return KnownBuy(self.books[book_id])
+            return await self._known_buy(buy_id, book_id)
         return Found(copy)
 
     async def on_get(self, message: Get) -> Found | Conflict:
         self.book(message.book)
         if self._trusted_valid(message.book):
-            return Found(self.books[message.book])
+            return Found(self._expose(message.book))
         found, copy = await self._hop(message.book, asked=message.req + (message.sender,),
                                       upstream_seq=message.seq_n)
+        if found:
+            self._expose(message.book)
         return Found(copy) if found else Conflict(copy, "Conflict: no current copy on this path", seq=copy.seq)
 
     async def _hop(self, book_id: int, *, asked: tuple[int, ...], upstream_seq: int) -> tuple[bool, Book]:
@@ -520,6 +556,8 @@ class CatalogReplica(Core):
             if buy_id is not None and buy_id in self.buys:
                 # The first attempt may have stalled before telling the front-end: tell it now.
                 await self._invalidate_frontend(self.books[book_id])
+                if self._settles(buy_id) > self.now:
+                    await Sleep(self._settles(buy_id))
                 return Written(self.books[book_id], duplicate=True)
             token = self._new_token()
             # Holding nothing yet, this writer can wait its turn at home whoever holds the book:
@@ -572,8 +610,10 @@ class CatalogReplica(Core):
                 self._mark_valid(book_id)
                 return Conflict(self.books[book_id], "outdated")
             if outcome.known_buy is not None:
-                await self._invalidate_frontend(outcome.known_buy)
-                return Written(outcome.known_buy, duplicate=True)
+                await self._invalidate_frontend(outcome.known_buy.book)
+                if outcome.known_buy.settles > self.now:
+                    await Sleep(outcome.known_buy.settles)
+                return Written(outcome.known_buy.book, duplicate=True)
             return Conflict(self.books[book_id], "busy")
         current = self.books[book_id]
         reserved, replicas = len(outcome.granted) + 1, len(self.peers) + 1
@@ -592,7 +632,8 @@ class CatalogReplica(Core):
             return Conflict(current, "slow check")
         new = replace(current, seq=current.seq + 1, **changes)
         buy_ids = (buy_id,) if buy_id else ()
-        update = Update(new, self.index, token, buy_ids)
+        excluded = tuple(p.index for p in outcome.unreachable) if self.consistency == "majority" else ()
+        update = Update(new, self.index, token, buy_ids, excluded=excluded)
         # The front-end hears of the write alongside the peers, not after them: the invalidation
         # names the new seq, so the front-end caches no older copy from then on (cache.py).
         sends = [self._send(p, update) for p in outcome.granted]
@@ -610,15 +651,17 @@ class CatalogReplica(Core):
         fan_out = replies[:len(outcome.granted)]
         took = any(isinstance(reply, Applied) for reply in fan_out)
         maybe = any(isinstance(reply, NoAnswer) and reply.maybe_processed for reply in fan_out)
-        if outcome.granted and not took:
-            # Every peer that granted the write lost touch before taking it (we were cut off
-            # mid-write, say). Kept here alone it would be acknowledged while they answer the
-            # old copy: withdraw it. Nothing was written — unless an update's answer was lost
-            # rather than refused: then a peer may hold it, and the outcome is unknown.
+        if outcome.granted and not took and not maybe:
+            # Every peer that granted the write refused it (it moved on meanwhile). Kept here
+            # alone it would be acknowledged while they answer the old copy: withdraw it.
             await Disk("undo", current, list(buy_ids))
-            if maybe:
-                return Unconfirmed("no peer confirmed the write")
             return NotWritten("no peer took the write")
+        unconfirmed = bool(outcome.granted) and not took
+        if unconfirmed:
+            # An update's answer was lost, not refused: a peer may hold the write. Withdrawn,
+            # its seq could be reused for another write while that peer keeps this one. Kept,
+            # and offered again until a peer says it holds it or holds another (tentative).
+            self.tentative[book_id] = (update, tuple(p.index for p in outcome.granted))
         # In memory before the wait below: a peer that took it may already answer the buy's
         # retry as done, so from now on we must not serve the old copy either.
         self.books[book_id] = new
@@ -626,12 +669,22 @@ class CatalogReplica(Core):
             self._remember_buy(buy, book_id, new.seq)
         self._mark_valid(book_id)
         self._emit_seq(new)
-        missed, maybe_late = await self._deliver_or_outwait(outcome.unreachable, update)
+        holds: dict[int, float] = {}
+        for reply in fan_out:
+            for index, until in reply.holds if isinstance(reply, Applied) else ():
+                holds[index] = max(holds.get(index, 0.0), until)
+        settle = max([until for until in holds.values()]
+                     + [p.granted_until for p in outcome.unreachable if not p.refused], default=0.0)
+        for buy in buy_ids:
+            if settle > self.now:
+                self.buy_settles[buy] = max(self.buy_settles.get(buy, 0.0), settle)
+        missed, maybe_late = await self._deliver_or_outwait(outcome.unreachable, update, holds)
         if missed and not took and not self._lease_ok():
             # No peer took it, and nothing reached us while we waited for them: we are likely
             # the one cut off, and they, still in touch with each other, vouch for the old
             # copy. Acknowledged, the write would be read as never made: withdraw it.
             await Disk("undo", current, list(buy_ids))
+            self.tentative.pop(book_id, None)
             self.books[book_id] = current
             for buy in buy_ids:
                 self._forget_buy(buy)
@@ -640,6 +693,8 @@ class CatalogReplica(Core):
             if maybe_late:
                 return Unconfirmed("out of touch with the peers it missed")
             return NotWritten("out of touch with the peers it missed")
+        if unconfirmed:
+            return Unconfirmed("no peer confirmed the write")
         return Written(new)
 
     async def _check_peers(self, book_id: int, token: str, buy_id: str | None, priority: Priority) -> _CheckOutcome:
@@ -660,7 +715,7 @@ class CatalogReplica(Core):
                 continue
             self._note_reachable(peer)
             if isinstance(reply, KnownBuy):
-                outcome.known_buy = reply.book
+                outcome.known_buy = reply
             elif isinstance(reply, Granted):
                 outcome.granted.append(peer)
             elif isinstance(reply, Busy):
@@ -749,9 +804,9 @@ class CatalogReplica(Core):
         """A check's answer when it does not depend on reserving: a known buy, or a newer copy."""
         own = self.books[message.book]
         if message.buy_id is not None and message.buy_id in self.buys:
-            return KnownBuy(own)
+            return KnownBuy(own, self._settles(message.buy_id))
         if own.seq > message.seq_n:
-            return Newer(own)
+            return Newer(self._expose(own.id))
         return None
 
     def on_release(self, message: Release) -> Done:
@@ -771,13 +826,22 @@ class CatalogReplica(Core):
         if held is not None and held.token != message.token and held.expires > self.now:
             return Busy(held.owner)
         if copy.seq < own.seq:
-            return Newer(own)
+            return Newer(self._expose(own.id))
+        if copy.seq == own.seq and not (copy == own and all(b in self.buys for b in message.buy_ids)):
+            return Newer(own)  # another write made this seq here: the sender's is the odd one out
         await self._adopt(copy, message.buy_ids)
         for buy_id in message.buy_ids:
             self._remember_buy(buy_id, copy.id, copy.seq)
         self._release(copy.id, message.token)
         self._mark_valid(copy.id)
-        return Applied(self.books[copy.id].seq)
+        # Those left out are behind us now, so they get no new lease from us; the ones they
+        # hold run until these times, and the writer waits for them (W2).
+        holds = tuple((p.index, p.granted_until) for p in self.peers
+                      if p.index in message.excluded and not p.refused and p.granted_until > self.now)
+        if holds:
+            for buy_id in message.buy_ids:
+                self.buy_settles[buy_id] = max(self.buy_settles.get(buy_id, 0.0), *(u for _, u in holds))
+        return Applied(self.books[copy.id].seq, holds)
 
     # ---- heartbeat and catch-up (W3, W4) --------------------------------------------------------
     async def heartbeat(self) -> None:
@@ -799,7 +863,59 @@ class CatalogReplica(Core):
                         self.same_generation(reply.generation)
                     self._note_unreachable(peer, reply, sent=started)
             self._lease_holds()  # drops the valid set on a lapse; says so, and when it is back
+            if self.tentative and self.mode == "bazar":
+                await self._settle_tentative()
+            for buy_id in [b for b, until in self.buy_settles.items() if until < self.now]:
+                del self.buy_settles[buy_id]
             await Sleep(max(self.now, started + HEARTBEAT_S))
+
+    async def _settle_tentative(self) -> None:
+        """Offer each unconfirmed write again. A peer that took it, or a copy of it we handed
+        to another replica (which may have built on it), confirms it. Once the others have
+        moved on without it and none of them holds its buys, it was never seen: it was
+        answered 'unknown', so it gives way — its buys forgotten, the others' copy taken."""
+        for book_id, (update, indexes) in list(self.tentative.items()):
+            peers = [p for p in self.peers if p.index in indexes]
+            replies = await Gather([self._send(p, replace(update, late=True), timeout=PING_TIMEOUT_S,
+                                               trace=False) for p in peers])
+            if self.tentative.get(book_id, (None,))[0] is not update:
+                continue
+            if any(isinstance(r, Applied) for r in replies) or book_id in self.exposed:
+                self._confirm(book_id)
+                continue
+            newer = [r.book for r in replies if isinstance(r, Newer)]
+            if not newer and self.books[book_id].seq <= update.copy.seq:
+                continue  # nobody has moved on yet: keep offering
+            held = await Gather([self._send(p, FetchBuys(book_id), timeout=PING_TIMEOUT_S, trace=False)
+                                 for p in self.peers])
+            if self.tentative.get(book_id, (None,))[0] is not update:
+                continue
+            if any(isinstance(r, BuysOf) and set(update.buy_ids) <= {b for b, _ in r.buys} for r in held):
+                self._confirm(book_id)
+                continue
+            if not all(isinstance(r, BuysOf) for r in held):
+                continue  # someone did not answer: it may hold the write
+            current = self.books[book_id]
+            if current == update.copy and newer:
+                current = max(newer, key=lambda b: b.seq)
+            await Disk("undo", current, list(update.buy_ids))
+            self.books[book_id] = current
+            for buy_id in update.buy_ids:
+                self._forget_buy(buy_id)
+            self._unmark_valid(book_id)
+            self._emit_seq(current)
+            del self.tentative[book_id]
+
+    def _confirm(self, book_id: int) -> None:
+        self.tentative.pop(book_id, None)
+        self.exposed.discard(book_id)
+
+    def _expose(self, book_id: int) -> Book:
+        """Our copy of a book, handed to another replica: if it is an unconfirmed write, that
+        replica may build on it, so it can no longer give way."""
+        if book_id in self.tentative:
+            self.exposed.add(book_id)
+        return self.books[book_id]
 
     def on_ping(self, message: Ping) -> Pong:
         """A ping's answer: our seqs, every row (with its buys) newer than the sender's, and a
@@ -810,12 +926,18 @@ class CatalogReplica(Core):
                 self._note_reachable(peer)
                 lease = self._grant(peer, message.seqs)
         newer = []
+        unsure = self._tentative_buys()
         for book in self.books.values():
             theirs = message.seqs.get(book.id, -1)
             if book.seq > theirs:
-                buys = tuple(b for b, (bid, seq) in self.buys.items() if bid == book.id and seq > theirs)
+                self._expose(book.id)
+                buys = tuple(b for b, (bid, seq) in self.buys.items()
+                             if bid == book.id and seq > theirs and b not in unsure)
                 newer.append((book, buys))
-        return Pong({b.id: b.seq for b in self.books.values()}, tuple(newer), dict(self.buy_count), lease)
+        counts = dict(self.buy_count)
+        for update, _peers in self.tentative.values():
+            counts[update.copy.id] -= len(update.buy_ids)
+        return Pong({b.id: b.seq for b in self.books.values()}, tuple(newer), counts, lease)
 
     def _remember_buy(self, buy_id: str, book_id: int, seq: int) -> None:
         """The one place a buy enters memory, so the per-book counts pings compare stay exact."""
@@ -834,7 +956,13 @@ class CatalogReplica(Core):
 
     def on_fetch_buys(self, message: FetchBuys) -> BuysOf:
         self.book(message.book)
-        return BuysOf(tuple((buy_id, seq) for buy_id, (bid, seq) in self.buys.items() if bid == message.book))
+        unsure = self._tentative_buys()
+        return BuysOf(tuple((buy_id, seq) for buy_id, (bid, seq) in self.buys.items()
+                            if bid == message.book and buy_id not in unsure))
+
+    def _tentative_buys(self) -> set[str]:
+        """Buys of writes not confirmed yet: not handed on, since they may yet give way."""
+        return {buy_id for update, _peers in self.tentative.values() for buy_id in update.buy_ids}
 
     async def _catch_up(self, peer: Peer, answer: Pong, generation: int) -> None:
         for copy, buy_ids in answer.newer:

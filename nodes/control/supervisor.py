@@ -57,6 +57,9 @@ class ManagedNode:
     exit_code: int | None = None
     slow_ms: int = 0
     cut_off: bool = False
+    #: Partitions in force: nodes whose messages never reach this one, and the reverse.
+    deaf_to: frozenset[str] = frozenset()
+    mute_to: frozenset[str] = frozenset()
     started_at: float | None = None
     ready: threading.Event = field(default_factory=threading.Event)
     tail: deque = field(default_factory=lambda: deque(maxlen=200))
@@ -80,6 +83,8 @@ class ManagedNode:
                 parts.append(f"slowed {self.slow_ms} ms")
             if self.cut_off:
                 parts.append("cut off")
+            elif self.deaf_to or self.mute_to:
+                parts.append("partitioned from " + ", ".join(sorted(self.deaf_to | self.mute_to)))
         return ", ".join(parts)
 
     @property
@@ -365,6 +370,36 @@ class Supervisor:
         self.node(name).cut_off = on
         self._note(self.node(name), "cut off" if on else "healed")
         self._changed(self.node(name))
+
+    async def partition(self, a: str, b: str, *, one_way: bool = False, on: bool = True) -> None:
+        """Cut the link from ``a`` to ``b`` (and back, unless ``one_way``): messages on it are
+        lost, as on a network that stopped delivering (W8). ``on=False`` restores it."""
+        links = [(a, b)] if one_way else [(a, b), (b, a)]
+        for name in (a, b):
+            self.node(name)  # an unknown name is refused before anything changes
+        for sender, receiver in links:
+            for name, attribute, other in ((sender, "mute_to", receiver), (receiver, "deaf_to", sender)):
+                node = self.node(name)
+                current = getattr(node, attribute)
+                setattr(node, attribute, current | {other} if on else current - {other})
+        for name in dict.fromkeys((a, b)):
+            await self._push_links(name)
+        arrow = "->" if one_way else "<->"
+        self._note(self.node(a), f"link {a} {arrow} {b} {'cut' if on else 'restored'}")
+
+    async def heal_partitions(self) -> None:
+        """Restore every link a partition cut."""
+        for node in list(self.nodes.values()):
+            if node.deaf_to or node.mute_to:
+                node.deaf_to = node.mute_to = frozenset()
+                await self._push_links(node.name)
+
+    async def _push_links(self, name: str) -> None:
+        node = self.node(name)
+        if node.state in ("up", "hung", "starting") and not node.attached:
+            await self.admin(name, "POST", "/admin/links", {"deaf_to": sorted(node.deaf_to),
+                                                            "mute_to": sorted(node.mute_to)})
+        self._changed(node)
 
     async def state(self, name: str) -> dict[str, Any]:
         return await self.admin(name, "GET", "/admin/state")

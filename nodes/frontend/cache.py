@@ -87,10 +87,12 @@ class LruCache:
             self.invalidations += 1
             self._event("invalidate", key)
 
-    def clear(self) -> None:
-        """Drop everything, floors too (a reset puts every seq back to 0)."""
+    def clear(self, *, floors: bool = True) -> None:
+        """Drop every entry, and the floors too unless told not to (a reset puts every seq
+        back to 0; a lapsed lease does not, and the floors still keep older copies out)."""
         self.epoch += 1
-        self.floors.clear()
+        if floors:
+            self.floors.clear()
         for key in list(self.entries):
             del self.entries[key]
             self.invalidations += 1

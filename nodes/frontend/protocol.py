@@ -161,7 +161,7 @@ class Frontend(Core):
     async def lookup(self, request: Read) -> Found | NotFound | NoCatalogServer:
         cached = self.cache_ok()
         if not cached and self.lookups.entries:
-            self.lookups.clear()
+            self.lookups.clear(floors=False)
         entry = self.lookups.get(request.book) if cached else None
         if entry is not None:
             return entry.value
@@ -219,7 +219,7 @@ class Frontend(Core):
                 if isinstance(answer, Healthy):
                     held = self.cache_leases[i]
                     if answer.lease_until is not None and held is not None and held <= self.now:
-                        self.lookups.clear()  # back after a lapse: whatever was cached may be stale
+                        self.lookups.clear(floors=False)  # back after a lapse: what was cached may be stale
                     self.cache_leases[i] = (None if answer.lease_until is None
                                             else max(held or 0.0, answer.lease_until))
             await Sleep(max(self.now, started + PROBE_INTERVAL_S))

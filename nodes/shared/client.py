@@ -2,18 +2,20 @@
 ``hop`` event per call so that a request's path can be drawn the way the figures draw it."""
 from __future__ import annotations
 
+import asyncio
 import http
 import json
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 
 from .telemetry import TRACE_HEADER, Telemetry, current_trace
 
 SECRET_HEADER = "X-Bazar-Secret"
+#: Who sends a message between nodes: a partition drops messages by link (node.py).
+SENDER_HEADER = "X-Bazar-From"
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,14 @@ def status_text(status: int) -> str:
         return str(status)
 
 
+class Links(Protocol):
+    """Which nodes this one's messages reach, and whose it hears (a partition, node.py)."""
+
+    def reaches(self, target: str) -> bool: ...
+
+    def hears(self, sender: str | None) -> bool: ...
+
+
 class PeerClient:
     """One pooled aiohttp session per node, used for every call it makes to another node."""
 
@@ -66,12 +76,14 @@ class PeerClient:
         *,
         timeouts: Timeouts,
         secret: str | None = None,
-        cut_off: Callable[[], bool] = lambda: False,
+        sender: str = "",
+        links: Links | None = None,
     ) -> None:
         self.telemetry = telemetry
         self.timeouts = timeouts
         self.secret = secret
-        self.cut_off = cut_off
+        self.sender = sender
+        self.links = links
         self.session: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
@@ -96,12 +108,18 @@ class PeerClient:
     ) -> Reply:
         started = time.time()
         t0 = time.perf_counter()
-        if self.cut_off():
-            # A cut-off node's partition is seen from its side too: nothing leaves it.
-            reply = Reply(None, None, 0.0, "cut off")
+        timeouts = timeouts or self.timeouts
+        if self.links is not None and not self.links.reaches(to):
+            # The link to it stopped delivering: the connection is never made (a lost SYN).
+            await asyncio.sleep(timeouts.connect)
+            reply = Reply(None, None, 0.0, "connect timeout")
         else:
-            reply = await self._exchange(method, url, body, timeouts or self.timeouts, headers)
-            reply.ms = (time.perf_counter() - t0) * 1000
+            reply = await self._exchange(method, url, body, timeouts, headers)
+            if self.links is not None and not self.links.hears(to):
+                # It got the message and may have acted; its answer is lost on the way back.
+                await asyncio.sleep(max(0.0, timeouts.total - (time.perf_counter() - t0)))
+                reply = Reply(None, None, 0.0, "timeout")
+        reply.ms = (time.perf_counter() - t0) * 1000
         if record:
             self.telemetry.emit(
                 "hop",
@@ -119,6 +137,8 @@ class PeerClient:
     ) -> Reply:
         assert self.session is not None, "PeerClient.start() was not awaited"
         headers = dict(extra_headers or {})
+        if self.sender:
+            headers[SENDER_HEADER] = self.sender
         if self.secret:
             headers[SECRET_HEADER] = self.secret
         trace = current_trace.get()

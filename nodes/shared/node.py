@@ -14,7 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
-from .client import SECRET_HEADER, PeerClient, Timeouts
+from .client import SECRET_HEADER, SENDER_HEADER, PeerClient, Timeouts
 from .errors import ApiError, json_errors, json_object, optional_int
 from .telemetry import TRACE_HEADER, Telemetry, current_trace, new_trace_id
 
@@ -32,6 +32,18 @@ class Faults:
 
     slow_ms: int = 0
     cut_off: bool = False
+    #: Partitions (W8), as links that stopped delivering: nodes whose messages never reach
+    #: us (``deaf_to``) and nodes ours never reach (``mute_to``); "*" is every node.
+    deaf_to: frozenset[str] = frozenset()
+    mute_to: frozenset[str] = frozenset()
+
+    def hears(self, sender: str | None) -> bool:
+        if self.cut_off:
+            return False  # cut off: nobody reaches it but the admin (and its telemetry)
+        return not sender or not (sender in self.deaf_to or "*" in self.deaf_to)
+
+    def reaches(self, target: str) -> bool:
+        return not (self.cut_off or target in self.mute_to or "*" in self.mute_to)
 
 
 @dataclass
@@ -57,9 +69,8 @@ class Node:
 
     def __post_init__(self) -> None:
         self.telemetry = Telemetry(self.name, enabled=self.telemetry_on)
-        self.client = PeerClient(
-            self.telemetry, timeouts=self.timeouts, secret=self.secret, cut_off=lambda: self.faults.cut_off
-        )
+        self.client = PeerClient(self.telemetry, timeouts=self.timeouts, secret=self.secret, sender=self.name,
+                                 links=self.faults)
 
     @property
     def name(self) -> str:
@@ -78,6 +89,8 @@ class Node:
             "uptime_s": round(time.time() - self.started, 3),
             "slow_ms": self.faults.slow_ms,
             "cut_off": self.faults.cut_off,
+            "deaf_to": sorted(self.faults.deaf_to),
+            "mute_to": sorted(self.faults.mute_to),
             "telemetry": {
                 "on": self.telemetry.enabled,
                 "subscribers": [{"queued": len(s.events), "dropped": s.dropped} for s in self.telemetry.subscribers],
@@ -113,18 +126,34 @@ def build_app(node: Node, routes: list[web.RouteDef], *, cleanup_ctx: list[Calla
 
 
 def _cut_off(node: Node):
+    """Cut links, as a network that stopped delivering: a message from a node we do not hear
+    is never taken; an answer to a node we do not reach is never sent. Either way the caller
+    waits out its time-out, and learns nothing it could tell apart from a lost packet."""
+
     @web.middleware
     async def middleware(request: web.Request, handler):
-        if node.faults.cut_off and not request.path.startswith(ADMIN_PREFIX):
-            # Like a firewall rule: the connection is dropped, nothing is answered.
-            if request.transport is not None:
-                request.transport.abort()
-            raise asyncio.CancelledError()
-        if not request.path.startswith(ADMIN_PREFIX):
-            node.on_contact()
-        return await handler(request)
+        if request.path.startswith(ADMIN_PREFIX):
+            return await handler(request)
+        sender = request.headers.get(SENDER_HEADER) or None
+        if not node.faults.hears(sender):
+            await _hold(request)
+        node.on_contact()
+        response = await handler(request)
+        if sender and not node.faults.reaches(sender):
+            await _hold(request)  # done, but the answer is lost on the way back
+        return response
 
     return middleware
+
+
+async def _hold(request: web.Request, limit_s: float = 60.0) -> None:
+    """Keep the connection open and silent until the caller gives up, then drop it."""
+    deadline = time.monotonic() + limit_s
+    while request.transport is not None and not request.transport.is_closing() and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    if request.transport is not None:
+        request.transport.abort()
+    raise asyncio.CancelledError()
 
 
 def _observe(node: Node):
@@ -210,6 +239,19 @@ def _admin_routes(node: Node) -> list[web.RouteDef]:
         node.telemetry.emit("fault", fault="cut_off", on=data["on"])
         return web.json_response(node.state())
 
+    async def set_links(request: web.Request) -> web.Response:
+        data = await json_object(request)
+        sets = {}
+        for key in ("deaf_to", "mute_to"):
+            names = data.get(key, [])
+            if not isinstance(names, list) or not all(isinstance(n, str) and 0 < len(n) <= 20 for n in names):
+                raise ApiError(400, f"'{key}' must be a list of node names")
+            sets[key] = frozenset(names)
+        node.faults.deaf_to, node.faults.mute_to = sets["deaf_to"], sets["mute_to"]
+        node.telemetry.emit("fault", fault="partition", deaf_to=sorted(sets["deaf_to"]),
+                            mute_to=sorted(sets["mute_to"]))
+        return web.json_response(node.state())
+
     async def events(request: web.Request) -> web.Response:
         trace = request.query.get("trace")
         found = node.telemetry.for_trace(trace) if trace else list(node.telemetry.recent)
@@ -265,6 +307,7 @@ def _admin_routes(node: Node) -> list[web.RouteDef]:
         web.get("/admin/state", state),
         web.post("/admin/slow", set_slow),
         web.post("/admin/cutoff", set_cut_off),
+        web.post("/admin/links", set_links),
         web.get("/admin/events", events),
     ]
 

@@ -86,8 +86,9 @@ def request_of(message: Any) -> tuple[str, str, Any, str, dict[str, str]]:
         case Check(book, seq_n, sender, token, buy_id, since):
             body = {"seq_n": seq_n, "from": sender, "token": token, "buy_id": buy_id, "since": since}
             return "POST", f"/rep/check/{book}", body, f"/rep/check/{book} seq_n: {seq_n}", {}
-        case Update(copy, sender, token, buy_ids, late):
-            record = {**copy.as_record(), "token": token, "buy_ids": list(buy_ids), "from": sender}
+        case Update(copy, sender, token, buy_ids, late, excluded):
+            record = {**copy.as_record(), "token": token, "buy_ids": list(buy_ids), "from": sender,
+                      "excluded": list(excluded)}
             label = (f"/rep/update/{copy.id} seq_n: {copy.seq} (late)" if late else
                      f"/rep/update/{copy.id} seq_n: {copy.seq} quantity: {copy.quantity} "
                      f"price: {record['price']}")
@@ -145,12 +146,14 @@ def response_of(message: Any, answer: Any) -> tuple[int, Any]:
             return 503, {"message": f"Nothing was written: {reason}", "outcome": "not done", "reason": reason}
         case Unconfirmed(reason):
             return 503, {"message": f"The write is not confirmed: {reason}", "outcome": "unknown"}
-        case Granted(seq) | Applied(seq):
+        case Applied(seq, holds):
+            return 200, {"seq": seq, "holds": [[i, until] for i, until in holds]}
+        case Granted(seq):
             return 200, {"seq": seq}
         case KnownBuy(book) if isinstance(message, Read):
             return 200, {**book.as_lookup(), "known_buy": True}
-        case KnownBuy(book):
-            return 200, {"known_buy": True, "book": book.as_record()}
+        case KnownBuy(book, settles):
+            return 200, {"known_buy": True, "book": book.as_record(), "settles": settles}
         case Newer(book):
             return 409, {"message": "Conflict", "book": book.as_record()}
         case Busy(holder):
@@ -250,7 +253,7 @@ def _answer_of(message: Any, status: int, data: Any, body: dict[str, Any]) -> An
                 return Conflict(None, str(body.get("message", "")), body.get("seq"))
         case Check():
             if status == 200 and body.get("known_buy"):
-                return KnownBuy(_book(body["book"]))
+                return KnownBuy(_book(body["book"]), _optional_float(body.get("settles")) or 0.0)
             if status == 200:
                 return Granted(int(body.get("seq", 0)))
             if status == 409 and body.get("busy"):
@@ -259,7 +262,7 @@ def _answer_of(message: Any, status: int, data: Any, body: dict[str, Any]) -> An
                 return Newer(_book(body["book"]))
         case Update():
             if status == 200:
-                return Applied(int(body.get("seq", 0)))
+                return Applied(int(body.get("seq", 0)), tuple((int(i), float(u)) for i, u in body.get("holds", [])))
             if status == 409 and body.get("busy"):
                 return Busy(body.get("holder"))
             if status == 409 and isinstance(body.get("book"), dict):

@@ -160,6 +160,13 @@ REGRESSION_SEEDS = {
     696: "a write delivered twice answered 'busy' while its twin wrote",
     140: "a writer whose update answers were lost withdrew the write as 'not done'",
     1152: "a replica cut off from its peers wrote alone: two copies of one seq (W8)",
+    20: "a replica cut off one way from one peer kept vouching for a stale copy (peer-granted leases)",
+    5082: "a writer withdrew a write whose update a peer had taken, then reused its seq",
+    5266: "a retried buy was vouched for before the leases of the replica its write left out ran out",
+    6325: "an unconfirmed write's buy spread by catch-up though the write gave way",
+    6598: "the front-end's lease renewal dropped its seq floors and cached an older copy",
+    9205: "a writer stepped its copy back over a newer one catch-up brought during its write",
+    11801: "an unconfirmed write was handed to a peer by a check's answer, then could not give way",
 }
 
 

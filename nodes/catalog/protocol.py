@@ -186,7 +186,6 @@ class CatalogReplica(Core):
         #: Writes whose updates got no answer (a peer may hold them): book -> (update, peers
         #: to offer it to), until a peer confirms it or shows another write of that seq.
         self.tentative: dict[int, tuple[Update, tuple[int, ...]]] = {}
-        self.exposed: set[int] = set()  # tentative writes whose copy another replica got
         self._tokens = 0
         self._lease_lapsed = False  # for telling the lapse and the renewal apart, once each
         #: The lease granted to the front-end for its cache, and whether an invalidation it
@@ -414,10 +413,10 @@ class CatalogReplica(Core):
         return Healthy(until)
 
     def _trusted_valid(self, book_id: int) -> bool:
-        return book_id in self.valid_ids and self._lease_holds()
+        return book_id in self.valid_ids and book_id not in self.tentative and self._lease_holds()
 
     async def _deliver_or_outwait(self, missed: list[Peer], update: Update,
-                                  holds: dict[int, float]) -> tuple[list[Peer], bool]:
+                                  holds: dict[int, float], *, offer: bool = True) -> tuple[list[Peer], bool]:
         """Before answering a write that ``missed`` could not see, make sure none of them can
         still vouch for the old copy (W2): keep offering each the update until it takes it,
         or until its valid set has surely lapsed. A peer back before its lease lapsed (a short
@@ -439,6 +438,9 @@ class CatalogReplica(Core):
         if self.now < deadline:
             self.emit("lease_wait", peers=[p.index for p in missed], ms=round((deadline - self.now) * 1000))
         late = replace(update, late=True)
+        if not offer:
+            await Sleep(deadline)
+            return missed, maybe
         while missed and self.now < deadline:
             replies = await Gather([self._send(p, late, timeout=PING_TIMEOUT_S) for p in missed])
             maybe |= any(isinstance(reply, NoAnswer) and reply.maybe_processed for reply in replies)
@@ -464,11 +466,9 @@ class CatalogReplica(Core):
     async def on_get(self, message: Get) -> Found | Conflict:
         self.book(message.book)
         if self._trusted_valid(message.book):
-            return Found(self._expose(message.book))
+            return Found(self.books[message.book])
         found, copy = await self._hop(message.book, asked=message.req + (message.sender,),
                                       upstream_seq=message.seq_n)
-        if found:
-            self._expose(message.book)
         return Found(copy) if found else Conflict(copy, "Conflict: no current copy on this path", seq=copy.seq)
 
     async def _hop(self, book_id: int, *, asked: tuple[int, ...], upstream_seq: int) -> tuple[bool, Book]:
@@ -500,13 +500,14 @@ class CatalogReplica(Core):
                 self._note_reachable(peer)
                 # S3: a conflict from further down. Our own copy is current when it is newer
                 # than anything upstream has seen; otherwise pass the conflict on.
-                if self.books[book_id].seq > upstream_seq:
+                if self.books[book_id].seq > upstream_seq and book_id not in self.tentative:
                     self._mark_valid(book_id)
                     return True, self.books[book_id]
                 return False, self.books[book_id]
             self._note_unreachable(peer)  # answered, but not with the protocol: skip it
-        # No peer left: the last replica decides (cold start S1, total failure S3).
-        if self.books[book_id].seq >= upstream_seq:
+        # No peer left: the last replica decides (cold start S1, total failure S3) — unless its
+        # copy is an unconfirmed write of its own, which it hands to no one.
+        if self.books[book_id].seq >= upstream_seq and book_id not in self.tentative:
             self._mark_valid(book_id)
             return True, self.books[book_id]
         return False, self.books[book_id]
@@ -640,21 +641,24 @@ class CatalogReplica(Core):
         if self.has_frontend:
             sends.append(Send("frontend", Invalidate(book_id, new.seq), INVALIDATE_TIMEOUT_S))
         replies = await Gather(sends)
-        await Disk("write", new, list(buy_ids))
+        # While the fan-out was out, catch-up may have brought a newer copy, built on this
+        # write by a writer a peer showed it to: never step back to ours.
+        if self.books[book_id].seq < new.seq:
+            await Disk("write", new, list(buy_ids))
+        elif buy_ids:
+            await Disk("add_buys", book_id, [(b, new.seq) for b in buy_ids])
         for peer, reply in zip(outcome.granted, replies, strict=False):
             if isinstance(reply, NoAnswer):
                 self._note_unreachable(peer, reply)  # it dropped its valid mark when it reserved
             else:
                 self._note_reachable(peer)
-        if self.has_frontend and not isinstance(replies[-1], Done):
-            await self._invalidate_frontend(new)  # a lost invalidation leaves a stale entry: again
         fan_out = replies[:len(outcome.granted)]
         took = any(isinstance(reply, Applied) for reply in fan_out)
         maybe = any(isinstance(reply, NoAnswer) and reply.maybe_processed for reply in fan_out)
         if outcome.granted and not took and not maybe:
             # Every peer that granted the write refused it (it moved on meanwhile). Kept here
             # alone it would be acknowledged while they answer the old copy: withdraw it.
-            await Disk("undo", current, list(buy_ids))
+            await Disk("undo", self._newest(current), list(buy_ids))
             return NotWritten("no peer took the write")
         unconfirmed = bool(outcome.granted) and not took
         if unconfirmed:
@@ -664,11 +668,14 @@ class CatalogReplica(Core):
             self.tentative[book_id] = (update, tuple(p.index for p in outcome.granted))
         # In memory before the wait below: a peer that took it may already answer the buy's
         # retry as done, so from now on we must not serve the old copy either.
-        self.books[book_id] = new
+        if self.books[book_id].seq < new.seq:
+            self.books[book_id] = new
+            self._mark_valid(book_id)
+            self._emit_seq(new)
         for buy in buy_ids:
             self._remember_buy(buy, book_id, new.seq)
-        self._mark_valid(book_id)
-        self._emit_seq(new)
+        if self.has_frontend and not isinstance(replies[-1], Done):
+            await self._invalidate_frontend(new)  # a lost invalidation leaves a stale entry: again
         holds: dict[int, float] = {}
         for reply in fan_out:
             for index, until in reply.holds if isinstance(reply, Applied) else ():
@@ -678,11 +685,15 @@ class CatalogReplica(Core):
         for buy in buy_ids:
             if settle > self.now:
                 self.buy_settles[buy] = max(self.buy_settles.get(buy, 0.0), settle)
-        missed, maybe_late = await self._deliver_or_outwait(outcome.unreachable, update, holds)
-        if missed and not took and not self._lease_ok():
+        # Offered late only once a peer has confirmed it: a replica left out cannot tell an
+        # offer of a write that may yet give way from a settled one.
+        missed, maybe_late = await self._deliver_or_outwait(outcome.unreachable, update, holds,
+                                                            offer=took or not outcome.granted)
+        if missed and not took and not unconfirmed and not self._lease_ok():
             # No peer took it, and nothing reached us while we waited for them: we are likely
             # the one cut off, and they, still in touch with each other, vouch for the old
             # copy. Acknowledged, the write would be read as never made: withdraw it.
+            current = self._newest(current) if self.books[book_id] is not new else current
             await Disk("undo", current, list(buy_ids))
             self.tentative.pop(book_id, None)
             self.books[book_id] = current
@@ -780,6 +791,8 @@ class CatalogReplica(Core):
 
     async def on_check(self, message: Check) -> Granted | KnownBuy | Newer | Busy:
         book_id = self.book(message.book).id
+        if book_id in self.tentative:
+            return Busy(self.index)  # an unconfirmed write of ours: nothing to build on yet
         if not self.guard_writes:
             own = self.books[book_id]
             return Newer(own) if own.seq > message.seq_n else Granted(own.seq)
@@ -806,7 +819,7 @@ class CatalogReplica(Core):
         if message.buy_id is not None and message.buy_id in self.buys:
             return KnownBuy(own, self._settles(message.buy_id))
         if own.seq > message.seq_n:
-            return Newer(self._expose(own.id))
+            return Newer(own)
         return None
 
     def on_release(self, message: Release) -> Done:
@@ -825,8 +838,10 @@ class CatalogReplica(Core):
         held = self.reservations.get(copy.id)
         if held is not None and held.token != message.token and held.expires > self.now:
             return Busy(held.owner)
+        if copy.id in self.tentative and copy.seq <= own.seq:
+            return Busy(self.index)
         if copy.seq < own.seq:
-            return Newer(self._expose(own.id))
+            return Newer(own)
         if copy.seq == own.seq and not (copy == own and all(b in self.buys for b in message.buy_ids)):
             return Newer(own)  # another write made this seq here: the sender's is the odd one out
         await self._adopt(copy, message.buy_ids)
@@ -870,17 +885,18 @@ class CatalogReplica(Core):
             await Sleep(max(self.now, started + HEARTBEAT_S))
 
     async def _settle_tentative(self) -> None:
-        """Offer each unconfirmed write again. A peer that took it, or a copy of it we handed
-        to another replica (which may have built on it), confirms it. Once the others have
-        moved on without it and none of them holds its buys, it was never seen: it was
-        answered 'unknown', so it gives way — its buys forgotten, the others' copy taken."""
+        """Offer each unconfirmed write again. A peer that took it confirms it (its answer, or
+        its buys, show it). Once the others have moved on without it and none of them holds
+        its buys, it was never seen — no replica is handed an unconfirmed copy (checks meet
+        'busy', reads look elsewhere) — and it was answered 'unknown': it gives way, its buys
+        forgotten, the others' copy taken."""
         for book_id, (update, indexes) in list(self.tentative.items()):
             peers = [p for p in self.peers if p.index in indexes]
             replies = await Gather([self._send(p, replace(update, late=True), timeout=PING_TIMEOUT_S,
                                                trace=False) for p in peers])
             if self.tentative.get(book_id, (None,))[0] is not update:
                 continue
-            if any(isinstance(r, Applied) for r in replies) or book_id in self.exposed:
+            if any(isinstance(r, Applied) for r in replies):
                 self._confirm(book_id)
                 continue
             newer = [r.book for r in replies if isinstance(r, Newer)]
@@ -906,16 +922,13 @@ class CatalogReplica(Core):
             self._emit_seq(current)
             del self.tentative[book_id]
 
+    def _newest(self, copy: Book) -> Book:
+        """``copy`` or, if newer, the copy we hold of that book now."""
+        held = self.books[copy.id]
+        return held if held.seq > copy.seq else copy
+
     def _confirm(self, book_id: int) -> None:
         self.tentative.pop(book_id, None)
-        self.exposed.discard(book_id)
-
-    def _expose(self, book_id: int) -> Book:
-        """Our copy of a book, handed to another replica: if it is an unconfirmed write, that
-        replica may build on it, so it can no longer give way."""
-        if book_id in self.tentative:
-            self.exposed.add(book_id)
-        return self.books[book_id]
 
     def on_ping(self, message: Ping) -> Pong:
         """A ping's answer: our seqs, every row (with its buys) newer than the sender's, and a
@@ -929,8 +942,7 @@ class CatalogReplica(Core):
         unsure = self._tentative_buys()
         for book in self.books.values():
             theirs = message.seqs.get(book.id, -1)
-            if book.seq > theirs:
-                self._expose(book.id)
+            if book.seq > theirs and book.id not in self.tentative:
                 buys = tuple(b for b, (bid, seq) in self.buys.items()
                              if bid == book.id and seq > theirs and b not in unsure)
                 newer.append((book, buys))

@@ -56,6 +56,14 @@ def test_more_copies_taken_than_buys_known_is_a_buy_done_twice() -> None:
     assert _kinds(unknown) == set()  # an unknown outcome may have counted
 
 
+def test_two_buyers_told_they_bought_one_copy_is_a_copy_sold_twice() -> None:
+    """W8a's split brain: one copy, two acknowledged buys, both replicas at stock 0."""
+    split = History({1: 1}, [_buy(1, 0, 1, "bought", "a"), _buy(1, 0, 1, "bought", "b")], [], _finals(0, 1, None))
+    refused = History({1: 1}, [_buy(1, 0, 1, "bought", "a"), _buy(1, 0, 1, "failed", "b")], [], _finals(0, 1, None))
+    assert "sold twice" in _kinds(split)
+    assert _kinds(refused) == set()
+
+
 def test_a_read_older_than_an_acknowledged_buy_is_a_stale_read() -> None:
     ops = [_buy(1, 0, 1, "bought", "a")]
     stale = History({1: 5}, ops + [_read(1, 2, 3, 5)], [Fault("cut", ("catalog1",), 1.5, 2.5)], _finals(4, 1, None))

@@ -11,7 +11,7 @@ import time
 from .history import Fault
 from .supervisor import ClusterError, Supervisor
 
-ACTIONS = ("crash", "hang", "cut", "restart")
+ACTIONS = ("crash", "hang", "cut", "restart", "partition")
 
 
 async def apply(supervisor: Supervisor, fault: Fault) -> None:
@@ -25,6 +25,8 @@ async def apply(supervisor: Supervisor, fault: Fault) -> None:
         await supervisor.cut_off(node, True)
     elif fault.action == "restart":
         await asyncio.to_thread(supervisor.restart, node)
+    elif fault.action == "partition":
+        await supervisor.partition(fault.nodes[0], fault.nodes[1], one_way=fault.detail.startswith("one-way"))
     else:
         raise ClusterError(f"unknown fault '{fault.action}'; choose from {', '.join(ACTIONS)}")
 
@@ -38,6 +40,10 @@ async def heal(supervisor: Supervisor, fault: Fault) -> None:
         supervisor.resume(node)
     elif fault.action == "cut":
         await supervisor.cut_off(node, False)
+    elif fault.action == "partition":
+        await supervisor.partition(fault.nodes[0], fault.nodes[1], one_way=fault.detail.startswith("one-way"),
+                                   on=False)
+        return
     if node:
         await asyncio.to_thread(supervisor.wait_ready, [node])
 
@@ -63,16 +69,25 @@ class Nemesis:
 
     async def run(self, until: float) -> list[Fault]:
         while self.actions and time.monotonic() < until:
-            fault = Fault(self.rng.choice(self.actions), (self.rng.choice(self._victims()),), time.monotonic())
+            action = self.rng.choice(self.actions)
+            if action == "partition":
+                # A link between two nodes, the front-end's included, cut both ways or one way.
+                a, b = self.rng.sample(self._victims() + ["frontend"], 2)
+                one_way = self.rng.random() < 0.5
+                fault = Fault(action, (a, b), time.monotonic(),
+                              detail=f"{'one-way ' if one_way else ''}{a} {'->' if one_way else '<->'} {b}")
+            else:
+                fault = Fault(action, (self.rng.choice(self._victims()),), time.monotonic())
             await apply(self.supervisor, fault)
             await asyncio.sleep(self.rng.uniform(*self.broken_s))  # how long the fault lasts
             await heal(self.supervisor, fault)
-            self.faults.append(Fault(fault.action, fault.nodes, fault.start, time.monotonic()))
+            self.faults.append(Fault(fault.action, fault.nodes, fault.start, time.monotonic(), fault.detail))
             await asyncio.sleep(self.rng.uniform(*self.rest_s))  # quiet time between faults
         return self.faults
 
     async def heal_all(self) -> None:
         """Whatever is still broken, heal it (used when a run is cut short)."""
+        await self.supervisor.heal_partitions()
         for node in self.supervisor.nodes.values():
             if node.attached or node.role == "frontend":
                 continue

@@ -163,6 +163,9 @@ def check(history: History) -> list[Anomaly]:
             unknown = sum(1 for op in buys if op.book == book and op.outcome == "unknown")
             if final_stock[book] < 0:
                 found("sold twice", f"book {book}: stock below zero ({final_stock[book]})")
+            if len(acked) > history.stock[book]:
+                found("sold twice", f"book {book}: {len(acked)} buys acknowledged of {history.stock[book]} copies",
+                      min(op.start for op in acked), max(op.end for op in acked))
             if taken < len(acked):
                 last = max(op.end for op in acked)
                 found("lost buy", f"book {book}: {len(acked)} buys acknowledged but only {taken} copies taken",

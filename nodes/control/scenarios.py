@@ -34,7 +34,7 @@ from .supervisor import Supervisor
 
 SCENARIO_DIR = Path(__file__).resolve().parent.parent.parent / "assets" / "scenarios"
 STEPS = {"crash", "start", "restart", "hang", "resume", "cut", "heal", "slow", "write", "read", "stock",
-         "peer_order", "turn", "settle", "noticed", "buy"}
+         "peer_order", "turn", "settle", "noticed", "buy", "partition"}
 
 
 class ScenarioError(ValueError):
@@ -51,6 +51,7 @@ class Scenario:
     catalogs: int = 3
     orders: int = 1
     catalog_mode: str = "bazar"
+    consistency: str | None = None
     failover: str = "adaptive"
     book: int = 2
     setup: list[dict[str, Any]] = field(default_factory=list)
@@ -61,6 +62,7 @@ class Scenario:
 
     def cluster(self, data_dir: Path) -> Cluster:
         return replace(Cluster(), catalogs=self.catalogs, orders=self.orders, catalog_mode=self.catalog_mode,
+                       consistency=self.consistency,
                        data_dir=data_dir)
 
 
@@ -94,7 +96,8 @@ def parse(raw: dict[str, Any], path: Path) -> Scenario:
     scenario = Scenario(
         id=raw["id"], title=raw["title"], path=path, figure=raw.get("figure", ""), about=raw.get("about", ""),
         catalogs=cluster.get("catalogs", 3), orders=cluster.get("orders", 1),
-        catalog_mode=cluster.get("catalog_mode", "bazar"), failover=cluster.get("failover", "adaptive"),
+        catalog_mode=cluster.get("catalog_mode", "bazar"), consistency=cluster.get("consistency"),
+        failover=cluster.get("failover", "adaptive"),
         book=cluster.get("book", 2), setup=raw.get("setup", []), start=raw.get("start", {}),
         request=raw.get("request", {}), expect=raw.get("expect", {}), narration=raw.get("narration", []),
     )
@@ -104,6 +107,8 @@ def parse(raw: dict[str, Any], path: Path) -> Scenario:
         raise ScenarioError(f"{name}: cluster.orders must be a whole number from 1 to 9")
     if scenario.catalog_mode not in ("bazar", "documented"):
         raise ScenarioError(f"{name}: cluster.catalog_mode must be \"bazar\" or \"documented\"")
+    if scenario.consistency not in (None, "majority", "available"):
+        raise ScenarioError(f"{name}: cluster.consistency must be \"majority\" or \"available\"")
     if scenario.failover not in ("adaptive", "documented"):
         raise ScenarioError(f"{name}: cluster.failover must be \"adaptive\" or \"documented\"")
     nodes = {"frontend"} | {f"catalog{i}" for i in range(scenario.catalogs)} | \
@@ -269,6 +274,10 @@ async def _setup_step(supervisor: Supervisor, scenario: Scenario, step: dict[str
     elif what in ("cut", "heal"):
         for node in nodes:
             await supervisor.cut_off(node, what == "cut")
+    elif what == "partition":
+        # from = a node, to = the nodes it no longer reaches (and, unless one_way, back)
+        for node in step.get("to", []):
+            await supervisor.partition(step["from"], node, one_way=bool(step.get("one_way", False)))
     elif what == "slow":
         for node in nodes:
             await supervisor.slow(node, int(step.get("ms", 0)))

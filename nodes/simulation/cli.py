@@ -103,6 +103,8 @@ def _explore(options: Options, first: int, count: int, jobs: int, keep_going: bo
                 for key in ("seeds", "operations", "faults", "events"):
                     setattr(total, key, getattr(total, key) + getattr(found, key))
                 total.sim_s += found.sim_s
+                for outcome, n in found.buys.items():
+                    total.buys[outcome] = total.buys.get(outcome, 0) + n
                 total.wall_s += found.wall_s
                 total.failures += found.failures
                 bar.update(found.seeds)
@@ -115,6 +117,8 @@ def _explore(options: Options, first: int, count: int, jobs: int, keep_going: bo
           f"{','.join(options.faults) or 'none'}, {options.catalogs} catalog and {options.orders} order replicas")
     print(f"simulated {total.sim_s / 3600:.2f} h with {total.operations} client operations, {total.faults} faults "
           f"and {total.events} events; {rate:.0f} simulated seconds per second of one worker")
+    print("buys: " + ", ".join(f"{n} {outcome}" for outcome, n in sorted(total.buys.items()))
+          + " ('failed': refused or unreachable; the checker makes sure none of them changed anything)")
     failures = sorted(total.failures, key=lambda r: r.options.seed)
     print(f"failing seeds: {len(failures)}" + (f" ({', '.join(str(r.options.seed) for r in failures[:20])})"
                                                if failures else ""))

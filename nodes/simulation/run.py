@@ -318,6 +318,9 @@ class Exploration:
     events: int = 0
     sim_s: float = 0.0
     wall_s: float = 0.0
+    #: Buys by outcome: "failed" ones were refused (no majority, no order replica) and,
+    #: the checker makes sure, changed nothing.
+    buys: dict[str, int] = field(default_factory=dict)
 
 
 def explore(options: Options, seeds: range, *, stop_at_first: bool = True,
@@ -329,6 +332,9 @@ def explore(options: Options, seeds: range, *, stop_at_first: bool = True,
         found.operations += len(result.history.operations)
         found.faults += len(result.history.faults)
         found.events += result.events
+        for op in result.history.operations:
+            if op.kind == "buy":
+                found.buys[op.outcome] = found.buys.get(op.outcome, 0) + 1
         found.sim_s += result.sim_s
         found.wall_s += result.wall_s
         if not result.passed:

@@ -21,6 +21,7 @@ from urllib.parse import quote
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from nodes.control import faults  # noqa: E402
 from nodes.control.clusterfile import Cluster, ClusterFileError, load  # noqa: E402
 from nodes.control.supervisor import ClusterError, ManagedNode, Supervisor  # noqa: E402
 
@@ -130,33 +131,34 @@ async def control(supervisor: Supervisor, line: str) -> str:
         names = [w for w in rest if w != "--one-way"]
         if len(names) != 2 or names[0] == names[1]:
             return "usage: partition [--one-way] NODE NODE"
-        await supervisor.partition(names[0], names[1], one_way=one_way)
+        await faults.apply(supervisor, faults.fault("partition", *names, one_way=one_way))
         arrow = "no longer reaches" if one_way else "and"
         return f"{names[0]} {arrow} {names[1]}" + ("" if one_way else " no longer reach each other")
     if verb == "heal" and not rest:
         await supervisor.heal_partitions()
         return "every link is restored"
-    actions = {
-        "crash": supervisor.crash, "hang": supervisor.hang, "resume": supervisor.resume,
-        "start": supervisor.start, "stop": supervisor.stop, "restart": supervisor.restart,
-    }
-    if verb not in {*actions, "slow", "cut", "heal", "log"}:
+    # One fault record, applied or healed, as the injector, the scenarios and the window do.
+    breaks = {"crash": "crash", "hang": "hang", "cut": "cut", "restart": "restart", "slow": "slow"}
+    heals = {"start": "crash", "resume": "hang", "heal": "cut"}
+    if verb not in {*breaks, *heals, "stop", "log"}:
         return f"unknown command '{verb}'; type help"
     if not rest:
         return f"'{verb}' needs a node name; type help"
     name = rest[0]
-    if verb in actions:
-        actions[verb](name)
-        if verb in ("start", "restart"):
-            await asyncio.to_thread(supervisor.wait_ready, [name])
+    if verb == "stop":
+        await asyncio.to_thread(supervisor.stop, name)
         return f"{name}: {supervisor.node(name).status}"
     if verb == "slow":
         if len(rest) != 2 or not rest[1].isdigit():
             return "usage: slow NODE MS"
-        await supervisor.slow(name, int(rest[1]))
+        ms = int(rest[1])
+        await (faults.apply if ms else faults.heal)(supervisor, faults.fault("slow", name, ms=ms))
         return f"{name}: {supervisor.node(name).status}"
-    if verb in ("cut", "heal"):
-        await supervisor.cut_off(name, verb == "cut")
+    if verb in breaks:
+        await faults.apply(supervisor, faults.fault(breaks[verb], name))
+    elif verb in heals:
+        await faults.heal(supervisor, faults.fault(heals[verb], name), wait_ready=verb == "start")
+    if verb in breaks or verb in heals:
         return f"{name}: {supervisor.node(name).status}"
     return supervisor.log_tail(name, 30)  # verb == "log"
 

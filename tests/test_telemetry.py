@@ -110,6 +110,13 @@ async def test_the_models_tables_equal_what_the_nodes_report(cluster):
         await http.get("/search/distributed")
         supervisor.start("catalog1")
         supervisor.wait_ready(["catalog1"])
+
+        async def frontend_leased_again() -> bool:
+            # Back, catalog1 grants the front-end a new cache lease, and the front-end empties
+            # its lookup cache once as it takes it (a lapsed lease: what it cached may be stale).
+            return (await supervisor.state("frontend"))["cache_leases"][1] > 0
+
+        await wait_until(frontend_leased_again, timeout=10, what="catalog1's cache lease to the front-end")
         await http.put("/buy/6")
         await http.get("/lookup/6")
         await http.get("/lookup/1")

@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING
 
+from . import faults
+from .history import Fault
 from .supervisor import ClusterError
 
 if TYPE_CHECKING:
@@ -27,27 +29,29 @@ class Controller:
         """True while an action on ``name`` is under way (its buttons wait)."""
         return name in self._busy
 
-    async def _process(self, name: str, action, *, wait_ready: bool = False) -> None:
+    async def _process(self, name: str, change, broken: Fault, *, wait_ready: bool = False) -> None:
+        """Apply or heal ``broken`` (faults.py, the one interface every caller uses); process
+        control there runs in a worker thread."""
         if name in self._busy:
             raise ClusterError(f"{name} is still busy with the last action; try again in a moment")
         self._busy.add(name)
         try:
-            await asyncio.to_thread(action, name)
+            await change(self.supervisor, broken, wait_ready=False)
             if wait_ready:
                 await asyncio.to_thread(self.supervisor.wait_ready, [name], START_TIMEOUT_S)
         finally:
             self._busy.discard(name)
 
     async def crash(self, name: str) -> None:
-        await self._process(name, self.supervisor.crash)
+        await self._process(name, faults.apply, faults.fault("crash", name))
 
     async def start(self, name: str) -> None:
-        await self._process(name, self.supervisor.start, wait_ready=True)
+        await self._process(name, faults.heal, faults.fault("crash", name), wait_ready=True)
 
     async def restart(self, name: str) -> None:
         """A clean stop (SIGTERM; the node closes its telemetry streams and exits 0), then a
         start, waited for in a worker thread."""
-        await self._process(name, self.supervisor.restart, wait_ready=True)
+        await self._process(name, faults.apply, faults.fault("restart", name), wait_ready=True)
 
     async def crash_or_start(self, name: str) -> None:
         if self.model.health(name).gone:
@@ -56,10 +60,10 @@ class Controller:
             await self.crash(name)
 
     async def hang(self, name: str) -> None:
-        await self._process(name, self.supervisor.hang)
+        await self._process(name, faults.apply, faults.fault("hang", name))
 
     async def resume(self, name: str) -> None:
-        await self._process(name, self.supervisor.resume)
+        await self._process(name, faults.heal, faults.fault("hang", name))
 
     async def hang_or_resume(self, name: str) -> None:
         if self.model.health(name).state == "hung":
@@ -68,10 +72,10 @@ class Controller:
             await self.hang(name)
 
     async def slow(self, name: str, ms: int) -> None:
-        await self.supervisor.slow(name, ms)
+        await (faults.apply if ms else faults.heal)(self.supervisor, faults.fault("slow", name, ms=ms))
 
     async def cut_off(self, name: str, on: bool) -> None:
-        await self.supervisor.cut_off(name, on)
+        await (faults.apply if on else faults.heal)(self.supervisor, faults.fault("cut", name), wait_ready=False)
 
     async def reset(self) -> str:
         """Reset every running replica; the answer says which were not (down ones adopt the

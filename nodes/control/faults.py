@@ -12,39 +12,64 @@ from .history import Fault
 from .supervisor import ClusterError, Supervisor
 
 ACTIONS = ("crash", "hang", "cut", "restart", "partition")
+#: Every fault a person or a program can apply and heal; the injector picks from ACTIONS.
+KINDS = (*ACTIONS, "slow")
 
 
-async def apply(supervisor: Supervisor, fault: Fault) -> None:
-    """Break the cluster as ``fault`` says (one interface for every caller)."""
+def fault(action: str, *nodes: str, one_way: bool = False, ms: int = 0) -> Fault:
+    """The one fault record, for every caller: the injector, the scenarios, the headless
+    prompt and the window. ``partition`` names two nodes (the link from the first to the
+    second, and back unless ``one_way``); ``slow`` carries its delay."""
+    if action not in KINDS:
+        raise ClusterError(f"unknown fault '{action}'; choose from {', '.join(KINDS)}")
+    if action == "partition":
+        a, b = nodes
+        return Fault(action, (a, b), time.monotonic(),
+                     detail=f"{'one-way ' if one_way else ''}{a} {'->' if one_way else '<->'} {b}")
+    if action == "slow":
+        return Fault(action, nodes, time.monotonic(), detail=f"{nodes[0]} {ms} ms")
+    return Fault(action, nodes, time.monotonic())
+
+
+async def apply(supervisor: Supervisor, fault: Fault, *, wait_ready: bool = True) -> None:
+    """Break the cluster as ``fault`` says. Process control runs in a worker thread, so no
+    caller's event loop ever waits on a process."""
     node = fault.nodes[0] if fault.nodes else ""
     if fault.action == "crash":
-        supervisor.crash(node)
+        await asyncio.to_thread(supervisor.crash, node)
     elif fault.action == "hang":
-        supervisor.hang(node)
+        await asyncio.to_thread(supervisor.hang, node)
     elif fault.action == "cut":
         await supervisor.cut_off(node, True)
     elif fault.action == "restart":
         await asyncio.to_thread(supervisor.restart, node)
+        if wait_ready:
+            await asyncio.to_thread(supervisor.wait_ready, [node])
     elif fault.action == "partition":
         await supervisor.partition(fault.nodes[0], fault.nodes[1], one_way=fault.detail.startswith("one-way"))
+    elif fault.action == "slow":
+        await supervisor.slow(node, int(fault.detail.split()[-2]))
     else:
-        raise ClusterError(f"unknown fault '{fault.action}'; choose from {', '.join(ACTIONS)}")
+        raise ClusterError(f"unknown fault '{fault.action}'; choose from {', '.join(KINDS)}")
 
 
-async def heal(supervisor: Supervisor, fault: Fault) -> None:
-    """Undo ``fault`` and wait until its node answers again."""
+async def heal(supervisor: Supervisor, fault: Fault, *, wait_ready: bool = True) -> None:
+    """Undo ``fault`` (start what was crashed, resume what hung, restore links and speed) and,
+    unless told not to, wait until its node answers again."""
     node = fault.nodes[0] if fault.nodes else ""
     if fault.action == "crash":
-        supervisor.start(node)
+        await asyncio.to_thread(supervisor.start, node)
     elif fault.action == "hang":
-        supervisor.resume(node)
+        await asyncio.to_thread(supervisor.resume, node)
     elif fault.action == "cut":
         await supervisor.cut_off(node, False)
+    elif fault.action == "slow":
+        await supervisor.slow(node, 0)
     elif fault.action == "partition":
         await supervisor.partition(fault.nodes[0], fault.nodes[1], one_way=fault.detail.startswith("one-way"),
                                    on=False)
         return
-    if node:
+    if node and wait_ready:
         await asyncio.to_thread(supervisor.wait_ready, [node])
 
 
@@ -72,16 +97,14 @@ class Nemesis:
             action = self.rng.choice(self.actions)
             if action == "partition":
                 # A link between two nodes, the front-end's included, cut both ways or one way.
-                a, b = self.rng.sample(self._victims() + ["frontend"], 2)
-                one_way = self.rng.random() < 0.5
-                fault = Fault(action, (a, b), time.monotonic(),
-                              detail=f"{'one-way ' if one_way else ''}{a} {'->' if one_way else '<->'} {b}")
+                broken = fault(action, *self.rng.sample(self._victims() + ["frontend"], 2),
+                               one_way=self.rng.random() < 0.5)
             else:
-                fault = Fault(action, (self.rng.choice(self._victims()),), time.monotonic())
-            await apply(self.supervisor, fault)
+                broken = fault(action, self.rng.choice(self._victims()))
+            await apply(self.supervisor, broken)
             await asyncio.sleep(self.rng.uniform(*self.broken_s))  # how long the fault lasts
-            await heal(self.supervisor, fault)
-            self.faults.append(Fault(fault.action, fault.nodes, fault.start, time.monotonic(), fault.detail))
+            await heal(self.supervisor, broken)
+            self.faults.append(Fault(broken.action, broken.nodes, broken.start, time.monotonic(), broken.detail))
             await asyncio.sleep(self.rng.uniform(*self.rest_s))  # quiet time between faults
         return self.faults
 

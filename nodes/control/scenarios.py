@@ -28,6 +28,7 @@ import aiohttp
 
 from ..shared.client import SECRET_HEADER
 from ..shared.telemetry import TRACE_HEADER, new_trace_id
+from . import faults
 from .clusterfile import Cluster
 from .model import Hop, Trace, fetch_trace
 from .supervisor import Supervisor
@@ -263,24 +264,25 @@ def _step_text(step: dict[str, Any]) -> str:
 async def _setup_step(supervisor: Supervisor, scenario: Scenario, step: dict[str, Any]) -> None:
     nodes = [step["node"]] if "node" in step else list(step.get("nodes", []))
     what = step["do"]
-    if what in ("crash", "hang", "resume"):
+    # One fault record, applied or healed, as the injector, the prompt and the window do.
+    if what in ("crash", "hang", "cut", "restart"):
         for node in nodes:
-            getattr(supervisor, what)(node)
-    elif what in ("start", "restart"):
+            await faults.apply(supervisor, faults.fault(what, node), wait_ready=False)
+    elif what in ("start", "resume", "heal"):
         for node in nodes:
-            getattr(supervisor, what)(node)
-        await asyncio.to_thread(supervisor.wait_ready, nodes)
-        await supervisor.wait_settled()
-    elif what in ("cut", "heal"):
-        for node in nodes:
-            await supervisor.cut_off(node, what == "cut")
+            broken = {"start": "crash", "resume": "hang", "heal": "cut"}[what]
+            await faults.heal(supervisor, faults.fault(broken, node), wait_ready=False)
     elif what == "partition":
         # from = a node, to = the nodes it no longer reaches (and, unless one_way, back)
         for node in step.get("to", []):
-            await supervisor.partition(step["from"], node, one_way=bool(step.get("one_way", False)))
+            await faults.apply(supervisor, faults.fault("partition", step["from"], node,
+                                                        one_way=bool(step.get("one_way", False))))
     elif what == "slow":
         for node in nodes:
-            await supervisor.slow(node, int(step.get("ms", 0)))
+            await faults.apply(supervisor, faults.fault("slow", node, ms=int(step.get("ms", 0))))
+    if what in ("start", "restart"):
+        await asyncio.to_thread(supervisor.wait_ready, nodes)
+        await supervisor.wait_settled()
     elif what in ("write", "stock"):
         body = {"quantity": int(step["quantity"])}
         await supervisor.admin(step.get("via", "catalog0"), "PUT", f"/update/{step.get('book', scenario.book)}", body)

@@ -136,6 +136,9 @@ class Frontend(Core):
             "catalogs": self.catalogs.describe(),
             "orders": self.orders.describe(),
             "buys": dict(self.counts),
+            #: Seconds left of each catalog's cache lease (None: it grants none).
+            "cache_leases": [None if lease is None else round(max(0.0, lease - self.now), 3)
+                             for lease in self.cache_leases],
         }
 
     async def search(self, request: Search) -> Hits | NoCatalogServer:

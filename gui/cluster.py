@@ -136,8 +136,11 @@ class NodeCard(QFrame):
         self.details.setText(f"{health.address} · pid {process.pid or '–'}{uptime}")
         view = self.model.nodes[self.name]
         rate = view.requests_per_second()
-        self.rate.setText(f"{rate:.0f} requests/s" + ("" if view.connected or health.gone or
-                                                       health.state == "starting" else " · telemetry lost"))
+        if health.gone:
+            self.rate.setText("no requests: not running")  # its recent rate would read as live
+        else:
+            self.rate.setText(f"{rate:.0f} requests/s" + ("" if view.connected or health.state == "starting"
+                                                           else " · telemetry lost"))
         self.note.setText(" ".join(n[:1].upper() + n[1:] + "." for n in health.notes))
         self.note.setVisible(bool(health.notes))
         busy = self.controller.busy(self.name)

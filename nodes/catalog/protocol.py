@@ -452,6 +452,8 @@ class CatalogReplica(Core):
     # ---- read (S1–S3) -----------------------------------------------------------------------
     async def read(self, book_id: int, buy_id: str | None = None) -> Found | KnownBuy | Conflict:
         self.book(book_id)  # unknown before any hop: every replica holds the same books (W5)
+        if buy_id is not None and buy_id in self._tentative_buys():
+            return Conflict(None, "That buy is not confirmed yet; try again")
         if buy_id is not None and buy_id in self.buys:
             return await self._known_buy(buy_id, book_id)  # W7: that buy is done already
         if self._trusted_valid(book_id):
@@ -493,6 +495,8 @@ class CatalogReplica(Core):
             if isinstance(reply, Found):
                 self._note_reachable(peer)
                 await self._adopt(reply.book, generation=generation)
+                if book_id in self.tentative and self.books[book_id].seq > reply.book.seq:
+                    return True, reply.book  # ours is an unconfirmed write: not handed on
                 if reply.book.seq >= self.books[book_id].seq:
                     self._mark_valid(book_id)
                 return True, self.books[book_id]
@@ -554,6 +558,8 @@ class CatalogReplica(Core):
         await self._lock(book_id, float("inf"))
         try:
             buy_id = request.buy_id
+            if buy_id is not None and buy_id in self._tentative_buys():
+                return Conflict(self.books[book_id], "busy")  # not confirmed yet: neither done nor not
             if buy_id is not None and buy_id in self.buys:
                 # The first attempt may have stalled before telling the front-end: tell it now.
                 await self._invalidate_frontend(self.books[book_id])
@@ -816,7 +822,7 @@ class CatalogReplica(Core):
     def _check_answer(self, message: Check) -> KnownBuy | Newer | None:
         """A check's answer when it does not depend on reserving: a known buy, or a newer copy."""
         own = self.books[message.book]
-        if message.buy_id is not None and message.buy_id in self.buys:
+        if message.buy_id is not None and message.buy_id in self.buys and message.buy_id not in self._tentative_buys():
             return KnownBuy(own, self._settles(message.buy_id))
         if own.seq > message.seq_n:
             return Newer(own)

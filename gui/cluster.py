@@ -1,6 +1,7 @@
 """The Cluster tab: one card per node (role, number, address, pid, state, uptime, requests
 per second, and why it may do less than its state says) with the outage toggles, its log on
-demand, and Reset with a confirmation. A view of the model; actions go to the controller."""
+demand; the network bar, which cuts and restores links between two nodes (partitions, W8);
+and Reset with a confirmation. A view of the model; actions go to the controller."""
 from __future__ import annotations
 
 import time
@@ -8,6 +9,8 @@ import time
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
     QDialog,
     QDialogButtonBox,
     QFrame,
@@ -24,7 +27,7 @@ from PySide6.QtWidgets import (
 )
 
 from nodes.control.controller import Controller
-from nodes.control.model import ClusterModel
+from nodes.control.model import ClusterModel, link_text
 
 from .common import STATE_COLORS, ModelEvents, label, node_icon, pill, spawn
 
@@ -130,7 +133,8 @@ class NodeCard(QFrame):
         health = self.model.health(self.name)
         process = health.process
         self.icon.setPixmap(node_icon(self.role, 64, crossed=health.gone, faded=health.state in ("hung", "cut off")))
-        self.status.setText(pill(health.label, STATE_COLORS[health.state]))
+        partitioned = health.serving and bool(process.mute_to | process.deaf_to)
+        self.status.setText(pill(health.label, STATE_COLORS["slow" if partitioned else health.state]))
         uptime = "" if not process.started_at or health.gone else \
             f" · up {_clock(time.time() - process.started_at)}"
         self.details.setText(f"{health.address} · pid {process.pid or '–'}{uptime}")
@@ -189,6 +193,87 @@ class LogDialog(QDialog):
         self.resize(900, 560)
 
 
+class NetworkBar(QFrame):
+    """Cut the link between two nodes, both ways or one way only, and restore it: a partition
+    on real processes, where messages on a cut link are lost and calls time out. The cut links
+    are read from the model, as every card's note is."""
+
+    def __init__(self, model: ClusterModel, controller: Controller, report) -> None:
+        super().__init__()
+        self.setObjectName("Card")
+        self.model = model
+        self.controller = controller
+        self.report = report
+        self.busy = False
+        names = [name for name in model.nodes if not model.health(name).process.attached]
+        self.sender = QComboBox()
+        self.receiver = QComboBox()
+        for box, accessible in ((self.sender, "Link from"), (self.receiver, "Link to")):
+            box.addItems(names)
+            box.setAccessibleName(accessible)
+        catalogs = [name for name in names if name.startswith("catalog")]
+        if len(catalogs) >= 2:  # the partition the lessons start with: two catalog replicas
+            self.sender.setCurrentText(catalogs[0])
+            self.receiver.setCurrentText(catalogs[1])
+        self.one_way = QCheckBox("one way only")
+        self.one_way.setToolTip("Only the first node's messages to the second are lost; the second still "
+                                "reaches the first")
+        self.cut_button = QPushButton("Cut link")
+        self.cut_button.setToolTip("Messages on the link are lost and calls time out, as on a network that "
+                                   "stopped delivering; both nodes keep running")
+        self.restore_button = QPushButton("Restore all links")
+        self.links = label("", name="Muted", wrap=True)
+        row = QHBoxLayout()
+        row.addWidget(label("Network:", name="CardTitle"))
+        row.addWidget(self.sender)
+        self.arrow = label("↔")
+        row.addWidget(self.arrow)
+        row.addWidget(self.receiver)
+        row.addWidget(self.one_way)
+        row.addWidget(self.cut_button)
+        row.addWidget(self.restore_button)
+        row.addWidget(self.links, 1)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(12, 6, 12, 6)
+        layout.addLayout(row)
+        for widget in (self.sender, self.receiver):
+            widget.currentTextChanged.connect(lambda _t: self.refresh())
+        self.one_way.toggled.connect(lambda _on: self.refresh())
+        self.cut_button.clicked.connect(self.toggle)
+        self.restore_button.clicked.connect(lambda: self._do(self.controller.restore_links()))
+        self.refresh()
+
+    def _chosen(self) -> tuple[str, str, bool, bool]:
+        """(sender, receiver, one way, whether that link is cut now)."""
+        sender, receiver, one_way = self.sender.currentText(), self.receiver.currentText(), self.one_way.isChecked()
+        cut = set(self.model.cut_links())
+        wanted = {(sender, receiver)} if one_way else {(sender, receiver), (receiver, sender)}
+        return sender, receiver, one_way, wanted <= cut
+
+    def toggle(self) -> None:
+        sender, receiver, one_way, cut = self._chosen()
+        self._do(self.controller.cut_link(sender, receiver, one_way=one_way, on=not cut))
+
+    def _do(self, action) -> None:
+        self.busy = True
+
+        def done(_result=None) -> None:
+            self.busy = False
+            self.refresh()
+
+        spawn(action, lambda text: (done(), self.report(text)), done)
+        self.refresh()
+
+    def refresh(self) -> None:
+        sender, receiver, one_way, cut = self._chosen()
+        links = self.model.cut_links()
+        self.arrow.setText("→" if one_way else "↔")
+        self.cut_button.setText("Restore link" if cut else "Cut link")
+        self.cut_button.setEnabled(not self.busy and sender != receiver)
+        self.restore_button.setEnabled(not self.busy and bool(links))
+        self.links.setText(f"Cut: {link_text(links)}" if links else "Every link delivers.")
+
+
 class ClusterView(QWidget):
     def __init__(self, model: ClusterModel, controller: Controller, events: ModelEvents, report, say,
                  data_dir: str = "") -> None:
@@ -225,8 +310,10 @@ class ClusterView(QWidget):
         top = QHBoxLayout()
         top.addWidget(self.summary, 1)
         top.addWidget(self.reset_button)
+        self.network = NetworkBar(model, controller, report)
         layout = QVBoxLayout(self)
         layout.addLayout(top)
+        layout.addWidget(self.network)
         layout.addWidget(scroll)
         self.reset_button.clicked.connect(self.reset)
         events.changed.connect(self._changed)
@@ -246,6 +333,7 @@ class ClusterView(QWidget):
             for name in topics["node"]:
                 if name in self.cards:
                     self.cards[name].refresh()
+            self.network.refresh()
             self._summary()
         if "tick" in topics and self.isVisible():
             for card in self.cards.values():
@@ -258,4 +346,5 @@ class ClusterView(QWidget):
     def refresh(self) -> None:
         for card in self.cards.values():
             card.refresh()
+        self.network.refresh()
         self._summary()

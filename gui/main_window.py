@@ -13,6 +13,7 @@ from PySide6.QtGui import QCloseEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QMainWindow, QProgressBar, QTabWidget, QVBoxLayout, QWidget
 
 from nodes.control.clusterfile import Cluster
+from nodes.control.model import link_text
 from nodes.control.session import ClusterSession
 
 from .cache import CacheTab
@@ -185,5 +186,7 @@ class MainWindow(QMainWindow):
                              for h in troubled[:3])  # a few, so the header never widens the window
         if len(troubled) > 3:
             details += f" · {len(troubled) - 3} more"
+        if self.model.cut_links():
+            details += (" · " if details else "") + f"links cut: {link_text(self.model.cut_links())}"
         self.health.setText(pill(f"{up} of {total} nodes up", color) +
                             (f"<br><span style='color:#e2e8f0'>{details}</span>" if details else ""))

@@ -82,6 +82,41 @@ def test_every_view_agrees_on_each_node_state_and_the_log_tells_it(window, qtbot
     window.run(until(lambda: any("reset" in line.text for line in model.logs["catalog0"]), 5, "a reset line"))
 
 
+def test_the_network_bar_cuts_a_link_on_the_real_nodes_and_every_view_says_so(window, qtbot):
+    """Issue 16: a partition from the window. Cutting catalog0 -> catalog1 one way reaches the
+    two processes (catalog1 no longer hears catalog0; catalog0 still hears catalog1), the
+    cards and the bar tell it from the model, and Restore brings every link back."""
+    model, supervisor, bar = window.model, window.session.supervisor, window.cluster_view.network
+    window.tabs.setCurrentWidget(window.cluster_view)
+    bar.sender.setCurrentText("catalog0")
+    bar.receiver.setCurrentText("catalog1")
+    bar.one_way.setChecked(True)
+    assert bar.cut_button.text() == "Cut link" and not bar.restore_button.isEnabled()
+    qtbot.mouseClick(bar.cut_button, Qt.MouseButton.LeftButton)
+    window.run(until(lambda: model.cut_links() == [("catalog0", "catalog1")] and not bar.busy, 10, "the cut"))
+    sender, receiver = (window.run(supervisor.state(name)) for name in ("catalog0", "catalog1"))
+    assert sender["mute_to"] == ["catalog1"] and sender["deaf_to"] == []
+    assert receiver["deaf_to"] == ["catalog0"] and receiver["mute_to"] == []
+    assert "catalog0 → catalog1" in bar.links.text() and bar.cut_button.text() == "Restore link"
+    window.run(until(lambda: "links cut: catalog0 → catalog1" in window.health.text(), 5, "the header to say it"))
+    cards = window.cluster_view.cards
+    window.run(until(lambda: "catalog1 no longer hears it" in cards["catalog0"].note.text()
+                     and "it no longer hears catalog0" in cards["catalog1"].note.text(), 5, "the cards to say it"))
+    assert "1 link cut" in cards["catalog0"].status.text()
+
+    bar.one_way.setChecked(False)  # the other direction too: catalog0 <-> catalog1
+    qtbot.mouseClick(bar.cut_button, Qt.MouseButton.LeftButton)
+    window.run(until(lambda: len(model.cut_links()) == 2 and not bar.busy, 10, "the two-way cut"))
+    assert "catalog0 ↔ catalog1" in bar.links.text()
+    qtbot.mouseClick(bar.restore_button, Qt.MouseButton.LeftButton)
+    window.run(until(lambda: model.cut_links() == [] and not bar.busy, 10, "every link restored"))
+    for name in ("catalog0", "catalog1"):
+        state = window.run(supervisor.state(name))
+        assert state["deaf_to"] == [] and state["mute_to"] == []
+    assert bar.links.text() == "Every link delivers." and not cards["catalog0"].note.isVisible()
+    assert "links cut" not in window.health.text()
+
+
 def test_a_restart_with_the_window_open_exits_0_is_back_within_2_s_and_never_stalls_the_window(window, qtbot):
     # The front-end: a node every view depends on, and one whose process starts without the
     # order and catalog replicas' database layer (whose import alone takes ~2 s on a busy

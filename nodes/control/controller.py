@@ -1,7 +1,8 @@
 """Every action a person takes on the cluster from the window — crash, start, restart, hang,
-resume, slow, cut off, heal, reset, buy — in one place, each a coroutine that never blocks
-the event loop: process control (which waits on processes) runs in a worker thread. The
-model hears of every change from the supervisor and the nodes; nothing here draws."""
+resume, slow, cut off, heal, cut or restore a link, reset, buy — in one place, each a
+coroutine that never blocks the event loop: process control (which waits on processes) runs
+in a worker thread. The model hears of every change from the supervisor and the nodes;
+nothing here draws."""
 from __future__ import annotations
 
 import asyncio
@@ -76,6 +77,18 @@ class Controller:
 
     async def cut_off(self, name: str, on: bool) -> None:
         await (faults.apply if on else faults.heal)(self.supervisor, faults.fault("cut", name), wait_ready=False)
+
+    async def cut_link(self, sender: str, receiver: str, *, one_way: bool, on: bool = True) -> None:
+        """Cut (or restore) the link from ``sender`` to ``receiver``, and back unless
+        ``one_way``: messages on it are lost and calls time out, as on a real network (W8)."""
+        if sender == receiver:
+            raise ClusterError("choose two different nodes: a node always reaches itself")
+        broken = faults.fault("partition", sender, receiver, one_way=one_way)
+        await (faults.apply if on else faults.heal)(self.supervisor, broken)
+
+    async def restore_links(self) -> None:
+        """Restore every link a partition cut."""
+        await self.supervisor.heal_partitions()
 
     async def reset(self) -> str:
         """Reset every running replica; the answer says which were not (down ones adopt the

@@ -221,10 +221,15 @@ class ProcessState:
     exit_code: int | None = None
     started_at: float | None = None
     attached: bool = False
+    #: Partitions (W8): the nodes whose messages this one no longer hears, and the nodes its
+    #: own messages no longer reach.
+    deaf_to: frozenset[str] = frozenset()
+    mute_to: frozenset[str] = frozenset()
 
     @classmethod
     def of(cls, node: Any) -> ProcessState:
-        return cls(node.state, node.slow_ms, node.cut_off, node.pid, node.exit_code, node.started_at, node.attached)
+        return cls(node.state, node.slow_ms, node.cut_off, node.pid, node.exit_code, node.started_at, node.attached,
+                   frozenset(node.deaf_to), frozenset(node.mute_to))
 
 
 #: Every state a node can be in, each its own; the order is how bad it is.
@@ -274,6 +279,30 @@ class ReplicaCell:
     @property
     def known(self) -> bool:
         return self.seq is not None
+
+
+def link_notes(process: ProcessState) -> Iterable[str]:
+    """Plain words for a node's cut links: both ways, or which way only."""
+    for other in sorted(process.mute_to | process.deaf_to):
+        if other in process.mute_to and other in process.deaf_to:
+            yield f"its link with {other} is cut both ways: neither hears the other"
+        elif other in process.mute_to:
+            yield f"one-way cut: {other} no longer hears it, but it still hears {other}"
+        else:
+            yield f"one-way cut: it no longer hears {other}, but {other} still hears it"
+
+
+def link_text(links: list[tuple[str, str]]) -> str:
+    """Cut links in plain words: a two-way cut once as "a ↔ b", a one-way cut as "a → b"."""
+    cut = set(links)
+    parts = []
+    for sender, receiver in sorted(cut):
+        if (receiver, sender) in cut:
+            if sender < receiver:
+                parts.append(f"{sender} ↔ {receiver}")
+        else:
+            parts.append(f"{sender} → {receiver}")
+    return " · ".join(parts)
 
 
 def derive_cells(book: int, rows: list[tuple[int, int | None, int | None, bool, bool, str]]) -> list[ReplicaCell]:
@@ -394,7 +423,9 @@ class ClusterModel:
             state, text = "slow", f"slowed {slow_ms} ms"
         else:
             state = text = "up"
-        notes = []
+        notes = list(link_notes(process))
+        if notes and state in ("up", "slow"):
+            text += f", {len(notes)} link{'s' if len(notes) > 1 else ''} cut"
         if state == "slow" and view.role == "order":
             notes.append("the front-end sends buys to the next order replica when this one is slower than "
                          "its timeout, so few requests reach it")
@@ -418,6 +449,11 @@ class ClusterModel:
                 self.node_changed.emit(each)
                 if health.role == "catalog":
                     self.replicas_changed.emit(each)  # its cells are drawn by its state
+
+    def cut_links(self) -> list[tuple[str, str]]:
+        """Every link a partition cut, as (sender, receiver): the receiver hears nothing the
+        sender sends on it. Both directions of a two-way cut are listed."""
+        return sorted((name, other) for name, process in self.processes.items() for other in process.mute_to)
 
     def summary(self) -> tuple[int, int, list[NodeHealth]]:
         """(nodes up, nodes in all, the ones not simply up) — what every "n of m up" says."""

@@ -29,6 +29,9 @@ class Verdict:
     seed: int
     history: History
     anomalies: list[Anomaly]
+    #: Buys answered 503 for want of a majority of catalog replicas; each is a "failed" buy
+    #: in the history, and the checker proves none of them was carried out ("lost answer").
+    refused_no_majority: int = 0
 
     @property
     def passed(self) -> bool:
@@ -44,6 +47,9 @@ class Verdict:
             f"seed {self.seed}: {self.history.summary()}",
             "replicas converged " + (f"{converged_:.2f} s after healing" if converged_ is not None
                                      else f"NOT within {CONVERGENCE_BOUND_S:.0f} s"),
+            f"buys refused for want of a majority: {self.refused_no_majority}"
+            + (" (none was carried out: a refused buy found in a replica's applied buys is an anomaly)"
+               if self.refused_no_majority else ""),
             f"anomalies found: {len(self.anomalies)}",
         ]
         lines += [f"  - {a}" for a in self.anomalies[:30]]
@@ -58,6 +64,7 @@ class Clients:
         self.frontend = supervisor.frontend.address
         self.rng = random.Random(seed)
         self.operations: list[Operation] = []
+        self.refused_no_majority = 0
 
     async def buyer(self, session: aiohttp.ClientSession, until: float) -> None:
         while time.monotonic() < until:
@@ -73,6 +80,8 @@ class Clients:
                         outcome = "unknown"
                     else:
                         outcome = "failed"
+                        if resp.status == 503 and "needed" in str(body.get("message", "")):
+                            self.refused_no_majority += 1
             except (aiohttp.ClientError, TimeoutError):
                 outcome = "unknown"  # we cannot know whether it went through
             self.operations.append(Operation("buy", book, start, time.monotonic(), outcome, buy_id=buy_id))
@@ -152,7 +161,7 @@ async def fault_run(supervisor: Supervisor, seconds: float, *, seed: int = 1, bu
     history = History({book: stock for book in BOOKS}, clients.operations + list(post_heal), nemesis.faults,
                       await finals(supervisor),
                       convergence_s=None if agreed_after is None else time.monotonic() - healed)
-    return Verdict(seconds, seed, history, check(history))
+    return Verdict(seconds, seed, history, check(history), clients.refused_no_majority)
 
 
 async def finals(supervisor: Supervisor) -> list[Final]:

@@ -265,6 +265,9 @@ def run_bench(argv: list[str]) -> int:
                         help="run only this experiment (repeatable; default: all)")
     parser.add_argument("--count", type=int, default=200, help="requests per measurement (default 200)")
     parser.add_argument("--json", metavar="FILE", help="also write the tables as JSON")
+    parser.add_argument("--against", metavar="URL",
+                        help="load experiment: also load this front-end, in turn with Bazar; 'documented' starts "
+                             "the documented code rebuilt from its document (needs flask and requests)")
     cluster_options(parser)
     args = parser.parse_args(argv)
     names = args.experiment or list(EXPERIMENTS)
@@ -276,7 +279,7 @@ def run_bench(argv: list[str]) -> int:
         bar.set_description(what[:40])
         bar.refresh()
 
-    context = Context(Progress(show), count=args.count)
+    context = Context(Progress(show), count=args.count, against=args.against)
     if args.cluster or args.catalogs or args.orders:
         context.cluster_file = load_cluster(args)
     tables = []

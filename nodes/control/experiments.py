@@ -79,6 +79,9 @@ class Context:
     #: A cluster file given on the command line: the outage and throughput runs use it.
     cluster_file: Cluster | None = None
     data_root: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="bazar-bench-")))
+    #: Another front-end to load beside Bazar (the ``load`` experiment): a URL, or
+    #: "documented" for the documented code rebuilt in tests/reference/documented_v2.py.
+    against: str | None = None
     _clusters: int = 0
 
     @contextlib.asynccontextmanager
@@ -308,10 +311,195 @@ async def throughput(ctx: Context, seconds: float = 10.0, steps: tuple[int, ...]
                                                                                  "requests/s"], sweep)]
 
 
+# ---- load: many connections at once, beside another front-end -----------------------------------
+LOAD_CONNECTIONS = 32
+LOAD_SECONDS = 10.0
+#: 90 % lookups and 10 % buys over books 1–7, seeded per wrk thread; a JSON line at the end.
+WRK_SCRIPT = """
+local threads = {}
+function setup(thread) thread:set("id", #threads + 1); table.insert(threads, thread) end
+function init(args) math.randomseed(7 + (id or 0)) end
+function request()
+  local book = math.random(1, 7)
+  if math.random() < 0.1 then return wrk.format("PUT", "/buy/" .. book) end
+  return wrk.format("GET", "/lookup/" .. book)
+end
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format('BAZAR {"requests": %d, "seconds": %f, "connect": %d, "read": %d, "write": %d, ' ..
+    '"status": %d, "timeout": %d, "mean": %f, "p50": %f, "p95": %f, "p99": %f, "max": %f}\\n',
+    summary.requests, summary.duration / 1e6, e.connect, e.read, e.write, e.status, e.timeout,
+    latency.mean / 1000, latency:percentile(50) / 1000, latency:percentile(95) / 1000,
+    latency:percentile(99) / 1000, latency.max / 1000))
+end
+"""
+
+
+@dataclass
+class LoadResult:
+    """One load run: requests/s, latency in ms, and every request not answered well —
+    timed out (no answer within the client's 2 s), failed (connection or read errors), or
+    answered with a 5xx/4xx."""
+
+    requests: int
+    seconds: float
+    mean: float
+    p50: float
+    p95: float
+    p99: float
+    timeouts: int
+    failed: int
+    bad_status: int
+    tool: str
+
+    @property
+    def per_second(self) -> float:
+        return self.requests / self.seconds
+
+    @property
+    def errors(self) -> int:
+        return self.timeouts + self.failed + self.bad_status
+
+
+async def wrk_load(url: str, connections: int, seconds: float) -> LoadResult:
+    """Load ``url`` with wrk (2 threads, ``connections`` connections, 2 s time-out)."""
+    import json
+    import shutil
+
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        raise FileNotFoundError("wrk")
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(WRK_SCRIPT)
+    process = await asyncio.create_subprocess_exec(
+        wrk, "-t2", f"-c{connections}", f"-d{seconds:.0f}s", "--timeout", "2s", "-s", script.name, url,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    out, _ = await process.communicate()
+    Path(script.name).unlink(missing_ok=True)
+    line = next((ln for ln in out.decode().splitlines() if ln.startswith("BAZAR ")), None)
+    if line is None:
+        raise RuntimeError(f"wrk printed no result: {out.decode()[-300:]}")
+    r = json.loads(line.removeprefix("BAZAR "))
+    return LoadResult(r["requests"], r["seconds"], r["mean"], r["p50"], r["p95"], r["p99"], r["timeout"],
+                      r["connect"] + r["read"] + r["write"], r["status"], "wrk")
+
+
+async def own_load(url: str, connections: int, seconds: float) -> LoadResult:
+    """The same load from Bazar's own closed-loop client, when wrk is not installed."""
+    async with Runner(url, timeout=2.0) as runner:
+        results = await runner.closed_loop(connections, seconds, _mixed)
+    stats = Stats.of(results)
+    return LoadResult(len(results), seconds, stats.mean, stats.p50, stats.p95, stats.p99,
+                      sum(1 for r in results if r.status == 0 and r.ms >= 2000),
+                      sum(1 for r in results if r.status == 0 and r.ms < 2000),
+                      sum(1 for r in results if r.status >= 400), "Bazar's client")
+
+
+async def _load(url: str, connections: int, seconds: float) -> LoadResult:
+    try:
+        return await wrk_load(url, connections, seconds)
+    except FileNotFoundError:
+        return await own_load(url, connections, seconds)
+
+
+@contextlib.asynccontextmanager
+async def _documented(ctx: Context) -> AsyncIterator[str]:
+    """The documented code (2 catalog, 2 order replicas), rebuilt from its document, with
+    every book restocked through its catalog as Bazar's is."""
+    from tests.reference import documented_v2 as documented
+
+    data = ctx.data_root / "documented"
+    data.mkdir(parents=True, exist_ok=True)
+    port = _free_port_block(5)
+    url, processes = documented.start(2, 2, port, data)
+    try:
+        await asyncio.to_thread(documented.wait_ready, url, len(processes))
+        import aiohttp
+
+        async with aiohttp.ClientSession() as session:
+            for book in range(1, 8):  # through its first catalog, which fans the write out
+                async with session.put(f"http://127.0.0.1:{port + 1}/update/{book}", json={"quantity": 100_000}) as r:
+                    if r.status != 200:
+                        raise RuntimeError(f"the documented code refused to restock book {book}: {r.status}")
+        yield url
+    finally:
+        await asyncio.to_thread(documented.stop, processes)
+
+
+def _free_port_block(count: int) -> int:
+    """A first port with ``count`` free ports after it, on 127.0.0.1."""
+    import socket
+
+    for _ in range(50):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            first = probe.getsockname()[1]
+        if first + count >= 65535:
+            continue
+        try:
+            held = []
+            for port in range(first, first + count):
+                sock = socket.socket()
+                held.append(sock)
+                sock.bind(("127.0.0.1", port))
+            return first
+        except OSError:
+            continue
+        finally:
+            for sock in held:
+                sock.close()
+    raise RuntimeError("no block of free ports found on 127.0.0.1")
+
+
+async def load(ctx: Context, rounds: int = 2, connections: int = LOAD_CONNECTIONS,
+               seconds: float = LOAD_SECONDS) -> list[Table]:
+    """``connections`` connections at once for ``seconds``, 90 % lookups and 10 % buys over
+    books 1–7 with stock raised first, on Bazar (2 catalog and 2 order replicas unless a
+    cluster file is given) and, in turn within the same run, on ``ctx.against``."""
+    cluster = ctx.cluster_file or V2
+    systems = 2 if ctx.against else 1
+    ctx.progress.plan(int(rounds * systems * seconds))
+    results: dict[str, list[LoadResult]] = {}
+    async with contextlib.AsyncExitStack() as stack:
+        bazar = await stack.enter_async_context(ctx.cluster(cluster, "load"))
+        await raise_stock(bazar)
+        targets = {f"Bazar ({cluster.catalogs} + {cluster.orders})": bazar.frontend.address}
+        if ctx.against == "documented":
+            ctx.progress.doing("starting the documented code")
+            targets["documented code (2 + 2)"] = await stack.enter_async_context(_documented(ctx))
+        elif ctx.against:
+            targets[ctx.against] = ctx.against
+        for url in targets.values():  # warm: caches filled, connections open, books valid
+            await _load(url, 4, 1)
+        for number in range(rounds):
+            for label, url in (targets.items() if number % 2 == 0 else reversed(targets.items())):
+                ctx.progress.doing(f"round {number + 1}: {label}")
+                results.setdefault(label, []).append(await _load(url, connections, seconds))
+                ctx.progress.step(int(seconds))
+    rows = []
+    first = next(iter(results))
+    for label, runs in results.items():
+        for number, r in enumerate(runs, 1):
+            versus = r.per_second / results[first][number - 1].per_second if label != first else 1.0
+            rows.append([f"{label}, round {number}", r.per_second, r.mean, r.p50, r.p95, r.p99, r.timeouts,
+                         r.failed + r.bad_status, versus])
+    tool = next(iter(results.values()))[0].tool
+    notes = [f"Load by {tool}: {connections} connections, {seconds:.0f} s per run, 2 s client time-out; "
+             "systems in turn within each round."]
+    if tool != "wrk":
+        notes.append("wrk is not installed (apt-get install wrk); Bazar's own closed-loop client was used.")
+    if ctx.against and ctx.against != "documented":
+        notes.append(f"Stock at {ctx.against} was not raised: its buys may answer out of stock.")
+    return [Table(f"Load: {connections} connections, 90 % lookups / 10 % buys",
+                  ["system, round", "requests/s", *STAT_COLUMNS, "timed out", "errors", "req/s vs first"],
+                  rows, notes)]
+
+
 EXPERIMENTS: dict[str, tuple[str, Callable[[Context], Any]]] = {
     "v1-v2": ("Bazar V1 against Bazar V2, per workload", v1_vs_v2),
     "outages": ("Reads and buys with one replica crashed or hung", outages),
     "budgets": ("Every budget, measured, with its verdict", budgets),
     "throughput": ("32 closed-loop clients; where it saturates", throughput),
     "telemetry": ("Telemetry overhead on cached look-ups", telemetry_overhead),
+    "load": ("Many connections at once (wrk), beside another front-end", load),
 }

@@ -27,9 +27,14 @@ TITLES = {"lookup": "Lookup cache (by book id)", "search": "Search cache (by top
 
 
 class CachePanel(QGroupBox):
-    def __init__(self, name: str) -> None:
+    """One cache, most recently used first; an entry that leaves stays a moment, struck out
+    (an invalidated one flashing red). ``compact``: one line of counters instead of big numbers."""
+
+    def __init__(self, name: str, compact: bool = False) -> None:
         super().__init__(TITLES[name])
         self.name = name
+        self.compact = compact
+        self.counters = label("", name="Muted")
         self.numbers = {key: label("0", name="BigNumber") for key in
                         ("capacity", "hits", "misses", "evictions", "invalidations", "ratio")}
         grid = QGridLayout()
@@ -40,8 +45,14 @@ class CachePanel(QGroupBox):
         self.entries.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
         self.entries.setAccessibleName(TITLES[name])
         layout = QVBoxLayout(self)
-        layout.addLayout(grid)
-        layout.addWidget(label("Most recently used first:", name="Muted"))
+        if compact:
+            for number in self.numbers.values():
+                number.setParent(None)
+            layout.setContentsMargins(6, 4, 6, 4)
+            layout.addWidget(self.counters)
+        else:
+            layout.addLayout(grid)
+            layout.addWidget(label("Most recently used first:", name="Muted"))
         layout.addWidget(self.entries, 1)
 
     def show(self, cache: CacheState) -> None:
@@ -50,6 +61,9 @@ class CachePanel(QGroupBox):
             self.numbers[key].setText(str(getattr(cache, key)))
         ratio = cache.hit_ratio
         self.numbers["ratio"].setText("–" if ratio is None else f"{100 * ratio:.0f}%")
+        self.counters.setText(f"{len(cache.keys)} of {cache.capacity} · hit ratio "
+                              f"{'–' if ratio is None else f'{100 * ratio:.0f}%'} · {cache.invalidations} invalidated "
+                              "· most recent first")
         self.entries.clear()
         for rank, key in enumerate(cache.keys, start=1):
             text = f"{rank}.  book {key}" if self.name == "lookup" else f"{rank}.  “{key}”"
@@ -67,7 +81,9 @@ class CachePanel(QGroupBox):
             font = QFont(self.entries.font())
             font.setStrikeOut(True)
             item.setFont(font)
-            item.setForeground(QBrush(QColor("#b91c1c" if op == "invalidate" else "#64748b")))
+            item.setForeground(QBrush(QColor("#b91c1c" if op == "invalidate" else "#475569")))
+            if op == "invalidate":  # flashes: on and off every half second while it stays
+                item.setBackground(QBrush(QColor("#fecaca" if int((now - when) * 2) % 2 == 0 else "#ffffff")))
             self.entries.addItem(item)
 
 

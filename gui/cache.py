@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QBrush, QColor, QFont
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -12,6 +13,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QListWidget,
     QListWidgetItem,
+    QSizePolicy,
     QVBoxLayout,
     QWidget,
 )
@@ -34,7 +36,8 @@ class CachePanel(QGroupBox):
         super().__init__(TITLES[name])
         self.name = name
         self.compact = compact
-        self.counters = label("", name="Muted")
+        self.counters = label("", name="Muted", wrap=True)
+        self.counters.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)  # never widens
         self.numbers = {key: label("0", name="BigNumber") for key in
                         ("capacity", "hits", "misses", "evictions", "invalidations", "ratio")}
         grid = QGridLayout()
@@ -46,6 +49,8 @@ class CachePanel(QGroupBox):
         self.entries.setAccessibleName(TITLES[name])
         layout = QVBoxLayout(self)
         if compact:
+            self.entries.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+            self.entries.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)  # newest on top
             for number in self.numbers.values():
                 number.setParent(None)
             layout.setContentsMargins(6, 4, 6, 4)
@@ -61,9 +66,9 @@ class CachePanel(QGroupBox):
             self.numbers[key].setText(str(getattr(cache, key)))
         ratio = cache.hit_ratio
         self.numbers["ratio"].setText("–" if ratio is None else f"{100 * ratio:.0f}%")
-        self.counters.setText(f"{len(cache.keys)} of {cache.capacity} · hit ratio "
-                              f"{'–' if ratio is None else f'{100 * ratio:.0f}%'} · {cache.invalidations} invalidated "
-                              "· most recent first")
+        hits = "–" if ratio is None else f"{100 * ratio:.0f}%"
+        self.counters.setText(f"{len(cache.keys)} of {cache.capacity} · hits {hits} · {cache.invalidations} "
+                              "invalidated · newest first")
         self.entries.clear()
         for rank, key in enumerate(cache.keys, start=1):
             text = f"{rank}.  book {key}" if self.name == "lookup" else f"{rank}.  “{key}”"
@@ -76,7 +81,8 @@ class CachePanel(QGroupBox):
             if now - when > GHOST_S or key in cache.keys or key in shown or len(shown) >= MAX_GHOSTS:
                 continue
             shown.add(key)
-            what = "invalidated" if op == "invalidate" else "evicted (least recently used)"
+            what = ("invalidated" if op == "invalidate" else "evicted" if self.compact
+                    else "evicted (least recently used)")
             item = QListWidgetItem(f"✕  {'book ' if self.name == 'lookup' else ''}{key} — {what}")
             font = QFont(self.entries.font())
             font.setStrikeOut(True)

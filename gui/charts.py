@@ -252,7 +252,8 @@ class LatencyChart(pg.PlotWidget):
         self.title = title
         _style(self, title, "ms")
         self.enableAutoRange(axis="y", enable=False)
-        self.legend = self.addLegend(offset=(10, 10), labelTextColor="#0f172a", colCount=legend_columns)
+        self.legend = self.addLegend(offset=(10, 10), labelTextColor="#0f172a", colCount=legend_columns,
+                                     labelTextSize="9pt", verSpacing=-6)
         self.points: dict[str, pg.ScatterPlotItem] = {}
         self.p50: dict[str, pg.PlotDataItem] = {}
         self.p95: dict[str, pg.PlotDataItem] = {}
@@ -310,8 +311,9 @@ class LatencyChart(pg.PlotWidget):
         while len(self.marks) > len(marks):
             self.removeItem(self.marks.pop())
         while len(self.marks) < len(marks):
-            line = pg.InfiniteLine(angle=90, movable=False,
-                                   labelOpts={"position": 0.92, "rotateAxis": (1, 0), "anchors": [(0, 0), (0, 0)]})
+            line = pg.InfiniteLine(angle=90, movable=False, label=" ",
+                                   labelOpts={"position": 0.93 - 0.14 * (len(self.marks) % 3),
+                                              "fill": (255, 255, 255, 220), "anchors": [(0, 0.5), (0, 0.5)]})
             self.addItem(line)
             self.marks.append(line)
         for line, mark in zip(self.marks, marks, strict=True):
@@ -319,5 +321,7 @@ class LatencyChart(pg.PlotWidget):
             line.setPen(pg.mkPen(color, width=2, style=Qt.PenStyle.DashLine))
             line.setPos(mark.t - now)
             line.label.setFormat(mark.text)
+            side = 1 if mark.t - now > -WINDOW_S / 6 else 0  # near "now" the words go left of the line
+            line.label.anchors = [(side, 0.5), (side, 0.5)]
             line.label.setColor(color)
             line.mark = mark

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections import deque
 from dataclasses import dataclass
 
 from PySide6.QtCore import QPointF, QRectF, QSize, Qt, QTimer
@@ -85,6 +86,8 @@ class LiveCanvas(QWidget):
         self.pending: list[tuple[float, Message]] = []
         self.trace_free: dict[str | None, float] = {}
         self.skipped = 0
+        #: Numbers of the messages lately drawn on their way (neither at their start nor end).
+        self.moving: deque[int] = deque(maxlen=2000)
         self.frozen_at: float | None = None
         self.menu: QMenu | None = None
         self.timer = QTimer(self)
@@ -398,6 +401,8 @@ class LiveCanvas(QWidget):
         labels = []
         for flight in shown:
             point, angle = self._position(flight, now)
+            if 0 < flight.progress(now) < 1:
+                self.moving.append(flight.message.number)
             color = QColor(OUTCOME_COLORS.get(flight.message.outcome, OUTCOME_COLORS["failed"]))
             painter.setPen(QPen(QColor("#ffffff"), 2))
             painter.setBrush(color)
@@ -540,8 +545,8 @@ class LiveView(QWidget):
         self.books = seed_books()
 
         self.canvas = LiveCanvas(model, controller, report)
-        self.chart = LatencyChart(model, "Latency (p50 solid, p95 dashed) · faults and heals marked",
-                                  legend_columns=3)
+        self._skipped_at_tick = 0
+        self.chart = LatencyChart(model, "Latency, faults and heals", legend_columns=2)
         self.chart.setMinimumHeight(150)
         self.caches = {name: CachePanel(name, compact=True) for name in ("lookup", "search")}
         for panel in self.caches.values():
@@ -571,7 +576,8 @@ class LiveView(QWidget):
         # shop row
         self.book = QComboBox()
         for book in self.books:
-            self.book.addItem(f"{book.id} · {_short(book.title, 22)}", book.id)
+            self.book.addItem(f"Book {book.id}", book.id)
+            self.book.setItemData(self.book.count() - 1, book.title, Qt.ItemDataRole.ToolTipRole)
         self.book.setCurrentIndex(1)  # book 2, the figures' sample book
         self.book.setAccessibleName("Book")
         self.lookup_button = QPushButton("Look up")
@@ -747,8 +753,10 @@ class LiveView(QWidget):
                 f".{int(message.t % 1 * 1000):03d}")
             self.status.setText(f"<b>Paused</b> · the cluster keeps running · {since} messages since{where}")
         else:
-            skipped = f" · {self.canvas.skipped} messages not drawn (too many at once)" if self.canvas.skipped else ""
-            self.status.setText(f"Live: click a node to break or heal it{skipped}")
+            skipped = self.canvas.skipped - self._skipped_at_tick
+            self._skipped_at_tick = self.canvas.skipped
+            busy = f" · busy: {MAX_TRACES} requests drawn at a time" if skipped else ""
+            self.status.setText(f"<b>Live</b>: click a node to break or heal it{busy}")
 
     # ---- drawing ----------------------------------------------------------------------------
     def _changed(self, topics: dict[str, set]) -> None:

@@ -103,11 +103,9 @@ class MainWindow(QMainWindow):
         for number in range(self.tabs.count()):
             QShortcut(QKeySequence(f"Alt+{number + 1}"), self, activated=lambda n=number: self.tabs.setCurrentIndex(n))
         # Presenter mode: one scale for the whole window.
-        for keys, change in (((QKeySequence.StandardKey.ZoomIn, "Ctrl+="), SCALE_STEP),
-                             ((QKeySequence.StandardKey.ZoomOut,), -SCALE_STEP)):
-            for key in keys:
-                QShortcut(QKeySequence(key), self, activated=lambda c=change: self.set_scale(self.scale + c))
-        QShortcut(QKeySequence("Ctrl+0"), self, activated=lambda: self.set_scale(1.0))
+        for key, change in (("Ctrl++", SCALE_STEP), ("Ctrl+=", SCALE_STEP), ("Ctrl+-", -SCALE_STEP), ("Ctrl+0", 0)):
+            QShortcut(QKeySequence(key), self, context=Qt.ShortcutContext.ApplicationShortcut,
+                      activated=lambda c=change: self.set_scale(self.scale + c if c else 1.0))
 
         central = QWidget()
         layout = QVBoxLayout(central)

@@ -40,6 +40,28 @@ LEGEND = {"lookup": "lookup", "search": "search", "buy": "buy (bought)", "out of
           "failed buy": "buy: failed or unknown"}
 
 
+def load_controls(rate: int) -> tuple[QPushButton, QSpinBox]:
+    """The load generator's start/stop button and its rate, as the Charts and Live tabs show them."""
+    button = QPushButton("Start load")
+    button.setObjectName("Primary")
+    spin = QSpinBox()
+    spin.setRange(1, 1000)
+    spin.setValue(rate)
+    spin.setSuffix(" req/s")
+    spin.setAccessibleName("Load rate")
+    return button, spin
+
+
+def toggle_load(session, report, apply_settings, relabel) -> None:
+    """Start the load generator with the settings shown, or stop it; ``relabel`` either way."""
+    if session.load.running:
+        spawn(session.load.stop(), report, lambda _r: relabel())
+    else:
+        apply_settings()
+        session.load.start()
+    relabel()
+
+
 def with_gaps(times: np.ndarray, values: np.ndarray, gap: float = GAP_S) -> tuple[np.ndarray, np.ndarray]:
     """The series with a NaN put wherever consecutive points are more than ``gap`` apart, so
     that a line drawn with ``connect="finite"`` breaks there instead of bridging the pause."""
@@ -84,13 +106,7 @@ class ChartsView(QWidget):
         self.paused = False
         self._latency_drawn = 0.0
 
-        self.load_button = QPushButton("Start load")
-        self.load_button.setObjectName("Primary")
-        self.rate = QSpinBox()
-        self.rate.setRange(1, 1000)
-        self.rate.setValue(50)
-        self.rate.setSuffix(" req/s")
-        self.rate.setAccessibleName("Load rate")
+        self.load_button, self.rate = load_controls(50)
         self.writes = QSpinBox()
         self.writes.setRange(0, 100)
         self.writes.setValue(10)
@@ -153,12 +169,7 @@ class ChartsView(QWidget):
         self.session.load.settings.write_fraction = self.writes.value() / 100
 
     def toggle_load(self) -> None:
-        if self.session.load.running:
-            spawn(self.session.load.stop(), self.report, lambda _r: self._load_label())
-        else:
-            self._settings()
-            self.session.load.start()
-            self._load_label()
+        toggle_load(self.session, self.report, self._settings, self._load_label)
 
     def _load_label(self) -> None:
         self.load_button.setText("Stop load" if self.session.load.running else "Start load")

@@ -27,7 +27,7 @@ from nodes.books import seed_books
 from nodes.control.model import ClusterModel, Message, NodeHealth
 
 from .cache import CachePanel
-from .charts import LatencyChart
+from .charts import LatencyChart, load_controls, toggle_load
 from .common import COLORS, ModelEvents, label, node_icon, role_of, spawn
 
 #: How long a message is drawn on its way at full speed (it really takes a millisecond).
@@ -553,13 +553,7 @@ class LiveView(QWidget):
             panel.entries.setMinimumHeight(40)
 
         # class controls
-        self.load_button = QPushButton("Start load")
-        self.load_button.setObjectName("Primary")
-        self.rate = QSpinBox()
-        self.rate.setRange(1, 1000)
-        self.rate.setValue(20)
-        self.rate.setSuffix(" req/s")
-        self.rate.setAccessibleName("Load rate")
+        self.load_button, self.rate = load_controls(20)
         self.pace = QComboBox()
         for ms in PACES:
             self.pace.addItem("full speed" if ms == 0 else f"hold {ms} ms", ms)
@@ -685,12 +679,7 @@ class LiveView(QWidget):
         self.session.load.settings.rate = float(self.rate.value())
 
     def toggle_load(self) -> None:
-        if self.session.load.running:
-            spawn(self.session.load.stop(), self.report, lambda _r: self._controls())
-        else:
-            self._rate()
-            self.session.load.start()
-        self._controls()
+        toggle_load(self.session, self.report, self._rate, self._controls)
 
     def set_pace(self, ms: int) -> None:
         if self.pace.currentData() != ms:

@@ -245,6 +245,7 @@ class LiveCanvas(QWidget):
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         painter.fillRect(self.rect(), QColor("#ffffff"))
         healths = {name: self.model.health(name) for name in self.model.nodes}
+        self._cells = {f"catalog{c.replica}": c for c in self.model.cells(self.book)}
         self._captions(painter)
         for (a, b), path in self.paths.items():
             self._link(painter, path, healths.get(a), healths.get(b))
@@ -345,7 +346,7 @@ class LiveCanvas(QWidget):
         y = center.y() - icon / 2
         width = self.boxes[name].right() - x
         if name in self.catalogs:
-            cell = next((c for c in self.model.cells(self.book) if f"catalog{c.replica}" == name), None)
+            cell = self._cells.get(name)
             seq = "?" if cell is None or cell.seq is None else str(cell.seq)
             font = self._font(18, bold=bool(cell and cell.valid))
             painter.setFont(font)
@@ -542,6 +543,7 @@ class LiveView(QWidget):
         self.paused_at: int | None = None  # the message count when paused
         self.cursor = 0  # while paused: the message stepped to
         self._chart_drawn = 0.0
+        self._caches_drawn = 0.0
         self.books = seed_books()
 
         self.canvas = LiveCanvas(model, controller, report)
@@ -761,9 +763,10 @@ class LiveView(QWidget):
             return
         if topics.keys() & {"node", "replicas"}:
             self.canvas.update()
-        if "cache" in topics or "tick" in topics:
-            self._caches()
         now = time.monotonic()
+        if ("cache" in topics or "tick" in topics) and now - self._caches_drawn >= CHART_REDRAW_S:
+            self._caches_drawn = now  # a list rebuilt a few times a second, not every frame
+            self._caches()
         if topics.keys() & {"latency", "tick", "mark"} and now - self._chart_drawn >= CHART_REDRAW_S:
             self._chart_drawn = now
             self.chart.draw()

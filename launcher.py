@@ -44,8 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--measure-lag", type=float, metavar="SECONDS",
                         help="offscreen: load at 200 req/s with a catalog replica hung and report the window's "
                              "event-loop lag")
-    parser.add_argument("--tab", default="charts", choices=("shop", "cluster", "charts", "cache", "replicas", "flow",
-                                                             "scenarios", "experiments", "all"),
+    parser.add_argument("--tab", default="charts", choices=("live", "shop", "cluster", "charts", "cache", "replicas",
+                                                             "flow", "scenarios", "experiments", "all"),
                         help="which tab the screenshot shows")
     parser.add_argument("--size", type=_size, default=(1440, 920), metavar="WxH",
                         help="the window's size (default 1440x920)")

@@ -122,13 +122,14 @@ async def screenshot(window, path: Path, seconds: float, tab: str) -> None:
     from .demo import run_demo
     from .main_window import TABS
 
-    await run_demo(window, seconds)
+    await run_demo(window, seconds, heal=tab == "live")
     names = [name for name, _title in TABS] if tab == "all" else [tab]
     for name in names:
         window.tabs.setCurrentWidget(window.view(name))
         if name == "scenarios":
             await play_for_screenshot(window.scenarios, "S3")
         window.charts.redraw()
+        window.live.redraw()
         await asyncio.sleep(0.4)  # let the tab lay out and paint before it is grabbed
         target = path if len(names) == 1 else path.with_name(f"{path.stem}-{name}{path.suffix}")
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QBrush, QColor, QFont
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -12,6 +13,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QListWidget,
     QListWidgetItem,
+    QSizePolicy,
     QVBoxLayout,
     QWidget,
 )
@@ -27,9 +29,15 @@ TITLES = {"lookup": "Lookup cache (by book id)", "search": "Search cache (by top
 
 
 class CachePanel(QGroupBox):
-    def __init__(self, name: str) -> None:
+    """One cache, most recently used first; an entry that leaves stays a moment, struck out
+    (an invalidated one flashing red). ``compact``: one line of counters instead of big numbers."""
+
+    def __init__(self, name: str, compact: bool = False) -> None:
         super().__init__(TITLES[name])
         self.name = name
+        self.compact = compact
+        self.counters = label("", name="Muted", wrap=True)
+        self.counters.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)  # never widens
         self.numbers = {key: label("0", name="BigNumber") for key in
                         ("capacity", "hits", "misses", "evictions", "invalidations", "ratio")}
         grid = QGridLayout()
@@ -40,8 +48,16 @@ class CachePanel(QGroupBox):
         self.entries.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
         self.entries.setAccessibleName(TITLES[name])
         layout = QVBoxLayout(self)
-        layout.addLayout(grid)
-        layout.addWidget(label("Most recently used first:", name="Muted"))
+        if compact:
+            self.entries.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+            self.entries.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)  # newest on top
+            for number in self.numbers.values():
+                number.setParent(None)
+            layout.setContentsMargins(6, 4, 6, 4)
+            layout.addWidget(self.counters)
+        else:
+            layout.addLayout(grid)
+            layout.addWidget(label("Most recently used first:", name="Muted"))
         layout.addWidget(self.entries, 1)
 
     def show(self, cache: CacheState) -> None:
@@ -50,6 +66,9 @@ class CachePanel(QGroupBox):
             self.numbers[key].setText(str(getattr(cache, key)))
         ratio = cache.hit_ratio
         self.numbers["ratio"].setText("–" if ratio is None else f"{100 * ratio:.0f}%")
+        hits = "–" if ratio is None else f"{100 * ratio:.0f}%"
+        self.counters.setText(f"{len(cache.keys)} of {cache.capacity} · hits {hits} · {cache.invalidations} "
+                              "invalidated · newest first")
         self.entries.clear()
         for rank, key in enumerate(cache.keys, start=1):
             text = f"{rank}.  book {key}" if self.name == "lookup" else f"{rank}.  “{key}”"
@@ -62,12 +81,15 @@ class CachePanel(QGroupBox):
             if now - when > GHOST_S or key in cache.keys or key in shown or len(shown) >= MAX_GHOSTS:
                 continue
             shown.add(key)
-            what = "invalidated" if op == "invalidate" else "evicted (least recently used)"
+            what = ("invalidated" if op == "invalidate" else "evicted" if self.compact
+                    else "evicted (least recently used)")
             item = QListWidgetItem(f"✕  {'book ' if self.name == 'lookup' else ''}{key} — {what}")
             font = QFont(self.entries.font())
             font.setStrikeOut(True)
             item.setFont(font)
-            item.setForeground(QBrush(QColor("#b91c1c" if op == "invalidate" else "#64748b")))
+            item.setForeground(QBrush(QColor("#b91c1c" if op == "invalidate" else "#475569")))
+            if op == "invalidate":  # flashes: on and off every half second while it stays
+                item.setBackground(QBrush(QColor("#fecaca" if int((now - when) * 2) % 2 == 0 else "#ffffff")))
             self.entries.addItem(item)
 
 

@@ -10,6 +10,7 @@ import time
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (
     QCheckBox,
     QGridLayout,
@@ -39,6 +40,28 @@ LEGEND = {"lookup": "lookup", "search": "search", "buy": "buy (bought)", "out of
           "failed buy": "buy: failed or unknown"}
 
 
+def load_controls(rate: int) -> tuple[QPushButton, QSpinBox]:
+    """The load generator's start/stop button and its rate, as the Charts and Live tabs show them."""
+    button = QPushButton("Start load")
+    button.setObjectName("Primary")
+    spin = QSpinBox()
+    spin.setRange(1, 1000)
+    spin.setValue(rate)
+    spin.setSuffix(" req/s")
+    spin.setAccessibleName("Load rate")
+    return button, spin
+
+
+def toggle_load(session, report, apply_settings, relabel) -> None:
+    """Start the load generator with the settings shown, or stop it; ``relabel`` either way."""
+    if session.load.running:
+        spawn(session.load.stop(), report, lambda _r: relabel())
+    else:
+        apply_settings()
+        session.load.start()
+    relabel()
+
+
 def with_gaps(times: np.ndarray, values: np.ndarray, gap: float = GAP_S) -> tuple[np.ndarray, np.ndarray]:
     """The series with a NaN put wherever consecutive points are more than ``gap`` apart, so
     that a line drawn with ``connect="finite"`` breaks there instead of bridging the pause."""
@@ -52,16 +75,26 @@ def with_gaps(times: np.ndarray, values: np.ndarray, gap: float = GAP_S) -> tupl
 
 def _plot(title: str, y_label: str) -> pg.PlotWidget:
     plot = pg.PlotWidget(background="w")
-    plot.setTitle(f"<span style='color:#0f172a; font-size:12pt; font-weight:700'>{title}</span>")
-    plot.setLabel("left", y_label, color="#334155")
-    plot.setLabel("bottom", "seconds ago", color="#334155")
+    _style(plot, title, y_label)
+    plot.enableAutoRange(axis="y", enable=False)
+    return plot
+
+
+def _style(plot: pg.PlotWidget, title: str, y_label: str, scale: float = 1.0) -> None:
+    """Title, axes and grid of every Bazar chart, at the window's presenter scale."""
+    plot.setTitle(f"<span style='color:#0f172a; font-size:{12 * scale:.0f}pt; font-weight:700'>{title}</span>")
+    size = f"{10 * scale:.0f}pt"
+    plot.setLabel("left", y_label, color="#1e293b", **{"font-size": size})
+    plot.setLabel("bottom", "seconds ago", color="#1e293b", **{"font-size": size})
     plot.showGrid(x=True, y=True, alpha=0.25)
     plot.setXRange(-WINDOW_S, 0, padding=0.01)
     plot.setMouseEnabled(x=False, y=True)
+    font = QFont()
+    font.setPointSizeF(9 * scale)
     for axis in ("left", "bottom"):
-        plot.getAxis(axis).setTextPen("#334155")
+        plot.getAxis(axis).setTextPen("#1e293b")
         plot.getAxis(axis).setPen("#94a3b8")
-    return plot
+        plot.getAxis(axis).setStyle(tickFont=font)
 
 
 class ChartsView(QWidget):
@@ -73,13 +106,7 @@ class ChartsView(QWidget):
         self.paused = False
         self._latency_drawn = 0.0
 
-        self.load_button = QPushButton("Start load")
-        self.load_button.setObjectName("Primary")
-        self.rate = QSpinBox()
-        self.rate.setRange(1, 1000)
-        self.rate.setValue(50)
-        self.rate.setSuffix(" req/s")
-        self.rate.setAccessibleName("Load rate")
+        self.load_button, self.rate = load_controls(50)
         self.writes = QSpinBox()
         self.writes.setRange(0, 100)
         self.writes.setValue(10)
@@ -103,30 +130,14 @@ class ChartsView(QWidget):
         load_row.addWidget(self.pause)
         load_row.addWidget(self.clear_button)
 
-        self.latency_plot = _plot("Latency per request (points; rolling p50 solid, p95 dashed)", "ms")
-        legend = self.latency_plot.addLegend(offset=(10, 10), labelTextColor="#0f172a", colCount=4)
-        self.points = {}
-        self.p50 = {}
-        self.p95 = {}
-        for series in SERIES:
-            color = COLORS[series]
-            symbol = "x" if series == "failed buy" else "o"
-            self.points[series] = pg.ScatterPlotItem(size=6 if symbol == "x" else 5, pen=None, symbol=symbol,
-                                                     brush=pg.mkBrush(color + "88"), name=LEGEND[series])
-            self.latency_plot.addItem(self.points[series])
-            if series in ROLLED:
-                self.p50[series] = self.latency_plot.plot(pen=pg.mkPen(color, width=2.5), connect="finite")
-                self.p95[series] = self.latency_plot.plot(pen=pg.mkPen(color, width=2, style=Qt.PenStyle.DashLine),
-                                                          connect="finite")
-        legend.addItem(pg.PlotDataItem(pen=pg.mkPen("#334155", width=2.5)), "p50 (rolling)")
-        legend.addItem(pg.PlotDataItem(pen=pg.mkPen("#334155", width=2, style=Qt.PenStyle.DashLine)),
-                       "p95 (rolling)")
+        self.latency_plot = LatencyChart(model, "Latency per request (points; rolling p50 solid, p95 dashed)")
+        self.points, self.p50, self.p95 = self.latency_plot.points, self.latency_plot.p50, self.latency_plot.p95
         self.throughput_plot = _plot("Throughput at the front-end", "answers / s")
         self.throughput = self.throughput_plot.plot(pen=pg.mkPen(COLORS["accent"], width=2.5), fillLevel=0,
                                                     brush=pg.mkBrush("#2563eb33"), stepMode=None)
         self.hit_plot = _plot("Cache hit ratio (lookups and searches)", "%")
         self.hit_plot.setYRange(0, 100, padding=0)
-        for plot in (self.latency_plot, self.throughput_plot, self.hit_plot):
+        for plot in (self.throughput_plot, self.hit_plot):
             plot.enableAutoRange(axis="y", enable=False)
         self.hits = self.hit_plot.plot(pen=pg.mkPen(COLORS["buy"], width=2.5), symbol="o", symbolSize=4,
                                        symbolBrush=COLORS["buy"], connect="finite")
@@ -158,12 +169,7 @@ class ChartsView(QWidget):
         self.session.load.settings.write_fraction = self.writes.value() / 100
 
     def toggle_load(self) -> None:
-        if self.session.load.running:
-            spawn(self.session.load.stop(), self.report, lambda _r: self._load_label())
-        else:
-            self._settings()
-            self.session.load.start()
-            self._load_label()
+        toggle_load(self.session, self.report, self._settings, self._load_label)
 
     def _load_label(self) -> None:
         self.load_button.setText("Stop load" if self.session.load.running else "Start load")
@@ -202,6 +208,11 @@ class ChartsView(QWidget):
     def refresh(self, force: bool = False) -> None:
         self.redraw()
 
+    def set_scale(self, scale: float) -> None:
+        self.latency_plot.set_scale(scale)
+        _style(self.throughput_plot, "Throughput at the front-end", "answers / s", scale)
+        _style(self.hit_plot, "Cache hit ratio (lookups and searches)", "%", scale)
+
     def _readouts(self) -> None:
         self._load_label()
         lag = self.session.lag.summary()
@@ -209,28 +220,7 @@ class ChartsView(QWidget):
             self.lag.setText(f"window's event-loop lag: p50 {lag['p50']:.1f} ms · p99 {lag['p99']:.1f} ms")
 
     def draw_latency(self) -> None:
-        model = self.model
-        now = time.time()
-        since = now - WINDOW_S
-        figures, recent = [], []
-        for series in SERIES:
-            times, ms = model.latency_since(series, since)
-            shown = slice(None, None, max(1, len(ms) // MAX_POINTS))  # thin evenly: a chart shows a few hundred
-            self.points[series].setData(times[shown] - now, ms[shown])
-            if series in ROLLED:
-                t50, v50 = with_gaps(*model.rolling(series, 50, since))
-                t95, v95 = with_gaps(*model.rolling(series, 95, since))
-                self.p50[series].setData(t50 - now, v50, connect="finite")
-                self.p95[series].setData(t95 - now, v95, connect="finite")
-            if len(ms):
-                figures.append(f"{LEGEND[series]}: {len(ms)}, median {np.median(ms):.1f} ms")
-                recent.extend(ms[times >= now - SCALE_S])
-        top = float(np.percentile(recent, 99)) if recent else 1.0
-        ceiling = self._ceiling(self.latency_plot, max(top, 1.0) * 1.15)
-        above = sum(int(np.sum(model.latency_since(s, now - SCALE_S)[1] > ceiling)) for s in SERIES)
-        text = " · ".join(figures) or "No requests yet: start the load or use the Shop tab."
-        if above:
-            text += f" · {above} slower answers above the chart"
+        text = self.latency_plot.draw()
         self.figures.setText(f"Last {WINDOW_S} s — {text}")
 
     def draw_seconds(self) -> None:
@@ -245,18 +235,104 @@ class ChartsView(QWidget):
         # A second with no answer is a 0, not a line drawn across the pause.
         self.throughput.setData([t - now for t in span], [counted[t].answers if t in counted else 0 for t in span])
         recent = [counted[t].answers for t in span if t >= now - SCALE_S] or [1]
-        self._ceiling(self.throughput_plot, max(recent) * 1.15)
+        _ceiling(self.throughput_plot, max(recent) * 1.15)
         ratio = [100 * counted[t].hits / (counted[t].hits + counted[t].misses)
                  if t in counted and counted[t].hits + counted[t].misses else np.nan for t in span]
         self.hits.setData([t - now for t in span], ratio, connect="finite")
 
-    @staticmethod
-    def _ceiling(plot: pg.PlotWidget, top: float) -> float:
-        """Set the y range to a round ceiling above ``top``, changing it (and so re-rendering the
-        axis) only when that ceiling changes."""
-        step = 10 ** math.floor(math.log10(max(top, 1e-3)))
-        ceiling = math.ceil(top / step) * step
-        if getattr(plot, "_ceiling", None) != ceiling:
-            plot._ceiling = ceiling
-            plot.setYRange(0, ceiling, padding=0)
-        return ceiling
+
+def _ceiling(plot: pg.PlotWidget, top: float) -> float:
+    """Set the y range to a round ceiling above ``top``, changing it (and so re-rendering the
+    axis) only when that ceiling changes."""
+    step = 10 ** math.floor(math.log10(max(top, 1e-3)))
+    ceiling = math.ceil(top / step) * step
+    if getattr(plot, "_ceiling", None) != ceiling:
+        plot._ceiling = ceiling
+        plot.setYRange(0, ceiling, padding=0)
+    return ceiling
+
+
+class LatencyChart(pg.PlotWidget):
+    """Latency per series as points with rolling p50 (solid) and p95 (dashed), buys that bought
+    and "out of stock" answers apart, and a labelled vertical line at every fault and heal the
+    model marked. The Charts tab and the Live screen both draw it."""
+
+    def __init__(self, model: ClusterModel, title: str, *, legend_columns: int = 4) -> None:
+        super().__init__(background="w")
+        self.model = model
+        self.title = title
+        _style(self, title, "ms")
+        self.enableAutoRange(axis="y", enable=False)
+        self.legend = self.addLegend(offset=(10, 10), labelTextColor="#0f172a", colCount=legend_columns,
+                                     labelTextSize="9pt", verSpacing=-6)
+        self.points: dict[str, pg.ScatterPlotItem] = {}
+        self.p50: dict[str, pg.PlotDataItem] = {}
+        self.p95: dict[str, pg.PlotDataItem] = {}
+        self.marks: list[pg.InfiniteLine] = []
+        for series in SERIES:
+            color = COLORS[series]
+            symbol = "x" if series == "failed buy" else "o"
+            self.points[series] = pg.ScatterPlotItem(size=6 if symbol == "x" else 5, pen=None, symbol=symbol,
+                                                     brush=pg.mkBrush(color + "88"), name=LEGEND[series])
+            self.addItem(self.points[series])
+            if series in ROLLED:
+                self.p50[series] = self.plot(pen=pg.mkPen(color, width=2.5), connect="finite")
+                self.p95[series] = self.plot(pen=pg.mkPen(color, width=2, style=Qt.PenStyle.DashLine),
+                                             connect="finite")
+        self.legend.addItem(pg.PlotDataItem(pen=pg.mkPen("#334155", width=2.5)), "p50 (rolling)")
+        self.legend.addItem(pg.PlotDataItem(pen=pg.mkPen("#334155", width=2, style=Qt.PenStyle.DashLine)),
+                            "p95 (rolling)")
+
+    def set_scale(self, scale: float) -> None:
+        _style(self, self.title, "ms", scale)
+
+    def draw(self, now: float | None = None) -> str:
+        """Draw the last WINDOW_S seconds up to ``now``; the figures in words."""
+        model = self.model
+        now = time.time() if now is None else now
+        since = now - WINDOW_S
+        figures, recent = [], []
+        for series in SERIES:
+            times, ms = model.latency_since(series, since)
+            keep = times <= now
+            times, ms = times[keep], ms[keep]
+            shown = slice(None, None, max(1, len(ms) // MAX_POINTS))  # thin evenly: a chart shows a few hundred
+            self.points[series].setData(times[shown] - now, ms[shown])
+            if series in ROLLED:
+                t50, v50 = with_gaps(*model.rolling(series, 50, since))
+                t95, v95 = with_gaps(*model.rolling(series, 95, since))
+                self.p50[series].setData(t50 - now, v50, connect="finite")
+                self.p95[series].setData(t95 - now, v95, connect="finite")
+            if len(ms):
+                figures.append(f"{LEGEND[series]}: {len(ms)}, median {np.median(ms):.1f} ms")
+                recent.extend(ms[times >= now - SCALE_S])
+        top = float(np.percentile(recent, 99)) if recent else 1.0
+        ceiling = _ceiling(self, max(top, 1.0) * 1.15)
+        above = sum(int(np.sum(model.latency_since(s, now - SCALE_S)[1] > ceiling)) for s in SERIES)
+        self.draw_marks(now)
+        text = " · ".join(figures) or "No requests yet: start the load or use the Shop tab."
+        if above:
+            text += f" · {above} slower answers above the chart"
+        return text
+
+    def draw_marks(self, now: float) -> None:
+        """A vertical line at each fault (red) and heal (green) of the last WINDOW_S seconds,
+        labelled with what happened."""
+        marks = [m for m in self.model.marks_since(now - WINDOW_S) if m.t <= now]
+        while len(self.marks) > len(marks):
+            self.removeItem(self.marks.pop())
+        while len(self.marks) < len(marks):
+            line = pg.InfiniteLine(angle=90, movable=False, label=" ",
+                                   labelOpts={"position": 0.93 - 0.14 * (len(self.marks) % 3),
+                                              "fill": (255, 255, 255, 220), "anchors": [(0, 0.5), (0, 0.5)]})
+            self.addItem(line)
+            self.marks.append(line)
+        for line, mark in zip(self.marks, marks, strict=True):
+            color = COLORS["down"] if mark.kind == "fault" else COLORS["up"]
+            line.setPen(pg.mkPen(color, width=2, style=Qt.PenStyle.DashLine))
+            line.setPos(mark.t - now)
+            line.label.setFormat(mark.text)
+            side = 1 if mark.t - now > -WINDOW_S / 6 else 0  # near "now" the words go left of the line
+            line.label.anchors = [(side, 0.5), (side, 0.5)]
+            line.label.setColor(color)
+            line.mark = mark

@@ -3,6 +3,7 @@ and a way to run a coroutine from a click with its errors shown, never swallowed
 from __future__ import annotations
 
 import asyncio
+import re
 import traceback
 from collections.abc import Callable, Coroutine
 from functools import lru_cache
@@ -49,6 +50,15 @@ OUTCOME_STYLE = {
 
 def stylesheet() -> str:
     return (ASSETS / "bazar.qss").read_text(encoding="utf-8")
+
+
+def scaled_stylesheet(scale: float) -> str:
+    """Bazar's stylesheet with every size (pt and px) times ``scale``: presenter mode."""
+    def scaled(match: re.Match) -> str:
+        value = float(match[1]) * scale
+        return f"{max(1, round(value))}{match[2]}" if match[2] == "px" else f"{value:.1f}{match[2]}"
+
+    return re.sub(r"(?<![\w#])(\d+(?:\.\d+)?)(pt|px)", scaled, stylesheet())
 
 
 def role_of(name: str) -> str:
@@ -117,7 +127,7 @@ STATE_COLORS = {
 class ModelEvents(QObject):
     """The model's events, coalesced per frame: many changes within one frame reach the views
     as one ``changed`` call, a dict from topic ("node", "replicas", "cache", "latency",
-    "trace", "log", "tick") to the set of names that changed."""
+    "trace", "log", "tick", "message", "mark") to the set of names that changed."""
 
     changed = Signal(object)
     FRAME_MS = 33
@@ -137,6 +147,8 @@ class ModelEvents(QObject):
             (model.trace_changed, lambda trace: self.mark("trace", trace)),
             (model.logged, lambda name, _line: self.mark("log", name)),
             (model.ticked, lambda _now: self.mark("tick", None)),
+            (model.message_added, lambda _message: self.mark("message", None)),
+            (model.marked, lambda mark: self.mark("mark", mark.node)),
         ]
         for signal, slot in self._slots:
             signal.connect(slot)

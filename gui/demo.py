@@ -1,6 +1,7 @@
 """A short scripted demonstration on the real cluster, for screenshots and for a first look:
 load on, a search, a few buys, and one catalog replica crashed and left down, so that the
-pictures show the cluster living with an outage."""
+pictures show the cluster living with an outage (or, with ``heal``, started again: the Live
+screen's picture shows the fault and the heal marked on its chart)."""
 from __future__ import annotations
 
 import asyncio
@@ -15,7 +16,7 @@ async def wait_ready(window, timeout: float = 90.0) -> None:
         await asyncio.sleep(0.1)
 
 
-async def run_demo(window, seconds: float) -> None:
+async def run_demo(window, seconds: float, heal: bool = False) -> None:
     await wait_ready(window)
     session = window.session
     session.load.settings.rate = 60
@@ -34,6 +35,9 @@ async def run_demo(window, seconds: float) -> None:
     await window.controller.crash(victim)
     await asyncio.sleep(third)
     await session.shop.lookup(2)
+    if heal:
+        await window.controller.start(victim)
+        window.session.load.settings.rate = 25  # fewer at once: each message can be read
     await asyncio.sleep(third)
     window.shop.refresh_history()
     await session.shop.lookup(3)
@@ -41,11 +45,12 @@ async def run_demo(window, seconds: float) -> None:
 
 
 async def measure_lag(window, seconds: float, rate: float = 200.0) -> dict[str, float]:
-    """Load at ``rate`` requests a second with one catalog replica hung, the Charts tab
-    drawing, and report how late the window's event loop woke up (its "never frozen" figure)."""
+    """Load at ``rate`` requests a second with one catalog replica hung, the Live tab drawing
+    (messages animated, the chart and caches redrawn), and report how late the window's event
+    loop woke up (its "never frozen" figure)."""
     await wait_ready(window)
     session = window.session
-    window.tabs.setCurrentWidget(window.charts)
+    window.tabs.setCurrentWidget(window.live)
     session.load.settings.rate = rate
     session.load.settings.write_fraction = 0.1
     session.load.start()

@@ -10,7 +10,16 @@ from dataclasses import dataclass
 
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QCloseEvent, QKeySequence, QShortcut
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QMainWindow, QProgressBar, QTabWidget, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QApplication,
+    QHBoxLayout,
+    QLabel,
+    QMainWindow,
+    QProgressBar,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
 
 from nodes.control.clusterfile import Cluster
 from nodes.control.model import link_text
@@ -19,18 +28,22 @@ from nodes.control.session import ClusterSession
 from .cache import CacheTab
 from .charts import ChartsView
 from .cluster import ClusterView
-from .common import COLORS, STATE_COLORS, ModelEvents, label, pill, spawn
+from .common import COLORS, STATE_COLORS, ModelEvents, label, pill, scaled_stylesheet, spawn
 from .experiments import ExperimentsView
 from .flow import FlowView
+from .live import LiveView
 from .replicas import ReplicasView
 from .scenarios import ScenariosView
 from .shop import ShopView
 
 #: The tabs, in order: (name used by --tab and tests, title).
-TABS = (("shop", "Shop"), ("cluster", "Cluster"), ("charts", "Charts"), ("cache", "Cache"),
+TABS = (("live", "Live"), ("shop", "Shop"), ("cluster", "Cluster"), ("charts", "Charts"), ("cache", "Cache"),
         ("replicas", "Replicas"), ("flow", "Flow"), ("scenarios", "Scenarios"), ("experiments", "Experiments"))
 #: How long a message (not an error) stays in the status bar.
 MESSAGE_S = 8
+#: Presenter mode: the window's scale goes by these steps, within these bounds.
+SCALE_STEP = 0.25
+SCALES = (0.75, 2.0)
 
 
 @dataclass(frozen=True)
@@ -71,6 +84,8 @@ class MainWindow(QMainWindow):
         header_layout.addLayout(text, 1)
         header_layout.addWidget(self.health)
 
+        self.scale = 1.0
+        self.live = LiveView(model, session, controller, self.events, self.report, self.say)
         self.shop = ShopView(model, controller, self.events, self.report)
         self.cluster_view = ClusterView(model, controller, self.events, self.report, self.say,
                                         data_dir=str(session.supervisor.data_dir))
@@ -80,14 +95,18 @@ class MainWindow(QMainWindow):
         self.flow = FlowView(model, self.events)
         self.scenarios = ScenariosView(self.report)
         self.experiments = ExperimentsView(self.report)
-        self.views = {"shop": self.shop, "cluster": self.cluster_view, "charts": self.charts, "cache": self.cache,
-                      "replicas": self.replicas, "flow": self.flow, "scenarios": self.scenarios,
+        self.views = {"live": self.live, "shop": self.shop, "cluster": self.cluster_view, "charts": self.charts,
+                      "cache": self.cache, "replicas": self.replicas, "flow": self.flow, "scenarios": self.scenarios,
                       "experiments": self.experiments}
         self.tabs = QTabWidget()
         for name, title_text in TABS:
             self.tabs.addTab(self.views[name], title_text)
         for number in range(self.tabs.count()):
             QShortcut(QKeySequence(f"Alt+{number + 1}"), self, activated=lambda n=number: self.tabs.setCurrentIndex(n))
+        # Presenter mode: one scale for the whole window.
+        for key, change in (("Ctrl++", SCALE_STEP), ("Ctrl+=", SCALE_STEP), ("Ctrl+-", -SCALE_STEP), ("Ctrl+0", 0)):
+            QShortcut(QKeySequence(key), self, context=Qt.ShortcutContext.ApplicationShortcut,
+                      activated=lambda c=change: self.set_scale(self.scale + c if c else 1.0))
 
         central = QWidget()
         layout = QVBoxLayout(central)
@@ -131,8 +150,8 @@ class MainWindow(QMainWindow):
         self.progress.setVisible(False)
         self.shop.setEnabled(True)
         self.shop.activate()
-        self.say("Ready. Alt+1…8 switch tabs; Ctrl+B buys.")
-        self.tabs.setCurrentWidget(self.shop)
+        self.say(f"Ready. Alt+1…{self.tabs.count()} switch tabs; Ctrl + and Ctrl − scale the window; Ctrl+B buys.")
+        self.tabs.setCurrentWidget(self.live)
 
     def _failed_to_start(self, message: str) -> None:
         self.progress.setVisible(False)
@@ -157,6 +176,18 @@ class MainWindow(QMainWindow):
             self.session.supervisor.stop_all()
         self.stopped.set()
         self.close()
+
+    # ---- presenter mode --------------------------------------------------------------------------
+    def set_scale(self, scale: float) -> None:
+        """Every text and drawing of the window at ``scale`` (1 is normal), for a projector."""
+        self.scale = round(min(max(scale, SCALES[0]), SCALES[1]), 2)
+        app = QApplication.instance()
+        if app is not None:
+            app.setStyleSheet(scaled_stylesheet(self.scale))
+        for view in self.views.values():
+            if hasattr(view, "set_scale"):
+                view.set_scale(self.scale)
+        self.say(f"Scale {self.scale:.0%} (Ctrl 0: back to 100%)")
 
     # ---- drawing -------------------------------------------------------------------------------
     def say(self, message: str, keep: bool = False) -> None:

@@ -24,6 +24,8 @@ class NodeConfig:
     total_timeout_ms: int = 0
     parent_pid: int | None = None
     telemetry: bool = True
+    #: Teaching speed: ms every message this node sends is held (0: full speed).
+    pace_ms: int = 0
 
     @property
     def timeouts(self) -> Timeouts:
@@ -82,6 +84,8 @@ def parser() -> argparse.ArgumentParser:
         sub.add_argument("--total-timeout-ms", type=_positive, default=None)
         sub.add_argument("--parent-pid", type=int, default=None, help="exit when this process (the launcher) dies")
         sub.add_argument("--no-telemetry", action="store_true", help="record no events (for overhead benchmarks)")
+        sub.add_argument("--pace-ms", type=_positive, default=None,
+                         help="teaching speed: hold every message sent this many ms (env BAZAR_PACE_MS; 0: full speed)")
 
     catalog = roles.add_parser("catalog", help="a catalog replica")
     common(catalog)
@@ -127,6 +131,7 @@ def parse(argv: list[str], environ: Mapping[str, str] = os.environ) -> NodeConfi
         total_timeout_ms=args.total_timeout_ms if args.total_timeout_ms is not None else total_ms,
         parent_pid=args.parent_pid,
         telemetry=not args.no_telemetry and environ.get("BAZAR_TELEMETRY", "on") != "off",
+        pace_ms=args.pace_ms if args.pace_ms is not None else int(environ.get("BAZAR_PACE_MS", "0") or 0),
     )
     if args.role == "catalog":
         replicas = split_addresses(args.replicas or environ.get("CATALOG_ADDRESSES"))

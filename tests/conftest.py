@@ -19,6 +19,11 @@ def supervisors():
 def window(qapp, tmp_path):
     """The real window over a real 3 + 3 cluster, on a qasync loop; ``window.run(coro)`` runs
     a coroutine on it (Qt keeps drawing meanwhile)."""
+    yield from open_window(qapp, tmp_path)
+
+
+def open_window(qapp, folder, size: tuple[int, int] = (1400, 900)):
+    """What the ``window`` fixture yields, for fixtures of other scopes too."""
     import asyncio
 
     import qasync
@@ -30,8 +35,7 @@ def window(qapp, tmp_path):
     qapp.setQuitOnLastWindowClosed(False)  # as gui/app.py does: closing stops the cluster first
     loop = qasync.QEventLoop(qapp)
     asyncio.set_event_loop(loop)
-    main = MainWindow(make_cluster(tmp_path, catalogs=3, orders=3, timeouts=fast_timeouts()),
-                      WindowOptions(1400, 900))
+    main = MainWindow(make_cluster(folder, catalogs=3, orders=3, timeouts=fast_timeouts()), WindowOptions(*size))
     session = main.session
     main.show()
 

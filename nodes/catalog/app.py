@@ -9,6 +9,7 @@ from aiohttp import web
 from ..books import Book
 from ..config import CatalogConfig
 from ..messages import Check, FetchBuys, Get, Health, OtherGeneration, Ping, Read, Release, Search, Update, Write
+from ..shared.client import Pace
 from ..shared.errors import ApiError, book_id, json_object, optional_int, optional_number, whole_number
 from ..shared.node import Node, build_app
 from ..shared.wire import GENERATION_HEADER, response_of
@@ -27,6 +28,7 @@ def init_app(config: CatalogConfig) -> web.Application:
         secret=config.secret,
         internal_prefixes=("/update/", "/rep/"),
         telemetry_on=config.telemetry,
+        pace=Pace(config.pace_ms),
     )
     replicas = config.replicas or [f"http://{config.host}:{config.port}"]
     holder: dict[str, ReplicaNode] = {}

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING
 
+from ..shared.client import Pace
 from . import faults
 from .history import Fault
 from .supervisor import ClusterError
@@ -90,6 +91,19 @@ class Controller:
         """Restore every link a partition cut."""
         await self.supervisor.heal_partitions()
 
+    async def heal(self, name: str) -> None:
+        """Undo whatever is wrong with ``name``: start it, resume it, reconnect it, or bring it
+        back to full speed."""
+        state = self.model.health(name).state
+        if state in ("down", "exited"):
+            await self.start(name)
+        elif state == "hung":
+            await self.resume(name)
+        elif state == "cut off":
+            await self.cut_off(name, False)
+        elif state == "slow":
+            await self.slow(name, 0)
+
     async def reset(self) -> str:
         """Reset every running replica; the answer says which were not (down ones adopt the
         reset when they come back, catalogs by its generation)."""
@@ -123,3 +137,15 @@ class Controller:
 
     async def find_buy(self, buy_id: str) -> BuyLookup:
         return await self.session.find_buy(buy_id)
+
+    async def restock(self, book: int, quantity: int) -> str:
+        return await self.session.restock(book, quantity)
+
+    async def pace(self, ms: int) -> str:
+        """Teaching speed: every node holds each message it sends for ``ms`` (0: full speed);
+        the shop waits longer by as much as held messages may cost."""
+        missed = await self.supervisor.pace(ms)
+        self.session.shop.slack_s = 3 * Pace(ms).slack_s
+        said = f"Every message is now held {ms} ms on its way." if ms else "Full speed again."
+        return said + (f" Not told (not answering): {', '.join(missed)}; they are told when restarted." if missed
+                       else "")

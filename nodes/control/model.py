@@ -316,6 +316,56 @@ def derive_cells(book: int, rows: list[tuple[int, int | None, int | None, bool, 
 
 
 @dataclass(frozen=True)
+class Message:
+    """One message on one link, as the Live screen animates it: a request going out or its
+    answer coming back. ``held_ms`` is how long it was on its way at teaching speed (0 at full
+    speed, where it is drawn at a pace a person can follow)."""
+
+    number: int  # its place in the model's message log, from 1
+    t: float  # when it left its sender (wall clock)
+    source: str  # a node's name, or "client" for the shopper
+    target: str
+    kind: str  # "request" or "answer"
+    text: str
+    outcome: str  # "" for a request; for an answer one of ANSWER_OUTCOMES
+    held_ms: float = 0.0
+    trace: str | None = None
+
+
+#: What an answer says, as the Live screen colours it.
+ANSWER_OUTCOMES = ("ok", "out of stock", "conflict", "not found", "unknown", "failed")
+
+
+def answer_outcome(status: int | None, buy_outcome: str | None = None) -> str:
+    """One answer's outcome in a word: no answer at all is "failed"; a buy's 202 (and a buy
+    its order replica could not confirm) is "unknown", never "failed" (W7)."""
+    if buy_outcome == "out_of_stock":
+        return "out of stock"
+    if status == 202 or buy_outcome == "unknown":
+        return "unknown"
+    if status is None:
+        return "failed"
+    if 200 <= status < 300:
+        return "ok"
+    return {409: "conflict", 404: "not found"}.get(status, "failed")
+
+
+@dataclass(frozen=True)
+class Mark:
+    """A fault or its heal at one moment, as every chart marks it (derived once, here, from
+    the node's health changing, whoever caused it: the window, a scenario, the prompt)."""
+
+    t: float
+    node: str
+    kind: str  # "fault" or "heal"
+    text: str  # e.g. "catalog2 down", "catalog2 up again"
+
+
+#: Health states that are a fault (a mark on the charts when a node goes into one).
+FAULT_STATES = ("slow", "cut off", "hung", "down", "exited")
+
+
+@dataclass(frozen=True)
 class LogLine:
     t: float
     text: str
@@ -331,7 +381,8 @@ class ClusterModel:
     ``watch``, by the supervisor's process states; emits one signal per kind of change."""
 
     def __init__(self, endpoints: dict[str, str], secret: str | None, *, keep_traces: int = 50,
-                 keep_samples: int = 5000, catalog_of: dict[str, str] | None = None) -> None:
+                 keep_samples: int = 5000, keep_messages: int = 100_000,
+                 catalog_of: dict[str, str] | None = None) -> None:
         self.secret = secret
         self.nodes = {name: NodeView(name, address.rstrip("/")) for name, address in endpoints.items()}
         #: Which catalog replica each order replica talks to (an order is only as good as it).
@@ -345,10 +396,18 @@ class ClusterModel:
         self._traces: OrderedDict[str, list[dict[str, Any]]] = OrderedDict()
         self._buy_outcomes: OrderedDict[str, str] = OrderedDict()  # trace -> the order's outcome
         self._pending_buys: OrderedDict[str, Sample] = OrderedDict()  # answered 200, outcome not yet heard
+        self._unsaid_buys: OrderedDict[str, tuple[float, int, float]] = OrderedDict()  # the same, for messages
         self.notable: deque[dict[str, Any]] = deque(maxlen=500)
         self.seconds: deque[Second] = deque(maxlen=600)
         self.logs: dict[str, deque[LogLine]] = {name: deque(maxlen=500) for name in self.nodes}
         self._health: dict[str, NodeHealth] = {}
+        #: Every message the Live screen animates, oldest first (``Message.number`` counts on).
+        self.messages: deque[Message] = deque(maxlen=keep_messages)
+        self.message_count = 0
+        #: Faults and heals, oldest first: the charts' markers.
+        self.marks: deque[Mark] = deque(maxlen=500)
+        self._seen_up: set[str] = set()
+        self._broken: set[str] = set()
         # What views connect to:
         self.node_changed = Signal()  # (name): its health, process or counters changed
         self.replicas_changed = Signal()  # (name)
@@ -358,6 +417,8 @@ class ClusterModel:
         self.event_seen = Signal()  # (event) for notable events: faults, outcomes, catch-ups
         self.logged = Signal()  # (name, LogLine): a line in a node's log of what happened to it
         self.ticked = Signal()  # (now): once a second, for what time alone changes (rates, uptimes)
+        self.message_added = Signal()  # (Message)
+        self.marked = Signal()  # (Mark)
         self._tasks: list[asyncio.Task] = []
         self._session: aiohttp.ClientSession | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -444,8 +505,11 @@ class ClusterModel:
         changed += [order for order, catalog in self.catalog_of.items() if catalog == name]
         for each in changed:
             health = self._derive(each)
-            if health != self._health.get(each):
+            before = self._health.get(each)
+            if health != before:
                 self._health[each] = health
+                if before is not None and before.state != health.state:
+                    self._mark(each, health)
                 self.node_changed.emit(each)
                 if health.role == "catalog":
                     self.replicas_changed.emit(each)  # its cells are drawn by its state
@@ -454,6 +518,26 @@ class ClusterModel:
         """Every link a partition cut, as (sender, receiver): the receiver hears nothing the
         sender sends on it. Both directions of a two-way cut are listed."""
         return sorted((name, other) for name, process in self.processes.items() for other in process.mute_to)
+
+    def _mark(self, name: str, health: NodeHealth) -> None:
+        """A fault when a node that has been up goes into a fault state; a heal when a broken
+        node is up again. Starting the cluster marks nothing."""
+        if health.state == "up":
+            self._seen_up.add(name)
+            if name not in self._broken:
+                return
+            self._broken.discard(name)
+            mark = Mark(time.time(), name, "heal", f"{name} up again")
+        elif health.state in FAULT_STATES and name in self._seen_up:
+            self._broken.add(name)
+            mark = Mark(time.time(), name, "fault", f"{name} {health.label}")
+        else:
+            return
+        self.marks.append(mark)
+        self.marked.emit(mark)
+
+    def marks_since(self, since: float) -> list[Mark]:
+        return [mark for mark in self.marks if mark.t >= since]
 
     def summary(self) -> tuple[int, int, list[NodeHealth]]:
         """(nodes up, nodes in all, the ones not simply up) — what every "n of m up" says."""
@@ -537,6 +621,8 @@ class ClusterModel:
         trace = event.get("trace")
         if trace is not None and kind in ("request_in", "request", "hop"):
             self._remember(trace, event)
+        if kind in ("send", "reply", "hop", "request_in", "request"):
+            self._messages_of(name, event)
         if kind == "snapshot":
             self._snapshot(view, event["state"])
         elif kind == "request":
@@ -565,6 +651,8 @@ class ClusterModel:
             view.dropped += event["count"]
         elif kind == "order" and trace is not None:
             self._order_outcome(trace, event["outcome"])
+        elif kind == "pace":
+            view.state["pace_ms"] = event["ms"]
         elif kind == "fault":
             if event.get("fault") == "slow":
                 view.state["slow_ms"] = event.get("ms", 0)
@@ -577,6 +665,61 @@ class ClusterModel:
         if kind in ("fault", "order", "catch_up", "peer", "replica", "lease_wait", "lease", "dropped", "generation"):
             self.notable.append(event)
             self.event_seen.emit(event)
+
+    # ---- messages for the Live screen ---------------------------------------------------------
+    def _messages_of(self, name: str, event: dict[str, Any]) -> None:
+        """The messages one event tells of. At teaching speed a node tells when a message leaves
+        (``send``, ``reply``) and holds it; at full speed a hop tells its request and answer
+        once it is over, and the front-end's own events tell the shopper's."""
+        kind, t, trace = event["kind"], event["t"], event.get("trace")
+        if kind == "send":
+            self._message(t, name, event["to"], "request", event["label"], "", event["held_ms"], trace)
+        elif kind == "reply" and event["to"] == "client":
+            if name == "frontend":  # not the window's own calls to a node (a restock, say)
+                self._client_answer(t, event["status"], event["held_ms"], trace,
+                                    buy=event.get("path", "").startswith("/buy/"))
+        elif kind == "reply":
+            self._message(t, name, event["to"], "answer", event["answer"], answer_outcome(event["status"]),
+                          event["held_ms"], trace)
+        elif kind == "hop" and not event.get("held_ms"):
+            self._message(event["t0"], name, event["to"], "request", event["label"], "", 0.0, trace)
+            self._message(event["t0"] + event["ms"] / 1000, event["to"], name, "answer", event["answer"],
+                          answer_outcome(event["status"]), 0.0, trace)
+        elif name == "frontend" and kind == "request_in" and "from" not in event:
+            self._message(t, "client", name, "request", f"{event['method']} {event['path']}", "", 0.0, trace)
+        elif name == "frontend" and kind == "request" and OPERATIONS.get(event.get("route", "")) is not None \
+                and not self.nodes[name].state.get("pace_ms"):  # held answers come as "reply" events
+            self._client_answer(t, event["status"], 0.0, trace, buy=OPERATIONS[event["route"]] == "buy")
+
+    def _client_answer(self, t: float, status: int, held_ms: float, trace: str | None, *, buy: bool,
+                       wait: bool = True) -> None:
+        """The front-end's answer to the shopper. A bought copy and "out of stock" are both 200:
+        a buy's answer waits (a moment at most) for its order replica's outcome to tell them apart."""
+        if wait and buy and status == 200 and trace is not None and trace not in self._buy_outcomes:
+            self._unsaid_buys[trace] = (t, status, held_ms)
+            return
+        outcome = answer_outcome(status, self._buy_outcomes.get(trace) if trace else None)
+        text = "200 out of stock" if outcome == "out of stock" else str(status)
+        self._message(t, "frontend", "client", "answer", text, outcome, held_ms, trace)
+
+    def _message(self, t: float, source: str, target: str, kind: str, text: str, outcome: str, held_ms: float,
+                 trace: str | None) -> None:
+        self.message_count += 1
+        message = Message(self.message_count, t, source, target, kind, text, outcome, held_ms, trace)
+        self.messages.append(message)
+        self.message_added.emit(message)
+
+    def messages_after(self, number: int, limit: int | None = None) -> list[Message]:
+        """Messages numbered above ``number``, oldest first (at most ``limit``, the oldest)."""
+        if not self.messages or number >= self.messages[-1].number:
+            return []
+        start = max(0, number - self.messages[0].number + 1)
+        stop = len(self.messages) if limit is None else min(len(self.messages), start + limit)
+        return [self.messages[i] for i in range(start, stop)]
+
+    def pace_ms(self) -> int:
+        """The teaching speed the front-end reports (every node is told the same)."""
+        return int(self.nodes["frontend"].state.get("pace_ms", 0) or 0) if "frontend" in self.nodes else 0
 
     def _sample(self, op: str, sample: Sample, trace: str | None) -> None:
         if op != "buy":
@@ -597,6 +740,9 @@ class ClusterModel:
         sample = self._pending_buys.pop(trace, None)
         if sample is not None:
             self._add_sample(_series_of(outcome), sample)
+        unsaid = self._unsaid_buys.pop(trace, None)
+        if unsaid is not None:
+            self._client_answer(*unsaid, trace, buy=True, wait=False)
 
     def _flush_pending(self, now: float) -> None:
         while self._pending_buys:
@@ -605,6 +751,10 @@ class ClusterModel:
                 break
             del self._pending_buys[trace]
             self._add_sample("buy", sample)  # answered 200 and no outcome heard: a buy
+        for trace, (t, status, held_ms) in list(self._unsaid_buys.items()):
+            if now - t >= PENDING_BUY_S:
+                del self._unsaid_buys[trace]
+                self._client_answer(t, status, held_ms, trace, buy=True, wait=False)
 
     def _add_sample(self, series: str, sample: Sample) -> None:
         self.latency[series].append(sample)

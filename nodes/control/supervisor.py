@@ -110,6 +110,9 @@ class Supervisor:
         self._session: aiohttp.ClientSession | None = None
         self._session_loop: asyncio.AbstractEventLoop | None = None
         self.nodes: dict[str, ManagedNode] = {}
+        #: Teaching speed: ms every node holds each message it sends (0: full speed); a node
+        #: started later is started with it.
+        self.pace_ms = 0
         if cluster.attached:
             self._plan_attached()
         else:
@@ -201,7 +204,8 @@ class Supervisor:
             node.exit_code = None
             node.slow_ms = 0
             node.cut_off = False
-            env = {**os.environ, "BAZAR_SECRET": self.secret, "PYTHONUNBUFFERED": "1"}
+            env = {**os.environ, "BAZAR_SECRET": self.secret, "PYTHONUNBUFFERED": "1",
+                   "BAZAR_PACE_MS": str(self.pace_ms)}
             log = open(node.log_path, "ab")  # noqa: SIM115 - owned by the reader thread
             log.write(f"---- {time.strftime('%H:%M:%S')} starting {node.name}\n".encode())
             log.flush()
@@ -364,6 +368,20 @@ class Supervisor:
         self.node(name).slow_ms = ms
         self._note(self.node(name), f"slowed by {ms} ms per answer" if ms else "back to normal speed")
         self._changed(self.node(name))
+
+    async def pace(self, ms: int) -> list[str]:
+        """Teaching speed for the whole cluster: every running node holds each message it sends
+        for ``ms`` (0: full speed). Returns the nodes that could not be told (hung, say)."""
+        self.pace_ms = ms
+        missed = []
+        for node in self.nodes.values():
+            if node.state != "up":
+                continue
+            try:
+                await self.admin(node.name, "POST", "/admin/pace", {"ms": ms})
+            except ClusterError:
+                missed.append(node.name)
+        return missed
 
     async def cut_off(self, name: str, on: bool) -> None:
         await self.admin(name, "POST", "/admin/cutoff", {"on": on})

@@ -9,6 +9,7 @@ from aiohttp import web
 
 from ..config import FrontendConfig
 from ..messages import Buy, Invalidate, NotFound, Read, Search
+from ..shared.client import Pace
 from ..shared.driver import Driver
 from ..shared.errors import ApiError, book_id, json_object, optional_int, whole_number
 from ..shared.node import Node, build_app
@@ -19,7 +20,7 @@ from .protocol import RING_MODES, Frontend, NoCatalogServer
 
 def init_app(config: FrontendConfig) -> web.Application:
     node = Node("frontend", 0, config.timeouts, secret=config.secret, internal_prefixes=("/invalidate/",),
-                telemetry_on=config.telemetry)
+                telemetry_on=config.telemetry, pace=Pace(config.pace_ms))
     core = Frontend(len(config.catalogs), len(config.orders), lookup_cache=config.lookup_cache,
                     search_cache=config.search_cache, timeout_s=config.timeouts.total,
                     connect_s=config.timeouts.connect)

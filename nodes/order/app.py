@@ -9,6 +9,7 @@ from aiohttp import web
 
 from ..config import OrderConfig
 from ..messages import Buy
+from ..shared.client import Pace
 from ..shared.driver import Driver
 from ..shared.errors import ApiError, book_id
 from ..shared.node import Node, build_app
@@ -18,7 +19,8 @@ from .store import OrderStore
 
 
 def init_app(config: OrderConfig) -> web.Application:
-    node = Node("order", config.index, config.timeouts, secret=config.secret, telemetry_on=config.telemetry)
+    node = Node("order", config.index, config.timeouts, secret=config.secret, telemetry_on=config.telemetry,
+                pace=Pace(config.pace_ms))
     core = OrderReplica(config.index, config.catalog_index, timeout_s=config.timeouts.total,
                         connect_s=config.timeouts.connect)
     holder: dict[str, Driver] = {}

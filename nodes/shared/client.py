@@ -16,6 +16,28 @@ from .telemetry import TRACE_HEADER, Telemetry, current_trace
 SECRET_HEADER = "X-Bazar-Secret"
 #: Who sends a message between nodes: a partition drops messages by link (node.py).
 SENDER_HEADER = "X-Bazar-From"
+#: Sent with background chatter (probes, pings): its answer is never held at teaching speed.
+UNHELD_HEADER = "X-Bazar-Unheld"
+#: At teaching speed, how many held messages one call's timeout allows for beyond its own:
+#: the answer, and the hops its target makes before answering (a read chain through every
+#: catalog replica, a write's check and update rounds, a buy's read and write).
+HELD_PER_CALL = 20
+#: The longest a node may hold each message (ms).
+MAX_PACE_MS = 5000
+
+
+@dataclass
+class Pace:
+    """Teaching speed: the node holds every message it sends (a traced request, an answer to
+    one) for ``ms`` before it goes, so that a class can follow each one; 0 is full speed.
+    Background chatter (probes, heartbeats, leases) is never held, so a slow class is not
+    mistaken for an outage, and the timeouts of held calls are lengthened by ``slack_s``."""
+
+    ms: int = 0
+
+    @property
+    def slack_s(self) -> float:
+        return self.ms * HELD_PER_CALL / 1000
 
 
 @dataclass(frozen=True)
@@ -78,12 +100,14 @@ class PeerClient:
         secret: str | None = None,
         sender: str = "",
         links: Links | None = None,
+        pace: Pace | None = None,
     ) -> None:
         self.telemetry = telemetry
         self.timeouts = timeouts
         self.secret = secret
         self.sender = sender
         self.links = links
+        self.pace = pace or Pace()
         self.session: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
@@ -109,6 +133,13 @@ class PeerClient:
         started = time.time()
         t0 = time.perf_counter()
         timeouts = timeouts or self.timeouts
+        held_ms = self.pace.ms if record else 0
+        if held_ms:
+            # Teaching speed: the message is on its way for held_ms; the window draws it so.
+            self.telemetry.emit("send", to=to, label=label, held_ms=held_ms)
+            await asyncio.sleep(held_ms / 1000)
+        if not record:
+            headers = {**(headers or {}), UNHELD_HEADER: "1"}
         if self.links is not None and not self.links.reaches(to):
             # The link to it stopped delivering: the connection is never made (a lost SYN).
             await asyncio.sleep(timeouts.connect)
@@ -129,6 +160,7 @@ class PeerClient:
                 status=reply.status,
                 ms=round(reply.ms, 3),
                 t0=started,
+                **({"held_ms": held_ms} if held_ms else {}),
             )
         return reply
 

@@ -74,9 +74,11 @@ class Driver:
         if send.generation is not None:
             headers = {**headers, GENERATION_HEADER: str(send.generation)}
         connect = send.connect_timeout if send.connect_timeout is not None else min(send.timeout, 0.2)
+        # At teaching speed a traced call waits for held messages too (client.Pace).
+        total = send.timeout + (self.node.pace.slack_s if send.trace else 0.0)
         reply = await self.node.client.call(
             method, self.addresses[send.to] + path, to=send.to, label=label, body=body,
-            timeouts=Timeouts(connect=connect, total=send.timeout), headers=headers, record=send.trace,
+            timeouts=Timeouts(connect=connect, total=total), headers=headers, record=send.trace,
         )
         if not reply.answered:
             return NoAnswer(refused=reply.failure == "refused")

@@ -14,7 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
-from .client import SECRET_HEADER, SENDER_HEADER, PeerClient, Timeouts
+from .client import MAX_PACE_MS, SECRET_HEADER, SENDER_HEADER, UNHELD_HEADER, Pace, PeerClient, Timeouts, status_text
 from .errors import ApiError, json_errors, json_object, optional_int
 from .telemetry import TRACE_HEADER, Telemetry, current_trace, new_trace_id
 
@@ -55,6 +55,8 @@ class Node:
     #: Path prefixes only the cluster (holders of the secret) may call (W6).
     internal_prefixes: tuple[str, ...] = ()
     faults: Faults = field(default_factory=Faults)
+    #: Teaching speed: how long every message this node sends is held (client.Pace).
+    pace: Pace = field(default_factory=Pace)
     started: float = field(default_factory=time.time)
     telemetry: Telemetry = field(init=False)
     client: PeerClient = field(init=False)
@@ -70,7 +72,7 @@ class Node:
     def __post_init__(self) -> None:
         self.telemetry = Telemetry(self.name, enabled=self.telemetry_on)
         self.client = PeerClient(self.telemetry, timeouts=self.timeouts, secret=self.secret, sender=self.name,
-                                 links=self.faults)
+                                 links=self.faults, pace=self.pace)
 
     @property
     def name(self) -> str:
@@ -89,6 +91,7 @@ class Node:
             "uptime_s": round(time.time() - self.started, 3),
             "slow_ms": self.faults.slow_ms,
             "cut_off": self.faults.cut_off,
+            "pace_ms": self.pace.ms,
             "deaf_to": sorted(self.faults.deaf_to),
             "mute_to": sorted(self.faults.mute_to),
             "telemetry": {
@@ -105,7 +108,7 @@ def build_app(node: Node, routes: list[web.RouteDef], *, cleanup_ctx: list[Calla
 
     app = web.Application(
         client_max_size=MAX_BODY_BYTES,
-        middlewares=[_cut_off(node), _observe(node), _slow(node), json_errors, _secret(node)],
+        middlewares=[_cut_off(node), _observe(node), _pace(node), _slow(node), json_errors, _secret(node)],
     )
     app["node"] = node
     app.add_routes(routes)
@@ -164,7 +167,9 @@ def _observe(node: Node):
         trace = request.headers.get(TRACE_HEADER) or new_trace_id()
         token = current_trace.set(trace[:64])
         t0 = time.perf_counter()
-        node.telemetry.emit("request_in", method=request.method, path=request.path)
+        sender = request.headers.get(SENDER_HEADER)
+        node.telemetry.emit("request_in", method=request.method, path=request.path,
+                            **({"from": sender[:20]} if sender else {}))
         status = 500
         try:
             response = await handler(request)
@@ -185,6 +190,24 @@ def _observe(node: Node):
                 ms=round((time.perf_counter() - t0) * 1000, 3),
             )
             current_trace.reset(token)
+
+    return middleware
+
+
+def _pace(node: Node):
+    """Teaching speed: an answer is held for the node's pace before it goes (its request was
+    held by its sender, client.Pace), unless it answers background chatter."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler):
+        response = await handler(request)
+        held_ms = node.pace.ms
+        if (held_ms and not request.path.startswith(ADMIN_PREFIX) and request.path not in QUIET_PATHS
+                and UNHELD_HEADER not in request.headers):
+            node.telemetry.emit("reply", to=request.headers.get(SENDER_HEADER) or "client", status=response.status,
+                                answer=status_text(response.status), path=request.path, held_ms=held_ms)
+            await asyncio.sleep(held_ms / 1000)
+        return response
 
     return middleware
 
@@ -237,6 +260,15 @@ def _admin_routes(node: Node) -> list[web.RouteDef]:
             raise ApiError(400, "'on' must be true or false")
         node.faults.cut_off = data["on"]
         node.telemetry.emit("fault", fault="cut_off", on=data["on"])
+        return web.json_response(node.state())
+
+    async def set_pace(request: web.Request) -> web.Response:
+        data = await json_object(request)
+        held = optional_int(data, "ms", minimum=0)
+        if held is None or held > MAX_PACE_MS:
+            raise ApiError(400, f"'ms' must be an integer from 0 to {MAX_PACE_MS}")
+        node.pace.ms = held
+        node.telemetry.emit("pace", ms=held)
         return web.json_response(node.state())
 
     async def set_links(request: web.Request) -> web.Response:
@@ -308,6 +340,7 @@ def _admin_routes(node: Node) -> list[web.RouteDef]:
         web.post("/admin/slow", set_slow),
         web.post("/admin/cutoff", set_cut_off),
         web.post("/admin/links", set_links),
+        web.post("/admin/pace", set_pace),
         web.get("/admin/events", events),
     ]
 

@@ -1,0 +1,197 @@
+"""Issue 15: one live screen for the classroom. One real 3 + 3 cluster for the module, driven
+through the Live tab the way a teacher would: click a node, watch the messages, slow the
+cluster down, pause and step. Conditions are waited on with deadlines on the window's own
+loop (``until``); no sleep synchronises anything."""
+from __future__ import annotations
+
+import time
+
+import pytest
+from PySide6.QtCore import QPoint, Qt
+from PySide6.QtGui import QColor
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QApplication, QScrollBar
+
+from tests.conftest import open_window
+from tests.test_window import until
+
+pytestmark = pytest.mark.timeout(240)
+
+
+@pytest.fixture(scope="module")
+def window(qapp, tmp_path_factory):
+    yield from open_window(qapp, tmp_path_factory.mktemp("live"), size=(1280, 720))
+
+
+@pytest.fixture
+def live(window):
+    window.tabs.setCurrentWidget(window.live)
+    window.run(until(lambda: window.live.isVisible() and window.live.canvas.boxes, 5, "the Live tab shown"))
+    return window.live
+
+
+def menu_action(live, name: str, starts: str):
+    """Click ``name`` on the canvas, as a teacher does, and find the menu entry."""
+    canvas = live.canvas
+    center = canvas.centers[name]
+    click_at(canvas, QPoint(int(center.x()), int(center.y())))
+    assert canvas.menu is not None and canvas.menu.title() == name
+    return next(a for a in canvas.menu.actions() if a.text().startswith(starts))
+
+
+def click_at(widget, at: QPoint) -> None:
+    QTest.mouseClick(widget, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, at)
+
+
+def icon_center_color(live, name: str) -> QColor:
+    """The colour drawn at the middle of a node's icon (where a cross's two strokes meet)."""
+    image = live.canvas.grab().toImage()
+    center = live.canvas.centers[name]
+    return image.pixelColor(int(center.x()), int(center.y()))
+
+
+def latest_trace(model, path: str):
+    for trace_id in reversed(model.trace_ids()):
+        trace = model.trace(trace_id)
+        if trace.path == path and trace.status is not None:
+            return trace
+    return None
+
+
+def test_clicking_a_node_crashes_its_process_it_is_drawn_crossed_out_and_the_chart_marks_when(window, live, qtbot):
+    model, supervisor = window.model, window.session.supervisor
+    window.run(until(lambda: model.health("catalog2").state == "up" and model.nodes["catalog2"].connected, 20,
+                     "catalog2 followed"))
+    assert icon_center_color(live, "catalog2").blue() > 150, "an up server is drawn blue, not crossed"
+    process = supervisor.node("catalog2").proc
+    clicked = time.time()
+    menu_action(live, "catalog2", "Crash").trigger()
+    window.run(until(lambda: process.poll() is not None and model.health("catalog2").state == "down", 15,
+                     "catalog2's process gone"))
+    window.run(until(lambda: max(icon_center_color(live, "catalog2").getRgb()[:3]) < 80, 5,
+                     "catalog2 drawn crossed out"))
+    fault = next(m for m in reversed(model.marks) if m.node == "catalog2")
+    assert fault.kind == "fault" and "down" in fault.text and clicked <= fault.t <= time.time()
+
+    def on_chart(chart, mark) -> bool:
+        line = next((line for line in chart.marks if getattr(line, "mark", None) == mark), None)
+        return line is not None and abs(line.value() - (mark.t - time.time())) < 2.0 and line.label.format == mark.text
+
+    window.run(until(lambda: on_chart(live.chart, fault), 5, "the fault marked on the Live chart"))
+    window.charts.latency_plot.draw()  # the Charts tab draws the same mark: one truth
+    assert on_chart(window.charts.latency_plot, fault)
+
+    # The keyboard reaches the same menu: arrow keys choose a node, Enter opens it.
+    live.canvas.setFocus()
+    live.canvas.selected = "catalog1"
+    qtbot.keyClick(live.canvas, Qt.Key.Key_Right)
+    qtbot.keyClick(live.canvas, Qt.Key.Key_Return)
+    assert live.canvas.menu.title() == "catalog2"
+    heal = next(a for a in live.canvas.menu.actions() if a.text().startswith("Heal"))
+    live.canvas.menu.close()
+    heal.trigger()
+    window.run(until(lambda: model.health("catalog2").state == "up" and model.nodes["catalog2"].connected, 30,
+                     "catalog2 started again"))
+    window.run(until(lambda: model.marks[-1].kind == "heal" and model.marks[-1].node == "catalog2", 5, "a heal mark"))
+    window.run(until(lambda: on_chart(live.chart, model.marks[-1]), 5, "the heal marked on the chart"))
+
+
+def test_a_lookup_that_crosses_nodes_animates_its_messages_on_the_right_links(window, live):
+    model, supervisor = window.model, window.session.supervisor
+    window.run(supervisor.wait_settled(20))
+    # The front-end asks catalog2 next, whose valid set is empty since its restart: the read
+    # hops on to a peer (S1), so the lookup crosses four nodes.
+    window.run(supervisor.admin("frontend", "POST", "/admin/failover", {"catalog_turn": 2}))
+    window.run(window.controller.lookup(6))
+    window.run(until(lambda: latest_trace(model, "/lookup/6") is not None, 10, "the lookup's trace"))
+    trace = latest_trace(model, "/lookup/6")
+    window.run(until(lambda: len(model.trace(trace.id).hops) >= 2, 5, "its hops"))
+    hops = model.trace(trace.id).hops
+    assert any(h.source.startswith("catalog") and h.target.startswith("catalog") for h in hops), hops
+    messages = [m for m in model.messages_after(0) if m.trace == trace.id]
+    expected = {("client", "frontend", "request"), ("frontend", "client", "answer")}
+    expected |= {(h.source, h.target, "request") for h in hops} | {(h.target, h.source, "answer") for h in hops}
+    assert {(m.source, m.target, m.kind) for m in messages} == expected
+    for message in messages:
+        assert live.canvas._drawable(message), f"no link drawn for {message.source} → {message.target}"
+    window.run(until(lambda: {m.number for m in messages} <= set(live.canvas.moving), 15,
+                     "every message of the lookup drawn on its way"))
+    answers = [m for m in messages if m.kind == "answer"]
+    assert all(m.outcome == "ok" for m in answers)
+
+
+def test_teaching_speed_holds_every_hop_at_least_n_ms_and_full_speed_brings_it_back(window, live):
+    model = window.model
+    held = 250
+    live.pace.setCurrentIndex(live.pace.findData(held))
+    running = [name for name in model.nodes if model.health(name).state == "up"]
+    window.run(until(lambda: all(model.nodes[n].state.get("pace_ms") == held for n in running), 10,
+                     "every node told the teaching speed"))
+    assert f"held {held} ms" in window.message.text()
+    window.run(window.session.supervisor.admin("frontend", "POST", "/admin/failover", {"catalog_turn": 0}))
+    ok, _body = window.run(window.controller.lookup(7))
+    assert ok
+    window.run(until(lambda: latest_trace(model, "/lookup/7") is not None, 10, "the slow lookup's trace"))
+    trace = latest_trace(model, "/lookup/7")
+    window.run(until(lambda: model.trace(trace.id).hops, 5, "its hops"))
+    for hop in model.trace(trace.id).hops:
+        assert hop.ms >= 2 * held, f"{hop.source} → {hop.target} took {hop.ms:.0f} ms"  # request and answer held
+    sent = [m for m in model.messages_after(0) if m.trace == trace.id and m.source != "client"]
+    assert sent and all(m.held_ms == held for m in sent)
+
+    live.pace.setCurrentIndex(live.pace.findData(0))
+    window.run(until(lambda: all(model.nodes[n].state.get("pace_ms") == 0 for n in running), 10, "full speed"))
+    ok, _body = window.run(window.controller.lookup(5))
+    window.run(until(lambda: latest_trace(model, "/lookup/5") is not None, 10, "the fast lookup's trace"))
+    fast = latest_trace(model, "/lookup/5")
+    window.run(until(lambda: model.trace(fast.id).hops, 5, "its hops"))
+    assert all(hop.ms < held for hop in model.trace(fast.id).hops)
+
+
+def test_pause_keeps_every_event_steps_through_them_and_resume_shows_them(window, live, qtbot):
+    model = window.model
+    window.run(until(lambda: not live.canvas.flights and not live.canvas.pending, 10, "a quiet picture"))
+    qtbot.mouseClick(live.pause_button, Qt.MouseButton.LeftButton)
+    paused_at = live.paused_at
+    assert paused_at <= model.message_count and live.pause_button.text() == "Resume live"
+    drawn_points = len(live.chart.points["lookup"].data)
+    moving = len(live.canvas.moving)
+    window.run(window.controller.lookup(4))
+    window.run(window.controller.lookup(4))  # a cache hit: only the shopper's two messages
+    window.run(until(lambda: model.message_count >= paused_at + 6, 10, "the cluster's messages kept"))
+    window.run(until(lambda: len(model.latency["lookup"]) and model.latency["lookup"][-1].t > time.time() - 5, 5,
+                     "the lookups measured"))
+    assert len(live.canvas.moving) == moving and not live.canvas.flights, "the picture stays frozen"
+    assert len(live.chart.points["lookup"].data) == drawn_points
+    window.run(until(lambda: f"{model.message_count - paused_at} messages since" in live.status.text(), 5,
+                     "the count of messages kept since the pause"))
+
+    kept = model.messages_after(paused_at)
+    for number, message in enumerate(kept, start=1):
+        qtbot.mouseClick(live.step_button, Qt.MouseButton.LeftButton)
+        assert live.canvas.flights[0].message == message
+        assert f"<b>{number}</b>: {message.source} → {message.target}" in live.status.text()
+    assert not live.step_button.isEnabled()
+    qtbot.mouseClick(live.back_button, Qt.MouseButton.LeftButton)
+    assert live.canvas.flights[0].message == kept[-2]
+
+    qtbot.mouseClick(live.pause_button, Qt.MouseButton.LeftButton)
+    assert live.paused_at is None and live.pause_button.text() == "Pause"
+    assert len(live.chart.points["lookup"].data) > drawn_points, "what happened meanwhile is drawn"
+    assert live.caches["lookup"].entries.item(0).text().endswith("book 4")
+
+
+def test_presenter_scale_fits_1280x720_without_scrollbars_and_labels_grow(window, live, qtbot):
+    window.resize(1280, 720)
+    window.run(until(lambda: window.width() == 1280 and window.height() == 720, 5, "the window at 1280x720"))
+    assert window.minimumSizeHint().width() <= 1280 and window.minimumSizeHint().height() <= 720
+    scrollbars = [bar for bar in live.findChildren(QScrollBar) if bar.isVisible()]
+    assert not scrollbars
+    assert live.canvas.label_font().pixelSize() >= 12
+    qtbot.keyClick(window, Qt.Key.Key_Plus, Qt.KeyboardModifier.ControlModifier)
+    qtbot.keyClick(window, Qt.Key.Key_Plus, Qt.KeyboardModifier.ControlModifier)
+    assert window.scale == 1.5
+    assert live.canvas.label_font().pixelSize() >= 16
+    assert "font-size: 16.5pt" in QApplication.instance().styleSheet()  # the whole window, not one widget
+    qtbot.keyClick(window, Qt.Key.Key_0, Qt.KeyboardModifier.ControlModifier)
+    assert window.scale == 1.0 and live.canvas.label_font().pixelSize() == 12

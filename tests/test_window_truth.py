@@ -94,6 +94,7 @@ def test_the_network_bar_cuts_a_link_on_the_real_nodes_and_every_view_says_so(wi
     assert bar.cut_button.text() == "Cut link" and not bar.restore_button.isEnabled()
     qtbot.mouseClick(bar.cut_button, Qt.MouseButton.LeftButton)
     window.run(until(lambda: model.cut_links() == [("catalog0", "catalog1")] and not bar.busy, 10, "the cut"))
+    assert any(m.kind == "fault" and m.text == "link catalog0 → catalog1 cut" for m in model.marks)  # on the charts
     sender, receiver = (window.run(supervisor.state(name)) for name in ("catalog0", "catalog1"))
     assert sender["mute_to"] == ["catalog1"] and sender["deaf_to"] == []
     assert receiver["deaf_to"] == ["catalog0"] and receiver["mute_to"] == []
@@ -110,6 +111,7 @@ def test_the_network_bar_cuts_a_link_on_the_real_nodes_and_every_view_says_so(wi
     assert "catalog0 ↔ catalog1" in bar.links.text()
     qtbot.mouseClick(bar.restore_button, Qt.MouseButton.LeftButton)
     window.run(until(lambda: model.cut_links() == [] and not bar.busy, 10, "every link restored"))
+    assert any(m.kind == "heal" and m.text == "link catalog1 → catalog0 restored" for m in model.marks)
     for name in ("catalog0", "catalog1"):
         state = window.run(supervisor.state(name))
         assert state["deaf_to"] == [] and state["mute_to"] == []

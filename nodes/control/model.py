@@ -458,6 +458,11 @@ class ClusterModel:
         self.processes[name] = state
         for line in _process_lines(before, state):
             self.log(name, line)
+        # A partition changes no node's state; its links are marked on the charts all the same.
+        for other in sorted(state.mute_to - before.mute_to):
+            self._add_mark(Mark(time.time(), name, "fault", f"link {name} → {other} cut"))
+        for other in sorted(before.mute_to - state.mute_to):
+            self._add_mark(Mark(time.time(), name, "heal", f"link {name} → {other} restored"))
         self._rederive(name)
         if state.state in ("down", "exited") and name in self.replicas:
             self.replicas_changed.emit(name)  # its valid set is gone with the process
@@ -533,6 +538,9 @@ class ClusterModel:
             mark = Mark(time.time(), name, "fault", f"{name} {health.label}")
         else:
             return
+        self._add_mark(mark)
+
+    def _add_mark(self, mark: Mark) -> None:
         self.marks.append(mark)
         self.marked.emit(mark)
 

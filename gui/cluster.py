@@ -133,8 +133,7 @@ class NodeCard(QFrame):
         health = self.model.health(self.name)
         process = health.process
         self.icon.setPixmap(node_icon(self.role, 64, crossed=health.gone, faded=health.state in ("hung", "cut off")))
-        partitioned = health.serving and bool(process.mute_to | process.deaf_to)
-        self.status.setText(pill(health.label, STATE_COLORS["slow" if partitioned else health.state]))
+        self.status.setText(pill(health.label, STATE_COLORS[health.look]))
         uptime = "" if not process.started_at or health.gone else \
             f" · up {_clock(time.time() - process.started_at)}"
         self.details.setText(f"{health.address} · pid {process.pid or '–'}{uptime}")

@@ -247,8 +247,12 @@ class LiveCanvas(QWidget):
         healths = {name: self.model.health(name) for name in self.model.nodes}
         self._cells = {f"catalog{c.replica}": c for c in self.model.cells(self.book)}
         self._captions(painter)
+        cut = set(self.model.cut_links())
         for (a, b), path in self.paths.items():
             self._link(painter, path, healths.get(a), healths.get(b))
+            for sender, receiver, at in ((a, b, 0.7), (b, a, 0.3)):
+                if (sender, receiver) in cut:  # a partition: the cross sits by the one who no longer hears
+                    self._cross(painter, path.pointAtPercent(at), "#dc2626")
         for name in self.names:
             self._node(painter, name, healths.get(name))
         now = self.frozen_at or time.monotonic()
@@ -312,10 +316,12 @@ class LiveCanvas(QWidget):
         painter.setBrush(Qt.BrushStyle.NoBrush)
         painter.drawPath(path)
         if "cut off" in states:  # the cut, drawn where the message would go through
-            middle = path.pointAtPercent(0.5)
-            painter.setPen(QPen(QColor(STATE_FILL["cut off"]), 3 * self.scale))
-            painter.drawLine(middle + QPointF(-6, -6) * self.scale, middle + QPointF(6, 6) * self.scale)
-            painter.drawLine(middle + QPointF(6, -6) * self.scale, middle + QPointF(-6, 6) * self.scale)
+            self._cross(painter, path.pointAtPercent(0.5), STATE_FILL["cut off"])
+
+    def _cross(self, painter: QPainter, at: QPointF, color: str) -> None:
+        painter.setPen(QPen(QColor(color), 3 * self.scale))
+        painter.drawLine(at + QPointF(-6, -6) * self.scale, at + QPointF(6, 6) * self.scale)
+        painter.drawLine(at + QPointF(6, -6) * self.scale, at + QPointF(-6, 6) * self.scale)
 
     def _node(self, painter: QPainter, name: str, health: NodeHealth | None) -> None:
         center, icon = self.centers[name], self.icon_height()
@@ -340,7 +346,8 @@ class LiveCanvas(QWidget):
             painter.setPen(QColor(COLORS["text"]))
             painter.drawText(below, Qt.AlignmentFlag.AlignCenter, "shopper" if name == "client" else "front-end")
             if health is not None:
-                self._pill(painter, QPointF(center.x(), below.bottom() + 2), health.label, state, centered=True)
+                self._pill(painter, QPointF(center.x(), below.bottom() + 2), health.label, state, centered=True,
+                           health=health)
             return
         x = center.x() + icon * 0.4 + 8
         y = center.y() - icon / 2
@@ -355,23 +362,25 @@ class LiveCanvas(QWidget):
             number = name.removeprefix("catalog")
             painter.drawText(QRectF(x, y, width, 24 * self.scale), Qt.AlignmentFlag.AlignLeft, f"{number} ({seq})")
             y += 24 * self.scale
-            y = self._pill(painter, QPointF(x, y), health.label if health else "", state) + 2
+            y = self._pill(painter, QPointF(x, y), health.label if health else "", state, health=health) + 2
             if cell is not None and not gone:
                 words = ("valid" if cell.valid else "not valid") + (" · stale" if cell.stale else "")
                 lease = "lease lapsed" if cell.lease_lapsed else "lease holds"
                 painter.setFont(self._font(11))
                 painter.setPen(QColor(COLORS["text"]))
-                painter.drawText(QRectF(x, y, width, 16 * self.scale), Qt.AlignmentFlag.AlignLeft,
-                                 f"{words} · stock {cell.stock if cell.stock is not None else '?'}")
+                line = 15 * self.scale  # one fact a line: the column is narrow at 1280 px
+                painter.drawText(QRectF(x, y, width, line), Qt.AlignmentFlag.AlignLeft,
+                                 f"stock {cell.stock if cell.stock is not None else '?'}")
+                painter.drawText(QRectF(x, y + line, width, line), Qt.AlignmentFlag.AlignLeft, words)
                 painter.setPen(QColor("#b91c1c" if cell.lease_lapsed else "#166534"))
-                painter.drawText(QRectF(x, y + 15 * self.scale, width, 16 * self.scale), Qt.AlignmentFlag.AlignLeft,
-                                 lease)
+                painter.drawText(QRectF(x, y + 2 * line, width, line), Qt.AlignmentFlag.AlignLeft, lease)
         else:
             painter.setFont(self._font(14, bold=True))
             painter.setPen(QColor(COLORS["text"]))
             painter.drawText(QRectF(x, y, width, 22 * self.scale), Qt.AlignmentFlag.AlignLeft,
                              f"order {name.removeprefix('order')}")
-            y = self._pill(painter, QPointF(x, y + 22 * self.scale), health.label if health else "", state) + 2
+            y = self._pill(painter, QPointF(x, y + 22 * self.scale), health.label if health else "", state,
+                           health=health) + 2
             painter.setFont(self._font(11))
             catalog = self.model.catalog_of.get(name, "")
             painter.drawText(QRectF(x, y, width, 16 * self.scale), Qt.AlignmentFlag.AlignLeft,
@@ -381,7 +390,9 @@ class LiveCanvas(QWidget):
                 painter.drawText(QRectF(x, y + 15 * self.scale, width, 16 * self.scale), Qt.AlignmentFlag.AlignLeft,
                                  "its catalog is out")
 
-    def _pill(self, painter: QPainter, at: QPointF, text: str, state: str, centered: bool = False) -> float:
+    def _pill(self, painter: QPainter, at: QPointF, text: str, state: str, centered: bool = False,
+              health: NodeHealth | None = None) -> float:
+        state = health.look if health is not None else state
         painter.setFont(self._font(11, bold=True))
         metrics = QFontMetricsF(painter.font())
         width = metrics.horizontalAdvance(text) + 14

@@ -260,6 +260,16 @@ class NodeHealth:
         """No process: crashed, stopped or exited."""
         return self.state in ("down", "exited")
 
+    @property
+    def partitioned(self) -> bool:
+        """Serving, but some of its links are cut: drawn in the colour of a degraded node."""
+        return self.serving and bool(self.process.mute_to | self.process.deaf_to)
+
+    @property
+    def look(self) -> str:
+        """The state whose colour every view draws it in."""
+        return "slow" if self.partitioned else self.state
+
 
 @dataclass(frozen=True)
 class ReplicaCell:

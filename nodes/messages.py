@@ -31,7 +31,9 @@ class Search:
 @dataclass(frozen=True)
 class Write:
     """Order replica to its catalog: ``/update/<id>``. ``base_seq``: the seq the new values
-    were computed from (W1); ``since``: when the buy first tried (the older one wins)."""
+    were computed from (W1); ``since``: when the buy first tried (the older one wins);
+    ``take``: a buy's copies — when the copy moved on since ``base_seq`` (another buy landed
+    first), the catalog takes them from its current copy instead of refusing the write."""
 
     book: int
     quantity: int | None = None
@@ -39,6 +41,7 @@ class Write:
     base_seq: int | None = None
     buy_id: str | None = None
     since: float | None = None
+    take: int | None = None
 
 
 @dataclass(frozen=True)

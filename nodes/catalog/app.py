@@ -93,7 +93,8 @@ def init_app(config: CatalogConfig) -> web.Application:
             raise ApiError(400, "Nothing to update: give 'quantity' and/or 'price'")
         return await answer(Write(target, quantity, price, base_seq=optional_int(data, "seq", minimum=0),
                                   buy_id=_optional_text(data, "buy_id"),
-                                  since=optional_number(data, "since", minimum=0)))
+                                  since=optional_number(data, "since", minimum=0),
+                                  take=optional_int(data, "take", minimum=1)))
 
     async def rep_get(request: web.Request) -> web.Response:
         data = await json_object(request)

@@ -572,7 +572,8 @@ class CatalogReplica(Core):
             if not await self._reserve_or_wait(book_id, self.index, token, priority, queue_s=LOCAL_QUEUE_S):
                 return Conflict(self.books[book_id], "busy")
             try:
-                return await self._reserved_write(book_id, changes, request.base_seq, buy_id, token, priority)
+                return await self._reserved_write(book_id, changes, request.base_seq, buy_id, token, priority,
+                                                  take=request.take if buy_id is not None else None)
             finally:
                 self._release(book_id, token)
         finally:
@@ -604,7 +605,7 @@ class CatalogReplica(Core):
 
     async def _reserved_write(
         self, book_id: int, changes: dict[str, Any], base_seq: int | None, buy_id: str | None, token: str,
-        priority: Priority,
+        priority: Priority, *, take: int | None = None,
     ) -> Written | Conflict | NotWritten | Unconfirmed:
         started, generation = self.now, self.generation
         outcome = await self._check_peers(book_id, token, buy_id, priority)
@@ -631,8 +632,13 @@ class CatalogReplica(Core):
             return NotWritten(f"only {reserved} of {replicas} catalog replicas reachable; "
                               f"{replicas // 2 + 1} needed")
         if base_seq is not None and base_seq != current.seq:
-            await self._release_peers(book_id, token, outcome.granted)
-            return Conflict(current, "stale base")
+            if take is None or current.quantity < take or set(changes) != {"quantity"}:
+                await self._release_peers(book_id, token, outcome.granted)
+                return Conflict(current, "stale base")
+            # A buy computed from an older copy: another buy landed first. Its copies are taken
+            # from the current copy, which the check round just showed no peer is ahead of —
+            # one round, where refusing it would cost a re-read, a retry and a second round.
+            changes = {"quantity": current.quantity - take}
         if self.now - started > RESERVATION_TTL_S / 2:
             # Our reservations may be about to lapse at the peers: do not fan out on them.
             await self._release_peers(book_id, token, outcome.granted)

@@ -65,6 +65,9 @@ class Check:
     token: str
     buy_id: str | None = None
     since: float | None = None
+    #: Other buys riding on the same write (a group commit): a peer that knows any of them
+    #: as done says which.
+    riders: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -158,6 +161,8 @@ class Conflict:
 class Written:
     book: Book
     duplicate: bool = False
+    #: A duplicate's buy, when a write carried several (inside the catalog; not on the wire).
+    of: str | None = None
 
 
 @dataclass(frozen=True)
@@ -186,6 +191,8 @@ class KnownBuy:
     #: Not to be answered as done before this time: until then a replica the write left out
     #: may still hold a lease to read the old copy (W2).
     settles: float = 0.0
+    #: Which buy (a check may name several).
+    buy_id: str | None = None
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,9 @@ class Search:
 @dataclass(frozen=True)
 class Write:
     """Order replica to its catalog: ``/update/<id>``. ``base_seq``: the seq the new values
-    were computed from (W1); ``since``: when the buy first tried (the older one wins)."""
+    were computed from (W1); ``since``: when the buy first tried (the older one wins);
+    ``take``: a buy's copies — when the copy moved on since ``base_seq`` (another buy landed
+    first), the catalog takes them from its current copy instead of refusing the write."""
 
     book: int
     quantity: int | None = None
@@ -39,6 +41,7 @@ class Write:
     base_seq: int | None = None
     buy_id: str | None = None
     since: float | None = None
+    take: int | None = None
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,9 @@ class Check:
     token: str
     buy_id: str | None = None
     since: float | None = None
+    #: Other buys riding on the same write (a group commit): a peer that knows any of them
+    #: as done says which.
+    riders: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -155,6 +161,8 @@ class Conflict:
 class Written:
     book: Book
     duplicate: bool = False
+    #: A duplicate's buy, when a write carried several (inside the catalog; not on the wire).
+    of: str | None = None
 
 
 @dataclass(frozen=True)
@@ -183,6 +191,8 @@ class KnownBuy:
     #: Not to be answered as done before this time: until then a replica the write left out
     #: may still hold a lease to read the old copy (W2).
     settles: float = 0.0
+    #: Which buy (a check may name several).
+    buy_id: str | None = None
 
 
 @dataclass(frozen=True)

@@ -98,18 +98,21 @@ async def test_order_history_records_each_purchase(http):
     assert len({r["buy_id"] for r in records}) == 2
 
 
-async def test_replicas_are_used_in_round_robin_order(http):
+async def test_lookups_take_turns_and_buys_go_to_their_books_order_replica(http):
+    """Lookups go round-robin (S9); a buy goes to its book's order replica (book id modulo
+    the order replicas), so buys of one book meet at one order and one catalog replica and
+    queue there instead of refusing each other across replicas (issue 17)."""
     await http.supervisor.admin("frontend", "POST", "/admin/failover", {"catalog_turn": 0, "order_turn": 0})
     for book in (1, 2, 3, 4):  # four misses: each goes to a catalog
         await http.get(f"/lookup/{book}")
-    for _ in range(4):
-        await http.put("/buy/5")
+    for book in (5, 5, 4, 4, 5):
+        await http.put(f"/buy/{book}")
     events = await http.supervisor.admin("frontend", "GET", "/admin/events")
     hops = [e for e in events if e["kind"] == "hop"]
     catalogs = [e["to"] for e in hops if e["label"].startswith("/query/item/")][-4:]
-    orders = [e["to"] for e in hops if e["label"].startswith("/buy/")][-4:]
+    orders = [e["to"] for e in hops if e["label"].startswith("/buy/")][-5:]
     assert catalogs == ["catalog0", "catalog1", "catalog0", "catalog1"]
-    assert orders == ["order0", "order1", "order0", "order1"]
+    assert orders == ["order1", "order1", "order0", "order0", "order1"]
 
 
 async def test_bad_inputs_get_a_json_message_and_change_nothing(http):

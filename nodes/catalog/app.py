@@ -95,7 +95,8 @@ def init_app(config: CatalogConfig) -> web.Application:
             raise ApiError(400, "Nothing to update: give 'quantity' and/or 'price'")
         return await answer(Write(target, quantity, price, base_seq=optional_int(data, "seq", minimum=0),
                                   buy_id=_optional_text(data, "buy_id"),
-                                  since=optional_number(data, "since", minimum=0)))
+                                  since=optional_number(data, "since", minimum=0),
+                                  take=optional_int(data, "take", minimum=1)))
 
     async def rep_get(request: web.Request) -> web.Response:
         data = await json_object(request)
@@ -115,6 +116,7 @@ def init_app(config: CatalogConfig) -> web.Application:
             _required_text(data, "token"),
             _optional_text(data, "buy_id"),
             optional_number(data, "since", minimum=0),
+            _text_list(data, "riders"),
         )
         return await answer(message, request)
 
@@ -127,9 +129,7 @@ def init_app(config: CatalogConfig) -> web.Application:
             raise ApiError(400, "'/rep/update' needs the whole book: title, topic, price, quantity, seq") from None
         if copy.quantity < 0 or copy.seq < 0 or optional_number(data, "price", minimum=0) is None:
             raise ApiError(400, "quantity, seq and price must not be negative")
-        buy_ids = data.get("buy_ids", [])
-        if not isinstance(buy_ids, list) or not all(isinstance(b, str) and len(b) <= MAX_ID_TEXT for b in buy_ids):
-            raise ApiError(400, "'buy_ids' must be a list of short strings")
+        buy_ids = _text_list(data, "buy_ids")
         sender = optional_int(data, "from")
         excluded = data.get("excluded", [])
         if not isinstance(excluded, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in excluded):
@@ -222,6 +222,13 @@ def _optional_text(data: dict[str, Any], key: str) -> str | None:
     if not isinstance(value, str) or not value or len(value) > MAX_ID_TEXT:
         raise ApiError(400, f"'{key}' must be a non-empty string of at most {MAX_ID_TEXT} characters")
     return value
+
+
+def _text_list(data: dict[str, Any], key: str) -> tuple[str, ...]:
+    value = data.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(b, str) and len(b) <= MAX_ID_TEXT for b in value):
+        raise ApiError(400, f"'{key}' must be a list of short strings")
+    return tuple(value)
 
 
 def _required_text(data: dict[str, Any], key: str) -> str:

@@ -135,6 +135,23 @@ class WriteResult:
 
 
 @dataclass
+class _Rider:
+    """A buy that arrived while a write of its book was under way: it waits to ride on the
+    next round with the others (a group commit) and is handed that round's answer."""
+
+    request: Write
+    answer: Any = None
+
+
+def _can_ride(request: Write) -> bool:
+    return request.buy_id is not None and request.take is not None and request.price is None
+
+
+#: The most buys one round carries.
+MAX_RIDERS = 32
+
+
+@dataclass
 class _CheckOutcome:
     granted: list[Peer] = field(default_factory=list)
     unreachable: list[Peer] = field(default_factory=list)
@@ -180,6 +197,7 @@ class CatalogReplica(Core):
         self.reservations: dict[int, Reservation] = {}
         self.waiters = Waiters()
         self._locked: set[int] = set()  # books a local write is in progress for
+        self.riders: dict[int, list[_Rider]] = {}  # buys waiting to ride on a book's next write
         #: Buys not to be vouched for as done before these times (see _settles).
         self.buy_settles: dict[str, float] = {}
         self.started_at = 0.0
@@ -269,7 +287,7 @@ class CatalogReplica(Core):
         settles = self._settles(buy_id)
         if settles > self.now:
             await Sleep(settles)
-        return KnownBuy(self.books[book_id], settles)
+        return KnownBuy(self.books[book_id], settles, buy_id)
 
     # ---- state --------------------------------------------------------------------------
     def describe(self) -> dict[str, Any]:
@@ -554,9 +572,17 @@ class CatalogReplica(Core):
         changes = {k: v for k, v in (("quantity", request.quantity), ("price", request.price)) if v is not None}
         if not self.guard_writes:
             return await self._documented_write(book_id, changes)
-        priority: Priority = (request.since if request.since is not None else self.now, self.index)
+        rider = None
+        if _can_ride(request) and book_id in self._locked:
+            rider = _Rider(request)
+            self.riders.setdefault(book_id, []).append(rider)
         await self._lock(book_id, float("inf"))
         try:
+            if rider is not None:
+                if rider.answer is not None:
+                    return rider.answer  # an earlier round carried it
+                self._unboard(book_id, [rider])
+            priority: Priority = (request.since if request.since is not None else self.now, self.index)
             buy_id = request.buy_id
             if buy_id is not None and buy_id in self._tentative_buys():
                 return Conflict(self.books[book_id], "busy")  # not confirmed yet: neither done nor not
@@ -571,12 +597,58 @@ class CatalogReplica(Core):
             # a wait that holds nothing cannot close a cycle. Checks at peers use wait-die.
             if not await self._reserve_or_wait(book_id, self.index, token, priority, queue_s=LOCAL_QUEUE_S):
                 return Conflict(self.books[book_id], "busy")
+            riders = self._board(book_id, request) if _can_ride(request) else []
+            since = min([priority[0], *(r.request.since for r in riders if r.request.since is not None)])
             try:
-                return await self._reserved_write(book_id, changes, request.base_seq, buy_id, token, priority)
+                answer = await self._reserved_write(
+                    book_id, changes, request.base_seq, buy_id, token, (since, self.index),
+                    take=request.take if buy_id is not None else None,
+                    riders=tuple((r.request.buy_id, r.request.take) for r in riders))
             finally:
                 self._release(book_id, token)
+            return self._share(answer, buy_id, riders)
         finally:
             self._unlock(book_id)
+
+    def _board(self, book_id: int, leader: Write) -> list[_Rider]:
+        """The buys waiting for this book that can ride on the leader's round: not already
+        done or unconfirmed here, each once, as many as the stock allows."""
+        waiting = self.riders.get(book_id)
+        if not waiting:
+            return []
+        room = self.books[book_id].quantity - (leader.take or 0)
+        seen, unconfirmed, boarded = {leader.buy_id}, self._tentative_buys(), []
+        for rider in waiting:
+            buy = rider.request.buy_id
+            take = rider.request.take or 0
+            if (len(boarded) < MAX_RIDERS and take <= room and buy not in seen and buy not in self.buys
+                    and buy not in unconfirmed):
+                boarded.append(rider)
+                seen.add(buy)
+                room -= take
+        self._unboard(book_id, boarded)
+        return boarded
+
+    def _unboard(self, book_id: int, riders: list[_Rider]) -> None:
+        left = [r for r in self.riders.get(book_id, []) if all(r is not gone for gone in riders)]
+        if left:
+            self.riders[book_id] = left
+        else:
+            self.riders.pop(book_id, None)
+
+    def _share(self, answer: Any, buy_id: str | None, riders: list[_Rider]) -> Any:
+        """The round's answer for the leader; each rider's waits in ``rider.answer``. A buy a
+        peer knew as done is answered done alone; the others of that round try again."""
+        if isinstance(answer, Written) and answer.duplicate:
+            known = answer.of or buy_id
+            done = replace(answer, of=None)
+            again = Conflict(self.books[answer.book.id], "busy")
+            for rider in riders:
+                rider.answer = done if rider.request.buy_id == known else again
+            return done if buy_id == known else again
+        for rider in riders:
+            rider.answer = answer
+        return answer
 
     async def _documented_write(self, book_id: int, changes: dict[str, Any]) -> Written | Conflict:
         """protocol.md's write as written: check unless valid, take a newer copy and answer
@@ -604,10 +676,15 @@ class CatalogReplica(Core):
 
     async def _reserved_write(
         self, book_id: int, changes: dict[str, Any], base_seq: int | None, buy_id: str | None, token: str,
-        priority: Priority,
+        priority: Priority, *, take: int | None = None, riders: tuple[tuple[str, int], ...] = (),
     ) -> Written | Conflict | NotWritten | Unconfirmed:
+        """One write round: check and reserve at the peers, then the update fan-out. A buy's
+        write (``take`` copies) may carry ``riders``, other buys of the book (id, copies),
+        in the same round; the copies all come off the current copy."""
         started, generation = self.now, self.generation
-        outcome = await self._check_peers(book_id, token, buy_id, priority)
+        if take is not None:
+            take += sum(copies for _buy, copies in riders)
+        outcome = await self._check_peers(book_id, token, buy_id, priority, tuple(buy for buy, _copies in riders))
         if outcome.newer or outcome.known_buy is not None or outcome.busy:
             await self._release_peers(book_id, token, outcome.granted)
             if outcome.newer:
@@ -620,7 +697,7 @@ class CatalogReplica(Core):
                 await self._invalidate_frontend(outcome.known_buy.book)
                 if outcome.known_buy.settles > self.now:
                     await Sleep(outcome.known_buy.settles)
-                return Written(outcome.known_buy.book, duplicate=True)
+                return Written(outcome.known_buy.book, duplicate=True, of=outcome.known_buy.buy_id)
             return Conflict(self.books[book_id], "busy")
         current = self.books[book_id]
         reserved, replicas = len(outcome.granted) + 1, len(self.peers) + 1
@@ -630,7 +707,15 @@ class CatalogReplica(Core):
             await self._release_peers(book_id, token, outcome.granted)
             return NotWritten(f"only {reserved} of {replicas} catalog replicas reachable; "
                               f"{replicas // 2 + 1} needed")
-        if base_seq is not None and base_seq != current.seq:
+        if take is not None and set(changes) == {"quantity"}:
+            # Buys take their copies from the current copy, which the check round just showed
+            # no peer is ahead of: one computed from an older copy (another buy landed first)
+            # is carried out, where refusing it would cost a re-read, a retry and a round.
+            if current.quantity < take:
+                await self._release_peers(book_id, token, outcome.granted)
+                return Conflict(current, "stale base")
+            changes = {"quantity": current.quantity - take}
+        elif base_seq is not None and base_seq != current.seq:
             await self._release_peers(book_id, token, outcome.granted)
             return Conflict(current, "stale base")
         if self.now - started > RESERVATION_TTL_S / 2:
@@ -638,7 +723,7 @@ class CatalogReplica(Core):
             await self._release_peers(book_id, token, outcome.granted)
             return Conflict(current, "slow check")
         new = replace(current, seq=current.seq + 1, **changes)
-        buy_ids = (buy_id,) if buy_id else ()
+        buy_ids = (buy_id, *(buy for buy, _copies in riders)) if buy_id else ()
         excluded = tuple(p.index for p in outcome.unreachable) if self.consistency == "majority" else ()
         update = Update(new, self.index, token, buy_ids, excluded=excluded)
         # The front-end hears of the write alongside the peers, not after them: the invalidation
@@ -714,9 +799,10 @@ class CatalogReplica(Core):
             return Unconfirmed("no peer confirmed the write")
         return Written(new)
 
-    async def _check_peers(self, book_id: int, token: str, buy_id: str | None, priority: Priority) -> _CheckOutcome:
+    async def _check_peers(self, book_id: int, token: str, buy_id: str | None, priority: Priority,
+                           riders: tuple[str, ...] = ()) -> _CheckOutcome:
         own = self.books[book_id]
-        check = Check(book_id, own.seq, self.index, token, buy_id, priority[0])
+        check = Check(book_id, own.seq, self.index, token, buy_id, priority[0], riders)
         outcome = _CheckOutcome()
         # W4: a peer the heartbeat knows is out is skipped at once, not waited for — once it has
         # been silent long enough that its valid set has surely lapsed (W2); until then it is
@@ -822,8 +908,9 @@ class CatalogReplica(Core):
     def _check_answer(self, message: Check) -> KnownBuy | Newer | None:
         """A check's answer when it does not depend on reserving: a known buy, or a newer copy."""
         own = self.books[message.book]
-        if message.buy_id is not None and message.buy_id in self.buys and message.buy_id not in self._tentative_buys():
-            return KnownBuy(own, self._settles(message.buy_id))
+        for buy in (message.buy_id, *message.riders):
+            if buy is not None and buy in self.buys and buy not in self._tentative_buys():
+                return KnownBuy(own, self._settles(buy), buy)
         if own.seq > message.seq_n:
             return Newer(own)
         return None

@@ -7,7 +7,10 @@ Rings: ``documented`` follows protocol.md to the letter (S9–S12): the replica 
 is is tried first, every try moves the turn on, a failed one sends the request to the next.
 ``adaptive`` (the default) fixes W4: the turn moves once per request, and replicas that a
 failed call or the background health probe found out are tried only after the others,
-until a probe finds them back.
+until a probe finds them back. In it, a buy starts at the order replica its book belongs to
+(book id modulo the ring) rather than at the turn, so that buys of one book meet at one
+order replica and its one catalog replica, where they queue instead of refusing each other
+across replicas; the others follow in ring order when it is out.
 """
 from __future__ import annotations
 
@@ -79,20 +82,23 @@ class Ring:
         self.turn = 0
         self.mode = "adaptive"
 
-    def _order(self) -> list[Member]:
+    def _order(self, home: int | None = None) -> list[Member]:
         n = len(self.members)
-        ring = [self.members[(self.turn + k) % n] for k in range(n)]
-        if self.mode == "documented":
-            return ring
-        self.turn = (self.turn + 1) % n
+        if self.mode == "documented" or home is None:
+            ring = [self.members[(self.turn + k) % n] for k in range(n)]
+            if self.mode == "documented":
+                return ring
+            self.turn = (self.turn + 1) % n
+        else:
+            ring = [self.members[(home + k) % n] for k in range(n)]
         return [m for m in ring if m.up] + [m for m in ring if not m.up]
 
-    async def call(self, message: Any, *, timeout: float, connect: float,
-                   try_next: Callable[[Any], bool]) -> tuple[Any | None, list[tuple[Member, Any]]]:
-        """Try the replicas in turn. Returns the answer that ended it (None when every one
-        failed) and every attempt made, in order."""
+    async def call(self, message: Any, *, timeout: float, connect: float, try_next: Callable[[Any], bool],
+                   home: int | None = None) -> tuple[Any | None, list[tuple[Member, Any]]]:
+        """Try the replicas in turn (from ``home`` on, when given, in adaptive mode). Returns
+        the answer that ended it (None when every one failed) and every attempt made."""
         attempts: list[tuple[Member, Any]] = []
-        for member in self._order():
+        for member in self._order(home):
             if self.mode == "documented":
                 self.turn = (member.index + 1) % len(self.members)
             answer = await Send(member.name, message, timeout, connect_timeout=connect)
@@ -183,7 +189,7 @@ class Frontend(Core):
     async def _buy(self, request: Buy) -> Any:
         answer, attempts = await self.orders.call(
             request, timeout=self.timeout_s * 2, connect=self.connect_s * 2,  # api.md: doubled for buy
-            try_next=_down)
+            try_next=_down, home=request.book % len(self.orders.members))
         maybe_done = any(_maybe_done(a) for _member, a in attempts[:-1] if answer is not None) or (
             answer is None and any(_maybe_done(a) for _member, a in attempts))
         if isinstance(answer, Bought):

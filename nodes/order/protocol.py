@@ -98,7 +98,7 @@ class OrderReplica(Core):
                     return OutOfStock(buy_id)
                 write = Write(book.id, quantity=book.quantity - 1)
                 if self.guard_writes:
-                    write = Write(book.id, book.quantity - 1, base_seq=book.seq, buy_id=buy_id, since=since)
+                    write = Write(book.id, book.quantity - 1, base_seq=book.seq, buy_id=buy_id, since=since, take=1)
                 written = await self._send(write)
                 if isinstance(written, NoAnswer):
                     # The catalog may have carried it out; a retry with the same id is safe.

@@ -75,16 +75,18 @@ def request_of(message: Any) -> tuple[str, str, Any, str, dict[str, str]]:
             return "GET", f"/query/item/{book}{query}", None, f"/query/item/{book}", {}
         case Search(topic):
             return "GET", f"/query/topic/{quote(topic, safe='')}", None, f"/query/topic/{topic}", {}
-        case Write(book, quantity, price, base_seq, buy_id, since):
+        case Write(book, quantity, price, base_seq, buy_id, since, take):
             body = {k: v for k, v in (("quantity", quantity), ("price", price), ("seq", base_seq),
-                                      ("buy_id", buy_id), ("since", since)) if v is not None}
+                                      ("buy_id", buy_id), ("since", since), ("take", take)) if v is not None}
             changes = " ".join(f"{k}: {body[k]}" for k in ("quantity", "price") if k in body)
             return "PUT", f"/update/{book}", body, f"/update/{book} {changes}".rstrip(), {}
         case Get(book, req, sender, seq_n):
             return ("POST", f"/rep/get/{book}", {"req": list(req), "from": sender, "seq_n": seq_n},
                     f"/rep/get/{book} req: {list(req)} seq_n: {seq_n}", {})
-        case Check(book, seq_n, sender, token, buy_id, since):
+        case Check(book, seq_n, sender, token, buy_id, since, riders):
             body = {"seq_n": seq_n, "from": sender, "token": token, "buy_id": buy_id, "since": since}
+            if riders:
+                body["riders"] = list(riders)
             return "POST", f"/rep/check/{book}", body, f"/rep/check/{book} seq_n: {seq_n}", {}
         case Update(copy, sender, token, buy_ids, late, excluded):
             record = {**copy.as_record(), "token": token, "buy_ids": list(buy_ids), "from": sender,
@@ -152,8 +154,8 @@ def response_of(message: Any, answer: Any) -> tuple[int, Any]:
             return 200, {"seq": seq}
         case KnownBuy(book) if isinstance(message, Read):
             return 200, {**book.as_lookup(), "known_buy": True}
-        case KnownBuy(book, settles):
-            return 200, {"known_buy": True, "book": book.as_record(), "settles": settles}
+        case KnownBuy(book, settles, buy_id):
+            return 200, {"known_buy": True, "book": book.as_record(), "settles": settles, "buy_id": buy_id}
         case Newer(book):
             return 409, {"message": "Conflict", "book": book.as_record()}
         case Busy(holder):
@@ -253,7 +255,8 @@ def _answer_of(message: Any, status: int, data: Any, body: dict[str, Any]) -> An
                 return Conflict(None, str(body.get("message", "")), body.get("seq"))
         case Check():
             if status == 200 and body.get("known_buy"):
-                return KnownBuy(_book(body["book"]), _optional_float(body.get("settles")) or 0.0)
+                return KnownBuy(_book(body["book"]), _optional_float(body.get("settles")) or 0.0,
+                                body.get("buy_id") if isinstance(body.get("buy_id"), str) else None)
             if status == 200:
                 return Granted(int(body.get("seq", 0)))
             if status == 409 and body.get("busy"):

@@ -45,6 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"simulated seconds of load and faults per seed (default {Options.seconds:g})")
     parser.add_argument("--buyers", type=int, default=Options.buyers, help=f"(default {Options.buyers})")
     parser.add_argument("--readers", type=int, default=Options.readers, help=f"(default {Options.readers})")
+    parser.add_argument("--stock", type=int, default=Options.stock,
+                        help=f"copies of each book at the start (default {Options.stock}); many buyers and a large "
+                             "stock make buys of one book ride on one write (group commits)")
     parser.add_argument("--jobs", type=int, default=1, help="worker processes for --seeds (default 1)")
     parser.add_argument("--keep-going", action="store_true", help="do not stop at the first failing seed")
     parser.add_argument("--history", metavar="FILE", help="with --seed: save the history as JSON lines")
@@ -62,7 +65,7 @@ def simulate_command(argv: list[str]) -> int:
         print("launcher.py simulate: --catalogs and --orders must be at least 1, --seconds above 0", file=sys.stderr)
         return 2
     options = Options(mode=args.mode, faults=args.faults, catalogs=args.catalogs, orders=args.orders,
-                      seconds=args.seconds, buyers=args.buyers, readers=args.readers)
+                      seconds=args.seconds, buyers=args.buyers, readers=args.readers, stock=args.stock)
     if args.seed is not None:
         return _replay(replace(options, seed=args.seed), args.history)
     return _explore(options, args.first_seed, args.seeds, args.jobs, args.keep_going)

@@ -1,0 +1,42 @@
+"""The load experiment (issue 17) end to end: a real Bazar cluster and the documented code
+rebuilt from its document (tests/reference), loaded in turn, every process gone after."""
+from __future__ import annotations
+
+import asyncio
+import subprocess
+
+import pytest
+
+from nodes.control.experiments import Context, Progress, load
+
+pytestmark = pytest.mark.timeout(240)
+
+
+def _documented_processes() -> list[str]:
+    found = subprocess.run(["pgrep", "-f", "tests.reference.documented_v2"], capture_output=True, text=True)
+    return found.stdout.split()
+
+
+def test_the_load_experiment_measures_bazar_beside_the_documented_code() -> None:
+    pytest.importorskip("flask")
+    pytest.importorskip("requests")
+    context = Context(Progress(), against="documented")
+    tables = asyncio.run(asyncio.wait_for(load(context, rounds=1, connections=4, seconds=2), 180))
+    rows = {row[0]: row for row in tables[0].rows}
+    assert list(rows) == ["Bazar (2 + 2), round 1", "documented code (2 + 2), round 1"]
+    bazar, documented = rows.values()
+    assert bazar[1] > 20 and documented[1] > 5, "both answered requests"
+    assert bazar[6] == 0 and bazar[7] == 0, f"Bazar timed out {bazar[6]} and failed {bazar[7]} requests"
+    assert documented[8] == pytest.approx(documented[1] / bazar[1])
+    assert not _documented_processes(), "the documented code's services are gone"
+
+
+def test_without_wrk_the_load_experiment_uses_its_own_client_and_says_so(monkeypatch) -> None:
+    import shutil
+
+    real_which = shutil.which
+    monkeypatch.setattr(shutil, "which", lambda name, *a, **k: None if name == "wrk" else real_which(name, *a, **k))
+    tables = asyncio.run(asyncio.wait_for(load(Context(Progress()), rounds=1, connections=4, seconds=2), 120))
+    (row,) = tables[0].rows
+    assert row[1] > 20 and row[6] == 0 and row[7] == 0
+    assert any("wrk is not installed" in note for note in tables[0].notes)

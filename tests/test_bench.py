@@ -7,9 +7,13 @@ import subprocess
 
 import pytest
 
-from nodes.control.experiments import Context, Progress, load
+from nodes.control.experiments import Context, Progress, floor, load
 
 pytestmark = pytest.mark.timeout(240)
+
+
+def rows_systems(rows: dict) -> list[str]:
+    return [label.removesuffix(", round 1") for label in rows]
 
 
 def _documented_processes() -> list[str]:
@@ -20,7 +24,7 @@ def _documented_processes() -> list[str]:
 def test_the_load_experiment_measures_bazar_beside_the_documented_code() -> None:
     pytest.importorskip("flask")
     pytest.importorskip("requests")
-    context = Context(Progress(), against="documented")
+    context = Context(Progress(), count=20, against="documented")
     tables = asyncio.run(asyncio.wait_for(load(context, rounds=1, connections=4, seconds=2), 180))
     rows = {row[0]: row for row in tables[0].rows}
     assert list(rows) == ["Bazar (2 + 2), round 1", "documented code (2 + 2), round 1"]
@@ -28,6 +32,9 @@ def test_the_load_experiment_measures_bazar_beside_the_documented_code() -> None
     assert bazar[1] > 20 and documented[1] > 5, "both answered requests"
     assert bazar[6] == 0 and bazar[7] == 0, f"Bazar timed out {bazar[6]} and failed {bazar[7]} requests"
     assert documented[8] == pytest.approx(documented[1] / bazar[1])
+    alone = {row[0]: row for row in tables[1].rows}  # one client: lookups, then buys, on each
+    assert set(alone) == {f"{system}, {name}" for system in rows_systems(rows) for name in ("lookups", "buys")}
+    assert all(row[5] == 0 for row in alone.values()), "one client: no errors"
     assert not _documented_processes(), "the documented code's services are gone"
 
 
@@ -36,7 +43,15 @@ def test_without_wrk_the_load_experiment_uses_its_own_client_and_says_so(monkeyp
 
     real_which = shutil.which
     monkeypatch.setattr(shutil, "which", lambda name, *a, **k: None if name == "wrk" else real_which(name, *a, **k))
-    tables = asyncio.run(asyncio.wait_for(load(Context(Progress()), rounds=1, connections=4, seconds=2), 120))
+    tables = asyncio.run(asyncio.wait_for(load(Context(Progress()), rounds=1, connections=4, seconds=2,
+                                               single=False), 120))
     (row,) = tables[0].rows
     assert row[1] > 20 and row[6] == 0 and row[7] == 0
     assert any("wrk is not installed" in note for note in tables[0].notes)
+
+
+def test_the_floor_puts_one_aiohttp_exchange_beside_a_bare_asyncio_one() -> None:
+    (table,) = asyncio.run(asyncio.wait_for(floor(Context(Progress()), exchanges=200), 60))
+    assert [row[0] for row in table.rows] == ["aiohttp client and server", "asyncio client and server"]
+    assert all(0 < row[1] < 100 for row in table.rows), table.rows
+    assert "x a bare asyncio exchange" in table.notes[0]

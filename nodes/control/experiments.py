@@ -17,7 +17,7 @@ from typing import Any
 from .clusterfile import Cluster
 from .model import ClusterModel
 from .supervisor import Supervisor
-from .workload import DEFAULT_COUNT, WORKLOADS, Request, Result, Runner, Stats
+from .workload import DEFAULT_COUNT, WORKLOADS, Request, Result, Runner, Stats, percentile
 
 V1 = replace(Cluster(), catalogs=1, orders=1, lookup_cache=0, search_cache=0)
 V2 = replace(Cluster(), catalogs=2, orders=2, lookup_cache=3, search_cache=10)
@@ -452,7 +452,7 @@ def _free_port_block(count: int) -> int:
 
 
 async def load(ctx: Context, rounds: int = 2, connections: int = LOAD_CONNECTIONS,
-               seconds: float = LOAD_SECONDS) -> list[Table]:
+               seconds: float = LOAD_SECONDS, single: bool = True) -> list[Table]:
     """``connections`` connections at once for ``seconds``, 90 % lookups and 10 % buys over
     books 1–7 with stock raised first, on Bazar (2 catalog and 2 order replicas unless a
     cluster file is given) and, in turn within the same run, on ``ctx.against``."""
@@ -476,6 +476,13 @@ async def load(ctx: Context, rounds: int = 2, connections: int = LOAD_CONNECTION
                 ctx.progress.doing(f"round {number + 1}: {label}")
                 results.setdefault(label, []).append(await _load(url, connections, seconds))
                 ctx.progress.step(int(seconds))
+        alone: dict[tuple[str, str], Stats] = {}
+        if single:
+            for label, url in targets.items():
+                for name in ("lookups", "buys"):
+                    ctx.progress.doing(f"one client: {label}, {name}")
+                    async with Runner(url) as runner:
+                        alone[(label, name)] = Stats.of(await runner.sequence(WORKLOADS[name].requests(ctx.count)))
     rows = []
     first = next(iter(results))
     for label, runs in results.items():
@@ -490,9 +497,106 @@ async def load(ctx: Context, rounds: int = 2, connections: int = LOAD_CONNECTION
         notes.append("wrk is not installed (apt-get install wrk); Bazar's own closed-loop client was used.")
     if ctx.against and ctx.against != "documented":
         notes.append(f"Stock at {ctx.against} was not raised: its buys may answer out of stock.")
-    return [Table(f"Load: {connections} connections, 90 % lookups / 10 % buys",
-                  ["system, round", "requests/s", *STAT_COLUMNS, "timed out", "errors", "req/s vs first"],
-                  rows, notes)]
+    tables = [Table(f"Load: {connections} connections, 90 % lookups / 10 % buys",
+                    ["system, round", "requests/s", *STAT_COLUMNS, "timed out", "errors", "req/s vs first"],
+                    rows, notes)]
+    if alone:
+        first_label = next(iter(targets))
+        tables.append(Table(
+            f"One client: {ctx.count} seeded lookups, then {ctx.count} buys (stock raised first)",
+            ["system, workload", *STAT_COLUMNS, "errors", "mean vs first"],
+            [stats_row(f"{label}, {name}", stats, stats.errors, stats.mean / alone[(first_label, name)].mean)
+             for (label, name), stats in alone.items()]))
+    return tables
+
+
+# ---- the floor: one exchange on this stack, next to a bare asyncio exchange ---------------------
+_FLOOR_SERVERS = {
+    "aiohttp": """
+import sys
+from aiohttp import web
+async def hello(request):
+    return web.json_response({"title": "x", "quantity": 1, "price": 1})
+app = web.Application()
+app.router.add_get("/lookup/{id}", hello)
+web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None)
+""",
+    "asyncio": r"""
+import asyncio, sys
+ANSWER = b'HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: application/json\r\n\r\n{}'
+async def serve(reader, writer):
+    try:
+        while True:
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(ANSWER)
+            await writer.drain()
+    except (asyncio.IncompleteReadError, ConnectionError):
+        writer.close()
+async def main():
+    server = await asyncio.start_server(serve, "127.0.0.1", int(sys.argv[1]))
+    async with server:
+        await server.serve_forever()
+asyncio.run(main())
+""",
+}
+
+
+async def floor(ctx: Context, exchanges: int = 2000) -> list[Table]:
+    """What one request/answer exchange costs between two processes on this machine: an
+    aiohttp client and server (Bazar's stack), next to bare asyncio streams doing the same
+    HTTP/1.1 exchange on a kept-alive connection. Bazar's buy makes several exchanges in a
+    row; this is the floor under each."""
+    import sys
+    import time
+
+    import aiohttp
+
+    ctx.progress.plan(2 * exchanges)
+    rows = []
+    for name, code in _FLOOR_SERVERS.items():
+        port = _free_port_block(1)
+        server = await asyncio.create_subprocess_exec(sys.executable, "-c", code, str(port))
+        try:
+            for _ in range(200):
+                try:
+                    _r, w = await asyncio.open_connection("127.0.0.1", port)
+                    w.close()
+                    break
+                except OSError:
+                    await asyncio.sleep(0.05)
+            else:
+                raise RuntimeError(f"the bare {name} server did not start")
+            times: list[float] = []
+            if name == "aiohttp":
+                async with aiohttp.ClientSession() as session:
+                    for _ in range(exchanges):
+                        t0 = time.perf_counter()
+                        async with session.get(f"http://127.0.0.1:{port}/lookup/1") as resp:
+                            await resp.json()
+                        times.append((time.perf_counter() - t0) * 1000)
+                        ctx.progress.step()
+            else:
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                request = f"GET /lookup/1 HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode()
+                for _ in range(exchanges):
+                    t0 = time.perf_counter()
+                    writer.write(request)
+                    await reader.readuntil(b"\r\n\r\n")
+                    await reader.readexactly(2)
+                    times.append((time.perf_counter() - t0) * 1000)
+                    ctx.progress.step()
+                writer.close()
+            times.sort()
+            stats = Stats(len(times), sum(times) / len(times), *(percentile(times, p) for p in (50, 95, 99)))
+            rows.append(stats_row(f"{name} client and server", stats))
+        finally:
+            if server.returncode is None:
+                server.terminate()
+            await server.wait()
+    return [Table(f"The floor: one exchange between two processes ({exchanges} in a row, kept-alive)",
+                  ["stack", *STAT_COLUMNS], rows,
+                  [f"aiohttp costs {rows[0][1] / rows[1][1]:.1f}x a bare asyncio exchange."])]
+
 
 
 EXPERIMENTS: dict[str, tuple[str, Callable[[Context], Any]]] = {
@@ -502,4 +606,5 @@ EXPERIMENTS: dict[str, tuple[str, Callable[[Context], Any]]] = {
     "throughput": ("32 closed-loop clients; where it saturates", throughput),
     "telemetry": ("Telemetry overhead on cached look-ups", telemetry_overhead),
     "load": ("Many connections at once (wrk), beside another front-end", load),
+    "floor": ("What one exchange costs: aiohttp next to bare asyncio", floor),
 }

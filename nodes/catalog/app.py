@@ -224,10 +224,15 @@ def _optional_text(data: dict[str, Any], key: str) -> str | None:
     return value
 
 
+#: The most ids one message may carry (a write round carries at most 33 buys).
+MAX_LIST = 1000
+
+
 def _text_list(data: dict[str, Any], key: str) -> tuple[str, ...]:
     value = data.get(key, [])
-    if not isinstance(value, list) or not all(isinstance(b, str) and len(b) <= MAX_ID_TEXT for b in value):
-        raise ApiError(400, f"'{key}' must be a list of short strings")
+    if (not isinstance(value, list) or len(value) > MAX_LIST
+            or not all(isinstance(b, str) and 0 < len(b) <= MAX_ID_TEXT for b in value)):
+        raise ApiError(400, f"'{key}' must be a list of at most {MAX_LIST} non-empty short strings")
     return tuple(value)
 
 

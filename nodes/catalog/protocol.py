@@ -144,7 +144,8 @@ class _Rider:
 
 
 def _can_ride(request: Write) -> bool:
-    return request.buy_id is not None and request.take is not None and request.price is None
+    return (request.buy_id is not None and request.take is not None and request.quantity is not None
+            and request.price is None)
 
 
 #: The most buys one round carries.
@@ -572,16 +573,20 @@ class CatalogReplica(Core):
         changes = {k: v for k, v in (("quantity", request.quantity), ("price", request.price)) if v is not None}
         if not self.guard_writes:
             return await self._documented_write(book_id, changes)
-        rider = None
         if _can_ride(request) and book_id in self._locked:
             rider = _Rider(request)
             self.riders.setdefault(book_id, []).append(rider)
+            try:
+                # Until a round carries it (its answer is handed over at once, whoever takes
+                # the lock next), or the book is free and no round took it: then it leads.
+                while rider.answer is None and book_id in self._locked:
+                    await self.waiters.wait(("lock", book_id), float("inf"))
+            finally:
+                self._unboard(book_id, [rider])  # carried, leading, or its caller gave up
+            if rider.answer is not None:
+                return rider.answer
         await self._lock(book_id, float("inf"))
         try:
-            if rider is not None:
-                if rider.answer is not None:
-                    return rider.answer  # an earlier round carried it
-                self._unboard(book_id, [rider])
             priority: Priority = (request.since if request.since is not None else self.now, self.index)
             buy_id = request.buy_id
             if buy_id is not None and buy_id in self._tentative_buys():
@@ -606,7 +611,7 @@ class CatalogReplica(Core):
                     riders=tuple((r.request.buy_id, r.request.take) for r in riders))
             finally:
                 self._release(book_id, token)
-            return self._share(answer, buy_id, riders)
+            return self._share(book_id, answer, buy_id, riders)
         finally:
             self._unlock(book_id)
 
@@ -636,19 +641,23 @@ class CatalogReplica(Core):
         else:
             self.riders.pop(book_id, None)
 
-    def _share(self, answer: Any, buy_id: str | None, riders: list[_Rider]) -> Any:
-        """The round's answer for the leader; each rider's waits in ``rider.answer``. A buy a
-        peer knew as done is answered done alone; the others of that round try again."""
+    def _share(self, book_id: int, answer: Any, buy_id: str | None, riders: list[_Rider]) -> Any:
+        """The round's answer for the leader; each rider's in ``rider.answer``, and the riders
+        woken to take it. A buy a peer knew as done is answered done alone; the others of
+        that round try again."""
+        mine = answer
         if isinstance(answer, Written) and answer.duplicate:
             known = answer.of or buy_id
-            done = replace(answer, of=None)
-            again = Conflict(self.books[answer.book.id], "busy")
+            done, again = replace(answer, of=None), Conflict(self.books[book_id], "busy")
+            mine = done if buy_id == known else again
             for rider in riders:
                 rider.answer = done if rider.request.buy_id == known else again
-            return done if buy_id == known else again
-        for rider in riders:
-            rider.answer = answer
-        return answer
+        else:
+            for rider in riders:
+                rider.answer = answer
+        if riders:
+            self.waiters.notify(("lock", book_id))
+        return mine
 
     async def _documented_write(self, book_id: int, changes: dict[str, Any]) -> Written | Conflict:
         """protocol.md's write as written: check unless valid, take a newer copy and answer
@@ -707,7 +716,7 @@ class CatalogReplica(Core):
             await self._release_peers(book_id, token, outcome.granted)
             return NotWritten(f"only {reserved} of {replicas} catalog replicas reachable; "
                               f"{replicas // 2 + 1} needed")
-        if take is not None and set(changes) == {"quantity"}:
+        if take is not None and set(changes) == {"quantity"} and book_id not in self.tentative:
             # Buys take their copies from the current copy, which the check round just showed
             # no peer is ahead of: one computed from an older copy (another buy landed first)
             # is carried out, where refusing it would cost a re-read, a retry and a round.

@@ -196,6 +196,22 @@ def test_a_seed_of_the_long_run_that_once_failed_passes(seed: int) -> None:
     assert result.passed, f"seed {seed}: " + "; ".join(map(str, result.anomalies))
 
 
+#: Found by `simulate --seeds 1500 --first-seed 8200001 --buyers 16 --stock 200` on the first
+#: group commit (issue 17): a tentative write confirmed by its buy alone, which a retry had
+#: carried out in another write of the same seq (8200026: two rows with one seq); riders
+#: boarded on top of an unconfirmed write, whose copies the fallback to the base then did not
+#: take (8201002); a retried buy that became known while its write waited, carried out again
+#: because a buy no longer needs its base to match (8200285, 8201283).
+GROUP_COMMIT_REGRESSION_SEEDS = (8200026, 8200285, 8201002, 8201283)
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("seed", GROUP_COMMIT_REGRESSION_SEEDS)
+def test_a_seed_that_broke_the_first_group_commit_passes(seed: int) -> None:
+    result = simulate(Options(seed=seed, seconds=3, buyers=16, stock=200))
+    assert result.passed, f"seed {seed}: " + "; ".join(map(str, result.anomalies))
+
+
 # ---- many buyers at once (issue 17), on the virtual clock, so the bounds are exact ------------
 def _crowd(buyers: int) -> tuple[list[Operation], int]:
     """32 buyers with no pause between buys over seven books, no faults: the buys that

@@ -602,7 +602,9 @@ class CatalogReplica(Core):
             # a wait that holds nothing cannot close a cycle. Checks at peers use wait-die.
             if not await self._reserve_or_wait(book_id, self.index, token, priority, queue_s=LOCAL_QUEUE_S):
                 return Conflict(self.books[book_id], "busy")
-            riders = self._board(book_id, request) if _can_ride(request) else []
+            # No rider boards a write on top of an unconfirmed one: its copies would have to be
+            # taken from a copy that may yet give way (see the take rule in _reserved_write).
+            riders = self._board(book_id, request) if _can_ride(request) and book_id not in self.tentative else []
             since = min([priority[0], *(r.request.since for r in riders if r.request.since is not None)])
             try:
                 answer = await self._reserved_write(
@@ -716,6 +718,21 @@ class CatalogReplica(Core):
             await self._release_peers(book_id, token, outcome.granted)
             return NotWritten(f"only {reserved} of {replicas} catalog replicas reachable; "
                               f"{replicas // 2 + 1} needed")
+        # A buy may have become known here while this write waited its turn or checked (an
+        # update or a catch-up carrying it): a retry of a buy done through another replica.
+        # Before buys took copies from the current row, its stale base refused it; now say so.
+        unsure = self._tentative_buys()
+        for buy in (buy_id, *(b for b, _copies in riders)):
+            if buy is not None and buy in self.buys:
+                await self._release_peers(book_id, token, outcome.granted)
+                if buy in unsure:
+                    return Conflict(current, "busy")
+                if self._settles(buy) > self.now:
+                    await Sleep(self._settles(buy))
+                return Written(self.books[book_id], duplicate=True, of=buy)
+        if riders and book_id in self.tentative:  # cannot happen: boarding checks it; never carry them wrong
+            await self._release_peers(book_id, token, outcome.granted)
+            return Conflict(current, "busy")
         if take is not None and set(changes) == {"quantity"} and book_id not in self.tentative:
             # Buys take their copies from the current copy, which the check round just showed
             # no peer is ahead of: one computed from an older copy (another buy landed first)
@@ -1008,7 +1025,11 @@ class CatalogReplica(Core):
                                  for p in self.peers])
             if self.tentative.get(book_id, (None,))[0] is not update:
                 continue
-            if any(isinstance(r, BuysOf) and set(update.buy_ids) <= {b for b, _ in r.buys} for r in held):
+            # A peer took this write if it holds exactly its buys at its seq. Its buys alone
+            # are not enough: a buy retried elsewhere (W7) may sit in another write of that seq.
+            ours = set(update.buy_ids)
+            if any(isinstance(r, BuysOf) and {b for b, seq in r.buys if seq == update.copy.seq} == ours
+                   for r in held):
                 self._confirm(book_id)
                 continue
             if not all(isinstance(r, BuysOf) for r in held):
@@ -1016,10 +1037,17 @@ class CatalogReplica(Core):
             current = self.books[book_id]
             if current == update.copy and newer:
                 current = max(newer, key=lambda b: b.seq)
+            # Its buys carried out by another write that the copy we take includes stay known;
+            # the others are forgotten (and come back with catch-up if a later write has them).
+            elsewhere = {b: seq for r in held for b, seq in r.buys if b in ours and seq <= current.seq}
             await Disk("undo", current, list(update.buy_ids))
             self.books[book_id] = current
             for buy_id in update.buy_ids:
                 self._forget_buy(buy_id)
+            if elsewhere:
+                await Disk("add_buys", book_id, sorted(elsewhere.items()))
+                for buy_id, seq in sorted(elsewhere.items()):
+                    self._remember_buy(buy_id, book_id, seq)
             self._unmark_valid(book_id)
             self._emit_seq(current)
             del self.tentative[book_id]

@@ -351,7 +351,7 @@ def render_failure(result: Result) -> str:
         f"FAIL  seed {options.seed}  (replay: python3 launcher.py simulate --seed {options.seed} "
         f"--mode {options.mode} --faults {','.join(options.faults) or 'none'} --catalogs {options.catalogs} "
         f"--orders {options.orders} --seconds {options.seconds:g} --buyers {options.buyers} "
-        f"--readers {options.readers})",
+        f"--readers {options.readers} --stock {options.stock})",
         "faults: " + (", ".join(f"{f.kind} {f.describe()} {f.start:.2f}-{f.end:.2f}s" for f in result.schedule)
                       or "none"),
         "anomalies:",

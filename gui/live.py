@@ -11,7 +11,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from PySide6.QtCore import QPointF, QRectF, QSize, Qt, QTimer
-from PySide6.QtGui import QColor, QFont, QFontMetricsF, QPainter, QPainterPath, QPen
+from PySide6.QtGui import QColor, QFont, QFontMetricsF, QPainter, QPainterPath, QPen, QPixmap
 from PySide6.QtWidgets import (
     QComboBox,
     QHBoxLayout,
@@ -92,6 +92,10 @@ class LiveCanvas(QWidget):
         self.menu: QMenu | None = None
         self.timer = QTimer(self)
         self.timer.timeout.connect(self._frame)
+        #: The still picture (captions, links, nodes), redrawn only when something but the
+        #: messages changed: an animation frame paints it and the messages on top.
+        self._still: QPixmap | None = None
+        self._still_stale = True
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.setAccessibleName("Cluster diagram: arrow keys choose a node, Enter opens what can be done to it")
         self.setMinimumSize(560, 330)
@@ -148,7 +152,7 @@ class LiveCanvas(QWidget):
         self.flights = [f for f in self.flights if f.start + f.duration > now or f.stays]
         if not self.pending and all(f.start + f.duration <= now for f in self.flights):
             self.timer.stop()
-        self.update()
+        super().update()  # only the messages moved: the still picture is kept
 
     def _run(self) -> None:
         if self.frozen_at is None and not self.timer.isActive():
@@ -238,12 +242,33 @@ class LiveCanvas(QWidget):
                 self.paths[(a, b)] = path
 
     # ---- drawing ----------------------------------------------------------------------------
+    def update(self, *args) -> None:
+        """Every redraw but an animation frame redraws the still picture too."""
+        self._still_stale = True
+        super().update(*args)
+
     def paintEvent(self, _event) -> None:  # noqa: N802 - Qt's name
         if not self.centers:
             self._layout()
+        ratio = self.devicePixelRatioF()
+        size = self.size() * ratio
+        if self._still_stale or self._still is None or self._still.size() != size:
+            self._still = QPixmap(size)
+            self._still.setDevicePixelRatio(ratio)
+            still = QPainter(self._still)
+            still.setRenderHint(QPainter.RenderHint.Antialiasing)
+            still.fillRect(self.rect(), QColor("#ffffff"))
+            self._paint_still(still)
+            still.end()
+            self._still_stale = False
         painter = QPainter(self)
+        painter.drawPixmap(0, 0, self._still)
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-        painter.fillRect(self.rect(), QColor("#ffffff"))
+        now = self.frozen_at or time.monotonic()
+        self._flights(painter, now)
+        painter.end()
+
+    def _paint_still(self, painter: QPainter) -> None:
         healths = {name: self.model.health(name) for name in self.model.nodes}
         self._cells = {f"catalog{c.replica}": c for c in self.model.cells(self.book)}
         self._captions(painter)
@@ -255,9 +280,6 @@ class LiveCanvas(QWidget):
                     self._cross(painter, path.pointAtPercent(at), "#dc2626")
         for name in self.names:
             self._node(painter, name, healths.get(name))
-        now = self.frozen_at or time.monotonic()
-        self._flights(painter, now)
-        painter.end()
 
     def _font(self, px: float, bold: bool = False) -> QFont:
         font = QFont(self.font())

@@ -16,7 +16,7 @@ from typing import Any
 
 from .clusterfile import Cluster
 from .model import ClusterModel
-from .supervisor import Supervisor
+from .supervisor import Supervisor, free_port
 from .workload import DEFAULT_COUNT, WORKLOADS, Request, Result, Runner, Stats, percentile
 
 V1 = replace(Cluster(), catalogs=1, orders=1, lookup_cache=0, search_cache=0)
@@ -410,7 +410,7 @@ async def _documented(ctx: Context) -> AsyncIterator[str]:
 
     data = ctx.data_root / "documented"
     data.mkdir(parents=True, exist_ok=True)
-    port = _free_port_block(5)
+    port = free_port(count=5)
     url, processes = documented.start(2, 2, port, data)
     try:
         await asyncio.to_thread(documented.wait_ready, url, len(processes))
@@ -424,31 +424,6 @@ async def _documented(ctx: Context) -> AsyncIterator[str]:
         yield url
     finally:
         await asyncio.to_thread(documented.stop, processes)
-
-
-def _free_port_block(count: int) -> int:
-    """A first port with ``count`` free ports after it, on 127.0.0.1."""
-    import socket
-
-    for _ in range(50):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            first = probe.getsockname()[1]
-        if first + count >= 65535:
-            continue
-        try:
-            held = []
-            for port in range(first, first + count):
-                sock = socket.socket()
-                held.append(sock)
-                sock.bind(("127.0.0.1", port))
-            return first
-        except OSError:
-            continue
-        finally:
-            for sock in held:
-                sock.close()
-    raise RuntimeError("no block of free ports found on 127.0.0.1")
 
 
 async def load(ctx: Context, rounds: int = 2, connections: int = LOAD_CONNECTIONS,
@@ -554,7 +529,7 @@ async def floor(ctx: Context, exchanges: int = 2000) -> list[Table]:
     ctx.progress.plan(2 * exchanges)
     rows = []
     for name, code in _FLOOR_SERVERS.items():
-        port = _free_port_block(1)
+        port = free_port()
         server = await asyncio.create_subprocess_exec(sys.executable, "-c", code, str(port))
         try:
             for _ in range(200):

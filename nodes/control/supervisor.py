@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import secrets
 import signal
 import socket
@@ -92,10 +93,36 @@ class ManagedNode:
         return time.time() - self.started_at if self.started_at and self.state in ("up", "hung") else None
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
+def _ephemeral_low() -> int:
+    """The lowest port the kernel hands to outgoing connections (Linux; 32768 elsewhere)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def free_port(host: str = "127.0.0.1", count: int = 1) -> int:
+    """The first of ``count`` free ports in a row, below the kernel's ephemeral range: a port
+    the kernel picked (bind to 0) can be handed to an outgoing connection between this check
+    and the node's start, or while a node is down between a crash and its restart, and the
+    node then cannot listen ("address already in use"). Ports below that range never are."""
+    rng = random.SystemRandom()
+    high = max(_ephemeral_low(), 12_000) - count
+    for _ in range(500):
+        first = rng.randrange(10_000, high)
+        held: list[socket.socket] = []
+        try:
+            for port in range(first, first + count):
+                sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                held.append(sock)
+                sock.bind((host, port))
+            return first
+        except OSError:
+            continue
+        finally:
+            for sock in held:
+                sock.close()
+    raise ClusterError(f"no {count} free ports in a row found on {host} below the ephemeral range")
 
 
 class Supervisor:

@@ -713,7 +713,7 @@ class ClusterModel:
                        wait: bool = True) -> None:
         """The front-end's answer to the shopper. A bought copy and "out of stock" are both 200:
         a buy's answer waits (a moment at most) for its order replica's outcome to tell them apart."""
-        if wait and buy and status == 200 and trace is not None and trace not in self._buy_outcomes:
+        if wait and buy and status == 200 and trace is not None and self._buy_outcomes.get(trace) not in DECISIVE:
             self._unsaid_buys[trace] = (t, status, held_ms)
             return
         outcome = answer_outcome(status, self._buy_outcomes.get(trace) if trace else None)
@@ -744,7 +744,7 @@ class ClusterModel:
             self._add_sample(op, sample)
         elif sample.status != 200:
             self._add_sample("failed buy", sample)
-        elif trace is not None and trace in self._buy_outcomes:
+        elif trace is not None and self._buy_outcomes.get(trace) in DECISIVE:
             self._add_sample(_series_of(self._buy_outcomes[trace]), sample)
         elif trace is not None:
             self._pending_buys[trace] = sample  # its order replica's outcome is still on its way
@@ -752,13 +752,16 @@ class ClusterModel:
             self._add_sample("buy", sample)
 
     def _order_outcome(self, trace: str, outcome: str) -> None:
-        self._buy_outcomes[trace] = outcome
+        # One buy may meet several order replicas (one unreachable, the next one buying):
+        # what decides a 200's series is the one that bought or found it sold out.
+        if self._buy_outcomes.get(trace) not in DECISIVE:
+            self._buy_outcomes[trace] = outcome
         while len(self._buy_outcomes) > 2000:
             self._buy_outcomes.popitem(last=False)
-        sample = self._pending_buys.pop(trace, None)
+        sample = self._pending_buys.pop(trace, None) if outcome in DECISIVE else None
         if sample is not None:
             self._add_sample(_series_of(outcome), sample)
-        unsaid = self._unsaid_buys.pop(trace, None)
+        unsaid = self._unsaid_buys.pop(trace, None) if outcome in DECISIVE else None
         if unsaid is not None:
             self._client_answer(*unsaid, trace, buy=True, wait=False)
 
@@ -871,6 +874,10 @@ class ClusterModel:
     def trace(self, trace_id: str) -> Trace:
         return Trace.from_events(trace_id, self._traces.get(trace_id, []))
 
+
+
+#: Order outcomes that end a buy answered 200: it bought, or the book was sold out.
+DECISIVE = ("bought", "out_of_stock")
 
 
 def _series_of(outcome: str) -> str:

@@ -934,8 +934,9 @@ class CatalogReplica(Core):
     def _check_answer(self, message: Check) -> KnownBuy | Newer | None:
         """A check's answer when it does not depend on reserving: a known buy, or a newer copy."""
         own = self.books[message.book]
+        unsure = self._tentative_buys()
         for buy in (message.buy_id, *message.riders):
-            if buy is not None and buy in self.buys and buy not in self._tentative_buys():
+            if buy is not None and buy in self.buys and buy not in unsure:
                 return KnownBuy(own, self._settles(buy), buy)
         if own.seq > message.seq_n:
             return Newer(own)

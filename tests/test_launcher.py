@@ -15,7 +15,7 @@ import pytest
 
 from nodes.control import clusterfile
 from nodes.control.clusterfile import ClusterFileError
-from nodes.control.supervisor import ClusterError, Supervisor
+from nodes.control.supervisor import ClusterError, Supervisor, free_port
 from nodes.shared.telemetry import TRACE_HEADER, new_trace_id
 from tests.helpers import Http, fast_timeouts, hops_of, make_cluster, start, wait_until_sync
 
@@ -68,6 +68,14 @@ def test_flags_override_the_file_and_are_checked():
     assert (cluster.catalogs, cluster.orders, str(cluster.data_dir)) == (5, 2, "/tmp/x")
     with pytest.raises(ClusterFileError, match="--catalogs must be a whole number from 1 to 9"):
         clusterfile.load().with_overrides(catalogs=12)
+
+
+def test_free_ports_are_never_handed_out_twice_and_lie_below_the_ephemeral_range():
+    # A suite starts some 150 clusters in one process; two nodes given one port fail to start.
+    ports = [free_port() for _ in range(400)] + [free_port(count=5) + i for i in range(5)]
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    assert len(set(ports)) == len(ports)
+    assert all(10_000 <= p < low for p in ports)
 
 
 def test_launcher_reports_a_bad_cluster_file_in_one_line(tmp_path):

@@ -101,27 +101,38 @@ def _ephemeral_low() -> int:
         return 32768
 
 
+_port_lock = threading.Lock()
+_next_port: list[int] = []  # this process's cursor; starts at a random port, then walks on
+
+
 def free_port(host: str = "127.0.0.1", count: int = 1) -> int:
     """The first of ``count`` free ports in a row, below the kernel's ephemeral range: a port
     the kernel picked (bind to 0) can be handed to an outgoing connection between this check
     and the node's start, or while a node is down between a crash and its restart, and the
-    node then cannot listen ("address already in use"). Ports below that range never are."""
-    rng = random.SystemRandom()
-    high = max(_ephemeral_low(), 12_000) - count
-    for _ in range(500):
-        first = rng.randrange(10_000, high)
-        held: list[socket.socket] = []
-        try:
-            for port in range(first, first + count):
-                sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-                held.append(sock)
-                sock.bind((host, port))
-            return first
-        except OSError:
-            continue
-        finally:
-            for sock in held:
-                sock.close()
+    node then cannot listen ("address already in use"). Ports below that range never are.
+
+    A process walks the range from a random start instead of drawing each port at random, so
+    it never hands out the same port twice (two nodes of one cluster, or a node of the last
+    test that is still being stopped, drew the same port about once a full suite run)."""
+    low, high = 10_000, max(_ephemeral_low(), 12_000) - count
+    with _port_lock:
+        if not _next_port:
+            _next_port.append(random.SystemRandom().randrange(low, high))
+        for _ in range(2_000):
+            first = _next_port[0]
+            _next_port[0] = first + count if first + 2 * count < high else low
+            held: list[socket.socket] = []
+            try:
+                for port in range(first, first + count):
+                    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                    held.append(sock)
+                    sock.bind((host, port))
+                return first
+            except OSError:
+                continue
+            finally:
+                for sock in held:
+                    sock.close()
     raise ClusterError(f"no {count} free ports in a row found on {host} below the ephemeral range")
 
 

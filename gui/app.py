@@ -4,6 +4,7 @@ so in plain words (and which system packages to install) instead of Qt's abort."
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import subprocess
 import sys
@@ -90,6 +91,9 @@ def run_window(cluster: Cluster, options: RunOptions = RunOptions()) -> int:
     async def main() -> None:
         window.show()
         window.start()
+        # What exists now (Qt, pyqtgraph, numpy, the window) lives as long as the window: out of
+        # the garbage collector's sight, a full collection under load takes a few ms, not 100.
+        gc.freeze()
         if options.screenshot:
             await screenshot(window, Path(options.screenshot), options.demo, options.tab)
             window.close()

@@ -10,7 +10,7 @@ import time
 from collections import deque
 from dataclasses import dataclass
 
-from PySide6.QtCore import QPointF, QRectF, QSize, Qt, QTimer
+from PySide6.QtCore import QPointF, QRectF, QSize, QSizeF, Qt, QTimer
 from PySide6.QtGui import QColor, QFont, QFontMetricsF, QPainter, QPainterPath, QPen, QPixmap
 from PySide6.QtWidgets import (
     QComboBox,
@@ -92,10 +92,13 @@ class LiveCanvas(QWidget):
         self.menu: QMenu | None = None
         self.timer = QTimer(self)
         self.timer.timeout.connect(self._frame)
-        #: The still picture (captions, links, nodes), redrawn only when something but the
-        #: messages changed: an animation frame paints it and the messages on top.
+        #: The still picture (captions, links, nodes) and the facts it was drawn from: an
+        #: animation frame paints it and the messages on top, and draws it again only when one of
+        #: those facts changed (under load the model changes 30 times a second, mostly books
+        #: other than the one shown).
         self._still: QPixmap | None = None
-        self._still_stale = True
+        self._still_facts: tuple | None = None
+        self._labels: dict[tuple, QPixmap] = {}
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.setAccessibleName("Cluster diagram: arrow keys choose a node, Enter opens what can be done to it")
         self.setMinimumSize(560, 330)
@@ -152,7 +155,7 @@ class LiveCanvas(QWidget):
         self.flights = [f for f in self.flights if f.start + f.duration > now or f.stays]
         if not self.pending and all(f.start + f.duration <= now for f in self.flights):
             self.timer.stop()
-        super().update()  # only the messages moved: the still picture is kept
+        self.update()  # the still picture is drawn again only if its facts changed
 
     def _run(self) -> None:
         if self.frozen_at is None and not self.timer.isActive():
@@ -242,25 +245,26 @@ class LiveCanvas(QWidget):
                 self.paths[(a, b)] = path
 
     # ---- drawing ----------------------------------------------------------------------------
-    def update(self, *args) -> None:
-        """Every redraw but an animation frame redraws the still picture too."""
-        self._still_stale = True
-        super().update(*args)
+    def _facts(self) -> tuple:
+        """Everything the still picture shows, read from the model once a frame."""
+        healths = tuple(self.model.health(name) for name in self.model.nodes)
+        return (self.size(), self.scale, self.book, self.selected, self.hasFocus(), self.model.pace_ms(),
+                healths, tuple(self.model.cells(self.book)), tuple(sorted(self.model.cut_links())))
 
     def paintEvent(self, _event) -> None:  # noqa: N802 - Qt's name
         if not self.centers:
             self._layout()
-        ratio = self.devicePixelRatioF()
-        size = self.size() * ratio
-        if self._still_stale or self._still is None or self._still.size() != size:
-            self._still = QPixmap(size)
+        facts = self._facts()
+        if self._still is None or facts != self._still_facts:
+            ratio = self.devicePixelRatioF()
+            self._still = QPixmap(self.size() * ratio)
             self._still.setDevicePixelRatio(ratio)
             still = QPainter(self._still)
             still.setRenderHint(QPainter.RenderHint.Antialiasing)
             still.fillRect(self.rect(), QColor("#ffffff"))
-            self._paint_still(still)
+            self._paint_still(still, facts)
             still.end()
-            self._still_stale = False
+            self._still_facts = facts
         painter = QPainter(self)
         painter.drawPixmap(0, 0, self._still)
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
@@ -268,11 +272,11 @@ class LiveCanvas(QWidget):
         self._flights(painter, now)
         painter.end()
 
-    def _paint_still(self, painter: QPainter) -> None:
-        healths = {name: self.model.health(name) for name in self.model.nodes}
-        self._cells = {f"catalog{c.replica}": c for c in self.model.cells(self.book)}
+    def _paint_still(self, painter: QPainter, facts: tuple) -> None:
+        healths = {health.name: health for health in facts[6]}
+        self._cells = {f"catalog{c.replica}": c for c in facts[7]}
         self._captions(painter)
-        cut = set(self.model.cut_links())
+        cut = set(facts[8])
         for (a, b), path in self.paths.items():
             self._link(painter, path, healths.get(a), healths.get(b))
             for sender, receiver, at in ((a, b, 0.7), (b, a, 0.3)):
@@ -448,19 +452,41 @@ class LiveCanvas(QWidget):
             painter.drawPath(head)
             if id(flight) in labelled:
                 labels.append((point, flight, color))
-        painter.setFont(self.label_font())
-        metrics = QFontMetricsF(painter.font())
         for point, flight, color in labels:
-            text = _short(flight.message.text)
-            box = QRectF(point.x() + 9, point.y() - metrics.height() - 6, metrics.horizontalAdvance(text) + 10,
-                         metrics.height() + 4)
-            box.moveLeft(min(max(2.0, box.left()), self.width() - box.width() - 2))
-            box.moveTop(max(2.0, box.top()))
-            painter.setPen(QPen(color, 1.5))
-            painter.setBrush(QColor(255, 255, 255, 235))
-            painter.drawRoundedRect(box, 5, 5)
-            painter.setPen(color.darker(130) if flight.message.kind == "answer" else QColor(COLORS["text"]))
-            painter.drawText(box, Qt.AlignmentFlag.AlignCenter, text)
+            label = self._label(_short(flight.message.text), color, flight.message.kind == "answer")
+            width, height = label.deviceIndependentSize().width(), label.deviceIndependentSize().height()
+            x = min(max(2.0, point.x() + 9), self.width() - width - 2)
+            y = max(2.0, point.y() - height - 2)
+            painter.drawPixmap(QPointF(x, y), label)
+
+    def _label(self, text: str, color: QColor, answer: bool) -> QPixmap:
+        """A message's label as a picture, drawn once for each text, colour and scale: text is
+        the dearest thing to draw, and the same few labels go by thirty times a second."""
+        key = (text, color.name(), answer, self.scale, self.devicePixelRatioF())
+        label = self._labels.get(key)
+        if label is not None:
+            return label
+        if len(self._labels) > 400:
+            self._labels.clear()
+        font = self.label_font()
+        metrics = QFontMetricsF(font)
+        box = QRectF(0, 0, metrics.horizontalAdvance(text) + 10, metrics.height() + 4)
+        ratio = self.devicePixelRatioF()
+        label = QPixmap((box.size() + QSizeF(2, 2)).toSize() * ratio)
+        label.setDevicePixelRatio(ratio)
+        label.fill(Qt.GlobalColor.transparent)
+        painter = QPainter(label)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        painter.setFont(font)
+        box.translate(1, 1)
+        painter.setPen(QPen(color, 1.5))
+        painter.setBrush(QColor(255, 255, 255, 235))
+        painter.drawRoundedRect(box, 5, 5)
+        painter.setPen(color.darker(130) if answer else QColor(COLORS["text"]))
+        painter.drawText(box, Qt.AlignmentFlag.AlignCenter, text)
+        painter.end()
+        self._labels[key] = label
+        return label
 
     def _position(self, flight: Flight, now: float) -> tuple[QPointF, float]:
         message = flight.message
@@ -779,8 +805,10 @@ class LiveView(QWidget):
         else:
             skipped = self.canvas.skipped - self._skipped_at_tick
             self._skipped_at_tick = self.canvas.skipped
-            busy = f" · busy: {MAX_TRACES} requests drawn at a time" if skipped else ""
+            busy = f" · busy: {MAX_TRACES} drawn at once" if skipped else ""  # short: it fits at 1280 px
             self.status.setText(f"<b>Live</b>: click a node to break or heal it{busy}")
+            self.status.setToolTip(f"Under load only {MAX_TRACES} requests are animated at a time; "
+                                   "the others are counted on the chart." if skipped else "")
 
     # ---- drawing ----------------------------------------------------------------------------
     def _changed(self, topics: dict[str, set]) -> None:

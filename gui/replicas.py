@@ -128,8 +128,14 @@ class ReplicasView(QWidget):
         self.refresh()
 
     def _changed(self, topics: dict[str, set]) -> None:
-        if "replicas" in topics or "node" in topics:
+        # A node's state is rare news and heads its column even unseen; the marks change with
+        # every write under load and are drawn when they can be seen.
+        if "node" in topics or ("replicas" in topics and self.isVisible()):
             self.refresh()
+
+    def showEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        super().showEvent(event)
+        self.refresh()
 
     def refresh(self) -> None:
         headers = []

@@ -195,3 +195,36 @@ def test_presenter_scale_fits_1280x720_without_scrollbars_and_labels_grow(window
     assert "font-size: 16.5pt" in QApplication.instance().styleSheet()  # the whole window, not one widget
     qtbot.keyClick(window, Qt.Key.Key_0, Qt.KeyboardModifier.ControlModifier)
     assert window.scale == 1.0 and live.canvas.label_font().pixelSize() == 12
+
+
+def test_lesson_step_3_a_cut_off_replica_vouches_for_nothing_then_catches_up(window, live):
+    """The README's lesson, step 3, as the teacher clicks it: cut catalog 2 off, buy, see its
+    lease lapse and its mark lose bold; reconnect it, and its next read catches up."""
+    model, supervisor = window.model, window.session.supervisor
+    window.run(supervisor.wait_settled(30))
+    live.book.setCurrentIndex(live.book.findData(2))
+    menu_action(live, "catalog2", "Cut off").trigger()
+    window.run(until(lambda: model.health("catalog2").state == "cut off", 10, "catalog2 cut off"))
+    cell = lambda name: next(c for c in model.cells(2) if f"catalog{c.replica}" == name)  # noqa: E731
+    before = cell("catalog0").seq
+    for _ in range(3):
+        live.buy_button.click()
+        window.run(until(lambda: live.answer.text().startswith("Book 2:"), 15, "the buy's answer"))
+        said = live.answer.text().lower()
+        assert "bought" in said or "out of stock" in said, said
+        live.answer.setText("")
+    window.run(until(lambda: cell("catalog0").seq > before, 10, "the others' writes seen"))
+    window.run(until(lambda: cell("catalog2").lease_lapsed and not cell("catalog2").valid, 20,
+                     f"catalog2's lease lapsed and its mark not bold: {cell('catalog2')}"))
+    assert cell("catalog2").seq < cell("catalog0").seq, "a cut-off replica missed the writes"
+    window.run(until(lambda: live.canvas._still_facts is not None and cell("catalog2") in live.canvas._still_facts[7],
+                     5, "the picture drawn from the lapsed cell"))
+
+    next(a for a in menu_action(live, "catalog2", "Heal").parent().actions()
+         if a.text() == "Heal: reconnect it").trigger()
+    window.run(until(lambda: model.health("catalog2").state == "up" and not cell("catalog2").lease_lapsed, 20,
+                     "catalog2 reconnected, its lease holding again"))
+    window.run(supervisor.admin("frontend", "POST", "/admin/failover", {"catalog_turn": 2}))
+    live.lookup_button.click()  # catalog2 serves it: not valid, so it hops to a peer for the copy
+    window.run(until(lambda: cell("catalog2").seq == cell("catalog0").seq and cell("catalog2").valid, 15,
+                     f"catalog2 caught up: {model.cells(2)}"))

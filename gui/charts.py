@@ -50,6 +50,7 @@ def load_controls(rate: int) -> tuple[QPushButton, QSpinBox]:
     spin.setValue(rate)
     spin.setSuffix(" req/s")
     spin.setAccessibleName("Load rate")
+    spin.setMaximumWidth(spin.fontMetrics().horizontalAdvance("1000 req/s") + 48)  # no wider than it needs
     return button, spin
 
 

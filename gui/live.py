@@ -249,7 +249,8 @@ class LiveCanvas(QWidget):
         """Everything the still picture shows, read from the model once a frame."""
         healths = tuple(self.model.health(name) for name in self.model.nodes)
         return (self.size(), self.scale, self.book, self.selected, self.hasFocus(), self.model.pace_ms(),
-                healths, tuple(self.model.cells(self.book)), tuple(sorted(self.model.cut_links())))
+                healths, tuple(self.model.cells(self.book)), tuple(sorted(self.model.cut_links())),
+                self.devicePixelRatioF(), self.font().key())
 
     def paintEvent(self, _event) -> None:  # noqa: N802 - Qt's name
         if not self.centers:
@@ -462,7 +463,7 @@ class LiveCanvas(QWidget):
     def _label(self, text: str, color: QColor, answer: bool) -> QPixmap:
         """A message's label as a picture, drawn once for each text, colour and scale: text is
         the dearest thing to draw, and the same few labels go by thirty times a second."""
-        key = (text, color.name(), answer, self.scale, self.devicePixelRatioF())
+        key = (text, color.name(), answer, self.scale, self.devicePixelRatioF(), self.font().key())
         label = self._labels.get(key)
         if label is not None:
             return label

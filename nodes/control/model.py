@@ -793,7 +793,7 @@ class ClusterModel:
         times.append(sample.t)
         ms.append(sample.ms)
         if len(times) > 2 * self.keep_samples:  # the same samples as the deque, trimmed now and then
-            del times[: -self.keep_samples], ms[: -self.keep_samples]
+            del times[: len(times) - self.keep_samples], ms[: len(ms) - self.keep_samples]
         self.latency_added.emit(series, sample)
 
     def _snapshot(self, view: NodeView, state: dict[str, Any]) -> None:
@@ -875,10 +875,13 @@ class ClusterModel:
         arrays = self._latency_arrays.get(op)
         if arrays is None:
             kept_times, kept_ms = self._latency_lists[op]
-            times = np.array(kept_times[-self.keep_samples:], dtype=float)
-            ms = np.array(kept_ms[-self.keep_samples:], dtype=float)
+            times = np.array(kept_times[max(0, len(kept_times) - self.keep_samples):], dtype=float)
+            ms = np.array(kept_ms[max(0, len(kept_ms) - self.keep_samples):], dtype=float)
             order = np.argsort(times, kind="stable")  # a buy is filed when its outcome is heard
-            arrays = self._latency_arrays[op] = times[order], ms[order]
+            times, ms = times[order], ms[order]
+            times.setflags(write=False)  # shared by every caller until the next sample
+            ms.setflags(write=False)
+            arrays = self._latency_arrays[op] = times, ms
         times, ms = arrays
         first = int(np.searchsorted(times, since, side="left"))
         return times[first:], ms[first:]

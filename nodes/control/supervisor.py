@@ -112,15 +112,16 @@ def free_port(host: str = "127.0.0.1", count: int = 1) -> int:
     node then cannot listen ("address already in use"). Ports below that range never are.
 
     A process walks the range from a random start instead of drawing each port at random, so
-    it never hands out the same port twice (two nodes of one cluster, or a node of the last
-    test that is still being stopped, drew the same port about once a full suite run)."""
+    it hands out no port twice until it has walked the whole range, some 22,000 ports (two
+    nodes of one cluster, or a node of the last test that is still being stopped, drew the
+    same port about once a full suite run)."""
     low, high = 10_000, max(_ephemeral_low(), 12_000) - count
     with _port_lock:
         if not _next_port:
             _next_port.append(random.SystemRandom().randrange(low, high))
         for _ in range(2_000):
-            first = _next_port[0]
-            _next_port[0] = first + count if first + 2 * count < high else low
+            first = _next_port[0] if _next_port[0] <= high else low  # the whole block below the range
+            _next_port[0] = first + count
             held: list[socket.socket] = []
             try:
                 for port in range(first, first + count):

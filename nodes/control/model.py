@@ -409,8 +409,6 @@ class ClusterModel:
         #: Each series as (times, ms) arrays in time order, built when first read after a change:
         #: a chart reads each series four times a redraw, thousands of samples each.
         self._latency_arrays: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-        self._latency_lists: dict[str, tuple[list[float], list[float]]] = {op: ([], []) for op in SERIES}
-        self.keep_samples = keep_samples
         self.keep_traces = keep_traces
         self._traces: OrderedDict[str, list[dict[str, Any]]] = OrderedDict()
         self._buy_outcomes: OrderedDict[str, str] = OrderedDict()  # trace -> the order's outcome
@@ -789,11 +787,6 @@ class ClusterModel:
     def _add_sample(self, series: str, sample: Sample) -> None:
         self.latency[series].append(sample)
         self._latency_arrays.pop(series, None)
-        times, ms = self._latency_lists[series]
-        times.append(sample.t)
-        ms.append(sample.ms)
-        if len(times) > 2 * self.keep_samples:  # the same samples as the deque, trimmed now and then
-            del times[: len(times) - self.keep_samples], ms[: len(ms) - self.keep_samples]
         self.latency_added.emit(series, sample)
 
     def _snapshot(self, view: NodeView, state: dict[str, Any]) -> None:
@@ -864,9 +857,6 @@ class ClusterModel:
         for samples in self.latency.values():
             samples.clear()
         self._latency_arrays.clear()
-        for times, ms in self._latency_lists.values():
-            times.clear()
-            ms.clear()
         self.seconds.clear()
 
     # ---- reading ----------------------------------------------------------------------------
@@ -874,9 +864,9 @@ class ClusterModel:
         """(times, milliseconds) of ``op``'s answers at or after ``since``, in time order."""
         arrays = self._latency_arrays.get(op)
         if arrays is None:
-            kept_times, kept_ms = self._latency_lists[op]
-            times = np.array(kept_times[max(0, len(kept_times) - self.keep_samples):], dtype=float)
-            ms = np.array(kept_ms[max(0, len(kept_ms) - self.keep_samples):], dtype=float)
+            samples = self.latency[op]
+            times = np.fromiter((s.t for s in samples), float, len(samples))
+            ms = np.fromiter((s.ms for s in samples), float, len(samples))
             order = np.argsort(times, kind="stable")  # a buy is filed when its outcome is heard
             times, ms = times[order], ms[order]
             times.setflags(write=False)  # shared by every caller until the next sample

@@ -9,6 +9,7 @@ import math
 import time
 from collections import deque
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from PySide6.QtCore import QPointF, QRectF, QSize, QSizeF, Qt, QTimer
 from PySide6.QtGui import QColor, QFont, QFontMetricsF, QPainter, QPainterPath, QPen, QPixmap
@@ -24,7 +25,7 @@ from PySide6.QtWidgets import (
 )
 
 from nodes.books import seed_books
-from nodes.control.model import ClusterModel, Message, NodeHealth
+from nodes.control.model import ClusterModel, Message, NodeHealth, ReplicaCell
 
 from .cache import CachePanel
 from .charts import LatencyChart, load_controls, toggle_load
@@ -49,6 +50,22 @@ STATE_FILL = {"up": "#15803d", "slow": "#b45309", "starting": "#1d4ed8", "cut of
               "hung": "#b45309", "down": "#b91c1c", "exited": "#b91c1c"}
 OUTCOME_COLORS = {"": "#1d4ed8", "ok": "#15803d", "out of stock": "#b45309", "conflict": "#c2410c",
                   "not found": "#334155", "unknown": "#6d28d9", "failed": "#b91c1c"}
+
+
+class StillFacts(NamedTuple):
+    """What the Live picture's still part is drawn from; drawn again when any of it changes."""
+
+    size: QSize
+    pixel_ratio: float
+    font: str
+    scale: float
+    book: int
+    selected: str
+    focused: bool
+    pace_ms: int
+    healths: tuple[NodeHealth, ...]
+    cells: tuple[ReplicaCell, ...]
+    cut: tuple[tuple[str, str], ...]
 
 
 @dataclass
@@ -97,7 +114,7 @@ class LiveCanvas(QWidget):
         #: those facts changed (under load the model changes 30 times a second, mostly books
         #: other than the one shown).
         self._still: QPixmap | None = None
-        self._still_facts: tuple | None = None
+        self._still_facts: StillFacts | None = None
         self._labels: dict[tuple, QPixmap] = {}
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.setAccessibleName("Cluster diagram: arrow keys choose a node, Enter opens what can be done to it")
@@ -245,12 +262,12 @@ class LiveCanvas(QWidget):
                 self.paths[(a, b)] = path
 
     # ---- drawing ----------------------------------------------------------------------------
-    def _facts(self) -> tuple:
+    def _facts(self) -> StillFacts:
         """Everything the still picture shows, read from the model once a frame."""
-        healths = tuple(self.model.health(name) for name in self.model.nodes)
-        return (self.size(), self.scale, self.book, self.selected, self.hasFocus(), self.model.pace_ms(),
-                healths, tuple(self.model.cells(self.book)), tuple(sorted(self.model.cut_links())),
-                self.devicePixelRatioF(), self.font().key())
+        return StillFacts(self.size(), self.devicePixelRatioF(), self.font().key(), self.scale, self.book,
+                          self.selected, self.hasFocus(), self.model.pace_ms(),
+                          tuple(self.model.health(name) for name in self.model.nodes),
+                          tuple(self.model.cells(self.book)), tuple(sorted(self.model.cut_links())))
 
     def paintEvent(self, _event) -> None:  # noqa: N802 - Qt's name
         if not self.centers:
@@ -273,11 +290,11 @@ class LiveCanvas(QWidget):
         self._flights(painter, now)
         painter.end()
 
-    def _paint_still(self, painter: QPainter, facts: tuple) -> None:
-        healths = {health.name: health for health in facts[6]}
-        self._cells = {f"catalog{c.replica}": c for c in facts[7]}
+    def _paint_still(self, painter: QPainter, facts: StillFacts) -> None:
+        healths = {health.name: health for health in facts.healths}
+        self._cells = {f"catalog{c.replica}": c for c in facts.cells}
         self._captions(painter)
-        cut = set(facts[8])
+        cut = set(facts.cut)
         for (a, b), path in self.paths.items():
             self._link(painter, path, healths.get(a), healths.get(b))
             for sender, receiver, at in ((a, b, 0.7), (b, a, 0.3)):

@@ -217,8 +217,8 @@ def test_lesson_step_3_a_cut_off_replica_vouches_for_nothing_then_catches_up(win
     window.run(until(lambda: cell("catalog2").lease_lapsed and not cell("catalog2").valid, 20,
                      f"catalog2's lease lapsed and its mark not bold: {cell('catalog2')}"))
     assert cell("catalog2").seq < cell("catalog0").seq, "a cut-off replica missed the writes"
-    window.run(until(lambda: live.canvas._still_facts is not None and cell("catalog2") in live.canvas._still_facts[7],
-                     5, "the picture drawn from the lapsed cell"))
+    drawn = lambda: live.canvas._still_facts is not None and cell("catalog2") in live.canvas._still_facts.cells  # noqa: E731
+    window.run(until(drawn, 5, "the picture drawn from the lapsed cell"))
 
     next(a for a in menu_action(live, "catalog2", "Heal").parent().actions()
          if a.text() == "Heal: reconnect it").trigger()

@@ -198,3 +198,33 @@ async def test_a_stalled_subscriber_never_makes_the_node_wait_or_grow(cluster):
         assert subscribers[0]["dropped"] > 0
     finally:
         sock.close()
+
+
+def test_the_models_latency_arrays_extended_in_place_equal_ones_built_from_scratch():
+    """The chart's arrays are extended by the samples since their last read, not rebuilt:
+    after every mix of reads, late-filed buys and samples the deque drops, they must equal
+    the samples sorted by time."""
+    import random
+
+    import numpy as np
+
+    from nodes.control.model import Sample
+
+    rng = random.Random(7)
+    model = ClusterModel({"frontend": "http://127.0.0.1:1"}, None, keep_samples=50)
+    t = 1000.0
+    for step in range(2000):
+        series = rng.choice(("lookup", "buy"))
+        t += rng.random()
+        late = rng.random() * 5 if series == "buy" and rng.random() < 0.3 else 0.0  # filed when heard
+        model._add_sample(series, Sample(t - late, rng.random() * 100, 200))
+        if rng.random() < 0.2:
+            for op in ("lookup", "buy"):
+                expected = sorted(((s.t, s.ms) for s in model.latency[op]), key=lambda pair: pair[0])
+                times, ms = model.latency_since(op, 0.0)
+                assert list(zip(times.tolist(), ms.tolist(), strict=True)) == expected, f"step {step}, {op}"
+                assert not times.flags.writeable
+        if step == 1000:
+            model.clear_measurements()
+            assert len(model.latency_since("lookup", 0.0)[0]) == 0
+    assert np.all(np.diff(model.latency_since("buy", 0.0)[0]) >= 0)

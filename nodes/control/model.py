@@ -407,8 +407,11 @@ class ClusterModel:
         self.caches = {"lookup": CacheView("lookup"), "search": CacheView("search")}
         self.latency: dict[str, deque[Sample]] = {op: deque(maxlen=keep_samples) for op in SERIES}
         #: Each series as (times, ms) arrays in time order, built when first read after a change:
-        #: a chart reads each series four times a redraw, thousands of samples each.
+        #: a chart reads each series four times a redraw, thousands of samples each. They are
+        #: extended by the samples that came since (counted in ``_fresh``), not built again.
         self._latency_arrays: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self._latency_raw: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # the same, in the deque's order
+        self._fresh: dict[str, int] = dict.fromkeys(SERIES, 0)
         self.keep_traces = keep_traces
         self._traces: OrderedDict[str, list[dict[str, Any]]] = OrderedDict()
         self._buy_outcomes: OrderedDict[str, str] = OrderedDict()  # trace -> the order's outcome
@@ -786,7 +789,7 @@ class ClusterModel:
 
     def _add_sample(self, series: str, sample: Sample) -> None:
         self.latency[series].append(sample)
-        self._latency_arrays.pop(series, None)
+        self._fresh[series] += 1
         self.latency_added.emit(series, sample)
 
     def _snapshot(self, view: NodeView, state: dict[str, Any]) -> None:
@@ -857,24 +860,42 @@ class ClusterModel:
         for samples in self.latency.values():
             samples.clear()
         self._latency_arrays.clear()
+        self._latency_raw.clear()
         self.seconds.clear()
 
     # ---- reading ----------------------------------------------------------------------------
     def latency_since(self, op: str, since: float) -> tuple[np.ndarray, np.ndarray]:
         """(times, milliseconds) of ``op``'s answers at or after ``since``, in time order."""
-        arrays = self._latency_arrays.get(op)
+        arrays = self._latency_arrays.get(op) if not self._fresh[op] else None
         if arrays is None:
-            samples = self.latency[op]
-            times = np.fromiter((s.t for s in samples), float, len(samples))
-            ms = np.fromiter((s.ms for s in samples), float, len(samples))
-            order = np.argsort(times, kind="stable")  # a buy is filed when its outcome is heard
-            times, ms = times[order], ms[order]
-            times.setflags(write=False)  # shared by every caller until the next sample
-            ms.setflags(write=False)
-            arrays = self._latency_arrays[op] = times, ms
+            arrays = self._latency_arrays[op] = self._build_arrays(op)
         times, ms = arrays
         first = int(np.searchsorted(times, since, side="left"))
         return times[first:], ms[first:]
+
+    def _build_arrays(self, op: str) -> tuple[np.ndarray, np.ndarray]:
+        """``op``'s samples as time-ordered, read-only arrays: the last ones built, with the
+        samples added since appended (and as many of the oldest dropped as the deque dropped)."""
+        samples, fresh = self.latency[op], self._fresh[op]
+        self._fresh[op] = 0
+        raw = self._latency_raw.get(op)
+        if raw is None or fresh >= len(samples):
+            times = np.fromiter((s.t for s in samples), float, len(samples))
+            ms = np.fromiter((s.ms for s in samples), float, len(samples))
+        else:
+            new = [samples[-k] for k in range(fresh, 0, -1)]  # a deque is indexed fast near its ends
+            keep = len(samples) - fresh
+            times = np.concatenate((raw[0][len(raw[0]) - keep:], np.fromiter((s.t for s in new), float, fresh)))
+            ms = np.concatenate((raw[1][len(raw[1]) - keep:], np.fromiter((s.ms for s in new), float, fresh)))
+        self._latency_raw[op] = times, ms
+        if len(times) > 1 and not bool(np.all(times[1:] >= times[:-1])):
+            order = np.argsort(times, kind="stable")  # a buy is filed when its outcome is heard
+            times, ms = times[order], ms[order]
+        else:
+            times, ms = times.copy(), ms.copy()
+        times.setflags(write=False)  # shared by every caller until the next sample
+        ms.setflags(write=False)
+        return times, ms
 
     def rolling(self, op: str, p: float | tuple[float, ...], since: float, window: int = 30,
                 points: int = 150) -> tuple[np.ndarray, np.ndarray]:

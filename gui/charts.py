@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -196,7 +197,7 @@ class ChartsView(QWidget):
         now = time.monotonic()
         if ("latency" in topics or "tick" in topics) and now - self._latency_drawn >= LATENCY_REDRAW_S:
             self._latency_drawn = now
-            self.draw_latency()
+            self.latency_plot.draw_in_steps(self._figures)
         if "tick" in topics:
             self.draw_seconds()
 
@@ -225,7 +226,9 @@ class ChartsView(QWidget):
             self.lag.setText(f"window's event-loop lag: p50 {lag['p50']:.1f} ms · p99 {lag['p99']:.1f} ms")
 
     def draw_latency(self) -> None:
-        text = self.latency_plot.draw()
+        self._figures(self.latency_plot.draw())
+
+    def _figures(self, text: str) -> None:
         self.figures.setText(f"Last {WINDOW_S} s — {text}")
 
     def draw_seconds(self) -> None:
@@ -274,6 +277,8 @@ class LatencyChart(pg.PlotWidget):
         self.p50: dict[str, pg.PlotCurveItem] = {}
         self.p95: dict[str, pg.PlotCurveItem] = {}
         self.marks: list[pg.InfiniteLine] = []
+        self.text = ""  # the last redraw's figures in words
+        self._stepping = False
         for series in SERIES:
             color = COLORS[series]
             symbol = "x" if series == "failed buy" else "o"
@@ -296,8 +301,36 @@ class LatencyChart(pg.PlotWidget):
 
     def draw(self, now: float | None = None) -> str:
         """Draw the last WINDOW_S seconds up to ``now``; the figures in words."""
+        for _ in self._steps(time.time() if now is None else now):
+            pass
+        return self.text
+
+    def draw_in_steps(self, done: Callable[[str], None] = lambda text: None) -> None:
+        """The same as ``draw``, one series per turn of the event loop and painted once at
+        the end, so that the window's loop never waits on the whole chart at once (under
+        load a redraw took 10 ms and its paint as long again). A redraw asked for while one
+        is under way is the one under way."""
+        if self._stepping:
+            return
+        steps = self._steps(time.time())
+        self._stepping = True
+        self.setUpdatesEnabled(False)
+
+        def step() -> None:
+            try:
+                next(steps)
+            except StopIteration:
+                self._stepping = False
+                self.setUpdatesEnabled(True)
+                self.viewport().update()
+                done(self.text)
+                return
+            QTimer.singleShot(0, self, step)
+
+        step()
+
+    def _steps(self, now: float) -> Iterator[None]:
         model = self.model
-        now = time.time() if now is None else now
         since = now - WINDOW_S
         figures, recent = [], []
         for series in SERIES:
@@ -315,6 +348,7 @@ class LatencyChart(pg.PlotWidget):
             if len(ms):
                 figures.append(f"{LEGEND[series]}: {len(ms)}, median {np.median(ms):.1f} ms")
                 recent.extend(ms[times >= now - SCALE_S])
+            yield
         top = float(np.percentile(recent, 99)) if recent else 1.0
         ceiling = _ceiling(self, max(top, 1.0) * 1.15)
         above = sum(int(np.sum(model.latency_since(s, now - SCALE_S)[1] > ceiling)) for s in SERIES)
@@ -322,7 +356,7 @@ class LatencyChart(pg.PlotWidget):
         text = " · ".join(figures) or "No requests yet: start the load or use the Shop tab."
         if above:
             text += f" · {above} slower answers above the chart"
-        return text
+        self.text = text
 
     def draw_marks(self, now: float) -> None:
         """A vertical line at each fault (red) and heal (green) of the last WINDOW_S seconds,

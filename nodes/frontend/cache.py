@@ -33,6 +33,7 @@ class LruCache:
         self.telemetry = telemetry
         self.entries: OrderedDict[Hashable, Entry] = OrderedDict()
         self.epoch = 0
+        self.generation = 0  # moves on when the floors are forgotten (a reset): seqs start again
         self.floors: OrderedDict[Hashable, int] = OrderedDict()  # key -> lowest seq still cacheable
         self.hits = self.misses = self.evictions = self.invalidations = 0
 
@@ -49,6 +50,10 @@ class LruCache:
         self.hits += 1
         self._event("hit", key)
         return entry
+
+    def floor(self, key: Hashable) -> int:
+        """The seq of the newest write announced for ``key`` (-1: none)."""
+        return self.floors.get(key, -1)
 
     def ticket(self) -> int:
         """Taken before a fetch; ``put`` with it is ignored if an invalidation came between."""
@@ -93,6 +98,7 @@ class LruCache:
         self.epoch += 1
         if floors:
             self.floors.clear()
+            self.generation += 1
         for key in list(self.entries):
             del self.entries[key]
             self.invalidations += 1

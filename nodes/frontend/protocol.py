@@ -36,7 +36,7 @@ from ..messages import (
     Search,
     Unreachable,
 )
-from ..shared.effects import Core, Gather, NoAnswer, Send, SingleFlight, Sleep
+from ..shared.effects import Core, Gather, NoAnswer, Send, SingleFlight, Sleep, Waiters
 from ..shared.wire import Failure
 from .cache import LruCache
 
@@ -50,6 +50,16 @@ class Member:
     index: int
     name: str
     up: bool = True
+
+
+@dataclass
+class Fetch:
+    """A lookup's read at a catalog replica, under way; lookups of the same book that miss
+    meanwhile wait for its answer instead of sending reads of their own."""
+
+    generation: int
+    answer: Any = None
+    done: bool = False
 
 
 @dataclass(frozen=True)
@@ -131,6 +141,9 @@ class Frontend(Core):
         self.connect_s = connect_s
         self.counts = {"bought": 0, "out_of_stock": 0, "unknown": 0, "failed": 0}
         self.in_flight = SingleFlight()
+        self.fetches: dict[int, Fetch] = {}  # book -> the read under way for it
+        self.shared_reads = 0  # lookups answered by another lookup's read
+        self.waiters = Waiters()
         #: Each catalog's cache lease (None: it grants none, as in documented mode), and
         #: whether its last probe was refused (no process: it cannot write meanwhile).
         self.cache_leases: list[float | None] = [0.0] * catalogs
@@ -142,6 +155,7 @@ class Frontend(Core):
             "catalogs": self.catalogs.describe(),
             "orders": self.orders.describe(),
             "buys": dict(self.counts),
+            "shared_reads": self.shared_reads,
             #: Seconds left of each catalog's cache lease (None: it grants none).
             "cache_leases": [None if lease is None else round(max(0.0, lease - self.now), 3)
                              for lease in self.cache_leases],
@@ -168,20 +182,56 @@ class Frontend(Core):
                    for lease, refused in zip(self.cache_leases, self.refused, strict=True))
 
     async def lookup(self, request: Read) -> Found | NotFound | NoCatalogServer:
+        book = request.book
         cached = self.cache_ok()
         if not cached and self.lookups.entries:
             self.lookups.clear(floors=False)
-        entry = self.lookups.get(request.book) if cached else None
+        entry = self.lookups.get(book) if cached else None
         if entry is not None:
             return entry.value
+        # Reads under way are shared in adaptive mode only: the documented ring sends each
+        # lookup itself (S9-S12 count the turns).
+        share = cached and self.catalogs.mode == "adaptive"
+        if share:
+            shared = await self._share_fetch(book)
+            if shared is not None:
+                return shared
         ticket = self.lookups.ticket() if cached else -1
-        answer, attempts = await self.catalogs.call(request, timeout=self.timeout_s, connect=self.connect_s,
-                                                    try_next=lambda a: not isinstance(a, (Found, NotFound)))
+        fetch = None
+        if share and book not in self.fetches:
+            fetch = self.fetches[book] = Fetch(self.lookups.generation)
+        answer, attempts = None, []
+        try:
+            answer, attempts = await self.catalogs.call(request, timeout=self.timeout_s, connect=self.connect_s,
+                                                        try_next=lambda a: not isinstance(a, (Found, NotFound)))
+        finally:
+            if fetch is not None:
+                del self.fetches[book]
+                fetch.answer, fetch.done = answer, True
+                self.waiters.notify(("fetch", book))
         if answer is None:
             return NoCatalogServer(_tried(attempts))
         # W5: an unknown id is cached too, so asking again costs no trip to a catalog.
-        self.lookups.put(request.book, answer, ticket, seq=answer.book.seq if isinstance(answer, Found) else None)
+        self.lookups.put(book, answer, ticket, seq=answer.book.seq if isinstance(answer, Found) else None)
         return answer
+
+    async def _share_fetch(self, book: int) -> Found | NotFound | None:
+        """The answer of the read of ``book`` already under way, when it is as new as every
+        write announced before this lookup began (every acknowledged one is, while the cache
+        leases hold: a writer announces before it acknowledges); None: read for yourself."""
+        fetch = self.fetches.get(book)
+        if fetch is None or fetch.generation != self.lookups.generation:
+            return None
+        floor = self.lookups.floor(book)
+        while not fetch.done:
+            await self.waiters.wait(("fetch", book), float("inf"))
+        answer = fetch.answer
+        if fetch.generation != self.lookups.generation:
+            return None  # a reset came meanwhile: the answer is of the books before it
+        if isinstance(answer, NotFound) or (isinstance(answer, Found) and answer.book.seq >= floor):
+            self.shared_reads += 1
+            return answer
+        return None
 
     async def buy(self, request: Buy) -> Any:
         return await self.in_flight.run(request.buy_id, lambda: self._buy(request))
@@ -238,6 +288,7 @@ class Frontend(Core):
         self.searches.clear()
         for key in self.counts:
             self.counts[key] = 0
+        self.shared_reads = 0
 
     async def handle(self, message: Any) -> Any:
         if isinstance(message, Read):

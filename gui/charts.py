@@ -278,7 +278,7 @@ class LatencyChart(pg.PlotWidget):
         self.p95: dict[str, pg.PlotCurveItem] = {}
         self.marks: list[pg.InfiniteLine] = []
         self.text = ""  # the last redraw's figures in words
-        self._stepping = False
+        self._stepping: Iterator[None] | None = None  # the redraw under way, if any
         for series in SERIES:
             color = COLORS[series]
             symbol = "x" if series == "failed buy" else "o"
@@ -301,6 +301,7 @@ class LatencyChart(pg.PlotWidget):
 
     def draw(self, now: float | None = None) -> str:
         """Draw the last WINDOW_S seconds up to ``now``; the figures in words."""
+        self._stop_stepping()  # this drawing is newer than the one under way
         for _ in self._steps(time.time() if now is None else now):
             pass
         return self.text
@@ -310,24 +311,29 @@ class LatencyChart(pg.PlotWidget):
         the end, so that the window's loop never waits on the whole chart at once (under
         load a redraw took 10 ms and its paint as long again). A redraw asked for while one
         is under way is the one under way."""
-        if self._stepping:
+        if self._stepping is not None:
             return
-        steps = self._steps(time.time())
-        self._stepping = True
+        steps = self._stepping = self._steps(time.time())
         self.setUpdatesEnabled(False)
 
         def step() -> None:
+            if self._stepping is not steps:
+                return  # a full draw came in between
             try:
                 next(steps)
             except StopIteration:
-                self._stepping = False
-                self.setUpdatesEnabled(True)
-                self.viewport().update()
+                self._stop_stepping()
                 done(self.text)
                 return
             QTimer.singleShot(0, self, step)
 
         step()
+
+    def _stop_stepping(self) -> None:
+        if self._stepping is not None:
+            self._stepping = None
+            self.setUpdatesEnabled(True)
+            self.viewport().update()
 
     def _steps(self, now: float) -> Iterator[None]:
         model = self.model

@@ -115,3 +115,43 @@ def test_the_scenarios_tab_plays_a_figure_to_its_verdict(window):
     assert "Step 6 of 6" in view.sentence.text()  # the request, two hops and their answers, the answer
     assert [(c.replica, c.seq, c.valid) for c in view.after.servers] == [
         (0, 2, True), (1, 2, True), (2, 2, True), (3, 2, False), (4, 2, False)]
+
+
+def test_a_chart_drawn_in_steps_ends_as_a_full_draw_and_paints_once(qtbot):
+    """The periodic redraw sets one series per turn of the loop with painting held until the
+    last; it must end exactly where a full draw ends, and a full draw in between wins."""
+    import random
+
+    from gui.charts import LatencyChart
+    from nodes.control.model import ClusterModel, Mark, Sample
+
+    model = ClusterModel({"frontend": "http://127.0.0.1:1"}, None)
+    rng = random.Random(3)
+    now = time.time()
+    for series, count in (("lookup", 900), ("buy", 120), ("out of stock", 40), ("search", 200)):
+        for i in range(count):
+            model._add_sample(series, Sample(now - 50 + 50 * i / count, rng.expovariate(1 / 5), 200))
+    model.marks.append(Mark(now - 20, "catalog2", "fault", "catalog2 hung"))
+    stepped, full = LatencyChart(model, "stepped"), LatencyChart(model, "full")
+    for chart in (stepped, full):
+        qtbot.addWidget(chart)
+        chart.resize(500, 300)
+        chart.show()
+    texts = []
+    stepped.draw_in_steps(texts.append)
+    assert not stepped.updatesEnabled()  # painting held while the series are set
+    qtbot.waitUntil(lambda: len(texts) == 1, timeout=5000)
+    assert stepped.updatesEnabled()
+    full.draw()
+    assert texts == [full.text] and "lookup: 900" in full.text
+    for series in stepped.points:
+        got, want = stepped.points[series].getData(), full.points[series].getData()
+        assert len(got[0]) == len(want[0]) > 0 or series == "failed buy"
+        assert abs(got[1].sum() - want[1].sum()) < 1e-6  # the same latencies; times differ by "now" only
+    assert [m.text for m in (line.mark for line in stepped.marks)] == ["catalog2 hung"]
+
+    stepped.draw_in_steps(texts.append)
+    stepped.draw()  # a full draw while one is under way: the steps stop, painting is back on
+    assert stepped.updatesEnabled()
+    qtbot.wait(50)
+    assert len(texts) == 1

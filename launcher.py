@@ -265,9 +265,10 @@ def run_bench(argv: list[str]) -> int:
                         help="run only this experiment (repeatable; default: all)")
     parser.add_argument("--count", type=int, default=200, help="requests per measurement (default 200)")
     parser.add_argument("--json", metavar="FILE", help="also write the tables as JSON")
-    parser.add_argument("--against", metavar="URL",
-                        help="load experiment: also load this front-end, in turn with Bazar; 'documented' starts "
-                             "the documented code rebuilt from its document (needs flask and requests)")
+    parser.add_argument("--against", metavar="URL[,...]",
+                        help="load experiment: also load these front-ends, in turn with Bazar; 'documented' starts "
+                             "the documented code rebuilt from its document (needs flask and requests), "
+                             "'skeleton' and 'skeleton-no-check' Bazar's message shapes with nothing else")
     cluster_options(parser)
     args = parser.parse_args(argv)
     names = args.experiment or list(EXPERIMENTS)

@@ -426,24 +426,46 @@ async def _documented(ctx: Context) -> AsyncIterator[str]:
         await asyncio.to_thread(documented.stop, processes)
 
 
+#: The floor under the load goal (tests/reference/skeleton.py), by --against name.
+SKELETONS = {"skeleton": "skeleton (2 + 2)", "skeleton-no-check": "skeleton without check (2 + 2)"}
+
+
+@contextlib.asynccontextmanager
+async def _skeleton(ctx: Context, name: str) -> AsyncIterator[str]:
+    """Bazar's processes and message shapes with nothing else: what this machine can serve."""
+    from tests.reference import skeleton
+
+    port = free_port(count=5)
+    url, processes = skeleton.start(port, ctx.data_root / name, check=name == "skeleton")
+    try:
+        await asyncio.to_thread(skeleton.wait_ready, url, len(processes))
+        yield url
+    finally:
+        await asyncio.to_thread(skeleton.stop, processes)
+
+
 async def load(ctx: Context, rounds: int = 2, connections: int = LOAD_CONNECTIONS,
                seconds: float = LOAD_SECONDS, single: bool = True) -> list[Table]:
     """``connections`` connections at once for ``seconds``, 90 % lookups and 10 % buys over
     books 1–7 with stock raised first, on Bazar (2 catalog and 2 order replicas unless a
     cluster file is given) and, in turn within the same run, on ``ctx.against``."""
     cluster = ctx.cluster_file or V2
-    systems = 2 if ctx.against else 1
-    ctx.progress.plan(int(rounds * systems * seconds))
+    others = [name.strip() for name in (ctx.against or "").split(",") if name.strip()]
+    ctx.progress.plan(int(rounds * (1 + len(others)) * seconds))
     results: dict[str, list[LoadResult]] = {}
     async with contextlib.AsyncExitStack() as stack:
         bazar = await stack.enter_async_context(ctx.cluster(cluster, "load"))
         await raise_stock(bazar)
         targets = {f"Bazar ({cluster.catalogs} + {cluster.orders})": bazar.frontend.address}
-        if ctx.against == "documented":
-            ctx.progress.doing("starting the documented code")
-            targets["documented code (2 + 2)"] = await stack.enter_async_context(_documented(ctx))
-        elif ctx.against:
-            targets[ctx.against] = ctx.against
+        for other in others:
+            if other == "documented":
+                ctx.progress.doing("starting the documented code")
+                targets["documented code (2 + 2)"] = await stack.enter_async_context(_documented(ctx))
+            elif other in SKELETONS:
+                ctx.progress.doing(f"starting the {other}")
+                targets[SKELETONS[other]] = await stack.enter_async_context(_skeleton(ctx, other))
+            else:
+                targets[other] = other
         for url in targets.values():  # warm: caches filled, connections open, books valid
             await _load(url, 4, 1)
         for number in range(rounds):
@@ -470,8 +492,12 @@ async def load(ctx: Context, rounds: int = 2, connections: int = LOAD_CONNECTION
              "systems in turn within each round."]
     if tool != "wrk":
         notes.append("wrk is not installed (apt-get install wrk); Bazar's own closed-loop client was used.")
-    if ctx.against and ctx.against != "documented":
-        notes.append(f"Stock at {ctx.against} was not raised: its buys may answer out of stock.")
+    for other in others:
+        if other != "documented" and other not in SKELETONS:
+            notes.append(f"Stock at {other} was not raised: its buys may answer out of stock.")
+    if any(other in SKELETONS for other in others):
+        notes.append("The skeleton is Bazar's processes and message shapes with no rules, telemetry or "
+                     "checks (tests/reference/skeleton.py): the most this machine serves that way.")
     tables = [Table(f"Load: {connections} connections, 90 % lookups / 10 % buys",
                     ["system, round", "requests/s", *STAT_COLUMNS, "timed out", "errors", "req/s vs first"],
                     rows, notes)]

@@ -47,24 +47,57 @@ async def run_demo(window, seconds: float, heal: bool = False) -> None:
 async def measure_lag(window, seconds: float, rate: float = 200.0) -> dict[str, float]:
     """Load at ``rate`` requests a second with one catalog replica hung, the Live tab drawing
     (messages animated, the chart and caches redrawn), and report how late the window's event
-    loop woke up (its "never frozen" figure)."""
+    loop woke up (its "never frozen" figure). Books 1-7 are restocked first so that every buy
+    is a purchase with its write round (a sold-out book answers at a fraction of the cost),
+    and given back their stock after."""
     await wait_ready(window)
     session = window.session
+    catalog = window.model.catalog_names()[0]
+    books = range(1, 8)
+    stock = {book: (await session.supervisor.admin(catalog, "GET", f"/query/item/{book}"))["quantity"]
+             for book in books}
+    for book in books:
+        await _set_stock(window, catalog, book, LAG_STOCK)
     window.tabs.setCurrentWidget(window.live)
     session.load.settings.rate = rate
     session.load.settings.write_fraction = 0.1
     session.load.start()
-    await asyncio.sleep(2)  # warm-up: sockets opened, caches filled
     hung = window.model.catalog_names()[-1]
-    await window.controller.hang(hung)
-    session.lag.clear()
-    sent_before = session.load.sent
-    started = time.monotonic()
-    await asyncio.sleep(seconds)  # the measurement window itself
-    elapsed = time.monotonic() - started
-    summary = session.lag.summary()
-    summary["offered_rate"] = rate
-    summary["achieved_rate"] = (session.load.sent - sent_before) / elapsed
-    await session.load.stop()
-    await window.controller.resume(hung)
+    try:
+        await asyncio.sleep(2)  # warm-up: sockets opened, caches filled
+        await window.controller.hang(hung)
+        session.lag.clear()
+        sent_before = session.load.sent
+        started = time.monotonic()
+        await asyncio.sleep(seconds)  # the measurement window itself
+        elapsed = time.monotonic() - started
+        summary = session.lag.summary()
+        summary["offered_rate"] = rate
+        summary["achieved_rate"] = (session.load.sent - sent_before) / elapsed
+        left = [(await session.supervisor.admin(catalog, "GET", f"/query/item/{book}"))["quantity"] for book in books]
+        summary["bought"] = LAG_STOCK * len(books) - sum(left)
+    finally:
+        await session.load.stop()
+        await window.controller.resume(hung)
+        await session.supervisor.wait_settled()  # a write needs the majority it left out
+        for book, quantity in stock.items():
+            await _set_stock(window, catalog, book, quantity)
     return summary
+
+
+async def _set_stock(window, catalog: str, book: int, quantity: int, timeout: float = 15.0) -> None:
+    """Restock ``book`` to ``quantity`` and see it at ``catalog``; a write refused while the
+    replicas settle (a resumed one catching up) is tried again until ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        said = await window.controller.restock(book, quantity)
+        seen = (await window.session.supervisor.admin(catalog, "GET", f"/query/item/{book}"))["quantity"]
+        if seen == quantity:
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"book {book}'s stock could not be set to {quantity}: {said}")
+        await asyncio.sleep(0.2)  # a pause between tries, not a wait for something
+
+
+#: Stock for --measure-lag: far more than its buys can take.
+LAG_STOCK = 100_000

@@ -271,7 +271,8 @@ class FlowView(QWidget):
         self.follow.setChecked(True)
         self.crossing = QCheckBox("Only requests that crossed nodes")
         self.crossing.setChecked(True)
-        self.crossing.setToolTip("Hide requests the front-end answered alone: cache hits, and lookups that shared a read already on its way")
+        self.crossing.setToolTip("Hide requests the front-end answered alone: cache hits, "
+                                 "and lookups that shared a read already on its way")
         self.stepper = TraceStepper(
             first_last=True,
             empty_text="No request yet. Use the Shop tab or start the load, and its path appears here.")

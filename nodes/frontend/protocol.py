@@ -10,7 +10,9 @@ failed call or the background health probe found out are tried only after the ot
 until a probe finds them back. In it, a buy starts at the order replica its book belongs to
 (book id modulo the ring) rather than at the turn, so that buys of one book meet at one
 order replica and its one catalog replica, where they queue instead of refusing each other
-across replicas; the others follow in ring order when it is out.
+across replicas; the others follow in ring order when it is out. Lookups of a book that miss
+while a read of it is under way share that read's answer when it is as new as every write
+announced to the front-end before they began (``_share_fetch``).
 """
 from __future__ import annotations
 

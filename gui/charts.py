@@ -307,10 +307,11 @@ class LatencyChart(pg.PlotWidget):
         return self.text
 
     def draw_in_steps(self, done: Callable[[str], None] = lambda text: None) -> None:
-        """The same as ``draw``, one series per turn of the event loop and painted once at
-        the end, so that the window's loop never waits on the whole chart at once (under
-        load a redraw took 10 ms and its paint as long again). A redraw asked for while one
-        is under way is the one under way."""
+        """The same as ``draw``, one series per turn of the event loop, beginning in the next
+        turn, and painted once at the end, so that the window's loop never waits on the whole
+        chart at once, nor on it and whatever else was drawn in this turn (under load a
+        redraw took 10 ms and its paint as long again). A redraw asked for while one is under
+        way is the one under way."""
         if self._stepping is not None:
             return
         steps = self._stepping = self._steps(time.time())
@@ -325,9 +326,12 @@ class LatencyChart(pg.PlotWidget):
                 self._stop_stepping()
                 done(self.text)
                 return
+            except Exception:
+                self._stop_stepping()  # never left holding the chart's painting
+                raise
             QTimer.singleShot(0, self, step)
 
-        step()
+        QTimer.singleShot(0, self, step)
 
     def _stop_stepping(self) -> None:
         if self._stepping is not None:

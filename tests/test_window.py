@@ -155,3 +155,15 @@ def test_a_chart_drawn_in_steps_ends_as_a_full_draw_and_paints_once(qtbot):
     assert stepped.updatesEnabled()
     qtbot.wait(50)
     assert len(texts) == 1
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a series that cannot be drawn")
+
+    model.rolling = broken
+    with qtbot.captureExceptions() as raised:
+        stepped.draw_in_steps(texts.append)
+        qtbot.waitUntil(lambda: len(raised) == 1, timeout=5000)
+    assert stepped.updatesEnabled() and stepped._stepping is None, "a failed redraw leaves painting on"
+    del model.rolling
+    stepped.draw_in_steps(texts.append)  # and the next one runs
+    qtbot.waitUntil(lambda: len(texts) == 2, timeout=5000)

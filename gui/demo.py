@@ -52,6 +52,7 @@ async def measure_lag(window, seconds: float, rate: float = 200.0) -> dict[str, 
     and given back their stock after."""
     await wait_ready(window)
     session = window.session
+    session.lag.start()  # measuring already, unless a loop that stopped (a test's) ended it
     catalog = window.model.catalog_names()[0]
     books = range(1, 8)
     stock = {book: (await session.supervisor.admin(catalog, "GET", f"/query/item/{book}"))["quantity"]

@@ -21,14 +21,20 @@ def _documented_processes() -> list[str]:
     return found.stdout.split()
 
 
-def test_the_load_experiment_measures_bazar_beside_the_documented_code() -> None:
+def test_the_load_experiment_measures_bazar_beside_the_documented_code_and_the_skeleton() -> None:
+    """Bazar, the documented code and the skeleton (Bazar's message shapes with nothing else,
+    the floor under the load goal) loaded in turn in one run, every process gone after."""
     pytest.importorskip("flask")
     pytest.importorskip("requests")
-    context = Context(Progress(), count=20, against="documented")
+    context = Context(Progress(), count=20, against="documented,skeleton")
     tables = asyncio.run(asyncio.wait_for(load(context, rounds=1, connections=4, seconds=2), 180))
     rows = {row[0]: row for row in tables[0].rows}
-    assert list(rows) == ["Bazar (2 + 2), round 1", "documented code (2 + 2), round 1"]
-    bazar, documented = rows.values()
+    assert list(rows) == ["Bazar (2 + 2), round 1", "documented code (2 + 2), round 1", "skeleton (2 + 2), round 1"]
+    bazar, documented, skeleton = rows.values()
+    assert skeleton[1] > 20 and skeleton[6] == 0 and skeleton[7] == 0, skeleton
+    assert any("tests/reference/skeleton.py" in note for note in tables[0].notes)
+    found = subprocess.run(["pgrep", "-f", "tests.reference.skeleton"], capture_output=True, text=True)
+    assert not found.stdout.split(), "the skeleton's processes are gone"
     assert bazar[1] > 20 and documented[1] > 5, "both answered requests"
     assert bazar[6] == 0 and bazar[7] == 0, f"Bazar timed out {bazar[6]} and failed {bazar[7]} requests"
     assert documented[8] == pytest.approx(documented[1] / bazar[1])
@@ -56,17 +62,3 @@ def test_the_floor_puts_one_aiohttp_exchange_beside_a_bare_asyncio_one() -> None
     assert all(0 < row[1] < 100 for row in table.rows), table.rows
     assert "x a bare asyncio exchange" in table.notes[0]
 
-
-def test_the_skeleton_gives_the_floor_under_the_load_goal_and_leaves_nothing_behind() -> None:
-    """Bazar's message shapes with nothing else (tests/reference/skeleton.py), loaded in turn
-    with Bazar: it answers every request of the load and of one client, and is gone after."""
-    context = Context(Progress(), count=20, against="skeleton")
-    tables = asyncio.run(asyncio.wait_for(load(context, rounds=1, connections=4, seconds=2), 180))
-    rows = {row[0]: row for row in tables[0].rows}
-    assert list(rows) == ["Bazar (2 + 2), round 1", "skeleton (2 + 2), round 1"]
-    for row in rows.values():
-        assert row[1] > 20 and row[6] == 0 and row[7] == 0, row
-    assert any("tests/reference/skeleton.py" in note for note in tables[0].notes)
-    assert all(row[5] == 0 for row in tables[1].rows), "one client: no errors"
-    found = subprocess.run(["pgrep", "-f", "tests.reference.skeleton"], capture_output=True, text=True)
-    assert not found.stdout.split(), "the skeleton's processes are gone"

@@ -218,7 +218,9 @@ class LagMonitor:
         self._task: asyncio.Task | None = None
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="lag-monitor")
+        """Start measuring, unless it already is."""
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run(), name="lag-monitor")
 
     async def stop(self) -> None:
         await cancel_and_wait(self._task)

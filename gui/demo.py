@@ -57,14 +57,14 @@ async def measure_lag(window, seconds: float, rate: float = 200.0) -> dict[str, 
     books = range(1, 8)
     stock = {book: (await session.supervisor.admin(catalog, "GET", f"/query/item/{book}"))["quantity"]
              for book in books}
-    for book in books:
-        await _set_stock(window, catalog, book, LAG_STOCK)
-    window.tabs.setCurrentWidget(window.live)
-    session.load.settings.rate = rate
-    session.load.settings.write_fraction = 0.1
-    session.load.start()
     hung = window.model.catalog_names()[-1]
     try:
+        for book in books:
+            await _set_stock(window, catalog, book, LAG_STOCK)
+        window.tabs.setCurrentWidget(window.live)
+        session.load.settings.rate = rate
+        session.load.settings.write_fraction = 0.1
+        session.load.start()
         await asyncio.sleep(2)  # warm-up: sockets opened, caches filled
         await window.controller.hang(hung)
         session.lag.clear()

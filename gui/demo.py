@@ -78,8 +78,8 @@ async def measure_lag(window, seconds: float, rate: float = 200.0) -> dict[str, 
         left = [(await session.supervisor.admin(catalog, "GET", f"/query/item/{book}"))["quantity"] for book in books]
         summary["bought"] = LAG_STOCK * len(books) - sum(left)
     finally:
-        await session.load.stop()
         await window.controller.resume(hung)
+        await session.load.stop(drain_s=20)  # every buy sent is answered before the stock goes back
         await session.supervisor.wait_settled()  # a write needs the majority it left out
         for book, quantity in stock.items():
             await _set_stock(window, catalog, book, quantity)

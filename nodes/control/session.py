@@ -158,6 +158,9 @@ class LoadGenerator:
         self.sent = 0
         self.in_flight = 0
         self._task: asyncio.Task | None = None
+        self._draining = False
+        self._idle = asyncio.Event()  # set whenever no request is under way
+        self._idle.set()
 
     @property
     def running(self) -> bool:
@@ -167,9 +170,19 @@ class LoadGenerator:
         if not self.running:
             self._task = asyncio.ensure_future(self._run())
 
-    async def stop(self) -> None:
+    async def stop(self, drain_s: float = 0.0) -> None:
+        """Stop sending. With ``drain_s``, first let the requests under way be answered (up to
+        that long): a buy cancelled at the client may still be carried out after its caller
+        moved on."""
+        if drain_s and self.running:
+            self._draining = True
+            try:
+                await asyncio.wait_for(self._idle.wait(), drain_s)
+            except TimeoutError:
+                pass  # cancelled below, as without draining
         await cancel_and_wait(self._task)
         self._task = None
+        self._draining = False
 
     def _pick(self) -> Request:
         roll = self.rng.random()
@@ -192,7 +205,7 @@ class LoadGenerator:
                         await asyncio.sleep(delay)  # the load's own pacing
                     elif delay < -1:
                         next_at = time.perf_counter()  # fell behind: do not burst to catch up
-                    if self.in_flight >= self.MAX_IN_FLIGHT:
+                    if self.in_flight >= self.MAX_IN_FLIGHT or self._draining:
                         continue
                     task = asyncio.create_task(self._one(runner, self._pick()))
                     tasks.add(task)
@@ -203,10 +216,13 @@ class LoadGenerator:
     async def _one(self, runner: Runner, request: Request) -> None:
         self.in_flight += 1
         self.sent += 1
+        self._idle.clear()
         try:
             await runner.send(request)
         finally:
             self.in_flight -= 1
+            if not self.in_flight:
+                self._idle.set()
 
 
 class LagMonitor:

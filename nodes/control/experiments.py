@@ -403,27 +403,37 @@ async def _load(url: str, connections: int, seconds: float) -> LoadResult:
 
 
 @contextlib.asynccontextmanager
+async def _reference(start: Callable[[int], tuple[str, list]]) -> AsyncIterator[tuple[str, int]]:
+    """A yardstick's five processes (tests/reference) started on a free block of ports by
+    ``start(port)``: its front-end's URL and first port once they all listen; stopped after."""
+    from tests.reference.documented_v2 import stop, wait_ready
+
+    port = free_port(count=5)
+    url, processes = start(port)
+    try:
+        await asyncio.to_thread(wait_ready, url, len(processes))
+        yield url, port
+    finally:
+        await asyncio.to_thread(stop, processes)
+
+
+@contextlib.asynccontextmanager
 async def _documented(ctx: Context) -> AsyncIterator[str]:
     """The documented code (2 catalog, 2 order replicas), rebuilt from its document, with
     every book restocked through its catalog as Bazar's is."""
+    import aiohttp
+
     from tests.reference import documented_v2 as documented
 
     data = ctx.data_root / "documented"
     data.mkdir(parents=True, exist_ok=True)
-    port = free_port(count=5)
-    url, processes = documented.start(2, 2, port, data)
-    try:
-        await asyncio.to_thread(documented.wait_ready, url, len(processes))
-        import aiohttp
-
+    async with _reference(lambda port: documented.start(2, 2, port, data)) as (url, port):
         async with aiohttp.ClientSession() as session:
             for book in range(1, 8):  # through its first catalog, which fans the write out
                 async with session.put(f"http://127.0.0.1:{port + 1}/update/{book}", json={"quantity": 100_000}) as r:
                     if r.status != 200:
                         raise RuntimeError(f"the documented code refused to restock book {book}: {r.status}")
         yield url
-    finally:
-        await asyncio.to_thread(documented.stop, processes)
 
 
 #: The floor under the load goal (tests/reference/skeleton.py), by --against name.
@@ -435,13 +445,9 @@ async def _skeleton(ctx: Context, name: str) -> AsyncIterator[str]:
     """Bazar's processes and message shapes with nothing else: what this machine can serve."""
     from tests.reference import skeleton
 
-    port = free_port(count=5)
-    url, processes = skeleton.start(port, ctx.data_root / name, check=name == "skeleton")
-    try:
-        await asyncio.to_thread(skeleton.wait_ready, url, len(processes))
+    async with _reference(lambda port: skeleton.start(port, ctx.data_root / name, check=name == "skeleton")) as (
+            url, _port):
         yield url
-    finally:
-        await asyncio.to_thread(skeleton.stop, processes)
 
 
 async def load(ctx: Context, rounds: int = 2, connections: int = LOAD_CONNECTIONS,

@@ -55,8 +55,7 @@ async def measure_lag(window, seconds: float, rate: float = 200.0) -> dict[str, 
     session.lag.start()  # measuring already, unless a loop that stopped (a test's) ended it
     catalog = window.model.catalog_names()[0]
     books = range(1, 8)
-    stock = {book: (await session.supervisor.admin(catalog, "GET", f"/query/item/{book}"))["quantity"]
-             for book in books}
+    stock = {book: await _stock(window, catalog, book) for book in books}
     hung = window.model.catalog_names()[-1]
     try:
         for book in books:
@@ -75,8 +74,7 @@ async def measure_lag(window, seconds: float, rate: float = 200.0) -> dict[str, 
         summary = session.lag.summary()
         summary["offered_rate"] = rate
         summary["achieved_rate"] = (session.load.sent - sent_before) / elapsed
-        left = [(await session.supervisor.admin(catalog, "GET", f"/query/item/{book}"))["quantity"] for book in books]
-        summary["bought"] = LAG_STOCK * len(books) - sum(left)
+        summary["bought"] = LAG_STOCK * len(books) - sum([await _stock(window, catalog, book) for book in books])
     finally:
         await window.controller.resume(hung)
         await session.load.stop(drain_s=20)  # every buy sent is answered before the stock goes back
@@ -86,14 +84,18 @@ async def measure_lag(window, seconds: float, rate: float = 200.0) -> dict[str, 
     return summary
 
 
+async def _stock(window, catalog: str, book: int) -> int:
+    """``book``'s stock as ``catalog`` holds it."""
+    return (await window.session.supervisor.admin(catalog, "GET", f"/query/item/{book}"))["quantity"]
+
+
 async def _set_stock(window, catalog: str, book: int, quantity: int, timeout: float = 15.0) -> None:
     """Restock ``book`` to ``quantity`` and see it at ``catalog``; a write refused while the
     replicas settle (a resumed one catching up) is tried again until ``timeout``."""
     deadline = time.monotonic() + timeout
     while True:
         said = await window.controller.restock(book, quantity)
-        seen = (await window.session.supervisor.admin(catalog, "GET", f"/query/item/{book}"))["quantity"]
-        if seen == quantity:
+        if await _stock(window, catalog, book) == quantity:
             return
         if time.monotonic() > deadline:
             raise RuntimeError(f"book {book}'s stock could not be set to {quantity}: {said}")

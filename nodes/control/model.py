@@ -410,7 +410,9 @@ class ClusterModel:
         #: a chart reads each series four times a redraw, thousands of samples each. They are
         #: extended by the samples that came since (counted in ``_fresh``), not built again.
         self._latency_arrays: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-        self._latency_raw: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # the same, in the deque's order
+        #: The same, in the deque's order (the very same arrays while that order is the time order;
+        #: never written in place, only sliced and joined into new ones).
+        self._latency_raw: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self._fresh: dict[str, int] = dict.fromkeys(SERIES, 0)
         self.keep_traces = keep_traces
         self._traces: OrderedDict[str, list[dict[str, Any]]] = OrderedDict()
@@ -891,8 +893,6 @@ class ClusterModel:
         if len(times) > 1 and not bool(np.all(times[1:] >= times[:-1])):
             order = np.argsort(times, kind="stable")  # a buy is filed when its outcome is heard
             times, ms = times[order], ms[order]
-        else:
-            times, ms = times.copy(), ms.copy()
         times.setflags(write=False)  # shared by every caller until the next sample
         ms.setflags(write=False)
         return times, ms

@@ -36,7 +36,10 @@ def cluster_options(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="launcher.py", description="Start Bazar: the cluster and its dashboard.")
+    parser = argparse.ArgumentParser(
+        prog="launcher.py", description="Start Bazar: the cluster and its dashboard. With a command first, do that "
+        "instead (each command has its own --help, with an example).",
+        epilog=_commands_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
     cluster_options(parser)
     parser.add_argument("--headless", action="store_true", help="no window: start the cluster and wait for Ctrl-C")
     parser.add_argument("--screenshot", metavar="FILE", help="run a short scripted demo offscreen and save the window")
@@ -50,6 +53,32 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--size", type=_size, default=(1440, 920), metavar="WxH",
                         help="the window's size (default 1440x920)")
     return parser
+
+
+#: Every command, with its one line for ``launcher.py --help``; run as ``launcher.py COMMAND ...``.
+COMMAND_LINES = {
+    "trace": "send one lookup, search or buy through a fresh cluster and print its hops",
+    "scenario": "replay a documented figure (S1-S12) or weak point (W1-W8) on real processes",
+    "check": "buyers, readers and faults on real processes, then check the history",
+    "simulate": "the nodes' own protocol code under a deterministic simulator, many seeds",
+    "bench": "measure Bazar (and the documented code) and print the tables",
+}
+
+
+def _commands_epilog() -> str:
+    width = max(len(name) for name in COMMAND_LINES)
+    lines = ["commands:"] + [f"  {name.ljust(width)}  {line}" for name, line in COMMAND_LINES.items()]
+    lines += ["", "examples:", "  python3 launcher.py                       the window over a fresh 3 + 3 cluster",
+              "  python3 launcher.py --headless            the cluster alone, until Ctrl-C",
+              "  python3 launcher.py scenario S3           one figure on real processes",
+              "  python3 launcher.py simulate --seeds 500  500 seeds of the simulator"]
+    return "\n".join(lines)
+
+
+def example(*lines: str) -> dict[str, object]:
+    """A subcommand parser's epilog: its examples, kept as written."""
+    return {"epilog": "examples:\n" + "\n".join(f"  python3 launcher.py {line}" for line in lines),
+            "formatter_class": argparse.RawDescriptionHelpFormatter}
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -214,7 +243,8 @@ TRACE_REQUESTS = {"lookup": ("GET", "/lookup/{}"), "search": ("GET", "/search/{}
 def run_trace(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="launcher.py trace", description="Send one request through a fresh cluster (or an attached one) "
-        "and print its path as numbered hops: from, to, message, answer, milliseconds.")
+        "and print its path as numbered hops: from, to, message, answer, milliseconds.",
+        **example("trace lookup 2", "trace buy 3 --catalogs 2", "trace search distributed"))
     parser.add_argument("operation", choices=sorted(TRACE_REQUESTS))
     parser.add_argument("argument", help="the book id (lookup, buy) or the topic (search)")
     cluster_options(parser)
@@ -229,8 +259,8 @@ def run_trace(argv: list[str]) -> int:
 async def _trace(supervisor: Supervisor, operation: str, argument: str) -> int:
     import aiohttp
 
-    from nodes.control.model import fetch_trace
-    from nodes.shared.telemetry import TRACE_HEADER, new_trace_id
+    from nodes.core.telemetry import TRACE_HEADER, new_trace_id
+    from nodes.observe.model import fetch_trace
 
     if not supervisor.cluster.attached:
         await asyncio.to_thread(start_with_progress, supervisor, sys.stderr)
@@ -257,10 +287,11 @@ def run_bench(argv: list[str]) -> int:
 
     from tqdm import tqdm
 
-    from nodes.control.experiments import EXPERIMENTS, Context, Progress
+    from nodes.bench.experiments import EXPERIMENTS, Context, Progress
 
     parser = argparse.ArgumentParser(
-        prog="launcher.py bench", description="Reproduce the documents' measurement tables on Bazar itself.")
+        prog="launcher.py bench", description="Reproduce the documents' measurement tables on Bazar itself.",
+        **example("bench --experiment outages --count 100", "bench --experiment load --against documented"))
     parser.add_argument("--experiment", choices=sorted(EXPERIMENTS), action="append",
                         help="run only this experiment (repeatable; default: all)")
     parser.add_argument("--count", type=int, default=200, help="requests per measurement (default 200)")
@@ -301,12 +332,13 @@ def run_bench(argv: list[str]) -> int:
 def run_check(argv: list[str]) -> int:
     import time
 
-    from nodes.control.checker import fault_run
+    from nodes.control.fault_run import fault_run
     from nodes.control.faults import ACTIONS
 
     parser = argparse.ArgumentParser(
         prog="launcher.py check", description="Buyers and readers through the front-end while replicas are crashed, "
-        "hung, cut off and restarted at random; then check the history. Exit status 0 only when nothing is wrong.")
+        "hung, cut off and restarted at random; then check the history. Exit status 0 only when nothing is wrong.",
+        **example("check --seconds 60", "check --seconds 30 --seed 7 --faults crash,partition"))
     parser.add_argument("--seconds", type=float, default=60, help="how long faults and load go on (default 60)")
     parser.add_argument("--seed", type=int, default=None, help="seed for faults and requests (default: a new one)")
     parser.add_argument("--faults", default=",".join(ACTIONS), metavar="LIST",
@@ -348,11 +380,12 @@ def run_check(argv: list[str]) -> int:
 def run_scenario(argv: list[str]) -> int:
     import tempfile
 
-    from nodes.control.scenarios import Player, ScenarioError, load, load_all
+    from nodes.session.scenarios import Player, ScenarioError, load, load_all
 
     parser = argparse.ArgumentParser(
         prog="launcher.py scenario", description="Replay a documented figure (S1-S12) or a weak point (W1-W7) on a "
-        "real cluster: build its starting state, send its request, print the hops and the verdict.")
+        "real cluster: build its starting state, send its request, print the hops and the verdict.",
+        **example("scenario            (lists them)", "scenario S3", "scenario --all"))
     parser.add_argument("names", nargs="*", metavar="NAME", help="scenario ids (S3) or files; none lists them")
     parser.add_argument("--all", action="store_true", help="play every scenario")
     parser.add_argument("--data-dir", metavar="DIR", help="where the scenario clusters keep their files")
@@ -381,7 +414,7 @@ def run_scenario(argv: list[str]) -> int:
 
 
 def run_simulate(argv: list[str]) -> int:
-    from nodes.simulation.cli import simulate_command
+    from nodes.sim.cli import simulate_command
 
     return simulate_command(argv)
 

@@ -78,8 +78,8 @@ def run_window(cluster: Cluster, options: RunOptions = RunOptions()) -> int:
     import qasync
     from PySide6.QtWidgets import QApplication
 
-    from .common import stylesheet
-    from .main_window import MainWindow, WindowOptions
+    from gui.common import stylesheet
+    from gui.main_window import MainWindow, WindowOptions
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("Bazar")
@@ -98,7 +98,7 @@ def run_window(cluster: Cluster, options: RunOptions = RunOptions()) -> int:
             await screenshot(window, Path(options.screenshot), options.demo, options.tab)
             window.close()
         elif options.measure_lag:
-            from .demo import measure_lag
+            from gui.demo import measure_lag
 
             lag = await measure_lag(window, options.measure_lag)
             print(f"event-loop lag over {options.measure_lag:.0f} s at {lag['achieved_rate']:.0f} req/s "
@@ -124,8 +124,8 @@ def run_window(cluster: Cluster, options: RunOptions = RunOptions()) -> int:
 
 async def screenshot(window, path: Path, seconds: float, tab: str) -> None:
     """A short scripted demo, then the window saved as a picture (one per tab with ``all``)."""
-    from .demo import run_demo
-    from .main_window import TABS
+    from gui.demo import run_demo
+    from gui.main_window import TABS
 
     await run_demo(window, seconds, heal=tab == "live")
     names = [name for name, _title in TABS] if tab == "all" else [tab]

@@ -18,10 +18,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from nodes.control.model import CacheView as CacheState
-from nodes.control.model import ClusterModel
-
-from .common import ModelEvents, label
+from gui.common import ModelEvents, label
+from nodes.observe.model import CacheView as CacheState
+from nodes.observe.model import ClusterModel
 
 GHOST_S = 2.5
 MAX_GHOSTS = 6

@@ -25,9 +25,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from nodes.control.model import SERIES, ClusterModel
-
-from .common import COLORS, ModelEvents, label, spawn
+from gui.common import COLORS, ModelEvents, label, spawn
+from nodes.observe.model import SERIES, ClusterModel
 
 WINDOW_S = 60
 MAX_POINTS = 250

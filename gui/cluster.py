@@ -26,10 +26,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from nodes.control.controller import Controller
-from nodes.control.model import ClusterModel, link_text
-
-from .common import STATE_COLORS, ModelEvents, label, node_icon, pill, spawn
+from gui.common import STATE_COLORS, ModelEvents, label, node_icon, pill, spawn
+from nodes.observe.model import ClusterModel, link_text
+from nodes.session.actions import Controller
 
 ROLE_TITLE = {"frontend": "Front-end", "catalog": "Catalog", "order": "Order"}
 

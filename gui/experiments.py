@@ -27,9 +27,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from nodes.control.experiments import EXPERIMENTS, Context, Progress, Table, _cell
-
-from .common import COLORS, label, spawn
+from gui.common import COLORS, label, spawn
+from nodes.bench.experiments import EXPERIMENTS, Context, Progress, Table, _cell
 
 
 class ExperimentsView(QWidget):

@@ -21,9 +21,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from nodes.control.model import ClusterModel, Step, Trace
-
-from .common import COLORS, ModelEvents, label, node_icon, role_of
+from gui.common import COLORS, ModelEvents, label, node_icon, role_of
+from nodes.observe.model import ClusterModel, Step, Trace
 
 ROW = 40
 TOP = 26

@@ -24,12 +24,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from nodes.books import seed_books
-from nodes.control.model import ClusterModel, Message, NodeHealth, ReplicaCell
-
-from .cache import CachePanel
-from .charts import LatencyChart, load_controls, toggle_load
-from .common import COLORS, ModelEvents, label, node_icon, role_of, spawn
+from gui.cache import CachePanel
+from gui.charts import LatencyChart, load_controls, toggle_load
+from gui.common import COLORS, ModelEvents, label, node_icon, role_of, spawn
+from nodes.core.books import seed_books
+from nodes.observe.model import ClusterModel, Message, NodeHealth, ReplicaCell
 
 #: How long a message is drawn on its way at full speed (it really takes a millisecond).
 FLIGHT_S = 0.7

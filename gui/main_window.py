@@ -21,20 +21,19 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from gui.cache import CacheTab
+from gui.charts import ChartsView
+from gui.cluster import ClusterView
+from gui.common import COLORS, STATE_COLORS, ModelEvents, label, pill, scaled_stylesheet, spawn
+from gui.experiments import ExperimentsView
+from gui.flow import FlowView
+from gui.live import LiveView
+from gui.replicas import ReplicasView
+from gui.scenarios import ScenariosView
+from gui.shop import ShopView
 from nodes.control.clusterfile import Cluster
-from nodes.control.model import link_text
-from nodes.control.session import ClusterSession
-
-from .cache import CacheTab
-from .charts import ChartsView
-from .cluster import ClusterView
-from .common import COLORS, STATE_COLORS, ModelEvents, label, pill, scaled_stylesheet, spawn
-from .experiments import ExperimentsView
-from .flow import FlowView
-from .live import LiveView
-from .replicas import ReplicasView
-from .scenarios import ScenariosView
-from .shop import ShopView
+from nodes.observe.model import link_text
+from nodes.session.session import ClusterSession
 
 #: The tabs, in order: (name used by --tab and tests, title).
 TABS = (("live", "Live"), ("shop", "Shop"), ("cluster", "Cluster"), ("charts", "Charts"), ("cache", "Cache"),

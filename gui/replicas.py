@@ -18,10 +18,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from nodes.books import seed_books
-from nodes.control.model import ClusterModel, ReplicaCell
-
-from .common import COLORS, ModelEvents, label, node_icon
+from gui.common import COLORS, ModelEvents, label, node_icon
+from nodes.core.books import seed_books
+from nodes.observe.model import ClusterModel, ReplicaCell
 
 #: Cell background per replica state (the book's own marks go on top).
 STATE_BACKGROUND = {"down": "#e5e7eb", "exited": "#e5e7eb", "hung": "#ffedd5", "cut off": "#ede9fe",

@@ -17,12 +17,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from nodes.control.model import ReplicaCell, Trace, derive_cells
-from nodes.control.scenarios import Outcome, Player, load_all
-
-from .common import label, spawn
-from .flow import TraceStepper
-from .replicas import ServerRow
+from gui.common import label, spawn
+from gui.flow import TraceStepper
+from gui.replicas import ServerRow
+from nodes.observe.model import ReplicaCell, Trace, derive_cells
+from nodes.session.scenarios import Outcome, Player, load_all
 
 
 def scenario_cells(table: list[tuple], book: int = 2) -> list[ReplicaCell]:

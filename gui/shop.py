@@ -22,10 +22,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from nodes.control.controller import Controller
-from nodes.control.model import ClusterModel
-
-from .common import OUTCOME_STYLE, ModelEvents, label, spawn
+from gui.common import OUTCOME_STYLE, ModelEvents, label, spawn
+from nodes.observe.model import ClusterModel
+from nodes.session.actions import Controller
 
 
 def _table(columns: list[str]) -> QTableWidget:

@@ -3,19 +3,19 @@ from __future__ import annotations
 
 import sys
 
-from .config import CatalogConfig, FrontendConfig, OrderConfig, parse
-from .shared.server import run_node
+from nodes.runtime.config import CatalogConfig, FrontendConfig, OrderConfig, parse
+from nodes.runtime.server import run_node
 
 
 def main(argv: list[str] | None = None) -> None:
     config = parse(sys.argv[1:] if argv is None else argv)
     if isinstance(config, CatalogConfig):
-        from .catalog.app import init_app
+        from nodes.runtime.catalog.app import init_app
     elif isinstance(config, OrderConfig):
-        from .order.app import init_app
+        from nodes.runtime.order.app import init_app
     else:
         assert isinstance(config, FrontendConfig)
-        from .frontend.app import init_app
+        from nodes.runtime.frontend.app import init_app
     app = init_app(config)
     run_node(app, app["node"], host=config.host, port=config.port, parent_pid=config.parent_pid)
 

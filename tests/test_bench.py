@@ -1,5 +1,5 @@
 """The load experiment (issue 17) end to end: a real Bazar cluster and the documented code
-rebuilt from its document (tests/reference), loaded in turn, every process gone after."""
+rebuilt from its document (nodes/bench/reference), loaded in turn, every process gone after."""
 from __future__ import annotations
 
 import asyncio
@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from nodes.control.experiments import Context, Progress, floor, load
+from nodes.bench.experiments import Context, Progress, floor, load
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -17,7 +17,7 @@ def rows_systems(rows: dict) -> list[str]:
 
 
 def _documented_processes() -> list[str]:
-    found = subprocess.run(["pgrep", "-f", "tests.reference.documented_v2"], capture_output=True, text=True)
+    found = subprocess.run(["pgrep", "-f", "nodes.bench.reference.documented_v2"], capture_output=True, text=True)
     return found.stdout.split()
 
 
@@ -32,8 +32,8 @@ def test_the_load_experiment_measures_bazar_beside_the_documented_code_and_the_s
     assert list(rows) == ["Bazar (2 + 2), round 1", "documented code (2 + 2), round 1", "skeleton (2 + 2), round 1"]
     bazar, documented, skeleton = rows.values()
     assert skeleton[1] > 20 and skeleton[6] == 0 and skeleton[7] == 0, skeleton
-    assert any("tests/reference/skeleton.py" in note for note in tables[0].notes)
-    found = subprocess.run(["pgrep", "-f", "tests.reference.skeleton"], capture_output=True, text=True)
+    assert any("nodes/bench/reference/skeleton.py" in note for note in tables[0].notes)
+    found = subprocess.run(["pgrep", "-f", "nodes.bench.reference.skeleton"], capture_output=True, text=True)
     assert not found.stdout.split(), "the skeleton's processes are gone"
     assert bazar[1] > 20 and documented[1] > 5, "both answered requests"
     assert bazar[6] == 0 and bazar[7] == 0, f"Bazar timed out {bazar[6]} and failed {bazar[7]} requests"

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from nodes.control.checker import catalog_rows, converged, fault_run
+from nodes.control.fault_run import catalog_rows, converged, fault_run
 from tests.helpers import Http, fast_timeouts, make_cluster, start
 
 pytestmark = pytest.mark.timeout(240)

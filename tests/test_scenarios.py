@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from nodes.control.scenarios import SCENARIO_DIR, Player, ScenarioError, describe, load, load_all, parse
+from nodes.session.scenarios import SCENARIO_DIR, Player, ScenarioError, describe, load, load_all, parse
 
 pytestmark = pytest.mark.timeout(120)
 IDS = [scenario.id for scenario in load_all()]
@@ -55,7 +55,7 @@ def test_a_copied_scenario_can_be_edited_and_loaded(tmp_path):
 
 
 def test_each_hop_gets_a_plain_sentence():
-    from nodes.control.model import Hop
+    from nodes.observe.model import Hop
 
     hop = Hop(2, "catalog0", "catalog1", "/rep/get/2 req: [] seq_n: 0", "200 OK", 200, 1.0, 0.0)
     assert describe(hop) == ("catalog0 does not hold the book as valid, so it asks catalog1 (already asked: []; "

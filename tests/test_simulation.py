@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from nodes.control.history import Fault, Final, History, Operation, check
-from nodes.simulation.run import Options, explore, simulate
+from nodes.sim.run import Options, explore, simulate
+from nodes.verify.history import Fault, Final, History, Operation, check
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -216,7 +216,7 @@ def test_a_seed_that_broke_the_first_group_commit_passes(seed: int) -> None:
 def _crowd(buyers: int) -> tuple[list[Operation], int]:
     """32 buyers with no pause between buys over seven books, no faults: the buys that
     finished, and how many catalog write rounds carried them."""
-    from nodes.catalog.protocol import CatalogReplica
+    from nodes.core.catalog.replica import CatalogReplica
 
     rounds = 0
     original = CatalogReplica._check_peers
@@ -255,7 +255,7 @@ def test_lookups_that_miss_together_share_one_read_and_never_read_stale() -> Non
     while a read of it is under way wait for that read, and take its answer only when it is
     as new as every write announced before they began; the checker finds no stale read.
     Without that last rule, 78 of 400 seeds read stale (these four among them)."""
-    from nodes.frontend.protocol import Frontend
+    from nodes.core.frontend.protocol import Frontend
 
     shared = 0
     original = Frontend._share_fetch

@@ -8,11 +8,11 @@ import socket
 
 import pytest
 
-from nodes.control.model import ClusterModel, fetch_trace
-from nodes.control.scenarios import load, play_on
-from nodes.shared.client import SECRET_HEADER
-from nodes.shared.node import SUBSCRIBER_LIMIT
-from nodes.shared.telemetry import TRACE_HEADER, Telemetry, new_trace_id
+from nodes.core.telemetry import TRACE_HEADER, Telemetry, new_trace_id
+from nodes.observe.model import ClusterModel, fetch_trace
+from nodes.runtime.client import SECRET_HEADER
+from nodes.runtime.node import SUBSCRIBER_LIMIT
+from nodes.session.scenarios import load, play_on
 from tests.helpers import Http, live, make_cluster, start, wait_until
 
 pytestmark = pytest.mark.timeout(120)
@@ -208,7 +208,7 @@ def test_the_models_latency_arrays_extended_in_place_equal_ones_built_from_scrat
 
     import numpy as np
 
-    from nodes.control.model import Sample
+    from nodes.observe.model import Sample
 
     rng = random.Random(7)
     model = ClusterModel({"frontend": "http://127.0.0.1:1"}, None, keep_samples=50)

@@ -123,7 +123,7 @@ def test_a_chart_drawn_in_steps_ends_as_a_full_draw_and_paints_once(qtbot):
     import random
 
     from gui.charts import LatencyChart
-    from nodes.control.model import ClusterModel, Mark, Sample
+    from nodes.observe.model import ClusterModel, Mark, Sample
 
     model = ClusterModel({"frontend": "http://127.0.0.1:1"}, None)
     rng = random.Random(3)

@@ -15,8 +15,8 @@ from PySide6.QtCore import Qt
 
 from gui.cluster import LogDialog
 from gui.scenarios import ScenariosView
-from nodes.control.experiments import Table
-from nodes.control.model import Hop, Trace, causal_steps
+from nodes.bench.experiments import Table
+from nodes.observe.model import Hop, Trace, causal_steps
 from tests.test_window import until
 
 pytestmark = pytest.mark.timeout(240)

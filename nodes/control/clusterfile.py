@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ..config import DEFAULT_TIMEOUTS_MS
+from nodes.runtime.config import DEFAULT_TIMEOUTS_MS
 
 DEFAULT_CLUSTER_FILE = Path(__file__).resolve().parent.parent.parent / "assets" / "cluster.toml"
 MAX_REPLICAS = 9

@@ -8,8 +8,8 @@ import asyncio
 import random
 import time
 
-from .history import Fault
-from .supervisor import ClusterError, Supervisor
+from nodes.control.supervisor import ClusterError, Supervisor
+from nodes.verify.history import Fault
 
 ACTIONS = ("crash", "hang", "cut", "restart", "partition")
 #: Every fault a person or a program can apply and heal; the injector picks from ACTIONS.

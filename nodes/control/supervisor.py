@@ -32,9 +32,9 @@ from typing import Any
 
 import aiohttp
 
-from ..shared.client import SECRET_HEADER
-from ..shared.server import parse_ready_line
-from .clusterfile import Cluster
+from nodes.control.clusterfile import Cluster
+from nodes.runtime.client import SECRET_HEADER
+from nodes.runtime.server import parse_ready_line
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent.parent
 STOP_GRACE_S = 3.0

@@ -1,1 +1,0 @@
-"""A catalog replica: the books in its own SQLite database, kept consistent with its peers."""

@@ -1,0 +1,51 @@
+"""The seven books Bazar starts with, read from ``assets/books.json``."""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+ASSETS = Path(__file__).resolve().parents[2] / "assets"
+BOOKS_FILE = ASSETS / "books.json"
+
+
+@dataclass(frozen=True)
+class Book:
+    id: int
+    title: str
+    topic: str
+    price: float
+    quantity: int
+    seq: int = 0
+
+    def as_lookup(self) -> dict[str, Any]:
+        """The body of ``/lookup`` and ``/query/item`` (api.md), plus the book's ``seq``."""
+        return {"title": self.title, "quantity": self.quantity, "price": _number(self.price), "seq": self.seq}
+
+    def as_search_hit(self) -> dict[str, Any]:
+        return {"id": self.id, "title": self.title, "topic": self.topic}
+
+    def as_record(self) -> dict[str, Any]:
+        record = asdict(self)
+        record["price"] = _number(self.price)
+        return record
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> Book:
+        return cls(
+            id=int(record["id"]),
+            title=str(record["title"]),
+            topic=str(record["topic"]),
+            price=record["price"],
+            quantity=int(record["quantity"]),
+            seq=int(record.get("seq", 0)),
+        )
+
+
+def _number(value: float) -> float | int:
+    return int(value) if float(value).is_integer() else value
+
+
+def seed_books(path: Path = BOOKS_FILE) -> list[Book]:
+    return [Book.from_record(record) for record in json.loads(path.read_text(encoding="utf-8"))]

@@ -1,0 +1,162 @@
+"""The effects a protocol core asks for, and the one way a core runs.
+
+Bazar's protocol cores (``nodes/core/catalog/``, ``nodes/core/order/protocol.py``,
+``nodes/core/frontend/protocol.py``) never open a socket, read a clock, touch a disk or start a
+task, as h11's connection never does. Each of their operations is a coroutine that *yields
+effects* — send this message and give me its answer, write these rows, wake me at this
+time, wait until this key is notified — and is resumed with the outcome. The time is fed
+in too: a driver sets ``core.now`` before every step.
+
+Two drivers run the very same cores: ``nodes/runtime/driver.py`` performs effects with
+aiohttp, SQLite and asyncio timers inside a real node process; ``nodes/sim`` performs
+them on a seeded scheduler with a virtual clock and a simulated network, so a run replays
+exactly from its seed. A flow reads the way the figures draw it (ask, await the answer,
+decide), while everything that can go wrong between two lines is the driver's to choose.
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Generator, Hashable
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class Effect:
+    """Awaitable from inside a core: ``answer = await Send(...)``. The driver sees the effect
+    itself (``coroutine.send`` returns it) and resumes the coroutine with the outcome."""
+
+    def __await__(self) -> Generator[Effect, Any, Any]:
+        return (yield self)
+
+
+@dataclass(frozen=True)
+class NoAnswer:
+    """Nothing came back from a message. ``refused``: nobody was listening there, so the
+    receiver holds nothing in memory (no valid set, no reservation) and did nothing.
+    Otherwise (a time-out, a lost connection) the receiver may or may not have acted."""
+
+    refused: bool = False
+
+    @property
+    def maybe_processed(self) -> bool:
+        return not self.refused
+
+
+@dataclass(eq=False)
+class Send(Effect):
+    """Send ``message`` to node ``to`` (``catalog1``, ``order0``, ``frontend``) and be resumed
+    with its answer (a reply dataclass of the message's protocol) or a ``NoAnswer`` once
+    ``timeout`` seconds passed. ``generation`` names the core's data generation; a receiver
+    holding another answers ``OtherGeneration``. ``trace``: record it as a hop (telemetry)."""
+
+    to: str
+    message: Any
+    timeout: float
+    connect_timeout: float | None = None
+    generation: int | None = None
+    trace: bool = True
+
+
+@dataclass(eq=False)
+class Gather(Effect):
+    """Send several messages at once; resumed with their answers in the same order."""
+
+    sends: list[Send]
+
+
+class Disk(Effect):
+    """Call ``method(*args)`` on the node's store (a durable commit); resumed with its result.
+    A crash before it is resumed may or may not have committed it; after, it is committed."""
+
+    def __init__(self, method: str, *args: Any) -> None:
+        self.method = method
+        self.args = args
+
+    def __repr__(self) -> str:
+        return f"Disk({self.method!r}, ...)"
+
+
+@dataclass(eq=False)
+class Sleep(Effect):
+    """Resume at ``until`` (the core's clock)."""
+
+    until: float
+
+
+@dataclass(eq=False)
+class Wait(Effect):
+    """Park until ``notify(key)`` wakes it (resumed with True) or ``deadline`` passes (False).
+    The driver sets ``on_wake`` before parking; the core's ``Waiters.notify`` calls it."""
+
+    key: Hashable
+    deadline: float
+    woken: bool = False
+    on_wake: Callable[[], None] | None = field(default=None, repr=False)
+
+    def wake(self) -> None:
+        if not self.woken:
+            self.woken = True
+            if self.on_wake is not None:
+                self.on_wake()
+
+
+class Waiters:
+    """Keys a core's coroutines wait on (a book's lock, a reservation handed back)."""
+
+    def __init__(self) -> None:
+        self._parked: dict[Hashable, list[Wait]] = {}
+
+    def wait(self, key: Hashable, deadline: float) -> Wait:
+        waiter = Wait(key, deadline)
+        self._parked.setdefault(key, []).append(waiter)
+        return waiter
+
+    def notify(self, key: Hashable) -> None:
+        for waiter in self._parked.pop(key, []):
+            waiter.wake()
+
+    def clear(self) -> None:
+        for key in list(self._parked):
+            self.notify(key)
+
+
+class SingleFlight:
+    """One run per key at a time: a copy of a request that arrives while the first is under
+    way (a message delivered twice, a retry that overtook its first attempt) waits for it and
+    gets the same answer. Answered on its own, a copy of a buy could say "out of stock" just
+    because the first took the last copy (W7)."""
+
+    def __init__(self, keep: int = 10_000) -> None:
+        self.waiters = Waiters()
+        self.keep = keep
+        self._running: set[Hashable] = set()
+        self._answers: OrderedDict[Hashable, Any] = OrderedDict()
+
+    async def run(self, key: Hashable, operation: Callable[[], Awaitable[Any]]) -> Any:
+        if key in self._running:
+            await self.waiters.wait(key, float("inf"))
+            if key in self._answers:
+                return self._answers[key]
+        self._running.add(key)
+        try:
+            answer = await operation()
+        finally:
+            self._running.discard(key)
+        self._answers[key] = answer
+        if len(self._answers) > self.keep:
+            self._answers.popitem(last=False)
+        self.waiters.notify(key)
+        return answer
+
+
+class Core:
+    """What every protocol core has: the time it was last fed, and a telemetry sink the
+    driver may replace (the simulator keeps it silent or records it)."""
+
+    now: float = 0.0
+
+    async def start(self) -> None:
+        """Load what the node keeps on disk; a core without a store has nothing to load."""
+
+    def emit(self, kind: str, **fields: Any) -> None:  # replaced by the driver
+        pass

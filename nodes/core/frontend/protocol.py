@@ -1,0 +1,314 @@
+"""The front-end's routing and cache decisions as a pure core: lookups and searches served
+from the LRU caches (``cache.py``) or fetched from a catalog replica, buys sent to an order
+replica, each through the one "try the replicas in turn" ring. No I/O: the node
+(``app.py``) and the simulator drive it.
+
+Rings: ``documented`` follows protocol.md to the letter (S9–S12): the replica whose turn it
+is is tried first, every try moves the turn on, a failed one sends the request to the next.
+``adaptive`` (the default) fixes W4: the turn moves once per request, and replicas that a
+failed call or the background health probe found out are tried only after the others,
+until a probe finds them back. In it, a buy starts at the order replica its book belongs to
+(book id modulo the ring) rather than at the turn, so that buys of one book meet at one
+order replica and its one catalog replica, where they queue instead of refusing each other
+across replicas; the others follow in ring order when it is out. Lookups of a book that miss
+while a read of it is under way share that read's answer when it is as new as every write
+announced to the front-end before they began (``_share_fetch``).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from nodes.core.effects import Core, Gather, NoAnswer, Send, SingleFlight, Sleep, Waiters
+from nodes.core.frontend.cache import LruCache
+from nodes.core.messages import (
+    Bought,
+    Buy,
+    Degraded,
+    Done,
+    Found,
+    Health,
+    Healthy,
+    Hits,
+    Invalidate,
+    NoOrderServer,
+    NotFound,
+    OutcomeUnknown,
+    OutOfStock,
+    Read,
+    Search,
+    Unreachable,
+)
+from nodes.core.wire import Failure
+
+PROBE_INTERVAL_S = 0.5
+PROBE_TIMEOUT_S = 0.3
+RING_MODES = ("adaptive", "documented")
+
+
+@dataclass
+class Member:
+    index: int
+    name: str
+    up: bool = True
+
+
+@dataclass
+class Fetch:
+    """A lookup's read at a catalog replica, under way; lookups of the same book that miss
+    meanwhile wait for its answer instead of sending reads of their own."""
+
+    generation: int
+    answer: Any = None
+    done: bool = False
+
+
+@dataclass(frozen=True)
+class NoCatalogServer:
+    tried: tuple[tuple[str, str], ...]
+
+
+def describe_answer(answer: Any) -> str:
+    """How an attempt ended, in the words the front-end's 504 lists them."""
+    if isinstance(answer, NoAnswer):
+        return "no answer (refused)" if answer.refused else "no answer (timeout)"
+    if isinstance(answer, Unreachable):
+        return "503" if answer.busy else "504"
+    if isinstance(answer, (Failure, Degraded)):
+        return str(getattr(answer, "status", 503))
+    return "200"
+
+
+def _down(answer: Any) -> bool:
+    """An answer that says the replica cannot serve now (no answer, or its 503/504)."""
+    return (isinstance(answer, (NoAnswer, Unreachable, Degraded))
+            or (isinstance(answer, Failure) and answer.status in (503, 504)))
+
+
+class Ring:
+    def __init__(self, core: Core, kind: str, size: int) -> None:
+        self.core = core
+        self.kind = kind
+        self.members = [Member(i, f"{kind}{i}") for i in range(size)]
+        self.turn = 0
+        self.mode = "adaptive"
+
+    def _order(self, home: int | None = None) -> list[Member]:
+        n = len(self.members)
+        if self.mode == "documented" or home is None:
+            ring = [self.members[(self.turn + k) % n] for k in range(n)]
+            if self.mode == "documented":
+                return ring
+            self.turn = (self.turn + 1) % n
+        else:
+            ring = [self.members[(home + k) % n] for k in range(n)]
+        return [m for m in ring if m.up] + [m for m in ring if not m.up]
+
+    async def call(self, message: Any, *, timeout: float, connect: float, try_next: Callable[[Any], bool],
+                   home: int | None = None) -> tuple[Any | None, list[tuple[Member, Any]]]:
+        """Try the replicas in turn (from ``home`` on, when given, in adaptive mode). Returns
+        the answer that ended it (None when every one failed) and every attempt made."""
+        attempts: list[tuple[Member, Any]] = []
+        for member in self._order(home):
+            if self.mode == "documented":
+                self.turn = (member.index + 1) % len(self.members)
+            answer = await Send(member.name, message, timeout, connect_timeout=connect)
+            attempts.append((member, answer))
+            if not isinstance(answer, NoAnswer) and not try_next(answer):
+                self.mark(member, True)
+                return answer, attempts
+            if _down(answer):
+                self.mark(member, False)
+        return None, attempts
+
+    def mark(self, member: Member, up: bool) -> None:
+        if member.up != up:
+            member.up = up
+            self.core.emit("replica", ring=self.kind, replica=member.index, up=up)
+
+    def describe(self) -> dict[str, Any]:
+        return {"mode": self.mode, "turn": self.turn,
+                "replicas": [{"id": m.index, "up": m.up} for m in self.members]}
+
+
+class Frontend(Core):
+    def __init__(self, catalogs: int, orders: int, *, lookup_cache: int = 3, search_cache: int = 10,
+                 timeout_s: float = 2.0, connect_s: float = 0.2) -> None:
+        self.lookups = LruCache("lookup", lookup_cache, self)
+        self.searches = LruCache("search", search_cache, self)
+        self.catalogs = Ring(self, "catalog", catalogs)
+        self.orders = Ring(self, "order", orders)
+        self.timeout_s = timeout_s
+        self.connect_s = connect_s
+        self.counts = {"bought": 0, "out_of_stock": 0, "unknown": 0, "failed": 0}
+        self.in_flight = SingleFlight()
+        self.fetches: dict[int, Fetch] = {}  # book -> the read under way for it
+        self.shared_reads = 0  # lookups answered by another lookup's read
+        self.waiters = Waiters()
+        #: Each catalog's cache lease (None: it grants none, as in documented mode), and
+        #: whether its last probe was refused (no process: it cannot write meanwhile).
+        self.cache_leases: list[float | None] = [0.0] * catalogs
+        self.refused = [False] * catalogs
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "caches": {"lookup": self.lookups.describe(), "search": self.searches.describe()},
+            "catalogs": self.catalogs.describe(),
+            "orders": self.orders.describe(),
+            "buys": dict(self.counts),
+            "shared_reads": self.shared_reads,
+            #: Seconds left of each catalog's cache lease (None: it grants none).
+            "cache_leases": [None if lease is None else round(max(0.0, lease - self.now), 3)
+                             for lease in self.cache_leases],
+        }
+
+    async def search(self, request: Search) -> Hits | NoCatalogServer:
+        key = request.topic.casefold()
+        entry = self.searches.get(key)
+        if entry is not None:
+            return entry.value
+        ticket = self.searches.ticket()
+        answer, attempts = await self.catalogs.call(request, timeout=self.timeout_s, connect=self.connect_s,
+                                                    try_next=lambda a: not isinstance(a, Hits))
+        if answer is None:
+            return NoCatalogServer(_tried(attempts))
+        self.searches.put(key, answer, ticket, frozenset(book.topic.casefold() for book in answer.books))
+        return answer
+
+    def cache_ok(self) -> bool:
+        """Cached copies are reads too (W2): served only while every catalog that may write
+        holds its lease to us open. A writer that could not tell us to drop a copy waits
+        until that lease has run out, and grants no new one before."""
+        return all(lease is None or lease > self.now or refused
+                   for lease, refused in zip(self.cache_leases, self.refused, strict=True))
+
+    async def lookup(self, request: Read) -> Found | NotFound | NoCatalogServer:
+        book = request.book
+        cached = self.cache_ok()
+        if not cached and self.lookups.entries:
+            self.lookups.clear(floors=False)
+        entry = self.lookups.get(book) if cached else None
+        if entry is not None:
+            return entry.value
+        # Reads under way are shared in adaptive mode only: the documented ring sends each
+        # lookup itself (S9-S12 count the turns).
+        share = cached and self.catalogs.mode == "adaptive"
+        if share:
+            shared = await self._share_fetch(book)
+            if shared is not None:
+                return shared
+        ticket = self.lookups.ticket() if cached else -1
+        fetch = None
+        if share and book not in self.fetches:
+            fetch = self.fetches[book] = Fetch(self.lookups.generation)
+        answer, attempts = None, []
+        try:
+            answer, attempts = await self.catalogs.call(request, timeout=self.timeout_s, connect=self.connect_s,
+                                                        try_next=lambda a: not isinstance(a, (Found, NotFound)))
+        finally:
+            if fetch is not None:
+                del self.fetches[book]
+                fetch.answer, fetch.done = answer, True
+                self.waiters.notify(("fetch", book))
+        if answer is None:
+            return NoCatalogServer(_tried(attempts))
+        # W5: an unknown id is cached too, so asking again costs no trip to a catalog.
+        self.lookups.put(book, answer, ticket, seq=answer.book.seq if isinstance(answer, Found) else None)
+        return answer
+
+    async def _share_fetch(self, book: int) -> Found | NotFound | None:
+        """The answer of the read of ``book`` already under way, when it is as new as every
+        write announced before this lookup began (every acknowledged one is, while the cache
+        leases hold: a writer announces before it acknowledges); None: read for yourself."""
+        fetch = self.fetches.get(book)
+        if fetch is None or fetch.generation != self.lookups.generation:
+            return None
+        floor = self.lookups.floor(book)
+        while not fetch.done:
+            await self.waiters.wait(("fetch", book), float("inf"))
+        answer = fetch.answer
+        if fetch.generation != self.lookups.generation:
+            return None  # a reset came meanwhile: the answer is of the books before it
+        if isinstance(answer, NotFound) or (isinstance(answer, Found) and answer.book.seq >= floor):
+            self.shared_reads += 1
+            return answer
+        return None
+
+    async def buy(self, request: Buy) -> Any:
+        return await self.in_flight.run(request.buy_id, lambda: self._buy(request))
+
+    async def _buy(self, request: Buy) -> Any:
+        answer, attempts = await self.orders.call(
+            request, timeout=self.timeout_s * 2, connect=self.connect_s * 2,  # api.md: doubled for buy
+            try_next=_down, home=request.book % len(self.orders.members))
+        maybe_done = any(_maybe_done(a) for _member, a in attempts[:-1] if answer is not None) or (
+            answer is None and any(_maybe_done(a) for _member, a in attempts))
+        if isinstance(answer, Bought):
+            self.counts["bought"] += 1
+            return answer
+        if answer is not None and not maybe_done:
+            if isinstance(answer, OutOfStock):
+                self.counts["out_of_stock"] += 1
+            return answer
+        # W7: when any order replica may have carried the buy out, its outcome is unknown —
+        # also when a later one found the book sold out: the first may have taken the last copy.
+        if maybe_done:
+            self.counts["unknown"] += 1
+            self.emit("order", outcome="unknown", buy_id=request.buy_id)
+            return OutcomeUnknown(request.buy_id, _tried(attempts))
+        self.counts["failed"] += 1
+        refusals = [a.message for _member, a in attempts if isinstance(a, Unreachable) and a.busy]
+        return NoOrderServer(request.buy_id, _tried(attempts), refusals[-1] if refusals else None)
+
+    def invalidate(self, request: Invalidate) -> Done:
+        self.lookups.invalidate(request.book, request.seq)
+        return Done()
+
+    async def probe(self) -> None:
+        """The background health probe (W4), for the front-end's life."""
+        members = self.catalogs.members + self.orders.members
+        while True:
+            started = self.now
+            answers = await Gather([Send(m.name, Health("frontend"), PROBE_TIMEOUT_S, connect_timeout=0.1,
+                                         trace=False) for m in members])
+            for ring in (self.catalogs, self.orders):
+                for member in ring.members:
+                    ring.mark(member, isinstance(answers[members.index(member)], Healthy))
+            for i, answer in enumerate(answers[:len(self.catalogs.members)]):
+                self.refused[i] = isinstance(answer, NoAnswer) and answer.refused
+                if isinstance(answer, Healthy):
+                    held = self.cache_leases[i]
+                    if answer.lease_until is not None and held is not None and held <= self.now:
+                        self.lookups.clear(floors=False)  # back after a lapse: what was cached may be stale
+                    self.cache_leases[i] = (None if answer.lease_until is None
+                                            else max(held or 0.0, answer.lease_until))
+            await Sleep(max(self.now, started + PROBE_INTERVAL_S))
+
+    def reset(self) -> None:
+        self.lookups.clear()
+        self.searches.clear()
+        for key in self.counts:
+            self.counts[key] = 0
+        self.shared_reads = 0
+
+    async def handle(self, message: Any) -> Any:
+        if isinstance(message, Read):
+            return await self.lookup(message)
+        if isinstance(message, Search):
+            return await self.search(message)
+        if isinstance(message, Buy):
+            return await self.buy(message)
+        if isinstance(message, Invalidate):
+            return self.invalidate(message)
+        raise TypeError(f"the front-end takes no {type(message).__name__}")
+
+
+def _maybe_done(answer: Any) -> bool:
+    if isinstance(answer, NoAnswer):
+        return answer.maybe_processed
+    return isinstance(answer, Unreachable) and answer.outcome == "unknown"
+
+
+def _tried(attempts: list[tuple[Member, Any]]) -> tuple[tuple[str, str], ...]:
+    return tuple((member.name, describe_answer(answer)) for member, answer in attempts)

@@ -1,0 +1,284 @@
+"""The cluster's vocabulary: every message one node sends another, and every answer, as
+plain dataclasses. The protocol cores speak only these; ``nodes/core/wire.py`` is the one
+place that turns them into HTTP (methods, paths, status codes, JSON) and back, keeping
+api.md's contract and protocol.md's hop labels."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from nodes.core.books import Book
+
+# ---- requests --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Read:
+    """Front-end or order replica to a catalog: ``/query/item/<id>``. An order replica names
+    its buy (W7): a catalog that already applied it answers ``KnownBuy``, so a buy whose
+    first attempt took the last copy is not told "out of stock"."""
+
+    book: int
+    buy_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Search:
+    """Front-end to a catalog: ``/query/topic/<topic>``."""
+
+    topic: str
+
+
+@dataclass(frozen=True)
+class Write:
+    """Order replica to its catalog: ``/update/<id>``. ``base_seq``: the seq the new values
+    were computed from (W1); ``since``: when the buy first tried (the older one wins);
+    ``take``: a buy's copies — when the copy moved on since ``base_seq`` (another buy landed
+    first), the catalog takes them from its current copy instead of refusing the write."""
+
+    book: int
+    quantity: int | None = None
+    price: float | None = None
+    base_seq: int | None = None
+    buy_id: str | None = None
+    since: float | None = None
+    take: int | None = None
+
+
+@dataclass(frozen=True)
+class Get:
+    """Catalog to catalog, a read's hop (S1–S3): ``req`` the replicas already in the chain,
+    ``seq_n`` the highest seq seen so far."""
+
+    book: int
+    req: tuple[int, ...]
+    sender: int
+    seq_n: int
+
+
+@dataclass(frozen=True)
+class Check:
+    """Catalog to catalog before a write (S4, S5), also a reservation (W1)."""
+
+    book: int
+    seq_n: int
+    sender: int
+    token: str
+    buy_id: str | None = None
+    since: float | None = None
+    #: Other buys riding on the same write (a group commit): a peer that knows any of them
+    #: as done says which.
+    riders: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Update:
+    """Catalog to catalog, the write's fan-out. ``late``: offered again to a peer the first
+    fan-out missed."""
+
+    copy: Book
+    sender: int
+    token: str
+    buy_ids: tuple[str, ...] = ()
+    late: bool = False
+    #: The replicas this write leaves out (W2): a peer that takes it reports how long the
+    #: leases it granted them still run, and the writer answers no sooner.
+    excluded: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class Release:
+    book: int
+    token: str
+
+
+@dataclass(frozen=True)
+class Ping:
+    """Catalog heartbeat (W3, W4): the sender's seqs; answered with every newer row."""
+
+    sender: int
+    seqs: dict[int, int]
+
+
+@dataclass(frozen=True)
+class FetchBuys:
+    """Catalog to catalog: the buy ids a peer remembers for a book (W7)."""
+
+    book: int
+
+
+@dataclass(frozen=True)
+class Invalidate:
+    """Catalog to front-end after a write: drop the book, cache nothing older than ``seq``."""
+
+    book: int
+    seq: int | None = None
+
+
+@dataclass(frozen=True)
+class Buy:
+    """Front-end to an order replica: ``/buy/<id>`` with the buy's id (W7)."""
+
+    book: int
+    buy_id: str
+
+
+@dataclass(frozen=True)
+class Health:
+    """A probe: is the node (and what it depends on) able to serve? ``sender``: who asks (a
+    catalog answers the front-end with a cache lease)."""
+
+    sender: str = ""
+
+
+# ---- answers ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Found:
+    book: Book
+
+
+@dataclass(frozen=True)
+class Hits:
+    books: tuple[Book, ...]
+
+
+@dataclass(frozen=True)
+class NotFound:
+    pass
+
+
+@dataclass(frozen=True)
+class Conflict:
+    """409: outdated or busy. ``book``: the answering replica's copy, when it gives one."""
+
+    book: Book | None = None
+    reason: str = ""
+    seq: int | None = None
+
+
+@dataclass(frozen=True)
+class Written:
+    book: Book
+    duplicate: bool = False
+    #: A duplicate's buy, when a write carried several (inside the catalog; not on the wire).
+    of: str | None = None
+
+
+@dataclass(frozen=True)
+class NotWritten:
+    """503 from a catalog: nothing was written, another path may succeed."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class Unconfirmed:
+    """503 from a catalog: the write was withdrawn here, but a peer may have taken it before
+    its answer was lost; replication settles it either way. The buy's outcome is unknown."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class Granted:
+    seq: int
+
+
+@dataclass(frozen=True)
+class KnownBuy:
+    book: Book
+    #: Not to be answered as done before this time: until then a replica the write left out
+    #: may still hold a lease to read the old copy (W2).
+    settles: float = 0.0
+    #: Which buy (a check may name several).
+    buy_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Newer:
+    book: Book
+
+
+@dataclass(frozen=True)
+class Busy:
+    holder: int | None = None
+
+
+@dataclass(frozen=True)
+class Applied:
+    seq: int
+    #: (replica, until): leases this peer granted replicas the write leaves out.
+    holds: tuple[tuple[int, float], ...] = ()
+
+
+@dataclass(frozen=True)
+class Done:
+    pass
+
+
+@dataclass(frozen=True)
+class Pong:
+    seqs: dict[int, int]
+    newer: tuple[tuple[Book, tuple[str, ...]], ...]
+    buy_counts: dict[int, int]
+    lease_until: float | None = None  # a read lease for the pinging replica (W2)
+
+
+@dataclass(frozen=True)
+class BuysOf:
+    buys: tuple[tuple[str, int], ...]
+
+
+@dataclass(frozen=True)
+class OtherGeneration:
+    generation: int
+
+
+@dataclass(frozen=True)
+class Healthy:
+    lease_until: float | None = None  # a catalog's cache lease for the front-end
+
+
+@dataclass(frozen=True)
+class Degraded:
+    message: str
+
+
+@dataclass(frozen=True)
+class Bought:
+    buy_id: str
+    order_id: int | None = None
+
+
+@dataclass(frozen=True)
+class OutOfStock:
+    buy_id: str
+
+
+@dataclass(frozen=True)
+class Unreachable:
+    """An order replica could not carry the buy out (504; 503 when the book is too busy).
+    ``outcome``: "not done" (nothing happened) or "unknown" (it may have)."""
+
+    message: str
+    outcome: str = "not done"
+    busy: bool = False
+
+
+@dataclass(frozen=True)
+class OutcomeUnknown:
+    """The front-end's 202: no order replica confirmed the buy, one may have done it."""
+
+    buy_id: str
+    tried: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class NoOrderServer:
+    """The front-end's answer when no order replica carried the buy out and none may have:
+    nothing was done. ``refusal``: what a replica that answered said (503), else 504."""
+
+    buy_id: str
+    tried: tuple[tuple[str, str], ...] = field(default=())
+    refusal: str | None = None

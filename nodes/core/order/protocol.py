@@ -1,0 +1,149 @@
+"""The order replica's buy flow (protocol.md, S6–S8) as a pure core: read the book at its one
+catalog replica; out of stock when none is left; else write stock − 1, and on a conflict
+read again and retry. No I/O: the node (``app.py``) and the simulator drive it.
+
+Bazar's additions: the buy's id travels with the write and is recorded, so a buy retried
+here or elsewhere is carried out once (W7); the write names the seq it was computed from,
+so it never lands on a newer copy (W1). ``guard_writes=False`` is protocol.md to the letter
+(the simulator's documented mode): no buy id, no base seq.
+"""
+from __future__ import annotations
+
+import random
+
+from nodes.core.books import Book
+from nodes.core.effects import Core, Disk, NoAnswer, Send, SingleFlight, Sleep
+from nodes.core.messages import (
+    Bought,
+    Buy,
+    Conflict,
+    Degraded,
+    Found,
+    Health,
+    Healthy,
+    KnownBuy,
+    NotFound,
+    NotWritten,
+    OutOfStock,
+    Read,
+    Unconfirmed,
+    Unreachable,
+    Write,
+    Written,
+)
+
+#: How long one buy keeps re-reading and retrying after conflicts before it gives up.
+RETRY_BUDGET_S = 3.0
+HEALTH_TIMEOUT_S = 0.25
+
+
+class OrderReplica(Core):
+    def __init__(self, index: int, catalog_index: int, *, timeout_s: float = 1.5, connect_s: float = 0.15,
+                 guard_writes: bool = True, seed: int | None = None) -> None:
+        self.index = index
+        self.catalog = f"catalog{catalog_index}"
+        self.timeout_s = timeout_s
+        self.connect_s = connect_s
+        self.guard_writes = guard_writes
+        self.rng = random.Random(seed)
+        self.recorded: set[str] = set()  # buy ids in this replica's history: a repeat costs no disk read
+        self.counts = {"bought": 0, "out_of_stock": 0, "unreachable": 0}
+        self.in_flight = SingleFlight()
+
+    async def start(self) -> None:
+        self.recorded = set(await Disk("buy_ids"))
+
+    def _send(self, message: object) -> Send:
+        return Send(self.catalog, message, self.timeout_s, connect_timeout=self.connect_s)
+
+    def _unreachable(self, outcome: str) -> Unreachable:
+        self.counts["unreachable"] += 1
+        self.emit("order", outcome="unreachable")
+        return Unreachable(f"Catalog server {self.catalog} could not be reached", outcome)
+
+    def _bought(self, buy_id: str, order_id: int | None) -> Bought:
+        self.counts["bought"] += 1
+        self.emit("order", outcome="bought", buy_id=buy_id)
+        return Bought(buy_id, order_id)
+
+    async def buy(self, request: Buy) -> Bought | OutOfStock | NotFound | Unreachable:
+        if not self.guard_writes:
+            return await self._buy(request)
+        return await self.in_flight.run(request.buy_id, lambda: self._buy(request))
+
+    async def _buy(self, request: Buy) -> Bought | OutOfStock | NotFound | Unreachable:
+        buy_id = request.buy_id
+        if self.guard_writes and buy_id in self.recorded:  # W7: the same buy again gets its first outcome
+            purchase = await Disk("find", buy_id)
+            return self._bought(buy_id, purchase.order_id if purchase is not None else None)
+        deadline = self.now + RETRY_BUDGET_S
+        since = self.now  # travels with every attempt: the older buy wins a conflict
+        attempt = 0
+        while True:
+            attempt += 1
+            read = await self._send(Read(request.book, buy_id if self.guard_writes else None))
+            if isinstance(read, NoAnswer):
+                return self._unreachable("not done")
+            if isinstance(read, NotFound):
+                return read
+            if isinstance(read, KnownBuy):
+                # An earlier attempt of this buy (a retry elsewhere, a message delivered twice)
+                # was carried out: that is this buy's outcome.
+                return await self._known(buy_id, read.book)
+            if isinstance(read, Found):
+                book = read.book
+                if book.quantity <= 0:
+                    self.counts["out_of_stock"] += 1
+                    self.emit("order", outcome="out_of_stock", buy_id=buy_id)
+                    return OutOfStock(buy_id)
+                write = Write(book.id, quantity=book.quantity - 1)
+                if self.guard_writes:
+                    write = Write(book.id, book.quantity - 1, base_seq=book.seq, buy_id=buy_id, since=since, take=1)
+                written = await self._send(write)
+                if isinstance(written, NoAnswer):
+                    # The catalog may have carried it out; a retry with the same id is safe.
+                    return self._unreachable("unknown" if written.maybe_processed else "not done")
+                if isinstance(written, Written):
+                    if written.duplicate:
+                        return await self._known(buy_id, book)
+                    purchase = await Disk("record", buy_id, book.id, book.title, book.price)
+                    self.recorded.add(buy_id)
+                    return self._bought(buy_id, purchase.order_id)
+                if isinstance(written, NotFound):
+                    return written
+                if isinstance(written, NotWritten):
+                    # The catalog changed nothing (no majority, or it withdrew the write): say
+                    # why; another path may succeed.
+                    self.counts["unreachable"] += 1
+                    self.emit("order", outcome="refused", buy_id=buy_id)
+                    return Unreachable(f"Nothing was bought: {written.reason}", "not done", busy=True)
+                if isinstance(written, Unconfirmed):
+                    return self._unreachable("unknown")
+                if not isinstance(written, Conflict):
+                    return self._unreachable("unknown")
+            elif not isinstance(read, Conflict):
+                return self._unreachable("not done")
+            # A conflict: our catalog's copy was outdated or another buy holds the book; read again.
+            if self.now > deadline:
+                return Unreachable("The book is in too much demand right now; try again", "not done", busy=True)
+            await Sleep(self.now + self.rng.uniform(0, min(0.05, 0.005 * attempt)))  # back-off, not a wait
+
+    async def _known(self, buy_id: str, book: Book) -> Bought:
+        """A buy found done at the catalog (by us before, or by another order replica, whose
+        history holds it): bought, recorded once."""
+        purchase = await Disk("find", buy_id) if buy_id in self.recorded else None
+        return self._bought(buy_id, purchase.order_id if purchase is not None else None)
+
+    async def health(self) -> Healthy | Degraded:
+        """An order replica is only useful while its catalog answers (S8, S11): say so, so the
+        front-end's probe can route around it before a shopper pays the timeout (W4)."""
+        probe = await Send(self.catalog, Health(), HEALTH_TIMEOUT_S, connect_timeout=0.1, trace=False)
+        if isinstance(probe, Healthy):
+            return probe
+        return Degraded(f"Catalog server {self.catalog} could not be reached")
+
+    async def reset(self) -> None:
+        await Disk("reset")
+        self.recorded.clear()
+        for key in self.counts:
+            self.counts[key] = 0

@@ -1,1 +1,0 @@
-"""The front-end: the only service a shopper talks to; caches, round-robin and failover."""

@@ -1,0 +1,255 @@
+"""The catalog replica's HTTP application: api.md's query and update endpoints, the
+replica-to-replica ``/rep/*`` messages of protocol.md, and its admin endpoints."""
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from nodes.core.books import Book
+from nodes.core.catalog.replica import MODES, BookUnknown
+from nodes.core.messages import (
+    Check,
+    FetchBuys,
+    Get,
+    Health,
+    OtherGeneration,
+    Ping,
+    Read,
+    Release,
+    Search,
+    Update,
+    Write,
+)
+from nodes.core.wire import GENERATION_HEADER, response_of
+from nodes.runtime.catalog.replication import ReplicaNode
+from nodes.runtime.catalog.store import CatalogStore
+from nodes.runtime.client import Pace
+from nodes.runtime.config import CatalogConfig
+from nodes.runtime.errors import ApiError, book_id, json_object, optional_int, optional_number, whole_number
+from nodes.runtime.node import Node, build_app
+
+MAX_ID_TEXT = 100
+
+
+def init_app(config: CatalogConfig) -> web.Application:
+    node = Node(
+        "catalog",
+        config.index,
+        config.timeouts,
+        secret=config.secret,
+        internal_prefixes=("/update/", "/rep/"),
+        telemetry_on=config.telemetry,
+        pace=Pace(config.pace_ms),
+    )
+    replicas = config.replicas or [f"http://{config.host}:{config.port}"]
+    holder: dict[str, ReplicaNode] = {}
+
+    async def replica_ctx(_app: web.Application):
+        replica = ReplicaNode(
+            node,
+            CatalogStore(config.db),
+            replicas,
+            frontend=config.frontend,
+            mode=config.mode,
+            consistency=config.consistency,
+            seed=config.seed,
+            peer_order=config.peer_order,
+        )
+        await replica.start()
+        holder["replica"] = replica
+        node.describe = replica.describe
+        node.on_contact = replica.contact
+
+        async def health(sender: str) -> tuple[int, dict]:
+            replica.driver.feed_time()
+            return response_of(Health(sender), replica.core.on_health(sender))
+
+        node.health = health
+        yield
+        await replica.stop()
+
+    def replica() -> ReplicaNode:
+        return holder["replica"]
+
+    async def answer(message: Any, request: web.Request | None = None) -> web.Response:
+        """Hand ``message`` to the core and its answer back as HTTP. A peer's message from
+        another generation of the data (a reset under way, or missed) is refused with 503."""
+        node_ = replica()
+        if request is not None:
+            theirs = whole_number(request.headers.get(GENERATION_HEADER), GENERATION_HEADER)
+            if theirs is not None:
+                node_.driver.feed_time()
+                if not node_.core.same_generation(theirs):
+                    await node_.run(_noop())  # starts the reset to a newer generation, if any
+                    return _json(*response_of(message, OtherGeneration(node_.core.generation)))
+        try:
+            result = await node_.run(node_.core.handle(message))
+        except BookUnknown:
+            raise ApiError(404, "Book with the specified ID does not exist") from None
+        return _json(*response_of(message, result))
+
+    async def query_item(request: web.Request) -> web.Response:
+        buy_id = request.query.get("buy_id")
+        if buy_id is not None and not 0 < len(buy_id) <= MAX_ID_TEXT:
+            raise ApiError(400, f"'buy_id' must be a non-empty string of at most {MAX_ID_TEXT} characters")
+        return await answer(Read(book_id(request), buy_id))
+
+    async def query_topic(request: web.Request) -> web.Response:
+        return await answer(Search(request.match_info["topic"]))
+
+    async def update(request: web.Request) -> web.Response:
+        target = book_id(request)
+        data = await json_object(request)
+        quantity = optional_int(data, "quantity", minimum=0)
+        price = optional_number(data, "price", minimum=0)
+        if quantity is None and price is None:
+            raise ApiError(400, "Nothing to update: give 'quantity' and/or 'price'")
+        return await answer(Write(target, quantity, price, base_seq=optional_int(data, "seq", minimum=0),
+                                  buy_id=_optional_text(data, "buy_id"),
+                                  since=optional_number(data, "since", minimum=0),
+                                  take=optional_int(data, "take", minimum=1)))
+
+    async def rep_get(request: web.Request) -> web.Response:
+        data = await json_object(request)
+        asked = data.get("req", [])
+        if not isinstance(asked, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in asked):
+            raise ApiError(400, "'req' must be a list of replica numbers")
+        message = Get(book_id(request), tuple(asked), _required_int(data, "from"),
+                      _required_int(data, "seq_n", minimum=-1))
+        return await answer(message, request)
+
+    async def rep_check(request: web.Request) -> web.Response:
+        data = await json_object(request)
+        message = Check(
+            book_id(request),
+            _required_int(data, "seq_n", minimum=0),
+            _required_int(data, "from"),
+            _required_text(data, "token"),
+            _optional_text(data, "buy_id"),
+            optional_number(data, "since", minimum=0),
+            _text_list(data, "riders"),
+        )
+        return await answer(message, request)
+
+    async def rep_update(request: web.Request) -> web.Response:
+        data = await json_object(request)
+        target = book_id(request)
+        try:
+            copy = Book.from_record({**data, "id": target})
+        except (KeyError, TypeError, ValueError):
+            raise ApiError(400, "'/rep/update' needs the whole book: title, topic, price, quantity, seq") from None
+        if copy.quantity < 0 or copy.seq < 0 or optional_number(data, "price", minimum=0) is None:
+            raise ApiError(400, "quantity, seq and price must not be negative")
+        buy_ids = _text_list(data, "buy_ids")
+        sender = optional_int(data, "from")
+        excluded = data.get("excluded", [])
+        if not isinstance(excluded, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in excluded):
+            raise ApiError(400, "'excluded' must be a list of replica numbers")
+        message = Update(copy, -1 if sender is None else sender, _required_text(data, "token"), tuple(buy_ids),
+                         excluded=tuple(excluded))
+        return await answer(message, request)
+
+    async def rep_release(request: web.Request) -> web.Response:
+        data = await json_object(request)
+        return await answer(Release(book_id(request), _required_text(data, "token")), request)
+
+    async def rep_ping(request: web.Request) -> web.Response:
+        data = await json_object(request)
+        seqs = data.get("seqs", {})
+        if not isinstance(seqs, dict) or not all(
+                isinstance(v, int) and not isinstance(v, bool) and k.isdigit() for k, v in seqs.items()):
+            raise ApiError(400, "'seqs' must be an object of book id to seq")
+        return await answer(Ping(_required_int(data, "from"), {int(k): v for k, v in seqs.items()}), request)
+
+    async def rep_buys(request: web.Request) -> web.Response:
+        return await answer(FetchBuys(book_id(request)), request)
+
+    async def set_mode(request: web.Request) -> web.Response:
+        data = await json_object(request)
+        if data.get("mode") not in MODES:
+            raise ApiError(400, f"'mode' must be one of {', '.join(MODES)}")
+        replica().core.mode = data["mode"]
+        return web.json_response(node.state())
+
+    async def set_peer_order(request: web.Request) -> web.Response:
+        data = await json_object(request)
+        order = data.get("order")
+        if order is not None and not (
+            isinstance(order, list) and all(isinstance(i, int) and not isinstance(i, bool) for i in order)
+        ):
+            raise ApiError(400, "'order' must be a list of replica numbers, or null for random choice")
+        if "seed" in data:
+            replica().core.rng.seed(optional_int(data, "seed"))
+        replica().core.peer_order = order
+        return web.json_response(node.state())
+
+    async def reset(request: web.Request) -> web.Response:
+        data = await json_object(request) if request.can_read_body else {}
+        await replica().reset(optional_int(data, "generation", minimum=0))
+        return web.json_response(node.state())
+
+    async def applied_buys(_request: web.Request) -> web.Response:
+        """Every buy id this replica has applied, with its book and the seq it produced."""
+        return web.json_response([{"buy_id": buy_id, "book": book, "seq": seq}
+                                  for buy_id, (book, seq) in replica().core.buys.items()])
+
+    routes = [
+        web.get("/query/item/{id}", query_item),
+        web.get("/query/topic/{topic}", query_topic),
+        web.put("/update/{id}", update),
+        web.post("/rep/get/{id}", rep_get),
+        web.post("/rep/check/{id}", rep_check),
+        web.post("/rep/update/{id}", rep_update),
+        web.post("/rep/release/{id}", rep_release),
+        web.post("/rep/ping", rep_ping),
+        web.get("/rep/buys/{id}", rep_buys),
+        web.post("/admin/mode", set_mode),
+        web.post("/admin/peer-order", set_peer_order),
+        web.post("/admin/reset", reset),
+        web.get("/admin/buys", applied_buys),
+    ]
+    return build_app(node, routes, cleanup_ctx=[replica_ctx])
+
+
+async def _noop() -> None:
+    return None
+
+
+def _json(status: int, body: Any) -> web.Response:
+    return web.Response(status=204) if body is None else web.json_response(body, status=status)
+
+
+def _required_int(data: dict[str, Any], key: str, *, minimum: int | None = None) -> int:
+    value = optional_int(data, key, minimum=minimum)
+    if value is None:
+        raise ApiError(400, f"'{key}' is required")
+    return value
+
+
+def _optional_text(data: dict[str, Any], key: str) -> str | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value or len(value) > MAX_ID_TEXT:
+        raise ApiError(400, f"'{key}' must be a non-empty string of at most {MAX_ID_TEXT} characters")
+    return value
+
+
+#: The most ids one message may carry (a write round carries at most 33 buys).
+MAX_LIST = 1000
+
+
+def _text_list(data: dict[str, Any], key: str) -> tuple[str, ...]:
+    value = data.get(key, [])
+    if (not isinstance(value, list) or len(value) > MAX_LIST
+            or not all(isinstance(b, str) and 0 < len(b) <= MAX_ID_TEXT for b in value)):
+        raise ApiError(400, f"'{key}' must be a list of at most {MAX_LIST} non-empty short strings")
+    return tuple(value)
+
+
+def _required_text(data: dict[str, Any], key: str) -> str:
+    value = _optional_text(data, key)
+    if value is None:
+        raise ApiError(400, f"'{key}' is required")
+    return value

@@ -1,0 +1,65 @@
+"""A catalog replica inside a real process: the pure core of ``protocol.py`` driven by
+aiohttp, SQLite and asyncio (``nodes/runtime/driver.py``), with its heartbeat running for the
+process's life and resets to a newer generation carried out when the core meets one."""
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from typing import Any
+
+from nodes.core.catalog.replica import CatalogReplica
+from nodes.runtime.catalog.store import CatalogStore
+from nodes.runtime.driver import Driver
+from nodes.runtime.node import Node
+from nodes.runtime.tasks import cancel_and_wait
+
+
+class ReplicaNode:
+    def __init__(self, node: Node, store: CatalogStore, addresses: list[str], *, frontend: str | None,
+                 mode: str = "bazar", consistency: str | None = None, seed: int | None = None,
+                 peer_order: list[int] | None = None) -> None:
+        self.core = CatalogReplica(
+            node.index, len(addresses), has_frontend=bool(frontend), mode=mode, seed=seed, peer_order=peer_order,
+            nonce=uuid.uuid4().hex[:8], timeout_s=node.timeouts.total, consistency=consistency,
+        )
+        names = {f"catalog{i}": address for i, address in enumerate(addresses)}
+        if frontend:
+            names["frontend"] = frontend
+        self.driver = Driver(self.core, node, names, store)
+        self.store = store
+        self._heartbeat: asyncio.Task | None = None
+        self._reset: asyncio.Task | None = None
+
+    async def start(self) -> None:
+        await self.driver.run(self.core.start())
+        if self.core.peers:
+            self._heartbeat = asyncio.create_task(self.run(self.core.heartbeat()), name="heartbeat")
+
+    async def stop(self) -> None:
+        await cancel_and_wait(self._heartbeat)
+        await cancel_and_wait(self._reset)
+        self.driver.close()
+        self.store.close()
+
+    async def run(self, operation: Any) -> Any:
+        """Run one core operation; then, if it met a newer generation of the data (a reset
+        this replica missed), reset to it in the background."""
+        try:
+            return await self.driver.run(operation)
+        finally:
+            pending = self.core.pending_reset
+            if pending is not None and (self._reset is None or self._reset.done()):
+                self._reset = asyncio.create_task(self.reset(pending), name="reset-to-newer-generation")
+
+    async def reset(self, generation: int | None = None) -> None:
+        await self.driver.run(self.core.reset(time.time_ns() if generation is None else generation))
+        self.driver.node.emit_snapshot()
+
+    def describe(self) -> dict[str, Any]:
+        self.driver.feed_time()
+        return self.core.describe()
+
+    def contact(self) -> None:
+        self.driver.feed_time()
+        self.core.contact()

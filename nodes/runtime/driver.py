@@ -1,0 +1,100 @@
+"""Runs a protocol core inside a real node: its effects become aiohttp calls, commits on the
+node's store (one database thread), asyncio timers and waits. The simulator
+(``nodes/sim``) is the other driver of the same cores."""
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Coroutine
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from nodes.core.effects import Core, Disk, Gather, NoAnswer, Send, Sleep, Wait
+from nodes.core.wire import GENERATION_HEADER, answer_of, request_of
+from nodes.runtime.client import Timeouts
+from nodes.runtime.node import Node
+
+
+class Driver:
+    """``addresses``: node name (``catalog1``, ``frontend``…) to base URL. ``store``: the
+    object ``Disk`` effects call, if the core has one."""
+
+    def __init__(self, core: Core, node: Node, addresses: dict[str, str], store: Any = None) -> None:
+        self.core = core
+        self.node = node
+        self.addresses = {name: address.rstrip("/") for name, address in addresses.items()}
+        self.store = store
+        self._disk = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{node.role}-db") if store else None
+        core.emit = node.telemetry.emit
+        self.feed_time()
+
+    def feed_time(self) -> None:
+        self.core.now = time.monotonic()
+
+    async def run(self, coroutine: Coroutine) -> Any:
+        """Run one of the core's operations to its end, performing each effect it yields."""
+        value: Any = None
+        error: BaseException | None = None
+        while True:
+            self.feed_time()
+            try:
+                effect = coroutine.throw(error) if error is not None else coroutine.send(value)
+            except StopIteration as done:
+                return done.value
+            value, error = None, None
+            try:
+                value = await self.perform(effect)
+            except asyncio.CancelledError:
+                coroutine.close()
+                raise
+            except Exception as exc:  # handed to the core, which may know what to do
+                error = exc
+
+    async def perform(self, effect: Any) -> Any:
+        if isinstance(effect, Send):
+            return await self.send(effect)
+        if isinstance(effect, Gather):
+            return await asyncio.gather(*(self.send(send) for send in effect.sends))
+        if isinstance(effect, Disk):
+            return await self.on_disk(effect.method, *effect.args)
+        if isinstance(effect, Sleep):
+            await asyncio.sleep(max(0.0, effect.until - time.monotonic()))
+            return None
+        if isinstance(effect, Wait):
+            return await self._wait(effect)
+        raise TypeError(f"unknown effect {effect!r}")
+
+    async def on_disk(self, method: str, *args: Any) -> Any:
+        """Call a store method on the node's one database thread."""
+        assert self._disk is not None, "this core has no store"
+        return await asyncio.get_running_loop().run_in_executor(self._disk, getattr(self.store, method), *args)
+
+    async def send(self, send: Send) -> Any:
+        method, path, body, label, headers = request_of(send.message)
+        if send.generation is not None:
+            headers = {**headers, GENERATION_HEADER: str(send.generation)}
+        connect = send.connect_timeout if send.connect_timeout is not None else min(send.timeout, 0.2)
+        # At teaching speed a traced call waits for held messages too (client.Pace).
+        total = send.timeout + (self.node.pace.slack_s if send.trace else 0.0)
+        reply = await self.node.client.call(
+            method, self.addresses[send.to] + path, to=send.to, label=label, body=body,
+            timeouts=Timeouts(connect=connect, total=total), headers=headers, record=send.trace,
+        )
+        if not reply.answered:
+            return NoAnswer(refused=reply.failure == "refused")
+        return answer_of(send.message, reply.status, reply.data)
+
+    async def _wait(self, wait: Wait) -> bool:
+        if wait.woken:
+            return True
+        future = asyncio.get_running_loop().create_future()
+        wait.on_wake = lambda: future.done() or future.set_result(True)
+        left = wait.deadline - time.monotonic()
+        try:
+            return await asyncio.wait_for(future, None if left == float("inf") else max(0.0, left))
+        except TimeoutError:
+            return wait.woken
+
+    def close(self) -> None:
+        if self._disk is not None:
+            self._disk.shutdown(wait=True)

@@ -1,0 +1,355 @@
+"""What every Bazar node has: a name, telemetry, one outgoing client, the outage toggles
+(slow, cut off), the cluster secret, and the admin routes that read and flip them."""
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import os
+import socket
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from nodes.core.telemetry import TRACE_HEADER, Telemetry, current_trace, new_trace_id
+from nodes.runtime.client import (
+    MAX_PACE_MS,
+    SECRET_HEADER,
+    SENDER_HEADER,
+    UNHELD_HEADER,
+    Pace,
+    PeerClient,
+    Timeouts,
+    status_text,
+)
+from nodes.runtime.errors import ApiError, json_errors, json_object, optional_int
+
+ADMIN_PREFIX = "/admin/"
+#: Background chatter (probes, heartbeats) left out of the request events.
+QUIET_PATHS = frozenset({"/health", "/rep/ping"})
+#: Events a live subscriber may fall behind by before it loses the oldest.
+SUBSCRIBER_LIMIT = 5000
+TELEMETRY_SNDBUF = 64 * 1024
+
+
+@dataclass
+class Faults:
+    """The reversible outage toggles that live inside the node (crash and hang are signals)."""
+
+    slow_ms: int = 0
+    cut_off: bool = False
+    #: Partitions (W8), as links that stopped delivering: nodes whose messages never reach
+    #: us (``deaf_to``) and nodes ours never reach (``mute_to``); "*" is every node.
+    deaf_to: frozenset[str] = frozenset()
+    mute_to: frozenset[str] = frozenset()
+
+    def hears(self, sender: str | None) -> bool:
+        if self.cut_off:
+            return False  # cut off: nobody reaches it but the admin (and its telemetry)
+        return not sender or not (sender in self.deaf_to or "*" in self.deaf_to)
+
+    def reaches(self, target: str) -> bool:
+        return not (self.cut_off or target in self.mute_to or "*" in self.mute_to)
+
+
+@dataclass
+class Node:
+    role: str  # "catalog", "order" or "frontend"
+    index: int
+    timeouts: Timeouts
+    secret: str | None = None
+    #: Path prefixes only the cluster (holders of the secret) may call (W6).
+    internal_prefixes: tuple[str, ...] = ()
+    faults: Faults = field(default_factory=Faults)
+    #: Teaching speed: how long every message this node sends is held (client.Pace).
+    pace: Pace = field(default_factory=Pace)
+    started: float = field(default_factory=time.time)
+    telemetry: Telemetry = field(init=False)
+    client: PeerClient = field(init=False)
+    #: Role-specific part of ``GET /admin/state``.
+    describe: Callable[[], dict[str, Any]] = field(default=lambda: {})
+    #: Called for every request that reaches the node (not admin): proof it is not cut off.
+    on_contact: Callable[[], None] = field(default=lambda: None)
+    #: Role-specific answer to ``GET /health?from=NAME``: (status, body). Default: 200 up.
+    health: Callable[[str], Awaitable[tuple[int, dict[str, Any]]]] | None = None
+
+    telemetry_on: bool = True
+
+    def __post_init__(self) -> None:
+        self.telemetry = Telemetry(self.name, enabled=self.telemetry_on)
+        self.client = PeerClient(self.telemetry, timeouts=self.timeouts, secret=self.secret, sender=self.name,
+                                 links=self.faults, pace=self.pace)
+
+    @property
+    def name(self) -> str:
+        return "frontend" if self.role == "frontend" else f"{self.role}{self.index}"
+
+    def emit_snapshot(self) -> None:
+        """Tell live subscribers the whole state again (after a reset, say)."""
+        self.telemetry.emit("snapshot", state=self.state())
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "role": self.role,
+            "id": self.index,
+            "name": self.name,
+            "pid": os.getpid(),
+            "uptime_s": round(time.time() - self.started, 3),
+            "slow_ms": self.faults.slow_ms,
+            "cut_off": self.faults.cut_off,
+            "pace_ms": self.pace.ms,
+            "deaf_to": sorted(self.faults.deaf_to),
+            "mute_to": sorted(self.faults.mute_to),
+            "telemetry": {
+                "on": self.telemetry.enabled,
+                "subscribers": [{"queued": len(s.events), "dropped": s.dropped} for s in self.telemetry.subscribers],
+            },
+            **self.describe(),
+        }
+
+
+def build_app(node: Node, routes: list[web.RouteDef], *, cleanup_ctx: list[Callable] = ()) -> web.Application:
+    """The aiohttp application every service shares the shape of (aiohttp-demos style)."""
+    from nodes.runtime.errors import MAX_BODY_BYTES
+
+    app = web.Application(
+        client_max_size=MAX_BODY_BYTES,
+        middlewares=[_cut_off(node), _observe(node), _pace(node), _slow(node), json_errors, _secret(node)],
+    )
+    app["node"] = node
+    app.add_routes(routes)
+    app.add_routes(_admin_routes(node))
+
+    async def client_ctx(_app: web.Application):
+        await node.client.start()
+        yield
+        await node.client.close()
+
+    async def close_subscribers(_app: web.Application) -> None:
+        node.telemetry.close()  # a live telemetry stream would hold graceful shutdown up
+
+    app.on_shutdown.append(close_subscribers)
+    app.cleanup_ctx.append(client_ctx)
+    app.cleanup_ctx.extend(cleanup_ctx)
+    return app
+
+
+def _cut_off(node: Node):
+    """Cut links, as a network that stopped delivering: a message from a node we do not hear
+    is never taken; an answer to a node we do not reach is never sent. Either way the caller
+    waits out its time-out, and learns nothing it could tell apart from a lost packet."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler):
+        if request.path.startswith(ADMIN_PREFIX):
+            return await handler(request)
+        sender = request.headers.get(SENDER_HEADER) or None
+        if not node.faults.hears(sender):
+            await _hold(request)
+        node.on_contact()
+        response = await handler(request)
+        if sender and not node.faults.reaches(sender):
+            await _hold(request)  # done, but the answer is lost on the way back
+        return response
+
+    return middleware
+
+
+async def _hold(request: web.Request, limit_s: float = 60.0) -> None:
+    """Keep the connection open and silent until the caller gives up, then drop it."""
+    deadline = time.monotonic() + limit_s
+    while request.transport is not None and not request.transport.is_closing() and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    if request.transport is not None:
+        request.transport.abort()
+    raise asyncio.CancelledError()
+
+
+def _observe(node: Node):
+    @web.middleware
+    async def middleware(request: web.Request, handler):
+        if request.path.startswith(ADMIN_PREFIX) or request.path in QUIET_PATHS:
+            return await handler(request)
+        trace = request.headers.get(TRACE_HEADER) or new_trace_id()
+        token = current_trace.set(trace[:64])
+        t0 = time.perf_counter()
+        sender = request.headers.get(SENDER_HEADER)
+        node.telemetry.emit("request_in", method=request.method, path=request.path,
+                            **({"from": sender[:20]} if sender else {}))
+        status = 500
+        try:
+            response = await handler(request)
+            status = response.status
+            response.headers[TRACE_HEADER] = trace[:64]
+            return response
+        except web.HTTPException as exc:
+            status = exc.status
+            raise
+        finally:
+            route = request.match_info.route.resource
+            node.telemetry.emit(
+                "request",
+                method=request.method,
+                path=request.path,
+                route=route.canonical if route is not None else request.path,
+                status=status,
+                ms=round((time.perf_counter() - t0) * 1000, 3),
+            )
+            current_trace.reset(token)
+
+    return middleware
+
+
+def _pace(node: Node):
+    """Teaching speed: an answer is held for the node's pace before it goes (its request was
+    held by its sender, client.Pace), unless it answers background chatter."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler):
+        response = await handler(request)
+        held_ms = node.pace.ms
+        if (held_ms and not request.path.startswith(ADMIN_PREFIX) and request.path not in QUIET_PATHS
+                and UNHELD_HEADER not in request.headers):
+            node.telemetry.emit("reply", to=request.headers.get(SENDER_HEADER) or "client", status=response.status,
+                                answer=status_text(response.status), path=request.path, held_ms=held_ms)
+            await asyncio.sleep(held_ms / 1000)
+        return response
+
+    return middleware
+
+
+def _slow(node: Node):
+    @web.middleware
+    async def middleware(request: web.Request, handler):
+        response = await handler(request)
+        if node.faults.slow_ms and not request.path.startswith(ADMIN_PREFIX):
+            await asyncio.sleep(node.faults.slow_ms / 1000)
+        return response
+
+    return middleware
+
+
+def _secret(node: Node):
+    @web.middleware
+    async def middleware(request: web.Request, handler):
+        if node.secret and request.path.startswith(node.internal_prefixes + (ADMIN_PREFIX,)):
+            given = request.headers.get(SECRET_HEADER, "")
+            if not hmac.compare_digest(given.encode(), node.secret.encode()):
+                raise ApiError(401, "This endpoint is internal to the cluster: a valid X-Bazar-Secret is required")
+        return await handler(request)
+
+    return middleware
+
+
+def _admin_routes(node: Node) -> list[web.RouteDef]:
+    async def health(request: web.Request) -> web.Response:
+        if node.health is None:
+            return web.json_response({"status": "up", "name": node.name})
+        status, body = await node.health(request.query.get("from", "")[:20])
+        return web.json_response({"name": node.name, **body}, status=status)
+
+    async def state(_request: web.Request) -> web.Response:
+        return web.json_response(node.state())
+
+    async def set_slow(request: web.Request) -> web.Response:
+        data = await json_object(request)
+        delay = optional_int(data, "ms", minimum=0)
+        if delay is None or delay > 60_000:
+            raise ApiError(400, "'ms' must be an integer from 0 to 60000")
+        node.faults.slow_ms = delay
+        node.telemetry.emit("fault", fault="slow", ms=delay)
+        return web.json_response(node.state())
+
+    async def set_cut_off(request: web.Request) -> web.Response:
+        data = await json_object(request)
+        if not isinstance(data.get("on"), bool):
+            raise ApiError(400, "'on' must be true or false")
+        node.faults.cut_off = data["on"]
+        node.telemetry.emit("fault", fault="cut_off", on=data["on"])
+        return web.json_response(node.state())
+
+    async def set_pace(request: web.Request) -> web.Response:
+        data = await json_object(request)
+        held = optional_int(data, "ms", minimum=0)
+        if held is None or held > MAX_PACE_MS:
+            raise ApiError(400, f"'ms' must be an integer from 0 to {MAX_PACE_MS}")
+        node.pace.ms = held
+        node.telemetry.emit("pace", ms=held)
+        return web.json_response(node.state())
+
+    async def set_links(request: web.Request) -> web.Response:
+        data = await json_object(request)
+        sets = {}
+        for key in ("deaf_to", "mute_to"):
+            names = data.get(key, [])
+            if not isinstance(names, list) or not all(isinstance(n, str) and 0 < len(n) <= 20 for n in names):
+                raise ApiError(400, f"'{key}' must be a list of node names")
+            sets[key] = frozenset(names)
+        node.faults.deaf_to, node.faults.mute_to = sets["deaf_to"], sets["mute_to"]
+        node.telemetry.emit("fault", fault="partition", deaf_to=sorted(sets["deaf_to"]),
+                            mute_to=sorted(sets["mute_to"]))
+        return web.json_response(node.state())
+
+    async def events(request: web.Request) -> web.Response:
+        trace = request.query.get("trace")
+        found = node.telemetry.for_trace(trace) if trace else list(node.telemetry.recent)
+        return web.json_response(found)
+
+    async def telemetry(request: web.Request) -> web.WebSocketResponse:
+        """The live stream: one snapshot, then batches (JSON lists) of events as they happen.
+        A reader that falls behind loses its oldest events and is told how many: what one
+        subscriber holds is bounded by its queue (``?limit=``) plus the batch being sent."""
+        ws = web.WebSocketResponse(heartbeat=5.0)
+        wake = asyncio.Event()
+        snapshot = {"kind": "snapshot", "node": node.name, "t": time.time(), "state": node.state()}
+        try:
+            limit = max(10, min(SUBSCRIBER_LIMIT, int(request.query.get("limit", SUBSCRIBER_LIMIT))))
+        except ValueError:
+            raise ApiError(422, "'limit' must be a number") from None
+        await ws.prepare(request)
+        sock = request.transport.get_extra_info("socket") if request.transport else None
+        if sock is not None:  # the kernel's buffer for a stalled reader is bounded too
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, TELEMETRY_SNDBUF)
+        subscriber = node.telemetry.subscribe(limit, wake.set)
+
+        async def watch_close() -> None:
+            async for _message in ws:
+                pass
+            wake.set()
+
+        closing = asyncio.create_task(watch_close())
+        try:
+            await ws.send_str(json.dumps([snapshot]))
+            while not ws.closed and not subscriber.closed:
+                await wake.wait()
+                wake.clear()
+                batch = list(subscriber.events)
+                subscriber.events.clear()
+                if subscriber.dropped:
+                    batch.append({"kind": "dropped", "node": node.name, "count": subscriber.dropped})
+                    subscriber.dropped = 0
+                if batch and not ws.closed:
+                    await ws.send_str(json.dumps(batch))
+        except (ConnectionResetError, RuntimeError):
+            pass
+        finally:
+            node.telemetry.unsubscribe(subscriber)
+            closing.cancel()
+        if subscriber.closed and not ws.closed:
+            await ws.close()
+        return ws
+
+    return [
+        web.get("/admin/telemetry", telemetry),
+        web.get("/health", health),
+        web.get("/admin/state", state),
+        web.post("/admin/slow", set_slow),
+        web.post("/admin/cutoff", set_cut_off),
+        web.post("/admin/links", set_links),
+        web.post("/admin/pace", set_pace),
+        web.get("/admin/events", events),
+    ]
+

@@ -1,0 +1,75 @@
+"""The order replica's HTTP application: the buy flow of protocol.md against its one
+catalog replica, made idempotent by the buy's id (W7), and its purchase history."""
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+from aiohttp import web
+
+from nodes.core.messages import Buy
+from nodes.core.order.protocol import OrderReplica
+from nodes.core.wire import BUY_ID_HEADER, response_of
+from nodes.runtime.client import Pace
+from nodes.runtime.config import OrderConfig
+from nodes.runtime.driver import Driver
+from nodes.runtime.errors import ApiError, book_id
+from nodes.runtime.node import Node, build_app
+from nodes.runtime.order.store import OrderStore
+
+
+def init_app(config: OrderConfig) -> web.Application:
+    node = Node("order", config.index, config.timeouts, secret=config.secret, telemetry_on=config.telemetry,
+                pace=Pace(config.pace_ms))
+    core = OrderReplica(config.index, config.catalog_index, timeout_s=config.timeouts.total,
+                        connect_s=config.timeouts.connect)
+    holder: dict[str, Driver] = {}
+
+    async def store_ctx(_app: web.Application):
+        store = await asyncio.to_thread(OrderStore, config.db)
+        driver = Driver(core, node, {core.catalog: config.catalog}, store)
+        await driver.run(core.start())
+        holder["driver"] = driver
+        yield
+        driver.close()
+        driver.store.close()
+
+    def run(operation):
+        return holder["driver"].run(operation)
+
+    node.describe = lambda: {"catalog": config.catalog, "catalog_id": config.catalog_index, **core.counts}
+
+    async def health(_sender: str) -> tuple[int, dict]:
+        return response_of(None, await run(core.health()))
+
+    node.health = health
+
+    async def buy(request: web.Request) -> web.Response:
+        target = book_id(request)
+        buy_id = (request.headers.get(BUY_ID_HEADER) or uuid.uuid4().hex)[:100]
+        status, body = response_of(None, await run(core.buy(Buy(target, buy_id))))
+        if status >= 400:
+            raise ApiError(status, body.pop("message"), **body)
+        return web.json_response(body, status=status)
+
+    async def orders(request: web.Request) -> web.Response:
+        try:
+            limit = int(request.query.get("limit", "100"))
+        except ValueError:
+            raise ApiError(422, "'limit' must be a number") from None
+        limit = max(1, min(limit, 10_000))
+        history = await holder["driver"].on_disk("history", limit)
+        return web.json_response([purchase.as_record() for purchase in history])
+
+    async def reset(_request: web.Request) -> web.Response:
+        await run(core.reset())
+        node.emit_snapshot()
+        return web.json_response(node.state())
+
+    routes = [
+        web.put("/buy/{id}", buy),
+        web.get("/orders", orders),
+        web.post("/admin/reset", reset),
+    ]
+    return build_app(node, routes, cleanup_ctx=[store_ctx])
+

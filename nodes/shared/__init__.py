@@ -1,1 +1,0 @@
-"""Pieces every Bazar service uses: errors, serving, outgoing calls, telemetry, admin."""

@@ -1,0 +1,369 @@
+"""A deterministic world for Bazar's protocol cores, as FoundationDB and TigerBeetle test
+theirs: one seeded scheduler, a virtual clock, a simulated network that delays, drops,
+duplicates and reorders messages, and processes that crash (memory lost, committed rows
+kept), restart, pause (time passes, nothing is handled, then the backlog at once) and are
+cut off. The cores are the very objects the real nodes run (``nodes/core/``); only
+their effects are performed differently. Same seed, same run, byte for byte.
+"""
+from __future__ import annotations
+
+import heapq
+import random
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+from nodes.core.books import Book, seed_books
+from nodes.core.catalog.replica import BookUnknown, CatalogReplica
+from nodes.core.effects import Core, Disk, Gather, NoAnswer, Send, Sleep, Wait
+from nodes.core.frontend.protocol import Frontend
+from nodes.core.messages import Buy, Degraded, Health, Healthy, NotFound, Read
+from nodes.core.order.protocol import OrderReplica
+
+# ---- stores: the durable part of a node, kept across crashes ---------------------------------
+
+
+class CatalogDisk:
+    """What a catalog replica's SQLite file holds, as the store methods the core calls."""
+
+    def __init__(self, books: list[Book]) -> None:
+        self.books = {book.id: book for book in books}
+        self.buys: dict[str, tuple[int, int]] = {}
+        self.generation = 0
+
+    def load_generation(self) -> int:
+        return self.generation
+
+    def load_books(self) -> dict[int, Book]:
+        return dict(self.books)
+
+    def load_buys(self) -> dict[str, tuple[int, int]]:
+        return dict(self.buys)
+
+    def write(self, book: Book, buy_ids: list[str] = ()) -> None:
+        self.books[book.id] = book
+        for buy_id in buy_ids:
+            self.buys.setdefault(buy_id, (book.id, book.seq))
+
+    def undo(self, book: Book, buy_ids: list[str]) -> None:
+        self.books[book.id] = book
+        for buy_id in buy_ids:
+            self.buys.pop(buy_id, None)
+
+    def add_buys(self, book_id: int, buys: list[tuple[str, int]]) -> None:
+        for buy_id, seq in buys:
+            self.buys.setdefault(buy_id, (book_id, seq))
+
+    def reset(self, generation: int = 0) -> dict[int, Book]:
+        raise NotImplementedError("the simulator does not reset")  # pragma: no cover
+
+
+@dataclass(frozen=True)
+class Purchase:
+    order_id: int
+    buy_id: str
+
+
+class OrderDisk:
+    def __init__(self) -> None:
+        self.purchases: dict[str, Purchase] = {}
+
+    def buy_ids(self) -> list[str]:
+        return list(self.purchases)
+
+    def find(self, buy_id: str) -> Purchase | None:
+        return self.purchases.get(buy_id)
+
+    def record(self, buy_id: str, book_id: int, title: str, price: float) -> Purchase:
+        purchase = self.purchases.setdefault(buy_id, Purchase(len(self.purchases) + 1, buy_id))
+        return purchase
+
+
+# ---- the network ---------------------------------------------------------------------------
+
+
+@dataclass
+class Network:
+    """Delays are drawn per message; ``loss`` and ``duplicate`` are probabilities per message.
+    ``blocked`` holds cut links (sender, receiver): a message on one is never delivered."""
+
+    delay_s: tuple[float, float] = (0.0002, 0.002)
+    spike_s: float = 0.05  # a rare slow message, so that messages overtake each other
+    spike_p: float = 0.02
+    loss: float = 0.0
+    duplicate: float = 0.0
+    blocked: set[tuple[str, str]] = field(default_factory=set)
+
+    def delay(self, rng: random.Random) -> float:
+        base = rng.uniform(*self.delay_s)
+        return base + (rng.uniform(0, self.spike_s) if rng.random() < self.spike_p else 0.0)
+
+
+# ---- processes --------------------------------------------------------------------------------
+
+
+class Process:
+    """One node: its core (rebuilt at every start), its disk (kept), its state of health."""
+
+    def __init__(self, world: World, name: str, make_core: Callable[[], Core], disk: Any,
+                 background: Callable[[Core], list[Coroutine]]) -> None:
+        self.world = world
+        self.name = name
+        self.make_core = make_core
+        self.disk = disk
+        self.background = background
+        self.core: Core | None = None
+        self.incarnation = 0
+        self.alive = False
+        self.ready = False
+        self.paused = False
+        self.backlog: list[Callable[[], None]] = []
+
+    def start(self) -> None:
+        self.incarnation += 1
+        self.alive, self.ready, self.paused, self.backlog = True, False, False, []
+        self.core = self.make_core()
+        self.core.now = self.world.now
+
+        def started(_result: Any, _error: BaseException | None) -> None:
+            self.ready = True
+            for job in self.background(self.core):
+                Fiber(self, job, lambda _r, _e: None).step()
+
+        Fiber(self, self.core.start(), started).step()
+
+    def crash(self) -> None:
+        self.alive = self.ready = self.paused = False
+        self.backlog = []
+        self.incarnation += 1
+        self.core = None
+
+    def pause(self) -> None:
+        self.paused = True
+
+    def resume(self) -> None:
+        self.paused = False
+        backlog, self.backlog = self.backlog, []
+        for job in backlog:
+            self.world.at(self.world.now, job)
+
+    def run(self, job: Callable[[], None], incarnation: int) -> None:
+        """Do ``job`` as this process, now: deferred while paused, dropped once it crashed."""
+        if incarnation != self.incarnation:
+            return
+        if self.paused:
+            self.backlog.append(lambda: self.run(job, incarnation))
+            return
+        job()
+
+
+class Fiber:
+    """One core coroutine in a process: each effect it yields is performed on the world's
+    clock and it is resumed with the outcome, unless its process crashed meanwhile."""
+
+    def __init__(self, process: Process, coroutine: Coroutine,
+                 done: Callable[[Any, BaseException | None], None]) -> None:
+        self.process = process
+        self.coroutine = coroutine
+        self.done = done
+        self.incarnation = process.incarnation
+        self.turn = 0  # which suspension a resumption belongs to (a Wait is resumed once)
+
+    def resume_later(self, delay: float, value: Any = None, error: BaseException | None = None,
+                     turn: int | None = None) -> None:
+        """Resume in ``delay`` seconds with ``value``, if still suspended where ``turn`` (by
+        default: now) names; a later resumption of the same suspension is ignored."""
+        turn = self.turn if turn is None else turn
+        world = self.process.world
+
+        def job() -> None:
+            if turn == self.turn:
+                self.step(value, error)
+
+        world.at(world.now + delay, lambda: self.process.run(job, self.incarnation))
+
+    def step(self, value: Any = None, error: BaseException | None = None) -> None:
+        if self.incarnation != self.process.incarnation:
+            self.coroutine.close()
+            return
+        self.turn += 1
+        world = self.process.world
+        self.process.core.now = world.now
+        try:
+            effect = self.coroutine.throw(error) if error is not None else self.coroutine.send(value)
+        except StopIteration as finished:
+            self.done(finished.value, None)
+            return
+        except BookUnknown as exc:
+            self.done(None, exc)
+            return
+        if isinstance(effect, Send):
+            world.send(self.process.name, effect, lambda answer: self.resume_later(0.0, answer))
+        elif isinstance(effect, Gather):
+            self._gather(effect.sends)
+        elif isinstance(effect, Disk):
+            result = getattr(self.process.disk, effect.method)(*effect.args)
+            self.resume_later(world.rng.uniform(0.0002, 0.001), result)
+        elif isinstance(effect, Sleep):
+            self.resume_later(max(0.0, effect.until - world.now))
+        elif isinstance(effect, Wait):
+            if effect.woken:
+                self.resume_later(0.0, True)
+            else:
+                turn = self.turn
+                effect.on_wake = lambda: self.resume_later(0.0, True, turn=turn)
+                if effect.deadline != float("inf"):
+                    self.resume_later(max(0.0, effect.deadline - world.now), False)
+        else:
+            raise TypeError(f"unknown effect {effect!r}")
+
+    def _gather(self, sends: list[Send]) -> None:
+        answers: list[Any] = [None] * len(sends)
+        left = [len(sends)]
+        if not sends:
+            self.resume_later(0.0, [])
+            return
+
+        def one(i: int, answer: Any) -> None:
+            answers[i] = answer
+            left[0] -= 1
+            if left[0] == 0:
+                self.resume_later(0.0, answers)
+
+        for i, send in enumerate(sends):
+            self.process.world.send(self.process.name, send, lambda a, i=i: one(i, a))
+
+
+# ---- the world -------------------------------------------------------------------------------
+
+
+class World:
+    def __init__(self, seed: int, *, catalogs: int = 3, orders: int = 2, guard_writes: bool = True,
+                 catalog_mode: str = "bazar", network: Network | None = None, stock: int | None = None) -> None:
+        self.rng = random.Random(seed)
+        self.now = 0.0
+        self._queue: list[tuple[float, int, Callable[[], None]]] = []
+        self._n = 0
+        self.network = network or Network()
+        self.events = 0
+        books = seed_books()
+        if stock is not None:
+            books = [Book(b.id, b.title, b.topic, b.price, stock, 0) for b in books]
+        self.books = books
+        self.processes: dict[str, Process] = {}
+        for i in range(catalogs):
+            self._add(f"catalog{i}", lambda i=i: CatalogReplica(
+                i, catalogs, has_frontend=True, mode=catalog_mode, seed=self.rng.randrange(2**32),
+                nonce=f"s{self.rng.randrange(10**6)}", guard_writes=guard_writes), CatalogDisk(books),
+                lambda core: [core.heartbeat()] if core.peers else [])
+        for i in range(orders):
+            self._add(f"order{i}", lambda i=i: OrderReplica(
+                i, i % catalogs, guard_writes=guard_writes, seed=self.rng.randrange(2**32)), OrderDisk(),
+                lambda core: [])
+        self._add("frontend", lambda: Frontend(catalogs, orders), None, lambda core: [core.probe()])
+
+    def _add(self, name: str, make: Callable[[], Core], disk: Any, background: Callable) -> None:
+        self.processes[name] = Process(self, name, make, disk, background)
+
+    # ---- scheduling ------------------------------------------------------------------------
+    def at(self, when: float, job: Callable[[], None]) -> None:
+        self._n += 1
+        heapq.heappush(self._queue, (when, self._n, job))
+
+    def run_until(self, until: float) -> None:
+        queue = self._queue
+        while queue and queue[0][0] <= until:
+            when, _, job = heapq.heappop(queue)
+            if when > self.now:
+                self.now = when
+            self.events += 1
+            job()
+        self.now = max(self.now, until)
+
+    # ---- messages -------------------------------------------------------------------------------
+    def send(self, sender: str, send: Send, reply: Callable[[Any], None]) -> None:
+        """Deliver ``send`` from ``sender``; ``reply`` gets the answer or a NoAnswer, once."""
+        answered = [False]
+        source = self.processes.get(sender)
+        source_incarnation = source.incarnation if source else 0
+
+        def answer(value: Any) -> None:
+            if answered[0]:
+                return
+            answered[0] = True
+            if source is None:
+                reply(value)
+            else:
+                source.run(lambda: reply(value), source_incarnation)
+
+        self.at(self.now + send.timeout, lambda: answer(NoAnswer(refused=False)))
+        copies = 2 if self.rng.random() < self.network.duplicate else 1
+        for _ in range(copies):
+            self._deliver(sender, send, answer)
+
+    def _deliver(self, sender: str, send: Send, answer: Callable[[Any], None]) -> None:
+        to = send.to
+        if (sender, to) in self.network.blocked or self.rng.random() < self.network.loss:
+            return  # lost: the sender's time-out will say so
+        target = self.processes[to]
+        arrive = self.now + self.network.delay(self.rng)
+
+        def back(value: Any) -> None:
+            if (to, sender) in self.network.blocked or self.rng.random() < self.network.loss:
+                return
+            self.at(self.now + self.network.delay(self.rng), lambda: answer(value))
+
+        def arrived() -> None:
+            if not target.alive:
+                # Nobody listens there: the connection is refused at once.
+                self.at(self.now + self.network.delay(self.rng), lambda: answer(NoAnswer(refused=True)))
+                return
+            incarnation = target.incarnation
+            target.run(lambda: self._handle(target, sender, send, back), incarnation)
+
+        self.at(arrive, arrived)
+
+    def _handle(self, target: Process, sender: str, send: Send, back: Callable[[Any], None]) -> None:
+        core = target.core
+        if not target.ready:
+            back(NoAnswer(refused=True))  # still starting: not listening yet
+            return
+        core.now = self.now
+        message = send.message
+        if isinstance(message, Health):
+            if isinstance(core, OrderReplica):
+                Fiber(target, core.health(), lambda r, e: back(r)).step()
+            elif isinstance(core, CatalogReplica):
+                back(core.on_health(message.sender))
+            else:
+                back(Healthy())
+            return
+        if isinstance(core, CatalogReplica):
+            core.contact()
+            if send.generation is not None and not core.same_generation(send.generation):
+                back(Degraded("other generation"))
+                return
+            operation = core.handle(message)
+        elif isinstance(core, OrderReplica):
+            operation = core.buy(message)
+        else:
+            operation = core.handle(message)
+        Fiber(target, operation, lambda r, e: back(NotFound() if isinstance(e, BookUnknown) else r)).step()
+
+    # ---- a client's request to the front-end ----------------------------------------------------
+    def request(self, message: Read | Buy, timeout: float, done: Callable[[Any], None]) -> None:
+        self.send("client", Send("frontend", message, timeout), done)
+
+    # ---- faults ----------------------------------------------------------------------------------
+    def start_all(self) -> None:
+        for process in self.processes.values():
+            process.start()
+
+    def cut(self, name: str, on: bool) -> None:
+        """Cut ``name`` off from every other node (both ways), or heal that."""
+        links = {(name, other) for other in self.processes if other != name}
+        links |= {(b, a) for a, b in links}
+        if on:
+            self.network.blocked |= links
+        else:
+            self.network.blocked -= links

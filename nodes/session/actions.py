@@ -6,22 +6,36 @@ nothing here draws."""
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 from nodes.control import faults
-from nodes.control.supervisor import ClusterError
+from nodes.control.supervisor import ClusterError, Supervisor
+from nodes.observe.model import ClusterModel
 from nodes.runtime.client import Pace
+from nodes.session.shop import BuyLookup, BuyOutcome, Shop
 from nodes.verify.history import Fault
 
-if TYPE_CHECKING:
-    from nodes.session.session import BuyLookup, BuyOutcome, ClusterSession
+
+class Session(Protocol):
+    """What the actions need of a session (``session.ClusterSession`` is one): named here so that
+    this module does not import the session that owns it."""
+
+    supervisor: Supervisor
+    model: ClusterModel
+    shop: Shop
+
+    async def orders(self, limit: int = 200) -> list[dict[str, Any]]: ...
+
+    async def find_buy(self, buy_id: str) -> BuyLookup: ...
+
+    async def restock(self, book: int, quantity: int) -> str: ...
 
 #: How long a start or restart may take before the window says it failed.
 START_TIMEOUT_S = 30.0
 
 
 class Controller:
-    def __init__(self, session: ClusterSession) -> None:
+    def __init__(self, session: Session) -> None:
         self.session = session
         self.supervisor = session.supervisor
         self.model = session.model

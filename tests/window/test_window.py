@@ -1,23 +1,15 @@
 """The real window over a real cluster, driven with pytest-qt on a qasync loop."""
 from __future__ import annotations
 
-import asyncio
 import os
 import time
 
 import pytest
 from PySide6.QtCore import Qt
 
+from tests.support import wait_until
+
 pytestmark = pytest.mark.timeout(180)
-
-
-async def until(check, timeout: float = 15.0, what: str = "condition") -> None:
-    """Wait on the window's own loop (Qt keeps drawing meanwhile) until ``check()`` holds."""
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 def test_a_buy_updates_the_stock_shown_and_the_order_history(window, qtbot):
@@ -25,32 +17,32 @@ def test_a_buy_updates_the_stock_shown_and_the_order_history(window, qtbot):
     window.tabs.setCurrentWidget(shop)
     shop.query.setText("rpc")
     qtbot.keyClick(shop.query, Qt.Key.Key_Return)
-    window.run(until(lambda: shop.results.rowCount() == 0 or shop.book_id is not None, what="search results"))
+    window.run(wait_until(lambda: shop.results.rowCount() == 0 or shop.book_id is not None, what="search results"))
     shop.query.setText("distributed")
     qtbot.mouseClick(shop.search_button, Qt.MouseButton.LeftButton)
-    window.run(until(lambda: shop.results.rowCount() == 2, what="two books about distributed systems"))
+    window.run(wait_until(lambda: shop.results.rowCount() == 2, what="two books about distributed systems"))
     shop.results.selectRow(1)
-    window.run(until(lambda: shop.title.text() == "RPCs for Dummies" and shop.stock.text() == "5",
+    window.run(wait_until(lambda: shop.title.text() == "RPCs for Dummies" and shop.stock.text() == "5",
                      what="book 2's details"))
     qtbot.mouseClick(shop.buy_button, Qt.MouseButton.LeftButton)
-    window.run(until(lambda: shop.stock.text() == "4", what="the stock shown to drop to 4"))
+    window.run(wait_until(lambda: shop.stock.text() == "4", what="the stock shown to drop to 4"))
     assert shop.answer.text() == "Bought. Enjoy your book!"
-    window.run(until(lambda: shop.history.rowCount() == 1, what="one order in the history"))
+    window.run(wait_until(lambda: shop.history.rowCount() == 1, what="one order in the history"))
     assert shop.history.item(0, 4).text() == "RPCs for Dummies"
     qtbot.keyClick(shop.results, Qt.Key.Key_B, Qt.KeyboardModifier.ControlModifier)  # Ctrl+B buys again
-    window.run(until(lambda: shop.stock.text() == "3", what="a keyboard buy"))
+    window.run(wait_until(lambda: shop.stock.text() == "3", what="a keyboard buy"))
 
 
 def test_a_crash_shows_the_node_down_and_the_next_lookup_still_succeeds(window, qtbot):
     window.tabs.setCurrentWidget(window.cluster_view)
     card = window.cluster_view.cards["catalog1"]
     qtbot.mouseClick(card.crash_button, Qt.MouseButton.LeftButton)
-    window.run(until(lambda: "down" in card.status.text(), what="catalog1's card to say down"))
+    window.run(wait_until(lambda: "down" in card.status.text(), what="catalog1's card to say down"))
     assert card.crash_button.text() == "Start"
     ok, book = window.run(window.session.shop.lookup(3))
     assert ok and book["title"] == "Xen and the Art of Surviving Graduate School"
     qtbot.mouseClick(card.crash_button, Qt.MouseButton.LeftButton)  # Start: the undo
-    window.run(until(lambda: window.session.supervisor.node("catalog1").state == "up", what="catalog1 up again"))
+    window.run(wait_until(lambda: window.session.supervisor.node("catalog1").state == "up", what="catalog1 up again"))
 
 
 def test_after_a_read_the_replica_grid_shows_the_book_bold_where_it_is_valid(window):
@@ -69,7 +61,7 @@ def test_after_a_read_the_replica_grid_shows_the_book_bold_where_it_is_valid(win
     def grid_bold() -> list[bool]:
         return [window.replicas.table.item(4, column).font().bold() for column in range(3)]
 
-    window.run(until(lambda: grid_bold() == marks, what="the grid to show book 5 bold where it is valid"))
+    window.run(wait_until(lambda: grid_bold() == marks, what="the grid to show book 5 bold where it is valid"))
     assert window.replicas.row.servers[0].known
 
 
@@ -82,9 +74,9 @@ def test_the_latency_chart_receives_points_from_the_load_generator(window):
     def points() -> int:
         return len(window.charts.points["lookup"].data)
 
-    window.run(until(lambda: points() > 20, what="lookup points on the latency chart"))
+    window.run(wait_until(lambda: points() > 20, what="lookup points on the latency chart"))
     window.charts.toggle_load()
-    window.run(until(lambda: not window.session.load.running, what="the load to stop"))
+    window.run(wait_until(lambda: not window.session.load.running, what="the load to stop"))
 
 
 def test_closing_the_window_leaves_no_node_process(window):
@@ -110,7 +102,7 @@ def test_the_scenarios_tab_plays_a_figure_to_its_verdict(window):
     view.list.setCurrentRow(next(i for i, s in enumerate(view.scenarios) if s.id == "S2"))
     view.speed.setCurrentText("4×")
     view.play_button.click()
-    window.run(until(lambda: view.verdict.isVisible(), 90, "the scenario to play to its end"), 120)
+    window.run(wait_until(lambda: view.verdict.isVisible(), 90, "the scenario to play to its end"), 120)
     assert view.verdict.text().startswith("matches read_some_outdated.png: hops 0 → 1 → 2")
     assert "Step 6 of 6" in view.sentence.text()  # the request, two hops and their answers, the answer
     assert [(c.replica, c.seq, c.valid) for c in view.after.servers] == [

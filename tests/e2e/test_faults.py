@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from nodes.control.fault_run import catalog_rows, converged, fault_run
-from tests.helpers import Http, fast_timeouts, make_cluster, start
+from tests.support import Http, fast_timeouts, make_cluster, start
 
 pytestmark = pytest.mark.timeout(240)
 

@@ -13,7 +13,7 @@ from nodes.observe.model import ClusterModel, fetch_trace
 from nodes.runtime.client import SECRET_HEADER
 from nodes.runtime.node import SUBSCRIBER_LIMIT
 from nodes.session.scenarios import load, play_on
-from tests.helpers import Http, live, make_cluster, start, wait_until
+from tests.support import Http, live, make_cluster, start, wait_until
 
 pytestmark = pytest.mark.timeout(120)
 STALLED_LIMIT = 200

@@ -1,9 +1,10 @@
-"""What the end-to-end tests share: a real cluster in a temporary folder, an HTTP helper,
-and waiting for a condition with a deadline (never a bare sleep)."""
+"""What the tests share, in one place: a real cluster in a temporary folder, an HTTP helper, the
+real window over a real cluster, and waiting for a condition with a deadline (never a bare sleep)."""
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -99,12 +100,16 @@ class Http:
         assert status == 200, body
 
 
-async def wait_until(check: Callable[[], Awaitable[bool]], *, timeout: float = 10.0, what: str = "condition",
-                     every: float = 0.05) -> None:
-    """Poll ``check`` until it is true; fail with ``what`` once ``timeout`` has passed."""
+async def wait_until(check: Callable[[], bool | Awaitable[bool]], timeout: float = 15.0, what: str = "condition",
+                     *, every: float = 0.05) -> None:
+    """Poll ``check`` (plain or async) until it is true; fail with ``what`` once ``timeout`` has
+    passed. On the window's qasync loop Qt keeps drawing meanwhile."""
     deadline = time.monotonic() + timeout
     while True:
-        if await check():
+        result = check()
+        if inspect.isawaitable(result):
+            result = await result
+        if result:
             return
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
@@ -132,3 +137,41 @@ async def hops_of(supervisor: Supervisor, trace: str, *, among: str | None = Non
     if among is not None:
         hops = [h for h in hops if h["node"].startswith(among) and h["to"].startswith(among)]
     return hops
+
+
+def open_window(qapp, folder, size: tuple[int, int] = (1400, 900)):
+    """What the ``window`` fixture yields, for fixtures of other scopes too."""
+    import asyncio
+
+    import qasync
+
+    from gui.main_window import MainWindow, WindowOptions
+
+    qapp.setQuitOnLastWindowClosed(False)  # as gui/app.py does: closing stops the cluster first
+    loop = qasync.QEventLoop(qapp)
+    asyncio.set_event_loop(loop)
+    main = MainWindow(make_cluster(folder, catalogs=3, orders=3, timeouts=fast_timeouts()), WindowOptions(*size))
+    session = main.session
+    main.show()
+
+    def run(coro, timeout: float = 60.0):
+        return loop.run_until_complete(asyncio.wait_for(coro, timeout))
+
+    main.run = run
+    try:
+        main.start()
+        run(wait_until(lambda: main.ready, 90, "the cluster to start"))
+        yield main
+    finally:
+        if not main.stopped.is_set():
+            main.close()
+            run(main.stopped.wait(), 30)
+        session.supervisor.close()
+        main.deleteLater()
+        qapp.processEvents()
+        leftovers = [task for task in asyncio.all_tasks(loop) if not task.done()]
+        for task in leftovers:
+            task.cancel()
+        loop.run_until_complete(asyncio.gather(*leftovers, return_exceptions=True))
+        loop.close()
+        asyncio.set_event_loop(None)

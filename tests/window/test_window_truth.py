@@ -17,10 +17,10 @@ from gui.cluster import LogDialog
 from gui.scenarios import ScenariosView
 from nodes.bench.experiments import Table
 from nodes.observe.model import Hop, Trace, causal_steps
-from tests.test_window import until
+from tests.support import wait_until
 
 pytestmark = pytest.mark.timeout(240)
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def health_texts(window, name: str) -> dict[str, str]:
@@ -45,7 +45,7 @@ def test_every_view_agrees_on_each_node_state_and_the_log_tells_it(window, qtbot
     ]
     for state, do, undo in steps:
         window.run(do)
-        window.run(until(lambda s=state: model.health("catalog0").state == s, 10, f"catalog0 {state}"))
+        window.run(wait_until(lambda s=state: model.health("catalog0").state == s, 10, f"catalog0 {state}"))
         health = model.health("catalog0")
         up, total, _ = model.summary()
         assert up == total - 1 if state != "slow" else up == total  # a slow node still serves
@@ -57,19 +57,19 @@ def test_every_view_agrees_on_each_node_state_and_the_log_tells_it(window, qtbot
                     and health.label in texts["card"] and health.label in texts["replicas column"]
                     and "Ready: 7 nodes up" not in window.message.text())
 
-        window.run(until(agreed, 5, f"every view to say catalog0 is {state}: {health_texts(window, 'catalog0')}"))
+        window.run(wait_until(agreed, 5, f"every view to say catalog0 is {state}: {health_texts(window, 'catalog0')}"))
         if state == "cut off":
             # W2 stays visible: a cut-off replica's marks are drawn, not hidden as "down".
             assert "down" not in window.replicas.table.item(1, 0).text()
         if state in ("hung", "down"):
             card = window.cluster_view.cards[order_of_catalog0]
-            window.run(until(lambda c=card: "catalog0" in c.note.text() and not c.note.isHidden(), 5,
+            window.run(wait_until(lambda c=card: "catalog0" in c.note.text() and not c.note.isHidden(), 5,
                              "the order card to say its catalog is out"))
         window.run(undo)
-        window.run(until(lambda: model.health("catalog0").state == "up" and model.nodes["catalog0"].connected, 30,
+        window.run(wait_until(lambda: model.health("catalog0").state == "up" and model.nodes["catalog0"].connected, 30,
                          "catalog0 up again"))
 
-    window.run(until(lambda: "1 of 7" not in window.health.text() and "7 of 7 nodes up" in window.health.text(), 5,
+    window.run(wait_until(lambda: "1 of 7" not in window.health.text() and "7 of 7 nodes up" in window.health.text(), 5,
                      "the header to say all up"))
     dialog = LogDialog(model, controller, "catalog0", window)
     told = dialog.events.toPlainText()
@@ -79,7 +79,7 @@ def test_every_view_agrees_on_each_node_state_and_the_log_tells_it(window, qtbot
     assert "hung (SIGSTOP)" in controller.log_tail("catalog0")  # the file tells it too (headless `log`)
     message = window.run(controller.reset())
     assert "reset" in message
-    window.run(until(lambda: any("reset" in line.text for line in model.logs["catalog0"]), 5, "a reset line"))
+    window.run(wait_until(lambda: any("reset" in line.text for line in model.logs["catalog0"]), 5, "a reset line"))
 
 
 def test_the_network_bar_cuts_a_link_on_the_real_nodes_and_every_view_says_so(window, qtbot):
@@ -93,24 +93,24 @@ def test_the_network_bar_cuts_a_link_on_the_real_nodes_and_every_view_says_so(wi
     bar.one_way.setChecked(True)
     assert bar.cut_button.text() == "Cut link" and not bar.restore_button.isEnabled()
     qtbot.mouseClick(bar.cut_button, Qt.MouseButton.LeftButton)
-    window.run(until(lambda: model.cut_links() == [("catalog0", "catalog1")] and not bar.busy, 10, "the cut"))
+    window.run(wait_until(lambda: model.cut_links() == [("catalog0", "catalog1")] and not bar.busy, 10, "the cut"))
     assert any(m.kind == "fault" and m.text == "link catalog0 → catalog1 cut" for m in model.marks)  # on the charts
     sender, receiver = (window.run(supervisor.state(name)) for name in ("catalog0", "catalog1"))
     assert sender["mute_to"] == ["catalog1"] and sender["deaf_to"] == []
     assert receiver["deaf_to"] == ["catalog0"] and receiver["mute_to"] == []
     assert "catalog0 → catalog1" in bar.links.text() and bar.cut_button.text() == "Restore link"
-    window.run(until(lambda: "links cut: catalog0 → catalog1" in window.health.text(), 5, "the header to say it"))
+    window.run(wait_until(lambda: "links cut: catalog0 → catalog1" in window.health.text(), 5, "the header to say it"))
     cards = window.cluster_view.cards
-    window.run(until(lambda: "catalog1 no longer hears it" in cards["catalog0"].note.text()
+    window.run(wait_until(lambda: "catalog1 no longer hears it" in cards["catalog0"].note.text()
                      and "it no longer hears catalog0" in cards["catalog1"].note.text(), 5, "the cards to say it"))
     assert "1 link cut" in cards["catalog0"].status.text()
 
     bar.one_way.setChecked(False)  # the other direction too: catalog0 <-> catalog1
     qtbot.mouseClick(bar.cut_button, Qt.MouseButton.LeftButton)
-    window.run(until(lambda: len(model.cut_links()) == 2 and not bar.busy, 10, "the two-way cut"))
+    window.run(wait_until(lambda: len(model.cut_links()) == 2 and not bar.busy, 10, "the two-way cut"))
     assert "catalog0 ↔ catalog1" in bar.links.text()
     qtbot.mouseClick(bar.restore_button, Qt.MouseButton.LeftButton)
-    window.run(until(lambda: model.cut_links() == [] and not bar.busy, 10, "every link restored"))
+    window.run(wait_until(lambda: model.cut_links() == [] and not bar.busy, 10, "every link restored"))
     assert any(m.kind == "heal" and m.text == "link catalog1 → catalog0 restored" for m in model.marks)
     for name in ("catalog0", "catalog1"):
         state = window.run(supervisor.state(name))
@@ -125,7 +125,7 @@ def test_a_restart_with_the_window_open_exits_0_is_back_within_2_s_and_never_sta
     # 2-core machine).
     model, session = window.model, window.session
     window.tabs.setCurrentWidget(window.cluster_view)
-    window.run(until(lambda: model.nodes["frontend"].connected, 10, "the window to follow the front-end"))
+    window.run(wait_until(lambda: model.nodes["frontend"].connected, 10, "the window to follow the front-end"))
     old = session.supervisor.node("frontend").proc
     late_ms: list[float] = []
 
@@ -138,7 +138,7 @@ def test_a_restart_with_the_window_open_exits_0_is_back_within_2_s_and_never_sta
     watcher = asyncio.ensure_future(watch_the_loop())
     clicked = time.monotonic()
     qtbot.mouseClick(window.cluster_view.cards["frontend"].restart_button, Qt.MouseButton.LeftButton)
-    window.run(until(lambda: old.returncode is not None and model.health("frontend").state == "up"
+    window.run(wait_until(lambda: old.returncode is not None and model.health("frontend").state == "up"
                      and model.nodes["frontend"].connected and session.supervisor.node("frontend").proc is not old,
                      10, "the front-end back"))
     back_after = time.monotonic() - clicked
@@ -153,19 +153,19 @@ def test_a_buy_whose_outcome_is_unknown_says_so_and_can_be_looked_up_by_its_id(w
     window.tabs.setCurrentWidget(shop)
     shop.query.setText("distributed")
     qtbot.keyClick(shop.query, Qt.Key.Key_Return)
-    window.run(until(lambda: shop.book_id == 1 and shop.buy_button.isEnabled(), 10, "book 1 chosen"))
+    window.run(wait_until(lambda: shop.book_id == 1 and shop.buy_button.isEnabled(), 10, "book 1 chosen"))
     window.session.shop.buy_timeout = 1.5
     window.run(controller.hang("frontend"))
     qtbot.mouseClick(shop.buy_button, Qt.MouseButton.LeftButton)
-    window.run(until(lambda: shop.answer.text().startswith("Outcome unknown"), 15, "the shop to say unknown"))
+    window.run(wait_until(lambda: shop.answer.text().startswith("Outcome unknown"), 15, "the shop to say unknown"))
     assert "Nothing was bought" not in shop.answer.text()
     buy_id = shop.unknown_buy
     assert buy_id and buy_id in shop.answer.text() and shop.look_up_button.isVisible()
     window.run(controller.resume("frontend"))
 
-    window.run(until(lambda: window.model.health("frontend").state == "up", 10, "the front-end back"))
+    window.run(wait_until(lambda: window.model.health("frontend").state == "up", 10, "the front-end back"))
     qtbot.mouseClick(shop.look_up_button, Qt.MouseButton.LeftButton)
-    window.run(until(lambda: "went through" in shop.answer.text() or "not carried out" in shop.answer.text(), 15,
+    window.run(wait_until(lambda: "went through" in shop.answer.text() or "not carried out" in shop.answer.text(), 15,
                      "the look-up to learn the outcome"))
     assert buy_id in shop.answer.text()
 
@@ -175,32 +175,32 @@ def test_buys_and_out_of_stock_answers_are_separate_series_and_the_shop_stays_tr
     window.tabs.setCurrentWidget(shop)
     shop.query.setText("cooking")
     qtbot.keyClick(shop.query, Qt.Key.Key_Return)
-    window.run(until(lambda: "No book's topic contains" in shop.answer.text(), 10, "nothing found"))
+    window.run(wait_until(lambda: "No book's topic contains" in shop.answer.text(), 10, "nothing found"))
     assert "by topic" in shop.answer.text()
     shop.query.setText("distributed")
     qtbot.keyClick(shop.query, Qt.Key.Key_Return)
-    window.run(until(lambda: shop.results.rowCount() == 2 and not shop.answer.isVisible(), 10,
+    window.run(wait_until(lambda: shop.results.rowCount() == 2 and not shop.answer.isVisible(), 10,
                      "a later search to clear the old answer"))
     shop.results.selectRow(1)
-    window.run(until(lambda: shop.book_id == 2 and shop.stock.text() == "5", 10, "book 2 with 5 in stock"))
+    window.run(wait_until(lambda: shop.book_id == 2 and shop.stock.text() == "5", 10, "book 2 with 5 in stock"))
     for _ in range(6):
         window.run(window.controller.buy(2))
-    window.run(until(lambda: len(model.latency["buy"]) == 5 and len(model.latency["out of stock"]) == 1, 10,
+    window.run(wait_until(lambda: len(model.latency["buy"]) == 5 and len(model.latency["out of stock"]) == 1, 10,
                      "five buys and one out-of-stock answer, apart"))
     window.tabs.setCurrentWidget(charts)
-    window.run(until(lambda: len(charts.points["buy"].data) == 5 and len(charts.points["out of stock"].data) == 1,
+    window.run(wait_until(lambda: len(charts.points["buy"].data) == 5 and len(charts.points["out of stock"].data) == 1,
                      5, "the chart to draw them as two series"))
     legend = [label.text for _sample, label in charts.latency_plot.plotItem.legend.items]
     assert any("p95" in text for text in legend) and any("out of stock" in text for text in legend)
     window.tabs.setCurrentWidget(shop)
     shop.results.selectRow(0)
     shop.results.selectRow(1)
-    window.run(until(lambda: shop.stock.text().startswith("0") and not shop.buy_button.isEnabled(), 10,
+    window.run(wait_until(lambda: shop.stock.text().startswith("0") and not shop.buy_button.isEnabled(), 10,
                      "Buy disabled at stock 0"))
     # The front-end gone: the book's details go with it and the words are plain.
     window.run(window.controller.crash("frontend"))
     shop.results.selectRow(0)
-    window.run(until(lambda: "could not be loaded" in shop.title.text(), 10, "the lookup to fail"))
+    window.run(wait_until(lambda: "could not be loaded" in shop.title.text(), 10, "the lookup to fail"))
     assert shop.price.text() == "—" and shop.stock.text() == "—"
     assert "Error" not in shop.answer.text() and "could not be reached" in shop.answer.text()
     texts = [w.text() for w in window.cache.findChildren(type(shop.title))]
@@ -212,10 +212,10 @@ def test_sequence_diagrams_draw_each_answer_after_every_hop_it_waited_for(window
     window.tabs.setCurrentWidget(flow)
     outcome = window.run(window.controller.buy(4))  # a cold buy: order → catalog → peers
     assert outcome.kind == "bought"
-    window.run(until(lambda: any(flow.model.trace(i).path == "/buy/4" and flow.model.trace(i).status
+    window.run(wait_until(lambda: any(flow.model.trace(i).path == "/buy/4" and flow.model.trace(i).status
                                  for i in flow.listed), 10, "the buy in the Flow list"))
     trace_id = next(i for i in flow.listed if flow.model.trace(i).path == "/buy/4")
-    window.run(until(lambda: len(flow.model.trace(trace_id).hops) >= 3, 5, "the buy's hops"))
+    window.run(wait_until(lambda: len(flow.model.trace(trace_id).hops) >= 3, 5, "the buy's hops"))
     flow.follow.setChecked(False)
     flow.show(trace_id)
     rows = flow.canvas.rows
@@ -249,7 +249,7 @@ def test_causal_steps_put_an_answer_after_nested_hops_even_when_clocks_disagree(
 def test_experiment_results_never_widen_the_window_and_bars_are_named_in_full(window):
     view = window.experiments
     window.tabs.setCurrentWidget(view)
-    window.run(until(lambda: window.width() > 0, 1, "a laid-out window"))
+    window.run(wait_until(lambda: window.width() > 0, 1, "a laid-out window"))
     width = window.width()
     names = [f"reads, catalog replica {what}" for what in ("crashed", "hung")] + \
         [f"buys of random books with a long explanation of the outage number {i}" for i in range(8)]
@@ -257,7 +257,7 @@ def test_experiment_results_never_widen_the_window_and_bars_are_named_in_full(wi
                       "has noticed, with a long title that goes on and on)",
                       ["operation, outage", "mean ms", "p50 ms"], [[n, 1.5 + i, 1.0] for i, n in enumerate(names)],
                       ["The documented code: " + "reads 5.9 ms → 111.78 ms with a catalog out; " * 6])])
-    window.run(until(lambda: True, 1, "a layout pass"))
+    window.run(wait_until(lambda: True, 1, "a layout pass"))
     assert window.width() == width and window.minimumSizeHint().width() <= width
     ticks = [text for _y, text in view.plot.getAxis("left")._tickLevels[0]]
     assert "reads, catalog replica crashed" in ticks and "reads, catalog replica hung" in ticks

@@ -5,7 +5,7 @@ import asyncio
 
 import pytest
 
-from tests.helpers import Http, fast_timeouts, make_cluster, start, wait_until
+from tests.support import Http, fast_timeouts, make_cluster, start, wait_until
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -7,7 +7,7 @@ import uuid
 import pytest
 
 from nodes.core.wire import BUY_ID_HEADER
-from tests.helpers import Http, fast_timeouts, live, make_cluster, wait_until
+from tests.support import Http, fast_timeouts, live, make_cluster, wait_until
 
 pytestmark = pytest.mark.timeout(180)
 

@@ -12,8 +12,7 @@ from PySide6.QtGui import QColor
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QScrollBar
 
-from tests.conftest import open_window
-from tests.test_window import until
+from tests.support import open_window, wait_until
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -26,7 +25,7 @@ def window(qapp, tmp_path_factory):
 @pytest.fixture
 def live(window):
     window.tabs.setCurrentWidget(window.live)
-    window.run(until(lambda: window.live.isVisible() and window.live.canvas.boxes, 5, "the Live tab shown"))
+    window.run(wait_until(lambda: window.live.isVisible() and window.live.canvas.boxes, 5, "the Live tab shown"))
     return window.live
 
 
@@ -60,15 +59,15 @@ def latest_trace(model, path: str):
 
 def test_clicking_a_node_crashes_its_process_it_is_drawn_crossed_out_and_the_chart_marks_when(window, live, qtbot):
     model, supervisor = window.model, window.session.supervisor
-    window.run(until(lambda: model.health("catalog2").state == "up" and model.nodes["catalog2"].connected, 20,
+    window.run(wait_until(lambda: model.health("catalog2").state == "up" and model.nodes["catalog2"].connected, 20,
                      "catalog2 followed"))
     assert icon_center_color(live, "catalog2").blue() > 150, "an up server is drawn blue, not crossed"
     process = supervisor.node("catalog2").proc
     clicked = time.time()
     menu_action(live, "catalog2", "Crash").trigger()
-    window.run(until(lambda: process.poll() is not None and model.health("catalog2").state == "down", 15,
+    window.run(wait_until(lambda: process.poll() is not None and model.health("catalog2").state == "down", 15,
                      "catalog2's process gone"))
-    window.run(until(lambda: max(icon_center_color(live, "catalog2").getRgb()[:3]) < 80, 5,
+    window.run(wait_until(lambda: max(icon_center_color(live, "catalog2").getRgb()[:3]) < 80, 5,
                      "catalog2 drawn crossed out"))
     fault = next(m for m in reversed(model.marks) if m.node == "catalog2")
     assert fault.kind == "fault" and "down" in fault.text and clicked <= fault.t <= time.time()
@@ -77,7 +76,7 @@ def test_clicking_a_node_crashes_its_process_it_is_drawn_crossed_out_and_the_cha
         line = next((line for line in chart.marks if getattr(line, "mark", None) == mark), None)
         return line is not None and abs(line.value() - (mark.t - time.time())) < 2.0 and line.label.format == mark.text
 
-    window.run(until(lambda: on_chart(live.chart, fault), 5, "the fault marked on the Live chart"))
+    window.run(wait_until(lambda: on_chart(live.chart, fault), 5, "the fault marked on the Live chart"))
     window.charts.latency_plot.draw()  # the Charts tab draws the same mark: one truth
     assert on_chart(window.charts.latency_plot, fault)
 
@@ -90,10 +89,11 @@ def test_clicking_a_node_crashes_its_process_it_is_drawn_crossed_out_and_the_cha
     heal = next(a for a in live.canvas.menu.actions() if a.text().startswith("Heal"))
     live.canvas.menu.close()
     heal.trigger()
-    window.run(until(lambda: model.health("catalog2").state == "up" and model.nodes["catalog2"].connected, 30,
+    window.run(wait_until(lambda: model.health("catalog2").state == "up" and model.nodes["catalog2"].connected, 30,
                      "catalog2 started again"))
-    window.run(until(lambda: model.marks[-1].kind == "heal" and model.marks[-1].node == "catalog2", 5, "a heal mark"))
-    window.run(until(lambda: on_chart(live.chart, model.marks[-1]), 5, "the heal marked on the chart"))
+    window.run(wait_until(lambda: model.marks[-1].kind == "heal" and model.marks[-1].node == "catalog2", 5,
+                          "a heal mark"))
+    window.run(wait_until(lambda: on_chart(live.chart, model.marks[-1]), 5, "the heal marked on the chart"))
 
 
 def test_a_lookup_that_crosses_nodes_animates_its_messages_on_the_right_links(window, live):
@@ -103,9 +103,9 @@ def test_a_lookup_that_crosses_nodes_animates_its_messages_on_the_right_links(wi
     # hops on to a peer (S1), so the lookup crosses four nodes.
     window.run(supervisor.admin("frontend", "POST", "/admin/failover", {"catalog_turn": 2}))
     window.run(window.controller.lookup(6))
-    window.run(until(lambda: latest_trace(model, "/lookup/6") is not None, 10, "the lookup's trace"))
+    window.run(wait_until(lambda: latest_trace(model, "/lookup/6") is not None, 10, "the lookup's trace"))
     trace = latest_trace(model, "/lookup/6")
-    window.run(until(lambda: len(model.trace(trace.id).hops) >= 2, 5, "its hops"))
+    window.run(wait_until(lambda: len(model.trace(trace.id).hops) >= 2, 5, "its hops"))
     hops = model.trace(trace.id).hops
     assert any(h.source.startswith("catalog") and h.target.startswith("catalog") for h in hops), hops
     messages = [m for m in model.messages_after(0) if m.trace == trace.id]
@@ -114,7 +114,7 @@ def test_a_lookup_that_crosses_nodes_animates_its_messages_on_the_right_links(wi
     assert {(m.source, m.target, m.kind) for m in messages} == expected
     for message in messages:
         assert live.canvas._drawable(message), f"no link drawn for {message.source} → {message.target}"
-    window.run(until(lambda: {m.number for m in messages} <= set(live.canvas.moving), 15,
+    window.run(wait_until(lambda: {m.number for m in messages} <= set(live.canvas.moving), 15,
                      "every message of the lookup drawn on its way"))
     answers = [m for m in messages if m.kind == "answer"]
     assert all(m.outcome == "ok" for m in answers)
@@ -125,32 +125,32 @@ def test_teaching_speed_holds_every_hop_at_least_n_ms_and_full_speed_brings_it_b
     held = 250
     live.pace.setCurrentIndex(live.pace.findData(held))
     running = [name for name in model.nodes if model.health(name).state == "up"]
-    window.run(until(lambda: all(model.nodes[n].state.get("pace_ms") == held for n in running), 10,
+    window.run(wait_until(lambda: all(model.nodes[n].state.get("pace_ms") == held for n in running), 10,
                      "every node told the teaching speed"))
     assert f"held {held} ms" in window.message.text()
     window.run(window.session.supervisor.admin("frontend", "POST", "/admin/failover", {"catalog_turn": 0}))
     ok, _body = window.run(window.controller.lookup(7))
     assert ok
-    window.run(until(lambda: latest_trace(model, "/lookup/7") is not None, 10, "the slow lookup's trace"))
+    window.run(wait_until(lambda: latest_trace(model, "/lookup/7") is not None, 10, "the slow lookup's trace"))
     trace = latest_trace(model, "/lookup/7")
-    window.run(until(lambda: model.trace(trace.id).hops, 5, "its hops"))
+    window.run(wait_until(lambda: model.trace(trace.id).hops, 5, "its hops"))
     for hop in model.trace(trace.id).hops:
         assert hop.ms >= 2 * held, f"{hop.source} → {hop.target} took {hop.ms:.0f} ms"  # request and answer held
     sent = [m for m in model.messages_after(0) if m.trace == trace.id and m.source != "client"]
     assert sent and all(m.held_ms == held for m in sent)
 
     live.pace.setCurrentIndex(live.pace.findData(0))
-    window.run(until(lambda: all(model.nodes[n].state.get("pace_ms") == 0 for n in running), 10, "full speed"))
+    window.run(wait_until(lambda: all(model.nodes[n].state.get("pace_ms") == 0 for n in running), 10, "full speed"))
     ok, _body = window.run(window.controller.lookup(5))
-    window.run(until(lambda: latest_trace(model, "/lookup/5") is not None, 10, "the fast lookup's trace"))
+    window.run(wait_until(lambda: latest_trace(model, "/lookup/5") is not None, 10, "the fast lookup's trace"))
     fast = latest_trace(model, "/lookup/5")
-    window.run(until(lambda: model.trace(fast.id).hops, 5, "its hops"))
+    window.run(wait_until(lambda: model.trace(fast.id).hops, 5, "its hops"))
     assert all(hop.ms < held for hop in model.trace(fast.id).hops)
 
 
 def test_pause_keeps_every_event_steps_through_them_and_resume_shows_them(window, live, qtbot):
     model = window.model
-    window.run(until(lambda: not live.canvas.flights and not live.canvas.pending, 10, "a quiet picture"))
+    window.run(wait_until(lambda: not live.canvas.flights and not live.canvas.pending, 10, "a quiet picture"))
     qtbot.mouseClick(live.pause_button, Qt.MouseButton.LeftButton)
     paused_at = live.paused_at
     assert paused_at <= model.message_count and live.pause_button.text() == "Resume live"
@@ -158,12 +158,12 @@ def test_pause_keeps_every_event_steps_through_them_and_resume_shows_them(window
     moving = len(live.canvas.moving)
     window.run(window.controller.lookup(4))
     window.run(window.controller.lookup(4))  # a cache hit: only the shopper's two messages
-    window.run(until(lambda: model.message_count >= paused_at + 6, 10, "the cluster's messages kept"))
-    window.run(until(lambda: len(model.latency["lookup"]) and model.latency["lookup"][-1].t > time.time() - 5, 5,
+    window.run(wait_until(lambda: model.message_count >= paused_at + 6, 10, "the cluster's messages kept"))
+    window.run(wait_until(lambda: len(model.latency["lookup"]) and model.latency["lookup"][-1].t > time.time() - 5, 5,
                      "the lookups measured"))
     assert len(live.canvas.moving) == moving and not live.canvas.flights, "the picture stays frozen"
     assert len(live.chart.points["lookup"].data) == drawn_points
-    window.run(until(lambda: f"{model.message_count - paused_at} messages since" in live.status.text(), 5,
+    window.run(wait_until(lambda: f"{model.message_count - paused_at} messages since" in live.status.text(), 5,
                      "the count of messages kept since the pause"))
 
     kept = model.messages_after(paused_at)
@@ -183,7 +183,7 @@ def test_pause_keeps_every_event_steps_through_them_and_resume_shows_them(window
 
 def test_presenter_scale_fits_1280x720_without_scrollbars_and_labels_grow(window, live, qtbot):
     window.resize(1280, 720)
-    window.run(until(lambda: window.width() == 1280 and window.height() == 720, 5, "the window at 1280x720"))
+    window.run(wait_until(lambda: window.width() == 1280 and window.height() == 720, 5, "the window at 1280x720"))
     assert window.minimumSizeHint().width() <= 1280 and window.minimumSizeHint().height() <= 720
     scrollbars = [bar for bar in live.findChildren(QScrollBar) if bar.isVisible()]
     assert not scrollbars
@@ -204,30 +204,30 @@ def test_lesson_step_3_a_cut_off_replica_vouches_for_nothing_then_catches_up(win
     window.run(supervisor.wait_settled(30))
     live.book.setCurrentIndex(live.book.findData(2))
     menu_action(live, "catalog2", "Cut off").trigger()
-    window.run(until(lambda: model.health("catalog2").state == "cut off", 10, "catalog2 cut off"))
+    window.run(wait_until(lambda: model.health("catalog2").state == "cut off", 10, "catalog2 cut off"))
     cell = lambda name: next(c for c in model.cells(2) if f"catalog{c.replica}" == name)  # noqa: E731
     before = cell("catalog0").seq
     for _ in range(3):
         live.buy_button.click()
-        window.run(until(lambda: live.answer.text().startswith("Book 2:"), 15, "the buy's answer"))
+        window.run(wait_until(lambda: live.answer.text().startswith("Book 2:"), 15, "the buy's answer"))
         said = live.answer.text().lower()
         assert "bought" in said or "out of stock" in said, said
         live.answer.setText("")
-    window.run(until(lambda: cell("catalog0").seq > before, 10, "the others' writes seen"))
-    window.run(until(lambda: cell("catalog2").lease_lapsed and not cell("catalog2").valid, 20,
+    window.run(wait_until(lambda: cell("catalog0").seq > before, 10, "the others' writes seen"))
+    window.run(wait_until(lambda: cell("catalog2").lease_lapsed and not cell("catalog2").valid, 20,
                      f"catalog2's lease lapsed and its mark not bold: {cell('catalog2')}"))
     assert cell("catalog2").seq < cell("catalog0").seq, "a cut-off replica missed the writes"
     drawn = lambda: live.canvas._still_facts is not None and cell("catalog2") in live.canvas._still_facts.cells  # noqa: E731
-    window.run(until(drawn, 5, "the picture drawn from the lapsed cell"))
+    window.run(wait_until(drawn, 5, "the picture drawn from the lapsed cell"))
 
     next(a for a in menu_action(live, "catalog2", "Heal").parent().actions()
          if a.text() == "Heal: reconnect it").trigger()
-    window.run(until(lambda: model.health("catalog2").state == "up" and not cell("catalog2").lease_lapsed, 20,
+    window.run(wait_until(lambda: model.health("catalog2").state == "up" and not cell("catalog2").lease_lapsed, 20,
                      "catalog2 reconnected, its lease holding again"))
     # The next read catalog2 serves (asked directly: the front-end may answer book 2 from its
     # cache): not valid there, so it hops to a peer for the copy and catches up.
     window.run(supervisor.admin("catalog2", "GET", "/query/item/2"))
-    window.run(until(lambda: cell("catalog2").seq == cell("catalog0").seq and cell("catalog2").valid, 15,
+    window.run(wait_until(lambda: cell("catalog2").seq == cell("catalog0").seq and cell("catalog2").valid, 15,
                      f"catalog2 caught up: {model.cells(2)}"))
 
 

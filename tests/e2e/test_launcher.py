@@ -17,9 +17,9 @@ from nodes.control import clusterfile, supervisor
 from nodes.control.clusterfile import ClusterFileError
 from nodes.control.supervisor import ClusterError, Supervisor, free_port
 from nodes.core.telemetry import TRACE_HEADER, new_trace_id
-from tests.helpers import Http, fast_timeouts, hops_of, make_cluster, start, wait_until_sync
+from tests.support import Http, fast_timeouts, hops_of, make_cluster, start, wait_until_sync
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.timeout(120)
 
 

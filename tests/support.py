@@ -24,8 +24,9 @@ def make_cluster(tmp: Path, catalogs: int = 2, orders: int = 2, **changes: Any) 
 
 
 def fast_timeouts() -> dict[str, Timeouts]:
-    """Shorter than api.md's, so tests that wait out a hung node stay quick."""
-    return {"frontend": Timeouts(200, 1000), "order": Timeouts(150, 800), "catalog": Timeouts(100, 500)}
+    """Shorter than docs/api.md's, so tests that wait out a hung node stay quick."""
+    return {"frontend": Timeouts.from_ms(200, 1000), "order": Timeouts.from_ms(150, 800),
+            "catalog": Timeouts.from_ms(100, 500)}
 
 
 def start(cluster: Cluster) -> Supervisor:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from nodes.runtime.client import Timeouts
 from nodes.runtime.config import DEFAULT_TIMEOUTS_MS
 
 DEFAULT_CLUSTER_FILE = Path(__file__).resolve().parent.parent.parent / "assets" / "cluster.toml"
@@ -15,12 +16,6 @@ MAX_REPLICAS = 9
 
 class ClusterFileError(ValueError):
     """A cluster file (or flag) value that cannot be used; the message names the key."""
-
-
-@dataclass(frozen=True)
-class Timeouts:
-    connect_ms: int
-    total_ms: int
 
 
 @dataclass(frozen=True)
@@ -36,7 +31,7 @@ class Cluster:
     lookup_cache: int = 3
     search_cache: int = 10
     timeouts: dict[str, Timeouts] = field(
-        default_factory=lambda: {role: Timeouts(*ms) for role, ms in DEFAULT_TIMEOUTS_MS.items()}
+        default_factory=lambda: {role: Timeouts.from_ms(*ms) for role, ms in DEFAULT_TIMEOUTS_MS.items()}
     )
     data_dir: Path = Path("data")
     catalog_mode: str = "bazar"
@@ -133,7 +128,7 @@ def parse(raw: dict[str, Any]) -> Cluster:
         entry = timeouts.get(role, {})
         if not isinstance(entry, dict):
             raise ClusterFileError(f"timeouts.{role} must be a table with connect_ms and total_ms")
-        parsed_timeouts[role] = Timeouts(
+        parsed_timeouts[role] = Timeouts.from_ms(
             _int(entry, f"timeouts.{role}.connect_ms", connect, 1, 60_000, key="connect_ms"),
             _int(entry, f"timeouts.{role}.total_ms", total, 1, 600_000, key="total_ms"),
         )

@@ -42,10 +42,23 @@ class Pace:
 
 @dataclass(frozen=True)
 class Timeouts:
-    """Connection establishment and whole exchange, in seconds (api.md's table)."""
+    """Connection establishment and whole exchange, in seconds (docs/api.md's table). The cluster
+    file and a node's flags give them in whole milliseconds: ``from_ms`` and the ``_ms`` views."""
 
     connect: float
     total: float
+
+    @classmethod
+    def from_ms(cls, connect_ms: int, total_ms: int) -> Timeouts:
+        return cls(connect_ms / 1000, total_ms / 1000)
+
+    @property
+    def connect_ms(self) -> int:
+        return round(self.connect * 1000)
+
+    @property
+    def total_ms(self) -> int:
+        return round(self.total * 1000)
 
     def doubled(self) -> Timeouts:
         return Timeouts(self.connect * 2, self.total * 2)

@@ -29,7 +29,7 @@ class NodeConfig:
 
     @property
     def timeouts(self) -> Timeouts:
-        return Timeouts(self.connect_timeout_ms / 1000, self.total_timeout_ms / 1000)
+        return Timeouts.from_ms(self.connect_timeout_ms, self.total_timeout_ms)
 
 
 @dataclass

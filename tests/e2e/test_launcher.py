@@ -39,7 +39,7 @@ def alive(pid: int) -> bool:
 def test_default_cluster_file_is_three_and_three():
     cluster = clusterfile.load()
     assert (cluster.catalogs, cluster.orders, cluster.lookup_cache, cluster.search_cache) == (3, 3, 3, 10)
-    assert cluster.timeouts["frontend"] == clusterfile.Timeouts(200, 2000)
+    assert cluster.timeouts["frontend"] == clusterfile.Timeouts.from_ms(200, 2000)
     assert [cluster.catalog_of(i) for i in range(3)] == [0, 1, 2]
 
 

@@ -1,8 +1,8 @@
 """A checked fault run on real processes: buyers and readers go through the front-end while
 the nemesis breaks replicas; operations and faults go into one history on one clock
 (monotonic seconds), the replicas' final rows and applied buys are read once everything is
-healed, and ``history.check`` — the same pure checker the simulator uses — says what must
-still be true of it (see ``history.py`` for what is checked)."""
+healed, and ``checker.check`` — the same pure checker the simulator uses — says what must
+still be true of it (see ``nodes/verify/checker.py`` for what is checked)."""
 from __future__ import annotations
 
 import asyncio
@@ -17,7 +17,8 @@ import aiohttp
 from nodes.control.faults import ACTIONS, Nemesis
 from nodes.control.supervisor import ClusterError, Supervisor
 from nodes.core.wire import BUY_ID_HEADER
-from nodes.verify.history import Anomaly, Final, History, Operation, check
+from nodes.verify.checker import Anomaly, check
+from nodes.verify.history import Final, History, Operation
 
 BOOKS = range(1, 8)
 CONVERGENCE_BOUND_S = 15.0

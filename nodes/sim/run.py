@@ -1,6 +1,6 @@
 """One simulated run: buyers and readers go through the front-end while a nemesis applies a
 seeded schedule of faults; then everything is healed, the replicas are read and the history
-is checked (``nodes/verify/history.py``). ``explore`` runs many seeds; ``shrink`` looks for
+is checked (``nodes/verify/checker.py``). ``explore`` runs many seeds; ``shrink`` looks for
 the smallest fault schedule and workload that still fail, so a failure is easy to read."""
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from typing import Any
 from nodes.core.effects import NoAnswer, Send
 from nodes.core.messages import Bought, Buy, Found, NoOrderServer, OutcomeUnknown, OutOfStock, Read
 from nodes.sim.world import Network, World
-from nodes.verify.history import Anomaly, Fault, Final, History, Operation, check
+from nodes.verify.checker import Anomaly, check
+from nodes.verify.history import Fault, Final, History, Operation
 
 FAULT_KINDS = ("crash", "restart", "hang", "cut", "loss", "duplicate", "partition", "one-way")
 MODES = ("bazar", "documented")

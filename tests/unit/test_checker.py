@@ -1,11 +1,12 @@
-"""The pure checker (nodes/verify/history.py) on hand-written histories: each anomaly in a
+"""The pure checker (nodes/verify/checker.py) on hand-written histories: each anomaly in a
 history that has it, and its twin that does not. No processes, no simulator."""
 from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
 
-from nodes.verify.history import Fault, Final, History, Operation, check
+from nodes.verify.checker import check
+from nodes.verify.history import Fault, Final, History, Operation
 
 
 def _kinds(history: History) -> set[str]:

@@ -1,5 +1,7 @@
 """What the tests share, in one place: a real cluster in a temporary folder, an HTTP helper, the
-real window over a real cluster, and waiting for a condition with a deadline (never a bare sleep)."""
+real window over a real cluster, a scripted driver that steps a protocol core by hand (no
+process, no network: the test answers each message the core sends), and waiting for a condition
+with a deadline (never a bare sleep)."""
 from __future__ import annotations
 
 import asyncio
@@ -7,7 +9,7 @@ import contextlib
 import inspect
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,7 @@ import aiohttp
 
 from nodes.control.clusterfile import Cluster, Timeouts
 from nodes.control.supervisor import Supervisor
+from nodes.core.effects import Core, Effect, Gather, Send
 from nodes.runtime.client import SECRET_HEADER
 
 
@@ -176,3 +179,58 @@ def open_window(qapp, folder, size: tuple[int, int] = (1400, 900)):
         loop.run_until_complete(asyncio.gather(*leftovers, return_exceptions=True))
         loop.close()
         asyncio.set_event_loop(None)
+
+
+# ---- a scripted driver: one operation of a protocol core, stepped by hand ------------------------
+class Scripted:
+    """One coroutine of ``core``, stepped by hand. ``asks`` is the effect it waits on now;
+    ``answer(value)`` resumes it with that outcome; ``result`` is its return value once done."""
+
+    def __init__(self, core: Core, operation: Coroutine[Any, Any, Any], *, now: float = 0.0) -> None:
+        self.core = core
+        self.core.now = now
+        self.events: list[tuple[str, dict[str, Any]]] = []
+        core.emit = lambda kind, **fields: self.events.append((kind, fields))  # type: ignore[method-assign]
+        self._operation = operation
+        self.done = False
+        self.result: Any = None
+        self.asks: Effect | None = None
+        self._resume(None)
+
+    def _resume(self, value: Any) -> None:
+        try:
+            self.asks = self._operation.send(value)
+        except StopIteration as stop:
+            self.done, self.result, self.asks = True, stop.value, None
+
+    def answer(self, value: Any = None, *, at: float | None = None) -> None:
+        assert not self.done, f"the operation already returned {self.result!r}"
+        if at is not None:
+            self.core.now = at
+        self._resume(value)
+
+    def sends(self) -> list[tuple[str, Any]]:
+        """(to, message) of what the core asks now: one Send, or each of a Gather's."""
+        if isinstance(self.asks, Send):
+            return [(self.asks.to, self.asks.message)]
+        assert isinstance(self.asks, Gather), f"expected a send, the core asks {self.asks!r}"
+        return [(send.to, send.message) for send in self.asks.sends]
+
+    def until_done(self, answers: dict[str, Any] | None = None, *, limit: int = 50) -> Any:
+        """Answer every Disk with None and every send from ``answers`` (by kind of message,
+        e.g. ``{"Get": Found(...)}``) until the operation returns; its result."""
+        answers = answers or {}
+        for _ in range(limit):
+            if self.done:
+                return self.result
+            if isinstance(self.asks, Send | Gather):
+                replies = [answers[type(message).__name__] for _to, message in self.sends()]
+                self.answer(replies[0] if isinstance(self.asks, Send) else replies)
+            else:
+                self.answer(None)
+        raise AssertionError(f"still running after {limit} steps; it asks {self.asks!r}")
+
+
+def run(core: Core, operation: Coroutine[Any, Any, Any], answers: dict[str, Any] | None = None,
+        *, now: float = 0.0) -> Any:
+    return Scripted(core, operation, now=now).until_done(answers)

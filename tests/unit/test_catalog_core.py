@@ -1,0 +1,97 @@
+"""The catalog replica's rules, one figure at a time, on the pure core alone: a scripted driver
+(tests/support.py) hands the test every message the replica sends and every write it makes,
+and the test answers as the peers of the figure would (docs/protocol.md, docs/weak-points.md)."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+from nodes.core.books import Book
+from nodes.core.catalog.replica import CatalogReplica
+from nodes.core.effects import Disk, NoAnswer
+from nodes.core.messages import (
+    Busy,
+    Check,
+    Conflict,
+    Done,
+    Found,
+    Get,
+    Granted,
+    KnownBuy,
+    Newer,
+    NotWritten,
+    Read,
+    Release,
+    Write,
+)
+from tests.support import Scripted, run
+
+BOOK = Book(2, "RPCs for Noobs", "distributed systems", 50, 20, seq=4)
+
+
+def replica(*, mode: str = "documented", buys: dict[str, tuple[int, int]] | None = None) -> CatalogReplica:
+    """Replica 0 of three, started from a disk holding BOOK (and ``buys``); it asks catalog1 first."""
+    core = CatalogReplica(0, 3, has_frontend=False, mode=mode, peer_order=[1, 2])
+    start = Scripted(core, core.start())
+    for asked, answer in (("load_generation", 0), ("load_books", {BOOK.id: BOOK}), ("load_buys", buys or {})):
+        assert isinstance(start.asks, Disk) and start.asks.method == asked
+        start.answer(answer)
+    assert start.done
+    return core
+
+
+def test_s2_a_read_hops_to_a_peer_that_vouches_and_the_copy_becomes_valid_here() -> None:
+    core = replica()
+    read = Scripted(core, core.handle(Read(2)))
+    assert read.sends() == [("catalog1", Get(2, (), 0, 4))]  # req: nobody asked yet; seq_n: our seq
+    newer = replace(BOOK, quantity=19, seq=5)
+    read.answer(Found(newer))
+    assert isinstance(read.asks, Disk) and read.asks.method == "write"  # adopted durably first
+    read.answer(None)
+    assert read.result == Found(newer)
+    assert core.books[2] == newer and 2 in core.valid_ids
+    assert ("valid", {"book": 2, "valid": True, "seq": 5}) in read.events
+
+
+def test_s3_a_conflict_from_further_down_leaves_our_newer_copy_to_answer() -> None:
+    core = replica()
+    assert run(core, core.handle(Read(2)), {"Get": Conflict(replace(BOOK, seq=3), seq=3)}) == Found(BOOK)
+    assert 2 in core.valid_ids
+
+
+def test_s5_a_write_that_meets_a_newer_peer_releases_the_others_then_takes_the_newer_copy() -> None:
+    core = replica(mode="bazar")
+    write = Scripted(core, core.handle(Write(2, quantity=10)))
+    (to1, check1), (to2, check2) = write.sends()
+    assert (to1, to2) == ("catalog1", "catalog2") and isinstance(check1, Check) and check1.seq_n == 4
+    newest = replace(BOOK, quantity=7, seq=9)
+    write.answer([Newer(newest), Granted(4)])
+    # The peer that granted its reservation is released before anything else happens (W1).
+    assert write.sends() == [("catalog2", Release(2, check1.token))]
+    write.answer([Done()])
+    assert isinstance(write.asks, Disk) and write.asks.args[0] == newest
+    write.answer(None)
+    assert write.result == Conflict(newest, "outdated")
+    assert core.books[2] == newest
+
+
+def test_w8_a_write_without_a_majority_of_replicas_changes_nothing() -> None:
+    core = replica(mode="bazar")
+    answer = run(core, core.handle(Write(2, quantity=10)), {"Check": NoAnswer(refused=False)})
+    assert isinstance(answer, NotWritten) and answer.reason.startswith("only 1 of 3")
+    assert core.books[2] == BOOK and not core.reservations
+
+
+def test_w1_a_reserved_book_turns_a_younger_writer_away_at_once() -> None:
+    core = replica(mode="bazar")
+    first = run(core, core.handle(Check(2, 4, sender=1, token="one", since=0.0)))
+    second = run(core, core.handle(Check(2, 4, sender=2, token="two", since=1.0)))
+    assert first == Granted(4) and second == Busy(1)
+    assert run(core, core.handle(Release(2, "one"))) == Done()
+    assert run(core, core.handle(Check(2, 4, sender=2, token="two", since=1.0))) == Granted(4)
+
+
+def test_w7_a_buy_already_carried_out_is_answered_its_first_outcome_without_a_hop() -> None:
+    core = replica(buys={"buy-7": (2, 4)})
+    read = Scripted(core, core.handle(Read(2, buy_id="buy-7")))
+    assert read.done, f"it asked {read.asks!r}"
+    assert read.result == KnownBuy(BOOK, 0.0, "buy-7")

@@ -69,6 +69,7 @@ class Failure:
 
 def request_of(message: Any) -> tuple[str, str, Any, str, dict[str, str]]:
     """(method, path, JSON body, hop label, extra headers) for a message."""
+    body: dict[str, Any]
     match message:
         case Read(book, buy_id):
             query = "" if buy_id is None else f"?buy_id={quote(buy_id, safe='')}"
@@ -116,6 +117,7 @@ def request_of(message: Any) -> tuple[str, str, Any, str, dict[str, str]]:
 
 def response_of(message: Any, answer: Any) -> tuple[int, Any]:
     """(status, JSON body or None for 204) for ``answer`` to ``message``."""
+    body: dict[str, Any]
     match answer:
         case NotFound():
             return 404, {"message": NOT_FOUND}

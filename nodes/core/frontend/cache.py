@@ -13,9 +13,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Hashable
 from dataclasses import dataclass, field
-from typing import Any
-
-from nodes.core.telemetry import Telemetry
+from typing import Any, Protocol
 
 MAX_FLOORS = 10_000  # far more than there are books; bounds what a flood of invalidations can cost
 
@@ -26,8 +24,14 @@ class Entry:
     topics: frozenset[str] = field(default_factory=frozenset)
 
 
+class Emitter(Protocol):
+    """Where a cache says what it did (a core's ``emit``, or a node's telemetry)."""
+
+    def emit(self, kind: str, **fields: Any) -> None: ...
+
+
 class LruCache:
-    def __init__(self, name: str, capacity: int, telemetry: Telemetry) -> None:
+    def __init__(self, name: str, capacity: int, telemetry: Emitter) -> None:
         self.name = name
         self.capacity = capacity
         self.telemetry = telemetry

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from nodes.core.effects import Core, Gather, NoAnswer, Send, SingleFlight, Sleep, Waiters
 from nodes.core.frontend.cache import LruCache
@@ -167,14 +167,14 @@ class Frontend(Core):
         key = request.topic.casefold()
         entry = self.searches.get(key)
         if entry is not None:
-            return entry.value
+            return cast(Hits, entry.value)
         ticket = self.searches.ticket()
         answer, attempts = await self.catalogs.call(request, timeout=self.timeout_s, connect=self.connect_s,
                                                     try_next=lambda a: not isinstance(a, Hits))
         if answer is None:
             return NoCatalogServer(_tried(attempts))
         self.searches.put(key, answer, ticket, frozenset(book.topic.casefold() for book in answer.books))
-        return answer
+        return cast(Hits, answer)
 
     def cache_ok(self) -> bool:
         """Cached copies are reads too (W2): served only while every catalog that may write
@@ -190,7 +190,7 @@ class Frontend(Core):
             self.lookups.clear(floors=False)
         entry = self.lookups.get(book) if cached else None
         if entry is not None:
-            return entry.value
+            return cast(Found | NotFound, entry.value)
         # Reads under way are shared in adaptive mode only: the documented ring sends each
         # lookup itself (S9-S12 count the turns).
         share = cached and self.catalogs.mode == "adaptive"
@@ -202,7 +202,8 @@ class Frontend(Core):
         fetch = None
         if share and book not in self.fetches:
             fetch = self.fetches[book] = Fetch(self.lookups.generation)
-        answer, attempts = None, []
+        answer: Any = None
+        attempts: list[Any] = []
         try:
             answer, attempts = await self.catalogs.call(request, timeout=self.timeout_s, connect=self.connect_s,
                                                         try_next=lambda a: not isinstance(a, (Found, NotFound)))
@@ -215,7 +216,7 @@ class Frontend(Core):
             return NoCatalogServer(_tried(attempts))
         # W5: an unknown id is cached too, so asking again costs no trip to a catalog.
         self.lookups.put(book, answer, ticket, seq=answer.book.seq if isinstance(answer, Found) else None)
-        return answer
+        return cast(Found | NotFound, answer)
 
     async def _share_fetch(self, book: int) -> Found | NotFound | None:
         """The answer of the read of ``book`` already under way, when it is as new as every

@@ -69,7 +69,9 @@ class OrderReplica(Core):
     async def buy(self, request: Buy) -> Bought | OutOfStock | NotFound | Unreachable:
         if not self.guard_writes:
             return await self._buy(request)
-        return await self.in_flight.run(request.buy_id, lambda: self._buy(request))
+        answer: Bought | OutOfStock | NotFound | Unreachable = await self.in_flight.run(
+            request.buy_id, lambda: self._buy(request))
+        return answer
 
     async def _buy(self, request: Buy) -> Bought | OutOfStock | NotFound | Unreachable:
         buy_id = request.buy_id

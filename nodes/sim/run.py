@@ -61,6 +61,10 @@ class Result:
     events: int
     wall_s: float
     sim_s: float
+    #: Messages sent in the run, by kind (``Check`` counts catalog write rounds' checks).
+    sent: dict[str, int] = field(default_factory=dict)
+    #: Lookups the front-end answered with another lookup's read of the same book.
+    shared_reads: int = 0
 
     @property
     def passed(self) -> bool:
@@ -207,7 +211,9 @@ def simulate(options: Options, schedule: list[PlannedFault] | None = None) -> Re
         buys = {buy_id: book for buy_id, (book, _seq) in core.buys.items()} if guard else None
         history.finals.append(Final(process.name, rows, buys))
     anomalies = check(history)
-    return Result(options, schedule, history, anomalies, world.events, time.perf_counter() - started, world.now)
+    frontend = world.processes["frontend"].core
+    return Result(options, schedule, history, anomalies, world.events, time.perf_counter() - started, world.now,
+                  dict(world.sent), getattr(frontend, "shared_reads", 0))
 
 
 def _send(to: str, message: Any) -> Send:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import heapq
 import random
+from collections import Counter
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
@@ -246,6 +247,8 @@ class World:
         self._n = 0
         self.network = network or Network()
         self.events = 0
+        #: Messages sent, by kind (``Check``, ``Get`` ...): what a run cost, for tests and reports.
+        self.sent: Counter[str] = Counter()
         books = seed_books()
         if stock is not None:
             books = [Book(b.id, b.title, b.topic, b.price, stock, 0) for b in books]
@@ -283,6 +286,7 @@ class World:
     # ---- messages -------------------------------------------------------------------------------
     def send(self, sender: str, send: Send, reply: Callable[[Any], None]) -> None:
         """Deliver ``send`` from ``sender``; ``reply`` gets the answer or a NoAnswer, once."""
+        self.sent[type(send.message).__name__] += 1
         answered = [False]
         source = self.processes.get(sender)
         source_incarnation = source.incarnation if source else 0

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from nodes.control import clusterfile, supervisor
+from nodes.control import clusterfile, processes
 from nodes.control.clusterfile import ClusterFileError
 from nodes.control.supervisor import ClusterError, Supervisor, free_port
 from nodes.core.telemetry import TRACE_HEADER, new_trace_id
@@ -76,7 +76,7 @@ def test_free_ports_are_never_handed_out_twice_and_lie_below_the_ephemeral_range
     low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
     assert len(set(ports)) == len(ports)
     assert all(10_000 <= p < low for p in ports)
-    supervisor._next_port[:] = [low - 3]  # a block of five asked for near the top wraps round
+    processes._next_port[:] = [low - 3]  # a block of five asked for near the top wraps round
     first = free_port(count=5)
     assert first + 4 < low
 

@@ -1,0 +1,176 @@
+"""What the supervisor asks of running nodes over HTTP, on their admin routes: slow a node, cut it
+off, cut or restore one link (partitions), teaching speed, read its state, wait until the cluster
+has settled, reset every database. Process control (start, crash, hang) is the supervisor's own."""
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+import aiohttp
+
+from nodes.control.errors import ClusterError
+from nodes.control.processes import ManagedNode
+from nodes.runtime.client import SECRET_HEADER
+
+
+class NodeAdmin:
+    """The admin calls of a ``Supervisor``: every one goes to a node by name, with the cluster's
+    secret, on one shared client session bound to the caller's event loop."""
+
+    nodes: dict[str, ManagedNode]
+    secret: str
+    pace_ms: int
+    _session: aiohttp.ClientSession | None
+    _session_loop: asyncio.AbstractEventLoop | None
+    node: Callable[[str], ManagedNode]
+    of_role: Callable[[str], list[ManagedNode]]
+    _note: Callable[[ManagedNode, str], None]
+    _changed: Callable[[ManagedNode], None]
+
+    # ---- admin over HTTP (slow, cut off, reset, state) ------------------------------------
+    async def admin(self, name: str, method: str, path: str, body: Any = None, *, timeout: float = 3.0) -> Any:
+        node = self.node(name)
+        loop = asyncio.get_running_loop()
+        if self._session is None or self._session.closed or self._session_loop is not loop:
+            self._session = aiohttp.ClientSession()
+            self._session_loop = loop
+        try:
+            async with self._session.request(
+                method, node.address + path, json=body, headers={SECRET_HEADER: self.secret},
+                timeout=aiohttp.ClientTimeout(total=timeout),
+            ) as resp:
+                data = await resp.json(content_type=None)
+                if resp.status >= 400:
+                    raise ClusterError(f"{name} refused {method} {path}: {data.get('message', resp.status)}")
+                return data
+        except TimeoutError:
+            raise ClusterError(f"{name} did not answer in time ({timeout:.0f} s); it is {node.status}") from None
+        except aiohttp.ClientError:
+            raise ClusterError(f"{name} could not be reached; it is {node.status}") from None
+
+    async def slow(self, name: str, ms: int) -> None:
+        await self.admin(name, "POST", "/admin/slow", {"ms": ms})
+        self.node(name).slow_ms = ms
+        self._note(self.node(name), f"slowed by {ms} ms per answer" if ms else "back to normal speed")
+        self._changed(self.node(name))
+
+    async def pace(self, ms: int) -> list[str]:
+        """Teaching speed for the whole cluster: every running node holds each message it sends
+        for ``ms`` (0: full speed). Returns the nodes that could not be told (hung, say)."""
+        self.pace_ms = ms
+        missed = []
+        for node in self.nodes.values():
+            if node.state != "up":
+                continue
+            try:
+                await self.admin(node.name, "POST", "/admin/pace", {"ms": ms})
+            except ClusterError:
+                missed.append(node.name)
+        return missed
+
+    async def cut_off(self, name: str, on: bool) -> None:
+        await self.admin(name, "POST", "/admin/cutoff", {"on": on})
+        self.node(name).cut_off = on
+        self._note(self.node(name), "cut off" if on else "healed")
+        self._changed(self.node(name))
+
+    async def partition(self, a: str, b: str, *, one_way: bool = False, on: bool = True) -> None:
+        """Cut the link from ``a`` to ``b`` (and back, unless ``one_way``): messages on it are
+        lost, as on a network that stopped delivering (W8). ``on=False`` restores it."""
+        links = [(a, b)] if one_way else [(a, b), (b, a)]
+        for name in (a, b):
+            self.node(name)  # an unknown name is refused before anything changes
+        for sender, receiver in links:
+            for name, attribute, other in ((sender, "mute_to", receiver), (receiver, "deaf_to", sender)):
+                node = self.node(name)
+                current = getattr(node, attribute)
+                setattr(node, attribute, current | {other} if on else current - {other})
+        for name in dict.fromkeys((a, b)):
+            await self._push_links(name)
+        arrow = "->" if one_way else "<->"
+        self._note(self.node(a), f"link {a} {arrow} {b} {'cut' if on else 'restored'}")
+
+    async def heal_partitions(self) -> None:
+        """Restore every link a partition cut."""
+        for node in list(self.nodes.values()):
+            if node.deaf_to or node.mute_to:
+                node.deaf_to = node.mute_to = frozenset()
+                await self._push_links(node.name)
+
+    async def _push_links(self, name: str) -> None:
+        node = self.node(name)
+        if node.state in ("up", "hung", "starting") and not node.attached:
+            await self.admin(name, "POST", "/admin/links", {"deaf_to": sorted(node.deaf_to),
+                                                            "mute_to": sorted(node.mute_to)})
+        self._changed(node)
+
+    async def state(self, name: str) -> dict[str, Any]:
+        return await self.admin(name, "GET", "/admin/state")
+
+    async def wait_settled(self, timeout: float = 10.0) -> None:
+        """Wait until the front-end sees every running replica up and every running catalog
+        replica sees its running peers up and vouches again (W2), so the first requests go
+        where the rules say."""
+        running = {n.name for n in self.nodes.values() if n.state == "up" and not n.cut_off}
+        deadline = time.monotonic() + timeout
+        while True:
+            missing = await self._unseen(running)
+            if not missing:
+                return
+            if time.monotonic() > deadline:
+                raise ClusterError(f"still not seen as up after {timeout:.0f} s: {', '.join(missing)}")
+            await asyncio.sleep(0.05)
+
+    async def wait_noticed(self, name: str, timeout: float = 10.0) -> None:
+        """Wait until the front-end (and, for a catalog, its running peers) have found ``name``
+        out (W4): an outage is then measured as the cluster lives with it, not while it learns."""
+        node = self.node(name)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            replicas = (await self.state("frontend"))[f"{node.role}s"]["replicas"]
+            seen_down = not replicas[node.index]["up"]
+            if node.role == "catalog":
+                for peer in self.of_role("catalog"):
+                    if peer is not node and peer.state == "up":
+                        peers = (await self.state(peer.name))["peers"]
+                        seen_down &= not next(p for p in peers if p["id"] == node.index)["up"]
+            if seen_down:
+                return
+            await asyncio.sleep(0.05)
+
+    async def _unseen(self, running: set[str]) -> list[str]:
+        missing = []
+        if "frontend" in running:
+            state = await self.state("frontend")
+            seen = {f"{ring}{r['id']}" for ring in ("catalog", "order")
+                    for r in state[f"{ring}s"]["replicas"] if r["up"]}
+            missing += [f"{name} (by the front-end)" for name in sorted(running - seen - {"frontend"})]
+        for node in self.of_role("catalog"):
+            if node.name in running:
+                state = await self.state(node.name)
+                missing += [f"catalog{p['id']} (by {node.name})" for p in state["peers"]
+                            if not p["up"] and f"catalog{p['id']}" in running]
+                if state.get("rejoining"):
+                    missing.append(f"{node.name} (back after a lapse, not yet heard by every peer)")
+        return missing
+
+    async def reset(self) -> list[str]:
+        """Every replica's database back to the seven books; caches and histories emptied.
+        Catalogs are told one new generation number, so that the ones already reset take
+        nothing from the ones not yet reset (a replica down now adopts it when back)."""
+        generation = time.time_ns()
+        done = []
+        for node in self.nodes.values():
+            if node.state == "up":
+                body = {"generation": generation} if node.role == "catalog" else None
+                await self.admin(node.name, "POST", "/admin/reset", body)
+                self._note(node, "reset: back to the seven books")
+                done.append(node.name)
+        return done
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None

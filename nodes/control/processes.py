@@ -1,0 +1,107 @@
+"""A node as the supervisor keeps it (role, address, process, state, toggles in force), and the
+free ports new nodes listen on."""
+from __future__ import annotations
+
+import random
+import socket
+import subprocess
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from nodes.control.errors import ClusterError
+
+
+@dataclass
+class ManagedNode:
+    role: str
+    index: int
+    address: str
+    port: int
+    command: list[str] = field(default_factory=list)
+    log_path: Path | None = None
+    attached: bool = False
+    proc: subprocess.Popen | None = None
+    state: str = "down"  # starting, up, down, hung, exited
+    exit_code: int | None = None
+    slow_ms: int = 0
+    cut_off: bool = False
+    #: Partitions in force: nodes whose messages never reach this one, and the reverse.
+    deaf_to: frozenset[str] = frozenset()
+    mute_to: frozenset[str] = frozenset()
+    started_at: float | None = None
+    ready: threading.Event = field(default_factory=threading.Event)
+    tail: deque = field(default_factory=lambda: deque(maxlen=200))
+
+    @property
+    def name(self) -> str:
+        return "frontend" if self.role == "frontend" else f"{self.role}{self.index}"
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc is not None and self.state != "down" else None
+
+    @property
+    def status(self) -> str:
+        """What a person should read: the process state plus any toggle in force."""
+        if self.state == "exited":
+            return f"exited with code {self.exit_code}"
+        parts = [self.state]
+        if self.state in ("up", "hung", "starting"):
+            if self.slow_ms:
+                parts.append(f"slowed {self.slow_ms} ms")
+            if self.cut_off:
+                parts.append("cut off")
+            elif self.deaf_to or self.mute_to:
+                parts.append("partitioned from " + ", ".join(sorted(self.deaf_to | self.mute_to)))
+        return ", ".join(parts)
+
+    @property
+    def uptime_s(self) -> float | None:
+        return time.time() - self.started_at if self.started_at and self.state in ("up", "hung") else None
+
+
+def _ephemeral_low() -> int:
+    """The lowest port the kernel hands to outgoing connections (Linux; 32768 elsewhere)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+_port_lock = threading.Lock()
+_next_port: list[int] = []  # this process's cursor; starts at a random port, then walks on
+
+
+def free_port(host: str = "127.0.0.1", count: int = 1) -> int:
+    """The first of ``count`` free ports in a row, below the kernel's ephemeral range: a port
+    the kernel picked (bind to 0) can be handed to an outgoing connection between this check
+    and the node's start, or while a node is down between a crash and its restart, and the
+    node then cannot listen ("address already in use"). Ports below that range never are.
+
+    A process walks the range from a random start instead of drawing each port at random, so
+    it hands out no port twice until it has walked the whole range, some 22,000 ports (two
+    nodes of one cluster, or a node of the last test that is still being stopped, drew the
+    same port about once a full suite run)."""
+    low, high = 10_000, max(_ephemeral_low(), 12_000) - count
+    with _port_lock:
+        if not _next_port:
+            _next_port.append(random.SystemRandom().randrange(low, high))
+        for _ in range(2_000):
+            first = _next_port[0] if _next_port[0] <= high else low  # the whole block below the range
+            _next_port[0] = first + count
+            held: list[socket.socket] = []
+            try:
+                for port in range(first, first + count):
+                    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                    held.append(sock)
+                    sock.bind((host, port))
+                return first
+            except OSError:
+                continue
+            finally:
+                for sock in held:
+                    sock.close()
+    raise ClusterError(f"no {count} free ports in a row found on {host} below the ephemeral range")

@@ -287,7 +287,8 @@ def run_bench(argv: list[str]) -> int:
 
     from tqdm import tqdm
 
-    from nodes.bench.experiments import EXPERIMENTS, Context, Progress
+    from nodes.bench.common import Context, Progress
+    from nodes.bench.experiments import EXPERIMENTS
 
     parser = argparse.ArgumentParser(
         prog="launcher.py bench", description="Reproduce the documents' measurement tables on Bazar itself.",

@@ -28,7 +28,8 @@ from PySide6.QtWidgets import (
 )
 
 from gui.common import COLORS, label, spawn
-from nodes.bench.experiments import EXPERIMENTS, Context, Progress, Table, _cell
+from nodes.bench.common import Context, Progress, Table, cell_text
+from nodes.bench.experiments import EXPERIMENTS
 
 
 class ExperimentsView(QWidget):
@@ -130,7 +131,7 @@ class ExperimentsView(QWidget):
             widget.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
             for r, row in enumerate(table.rows):
                 for c, value in enumerate(row):
-                    item = QTableWidgetItem(_cell(value))
+                    item = QTableWidgetItem(cell_text(value))
                     if c:
                         item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                     if value == "MISSED":

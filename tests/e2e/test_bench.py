@@ -7,7 +7,9 @@ import subprocess
 
 import pytest
 
-from nodes.bench.experiments import Context, Progress, floor, load
+from nodes.bench.common import Context, Progress
+from nodes.bench.floor import floor
+from nodes.bench.load import load
 
 pytestmark = pytest.mark.timeout(240)
 

@@ -1,0 +1,219 @@
+"""The load experiment: many connections at once (wrk, or Bazar's own client when wrk is missing)
+against Bazar, beside the documented code and the skeleton (nodes/bench/reference/)."""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import tempfile
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from nodes.bench.common import STAT_COLUMNS, V2, Context, Table, mixed_request, raise_stock, stats_row
+from nodes.control.supervisor import free_port
+from nodes.verify.workload import WORKLOADS, Runner, Stats
+
+# ---- load: many connections at once, beside another front-end -----------------------------------
+LOAD_CONNECTIONS = 32
+LOAD_SECONDS = 10.0
+#: 90 % lookups and 10 % buys over books 1–7, seeded per wrk thread; a JSON line at the end.
+WRK_SCRIPT = """
+local threads = {}
+function setup(thread) thread:set("id", #threads + 1); table.insert(threads, thread) end
+function init(args) math.randomseed(7 + (id or 0)) end
+function request()
+  local book = math.random(1, 7)
+  if math.random() < 0.1 then return wrk.format("PUT", "/buy/" .. book) end
+  return wrk.format("GET", "/lookup/" .. book)
+end
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format('BAZAR {"requests": %d, "seconds": %f, "connect": %d, "read": %d, "write": %d, ' ..
+    '"status": %d, "timeout": %d, "mean": %f, "p50": %f, "p95": %f, "p99": %f, "max": %f}\\n',
+    summary.requests, summary.duration / 1e6, e.connect, e.read, e.write, e.status, e.timeout,
+    latency.mean / 1000, latency:percentile(50) / 1000, latency:percentile(95) / 1000,
+    latency:percentile(99) / 1000, latency.max / 1000))
+end
+"""
+
+
+@dataclass
+class LoadResult:
+    """One load run: requests/s, latency in ms, and every request not answered well —
+    timed out (no answer within the client's 2 s), failed (connection or read errors), or
+    answered with a 5xx/4xx."""
+
+    requests: int
+    seconds: float
+    mean: float
+    p50: float
+    p95: float
+    p99: float
+    timeouts: int
+    failed: int
+    bad_status: int
+    tool: str
+
+    @property
+    def per_second(self) -> float:
+        return self.requests / self.seconds
+
+    @property
+    def errors(self) -> int:
+        return self.timeouts + self.failed + self.bad_status
+
+
+async def wrk_load(url: str, connections: int, seconds: float) -> LoadResult:
+    """Load ``url`` with wrk (2 threads, ``connections`` connections, 2 s time-out)."""
+    import json
+    import shutil
+
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        raise FileNotFoundError("wrk")
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(WRK_SCRIPT)
+    process = await asyncio.create_subprocess_exec(
+        wrk, "-t2", f"-c{connections}", f"-d{seconds:.0f}s", "--timeout", "2s", "-s", script.name, url,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    out, _ = await process.communicate()
+    Path(script.name).unlink(missing_ok=True)
+    line = next((ln for ln in out.decode().splitlines() if ln.startswith("BAZAR ")), None)
+    if line is None:
+        raise RuntimeError(f"wrk printed no result: {out.decode()[-300:]}")
+    r = json.loads(line.removeprefix("BAZAR "))
+    return LoadResult(r["requests"], r["seconds"], r["mean"], r["p50"], r["p95"], r["p99"], r["timeout"],
+                      r["connect"] + r["read"] + r["write"], r["status"], "wrk")
+
+
+async def own_load(url: str, connections: int, seconds: float) -> LoadResult:
+    """The same load from Bazar's own closed-loop client, when wrk is not installed."""
+    async with Runner(url, timeout=2.0) as runner:
+        results = await runner.closed_loop(connections, seconds, mixed_request)
+    stats = Stats.of(results)
+    return LoadResult(len(results), seconds, stats.mean, stats.p50, stats.p95, stats.p99,
+                      sum(1 for r in results if r.status == 0 and r.ms >= 2000),
+                      sum(1 for r in results if r.status == 0 and r.ms < 2000),
+                      sum(1 for r in results if r.status >= 400), "Bazar's client")
+
+
+async def _load(url: str, connections: int, seconds: float) -> LoadResult:
+    try:
+        return await wrk_load(url, connections, seconds)
+    except FileNotFoundError:
+        return await own_load(url, connections, seconds)
+
+
+@contextlib.asynccontextmanager
+async def _reference(start: Callable[[int], tuple[str, list]]) -> AsyncIterator[tuple[str, int]]:
+    """A yardstick's five processes (nodes/bench/reference) started on a free block of ports by
+    ``start(port)``: its front-end's URL and first port once they all listen; stopped after."""
+    from nodes.bench.reference.documented_v2 import stop, wait_ready
+
+    port = free_port(count=5)
+    url, processes = start(port)
+    try:
+        await asyncio.to_thread(wait_ready, url, len(processes))
+        yield url, port
+    finally:
+        await asyncio.to_thread(stop, processes)
+
+
+@contextlib.asynccontextmanager
+async def _documented(ctx: Context) -> AsyncIterator[str]:
+    """The documented code (2 catalog, 2 order replicas), rebuilt from its document, with
+    every book restocked through its catalog as Bazar's is."""
+    import aiohttp
+
+    from nodes.bench.reference import documented_v2 as documented
+
+    data = ctx.data_root / "documented"
+    data.mkdir(parents=True, exist_ok=True)
+    async with _reference(lambda port: documented.start(2, 2, port, data)) as (url, port):
+        async with aiohttp.ClientSession() as session:
+            for book in range(1, 8):  # through its first catalog, which fans the write out
+                async with session.put(f"http://127.0.0.1:{port + 1}/update/{book}", json={"quantity": 100_000}) as r:
+                    if r.status != 200:
+                        raise RuntimeError(f"the documented code refused to restock book {book}: {r.status}")
+        yield url
+
+
+#: The floor under the load goal (nodes/bench/reference/skeleton.py), by --against name.
+SKELETONS = {"skeleton": "skeleton (2 + 2)", "skeleton-no-check": "skeleton without check (2 + 2)"}
+
+
+@contextlib.asynccontextmanager
+async def _skeleton(ctx: Context, name: str) -> AsyncIterator[str]:
+    """Bazar's processes and message shapes with nothing else: what this machine can serve."""
+    from nodes.bench.reference import skeleton
+
+    async with _reference(lambda port: skeleton.start(port, ctx.data_root / name, check=name == "skeleton")) as (
+            url, _port):
+        yield url
+
+
+async def load(ctx: Context, rounds: int = 2, connections: int = LOAD_CONNECTIONS,
+               seconds: float = LOAD_SECONDS, single: bool = True) -> list[Table]:
+    """``connections`` connections at once for ``seconds``, 90 % lookups and 10 % buys over
+    books 1–7 with stock raised first, on Bazar (2 catalog and 2 order replicas unless a
+    cluster file is given) and, in turn within the same run, on ``ctx.against``."""
+    cluster = ctx.cluster_file or V2
+    others = [name.strip() for name in (ctx.against or "").split(",") if name.strip()]
+    ctx.progress.plan(int(rounds * (1 + len(others)) * seconds))
+    results: dict[str, list[LoadResult]] = {}
+    async with contextlib.AsyncExitStack() as stack:
+        bazar = await stack.enter_async_context(ctx.cluster(cluster, "load"))
+        await raise_stock(bazar)
+        targets = {f"Bazar ({cluster.catalogs} + {cluster.orders})": bazar.frontend.address}
+        for other in others:
+            if other == "documented":
+                ctx.progress.doing("starting the documented code")
+                targets["documented code (2 + 2)"] = await stack.enter_async_context(_documented(ctx))
+            elif other in SKELETONS:
+                ctx.progress.doing(f"starting the {other}")
+                targets[SKELETONS[other]] = await stack.enter_async_context(_skeleton(ctx, other))
+            else:
+                targets[other] = other
+        for url in targets.values():  # warm: caches filled, connections open, books valid
+            await _load(url, 4, 1)
+        for number in range(rounds):
+            for label, url in (targets.items() if number % 2 == 0 else reversed(targets.items())):
+                ctx.progress.doing(f"round {number + 1}: {label}")
+                results.setdefault(label, []).append(await _load(url, connections, seconds))
+                ctx.progress.step(int(seconds))
+        alone: dict[tuple[str, str], Stats] = {}
+        if single:
+            for label, url in targets.items():
+                for name in ("lookups", "buys"):
+                    ctx.progress.doing(f"one client: {label}, {name}")
+                    async with Runner(url) as runner:
+                        alone[(label, name)] = Stats.of(await runner.sequence(WORKLOADS[name].requests(ctx.count)))
+    rows = []
+    first = next(iter(results))
+    for label, runs in results.items():
+        for number, r in enumerate(runs, 1):
+            versus = r.per_second / results[first][number - 1].per_second if label != first else 1.0
+            rows.append([f"{label}, round {number}", r.per_second, r.mean, r.p50, r.p95, r.p99, r.timeouts,
+                         r.failed + r.bad_status, versus])
+    tool = next(iter(results.values()))[0].tool
+    notes = [f"Load by {tool}: {connections} connections, {seconds:.0f} s per run, 2 s client time-out; "
+             "systems in turn within each round."]
+    if tool != "wrk":
+        notes.append("wrk is not installed (apt-get install wrk); Bazar's own closed-loop client was used.")
+    for other in others:
+        if other != "documented" and other not in SKELETONS:
+            notes.append(f"Stock at {other} was not raised: its buys may answer out of stock.")
+    if any(other in SKELETONS for other in others):
+        notes.append("The skeleton is Bazar's processes and message shapes with no rules, telemetry or "
+                     "checks (nodes/bench/reference/skeleton.py): the most this machine serves that way.")
+    tables = [Table(f"Load: {connections} connections, 90 % lookups / 10 % buys",
+                    ["system, round", "requests/s", *STAT_COLUMNS, "timed out", "errors", "req/s vs first"],
+                    rows, notes)]
+    if alone:
+        first_label = next(iter(targets))
+        tables.append(Table(
+            f"One client: {ctx.count} seeded lookups, then {ctx.count} buys (stock raised first)",
+            ["system, workload", *STAT_COLUMNS, "errors", "mean vs first"],
+            [stats_row(f"{label}, {name}", stats, stats.errors, stats.mean / alone[(first_label, name)].mean)
+             for (label, name), stats in alone.items()]))
+    return tables

@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -75,7 +76,7 @@ def _commands_epilog() -> str:
     return "\n".join(lines)
 
 
-def example(*lines: str) -> dict[str, object]:
+def example(*lines: str) -> dict[str, Any]:
     """A subcommand parser's epilog: its examples, kept as written."""
     return {"epilog": "examples:\n" + "\n".join(f"  python3 launcher.py {line}" for line in lines),
             "formatter_class": argparse.RawDescriptionHelpFormatter}

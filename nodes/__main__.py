@@ -10,13 +10,13 @@ from nodes.runtime.server import run_node
 def main(argv: list[str] | None = None) -> None:
     config = parse(sys.argv[1:] if argv is None else argv)
     if isinstance(config, CatalogConfig):
-        from nodes.runtime.catalog.app import init_app
+        from nodes.runtime.catalog import app as service
     elif isinstance(config, OrderConfig):
-        from nodes.runtime.order.app import init_app
+        from nodes.runtime.order import app as service  # type: ignore[no-redef]
     else:
         assert isinstance(config, FrontendConfig)
-        from nodes.runtime.frontend.app import init_app
-    app = init_app(config)
+        from nodes.runtime.frontend import app as service  # type: ignore[no-redef]
+    app = service.init_app(config)  # type: ignore[arg-type]  # each service takes its own config
     run_node(app, app["node"], host=config.host, port=config.port, parent_pid=config.parent_pid)
 
 

@@ -86,7 +86,8 @@ class Context:
         self.progress.doing(f"starting {label}")
         supervisor = Supervisor(replace(cluster, data_dir=self.data_root / f"{self._clusters}-{label}"))
         try:
-            await asyncio.to_thread(lambda: (supervisor.start_all(), supervisor.wait_ready(timeout=60)))
+            await asyncio.to_thread(supervisor.start_all)
+            await asyncio.to_thread(supervisor.wait_ready, None, 60)
             await supervisor.wait_settled()
             yield supervisor
         finally:

@@ -100,7 +100,8 @@ async def _outage(supervisor: Supervisor, node: str | None, how: str | None, on:
         if on:
             supervisor.crash(node)
         else:
-            await asyncio.to_thread(lambda: (supervisor.start(node), supervisor.wait_ready([node])))
+            await asyncio.to_thread(supervisor.start, node)
+            await asyncio.to_thread(supervisor.wait_ready, [node])
     else:
         supervisor.hang(node) if on else supervisor.resume(node)
     if on:

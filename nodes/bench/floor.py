@@ -59,7 +59,8 @@ async def floor(ctx: Context, exchanges: int = 2000) -> list[Table]:
                     ctx.progress.step()
                 writer.close()
             times.sort()
-            stats = Stats(len(times), sum(times) / len(times), *(percentile(times, p) for p in (50, 95, 99)))
+            stats = Stats(len(times), sum(times) / len(times), percentile(times, 50), percentile(times, 95),
+                          percentile(times, 99))
             rows.append(stats_row(f"{name} client and server", stats))
         finally:
             if server.returncode is None:

@@ -95,6 +95,7 @@ class Supervisor(NodeAdmin):
 
     def _plan_attached(self) -> None:
         c = self.cluster
+        assert c.attach_frontend is not None  # attached: the front-end's address is what makes it so
         self._add(ManagedNode("frontend", 0, c.attach_frontend, 0, attached=True, state="up"))
         for i, address in enumerate(c.attach_catalogs):
             self._add(ManagedNode("catalog", i, address, 0, attached=True, state="up"))
@@ -149,6 +150,7 @@ class Supervisor(NodeAdmin):
             node.cut_off = False
             env = {**os.environ, "BAZAR_SECRET": self.secret, "PYTHONUNBUFFERED": "1",
                    "BAZAR_PACE_MS": str(self.pace_ms)}
+            assert node.log_path is not None  # planned nodes have one; attached ones are never started
             log = open(node.log_path, "ab")  # noqa: SIM115 - owned by the reader thread
             log.write(f"---- {time.strftime('%H:%M:%S')} starting {node.name}\n".encode())
             log.flush()
@@ -238,6 +240,7 @@ class Supervisor(NodeAdmin):
         with self._lock:
             if node.state != "up":
                 raise ClusterError(f"{name} is {node.status}; only a node that is up can hang")
+            assert node.proc is not None  # _need_process
             os.kill(node.proc.pid, signal.SIGSTOP)
             node.state = "hung"
         self._note(node, "hung (SIGSTOP)")
@@ -249,6 +252,7 @@ class Supervisor(NodeAdmin):
         with self._lock:
             if node.state != "hung":
                 return
+            assert node.proc is not None  # _need_process
             os.kill(node.proc.pid, signal.SIGCONT)
             node.state = "up"
         self._note(node, "resumed (SIGCONT)")

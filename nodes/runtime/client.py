@@ -169,7 +169,7 @@ class PeerClient:
                 "hop",
                 to=to,
                 label=label,
-                answer=status_text(reply.status) if reply.answered else f"no answer ({reply.failure})",
+                answer=status_text(reply.status) if reply.status is not None else f"no answer ({reply.failure})",
                 status=reply.status,
                 ms=round(reply.ms, 3),
                 t0=started,

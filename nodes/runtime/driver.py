@@ -25,7 +25,7 @@ class Driver:
         self.addresses = {name: address.rstrip("/") for name, address in addresses.items()}
         self.store = store
         self._disk = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{node.role}-db") if store else None
-        core.emit = node.telemetry.emit
+        core.emit = node.telemetry.emit  # type: ignore[method-assign]  # the driver gives the core its sink
         self.feed_time()
 
     def feed_time(self) -> None:
@@ -82,13 +82,19 @@ class Driver:
         )
         if not reply.answered:
             return NoAnswer(refused=reply.failure == "refused")
+        assert reply.status is not None  # answered
         return answer_of(send.message, reply.status, reply.data)
 
     async def _wait(self, wait: Wait) -> bool:
         if wait.woken:
             return True
         future = asyncio.get_running_loop().create_future()
-        wait.on_wake = lambda: future.done() or future.set_result(True)
+
+        def wake() -> None:
+            if not future.done():
+                future.set_result(True)
+
+        wait.on_wake = wake
         left = wait.deadline - time.monotonic()
         try:
             return await asyncio.wait_for(future, None if left == float("inf") else max(0.0, left))

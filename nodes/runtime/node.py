@@ -8,7 +8,7 @@ import json
 import os
 import socket
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -111,7 +111,8 @@ class Node:
         }
 
 
-def build_app(node: Node, routes: list[web.RouteDef], *, cleanup_ctx: list[Callable] = ()) -> web.Application:
+def build_app(node: Node, routes: list[web.RouteDef], *,
+              cleanup_ctx: Sequence[Callable[..., Any]] = ()) -> web.Application:
     """The aiohttp application every service shares the shape of (aiohttp-demos style)."""
     from nodes.runtime.errors import MAX_BODY_BYTES
 

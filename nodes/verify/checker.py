@@ -132,5 +132,6 @@ def _check_buy_ids(history: History, buys: list[Operation], found: Any) -> None:
                   op.start, op.end)
     for op in buys:
         if op.outcome == "bought" and op.buy_id not in applied:
-            found("lost buy", f"buy {op.buy_id[:12]} of book {op.book} was acknowledged but is not in the stock",
+            buy = (op.buy_id or "?")[:12]
+            found("lost buy", f"buy {buy} of book {op.book} was acknowledged but is not in the stock",
                   op.start, op.end)

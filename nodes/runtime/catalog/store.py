@@ -6,6 +6,7 @@ after SQLite has committed it with ``synchronous=FULL``: it is on disk when answ
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 
 from sqlalchemy import Float, Integer, String, bindparam, delete, select, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -77,7 +78,7 @@ class CatalogStore:
         with Session(self.engine) as session:
             return {row.buy_id: (row.book_id, row.seq) for row in session.scalars(select(AppliedBuy))}
 
-    def write(self, book: Book, buy_ids: list[str] = ()) -> None:
+    def write(self, book: Book, buy_ids: Sequence[str] = ()) -> None:
         """Store ``book`` (and the buys that produced it) in one transaction."""
         with self.engine.begin() as connection:
             connection.execute(_SET_BOOK, _book_params(book))

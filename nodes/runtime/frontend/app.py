@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from typing import Any
 
 from aiohttp import web
 
@@ -27,7 +28,12 @@ def init_app(config: FrontendConfig) -> web.Application:
     addresses = {f"catalog{i}": a for i, a in enumerate(config.catalogs)}
     addresses.update({f"order{i}": a for i, a in enumerate(config.orders)})
     driver = Driver(core, node, addresses)
-    node.describe = lambda: (driver.feed_time(), core.describe())[1]
+
+    def describe() -> dict[str, Any]:
+        driver.feed_time()
+        return core.describe()
+
+    node.describe = describe
 
     async def probe_ctx(_app: web.Application):
         probe = asyncio.create_task(driver.run(core.probe()), name="probe")

@@ -1,0 +1,309 @@
+"""The Live tab around the picture: the class controls (load, teaching speed, pause and step)
+above it, a shop row (look up, buy, two buyers, restock) below it, and beside it the latency
+chart with a line at every fault and heal and the front-end's caches. A view of the model;
+every action goes to the controller. While paused the model keeps every message: Step and Back
+go through them one at a time, and Resume draws what happened meanwhile."""
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QShowEvent
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QPushButton, QSizePolicy, QSpinBox, QVBoxLayout, QWidget
+
+from gui.cache import CachePanel
+from gui.charts import LatencyChart, load_controls, toggle_load
+from gui.common import ModelEvents, label, spawn
+from gui.live.arrows import short_text
+from gui.live.canvas import LiveCanvas
+from gui.live.schedule import MAX_TRACES
+from nodes.core.books import seed_books
+from nodes.observe.model import ClusterModel, Message
+
+if TYPE_CHECKING:
+    from nodes.session.actions import Controller
+    from nodes.session.session import ClusterSession
+    from nodes.session.shop import BuyOutcome
+
+#: Teaching speeds offered (ms each message is held); 0 is full speed.
+PACES = (0, 100, 250, 500, 1000, 2000)
+CHART_REDRAW_S = 0.5
+
+
+class LiveView(QWidget):
+    """The Live tab: the canvas, the class controls, the shop row, the chart and the caches."""
+
+    def __init__(self, model: ClusterModel, session: ClusterSession, controller: Controller, events: ModelEvents,
+                 report: Callable[[str], None], say: Callable[[str], None]) -> None:
+        super().__init__()
+        self.model = model
+        self.session = session  # the load generator is the session's, not the model's
+        self.controller = controller
+        self.report = report
+        self.say = say
+        self.seen = 0  # the last message taken from the model
+        self.paused_at: int | None = None  # the message count when paused
+        self.stepped_to = 0  # while paused: the message stepped to
+        self._chart_drawn = 0.0
+        self._caches_drawn = 0.0
+        self.books = seed_books()
+
+        self.canvas = LiveCanvas(model, controller, report)
+        self._skipped_at_tick = 0
+        self.chart = LatencyChart(model, "Latency, faults and heals", legend_columns=2)
+        self.chart.setMinimumHeight(150)
+        self.caches = {name: CachePanel(name, compact=True) for name in ("lookup", "search")}
+        for panel in self.caches.values():
+            panel.entries.setMinimumHeight(40)
+        self._class_controls()
+        self._shop_row()
+        self._lay_out()
+        self._connect(events)
+        self._controls()
+
+    def _class_controls(self) -> None:
+        """Load, teaching speed, pause and step, and the line that says what is drawn."""
+        self.load_button, self.rate = load_controls(20)
+        self.pace = QComboBox()
+        for ms in PACES:
+            self.pace.addItem("full speed" if ms == 0 else f"hold {ms} ms", ms)
+        self.pace.setAccessibleName("Teaching speed: how long every node holds each message it sends")
+        self.pace.setToolTip("Every node holds each message it sends this long, so a class can follow it. "
+                             "Timeouts grow with it, so slowness is not taken for an outage.")
+        self.pause_button = QPushButton("Pause")
+        self.back_button = QPushButton("◀ Back")
+        self.step_button = QPushButton("Step ▶")
+        self.status = label("", name="Muted")
+        self.status.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.status.setTextFormat(Qt.TextFormat.RichText)
+
+    def _shop_row(self) -> None:
+        """A book, and what a shopper or the shop keeper can do with it."""
+        self.book = QComboBox()
+        for book in self.books:
+            self.book.addItem(f"Book {book.id}", book.id)
+            self.book.setItemData(self.book.count() - 1, book.title, Qt.ItemDataRole.ToolTipRole)
+        self.book.setCurrentIndex(1)  # book 2, the figures' sample book
+        self.book.setAccessibleName("Book")
+        self.lookup_button = QPushButton("Look up")
+        self.buy_button = QPushButton("Buy")
+        self.buy_button.setObjectName("Primary")
+        self.two_button = QPushButton("Two buyers")
+        self.two_button.setToolTip("Two buys of this book at the same moment")
+        self.copies = QSpinBox()
+        self.copies.setRange(0, 1000)
+        self.copies.setValue(self.books[1].quantity)
+        self.copies.setPrefix("to ")
+        self.copies.setAccessibleName("Copies to restock to")
+        self.restock_button = QPushButton("Restock")
+        self.answer = label("", name="Muted")
+        self.answer.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+
+    def _lay_out(self) -> None:
+        """Controls on top; the picture and the shop row left, the chart and caches right."""
+        top = QHBoxLayout()
+        top.addWidget(self.load_button)
+        top.addWidget(self.rate)
+        top.addSpacing(10)
+        top.addWidget(label("Teaching speed"))
+        top.addWidget(self.pace)
+        top.addSpacing(10)
+        for button in (self.pause_button, self.back_button, self.step_button):
+            top.addWidget(button)
+        top.addWidget(self.status, 1)
+        shop = QHBoxLayout()
+        shop.addWidget(self.book)
+        for widget in (self.lookup_button, self.buy_button, self.two_button, self.copies, self.restock_button):
+            shop.addWidget(widget)
+        left = QVBoxLayout()
+        left.addWidget(self.canvas, 1)
+        left.addLayout(shop)
+        left.addWidget(self.answer)
+        caches = QHBoxLayout()
+        for panel in self.caches.values():
+            caches.addWidget(panel)
+        right = QVBoxLayout()
+        right.addWidget(self.chart, 3)
+        right.addLayout(caches, 2)
+        main = QHBoxLayout()
+        main.addLayout(left, 3)
+        main.addLayout(right, 2)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(8, 8, 8, 8)
+        layout.addLayout(top)
+        layout.addLayout(main, 1)
+
+    def _connect(self, events: ModelEvents) -> None:
+        self.load_button.clicked.connect(self.toggle_load)
+        self.rate.valueChanged.connect(self._rate)
+        self.pace.currentIndexChanged.connect(lambda _i: self.set_pace(self.pace.currentData()))
+        self.pause_button.clicked.connect(self.toggle_pause)
+        self.back_button.clicked.connect(lambda: self.step(-1))
+        self.step_button.clicked.connect(lambda: self.step(1))
+        self.book.currentIndexChanged.connect(self._book)
+        self.lookup_button.clicked.connect(self.lookup)
+        self.buy_button.clicked.connect(lambda: self.buy(1))
+        self.two_button.clicked.connect(lambda: self.buy(2))
+        self.restock_button.clicked.connect(self.restock)
+        events.changed.connect(self._changed)
+
+    # ---- presenter scale ------------------------------------------------------------------------
+    def set_scale(self, scale: float) -> None:
+        self.canvas.set_scale(scale)
+        self.chart.set_scale(scale)
+
+    # ---- the shop row ---------------------------------------------------------------------------
+    def chosen(self) -> int:
+        return int(self.book.currentData())
+
+    def _book(self) -> None:
+        self.canvas.book = self.chosen()
+        self.copies.setValue(next(b.quantity for b in self.books if b.id == self.chosen()))
+        self.canvas.update()
+
+    def lookup(self) -> None:
+        book = self.chosen()
+
+        def done(result: tuple[bool, Any]) -> None:
+            ok, body = result
+            self.answer.setText(f"Book {book}: {body['quantity']} in stock, ${body['price']}" if ok else str(body))
+
+        spawn(self.controller.lookup(book), self.report, done)
+
+    def buy(self, buyers: int) -> None:
+        book = self.chosen()
+
+        async def buys() -> list[BuyOutcome]:
+            return await asyncio.gather(*(self.controller.buy(book) for _ in range(buyers)))
+
+        def done(outcomes: list[BuyOutcome]) -> None:
+            said = " · ".join(o.sentence if buyers == 1 else o.kind for o in outcomes)
+            self.answer.setText(f"Book {book}: {said}" if buyers == 1 else f"Two buyers of book {book}: {said}")
+
+        spawn(buys(), self.report, done)
+
+    def restock(self) -> None:
+        spawn(self.controller.restock(self.chosen(), self.copies.value()), self.report, self.answer.setText)
+
+    # ---- class controls -------------------------------------------------------------------------
+    def _rate(self) -> None:
+        self.session.load.settings.rate = float(self.rate.value())
+
+    def toggle_load(self) -> None:
+        toggle_load(self.session, self.report, self._rate, self._controls)
+
+    def set_pace(self, ms: int) -> None:
+        if self.pace.currentData() != ms:
+            self.pace.setCurrentIndex(self.pace.findData(ms))  # calls back here
+            return
+        spawn(self.controller.pace(ms), self.report, self.say)
+
+    def toggle_pause(self) -> None:
+        if self.paused_at is None:
+            self.pause()
+        else:
+            self.resume()
+
+    def pause(self) -> None:
+        """Freeze the picture; the model keeps every message meanwhile."""
+        self.paused_at = self.stepped_to = self.seen
+        self.canvas.freeze()
+        self._controls()
+
+    def step(self, by: int) -> None:
+        """While paused, go to the next (or previous) message recorded since the pause."""
+        if self.paused_at is None:
+            return
+        target = min(max(self.paused_at + 1, self.stepped_to + by), self.model.message_count)
+        found = self.model.messages_after(target - 1, 1)
+        if target <= self.paused_at or not found:
+            self._controls()
+            return
+        self.stepped_to = target
+        self.canvas.show_step(found[0])
+        self._controls()
+
+    def resume(self) -> None:
+        """Back to live: what happened meanwhile is drawn (chart, caches), new messages move."""
+        self.paused_at = None
+        self.seen = self.model.message_count
+        self.canvas.thaw()
+        self.redraw()
+
+    def stepped_message(self) -> Message | None:
+        if self.paused_at is None or self.stepped_to <= self.paused_at:
+            return None
+        found = self.model.messages_after(self.stepped_to - 1, 1)
+        return found[0] if found else None
+
+    def _controls(self) -> None:
+        """The buttons' words and states, and the status line: live, or paused and where."""
+        self.load_button.setText("Stop load" if self.session.load.running else "Start load")
+        paused_at = self.paused_at
+        paused = paused_at is not None
+        self.pause_button.setText("Resume live" if paused else "Pause")
+        self.pause_button.setObjectName("Primary" if paused else "")
+        self.pause_button.style().polish(self.pause_button)
+        self.back_button.setEnabled(paused_at is not None and self.stepped_to > paused_at + 1)
+        self.step_button.setEnabled(paused and self.stepped_to < self.model.message_count)
+        if paused_at is not None:
+            self.status.setText(self._paused_text(paused_at))
+        else:
+            skipped = self.canvas.skipped - self._skipped_at_tick
+            self._skipped_at_tick = self.canvas.skipped
+            busy = f" · busy: {MAX_TRACES} drawn at once" if skipped else ""  # short: it fits at 1280 px
+            self.status.setText(f"<b>Live</b>: click a node to break or heal it{busy}")
+            self.status.setToolTip(f"Under load only {MAX_TRACES} requests are animated at a time; "
+                                   "the others are counted on the chart." if skipped else "")
+
+    def _paused_text(self, paused_at: int) -> str:
+        """How many messages came since the pause, and which one is stepped to, with its time."""
+        since = self.model.message_count - paused_at
+        message = self.stepped_message()
+        where = "" if message is None else (
+            f" — <b>{self.stepped_to - paused_at}</b>: {message.source} → {message.target} "
+            f"{short_text(message.text, 40)} at {time.strftime('%H:%M:%S', time.localtime(message.t))}"
+            f".{int(message.t % 1 * 1000):03d}")
+        return f"<b>Paused</b> · the cluster keeps running · {since} messages since{where}"
+
+    # ---- drawing ----------------------------------------------------------------------------
+    def _changed(self, topics: dict[str, set[Any]]) -> None:
+        if "message" in topics:
+            if self.paused_at is not None:
+                self._controls()  # the count of messages since the pause moves on
+            elif self.isVisible():
+                self.canvas.take(self.model.messages_after(self.seen))
+                self.seen = self.model.message_count
+            else:
+                self.seen = self.model.message_count  # nothing to replay when the tab is shown
+        if self.paused_at is not None or not self.isVisible():
+            return
+        if topics.keys() & {"node", "replicas"}:
+            self.canvas.update()
+        now = time.monotonic()
+        if ("cache" in topics or "tick" in topics) and now - self._caches_drawn >= CHART_REDRAW_S:
+            self._caches_drawn = now  # a list rebuilt a few times a second, not every frame
+            self._caches()
+        if topics.keys() & {"latency", "tick", "mark"} and now - self._chart_drawn >= CHART_REDRAW_S:
+            self._chart_drawn = now
+            self.chart.draw_in_steps()  # begins in a later turn than the caches drawn just now
+        if "tick" in topics:
+            self._controls()
+
+    def _caches(self) -> None:
+        for name, panel in self.caches.items():
+            panel.show(self.model.caches[name])
+
+    def showEvent(self, event: QShowEvent) -> None:  # noqa: N802 - Qt's name
+        super().showEvent(event)
+        self.redraw()
+
+    def redraw(self) -> None:
+        self.seen = max(self.seen, self.model.message_count) if self.paused_at is None else self.seen
+        self._caches()
+        self.chart.draw()
+        self._controls()
+        self.canvas.update()

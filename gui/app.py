@@ -10,8 +10,13 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 from nodes.control.clusterfile import Cluster
+
+if TYPE_CHECKING:
+    from gui.main_window import MainWindow
+    from gui.scenarios import ScenariosView
 
 #: What Qt's xcb display plugin needs on Debian/Ubuntu beyond what pip installs (README).
 QT_SYSTEM_PACKAGES = ("libxcb-cursor0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1 libxcb-randr0 "
@@ -81,7 +86,7 @@ def run_window(cluster: Cluster, options: RunOptions = RunOptions()) -> int:
     from gui.common import stylesheet
     from gui.main_window import MainWindow, WindowOptions
 
-    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app = cast(QApplication, QApplication.instance() or QApplication(sys.argv[:1]))
     app.setApplicationName("Bazar")
     app.setStyle("Fusion")
     app.setStyleSheet(stylesheet())
@@ -122,7 +127,7 @@ def run_window(cluster: Cluster, options: RunOptions = RunOptions()) -> int:
     os._exit(0)
 
 
-async def screenshot(window, path: Path, seconds: float, tab: str) -> None:
+async def screenshot(window: MainWindow, path: Path, seconds: float, tab: str) -> None:
     """A short scripted demo, then the window saved as a picture (one per tab with ``all``)."""
     from gui.demo import run_demo
     from gui.main_window import TABS
@@ -142,7 +147,7 @@ async def screenshot(window, path: Path, seconds: float, tab: str) -> None:
         print(f"saved {target}", flush=True)
 
 
-async def play_for_screenshot(view, scenario_id: str, timeout: float = 90.0) -> None:
+async def play_for_screenshot(view: ScenariosView, scenario_id: str, timeout: float = 90.0) -> None:
     """Play one scenario in the Scenarios tab to its end, quickly, for the picture."""
     import time
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QBrush, QColor, QFont
+from PySide6.QtGui import QBrush, QColor, QFont, QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QGridLayout,
@@ -59,7 +59,7 @@ class CachePanel(QGroupBox):
             layout.addWidget(label("Most recently used first:", name="Muted"))
         layout.addWidget(self.entries, 1)
 
-    def show(self, cache: CacheState) -> None:
+    def show(self, cache: CacheState) -> None:  # type: ignore[override]
         self.numbers["capacity"].setText(str(cache.capacity))
         for key in ("hits", "misses", "evictions", "invalidations"):
             self.numbers[key].setText(str(getattr(cache, key)))
@@ -113,7 +113,7 @@ class CacheTab(QWidget):
         if self.isVisible() and ("cache" in topics or "tick" in topics):
             self.refresh()
 
-    def showEvent(self, event) -> None:  # noqa: N802 - Qt's name
+    def showEvent(self, event: QShowEvent) -> None:  # noqa: N802 - Qt's name
         super().showEvent(event)
         self.refresh()
 

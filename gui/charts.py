@@ -7,11 +7,12 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer
-from PySide6.QtGui import QFont
+from PySide6.QtGui import QFont, QShowEvent
 from PySide6.QtWidgets import (
     QCheckBox,
     QGraphicsItem,
@@ -27,6 +28,9 @@ from PySide6.QtWidgets import (
 
 from gui.common import COLORS, ModelEvents, label, spawn
 from nodes.observe.model import SERIES, ClusterModel
+
+if TYPE_CHECKING:
+    from nodes.session.session import ClusterSession
 
 WINDOW_S = 60
 MAX_POINTS = 250
@@ -54,7 +58,8 @@ def load_controls(rate: int) -> tuple[QPushButton, QSpinBox]:
     return button, spin
 
 
-def toggle_load(session, report, apply_settings, relabel) -> None:
+def toggle_load(session: ClusterSession, report: Callable[[str], None], apply_settings: Callable[[], None],
+                relabel: Callable[[], None]) -> None:
     """Start the load generator with the settings shown, or stop it; ``relabel`` either way."""
     if session.load.running:
         spawn(session.load.stop(), report, lambda _r: relabel())
@@ -103,7 +108,8 @@ def _style(plot: pg.PlotWidget, title: str, y_label: str, scale: float = 1.0) ->
 
 
 class ChartsView(QWidget):
-    def __init__(self, model: ClusterModel, session, events: ModelEvents, report) -> None:
+    def __init__(self, model: ClusterModel, session: ClusterSession, events: ModelEvents,
+                 report: Callable[[str], None]) -> None:
         super().__init__()
         self.model = model
         self.session = session  # for the load generator and the lag monitor, which are not the model's
@@ -200,7 +206,7 @@ class ChartsView(QWidget):
         if "tick" in topics:
             self.draw_seconds()
 
-    def showEvent(self, event) -> None:  # noqa: N802 - Qt's name
+    def showEvent(self, event: QShowEvent) -> None:  # noqa: N802 - Qt's name
         super().showEvent(event)
         self.redraw()
 
@@ -341,7 +347,8 @@ class LatencyChart(pg.PlotWidget):
     def _steps(self, now: float) -> Iterator[None]:
         model = self.model
         since = now - WINDOW_S
-        figures, recent = [], []
+        figures: list[str] = []
+        recent: list[float] = []
         for series in SERIES:
             times, ms = model.latency_since(series, since)
             keep = times <= now

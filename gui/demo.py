@@ -6,9 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from gui.main_window import MainWindow
 
 
-async def wait_ready(window, timeout: float = 90.0) -> None:
+async def wait_ready(window: MainWindow, timeout: float = 90.0) -> None:
     deadline = time.monotonic() + timeout
     while not window.ready:
         if time.monotonic() > deadline:
@@ -16,7 +20,7 @@ async def wait_ready(window, timeout: float = 90.0) -> None:
         await asyncio.sleep(0.1)
 
 
-async def run_demo(window, seconds: float, heal: bool = False) -> None:
+async def run_demo(window: MainWindow, seconds: float, heal: bool = False) -> None:
     await wait_ready(window)
     session = window.session
     session.load.settings.rate = 60
@@ -44,7 +48,7 @@ async def run_demo(window, seconds: float, heal: bool = False) -> None:
     await asyncio.sleep(0.3)
 
 
-async def measure_lag(window, seconds: float, rate: float = 200.0) -> dict[str, float]:
+async def measure_lag(window: MainWindow, seconds: float, rate: float = 200.0) -> dict[str, float]:
     """Load at ``rate`` requests a second with one catalog replica hung, the Live tab drawing
     (messages animated, the chart and caches redrawn), and report how late the window's event
     loop woke up (its "never frozen" figure). Books 1-7 are restocked first so that every buy
@@ -84,12 +88,12 @@ async def measure_lag(window, seconds: float, rate: float = 200.0) -> dict[str, 
     return summary
 
 
-async def _stock(window, catalog: str, book: int) -> int:
+async def _stock(window: MainWindow, catalog: str, book: int) -> int:
     """``book``'s stock as ``catalog`` holds it."""
     return (await window.session.supervisor.admin(catalog, "GET", f"/query/item/{book}"))["quantity"]
 
 
-async def _set_stock(window, catalog: str, book: int, quantity: int, timeout: float = 15.0) -> None:
+async def _set_stock(window: MainWindow, catalog: str, book: int, quantity: int, timeout: float = 15.0) -> None:
     """Restock ``book`` to ``quantity`` and see it at ``catalog``; a write refused while the
     replicas settle (a resumed one catching up) is tried again until ``timeout``."""
     deadline = time.monotonic() + timeout

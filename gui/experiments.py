@@ -4,6 +4,7 @@ means, and export to CSV and PNG. Each experiment starts clusters of its own."""
 from __future__ import annotations
 
 import csv
+from collections.abc import Callable
 from pathlib import Path
 
 import pyqtgraph as pg
@@ -33,7 +34,7 @@ from nodes.bench.experiments import EXPERIMENTS
 
 
 class ExperimentsView(QWidget):
-    def __init__(self, report) -> None:
+    def __init__(self, report: Callable[[str], None]) -> None:
         super().__init__()
         self.report = report
         self.tables: list[Table] = []
@@ -115,9 +116,9 @@ class ExperimentsView(QWidget):
         self.tables = tables
         self.doing.setText("Done. " + " ".join(note for table in tables for note in table.notes[:1]))
         while self.results_layout.count():
-            item = self.results_layout.takeAt(0)
-            if item.widget() is not None:
-                item.widget().deleteLater()
+            taken = self.results_layout.takeAt(0)
+            if taken is not None and (old := taken.widget()) is not None:
+                old.deleteLater()
         for table in tables:
             title = label(table.title, name="CardTitle", wrap=True)
             title.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 
 from PySide6.QtCore import QPointF, QRectF, QSize, Qt, QTimer, Signal
-from PySide6.QtGui import QColor, QFont, QPainter, QPainterPath, QPen
+from PySide6.QtGui import QColor, QFont, QPainter, QPainterPath, QPaintEvent, QPen, QResizeEvent, QShowEvent
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -68,7 +68,7 @@ class LaneHeader(QWidget):
         self.names, self.right_margin = names, right_margin
         self.update()
 
-    def paintEvent(self, _event) -> None:  # noqa: N802 - Qt's name
+    def paintEvent(self, _event: QPaintEvent) -> None:  # noqa: N802 - Qt's name
         painter = QPainter(self)
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         painter.fillRect(self.rect(), QColor("#ffffff"))
@@ -118,7 +118,7 @@ class FlowCanvas(QWidget):
     def row_y(self, number: int) -> float:
         return TOP + ROW * (number - 1)
 
-    def paintEvent(self, _event) -> None:  # noqa: N802 - Qt's name
+    def paintEvent(self, _event: QPaintEvent) -> None:  # noqa: N802 - Qt's name
         painter = QPainter(self)
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         painter.fillRect(self.rect(), QColor("#ffffff"))
@@ -184,17 +184,17 @@ class TraceStepper(QWidget):
         self.slow_down = slow_down
         self.canvas = FlowCanvas(empty_text)
         self.header = LaneHeader()
-        self.scroll = QScrollArea()
-        self.scroll.setWidgetResizable(True)
-        self.scroll.setWidget(self.canvas)
-        self.scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        self.scroll_area = QScrollArea()
+        self.scroll_area.setWidgetResizable(True)
+        self.scroll_area.setWidget(self.canvas)
+        self.scroll_area.setFrameShape(QScrollArea.Shape.NoFrame)
         self.area = QWidget()
         self.area.setObjectName("Diagram")
         area_layout = QVBoxLayout(self.area)
         area_layout.setContentsMargins(0, 0, 0, 0)
         area_layout.setSpacing(0)
         area_layout.addWidget(self.header)
-        area_layout.addWidget(self.scroll, 1)
+        area_layout.addWidget(self.scroll_area, 1)
         self.back = QPushButton("◀  Step back")
         self.forward = QPushButton("Step  ▶")
         self.play = QPushButton("Replay")
@@ -222,17 +222,17 @@ class TraceStepper(QWidget):
         self.forward.clicked.connect(lambda: self.go(self.canvas.step + 1))
         self.play.clicked.connect(lambda: self.replay())
 
-    def show(self, trace: Trace | None, step: int | None = None) -> None:
+    def show(self, trace: Trace | None, step: int | None = None) -> None:  # type: ignore[override]
         self.canvas.show_trace(trace, step)
-        bar = self.scroll.verticalScrollBar()
+        bar = self.scroll_area.verticalScrollBar()
         self.header.show_names(self.canvas.names(), bar.width() if bar.isVisible() else 0)
         if self.canvas.step:  # keep the newest arrow in view (the names stay above)
-            self.scroll.ensureVisible(0, int(self.canvas.row_y(self.canvas.step)), 0, ROW)
+            self.scroll_area.ensureVisible(0, int(self.canvas.row_y(self.canvas.step)), 0, ROW)
         self.stepped.emit(self.canvas.step)
 
-    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt's name
+    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 - Qt's name
         super().resizeEvent(event)
-        bar = self.scroll.verticalScrollBar()
+        bar = self.scroll_area.verticalScrollBar()
         self.header.show_names(self.canvas.names(), bar.width() if bar.isVisible() else 0)
 
     def go(self, step: int) -> None:
@@ -310,7 +310,7 @@ class FlowView(QWidget):
         if 0 <= row < len(self.listed):
             self.show(self.listed[row])
 
-    def show(self, trace_id: str, step: int | None = None) -> None:
+    def show(self, trace_id: str, step: int | None = None) -> None:  # type: ignore[override]
         self.stepper.show(self.model.trace(trace_id), step)
 
     def _caption(self) -> None:
@@ -331,7 +331,7 @@ class FlowView(QWidget):
         self._listed_at = time.monotonic()
         self.refresh()
 
-    def showEvent(self, event) -> None:  # noqa: N802 - Qt's name
+    def showEvent(self, event: QShowEvent) -> None:  # noqa: N802 - Qt's name
         super().showEvent(event)
         self.refresh()
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from typing import cast
 
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QCloseEvent, QKeySequence, QShortcut
@@ -101,10 +102,13 @@ class MainWindow(QMainWindow):
         for name, title_text in TABS:
             self.tabs.addTab(self.views[name], title_text)
         for number in range(self.tabs.count()):
-            QShortcut(QKeySequence(f"Alt+{number + 1}"), self, activated=lambda n=number: self.tabs.setCurrentIndex(n))
+            # PySide6 connects a signal given as a keyword (activated=); its stubs do not list them.
+            QShortcut(QKeySequence(f"Alt+{number + 1}"), self,  # type: ignore[call-overload]
+                      activated=lambda n=number: self.tabs.setCurrentIndex(n))
         # Presenter mode: one scale for the whole window.
         for key, change in (("Ctrl++", SCALE_STEP), ("Ctrl+=", SCALE_STEP), ("Ctrl+-", -SCALE_STEP), ("Ctrl+0", 0)):
-            QShortcut(QKeySequence(key), self, context=Qt.ShortcutContext.ApplicationShortcut,
+            QShortcut(QKeySequence(key), self,  # type: ignore[call-overload]
+                      context=Qt.ShortcutContext.ApplicationShortcut,
                       activated=lambda c=change: self.set_scale(self.scale + c if c else 1.0))
 
         central = QWidget()
@@ -180,7 +184,7 @@ class MainWindow(QMainWindow):
     def set_scale(self, scale: float) -> None:
         """Every text and drawing of the window at ``scale`` (1 is normal), for a projector."""
         self.scale = round(min(max(scale, SCALES[0]), SCALES[1]), 2)
-        app = QApplication.instance()
+        app = cast(QApplication | None, QApplication.instance())
         if app is not None:
             app.setStyleSheet(scaled_stylesheet(self.scale))
         for view in self.views.values():

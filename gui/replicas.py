@@ -5,7 +5,7 @@ model (``ClusterModel.cells``); this view only draws."""
 from __future__ import annotations
 
 from PySide6.QtCore import QRectF, QSize, Qt
-from PySide6.QtGui import QBrush, QColor, QFont, QPainter
+from PySide6.QtGui import QBrush, QColor, QFont, QPainter, QPaintEvent, QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -58,7 +58,7 @@ class ServerRow(QWidget):
         self.servers = list(cells)
         self.update()
 
-    def paintEvent(self, _event) -> None:  # noqa: N802 - Qt's name
+    def paintEvent(self, _event: QPaintEvent) -> None:  # noqa: N802 - Qt's name
         if not self.servers:
             return
         painter = QPainter(self)
@@ -132,7 +132,7 @@ class ReplicasView(QWidget):
         if "node" in topics or ("replicas" in topics and self.isVisible()):
             self.refresh()
 
-    def showEvent(self, event) -> None:  # noqa: N802 - Qt's name
+    def showEvent(self, event: QShowEvent) -> None:  # noqa: N802 - Qt's name
         super().showEvent(event)
         self.refresh()
 

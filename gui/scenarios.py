@@ -4,8 +4,10 @@ sentence per step, the replicas before and after, and a verdict."""
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import cast
 
 from PySide6.QtWidgets import (
     QGroupBox,
@@ -32,7 +34,7 @@ def scenario_cells(table: list[tuple], book: int = 2) -> list[ReplicaCell]:
 
 
 class ScenariosView(QWidget):
-    def __init__(self, report) -> None:
+    def __init__(self, report: Callable[[str], None]) -> None:
         super().__init__()
         self.report = report
         self.scenarios = load_all()
@@ -155,13 +157,14 @@ class ScenariosView(QWidget):
         if row is None:
             text = "Before the request: the replicas as the figure starts them (below, left)."
         elif row.kind == "request":
-            text = f"The request arrives: {self.canvas.trace.operation or outcome.scenario.request['path']}."
+            operation = cast(Trace, self.canvas.trace).operation
+            text = f"The request arrives: {operation or outcome.scenario.request['path']}."
         elif row.kind == "call" and row.hop is not None:
             text = sentences.get(row.hop.number, row.text)
         elif row.kind == "answer" and row.hop is not None:
             text = f"{row.source} answers {row.target}: {row.hop.answer}."
         else:
-            text = f"The answer goes back to the client: {self.canvas.trace.status}."
+            text = f"The answer goes back to the client: {cast(Trace, self.canvas.trace).status}."
         self.sentence.setStyleSheet("background:#eff6ff; color:#1e3a8a;")
         self.sentence.setText(f"Step {step} of {steps}. {text}")
         self.sentence.setVisible(True)

@@ -4,7 +4,8 @@ through the front-end, like a shopper, by way of the controller."""
 from __future__ import annotations
 
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, cast
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QKeySequence, QShortcut
@@ -40,7 +41,8 @@ def _table(columns: list[str]) -> QTableWidget:
 
 
 class ShopView(QWidget):
-    def __init__(self, model: ClusterModel, controller: Controller, events: ModelEvents, report) -> None:
+    def __init__(self, model: ClusterModel, controller: Controller, events: ModelEvents,
+                 report: Callable[[str], None]) -> None:
         super().__init__()
         self.model = model
         self.controller = controller
@@ -117,8 +119,9 @@ class ShopView(QWidget):
         self.buy_button.clicked.connect(self.buy)
         self.look_up_button.clicked.connect(self.look_up)
         self.refresh_history_button.clicked.connect(self.refresh_history)
-        QShortcut(QKeySequence("Ctrl+B"), self, activated=self.buy)
-        QShortcut(QKeySequence("Ctrl+F"), self, activated=self.query.setFocus)
+        # PySide6 connects a signal given as a keyword (activated=); its stubs do not list them.
+        QShortcut(QKeySequence("Ctrl+B"), self, activated=self.buy)  # type: ignore[call-overload]
+        QShortcut(QKeySequence("Ctrl+F"), self, activated=self.query.setFocus)  # type: ignore[call-overload]
         self.setTabOrder(self.query, self.search_button)
         self.setTabOrder(self.search_button, self.results)
         self.setTabOrder(self.results, self.buy_button)
@@ -150,8 +153,8 @@ class ShopView(QWidget):
         rows = self.results.selectionModel().selectedRows()
         if not rows:
             return
-        self.book_id = int(self.results.item(rows[0].row(), 0).text())
-        self.topic.setText(self.results.item(rows[0].row(), 2).text())
+        self.book_id = int(cast(QTableWidgetItem, self.results.item(rows[0].row(), 0)).text())
+        self.topic.setText(cast(QTableWidgetItem, self.results.item(rows[0].row(), 2)).text())
         spawn(self._details(self.book_id), self.report)
 
     async def _details(self, book: int) -> None:

@@ -7,9 +7,9 @@ import sys
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 
+from nodes.core.catalog import MODES, Mode
 from nodes.sim.run import (
     FAULT_KINDS,
-    MODES,
     Exploration,
     Options,
     explore,
@@ -49,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument("--seeds", type=int, default=200, help="how many seeds to run (default 200)")
     which.add_argument("--seed", type=int, help="replay one seed and print its history's digest")
     parser.add_argument("--first-seed", type=int, default=1, help="the first of --seeds (default 1)")
-    parser.add_argument("--mode", choices=MODES, default="bazar",
+    parser.add_argument("--mode", choices=MODES, default=Mode.BAZAR.value,
                         help="bazar (default), or documented: protocol.md's rules with their weak points")
     parser.add_argument("--faults", type=_faults, default=FAULT_KINDS, metavar="LIST",
                         help=f"comma-separated, from {','.join(FAULT_KINDS)}; 'all' (default) or 'none'")

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from nodes.core.catalog import Mode, rules_for
 from nodes.core.effects import NoAnswer, Send
 from nodes.core.messages import Bought, Buy, Found, NoOrderServer, OutcomeUnknown, OutOfStock, Read
 from nodes.sim.world import Network, World
@@ -17,7 +18,6 @@ from nodes.verify.checker import Anomaly, check
 from nodes.verify.history import Fault, Final, History, Operation
 
 FAULT_KINDS = ("crash", "restart", "hang", "cut", "loss", "duplicate", "partition", "one-way")
-MODES = ("bazar", "documented")
 CLIENT_TIMEOUT_S = 10.0
 SETTLE_BOUND_S = 15.0
 
@@ -42,7 +42,7 @@ class PlannedFault:
 @dataclass(frozen=True)
 class Options:
     seed: int = 1
-    mode: str = "bazar"
+    mode: str = Mode.BAZAR
     faults: tuple[str, ...] = FAULT_KINDS
     catalogs: int = 3
     orders: int = 2
@@ -111,9 +111,9 @@ def _partition_links(rng: random.Random, kind: str, names: list[str]) -> tuple[t
 
 def simulate(options: Options, schedule: list[PlannedFault] | None = None) -> Result:
     started = time.perf_counter()
-    guard = options.mode == "bazar"
+    guard = options.mode == Mode.BAZAR  # the simulator's documented mode is protocol.md to the letter
     world = World(options.seed, catalogs=options.catalogs, orders=options.orders, guard_writes=guard,
-                  catalog_mode="bazar" if guard else "documented", network=Network(), stock=options.stock)
+                  catalog_rules=rules_for(options.mode, guard_writes=guard), network=Network(), stock=options.stock)
     names = [n for n in world.processes]
     if schedule is None:
         schedule = plan_faults(options, names)

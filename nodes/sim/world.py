@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nodes.core.books import Book, seed_books
-from nodes.core.catalog.replica import BookUnknown, CatalogReplica
+from nodes.core.catalog import BAZAR, BookUnknown, CatalogReplica, Rule
 from nodes.core.effects import Core, Disk, Gather, NoAnswer, Send, Sleep, Wait
 from nodes.core.frontend.protocol import Frontend
 from nodes.core.messages import Buy, Degraded, Health, Healthy, NotFound, Read
@@ -240,7 +240,8 @@ class Fiber:
 
 class World:
     def __init__(self, seed: int, *, catalogs: int = 3, orders: int = 2, guard_writes: bool = True,
-                 catalog_mode: str = "bazar", network: Network | None = None, stock: int | None = None) -> None:
+                 catalog_rules: frozenset[Rule] = BAZAR, network: Network | None = None,
+                 stock: int | None = None) -> None:
         self.rng = random.Random(seed)
         self.now = 0.0
         self._queue: list[tuple[float, int, Callable[[], None]]] = []
@@ -256,8 +257,8 @@ class World:
         self.processes: dict[str, Process] = {}
         for i in range(catalogs):
             self._add(f"catalog{i}", lambda i=i: CatalogReplica(
-                i, catalogs, has_frontend=True, mode=catalog_mode, seed=self.rng.randrange(2**32),
-                nonce=f"s{self.rng.randrange(10**6)}", guard_writes=guard_writes), CatalogDisk(books),
+                i, catalogs, has_frontend=True, rules=catalog_rules, seed=self.rng.randrange(2**32),
+                nonce=f"s{self.rng.randrange(10**6)}"), CatalogDisk(books),
                 lambda core: [core.heartbeat()] if core.peers else [])
         for i in range(orders):
             self._add(f"order{i}", lambda i=i: OrderReplica(

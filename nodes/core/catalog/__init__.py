@@ -1,0 +1,30 @@
+"""The catalog replica as a pure core: its state, its rules and the named rule sets. Other
+layers import from here, not from the modules inside (docs/architecture.md)."""
+from nodes.core.catalog.replica import BookUnknown, CatalogReplica
+from nodes.core.catalog.rules import (
+    AVAILABLE,
+    BAZAR,
+    CONSISTENCY,
+    DOCUMENTED,
+    DOCUMENTED_GUARDED,
+    MODES,
+    Consistency,
+    Mode,
+    Rule,
+    rules_for,
+)
+
+__all__ = [
+    "AVAILABLE",
+    "BAZAR",
+    "CONSISTENCY",
+    "DOCUMENTED",
+    "DOCUMENTED_GUARDED",
+    "MODES",
+    "BookUnknown",
+    "CatalogReplica",
+    "Consistency",
+    "Mode",
+    "Rule",
+    "rules_for",
+]

@@ -22,7 +22,7 @@ lost"):
   refused rather than applied over a newer copy.
 - W7: a buy's id travels with its write; every replica stores it with the book, and a check
   or write that meets a known id answers the first outcome instead of writing again.
-- W2/W3 (``mode == "bazar"``): replicas ping each other; a ping carries this replica's
+- W2/W3 (``Rule.LEASES``, ``Rule.CATCH_UP``): replicas ping each other; a ping carries this replica's
   seqs and is answered with every newer row, so a restarted replica catches up in the
   background. Read leases are granted by the peers: a peer answers a ping with a lease
   (valid until its time + LEASE_S) only when the pinging replica is as current as itself,
@@ -33,10 +33,11 @@ lost"):
   front-end serves cached copies only while every catalog's lease to it holds, and a
   writer that could not confirm its invalidation waits out that lease (W2, W8).
   Peers the heartbeat knows are out are skipped without being asked (W4).
-``mode == "documented"`` switches the W2/W3 repairs off so that the figures' starting
-states (replicas left behind on purpose) stay as built. ``guard_writes=False`` also drops
-the W1 and W7 repairs: protocol.md's write to the letter (check only when not valid, no
-reservation, no buy ids), which the simulator's documented mode runs to show what it loses.
+Which repairs a replica runs is one frozen set of named rules (``rules.py``): ``BAZAR`` runs
+them all; ``--mode documented`` leaves out those that would repair the figures' starting
+states (replicas left behind on purpose); ``DOCUMENTED`` is protocol.md's write to the letter
+(check only when not valid, no reservation, no buy ids), which the simulator's documented
+mode runs to show what it loses.
 """
 from __future__ import annotations
 
@@ -46,6 +47,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from nodes.core.books import Book
+from nodes.core.catalog.rules import Mode, Rule, mode_of, rules_for, with_mode
 from nodes.core.effects import Core, Disk, Gather, NoAnswer, Send, Sleep, Waiters
 from nodes.core.messages import (
     Applied,
@@ -89,8 +91,6 @@ LEASE_S = 1.0
 FRONTEND_LEASE_S = 1.5
 PING_TIMEOUT_S = 0.4
 INVALIDATE_TIMEOUT_S = 0.5
-MODES = ("bazar", "documented")
-CONSISTENCY = ("majority", "available")
 
 Priority = tuple[float, int]  # (when the operation first tried, writer's replica number): lower wins
 
@@ -162,8 +162,10 @@ class _CheckOutcome:
 
 
 class CatalogReplica(Core):
-    """One catalog replica's state and rules. ``nonce`` makes its reservation tokens unique
-    across restarts; ``seed`` or ``peer_order`` fix the read's peer choice (scenarios)."""
+    """One catalog replica's state and rules. ``rules``: the repairs it runs (``rules.py``);
+    ``mode``, ``guard_writes`` and ``consistency`` are the older spelling of the same choice
+    (``rules_for``). ``nonce`` makes its reservation tokens unique across restarts; ``seed``
+    or ``peer_order`` fix the read's peer choice (scenarios)."""
 
     def __init__(
         self,
@@ -171,21 +173,22 @@ class CatalogReplica(Core):
         replicas: int,
         *,
         has_frontend: bool,
-        mode: str = "bazar",
+        rules: frozenset[Rule] | None = None,
+        mode: str | None = None,
         seed: int | None = None,
         peer_order: list[int] | None = None,
         nonce: str = "",
         timeout_s: float = 1.0,
-        guard_writes: bool = True,
+        guard_writes: bool | None = None,
         consistency: str | None = None,
     ) -> None:
         self.index = index
-        self.guard_writes = guard_writes
-        #: "majority": a write needs a majority of the replicas reserved (W8); "available":
-        #: protocol.md's rule, skip whoever cannot be reached. Documented mode: available.
-        self.consistency = consistency or ("majority" if mode == "bazar" else "available")
+        if rules is None:
+            rules = rules_for(mode or Mode.BAZAR, True if guard_writes is None else guard_writes, consistency)
+        elif mode is not None or guard_writes is not None or consistency is not None:
+            raise TypeError("give either rules or mode/guard_writes/consistency, not both")
+        self.rules = rules
         self.has_frontend = has_frontend
-        self.mode = mode
         self.peers = [Peer(i) for i in range(replicas) if i != index]
         self.rng = random.Random(seed)
         self.peer_order = peer_order
@@ -215,6 +218,16 @@ class CatalogReplica(Core):
         self.generation = 0  # which reset of the data this replica holds (see reset)
         self.resetting = False
         self.pending_reset: int | None = None  # a newer generation met; the driver resets to it
+
+    @property
+    def mode(self) -> Mode:
+        """The mode the rules read as (``describe`` shows it)."""
+        return mode_of(self.rules)
+
+    @mode.setter
+    def mode(self, mode: str) -> None:
+        """Switch the mode's rules on a running replica (the admin call), keeping the others."""
+        self.rules = with_mode(self.rules, mode)
 
     # ---- life cycle -------------------------------------------------------------------
     async def start(self) -> None:
@@ -280,7 +293,7 @@ class CatalogReplica(Core):
         """When a buy we hold may be answered as done: a write that left replicas out is not
         acknowledged before their leases ran out, and neither may its buy be through a retry
         (a known buy). After a restart we do not know those times: a lease's length."""
-        if self.mode == "documented":
+        if Rule.LEASES not in self.rules:
             return 0.0
         return max(self.buy_settles.get(buy_id, 0.0), self.started_at + LEASE_S)
 
@@ -293,7 +306,7 @@ class CatalogReplica(Core):
     # ---- state --------------------------------------------------------------------------
     def describe(self) -> dict[str, Any]:
         return {
-            "mode": self.mode,
+            "mode": self.mode.value,
             "books": [
                 {
                     "id": book.id,
@@ -377,10 +390,10 @@ class CatalogReplica(Core):
         every peer's. A peer that refused our last ping has no process, so it cannot take a
         write: it counts as holding its lease until it is back (and, back, it waits out
         whatever it may have granted before)."""
-        if self.mode == "documented":
+        if Rule.LEASES not in self.rules:
             return True
         replicas = len(self.peers) + 1
-        needed = replicas - (replicas // 2 + 1) if self.consistency == "majority" else len(self.peers)
+        needed = replicas - (replicas // 2 + 1) if Rule.MAJORITY in self.rules else len(self.peers)
         holding = sum(1 for peer in self.peers if peer.lease_until > self.now or peer.refused)
         return holding >= needed
 
@@ -413,7 +426,7 @@ class CatalogReplica(Core):
         """A lease for ``peer``, if it is as current as we are (W2): it may trust its valid set
         until the time returned, and we will not leave it out of a write before then without
         waiting for that time."""
-        if self.mode == "documented" or any(seqs.get(b.id, -1) < b.seq for b in self.books.values()):
+        if Rule.LEASES not in self.rules or any(seqs.get(b.id, -1) < b.seq for b in self.books.values()):
             return None
         until = self.now + LEASE_S
         peer.granted_until = max(peer.granted_until, until)
@@ -422,7 +435,7 @@ class CatalogReplica(Core):
     def on_health(self, sender: str) -> Healthy:
         """The front-end's probe; answered with a lease for its cache, unless an invalidation
         it may have missed withholds it (until its last lease has run out)."""
-        if sender != "frontend" or not self.has_frontend or self.mode == "documented":
+        if sender != "frontend" or not self.has_frontend or Rule.FRONTEND_LEASES not in self.rules:
             return Healthy()
         if self.frontend_withheld and self.now <= self.frontend_granted_until:
             return Healthy(0.0)  # a lease that has run out: serve nothing from the cache
@@ -451,7 +464,7 @@ class CatalogReplica(Core):
 
         missed = [peer for peer in missed if not peer.refused and until(peer) > self.now]
         maybe = False
-        if self.mode == "documented" or not missed:
+        if Rule.LEASES not in self.rules or not missed:
             return [], maybe
         deadline = max(until(peer) for peer in missed)
         if self.now < deadline:
@@ -496,7 +509,7 @@ class CatalogReplica(Core):
         own = self.books[book_id]
         highest = max(upstream_seq, own.seq)
         left = [p for p in self.peers if p.index not in asked]
-        if self.mode == "bazar" and self._lease_ok():
+        if Rule.SKIP_DOWN_PEERS in self.rules and self._lease_ok():
             # W4: known-down peers are not waited for. Not so when our own lease has lapsed:
             # then we may be the one that was away (W2), and only the peers can tell us.
             left = [p for p in left if p.up]
@@ -571,7 +584,7 @@ class CatalogReplica(Core):
         book_id = request.book
         self.book(book_id)
         changes = {k: v for k, v in (("quantity", request.quantity), ("price", request.price)) if v is not None}
-        if not self.guard_writes:
+        if Rule.RESERVED_WRITES not in self.rules:
             return await self._documented_write(book_id, changes)
         if _can_ride(request) and book_id in self._locked:
             rider = _Rider(request)
@@ -712,7 +725,7 @@ class CatalogReplica(Core):
             return Conflict(self.books[book_id], "busy")
         current = self.books[book_id]
         reserved, replicas = len(outcome.granted) + 1, len(self.peers) + 1
-        if self.consistency == "majority" and reserved <= replicas // 2:
+        if Rule.MAJORITY in self.rules and reserved <= replicas // 2:
             # W8: without a majority, another side of a partition may be writing this book
             # too. Refuse, and change nothing: availability is what a partition costs.
             await self._release_peers(book_id, token, outcome.granted)
@@ -750,7 +763,7 @@ class CatalogReplica(Core):
             return Conflict(current, "slow check")
         new = replace(current, seq=current.seq + 1, **changes)
         buy_ids = (buy_id, *(buy for buy, _copies in riders)) if buy_id else ()
-        excluded = tuple(p.index for p in outcome.unreachable) if self.consistency == "majority" else ()
+        excluded = tuple(p.index for p in outcome.unreachable) if Rule.MAJORITY in self.rules else ()
         update = Update(new, self.index, token, buy_ids, excluded=excluded)
         # The front-end hears of the write alongside the peers, not after them: the invalidation
         # names the new seq, so the front-end caches no older copy from then on (cache.py).
@@ -833,7 +846,7 @@ class CatalogReplica(Core):
         # W4: a peer the heartbeat knows is out is skipped at once, not waited for — once it has
         # been silent long enough that its valid set has surely lapsed (W2); until then it is
         # asked, since it may be back already and holding the book as valid.
-        trust_beliefs = self.mode == "bazar" and self._lease_ok()
+        trust_beliefs = Rule.SKIP_DOWN_PEERS in self.rules and self._lease_ok()
         asked = [p for p in self.peers if p.up or not trust_beliefs or p.granted_until > self.now]
         outcome.unreachable = [p for p in self.peers if p not in asked]
         replies = await Gather([self._send(p, check) for p in asked])
@@ -870,7 +883,7 @@ class CatalogReplica(Core):
             reply = await Send("frontend", Invalidate(book.id, book.seq), INVALIDATE_TIMEOUT_S)
             if isinstance(reply, Done):
                 return
-        if self.mode == "bazar":
+        if Rule.FRONTEND_LEASES in self.rules:
             # It may still serve the old copy from its cache: no new cache lease until the last
             # one we granted has run out, and the write is not answered before then (W2).
             self.frontend_withheld = True
@@ -911,7 +924,7 @@ class CatalogReplica(Core):
         book_id = self.book(message.book).id
         if book_id in self.tentative:
             return Busy(self.index)  # an unconfirmed write of ours: nothing to build on yet
-        if not self.guard_writes:
+        if Rule.RESERVED_WRITES not in self.rules:
             own = self.books[book_id]
             return Newer(own) if own.seq > message.seq_n else Granted(own.seq)
         decided = self._check_answer(message)
@@ -950,7 +963,7 @@ class CatalogReplica(Core):
     async def on_update(self, message: Update) -> Applied | Newer | Busy:
         copy = message.copy
         own = self.book(copy.id)
-        if not self.guard_writes:
+        if Rule.RESERVED_WRITES not in self.rules:
             if copy.seq > own.seq:
                 await self._adopt(copy)
             self._mark_valid(copy.id)
@@ -989,7 +1002,7 @@ class CatalogReplica(Core):
             for peer, reply in zip(self.peers, replies, strict=True):
                 if isinstance(reply, Pong):
                     self._note_reachable(peer)
-                    if self.mode == "bazar":
+                    if Rule.CATCH_UP in self.rules:
                         await self._catch_up(peer, reply, generation)
                     if reply.lease_until is not None:
                         peer.lease_until = max(peer.lease_until, reply.lease_until)
@@ -998,7 +1011,7 @@ class CatalogReplica(Core):
                         self.same_generation(reply.generation)
                     self._note_unreachable(peer, reply, sent=started)
             self._lease_holds()  # drops the valid set on a lapse; says so, and when it is back
-            if self.tentative and self.mode == "bazar":
+            if self.tentative and Rule.CATCH_UP in self.rules:
                 await self._settle_tentative()
             for buy_id in [b for b, until in self.buy_settles.items() if until < self.now]:
                 del self.buy_settles[buy_id]

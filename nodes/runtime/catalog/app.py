@@ -7,7 +7,7 @@ from typing import Any
 from aiohttp import web
 
 from nodes.core.books import Book
-from nodes.core.catalog.replica import MODES, BookUnknown
+from nodes.core.catalog import MODES, BookUnknown
 from nodes.core.messages import (
     Check,
     FetchBuys,

@@ -8,7 +8,7 @@ import time
 import uuid
 from typing import Any
 
-from nodes.core.catalog.replica import CatalogReplica
+from nodes.core.catalog import CatalogReplica, rules_for
 from nodes.runtime.catalog.store import CatalogStore
 from nodes.runtime.driver import Driver
 from nodes.runtime.node import Node
@@ -20,8 +20,8 @@ class ReplicaNode:
                  mode: str = "bazar", consistency: str | None = None, seed: int | None = None,
                  peer_order: list[int] | None = None) -> None:
         self.core = CatalogReplica(
-            node.index, len(addresses), has_frontend=bool(frontend), mode=mode, seed=seed, peer_order=peer_order,
-            nonce=uuid.uuid4().hex[:8], timeout_s=node.timeouts.total, consistency=consistency,
+            node.index, len(addresses), has_frontend=bool(frontend), rules=rules_for(mode, consistency=consistency),
+            seed=seed, peer_order=peer_order, nonce=uuid.uuid4().hex[:8], timeout_s=node.timeouts.total,
         )
         names = {f"catalog{i}": address for i, address in enumerate(addresses)}
         if frontend:

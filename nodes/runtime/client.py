@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import aiohttp
+import yarl
 
 from nodes.core.telemetry import TRACE_HEADER, Telemetry, current_trace
 
@@ -191,9 +192,13 @@ class PeerClient:
             headers[TRACE_HEADER] = trace
         timeout = aiohttp.ClientTimeout(total=timeouts.total, sock_connect=timeouts.connect)
         deadline = time.monotonic() + timeouts.total
+        # The path is quoted already (nodes/core/wire.py): sent as it is, so that a topic ".." stays
+        # a topic instead of being read as "the folder above".
+        target = yarl.URL(url, encoded=True)
         for attempt in (1, 2):
             try:
-                async with self.session.request(method, url, json=body, headers=headers, timeout=timeout) as resp:
+                async with self.session.request(method, target, json=body, headers=headers,
+                                                timeout=timeout) as resp:
                     raw = await resp.read()
                     data = _loads(raw) if raw else None
                     return Reply(resp.status, data, 0.0)

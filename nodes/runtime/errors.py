@@ -8,12 +8,19 @@ from typing import Any
 
 from aiohttp import web
 
+from nodes.core.wire import NOT_FOUND
+
 log = logging.getLogger(__name__)
 
 #: Largest request body any node accepts; bigger ones are answered 413.
 MAX_BODY_BYTES = 64 * 1024
 
-_ID_PATTERN = re.compile(r"-?[0-9]{1,18}")
+_ID_PATTERN = re.compile(r"-?[0-9]+")
+#: The largest whole number a body may carry: JSON readers and SQLite both keep it exactly.
+MAX_WHOLE = 2**53 - 1
+#: The most copies of one book, and the highest price, the catalog keeps (docs/api.md).
+MAX_QUANTITY = 1_000_000_000
+MAX_PRICE = 1_000_000_000
 _WHOLE_NUMBER = re.compile(r"[0-9]+")
 
 
@@ -63,6 +70,8 @@ def book_id(request: web.Request) -> int:
     raw = request.match_info["id"]
     if not _ID_PATTERN.fullmatch(raw):
         raise ApiError(422, "Book ID must be a number")
+    if len(raw.lstrip("-")) > 15:  # a number, but beyond any id a book can have
+        raise ApiError(404, NOT_FOUND)
     return int(raw)
 
 
@@ -84,12 +93,15 @@ async def json_object(request: web.Request) -> dict[str, Any]:
         data = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ApiError(400, f"Request body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise ApiError(400, "Request body is nested too deeply") from None
     if not isinstance(data, dict):
         raise ApiError(400, "Request body must be a JSON object")
     return data
 
 
-def optional_int(data: dict[str, Any], key: str, *, minimum: int | None = None) -> int | None:
+def optional_int(data: dict[str, Any], key: str, *, minimum: int | None = None,
+                 maximum: int = MAX_WHOLE) -> int | None:
     value = data.get(key)
     if value is None:
         return None
@@ -97,10 +109,13 @@ def optional_int(data: dict[str, Any], key: str, *, minimum: int | None = None) 
         raise ApiError(400, f"'{key}' must be an integer")
     if minimum is not None and value < minimum:
         raise ApiError(400, f"'{key}' must not be below {minimum}")
+    if value > maximum:
+        raise ApiError(400, f"'{key}' must not be above {maximum}")
     return value
 
 
-def optional_number(data: dict[str, Any], key: str, *, minimum: float | None = None) -> float | int | None:
+def optional_number(data: dict[str, Any], key: str, *, minimum: float | None = None,
+                    maximum: float = MAX_WHOLE) -> float | int | None:
     value = data.get(key)
     if value is None:
         return None
@@ -111,4 +126,6 @@ def optional_number(data: dict[str, Any], key: str, *, minimum: float | None = N
         raise ApiError(400, f"'{key}' must be a finite number")
     if minimum is not None and value < minimum:
         raise ApiError(400, f"'{key}' must not be below {minimum}")
+    if value > maximum:
+        raise ApiError(400, f"'{key}' must not be above {maximum}")
     return value

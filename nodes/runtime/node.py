@@ -237,8 +237,9 @@ def _secret(node: Node):
     @web.middleware
     async def middleware(request: web.Request, handler):
         if node.secret and request.path.startswith(node.internal_prefixes + (ADMIN_PREFIX,)):
-            given = request.headers.get(SECRET_HEADER, "")
-            if not hmac.compare_digest(given.encode(), node.secret.encode()):
+            # Header bytes that are not UTF-8 arrive as surrogates: they never match, and say so.
+            given = request.headers.get(SECRET_HEADER, "").encode("utf-8", "surrogateescape")
+            if not hmac.compare_digest(given, node.secret.encode()):
                 raise ApiError(401, "This endpoint is internal to the cluster: a valid X-Bazar-Secret is required")
         return await handler(request)
 

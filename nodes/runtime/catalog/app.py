@@ -26,7 +26,16 @@ from nodes.runtime.catalog.replication import ReplicaNode
 from nodes.runtime.catalog.store import CatalogStore
 from nodes.runtime.client import Pace
 from nodes.runtime.config import CatalogConfig
-from nodes.runtime.errors import ApiError, book_id, json_object, optional_int, optional_number, whole_number
+from nodes.runtime.errors import (
+    MAX_PRICE,
+    MAX_QUANTITY,
+    ApiError,
+    book_id,
+    json_object,
+    optional_int,
+    optional_number,
+    whole_number,
+)
 from nodes.runtime.node import Node, build_app
 
 MAX_ID_TEXT = 100
@@ -101,8 +110,8 @@ def init_app(config: CatalogConfig) -> web.Application:
     async def update(request: web.Request) -> web.Response:
         target = book_id(request)
         data = await json_object(request)
-        quantity = optional_int(data, "quantity", minimum=0)
-        price = optional_number(data, "price", minimum=0)
+        quantity = optional_int(data, "quantity", minimum=0, maximum=MAX_QUANTITY)
+        price = optional_number(data, "price", minimum=0, maximum=MAX_PRICE)
         if quantity is None and price is None:
             raise ApiError(400, "Nothing to update: give 'quantity' and/or 'price'")
         return await answer(Write(target, quantity, price, base_seq=optional_int(data, "seq", minimum=0),

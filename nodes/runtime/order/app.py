@@ -19,8 +19,9 @@ from nodes.runtime.order.store import OrderStore
 
 
 def init_app(config: OrderConfig) -> web.Application:
+    # The history names every buyer's buy id: internal, like the catalogs' /update (issue 25).
     node = Node("order", config.index, config.timeouts, secret=config.secret, telemetry_on=config.telemetry,
-                pace=Pace(config.pace_ms))
+                pace=Pace(config.pace_ms), internal_prefixes=("/orders",))
     core = OrderReplica(config.index, config.catalog_index, timeout_s=config.timeouts.total,
                         connect_s=config.timeouts.connect)
     holder: dict[str, Driver] = {}

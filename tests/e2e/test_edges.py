@@ -1,0 +1,87 @@
+"""What a client can send that the services must answer plainly (issue 25): every error a JSON
+``{"message": ...}`` with the right status, never a 500, never a success that did nothing."""
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from tests.support import Http, make_cluster, start
+
+pytestmark = pytest.mark.timeout(120)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    supervisor = start(make_cluster(tmp_path_factory.mktemp("edges"), catalogs=2, orders=2))
+    yield supervisor
+    supervisor.close()
+
+
+@pytest.fixture
+async def http(cluster):
+    client = Http(cluster)
+    await cluster.wait_settled()
+    yield client
+    await client.close()
+    await cluster.aclose()
+
+
+async def raw_request(address: str, head: bytes) -> tuple[int, bytes]:
+    """Send raw bytes (headers a client library would refuse to send) and read the answer."""
+    host, port = address.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        writer.write(head)
+        await writer.drain()
+        answer = await asyncio.wait_for(reader.read(65536), 10)
+    finally:
+        writer.close()
+    status_line, _, rest = answer.partition(b"\r\n")
+    return int(status_line.split()[1]), rest.partition(b"\r\n\r\n")[2]
+
+
+async def test_a_secret_that_is_not_utf8_is_refused_401_on_every_node(cluster):
+    for node in cluster.nodes.values():
+        path = b"/admin/state"
+        status, body = await raw_request(
+            node.address, b"GET " + path + b" HTTP/1.1\r\nHost: x\r\nX-Bazar-Secret: \xff\xfe\x80\r\n"
+            b"Connection: close\r\n\r\n")
+        assert status == 401, (node.name, body[:200])
+        assert b"X-Bazar-Secret" in body
+
+
+async def test_numbers_beyond_what_is_kept_are_refused_400_and_change_nothing(http):
+    before = await http.book_state("catalog0", 1)
+    for body in ({"quantity": 2**70}, {"quantity": 2**63}, {"quantity": 1_000_000_001}, {"price": 10**30},
+                 {"price": 1e308}, {"quantity": 1, "seq": 2**64}):
+        status, answer = await http.put("/update/1", body, node="catalog0", secret=True)
+        assert status == 400, (body, answer)
+        assert "must not be above" in answer["message"]
+    status, answer, _ = await http.request("PUT", "catalog0", "/update/1", data=b"[" * 30_000, secret=True,
+                                           headers={"Content-Type": "application/json"})
+    assert status == 400 and "nested too deeply" in answer["message"]
+    assert await http.book_state("catalog0", 1) == before
+    status, answer = await http.put("/update/1", {"quantity": before["quantity"]}, node="catalog0", secret=True)
+    assert status == 200, answer  # the book is not left busy
+
+
+async def test_a_numeric_id_no_book_has_is_404_however_long(http):
+    for path in ("/lookup/1180591620717411303424", "/lookup/-99999999999999999999", "/buy/99999999999999999999"):
+        method = "PUT" if path.startswith("/buy") else "GET"
+        status, answer, _ = await http.request(method, "frontend", path)
+        assert status == 404 and answer == {"message": "Book with the specified ID does not exist"}, (path, answer)
+
+
+@pytest.mark.parametrize("topic", ["..", ".", "%2E", "%2E%2E", "a%2F.."])
+async def test_a_topic_made_of_dots_is_searched_as_written(cluster, topic):
+    """Sent as written (a client library would drop the dots); no book's topic has them."""
+    head = f"GET /search/{topic} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode()
+    status, body = await raw_request(cluster.frontend.address, head)
+    assert (status, body) == (200, b"[]"), body[:300]
+
+
+async def test_the_order_history_is_internal(http):
+    status, answer = await http.get("/orders", node="order0")
+    assert status == 401 and "X-Bazar-Secret" in answer["message"]
+    assert (await http.get("/orders", node="order0", secret=True))[0] == 200

@@ -261,7 +261,7 @@ async def _trace(supervisor: Supervisor, operation: str, argument: str) -> int:
     import aiohttp
 
     from nodes.core.telemetry import TRACE_HEADER, new_trace_id
-    from nodes.observe.model import fetch_trace
+    from nodes.observe.follower import fetch_trace
 
     if not supervisor.cluster.attached:
         await asyncio.to_thread(start_with_progress, supervisor, sys.stderr)

@@ -19,8 +19,9 @@ from PySide6.QtWidgets import (
 )
 
 from gui.common import ModelEvents, label
-from nodes.observe.model import CacheView as CacheState
+from nodes.core.events import CacheOp
 from nodes.observe.model import ClusterModel
+from nodes.observe.views import CacheView as CacheState
 
 GHOST_S = 2.5
 MAX_GHOSTS = 6
@@ -80,14 +81,14 @@ class CachePanel(QGroupBox):
             if now - when > GHOST_S or key in cache.keys or key in shown or len(shown) >= MAX_GHOSTS:
                 continue
             shown.add(key)
-            what = ("invalidated" if op == "invalidate" else "evicted" if self.compact
+            what = ("invalidated" if op == CacheOp.INVALIDATE else "evicted" if self.compact
                     else "evicted (least recently used)")
             item = QListWidgetItem(f"✕  {'book ' if self.name == 'lookup' else ''}{key} — {what}")
             font = QFont(self.entries.font())
             font.setStrikeOut(True)
             item.setFont(font)
-            item.setForeground(QBrush(QColor("#b91c1c" if op == "invalidate" else "#475569")))
-            if op == "invalidate":  # flashes: on and off every half second while it stays
+            item.setForeground(QBrush(QColor("#b91c1c" if op == CacheOp.INVALIDATE else "#475569")))
+            if op == CacheOp.INVALIDATE:  # flashes: on and off every half second while it stays
                 item.setBackground(QBrush(QColor("#fecaca" if int((now - when) * 2) % 2 == 0 else "#ffffff")))
             self.entries.addItem(item)
 

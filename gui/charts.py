@@ -27,7 +27,9 @@ from PySide6.QtWidgets import (
 )
 
 from gui.common import COLORS, ModelEvents, label, spawn
-from nodes.observe.model import SERIES, ClusterModel
+from nodes.observe.latency import SERIES
+from nodes.observe.model import ClusterModel
+from nodes.observe.views import MarkKind
 
 if TYPE_CHECKING:
     from nodes.session.session import ClusterSession
@@ -350,13 +352,13 @@ class LatencyChart(pg.PlotWidget):
         figures: list[str] = []
         recent: list[float] = []
         for series in SERIES:
-            times, ms = model.latency_since(series, since)
+            times, ms = model.latency.since(series, since)
             keep = times <= now
             times, ms = times[keep], ms[keep]
             shown = slice(None, None, max(1, len(ms) // MAX_POINTS))  # thin evenly: a chart shows a few hundred
             self.points[series].setData(times[shown] - now, ms[shown])
             if series in ROLLED:
-                t, (v50, v95) = model.rolling(series, (50, 95), since)
+                t, (v50, v95) = model.latency.rolling(series, (50, 95), since)
                 t50, v50 = with_gaps(t, v50)
                 t95, v95 = with_gaps(t, v95)
                 self.p50[series].setData(t50 - now, v50, connect="finite")
@@ -367,7 +369,7 @@ class LatencyChart(pg.PlotWidget):
             yield
         top = float(np.percentile(recent, 99)) if recent else 1.0
         ceiling = _ceiling(self, max(top, 1.0) * 1.15)
-        above = sum(int(np.sum(model.latency_since(s, now - SCALE_S)[1] > ceiling)) for s in SERIES)
+        above = sum(int(np.sum(model.latency.since(s, now - SCALE_S)[1] > ceiling)) for s in SERIES)
         self.draw_marks(now)
         text = " · ".join(figures) or "No requests yet: start the load or use the Shop tab."
         if above:
@@ -387,7 +389,7 @@ class LatencyChart(pg.PlotWidget):
             self.addItem(line)
             self.marks.append(line)
         for line, mark in zip(self.marks, marks, strict=True):
-            color = COLORS["down"] if mark.kind == "fault" else COLORS["up"]
+            color = COLORS["down"] if mark.kind == MarkKind.FAULT else COLORS["up"]
             line.setPen(pg.mkPen(color, width=2, style=Qt.PenStyle.DashLine))
             line.setPos(mark.t - now)
             line.label.setFormat(mark.text)

@@ -29,10 +29,16 @@ from PySide6.QtWidgets import (
 )
 
 from gui.common import STATE_COLORS, ModelEvents, label, node_icon, pill, spawn
-from nodes.observe.model import ClusterModel, link_text
+from nodes.core.vocabulary import HealthState
+from nodes.observe.model import ClusterModel
+from nodes.observe.views import link_text
 from nodes.session.actions import Controller
 
 ROLE_TITLE = {"frontend": "Front-end", "catalog": "Catalog", "order": "Order"}
+#: States in which a node runs and takes its slow and cut-off toggles.
+ALIVE = (HealthState.UP, HealthState.SLOW, HealthState.CUT_OFF)
+#: States drawn with a faded icon: running, but answering nobody.
+FADED = (HealthState.HUNG, HealthState.CUT_OFF)
 
 
 class NodeCard(QFrame):
@@ -111,7 +117,7 @@ class NodeCard(QFrame):
         self.hang_button.clicked.connect(lambda: self._do(self.controller.hang_or_resume(name)))
         self.slow_button.clicked.connect(self.slow)
         self.cut_button.clicked.connect(
-            lambda: self._do(self.controller.cut_off(name, self.model.health(name).state != "cut off")))
+            lambda: self._do(self.controller.cut_off(name, self.model.health(name).state != HealthState.CUT_OFF)))
         self.restart_button.clicked.connect(lambda: self._do(self.controller.restart(name)))
         self.log_button.clicked.connect(self.show_log)
         self.refresh()
@@ -133,7 +139,7 @@ class NodeCard(QFrame):
     def refresh(self) -> None:
         health = self.model.health(self.name)
         process = health.process
-        self.icon.setPixmap(node_icon(self.role, 64, crossed=health.gone, faded=health.state in ("hung", "cut off")))
+        self.icon.setPixmap(node_icon(self.role, 64, crossed=health.gone, faded=health.state in FADED))
         self.status.setText(pill(health.label, STATE_COLORS[health.look]))
         uptime = "" if not process.started_at or health.gone else \
             f" · up {_clock(time.time() - process.started_at)}"
@@ -143,7 +149,7 @@ class NodeCard(QFrame):
         if health.gone:
             self.rate.setText("no requests: not running")  # its recent rate would read as live
         else:
-            self.rate.setText(f"{rate:.0f} requests/s" + ("" if view.connected or health.state == "starting"
+            self.rate.setText(f"{rate:.0f} requests/s" + ("" if view.connected or health.state == HealthState.STARTING
                                                            else " · telemetry lost"))
         self.note.setText(" ".join(n[:1].upper() + n[1:] + "." for n in health.notes))
         self.note.setVisible(bool(health.notes))
@@ -152,15 +158,15 @@ class NodeCard(QFrame):
             self.crash_button.setText("Start" if health.gone else "Crash")
             self.crash_button.setObjectName("Primary" if health.gone else "Danger")
             self.crash_button.style().polish(self.crash_button)
-            self.crash_button.setEnabled(not busy and health.state != "starting")
-            self.hang_button.setText("Resume" if health.state == "hung" else "Hang")
-            self.hang_button.setEnabled(not busy and health.state in ("up", "slow", "cut off", "hung"))
-            self.restart_button.setEnabled(not busy and health.state != "starting")
-        alive = health.state in ("up", "slow", "cut off")
+            self.crash_button.setEnabled(not busy and health.state != HealthState.STARTING)
+            self.hang_button.setText("Resume" if health.state == HealthState.HUNG else "Hang")
+            self.hang_button.setEnabled(not busy and health.state in (*ALIVE, HealthState.HUNG))
+            self.restart_button.setEnabled(not busy and health.state != HealthState.STARTING)
+        alive = health.state in ALIVE
         self.slow_button.setEnabled(alive and not busy)
         self.cut_button.setEnabled(alive and not busy)
         self.slow_button.setText("Normal speed" if process.slow_ms else "Slow")
-        self.cut_button.setText("Heal" if health.state == "cut off" else "Cut off")
+        self.cut_button.setText("Heal" if health.state == HealthState.CUT_OFF else "Cut off")
 
 
 def _clock(seconds: float) -> str:

@@ -15,6 +15,8 @@ from PySide6.QtGui import QColor, QPainter, QPen, QPixmap
 from PySide6.QtSvg import QSvgRenderer
 from PySide6.QtWidgets import QLabel
 
+from nodes.core.vocabulary import BuyResult, HealthState
+
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 
 COLORS = {
@@ -37,14 +39,15 @@ COLORS = {
     "out of stock": "#d97706",
     "failed buy": "#dc2626",
 }
+#: (background, text) colours of each buy's result in the shop.
 OUTCOME_STYLE = {
-    "bought": ("#dcfce7", "#166534"),
-    "out of stock": ("#fef3c7", "#92400e"),
-    "book unknown": ("#fee2e2", "#991b1b"),
-    "invalid": ("#fee2e2", "#991b1b"),
-    "unreachable": ("#fee2e2", "#991b1b"),
-    "refused": ("#fee2e2", "#991b1b"),
-    "unknown": ("#ede9fe", "#5b21b6"),
+    BuyResult.BOUGHT: ("#dcfce7", "#166534"),
+    BuyResult.OUT_OF_STOCK: ("#fef3c7", "#92400e"),
+    BuyResult.BOOK_UNKNOWN: ("#fee2e2", "#991b1b"),
+    BuyResult.INVALID: ("#fee2e2", "#991b1b"),
+    BuyResult.UNREACHABLE: ("#fee2e2", "#991b1b"),
+    BuyResult.REFUSED: ("#fee2e2", "#991b1b"),
+    BuyResult.UNKNOWN: ("#ede9fe", "#5b21b6"),
 }
 
 
@@ -91,7 +94,7 @@ def node_icon(role: str, height: int = 64, crossed: bool = False, faded: bool = 
 def status_color(status: str) -> str:
     if status.startswith("exited"):
         return COLORS["exited"]
-    if "cut off" in status:
+    if HealthState.CUT_OFF in status:
         return COLORS["cut"]
     if "slowed" in status:
         return COLORS["slow"]
@@ -114,20 +117,21 @@ def label(text: str = "", *, name: str | None = None, wrap: bool = False) -> QLa
 
 #: The colour of each node state (NodeHealth.state), one per state.
 STATE_COLORS = {
-    "up": COLORS["up"],
-    "slow": COLORS["slow"],
-    "starting": COLORS["starting"],
-    "cut off": COLORS["cut"],
-    "hung": COLORS["hung"],
-    "down": COLORS["down"],
-    "exited": COLORS["exited"],
+    HealthState.UP: COLORS["up"],
+    HealthState.SLOW: COLORS["slow"],
+    HealthState.STARTING: COLORS["starting"],
+    HealthState.CUT_OFF: COLORS["cut"],
+    HealthState.HUNG: COLORS["hung"],
+    HealthState.DOWN: COLORS["down"],
+    HealthState.EXITED: COLORS["exited"],
 }
 
 
 class ModelEvents(QObject):
     """The model's events, coalesced per frame: many changes within one frame reach the views
     as one ``changed`` call, a dict from topic ("node", "replicas", "cache", "latency",
-    "trace", "log", "tick", "message", "mark") to the set of names that changed."""
+    "trace", "log", "tick", "message" (an arrow on the Live screen), "mark") to the set of names
+    that changed."""
 
     changed = Signal(object)
     FRAME_MS = 33
@@ -147,7 +151,7 @@ class ModelEvents(QObject):
             (model.trace_changed, lambda trace: self.mark("trace", trace)),
             (model.logged, lambda name, _line: self.mark("log", name)),
             (model.ticked, lambda _now: self.mark("tick", None)),
-            (model.message_added, lambda _message: self.mark("message", None)),
+            (model.arrow_added, lambda _arrow: self.mark("message", None)),
             (model.marked, lambda mark: self.mark("mark", mark.node)),
         ]
         for signal, slot in self._slots:

@@ -22,7 +22,8 @@ from PySide6.QtWidgets import (
 )
 
 from gui.common import COLORS, ModelEvents, label, node_icon, role_of
-from nodes.observe.model import ClusterModel, Step, Trace
+from nodes.observe.model import ClusterModel
+from nodes.observe.traces import Step, StepKind, Trace
 
 ROW = 40
 TOP = 26
@@ -135,13 +136,14 @@ class FlowCanvas(QWidget):
             painter.drawLine(QPointF(x[name], 0), QPointF(x[name], bottom))
         for number, row in enumerate(self.rows[: self.step], start=1):
             y = self.row_y(number)
-            if row.kind == "answer":
+            if row.kind == StepKind.ANSWER:
                 color = answer_color(row.hop.answer if row.hop else "")
                 self._arrow(painter, x[row.source], x[row.target], y, QColor(color), dashed=True)
                 self._text(painter, x[row.source], x[row.target], y - 18, row.text, color, bold=False)
             else:
-                color = COLORS["accent"] if row.kind != "reply" else answer_color(str(self.trace.status or ""))
-                self._arrow(painter, x[row.source], x[row.target], y, QColor(color), dashed=row.kind == "reply")
+                reply = row.kind == StepKind.REPLY
+                color = answer_color(str(self.trace.status or "")) if reply else COLORS["accent"]
+                self._arrow(painter, x[row.source], x[row.target], y, QColor(color), dashed=reply)
                 self._text(painter, x[row.source], x[row.target], y - 18, row.text, COLORS["text"], bold=True)
         painter.end()
 

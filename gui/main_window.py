@@ -33,7 +33,8 @@ from gui.replicas import ReplicasView
 from gui.scenarios import ScenariosView
 from gui.shop import ShopView
 from nodes.control.clusterfile import Cluster
-from nodes.observe.model import link_text
+from nodes.core.vocabulary import HealthState
+from nodes.observe.views import link_text
 from nodes.session.session import ClusterSession
 
 #: The tabs, in order: (name used by --tab and tests, title).
@@ -215,7 +216,7 @@ class MainWindow(QMainWindow):
     def _health(self) -> None:
         up, total, troubled = self.model.summary()
         color = COLORS["up"] if up == total else COLORS["hung"] if up else COLORS["down"]
-        troubled = [h for h in troubled if h.state != "up"]
+        troubled = [h for h in troubled if h.state != HealthState.UP]
         details = " · ".join(f"<span style='color:{STATE_COLORS[h.state]}'>■</span> {h.name} {h.label}"
                              for h in troubled[:3])  # a few, so the header never widens the window
         if len(troubled) > 3:

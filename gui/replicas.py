@@ -20,12 +20,17 @@ from PySide6.QtWidgets import (
 
 from gui.common import COLORS, ModelEvents, label, node_icon
 from nodes.core.books import seed_books
-from nodes.observe.model import ClusterModel, ReplicaCell
+from nodes.core.vocabulary import HealthState
+from nodes.observe.model import ClusterModel
+from nodes.observe.views import ReplicaCell
 
 #: Cell background per replica state (the book's own marks go on top).
-STATE_BACKGROUND = {"down": "#e5e7eb", "exited": "#e5e7eb", "hung": "#ffedd5", "cut off": "#ede9fe",
-                    "starting": "#e0e7ff"}
-STATE_NOTE = {"down": "down", "exited": "down", "hung": "hung", "cut off": "cut off", "starting": "starting"}
+STATE_BACKGROUND = {HealthState.DOWN: "#e5e7eb", HealthState.EXITED: "#e5e7eb", HealthState.HUNG: "#ffedd5",
+                    HealthState.CUT_OFF: "#ede9fe", HealthState.STARTING: "#e0e7ff"}
+#: What a cell says of its replica's state (an exited replica is simply down to a reader).
+STATE_NOTE = {state: str(state) for state in STATE_BACKGROUND} | {HealthState.EXITED: str(HealthState.DOWN)}
+#: States drawn with a faded icon: running, but answering nobody.
+FADED = (HealthState.HUNG, HealthState.CUT_OFF)
 
 
 def cell_note(cell: ReplicaCell) -> str:
@@ -33,7 +38,7 @@ def cell_note(cell: ReplicaCell) -> str:
     notes = []
     if cell.health in STATE_NOTE:
         notes.append(STATE_NOTE[cell.health])
-    if cell.lease_lapsed and cell.health not in ("down", "exited"):
+    if cell.lease_lapsed and not cell.health.gone:
         notes.append("lease lapsed")
     if cell.stale:
         notes.append("stale")
@@ -67,8 +72,8 @@ class ServerRow(QWidget):
         icon_height = max(24, min(96, self.height() - 64))
         for position, cell in enumerate(self.servers):
             x = slot * position + slot / 2
-            gone = cell.health in ("down", "exited")
-            pixmap = node_icon("catalog", icon_height, crossed=gone, faded=cell.health in ("hung", "cut off"))
+            gone = cell.health.gone
+            pixmap = node_icon("catalog", icon_height, crossed=gone, faded=cell.health in FADED)
             painter.drawPixmap(int(x - pixmap.width() / 2), 8, pixmap)
             seq = "?" if cell.seq is None else str(cell.seq)
             font = QFont(self.font())
@@ -141,7 +146,7 @@ class ReplicasView(QWidget):
         for name in self.catalogs:
             health = self.model.health(name)
             headers.append(f"catalog {name.removeprefix('catalog')}" +
-                           ("" if health.state == "up" else f"\n{health.label}"))
+                           ("" if health.state == HealthState.UP else f"\n{health.label}"))
         self.table.setHorizontalHeaderLabels(headers)
         for row, book in enumerate(self.books):
             for column, cell in enumerate(self.model.cells(book.id)):
@@ -158,5 +163,5 @@ class ReplicasView(QWidget):
                 background = COLORS["stale"] if cell.stale and cell.health not in STATE_BACKGROUND else \
                     STATE_BACKGROUND.get(cell.health) or (COLORS["valid"] if cell.valid else "#ffffff")
                 item.setBackground(QBrush(QColor(background)))
-                item.setForeground(QBrush(QColor("#6b7280" if cell.health in ("down", "exited") else COLORS["text"])))
+                item.setForeground(QBrush(QColor("#6b7280" if cell.health.gone else COLORS["text"])))
         self.row.show_cells(self.model.cells(self.choice.currentData()))

@@ -22,14 +22,17 @@ from PySide6.QtWidgets import (
 from gui.common import label, spawn
 from gui.flow import TraceStepper
 from gui.replicas import ServerRow
-from nodes.observe.model import ReplicaCell, Trace, derive_cells
+from nodes.core.vocabulary import HealthState
+from nodes.observe.traces import StepKind, Trace
+from nodes.observe.views import ReplicaCell, derive_cells
 from nodes.session.scenarios import Outcome, Player, load_all
 
 
 def scenario_cells(table: list[tuple], book: int = 2) -> list[ReplicaCell]:
     """A scenario's replica table — (seq, valid, quantity) per replica, seq None when down —
     as cells derived the one way the model derives them."""
-    return derive_cells(book, [(i, seq, quantity, bool(valid), False, "down" if seq is None else "up")
+    return derive_cells(book, [(i, seq, quantity, bool(valid), False,
+                                HealthState.DOWN if seq is None else HealthState.UP)
                                for i, (seq, valid, quantity) in enumerate(table)])
 
 
@@ -156,12 +159,12 @@ class ScenariosView(QWidget):
         row = self.canvas.rows[step - 1] if step else None
         if row is None:
             text = "Before the request: the replicas as the figure starts them (below, left)."
-        elif row.kind == "request":
+        elif row.kind == StepKind.REQUEST:
             operation = cast(Trace, self.canvas.trace).operation
             text = f"The request arrives: {operation or outcome.scenario.request['path']}."
-        elif row.kind == "call" and row.hop is not None:
+        elif row.kind == StepKind.CALL and row.hop is not None:
             text = sentences.get(row.hop.number, row.text)
-        elif row.kind == "answer" and row.hop is not None:
+        elif row.kind == StepKind.ANSWER and row.hop is not None:
             text = f"{row.source} answers {row.target}: {row.hop.answer}."
         else:
             text = f"The answer goes back to the client: {cast(Trace, self.canvas.trace).status}."

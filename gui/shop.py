@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 )
 
 from gui.common import OUTCOME_STYLE, ModelEvents, label, spawn
+from nodes.core.vocabulary import BuyResult
 from nodes.observe.model import ClusterModel
 from nodes.session.actions import Controller
 
@@ -134,7 +135,7 @@ class ShopView(QWidget):
     async def _search(self, topic: str) -> None:
         ok, found = await self.controller.search(topic or "t")
         if not ok:
-            self.show_answer("invalid", str(found))
+            self.show_answer(BuyResult.INVALID, str(found))
             return
         self.results.setRowCount(len(found))
         for row, hit in enumerate(found):
@@ -147,7 +148,7 @@ class ShopView(QWidget):
             self.clear_answer()  # an earlier "nothing found" or error no longer holds
             self.results.selectRow(0)
         else:
-            self.show_answer("invalid", f"No book's topic contains “{topic}”. Search is by topic, not title.")
+            self.show_answer(BuyResult.INVALID, f"No book's topic contains “{topic}”. Search is by topic, not title.")
 
     def _selected(self) -> None:
         rows = self.results.selectionModel().selectedRows()
@@ -167,7 +168,7 @@ class ShopView(QWidget):
             self.price.setText("—")
             self.stock.setText("—")
             self.buy_button.setEnabled(False)
-            self.show_answer("invalid", str(details))
+            self.show_answer(BuyResult.INVALID, str(details))
             return
         self.title.setText(details["title"])
         self.price.setText(f"${details['price']}")
@@ -187,7 +188,7 @@ class ShopView(QWidget):
         try:
             outcome = await self.controller.buy(book)
             self.show_answer(outcome.kind, outcome.sentence)
-            self.unknown_buy = outcome.buy_id if outcome.kind == "unknown" else None
+            self.unknown_buy = outcome.buy_id if outcome.kind == BuyResult.UNKNOWN else None
             self.look_up_button.setVisible(self.unknown_buy is not None)
         except Exception:
             self.buy_button.setEnabled(True)
@@ -203,18 +204,19 @@ class ShopView(QWidget):
 
     async def _look_up(self, buy_id: str) -> None:
         found = await self.controller.find_buy(buy_id)
-        self.show_answer("bought" if found.record else "unknown" if found.silent else "unreachable", found.sentence)
+        result = BuyResult.BOUGHT if found.record else BuyResult.UNKNOWN if found.silent else BuyResult.UNREACHABLE
+        self.show_answer(result, found.sentence)
         self.look_up_button.setVisible(found.record is None and bool(found.silent))
         if found.record is not None or not found.silent:
             self.unknown_buy = None
         await self._history()
 
-    def show_answer(self, kind: str, text: str) -> None:
+    def show_answer(self, kind: BuyResult, text: str) -> None:
         background, color = OUTCOME_STYLE.get(kind, ("#f1f5f9", "#0f172a"))
         self.answer.setStyleSheet(f"background:{background}; color:{color};")
         self.answer.setText(text)
         self.answer.setVisible(True)
-        if kind != "unknown":
+        if kind != BuyResult.UNKNOWN:
             self.look_up_button.setVisible(False)
 
     def clear_answer(self) -> None:

@@ -15,7 +15,7 @@ from nodes.bench.floor import floor
 from nodes.bench.load import load
 from nodes.control.clusterfile import Cluster
 from nodes.control.supervisor import Supervisor
-from nodes.observe.model import ClusterModel
+from nodes.observe.follower import Follower
 from nodes.verify.workload import WORKLOADS, Request, Result, Runner, Stats
 
 
@@ -28,8 +28,8 @@ async def telemetry_overhead(ctx: Context, rounds: int = 10) -> list[Table]:
     on_results: list[Result] = []
     off_results: list[Result] = []
     async with ctx.cluster(V2, "telemetry-on") as on, ctx.cluster(replace(V2, telemetry=False), "telemetry-off") as off:
-        model = ClusterModel.for_supervisor(on)
-        await model.start()
+        follower = Follower.of(on)  # the window's model, following every node's stream
+        await follower.start()
         try:
             async with Runner(on.frontend.address) as run_on, Runner(off.frontend.address) as run_off:
                 lookup = [Request("GET", "/lookup/1")] * per_round
@@ -42,7 +42,7 @@ async def telemetry_overhead(ctx: Context, rounds: int = 10) -> list[Table]:
                         results = await runner.sequence(lookup, ctx.progress.step)
                         (on_results if runner is run_on else off_results).extend(results)
         finally:
-            await model.stop()
+            await follower.stop()
     on_stats, off_stats = Stats.of(on_results), Stats.of(off_results)
     return [Table(
         f"Cached look-ups with telemetry on and off ({rounds} interleaved rounds of {per_round})",

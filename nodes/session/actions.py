@@ -10,7 +10,9 @@ from typing import Any, Protocol
 
 from nodes.control import faults
 from nodes.control.supervisor import ClusterError, Supervisor
+from nodes.core.vocabulary import BuyResult, HealthState
 from nodes.observe.model import ClusterModel
+from nodes.observe.observations import LogNote
 from nodes.runtime.client import Pace
 from nodes.session.shop import BuyLookup, BuyOutcome, Shop
 from nodes.verify.history import Fault
@@ -82,7 +84,7 @@ class Controller:
         await self._process(name, faults.heal, faults.fault("hang", name))
 
     async def hang_or_resume(self, name: str) -> None:
-        if self.model.health(name).state == "hung":
+        if self.model.health(name).state == HealthState.HUNG:
             await self.resume(name)
         else:
             await self.hang(name)
@@ -108,22 +110,22 @@ class Controller:
     async def heal(self, name: str) -> None:
         """Undo whatever is wrong with ``name``: start it, resume it, reconnect it, or bring it
         back to full speed."""
-        state = self.model.health(name).state
-        if state in ("down", "exited"):
-            await self.start(name)
-        elif state == "hung":
-            await self.resume(name)
-        elif state == "cut off":
-            await self.cut_off(name, False)
-        elif state == "slow":
-            await self.slow(name, 0)
+        match self.model.health(name).state:
+            case HealthState.DOWN | HealthState.EXITED:
+                await self.start(name)
+            case HealthState.HUNG:
+                await self.resume(name)
+            case HealthState.CUT_OFF:
+                await self.cut_off(name, False)
+            case HealthState.SLOW:
+                await self.slow(name, 0)
 
     async def reset(self) -> str:
         """Reset every running replica; the answer says which were not (down ones adopt the
         reset when they come back, catalogs by its generation)."""
         done = await self.supervisor.reset()
         for name in done:
-            self.model.log(name, "reset: back to the seven books, caches and history emptied")
+            self.model.apply(LogNote(name, "reset: back to the seven books, caches and history emptied"))
         missed = [name for name in self.model.nodes if name not in done]
         if not missed:
             return f"Every node was reset ({len(done)})."
@@ -145,8 +147,8 @@ class Controller:
 
     async def buy(self, book: int, buy_id: str | None = None) -> BuyOutcome:
         outcome = await self.session.shop.buy(book, buy_id)
-        if outcome.kind == "unknown":
-            self.model.log("frontend", f"buy {outcome.buy_id} of book {book}: outcome unknown to the shop")
+        if outcome.kind == BuyResult.UNKNOWN:
+            self.model.apply(LogNote("frontend", f"buy {outcome.buy_id} of book {book}: outcome unknown to the shop"))
         return outcome
 
     async def find_buy(self, buy_id: str) -> BuyLookup:

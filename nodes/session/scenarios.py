@@ -30,7 +30,9 @@ from nodes.control import faults
 from nodes.control.clusterfile import Cluster
 from nodes.control.supervisor import Supervisor
 from nodes.core.telemetry import TRACE_HEADER, new_trace_id
-from nodes.observe.model import Hop, Trace, fetch_trace
+from nodes.core.vocabulary import NodeState
+from nodes.observe.follower import fetch_trace
+from nodes.observe.traces import Hop, Trace
 from nodes.runtime.client import SECRET_HEADER
 
 SCENARIO_DIR = Path(__file__).resolve().parent.parent.parent / "assets" / "scenarios"
@@ -293,7 +295,7 @@ async def _setup_step(supervisor: Supervisor, scenario: Scenario, step: dict[str
     elif what == "peer_order":
         await supervisor.wait_settled()
         for node in supervisor.of_role("catalog"):
-            if node.state == "up":
+            if node.state == NodeState.UP:
                 await supervisor.admin(node.name, "POST", "/admin/peer-order", {"order": step["order"]})
     elif what == "turn":
         body = {k: v for k, v in step.items() if k in ("catalog_turn", "order_turn")}
@@ -335,7 +337,7 @@ async def _send(supervisor: Supervisor, request: dict[str, Any]) -> tuple[str | 
 async def _replica_table(supervisor: Supervisor, book: int) -> list[tuple[int | None, bool | None, int | None]]:
     table = []
     for node in supervisor.of_role("catalog"):
-        if node.state != "up":
+        if node.state != NodeState.UP:
             table.append((None, None, None))
             continue
         entry = next(b for b in (await supervisor.state(node.name))["books"] if b["id"] == book)

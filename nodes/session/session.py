@@ -1,5 +1,6 @@
 """One running cluster and everything a person does with it, without Qt: the supervisor,
-the live model, the shopper's client, the load generator and the event loop's lag.
+the live model and the follower that feeds it, the shopper's client, the load generator and the
+event loop's lag.
 The window is a view of a ``ClusterSession``; the tests drive the same object."""
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from typing import Any
 
 from nodes.control.clusterfile import Cluster
 from nodes.control.supervisor import ClusterError, Supervisor
+from nodes.core.vocabulary import NodeState
+from nodes.observe.follower import Follower
 from nodes.observe.model import ClusterModel
 from nodes.session.actions import Controller
 from nodes.session.load import LagMonitor, LoadGenerator
@@ -21,6 +24,7 @@ class ClusterSession:
     cluster: Cluster
     supervisor: Supervisor = field(init=False)
     model: ClusterModel = field(init=False)
+    follower: Follower = field(init=False)
     shop: Shop = field(init=False)
     load: LoadGenerator = field(init=False)
     lag: LagMonitor = field(default_factory=LagMonitor)
@@ -30,6 +34,7 @@ class ClusterSession:
     def __post_init__(self) -> None:
         self.supervisor = Supervisor(self.cluster)
         self.model = ClusterModel.for_supervisor(self.supervisor)
+        self.follower = Follower(self.model, self.supervisor.secret)
         self.shop = Shop(self.supervisor.frontend.address)
         self.load = LoadGenerator(self.supervisor)
         self.controller = Controller(self)
@@ -38,12 +43,12 @@ class ClusterSession:
         """Start every node (in a worker thread: process control never waits on the GUI's
         loop), then follow them."""
         self.lag.start()
-        self.model.watch(self.supervisor)
+        self.follower.watch(self.supervisor)
         if not self.cluster.attached:
             total = len(self.supervisor.nodes)
 
             def report(node: Any) -> None:
-                up = sum(1 for n in self.supervisor.nodes.values() if n.state == "up")
+                up = sum(1 for n in self.supervisor.nodes.values() if n.state == NodeState.UP)
                 progress(f"{node.name} is {node.status} ({up}/{total} up)")
 
             self.supervisor.listeners.append(report)
@@ -53,7 +58,7 @@ class ClusterSession:
                 self.supervisor.listeners.remove(report)
         progress("waiting for the replicas to see each other")
         await self.supervisor.wait_settled(timeout=20)
-        await self.model.start()
+        await self.follower.start()
         progress("ready")
 
     def _start_blocking(self) -> None:
@@ -62,7 +67,7 @@ class ClusterSession:
 
     async def stop(self) -> None:
         await self.load.stop()
-        await self.model.stop()
+        await self.follower.stop()
         await self.shop.close()
         await self.lag.stop()
         await self.supervisor.aclose()
@@ -72,7 +77,7 @@ class ClusterSession:
         """Every order replica's history, newest first, each record naming its replica."""
         records = []
         for node in self.supervisor.of_role("order"):
-            if node.state != "up" or node.cut_off:
+            if node.state != NodeState.UP or node.cut_off:
                 continue
             try:
                 history = await self.supervisor.admin(node.name, "GET", f"/orders?limit={limit}")
@@ -86,7 +91,7 @@ class ClusterSession:
         peers take it, the front-end drops its cached copy). Plain words back."""
         refused = ""
         for node in self.supervisor.of_role("catalog"):
-            if node.state != "up" or node.cut_off:
+            if node.state != NodeState.UP or node.cut_off:
                 continue
             for _attempt in range(2):  # 409: its copy was outdated and is now refreshed; again
                 try:
@@ -101,7 +106,7 @@ class ClusterSession:
         """What became of the buy with this id, from every order replica that can answer."""
         asked, silent = [], []
         for node in self.supervisor.of_role("order"):
-            if node.state != "up" or node.cut_off:
+            if node.state != NodeState.UP or node.cut_off:
                 silent.append(node.name)
                 continue
             try:

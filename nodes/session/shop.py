@@ -1,5 +1,5 @@
 """The shopper's side of a session: search, look up and buy through the front-end, and what a
-buy's answer means (purchased, out of stock, unknown), in words a person reads."""
+buy's answer means (a ``BuyResult``: bought, out of stock, unknown, ...), in words a person reads."""
 from __future__ import annotations
 
 import uuid
@@ -9,6 +9,7 @@ from urllib.parse import quote
 
 import aiohttp
 
+from nodes.core.vocabulary import BuyResult
 from nodes.core.wire import BUY_ID_HEADER
 
 #: How long the shop waits for the front-end's answer to a buy before it says "unknown".
@@ -17,7 +18,9 @@ BUY_TIMEOUT_S = 12.0
 
 @dataclass(frozen=True)
 class BuyOutcome:
-    kind: str  # bought, out of stock, book unknown, unreachable, refused, unknown, invalid
+    """One buy as the shop saw it: its result, the front-end's words, the order replicas it tried."""
+
+    kind: BuyResult
     message: str
     tried: tuple[str, ...] = ()
     #: The buy's id, sent with it: the way to learn an unknown outcome later (W7).
@@ -26,20 +29,21 @@ class BuyOutcome:
     @property
     def sentence(self) -> str:
         """The answer in plain words, for a shopper."""
-        if self.kind == "bought":
-            return "Bought. Enjoy your book!"
-        if self.kind == "out of stock":
-            return "Sorry, that book is out of stock."
-        if self.kind == "book unknown":
-            return "There is no book with that number."
-        if self.kind == "unreachable":
-            tried = f" (tried {', '.join(self.tried)})" if self.tried else ""
-            return f"No order server could be reached{tried}. Nothing was bought."
-        if self.kind == "refused":
-            return f"{self.message}. The cluster refused rather than risk selling a copy twice."
-        if self.kind == "unknown":
-            return (f"Outcome unknown: no answer confirmed the purchase in time, so it may or may not have gone "
-                    f"through. Buy id {self.buy_id}: press “Look it up” to learn what happened.")
+        match self.kind:
+            case BuyResult.BOUGHT:
+                return "Bought. Enjoy your book!"
+            case BuyResult.OUT_OF_STOCK:
+                return "Sorry, that book is out of stock."
+            case BuyResult.BOOK_UNKNOWN:
+                return "There is no book with that number."
+            case BuyResult.UNREACHABLE:
+                tried = f" (tried {', '.join(self.tried)})" if self.tried else ""
+                return f"No order server could be reached{tried}. Nothing was bought."
+            case BuyResult.REFUSED:
+                return f"{self.message}. The cluster refused rather than risk selling a copy twice."
+            case BuyResult.UNKNOWN:
+                return (f"Outcome unknown: no answer confirmed the purchase in time, so it may or may not have "
+                        f"gone through. Buy id {self.buy_id}: press “Look it up” to learn what happened.")
         return self.message
 
 
@@ -105,20 +109,22 @@ class Shop:
                                         headers={BUY_ID_HEADER: buy_id})
         if isinstance(body, ShopError):
             # A buy that may have reached the front-end may have been carried out (W7).
-            return BuyOutcome("unknown" if body.maybe_done else "unreachable", body.message, (), buy_id)
+            return BuyOutcome(BuyResult.UNKNOWN if body.maybe_done else BuyResult.UNREACHABLE, body.message, (),
+                              buy_id)
         message = body.get("message", "") if isinstance(body, dict) else ""
         tried = tuple(t["replica"] for t in body.get("tried", [])) if isinstance(body, dict) else ()
         if status == 200:
-            return BuyOutcome("bought" if body.get("success") else "out of stock", message, (), buy_id)
+            return BuyOutcome(BuyResult.BOUGHT if body.get("success") else BuyResult.OUT_OF_STOCK, message, (),
+                              buy_id)
         if status == 202:
-            return BuyOutcome("unknown", message, tried, buy_id)
+            return BuyOutcome(BuyResult.UNKNOWN, message, tried, buy_id)
         if status == 404:
-            return BuyOutcome("book unknown", message, (), buy_id)
+            return BuyOutcome(BuyResult.BOOK_UNKNOWN, message, (), buy_id)
         if status == 422:
-            return BuyOutcome("invalid", message, (), buy_id)
+            return BuyOutcome(BuyResult.INVALID, message, (), buy_id)
         if status == 503 and isinstance(body, dict) and body.get("outcome") == "not done":
-            return BuyOutcome("refused", message, tried, buy_id)  # W8: no majority; nothing changed
-        return BuyOutcome("unreachable", message, tried, buy_id)
+            return BuyOutcome(BuyResult.REFUSED, message, tried, buy_id)  # W8: no majority; nothing changed
+        return BuyOutcome(BuyResult.UNREACHABLE, message, tried, buy_id)
 
     async def close(self) -> None:
         if self.session is not None:

@@ -55,7 +55,7 @@ def test_a_copied_scenario_can_be_edited_and_loaded(tmp_path):
 
 
 def test_each_hop_gets_a_plain_sentence():
-    from nodes.observe.model import Hop
+    from nodes.observe.traces import Hop
 
     hop = Hop(2, "catalog0", "catalog1", "/rep/get/2 req: [] seq_n: 0", "200 OK", 200, 1.0, 0.0)
     assert describe(hop) == ("catalog0 does not hold the book as valid, so it asks catalog1 (already asked: []; "

@@ -9,7 +9,8 @@ import socket
 import pytest
 
 from nodes.core.telemetry import TRACE_HEADER, Telemetry, new_trace_id
-from nodes.observe.model import ClusterModel, fetch_trace
+from nodes.observe.follower import Follower, fetch_trace
+from nodes.observe.model import ClusterModel
 from nodes.runtime.client import SECRET_HEADER
 from nodes.runtime.node import SUBSCRIBER_LIMIT
 from nodes.session.scenarios import load, play_on
@@ -68,8 +69,9 @@ async def test_s2_trace_in_the_model_shows_0_1_2_with_the_figures_seqs(tmp_path,
     scenario = load("S2")
     supervisor = start(scenario.cluster(tmp_path))
     supervisors.append(supervisor)
-    model = ClusterModel.for_supervisor(supervisor)
-    await model.start()
+    follower = Follower.of(supervisor)
+    model = follower.model
+    await follower.start()
     try:
         outcome = await play_on(supervisor, scenario)  # restarts on the way: the model reconnects
         assert outcome.matched, outcome.verdict()
@@ -90,14 +92,15 @@ async def test_s2_trace_in_the_model_shows_0_1_2_with_the_figures_seqs(tmp_path,
 
         await wait_until(marks_match, what="the model's replica table to show the figure's end state")
     finally:
-        await model.stop()
+        await follower.stop()
         await supervisor.aclose()
 
 
 async def test_the_models_tables_equal_what_the_nodes_report(cluster):
     supervisor, http = cluster
-    model = ClusterModel.for_supervisor(supervisor)
-    await model.start()
+    follower = Follower.of(supervisor)
+    model = follower.model
+    await follower.start()
     try:
         for book in (1, 2, 3):
             await http.put(f"/buy/{book}")
@@ -154,7 +157,7 @@ async def test_the_models_tables_equal_what_the_nodes_report(cluster):
         assert model.caches["lookup"].keys[:2] == [1, 6]
         assert model.nodes["frontend"].requests_per_second(window=60) > 0
     finally:
-        await model.stop()
+        await follower.stop()
 
 
 def test_a_slow_subscriber_loses_its_oldest_events_and_never_grows():
@@ -208,23 +211,23 @@ def test_the_models_latency_arrays_extended_in_place_equal_ones_built_from_scrat
 
     import numpy as np
 
-    from nodes.observe.model import Sample
+    from nodes.observe.latency import Sample
 
     rng = random.Random(7)
-    model = ClusterModel({"frontend": "http://127.0.0.1:1"}, None, keep_samples=50)
+    model = ClusterModel({"frontend": "http://127.0.0.1:1"}, keep_samples=50)
     t = 1000.0
     for step in range(2000):
         series = rng.choice(("lookup", "buy"))
         t += rng.random()
         late = rng.random() * 5 if series == "buy" and rng.random() < 0.3 else 0.0  # filed when heard
-        model._add_sample(series, Sample(t - late, rng.random() * 100, 200))
+        model.latency.add(series, Sample(t - late, rng.random() * 100, 200))
         if rng.random() < 0.2:
             for op in ("lookup", "buy"):
                 expected = sorted(((s.t, s.ms) for s in model.latency[op]), key=lambda pair: pair[0])
-                times, ms = model.latency_since(op, 0.0)
+                times, ms = model.latency.since(op, 0.0)
                 assert list(zip(times.tolist(), ms.tolist(), strict=True)) == expected, f"step {step}, {op}"
                 assert not times.flags.writeable
         if step == 1000:
             model.clear_measurements()
-            assert len(model.latency_since("lookup", 0.0)[0]) == 0
-    assert np.all(np.diff(model.latency_since("buy", 0.0)[0]) >= 0)
+            assert len(model.latency.since("lookup", 0.0)[0]) == 0
+    assert np.all(np.diff(model.latency.since("buy", 0.0)[0]) >= 0)

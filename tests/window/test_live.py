@@ -108,7 +108,7 @@ def test_a_lookup_that_crosses_nodes_animates_its_messages_on_the_right_links(wi
     window.run(wait_until(lambda: len(model.trace(trace.id).hops) >= 2, 5, "its hops"))
     hops = model.trace(trace.id).hops
     assert any(h.source.startswith("catalog") and h.target.startswith("catalog") for h in hops), hops
-    messages = [m for m in model.messages_after(0) if m.trace == trace.id]
+    messages = [m for m in model.arrows.after(0) if m.trace == trace.id]
     expected = {("client", "frontend", "request"), ("frontend", "client", "answer")}
     expected |= {(h.source, h.target, "request") for h in hops} | {(h.target, h.source, "answer") for h in hops}
     assert {(m.source, m.target, m.kind) for m in messages} == expected
@@ -136,7 +136,7 @@ def test_teaching_speed_holds_every_hop_at_least_n_ms_and_full_speed_brings_it_b
     window.run(wait_until(lambda: model.trace(trace.id).hops, 5, "its hops"))
     for hop in model.trace(trace.id).hops:
         assert hop.ms >= 2 * held, f"{hop.source} → {hop.target} took {hop.ms:.0f} ms"  # request and answer held
-    sent = [m for m in model.messages_after(0) if m.trace == trace.id and m.source != "client"]
+    sent = [m for m in model.arrows.after(0) if m.trace == trace.id and m.source != "client"]
     assert sent and all(m.held_ms == held for m in sent)
 
     live.pace.setCurrentIndex(live.pace.findData(0))
@@ -153,20 +153,20 @@ def test_pause_keeps_every_event_steps_through_them_and_resume_shows_them(window
     window.run(wait_until(lambda: not live.canvas.flights and not live.canvas.pending, 10, "a quiet picture"))
     qtbot.mouseClick(live.pause_button, Qt.MouseButton.LeftButton)
     paused_at = live.paused_at
-    assert paused_at <= model.message_count and live.pause_button.text() == "Resume live"
+    assert paused_at <= model.arrows.count and live.pause_button.text() == "Resume live"
     drawn_points = len(live.chart.points["lookup"].data)
     moving = len(live.canvas.moving)
     window.run(window.controller.lookup(4))
     window.run(window.controller.lookup(4))  # a cache hit: only the shopper's two messages
-    window.run(wait_until(lambda: model.message_count >= paused_at + 6, 10, "the cluster's messages kept"))
+    window.run(wait_until(lambda: model.arrows.count >= paused_at + 6, 10, "the cluster's messages kept"))
     window.run(wait_until(lambda: len(model.latency["lookup"]) and model.latency["lookup"][-1].t > time.time() - 5, 5,
                      "the lookups measured"))
     assert len(live.canvas.moving) == moving and not live.canvas.flights, "the picture stays frozen"
     assert len(live.chart.points["lookup"].data) == drawn_points
-    window.run(wait_until(lambda: f"{model.message_count - paused_at} messages since" in live.status.text(), 5,
+    window.run(wait_until(lambda: f"{model.arrows.count - paused_at} messages since" in live.status.text(), 5,
                      "the count of messages kept since the pause"))
 
-    kept = model.messages_after(paused_at)
+    kept = model.arrows.after(paused_at)
     for number, message in enumerate(kept, start=1):
         qtbot.mouseClick(live.step_button, Qt.MouseButton.LeftButton)
         assert live.canvas.flights[0].message == message

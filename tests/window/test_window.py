@@ -115,15 +115,17 @@ def test_a_chart_drawn_in_steps_ends_as_a_full_draw_and_paints_once(qtbot):
     import random
 
     from gui.charts import LatencyChart
-    from nodes.observe.model import ClusterModel, Mark, Sample
+    from nodes.observe.latency import Sample
+    from nodes.observe.model import ClusterModel
+    from nodes.observe.views import Mark, MarkKind
 
-    model = ClusterModel({"frontend": "http://127.0.0.1:1"}, None)
+    model = ClusterModel({"frontend": "http://127.0.0.1:1"})
     rng = random.Random(3)
     now = time.time()
     for series, count in (("lookup", 900), ("buy", 120), ("out of stock", 40), ("search", 200)):
         for i in range(count):
-            model._add_sample(series, Sample(now - 50 + 50 * i / count, rng.expovariate(1 / 5), 200))
-    model.marks.append(Mark(now - 20, "catalog2", "fault", "catalog2 hung"))
+            model.latency.add(series, Sample(now - 50 + 50 * i / count, rng.expovariate(1 / 5), 200))
+    model.marks.append(Mark(now - 20, "catalog2", MarkKind.FAULT, "catalog2 hung"))
     stepped, full = LatencyChart(model, "stepped"), LatencyChart(model, "full")
     for chart in (stepped, full):
         qtbot.addWidget(chart)
@@ -151,11 +153,11 @@ def test_a_chart_drawn_in_steps_ends_as_a_full_draw_and_paints_once(qtbot):
     def broken(*args, **kwargs):
         raise RuntimeError("a series that cannot be drawn")
 
-    model.rolling = broken
+    model.latency.rolling = broken
     with qtbot.captureExceptions() as raised:
         stepped.draw_in_steps(texts.append)
         qtbot.waitUntil(lambda: len(raised) == 1, timeout=5000)
     assert stepped.updatesEnabled() and stepped._stepping is None, "a failed redraw leaves painting on"
-    del model.rolling
+    del model.latency.rolling
     stepped.draw_in_steps(texts.append)  # and the next one runs
     qtbot.waitUntil(lambda: len(texts) == 2, timeout=5000)

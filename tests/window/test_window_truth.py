@@ -16,7 +16,7 @@ from PySide6.QtCore import Qt
 from gui.cluster import LogDialog
 from gui.scenarios import ScenariosView
 from nodes.bench.common import Table
-from nodes.observe.model import Hop, Trace, causal_steps
+from nodes.observe.traces import Hop, Trace, causal_steps
 from tests.support import wait_until
 
 pytestmark = pytest.mark.timeout(240)

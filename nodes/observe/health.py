@@ -1,0 +1,96 @@
+"""What the window says of a node, in plain words: its health from its process and its own
+reports, and the lines of its Log (what happened to it, and what it told of itself)."""
+from __future__ import annotations
+
+from nodes.core.events import (
+    CaughtUp,
+    Dropped,
+    Event,
+    GenerationAdopted,
+    LeaseChanged,
+    LeaseWait,
+    OrderOutcome,
+    OrderResult,
+    PeerSeen,
+    ReplicaSeen,
+)
+from nodes.core.vocabulary import HealthState, NodeState
+from nodes.observe.views import NodeHealth, NodeView, ProcessState, link_notes
+
+_NOT_RUNNING = (NodeState.DOWN, NodeState.EXITED, NodeState.STARTING)
+
+
+def derive_health(view: NodeView, process: ProcessState, catalog: str | None = None,
+                  catalog_health: NodeHealth | None = None) -> NodeHealth:
+    """One node's health: its process first (the supervisor knows best whether it runs), then
+    the faults it reports, then why it may do less (cut links; ``catalog``, the catalog replica
+    an order replica talks to, not serving)."""
+    slow_ms = process.slow_ms or int(view.state.get("slow_ms", 0) or 0)
+    cut_off = process.cut_off or bool(view.state.get("cut_off", False))
+    if process.state == NodeState.EXITED:
+        state, text = HealthState.EXITED, f"exited with code {process.exit_code}"
+    elif process.state in (NodeState.DOWN, NodeState.STARTING, NodeState.HUNG):
+        state = HealthState(process.state)
+        text = str(state)
+    elif cut_off:
+        state, text = HealthState.CUT_OFF, str(HealthState.CUT_OFF)
+    elif slow_ms:
+        state, text = HealthState.SLOW, f"slowed {slow_ms} ms"
+    else:
+        state, text = HealthState.UP, str(HealthState.UP)
+    notes = list(link_notes(process))
+    if notes and state.serving:
+        text += f", {len(notes)} link{'s' if len(notes) > 1 else ''} cut"
+    if state == HealthState.SLOW and view.role == "order":
+        notes.append("the front-end sends buys to the next order replica when this one is slower than "
+                     "its timeout, so few requests reach it")
+    elif state == HealthState.SLOW:
+        notes.append("callers wait longer for every answer; past their timeout they try another replica")
+    if catalog is not None and state.serving and catalog_health is not None and not catalog_health.serving:
+        notes.append(f"its catalog, {catalog}, is {catalog_health.label}: it cannot carry out buys, "
+                     "so the front-end routes them to other order replicas")
+    return NodeHealth(view.name, view.role, view.address, state, text, process, view.connected, tuple(notes))
+
+
+def process_lines(before: ProcessState, after: ProcessState) -> list[str]:
+    """What a change of process state means, in the words of a node's Log."""
+    lines = []
+    if before.state != after.state:
+        text = {
+            NodeState.STARTING: "starting (pid {pid})",
+            NodeState.UP: "resumed (SIGCONT): answering again" if before.state == NodeState.HUNG
+            else "up and answering",
+            NodeState.HUNG: "hung (SIGSTOP): connections are accepted, nothing is answered",
+            NodeState.DOWN: "crashed or stopped: the process is gone, its valid set with it",
+            NodeState.EXITED: "exited with code {code}",
+        }[after.state]
+        lines.append(text.format(pid=after.pid, code=after.exit_code))
+    if before.slow_ms != after.slow_ms and after.state not in _NOT_RUNNING:
+        lines.append(f"slowed by {after.slow_ms} ms per answer" if after.slow_ms else "back to normal speed")
+    if before.cut_off != after.cut_off and after.state not in _NOT_RUNNING:
+        lines.append("cut off: drops all traffic but admin and telemetry" if after.cut_off
+                     else "healed: takes traffic again")
+    return lines
+
+
+def event_line(event: Event) -> str | None:
+    """A node's own telemetry event worth a line in its Log, in plain words (None if not)."""
+    match event:
+        case LeaseChanged(held=held):
+            return ("lease regained: heard from its peers again, vouches for its copies" if held
+                    else "lease lapsed: out of touch with its peers, drops its valid set (W2)")
+        case LeaseWait(peers=peers):
+            return f"waits for the lease of catalog {', '.join(map(str, peers))} to lapse before writing"
+        case CaughtUp(book=book, seq=seq):
+            return f"caught up: book {book} to seq {seq}"
+        case PeerSeen(peer=peer, up=up):
+            return f"sees catalog{peer} {'back' if up else 'out'}"
+        case ReplicaSeen(ring=ring, replica=replica, up=up):
+            return f"marks {ring}{replica} {'back' if up else 'out'}"
+        case GenerationAdopted():
+            return "adopted a newer reset of the data from a peer (it missed the reset while away)"
+        case OrderOutcome(outcome=OrderResult.UNKNOWN, buy_id=buy_id):
+            return f"buy {buy_id or ''}: no order replica confirmed it in time (outcome unknown)"
+        case Dropped(count=count):
+            return f"the window fell behind its event stream and lost {count} events"
+    return None

@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import BinaryIO
 
 import aiohttp
 
@@ -125,8 +126,11 @@ class Supervisor(NodeAdmin):
         process cannot say it was stopped), so that ``log NODE`` tells the whole story."""
         if node.log_path is None:
             return
-        with open(node.log_path, "ab") as log:
-            log.write(f"---- {time.strftime('%H:%M:%S')} {node.name} {text}\n".encode())
+        try:
+            with open(node.log_path, "ab") as log:
+                log.write(f"---- {time.strftime('%H:%M:%S')} {node.name} {text}\n".encode())
+        except OSError:
+            pass  # a full or failing disk costs this line, never the action it describes
 
     def _changed(self, node: ManagedNode) -> None:
         for listener in list(self.listeners):
@@ -151,9 +155,9 @@ class Supervisor(NodeAdmin):
             env = {**os.environ, "BAZAR_SECRET": self.secret, "PYTHONUNBUFFERED": "1",
                    "BAZAR_PACE_MS": str(self.pace_ms)}
             assert node.log_path is not None  # planned nodes have one; attached ones are never started
-            log = open(node.log_path, "ab")  # noqa: SIM115 - owned by the reader thread
-            log.write(f"---- {time.strftime('%H:%M:%S')} starting {node.name}\n".encode())
-            log.flush()
+            # Unbuffered: a write the disk refuses leaves nothing pending to fail again later.
+            log = open(node.log_path, "ab", buffering=0)  # noqa: SIM115 - owned by the reader thread
+            _append(log, f"---- {time.strftime('%H:%M:%S')} starting {node.name}\n".encode())
             node.proc = self._spawner.submit(
                 subprocess.Popen, node.command, cwd=PROJECT_ROOT, env=env, stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
@@ -166,10 +170,10 @@ class Supervisor(NodeAdmin):
 
     def _read(self, node: ManagedNode, proc: subprocess.Popen, log) -> None:
         assert proc.stdout is not None
+        lost = 0  # lines the disk would not take since the last one it did
         with log:
             for raw in proc.stdout:
-                log.write(raw)
-                log.flush()
+                lost = _append(log, raw, lost)
                 line = raw.decode("utf-8", "replace").rstrip("\n")
                 node.tail.append(line)
                 if parse_ready_line(line) is not None and node.proc is proc:
@@ -179,7 +183,7 @@ class Supervisor(NodeAdmin):
                     self._changed(node)  # listeners first: whoever waits sees them done
                     node.ready.set()
             code = proc.wait()
-            log.write(f"---- {time.strftime('%H:%M:%S')} {node.name} ended with code {code}\n".encode())
+            _append(log, f"---- {time.strftime('%H:%M:%S')} {node.name} ended with code {code}\n".encode(), lost)
         with self._lock:
             if node.proc is not proc:
                 return
@@ -288,6 +292,21 @@ class Supervisor(NodeAdmin):
                 handle.seek(max(0, handle.seek(0, os.SEEK_END) - 64 * 1024))
                 return "\n".join(handle.read().decode("utf-8", "replace").splitlines()[-lines:])
         return "\n".join(list(node.tail)[-lines:])
+
+
+def _append(log: BinaryIO, data: bytes, lost: int = 0) -> int:
+    """Write ``data`` to a node's log, first saying how many lines were lost before it; returns
+    the lines lost now. The node's output is drained whatever the disk does: a full or failing
+    disk costs log lines (counted, and said once it takes lines again), never a node blocked on a
+    full pipe (issue 25)."""
+    try:
+        if lost:
+            log.write(f"---- {time.strftime('%H:%M:%S')} {lost} lines of output lost: the disk was full "
+                      "or failing\n".encode())
+        log.write(data)
+        return 0
+    except OSError:
+        return lost + 1
 
 
 def _signal(proc: subprocess.Popen, signum: int) -> None:

@@ -11,6 +11,7 @@ import signal
 import sys
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from nodes.runtime.node import Node
 
@@ -32,12 +33,28 @@ def die_with_parent(parent_pid: int | None) -> None:
         os._exit(0)
 
 
+class OneLineForMalformedRequests(logging.Filter):
+    """A request the HTTP parser rejects (a request line over 8 KiB, a NUL in a header, an unknown
+    method ...) is the client's mistake, answered 400 before any handler runs; aiohttp logs each
+    as an ERROR with a traceback, so any client could write ~10 log lines per request. Here each
+    becomes one warning line, without the traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, HttpProcessingError):
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            record.msg, record.args = "rejected a malformed request: %s", (error.message or type(error).__name__,)
+            record.exc_info = record.exc_text = None
+        return True
+
+
 def run_node(app: web.Application, node: Node, *, host: str, port: int, parent_pid: int | None) -> None:
     logging.basicConfig(
         level=logging.INFO,
         format=f"%(asctime)s {node.name} %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    logging.getLogger("aiohttp.server").addFilter(OneLineForMalformedRequests())
     die_with_parent(parent_pid)
     asyncio.run(_serve(app, node, host, port))
 

@@ -77,6 +77,11 @@ def load(path: str | Path | None = None) -> Cluster:
         raise ClusterFileError(f"cluster file {path} does not exist") from None
     except tomllib.TOMLDecodeError as exc:
         raise ClusterFileError(f"cluster file {path} is not valid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ClusterFileError(f"cluster file {path} is not UTF-8 text (byte {exc.start} cannot be read); "
+                               "save it as UTF-8") from None
+    except OSError as exc:
+        raise ClusterFileError(f"cluster file {path} cannot be read: {exc.strerror}") from None
     return parse(raw)
 
 
@@ -128,10 +133,12 @@ def parse(raw: dict[str, Any]) -> Cluster:
         entry = timeouts.get(role, {})
         if not isinstance(entry, dict):
             raise ClusterFileError(f"timeouts.{role} must be a table with connect_ms and total_ms")
-        parsed_timeouts[role] = Timeouts.from_ms(
-            _int(entry, f"timeouts.{role}.connect_ms", connect, 1, 60_000, key="connect_ms"),
-            _int(entry, f"timeouts.{role}.total_ms", total, 1, 600_000, key="total_ms"),
-        )
+        connect_ms = _int(entry, f"timeouts.{role}.connect_ms", connect, 1, 60_000, key="connect_ms")
+        total_ms = _int(entry, f"timeouts.{role}.total_ms", total, 1, 600_000, key="total_ms")
+        if connect_ms > total_ms:
+            raise ClusterFileError(f"timeouts.{role}.connect_ms ({connect_ms}) must not exceed "
+                                   f"timeouts.{role}.total_ms ({total_ms}): connecting is part of the exchange")
+        parsed_timeouts[role] = Timeouts.from_ms(connect_ms, total_ms)
 
     result = Cluster(
         catalogs=catalogs,

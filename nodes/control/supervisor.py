@@ -14,6 +14,7 @@ Outage toggles (the README says what each looks like to a student):
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import os
 import secrets
 import signal
@@ -57,6 +58,7 @@ class Supervisor(NodeAdmin):
         #: Teaching speed: ms every node holds each message it sends (0: full speed); a node
         #: started later is started with it.
         self.pace_ms = 0
+        self._folder_claim: int | None = None  # the data folder's lock, held from the first start
         if cluster.attached:
             self._plan_attached()
         else:
@@ -73,7 +75,11 @@ class Supervisor(NodeAdmin):
         catalogs = [url(p) for p in catalog_ports]
         orders = [url(p) for p in order_ports]
         frontend = url(frontend_port)
-        (self.data_dir / "logs").mkdir(parents=True, exist_ok=True)
+        try:
+            (self.data_dir / "logs").mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ClusterError(f"cannot create the data folder {self.data_dir / 'logs'}: {exc.strerror}; "
+                               "choose another with --data-dir (or data_dir in the cluster file)") from None
 
         def common(role: str, index: int, port: int) -> list[str]:
             t = c.timeouts[role]
@@ -142,9 +148,28 @@ class Supervisor(NodeAdmin):
             if not node.attached and node.state in ("down", "exited"):
                 self.start(node.name)
 
+    def _claim_folder(self) -> None:
+        """Hold the data folder for this supervisor's life, before anything is written there: a
+        second launcher on the same folder is refused before it touches the first one's logs."""
+        if self._folder_claim is not None:
+            return
+        try:
+            fd = os.open(self.data_dir / ".launcher.lock", os.O_CREAT | os.O_RDWR, 0o644)
+        except OSError as exc:
+            raise ClusterError(f"cannot write in the data folder {self.data_dir}: {exc.strerror}; choose another "
+                               "with --data-dir (or data_dir in the cluster file)") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise ClusterError(f"the data folder {self.data_dir} is in use by another running Bazar; stop that "
+                               "one first, or give this one another folder with --data-dir") from None
+        self._folder_claim = fd
+
     def start(self, name: str) -> None:
         node = self.node(name)
         self._need_process(node, "start")
+        self._claim_folder()
         with self._lock:
             if node.state in ("starting", "up", "hung"):
                 return
@@ -279,6 +304,9 @@ class Supervisor(NodeAdmin):
     def close(self) -> None:
         self.stop_all()
         self._spawner.shutdown(wait=False)
+        if self._folder_claim is not None:
+            os.close(self._folder_claim)
+            self._folder_claim = None
 
     def _need_process(self, node: ManagedNode, action: str) -> None:
         if node.attached:

@@ -5,7 +5,7 @@ import fcntl
 import os
 from pathlib import Path
 
-from sqlalchemy import create_engine, event
+from sqlalchemy import create_engine, event, exc
 from sqlalchemy.engine import Engine
 
 
@@ -26,6 +26,18 @@ def sqlite_engine(path_or_url: str) -> Engine:
             cursor.execute("PRAGMA busy_timeout=5000")
             cursor.close()
 
+        try:
+            with engine.connect() as connection:
+                connection.exec_driver_sql("PRAGMA schema_version")  # reads the file's header
+        except exc.DatabaseError as error:
+            engine.dispose()
+            path = database_url(path_or_url).removeprefix("sqlite:///")
+            reason = getattr(error.orig, "args", [str(error)])[0]
+            raise SystemExit(
+                f"cannot use the database file {path}: {reason}. If it is not a Bazar database, move it "
+                "away (or delete it) and start the node again: a catalog replica then starts from the "
+                "seven books and catches up from its peers. If its folder is read-only, choose another "
+                "data folder (--data-dir).") from None
     return engine
 
 

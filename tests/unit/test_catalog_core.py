@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from nodes.core.books import Book
-from nodes.core.catalog.replica import CatalogReplica
+from nodes.core.catalog import CatalogReplica
 from nodes.core.effects import Disk, NoAnswer
 from nodes.core.messages import (
     Busy,

@@ -1,6 +1,6 @@
 """The catalog replica as a pure core: its state, its rules and the named rule sets. Other
 layers import from here, not from the modules inside (docs/architecture.md)."""
-from nodes.core.catalog.replica import BookUnknown, CatalogReplica
+from nodes.core.catalog.replica import CatalogReplica
 from nodes.core.catalog.rules import (
     AVAILABLE,
     BAZAR,
@@ -13,6 +13,7 @@ from nodes.core.catalog.rules import (
     Rule,
     rules_for,
 )
+from nodes.core.catalog.state import BookUnknown
 
 __all__ = [
     "AVAILABLE",

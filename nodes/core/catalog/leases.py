@@ -1,0 +1,207 @@
+"""Leases (W2): when a replica may trust its valid set, the leases it grants its peers and the
+front-end, and what a write that left someone out waits for before it is answered
+(``Rule.LEASES``, ``Rule.FRONTEND_LEASES``; docs/weak-points.md, W2 and W8). Hearing from a
+peer is what renews a lease, so this is also where a peer is noted reachable or not (W4);
+and the front-end's invalidation is here because losing it withholds the front-end's lease.
+
+Three names, three meanings: ``lease_ok()`` asks whether enough leases hold now;
+``_notice_lease()`` is the step that looks and acts on what it sees (a lapse or a renewal
+is told once, and a lapse drops the valid set); ``_drop_valid_set()`` is that drop.
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from nodes.core.books import Book
+from nodes.core.catalog.rules import Rule
+from nodes.core.catalog.state import (
+    FRONTEND_LEASE_S,
+    HEARTBEAT_S,
+    INVALIDATE_TIMEOUT_S,
+    LEASE_S,
+    PING_TIMEOUT_S,
+    Peer,
+    ReplicaState,
+)
+from nodes.core.effects import Gather, NoAnswer, Send, Sleep
+from nodes.core.messages import (
+    Applied,
+    Done,
+    Healthy,
+    Invalidate,
+    KnownBuy,
+    Update,
+)
+
+
+class Leases(ReplicaState):
+    """The state plus W2's leases: trust in the valid set, grants, and outwaiting them."""
+
+    # ---- trusting the valid set ---------------------------------------------------------------
+    def lease_ok(self) -> bool:
+        """True while enough peers' leases to us hold that no write can have left us out since:
+        a write that does waits until the leases its writer and every peer taking it granted
+        us have run out. With majority writes, a write that leaves us out is taken by a
+        majority of the others, so leases from all but that many minus one suffice (one of
+        three: a hung peer does not stop the other two from reading locally); otherwise
+        every peer's. A peer that refused our last ping has no process, so it cannot take a
+        write: it counts as holding its lease until it is back (and, back, it waits out
+        whatever it may have granted before)."""
+        if Rule.LEASES not in self.rules:
+            return True
+        replicas = len(self.peers) + 1
+        needed = replicas - (replicas // 2 + 1) if Rule.MAJORITY in self.rules else len(self.peers)
+        holding = sum(1 for peer in self.peers if peer.lease_until > self.now or peer.refused)
+        return holding >= needed
+
+    def _notice_lease(self) -> bool:
+        """Look at the lease, as the heartbeat and every contact do, and say whether it holds.
+        A lapse and a renewal are each told once; while it has lapsed, the valid set is dropped
+        (``_drop_valid_set``): writes may have happened without us (W2)."""
+        holds = self.lease_ok()
+        if holds == self._lease_lapsed:  # it changed since we last looked
+            self._lease_lapsed = not holds
+            self.emit("lease", held=holds)
+        if not holds:
+            self._drop_valid_set()
+        return holds
+
+    def _drop_valid_set(self) -> None:
+        """A lapsed lease: vouch for nothing until enough peers have granted a new one."""
+        for stale in list(self.valid_ids):
+            self._unmark_valid(stale)
+
+    def contact(self) -> None:
+        """Something reached us. After a pause, the requests queued while we were stopped
+        arrive before anything else: a lapse is noticed first, and the valid set dropped."""
+        self._notice_lease()
+
+    def _trusted_valid(self, book_id: int) -> bool:
+        """A valid book may be answered from here: not an unconfirmed write of ours, and the
+        lease still holds (looked at only for a valid book; a lapse drops the whole set)."""
+        return book_id in self.valid_ids and book_id not in self.tentative and self._notice_lease()
+
+    def _mark_valid(self, book_id: int) -> None:
+        """Vouch for our copy of ``book_id`` from now on, if the lease lets us vouch at all."""
+        if not self.lease_ok():
+            return  # without every peer's lease we cannot vouch for anything (W2)
+        if book_id not in self.valid_ids:
+            self.valid_ids.add(book_id)
+            self.emit("valid", book=book_id, valid=True, seq=self.books[book_id].seq)
+
+    # ---- granting leases ----------------------------------------------------------------------
+    def _grant(self, peer: Peer, seqs: dict[int, int]) -> float | None:
+        """A lease for ``peer``, if it is as current as we are (W2): it may trust its valid set
+        until the time returned, and we will not leave it out of a write before then without
+        waiting for that time."""
+        if Rule.LEASES not in self.rules or any(seqs.get(b.id, -1) < b.seq for b in self.books.values()):
+            return None
+        until = self.now + LEASE_S
+        peer.granted_until = max(peer.granted_until, until)
+        return until
+
+    def on_health(self, sender: str) -> Healthy:
+        """The front-end's probe; answered with a lease for its cache, unless an invalidation
+        it may have missed withholds it (until its last lease has run out)."""
+        if sender != "frontend" or not self.has_frontend or Rule.FRONTEND_LEASES not in self.rules:
+            return Healthy()
+        if self.frontend_withheld and self.now <= self.frontend_granted_until:
+            return Healthy(0.0)  # a lease that has run out: serve nothing from the cache
+        self.frontend_withheld = False
+        until = self.now + FRONTEND_LEASE_S
+        self.frontend_granted_until = max(self.frontend_granted_until, until)
+        return Healthy(until)
+
+    # ---- what a write that left replicas out waits for ----------------------------------------
+    def _settles(self, buy_id: str) -> float:
+        """When a buy we hold may be answered as done: a write that left replicas out is not
+        acknowledged before their leases ran out, and neither may its buy be through a retry
+        (a known buy). After a restart we do not know those times: a lease's length."""
+        if Rule.LEASES not in self.rules:
+            return 0.0
+        return max(self.buy_settles.get(buy_id, 0.0), self.started_at + LEASE_S)
+
+    async def _known_buy(self, buy_id: str, book_id: int) -> KnownBuy:
+        """A buy carried out already is answered its first outcome, once it has settled (W7)."""
+        settles = self._settles(buy_id)
+        if settles > self.now:
+            await Sleep(settles)
+        return KnownBuy(self.books[book_id], settles, buy_id)
+
+    async def _deliver_or_outwait(self, missed: list[Peer], update: Update,
+                                  holds: dict[int, float], *, offer: bool = True) -> tuple[list[Peer], bool]:
+        """Before answering a write that ``missed`` could not see, make sure none of them can
+        still vouch for the old copy (W2): keep offering each the update until it takes it,
+        or until its valid set has surely lapsed. A peer back before its lease lapsed (a short
+        cut-off) takes the update; one still away has dropped its valid set by the deadline.
+        A peer that refused the connection has no process, hence no valid set: nothing to do.
+        Returns the peers that never took the update, and whether one of them may have taken it
+        all the same (an offer whose answer was lost). The deadline is the end of the lease we
+        granted each: we know it exactly, having granted it (and grant none meanwhile: our
+        copy is newer than theirs). ``holds``: the leases the peers that took the write granted
+        the missed ones; those run out before we answer, too."""
+        def until(peer: Peer) -> float:
+            return max(peer.granted_until, holds.get(peer.index, 0.0))
+
+        missed = [peer for peer in missed if not peer.refused and until(peer) > self.now]
+        maybe = False
+        if Rule.LEASES not in self.rules or not missed:
+            return [], maybe
+        deadline = max(until(peer) for peer in missed)
+        if self.now < deadline:
+            self.emit("lease_wait", peers=[p.index for p in missed], ms=round((deadline - self.now) * 1000))
+        late = replace(update, late=True)
+        if not offer:
+            await Sleep(deadline)
+            return missed, maybe
+        while missed and self.now < deadline:
+            replies = await Gather([self._send(p, late, timeout=PING_TIMEOUT_S) for p in missed])
+            maybe |= any(isinstance(reply, NoAnswer) and reply.maybe_processed for reply in replies)
+            missed = [p for p, reply in zip(missed, replies, strict=True) if not isinstance(reply, Applied)]
+            if missed:
+                await Sleep(min(deadline, self.now + HEARTBEAT_S / 2))  # pacing between offers
+        return missed, maybe
+
+    async def _invalidate_frontend(self, book: Book) -> None:
+        """Tell the front-end to drop ``book`` from its lookup cache, naming the write's seq.
+        The documents also drop the book's topic from the search cache; Bazar does not: a
+        write changes price or quantity, which search results (id, title, topic) do not
+        show, so the cached searches are still right (and it saves every buy a message)."""
+        if not self.has_frontend:
+            return
+        for _attempt in (1, 2):  # a lost invalidation leaves a stale entry behind: try twice
+            reply = await Send("frontend", Invalidate(book.id, book.seq), INVALIDATE_TIMEOUT_S)
+            if isinstance(reply, Done):
+                return
+        if Rule.FRONTEND_LEASES in self.rules:
+            # It may still serve the old copy from its cache: no new cache lease until the last
+            # one we granted has run out, and the write is not answered before then (W2).
+            self.frontend_withheld = True
+            if self.now < self.frontend_granted_until:
+                await Sleep(self.frontend_granted_until)
+
+    # ---- peers heard from, or not (W4) --------------------------------------------------------
+    def _note_unreachable(self, peer: Peer, reply: Any = None, sent: float | None = None) -> None:
+        """``peer`` did not answer a message sent at ``sent`` (``reply``: what came instead)."""
+        if sent is not None and peer.last_heard > sent:
+            return  # it has answered since we asked (a round we slept through, say): stale news
+        peer.refused = isinstance(reply, NoAnswer) and reply.refused
+        if peer.refused and sent is not None:
+            peer.refused_at = sent
+        if peer.up:
+            peer.up = False
+            self.emit("peer", peer=peer.index, up=False)
+
+    def _note_reachable(self, peer: Peer) -> None:
+        """``peer`` answered: it is up, and back from no process its old leases are known."""
+        self._notice_lease()  # a lapse is noticed before the contact renews the lease
+        peer.last_heard = self.now
+        if peer.refused:
+            # Back from no process at all: it started after refused_at, and will not leave us
+            # out of a write before its start + LEASE_S, so until then our trust stands.
+            peer.lease_until = max(peer.lease_until, peer.refused_at + LEASE_S)
+            peer.refused = False
+        if not peer.up:
+            peer.up = True
+            self.emit("peer", peer=peer.index, up=True)

@@ -1,0 +1,104 @@
+"""Reads (S1–S3 of docs/protocol.md): a valid copy is answered at once; otherwise the read
+hops through ``Get`` carrying ``req`` (replicas already in the chain) and ``seq_n`` (the
+highest seq seen) until a replica vouches for a current copy, and known-down peers are asked
+last or not at all (``Rule.SKIP_DOWN_PEERS``, W4)."""
+from __future__ import annotations
+
+from nodes.core.books import Book
+from nodes.core.catalog.leases import Leases
+from nodes.core.catalog.rules import Rule
+from nodes.core.catalog.state import Peer
+from nodes.core.effects import NoAnswer
+from nodes.core.messages import (
+    Conflict,
+    Found,
+    Get,
+    KnownBuy,
+)
+
+
+class Reads(Leases):
+    """Lookups and searches, and the hops of a read that cannot answer alone."""
+
+    def search(self, topic: str) -> list[Book]:
+        """Every book of ``topic``, from our own copies: titles and topics never change."""
+        needle = topic.casefold()
+        return [book for book in sorted(self.books.values(), key=lambda b: b.id) if needle in book.topic.casefold()]
+
+    async def read(self, book_id: int, buy_id: str | None = None) -> Found | KnownBuy | Conflict:
+        """A lookup, or a buy's read (``buy_id``): a buy done already is answered as such (W7)."""
+        self.book(book_id)  # unknown before any hop: every replica holds the same books (W5)
+        if buy_id is not None and buy_id in self._tentative_buys():
+            return Conflict(None, "That buy is not confirmed yet; try again")
+        if buy_id is not None and buy_id in self.buys:
+            return await self._known_buy(buy_id, book_id)  # W7: that buy is done already
+        if self._trusted_valid(book_id):
+            return Found(self.books[book_id])
+        found, copy = await self._hop(book_id, asked=(), upstream_seq=-1)
+        if not found:
+            return Conflict(copy, "No replica could vouch for a current copy; try again")
+        if buy_id is not None and buy_id in self.buys:
+            return await self._known_buy(buy_id, book_id)
+        return Found(copy)
+
+    async def on_get(self, message: Get) -> Found | Conflict:
+        """A hop of another replica's read (S2, S3): answer if valid, else hop on."""
+        self.book(message.book)
+        if self._trusted_valid(message.book):
+            return Found(self.books[message.book])
+        found, copy = await self._hop(message.book, asked=message.req + (message.sender,),
+                                      upstream_seq=message.seq_n)
+        return Found(copy) if found else Conflict(copy, "Conflict: no current copy on this path", seq=copy.seq)
+
+    async def _hop(self, book_id: int, *, asked: tuple[int, ...], upstream_seq: int) -> tuple[bool, Book]:
+        """Ask the peers not yet in the chain, one at a time, until one vouches for a copy:
+        (found, the copy). ``upstream_seq``: the highest seq the chain has seen so far."""
+        own = self.books[book_id]
+        highest = max(upstream_seq, own.seq)
+        left = [p for p in self.peers if p.index not in asked]
+        if Rule.SKIP_DOWN_PEERS in self.rules and self.lease_ok():
+            # W4: known-down peers are not waited for. Not so when our own lease has lapsed:
+            # then we may be the one that was away (W2), and only the peers can tell us.
+            left = [p for p in left if p.up]
+        generation = self.generation
+        while left:
+            peer = self._choose(left)
+            left.remove(peer)
+            reply = await self._send(peer, Get(book_id, asked, self.index, highest))
+            if isinstance(reply, NoAnswer):
+                # An unreachable peer is skipped, and travels on in ``req`` so that no one
+                # further down the chain waits for it again (W4).
+                self._note_unreachable(peer, reply)
+                asked = asked + (peer.index,)
+                continue
+            if isinstance(reply, Found):
+                self._note_reachable(peer)
+                await self._adopt(reply.book, generation=generation)
+                if book_id in self.tentative and self.books[book_id].seq > reply.book.seq:
+                    return True, reply.book  # ours is an unconfirmed write: not handed on
+                if reply.book.seq >= self.books[book_id].seq:
+                    self._mark_valid(book_id)
+                return True, self.books[book_id]
+            if isinstance(reply, Conflict):
+                self._note_reachable(peer)
+                # S3: a conflict from further down. Our own copy is current when it is newer
+                # than anything upstream has seen; otherwise pass the conflict on.
+                if self.books[book_id].seq > upstream_seq and book_id not in self.tentative:
+                    self._mark_valid(book_id)
+                    return True, self.books[book_id]
+                return False, self.books[book_id]
+            self._note_unreachable(peer)  # answered, but not with the protocol: skip it
+        # No peer left: the last replica decides (cold start S1, total failure S3) — unless its
+        # copy is an unconfirmed write of its own, which it hands to no one.
+        if self.books[book_id].seq >= upstream_seq and book_id not in self.tentative:
+            self._mark_valid(book_id)
+            return True, self.books[book_id]
+        return False, self.books[book_id]
+
+    def _choose(self, candidates: list[Peer]) -> Peer:
+        """The next peer to ask: at random (seeded), or in ``peer_order`` when a scenario set one."""
+        up = [p for p in candidates if p.up] or candidates  # W4: known-down peers go last
+        if self.peer_order is not None:
+            rank = {index: position for position, index in enumerate(self.peer_order)}
+            return min(up, key=lambda p: rank.get(p.index, len(rank) + p.index))
+        return self.rng.choice(up)

@@ -1,0 +1,143 @@
+"""Reservations (W1, docs/weak-points.md): a write's ``Check`` is also a reservation. A peer
+that grants it holds the book for that writer until the writer's update or release arrives
+(or RESERVATION_TTL_S passes) and answers other writers Busy; between writers, wait-die
+decides who waits. A check that meets a buy already carried out answers its first outcome
+(W7). This module holds both sides: the peer's (``on_check``, ``on_release``) and the
+writer's (``_check_peers`` and the release of the peers it reserved)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from nodes.core.books import Book
+from nodes.core.catalog.documented import Documented
+from nodes.core.catalog.rules import Rule
+from nodes.core.catalog.state import RESERVATION_TTL_S, RESERVATION_WAIT_S, Peer, Priority, Reservation
+from nodes.core.effects import Gather, NoAnswer
+from nodes.core.messages import (
+    Busy,
+    Check,
+    Done,
+    Granted,
+    KnownBuy,
+    Newer,
+    Release,
+)
+
+
+@dataclass
+class CheckOutcome:
+    """What a write's check round found at the peers."""
+
+    granted: list[Peer] = field(default_factory=list)  # reserved for this write: released or updated
+    unreachable: list[Peer] = field(default_factory=list)  # not asked (W4), or no answer
+    newer: list[Book] = field(default_factory=list)  # copies ahead of ours (S5)
+    busy: list[int] = field(default_factory=list)  # peers held by another writer
+    known_buy: KnownBuy | None = None  # the buy (or a rider) is carried out already (W7)
+
+
+class Reservations(Documented):
+    """The documented check and update, with W1's reservations on top."""
+
+    # ---- the peer side ------------------------------------------------------------------------
+    def _reserve(self, book_id: int, owner: int, token: str, priority: Priority = (0.0, 0)) -> bool:
+        held = self.reservations.get(book_id)
+        if held is not None and held.expires > self.now and held.token != token:
+            return False
+        self.reservations[book_id] = Reservation(owner, token, self.now + RESERVATION_TTL_S, priority)
+        return True
+
+    def _release(self, book_id: int, token: str) -> None:
+        held = self.reservations.get(book_id)
+        if held is not None and held.token == token:
+            del self.reservations[book_id]
+            self.waiters.notify(("released", book_id))
+
+    async def _reserve_or_wait(self, book_id: int, owner: int, token: str, priority: Priority,
+                               queue_s: float | None = None) -> bool:
+        """Reserve the book for ``owner``; if another writer holds it, wait a little for it —
+        but only when this write is older than the holder's ("wait-die"): the younger one
+        fails at once, so waits never form a cycle and the oldest write always gets through.
+        Without this, writers to one book kept failing each other under load. With
+        ``queue_s`` the writer holds nothing yet and may wait whoever holds the book."""
+        deadline = self.now + (RESERVATION_WAIT_S if queue_s is None else queue_s)
+        while not self._reserve(book_id, owner, token, priority):
+            holder = self.reservations[book_id]
+            if (queue_s is None and priority > holder.priority) or self.now >= deadline:
+                return False
+            # Woken when it is handed back, or at the deadline or the holder's expiry.
+            await self.waiters.wait(("released", book_id), min(deadline, holder.expires))
+        return True
+
+    async def on_check(self, message: Check) -> Granted | KnownBuy | Newer | Busy:
+        book_id = self.book(message.book).id
+        if book_id in self.tentative:
+            return Busy(self.index)  # an unconfirmed write of ours: nothing to build on yet
+        if Rule.RESERVED_WRITES not in self.rules:
+            return self._documented_check(book_id, message)
+        decided = self._check_answer(message)
+        if decided is not None:  # no need to queue for a reservation to say this
+            return decided
+        priority: Priority = (message.since if message.since is not None else self.now, message.sender)
+        reserved = await self._reserve_or_wait(book_id, message.sender, message.token, priority)
+        decided = self._check_answer(message)  # the holder's write may have landed meanwhile
+        if decided is not None:
+            if reserved:
+                self._release(book_id, message.token)
+            return decided
+        if not reserved:
+            held = self.reservations.get(book_id)
+            return Busy(held.owner if held else None)
+        # A write is coming that we may not see land: stop vouching for our copy until it does.
+        self._unmark_valid(book_id)
+        return Granted(self.books[book_id].seq)
+
+    def _check_answer(self, message: Check) -> KnownBuy | Newer | None:
+        """A check's answer when it does not depend on reserving: a known buy, or a newer copy."""
+        own = self.books[message.book]
+        unsure = self._tentative_buys()
+        for buy in (message.buy_id, *message.riders):
+            if buy is not None and buy in self.buys and buy not in unsure:
+                return KnownBuy(own, self._settles(buy), buy)
+        if own.seq > message.seq_n:
+            return Newer(own)
+        return None
+
+    def on_release(self, message: Release) -> Done:
+        self.book(message.book)
+        self._release(message.book, message.token)
+        return Done()
+
+    # ---- the writer side ----------------------------------------------------------------------
+    async def _check_peers(self, book_id: int, token: str, buy_id: str | None, priority: Priority,
+                           riders: tuple[str, ...] = ()) -> CheckOutcome:
+        own = self.books[book_id]
+        check = Check(book_id, own.seq, self.index, token, buy_id, priority[0], riders)
+        outcome = CheckOutcome()
+        # W4: a peer the heartbeat knows is out is skipped at once, not waited for — once it has
+        # been silent long enough that its valid set has surely lapsed (W2); until then it is
+        # asked, since it may be back already and holding the book as valid.
+        trust_beliefs = Rule.SKIP_DOWN_PEERS in self.rules and self.lease_ok()
+        asked = [p for p in self.peers if p.up or not trust_beliefs or p.granted_until > self.now]
+        outcome.unreachable = [p for p in self.peers if p not in asked]
+        replies = await Gather([self._send(p, check) for p in asked])
+        for peer, reply in zip(asked, replies, strict=True):
+            if isinstance(reply, NoAnswer):
+                self._note_unreachable(peer, reply)
+                outcome.unreachable.append(peer)
+                continue
+            self._note_reachable(peer)
+            if isinstance(reply, KnownBuy):
+                outcome.known_buy = reply
+            elif isinstance(reply, Granted):
+                outcome.granted.append(peer)
+            elif isinstance(reply, Busy):
+                outcome.busy.append(peer.index)
+            elif isinstance(reply, Newer):
+                outcome.newer.append(reply.book)
+            else:
+                outcome.unreachable.append(peer)
+        return outcome
+
+    async def _release_peers(self, book_id: int, token: str, peers: list[Peer]) -> None:
+        if peers:
+            await Gather([self._send(p, Release(book_id, token)) for p in peers])

@@ -1,0 +1,226 @@
+"""A catalog replica's state, the records it keeps, and the primitives every rule needs.
+
+``ReplicaState`` is everything one replica holds in memory; each field says what it holds and
+what stays true of it, as TigerBeetle documents each field of its replica. The rules live in
+the modules beside this one, each a class that adds one rule on top of this state, and
+``replica.py`` composes them into ``CatalogReplica`` (docs/architecture.md).
+"""
+from __future__ import annotations
+
+import random
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any, TypeAlias
+
+from nodes.core.books import Book
+from nodes.core.catalog.rules import Rule
+from nodes.core.effects import Core, Disk, Send, Waiters
+from nodes.core.messages import (
+    Conflict,
+    NotWritten,
+    Unconfirmed,
+    Update,
+    Write,
+    Written,
+)
+
+# ---- timing: every duration the rules use, in seconds of the core's clock -------------------
+#: How long a peer keeps a book reserved for a writer whose update or release never comes (W1).
+RESERVATION_TTL_S = 3.0
+#: How long a check waits for a reservation held by a writer it outranks (wait-die).
+RESERVATION_WAIT_S = 0.3
+#: How long a writer queues for its own replica's reservation before answering busy.
+LOCAL_QUEUE_S = 1.0
+#: How often the heartbeat pings every peer (W3, W4); half of it paces a late update's offers.
+HEARTBEAT_S = 0.2
+#: How long a lease granted to a peer (in a ping's answer) lets it trust its valid set.
+LEASE_S = 1.0
+#: How long a lease granted to the front-end (in a probe's answer) lets it serve its cache.
+FRONTEND_LEASE_S = 1.5
+#: How long a ping, a late offer of an update or a fetch of buys waits for its answer.
+PING_TIMEOUT_S = 0.4
+#: How long a write waits for the front-end to confirm an invalidation.
+INVALIDATE_TIMEOUT_S = 0.5
+
+Priority = tuple[float, int]  # (when the operation first tried, writer's replica number): lower wins
+#: What a write (``Write``) is answered.
+WriteAnswer: TypeAlias = Written | Conflict | NotWritten | Unconfirmed
+
+
+class BookUnknown(Exception):
+    """The book id is not one of the catalog's (404 at the driver)."""
+
+
+@dataclass
+class Reservation:
+    """A book held for one writer by a granted check (W1); void once ``expires`` has passed."""
+
+    owner: int  # the writer's replica number
+    token: str  # the writer's round: only its update or release ends the reservation early
+    expires: float  # the core's time after which the reservation is void (RESERVATION_TTL_S)
+    priority: Priority = (0.0, 0)  # the writer's age, for wait-die: lower is older and may wait
+
+
+@dataclass
+class Peer:
+    """Another catalog replica, as this one knows it."""
+
+    index: int  # its replica number, never our own
+    up: bool = True  # it answered the last message we sent it (W4)
+    last_heard: float = 0.0  # the core's time of the last answer from this peer
+    lease_until: float = 0.0  # the lease this peer granted us: we may trust our valid set until then
+    granted_until: float = 0.0  # the lease we granted this peer
+    #: It last failed by refusing the connection: no process is listening, so no memory survives.
+    refused: bool = False
+    #: When a ping that found no process was sent: it starts again after this, and waits out
+    #: LEASE_S from its start before leaving anyone out of a write (see start).
+    refused_at: float = 0.0
+
+    @property
+    def name(self) -> str:
+        return f"catalog{self.index}"
+
+
+@dataclass
+class Rider:
+    """A buy that arrived while a write of its book was under way: it waits to ride on the
+    next round with the others (a group commit) and is handed that round's answer."""
+
+    request: Write
+    answer: WriteAnswer | None = None  # set by the round that carried it (group_commit.py)
+
+
+class ReplicaState(Core):
+    """Everything one catalog replica holds in memory, and the primitives every rule uses:
+    messages to peers, tokens, book lookup and locks, remembering buys, telemetry of seqs and
+    valid marks, and the generation of the data. No rule is decided here."""
+
+    def __init__(self, index: int, replicas: int, *, has_frontend: bool, rules: frozenset[Rule],
+                 seed: int | None, peer_order: list[int] | None, nonce: str, timeout_s: float) -> None:
+        # ---- who it is and what it runs ------------------------------------------------------
+        self.index = index  # its replica number: it is catalog{index}, and not among its peers
+        self.rules = rules  # the repairs it runs (rules.py); only the admin call's mode switch changes it
+        self.has_frontend = has_frontend  # a front-end caches its books: writes invalidate them there
+        self.peers = [Peer(i) for i in range(replicas) if i != index]  # every other replica, by number
+        self.rng = random.Random(seed)  # the read's choice of peer; seeded, so a run replays exactly
+        self.peer_order = peer_order  # if set, reads ask peers in this order instead (scenarios)
+        self.nonce = nonce  # differs at every process start, so tokens never repeat across restarts
+        self.timeout_s = timeout_s  # how long a message to a peer waits for its answer, by default
+        # ---- the data, as on disk ------------------------------------------------------------
+        self.books: dict[int, Book] = {}  # id -> our copy, the same ids on every replica (W5)
+        self.buys: dict[str, tuple[int, int]] = {}  # buy id -> (book, seq that carried it out) (W7)
+        self.buy_count: Counter[int] = Counter()  # buys remembered per book, kept by _remember_buy
+        self.generation = 0  # which reset of the data this replica holds (see reset)
+        # ---- what it vouches for -------------------------------------------------------------
+        #: protocol.md's valid set: books we vouch for as current. Empty at start; marked only
+        #: while lease_ok() (W2), and dropped whole on a lapse (leases.py).
+        self.valid_ids: set[int] = set()
+        self._lease_lapsed = False  # the lease was last seen lapsed: a lapse and a renewal are told once each
+        #: The lease granted to the front-end for its cache, and whether an invalidation it
+        #: may have missed withholds the next one until that lease has run out.
+        self.frontend_granted_until = 0.0
+        self.frontend_withheld = False
+        # ---- writes under way ----------------------------------------------------------------
+        self.reservations: dict[int, Reservation] = {}  # book -> the writer a check granted it to (W1)
+        self.waiters = Waiters()  # keys coroutines wait on: ("lock", book), ("released", book)
+        self._locked: set[int] = set()  # books a local write (or a reset) is in progress for; one at a time
+        self.riders: dict[int, list[Rider]] = {}  # buys waiting to ride on a book's next write
+        #: Buys not to be vouched for as done before these times (see _settles); the heartbeat
+        #: forgets the times that have passed.
+        self.buy_settles: dict[str, float] = {}
+        #: Writes whose updates got no answer (a peer may hold them): book -> (update, peers
+        #: to offer it to), until a peer confirms it or shows another write of that seq.
+        self.tentative: dict[int, tuple[Update, tuple[int, ...]]] = {}
+        self._tokens = 0  # reservation tokens issued since start (with the nonce: unique)
+        # ---- life ----------------------------------------------------------------------------
+        self.started_at = 0.0  # when start() ran: leases granted before a crash count as out until + LEASE_S
+        self.catch_ups = 0  # copies taken from pings since the last reset (W3), for the window
+        self.resetting = False  # a reset is under way: no peer message is taken or answered
+        self.pending_reset: int | None = None  # a newer generation met; the driver resets to it
+
+    # ---- generations and messages ---------------------------------------------------------------
+    def same_generation(self, theirs: int | None) -> bool:
+        """True when a peer's message belongs to our generation of the data. A newer one
+        means a reset we missed (we were down, or not reset yet): ``pending_reset`` asks the
+        driver to reset us to it, then we catch up as usual. An older one: the peer will do
+        the same when it hears us."""
+        if self.resetting:
+            return False
+        if theirs is None or theirs == self.generation:
+            return True
+        if theirs > self.generation and self.pending_reset is None:
+            self.pending_reset = theirs
+            self.emit("generation", generation=theirs)
+        return False
+
+    def _send(self, peer: Peer, message: Any, *, timeout: float | None = None, trace: bool = True) -> Send:
+        """Every message to a peer says which generation of the data it belongs to."""
+        return Send(peer.name, message, timeout or self.timeout_s, generation=self.generation, trace=trace)
+
+    def _new_token(self) -> str:
+        self._tokens += 1
+        return f"{self.index}.{self.nonce}.{self._tokens}"
+
+    # ---- books ------------------------------------------------------------------------------------
+    def book(self, book_id: int) -> Book:
+        try:
+            return self.books[book_id]
+        except KeyError:
+            raise BookUnknown(book_id) from None
+
+    def _newest(self, copy: Book) -> Book:
+        """``copy`` or, if newer, the copy we hold of that book now."""
+        held = self.books[copy.id]
+        return held if held.seq > copy.seq else copy
+
+    def _unmark_valid(self, book_id: int) -> None:
+        if book_id in self.valid_ids:
+            self.valid_ids.discard(book_id)
+            self.emit("valid", book=book_id, valid=False, seq=self.books[book_id].seq)
+
+    def _emit_seq(self, book: Book) -> None:
+        self.emit("seq", book=book.id, seq=book.seq, quantity=book.quantity, price=book.as_record()["price"])
+
+    async def _adopt(self, copy: Book, buy_ids: tuple[str, ...] | list[str] = (),
+                     generation: int | None = None) -> bool:
+        """Store ``copy`` when it is newer than ours. True when it was. ``generation``: ours
+        when the message that brought the copy was sent; a reset since makes it foreign."""
+        if copy.seq <= self.books[copy.id].seq or not self.same_generation(generation):
+            return False
+        await Disk("write", copy, list(buy_ids))
+        if copy.seq <= self.books[copy.id].seq or not self.same_generation(generation):
+            return False  # a newer one landed while we were writing, or a reset
+        self.books[copy.id] = copy
+        for buy_id in buy_ids:
+            self._remember_buy(buy_id, copy.id, copy.seq)
+        self._emit_seq(copy)
+        return True
+
+    # ---- book locks (one local write per book at a time) -----------------------------------
+    async def _lock(self, book_id: int, deadline: float) -> bool:
+        while book_id in self._locked:
+            if not await self.waiters.wait(("lock", book_id), deadline) and book_id in self._locked:
+                return False
+        self._locked.add(book_id)
+        return True
+
+    def _unlock(self, book_id: int) -> None:
+        self._locked.discard(book_id)
+        self.waiters.notify(("lock", book_id))
+
+    # ---- buys (W7) ------------------------------------------------------------------------------
+    def _remember_buy(self, buy_id: str, book_id: int, seq: int) -> None:
+        """The one place a buy enters memory, so the per-book counts pings compare stay exact."""
+        if buy_id not in self.buys:
+            self.buys[buy_id] = (book_id, seq)
+            self.buy_count[book_id] += 1
+
+    def _forget_buy(self, buy_id: str) -> None:
+        """Undo _remember_buy, for a write withdrawn before anyone else took it."""
+        found = self.buys.pop(buy_id, None)
+        if found is not None:
+            self.buy_count[found[0]] -= 1
+
+    def _tentative_buys(self) -> set[str]:
+        """Buys of writes not confirmed yet: not handed on, since they may yet give way."""
+        return {buy_id for update, _peers in self.tentative.values() for buy_id in update.buy_ids}

@@ -1,0 +1,243 @@
+"""Writes (S4, S5 of docs/protocol.md, with W1, W2, W7 and W8 of docs/weak-points.md): the
+writer's round — queue for the book, check and reserve at the peers, fan out the update with
+the front-end's invalidation, and wait out the leases of those left out — and the peer's side
+of it (``on_update``). Without ``Rule.RESERVED_WRITES`` a write is the documented one."""
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from nodes.core.catalog.group_commit import GroupCommit, can_ride, seat
+from nodes.core.catalog.reservations import Reservations
+from nodes.core.catalog.rules import Rule
+from nodes.core.catalog.state import INVALIDATE_TIMEOUT_S, LOCAL_QUEUE_S, RESERVATION_TTL_S, Priority, WriteAnswer
+from nodes.core.effects import Disk, Gather, NoAnswer, Send, Sleep
+from nodes.core.messages import (
+    Applied,
+    Busy,
+    Conflict,
+    Done,
+    Invalidate,
+    Newer,
+    NotWritten,
+    Unconfirmed,
+    Update,
+    Write,
+    Written,
+)
+
+
+class Writes(Reservations, GroupCommit):
+    """A write's round at the writer, and an update's arrival at a peer."""
+
+    async def write(self, request: Write) -> WriteAnswer:
+        """``request.since``: when the operation behind this write first tried (a buy's first
+        attempt); the older one wins a conflict, so a buy that keeps retrying cannot starve."""
+        book_id = request.book
+        self.book(book_id)
+        changes = {k: v for k, v in (("quantity", request.quantity), ("price", request.price)) if v is not None}
+        if Rule.RESERVED_WRITES not in self.rules:
+            return await self._documented_write(book_id, changes)
+        if can_ride(request) and book_id in self._locked:
+            carried = await self._ride(book_id, request)  # a round under way may carry it
+            if carried is not None:
+                return carried
+        await self._lock(book_id, float("inf"))
+        try:
+            priority: Priority = (request.since if request.since is not None else self.now, self.index)
+            buy_id = request.buy_id
+            if buy_id is not None and buy_id in self._tentative_buys():
+                return Conflict(self.books[book_id], "busy")  # not confirmed yet: neither done nor not
+            if buy_id is not None and buy_id in self.buys:
+                # The first attempt may have stalled before telling the front-end: tell it now.
+                await self._invalidate_frontend(self.books[book_id])
+                if self._settles(buy_id) > self.now:
+                    await Sleep(self._settles(buy_id))
+                return Written(self.books[book_id], duplicate=True)
+            token = self._new_token()
+            # Holding nothing yet, this writer can wait its turn at home whoever holds the book:
+            # a wait that holds nothing cannot close a cycle. Checks at peers use wait-die.
+            if not await self._reserve_or_wait(book_id, self.index, token, priority, queue_s=LOCAL_QUEUE_S):
+                return Conflict(self.books[book_id], "busy")
+            # No rider boards a write on top of an unconfirmed one: its copies would have to be
+            # taken from a copy that may yet give way (see the take rule in _reserved_write).
+            riders = self._board(book_id, request) if can_ride(request) and book_id not in self.tentative else []
+            since = min([priority[0], *(r.request.since for r in riders if r.request.since is not None)])
+            try:
+                answer = await self._reserved_write(
+                    book_id, changes, request.base_seq, buy_id, token, (since, self.index),
+                    take=request.take if buy_id is not None else None,
+                    riders=tuple(seat(r) for r in riders))
+            finally:
+                self._release(book_id, token)
+            return self._share(book_id, answer, buy_id, riders)
+        finally:
+            self._unlock(book_id)
+
+    async def _reserved_write(
+        self, book_id: int, changes: dict[str, Any], base_seq: int | None, buy_id: str | None, token: str,
+        priority: Priority, *, take: int | None = None, riders: tuple[tuple[str, int], ...] = (),
+    ) -> WriteAnswer:
+        """One write round: check and reserve at the peers, then the update fan-out. A buy's
+        write (``take`` copies) may carry ``riders``, other buys of the book (id, copies),
+        in the same round; the copies all come off the current copy."""
+        started, generation = self.now, self.generation
+        if take is not None:
+            take += sum(copies for _buy, copies in riders)
+        outcome = await self._check_peers(book_id, token, buy_id, priority, tuple(buy for buy, _copies in riders))
+        if outcome.newer or outcome.known_buy is not None or outcome.busy:
+            await self._release_peers(book_id, token, outcome.granted)
+            if outcome.newer:
+                # S5: a peer is ahead. Take the highest copy as current and let the caller retry.
+                newest = max(outcome.newer, key=lambda b: b.seq)
+                await self._adopt(newest, generation=generation)
+                self._mark_valid(book_id)
+                return Conflict(self.books[book_id], "outdated")
+            if outcome.known_buy is not None:
+                await self._invalidate_frontend(outcome.known_buy.book)
+                if outcome.known_buy.settles > self.now:
+                    await Sleep(outcome.known_buy.settles)
+                return Written(outcome.known_buy.book, duplicate=True, of=outcome.known_buy.buy_id)
+            return Conflict(self.books[book_id], "busy")
+        current = self.books[book_id]
+        reserved, replicas = len(outcome.granted) + 1, len(self.peers) + 1
+        if Rule.MAJORITY in self.rules and reserved <= replicas // 2:
+            # W8: without a majority, another side of a partition may be writing this book
+            # too. Refuse, and change nothing: availability is what a partition costs.
+            await self._release_peers(book_id, token, outcome.granted)
+            return NotWritten(f"only {reserved} of {replicas} catalog replicas reachable; "
+                              f"{replicas // 2 + 1} needed")
+        # A buy may have become known here while this write waited its turn or checked (an
+        # update or a catch-up carrying it): a retry of a buy done through another replica.
+        # Before buys took copies from the current row, its stale base refused it; now say so.
+        unsure = self._tentative_buys()
+        for buy in (buy_id, *(b for b, _copies in riders)):
+            if buy is not None and buy in self.buys:
+                await self._release_peers(book_id, token, outcome.granted)
+                if buy in unsure:
+                    return Conflict(current, "busy")
+                if self._settles(buy) > self.now:
+                    await Sleep(self._settles(buy))
+                return Written(self.books[book_id], duplicate=True, of=buy)
+        if riders and book_id in self.tentative:  # cannot happen: boarding checks it; never carry them wrong
+            await self._release_peers(book_id, token, outcome.granted)
+            return Conflict(current, "busy")
+        if take is not None and set(changes) == {"quantity"} and book_id not in self.tentative:
+            # Buys take their copies from the current copy, which the check round just showed
+            # no peer is ahead of: one computed from an older copy (another buy landed first)
+            # is carried out, where refusing it would cost a re-read, a retry and a round.
+            if current.quantity < take:
+                await self._release_peers(book_id, token, outcome.granted)
+                return Conflict(current, "stale base")
+            changes = {"quantity": current.quantity - take}
+        elif base_seq is not None and base_seq != current.seq:
+            await self._release_peers(book_id, token, outcome.granted)
+            return Conflict(current, "stale base")
+        if self.now - started > RESERVATION_TTL_S / 2:
+            # Our reservations may be about to lapse at the peers: do not fan out on them.
+            await self._release_peers(book_id, token, outcome.granted)
+            return Conflict(current, "slow check")
+        new = replace(current, seq=current.seq + 1, **changes)
+        buy_ids = (buy_id, *(buy for buy, _copies in riders)) if buy_id else ()
+        excluded = tuple(p.index for p in outcome.unreachable) if Rule.MAJORITY in self.rules else ()
+        update = Update(new, self.index, token, buy_ids, excluded=excluded)
+        # The front-end hears of the write alongside the peers, not after them: the invalidation
+        # names the new seq, so the front-end caches no older copy from then on (cache.py).
+        sends = [self._send(p, update) for p in outcome.granted]
+        if self.has_frontend:
+            sends.append(Send("frontend", Invalidate(book_id, new.seq), INVALIDATE_TIMEOUT_S))
+        replies = await Gather(sends)
+        # While the fan-out was out, catch-up may have brought a newer copy, built on this
+        # write by a writer a peer showed it to: never step back to ours.
+        if self.books[book_id].seq < new.seq:
+            await Disk("write", new, list(buy_ids))
+        elif buy_ids:
+            await Disk("add_buys", book_id, [(b, new.seq) for b in buy_ids])
+        for peer, reply in zip(outcome.granted, replies, strict=False):
+            if isinstance(reply, NoAnswer):
+                self._note_unreachable(peer, reply)  # it dropped its valid mark when it reserved
+            else:
+                self._note_reachable(peer)
+        fan_out = replies[:len(outcome.granted)]
+        took = any(isinstance(reply, Applied) for reply in fan_out)
+        maybe = any(isinstance(reply, NoAnswer) and reply.maybe_processed for reply in fan_out)
+        if outcome.granted and not took and not maybe:
+            # Every peer that granted the write refused it (it moved on meanwhile). Kept here
+            # alone it would be acknowledged while they answer the old copy: withdraw it.
+            await Disk("undo", self._newest(current), list(buy_ids))
+            return NotWritten("no peer took the write")
+        unconfirmed = bool(outcome.granted) and not took
+        if unconfirmed:
+            # An update's answer was lost, not refused: a peer may hold the write. Withdrawn,
+            # its seq could be reused for another write while that peer keeps this one. Kept,
+            # and offered again until a peer says it holds it or holds another (tentative).
+            self.tentative[book_id] = (update, tuple(p.index for p in outcome.granted))
+        # In memory before the wait below: a peer that took it may already answer the buy's
+        # retry as done, so from now on we must not serve the old copy either.
+        if self.books[book_id].seq < new.seq:
+            self.books[book_id] = new
+            self._mark_valid(book_id)
+            self._emit_seq(new)
+        for buy in buy_ids:
+            self._remember_buy(buy, book_id, new.seq)
+        if self.has_frontend and not isinstance(replies[-1], Done):
+            await self._invalidate_frontend(new)  # a lost invalidation leaves a stale entry: again
+        holds: dict[int, float] = {}
+        for reply in fan_out:
+            for index, until in reply.holds if isinstance(reply, Applied) else ():
+                holds[index] = max(holds.get(index, 0.0), until)
+        settle = max([until for until in holds.values()]
+                     + [p.granted_until for p in outcome.unreachable if not p.refused], default=0.0)
+        for buy in buy_ids:
+            if settle > self.now:
+                self.buy_settles[buy] = max(self.buy_settles.get(buy, 0.0), settle)
+        # Offered late only once a peer has confirmed it: a replica left out cannot tell an
+        # offer of a write that may yet give way from a settled one.
+        missed, maybe_late = await self._deliver_or_outwait(outcome.unreachable, update, holds,
+                                                            offer=took or not outcome.granted)
+        if missed and not took and not unconfirmed and not self.lease_ok():
+            # No peer took it, and nothing reached us while we waited for them: we are likely
+            # the one cut off, and they, still in touch with each other, vouch for the old
+            # copy. Acknowledged, the write would be read as never made: withdraw it.
+            current = self._newest(current) if self.books[book_id] is not new else current
+            await Disk("undo", current, list(buy_ids))
+            self.tentative.pop(book_id, None)
+            self.books[book_id] = current
+            for buy in buy_ids:
+                self._forget_buy(buy)
+            self._unmark_valid(book_id)
+            self._emit_seq(current)
+            if maybe_late:
+                return Unconfirmed("out of touch with the peers it missed")
+            return NotWritten("out of touch with the peers it missed")
+        if unconfirmed:
+            return Unconfirmed("no peer confirmed the write")
+        return Written(new)
+
+    async def on_update(self, message: Update) -> Applied | Newer | Busy:
+        copy = message.copy
+        own = self.book(copy.id)
+        if Rule.RESERVED_WRITES not in self.rules:
+            return await self._documented_update(copy, own)
+        held = self.reservations.get(copy.id)
+        if held is not None and held.token != message.token and held.expires > self.now:
+            return Busy(held.owner)
+        if copy.id in self.tentative and copy.seq <= own.seq:
+            return Busy(self.index)
+        if copy.seq < own.seq:
+            return Newer(own)
+        if copy.seq == own.seq and not (copy == own and all(b in self.buys for b in message.buy_ids)):
+            return Newer(own)  # another write made this seq here: the sender's is the odd one out
+        await self._adopt(copy, message.buy_ids)
+        for buy_id in message.buy_ids:
+            self._remember_buy(buy_id, copy.id, copy.seq)
+        self._release(copy.id, message.token)
+        self._mark_valid(copy.id)
+        # Those left out are behind us now, so they get no new lease from us; the ones they
+        # hold run until these times, and the writer waits for them (W2).
+        holds = tuple((p.index, p.granted_until) for p in self.peers
+                      if p.index in message.excluded and not p.refused and p.granted_until > self.now)
+        if holds:
+            for buy_id in message.buy_ids:
+                self.buy_settles[buy_id] = max(self.buy_settles.get(buy_id, 0.0), *(u for _, u in holds))
+        return Applied(self.books[copy.id].seq, holds)

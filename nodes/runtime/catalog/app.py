@@ -195,7 +195,9 @@ def init_app(config: CatalogConfig) -> web.Application:
 
     async def reset(request: web.Request) -> web.Response:
         data = await json_object(request) if request.can_read_body else {}
-        await replica().reset(optional_int(data, "generation", minimum=0))
+        # A generation is a time in nanoseconds (Supervisor.reset): beyond what a JSON number keeps
+        # exactly, but never beyond 64 bits.
+        await replica().reset(optional_int(data, "generation", minimum=0, maximum=2**63 - 1))
         return web.json_response(node.state())
 
     async def applied_buys(_request: web.Request) -> web.Response:

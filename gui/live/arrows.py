@@ -14,6 +14,7 @@ from gui.common import COLORS
 from gui.live.layout import position
 from gui.live.painter import OUTCOME_COLORS, scaled_font
 from gui.live.schedule import Flight
+from nodes.observe.arrows import AnswerOutcome, ArrowKind
 
 LABEL_PX = 12  # message labels at scale 1; 18 px at the presenter's 1.5
 #: More messages on their way than this, and only the newest on each link is labelled.
@@ -84,14 +85,15 @@ def draw_flights(painter: QPainter, shown: Sequence[Flight], now: float, paths: 
         point, angle = position(paths, message.source, message.target, flight.progress(now))
         if 0 < flight.progress(now) < 1:
             moving.append(message.number)
-        color = QColor(OUTCOME_COLORS.get(message.outcome, OUTCOME_COLORS["failed"]))
+        color = QColor(OUTCOME_COLORS.get(message.outcome, OUTCOME_COLORS[AnswerOutcome.FAILED]))
         painter.setPen(QPen(QColor("#ffffff"), 2))
         painter.setBrush(color)
         painter.drawPath(_head(point, angle, 7 * scale))
         if id(flight) in labelled:
             to_label.append((point, flight, color))
     for point, flight, color in to_label:
-        label = labels.get(short_text(flight.message.text), color, flight.message.kind == "answer", base, scale, ratio)
+        answer = flight.message.kind == ArrowKind.ANSWER
+        label = labels.get(short_text(flight.message.text), color, answer, base, scale, ratio)
         size = label.deviceIndependentSize()
         x = min(max(2.0, point.x() + 9), width - size.width() - 2)
         y = max(2.0, point.y() - size.height() - 2)

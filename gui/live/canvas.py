@@ -29,7 +29,8 @@ from gui.live.layout import Layout, has_link, icon_height, lay_out, node_at
 from gui.live.menus import node_menu
 from gui.live.painter import StillFacts, draw_still
 from gui.live.schedule import Flight, Schedule
-from nodes.observe.model import ClusterModel, Message
+from nodes.observe.arrows import Arrow
+from nodes.observe.model import ClusterModel
 
 if TYPE_CHECKING:
     from nodes.session.actions import Controller
@@ -92,7 +93,7 @@ class LiveCanvas(QWidget):
         return self.schedule.flights
 
     @property
-    def pending(self) -> list[tuple[float, Message]]:
+    def pending(self) -> list[tuple[float, Arrow]]:
         return self.schedule.pending
 
     @property
@@ -109,12 +110,12 @@ class LiveCanvas(QWidget):
         return self.schedule.frozen_at
 
     # ---- messages ---------------------------------------------------------------------------
-    def take(self, messages: Iterable[Message]) -> None:
+    def take(self, messages: Iterable[Arrow]) -> None:
         """Messages the model just heard of; those with a link drawn are scheduled."""
         self.schedule.take([m for m in messages if self._drawable(m)], time.monotonic(), time.time())
         self._run()
 
-    def _drawable(self, message: Message) -> bool:
+    def _drawable(self, message: Arrow) -> bool:
         return has_link(self.paths, message.source, message.target)
 
     def _frame(self) -> None:
@@ -133,7 +134,7 @@ class LiveCanvas(QWidget):
         self.timer.stop()
         self.update()
 
-    def show_step(self, message: Message) -> None:
+    def show_step(self, message: Arrow) -> None:
         """While paused: the one message stepped to, moving along its link and then staying."""
         self.schedule.step(message, time.monotonic())
         self.timer.start(FRAME_MS)

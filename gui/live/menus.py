@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from PySide6.QtWidgets import QMenu, QWidget
 
 from gui.common import spawn
+from nodes.core.vocabulary import HealthState
 from nodes.observe.model import ClusterModel
 
 if TYPE_CHECKING:
@@ -16,13 +17,17 @@ if TYPE_CHECKING:
 
 #: What "Slow" adds to every answer.
 SLOW_MS = 500
-HEALABLE = ("down", "exited", "hung", "cut off", "slow")
+#: States a node can be healed from, and what healing does in each.
+HEAL_TEXT = {HealthState.DOWN: "Heal: start it again", HealthState.EXITED: "Heal: start it again",
+             HealthState.HUNG: "Heal: resume it", HealthState.CUT_OFF: "Heal: reconnect it",
+             HealthState.SLOW: "Heal: back to full speed"}
+#: States in which a node runs and can be slowed or cut off.
+RUNNING = (HealthState.UP, HealthState.SLOW, HealthState.CUT_OFF)
 
 
-def heal_text(state: str) -> str:
+def heal_text(state: HealthState) -> str:
     """The heal entry's words: what healing does to a node in ``state``."""
-    return {"down": "Heal: start it again", "exited": "Heal: start it again", "hung": "Heal: resume it",
-            "cut off": "Heal: reconnect it", "slow": "Heal: back to full speed"}.get(state, "Heal (nothing to heal)")
+    return HEAL_TEXT.get(state, "Heal (nothing to heal)")
 
 
 def node_menu(parent: QWidget, name: str, model: ClusterModel, controller: Controller,
@@ -37,18 +42,19 @@ def node_menu(parent: QWidget, name: str, model: ClusterModel, controller: Contr
     head = menu.addAction(f"{name}: {health.label}")
     head.setEnabled(False)
     menu.addSeparator()
-    running = state in ("up", "slow", "cut off")
+    running = state in RUNNING
     actions: list[tuple[str, Callable[[], Coroutine[Any, Any, None]], bool]] = [
         ("Crash (kill the process; its memory is lost)", lambda: controller.crash(name),
-         not attached and state in ("up", "slow", "cut off", "hung", "starting")),
+         not attached and state in (*RUNNING, HealthState.HUNG, HealthState.STARTING)),
         ("Hang (stop answering; connections still accepted)", lambda: controller.hang(name),
-         not attached and state in ("up", "slow", "cut off")),
+         not attached and state in RUNNING),
         (f"Slow (add {SLOW_MS} ms to every answer)", lambda: controller.slow(name, SLOW_MS),
          running and not health.process.slow_ms),
-        ("Cut off (no traffic in or out)", lambda: controller.cut_off(name, True), running and state != "cut off"),
-        (heal_text(state), lambda: controller.heal(name), state in HEALABLE),
+        ("Cut off (no traffic in or out)", lambda: controller.cut_off(name, True),
+         running and state != HealthState.CUT_OFF),
+        (heal_text(state), lambda: controller.heal(name), state in HEAL_TEXT),
         ("Restart (clean stop, then start)", lambda: controller.restart(name),
-         not attached and state != "starting"),
+         not attached and state != HealthState.STARTING),
     ]
     for text, action_of, enabled in actions:
         action = menu.addAction(text)

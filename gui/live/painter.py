@@ -14,17 +14,24 @@ from PySide6.QtGui import QColor, QFont, QFontMetricsF, QPainter, QPainterPath, 
 
 from gui.common import COLORS, node_icon, role_of
 from gui.live.layout import ORDER_Y, ROWS_LEFT, Layout, icon_height
-from nodes.observe.model import NodeHealth, ReplicaCell
+from nodes.core.vocabulary import GONE, SERVING, HealthState
+from nodes.observe.arrows import AnswerOutcome
+from nodes.observe.views import NodeHealth, ReplicaCell
 
 #: Darker state colours than the cards' pills, so white text on them stays readable.
-STATE_FILL = {"up": "#15803d", "slow": "#b45309", "starting": "#1d4ed8", "cut off": "#6d28d9",
-              "hung": "#b45309", "down": "#b91c1c", "exited": "#b91c1c"}
-OUTCOME_COLORS = {"": "#1d4ed8", "ok": "#15803d", "out of stock": "#b45309", "conflict": "#c2410c",
-                  "not found": "#334155", "unknown": "#6d28d9", "failed": "#b91c1c"}
+STATE_FILL = {HealthState.UP: "#15803d", HealthState.SLOW: "#b45309", HealthState.STARTING: "#1d4ed8",
+              HealthState.CUT_OFF: "#6d28d9", HealthState.HUNG: "#b45309", HealthState.DOWN: "#b91c1c",
+              HealthState.EXITED: "#b91c1c"}
+#: Requests are blue; an answer is coloured by its outcome.
+OUTCOME_COLORS = {AnswerOutcome.NONE: "#1d4ed8", AnswerOutcome.OK: "#15803d", AnswerOutcome.OUT_OF_STOCK: "#b45309",
+                  AnswerOutcome.CONFLICT: "#c2410c", AnswerOutcome.NOT_FOUND: "#334155",
+                  AnswerOutcome.UNKNOWN: "#6d28d9", AnswerOutcome.FAILED: "#b91c1c"}
 #: The colour key in the bottom left corner: (words, outcome).
-KEY = (("request →", ""), ("answer: ok", "ok"), ("out of stock", "out of stock"),
-       ("conflict 409", "conflict"), ("failed", "failed"), ("unknown", "unknown"))
-GONE = ("down", "exited")
+KEY = (("request →", AnswerOutcome.NONE), ("answer: ok", AnswerOutcome.OK),
+       ("out of stock", AnswerOutcome.OUT_OF_STOCK), ("conflict 409", AnswerOutcome.CONFLICT),
+       ("failed", AnswerOutcome.FAILED), ("unknown", AnswerOutcome.UNKNOWN))
+#: States drawn with a faded icon: running, but answering nobody yet or at all.
+FADED = (HealthState.HUNG, HealthState.CUT_OFF, HealthState.STARTING)
 
 
 class StillFacts(NamedTuple):
@@ -139,15 +146,15 @@ class StillPainter:
         """A link: dotted and pale to a node that is gone, dashed and crossed to one cut off."""
         states = {h.state for h in (a, b) if h is not None}
         pen = QPen(QColor("#94a3b8"), 2 * self.scale)
-        if states & set(GONE):
+        if states & GONE:
             pen = QPen(QColor("#d1d5db"), 1.5 * self.scale, Qt.PenStyle.DotLine)
-        elif "cut off" in states:
-            pen = QPen(QColor(STATE_FILL["cut off"]), 2 * self.scale, Qt.PenStyle.DashLine)
+        elif HealthState.CUT_OFF in states:
+            pen = QPen(QColor(STATE_FILL[HealthState.CUT_OFF]), 2 * self.scale, Qt.PenStyle.DashLine)
         self.painter.setPen(pen)
         self.painter.setBrush(Qt.BrushStyle.NoBrush)
         self.painter.drawPath(path)
-        if "cut off" in states:  # the cut, drawn where the message would go through
-            self.cross(path.pointAtPercent(0.5), STATE_FILL["cut off"])
+        if HealthState.CUT_OFF in states:  # the cut, drawn where the message would go through
+            self.cross(path.pointAtPercent(0.5), STATE_FILL[HealthState.CUT_OFF])
 
     def cross(self, at: QPointF, color: str) -> None:
         self.painter.setPen(QPen(QColor(color), 3 * self.scale))
@@ -158,18 +165,18 @@ class StillPainter:
         """A node's icon in its state, the focus ring when chosen by keyboard, and its words."""
         painter, icon = self.painter, self.icon
         center = self.layout.centers[name]
-        state = health.state if health else "up"
+        state = health.state if health else HealthState.UP
         gone = state in GONE
         pixmap = node_icon(role_of(name) if name != "client" else "client", icon, crossed=gone,
-                           faded=state in ("hung", "cut off", "starting"))
+                           faded=state in FADED)
         painter.drawPixmap(int(center.x() - pixmap.width() / 2), int(center.y() - icon / 2), pixmap)
         if name == self.facts.selected and self.facts.focused:
             painter.setPen(QPen(QColor(COLORS["accent"]), 2.5, Qt.PenStyle.DashLine))
             painter.setBrush(Qt.BrushStyle.NoBrush)
             painter.drawRoundedRect(self.layout.boxes[name].adjusted(-5, -5, 5, 5), 8, 8)
-        if state == "hung":  # the pause sign of a stopped process, on the icon
+        if state == HealthState.HUNG:  # the pause sign of a stopped process, on the icon
             painter.setPen(Qt.PenStyle.NoPen)
-            painter.setBrush(QColor(STATE_FILL["hung"]))
+            painter.setBrush(QColor(STATE_FILL[HealthState.HUNG]))
             bar = QRectF(center.x() - icon * 0.16, center.y() - icon * 0.2, icon * 0.1, icon * 0.4)
             painter.drawRect(bar)
             painter.drawRect(bar.translated(icon * 0.2, 0))
@@ -184,7 +191,7 @@ class StillPainter:
         else:
             self.order_words(name, x, y, width, state, health)
 
-    def entry_words(self, name: str, center: QPointF, state: str, health: NodeHealth | None) -> None:
+    def entry_words(self, name: str, center: QPointF, state: HealthState, health: NodeHealth | None) -> None:
         """Below the shopper or the front-end: its name, and the front-end's state pill."""
         painter, scale = self.painter, self.scale
         below = QRectF(center.x() - 70 * scale, center.y() + self.icon / 2 + 2, 140 * scale, 20 * scale)
@@ -194,7 +201,7 @@ class StillPainter:
         if health is not None:
             self.pill(QPointF(center.x(), below.bottom() + 2), health.label, state, centered=True, health=health)
 
-    def catalog_words(self, name: str, x: float, y: float, width: float, state: str,
+    def catalog_words(self, name: str, x: float, y: float, width: float, state: HealthState,
                       health: NodeHealth | None) -> None:
         """Beside a catalog replica: ``N (seq)`` of the shown book (bold when valid, amber when
         stale, grey when gone), its state, and unless gone its stock, validity and lease."""
@@ -222,7 +229,7 @@ class StillPainter:
         painter.setPen(QColor("#b91c1c" if cell.lease_lapsed else "#166534"))
         painter.drawText(QRectF(x, y + 2 * line, width, line), Qt.AlignmentFlag.AlignLeft, lease)
 
-    def order_words(self, name: str, x: float, y: float, width: float, state: str,
+    def order_words(self, name: str, x: float, y: float, width: float, state: HealthState,
                     health: NodeHealth | None) -> None:
         """Beside an order replica: its name, its state, the catalog it uses, and a warning
         when that catalog is out while it serves."""
@@ -236,12 +243,12 @@ class StillPainter:
         catalog = self.catalog_of.get(name, "")
         painter.drawText(QRectF(x, y, width, 16 * scale), Qt.AlignmentFlag.AlignLeft,
                          f"uses catalog {catalog.removeprefix('catalog')}" if catalog else "")
-        if health is not None and health.notes and health.state in ("up", "slow"):
+        if health is not None and health.notes and health.state in SERVING:
             painter.setPen(QColor("#92400e"))
             painter.drawText(QRectF(x, y + 15 * scale, width, 16 * scale), Qt.AlignmentFlag.AlignLeft,
                              "its catalog is out")
 
-    def pill(self, at: QPointF, text: str, state: str, centered: bool = False,
+    def pill(self, at: QPointF, text: str, state: HealthState, centered: bool = False,
              health: NodeHealth | None = None) -> float:
         """A node's state as a rounded pill in the state's colour; returns its bottom."""
         painter = self.painter

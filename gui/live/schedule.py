@@ -9,7 +9,7 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from nodes.observe.model import Message
+from nodes.observe.arrows import Arrow
 
 #: How long a message is drawn on its way at full speed (it really takes a millisecond).
 FLIGHT_S = 0.7
@@ -29,7 +29,7 @@ MIN_STEP_S = 0.6
 class Flight:
     """A message on its way across the picture: from ``start`` (monotonic) for ``duration``."""
 
-    message: Message
+    message: Arrow
     start: float
     duration: float
     stays: bool = False  # a stepped message stays where it arrived
@@ -46,7 +46,7 @@ class Schedule:
 
     def __init__(self) -> None:
         self.flights: list[Flight] = []
-        self.pending: list[tuple[float, Message]] = []
+        self.pending: list[tuple[float, Arrow]] = []
         #: When each request's last scheduled hop lands: its next hop starts no earlier.
         self.trace_free: dict[str | None, float] = {}
         self.skipped = 0
@@ -54,7 +54,7 @@ class Schedule:
         self.moving: deque[int] = deque(maxlen=2000)
         self.frozen_at: float | None = None
 
-    def take(self, messages: Iterable[Message], now: float, wall: float) -> None:
+    def take(self, messages: Iterable[Arrow], now: float, wall: float) -> None:
         """Messages the model just heard of (only those the picture has a link for), at
         monotonic ``now`` and wall-clock ``wall``. Held ones (teaching speed) are drawn at once
         for the time they are held; full-speed ones are ordered per request first."""
@@ -100,7 +100,7 @@ class Schedule:
         """Pause: the picture stops where it is."""
         self.frozen_at = now
 
-    def step(self, message: Message, now: float) -> None:
+    def step(self, message: Arrow, now: float) -> None:
         """While paused: the one message stepped to, moving along its link and then staying."""
         self.frozen_at = None
         self.pending.clear()

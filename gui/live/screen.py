@@ -21,7 +21,8 @@ from gui.live.arrows import short_text
 from gui.live.canvas import LiveCanvas
 from gui.live.schedule import MAX_TRACES
 from nodes.core.books import seed_books
-from nodes.observe.model import ClusterModel, Message
+from nodes.observe.arrows import Arrow
+from nodes.observe.model import ClusterModel
 
 if TYPE_CHECKING:
     from nodes.session.actions import Controller
@@ -217,8 +218,8 @@ class LiveView(QWidget):
         """While paused, go to the next (or previous) message recorded since the pause."""
         if self.paused_at is None:
             return
-        target = min(max(self.paused_at + 1, self.stepped_to + by), self.model.message_count)
-        found = self.model.messages_after(target - 1, 1)
+        target = min(max(self.paused_at + 1, self.stepped_to + by), self.model.arrows.count)
+        found = self.model.arrows.after(target - 1, 1)
         if target <= self.paused_at or not found:
             self._controls()
             return
@@ -229,14 +230,14 @@ class LiveView(QWidget):
     def resume(self) -> None:
         """Back to live: what happened meanwhile is drawn (chart, caches), new messages move."""
         self.paused_at = None
-        self.seen = self.model.message_count
+        self.seen = self.model.arrows.count
         self.canvas.thaw()
         self.redraw()
 
-    def stepped_message(self) -> Message | None:
+    def stepped_message(self) -> Arrow | None:
         if self.paused_at is None or self.stepped_to <= self.paused_at:
             return None
-        found = self.model.messages_after(self.stepped_to - 1, 1)
+        found = self.model.arrows.after(self.stepped_to - 1, 1)
         return found[0] if found else None
 
     def _controls(self) -> None:
@@ -248,7 +249,7 @@ class LiveView(QWidget):
         self.pause_button.setObjectName("Primary" if paused else "")
         self.pause_button.style().polish(self.pause_button)
         self.back_button.setEnabled(paused_at is not None and self.stepped_to > paused_at + 1)
-        self.step_button.setEnabled(paused and self.stepped_to < self.model.message_count)
+        self.step_button.setEnabled(paused and self.stepped_to < self.model.arrows.count)
         if paused_at is not None:
             self.status.setText(self._paused_text(paused_at))
         else:
@@ -261,7 +262,7 @@ class LiveView(QWidget):
 
     def _paused_text(self, paused_at: int) -> str:
         """How many messages came since the pause, and which one is stepped to, with its time."""
-        since = self.model.message_count - paused_at
+        since = self.model.arrows.count - paused_at
         message = self.stepped_message()
         where = "" if message is None else (
             f" — <b>{self.stepped_to - paused_at}</b>: {message.source} → {message.target} "
@@ -275,10 +276,10 @@ class LiveView(QWidget):
             if self.paused_at is not None:
                 self._controls()  # the count of messages since the pause moves on
             elif self.isVisible():
-                self.canvas.take(self.model.messages_after(self.seen))
-                self.seen = self.model.message_count
+                self.canvas.take(self.model.arrows.after(self.seen))
+                self.seen = self.model.arrows.count
             else:
-                self.seen = self.model.message_count  # nothing to replay when the tab is shown
+                self.seen = self.model.arrows.count  # nothing to replay when the tab is shown
         if self.paused_at is not None or not self.isVisible():
             return
         if topics.keys() & {"node", "replicas"}:
@@ -302,7 +303,7 @@ class LiveView(QWidget):
         self.redraw()
 
     def redraw(self) -> None:
-        self.seen = max(self.seen, self.model.message_count) if self.paused_at is None else self.seen
+        self.seen = max(self.seen, self.model.arrows.count) if self.paused_at is None else self.seen
         self._caches()
         self.chart.draw()
         self._controls()

@@ -2,11 +2,13 @@
 that grants it holds the book for that writer until the writer's update or release arrives
 (or RESERVATION_TTL_S passes) and answers other writers Busy; between writers, wait-die
 decides who waits. A check that meets a buy already carried out answers its first outcome
-(W7). This module holds both sides: the peer's (``on_check``, ``on_release``) and the
-writer's (``_check_peers`` and the release of the peers it reserved)."""
+(W7). This module holds both sides: the peer's (``on_check``, then ``on_update`` or
+``on_release``) and the writer's (``_check_peers``, and ``HeldPeers``: the one place the
+peers it reserved are released)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from types import TracebackType
 
 from nodes.core.books import Book
 from nodes.core.catalog.documented import Documented
@@ -14,6 +16,7 @@ from nodes.core.catalog.rules import Rule
 from nodes.core.catalog.state import RESERVATION_TTL_S, RESERVATION_WAIT_S, Peer, Priority, Reservation
 from nodes.core.effects import Gather, NoAnswer
 from nodes.core.messages import (
+    Applied,
     Busy,
     Check,
     Done,
@@ -21,6 +24,7 @@ from nodes.core.messages import (
     KnownBuy,
     Newer,
     Release,
+    Update,
 )
 
 
@@ -40,6 +44,7 @@ class Reservations(Documented):
 
     # ---- the peer side ------------------------------------------------------------------------
     def _reserve(self, book_id: int, owner: int, token: str, priority: Priority = (0.0, 0)) -> bool:
+        """Hold the book for ``token`` unless another live reservation holds it."""
         held = self.reservations.get(book_id)
         if held is not None and held.expires > self.now and held.token != token:
             return False
@@ -47,6 +52,7 @@ class Reservations(Documented):
         return True
 
     def _release(self, book_id: int, token: str) -> None:
+        """End ``token``'s reservation, if it still holds one, and wake whoever waits for it."""
         held = self.reservations.get(book_id)
         if held is not None and held.token == token:
             del self.reservations[book_id]
@@ -69,6 +75,7 @@ class Reservations(Documented):
         return True
 
     async def on_check(self, message: Check) -> Granted | KnownBuy | Newer | Busy:
+        """A writer's check (S4, S5): granted means the book is reserved for it (W1)."""
         book_id = self.book(message.book).id
         if book_id in self.tentative:
             return Busy(self.index)  # an unconfirmed write of ours: nothing to build on yet
@@ -102,7 +109,38 @@ class Reservations(Documented):
             return Newer(own)
         return None
 
+    async def on_update(self, message: Update) -> Applied | Newer | Busy:
+        """A reserved write's update (S4): taken only from the writer we reserved the book for,
+        and only on top of our copy; taking it ends the reservation."""
+        copy = message.copy
+        own = self.book(copy.id)
+        if Rule.RESERVED_WRITES not in self.rules:
+            return await self._documented_update(copy, own)
+        held = self.reservations.get(copy.id)
+        if held is not None and held.token != message.token and held.expires > self.now:
+            return Busy(held.owner)
+        if copy.id in self.tentative and copy.seq <= own.seq:
+            return Busy(self.index)
+        if copy.seq < own.seq:
+            return Newer(own)
+        if copy.seq == own.seq and not (copy == own and all(b in self.buys for b in message.buy_ids)):
+            return Newer(own)  # another write made this seq here: the sender's is the odd one out
+        await self._adopt(copy, message.buy_ids)
+        for buy_id in message.buy_ids:
+            self._remember_buy(buy_id, copy.id, copy.seq)
+        self._release(copy.id, message.token)
+        self._mark_valid(copy.id)
+        # Those left out are behind us now, so they get no new lease from us; the ones they
+        # hold run until these times, and the writer waits for them (W2).
+        holds = tuple((p.index, p.granted_until) for p in self.peers
+                      if p.index in message.excluded and not p.refused and p.granted_until > self.now)
+        if holds:
+            for buy_id in message.buy_ids:
+                self.buy_settles[buy_id] = max(self.buy_settles.get(buy_id, 0.0), *(u for _, u in holds))
+        return Applied(self.books[copy.id].seq, holds)
+
     def on_release(self, message: Release) -> Done:
+        """A writer that will not fan out hands its reservation back."""
         self.book(message.book)
         self._release(message.book, message.token)
         return Done()
@@ -110,6 +148,7 @@ class Reservations(Documented):
     # ---- the writer side ----------------------------------------------------------------------
     async def _check_peers(self, book_id: int, token: str, buy_id: str | None, priority: Priority,
                            riders: tuple[str, ...] = ()) -> CheckOutcome:
+        """The writer's check round: every peer asked at once (but those W4 lets it skip)."""
         own = self.books[book_id]
         check = Check(book_id, own.seq, self.index, token, buy_id, priority[0], riders)
         outcome = CheckOutcome()
@@ -138,6 +177,33 @@ class Reservations(Documented):
                 outcome.unreachable.append(peer)
         return outcome
 
-    async def _release_peers(self, book_id: int, token: str, peers: list[Peer]) -> None:
-        if peers:
-            await Gather([self._send(p, Release(book_id, token)) for p in peers])
+    def _holding(self, book_id: int, token: str, peers: list[Peer]) -> HeldPeers:
+        """The peers a write round reserved, as an ``async with``: the one place they are released."""
+        return HeldPeers(self, book_id, token, peers)
+
+
+class HeldPeers:
+    """The peers whose reservations a write round holds (W1), released together on leaving
+    the ``async with`` — unless the round handed them over to its update, which releases
+    each reservation at its peer. Not on an exception, as before the split: a write that
+    fails or is cancelled part-way leaves them to expire (RESERVATION_TTL_S), and a coroutine
+    being closed could not send anything anyway."""
+
+    def __init__(self, writer: Reservations, book_id: int, token: str, peers: list[Peer]) -> None:
+        self.writer = writer
+        self.book_id = book_id
+        self.token = token
+        self.peers = list(peers)  # still to be released on leaving
+
+    def hand_over(self) -> None:
+        """The update goes out: it releases them, so leaving releases nothing."""
+        self.peers = []
+
+    async def __aenter__(self) -> HeldPeers:
+        return self
+
+    async def __aexit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                        traceback: TracebackType | None) -> None:
+        if kind is None and self.peers:
+            release = Release(self.book_id, self.token)
+            await Gather([self.writer._send(p, release) for p in self.peers])

@@ -1,24 +1,26 @@
 """Writes (S4, S5 of docs/protocol.md, with W1, W2, W7 and W8 of docs/weak-points.md): the
 writer's round — queue for the book, check and reserve at the peers, fan out the update with
-the front-end's invalidation, and wait out the leases of those left out — and the peer's side
-of it (``on_update``). Without ``Rule.RESERVED_WRITES`` a write is the documented one."""
+the front-end's invalidation, and wait out the leases of those left out. The peers' side of
+the round is ``reservations.py``. Without ``Rule.RESERVED_WRITES`` a write is the documented one."""
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from typing import Any
+from functools import partial
+from typing import Any, TypeAlias
 
+from nodes.core.books import Book
 from nodes.core.catalog.group_commit import GroupCommit, can_ride, seat
-from nodes.core.catalog.reservations import Reservations
+from nodes.core.catalog.reservations import CheckOutcome, Reservations
 from nodes.core.catalog.rules import Rule
-from nodes.core.catalog.state import INVALIDATE_TIMEOUT_S, LOCAL_QUEUE_S, RESERVATION_TTL_S, Priority, WriteAnswer
+from nodes.core.catalog.state import INVALIDATE_TIMEOUT_S, LOCAL_QUEUE_S, RESERVATION_TTL_S, Peer, Priority, WriteAnswer
 from nodes.core.effects import Disk, Gather, NoAnswer, Send, Sleep
 from nodes.core.messages import (
     Applied,
-    Busy,
     Conflict,
     Done,
     Invalidate,
-    Newer,
+    KnownBuy,
     NotWritten,
     Unconfirmed,
     Update,
@@ -26,9 +28,17 @@ from nodes.core.messages import (
     Written,
 )
 
+#: How a refused round is answered, once its peers are released (``Writes._refusal``).
+Refusal: TypeAlias = Callable[[], Awaitable[WriteAnswer]]
+
+
+async def _answer(answer: WriteAnswer) -> WriteAnswer:
+    """A refusal that only answers."""
+    return answer
+
 
 class Writes(Reservations, GroupCommit):
-    """A write's round at the writer, and an update's arrival at a peer."""
+    """A write's round at the writer."""
 
     async def write(self, request: Write) -> WriteAnswer:
         """``request.since``: when the operation behind this write first tried (a buy's first
@@ -60,7 +70,7 @@ class Writes(Reservations, GroupCommit):
             if not await self._reserve_or_wait(book_id, self.index, token, priority, queue_s=LOCAL_QUEUE_S):
                 return Conflict(self.books[book_id], "busy")
             # No rider boards a write on top of an unconfirmed one: its copies would have to be
-            # taken from a copy that may yet give way (see the take rule in _reserved_write).
+            # taken from a copy that may yet give way (see _copies_left).
             riders = self._board(book_id, request) if can_ride(request) and book_id not in self.tentative else []
             since = min([priority[0], *(r.request.since for r in riders if r.request.since is not None)])
             try:
@@ -80,63 +90,106 @@ class Writes(Reservations, GroupCommit):
     ) -> WriteAnswer:
         """One write round: check and reserve at the peers, then the update fan-out. A buy's
         write (``take`` copies) may carry ``riders``, other buys of the book (id, copies),
-        in the same round; the copies all come off the current copy."""
+        in the same round; the copies all come off the current copy.
+
+        Whether the round stops is decided while the peers are held; they are released on
+        leaving the ``async with`` (unless the update is to release them), and only then is
+        a refusal carried out — adopting a newer copy, telling the front-end, sleeping until
+        a buy settles — so no peer stays reserved through any of that."""
         started, generation = self.now, self.generation
         if take is not None:
             take += sum(copies for _buy, copies in riders)
         outcome = await self._check_peers(book_id, token, buy_id, priority, tuple(buy for buy, _copies in riders))
-        if outcome.newer or outcome.known_buy is not None or outcome.busy:
-            await self._release_peers(book_id, token, outcome.granted)
-            if outcome.newer:
-                # S5: a peer is ahead. Take the highest copy as current and let the caller retry.
-                newest = max(outcome.newer, key=lambda b: b.seq)
-                await self._adopt(newest, generation=generation)
-                self._mark_valid(book_id)
-                return Conflict(self.books[book_id], "outdated")
-            if outcome.known_buy is not None:
-                await self._invalidate_frontend(outcome.known_buy.book)
-                if outcome.known_buy.settles > self.now:
-                    await Sleep(outcome.known_buy.settles)
-                return Written(outcome.known_buy.book, duplicate=True, of=outcome.known_buy.buy_id)
-            return Conflict(self.books[book_id], "busy")
+        async with self._holding(book_id, token, outcome.granted) as held:
+            current = self.books[book_id]
+            refusal = self._refusal(book_id, outcome, started, generation, buy_id, riders, take, changes, base_seq)
+            if refusal is None:
+                held.hand_over()  # the update releases each peer's reservation
+                left = self._copies_left(book_id, changes, take)
+                if left is not None:
+                    changes = {"quantity": left}
+        if refusal is not None:
+            return await refusal()
+        return await self._fan_out(book_id, current, changes, buy_id, riders, token, outcome)
+
+    def _copies_left(self, book_id: int, changes: dict[str, Any], take: int | None) -> int | None:
+        """The stock a buy's write leaves: buys take their copies from the current copy, which
+        the check round just showed no peer is ahead of. One computed from an older copy
+        (another buy landed first) is carried out, where refusing it would cost a re-read, a
+        retry and a round. None for a write that sets its own values (or on a tentative copy)."""
+        if take is not None and set(changes) == {"quantity"} and book_id not in self.tentative:
+            return self.books[book_id].quantity - take
+        return None
+
+    def _refusal(self, book_id: int, outcome: CheckOutcome, started: float, generation: int,
+                 buy_id: str | None, riders: tuple[tuple[str, int], ...], take: int | None,
+                 changes: dict[str, Any], base_seq: int | None) -> Refusal | None:
+        """Whether the round stops before its fan-out, decided while the peers are held: how to
+        answer (carried out once they are released), or None to go on."""
+        if outcome.newer:
+            return partial(self._take_newer, book_id, outcome.newer, generation)
+        if outcome.known_buy is not None:
+            return partial(self._done_elsewhere, outcome.known_buy)
+        if outcome.busy:
+            return partial(self._busy, book_id)
         current = self.books[book_id]
         reserved, replicas = len(outcome.granted) + 1, len(self.peers) + 1
         if Rule.MAJORITY in self.rules and reserved <= replicas // 2:
             # W8: without a majority, another side of a partition may be writing this book
             # too. Refuse, and change nothing: availability is what a partition costs.
-            await self._release_peers(book_id, token, outcome.granted)
-            return NotWritten(f"only {reserved} of {replicas} catalog replicas reachable; "
-                              f"{replicas // 2 + 1} needed")
+            return partial(_answer, NotWritten(f"only {reserved} of {replicas} catalog replicas reachable; "
+                                               f"{replicas // 2 + 1} needed"))
         # A buy may have become known here while this write waited its turn or checked (an
         # update or a catch-up carrying it): a retry of a buy done through another replica.
         # Before buys took copies from the current row, its stale base refused it; now say so.
         unsure = self._tentative_buys()
         for buy in (buy_id, *(b for b, _copies in riders)):
             if buy is not None and buy in self.buys:
-                await self._release_peers(book_id, token, outcome.granted)
                 if buy in unsure:
-                    return Conflict(current, "busy")
-                if self._settles(buy) > self.now:
-                    await Sleep(self._settles(buy))
-                return Written(self.books[book_id], duplicate=True, of=buy)
+                    return partial(_answer, Conflict(current, "busy"))
+                return partial(self._done_here, book_id, buy)
         if riders and book_id in self.tentative:  # cannot happen: boarding checks it; never carry them wrong
-            await self._release_peers(book_id, token, outcome.granted)
-            return Conflict(current, "busy")
-        if take is not None and set(changes) == {"quantity"} and book_id not in self.tentative:
-            # Buys take their copies from the current copy, which the check round just showed
-            # no peer is ahead of: one computed from an older copy (another buy landed first)
-            # is carried out, where refusing it would cost a re-read, a retry and a round.
-            if current.quantity < take:
-                await self._release_peers(book_id, token, outcome.granted)
-                return Conflict(current, "stale base")
-            changes = {"quantity": current.quantity - take}
-        elif base_seq is not None and base_seq != current.seq:
-            await self._release_peers(book_id, token, outcome.granted)
-            return Conflict(current, "stale base")
+            return partial(_answer, Conflict(current, "busy"))
+        left = self._copies_left(book_id, changes, take)
+        if left is not None and left < 0:
+            return partial(_answer, Conflict(current, "stale base"))
+        if left is None and base_seq is not None and base_seq != current.seq:
+            return partial(_answer, Conflict(current, "stale base"))
         if self.now - started > RESERVATION_TTL_S / 2:
             # Our reservations may be about to lapse at the peers: do not fan out on them.
-            await self._release_peers(book_id, token, outcome.granted)
-            return Conflict(current, "slow check")
+            return partial(_answer, Conflict(current, "slow check"))
+        return None
+
+    # ---- refusals that act once the peers are released ------------------------------------------
+    async def _take_newer(self, book_id: int, newer: list[Book], generation: int) -> Conflict:
+        """S5: a peer is ahead. Take the highest copy as current and let the caller retry."""
+        newest = max(newer, key=lambda b: b.seq)
+        await self._adopt(newest, generation=generation)
+        self._mark_valid(book_id)
+        return Conflict(self.books[book_id], "outdated")
+
+    async def _done_elsewhere(self, known: KnownBuy) -> Written:
+        """A peer holds a buy of this round as done (W7): its first outcome, once settled."""
+        await self._invalidate_frontend(known.book)
+        if known.settles > self.now:
+            await Sleep(known.settles)
+        return Written(known.book, duplicate=True, of=known.buy_id)
+
+    async def _busy(self, book_id: int) -> Conflict:
+        """Another writer holds a peer: our copy as it is now, and the caller tries again."""
+        return Conflict(self.books[book_id], "busy")
+
+    async def _done_here(self, book_id: int, buy: str) -> Written:
+        """A buy of this round became known here meanwhile (W7): done, once settled."""
+        if self._settles(buy) > self.now:
+            await Sleep(self._settles(buy))
+        return Written(self.books[book_id], duplicate=True, of=buy)
+
+    # ---- the fan-out ------------------------------------------------------------------------------
+    async def _fan_out(self, book_id: int, current: Book, changes: dict[str, Any], buy_id: str | None,
+                       riders: tuple[tuple[str, int], ...], token: str, outcome: CheckOutcome) -> WriteAnswer:
+        """The update to every peer the round reserved, and the invalidation to the front-end;
+        then the write is made durable here, and those it left out are waited out (W2)."""
         new = replace(current, seq=current.seq + 1, **changes)
         buy_ids = (buy_id, *(buy for buy, _copies in riders)) if buy_id else ()
         excluded = tuple(p.index for p in outcome.unreachable) if Rule.MAJORITY in self.rules else ()
@@ -182,62 +235,44 @@ class Writes(Reservations, GroupCommit):
             self._remember_buy(buy, book_id, new.seq)
         if self.has_frontend and not isinstance(replies[-1], Done):
             await self._invalidate_frontend(new)  # a lost invalidation leaves a stale entry: again
-        holds: dict[int, float] = {}
-        for reply in fan_out:
-            for index, until in reply.holds if isinstance(reply, Applied) else ():
-                holds[index] = max(holds.get(index, 0.0), until)
-        settle = max([until for until in holds.values()]
-                     + [p.granted_until for p in outcome.unreachable if not p.refused], default=0.0)
-        for buy in buy_ids:
-            if settle > self.now:
-                self.buy_settles[buy] = max(self.buy_settles.get(buy, 0.0), settle)
+        holds = self._settle_after(fan_out, outcome.unreachable, buy_ids)
         # Offered late only once a peer has confirmed it: a replica left out cannot tell an
         # offer of a write that may yet give way from a settled one.
         missed, maybe_late = await self._deliver_or_outwait(outcome.unreachable, update, holds,
                                                             offer=took or not outcome.granted)
         if missed and not took and not unconfirmed and not self.lease_ok():
-            # No peer took it, and nothing reached us while we waited for them: we are likely
-            # the one cut off, and they, still in touch with each other, vouch for the old
-            # copy. Acknowledged, the write would be read as never made: withdraw it.
-            current = self._newest(current) if self.books[book_id] is not new else current
-            await Disk("undo", current, list(buy_ids))
-            self.tentative.pop(book_id, None)
-            self.books[book_id] = current
-            for buy in buy_ids:
-                self._forget_buy(buy)
-            self._unmark_valid(book_id)
-            self._emit_seq(current)
-            if maybe_late:
-                return Unconfirmed("out of touch with the peers it missed")
-            return NotWritten("out of touch with the peers it missed")
+            return await self._withdraw(book_id, current, new, buy_ids, maybe_late)
         if unconfirmed:
             return Unconfirmed("no peer confirmed the write")
         return Written(new)
 
-    async def on_update(self, message: Update) -> Applied | Newer | Busy:
-        copy = message.copy
-        own = self.book(copy.id)
-        if Rule.RESERVED_WRITES not in self.rules:
-            return await self._documented_update(copy, own)
-        held = self.reservations.get(copy.id)
-        if held is not None and held.token != message.token and held.expires > self.now:
-            return Busy(held.owner)
-        if copy.id in self.tentative and copy.seq <= own.seq:
-            return Busy(self.index)
-        if copy.seq < own.seq:
-            return Newer(own)
-        if copy.seq == own.seq and not (copy == own and all(b in self.buys for b in message.buy_ids)):
-            return Newer(own)  # another write made this seq here: the sender's is the odd one out
-        await self._adopt(copy, message.buy_ids)
-        for buy_id in message.buy_ids:
-            self._remember_buy(buy_id, copy.id, copy.seq)
-        self._release(copy.id, message.token)
-        self._mark_valid(copy.id)
-        # Those left out are behind us now, so they get no new lease from us; the ones they
-        # hold run until these times, and the writer waits for them (W2).
-        holds = tuple((p.index, p.granted_until) for p in self.peers
-                      if p.index in message.excluded and not p.refused and p.granted_until > self.now)
-        if holds:
-            for buy_id in message.buy_ids:
-                self.buy_settles[buy_id] = max(self.buy_settles.get(buy_id, 0.0), *(u for _, u in holds))
-        return Applied(self.books[copy.id].seq, holds)
+    def _settle_after(self, fan_out: list[Any], unreachable: list[Peer], buy_ids: tuple[str, ...]) -> dict[int, float]:
+        """The leases the peers that took the write still let the left-out ones hold (their
+        ``holds``), and the round's buys answered done only once those and ours ran out."""
+        holds: dict[int, float] = {}
+        for reply in fan_out:
+            for index, until in reply.holds if isinstance(reply, Applied) else ():
+                holds[index] = max(holds.get(index, 0.0), until)
+        settle = max([until for until in holds.values()]
+                     + [p.granted_until for p in unreachable if not p.refused], default=0.0)
+        for buy in buy_ids:
+            if settle > self.now:
+                self.buy_settles[buy] = max(self.buy_settles.get(buy, 0.0), settle)
+        return holds
+
+    async def _withdraw(self, book_id: int, current: Book, new: Book, buy_ids: tuple[str, ...],
+                        maybe_late: bool) -> NotWritten | Unconfirmed:
+        """No peer took it, and nothing reached us while we waited for them: we are likely
+        the one cut off, and they, still in touch with each other, vouch for the old copy.
+        Acknowledged, the write would be read as never made: withdraw it."""
+        current = self._newest(current) if self.books[book_id] is not new else current
+        await Disk("undo", current, list(buy_ids))
+        self.tentative.pop(book_id, None)
+        self.books[book_id] = current
+        for buy in buy_ids:
+            self._forget_buy(buy)
+        self._unmark_valid(book_id)
+        self._emit_seq(current)
+        if maybe_late:
+            return Unconfirmed("out of touch with the peers it missed")
+        return NotWritten("out of touch with the peers it missed")

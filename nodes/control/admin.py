@@ -12,6 +12,7 @@ import aiohttp
 
 from nodes.control.errors import ClusterError
 from nodes.control.processes import ManagedNode
+from nodes.core.vocabulary import HealthState, NodeState
 from nodes.runtime.client import SECRET_HEADER
 
 
@@ -62,7 +63,7 @@ class NodeAdmin:
         self.pace_ms = ms
         missed = []
         for node in self.nodes.values():
-            if node.state != "up":
+            if node.state != NodeState.UP:
                 continue
             try:
                 await self.admin(node.name, "POST", "/admin/pace", {"ms": ms})
@@ -73,7 +74,7 @@ class NodeAdmin:
     async def cut_off(self, name: str, on: bool) -> None:
         await self.admin(name, "POST", "/admin/cutoff", {"on": on})
         self.node(name).cut_off = on
-        self._note(self.node(name), "cut off" if on else "healed")
+        self._note(self.node(name), HealthState.CUT_OFF if on else "healed")
         self._changed(self.node(name))
 
     async def partition(self, a: str, b: str, *, one_way: bool = False, on: bool = True) -> None:
@@ -101,7 +102,7 @@ class NodeAdmin:
 
     async def _push_links(self, name: str) -> None:
         node = self.node(name)
-        if node.state in ("up", "hung", "starting") and not node.attached:
+        if node.state in (NodeState.UP, NodeState.HUNG, NodeState.STARTING) and not node.attached:
             await self.admin(name, "POST", "/admin/links", {"deaf_to": sorted(node.deaf_to),
                                                             "mute_to": sorted(node.mute_to)})
         self._changed(node)
@@ -113,7 +114,7 @@ class NodeAdmin:
         """Wait until the front-end sees every running replica up and every running catalog
         replica sees its running peers up and vouches again (W2), so the first requests go
         where the rules say."""
-        running = {n.name for n in self.nodes.values() if n.state == "up" and not n.cut_off}
+        running = {n.name for n in self.nodes.values() if n.state == NodeState.UP and not n.cut_off}
         deadline = time.monotonic() + timeout
         while True:
             missing = await self._unseen(running)
@@ -133,7 +134,7 @@ class NodeAdmin:
             seen_down = not replicas[node.index]["up"]
             if node.role == "catalog":
                 for peer in self.of_role("catalog"):
-                    if peer is not node and peer.state == "up":
+                    if peer is not node and peer.state == NodeState.UP:
                         peers = (await self.state(peer.name))["peers"]
                         seen_down &= not next(p for p in peers if p["id"] == node.index)["up"]
             if seen_down:
@@ -163,7 +164,7 @@ class NodeAdmin:
         generation = time.time_ns()
         done = []
         for node in self.nodes.values():
-            if node.state == "up":
+            if node.state == NodeState.UP:
                 body = {"generation": generation} if node.role == "catalog" else None
                 await self.admin(node.name, "POST", "/admin/reset", body)
                 self._note(node, "reset: back to the seven books")

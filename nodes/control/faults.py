@@ -9,6 +9,7 @@ import random
 import time
 
 from nodes.control.supervisor import ClusterError, Supervisor
+from nodes.core.vocabulary import NodeState
 from nodes.verify.history import Fault
 
 ACTIONS = ("crash", "hang", "cut", "restart", "partition")
@@ -115,11 +116,11 @@ class Nemesis:
             if node.attached or node.role == "frontend":
                 continue
             try:
-                if node.state == "hung":
+                if node.state == NodeState.HUNG:
                     self.supervisor.resume(node.name)
                 if node.cut_off:
                     await self.supervisor.cut_off(node.name, False)
-                if node.state in ("down", "exited"):
+                if node.state in (NodeState.DOWN, NodeState.EXITED):
                     self.supervisor.start(node.name)
             except ClusterError:
                 continue

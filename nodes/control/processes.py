@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from nodes.control.errors import ClusterError
+from nodes.core.vocabulary import HealthState, NodeState
 
 
 @dataclass
@@ -24,7 +25,7 @@ class ManagedNode:
     log_path: Path | None = None
     attached: bool = False
     proc: subprocess.Popen | None = None
-    state: str = "down"  # starting, up, down, hung, exited
+    state: NodeState = NodeState.DOWN
     exit_code: int | None = None
     slow_ms: int = 0
     cut_off: bool = False
@@ -41,26 +42,28 @@ class ManagedNode:
 
     @property
     def pid(self) -> int | None:
-        return self.proc.pid if self.proc is not None and self.state != "down" else None
+        return self.proc.pid if self.proc is not None and self.state != NodeState.DOWN else None
 
     @property
     def status(self) -> str:
         """What a person should read: the process state plus any toggle in force."""
-        if self.state == "exited":
+        if self.state == NodeState.EXITED:
             return f"exited with code {self.exit_code}"
-        parts = [self.state]
-        if self.state in ("up", "hung", "starting"):
+        parts: list[str] = [self.state]
+        if self.state in (NodeState.UP, NodeState.HUNG, NodeState.STARTING):
             if self.slow_ms:
                 parts.append(f"slowed {self.slow_ms} ms")
             if self.cut_off:
-                parts.append("cut off")
+                parts.append(HealthState.CUT_OFF)
             elif self.deaf_to or self.mute_to:
                 parts.append("partitioned from " + ", ".join(sorted(self.deaf_to | self.mute_to)))
         return ", ".join(parts)
 
     @property
     def uptime_s(self) -> float | None:
-        return time.time() - self.started_at if self.started_at and self.state in ("up", "hung") else None
+        if self.started_at is None or self.state not in (NodeState.UP, NodeState.HUNG):
+            return None
+        return time.time() - self.started_at
 
 
 def _ephemeral_low() -> int:

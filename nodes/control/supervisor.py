@@ -33,6 +33,7 @@ from nodes.control.admin import NodeAdmin
 from nodes.control.clusterfile import Cluster
 from nodes.control.errors import ClusterError
 from nodes.control.processes import ManagedNode, free_port
+from nodes.core.vocabulary import NodeState
 from nodes.runtime.server import parse_ready_line
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent.parent
@@ -103,11 +104,11 @@ class Supervisor(NodeAdmin):
     def _plan_attached(self) -> None:
         c = self.cluster
         assert c.attach_frontend is not None  # attached: the front-end's address is what makes it so
-        self._add(ManagedNode("frontend", 0, c.attach_frontend, 0, attached=True, state="up"))
+        self._add(ManagedNode("frontend", 0, c.attach_frontend, 0, attached=True, state=NodeState.UP))
         for i, address in enumerate(c.attach_catalogs):
-            self._add(ManagedNode("catalog", i, address, 0, attached=True, state="up"))
+            self._add(ManagedNode("catalog", i, address, 0, attached=True, state=NodeState.UP))
         for i, address in enumerate(c.attach_orders):
-            self._add(ManagedNode("order", i, address, 0, attached=True, state="up"))
+            self._add(ManagedNode("order", i, address, 0, attached=True, state=NodeState.UP))
 
     def _add(self, node: ManagedNode) -> None:
         if not node.attached:
@@ -145,7 +146,7 @@ class Supervisor(NodeAdmin):
     # ---- processes ------------------------------------------------------------------------
     def start_all(self) -> None:
         for node in self.nodes.values():
-            if not node.attached and node.state in ("down", "exited"):
+            if not node.attached and node.state in (NodeState.DOWN, NodeState.EXITED):
                 self.start(node.name)
 
     def _claim_folder(self) -> None:
@@ -171,7 +172,7 @@ class Supervisor(NodeAdmin):
         self._need_process(node, "start")
         self._claim_folder()
         with self._lock:
-            if node.state in ("starting", "up", "hung"):
+            if node.state in (NodeState.STARTING, NodeState.UP, NodeState.HUNG):
                 return
             node.ready.clear()
             node.exit_code = None
@@ -187,7 +188,7 @@ class Supervisor(NodeAdmin):
                 subprocess.Popen, node.command, cwd=PROJECT_ROOT, env=env, stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
             ).result()
-            node.state = "starting"
+            node.state = NodeState.STARTING
             node.started_at = time.time()
             threading.Thread(target=self._read, args=(node, node.proc, log), name=f"log-{node.name}",
                              daemon=True).start()
@@ -203,8 +204,8 @@ class Supervisor(NodeAdmin):
                 node.tail.append(line)
                 if parse_ready_line(line) is not None and node.proc is proc:
                     with self._lock:
-                        if node.state == "starting":
-                            node.state = "up"
+                        if node.state == NodeState.STARTING:
+                            node.state = NodeState.UP
                     self._changed(node)  # listeners first: whoever waits sees them done
                     node.ready.set()
             code = proc.wait()
@@ -212,8 +213,8 @@ class Supervisor(NodeAdmin):
         with self._lock:
             if node.proc is not proc:
                 return
-            if node.state != "down":
-                node.state = "exited"
+            if node.state != NodeState.DOWN:
+                node.state = NodeState.EXITED
                 node.exit_code = code
         self._changed(node)
         node.ready.set()  # wake anyone waiting: it will not become ready now
@@ -226,10 +227,10 @@ class Supervisor(NodeAdmin):
             if node.attached:
                 continue
             node.ready.wait(max(0.0, deadline - time.monotonic()))
-            if node.state == "exited":
+            if node.state == NodeState.EXITED:
                 tail = self.log_tail(name, 15)
                 raise ClusterError(f"{name} exited with code {node.exit_code} while starting:\n{tail}")
-            if node.state != "up":
+            if node.state != NodeState.UP:
                 raise ClusterError(f"{name} did not become ready within {timeout:.0f} s:\n{self.log_tail(name, 15)}")
 
     def stop(self, name: str) -> None:
@@ -237,10 +238,10 @@ class Supervisor(NodeAdmin):
         self._need_process(node, "stop")
         with self._lock:
             proc = node.proc
-            if proc is None or node.state in ("down", "exited"):
-                node.state = "down"
+            if proc is None or node.state in (NodeState.DOWN, NodeState.EXITED):
+                node.state = NodeState.DOWN
                 return
-            node.state = "down"
+            node.state = NodeState.DOWN
         self._note(node, "asked to stop (SIGTERM)")
         _terminate(proc)
         self._changed(node)
@@ -254,9 +255,9 @@ class Supervisor(NodeAdmin):
         node = self.node(name)
         self._need_process(node, "crash")
         with self._lock:
-            if node.proc is None or node.state in ("down", "exited"):
+            if node.proc is None or node.state in (NodeState.DOWN, NodeState.EXITED):
                 return
-            node.state = "down"
+            node.state = NodeState.DOWN
             node.proc.kill()
         node.proc.wait()
         self._note(node, "crashed (SIGKILL)")
@@ -267,11 +268,11 @@ class Supervisor(NodeAdmin):
         node = self.node(name)
         self._need_process(node, "hang")
         with self._lock:
-            if node.state != "up":
+            if node.state != NodeState.UP:
                 raise ClusterError(f"{name} is {node.status}; only a node that is up can hang")
             assert node.proc is not None  # _need_process
             os.kill(node.proc.pid, signal.SIGSTOP)
-            node.state = "hung"
+            node.state = NodeState.HUNG
         self._note(node, "hung (SIGSTOP)")
         self._changed(node)
 
@@ -279,20 +280,20 @@ class Supervisor(NodeAdmin):
         node = self.node(name)
         self._need_process(node, "resume")
         with self._lock:
-            if node.state != "hung":
+            if node.state != NodeState.HUNG:
                 return
             assert node.proc is not None  # _need_process
             os.kill(node.proc.pid, signal.SIGCONT)
-            node.state = "up"
+            node.state = NodeState.UP
         self._note(node, "resumed (SIGCONT)")
         self._changed(node)
 
     def stop_all(self) -> None:
         with self._lock:
             running = [(n, n.proc) for n in self.nodes.values()
-                       if not n.attached and n.proc is not None and n.state not in ("down", "exited")]
+                       if not n.attached and n.proc is not None and n.state not in (NodeState.DOWN, NodeState.EXITED)]
             for node, _ in running:
-                node.state = "down"
+                node.state = NodeState.DOWN
         for _, proc in running:
             _signal(proc, signal.SIGCONT)
             _signal(proc, signal.SIGTERM)

@@ -41,7 +41,7 @@ from nodes.core.events import (
     ValidChanged,
 )
 from nodes.core.vocabulary import FAULTS, GONE, HealthState
-from nodes.observe.arrows import Arrow, ArrowLog
+from nodes.observe.arrows import ArrowLog
 from nodes.observe.buys import PendingBuys
 from nodes.observe.health import derive_health, event_line, process_lines
 from nodes.observe.latency import OPERATIONS, Latency, Sample, Second, second_of
@@ -59,9 +59,6 @@ from nodes.observe.views import (
     ReplicaCell,
     derive_cells,
 )
-
-#: The Live screen's arrow under its former name, for gui/live/ until it says ``Arrow``.
-Message = Arrow
 
 #: Events kept as notable (``ClusterModel.notable``): faults, outcomes, catch-ups, leases.
 NOTABLE = (Fault, OrderOutcome, CaughtUp, PeerSeen, ReplicaSeen, LeaseWait, LeaseChanged, Dropped, GenerationAdopted)
@@ -341,15 +338,6 @@ class ClusterModel:
         return self._traces.trace(trace_id)
 
     # ---- arrows for the Live screen ---------------------------------------------------------
-    @property
-    def message_count(self) -> int:
-        """``arrows.count`` under its former name, for gui/live/."""
-        return self.arrows.count
-
-    def messages_after(self, number: int, limit: int | None = None) -> list[Arrow]:
-        """``arrows.after`` under its former name, for gui/live/."""
-        return self.arrows.after(number, limit)
-
     def pace_ms(self) -> int:
         """The teaching speed the front-end reports (every node is told the same)."""
         return int(self.nodes["frontend"].state.get("pace_ms", 0) or 0) if "frontend" in self.nodes else 0

@@ -7,6 +7,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from nodes.core.catalog import Mode
 from nodes.runtime.client import Timeouts
 
 #: api.md's timeouts per caller: (connect ms, total ms).
@@ -95,7 +96,7 @@ def parser() -> argparse.ArgumentParser:
         "in replica order (env CATALOG_ADDRESSES)"
     )
     catalog.add_argument("--frontend", default=None, help="front-end address for invalidations (env FRONT_END_ADDRESS)")
-    catalog.add_argument("--mode", choices=("bazar", "documented"), default="bazar")
+    catalog.add_argument("--mode", choices=[str(mode) for mode in Mode], default=Mode.BAZAR)
     catalog.add_argument("--consistency", choices=("majority", "available"), default=None,
                          help="writes need a majority of replicas, or skip the unreachable (default: majority in "
                          "bazar mode, available in documented mode)")

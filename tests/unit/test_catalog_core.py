@@ -19,6 +19,7 @@ from nodes.core.messages import (
     KnownBuy,
     Newer,
     NotWritten,
+    Ping,
     Read,
     Release,
     Write,
@@ -95,3 +96,18 @@ def test_w7_a_buy_already_carried_out_is_answered_its_first_outcome_without_a_ho
     read = Scripted(core, core.handle(Read(2, buy_id="buy-7")))
     assert read.done, f"it asked {read.asks!r}"
     assert read.result == KnownBuy(BOOK, 0.0, "buy-7")
+
+
+def test_a_ping_is_answered_while_a_restock_with_no_buys_is_unconfirmed() -> None:
+    """A restock whose updates got no answer stays tentative (a peer may hold it); the pings that
+    settle it must still be answered, although no buy of that book is remembered."""
+    core = replica(mode="bazar")
+    write = Scripted(core, core.handle(Write(2, quantity=30)))
+    token = write.sends()[0][1].token
+    write.answer([Granted(4), Granted(4)])
+    assert [type(message).__name__ for _to, message in write.sends()] == ["Update", "Update"]
+    write.answer([NoAnswer(), NoAnswer()])  # lost, not refused: either peer may hold it
+    write.until_done()
+    assert 2 in core.tentative and token
+    pong = run(core, core.handle(Ping(1, {b.id: b.seq for b in core.books.values()})))
+    assert pong.buy_counts.get(2, 0) == 0

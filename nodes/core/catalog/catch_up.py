@@ -5,6 +5,7 @@ background, and a write whose update got no answer (tentative) is offered again 
 confirms it or shows another (``Rule.CATCH_UP``)."""
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import replace
 
 from nodes.core.catalog.leases import Leases
@@ -119,10 +120,10 @@ class CatchUp(Leases):
                 buys = tuple(b for b, (bid, seq) in self.buys.items()
                              if bid == book.id and seq > theirs and b not in unsure)
                 newer.append((book, buys))
-        counts = dict(self.buy_count)
+        counts = Counter(self.buy_count)  # a tentative write's book may have no buys remembered
         for update, _peers in self.tentative.values():
             counts[update.copy.id] -= len(update.buy_ids)
-        return Pong({b.id: b.seq for b in self.books.values()}, tuple(newer), counts, lease)
+        return Pong({b.id: b.seq for b in self.books.values()}, tuple(newer), dict(counts), lease)
 
     def on_fetch_buys(self, message: FetchBuys) -> BuysOf:
         """The buys we hold of a book, but those of writes not confirmed yet."""

@@ -8,12 +8,13 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any
 
-from nodes.core.catalog import Mode, rules_for
+from nodes.core.catalog import CatalogReplica, Mode, rules_for
 from nodes.core.effects import NoAnswer, Send
 from nodes.core.messages import Bought, Buy, Found, NoOrderServer, OutcomeUnknown, OutOfStock, Read
-from nodes.sim.world import Network, World
+from nodes.sim.world import Network, Process, World
 from nodes.verify.checker import Anomaly, check
 from nodes.verify.history import Fault, Final, History, Operation
 
@@ -173,8 +174,8 @@ def simulate(options: Options, schedule: list[PlannedFault] | None = None) -> Re
         reader()
     active: list[Fault] = []
     for planned in schedule:
-        world.at(planned.start, lambda p=planned: _apply(world, p, history, active))
-        world.at(planned.end, lambda p=planned: _heal(world, p, history, active))
+        world.at(planned.start, partial(_apply, world, planned, history, active))
+        world.at(planned.end, partial(_heal, world, planned, history, active))
     world.run_until(ending)
     for fault in list(active):
         _heal_fault(world, fault, history, active)
@@ -198,7 +199,7 @@ def simulate(options: Options, schedule: list[PlannedFault] | None = None) -> Re
     world.run_until(world.now + 2.0)
 
     def agreed() -> bool:
-        rows = [{b.id: (b.quantity, b.seq) for b in p.core.books.values()} for p in catalogs]
+        rows = [{b.id: (b.quantity, b.seq) for b in _catalog(p).books.values()} for p in catalogs]
         return all(r == rows[0] for r in rows)
 
     bound = world.now + SETTLE_BOUND_S
@@ -206,7 +207,7 @@ def simulate(options: Options, schedule: list[PlannedFault] | None = None) -> Re
         world.run_until(world.now + 0.05)
     history.convergence_s = world.now - healed if agreed() else None
     for process in catalogs:
-        core = process.core
+        core = _catalog(process)
         rows = {b.id: (b.quantity, b.seq) for b in core.books.values()}
         buys = {buy_id: book for buy_id, (book, _seq) in core.buys.items()} if guard else None
         history.finals.append(Final(process.name, rows, buys))
@@ -214,6 +215,11 @@ def simulate(options: Options, schedule: list[PlannedFault] | None = None) -> Re
     frontend = world.processes["frontend"].core
     return Result(options, schedule, history, anomalies, world.events, time.perf_counter() - started, world.now,
                   dict(world.sent), getattr(frontend, "shared_reads", 0))
+
+
+def _catalog(process: Process) -> CatalogReplica:
+    assert isinstance(process.core, CatalogReplica), process.name
+    return process.core
 
 
 def _send(to: str, message: Any) -> Send:

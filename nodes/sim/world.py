@@ -10,8 +10,9 @@ from __future__ import annotations
 import heapq
 import random
 from collections import Counter
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from nodes.core.books import Book, seed_books
@@ -41,7 +42,7 @@ class CatalogDisk:
     def load_buys(self) -> dict[str, tuple[int, int]]:
         return dict(self.buys)
 
-    def write(self, book: Book, buy_ids: list[str] = ()) -> None:
+    def write(self, book: Book, buy_ids: Sequence[str] = ()) -> None:
         self.books[book.id] = book
         for buy_id in buy_ids:
             self.buys.setdefault(buy_id, (book.id, book.seq))
@@ -123,15 +124,15 @@ class Process:
     def start(self) -> None:
         self.incarnation += 1
         self.alive, self.ready, self.paused, self.backlog = True, False, False, []
-        self.core = self.make_core()
-        self.core.now = self.world.now
+        core = self.core = self.make_core()
+        core.now = self.world.now
 
         def started(_result: Any, _error: BaseException | None) -> None:
             self.ready = True
-            for job in self.background(self.core):
+            for job in self.background(core):
                 Fiber(self, job, lambda _r, _e: None).step()
 
-        Fiber(self, self.core.start(), started).step()
+        Fiber(self, core.start(), started).step()
 
     def crash(self) -> None:
         self.alive = self.ready = self.paused = False
@@ -189,6 +190,7 @@ class Fiber:
             return
         self.turn += 1
         world = self.process.world
+        assert self.process.core is not None  # a fiber runs only on a started process
         self.process.core.now = world.now
         try:
             effect = self.coroutine.throw(error) if error is not None else self.coroutine.send(value)
@@ -232,7 +234,7 @@ class Fiber:
                 self.resume_later(0.0, answers)
 
         for i, send in enumerate(sends):
-            self.process.world.send(self.process.name, send, lambda a, i=i: one(i, a))
+            self.process.world.send(self.process.name, send, partial(one, i))
 
 
 # ---- the world -------------------------------------------------------------------------------
@@ -255,15 +257,20 @@ class World:
             books = [Book(b.id, b.title, b.topic, b.price, stock, 0) for b in books]
         self.books = books
         self.processes: dict[str, Process] = {}
+        def catalog(i: int) -> CatalogReplica:
+            return CatalogReplica(i, catalogs, has_frontend=True, rules=catalog_rules,
+                                  seed=self.rng.randrange(2**32), nonce=f"s{self.rng.randrange(10**6)}")
+
+        def order(i: int) -> OrderReplica:
+            return OrderReplica(i, i % catalogs, guard_writes=guard_writes, seed=self.rng.randrange(2**32))
+
+        def heartbeat(core: Any) -> list[Coroutine[Any, Any, Any]]:
+            return [core.heartbeat()] if core.peers else []
+
         for i in range(catalogs):
-            self._add(f"catalog{i}", lambda i=i: CatalogReplica(
-                i, catalogs, has_frontend=True, rules=catalog_rules, seed=self.rng.randrange(2**32),
-                nonce=f"s{self.rng.randrange(10**6)}"), CatalogDisk(books),
-                lambda core: [core.heartbeat()] if core.peers else [])
+            self._add(f"catalog{i}", partial(catalog, i), CatalogDisk(books), heartbeat)
         for i in range(orders):
-            self._add(f"order{i}", lambda i=i: OrderReplica(
-                i, i % catalogs, guard_writes=guard_writes, seed=self.rng.randrange(2**32)), OrderDisk(),
-                lambda core: [])
+            self._add(f"order{i}", partial(order, i), OrderDisk(), lambda core: [])
         self._add("frontend", lambda: Frontend(catalogs, orders), None, lambda core: [core.probe()])
 
     def _add(self, name: str, make: Callable[[], Core], disk: Any, background: Callable) -> None:
@@ -330,7 +337,7 @@ class World:
 
     def _handle(self, target: Process, sender: str, send: Send, back: Callable[[Any], None]) -> None:
         core = target.core
-        if not target.ready:
+        if not target.ready or core is None:
             back(NoAnswer(refused=True))  # still starting: not listening yet
             return
         core.now = self.now
@@ -352,6 +359,7 @@ class World:
         elif isinstance(core, OrderReplica):
             operation = core.buy(message)
         else:
+            assert isinstance(core, Frontend)
             operation = core.handle(message)
         Fiber(target, operation, lambda r, e: back(NotFound() if isinstance(e, BookUnknown) else r)).step()
 

@@ -44,12 +44,13 @@ class CacheOp(StrEnum):
 class Event:
     """What every event carries: the node whose stream it came on, its number in that stream
     (``n``; absent from what the stream itself adds) and the trace of the request it happened
-    for, if any."""
+    for, if any, with the span of that request the node was serving (``telemetry.py``)."""
 
     KIND: ClassVar[str] = ""
     node: str
     n: int | None = None
     trace: str | None = None
+    span: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -99,6 +100,7 @@ class Sending(Timed):
     to: str
     label: str
     held_ms: float
+    parent: str | None = None  # the span the sender was serving; ``span`` is this message's own
 
 
 @dataclass(frozen=True)
@@ -116,7 +118,8 @@ class Replying(Timed):
 @dataclass(frozen=True)
 class HopDone(Timed):
     """A message this node sent to ``to`` is over: answered (``status``) or not (None, and
-    ``answer`` says why). ``t0`` is when it left; ``held_ms`` only at teaching speed."""
+    ``answer`` says why). ``t0`` is when it left; ``held_ms`` only at teaching speed. ``span``
+    is the message's own span, ``parent`` the span of the request its sender was serving."""
 
     KIND = "hop"
     to: str
@@ -126,6 +129,7 @@ class HopDone(Timed):
     ms: float
     t0: float
     held_ms: float | None = None
+    parent: str | None = None
 
 
 @dataclass(frozen=True)

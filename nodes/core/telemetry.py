@@ -4,6 +4,13 @@ Every event is a flat JSON-able dict with ``kind``, ``node``, ``n`` (this node's
 counter) and ``t`` (wall-clock seconds). A trace id rides every request in the
 ``X-Bazar-Trace`` header; the node that receives it keeps it in a context variable so
 that every hop it sends on carries the same id (see ``client.py``).
+
+Within a trace, every call between nodes has a span id of its own, carried in the
+``X-Bazar-Span`` header: the receiving node serves the request under that span (its
+``request_in``, ``request`` and ``reply`` events say ``span``), and each hop it sends on says
+its own ``span`` and, as ``parent``, the span it was serving. The entry node gives a client's
+request a span of its own. So a trace is a tree, and a window can tell which message caused
+which without trusting any clock (docs/protocol.md: a message after the one that caused it).
 """
 from __future__ import annotations
 
@@ -16,12 +23,20 @@ from collections.abc import Callable
 from typing import Any
 
 TRACE_HEADER = "X-Bazar-Trace"
+SPAN_HEADER = "X-Bazar-Span"
 
 current_trace: contextvars.ContextVar[str | None] = contextvars.ContextVar("bazar_trace", default=None)
+#: The span of the request this node is serving now: what a hop it sends names as its parent.
+current_span: contextvars.ContextVar[str | None] = contextvars.ContextVar("bazar_span", default=None)
 
 
 def new_trace_id() -> str:
     return uuid.uuid4().hex[:16]
+
+
+def new_span_id() -> str:
+    """A call's own id within its trace: short, as a trace holds a few dozen calls at most."""
+    return uuid.uuid4().hex[:12]
 
 
 class Subscriber:
@@ -60,6 +75,9 @@ class Telemetry:
         trace = current_trace.get()
         if trace is not None and "trace" not in event:
             event["trace"] = trace
+            span = current_span.get()
+            if span is not None and "span" not in event:
+                event["span"] = span
         self.recent.append(event)
         for subscriber in self.subscribers:
             subscriber.push(event)

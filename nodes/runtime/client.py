@@ -1,5 +1,7 @@
 """Outgoing calls between nodes: timeouts, the cluster secret, the trace id, and one
-``hop`` event per call so that a request's path can be drawn the way the figures draw it."""
+``hop`` event per call so that a request's path can be drawn the way the figures draw it. Each
+call has a span id of its own (``X-Bazar-Span``), and its events name the span its sender was
+serving as their ``parent``: the window orders a trace by them, not by clocks (telemetry.py)."""
 from __future__ import annotations
 
 import asyncio
@@ -12,7 +14,7 @@ from typing import Any, Protocol
 import aiohttp
 import yarl
 
-from nodes.core.telemetry import TRACE_HEADER, Telemetry, current_trace
+from nodes.core.telemetry import SPAN_HEADER, TRACE_HEADER, Telemetry, current_span, current_trace, new_span_id
 
 SECRET_HEADER = "X-Bazar-Secret"
 #: Who sends a message between nodes: a partition drops messages by link (node.py).
@@ -148,9 +150,11 @@ class PeerClient:
         t0 = time.perf_counter()
         timeouts = timeouts or self.timeouts
         held_ms = self.pace.ms if record else 0
+        span, parent = new_span_id(), current_span.get()
+        family = {"span": span, **({"parent": parent} if parent else {})}
         if held_ms:
             # Teaching speed: the message is on its way for held_ms; the window draws it so.
-            self.telemetry.emit("send", to=to, label=label, held_ms=held_ms)
+            self.telemetry.emit("send", to=to, label=label, held_ms=held_ms, **family)
             await asyncio.sleep(held_ms / 1000)
         if not record:
             headers = {**(headers or {}), UNHELD_HEADER: "1"}
@@ -159,7 +163,7 @@ class PeerClient:
             await asyncio.sleep(timeouts.connect)
             reply = Reply(None, None, 0.0, "connect timeout")
         else:
-            reply = await self._exchange(method, url, body, timeouts, headers)
+            reply = await self._exchange(method, url, body, timeouts, {**(headers or {}), SPAN_HEADER: span})
             if self.links is not None and not self.links.hears(to):
                 # It got the message and may have acted; its answer is lost on the way back.
                 await asyncio.sleep(max(0.0, timeouts.total - (time.perf_counter() - t0)))
@@ -175,6 +179,7 @@ class PeerClient:
                 ms=round(reply.ms, 3),
                 t0=started,
                 **({"held_ms": held_ms} if held_ms else {}),
+                **family,
             )
         return reply
 

@@ -14,7 +14,15 @@ from typing import Any
 
 from aiohttp import web
 
-from nodes.core.telemetry import TRACE_HEADER, Telemetry, current_trace, new_trace_id
+from nodes.core.telemetry import (
+    SPAN_HEADER,
+    TRACE_HEADER,
+    Telemetry,
+    current_span,
+    current_trace,
+    new_span_id,
+    new_trace_id,
+)
 from nodes.runtime.client import (
     MAX_PACE_MS,
     SECRET_HEADER,
@@ -176,6 +184,8 @@ def _observe(node: Node):
             return await handler(request)
         trace = request.headers.get(TRACE_HEADER) or new_trace_id()
         token = current_trace.set(trace[:64])
+        # The span this request is served under: its caller's hop, or a new one for a client.
+        span_token = current_span.set((request.headers.get(SPAN_HEADER) or new_span_id())[:32])
         t0 = time.perf_counter()
         sender = request.headers.get(SENDER_HEADER)
         node.telemetry.emit("request_in", method=request.method, path=request.path,
@@ -199,6 +209,7 @@ def _observe(node: Node):
                 status=status,
                 ms=round((time.perf_counter() - t0) * 1000, 3),
             )
+            current_span.reset(span_token)
             current_trace.reset(token)
 
     return middleware

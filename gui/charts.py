@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, QTimer
-from PySide6.QtGui import QFont, QShowEvent
+from PySide6.QtCore import QPointF, QRectF, Qt, QTimer
+from PySide6.QtGui import QColor, QFont, QFontMetricsF, QPainter, QPen, QResizeEvent, QShowEvent
 from PySide6.QtWidgets import (
     QCheckBox,
     QGraphicsItem,
@@ -22,14 +23,15 @@ from PySide6.QtWidgets import (
     QPushButton,
     QSizePolicy,
     QSpinBox,
+    QStyleOptionGraphicsItem,
     QVBoxLayout,
     QWidget,
 )
 
-from gui.common import COLORS, ModelEvents, label, spawn
-from nodes.observe.latency import SERIES
+from gui.common import COLORS, ModelEvents, label, load_controls, toggle_load
+from nodes.observe.latency import SERIES, Second
 from nodes.observe.model import ClusterModel
-from nodes.observe.views import MarkKind
+from nodes.observe.views import Mark, MarkKind
 
 if TYPE_CHECKING:
     from nodes.session.session import ClusterSession
@@ -45,30 +47,9 @@ LATENCY_REDRAW_S = 0.5
 ROLLED = ("lookup", "search", "buy", "out of stock")
 LEGEND = {"lookup": "lookup", "search": "search", "buy": "buy (bought)", "out of stock": "buy: out of stock",
           "failed buy": "buy: failed or unknown"}
-
-
-def load_controls(rate: int) -> tuple[QPushButton, QSpinBox]:
-    """The load generator's start/stop button and its rate, as the Charts and Live tabs show them."""
-    button = QPushButton("Start load")
-    button.setObjectName("Primary")
-    spin = QSpinBox()
-    spin.setRange(1, 1000)
-    spin.setValue(rate)
-    spin.setSuffix(" req/s")
-    spin.setAccessibleName("Load rate")
-    spin.setMaximumWidth(spin.fontMetrics().horizontalAdvance("1000 req/s") + 48)  # no wider than it needs
-    return button, spin
-
-
-def toggle_load(session: ClusterSession, report: Callable[[str], None], apply_settings: Callable[[], None],
-                relabel: Callable[[], None]) -> None:
-    """Start the load generator with the settings shown, or stop it; ``relabel`` either way."""
-    if session.load.running:
-        spawn(session.load.stop(), report, lambda _r: relabel())
-    else:
-        apply_settings()
-        session.load.start()
-    relabel()
+#: The same in the legend, short: it sits under the plot and must stay one or two lines.
+KEY = {"lookup": "lookup", "search": "search", "buy": "buy", "out of stock": "out of stock",
+       "failed buy": "failed/unknown"}
 
 
 def with_gaps(times: np.ndarray, values: np.ndarray, gap: float = GAP_S) -> tuple[np.ndarray, np.ndarray]:
@@ -119,7 +100,7 @@ class ChartsView(QWidget):
         self.paused = False
         self._latency_drawn = 0.0
 
-        self.load_button, self.rate = load_controls(50)
+        self.load_button, self.rate = load_controls(round(session.load.settings.rate))  # the session's one rate
         self.writes = QSpinBox()
         self.writes.setRange(0, 100)
         self.writes.setValue(10)
@@ -228,6 +209,7 @@ class ChartsView(QWidget):
 
     def _readouts(self) -> None:
         self._load_label()
+        self.rate.show_rate(self.session.load.settings.rate)
         lag = self.session.lag.summary()
         if lag["count"]:
             self.lag.setText(f"window's event-loop lag: p50 {lag['p50']:.1f} ms · p99 {lag['p99']:.1f} ms")
@@ -239,6 +221,8 @@ class ChartsView(QWidget):
         self.figures.setText(f"Last {WINDOW_S} s — {text}")
 
     def draw_seconds(self) -> None:
+        """Answers per second and the caches' hit ratio over the last WINDOW_S whole seconds.
+        A second with no answer is a 0 (and no ratio), not a gap to look a bucket up in."""
         now = time.time()
         since = now - WINDOW_S
         counted = {s.t: s for s in self.model.seconds if since <= s.t < int(now)}
@@ -247,13 +231,14 @@ class ChartsView(QWidget):
             self.hits.setData([], [])
             return
         span = range(min(counted), int(now))
-        # A second with no answer is a 0, not a line drawn across the pause.
-        self.throughput.setData([t - now for t in span], [counted[t].answers if t in counted else 0 for t in span])
-        recent = [counted[t].answers for t in span if t >= now - SCALE_S] or [1]
-        _ceiling(self.throughput_plot, max(recent) * 1.15)
-        ratio = [100 * counted[t].hits / (counted[t].hits + counted[t].misses)
-                 if t in counted and counted[t].hits + counted[t].misses else np.nan for t in span]
-        self.hits.setData([t - now for t in span], ratio, connect="finite")
+        empty = Second(0)
+        seconds = [counted.get(t, empty) for t in span]
+        ago = [t - now for t in span]
+        self.throughput.setData(ago, [s.answers for s in seconds])
+        recent = [s.answers for t, s in zip(span, seconds, strict=True) if t >= now - SCALE_S]
+        _ceiling(self.throughput_plot, max([1, *recent]) * 1.15)  # an idle minute is not a 0-to-0 axis
+        ratio = [100 * s.hits / (s.hits + s.misses) if s.hits + s.misses else np.nan for s in seconds]
+        self.hits.setData(ago, ratio, connect="finite")
 
 
 def _ceiling(plot: pg.PlotWidget, top: float) -> float:
@@ -267,19 +252,169 @@ def _ceiling(plot: pg.PlotWidget, top: float) -> float:
     return ceiling
 
 
+@dataclass(frozen=True)
+class Shown:
+    """A fault or heal as a chart names it: its mark, its time before the drawing's "now" (the
+    x of its line) and its colour."""
+
+    mark: Mark
+    t: float
+    color: str
+
+
+@dataclass(frozen=True)
+class Placed:
+    """A fault or heal label where the mark strip draws it: its row (0 next to the plot), its
+    box in the strip's coordinates and the x of its line there."""
+
+    shown: Shown
+    text: str
+    row: int
+    rect: QRectF
+    x: float
+
+
+def place_labels(wanted: Sequence[tuple[float, float]], width: float, rows: int, gap: float = 6.0,
+                 taken: Sequence[tuple[int, float, float]] = ()) -> list[tuple[int, float] | None]:
+    """Where each label of ``wanted`` (x of its line, its width) goes: (row, left edge), or None
+    when it fits in no row. A label starts at its line, or ends there when it would cross the
+    right edge; it never leaves [0, width], and no two in a row come closer than ``gap``.
+    ``taken`` are (row, left, right) already placed; the first in ``wanted`` go first (the
+    newest marks, so that they sit next to the plot)."""
+    busy: list[list[tuple[float, float]]] = [[] for _ in range(rows)]
+    for row, a, b in taken:
+        busy[row].append((a, b))
+    placed: list[tuple[int, float] | None] = []
+    for x, w in wanted:
+        left = min(max(x if x + w <= width else x - w, 0.0), max(width - w, 0.0))
+        spot = None
+        for row in range(rows if w <= width else 0):
+            if all(left + w + gap <= a or b + gap <= left for a, b in busy[row]):
+                busy[row].append((left, left + w))
+                spot = (row, left)
+                break
+        placed.append(spot)
+    return placed
+
+
+class MarkStrip(pg.GraphicsWidget):
+    """The band between a chart's title and its plot where each fault and heal is named: the
+    words sit outside the data, never on each other, never past an edge, each with a tick down
+    to its line. A mark whose words fit nowhere is named by its node alone, or else only in its
+    line's tooltip (``hidden`` counts those)."""
+
+    ROWS = 3
+    PAD = 10  # a label's box is its words plus this
+
+    def __init__(self, view: pg.ViewBox, parent: pg.GraphicsWidget) -> None:
+        super().__init__(parent)  # Qt's to delete with the chart's scene, not Python's as well
+        self.view = view
+        self.shown: list[Shown] = []
+        self.placed: list[Placed] = []
+        self.hidden = 0
+        self.set_scale(1.0)
+        self.setMinimumWidth(1)  # its words never widen the chart: the chart's width places them
+        self.geometryChanged.connect(self.relayout)
+
+    def set_scale(self, scale: float) -> None:
+        self.label_font = QFont()
+        self.label_font.setPointSizeF(9 * scale)
+        self.label_font.setBold(True)
+        self.metrics = QFontMetricsF(self.label_font)
+        self.line_height = self.metrics.height() + 4
+        self.relayout()
+
+    def show_marks(self, shown: list[Shown]) -> None:
+        """The marks to name, oldest first."""
+        self.shown = shown
+        self.relayout()
+
+    def _x(self, t: float) -> float:
+        return self.mapFromScene(self.view.mapViewToScene(QPointF(t, 0))).x()
+
+    def relayout(self) -> None:
+        """Place every label again (the marks, the width or the scale changed): each in full,
+        else by its node's name, else only on its line's tooltip."""
+        if self.scene() is None or self.view.scene() is None:
+            return  # being taken down with its chart
+        width = self.boundingRect().width()
+        spots: list[tuple[Shown, str, int, float, float, float]] = []  # shown, text, row, left, width, x
+        self.hidden = 0
+        for shown in reversed(self.shown):
+            x = self._x(shown.t)
+            taken = [(row, left, left + w) for _s, _t, row, left, w, _x in spots]
+            for text in (shown.mark.text, short_text(shown.mark)):
+                w = self.metrics.horizontalAdvance(text) + self.PAD
+                spot = place_labels([(x, w)], width, self.ROWS, taken=taken)[0]
+                if spot is not None:
+                    spots.append((shown, text, spot[0], spot[1], w, x))
+                    break
+            else:
+                self.hidden += 1
+        used = 1 + max((row for _s, _t, row, _l, _w, _x in spots), default=-1)
+        height = used * self.line_height + (4 if used else 0)
+        # Row 0 at the bottom, next to the plot its ticks point into.
+        self.placed = [Placed(shown, text, row, QRectF(left, height - 4 - (row + 1) * self.line_height, w,
+                                                       self.line_height), x)
+                       for shown, text, row, left, w, x in spots]
+        if self.minimumHeight() != height or self.maximumHeight() != height:
+            self.setMinimumHeight(height)
+            self.setMaximumHeight(height)
+        self.update()
+
+    def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None) -> None:
+        bottom = self.boundingRect().height()
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        painter.setFont(self.label_font)
+        for placed in self.placed:  # ticks first: a label above another covers that one's tick
+            painter.setPen(QPen(QColor(placed.shown.color), 2))
+            painter.drawLine(QPointF(placed.x, placed.rect.bottom()), QPointF(placed.x, bottom))
+        for placed in self.placed:
+            painter.setPen(QPen(QColor(placed.shown.color), 1.5))
+            painter.setBrush(QColor(255, 255, 255, 240))
+            painter.drawRoundedRect(placed.rect.adjusted(0.75, 0.75, -0.75, -0.75), 3, 3)
+            painter.drawText(placed.rect, Qt.AlignmentFlag.AlignCenter, placed.text)
+
+
+def short_text(mark: Mark) -> str:
+    """A mark named in fewer words, where its full words do not fit: its node, or a link's two ends."""
+    if mark.text.startswith("link "):
+        return mark.text.removeprefix("link ").rsplit(" ", 1)[0]
+    return mark.node
+
+
+def columns_that_fit(widths: Sequence[float], available: float, sample: float = 40.0) -> int:
+    """The most legend columns whose widest entries (each with its sample and spacing) fit in
+    ``available``; entries fill the rows left to right, as pyqtgraph's legend lays them out."""
+    for columns in range(len(widths), 1, -1):
+        if sum(max(widths[j::columns]) + sample for j in range(columns)) <= available:
+            return columns
+    return 1
+
+
 class LatencyChart(pg.PlotWidget):
     """Latency per series as points with rolling p50 (solid) and p95 (dashed), buys that bought
-    and "out of stock" answers apart, and a labelled vertical line at every fault and heal the
-    model marked. The Charts tab and the Live screen both draw it."""
+    and "out of stock" answers apart, and a vertical line at every fault and heal the model
+    marked, named in a strip above the plot. The legend sits below the plot, never on the
+    data; both grow with the presenter scale. The Charts tab and the Live screen both draw it."""
 
     def __init__(self, model: ClusterModel, title: str, *, legend_columns: int = 4) -> None:
         super().__init__(background="w")
         self.model = model
         self.title = title
+        self.scale = 1.0
         _style(self, title, "ms")
         self.enableAutoRange(axis="y", enable=False)
-        self.legend = self.addLegend(offset=(10, 10), labelTextColor="#0f172a", colCount=legend_columns,
-                                     labelTextSize="9pt", verSpacing=-6)
+        layout = self.plotItem.layout
+        # The strip takes the (hidden) top axis' cell, between the title and the plot.
+        layout.removeItem(self.plotItem.getAxis("top"))
+        self.strip = MarkStrip(self.plotItem.vb, self.plotItem)
+        layout.addItem(self.strip, 1, 1)
+        self.legend = pg.LegendItem(labelTextColor="#0f172a", colCount=legend_columns, labelTextSize="9pt",
+                                    verSpacing=-4, horSpacing=6)
+        self.legend.setParentItem(self.plotItem)
+        self.plotItem.legend = self.legend  # items named below join it
+        layout.addItem(self.legend, 4, 1)
         self.points: dict[str, pg.ScatterPlotItem] = {}
         self.p50: dict[str, pg.PlotCurveItem] = {}
         self.p95: dict[str, pg.PlotCurveItem] = {}
@@ -290,7 +425,7 @@ class LatencyChart(pg.PlotWidget):
             color = COLORS[series]
             symbol = "x" if series == "failed buy" else "o"
             self.points[series] = pg.ScatterPlotItem(size=6 if symbol == "x" else 5, pen=None, symbol=symbol,
-                                                     brush=pg.mkBrush(color + "88"), name=LEGEND[series])
+                                                     brush=pg.mkBrush(color + "88"), name=KEY[series])
             self.addItem(self.points[series])
             if series in ROLLED:
                 # A thin dash for p95: a dashed line twice as wide took a third of a redraw.
@@ -299,12 +434,35 @@ class LatencyChart(pg.PlotWidget):
                                                     connect="finite")
                 self.addItem(self.p50[series])  # bare curves: a PlotDataItem's setData cost 0.5 ms each
                 self.addItem(self.p95[series])
-        self.legend.addItem(pg.PlotDataItem(pen=pg.mkPen("#334155", width=2)), "p50 (rolling)")
-        self.legend.addItem(pg.PlotDataItem(pen=pg.mkPen("#334155", width=1, style=Qt.PenStyle.DashLine)),
-                            "p95 (rolling)")
+        self.legend.addItem(pg.PlotDataItem(pen=pg.mkPen("#334155", width=2)), "p50")
+        self.legend.addItem(pg.PlotDataItem(pen=pg.mkPen("#334155", width=1, style=Qt.PenStyle.DashLine)), "p95")
 
     def set_scale(self, scale: float) -> None:
+        self.scale = scale
         _style(self, self.title, "ms", scale)
+        self.legend.setLabelTextSize(f"{9 * scale:.1f}pt")
+        for _sample, key in self.legend.items:
+            key.setText(key.text)  # pyqtgraph applies a new size only to text set after it
+        self.strip.set_scale(scale)
+        self._legend_columns()
+
+    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 - Qt's name
+        super().resizeEvent(event)
+        if "strip" not in self.__dict__ or self.closed:
+            return  # pyqtgraph resizes once before this chart is built, and once after its scene is gone
+        self._legend_columns()
+        self.strip.relayout()
+
+    def _legend_columns(self) -> None:
+        """As many legend columns as fit the chart's width (``legend_columns`` only until the
+        chart has one), so that the legend takes as few lines under the plot as it can."""
+        font = QFont()
+        font.setPointSizeF(9 * self.scale)
+        metrics = QFontMetricsF(font)
+        widths = [metrics.horizontalAdvance(label.text) for _sample, label in self.legend.items]
+        columns = columns_that_fit(widths, self.width() - 40)
+        if columns != self.legend.columnCount:
+            self.legend.setColumnCount(columns)
 
     def draw(self, now: float | None = None) -> str:
         """Draw the last WINDOW_S seconds up to ``now``; the figures in words."""
@@ -374,26 +532,36 @@ class LatencyChart(pg.PlotWidget):
         text = " · ".join(figures) or "No requests yet: start the load or use the Shop tab."
         if above:
             text += f" · {above} slower answers above the chart"
+        if self.strip.hidden:
+            text += f" · {self.strip.hidden} marks too close to name (hover their lines)"
         self.text = text
 
     def draw_marks(self, now: float) -> None:
         """A vertical line at each fault (red) and heal (green) of the last WINDOW_S seconds,
-        labelled with what happened."""
+        named in the strip above the plot. Solid and wide, unlike the percentile lines, whose
+        jumps are thin and in their series' colour."""
         marks = [m for m in self.model.marks_since(now - WINDOW_S) if m.t <= now]
         while len(self.marks) > len(marks):
             self.removeItem(self.marks.pop())
         while len(self.marks) < len(marks):
-            line = pg.InfiniteLine(angle=90, movable=False, label=" ",
-                                   labelOpts={"position": 0.93 - 0.14 * (len(self.marks) % 3),
-                                              "fill": (255, 255, 255, 220), "anchors": [(0, 0.5), (0, 0.5)]})
+            line = pg.InfiniteLine(angle=90, movable=False)
+            line.setZValue(-5)  # behind the points it marks the time of
             self.addItem(line)
             self.marks.append(line)
+        shown = []
         for line, mark in zip(self.marks, marks, strict=True):
             color = COLORS["down"] if mark.kind == MarkKind.FAULT else COLORS["up"]
-            line.setPen(pg.mkPen(color, width=2, style=Qt.PenStyle.DashLine))
+            line.setPen(_mark_pen(color))
             line.setPos(mark.t - now)
-            line.label.setFormat(mark.text)
-            side = 1 if mark.t - now > -WINDOW_S / 6 else 0  # near "now" the words go left of the line
-            line.label.anchors = [(side, 0.5), (side, 0.5)]
-            line.label.setColor(color)
+            line.setToolTip(f"{time.strftime('%H:%M:%S', time.localtime(mark.t))}  {mark.text}")
             line.mark = mark
+            shown.append(Shown(mark, mark.t - now, color))
+        self.strip.show_marks(shown)
+
+
+def _mark_pen(color: str) -> QPen:
+    """A fault's or heal's line: solid, wide and a little transparent, so that it reads as a
+    moment marked, not as a percentile jumping."""
+    faded = QColor(color)
+    faded.setAlpha(150)
+    return pg.mkPen(faded, width=3)

@@ -5,17 +5,21 @@ from __future__ import annotations
 import asyncio
 import re
 import traceback
+import weakref
 from collections.abc import Callable, Coroutine
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, QRectF, Qt, QTimer, Signal
-from PySide6.QtGui import QColor, QPainter, QPen, QPixmap
+from PySide6.QtGui import QColor, QPainter, QPen, QPixmap, QShowEvent
 from PySide6.QtSvg import QSvgRenderer
-from PySide6.QtWidgets import QLabel
+from PySide6.QtWidgets import QLabel, QPushButton, QSpinBox
 
 from nodes.core.vocabulary import BuyResult, HealthState
+
+if TYPE_CHECKING:
+    from nodes.session.session import ClusterSession
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 
@@ -205,3 +209,76 @@ def spawn(coro: Coroutine[Any, Any, Any], report: Callable[[str], None],
 
     task.add_done_callback(finished)
     return task
+
+
+# ---- the load generator's controls (the Live and Charts tabs both show them) -----------------
+class RateBox(QSpinBox):
+    """The load generator's rate as one setting: the Live and Charts tabs each show a box, and
+    every box in one window shows the value last set in any of them (the session holds it;
+    issue 23: "Live 20 req/s, Charts 50 req/s" told two stories about one load)."""
+
+    _boxes: weakref.WeakSet[RateBox] = weakref.WeakSet()
+    _edits = 0  # counts edits in any box, so that a box shown later takes the latest
+
+    def __init__(self, rate: int) -> None:
+        super().__init__()
+        self.edited = 0
+        self.setRange(1, 1000)
+        self.setValue(rate)
+        self.setSuffix(" req/s")
+        self.setAccessibleName("Load rate")
+        self.setMaximumWidth(self.fontMetrics().horizontalAdvance("1000 req/s") + 48)  # no wider than it needs
+        RateBox._boxes.add(self)
+        self.valueChanged.connect(self._share)
+
+    def siblings(self) -> list[RateBox]:
+        """The other rate boxes of this window."""
+        top = self.window()
+        return [box for box in list(RateBox._boxes) if box is not self and box.window() is top]
+
+    def _share(self, value: int) -> None:
+        RateBox._edits += 1
+        self.edited = RateBox._edits
+        for box in self.siblings():
+            box.edited = self.edited
+            box._quietly(value)  # the session already has it, from the box that was edited
+
+    def _quietly(self, value: int) -> None:
+        if self.value() != value:
+            self.blockSignals(True)
+            self.setValue(value)
+            self.blockSignals(False)
+
+    def show_rate(self, rate: float) -> None:
+        """Show the session's rate in this box and its siblings, when it was set elsewhere (a
+        scripted demo): nothing is sent back to the session."""
+        if self.value() != round(rate):
+            self._quietly(round(rate))
+            for box in self.siblings():
+                box._quietly(round(rate))
+
+    def showEvent(self, event: QShowEvent) -> None:  # noqa: N802 - Qt's name
+        """Take the latest edit made in a box of this window before this one was in it."""
+        super().showEvent(event)
+        latest = max(self.siblings(), key=lambda box: box.edited, default=None)
+        if latest is not None and latest.edited > self.edited:
+            self._quietly(latest.value())
+            self.edited = latest.edited
+
+
+def load_controls(rate: int) -> tuple[QPushButton, RateBox]:
+    """The load generator's start/stop button and its rate, as the Charts and Live tabs show them."""
+    button = QPushButton("Start load")
+    button.setObjectName("Primary")
+    return button, RateBox(rate)
+
+
+def toggle_load(session: ClusterSession, report: Callable[[str], None], apply_settings: Callable[[], None],
+                relabel: Callable[[], None]) -> None:
+    """Start the load generator with the settings shown, or stop it; ``relabel`` either way."""
+    if session.load.running:
+        spawn(session.load.stop(), report, lambda _r: relabel())
+    else:
+        apply_settings()
+        session.load.start()
+    relabel()

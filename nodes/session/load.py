@@ -16,7 +16,7 @@ from nodes.verify.workload import Request, Runner, percentile
 
 @dataclass
 class LoadSettings:
-    rate: float = 50.0  # requests per second
+    rate: float = 20.0  # requests per second: the Live and Charts tabs show and set this one value
     write_fraction: float = 0.1
     topics: tuple[str, ...] = ("distributed", "graduate", "t")
 

@@ -75,12 +75,13 @@ def book_id(request: web.Request) -> int:
     return int(raw)
 
 
-def whole_number(text: str | None, name: str, *, status: int = 400) -> int | None:
-    """A whole number given as text (a query parameter, a header), None when absent."""
+def whole_number(text: str | None, name: str, *, status: int = 400, maximum: int = MAX_WHOLE) -> int | None:
+    """A whole number given as text (a query parameter, a header), None when absent. Its length
+    is checked first: Python will not even read a number of more than 4300 digits."""
     if text is None:
         return None
-    if not _WHOLE_NUMBER.fullmatch(text):
-        raise ApiError(status, f"'{name}' must be a whole number")
+    if not _WHOLE_NUMBER.fullmatch(text) or len(text) > len(str(maximum)) or int(text) > maximum:
+        raise ApiError(status, f"'{name}' must be a whole number from 0 to {maximum}")
     return int(text)
 
 

@@ -23,6 +23,7 @@ from nodes.core.telemetry import (
     new_span_id,
     new_trace_id,
 )
+from nodes.core.wire import BUY_ID_HEADER
 from nodes.runtime.client import (
     MAX_PACE_MS,
     SECRET_HEADER,
@@ -33,6 +34,17 @@ from nodes.runtime.client import (
     Timeouts,
     status_text,
 )
+from nodes.runtime.contract import (
+    OBJECT,
+    Param,
+    Route,
+    body,
+    describe,
+    get,
+    openapi_route,
+    post,
+    route_table,
+)
 from nodes.runtime.errors import ApiError, json_errors, json_object, optional_int
 
 ADMIN_PREFIX = "/admin/"
@@ -41,6 +53,7 @@ QUIET_PATHS = frozenset({"/health", "/rep/ping"})
 #: Events a live subscriber may fall behind by before it loses the oldest.
 SUBSCRIBER_LIMIT = 5000
 TELEMETRY_SNDBUF = 64 * 1024
+TITLES = {"frontend": "Bazar front-end", "catalog": "Bazar catalog replica", "order": "Bazar order replica"}
 
 
 @dataclass
@@ -119,18 +132,24 @@ class Node:
         }
 
 
-def build_app(node: Node, routes: list[web.RouteDef], *,
+def build_app(node: Node, routes: Sequence[Route], *,
               cleanup_ctx: Sequence[Callable[..., Any]] = ()) -> web.Application:
-    """The aiohttp application every service shares the shape of (aiohttp-demos style)."""
+    """The aiohttp application every service shares the shape of (aiohttp-demos style): its own
+    routes, the admin routes every node has, and ``GET /openapi.json`` describing all of them,
+    built from the same declarations (contract.py)."""
     from nodes.runtime.errors import MAX_BODY_BYTES
 
     app = web.Application(
         client_max_size=MAX_BODY_BYTES,
-        middlewares=[_cut_off(node), _observe(node), _pace(node), _slow(node), json_errors, _secret(node)],
+        middlewares=[_cut_off(node), _observe(node), _pace(node), _slow(node), json_errors, _secret(node),
+                     _plain_headers],
     )
     app["node"] = node
-    app.add_routes(routes)
-    app.add_routes(_admin_routes(node))
+    description: dict[str, Any] = {}
+    declared = [*routes, *_admin_routes(node), openapi_route(lambda: description)]
+    description.update(describe(declared, title=TITLES.get(node.role, node.role),
+                                internal_prefixes=node.internal_prefixes + (ADMIN_PREFIX,), secret=bool(node.secret)))
+    app.add_routes(route_table(declared))
 
     async def client_ctx(_app: web.Application):
         await node.client.start()
@@ -182,10 +201,11 @@ def _observe(node: Node):
     async def middleware(request: web.Request, handler):
         if request.path.startswith(ADMIN_PREFIX) or request.path in QUIET_PATHS:
             return await handler(request)
-        trace = request.headers.get(TRACE_HEADER) or new_trace_id()
+        # Both go on in headers: one no header can carry (bytes that were not UTF-8) is made anew.
+        trace = _plain_or(request.headers.get(TRACE_HEADER), new_trace_id)
         token = current_trace.set(trace[:64])
         # The span this request is served under: its caller's hop, or a new one for a client.
-        span_token = current_span.set((request.headers.get(SPAN_HEADER) or new_span_id())[:32])
+        span_token = current_span.set(_plain_or(request.headers.get(SPAN_HEADER), new_span_id)[:32])
         t0 = time.perf_counter()
         sender = request.headers.get(SENDER_HEADER)
         node.telemetry.emit("request_in", method=request.method, path=request.path,
@@ -257,7 +277,25 @@ def _secret(node: Node):
     return middleware
 
 
-def _admin_routes(node: Node) -> list[web.RouteDef]:
+def _plain(text: str) -> bool:
+    return text.isascii() and text.isprintable()
+
+
+def _plain_or(given: str | None, make: Callable[[], str]) -> str:
+    return given if given and _plain(given) else make()
+
+
+@web.middleware
+async def _plain_headers(request: web.Request, handler):
+    """A buy id travels on to other nodes in a header and names the buy in every answer and log:
+    printable ASCII only (bytes that are not UTF-8 reach us as surrogates no header can carry)."""
+    given = request.headers.get(BUY_ID_HEADER)
+    if given is not None and not _plain(given):
+        raise ApiError(400, f"{BUY_ID_HEADER} must be printable ASCII")
+    return await handler(request)
+
+
+def _admin_routes(node: Node) -> list[Route]:
     async def health(request: web.Request) -> web.Response:
         if node.health is None:
             return web.json_response({"status": "up", "name": node.name})
@@ -355,14 +393,31 @@ def _admin_routes(node: Node) -> list[web.RouteDef]:
             await ws.close()
         return ws
 
+    state_answer = ("The node's state (docs/api.md, 'Every node')", OBJECT)
+    health_answers: dict[int, Any] = {200: ("Up", body({"name": {"type": "string"}, "status": {"type": "string"},
+                                                         "lease_until": {"type": "number"}}))}
+    if node.role == "order":
+        health_answers[503] = "Degraded: its catalog replica cannot be reached"
+    names = {"type": "array", "items": {"type": "string", "minLength": 1, "maxLength": 20}}
     return [
-        web.get("/admin/telemetry", telemetry),
-        web.get("/health", health),
-        web.get("/admin/state", state),
-        web.post("/admin/slow", set_slow),
-        web.post("/admin/cutoff", set_cut_off),
-        web.post("/admin/links", set_links),
-        web.post("/admin/pace", set_pace),
-        web.get("/admin/events", events),
+        get("/admin/telemetry", telemetry, "The live event stream (a WebSocket)",
+            {101: "Switching to the WebSocket: a [snapshot], then lists of events",
+             400: "Not a WebSocket request", 422: "'limit' is not a number"},
+            params=(Param("limit", "query", {"type": "integer", "minimum": 10, "maximum": SUBSCRIBER_LIMIT},
+                          "The most events the reader's queue holds"),)),
+        get("/health", health, "Is the node up? (the front-end's probe, an order replica's check)", health_answers,
+            params=(Param("from", "query", {"type": "string"}, "The prober's name"),)),
+        get("/admin/state", state, "The node's state", {200: state_answer}),
+        post("/admin/slow", set_slow, "Delay every answer (admin routes excepted)",
+             {200: state_answer}, body=body({"ms": {"type": "integer", "minimum": 0, "maximum": 60_000}},
+                                            required=["ms"])),
+        post("/admin/cutoff", set_cut_off, "Cut every link in and out, or heal them", {200: state_answer},
+             body=body({"on": {"type": "boolean"}}, required=["on"])),
+        post("/admin/links", set_links, "A partition: the links that stop delivering", {200: state_answer},
+             body=body({"deaf_to": names, "mute_to": names})),
+        post("/admin/pace", set_pace, "Teaching speed: hold every message sent", {200: state_answer},
+             body=body({"ms": {"type": "integer", "minimum": 0, "maximum": MAX_PACE_MS}}, required=["ms"])),
+        get("/admin/events", events, "The node's recent events, or one trace's",
+            {200: ("Events, oldest first", {"type": "array", "items": OBJECT})},
+            params=(Param("trace", "query", {"type": "string"}, "Only the events of this trace"),)),
     ]
-

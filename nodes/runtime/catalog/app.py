@@ -2,6 +2,7 @@
 replica-to-replica ``/rep/*`` messages of protocol.md, and its admin endpoints."""
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from aiohttp import web
@@ -26,9 +27,25 @@ from nodes.runtime.catalog.replication import ReplicaNode
 from nodes.runtime.catalog.store import CatalogStore
 from nodes.runtime.client import Pace
 from nodes.runtime.config import CatalogConfig
+from nodes.runtime.contract import (
+    HITS,
+    LOOKUP,
+    OBJECT,
+    RECORD,
+    REPLICA_NUMBERS,
+    SEQ,
+    TEXT_ID,
+    WHOLE,
+    Param,
+    body,
+    get,
+    post,
+    put,
+)
 from nodes.runtime.errors import (
     MAX_PRICE,
     MAX_QUANTITY,
+    MAX_WHOLE,
     ApiError,
     book_id,
     json_object,
@@ -39,6 +56,10 @@ from nodes.runtime.errors import (
 from nodes.runtime.node import Node, build_app
 
 MAX_ID_TEXT = 100
+#: A generation is a time in nanoseconds: never beyond 64 bits (SQLite's integers).
+MAX_GENERATION = 2**63 - 1
+#: A book id as a key of a ping's ``seqs``: ASCII digits only (str.isdigit takes '²' too).
+_BOOK_KEY = re.compile(r"[0-9]{1,15}")
 
 
 def init_app(config: CatalogConfig) -> web.Application:
@@ -86,7 +107,7 @@ def init_app(config: CatalogConfig) -> web.Application:
         another generation of the data (a reset under way, or missed) is refused with 503."""
         node_ = replica()
         if request is not None:
-            theirs = whole_number(request.headers.get(GENERATION_HEADER), GENERATION_HEADER)
+            theirs = whole_number(request.headers.get(GENERATION_HEADER), GENERATION_HEADER, maximum=MAX_GENERATION)
             if theirs is not None:
                 node_.driver.feed_time()
                 if not node_.core.same_generation(theirs):
@@ -144,12 +165,7 @@ def init_app(config: CatalogConfig) -> web.Application:
     async def rep_update(request: web.Request) -> web.Response:
         data = await json_object(request)
         target = book_id(request)
-        try:
-            copy = Book.from_record({**data, "id": target})
-        except (KeyError, TypeError, ValueError):
-            raise ApiError(400, "'/rep/update' needs the whole book: title, topic, price, quantity, seq") from None
-        if copy.quantity < 0 or copy.seq < 0 or optional_number(data, "price", minimum=0) is None:
-            raise ApiError(400, "quantity, seq and price must not be negative")
+        copy = _copy_of(target, data)
         buy_ids = _text_list(data, "buy_ids")
         sender = optional_int(data, "from")
         excluded = data.get("excluded", [])
@@ -167,7 +183,7 @@ def init_app(config: CatalogConfig) -> web.Application:
         data = await json_object(request)
         seqs = data.get("seqs", {})
         if not isinstance(seqs, dict) or not all(
-                isinstance(v, int) and not isinstance(v, bool) and k.isdigit() for k, v in seqs.items()):
+                isinstance(v, int) and not isinstance(v, bool) and _BOOK_KEY.fullmatch(k) for k, v in seqs.items()):
             raise ApiError(400, "'seqs' must be an object of book id to seq")
         return await answer(Ping(_required_int(data, "from"), {int(k): v for k, v in seqs.items()}), request)
 
@@ -197,7 +213,7 @@ def init_app(config: CatalogConfig) -> web.Application:
         data = await json_object(request) if request.can_read_body else {}
         # A generation is a time in nanoseconds (Supervisor.reset): beyond what a JSON number keeps
         # exactly, but never beyond 64 bits.
-        await replica().reset(optional_int(data, "generation", minimum=0, maximum=2**63 - 1))
+        await replica().reset(optional_int(data, "generation", minimum=0, maximum=MAX_GENERATION))
         return web.json_response(node.state())
 
     async def applied_buys(_request: web.Request) -> web.Response:
@@ -205,20 +221,65 @@ def init_app(config: CatalogConfig) -> web.Application:
         return web.json_response([{"buy_id": buy_id, "book": book, "seq": seq}
                                   for buy_id, (book, seq) in replica().core.buys.items()])
 
+    # The routes as docs/api.md describes them ('Catalog replica'): routed and described from here.
+    generation = Param(GENERATION_HEADER, "header", WHOLE, "Which reset of the data the sending replica holds",
+                       errors={400: f"{GENERATION_HEADER} is not a whole number",
+                               503: "This replica holds another generation of the data ('generation')"})
+    peer = (generation,)
+    state = ("The node's state", OBJECT)
+    conflict = "Not done here: busy, ahead, or no current copy; read again and retry"
+    whole_below_2_53 = {"type": "integer", "maximum": MAX_WHOLE}
+    ids = {"type": "array", "maxItems": MAX_LIST, "items": TEXT_ID}
     routes = [
-        web.get("/query/item/{id}", query_item),
-        web.get("/query/topic/{topic}", query_topic),
-        web.put("/update/{id}", update),
-        web.post("/rep/get/{id}", rep_get),
-        web.post("/rep/check/{id}", rep_check),
-        web.post("/rep/update/{id}", rep_update),
-        web.post("/rep/release/{id}", rep_release),
-        web.post("/rep/ping", rep_ping),
-        web.get("/rep/buys/{id}", rep_buys),
-        web.post("/admin/mode", set_mode),
-        web.post("/admin/peer-order", set_peer_order),
-        web.post("/admin/reset", reset),
-        web.get("/admin/buys", applied_buys),
+        get("/query/item/{id}", query_item, "One book, once the read rule has made sure it is current (S1-S3)",
+            {200: ("The book ('known_buy' when the named buy is applied here)", LOOKUP),
+             409: "No replica on the read's path could vouch for a copy, or the named buy is not confirmed"},
+            params=(Param("buy_id", "query", TEXT_ID, "An order replica's read: is this buy applied here?",
+                          errors={400: "'buy_id' is empty or too long"}),)),
+        get("/query/topic/{topic}", query_topic, "The books whose topic contains the text",
+            {200: ("Every matching book", HITS)}),
+        put("/update/{id}", update, "Write a book's stock and/or price (a buy's write, W1)",
+            {200: ("Written ('duplicate': the buy was already applied)", OBJECT), 409: conflict,
+             503: "Nothing was written (no majority, W8), or written and not confirmed (W2)"},
+            body=body({"quantity": {"type": "integer", "minimum": 0, "maximum": MAX_QUANTITY},
+                       "price": {"type": "number", "minimum": 0, "maximum": MAX_PRICE},
+                       "seq": SEQ, "buy_id": TEXT_ID, "since": {"type": "number", "minimum": 0, "maximum": MAX_WHOLE},
+                       "take": {"type": "integer", "minimum": 1, "maximum": MAX_WHOLE}},
+                      anyOf=[{"required": ["quantity"]}, {"required": ["price"]}])),
+        post("/rep/get/{id}", rep_get, "A read's hop", {200: ("The copy", body({"book": RECORD})), 409: conflict},
+             params=peer, body=body({"req": REPLICA_NUMBERS, "from": whole_below_2_53,
+                                     "seq_n": {"type": "integer", "minimum": -1, "maximum": MAX_WHOLE}},
+                                    required=["from", "seq_n"])),
+        post("/rep/check/{id}", rep_check, "A write's check and reservation (W1)",
+             {200: ("Granted, or one of the buys is already applied here", OBJECT), 409: conflict}, params=peer,
+             body=body({"seq_n": SEQ, "from": whole_below_2_53, "token": TEXT_ID, "buy_id": TEXT_ID,
+                        "since": {"type": "number", "minimum": 0, "maximum": MAX_WHOLE}, "riders": ids},
+                       required=["seq_n", "from", "token"])),
+        post("/rep/update/{id}", rep_update, "A write's fan-out: the whole new copy",
+             {200: ("Applied, with the leases granted to the replicas left out", OBJECT), 409: conflict}, params=peer,
+             body=body({"title": {"type": "string"}, "topic": {"type": "string"},
+                        "price": {"type": "number", "minimum": 0, "maximum": MAX_WHOLE},
+                        "quantity": {"type": "integer", "minimum": 0, "maximum": MAX_WHOLE}, "seq": SEQ,
+                        "token": TEXT_ID, "buy_ids": ids, "from": whole_below_2_53, "excluded": REPLICA_NUMBERS},
+                       required=["title", "topic", "price", "quantity", "seq", "token"])),
+        post("/rep/release/{id}", rep_release, "Hand back a reservation", {204: "Released"}, params=peer,
+             body=body({"token": TEXT_ID}, required=["token"])),
+        post("/rep/ping", rep_ping, "The heartbeat: seqs out, newer rows and a read lease back (W2, W3)",
+             {200: ("This replica's seqs, newer rows, buy counts and lease", OBJECT)}, params=peer,
+             body=body({"from": whole_below_2_53,
+                        "seqs": {"type": "object", "propertyNames": {"pattern": "^[0-9]{1,15}$"},
+                                 "additionalProperties": SEQ}}, required=["from"])),
+        get("/rep/buys/{id}", rep_buys, "The buys of a book this replica applied",
+            {200: ("[[buy_id, seq], ...]", {"type": "array"})}, params=peer),
+        post("/admin/mode", set_mode, "The replication rules: Bazar's or the documented ones", {200: state},
+             body=body({"mode": {"type": "string", "enum": list(MODES)}}, required=["mode"])),
+        post("/admin/peer-order", set_peer_order, "The order in which reads choose peers", {200: state},
+             body=body({"order": {"anyOf": [REPLICA_NUMBERS, {"type": "null"}]}, "seed": {"type": "integer"}})),
+        post("/admin/reset", reset, "Back to the seven books at seq 0 in a new generation", {200: state},
+             body=body({"generation": {"type": "integer", "minimum": 0, "maximum": MAX_GENERATION}}),
+             body_required=False),
+        get("/admin/buys", applied_buys, "Every buy this replica applied",
+            {200: ("[{buy_id, book, seq}, ...]", {"type": "array", "items": OBJECT})}),
     ]
     return build_app(node, routes, cleanup_ctx=[replica_ctx])
 
@@ -257,6 +318,19 @@ def _text_list(data: dict[str, Any], key: str) -> tuple[str, ...]:
             or not all(isinstance(b, str) and 0 < len(b) <= MAX_ID_TEXT for b in value)):
         raise ApiError(400, f"'{key}' must be a list of at most {MAX_LIST} non-empty short strings")
     return tuple(value)
+
+
+def _copy_of(book: int, data: dict[str, Any]) -> Book:
+    """The whole copy a ``/rep/update`` carries, each field of its own type: never a number read
+    from text, cut from a fraction or too large for the database."""
+    title, topic = data.get("title"), data.get("topic")
+    if not isinstance(title, str) or not isinstance(topic, str):
+        raise ApiError(400, "'/rep/update' needs the whole book: title, topic, price, quantity, seq")
+    price = optional_number(data, "price", minimum=0)
+    if price is None:
+        raise ApiError(400, "'price' is required")
+    return Book(book, title, topic, price, _required_int(data, "quantity", minimum=0),
+                _required_int(data, "seq", minimum=0))
 
 
 def _required_text(data: dict[str, Any], key: str) -> str:

@@ -13,6 +13,20 @@ from nodes.core.messages import Buy, Invalidate, NotFound, Read, Search
 from nodes.core.wire import BUY_ID_HEADER, response_of
 from nodes.runtime.client import Pace
 from nodes.runtime.config import FrontendConfig
+from nodes.runtime.contract import (
+    BUY_ID,
+    HITS,
+    LOOKUP,
+    OBJECT,
+    TRACE,
+    WHOLE,
+    Param,
+    body,
+    delete,
+    get,
+    post,
+    put,
+)
 from nodes.runtime.driver import Driver
 from nodes.runtime.errors import ApiError, book_id, json_object, optional_int, whole_number
 from nodes.runtime.node import Node, build_app
@@ -91,15 +105,31 @@ def init_app(config: FrontendConfig) -> web.Application:
         node.emit_snapshot()
         return web.json_response(node.state())
 
+    state = ("The node's state", OBJECT)
+    no_catalog = "No catalog server could be reached (the replicas tried are in 'tried')"
+    bought = {"type": "object", "required": ["success", "message", "buy_id"],
+              "properties": {"success": {"type": "boolean"}, "message": {"type": "string"},
+                             "buy_id": {"type": "string"}, "order_id": {"type": "integer"}}}
     routes = [
-        web.get("/search/{topic}", search),
-        web.get("/lookup/{id}", lookup),
-        web.put("/buy/{id}", buy),
-        web.delete("/invalidate/item/{id}", invalidate_item),
-        web.delete("/invalidate/topic/", invalidate_all_topics),
-        web.delete("/invalidate/topic/{topic}", invalidate_topic),
-        web.post("/admin/failover", set_failover),
-        web.post("/admin/reset", reset),
+        get("/search/{topic}", search, "The books whose topic contains the text",
+            {200: ("Every matching book; [] when none", HITS), 504: no_catalog}, params=(TRACE,)),
+        get("/lookup/{id}", lookup, "One book: title, stock, price", {200: ("The book", LOOKUP), 504: no_catalog},
+            params=(TRACE,)),
+        put("/buy/{id}", buy, "Buy one copy",
+            {200: ("Bought ('success': true), or out of stock ('success': false)", bought),
+             202: ("Unknown: an order replica may have carried it out, none confirmed it", OBJECT),
+             503: "Not done: no majority of catalog replicas, or the book in too much demand",
+             504: "No order server could carry out the buy"}, params=(BUY_ID, TRACE)),
+        delete("/invalidate/item/{id}", invalidate_item, "Drop a book from the lookup cache",
+               {204: "Dropped"}, params=(Param("seq", "query", WHOLE, "Cache no copy older than this seq from now on",
+                                               errors={422: "'seq' is not a whole number"}),)),
+        delete("/invalidate/topic/", invalidate_all_topics, "Drop every cached search", {204: "Dropped"}),
+        delete("/invalidate/topic/{topic}", invalidate_topic, "Drop the cached searches that include the topic",
+               {204: "Dropped"}),
+        post("/admin/failover", set_failover, "The rings' mode and whose turn it is (S9-S12)", {200: state},
+             body=body({"mode": {"type": "string", "enum": list(RING_MODES)}, "catalog_turn": WHOLE,
+                        "order_turn": WHOLE})),
+        post("/admin/reset", reset, "Empty both caches, zero the counters", {200: state}),
     ]
     return build_app(node, routes, cleanup_ctx=[probe_ctx])
 

@@ -12,6 +12,7 @@ from nodes.core.order.protocol import OrderReplica
 from nodes.core.wire import BUY_ID_HEADER, response_of
 from nodes.runtime.client import Pace
 from nodes.runtime.config import OrderConfig
+from nodes.runtime.contract import BUY_ID, OBJECT, TRACE, Param, get, post, put
 from nodes.runtime.driver import Driver
 from nodes.runtime.errors import ApiError, book_id
 from nodes.runtime.node import Node, build_app
@@ -67,10 +68,19 @@ def init_app(config: OrderConfig) -> web.Application:
         node.emit_snapshot()
         return web.json_response(node.state())
 
+    bought = {"type": "object", "required": ["success", "message", "buy_id"],
+              "properties": {"success": {"type": "boolean"}, "message": {"type": "string"},
+                             "buy_id": {"type": "string"}, "order_id": {"type": "integer"}}}
     routes = [
-        web.put("/buy/{id}", buy),
-        web.get("/orders", orders),
-        web.post("/admin/reset", reset),
+        put("/buy/{id}", buy, "Buy one copy through this replica's catalog",
+            {200: ("Bought ('success': true), or out of stock ('success': false)", bought),
+             503: "Not done: the catalog refused (no majority), or the book stayed in too much demand",
+             504: "The catalog could not be reached ('outcome': not done, or unknown)"}, params=(BUY_ID, TRACE)),
+        get("/orders", orders, "The purchase history, oldest first",
+            {200: ("The latest purchases", {"type": "array", "items": OBJECT})},
+            params=(Param("limit", "query", {"type": "integer"}, "How many of the latest (1 to 10,000; default 100)",
+                          errors={422: "'limit' is not a number"}),)),
+        post("/admin/reset", reset, "Empty the history", {200: ("The node's state", OBJECT)}),
     ]
     return build_app(node, routes, cleanup_ctx=[store_ctx])
 

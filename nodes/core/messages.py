@@ -196,6 +196,15 @@ class KnownBuy:
 
 
 @dataclass(frozen=True)
+class ReusedBuyId:
+    """A buy id already used for another book: refused, nothing changed. A buy id names one buy
+    (the same id again is a retry and gets the first outcome); a new buy needs a new id."""
+
+    buy_id: str
+    book: int  # the book the id was first used for
+
+
+@dataclass(frozen=True)
 class Newer:
     book: Book
 

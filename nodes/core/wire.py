@@ -37,6 +37,7 @@ from nodes.core.messages import (
     Pong,
     Read,
     Release,
+    ReusedBuyId,
     Search,
     Unconfirmed,
     Unreachable,
@@ -179,6 +180,9 @@ def response_of(message: Any, answer: Any) -> tuple[int, Any]:
             return 200, body
         case OutOfStock(buy_id):
             return 200, {"success": False, "message": OUT_OF_STOCK, "buy_id": buy_id}
+        case ReusedBuyId(buy_id, book):
+            return 422, {"message": f"Buy id {buy_id} was already used to buy book {book}; a new buy needs a new "
+                                    "id (the same id again only repeats that buy)", "buy_id": buy_id, "used_for": book}
         case Unreachable(text, outcome, busy):
             return (503 if busy else 504), {"message": text, "outcome": outcome}
         case OutcomeUnknown(buy_id, tried):
@@ -229,6 +233,8 @@ def _book(record: Any, book_id: int | None = None) -> Book:
 def _answer_of(message: Any, status: int, data: Any, body: dict[str, Any]) -> Any:
     if status == 404 and not isinstance(message, Health):
         return NotFound()
+    if status == 422 and isinstance(body.get("used_for"), int) and isinstance(body.get("buy_id"), str):
+        return ReusedBuyId(body["buy_id"], body["used_for"])
     match message:
         case Read(book):
             if status == 200 and body.get("known_buy"):

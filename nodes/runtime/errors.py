@@ -4,11 +4,12 @@ from __future__ import annotations
 import json
 import logging
 import re
+import uuid
 from typing import Any
 
 from aiohttp import web
 
-from nodes.core.wire import NOT_FOUND
+from nodes.core.wire import BUY_ID_HEADER, NOT_FOUND
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +74,22 @@ def book_id(request: web.Request) -> int:
     if len(raw.lstrip("-")) > 15:  # a number, but beyond any id a book can have
         raise ApiError(404, NOT_FOUND)
     return int(raw)
+
+
+#: The longest buy id taken; a longer one is refused, never cut (two ids cut alike would be one).
+MAX_BUY_ID = 100
+
+
+def buy_id_of(request: web.Request) -> str:
+    """The request's ``X-Bazar-Buy-Id`` (an idempotency key: the same id again repeats the same
+    buy), or a new one when it has none. Too long or empty is 400: cut short, two different ids
+    could become one and a buy would be answered with another's outcome (issue 25)."""
+    given = request.headers.get(BUY_ID_HEADER)
+    if given is None:
+        return uuid.uuid4().hex
+    if not given.strip() or len(given) > MAX_BUY_ID:
+        raise ApiError(400, f"{BUY_ID_HEADER} must be 1 to {MAX_BUY_ID} characters (it was {len(given)})")
+    return given
 
 
 def whole_number(text: str | None, name: str, *, status: int = 400, maximum: int = MAX_WHOLE) -> int | None:

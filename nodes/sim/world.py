@@ -64,6 +64,7 @@ class CatalogDisk:
 class Purchase:
     order_id: int
     buy_id: str
+    book_id: int
 
 
 class OrderDisk:
@@ -77,7 +78,7 @@ class OrderDisk:
         return self.purchases.get(buy_id)
 
     def record(self, buy_id: str, book_id: int, title: str, price: float) -> Purchase:
-        purchase = self.purchases.setdefault(buy_id, Purchase(len(self.purchases) + 1, buy_id))
+        purchase = self.purchases.setdefault(buy_id, Purchase(len(self.purchases) + 1, buy_id, book_id))
         return purchase
 
 

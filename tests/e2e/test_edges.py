@@ -85,3 +85,29 @@ async def test_the_order_history_is_internal(http):
     status, answer = await http.get("/orders", node="order0")
     assert status == 401 and "X-Bazar-Secret" in answer["message"]
     assert (await http.get("/orders", node="order0", secret=True))[0] == 200
+
+
+async def test_a_buy_id_reused_for_another_book_is_refused_422_and_takes_nothing(http):
+    """An idempotency key names one buy: the same id again repeats it (its first outcome), the
+    same id for another book is a mistake, refused, changing nothing; never cut short."""
+    stock = {book: (await http.get(f"/lookup/{book}"))[1]["quantity"] for book in (2, 3)}
+    first = await http.request("PUT", "frontend", "/buy/2", headers={"X-Bazar-Buy-Id": "reused-1"})
+    assert first[0] == 200 and first[1]["success"] is True, first
+    again = await http.request("PUT", "frontend", "/buy/2", headers={"X-Bazar-Buy-Id": "reused-1"})
+    assert again[0] == 200 and again[1]["buy_id"] == "reused-1"  # a retry: the first outcome
+    other = await http.request("PUT", "frontend", "/buy/3", headers={"X-Bazar-Buy-Id": "reused-1"})
+    assert other[0] == 422 and "already used to buy book 2" in other[1]["message"], other
+    # Straight to an order replica too (it remembers, and so do the catalogs): still refused.
+    for order in ("order0", "order1"):
+        direct = await http.request("PUT", order, "/buy/3", headers={"X-Bazar-Buy-Id": "reused-1"})
+        assert direct[0] == 422, (order, direct)
+    assert (await http.get("/lookup/2"))[1]["quantity"] == stock[2] - 1
+    assert (await http.get("/lookup/3"))[1]["quantity"] == stock[3]
+
+
+async def test_a_buy_id_too_long_is_400_not_cut_short(http):
+    stock = (await http.get("/lookup/4"))[1]["quantity"]
+    for node in ("frontend", "order0"):
+        status, answer, _ = await http.request("PUT", node, "/buy/4", headers={"X-Bazar-Buy-Id": "x" * 101})
+        assert status == 400 and "1 to 100 characters" in answer["message"], (node, answer)
+    assert (await http.get("/lookup/4"))[1]["quantity"] == stock

@@ -82,6 +82,7 @@ REGRESSION_SEEDS = {
     6598: "the front-end's lease renewal dropped its seq floors and cached an older copy",
     9205: "a writer stepped its copy back over a newer one catch-up brought during its write",
     11801: "an unconfirmed write was handed to a peer by a check's answer, then could not give way",
+    2026121544: "a write confirmed late was vouched for as done while a peer that lacked it held a lease",
 }
 #: Found by the 100,000-seed run (3 simulated seconds of load each): a writer's read hop handed
 #: its unconfirmed copy on, and a retried buy was vouched for while still unconfirmed; the

@@ -10,7 +10,7 @@ from dataclasses import replace
 
 from nodes.core.catalog.leases import Leases
 from nodes.core.catalog.rules import Rule
-from nodes.core.catalog.state import HEARTBEAT_S, PING_TIMEOUT_S, Peer
+from nodes.core.catalog.state import HEARTBEAT_S, LEASE_S, PING_TIMEOUT_S, Peer
 from nodes.core.effects import Disk, Gather, Sleep
 from nodes.core.messages import (
     Applied,
@@ -96,13 +96,20 @@ class CatchUp(Leases):
                 await Disk("add_buys", book_id, sorted(elsewhere.items()))
                 for buy_id, seq in sorted(elsewhere.items()):
                     self._remember_buy(buy_id, book_id, seq)
+                self._settle_after_grants(sorted(elsewhere))
             self._unmark_valid(book_id)
             self._emit_seq(current)
             del self.tentative[book_id]
 
     def _confirm(self, book_id: int) -> None:
-        """A peer holds our tentative write: it is settled, and stays."""
-        self.tentative.pop(book_id, None)
+        """A peer holds our tentative write: it is settled, and stays. Its buys are not vouched
+        for as done for a lease's length: a peer that has not taken it yet may hold a lease, from
+        any replica, on the copy before it, and every such lease runs out within LEASE_S (W2)."""
+        entry = self.tentative.pop(book_id, None)
+        if entry is not None and Rule.LEASES in self.rules:
+            until = self.now + LEASE_S
+            for buy_id in entry[0].buy_ids:
+                self.buy_settles[buy_id] = max(self.buy_settles.get(buy_id, 0.0), until)
 
     def on_ping(self, message: Ping) -> Pong:
         """A ping's answer: our seqs, every row (with its buys) newer than the sender's, and a
@@ -153,3 +160,4 @@ class CatchUp(Leases):
                     await Disk("add_buys", book_id, missing)
                     for buy_id, seq in missing:
                         self._remember_buy(buy_id, book_id, seq)
+                    self._settle_after_grants([buy_id for buy_id, _seq in missing])

@@ -14,6 +14,7 @@ from nodes.core.messages import (
     Found,
     Get,
     KnownBuy,
+    ReusedBuyId,
 )
 
 
@@ -25,9 +26,12 @@ class Reads(Leases):
         needle = topic.casefold()
         return [book for book in sorted(self.books.values(), key=lambda b: b.id) if needle in book.topic.casefold()]
 
-    async def read(self, book_id: int, buy_id: str | None = None) -> Found | KnownBuy | Conflict:
-        """A lookup, or a buy's read (``buy_id``): a buy done already is answered as such (W7)."""
+    async def read(self, book_id: int, buy_id: str | None = None) -> Found | KnownBuy | Conflict | ReusedBuyId:
+        """A lookup, or a buy's read (``buy_id``): a buy done already is answered as such (W7),
+        and an id already used for another book is refused."""
         self.book(book_id)  # unknown before any hop: every replica holds the same books (W5)
+        if (reused := self._reused(buy_id, book_id)) is not None:
+            return reused
         if buy_id is not None and buy_id in self._tentative_buys():
             return Conflict(None, "That buy is not confirmed yet; try again")
         if buy_id is not None and buy_id in self.buys:
@@ -37,6 +41,8 @@ class Reads(Leases):
         found, copy = await self._hop(book_id, asked=(), upstream_seq=-1)
         if not found:
             return Conflict(copy, "No replica could vouch for a current copy; try again")
+        if (reused := self._reused(buy_id, book_id)) is not None:
+            return reused  # the hops brought the buy in with another book's copy
         if buy_id is not None and buy_id in self.buys:
             return await self._known_buy(buy_id, book_id)
         return Found(copy)

@@ -131,9 +131,12 @@ class Reservations(Documented):
         self._release(copy.id, message.token)
         self._mark_valid(copy.id)
         # Those left out are behind us now, so they get no new lease from us; the ones they
-        # hold run until these times, and the writer waits for them (W2).
+        # hold run until these times, and the writer waits for them (W2). A late offer of a
+        # write left unconfirmed may reach us before any other peer: all but its writer may
+        # still lack it.
+        behind = {p.index for p in self.peers if p.index != message.sender} if message.late else set(message.excluded)
         holds = tuple((p.index, p.granted_until) for p in self.peers
-                      if p.index in message.excluded and not p.refused and p.granted_until > self.now)
+                      if p.index in behind and not p.refused and p.granted_until > self.now)
         if holds:
             for buy_id in message.buy_ids:
                 self.buy_settles[buy_id] = max(self.buy_settles.get(buy_id, 0.0), *(u for _, u in holds))

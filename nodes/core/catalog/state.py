@@ -18,6 +18,7 @@ from nodes.core.effects import Core, Disk, Send, Waiters
 from nodes.core.messages import (
     Conflict,
     NotWritten,
+    ReusedBuyId,
     Unconfirmed,
     Update,
     Write,
@@ -44,7 +45,7 @@ INVALIDATE_TIMEOUT_S = 0.5
 
 Priority = tuple[float, int]  # (when the operation first tried, writer's replica number): lower wins
 #: What a write (``Write``) is answered.
-WriteAnswer: TypeAlias = Written | Conflict | NotWritten | Unconfirmed
+WriteAnswer: TypeAlias = Written | Conflict | NotWritten | Unconfirmed | ReusedBuyId
 
 
 class BookUnknown(Exception):
@@ -193,8 +194,19 @@ class ReplicaState(Core):
         self.books[copy.id] = copy
         for buy_id in buy_ids:
             self._remember_buy(buy_id, copy.id, copy.seq)
+        self._settle_after_grants(buy_ids)
         self._emit_seq(copy)
         return True
+
+    def _settle_after_grants(self, buy_ids: tuple[str, ...] | list[str]) -> None:
+        """Buys learnt with a copy adopted here (catch-up, a read's hop, a fetch) are not vouched
+        for as done before every read lease this replica granted has run out: a peer holding
+        one may still vouch for the copy before them, and we cannot tell whether it has caught
+        up (W2, W7). We grant no new lease to a peer behind us, so these are all there are."""
+        horizon = max((peer.granted_until for peer in self.peers if not peer.refused), default=0.0)
+        if horizon > self.now:
+            for buy_id in buy_ids:
+                self.buy_settles[buy_id] = max(self.buy_settles.get(buy_id, 0.0), horizon)
 
     # ---- book locks (one local write per book at a time) -----------------------------------
     async def _lock(self, book_id: int, deadline: float) -> bool:
@@ -214,6 +226,14 @@ class ReplicaState(Core):
         if buy_id not in self.buys:
             self.buys[buy_id] = (book_id, seq)
             self.buy_count[book_id] += 1
+
+    def _reused(self, buy_id: str | None, book_id: int) -> ReusedBuyId | None:
+        """The refusal for a buy id remembered for another book: one id names one buy (W7), so
+        the same id for another book is a mistake, not a retry, and must change nothing."""
+        known = self.buys.get(buy_id) if buy_id is not None else None
+        if buy_id is None or known is None or known[0] == book_id:
+            return None
+        return ReusedBuyId(buy_id, known[0])
 
     def _forget_buy(self, buy_id: str) -> None:
         """Undo _remember_buy, for a write withdrawn before anyone else took it."""

@@ -56,6 +56,8 @@ class Writes(Reservations, GroupCommit):
         try:
             priority: Priority = (request.since if request.since is not None else self.now, self.index)
             buy_id = request.buy_id
+            if (reused := self._reused(buy_id, book_id)) is not None:
+                return reused
             if buy_id is not None and buy_id in self._tentative_buys():
                 return Conflict(self.books[book_id], "busy")  # not confirmed yet: neither done nor not
             if buy_id is not None and buy_id in self.buys:

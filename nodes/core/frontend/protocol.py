@@ -16,6 +16,7 @@ announced to the front-end before they began (``_share_fetch``).
 """
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
@@ -37,6 +38,7 @@ from nodes.core.messages import (
     OutcomeUnknown,
     OutOfStock,
     Read,
+    ReusedBuyId,
     Search,
     Unreachable,
 )
@@ -143,6 +145,8 @@ class Frontend(Core):
         self.connect_s = connect_s
         self.counts = {"bought": 0, "out_of_stock": 0, "unknown": 0, "failed": 0}
         self.in_flight = SingleFlight()
+        #: The book each recent buy id was used for (as many as ``in_flight`` keeps answers).
+        self.buy_books: OrderedDict[str, int] = OrderedDict()
         self.fetches: dict[int, Fetch] = {}  # book -> the read under way for it
         self.shared_reads = 0  # lookups answered by another lookup's read
         self.waiters = Waiters()
@@ -237,7 +241,19 @@ class Frontend(Core):
         return None
 
     async def buy(self, request: Buy) -> Any:
-        return await self.in_flight.run(request.buy_id, lambda: self._buy(request))
+        """A buy, once per buy id: a copy of one under way waits for it and gets its answer (W7).
+        The same id for another book is refused at once, changing nothing (an idempotency key
+        names one request), and so is it below, where a catalog or order replica remembers it."""
+        first = self.buy_books.get(request.buy_id)
+        if first is not None and first != request.book:
+            return ReusedBuyId(request.buy_id, first)
+        self.buy_books[request.buy_id] = request.book
+        if len(self.buy_books) > self.in_flight.keep:
+            self.buy_books.popitem(last=False)
+        answer = await self.in_flight.run(request.buy_id, lambda: self._buy(request))
+        if isinstance(answer, ReusedBuyId):
+            self.buy_books[request.buy_id] = answer.book
+        return answer
 
     async def _buy(self, request: Buy) -> Any:
         answer, attempts = await self.orders.call(

@@ -26,6 +26,7 @@ from nodes.core.messages import (
     NotWritten,
     OutOfStock,
     Read,
+    ReusedBuyId,
     Unconfirmed,
     Unreachable,
     Write,
@@ -66,17 +67,21 @@ class OrderReplica(Core):
         self.emit("order", outcome="bought", buy_id=buy_id)
         return Bought(buy_id, order_id)
 
-    async def buy(self, request: Buy) -> Bought | OutOfStock | NotFound | Unreachable:
+    async def buy(self, request: Buy) -> Bought | OutOfStock | NotFound | Unreachable | ReusedBuyId:
         if not self.guard_writes:
             return await self._buy(request)
-        answer: Bought | OutOfStock | NotFound | Unreachable = await self.in_flight.run(
-            request.buy_id, lambda: self._buy(request))
+        # Keyed by book too: the same id for another book is not a copy of this buy, and must not
+        # be handed its answer (it is refused on its own path, by our history or the catalog).
+        answer: Bought | OutOfStock | NotFound | Unreachable | ReusedBuyId = await self.in_flight.run(
+            (request.buy_id, request.book), lambda: self._buy(request))
         return answer
 
-    async def _buy(self, request: Buy) -> Bought | OutOfStock | NotFound | Unreachable:
+    async def _buy(self, request: Buy) -> Bought | OutOfStock | NotFound | Unreachable | ReusedBuyId:
         buy_id = request.buy_id
         if self.guard_writes and buy_id in self.recorded:  # W7: the same buy again gets its first outcome
             purchase = await Disk("find", buy_id)
+            if purchase is not None and purchase.book_id != request.book:
+                return ReusedBuyId(buy_id, purchase.book_id)  # not a retry: another book
             return self._bought(buy_id, purchase.order_id if purchase is not None else None)
         deadline = self.now + RETRY_BUDGET_S
         since = self.now  # travels with every attempt: the older buy wins a conflict
@@ -86,7 +91,7 @@ class OrderReplica(Core):
             read = await self._send(Read(request.book, buy_id if self.guard_writes else None))
             if isinstance(read, NoAnswer):
                 return self._unreachable("not done")
-            if isinstance(read, NotFound):
+            if isinstance(read, NotFound | ReusedBuyId):
                 return read
             if isinstance(read, KnownBuy):
                 # An earlier attempt of this buy (a retry elsewhere, a message delivered twice)
@@ -111,7 +116,7 @@ class OrderReplica(Core):
                     purchase = await Disk("record", buy_id, book.id, book.title, book.price)
                     self.recorded.add(buy_id)
                     return self._bought(buy_id, purchase.order_id)
-                if isinstance(written, NotFound):
+                if isinstance(written, NotFound | ReusedBuyId):
                     return written
                 if isinstance(written, NotWritten):
                     # The catalog changed nothing (no majority, or it withdrew the write): say

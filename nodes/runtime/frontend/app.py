@@ -3,14 +3,13 @@ the LRU caches and the failover rings, and the invalidation endpoints catalogs c
 from __future__ import annotations
 
 import asyncio
-import uuid
 from typing import Any
 
 from aiohttp import web
 
 from nodes.core.frontend.protocol import RING_MODES, Frontend, NoCatalogServer
 from nodes.core.messages import Buy, Invalidate, NotFound, Read, Search
-from nodes.core.wire import BUY_ID_HEADER, response_of
+from nodes.core.wire import response_of
 from nodes.runtime.client import Pace
 from nodes.runtime.config import FrontendConfig
 from nodes.runtime.contract import (
@@ -28,7 +27,7 @@ from nodes.runtime.contract import (
     put,
 )
 from nodes.runtime.driver import Driver
-from nodes.runtime.errors import ApiError, book_id, json_object, optional_int, whole_number
+from nodes.runtime.errors import ApiError, book_id, buy_id_of, json_object, optional_int, whole_number
 from nodes.runtime.node import Node, build_app
 from nodes.runtime.tasks import cancel_and_wait
 
@@ -71,7 +70,7 @@ def init_app(config: FrontendConfig) -> web.Application:
         return await answer(Read(book_id(request)))
 
     async def buy(request: web.Request) -> web.Response:
-        buy_id = (request.headers.get(BUY_ID_HEADER) or uuid.uuid4().hex)[:100]
+        buy_id = buy_id_of(request)
         return await answer(Buy(book_id(request), buy_id))
 
     async def invalidate_item(request: web.Request) -> web.Response:

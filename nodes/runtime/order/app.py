@@ -3,18 +3,17 @@ catalog replica, made idempotent by the buy's id (W7), and its purchase history.
 from __future__ import annotations
 
 import asyncio
-import uuid
 
 from aiohttp import web
 
 from nodes.core.messages import Buy
 from nodes.core.order.protocol import OrderReplica
-from nodes.core.wire import BUY_ID_HEADER, response_of
+from nodes.core.wire import response_of
 from nodes.runtime.client import Pace
 from nodes.runtime.config import OrderConfig
 from nodes.runtime.contract import BUY_ID, OBJECT, TRACE, Param, get, post, put
 from nodes.runtime.driver import Driver
-from nodes.runtime.errors import ApiError, book_id
+from nodes.runtime.errors import ApiError, book_id, buy_id_of
 from nodes.runtime.node import Node, build_app
 from nodes.runtime.order.store import OrderStore
 
@@ -48,7 +47,7 @@ def init_app(config: OrderConfig) -> web.Application:
 
     async def buy(request: web.Request) -> web.Response:
         target = book_id(request)
-        buy_id = (request.headers.get(BUY_ID_HEADER) or uuid.uuid4().hex)[:100]
+        buy_id = buy_id_of(request)
         status, body = response_of(None, await run(core.buy(Buy(target, buy_id))))
         if status >= 400:
             raise ApiError(status, body.pop("message"), **body)

@@ -35,7 +35,7 @@ class Cluster:
     )
     data_dir: Path = Path("data")
     catalog_mode: str = "bazar"
-    #: "majority" (a write needs most catalog replicas) or "available" (protocol.md: skip whoever
+    #: "majority" (a write needs most catalog replicas) or "available" (docs/protocol.md: skip whoever
     #: cannot be reached). None: majority in Bazar mode, available in documented mode.
     consistency: str | None = None
     telemetry: bool = True

@@ -20,7 +20,7 @@ class Book:
     seq: int = 0
 
     def as_lookup(self) -> dict[str, Any]:
-        """The body of ``/lookup`` and ``/query/item`` (api.md), plus the book's ``seq``."""
+        """The body of ``/lookup`` and ``/query/item`` (docs/api.md), plus the book's ``seq``."""
         return {"title": self.title, "quantity": self.quantity, "price": _number(self.price), "seq": self.seq}
 
     def as_search_hit(self) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """The cluster's vocabulary: every message one node sends another, and every answer, as
 plain dataclasses. The protocol cores speak only these; ``nodes/core/wire.py`` is the one
 place that turns them into HTTP (methods, paths, status codes, JSON) and back, keeping
-api.md's contract and protocol.md's hop labels."""
+docs/api.md's contract and docs/protocol.md's hop labels."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field

@@ -1,6 +1,6 @@
 """The one place where Bazar's messages (``nodes/core/messages.py``) meet HTTP: for each message,
 the method, path, body and hop label it travels as; for each answer, its status and body;
-and back again. api.md's contract and protocol.md's hop labels live here and nowhere else."""
+and back again. docs/api.md's contract and docs/protocol.md's hop labels live here and nowhere else."""
 from __future__ import annotations
 
 from typing import Any

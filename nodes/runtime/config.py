@@ -1,5 +1,5 @@
 """Each service's configuration: a dataclass, filled from flags and from the environment
-variables api.md names (a flag wins over the environment)."""
+variables docs/api.md names (a flag wins over the environment)."""
 from __future__ import annotations
 
 import argparse
@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from nodes.core.catalog import Mode
 from nodes.runtime.client import Timeouts
 
-#: api.md's timeouts per caller: (connect ms, total ms).
+#: docs/api.md's timeouts per caller: (connect ms, total ms).
 DEFAULT_TIMEOUTS_MS = {"frontend": (200, 2000), "order": (150, 1500), "catalog": (100, 1000)}
 
 
@@ -61,7 +61,7 @@ class FrontendConfig(NodeConfig):
 
 
 def split_addresses(value: str | None) -> list[str]:
-    """``a|b|c`` (api.md's separator) into a list, blanks dropped."""
+    """``a|b|c`` (docs/api.md's separator) into a list, blanks dropped."""
     return [part.strip().rstrip("/") for part in (value or "").split("|") if part.strip()]
 
 

@@ -50,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument("--seed", type=int, help="replay one seed and print its history's digest")
     parser.add_argument("--first-seed", type=int, default=1, help="the first of --seeds (default 1)")
     parser.add_argument("--mode", choices=MODES, default=Mode.BAZAR.value,
-                        help="bazar (default), or documented: protocol.md's rules with their weak points")
+                        help="bazar (default), or documented: docs/protocol.md's rules with their weak points")
     parser.add_argument("--faults", type=_faults, default=FAULT_KINDS, metavar="LIST",
                         help=f"comma-separated, from {','.join(FAULT_KINDS)}; 'all' (default) or 'none'")
     parser.add_argument("--catalogs", type=int, default=3, help="catalog replicas (default 3)")

@@ -112,7 +112,7 @@ def _partition_links(rng: random.Random, kind: str, names: list[str]) -> tuple[t
 
 def simulate(options: Options, schedule: list[PlannedFault] | None = None) -> Result:
     started = time.perf_counter()
-    guard = options.mode == Mode.BAZAR  # the simulator's documented mode is protocol.md to the letter
+    guard = options.mode == Mode.BAZAR  # the simulator's documented mode is docs/protocol.md to the letter
     world = World(options.seed, catalogs=options.catalogs, orders=options.orders, guard_writes=guard,
                   catalog_rules=rules_for(options.mode, guard_writes=guard), network=Network(), stock=options.stock)
     names = [n for n in world.processes]

@@ -1,4 +1,4 @@
-"""The three services as real processes behind the front-end, as api.md describes them."""
+"""The three services as real processes behind the front-end, as docs/api.md describes them."""
 from __future__ import annotations
 
 import asyncio

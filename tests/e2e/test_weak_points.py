@@ -1,4 +1,4 @@
-"""Weak points of the documented design that Bazar does not inherit (protocol.md W1, W2, W3, W7)."""
+"""Weak points of the documented design that Bazar does not inherit (docs/weak-points.md W1, W2, W3, W7)."""
 from __future__ import annotations
 
 import asyncio

@@ -46,7 +46,7 @@ def _first_failure(options: Options, kinds: set[str], seeds: int) -> set[str]:
 
 @pytest.mark.timeout(120)
 def test_documented_mode_loses_updates_w1() -> None:
-    """Concurrent buyers, no faults at all: protocol.md's unguarded write loses updates."""
+    """Concurrent buyers, no faults at all: docs/protocol.md's unguarded write loses updates."""
     kinds = _first_failure(Options(mode="documented", faults=(), buyers=4, readers=0), {"lost buy"}, 20)
     assert "lost buy" in kinds
 

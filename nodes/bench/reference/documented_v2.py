@@ -1,5 +1,5 @@
 """The documented code, rebuilt from its document so that Bazar can be measured beside it:
-"Bazar V2" (../shared/seeds/003_…txt, protocol.md "Rules as documented") as its author built
+"Bazar V2" (the design document Bazar is built from; its rules in docs/protocol.md) as its author built
 it — Flask services on Flask's threaded server, Flask-style SQLAlchemy over one SQLite file
 per replica, `requests` for every call between services (a new connection each time), LRU
 caches of 3 look-ups and 10 searches, round-robin with failover, the documented timeouts.
@@ -87,7 +87,7 @@ def catalog_app(db: Path, peers: list[str], frontend: str):
         return {"title": b["title"], "quantity": b["quantity"], "price": b["price"]}
 
     def hop(book_id: int, chain: list[str], upstream: int) -> tuple[int, dict | None]:
-        """protocol.md's read: ask a random peer not yet asked (the chain carries who was, and
+        """docs/protocol.md's read: ask a random peer not yet asked (the chain carries who was, and
         the highest seq seen), until one holds the book as valid; the last one decides."""
         own = row(book_id)
         if book_id in valid:

@@ -1,4 +1,4 @@
-"""protocol.md's write to the letter (docs/protocol.md, S4 and S5): check unless valid, take
+"""docs/protocol.md's write to the letter (docs/protocol.md, S4 and S5): check unless valid, take
 a newer copy and answer 409, else fan out the update to whoever answers; a peer answers a
 check with its copy when newer and applies an update when newer. Nothing is reserved and no
 buy id travels, so two writers can both pass (W1). A replica runs it when its rules lack
@@ -26,7 +26,7 @@ class Documented(Leases):
     """The documented write, and the documented answers to its check and update."""
 
     async def _documented_write(self, book_id: int, changes: dict[str, Any]) -> Written | Conflict:
-        """protocol.md's write as written: check unless valid, take a newer copy and answer
+        """docs/protocol.md's write as written: check unless valid, take a newer copy and answer
         409, else fan out to whoever answers. Two writers can both pass (W1)."""
         generation = self.generation
         if book_id not in self.valid_ids:

@@ -19,7 +19,7 @@ top of it, each in its own module:
 - ``state.py``: ``ReplicaState``, every field with its invariant, and the primitives;
 - ``leases.py``: trusting the valid set, granting leases, outwaiting them (W2), peers heard (W4);
 - ``reads.py``: reads and their hops (S1–S3, W4);
-- ``documented.py``: protocol.md's write to the letter;
+- ``documented.py``: docs/protocol.md's write to the letter;
 - ``reservations.py``: checks as reservations, wait-die, releases (W1, W7);
 - ``group_commit.py``: buys of one book riding one round;
 - ``writes.py``: the write round and the update's arrival (W1, W2, W7, W8);

@@ -1,6 +1,6 @@
 """Which rules a catalog replica runs: one frozen set of named rules instead of three switches.
 
-protocol.md's replica (docs/protocol.md) has weak points (docs/weak-points.md); Bazar closes
+docs/protocol.md's replica (docs/protocol.md) has weak points (docs/weak-points.md); Bazar closes
 them with repairs a replica may run or leave out. Each repair is one ``Rule``; a replica holds
 a ``frozenset`` of them (``CatalogReplica.rules``) and every place a repair changes what the
 replica does asks ``Rule.X in self.rules``. The named sets are the ones Bazar runs:
@@ -9,7 +9,7 @@ replica does asks ``Rule.X in self.rules``. The named sets are the ones Bazar ru
 - ``AVAILABLE``: ``BAZAR`` without majority writes (``--consistency available``);
 - ``DOCUMENTED_GUARDED``: ``--mode documented`` on a real node: the documents' reads and
   writes, still with reservations and buy ids, so the figures' starting states stay as built;
-- ``DOCUMENTED``: protocol.md to the letter, which the simulator's documented mode runs to
+- ``DOCUMENTED``: docs/protocol.md to the letter, which the simulator's documented mode runs to
   show what it loses.
 
 People type modes (``bazar``, ``documented``) and a consistency (``majority``, ``available``);
@@ -32,7 +32,7 @@ class Consistency(StrEnum):
     """What a write needs when replicas cannot be reached (W8)."""
 
     MAJORITY = "majority"  # a majority of the replicas reserved, or nothing is written
-    AVAILABLE = "available"  # protocol.md: skip whoever cannot be reached
+    AVAILABLE = "available"  # docs/protocol.md: skip whoever cannot be reached
 
 
 #: The mode names, as argument choices and error messages list them.
@@ -51,7 +51,7 @@ class Rule(Enum):
     a stale base is refused. A buy's id travels with its write and is stored with the book, so
     a retry meets its first outcome; buys of one book ride one round (group commit); a write
     whose update got no answer stays tentative until a peer confirms it or shows another.
-    Without it: protocol.md's write to the letter (check only when not valid, no reservation,
+    Without it: docs/protocol.md's write to the letter (check only when not valid, no reservation,
     no buy ids; an update is applied when newer), ``documented.py``."""
 
     LEASES = "leases"
@@ -76,7 +76,7 @@ class Rule(Enum):
     """W8. A write needs a majority of the replicas reserved, else nothing is written
     (``NotWritten``); peers left out are named in the update so that those taking it stop
     granting them leases; a replica trusts its valid set with leases from all but a minority of
-    its peers (one of three may hang without stopping local reads). Without it: protocol.md's
+    its peers (one of three may hang without stopping local reads). Without it: docs/protocol.md's
     availability, a write goes ahead with whoever answers, and every peer's lease is needed."""
 
     FRONTEND_LEASES = "front-end cache leases"

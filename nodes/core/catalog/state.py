@@ -113,7 +113,7 @@ class ReplicaState(Core):
         self.buy_count: Counter[int] = Counter()  # buys remembered per book, kept by _remember_buy
         self.generation = 0  # which reset of the data this replica holds (see reset)
         # ---- what it vouches for -------------------------------------------------------------
-        #: protocol.md's valid set: books we vouch for as current. Empty at start; marked only
+        #: docs/protocol.md's valid set: books we vouch for as current. Empty at start; marked only
         #: while lease_ok() (W2), and dropped whole on a lapse (leases.py).
         self.valid_ids: set[int] = set()
         self._lease_lapsed = False  # the lease was last seen lapsed: a lapse and a renewal are told once each

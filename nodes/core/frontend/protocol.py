@@ -3,7 +3,7 @@ from the LRU caches (``cache.py``) or fetched from a catalog replica, buys sent 
 replica, each through the one "try the replicas in turn" ring. No I/O: the node
 (``app.py``) and the simulator drive it.
 
-Rings: ``documented`` follows protocol.md to the letter (S9–S12): the replica whose turn it
+Rings: ``documented`` follows docs/protocol.md to the letter (S9–S12): the replica whose turn it
 is is tried first, every try moves the turn on, a failed one sends the request to the next.
 ``adaptive`` (the default) fixes W4: the turn moves once per request, and replicas that a
 failed call or the background health probe found out are tried only after the others,
@@ -257,7 +257,7 @@ class Frontend(Core):
 
     async def _buy(self, request: Buy) -> Any:
         answer, attempts = await self.orders.call(
-            request, timeout=self.timeout_s * 2, connect=self.connect_s * 2,  # api.md: doubled for buy
+            request, timeout=self.timeout_s * 2, connect=self.connect_s * 2,  # docs/api.md: doubled for buy
             try_next=_down, home=request.book % len(self.orders.members))
         maybe_done = any(_maybe_done(a) for _member, a in attempts[:-1] if answer is not None) or (
             answer is None and any(_maybe_done(a) for _member, a in attempts))

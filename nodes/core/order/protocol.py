@@ -1,10 +1,10 @@
-"""The order replica's buy flow (protocol.md, S6–S8) as a pure core: read the book at its one
+"""The order replica's buy flow (docs/protocol.md, S6–S8) as a pure core: read the book at its one
 catalog replica; out of stock when none is left; else write stock − 1, and on a conflict
 read again and retry. No I/O: the node (``app.py``) and the simulator drive it.
 
 Bazar's additions: the buy's id travels with the write and is recorded, so a buy retried
 here or elsewhere is carried out once (W7); the write names the seq it was computed from,
-so it never lands on a newer copy (W1). ``guard_writes=False`` is protocol.md to the letter
+so it never lands on a newer copy (W1). ``guard_writes=False`` is docs/protocol.md to the letter
 (the simulator's documented mode): no buy id, no base seq.
 """
 from __future__ import annotations

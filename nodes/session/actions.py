@@ -14,7 +14,7 @@ from nodes.core.vocabulary import BuyResult, HealthState
 from nodes.observe.model import ClusterModel
 from nodes.observe.observations import LogNote
 from nodes.runtime.client import Pace
-from nodes.session.shop import BuyLookup, BuyOutcome, Shop
+from nodes.session.shop import BuyLookup, BuyOutcome, OrderHistory, Shop
 from nodes.verify.history import Fault
 
 
@@ -27,6 +27,8 @@ class Session(Protocol):
     shop: Shop
 
     async def orders(self, limit: int = 200) -> list[dict[str, Any]]: ...
+
+    async def order_history(self, limit: int = 200) -> OrderHistory: ...
 
     async def find_buy(self, buy_id: str) -> BuyLookup: ...
 
@@ -144,6 +146,10 @@ class Controller:
 
     async def orders(self) -> list[dict]:
         return await self.session.orders()
+
+    async def order_history(self) -> OrderHistory:
+        """The orders, and which order replicas could not be read (an empty history says why)."""
+        return await self.session.order_history()
 
     async def buy(self, book: int, buy_id: str | None = None) -> BuyOutcome:
         outcome = await self.session.shop.buy(book, buy_id)

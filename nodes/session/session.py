@@ -16,7 +16,7 @@ from nodes.observe.follower import Follower
 from nodes.observe.model import ClusterModel
 from nodes.session.actions import Controller
 from nodes.session.load import LagMonitor, LoadGenerator
-from nodes.session.shop import BuyLookup, Shop
+from nodes.session.shop import BuyLookup, OrderHistory, Shop
 
 
 @dataclass
@@ -28,6 +28,9 @@ class ClusterSession:
     shop: Shop = field(init=False)
     load: LoadGenerator = field(init=False)
     lag: LagMonitor = field(default_factory=LagMonitor)
+    #: Where the front-end's address goes once the cluster is ready (the terminal: README's
+    #: curl lesson needs it, and the window's ports change every run).
+    announce: Callable[[str], None] = field(default=lambda line: print(line, flush=True))
 
     controller: Controller = field(init=False)
 
@@ -59,6 +62,8 @@ class ClusterSession:
         progress("waiting for the replicas to see each other")
         await self.supervisor.wait_settled(timeout=20)
         await self.follower.start()
+        address = self.supervisor.frontend.address
+        self.announce(f"front-end: {address}   (try: curl {address}/search/t)")
         progress("ready")
 
     def _start_blocking(self) -> None:
@@ -75,16 +80,26 @@ class ClusterSession:
 
     async def orders(self, limit: int = 200) -> list[dict[str, Any]]:
         """Every order replica's history, newest first, each record naming its replica."""
-        records = []
+        return (await self.order_history(limit)).records
+
+    async def order_history(self, limit: int = 200) -> OrderHistory:
+        """Every order replica's history, newest first, and the replicas that could not be
+        read with why: an empty history says whether nothing was bought or nobody answered."""
+        records: list[dict[str, Any]] = []
+        unread: list[tuple[str, str]] = []
         for node in self.supervisor.of_role("order"):
             if node.state != NodeState.UP or node.cut_off:
+                unread.append((node.name, "cut off" if node.cut_off and node.state == NodeState.UP else
+                               str(node.state)))
                 continue
             try:
                 history = await self.supervisor.admin(node.name, "GET", f"/orders?limit={limit}")
             except ClusterError:
+                unread.append((node.name, "not answering"))
                 continue
             records += [{**record, "replica": node.name} for record in history]
-        return sorted(records, key=lambda r: r["time"], reverse=True)
+        return OrderHistory(sorted(records, key=lambda r: r["time"], reverse=True), tuple(unread),
+                            len(self.supervisor.of_role("order")))
 
     async def restock(self, book: int, quantity: int) -> str:
         """Set a book's stock, written through a running catalog replica as any write is (its

@@ -38,7 +38,7 @@ class BuyOutcome:
                 return "There is no book with that number."
             case BuyResult.UNREACHABLE:
                 tried = f" (tried {', '.join(self.tried)})" if self.tried else ""
-                return f"No order server could be reached{tried}. Nothing was bought."
+                return f"No order replica could be reached{tried}. Nothing was bought."
             case BuyResult.REFUSED:
                 return f"{self.message}. The cluster refused rather than risk selling a copy twice."
             case BuyResult.UNKNOWN:
@@ -147,3 +147,24 @@ class BuyLookup:
             return (f"Buy {self.buy_id} is in no history that could be read ({', '.join(self.asked) or 'none'}); "
                     f"{', '.join(self.silent)} could not be asked, so it is still unknown. Try again later.")
         return f"Buy {self.buy_id} is in no order replica's history: it was not carried out."
+
+
+@dataclass(frozen=True)
+class OrderHistory:
+    """The order replicas' histories as read just now: the records, newest first, and the
+    replicas that could not be read, each with why ("down", "hung", "cut off", ...)."""
+
+    records: list[dict[str, Any]]
+    unread: tuple[tuple[str, str], ...] = ()
+    replicas: int = 0
+
+    @property
+    def note(self) -> str:
+        """What the history cannot show, in words; empty when every order replica was read."""
+        missing = ", ".join(f"{name} ({why})" for name, why in self.unread)
+        if self.unread and len(self.unread) == self.replicas:
+            return (f"No order replica can be read now — {missing} — so no order can be shown. The history "
+                    "comes back when one of them does.")
+        if self.unread:
+            return f"Not shown: the orders of {missing}, which could not be read."
+        return "" if self.records else "No orders yet."

@@ -108,12 +108,14 @@ class Route:
         return web.route(self.method, self.path, self.handler, **extra)
 
     def all_params(self) -> list[Param]:
+        """The path's parameters first (the route's own declaration, else the shared one), then the rest."""
         own = {param.name: param for param in self.params}
         path = []
         for name in _PATH_NAMES.findall(self.path):
-            if name not in own and name not in PATH_PARAMS:
+            param = own.pop(name, None) or PATH_PARAMS.get(name)
+            if param is None:
                 raise ValueError(f"{self.method} {self.path}: no declaration of the path parameter {name!r}")
-            path.append(own.pop(name, None) or PATH_PARAMS[name])
+            path.append(param)
         return path + list(own.values())
 
 

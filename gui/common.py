@@ -192,6 +192,14 @@ def plain_error(error: BaseException) -> str:
     return text if text else "Something went wrong (details are in the terminal)."
 
 
+def expected(error: BaseException) -> bool:
+    """An error the cluster can give in the normal run of things (a node busy, down or slow):
+    said in the status bar in words, never as a traceback in the terminal."""
+    from nodes.control.supervisor import ClusterError
+
+    return isinstance(error, ClusterError | TimeoutError | ConnectionError | OSError)
+
+
 def spawn(coro: Coroutine[Any, Any, Any], report: Callable[[str], None],
           done: Callable[[Any], None] | None = None) -> asyncio.Task:
     """Run ``coro`` on the window's loop; show any error through ``report``, in plain words."""
@@ -203,7 +211,8 @@ def spawn(coro: Coroutine[Any, Any, Any], report: Callable[[str], None],
         error = t.exception()
         if error is not None:
             report(plain_error(error))
-            traceback.print_exception(error)
+            if not expected(error):  # a bug: its traceback is for whoever fixes it
+                traceback.print_exception(error)
         elif done is not None:
             done(t.result())
 

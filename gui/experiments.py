@@ -1,15 +1,19 @@
 """The Experiments tab: the documents' measurement tables reproduced with one click — the
-same experiments as ``launcher.py bench`` — with a progress bar, the tables, a plot of the
-means, and export to CSV and PNG. Each experiment starts clusters of its own."""
+same experiments as ``launcher.py bench`` — with the time they should take, progress with the
+time left, a Cancel that stops every cluster the run started, a verdict in words, the tables,
+a plot of the means, and export to CSV and PNG. Each experiment starts clusters of its own, in
+a temporary folder removed when it ends, however it ends."""
 from __future__ import annotations
 
+import asyncio
 import csv
+import math
 from collections.abc import Callable
 from pathlib import Path
 
 import pyqtgraph as pg
 import pyqtgraph.exporters
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -29,8 +33,11 @@ from PySide6.QtWidgets import (
 )
 
 from gui.common import COLORS, label, spawn
-from nodes.bench.common import Context, Progress, Table, cell_text
-from nodes.bench.experiments import EXPERIMENTS
+from nodes.bench.common import Context, Progress, Table, cell_text, duration_text
+from nodes.bench.experiments import ESTIMATE_S, EXPERIMENTS
+
+#: Each bar of the plot is at least this many text lines apart, so that no two names touch.
+ROW_LINES = 1.7
 
 
 class ExperimentsView(QWidget):
@@ -38,6 +45,9 @@ class ExperimentsView(QWidget):
         super().__init__()
         self.report = report
         self.tables: list[Table] = []
+        self.task: asyncio.Task | None = None
+        self.context: Context | None = None
+        self._watched: QObject | None = None  # the window whose closing cancels a run
         self.choice = QComboBox()
         for name, (title, _run) in EXPERIMENTS.items():
             self.choice.addItem(f"{title}  ({name})", name)
@@ -54,10 +64,13 @@ class ExperimentsView(QWidget):
         self.progress = QProgressBar()
         self.progress.setRange(0, 1)
         self.progress.setValue(0)
-        self.doing = label("Each experiment starts its own clusters, so the one above keeps running untouched.",
-                           name="Muted", wrap=True)
+        self.doing = label("", name="Muted", wrap=True)
         # What a run writes here never widens the window: text wraps, tables scroll.
         self.doing.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.verdict = label("", name="Answer", wrap=True)
+        self.verdict.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Minimum)
+        self.verdict.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.verdict.setVisible(False)
         self.results = QWidget()
         self.results_layout = QVBoxLayout(self.results)
         self.results_layout.setContentsMargins(0, 0, 0, 0)
@@ -69,6 +82,9 @@ class ExperimentsView(QWidget):
         self.plot = pg.PlotWidget(background="w")
         self.plot.showGrid(x=True, alpha=0.25)
         self.plot.setMinimumWidth(1)
+        self.clock = QTimer(self)
+        self.clock.setInterval(1000)
+        self.clock.timeout.connect(self._tell_time)
 
         controls = QHBoxLayout()
         controls.addWidget(self.choice, 1)
@@ -85,85 +101,160 @@ class ExperimentsView(QWidget):
         layout.addWidget(self.progress)
         layout.addWidget(self.doing)
         layout.addWidget(splitter, 1)
+        self.results_layout.addWidget(self.verdict)
 
-        self.run_button.clicked.connect(lambda: self.run())
+        self.run_button.clicked.connect(lambda: self.cancel() if self.running else self.run())
         self.csv_button.clicked.connect(lambda: self.export_csv())
         self.png_button.clicked.connect(lambda: self.export_png())
+        self.choice.currentIndexChanged.connect(lambda _i: self._before())
+        self.count.valueChanged.connect(lambda _v: self._before())
+        self._before()
+
+    @property
+    def running(self) -> bool:
+        return self.task is not None and not self.task.done()
+
+    # ---- before, during and after a run ----------------------------------------------------------
+    def estimate_s(self) -> float:
+        return ESTIMATE_S.get(self.choice.currentData(), lambda count: 60)(self.count.value())
+
+    def _before(self) -> None:
+        if not self.running:
+            self.doing.setText(f"Takes about {duration_text(self.estimate_s())} on a laptop. Each experiment starts "
+                               "its own clusters, so the one above keeps running untouched; Cancel stops them.")
+
+    def run(self) -> None:
+        name = self.choice.currentData()
+        self.run_button.setText("Cancel")
+        self.run_button.setObjectName("Danger")
+        self.run_button.style().polish(self.run_button)
+        self.choice.setEnabled(False)
+        self.count.setEnabled(False)
+        self.context = Context(Progress(self._progress), count=self.count.value())
+        self.task = spawn(EXPERIMENTS[name][1](self.context), self._failed, self._show)
+        self.task.add_done_callback(lambda task: self._cancelled() if task.cancelled() else None)
+        self.clock.start()
+        self._watch_window()
+
+    def cancel(self) -> None:
+        """Stop the run now: its clusters are stopped and its files removed as it unwinds."""
+        if self.running:
+            assert self.task is not None
+            self.task.cancel()
+            self.run_button.setEnabled(False)
+            self.doing.setText("Cancelling: stopping every cluster the experiment started …")
 
     def _progress(self, done: int, total: int, what: str) -> None:
         self.progress.setRange(0, max(total, 1))
         self.progress.setValue(done)
-        if what:
-            self.doing.setText(f"{what} …")
+        self._tell_time()
 
-    def run(self) -> None:
-        name = self.choice.currentData()
-        self.run_button.setEnabled(False)
-        self.run_button.setText("Running…")
-        context = Context(Progress(self._progress), count=self.count.value())
-        spawn(EXPERIMENTS[name][1](context), self._failed, self._show)
+    def _tell_time(self) -> None:
+        """What is under way, how far, and how long is left at the pace of the last steps."""
+        progress = self.context.progress if self.context is not None else None
+        if progress is None or not self.running or not self.run_button.isEnabled():
+            return
+        left = progress.seconds_left()
+        if left is None:
+            left = max(self.estimate_s() - progress.elapsed(), 0)
+        what = f"{progress.what} — " if progress.what else ""
+        self.doing.setText(f"{what}{progress.done} of {progress.total} requests · {duration_text(progress.elapsed())} "
+                           f"so far, about {duration_text(left)} left")
 
-    def _failed(self, message: str) -> None:
-        self._done()
-        self.report(f"The experiment failed: {message}")
-
-    def _done(self) -> None:
+    def _finished(self) -> None:
+        """However the run ended: its folder goes, the controls come back."""
+        self.clock.stop()
+        if self.context is not None:
+            self.context.close()
         self.run_button.setEnabled(True)
         self.run_button.setText("Run")
+        self.run_button.setObjectName("Primary")
+        self.run_button.style().polish(self.run_button)
+        self.choice.setEnabled(True)
+        self.count.setEnabled(True)
 
+    def _cancelled(self) -> None:
+        elapsed = self.context.progress.elapsed() if self.context is not None else 0.0
+        self._finished()
+        self.doing.setText(f"Cancelled after {duration_text(elapsed)}: every cluster it started is stopped and its "
+                           "files are removed.")
+
+    def _failed(self, message: str) -> None:
+        self._finished()
+        self.doing.setText("The experiment failed; its clusters are stopped.")
+        self.report(f"The experiment failed: {message}")
+
+    def _watch_window(self) -> None:
+        """Closing the window stops a run's clusters at once (nothing may outlive the window)."""
+        window = self.window()
+        if window is not self and self._watched is not window:
+            window.installEventFilter(self)
+            self._watched = window
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt's name
+        if watched is self._watched and event.type() == QEvent.Type.Close and self.running:
+            assert self.task is not None and self.context is not None
+            self.task.cancel()
+            self.context.stop_now()
+            self.context.close()
+        return False
+
+    # ---- results ---------------------------------------------------------------------------------
     def _show(self, tables: list[Table]) -> None:
-        self._done()
+        elapsed = self.context.progress.elapsed() if self.context is not None else 0.0
+        self._finished()
         self.tables = tables
-        self.doing.setText("Done. " + " ".join(note for table in tables for note in table.notes[:1]))
-        while self.results_layout.count():
-            taken = self.results_layout.takeAt(0)
+        self.doing.setText(f"Done in {duration_text(elapsed)}.")
+        while self.results_layout.count() > 1:  # all but the verdict
+            taken = self.results_layout.takeAt(1)
             if taken is not None and (old := taken.widget()) is not None:
                 old.deleteLater()
+        notes = [note for table in tables for note in table.notes]
+        self.verdict.setText("\n\n".join(notes))
+        self.verdict.setVisible(bool(notes))
         for table in tables:
             title = label(table.title, name="CardTitle", wrap=True)
             title.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
             self.results_layout.addWidget(title)
-            widget = QTableWidget(len(table.rows), len(table.columns))
-            widget.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
-            widget.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-            widget.setHorizontalHeaderLabels(table.columns)
-            widget.verticalHeader().setVisible(False)
-            widget.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-            widget.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-            for r, row in enumerate(table.rows):
-                for c, value in enumerate(row):
-                    item = QTableWidgetItem(cell_text(value))
-                    if c:
-                        item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-                    if value == "MISSED":
-                        item.setForeground(pg.mkBrush(COLORS["down"]))
-                    widget.setItem(r, c, item)
-            widget.setFixedHeight(widget.horizontalHeader().height() + widget.verticalHeader().length() + 4)
-            self.results_layout.addWidget(widget)
+            self.results_layout.addWidget(_table_widget(table))
         self.results_layout.addStretch(1)
         self._plot(tables[0])
         self.csv_button.setEnabled(True)
         self.png_button.setEnabled(True)
 
     def _plot(self, table: Table) -> None:
-        """Means as horizontal bars, each named in full on the left (names such as "reads,
-        catalog replica crashed" and "... hung" differ only at their end)."""
+        """Means of the requests answered as horizontal bars, each named in full on the left
+        (names such as "reads, catalog replica crashed" and "... hung" differ only at their
+        end), rows far enough apart that no two names touch; a row whose every request failed
+        says so instead of drawing a bar of no length."""
         self.plot.clear()
         means = [(str(row[0]), row[1]) for row in table.rows if isinstance(row[1], (int, float))]
         if not means:
             return
         rows = list(range(len(means)))[::-1]  # the table's first row on top
-        bars = pg.BarGraphItem(x0=0, y=rows, width=[m for _, m in means], height=0.6, brush=COLORS["accent"])
-        self.plot.addItem(bars)
+        measured = [(y, m) for y, (_name, m) in zip(rows, means, strict=True) if not math.isnan(m)]
+        top = max((m for _y, m in measured), default=1.0)
+        if measured:
+            self.plot.addItem(pg.BarGraphItem(x0=0, y=[y for y, _m in measured], width=[m for _y, m in measured],
+                                              height=0.6, brush=COLORS["accent"]))
+        for y, (_name, mean) in zip(rows, means, strict=True):
+            if math.isnan(mean):
+                text = pg.TextItem("every request failed: no latency to compare", color=COLORS["down"],
+                                   anchor=(0, 0.5))
+                text.setPos(0, y)
+                self.plot.addItem(text)
         left = self.plot.getAxis("left")
         left.setTicks([[(y, name) for y, (name, _) in zip(rows, means, strict=True)]])
         widest = max(self.plot.fontMetrics().horizontalAdvance(name) for name, _ in means)
         left.setWidth(min(widest + 16, 420))
         left.setLabel("")
-        self.plot.setLabel("bottom", "mean ms", color="#334155")
+        # Each row at least ROW_LINES lines high: the plot asks for the height its names need.
+        line = self.plot.fontMetrics().height()
+        self.plot.setMinimumHeight(int(len(means) * line * ROW_LINES) + 90)
+        self.plot.setLabel("bottom", "mean ms of the requests answered", color="#334155")
         self.plot.setTitle(f"<span style='color:#0f172a; font-weight:700'>{table.title}</span>")
         self.plot.setYRange(-0.6, len(means) - 0.4, padding=0)
-        self.plot.setXRange(0, max(m for _, m in means) * 1.1, padding=0)
+        self.plot.setXRange(0, top * 1.1, padding=0)
 
     def export_csv(self, path: str | None = None) -> Path | None:
         path = path or QFileDialog.getSaveFileName(self, "Export tables as CSV", "bazar-experiment.csv",
@@ -176,6 +267,8 @@ class ExperimentsView(QWidget):
                 writer.writerow([table.title])
                 writer.writerow(table.columns)
                 writer.writerows(table.rows)
+                for note in table.notes:
+                    writer.writerow([note])
                 writer.writerow([])
         self.doing.setText(f"Saved {path}")
         return Path(path)
@@ -188,3 +281,24 @@ class ExperimentsView(QWidget):
         pyqtgraph.exporters.ImageExporter(self.plot.plotItem).export(path)
         self.doing.setText(f"Saved {path}")
         return Path(path)
+
+
+def _table_widget(table: Table) -> QTableWidget:
+    """One result table, as tall as its rows (the results area scrolls, not each table)."""
+    widget = QTableWidget(len(table.rows), len(table.columns))
+    widget.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+    widget.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    widget.setHorizontalHeaderLabels(table.columns)
+    widget.verticalHeader().setVisible(False)
+    widget.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+    widget.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+    for r, row in enumerate(table.rows):
+        for c, value in enumerate(row):
+            item = QTableWidgetItem(cell_text(value))
+            if c:
+                item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+            if value == "MISSED" or (isinstance(value, str) and value.startswith("not met")):
+                item.setForeground(pg.mkBrush(COLORS["down"]))
+            widget.setItem(r, c, item)
+    widget.setFixedHeight(widget.horizontalHeader().height() + widget.verticalHeader().length() + 4)
+    return widget

@@ -1,13 +1,17 @@
 """What every experiment shares: tables in the documents' form (mean, p50, p95, p99, with ratio
-columns), the progress it shows, the context it runs in (where its clusters keep their files), the
-documents' two clusters (V1, V2), raising the stock before a load, and the mixed request stream."""
+columns), the progress it shows with the time it has left, the context it runs in (where its
+clusters keep their files, removed when it ends, cancelled or failed), the documents' two
+clusters (V1, V2), raising the stock before a load, and the mixed request stream."""
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import math
 import random
+import shutil
 import tempfile
+import time
+import weakref
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -45,14 +49,20 @@ def cell_text(value: Any) -> str:
 
 
 class Progress:
-    """Counts steps done out of a total; the command line draws it with tqdm, the window
-    with a QProgressBar."""
+    """Counts steps done out of a total, and how long the rest should take at the pace of the
+    last steps (a phase whose requests each wait out a hung replica is slower, and the time
+    left says so). The command line draws it with tqdm, the window with a QProgressBar."""
+
+    #: The pace is measured over about this many seconds of recent steps.
+    PACE_S = 10.0
 
     def __init__(self, on_change: Callable[[int, int, str], None] = lambda done, total, what: None) -> None:
         self.done = 0
         self.total = 0
         self.what = ""
         self.on_change = on_change
+        self.started = time.monotonic()
+        self._paces: list[tuple[float, int]] = []  # (when, done) of recent steps
 
     def plan(self, steps: int) -> None:
         self.total += steps
@@ -60,11 +70,45 @@ class Progress:
 
     def step(self, count: int = 1) -> None:
         self.done += count
+        now = time.monotonic()
+        self._paces.append((now, self.done))
+        while len(self._paces) > 2 and now - self._paces[0][0] > self.PACE_S:
+            self._paces.pop(0)
         self.on_change(self.done, self.total, self.what)
 
     def doing(self, what: str) -> None:
         self.what = what
         self.on_change(self.done, self.total, what)
+
+    def seconds_left(self) -> float | None:
+        """The steps left at the recent pace; None until there is a pace to go by."""
+        if len(self._paces) < 2 or self.done >= self.total:
+            return None
+        (t0, d0), (t1, d1) = self._paces[0], self._paces[-1]
+        if d1 <= d0:
+            return None
+        return (self.total - self.done) * (max(t1, time.monotonic()) - t0) / (d1 - d0)
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+
+def duration_text(seconds: float) -> str:
+    """``seconds`` as a person reads it: "40 s", "3 min 20 s"."""
+    seconds = max(0, round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    return f"{seconds // 60} min {seconds % 60:02d} s"
+
+
+#: Folders ``Context`` made for itself (and so removes), as opposed to one it was given.
+_SCRATCH: set[Path] = set()
+
+
+def _scratch_root() -> Path:
+    root = Path(tempfile.mkdtemp(prefix="bazar-bench-"))
+    _SCRATCH.add(root)
+    return root
 
 
 @dataclass
@@ -73,26 +117,59 @@ class Context:
     count: int = DEFAULT_COUNT
     #: A cluster file given on the command line: the outage and throughput runs use it.
     cluster_file: Cluster | None = None
-    data_root: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="bazar-bench-")))
+    #: Where its clusters keep their files. By default a temporary folder of its own, removed by
+    #: ``close`` or, at the latest, when the program ends: nothing is left in /tmp.
+    data_root: Path = field(default_factory=_scratch_root)
     #: Another front-end to load beside Bazar (the ``load`` experiment): a URL, or
     #: "documented" for the documented code rebuilt in nodes/bench/reference/documented_v2.py.
     against: str | None = None
     _clusters: int = 0
+    #: The clusters running now: ``stop_now`` stops them without waiting on the event loop.
+    running: list[Supervisor] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._remove = weakref.finalize(self, _remove_scratch, self.data_root) if self.data_root in _SCRATCH \
+            else None
 
     @contextlib.asynccontextmanager
     async def cluster(self, cluster: Cluster, label: str) -> AsyncIterator[Supervisor]:
-        """A fresh cluster of this shape for the duration of the block."""
+        """A fresh cluster of this shape for the duration of the block; however the block ends
+        (done, failed, cancelled), every process is stopped and the cluster's folder removed."""
         self._clusters += 1
         self.progress.doing(f"starting {label}")
-        supervisor = Supervisor(replace(cluster, data_dir=self.data_root / f"{self._clusters}-{label}"))
+        folder = self.data_root / f"{self._clusters}-{label}"
+        supervisor = Supervisor(replace(cluster, data_dir=folder))
+        self.running.append(supervisor)
+        # Started in a worker thread that a cancel does not stop: it is waited for below, so
+        # that no process starts after the cluster was closed.
+        starting = asyncio.ensure_future(asyncio.to_thread(supervisor.start_all))
         try:
-            await asyncio.to_thread(supervisor.start_all)
+            await asyncio.shield(starting)
             await asyncio.to_thread(supervisor.wait_ready, None, 60)
             await supervisor.wait_settled()
             yield supervisor
         finally:
+            await asyncio.gather(starting, return_exceptions=True)
             await supervisor.aclose()
             await asyncio.to_thread(supervisor.close)
+            self.running.remove(supervisor)
+            await asyncio.to_thread(shutil.rmtree, folder, True)
+
+    def stop_now(self) -> None:
+        """Stop every cluster of this context at once, without the event loop (the window is
+        closing while an experiment runs)."""
+        for supervisor in list(self.running):
+            supervisor.close()
+
+    def close(self) -> None:
+        """Remove the context's own folder (not one it was given)."""
+        if self._remove is not None:
+            self._remove()
+
+
+def _remove_scratch(root: Path) -> None:
+    shutil.rmtree(root, ignore_errors=True)
+    _SCRATCH.discard(root)
 
 
 def stats_row(label: str, stats: Stats, *extra: Any) -> list[Any]:

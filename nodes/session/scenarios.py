@@ -18,6 +18,9 @@ A scenario file (TOML; see ``assets/scenarios/S2.toml``)::
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import shutil
+import tempfile
 import time
 import tomllib
 from dataclasses import dataclass, field, replace
@@ -215,25 +218,54 @@ def describe(hop: Hop) -> str:
     return f"{hop.source} → {hop.target}: {hop.label} → {answer}."
 
 
-class Player:
-    """Plays scenarios on a real cluster started for each one's shape."""
+#: A temporary folder of scenario clusters is named so (``tempfile.mkdtemp(prefix=...)``).
+TEMPORARY_PREFIX = "bazar-scenarios-"
 
-    def __init__(self, data_dir: Path, *, say=lambda message: None) -> None:
-        self.data_dir = data_dir
+
+def temporary(folder: Path) -> bool:
+    """Whether ``folder`` is a temporary one for scenario clusters (made by the window or the
+    launcher in the system's temporary folder), not one a person chose with --data-dir."""
+    return folder.parent == Path(tempfile.gettempdir()) and folder.name.startswith(TEMPORARY_PREFIX)
+
+
+def _remove_if_empty(folder: Path) -> None:
+    with contextlib.suppress(OSError):
+        folder.rmdir()
+
+
+class Player:
+    """Plays scenarios on a real cluster started for each one's shape. In a temporary folder
+    (``data_dir`` None, or one named by ``temporary``), a cluster's files exist only while it
+    plays: nothing is left in /tmp, however the play ends."""
+
+    def __init__(self, data_dir: Path | None = None, *, say=lambda message: None) -> None:
+        self.data_dir = data_dir or Path(tempfile.mkdtemp(prefix=TEMPORARY_PREFIX))
+        self.temporary = temporary(self.data_dir)
+        if self.temporary:
+            _remove_if_empty(self.data_dir)  # made again by the first cluster that plays
         self.say = say
         self.supervisor: Supervisor | None = None
 
     async def play(self, scenario: Scenario) -> Outcome:
-        supervisor = Supervisor(scenario.cluster(self.data_dir / scenario.id))
+        folder = self.data_dir / scenario.id
+        supervisor = Supervisor(scenario.cluster(folder))
         self.supervisor = supervisor
+        # Started in a worker thread that a cancel does not stop: waited for below, so that no
+        # process starts after the cluster was closed.
+        starting = asyncio.ensure_future(asyncio.to_thread(supervisor.start_all))
         try:
             self.say(f"starting {scenario.catalogs} catalog and {scenario.orders} order replicas")
-            await asyncio.to_thread(lambda: (supervisor.start_all(), supervisor.wait_ready(timeout=60)))
+            await asyncio.shield(starting)
+            await asyncio.to_thread(supervisor.wait_ready, None, 60)
             await supervisor.wait_settled()
             return await play_on(supervisor, scenario, self.say)
         finally:
+            await asyncio.gather(starting, return_exceptions=True)
             await supervisor.aclose()
             await asyncio.to_thread(supervisor.close)
+            if self.temporary:
+                await asyncio.to_thread(shutil.rmtree, folder, True)
+                _remove_if_empty(self.data_dir)
 
 
 async def play_on(supervisor: Supervisor, scenario: Scenario, say=lambda message: None) -> Outcome:

@@ -199,6 +199,10 @@ def response_of(message: Any, answer: Any) -> tuple[int, Any]:
         case NoOrderServer(buy_id, tried, _refusal):
             return 504, {"message": "No order server could carry out the buy", "tried": _tried(tried),
                          "buy_id": buy_id}
+    if isinstance(answer, Failure):
+        # Passed on from a replica that answered outside the protocol: what it did is not known.
+        return 502, {"message": f"A replica answered {answer.status}, which this request does not expect; "
+                                "whether it acted is unknown", "outcome": "unknown"}
     raise TypeError(f"no wire form for {answer!r}")
 
 

@@ -83,6 +83,7 @@ REGRESSION_SEEDS = {
     9205: "a writer stepped its copy back over a newer one catch-up brought during its write",
     11801: "an unconfirmed write was handed to a peer by a check's answer, then could not give way",
     2026121544: "a write confirmed late was vouched for as done while a peer that lacked it held a lease",
+    2026205126: "a retried buy was vouched for by a peer while the front-end cached the copy before it",
 }
 #: Found by the 100,000-seed run (3 simulated seconds of load each): a writer's read hop handed
 #: its unconfirmed copy on, and a retried buy was vouched for while still unconfirmed; the

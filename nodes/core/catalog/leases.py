@@ -123,7 +123,11 @@ class Leases(ReplicaState):
         return max(self.buy_settles.get(buy_id, 0.0), self.started_at + LEASE_S)
 
     async def _known_buy(self, buy_id: str, book_id: int) -> KnownBuy:
-        """A buy carried out already is answered its first outcome, once it has settled (W7)."""
+        """A buy carried out already is answered its first outcome, once it has settled (W7).
+        The write that carried it out may have stalled before its invalidation reached the
+        front-end (its writer cut off from it, say): the front-end is told now, before the buy
+        is vouched for, so that its cache no longer answers the copy from before (W2)."""
+        await self._invalidate_frontend(self.books[book_id])
         settles = self._settles(buy_id)
         if settles > self.now:
             await Sleep(settles)

@@ -12,13 +12,17 @@ from nodes.runtime.client import Timeouts
 
 #: docs/api.md's timeouts per caller: (connect ms, total ms).
 DEFAULT_TIMEOUTS_MS = {"frontend": (200, 2000), "order": (150, 1500), "catalog": (100, 1000)}
+#: Where a node listens unless told otherwise: loopback, so that a node started by hand is
+#: reachable from this machine only. Leaving it (BAZAR_HOST=0.0.0.0, as the container image
+#: does) is always an explicit setting; docs/containers.md says what that exposes.
+DEFAULT_HOST = "127.0.0.1"
 
 
 @dataclass
 class NodeConfig:
     role: str
     index: int = 0
-    host: str = "127.0.0.1"
+    host: str = DEFAULT_HOST
     port: int = 0
     secret: str | None = None
     connect_timeout_ms: int = 0
@@ -78,7 +82,8 @@ def parser() -> argparse.ArgumentParser:
 
     def common(sub: argparse.ArgumentParser) -> None:
         sub.add_argument("--id", dest="index", type=_positive, default=None, help="replica number (0, 1, ...)")
-        sub.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+        sub.add_argument("--host", default=None,
+                         help=f"address to bind (env BAZAR_HOST; default {DEFAULT_HOST}, this machine only)")
         sub.add_argument("--port", type=_positive, default=None, help="port; 0 takes a free one (env PORT)")
         sub.add_argument("--secret", default=None, help="cluster secret for internal endpoints (env BAZAR_SECRET)")
         sub.add_argument("--connect-timeout-ms", type=_positive, default=None)
@@ -125,7 +130,7 @@ def parse(argv: list[str], environ: Mapping[str, str] = os.environ) -> NodeConfi
     common = dict(
         role=args.role,
         index=args.index if args.index is not None else int(environ.get("BAZAR_ID", "0") or 0),
-        host=args.host,
+        host=args.host or environ.get("BAZAR_HOST") or DEFAULT_HOST,
         port=port,
         secret=args.secret or environ.get("BAZAR_SECRET") or None,
         connect_timeout_ms=args.connect_timeout_ms if args.connect_timeout_ms is not None else connect_ms,

@@ -22,6 +22,7 @@ from nodes.core.messages import (
     Ping,
     Read,
     Release,
+    Unconfirmed,
     Write,
 )
 from tests.support import Scripted, run
@@ -111,3 +112,40 @@ def test_a_ping_is_answered_while_a_restock_with_no_buys_is_unconfirmed() -> Non
     assert 2 in core.tentative and token
     pong = run(core, core.handle(Ping(1, {b.id: b.seq for b in core.books.values()})))
     assert pong.buy_counts.get(2, 0) == 0
+
+
+def unconfirmed(core: CatalogReplica, request: Write) -> Book:
+    """Carry ``request`` out at ``core`` with both peers granting it and both updates lost: the
+    write stays tentative (either peer may hold it). Our copy, as it is now."""
+    write = Scripted(core, core.handle(request))
+    write.answer([Granted(BOOK.seq), Granted(BOOK.seq)])
+    assert [type(message).__name__ for _to, message in write.sends()] == ["Update", "Update"]
+    write.answer([NoAnswer(), NoAnswer()])
+    assert isinstance(write.until_done(), Unconfirmed) and request.book in core.tentative
+    return core.books[request.book]
+
+
+def test_w2_no_write_is_built_on_an_unconfirmed_one() -> None:
+    """Seeds 2026204393 and 2026213267: the peers had made another write of the unconfirmed one's
+    seq (a retry of its buy among others); a check compares seqs only, so they granted the next
+    write, built on our copy, and took it over theirs: their buys stayed, their copies came back.
+    Now the writer answers busy, checking no one, until its unconfirmed write has settled."""
+    core = replica(mode="bazar")
+    ours = unconfirmed(core, Write(2, quantity=19, base_seq=4, buy_id="buy-a", since=0.0, take=1))
+    write = Scripted(core, core.handle(Write(2, quantity=18, base_seq=5, buy_id="buy-b", since=0.5, take=1)))
+    assert write.done, f"it asked {write.asks!r}"
+    assert write.result == Conflict(ours, "busy")
+    assert core.books[2] == ours and "buy-b" not in core.buys
+
+
+def test_w2_a_read_hop_hands_on_the_peer_copy_of_the_seq_of_an_unconfirmed_write() -> None:
+    """Seeds 2026204393 and 2026213267: a peer vouched for its own write of our unconfirmed write's
+    seq, and the hop answered ours instead (a stale stock: the peer's write took more copies)."""
+    core = replica(mode="bazar")
+    ours = unconfirmed(core, Write(2, quantity=19, base_seq=4, buy_id="buy-a", since=0.0, take=1))
+    theirs = replace(BOOK, quantity=17, seq=ours.seq)  # three buys, "buy-a" retried among them
+    read = Scripted(core, core.handle(Read(2)))
+    assert read.sends() == [("catalog1", Get(2, (), 0, ours.seq))]
+    read.answer(Found(theirs))
+    assert read.result == Found(theirs)
+    assert core.books[2] == ours and 2 in core.tentative  # it settles with the heartbeat, as before

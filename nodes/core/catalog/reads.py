@@ -80,8 +80,10 @@ class Reads(Leases):
             if isinstance(reply, Found):
                 self._note_reachable(peer)
                 await self._adopt(reply.book, generation=generation)
-                if book_id in self.tentative and self.books[book_id].seq > reply.book.seq:
-                    return True, reply.book  # ours is an unconfirmed write: not handed on
+                if book_id in self.tentative and self.books[book_id].seq >= reply.book.seq:
+                    # Ours is an unconfirmed write, not handed on (W2, docs/weak-points.md): the
+                    # peer vouches for its copy, which may be another write of the same seq.
+                    return True, reply.book
                 if reply.book.seq >= self.books[book_id].seq:
                     self._mark_valid(book_id)
                 return True, self.books[book_id]

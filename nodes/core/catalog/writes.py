@@ -66,6 +66,11 @@ class Writes(Reservations, GroupCommit):
                 if self._settles(buy_id) > self.now:
                     await Sleep(self._settles(buy_id))
                 return Written(self.books[book_id], duplicate=True)
+            if book_id in self.tentative:
+                # W2 (docs/weak-points.md, unconfirmed writes): our copy may yet give way, and the
+                # peers may hold another write of its seq; a check compares seqs only, so a write
+                # built on it would carry its effect over theirs. Not until it has settled.
+                return Conflict(self.books[book_id], "busy")
             token = self._new_token()
             # Holding nothing yet, this writer can wait its turn at home whoever holds the book:
             # a wait that holds nothing cannot close a cycle. Checks at peers use wait-die.

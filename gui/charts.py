@@ -303,8 +303,9 @@ class MarkStrip(pg.GraphicsWidget):
     to its line. A mark whose words fit nowhere is named by its node alone, or else only in its
     line's tooltip (``hidden`` counts those)."""
 
-    ROWS = 3
+    ROWS = 3  # at most; the chart gives it fewer when it is short
     PAD = 10  # a label's box is its words plus this
+    GAP = 3  # pixels between two rows
 
     def __init__(self, view: pg.ViewBox, parent: pg.GraphicsWidget) -> None:
         super().__init__(parent)  # Qt's to delete with the chart's scene, not Python's as well
@@ -312,9 +313,15 @@ class MarkStrip(pg.GraphicsWidget):
         self.shown: list[Shown] = []
         self.placed: list[Placed] = []
         self.hidden = 0
+        self.rows = self.ROWS
         self.set_scale(1.0)
         self.setMinimumWidth(1)  # its words never widen the chart: the chart's width places them
-        self.geometryChanged.connect(self.relayout)
+        # Its x is the plot's: placed again once the layout has moved either of them (in the
+        # next turn of the loop: within one pass, the plot may move after the strip).
+        self._placed_for: tuple[float, float] | None = None  # where -WINDOW_S and 0 were, when placed
+        self.geometryChanged.connect(self._later)
+        view.sigResized.connect(lambda _view: self._later())
+        view.sigXRangeChanged.connect(lambda _view, _range: self._later())
 
     def set_scale(self, scale: float) -> None:
         self.label_font = QFont()
@@ -332,12 +339,19 @@ class MarkStrip(pg.GraphicsWidget):
     def _x(self, t: float) -> float:
         return self.mapFromScene(self.view.mapViewToScene(QPointF(t, 0))).x()
 
+    def _span(self) -> tuple[float, float]:
+        return self._x(-WINDOW_S), self._x(0)
+
+    def _later(self) -> None:
+        QTimer.singleShot(0, self, self.relayout)
+
     def relayout(self) -> None:
         """Place every label again (the marks, the width or the scale changed): each in full,
         else by its node's name, else only on its line's tooltip."""
         if self.scene() is None or self.view.scene() is None:
             return  # being taken down with its chart
         width = self.boundingRect().width()
+        self._placed_for = self._span()
         spots: list[tuple[Shown, str, int, float, float, float]] = []  # shown, text, row, left, width, x
         self.hidden = 0
         for shown in reversed(self.shown):
@@ -345,17 +359,17 @@ class MarkStrip(pg.GraphicsWidget):
             taken = [(row, left, left + w) for _s, _t, row, left, w, _x in spots]
             for text in (shown.mark.text, short_text(shown.mark)):
                 w = self.metrics.horizontalAdvance(text) + self.PAD
-                spot = place_labels([(x, w)], width, self.ROWS, taken=taken)[0]
+                spot = place_labels([(x, w)], width, self.rows, taken=taken)[0]
                 if spot is not None:
                     spots.append((shown, text, spot[0], spot[1], w, x))
                     break
             else:
                 self.hidden += 1
         used = 1 + max((row for _s, _t, row, _l, _w, _x in spots), default=-1)
-        height = used * self.line_height + (4 if used else 0)
-        # Row 0 at the bottom, next to the plot its ticks point into.
-        self.placed = [Placed(shown, text, row, QRectF(left, height - 4 - (row + 1) * self.line_height, w,
-                                                       self.line_height), x)
+        pitch = self.line_height + self.GAP
+        height = used * pitch + (2 if used else 0)
+        # Row 0 at the bottom, next to the plot its ticks point into; rows a few pixels apart.
+        self.placed = [Placed(shown, text, row, QRectF(left, height - (row + 1) * pitch, w, self.line_height), x)
                        for shown, text, row, left, w, x in spots]
         if self.minimumHeight() != height or self.maximumHeight() != height:
             self.setMinimumHeight(height)
@@ -363,6 +377,9 @@ class MarkStrip(pg.GraphicsWidget):
         self.update()
 
     def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None) -> None:
+        if self._placed_for is not None and max(abs(a - b) for a, b in zip(self._placed_for, self._span(),
+                                                                            strict=True)) > 0.5:
+            self._later()  # the plot moved since: placed again, and painted again
         bottom = self.boundingRect().height()
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         painter.setFont(self.label_font)
@@ -413,8 +430,11 @@ class LatencyChart(pg.PlotWidget):
         self.legend = pg.LegendItem(labelTextColor="#0f172a", colCount=legend_columns, labelTextSize="9pt",
                                     verSpacing=-4, horSpacing=6)
         self.legend.setParentItem(self.plotItem)
+        self.legend.layout.setContentsMargins(2, 0, 2, 0)
+        self.legend.setMinimumWidth(1)  # its columns are chosen to fit: it never widens the chart
         self.plotItem.legend = self.legend  # items named below join it
         layout.addItem(self.legend, 4, 1)
+        self._short: bool | None = None  # whether the chart gave up its title for its data
         self.points: dict[str, pg.ScatterPlotItem] = {}
         self.p50: dict[str, pg.PlotCurveItem] = {}
         self.p95: dict[str, pg.PlotCurveItem] = {}
@@ -444,13 +464,40 @@ class LatencyChart(pg.PlotWidget):
         for _sample, key in self.legend.items:
             key.setText(key.text)  # pyqtgraph applies a new size only to text set after it
         self.strip.set_scale(scale)
-        self._legend_columns()
+        self._short = None  # the title is back: whether it fits is decided again
+        self._fit()
 
     def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 - Qt's name
         super().resizeEvent(event)
         if "strip" not in self.__dict__ or self.closed:
             return  # pyqtgraph resizes once before this chart is built, and once after its scene is gone
+        self._fit()
+
+    #: Below this height (at 100 %) the chart gives its title and axis label's lines to the data.
+    SHORT_PX = 260
+    #: The data keeps at least this share of the chart's height (and 50 px at 100 %).
+    DATA_SHARE = 0.35
+
+    def _fit(self) -> None:
+        """Share the chart's height out: the plot keeps at least DATA_SHARE of it; a short
+        chart gives up its title (said in its tooltip instead) and axis label; the legend takes
+        as many columns as fit; the mark strip gets the rows left over (with none, each mark is
+        named in its line's tooltip, and the figures say how many)."""
         self._legend_columns()
+        height = self.height()
+        short = height < self.SHORT_PX * self.scale
+        if short != self._short:
+            self._short = short
+            self.plotItem.setTitle(None if short else self.plotItem.titleLabel.text)
+            self.getAxis("bottom").showLabel(not short)
+            self.setToolTip(self.title if short else "")
+        minimum = Qt.SizeHint.MinimumSize
+        taken = (0 if short else 30) + self.getAxis("bottom").effectiveSizeHint(minimum).height() + \
+            self.legend.effectiveSizeHint(minimum).height() + 4
+        left = height - taken - max(50 * self.scale, self.DATA_SHARE * height)
+        rows = int(max(0, min(MarkStrip.ROWS, left // (self.strip.line_height + MarkStrip.GAP))))
+        if rows != self.strip.rows:
+            self.strip.rows = rows
         self.strip.relayout()
 
     def _legend_columns(self) -> None:
@@ -533,7 +580,7 @@ class LatencyChart(pg.PlotWidget):
         if above:
             text += f" · {above} slower answers above the chart"
         if self.strip.hidden:
-            text += f" · {self.strip.hidden} marks too close to name (hover their lines)"
+            text += f" · {self.strip.hidden} fault and heal marks named only when you hover their lines"
         self.text = text
 
     def draw_marks(self, now: float) -> None:

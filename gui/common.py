@@ -11,6 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import shiboken6
 from PySide6.QtCore import QObject, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QPainter, QPen, QPixmap, QShowEvent
 from PySide6.QtSvg import QSvgRenderer
@@ -241,9 +242,11 @@ class RateBox(QSpinBox):
         self.valueChanged.connect(self._share)
 
     def siblings(self) -> list[RateBox]:
-        """The other rate boxes of this window."""
+        """The other rate boxes of this window (a box Qt deleted with an earlier window, still in
+        the set until Python lets go of it, is never asked for its window again)."""
         top = self.window()
-        return [box for box in list(RateBox._boxes) if box is not self and box.window() is top]
+        return [box for box in list(RateBox._boxes)
+                if box is not self and shiboken6.isValid(box) and box.window() is top]
 
     def _share(self, value: int) -> None:
         RateBox._edits += 1

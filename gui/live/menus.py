@@ -1,6 +1,8 @@
 """What can be done to a node from the Live picture: crash, hang, slow, cut off, heal or
 restart it, each offered only when it makes sense in the node's state (none while an action on
-it is under way), and each done through the controller, its errors shown, never swallowed."""
+it is under way), and each done through the controller, its errors shown, never swallowed. A
+down node offers one thing, to start it again; what does not apply is drawn greyed out, since
+the window's stylesheet would otherwise draw a disabled entry like any other."""
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
@@ -18,11 +20,18 @@ if TYPE_CHECKING:
 #: What "Slow" adds to every answer.
 SLOW_MS = 500
 #: States a node can be healed from, and what healing does in each.
-HEAL_TEXT = {HealthState.DOWN: "Heal: start it again", HealthState.EXITED: "Heal: start it again",
+HEAL_TEXT = {HealthState.DOWN: "Start it again", HealthState.EXITED: "Start it again",
              HealthState.HUNG: "Heal: resume it", HealthState.CUT_OFF: "Heal: reconnect it",
              HealthState.SLOW: "Heal: back to full speed"}
 #: States in which a node runs and can be slowed or cut off.
 RUNNING = (HealthState.UP, HealthState.SLOW, HealthState.CUT_OFF)
+#: Disabled entries greyed out (the window's ``QWidget { color }`` rule would make them look
+#: like the others), and the rest as the platform draws them.
+MENU_STYLE = ("QMenu { background: #ffffff; border: 1px solid #94a3b8; padding: 4px; }"
+              "QMenu::item { padding: 5px 18px; color: #0f172a; }"
+              "QMenu::item:selected:enabled { background: #dbeafe; }"
+              "QMenu::item:disabled { color: #94a3b8; }"
+              "QMenu::separator { height: 1px; background: #e2e8f0; margin: 4px 8px; }")
 
 
 def heal_text(state: HealthState) -> str:
@@ -38,6 +47,7 @@ def node_menu(parent: QWidget, name: str, model: ClusterModel, controller: Contr
     state, attached = health.state, health.process.attached
     busy = controller.busy(name)
     menu = QMenu(parent)
+    menu.setStyleSheet(MENU_STYLE)
     menu.setTitle(name)
     head = menu.addAction(f"{name}: {health.label}")
     head.setEnabled(False)
@@ -54,7 +64,7 @@ def node_menu(parent: QWidget, name: str, model: ClusterModel, controller: Contr
          running and state != HealthState.CUT_OFF),
         (heal_text(state), lambda: controller.heal(name), state in HEAL_TEXT),
         ("Restart (clean stop, then start)", lambda: controller.restart(name),
-         not attached and state != HealthState.STARTING),
+         not attached and state not in (HealthState.STARTING, HealthState.DOWN, HealthState.EXITED)),
     ]
     for text, action_of, enabled in actions:
         action = menu.addAction(text)

@@ -1,5 +1,7 @@
 """What the window says of a node, in plain words: its health from its process and its own
-reports, and the lines of its Log (what happened to it, and what it told of itself)."""
+reports, how many nodes are up and how many of those degraded, the marks a fault and its heal
+leave on the charts (a heal named for what it undoes), and the lines of its Log (what happened
+to it, and what it told of itself)."""
 from __future__ import annotations
 
 from nodes.core.events import (
@@ -14,8 +16,8 @@ from nodes.core.events import (
     PeerSeen,
     ReplicaSeen,
 )
-from nodes.core.vocabulary import HealthState, NodeState
-from nodes.observe.views import NodeHealth, NodeView, ProcessState, link_notes
+from nodes.core.vocabulary import FAULTS, HealthState, NodeState
+from nodes.observe.views import MarkKind, NodeHealth, NodeView, ProcessState, link_notes
 
 _NOT_RUNNING = (NodeState.DOWN, NodeState.EXITED, NodeState.STARTING)
 
@@ -50,6 +52,49 @@ def derive_health(view: NodeView, process: ProcessState, catalog: str | None = N
         notes.append(f"its catalog, {catalog}, is {catalog_health.label}: it cannot carry out buys, "
                      "so the front-end routes them to other order replicas")
     return NodeHealth(view.name, view.role, view.address, state, text, process, view.connected, tuple(notes))
+
+
+#: States in which a node's process runs and answers at least its admin calls: it is up,
+#: whatever faults slow it or cut its links. A hung process answers nothing, so it is not.
+RUNNING = frozenset({HealthState.UP, HealthState.SLOW, HealthState.CUT_OFF})
+#: What healing each fault is called, on the charts and in the header: named for what it undoes.
+HEALED = {HealthState.DOWN: "up again", HealthState.EXITED: "up again", HealthState.HUNG: "resumed",
+          HealthState.CUT_OFF: "reconnected", HealthState.SLOW: "full speed again"}
+
+
+def is_up(health: NodeHealth) -> bool:
+    """Up: its process runs and is not hung (a slowed, cut-off or partitioned node is up)."""
+    return health.state in RUNNING
+
+
+def is_degraded(health: NodeHealth) -> bool:
+    """Up, but slowed, cut off or with links cut: it answers late, or not everyone."""
+    return is_up(health) and (health.state != HealthState.UP or bool(health.process.mute_to | health.process.deaf_to))
+
+
+def summarize(healths: list[NodeHealth]) -> tuple[int, int, int]:
+    """(nodes up, of those degraded, nodes in all): what every "n of m nodes up" says, one way."""
+    return (sum(1 for h in healths if is_up(h)), sum(1 for h in healths if is_degraded(h)), len(healths))
+
+
+def mark_change(name: str, broken: HealthState | None, after: NodeHealth
+                ) -> tuple[MarkKind, str, HealthState | None] | None:
+    """The chart mark for node ``name`` (once seen up) now in ``after``, while ``broken`` is the
+    fault it was last marked with (None: none): (kind, words, the fault it is marked with from
+    now on), or None for no mark. Back up, or into a lesser fault, is a heal named for the fault
+    it undoes ("resumed", "reconnected", "full speed again", "up again" after a crash); a fault as
+    bad or worse is a fault mark; starting after a crash marks nothing yet."""
+    state = after.state
+    lesser = broken is not None and _badness(state) < _badness(broken)
+    if (state == HealthState.UP or (state in FAULTS and lesser)) and broken is not None:
+        return MarkKind.HEAL, f"{name} {HEALED.get(broken, 'healed')}", state if state in FAULTS else None
+    if state in FAULTS and state != broken:
+        return MarkKind.FAULT, f"{name} {after.label}", state
+    return None
+
+
+def _badness(state: HealthState) -> int:
+    return list(HealthState).index(state)
 
 
 def process_lines(before: ProcessState, after: ProcessState) -> list[str]:

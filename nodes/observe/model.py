@@ -40,10 +40,10 @@ from nodes.core.events import (
     Timed,
     ValidChanged,
 )
-from nodes.core.vocabulary import FAULTS, GONE, HealthState
+from nodes.core.vocabulary import GONE, HealthState
 from nodes.observe.arrows import ArrowLog
 from nodes.observe.buys import PendingBuys
-from nodes.observe.health import derive_health, event_line, process_lines
+from nodes.observe.health import derive_health, event_line, is_up, mark_change, process_lines
 from nodes.observe.latency import OPERATIONS, Latency, Sample, Second, second_of
 from nodes.observe.observations import LogNote, Observation, ProcessChanged, StreamState, Tick
 from nodes.observe.traces import Trace, TraceBook
@@ -108,7 +108,8 @@ class ClusterModel:
         #: Faults and heals, oldest first: the charts' markers.
         self.marks: deque[Mark] = deque(maxlen=500)
         self._seen_up: set[str] = set()
-        self._broken: set[str] = set()
+        #: The fault each broken node was last marked with (its heal is named for it).
+        self._broken: dict[str, HealthState] = {}
         # What views connect to:
         self.node_changed = Signal()  # (name): its health, process or counters changed
         self.replicas_changed = Signal()  # (name)
@@ -251,20 +252,22 @@ class ClusterModel:
         return sorted((name, other) for name, process in self.processes.items() for other in process.mute_to)
 
     def _mark(self, name: str, health: NodeHealth) -> None:
-        """A fault when a node that has been up goes into a fault state; a heal when a broken
-        node is up again. Starting the cluster marks nothing."""
+        """A fault when a node that has been up goes into a fault state; a heal, named for what
+        it undoes, when it comes out of it (``health.mark_change``). Starting the cluster marks
+        nothing."""
         if health.state == HealthState.UP:
             self._seen_up.add(name)
-            if name not in self._broken:
-                return
-            self._broken.discard(name)
-            mark = Mark(time.time(), name, MarkKind.HEAL, f"{name} up again")
-        elif health.state in FAULTS and name in self._seen_up:
-            self._broken.add(name)
-            mark = Mark(time.time(), name, MarkKind.FAULT, f"{name} {health.label}")
-        else:
+        if name not in self._seen_up:
             return
-        self._add_mark(mark)
+        change = mark_change(name, self._broken.get(name), health)
+        if change is None:
+            return
+        kind, text, broken = change
+        if broken is None:
+            self._broken.pop(name, None)
+        else:
+            self._broken[name] = broken
+        self._add_mark(Mark(time.time(), name, kind, text))
 
     def _add_mark(self, mark: Mark) -> None:
         self.marks.append(mark)
@@ -274,9 +277,10 @@ class ClusterModel:
         return [mark for mark in self.marks if mark.t >= since]
 
     def summary(self) -> tuple[int, int, list[NodeHealth]]:
-        """(nodes up, nodes in all, the ones not simply up) — what every "n of m up" says."""
+        """(nodes up, nodes in all, the ones not simply up) — what every "n of m up" says: a
+        slowed, cut-off or partitioned node is up (``health.is_up``)."""
         healths = self.healths()
-        return (sum(1 for h in healths if h.serving), len(healths),
+        return (sum(1 for h in healths if is_up(h)), len(healths),
                 [h for h in healths if h.state != HealthState.UP or h.notes])
 
     # ---- replica cells, caches, logs ------------------------------------------------------

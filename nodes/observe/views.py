@@ -193,10 +193,12 @@ def link_text(links: list[tuple[str, str]]) -> str:
 def derive_cells(book: int, rows: list[tuple[int, int | None, int | None, bool, bool, HealthState]]
                  ) -> list[ReplicaCell]:
     """Cells for one book from (replica, seq, stock, valid, lease lapsed, health) rows: the one
-    place "highest seq" and "stale" are worked out, for the live cluster and the scenarios."""
+    place "highest seq" and "stale" are worked out, for the live cluster and the scenarios. A
+    replica that is gone or hung vouches for nothing: it answers nobody, and its lease lapses
+    (so every view draws a hung replica one way: not valid, its last known seq, "hung")."""
     known = [seq for _r, seq, *_rest in rows if seq is not None]
     highest = max(known) if known else None
-    return [ReplicaCell(replica, book, seq, stock, valid and health not in GONE,
+    return [ReplicaCell(replica, book, seq, stock, valid and health not in GONE and health != HealthState.HUNG,
                         seq is not None and highest is not None and seq < highest, lapsed, health)
             for replica, seq, stock, valid, lapsed, health in rows]
 

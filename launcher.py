@@ -53,6 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="which tab the screenshot shows")
     parser.add_argument("--size", type=_size, default=(1440, 920), metavar="WxH",
                         help="the window's size (default 1440x920)")
+    parser.add_argument("--scale", type=_scale, default=1.0, metavar="F",
+                        help="the presenter scale to open at, as Ctrl + and Ctrl - set it (e.g. 1.5; default 1)")
     return parser
 
 
@@ -88,6 +90,16 @@ def _size(text: str) -> tuple[int, int]:
     except ValueError:
         raise argparse.ArgumentTypeError("give the size as WIDTHxHEIGHT, e.g. 1280x720") from None
     return width, height
+
+
+def _scale(text: str) -> float:
+    try:
+        scale = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("give the scale as a number, e.g. 1.5") from None
+    if not 0.75 <= scale <= 2.0:
+        raise argparse.ArgumentTypeError("the scale goes from 0.75 to 2")
+    return scale
 
 
 def load_cluster(args: argparse.Namespace) -> Cluster:
@@ -437,7 +449,7 @@ def main(argv: list[str] | None = None) -> int:
 
         width, height = args.size
         return run_window(load_cluster(args), RunOptions(args.screenshot, args.demo, args.tab, args.measure_lag,
-                                                         width, height))
+                                                         width, height, args.scale))
     except (ClusterFileError, ClusterError) as exc:
         print(f"launcher.py: {exc}", file=sys.stderr)
         return 2

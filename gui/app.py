@@ -35,6 +35,7 @@ class RunOptions:
     measure_lag: float | None = None
     width: int = 1440
     height: int = 920
+    scale: float = 1.0  # the presenter scale (Ctrl + / Ctrl −) to open at
 
 
 def display_available() -> bool:
@@ -91,7 +92,7 @@ def run_window(cluster: Cluster, options: RunOptions = RunOptions()) -> int:
     app.setStyle("Fusion")
     app.setStyleSheet(stylesheet())
     app.setQuitOnLastWindowClosed(False)
-    window = MainWindow(cluster, WindowOptions(options.width, options.height))
+    window = MainWindow(cluster, WindowOptions(options.width, options.height, options.scale))
 
     async def main() -> None:
         window.show()
@@ -100,7 +101,8 @@ def run_window(cluster: Cluster, options: RunOptions = RunOptions()) -> int:
         # the garbage collector's sight, a full collection under load takes a few ms, not 100.
         gc.freeze()
         if options.screenshot:
-            await screenshot(window, Path(options.screenshot), options.demo, options.tab)
+            await screenshot(window, Path(options.screenshot), options.demo, options.tab,
+                             (options.width, options.height))
             window.close()
         elif options.measure_lag:
             from gui.demo import measure_lag
@@ -127,8 +129,10 @@ def run_window(cluster: Cluster, options: RunOptions = RunOptions()) -> int:
     os._exit(0)
 
 
-async def screenshot(window: MainWindow, path: Path, seconds: float, tab: str) -> None:
-    """A short scripted demo, then the window saved as a picture (one per tab with ``all``)."""
+async def screenshot(window: MainWindow, path: Path, seconds: float, tab: str,
+                     size: tuple[int, int] | None = None) -> None:
+    """A short scripted demo, then the window saved as a picture (one per tab with ``all``),
+    exactly ``size`` (the window's size, at whatever presenter scale it was given)."""
     from gui.demo import run_demo
     from gui.main_window import TABS
 
@@ -143,7 +147,11 @@ async def screenshot(window: MainWindow, path: Path, seconds: float, tab: str) -
         await asyncio.sleep(0.4)  # let the tab lay out and paint before it is grabbed
         target = path if len(names) == 1 else path.with_name(f"{path.stem}-{name}{path.suffix}")
         target.parent.mkdir(parents=True, exist_ok=True)
-        window.grab().save(str(target))
+        picture = window.grab()
+        if size is not None and (picture.width(), picture.height()) != size:
+            print(f"warning: the window is {picture.width()}x{picture.height()}, not the {size[0]}x{size[1]} asked: "
+                  "its contents need more room at this scale", file=sys.stderr, flush=True)
+        picture.save(str(target))
         print(f"saved {target}", flush=True)
 
 

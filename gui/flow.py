@@ -228,9 +228,20 @@ class TraceStepper(QWidget):
         self.canvas.show_trace(trace, step)
         bar = self.scroll_area.verticalScrollBar()
         self.header.show_names(self.canvas.names(), bar.width() if bar.isVisible() else 0)
-        if self.canvas.step:  # keep the newest arrow in view (the names stay above)
-            self.scroll_area.ensureVisible(0, int(self.canvas.row_y(self.canvas.step)), 0, ROW)
+        self.keep_step_in_view()
+        # Once more when Qt has laid the taller diagram out (a new trace's first steps).
+        QTimer.singleShot(0, self, self.keep_step_in_view)
         self.stepped.emit(self.canvas.step)
+
+    def keep_step_in_view(self) -> None:
+        """Scroll the diagram so that the current step's arrow and its words are in view,
+        however low the pane (the names stay above it). The canvas is given its new height
+        first: Qt would otherwise lay it out later, and the scroll range would still be the old
+        one, too short to reach a step of a longer trace."""
+        viewport = self.scroll_area.viewport()
+        self.canvas.resize(viewport.width(), max(viewport.height(), self.canvas.minimumHeight()))
+        if self.canvas.step:  # the arrow, and its words 18 px above it
+            self.scroll_area.ensureVisible(0, int(self.canvas.row_y(self.canvas.step)) - 6, 0, 18)
 
     def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 - Qt's name
         super().resizeEvent(event)

@@ -1,5 +1,7 @@
-"""Bazar's window: a header with the cluster's health, one tab per view of the model, and a
-status bar for progress and errors. Closing it stops every node.
+"""Bazar's window: a header with the cluster's health and a Help menu, one tab per view of the
+model, and a status bar for progress and errors. It opens on the Live tab, no larger than the
+screen, and at any presenter scale it keeps its size (Ctrl 0 brings back the size it had at
+100 %). Closing it (or Ctrl+Q) stops every node.
 
 The window gets the cluster to run and a small options object; it makes the session, owns
 its tab list, and hands each view the model (what to draw) and the controller (what to do)."""
@@ -7,17 +9,30 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from pathlib import Path
 from typing import cast
 
-from PySide6.QtCore import Qt, QTimer
-from PySide6.QtGui import QCloseEvent, QKeySequence, QShortcut
+from PySide6.QtCore import QRect, QSize, Qt, QTimer, QUrl
+from PySide6.QtGui import (
+    QCloseEvent,
+    QDesktopServices,
+    QFontMetrics,
+    QKeySequence,
+    QResizeEvent,
+    QShortcut,
+    QTextDocumentFragment,
+)
 from PySide6.QtWidgets import (
     QApplication,
     QHBoxLayout,
     QLabel,
     QMainWindow,
+    QMenu,
+    QMessageBox,
     QProgressBar,
+    QSizePolicy,
     QTabWidget,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -34,6 +49,7 @@ from gui.scenarios import ScenariosView
 from gui.shop import ShopView
 from nodes.control.clusterfile import Cluster
 from nodes.core.vocabulary import HealthState
+from nodes.observe.health import summarize
 from nodes.observe.views import link_text
 from nodes.session.session import ClusterSession
 
@@ -45,14 +61,34 @@ MESSAGE_S = 8
 #: Presenter mode: the window's scale goes by these steps, within these bounds.
 SCALE_STEP = 0.25
 SCALES = (0.75, 2.0)
+#: The lesson the Help menu opens.
+TEACHING = Path(__file__).resolve().parent.parent / "docs" / "teaching.md"
+#: Every keyboard shortcut, as the Help menu lists them.
+SHORTCUTS = (("Alt+1 … Alt+9", "switch tabs"), ("Ctrl + / Ctrl −", "scale the whole window up or down"),
+             ("Ctrl 0", "back to 100 %, and to the size the window had there"),
+             ("arrow keys, Enter", "on the Live picture: choose a node, then what to do to it"),
+             ("Ctrl+B", "in the Shop: buy the chosen book"), ("Ctrl+F", "in the Shop: search"),
+             ("F1", "these shortcuts"), ("Ctrl+Q", "quit: stop every node and close"))
+#: Platforms with no real screen: a window there is as large as asked (screenshots, tests).
+SCREENLESS = ("offscreen", "minimal")
 
 
 @dataclass(frozen=True)
 class WindowOptions:
-    """What the launcher tells the window beyond the cluster."""
+    """What the launcher tells the window beyond the cluster: its size (never larger than the
+    screen's available area) and its presenter scale."""
 
     width: int = 1440
     height: int = 920
+    scale: float = 1.0
+
+
+def opening_size(width: int, height: int, available: QRect | None) -> QSize:
+    """The size the window opens at: as asked, but no larger than ``available`` (the screen's
+    area without its panels; None on a platform without a real screen)."""
+    if available is None or available.isEmpty():
+        return QSize(width, height)
+    return QSize(min(width, available.width()), min(height, available.height()))
 
 
 class MainWindow(QMainWindow):
@@ -77,13 +113,19 @@ class MainWindow(QMainWindow):
         self.health = QLabel()
         self.health.setTextFormat(Qt.TextFormat.RichText)
         self.health.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        # The header never widens the window: the subtitle may be cut at the very narrowest,
+        # and the health line says as much as its room holds (``_health``).
+        self.subtitle.setMinimumWidth(1)
+        self.health.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.help_button = self._help_menu()
         header_layout = QHBoxLayout(header)
         header_layout.setContentsMargins(18, 10, 18, 10)
         text = QVBoxLayout()
         text.addWidget(title)
         text.addWidget(self.subtitle)
-        header_layout.addLayout(text, 1)
-        header_layout.addWidget(self.health)
+        header_layout.addLayout(text)
+        header_layout.addWidget(self.health, 1)
+        header_layout.addWidget(self.help_button, 0, Qt.AlignmentFlag.AlignTop)
 
         self.scale = 1.0
         self.live = LiveView(model, session, controller, self.events, self.report, self.say)
@@ -102,6 +144,10 @@ class MainWindow(QMainWindow):
         self.tabs = QTabWidget()
         for name, title_text in TABS:
             self.tabs.addTab(self.views[name], title_text)
+        # No tab widens the window past the size asked (a stack is as wide as its widest page,
+        # shown or not): each page lays itself out in the room there is. The Live tab fits
+        # 1280×720 at 150 %.
+        self.tabs.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)
         for number in range(self.tabs.count()):
             # PySide6 connects a signal given as a keyword (activated=); its stubs do not list them.
             QShortcut(QKeySequence(f"Alt+{number + 1}"), self,  # type: ignore[call-overload]
@@ -111,6 +157,10 @@ class MainWindow(QMainWindow):
             QShortcut(QKeySequence(key), self,  # type: ignore[call-overload]
                       context=Qt.ShortcutContext.ApplicationShortcut,
                       activated=lambda c=change: self.set_scale(self.scale + c if c else 1.0))
+        QShortcut(QKeySequence("Ctrl+Q"), self, context=Qt.ShortcutContext.ApplicationShortcut,  # type: ignore[call-overload]
+                  activated=self.close)
+        QShortcut(QKeySequence("F1"), self, context=Qt.ShortcutContext.ApplicationShortcut,  # type: ignore[call-overload]
+                  activated=self.show_shortcuts)
 
         central = QWidget()
         layout = QVBoxLayout(central)
@@ -135,10 +185,14 @@ class MainWindow(QMainWindow):
         self.message_timer.timeout.connect(lambda: self.message.setText(""))
 
         self.events.changed.connect(self._changed)
-        self._health()
-        self.tabs.setCurrentWidget(self.cluster_view)
+        # Live from the first frame: no other tab shows while the cluster starts.
+        self.tabs.setCurrentWidget(self.live)
         self.shop.setEnabled(False)
-        self.resize(options.width, options.height)
+        self._size_at_100: QSize | None = None
+        self.resize(opening_size(options.width, options.height, self._available()))
+        if options.scale != 1.0:
+            self.set_scale(options.scale)
+        self._health()
 
     def view(self, name: str) -> QWidget:
         return self.views[name]
@@ -153,9 +207,12 @@ class MainWindow(QMainWindow):
         self.ready = True
         self.progress.setVisible(False)
         self.shop.setEnabled(True)
-        self.shop.activate()
-        self.say(f"Ready. Alt+1…{self.tabs.count()} switch tabs; Ctrl + and Ctrl − scale the window; Ctrl+B buys.")
-        self.tabs.setCurrentWidget(self.live)
+        # The order history only: the shop searches when the shopper does, so that the
+        # front-end's caches start empty (a search and a look-up of its own filled them).
+        self.shop.refresh_history()
+        self._health()
+        self.say(f"Ready. Alt+1…{self.tabs.count()} switch tabs; Ctrl + and Ctrl − scale the window; "
+                 "F1 lists every shortcut.")
 
     def _failed_to_start(self, message: str) -> None:
         self.progress.setVisible(False)
@@ -181,17 +238,77 @@ class MainWindow(QMainWindow):
         self.stopped.set()
         self.close()
 
+    # ---- help --------------------------------------------------------------------------------------
+    def _help_menu(self) -> QToolButton:
+        """The header's Help menu: the keyboard shortcuts, and the lesson (docs/teaching.md)."""
+        button = QToolButton()
+        button.setText("Help")
+        button.setObjectName("HelpButton")
+        button.setStyleSheet("QToolButton { color: #e2e8f0; border: 1px solid #475569; border-radius: 6px; "
+                             "padding: 3px 10px; } QToolButton::menu-indicator { image: none; }")
+        button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        menu = QMenu(button)
+        menu.addAction("Keyboard shortcuts\tF1", self.show_shortcuts)
+        lesson = menu.addAction("The lesson: docs/teaching.md", self.open_lesson)
+        lesson.setData(QUrl.fromLocalFile(str(TEACHING)))
+        menu.addSeparator()
+        menu.addAction("Quit (stops every node)\tCtrl+Q", self.close)
+        button.setMenu(menu)
+        return button
+
+    def show_shortcuts(self) -> QMessageBox:
+        rows = "".join(f"<tr><td><b>{keys}</b>&nbsp;&nbsp;</td><td>{what}</td></tr>" for keys, what in SHORTCUTS)
+        box = QMessageBox(QMessageBox.Icon.NoIcon, "Keyboard shortcuts", f"<table>{rows}</table>",
+                          QMessageBox.StandardButton.Close, self)
+        box.setTextFormat(Qt.TextFormat.RichText)
+        box.open()  # not exec(): the cluster's loop keeps running behind it
+        self.shortcuts_box = box
+        return box
+
+    def open_lesson(self) -> None:
+        if not QDesktopServices.openUrl(QUrl.fromLocalFile(str(TEACHING))):
+            self.report(f"Could not open the lesson; it is at {TEACHING}")
+
     # ---- presenter mode --------------------------------------------------------------------------
     def set_scale(self, scale: float) -> None:
-        """Every text and drawing of the window at ``scale`` (1 is normal), for a projector."""
-        self.scale = round(min(max(scale, SCALES[0]), SCALES[1]), 2)
+        """Every text and drawing of the window at ``scale`` (1 is normal), for a projector. The
+        window keeps its size (it fits 1280×720 at 150 %); back at 100 % it takes the size it
+        had there."""
+        scale = round(min(max(scale, SCALES[0]), SCALES[1]), 2)
+        if self.scale == 1.0 and scale != 1.0:
+            self._size_at_100 = self.size()
+        size = self._size_at_100 if scale == 1.0 and self._size_at_100 is not None else self.size()
+        self.scale = scale
         app = cast(QApplication | None, QApplication.instance())
         if app is not None:
-            app.setStyleSheet(scaled_stylesheet(self.scale))
+            app.setStyleSheet(scaled_stylesheet(self.scale) + self._scaled_extras())
         for view in self.views.values():
             if hasattr(view, "set_scale"):
                 view.set_scale(self.scale)
+        self._keep_size(size)
         self.say(f"Scale {self.scale:.0%} (Ctrl 0: back to 100%)")
+
+    def _scaled_extras(self) -> str:
+        """Rules beyond the scaled stylesheet: narrower tabs when scaled up, so that every tab's
+        name still shows in full at 1280 px."""
+        if self.scale <= 1.0:
+            return ""
+        return f"\nQTabBar::tab {{ padding: {round(7 * self.scale)}px {round(9 * self.scale)}px; }}"
+
+    def _keep_size(self, size: QSize) -> None:
+        """Stay at ``size`` (within the screen): now, and once Qt has polished the new style."""
+        available = self._available()
+        size = opening_size(size.width(), size.height(), available)
+        self.resize(size)
+        QTimer.singleShot(0, self, lambda: self.resize(size))
+
+    def _available(self) -> QRect | None:
+        """The screen's area without its panels; None where there is no real screen."""
+        app = cast(QApplication | None, QApplication.instance())
+        if app is None or app.platformName() in SCREENLESS:
+            return None
+        screen = self.screen() or app.primaryScreen()
+        return screen.availableGeometry() if screen is not None else None
 
     # ---- drawing -------------------------------------------------------------------------------
     def say(self, message: str, keep: bool = False) -> None:
@@ -213,15 +330,36 @@ class MainWindow(QMainWindow):
         if "node" in topics:
             self._health()
 
+    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 - Qt's name
+        super().resizeEvent(event)
+        self._health()  # the health line says as much as its new room holds
+
     def _health(self) -> None:
-        up, total, troubled = self.model.summary()
-        color = COLORS["up"] if up == total else COLORS["hung"] if up else COLORS["down"]
-        troubled = [h for h in troubled if h.state != HealthState.UP]
-        details = " · ".join(f"<span style='color:{STATE_COLORS[h.state]}'>■</span> {h.name} {h.label}"
-                             for h in troubled[:3])  # a few, so the header never widens the window
-        if len(troubled) > 3:
-            details += f" · {len(troubled) - 3} more"
+        """The header's count of nodes up, and of those degraded, one way for every fault
+        (``health.summarize``: a slowed, cut-off or partitioned node is up, and degraded; a hung
+        or crashed one is not up), and the troubled nodes by name, as many as fit."""
+        healths = self.model.healths()
+        up, degraded, total = summarize(healths)
+        color = (COLORS["starting"] if not self.ready else COLORS["up"] if up == total and not degraded
+                 else COLORS["hung"] if up else COLORS["down"])
+        count = f"{up} of {total} nodes up" + (f" · {degraded} degraded" if degraded else "")
+        if not self.ready:
+            count = f"starting · {count}"
+        troubled = [h for h in healths if h.state != HealthState.UP] if self.ready else []
+        parts = [f"<span style='color:{STATE_COLORS[h.state]}'>■</span> {h.name} {h.label}" for h in troubled]
         if self.model.cut_links():
-            details += (" · " if details else "") + f"links cut: {link_text(self.model.cut_links())}"
-        self.health.setText(pill(f"{up} of {total} nodes up", color) +
-                            (f"<br><span style='color:#e2e8f0'>{details}</span>" if details else ""))
+            parts.append(f"links cut: {link_text(self.model.cut_links())}")
+        details = self._fitted_details(parts)
+        self.health.setText(f"<div align='right'>{pill(count, color)}"
+                            + (f"<br><span style='color:#e2e8f0'>{details}</span>" if details else "") + "</div>")
+        self.health.setToolTip(" · ".join(QTextDocumentFragment.fromHtml(p).toPlainText() for p in parts))
+
+    def _fitted_details(self, parts: list[str]) -> str:
+        """As many of ``parts`` as fit the header's room, then "N more"."""
+        metrics = QFontMetrics(self.health.font())
+        room = self.health.contentsRect().width() or 400
+        for shown in range(len(parts), 0, -1):
+            text = " · ".join(parts[:shown]) + (f" · {len(parts) - shown} more" if shown < len(parts) else "")
+            if metrics.horizontalAdvance(QTextDocumentFragment.fromHtml(text).toPlainText()) <= room:
+                return text
+        return f"{len(parts)} nodes in trouble" if parts else ""

@@ -25,14 +25,35 @@ from gui.replicas import ServerRow
 from nodes.core.vocabulary import HealthState
 from nodes.observe.traces import StepKind, Trace
 from nodes.observe.views import ReplicaCell, derive_cells
-from nodes.session.scenarios import Outcome, Player, load_all
+from nodes.session.scenarios import Outcome, Player, Scenario, load_all
+
+#: What each setup step leaves a node in (the steps ``nodes.session.scenarios`` plays).
+SETUP_STATES = {"crash": HealthState.DOWN, "hang": HealthState.HUNG, "cut": HealthState.CUT_OFF,
+                "start": HealthState.UP, "restart": HealthState.UP, "resume": HealthState.UP, "heal": HealthState.UP}
 
 
-def scenario_cells(table: list[tuple], book: int = 2) -> list[ReplicaCell]:
-    """A scenario's replica table — (seq, valid, quantity) per replica, seq None when down —
-    as cells derived the one way the model derives them."""
+def setup_states(scenario: Scenario) -> dict[int, HealthState]:
+    """Each catalog replica's state as the scenario's setup leaves it (those it names)."""
+    states: dict[int, HealthState] = {}
+    for step in scenario.setup:
+        what = step.get("do")
+        for node in [step["node"]] if "node" in step else step.get("nodes", []):
+            if node.startswith("catalog") and what in SETUP_STATES:
+                states[int(node.removeprefix("catalog"))] = SETUP_STATES[what]
+            elif node.startswith("catalog") and what == "slow":
+                states[int(node.removeprefix("catalog"))] = HealthState.SLOW if step.get("ms") else HealthState.UP
+    return states
+
+
+def scenario_cells(table: list[tuple], book: int = 2, states: dict[int, HealthState] | None = None
+                   ) -> list[ReplicaCell]:
+    """A scenario's replica table — (seq, valid, quantity) per replica, seq None when it could
+    not be read — as cells derived the one way the model derives them, each replica in the
+    state its setup left it in (``states``): a hung replica is drawn as every view draws one,
+    not as down; one that could not be read and was not broken on purpose is down."""
+    states = states or {}
     return derive_cells(book, [(i, seq, quantity, bool(valid), False,
-                                HealthState.DOWN if seq is None else HealthState.UP)
+                                states.get(i, HealthState.DOWN if seq is None else HealthState.UP))
                                for i, (seq, valid, quantity) in enumerate(table)])
 
 
@@ -50,7 +71,7 @@ class ScenariosView(QWidget):
             self.list.item(self.list.count() - 1).setToolTip(scenario.title)
         widest = max(self.list.fontMetrics().horizontalAdvance(self.list.item(i).text())
                      for i in range(self.list.count()))
-        self.list.setMinimumWidth(min(widest + 36, 420))
+        self.list.setMinimumWidth(min(widest + 36, 280))  # titles wrap: the diagram needs the width more
         self.title = label("", name="CardTitle", wrap=True)
         self.about = label("", name="Muted", wrap=True)
         self.play_button = QPushButton("Play on a real cluster")
@@ -66,14 +87,17 @@ class ScenariosView(QWidget):
         self.before = ServerRow()
         self.after = ServerRow()
         for row in (self.before, self.after):
-            row.setMinimumHeight(112)
+            row.setMinimumHeight(96)  # the diagram gets the height at 720 px: it is what is stepped
         controls = self.stepper.controls
         controls.insertWidget(0, self.play_button)
         rows = QHBoxLayout()
+        self.tables: list[QGroupBox] = []  # shown once played: empty before, they only take room
         for row, name in ((self.before, "Before the request"), (self.after, "After")):
             box = QGroupBox(name)
             QVBoxLayout(box).addWidget(row)
             rows.addWidget(box)
+            box.setVisible(False)
+            self.tables.append(box)
         right = QWidget()
         layout = QVBoxLayout(right)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -83,8 +107,8 @@ class ScenariosView(QWidget):
         layout.addWidget(self.about)
         layout.addWidget(self.status)
         layout.addWidget(self.sentence)
-        layout.addWidget(self.stepper.area, 5)
-        layout.addLayout(rows, 2)
+        layout.addWidget(self.stepper.area, 3)
+        layout.addLayout(rows, 1)
         layout.addWidget(self.verdict)
         splitter = QSplitter()
         splitter.addWidget(self.list)
@@ -114,6 +138,8 @@ class ScenariosView(QWidget):
                             f"{scenario.catalog_mode}. Press Play: the cluster is started and brought to the "
                             "starting state through real crashes, restarts and writes.")
         self.before.show_cells([])
+        for box in self.tables:
+            box.setVisible(False)
         self.after.show_cells([])
 
     def play(self) -> None:
@@ -128,11 +154,13 @@ class ScenariosView(QWidget):
         self.report(f"The scenario could not be played: {message}")
 
     def _played(self, outcome: Outcome) -> None:
+        for box in self.tables:
+            box.setVisible(True)
         self.play_button.setEnabled(True)
         self.list.setEnabled(True)
         self.outcome = outcome
         self.status.setText(f"Request answered in {outcome.seconds * 1000:.0f} ms; stepping through it.")
-        self.before.show_cells(scenario_cells(outcome.start))
+        self.before.show_cells(scenario_cells(outcome.start, outcome.scenario.book, setup_states(outcome.scenario)))
         self.after.show_cells([])
         ok = outcome.matched
         self.verdict.setStyleSheet(f"background:{'#dcfce7' if ok else '#fee2e2'}; "
@@ -173,5 +201,5 @@ class ScenariosView(QWidget):
         self.sentence.setVisible(True)
         finished = step >= steps
         if finished:
-            self.after.show_cells(scenario_cells(outcome.end))
+            self.after.show_cells(scenario_cells(outcome.end, outcome.scenario.book, setup_states(outcome.scenario)))
         self.verdict.setVisible(finished)

@@ -1,17 +1,19 @@
 """The messages on their way, drawn over the still picture each animation frame: an arrow head
 per message in its outcome's colour (requests blue), pointing where it goes, and a label with
 what it says, kept as a small picture since the same few labels go by thirty times a second.
-When more than ten are on their way only the newest on each link is labelled."""
+When more than ten are on their way only the newest on each link is labelled; a label goes
+where it covers no node's words, no caption and no other label (``layout.place_labels``), or
+is left out."""
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 from PySide6.QtCore import QPointF, QRectF, QSizeF, Qt
 from PySide6.QtGui import QColor, QFont, QFontMetricsF, QPainter, QPainterPath, QPen, QPixmap
 
 from gui.common import COLORS
-from gui.live.layout import position
+from gui.live.layout import Layout, place_labels, position
 from gui.live.painter import OUTCOME_COLORS, scaled_font
 from gui.live.schedule import Flight
 from nodes.observe.arrows import AnswerOutcome, ArrowKind
@@ -70,35 +72,58 @@ class Labels:
         return label
 
 
-def draw_flights(painter: QPainter, shown: Sequence[Flight], now: float, paths: Mapping[tuple[str, str], QPainterPath],
-                 width: int, labels: Labels, base: QFont, scale: float, ratio: float) -> list[int]:
-    """Draw the flights ``shown`` at ``now`` on a picture ``width`` wide; returns the numbers
-    of the messages drawn on their way (neither at their start nor at their end)."""
-    newest: dict[tuple[str, str], Flight] = {}
-    for flight in shown:
-        newest[(flight.message.source, flight.message.target)] = flight
-    labelled = set(map(id, newest.values())) if len(shown) > ALL_LABELLED else set(map(id, shown))
+def draw_flights(painter: QPainter, shown: Sequence[Flight], now: float, layout: Layout, bounds: QRectF,
+                 labels: Labels, base: QFont, ratio: float) -> list[int]:
+    """Draw the flights ``shown`` at ``now`` on a picture of ``bounds``; returns the numbers of
+    the messages drawn on their way (neither at their start nor at their end)."""
+    scale = layout.text_scale
     moving: list[int] = []
-    to_label: list[tuple[QPointF, Flight, QColor]] = []
     for flight in shown:
         message = flight.message
-        point, angle = position(paths, message.source, message.target, flight.progress(now))
+        point, angle = position(layout.paths, message.source, message.target, flight.progress(now))
         if 0 < flight.progress(now) < 1:
             moving.append(message.number)
-        color = QColor(OUTCOME_COLORS.get(message.outcome, OUTCOME_COLORS[AnswerOutcome.FAILED]))
         painter.setPen(QPen(QColor("#ffffff"), 2))
-        painter.setBrush(color)
+        painter.setBrush(_color(flight))
         painter.drawPath(_head(point, angle, 7 * scale))
-        if id(flight) in labelled:
-            to_label.append((point, flight, color))
-    for point, flight, color in to_label:
-        answer = flight.message.kind == ArrowKind.ANSWER
-        label = labels.get(short_text(flight.message.text), color, answer, base, scale, ratio)
-        size = label.deviceIndependentSize()
-        x = min(max(2.0, point.x() + 9), width - size.width() - 2)
-        y = max(2.0, point.y() - size.height() - 2)
-        painter.drawPixmap(QPointF(x, y), label)
+    labelled = _labelled(shown)
+    pictures = [labels.get(short_text(f.message.text), _color(f), f.message.kind == ArrowKind.ANSWER, base, scale,
+                           ratio) for f in labelled]
+    spots = _spots(labelled, [p.deviceIndependentSize() for p in pictures], now, layout, bounds)
+    for spot, picture in zip(spots, pictures, strict=True):
+        if spot is not None:
+            painter.drawPixmap(spot.topLeft(), picture)
     return moving
+
+
+def label_rects(shown: Sequence[Flight], now: float, layout: Layout, bounds: QRectF, base: QFont) -> list[QRectF]:
+    """Where ``draw_flights`` puts the labels of ``shown`` (what the tests check the geometry of)."""
+    metrics = QFontMetricsF(label_font(base, layout.text_scale))
+    labelled = _labelled(shown)
+    sizes = [QSizeF(metrics.horizontalAdvance(short_text(f.message.text)) + 12, metrics.height() + 6)
+             for f in labelled]
+    return [spot for spot in _spots(labelled, sizes, now, layout, bounds) if spot is not None]
+
+
+def _labelled(shown: Sequence[Flight]) -> list[Flight]:
+    """The flights that get a label: all, or with many on their way the newest on each link."""
+    if len(shown) <= ALL_LABELLED:
+        return list(shown)
+    newest = {id(f) for f in {(f.message.source, f.message.target): f for f in shown}.values()}
+    return [f for f in shown if id(f) in newest]
+
+
+def _spots(labelled: Sequence[Flight], sizes: Sequence[QSizeF], now: float, layout: Layout,
+           bounds: QRectF) -> list[QRectF | None]:
+    """Where each label goes; the newest placed first, so that when there is no room for every
+    label the newest keeps its own."""
+    anchors = [(position(layout.paths, f.message.source, f.message.target, f.progress(now))[0], size)
+               for f, size in zip(labelled, sizes, strict=True)]
+    return place_labels(anchors[::-1], layout.obstacles(), bounds.adjusted(2, 2, -2, -2))[::-1]
+
+
+def _color(flight: Flight) -> QColor:
+    return QColor(OUTCOME_COLORS.get(flight.message.outcome, OUTCOME_COLORS[AnswerOutcome.FAILED]))
 
 
 def _head(point: QPointF, angle: float, radius: float) -> QPainterPath:

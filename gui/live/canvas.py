@@ -24,10 +24,10 @@ from PySide6.QtGui import (
 from PySide6.QtWidgets import QMenu, QSizePolicy, QWidget
 
 from gui.common import role_of
-from gui.live.arrows import Labels, draw_flights, label_font
+from gui.live.arrows import Labels, draw_flights, label_font, label_rects
 from gui.live.layout import Layout, has_link, icon_height, lay_out, node_at
 from gui.live.menus import node_menu
-from gui.live.painter import StillFacts, draw_still
+from gui.live.painter import FontMeasure, StillFacts, draw_still
 from gui.live.schedule import Flight, Schedule
 from nodes.observe.arrows import Arrow
 from nodes.observe.model import ClusterModel
@@ -56,6 +56,7 @@ class LiveCanvas(QWidget):
         self.orders = [n for n in model.nodes if role_of(n) == "order"]
         self.selected = "frontend"
         self.layout_now = Layout()
+        self._laid_out_for: tuple[object, ...] = ()
         self.schedule = Schedule()
         self.menu: QMenu | None = None
         self.timer = QTimer(self)
@@ -69,7 +70,7 @@ class LiveCanvas(QWidget):
         self._labels = Labels()
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.setAccessibleName("Cluster diagram: arrow keys choose a node, Enter opens what can be done to it")
-        self.setMinimumSize(560, 330)
+        self.setMinimumSize(480, 260)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
 
     def sizeHint(self) -> QSize:  # noqa: N802 - Qt's name
@@ -161,8 +162,13 @@ class LiveCanvas(QWidget):
         self.update()
 
     def _layout(self) -> None:
+        """Lay the picture out for its size, scale, shown book and teaching speed (the caption
+        and the banner take room)."""
+        pace = self.model.pace_ms()
+        banner = f"Teaching speed: each message held {pace} ms" if pace else None
+        self._laid_out_for = (self.width(), self.height(), self.scale, self.book, pace, self.font().key())
         self.layout_now = lay_out(self.width(), self.height(), self.scale, self.catalogs, self.orders,
-                                  self.model.catalog_of)
+                                  self.model.catalog_of, FontMeasure(self.font()), book=self.book, banner=banner)
 
     # ---- drawing ----------------------------------------------------------------------------
     def _facts(self) -> StillFacts:
@@ -173,7 +179,8 @@ class LiveCanvas(QWidget):
                           tuple(self.model.cells(self.book)), tuple(sorted(self.model.cut_links())))
 
     def paintEvent(self, _event: QPaintEvent) -> None:  # noqa: N802 - Qt's name
-        if not self.centers:
+        if self._laid_out_for != (self.width(), self.height(), self.scale, self.book, self.model.pace_ms(),
+                                  self.font().key()):
             self._layout()
         facts = self._facts()
         if self._still is None or facts != self._still_facts:
@@ -184,12 +191,17 @@ class LiveCanvas(QWidget):
         painter.drawPixmap(0, 0, self._still)
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         now = self.frozen_at or time.monotonic()
-        self.moving.extend(draw_flights(painter, self.schedule.shown(now), now, self.paths, self.width(),
-                                        self._labels, self.font(), self.scale, self.devicePixelRatioF()))
+        self.moving.extend(draw_flights(painter, self.schedule.shown(now), now, self.layout_now,
+                                        QRectF(self.rect()), self._labels, self.font(), self.devicePixelRatioF()))
         painter.end()
 
     def label_font(self) -> QFont:
-        return label_font(self.font(), self.scale)
+        return label_font(self.font(), self.layout_now.text_scale)
+
+    def label_rects(self) -> list[QRectF]:
+        """Where the labels of the messages drawn now go (the tests check they overlap nothing)."""
+        now = self.frozen_at or time.monotonic()
+        return label_rects(self.schedule.shown(now), now, self.layout_now, QRectF(self.rect()), self.font())
 
     # ---- choosing a node and acting on it -------------------------------------------------------
     def node_at(self, point: QPointF) -> str | None:

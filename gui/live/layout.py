@@ -1,25 +1,63 @@
 """Where the Live picture puts things: the nodes as the documentation figures place them (the
 shopper and the front-end on the left, catalog replicas in a row on top, order replicas in a
-row below), each node's clickable box, and the links between them as paths a message moves
-along. Pure functions of the canvas's size and the presenter scale: no painting."""
+row below), each node's box (its icon and its words: what a click chooses, and what no message
+label may cover), the catalog row's caption, the colour key and the teaching-speed banner, the
+links between nodes as paths a message moves along, and where each message's label goes so
+that no two labels, and no label and node words, overlap (``place_labels``).
+
+The layout is measured, not guessed: it is given the size of the words (``Measure``) and
+places every box so that none overlaps another or leaves the picture. The words grow with the
+presenter scale and with a large picture; in a picture too small for them at that size they
+shrink (at most to ``MIN_FIT`` of it) until everything fits (``Layout.fits``). Pure functions of
+the canvas's size, the scale and the measure: no painting."""
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import combinations
+from typing import Protocol
 
-from PySide6.QtCore import QPointF, QRectF
+from PySide6.QtCore import QPointF, QRectF, QSizeF
 from PySide6.QtGui import QPainterPath
 
-#: Where the rows of replicas start, as a share of the width (the captions start there too).
+#: Where the rows of replicas start at the least, as a share of the width.
 ROWS_LEFT = 0.30
-#: The heights of the catalog row and the order row, as shares of the height.
+#: The rows' and the entry nodes' preferred heights, as shares of the picture's height.
 CATALOG_Y = 0.27
 ORDER_Y = 0.80
-#: The shopper and the front-end: across, as shares of the width; their height's share.
-CLIENT_X = 0.05
-FRONTEND_X = 0.18
 ENTRY_Y = 0.52
+#: The picture's size at which its words are drawn at their base size; larger, they grow (up to
+#: ``MAX_GROWTH``), so that a big window on a projector shows big words.
+BASE_SIZE = (760, 430)
+MAX_GROWTH = 1.35
+#: How far the words may shrink below the presenter scale to fit a small picture.
+MIN_FIT = 0.7
+#: The words' base sizes in pixels (times the text scale): a catalog's ``N (seq)``, an order
+#: replica's and an entry node's name, a state pill, a line of facts, the caption, the key.
+NAME_PX = {"catalog": 18.0, "order": 14.0, "entry": 13.0}
+PILL_PX = 11.0
+FACT_PX = 11.0
+CAPTION_PX = 13.0
+#: Lines of facts under a replica's state (wrapped words count): a catalog replica's stock,
+#: validity and lease; an order replica's catalog and its warning.
+FACT_LINES = {"catalog": 4, "order": 3}
+#: The colour key's lines, in the bottom left corner (painter.KEY gives their colours).
+KEY_TEXTS = ("request →", "answer: ok", "out of stock", "conflict 409", "failed", "unknown")
+#: The catalog row's caption, longest first: the first that fits is drawn.
+CAPTIONS = ("Catalog replicas · book {book}: N (seq), bold when valid",
+            "Catalog replicas · book {book}: N (seq), bold = valid", "Catalogs · book {book}: N (seq)",
+            "book {book}: N (seq)")
+#: Room kept between things, at scale 1.
+GAP = 6.0
+
+
+class Measure(Protocol):
+    """The size of words in the picture's font, at a size in pixels."""
+
+    def width(self, text: str, px: float, bold: bool = False) -> float: ...
+
+    def line(self, px: float) -> float: ...
 
 
 @dataclass
@@ -27,9 +65,32 @@ class Layout:
     """The picture's geometry at one size and scale."""
 
     icon: int = 0
+    text_scale: float = 1.0
     centers: dict[str, QPointF] = field(default_factory=dict)
     boxes: dict[str, QRectF] = field(default_factory=dict)
+    #: Where each node's words go: beside a replica's icon, under an entry node's.
+    columns: dict[str, QRectF] = field(default_factory=dict)
     paths: dict[tuple[str, str], QPainterPath] = field(default_factory=dict)
+    #: The caption, the colour key and the teaching-speed banner (when on), by name.
+    words: dict[str, QRectF] = field(default_factory=dict)
+    caption: str = ""
+    banner_lines: list[str] = field(default_factory=list)
+    size: QSizeF = field(default_factory=QSizeF)
+
+    def px(self, base: float) -> float:
+        """A base pixel size at this layout's text scale (as ``painter.scaled_font`` rounds it)."""
+        return float(max(8, round(base * self.text_scale)))
+
+    def obstacles(self) -> list[QRectF]:
+        """What a message label may not cover: every node's box and the picture's own words."""
+        return [*self.boxes.values(), *self.words.values()]
+
+    def fits(self) -> bool:
+        """Whether every box and word is inside the picture and none overlaps another."""
+        bounds = QRectF(0, 0, self.size.width(), self.size.height())
+        rects = self.obstacles()
+        return (all(bounds.contains(r) for r in rects)
+                and not any(a.intersects(b) for a, b in combinations(rects, 2)))
 
 
 def icon_height(height: int, scale: float) -> int:
@@ -37,35 +98,123 @@ def icon_height(height: int, scale: float) -> int:
     return int(max(34, min(64 * scale, height * 0.14)))
 
 
+def text_scale(width: int, height: int, scale: float) -> float:
+    """How much larger than their base size the picture's words are drawn: the presenter
+    scale, times the picture's growth beyond ``BASE_SIZE`` (at most ``MAX_GROWTH``)."""
+    growth = min(width / BASE_SIZE[0], height / BASE_SIZE[1])
+    return scale * min(MAX_GROWTH, max(1.0, growth))
+
+
 def lay_out(width: int, height: int, scale: float, catalogs: Sequence[str], orders: Sequence[str],
-            catalog_of: Mapping[str, str]) -> Layout:
+            catalog_of: Mapping[str, str], measure: Measure, *, book: int = 2, banner: str | None = None) -> Layout:
     """The geometry for a picture ``width`` by ``height`` at ``scale``; ``catalog_of`` says
-    which catalog replica each order replica uses (a link is drawn between them)."""
-    w, h = width, height
-    icon = icon_height(height, scale)
-    left, right = ROWS_LEFT * w, w - 8
-    centers = {"client": QPointF(CLIENT_X * w, ENTRY_Y * h), "frontend": QPointF(FRONTEND_X * w, ENTRY_Y * h)}
-    for row, y in ((catalogs, CATALOG_Y * h), (orders, ORDER_Y * h)):
-        slot = (right - left) / max(1, len(row))
-        for i, name in enumerate(row):
-            centers[name] = QPointF(left + slot * i + icon * 0.5 + 6, y)
-    text_width = max(90.0, (right - left) / max(1, len(catalogs), len(orders)) - icon - 14)
-    boxes = {name: _box(name, center, icon, scale, text_width) for name, center in centers.items()}
-    layout = Layout(icon, centers, boxes)
-    layout.paths = _links(layout, scale, catalogs, orders, catalog_of)
+    which catalog replica each order replica uses (a link is drawn between them); ``banner``
+    is the teaching-speed banner's words, if it is on. The words' scale is the largest, from
+    ``text_scale`` down to ``MIN_FIT`` of it, at which everything fits."""
+    grown = text_scale(width, height, scale)
+    words_scale = grown
+    while True:
+        layout = _attempt(width, height, scale, words_scale, catalogs, orders, catalog_of, measure, book, banner)
+        if layout.fits() or words_scale <= grown * MIN_FIT:
+            return layout
+        words_scale = max(grown * MIN_FIT, words_scale * 0.93)
+
+
+def _attempt(w: int, h: int, scale: float, ts: float, catalogs: Sequence[str], orders: Sequence[str],
+             catalog_of: Mapping[str, str], measure: Measure, book: int, banner: str | None) -> Layout:
+    layout = Layout(icon_height(h, scale), ts, size=QSizeF(w, h))
+    gap = GAP * ts
+    rows_left = _entry_column(layout, measure, banner, gap)
+    caption_px = layout.px(CAPTION_PX)
+    room = w - 8 - rows_left
+    layout.caption = next((c.format(book=book) for c in CAPTIONS
+                           if measure.width(c.format(book=book), caption_px, True) <= room),
+                          CAPTIONS[-1].format(book=book))
+    layout.words["caption"] = QRectF(rows_left, 2, min(room, measure.width(layout.caption, caption_px, True) + 2),
+                                     measure.line(caption_px))
+    arcs = _arc_room(layout, len(catalogs))
+    top = max(CATALOG_Y * h - layout.icon / 2, layout.words["caption"].bottom() + gap + arcs)
+    _row(layout, catalogs, "catalog", rows_left, top, measure)
+    words = _words_height(layout, "order", measure)
+    _row(layout, orders, "order", rows_left, min(ORDER_Y * h - layout.icon / 2, h - 4 - max(layout.icon, words)),
+         measure)
+    layout.paths = _links(layout, catalogs, orders, catalog_of)
     return layout
 
 
-def _box(name: str, center: QPointF, icon: int, scale: float, text_width: float) -> QRectF:
-    """Where a click chooses ``name``: its icon, and its caption below (entry nodes) or beside
-    (replicas)."""
-    half = icon * 0.4
-    if name in ("client", "frontend"):
-        return QRectF(center.x() - max(half, 46), center.y() - icon / 2, 2 * max(half, 46), icon + 44 * scale)
-    return QRectF(center.x() - half, center.y() - icon / 2, 2 * half + 8 + text_width, max(icon, 64 * scale))
+def _entry_column(layout: Layout, measure: Measure, banner: str | None, gap: float) -> float:
+    """The left column: the banner on top, the shopper and the front-end side by side, the key
+    in the bottom corner; returns where the rows of replicas may start."""
+    w, h, icon = layout.size.width(), layout.size.height(), layout.icon
+    name_px, pill_px, fact_px = layout.px(NAME_PX["entry"]), layout.px(PILL_PX), layout.px(FACT_PX)
+    client_w = max(icon * 0.8, measure.width("shopper", name_px, True))
+    front_w = max(icon * 0.8, measure.width("front-end", name_px, True), measure.width("starting", pill_px, True) + 14)
+    client_x = 6 + client_w / 2
+    front_x = client_x + client_w / 2 + 2 * gap + front_w / 2
+    rows_left = max(ROWS_LEFT * w, front_x + front_w / 2 + 3 * gap)
+    key_line = measure.line(fact_px) + 1
+    key_w = 20 + max(measure.width(text, fact_px) for text in KEY_TEXTS)
+    layout.words["key"] = QRectF(0, h - key_line * len(KEY_TEXTS) - 6, key_w, key_line * len(KEY_TEXTS) + 6)
+    above = 4.0
+    if banner:
+        layout.banner_lines = wrap(banner, measure, pill_px, True, rows_left - 2 * gap - 24)
+        widest = max(measure.width(line, pill_px, True) for line in layout.banner_lines)
+        layout.words["banner"] = QRectF(6, 4, widest + 14, len(layout.banner_lines) * measure.line(pill_px) + 6)
+        above = layout.words["banner"].bottom()
+    name_h, pill_h = measure.line(name_px), measure.line(pill_px) + 4
+    block = icon + 2 + name_h + 2 + pill_h
+    lowest = layout.words["key"].top() - gap - block
+    top = min(max(ENTRY_Y * h - icon / 2, above + gap), lowest)
+    for name, x, width, tall in (("client", client_x, client_w, icon + 2 + name_h), ("frontend", front_x, front_w,
+                                                                                    block)):
+        layout.centers[name] = QPointF(x, top + icon / 2)
+        layout.boxes[name] = QRectF(x - width / 2, top, width, tall)
+        layout.columns[name] = QRectF(x - width / 2, top + icon + 2, width, tall - icon - 2)
+    return rows_left
 
 
-def _links(layout: Layout, scale: float, catalogs: Sequence[str], orders: Sequence[str],
+def _words_height(layout: Layout, role: str, measure: Measure) -> float:
+    """The height of a replica's words: its name, its state pill and its lines of facts."""
+    return (measure.line(layout.px(NAME_PX[role])) + 2 + measure.line(layout.px(PILL_PX)) + 4 + 2
+            + FACT_LINES[role] * measure.line(layout.px(FACT_PX)))
+
+
+def _row(layout: Layout, names: Sequence[str], role: str, left: float, top: float, measure: Measure) -> None:
+    """A row of replicas from ``left`` to the right edge, their icons' tops at ``top``."""
+    icon = layout.icon
+    slot = (layout.size.width() - 8 - left) / max(1, len(names))
+    text_w = slot - icon * 0.8 - 8 - GAP * layout.text_scale
+    tall = max(icon, _words_height(layout, role, measure))
+    for i, name in enumerate(names):
+        x = left + slot * i + icon * 0.4 + 2
+        layout.centers[name] = QPointF(x, top + icon / 2)
+        layout.boxes[name] = QRectF(x - icon * 0.4, top, icon * 0.8 + 8 + text_w, tall)
+        layout.columns[name] = QRectF(x + icon * 0.4 + 8, top, text_w, tall)
+
+
+def _lift(scale: float, apart: int) -> float:
+    """How high the arc between two catalog replicas ``apart`` places apart rises."""
+    return (10 + 12 * apart) * min(scale, 1.3)
+
+
+def _arc_room(layout: Layout, catalogs: int) -> float:
+    """The room the arcs between catalog replicas take above their icons (a cubic's peak is
+    three quarters of its control points' lift)."""
+    return 0.75 * 1.6 * _lift(layout.text_scale, catalogs - 1) if catalogs > 1 else 0.0
+
+
+def wrap(text: str, measure: Measure, px: float, bold: bool, width: float) -> list[str]:
+    """``text`` in lines no wider than ``width`` (a word wider than that has a line of its own)."""
+    lines: list[str] = []
+    for word in text.split():
+        if lines and measure.width(f"{lines[-1]} {word}", px, bold) <= width:
+            lines[-1] = f"{lines[-1]} {word}"
+        else:
+            lines.append(word)
+    return lines
+
+
+def _links(layout: Layout, catalogs: Sequence[str], orders: Sequence[str],
            catalog_of: Mapping[str, str]) -> dict[tuple[str, str], QPainterPath]:
     """Every link a message can take, keyed (one end, other end): shopper to front-end, the
     front-end to every replica, each order replica to its catalog, and arcs between catalogs."""
@@ -91,12 +240,43 @@ def _links(layout: Layout, scale: float, catalogs: Sequence[str], orders: Sequen
     for i, a in enumerate(catalogs):
         for j in range(i + 1, len(catalogs)):
             b = catalogs[j]
-            lift = (14 + 16 * (j - i)) * min(scale, 1.3)
+            lift = _lift(layout.text_scale, j - i)
             start, end = top(a) + QPointF(icon * 0.15, 0), top(b) - QPointF(icon * 0.15, 0)
             path = QPainterPath(start)
             path.cubicTo(start - QPointF(0, lift * 1.6), end - QPointF(0, lift * 1.6), end)
             paths[(a, b)] = path
     return paths
+
+
+def place_labels(anchors: Sequence[tuple[QPointF, QSizeF]], obstacles: Sequence[QRectF],
+                 bounds: QRectF) -> list[QRectF | None]:
+    """Where each message's label goes, in the order given (the first placed first): the first
+    spot near its message, within ``bounds``, that covers no obstacle and no label placed
+    before; None when there is none (the message is drawn without its label)."""
+    taken = list(obstacles)
+    placed: list[QRectF | None] = []
+    for point, size in anchors:
+        spot = None
+        for dx, dy in _spots(size):
+            rect = QRectF(point.x() + dx, point.y() + dy, size.width(), size.height())
+            if bounds.contains(rect) and not any(rect.intersects(other) for other in taken):
+                spot = rect
+                break
+        placed.append(spot)
+        if spot is not None:
+            taken.append(spot)
+    return placed
+
+
+def _spots(size: QSizeF) -> list[tuple[float, float]]:
+    """Offsets from a message to try for its label: beside it first, then a little further."""
+    w, h = size.width(), size.height()
+    gap = 6.0
+    near = [(gap, -h - 2), (gap, 2), (-w - gap, -h - 2), (-w - gap, 2), (-w / 2, -h - gap), (-w / 2, gap)]
+    spots = list(near)
+    for ring in (1, 2, 3):
+        spots += [(dx, dy - ring * (h + 2)) for dx, dy in near[:4]] + [(dx, dy + ring * (h + 2)) for dx, dy in near[:4]]
+    return spots
 
 
 def _line(a: QPointF, b: QPointF) -> QPainterPath:

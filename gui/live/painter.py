@@ -13,7 +13,7 @@ from PySide6.QtCore import QPointF, QRect, QRectF, QSize, Qt
 from PySide6.QtGui import QColor, QFont, QFontMetricsF, QPainter, QPainterPath, QPen, QPixmap
 
 from gui.common import COLORS, node_icon, role_of
-from gui.live.layout import ORDER_Y, ROWS_LEFT, Layout, icon_height
+from gui.live.layout import FACT_LINES, FACT_PX, KEY_TEXTS, NAME_PX, PILL_PX, Layout, wrap
 from nodes.core.vocabulary import GONE, SERVING, HealthState
 from nodes.observe.arrows import AnswerOutcome
 from nodes.observe.views import NodeHealth, ReplicaCell
@@ -27,9 +27,8 @@ OUTCOME_COLORS = {AnswerOutcome.NONE: "#1d4ed8", AnswerOutcome.OK: "#15803d", An
                   AnswerOutcome.CONFLICT: "#c2410c", AnswerOutcome.NOT_FOUND: "#334155",
                   AnswerOutcome.UNKNOWN: "#6d28d9", AnswerOutcome.FAILED: "#b91c1c"}
 #: The colour key in the bottom left corner: (words, outcome).
-KEY = (("request →", AnswerOutcome.NONE), ("answer: ok", AnswerOutcome.OK),
-       ("out of stock", AnswerOutcome.OUT_OF_STOCK), ("conflict 409", AnswerOutcome.CONFLICT),
-       ("failed", AnswerOutcome.FAILED), ("unknown", AnswerOutcome.UNKNOWN))
+KEY = tuple(zip(KEY_TEXTS, (AnswerOutcome.NONE, AnswerOutcome.OK, AnswerOutcome.OUT_OF_STOCK, AnswerOutcome.CONFLICT,
+                            AnswerOutcome.FAILED, AnswerOutcome.UNKNOWN), strict=True))
 #: States drawn with a faded icon: running, but answering nobody yet or at all.
 FADED = (HealthState.HUNG, HealthState.CUT_OFF, HealthState.STARTING)
 
@@ -48,6 +47,39 @@ class StillFacts(NamedTuple):
     healths: tuple[NodeHealth, ...]
     cells: tuple[ReplicaCell, ...]
     cut: tuple[tuple[str, str], ...]
+
+
+def catalog_lines(cell: ReplicaCell) -> list[tuple[str, str]]:
+    """The facts under a catalog replica's state, one a line, with their colours: its stock,
+    whether it vouches for the book (valid, stale) and its lease. A hung replica is drawn as
+    every view draws it (``views.derive_cells``): not valid, and it says why, with no lease
+    claimed (it cannot renew one)."""
+    stock = (f"stock {cell.stock if cell.stock is not None else '?'}", COLORS["text"])
+    if cell.health == HealthState.HUNG:
+        return [stock, ("hung: answers nobody", "#92400e")]
+    words = ("valid" if cell.valid else "not valid") + (" · stale" if cell.stale else "")
+    lease = ("lease lapsed", "#b91c1c") if cell.lease_lapsed else ("lease holds", "#166534")
+    return [stock, (words, COLORS["text"]), lease]
+
+
+class FontMeasure:
+    """How large words are in the picture's font (``layout.Measure``), at a size in pixels."""
+
+    def __init__(self, base: QFont) -> None:
+        self.base = base
+        self._metrics: dict[tuple[float, bool], QFontMetricsF] = {}
+
+    def metrics(self, px: float, bold: bool = False) -> QFontMetricsF:
+        key = (px, bold)
+        if key not in self._metrics:
+            self._metrics[key] = QFontMetricsF(scaled_font(self.base, px, 1.0, bold))
+        return self._metrics[key]
+
+    def width(self, text: str, px: float, bold: bool = False) -> float:
+        return self.metrics(px, bold).horizontalAdvance(text)
+
+    def line(self, px: float) -> float:
+        return self.metrics(px).height()
 
 
 def scaled_font(base: QFont, px: float, scale: float, bold: bool = False) -> QFont:
@@ -73,7 +105,8 @@ def draw_still(facts: StillFacts, layout: Layout, base: QFont, names: Sequence[s
 
 
 class StillPainter:
-    """Draws one still picture with ``painter``; lives for that one picture."""
+    """Draws one still picture with ``painter``; lives for that one picture. Every word goes
+    where the layout measured room for it (``Layout.columns``, ``Layout.words``)."""
 
     def __init__(self, painter: QPainter, facts: StillFacts, layout: Layout, base: QFont, catalogs: Sequence[str],
                  catalog_of: Mapping[str, str]) -> None:
@@ -83,9 +116,9 @@ class StillPainter:
         self.base = base
         self.catalogs = catalogs
         self.catalog_of = catalog_of
-        self.scale = facts.scale
-        self.width, self.height = facts.size.width(), facts.size.height()
-        self.icon = icon_height(self.height, self.scale)
+        self.scale = layout.text_scale  # the presenter scale, grown with a large picture (or shrunk to fit)
+        self.icon = layout.icon
+        self.measure = FontMeasure(base)
         self.cells = {f"catalog{c.replica}": c for c in facts.cells}
 
     def font(self, px: float, bold: bool = False) -> QFont:
@@ -105,42 +138,36 @@ class StillPainter:
             self.node(name, healths.get(name))
 
     def captions(self) -> None:
-        """The rows' titles, the teaching speed when on, and the colour key."""
-        painter, scale = self.painter, self.scale
+        """The catalog row's caption, the teaching speed when on, and the colour key, each in
+        the place the layout keeps for it (so that no message label covers them)."""
+        painter, scale, words = self.painter, self.scale, self.layout.words
         painter.setPen(QColor(COLORS["text"]))
         painter.setFont(self.font(13, bold=True))
-        left = ROWS_LEFT * self.width
-        painter.drawText(QRectF(left, 2, self.width - left, 20 * scale), Qt.AlignmentFlag.AlignLeft,
-                         f"Catalog replicas · book {self.facts.book}: N (seq), bold when valid")
-        painter.drawText(QRectF(left, ORDER_Y * self.height + self.icon / 2 + 4 * scale, self.width - left,
-                                20 * scale), Qt.AlignmentFlag.AlignLeft, "Order replicas")
-        pace = self.facts.pace_ms
-        y = 6.0
-        if pace:
-            y = self.tag(QPointF(6, y), f"Teaching speed: each message held {pace} ms", "#7c2d12") + 4
-        painter.setFont(self.font(11))
-        line = 16 * scale
-        y = self.height - line * len(KEY) - 6
+        painter.drawText(words["caption"], Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
+                         self.layout.caption)
+        if "banner" in words:
+            self.tag(words["banner"], self.layout.banner_lines, "#7c2d12")
+        painter.setFont(self.font(FACT_PX))
+        key = words["key"]
+        line = (key.height() - 6) / len(KEY)
+        y = key.top()
         for text, outcome in KEY:
             painter.setBrush(QColor(OUTCOME_COLORS[outcome]))
             painter.setPen(Qt.PenStyle.NoPen)
             painter.drawEllipse(QPointF(10, y + line / 2), 4.5 * scale, 4.5 * scale)
             painter.setPen(QColor(COLORS["text"]))
-            painter.drawText(QRectF(20, y, 0.26 * self.width, line), Qt.AlignmentFlag.AlignVCenter, text)
+            painter.drawText(QRectF(20, y, key.width() - 20, line), Qt.AlignmentFlag.AlignVCenter, text)
             y += line
 
-    def tag(self, at: QPointF, text: str, color: str) -> float:
-        """A small filled label with white text; returns its bottom."""
+    def tag(self, box: QRectF, lines: Sequence[str], color: str) -> None:
+        """A filled label with white text, one line each."""
         painter = self.painter
-        painter.setFont(self.font(11, bold=True))
-        metrics = QFontMetricsF(painter.font())
-        box = QRectF(at.x(), at.y(), metrics.horizontalAdvance(text) + 12, metrics.height() + 4)
+        painter.setFont(self.font(PILL_PX, bold=True))
         painter.setPen(Qt.PenStyle.NoPen)
         painter.setBrush(QColor(color))
         painter.drawRoundedRect(box, 6, 6)
         painter.setPen(QColor("#ffffff"))
-        painter.drawText(box, Qt.AlignmentFlag.AlignCenter, text)
-        return box.bottom()
+        painter.drawText(box, Qt.AlignmentFlag.AlignCenter, "\n".join(lines))
 
     def link(self, path: QPainterPath, a: NodeHealth | None, b: NodeHealth | None) -> None:
         """A link: dotted and pale to a node that is gone, dashed and crossed to one cut off."""
@@ -166,99 +193,101 @@ class StillPainter:
         painter, icon = self.painter, self.icon
         center = self.layout.centers[name]
         state = health.state if health else HealthState.UP
-        gone = state in GONE
-        pixmap = node_icon(role_of(name) if name != "client" else "client", icon, crossed=gone,
+        pixmap = node_icon(role_of(name) if name != "client" else "client", icon, crossed=state in GONE,
                            faded=state in FADED)
         painter.drawPixmap(int(center.x() - pixmap.width() / 2), int(center.y() - icon / 2), pixmap)
         if name == self.facts.selected and self.facts.focused:
             painter.setPen(QPen(QColor(COLORS["accent"]), 2.5, Qt.PenStyle.DashLine))
             painter.setBrush(Qt.BrushStyle.NoBrush)
-            painter.drawRoundedRect(self.layout.boxes[name].adjusted(-5, -5, 5, 5), 8, 8)
+            painter.drawRoundedRect(self.layout.boxes[name].adjusted(-3, -3, 3, 3), 8, 8)
         if state == HealthState.HUNG:  # the pause sign of a stopped process, on the icon
             painter.setPen(Qt.PenStyle.NoPen)
             painter.setBrush(QColor(STATE_FILL[HealthState.HUNG]))
             bar = QRectF(center.x() - icon * 0.16, center.y() - icon * 0.2, icon * 0.1, icon * 0.4)
             painter.drawRect(bar)
             painter.drawRect(bar.translated(icon * 0.2, 0))
+        column = self.layout.columns[name]
         if name in ("client", "frontend"):
-            self.entry_words(name, center, state, health)
-            return
-        x = center.x() + icon * 0.4 + 8
-        y = center.y() - icon / 2
-        width = self.layout.boxes[name].right() - x
-        if name in self.catalogs:
-            self.catalog_words(name, x, y, width, state, health)
+            self.entry_words(name, column, state, health)
+        elif name in self.catalogs:
+            self.catalog_words(name, column, state, health)
         else:
-            self.order_words(name, x, y, width, state, health)
+            self.order_words(name, column, state, health)
 
-    def entry_words(self, name: str, center: QPointF, state: HealthState, health: NodeHealth | None) -> None:
+    def entry_words(self, name: str, column: QRectF, state: HealthState, health: NodeHealth | None) -> None:
         """Below the shopper or the front-end: its name, and the front-end's state pill."""
-        painter, scale = self.painter, self.scale
-        below = QRectF(center.x() - 70 * scale, center.y() + self.icon / 2 + 2, 140 * scale, 20 * scale)
-        painter.setFont(self.font(13, bold=True))
+        painter = self.painter
+        painter.setFont(self.font(NAME_PX["entry"], bold=True))
         painter.setPen(QColor(COLORS["text"]))
-        painter.drawText(below, Qt.AlignmentFlag.AlignCenter, "shopper" if name == "client" else "front-end")
+        line = self.measure.line(self.layout.px(NAME_PX["entry"]))
+        painter.drawText(QRectF(column.left(), column.top(), column.width(), line), Qt.AlignmentFlag.AlignCenter,
+                         "shopper" if name == "client" else "front-end")
         if health is not None:
-            self.pill(QPointF(center.x(), below.bottom() + 2), health.label, state, centered=True, health=health)
+            self.pill(QPointF(column.center().x(), column.top() + line + 2), column.width(), state, health,
+                      centered=True)
 
-    def catalog_words(self, name: str, x: float, y: float, width: float, state: HealthState,
-                      health: NodeHealth | None) -> None:
+    def catalog_words(self, name: str, column: QRectF, state: HealthState, health: NodeHealth | None) -> None:
         """Beside a catalog replica: ``N (seq)`` of the shown book (bold when valid, amber when
-        stale, grey when gone), its state, and unless gone its stock, validity and lease."""
-        painter, scale = self.painter, self.scale
-        gone = state in GONE
+        stale, grey when gone), its state, and unless gone its facts (``catalog_lines``)."""
+        painter = self.painter
         cell = self.cells.get(name)
         seq = "?" if cell is None or cell.seq is None else str(cell.seq)
-        painter.setFont(self.font(18, bold=bool(cell and cell.valid)))
-        color = "#9ca3af" if gone else "#b45309" if cell and cell.stale else COLORS["text"]
-        painter.setPen(QColor(color))
-        number = name.removeprefix("catalog")
-        painter.drawText(QRectF(x, y, width, 24 * scale), Qt.AlignmentFlag.AlignLeft, f"{number} ({seq})")
-        y += 24 * scale
-        y = self.pill(QPointF(x, y), health.label if health else "", state, health=health) + 2
-        if cell is None or gone:
-            return
-        words = ("valid" if cell.valid else "not valid") + (" · stale" if cell.stale else "")
-        lease = "lease lapsed" if cell.lease_lapsed else "lease holds"
-        painter.setFont(self.font(11))
-        painter.setPen(QColor(COLORS["text"]))
-        line = 15 * scale  # one fact a line: the column is narrow at 1280 px
-        painter.drawText(QRectF(x, y, width, line), Qt.AlignmentFlag.AlignLeft,
-                         f"stock {cell.stock if cell.stock is not None else '?'}")
-        painter.drawText(QRectF(x, y + line, width, line), Qt.AlignmentFlag.AlignLeft, words)
-        painter.setPen(QColor("#b91c1c" if cell.lease_lapsed else "#166534"))
-        painter.drawText(QRectF(x, y + 2 * line, width, line), Qt.AlignmentFlag.AlignLeft, lease)
+        painter.setFont(self.font(NAME_PX["catalog"], bold=bool(cell and cell.valid)))
+        painter.setPen(QColor("#9ca3af" if state in GONE else "#b45309" if cell and cell.stale else COLORS["text"]))
+        line = self.measure.line(self.layout.px(NAME_PX["catalog"]))
+        painter.drawText(QRectF(column.left(), column.top(), column.width(), line), Qt.AlignmentFlag.AlignLeft,
+                         f"{name.removeprefix('catalog')} ({seq})")
+        y = self.pill(QPointF(column.left(), column.top() + line + 2), column.width(), state, health) + 2
+        if cell is not None and state not in GONE:
+            self.facts_lines(catalog_lines(cell), column, y, FACT_LINES["catalog"])
 
-    def order_words(self, name: str, x: float, y: float, width: float, state: HealthState,
-                    health: NodeHealth | None) -> None:
+    def order_words(self, name: str, column: QRectF, state: HealthState, health: NodeHealth | None) -> None:
         """Beside an order replica: its name, its state, the catalog it uses, and a warning
         when that catalog is out while it serves."""
-        painter, scale = self.painter, self.scale
-        painter.setFont(self.font(14, bold=True))
-        painter.setPen(QColor(COLORS["text"]))
-        painter.drawText(QRectF(x, y, width, 22 * scale), Qt.AlignmentFlag.AlignLeft,
-                         f"order {name.removeprefix('order')}")
-        y = self.pill(QPointF(x, y + 22 * scale), health.label if health else "", state, health=health) + 2
-        painter.setFont(self.font(11))
-        catalog = self.catalog_of.get(name, "")
-        painter.drawText(QRectF(x, y, width, 16 * scale), Qt.AlignmentFlag.AlignLeft,
-                         f"uses catalog {catalog.removeprefix('catalog')}" if catalog else "")
-        if health is not None and health.notes and health.state in SERVING:
-            painter.setPen(QColor("#92400e"))
-            painter.drawText(QRectF(x, y + 15 * scale, width, 16 * scale), Qt.AlignmentFlag.AlignLeft,
-                             "its catalog is out")
-
-    def pill(self, at: QPointF, text: str, state: HealthState, centered: bool = False,
-             health: NodeHealth | None = None) -> float:
-        """A node's state as a rounded pill in the state's colour; returns its bottom."""
         painter = self.painter
-        state = health.look if health is not None else state
-        painter.setFont(self.font(11, bold=True))
-        metrics = QFontMetricsF(painter.font())
-        width = metrics.horizontalAdvance(text) + 14
-        box = QRectF(at.x() - (width / 2 if centered else 0), at.y(), width, metrics.height() + 2)
+        painter.setFont(self.font(NAME_PX["order"], bold=True))
+        painter.setPen(QColor(COLORS["text"]))
+        line = self.measure.line(self.layout.px(NAME_PX["order"]))
+        painter.drawText(QRectF(column.left(), column.top(), column.width(), line), Qt.AlignmentFlag.AlignLeft,
+                         f"order {name.removeprefix('order')}")
+        y = self.pill(QPointF(column.left(), column.top() + line + 2), column.width(), state, health) + 2
+        catalog = self.catalog_of.get(name, "")
+        lines = [(f"uses catalog {catalog.removeprefix('catalog')}", COLORS["text"])] if catalog else []
+        if health is not None and health.notes and health.state in SERVING:
+            lines.append(("its catalog is out", "#92400e"))
+        self.facts_lines(lines, column, y, FACT_LINES["order"])
+
+    def facts_lines(self, lines: Sequence[tuple[str, str]], column: QRectF, y: float, most: int) -> None:
+        """Facts, one a line, wrapped to the column's width, at most ``most`` lines in all."""
+        painter = self.painter
+        px = self.layout.px(FACT_PX)
+        painter.setFont(self.font(FACT_PX))
+        height = self.measure.line(px)
+        drawn = 0
+        for text, color in lines:
+            painter.setPen(QColor(color))
+            for part in wrap(text, self.measure, px, False, column.width()):
+                if drawn == most:
+                    return
+                painter.drawText(QRectF(column.left(), y, column.width(), height), Qt.AlignmentFlag.AlignLeft, part)
+                y += height
+                drawn += 1
+
+    def pill(self, at: QPointF, room: float, state: HealthState, health: NodeHealth | None,
+             centered: bool = False) -> float:
+        """A node's state as a rounded pill in the state's colour, its words in full when they
+        fit ``room`` and the state's one word when not; returns its bottom."""
+        painter = self.painter
+        look = health.look if health is not None else state
+        text = health.label if health is not None else str(state)
+        px = self.layout.px(PILL_PX)
+        if self.measure.width(text, px, True) + 14 > room:
+            text = str(state)
+        painter.setFont(self.font(PILL_PX, bold=True))
+        width = self.measure.width(text, px, True) + 14
+        box = QRectF(at.x() - (width / 2 if centered else 0), at.y(), width, self.measure.line(px) + 2)
         painter.setPen(Qt.PenStyle.NoPen)
-        painter.setBrush(QColor(STATE_FILL.get(state, "#334155")))
+        painter.setBrush(QColor(STATE_FILL.get(look, "#334155")))
         painter.drawRoundedRect(box, box.height() / 2, box.height() / 2)
         painter.setPen(QColor("#ffffff"))
         painter.drawText(box, Qt.AlignmentFlag.AlignCenter, text)

@@ -2,7 +2,9 @@
 above it, a shop row (look up, buy, two buyers, restock) below it, and beside it the latency
 chart with a line at every fault and heal and the front-end's caches. A view of the model;
 every action goes to the controller. While paused the model keeps every message: Step and Back
-go through them one at a time, and Resume draws what happened meanwhile."""
+go through them one at a time in causal order (a message after the one that caused it, an
+answer after every hop it waited for: ``nodes.observe.arrows.step_order``), and Resume draws
+what happened meanwhile."""
 from __future__ import annotations
 
 import asyncio
@@ -11,7 +13,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QShowEvent
+from PySide6.QtGui import QFont, QFontMetrics, QResizeEvent, QShowEvent, QTextDocumentFragment
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QPushButton, QSizePolicy, QSpinBox, QVBoxLayout, QWidget
 
 from gui.cache import CachePanel
@@ -21,7 +23,7 @@ from gui.live.arrows import short_text
 from gui.live.canvas import LiveCanvas
 from gui.live.schedule import MAX_TRACES
 from nodes.core.books import seed_books
-from nodes.observe.arrows import Arrow
+from nodes.observe.arrows import Arrow, ArrowKind, step_order
 from nodes.observe.model import ClusterModel
 
 if TYPE_CHECKING:
@@ -31,7 +33,14 @@ if TYPE_CHECKING:
 
 #: Teaching speeds offered (ms each message is held); 0 is full speed.
 PACES = (0, 100, 250, 500, 1000, 2000)
+#: A step orders at most this many of the messages not shown yet (the oldest), so that a long
+#: pause under load stays quick to step through.
+STEP_WINDOW = 3000
+#: Messages before the pause looked at for causes already shown.
+KNOWN_BEFORE_PAUSE = 5000
 CHART_REDRAW_S = 0.5
+#: The caches' titles on the Live screen, short so that both fit beside the chart at 150 %.
+CACHE_TITLES = {"lookup": "Lookup cache", "search": "Search cache"}
 
 
 class LiveView(QWidget):
@@ -47,7 +56,17 @@ class LiveView(QWidget):
         self.say = say
         self.seen = 0  # the last message taken from the model
         self.paused_at: int | None = None  # the message count when paused
-        self.stepped_to = 0  # while paused: the message stepped to
+        #: While paused: the messages stepped to so far, in the order shown, and where Back and
+        #: Step have got to among them (1 is the first; 0 before the first step).
+        self.told: list[Arrow] = []
+        self.position = 0
+        #: (trace, span) of the requests and calls sent before the pause: causes already shown;
+        #: and the traces whose shopper's request was.
+        self._known: set[tuple[str | None, str | None]] = set()
+        self._entered: set[str | None] = set()
+        #: The message count and the time when a step last found nothing to show (every message
+        #: left waits for its cause): Step stays off until more come, or a moment has passed.
+        self._stuck_at: tuple[int, float] | None = None
         self._chart_drawn = 0.0
         self._caches_drawn = 0.0
         self.books = seed_books()
@@ -100,11 +119,14 @@ class LiveView(QWidget):
         self.copies.setPrefix("to ")
         self.copies.setAccessibleName("Copies to restock to")
         self.restock_button = QPushButton("Restock")
-        self.answer = label("", name="Muted")
+        self.answer = label("", name="Muted", wrap=True)  # two lines rather than cut words
         self.answer.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
 
     def _lay_out(self) -> None:
-        """Controls on top; the picture and the shop row left, the chart and caches right."""
+        """Controls on top, then the line that says what is drawn; the picture left, the chart
+        and caches right; the shop row and its answer under both. Everything has room at
+        1280×720 at 100 % and at 150 %: the shop row spans the width, and the caches' titles
+        are short here (the Cache tab has the long ones)."""
         top = QHBoxLayout()
         top.addWidget(self.load_button)
         top.addWidget(self.rate)
@@ -114,28 +136,32 @@ class LiveView(QWidget):
         top.addSpacing(10)
         for button in (self.pause_button, self.back_button, self.step_button):
             top.addWidget(button)
-        top.addWidget(self.status, 1)
+        top.addStretch(1)
         shop = QHBoxLayout()
         shop.addWidget(self.book)
         for widget in (self.lookup_button, self.buy_button, self.two_button, self.copies, self.restock_button):
             shop.addWidget(widget)
-        left = QVBoxLayout()
-        left.addWidget(self.canvas, 1)
-        left.addLayout(shop)
-        left.addWidget(self.answer)
+        shop.addSpacing(6)
+        shop.addWidget(self.answer, 1)
         caches = QHBoxLayout()
-        for panel in self.caches.values():
+        for name, panel in self.caches.items():
+            panel.setTitle(CACHE_TITLES[name])
             caches.addWidget(panel)
         right = QVBoxLayout()
         right.addWidget(self.chart, 3)
         right.addLayout(caches, 2)
         main = QHBoxLayout()
-        main.addLayout(left, 3)
+        main.addWidget(self.canvas, 3)
         main.addLayout(right, 2)
         layout = QVBoxLayout(self)
-        layout.setContentsMargins(8, 8, 8, 8)
+        layout.setContentsMargins(8, 6, 8, 6)
+        layout.setSpacing(4)
         layout.addLayout(top)
+        # The line that says what is drawn, and while paused which step: the whole width, so
+        # that a step's words are never cut (``_fitted`` shortens them only if they must be).
+        layout.addWidget(self.status)
         layout.addLayout(main, 1)
+        layout.addLayout(shop)
 
     def _connect(self, events: ModelEvents) -> None:
         self.load_button.clicked.connect(self.toggle_load)
@@ -210,22 +236,49 @@ class LiveView(QWidget):
 
     def pause(self) -> None:
         """Freeze the picture; the model keeps every message meanwhile."""
-        self.paused_at = self.stepped_to = self.seen
+        self.paused_at = self.seen
+        self.told, self.position, self._stuck_at = [], 0, None
+        earlier = [a for a in self.model.arrows.after(max(0, self.paused_at - KNOWN_BEFORE_PAUSE))
+                   if a.number <= self.paused_at and a.kind == ArrowKind.REQUEST]
+        self._known = {(a.trace, a.span) for a in earlier}
+        self._entered = {a.trace for a in earlier if a.source == "client"}
         self.canvas.freeze()
         self._controls()
 
     def step(self, by: int) -> None:
-        """While paused, go to the next (or previous) message recorded since the pause."""
+        """While paused, go to the next (or previous) message since the pause, in causal order:
+        Back and Step again show what was shown; a step past the last takes the next message
+        of ``step_order`` among those not shown yet."""
         if self.paused_at is None:
             return
-        target = min(max(self.paused_at + 1, self.stepped_to + by), self.model.arrows.count)
-        found = self.model.arrows.after(target - 1, 1)
-        if target <= self.paused_at or not found:
+        if by < 0 and self.position > 1:
+            self.position -= 1
+        elif by > 0 and self.position < len(self.told):
+            self.position += 1
+        elif by > 0:
+            following = self.next_message()
+            if following is None:
+                self._stuck_at = (self.model.arrows.count, time.monotonic())
+                self._controls()
+                return
+            self.told.append(following)
+            self.position = len(self.told)
+        else:
             self._controls()
             return
-        self.stepped_to = target
-        self.canvas.show_step(found[0])
+        self.canvas.show_step(self.told[self.position - 1])
         self._controls()
+
+    def next_message(self) -> Arrow | None:
+        """The next message to step to: the first, in causal order, of those since the pause
+        not shown yet (the oldest ``STEP_WINDOW`` of them), whose cause has been heard of."""
+        assert self.paused_at is not None
+        shown = {a.number for a in self.told}
+        waiting = [a for a in self.model.arrows.after(self.paused_at) if a.number not in shown][:STEP_WINDOW]
+        known = self._known | {(a.trace, a.span) for a in self.told if a.kind == ArrowKind.REQUEST}
+        entered = self._entered | {a.trace for a in self.told if a.source == "client"}
+        ordered = step_order(waiting, known, time.time(), entered)
+        return ordered[0] if ordered else None
 
     def resume(self) -> None:
         """Back to live: what happened meanwhile is drawn (chart, caches), new messages move."""
@@ -235,10 +288,9 @@ class LiveView(QWidget):
         self.redraw()
 
     def stepped_message(self) -> Arrow | None:
-        if self.paused_at is None or self.stepped_to <= self.paused_at:
+        if self.paused_at is None or not self.position:
             return None
-        found = self.model.arrows.after(self.stepped_to - 1, 1)
-        return found[0] if found else None
+        return self.told[self.position - 1]
 
     def _controls(self) -> None:
         """The buttons' words and states, and the status line: live, or paused and where."""
@@ -248,27 +300,52 @@ class LiveView(QWidget):
         self.pause_button.setText("Resume live" if paused else "Pause")
         self.pause_button.setObjectName("Primary" if paused else "")
         self.pause_button.style().polish(self.pause_button)
-        self.back_button.setEnabled(paused_at is not None and self.stepped_to > paused_at + 1)
-        self.step_button.setEnabled(paused and self.stepped_to < self.model.arrows.count)
+        self.back_button.setEnabled(paused and self.position > 1)
+        count = self.model.arrows.count
+        stuck = self._stuck_at is not None and self._stuck_at[0] == count and time.monotonic() - self._stuck_at[1] < 1
+        self.step_button.setEnabled(paused and (self.position < len(self.told) or (
+            count - (paused_at or 0) > len(self.told) and not stuck)))
         if paused_at is not None:
-            self.status.setText(self._paused_text(paused_at))
+            self.status.setText(self._fitted(self._paused_texts(paused_at)))
         else:
             skipped = self.canvas.skipped - self._skipped_at_tick
             self._skipped_at_tick = self.canvas.skipped
-            busy = f" · busy: {MAX_TRACES} drawn at once" if skipped else ""  # short: it fits at 1280 px
-            self.status.setText(f"<b>Live</b>: click a node to break or heal it{busy}")
+            busy = f" · busy: only {MAX_TRACES} requests drawn at once" if skipped else ""
+            self.status.setText(self._fitted([f"<b>Live</b>: click a node to break or heal it{busy}",
+                                              "<b>Live</b>: click a node to break or heal it"]))
             self.status.setToolTip(f"Under load only {MAX_TRACES} requests are animated at a time; "
                                    "the others are counted on the chart." if skipped else "")
 
-    def _paused_text(self, paused_at: int) -> str:
-        """How many messages came since the pause, and which one is stepped to, with its time."""
+    def _paused_texts(self, paused_at: int) -> list[str]:
+        """How many messages came since the pause, and which one is stepped to, with its time:
+        the longest wording first, then shorter ones (``_fitted`` takes the first that fits)."""
         since = self.model.arrows.count - paused_at
         message = self.stepped_message()
-        where = "" if message is None else (
-            f" — <b>{self.stepped_to - paused_at}</b>: {message.source} → {message.target} "
-            f"{short_text(message.text, 40)} at {time.strftime('%H:%M:%S', time.localtime(message.t))}"
-            f".{int(message.t % 1 * 1000):03d}")
-        return f"<b>Paused</b> · the cluster keeps running · {since} messages since{where}"
+        paused = f"<b>Paused</b> · the cluster keeps running · {since} messages since"
+        if message is None:
+            return [f"{paused} · press Step ▶ for the first", paused, f"<b>Paused</b> · {since} messages since"]
+        when = (f"{time.strftime('%H:%M:%S', time.localtime(message.t))}.{int(message.t % 1 * 1000):03d}")
+        step = f"step <b>{self.position}</b>: {message.source} → {message.target}"
+        return [f"{paused} · {step} {short_text(message.text, 48)} · sent {when}",
+                f"<b>Paused</b> · {since} messages since · {step} {short_text(message.text, 48)} · sent {when}",
+                f"<b>Paused</b> · {step} {short_text(message.text, 40)} · sent {when}",
+                f"<b>Paused</b> · {step} {short_text(message.text, 28)}",
+                f"{step} {short_text(message.text, 16)}"]
+
+    def _fitted(self, texts: list[str]) -> str:
+        """The first of ``texts`` whose words fit the status line's width (the last if none)."""
+        font = QFont(self.status.font())
+        font.setBold(True)  # measured bold throughout: what fits so fits whatever is bold
+        metrics = QFontMetrics(font)
+        room = self.status.contentsRect().width()
+        for text in texts:
+            if metrics.horizontalAdvance(QTextDocumentFragment.fromHtml(text).toPlainText()) <= room:
+                return text
+        return texts[-1]
+
+    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 - Qt's name
+        super().resizeEvent(event)
+        self._controls()  # the status line's wording fits its new width
 
     # ---- drawing ----------------------------------------------------------------------------
     def _changed(self, topics: dict[str, set[Any]]) -> None:

@@ -84,20 +84,24 @@ def told(arrow: Arrow) -> Told:
 
 
 def step_order(arrows: Sequence[Arrow], known: Collection[tuple[str | None, str | None]] = (),
-               now: float | None = None) -> list[Arrow]:
+               now: float | None = None, entered: Collection[str | None] = ()) -> list[Arrow]:
     """``arrows`` in the order a paused Live screen steps through them: causal
     (``traces.causal_order``). ``known`` holds the (trace, span) of requests and calls already
-    shown or sent before the pause. A call whose cause is neither known nor among ``arrows``
-    has not been heard of yet: it waits, with all it caused, until its cause is heard of, its
-    trace is answered, or ``CAUSE_WAIT_S`` have passed since it left (``now``)."""
+    shown or sent before the pause, ``entered`` the traces whose shopper's request was. A call
+    of a trace the shopper started whose cause is neither known nor among ``arrows`` has not
+    been heard of yet: it waits, with all it caused, until its cause is heard of, its trace is
+    answered, or ``CAUSE_WAIT_S`` have passed since it left (``now``). (A trace the shopper did
+    not start — the window's own restock, sent to a catalog replica — has no drawn cause to
+    wait for.)"""
     items = [told(a) for a in arrows]
     heard = {(i.trace, i.span) for i in items if i.kind in (StepKind.REQUEST, StepKind.CALL)}
     answered = {i.trace for i in items if i.kind == StepKind.REPLY}
+    started = {i.trace for i in items if i.kind == StepKind.REQUEST} | set(entered)
     held: set[tuple[str | None, str | None]] = set()
     for item, arrow in zip(items, arrows, strict=True):
-        if (item.kind == StepKind.CALL and item.parent is not None and (item.trace, item.parent) not in heard
-                and (item.trace, item.parent) not in known and item.trace not in answered
-                and (now is None or now - arrow.t < CAUSE_WAIT_S)):
+        if (item.kind == StepKind.CALL and item.parent is not None and item.trace in started
+                and (item.trace, item.parent) not in heard and (item.trace, item.parent) not in known
+                and item.trace not in answered and (now is None or now - arrow.t < CAUSE_WAIT_S)):
             held.add((item.trace, item.span))
     while True:  # what a held call caused waits with it
         more = {(i.trace, i.span) for i in items

@@ -203,6 +203,8 @@ def test_a_call_whose_cause_is_not_heard_of_yet_waits_with_what_it_caused():
                         answer="200 OK", status=200, ms=5, t0=1.1))
     arrows = list(model.arrows.arrows)
     assert [a.text for a in step_order(arrows, now=1.3)] == ["PUT /buy/2"]
+    assert len(step_order(arrows[1:], now=1.3)) == 2, "a trace the shopper did not start has nothing to wait for"
+    assert len(step_order(arrows[1:], now=1.3, entered={"b"})) == 0, "its request was shown before the pause"
     assert len(step_order(arrows, now=1.1 + 60)) == 3, "not forever: a lost event does not stop the steps"
     model.apply(HopDone(node="frontend", t=1.3, trace="b", span="o", parent="root", to="order0", label="PUT /buy/2",
                         answer="200 OK", status=200, ms=250, t0=1.05))

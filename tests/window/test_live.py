@@ -8,10 +8,12 @@ import time
 
 import pytest
 from PySide6.QtCore import QPoint, Qt
-from PySide6.QtGui import QColor
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QTextDocumentFragment
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QScrollBar
 
+from nodes.core.vocabulary import HealthState
+from nodes.observe.arrows import step_order
 from tests.support import open_window, wait_until
 
 pytestmark = pytest.mark.timeout(240)
@@ -74,7 +76,7 @@ def test_clicking_a_node_crashes_its_process_it_is_drawn_crossed_out_and_the_cha
 
     def on_chart(chart, mark) -> bool:
         line = next((line for line in chart.marks if getattr(line, "mark", None) == mark), None)
-        return line is not None and abs(line.value() - (mark.t - time.time())) < 2.0 and line.label.format == mark.text
+        return line is not None and abs(line.value() - (mark.t - time.time())) < 2.0  # named in the chart's strip
 
     window.run(wait_until(lambda: on_chart(live.chart, fault), 5, "the fault marked on the Live chart"))
     window.charts.latency_plot.draw()  # the Charts tab draws the same mark: one truth
@@ -86,7 +88,7 @@ def test_clicking_a_node_crashes_its_process_it_is_drawn_crossed_out_and_the_cha
     qtbot.keyClick(live.canvas, Qt.Key.Key_Right)
     qtbot.keyClick(live.canvas, Qt.Key.Key_Return)
     assert live.canvas.menu.title() == "catalog2"
-    heal = next(a for a in live.canvas.menu.actions() if a.text().startswith("Heal"))
+    heal = next(a for a in live.canvas.menu.actions() if a.text().startswith("Start it again"))
     live.canvas.menu.close()
     heal.trigger()
     window.run(wait_until(lambda: model.health("catalog2").state == "up" and model.nodes["catalog2"].connected, 30,
@@ -167,13 +169,19 @@ def test_pause_keeps_every_event_steps_through_them_and_resume_shows_them(window
                      "the count of messages kept since the pause"))
 
     kept = model.arrows.after(paused_at)
-    for number, message in enumerate(kept, start=1):
+    stepped = []
+    for number in range(1, len(kept) + 1):
         qtbot.mouseClick(live.step_button, Qt.MouseButton.LeftButton)
-        assert live.canvas.flights[0].message == message
+        message = live.canvas.flights[0].message
+        stepped.append(message)
         assert f"<b>{number}</b>: {message.source} → {message.target}" in live.status.text()
+    # Every message once, in causal order (issue 23): the shopper's request first, then what it caused.
+    assert sorted(m.number for m in stepped) == [m.number for m in kept]
+    assert [m.number for m in stepped] == [m.number for m in step_order(kept)]
+    assert (stepped[0].source, stepped[0].target) == ("client", "frontend")
     assert not live.step_button.isEnabled()
     qtbot.mouseClick(live.back_button, Qt.MouseButton.LeftButton)
-    assert live.canvas.flights[0].message == kept[-2]
+    assert live.canvas.flights[0].message == stepped[-2]
 
     qtbot.mouseClick(live.pause_button, Qt.MouseButton.LeftButton)
     assert live.paused_at is None and live.pause_button.text() == "Pause"
@@ -250,3 +258,120 @@ def test_measure_lag_buys_for_real_and_gives_every_book_its_stock_back(window, l
     assert supervisor.node("catalog2").state == "up", "the replica it hung is resumed"
     window.run(supervisor.wait_settled(30))
     assert stock() == before
+
+
+# ---- issue 23 ---------------------------------------------------------------------------------
+def status_fits(live) -> bool:
+    """The status line's words, as plain text, are no wider than the line (nothing cut)."""
+    plain = QTextDocumentFragment.fromHtml(live.status.text()).toPlainText()
+    font = QFont(live.status.font())
+    font.setBold(True)
+    return QFontMetrics(font).horizontalAdvance(plain) <= live.status.contentsRect().width()
+
+
+def test_a_steps_words_are_never_cut_at_1280_and_150_percent(window, live, qtbot):
+    """Item 2: paused and stepped, the line says which message — its ends and its words — in
+    full (shortened only if it must be, never cut mid-word by the window's edge)."""
+    model = window.model
+    qtbot.mouseClick(live.pause_button, Qt.MouseButton.LeftButton)
+    window.run(window.controller.restock(3, 5))
+    window.run(window.controller.buy(3))
+    window.run(wait_until(lambda: model.arrows.count - live.paused_at >= 6, 10, "the buy's messages"))
+    for scale in (1.0, 1.5):
+        window.set_scale(scale)
+        window.run(wait_until(lambda: True, 0.2))
+        for _ in range(4):
+            qtbot.mouseClick(live.step_button, Qt.MouseButton.LeftButton)
+            message = live.stepped_message()
+            assert message is not None and f"{message.source} → {message.target}" in live.status.text()
+            assert status_fits(live), live.status.text()
+        assert (window.width(), window.height()) == (1280, 720)
+    window.set_scale(1.0)
+    qtbot.mouseClick(live.pause_button, Qt.MouseButton.LeftButton)
+
+
+def test_heals_are_named_for_what_they_undo_and_the_header_counts_degraded_nodes(window, live):
+    """Item 11: a slowed or cut-off node is up, and degraded; a hung one is not up; each heal
+    mark says what it undid."""
+    controller, model = window.controller, window.model
+    window.run(window.session.supervisor.wait_settled(30))
+    steps = [("slow", controller.slow("catalog1", 300), controller.slow("catalog1", 0), "7 of 7 nodes up · 1 degraded",
+              "catalog1 full speed again"),
+             ("cut off", controller.cut_off("catalog1", True), controller.cut_off("catalog1", False),
+              "7 of 7 nodes up · 1 degraded", "catalog1 reconnected"),
+             ("hung", controller.hang("catalog1"), controller.resume("catalog1"), "6 of 7 nodes up",
+              "catalog1 resumed")]
+    for state, do, undo, header, healed in steps:
+        window.run(do)
+        window.run(wait_until(lambda s=state: model.health("catalog1").state == s, 10, f"catalog1 {state}"))
+        window.run(wait_until(lambda h=header: h in window.health.text(), 5, f"the header to say {header}"))
+        window.run(undo)
+        window.run(wait_until(lambda: model.health("catalog1").state == "up", 20, "catalog1 up"))
+        window.run(wait_until(lambda h=healed: model.marks[-1].text == h, 5, f"the mark {healed!r}"))
+        assert model.marks[-1].kind == "heal"
+        window.run(wait_until(lambda: "7 of 7 nodes up" in window.health.text() and "degraded" not in
+                              window.health.text(), 10, f"the header all up: {window.health.text()}"))
+
+
+def test_mark_names_follow_the_fault_they_undo():
+    from nodes.observe.health import mark_change
+    from nodes.observe.views import NodeHealth, ProcessState
+
+    def health(state: HealthState, label: str = "") -> NodeHealth:
+        return NodeHealth("catalog1", "catalog", "", state, label or str(state), ProcessState(), True, ())
+
+    assert mark_change("catalog1", None, health(HealthState.SLOW, "slowed 500 ms"))[:2] == (
+        "fault", "catalog1 slowed 500 ms")
+    reconnected = mark_change("catalog1", HealthState.CUT_OFF, health(HealthState.SLOW))
+    assert reconnected == ("heal", "catalog1 reconnected", HealthState.SLOW), "still slow: marked so from now on"
+    assert mark_change("catalog1", HealthState.SLOW, health(HealthState.UP)) == ("heal", "catalog1 full speed again",
+                                                                                None)
+    assert mark_change("catalog1", HealthState.DOWN, health(HealthState.STARTING)) is None
+    assert mark_change("catalog1", HealthState.DOWN, health(HealthState.UP))[1] == "catalog1 up again"
+    assert mark_change("catalog1", None, health(HealthState.UP)) is None
+
+
+def darkest(image, rect) -> int:
+    """The darkest lightness in ``rect`` of ``image`` (its text, on a light menu)."""
+    return min(image.pixelColor(x, y).lightness() for x in range(rect.left(), rect.right(), 2)
+               for y in range(rect.top(), rect.bottom(), 2))
+
+
+def test_a_down_nodes_menu_offers_only_start_and_greys_the_rest(window, live):
+    """Item 12: a crashed replica offers to start it again and nothing else; a running one's
+    "Heal (nothing to heal)" is off; what is off is drawn grey, not like the rest."""
+    model = window.model
+    window.run(window.session.supervisor.wait_settled(30))
+    menu = live.canvas.node_menu("order2")
+    heal = next(a for a in menu.actions() if a.text().startswith("Heal"))
+    assert heal.text() == "Heal (nothing to heal)" and not heal.isEnabled()
+    menu.adjustSize()
+    image = menu.grab().toImage()
+    crash = next(a for a in menu.actions() if a.text().startswith("Crash"))
+    assert darkest(image, menu.actionGeometry(heal)) > darkest(image, menu.actionGeometry(crash)) + 60
+    window.run(window.controller.crash("order2"))
+    window.run(wait_until(lambda: model.health("order2").state == "down", 10, "order2 down"))
+    menu = live.canvas.node_menu("order2")
+    offered = [a.text() for a in menu.actions() if a.isEnabled() and not a.isSeparator()]
+    assert offered == ["Start it again"], offered
+    next(a for a in menu.actions() if a.text() == "Start it again").trigger()
+    window.run(wait_until(lambda: model.health("order2").state == "up", 30, "order2 started again"))
+
+
+def test_a_hung_replica_is_drawn_one_way_on_live_the_grid_and_in_w4():
+    """Item 10: hung, a replica vouches for nothing (not valid, no lease claimed) and says it
+    is hung — on the Live picture, in the Replicas grid, and in the W4 scenario (not "down")."""
+    from gui.live.painter import catalog_lines
+    from gui.replicas import cell_note
+    from gui.scenarios import scenario_cells, setup_states
+    from nodes.observe.views import derive_cells
+    from nodes.session.scenarios import load_all
+
+    hung = derive_cells(2, [(0, 3, 5, True, False, HealthState.UP), (1, 3, 5, True, False, HealthState.HUNG)])[1]
+    assert not hung.valid and hung.health == HealthState.HUNG
+    words = " ".join(text for text, _color in catalog_lines(hung))
+    assert "hung" in words and "lease" not in words and "valid" not in words
+    assert "hung" in cell_note(hung) and "valid" not in cell_note(hung)
+    w4 = next(s for s in load_all() if s.id == "W4")
+    cells = scenario_cells([(3, True, 5), (None, None, None), (3, True, 5)], w4.book, setup_states(w4))
+    assert cells[1].health == HealthState.HUNG and not cells[1].health.gone and not cells[1].valid

@@ -42,7 +42,7 @@ USER bazar
 # answers 503 "degraded": it is alive and serves again as soon as its catalog is back, so that
 # counts as healthy too (an orchestrator that replaced it would gain nothing). Standard library
 # only: the image has no curl.
-HEALTHCHECK --interval=5s --timeout=3s --start-period=10s --retries=3 \
+HEALTHCHECK --interval=5s --timeout=5s --start-period=10s --retries=3 \
     CMD python -c "import http.client as h, os, sys; c = h.HTTPConnection('127.0.0.1', int(os.environ.get('PORT', '8000')), timeout=2); c.request('GET', '/health'); sys.exit(c.getresponse().status not in (200, 503))"
 
 # The cluster secret is never in the image: it comes from BAZAR_SECRET, or from the file named by

@@ -214,7 +214,8 @@ def cluster(tmp_path_factory):
     secret = tmp_path_factory.mktemp("secret") / "bazar.secret"
     secret.write_text(uuid.uuid4().hex + "\n")
     secret.chmod(0o644)  # bind-mounted as it is: the node's user (uid 10001) must read it
-    env = {**os.environ, "BAZAR_IMAGE": image, "BAZAR_SECRET_FILE": str(secret), "BAZAR_PORT": str(free_port())}
+    env = {**os.environ, "BAZAR_IMAGE": image, "BAZAR_SECRET_FILE": str(secret), "BAZAR_PORT": str(free_port()),
+           "BAZAR_NETWORK": f"bazar-test-{run_id}"}
     made = ComposeCluster(compose, f"bazar-test-{run_id}", env, int(env["BAZAR_PORT"]))
     try:
         upped = made.run("up", "-d", "--no-build", timeout=180)
@@ -254,7 +255,8 @@ async def prepare(cluster: ComposeCluster) -> None:
     """Every replica reset (its remembered buys too) and every book at STOCK copies, as
     fault_run's prepare does through the supervisor."""
     generation = time.time_ns()  # one for all catalog replicas, as Supervisor.reset tells them
-    resets = [("POST", node, "/admin/reset", {"generation": generation}) for node in CATALOGS]
+    resets: list[tuple[str, str, str, Any]] = [("POST", node, "/admin/reset", {"generation": generation})
+                                               for node in CATALOGS]
     resets += [("POST", node, "/admin/reset", None) for node in ("order0", "order1", "order2", "frontend")]
     assert all(status == 200 for status, _ in await cluster.admin(resets))
     async def agreed() -> bool:

@@ -71,7 +71,8 @@ class ScenariosView(QWidget):
             self.list.item(self.list.count() - 1).setToolTip(scenario.title)
         widest = max(self.list.fontMetrics().horizontalAdvance(self.list.item(i).text())
                      for i in range(self.list.count()))
-        self.list.setMinimumWidth(min(widest + 36, 280))  # titles wrap: the diagram needs the width more
+        self._widest_title = widest
+        self.set_scale(1.0)
         self.title = label("", name="CardTitle", wrap=True)
         self.about = label("", name="Muted", wrap=True)
         self.play_button = QPushButton("Play on a real cluster")
@@ -121,6 +122,11 @@ class ScenariosView(QWidget):
         self.play_button.clicked.connect(lambda: self.play())
         self.stepper.stepped.connect(lambda _step: self._caption())
         self.list.setCurrentRow(0)
+
+    def set_scale(self, scale: float) -> None:
+        """The list as wide as its titles at 100 % (up to a third of 1280 px); scaled up, the
+        titles wrap instead, so that the controls and the diagram keep their room."""
+        self.list.setMinimumWidth(min(self._widest_title + 36, 420 if scale <= 1.0 else 280))
 
     def _say(self, message: str) -> None:
         self.status.setText(message[:1].upper() + message[1:] + " …")

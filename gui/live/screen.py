@@ -19,11 +19,11 @@ from PySide6.QtWidgets import QComboBox, QHBoxLayout, QPushButton, QSizePolicy, 
 from gui.cache import CachePanel
 from gui.charts import LatencyChart, load_controls, toggle_load
 from gui.common import ModelEvents, label, spawn
-from gui.live.arrows import short_text
 from gui.live.canvas import LiveCanvas
 from gui.live.schedule import MAX_TRACES
+from gui.live.stepping import PauseAndStep
 from nodes.core.books import seed_books
-from nodes.observe.arrows import Arrow, ArrowKind, step_order
+from nodes.observe.arrows import Arrow
 from nodes.observe.model import ClusterModel
 
 if TYPE_CHECKING:
@@ -33,17 +33,12 @@ if TYPE_CHECKING:
 
 #: Teaching speeds offered (ms each message is held); 0 is full speed.
 PACES = (0, 100, 250, 500, 1000, 2000)
-#: A step orders at most this many of the messages not shown yet (the oldest), so that a long
-#: pause under load stays quick to step through.
-STEP_WINDOW = 3000
-#: Messages before the pause looked at for causes already shown.
-KNOWN_BEFORE_PAUSE = 5000
 CHART_REDRAW_S = 0.5
 #: The caches' titles on the Live screen, short so that both fit beside the chart at 150 %.
 CACHE_TITLES = {"lookup": "Lookup cache", "search": "Search cache"}
 
 
-class LiveView(QWidget):
+class LiveView(PauseAndStep, QWidget):
     """The Live tab: the canvas, the class controls, the shop row, the chart and the caches."""
 
     def __init__(self, model: ClusterModel, session: ClusterSession, controller: Controller, events: ModelEvents,
@@ -228,70 +223,6 @@ class LiveView(QWidget):
             return
         spawn(self.controller.pace(ms), self.report, self.say)
 
-    def toggle_pause(self) -> None:
-        if self.paused_at is None:
-            self.pause()
-        else:
-            self.resume()
-
-    def pause(self) -> None:
-        """Freeze the picture; the model keeps every message meanwhile."""
-        self.paused_at = self.seen
-        self.told, self.position, self._stuck_at = [], 0, None
-        earlier = [a for a in self.model.arrows.after(max(0, self.paused_at - KNOWN_BEFORE_PAUSE))
-                   if a.number <= self.paused_at and a.kind == ArrowKind.REQUEST]
-        self._known = {(a.trace, a.span) for a in earlier}
-        self._entered = {a.trace for a in earlier if a.source == "client"}
-        self.canvas.freeze()
-        self._controls()
-
-    def step(self, by: int) -> None:
-        """While paused, go to the next (or previous) message since the pause, in causal order:
-        Back and Step again show what was shown; a step past the last takes the next message
-        of ``step_order`` among those not shown yet."""
-        if self.paused_at is None:
-            return
-        if by < 0 and self.position > 1:
-            self.position -= 1
-        elif by > 0 and self.position < len(self.told):
-            self.position += 1
-        elif by > 0:
-            following = self.next_message()
-            if following is None:
-                self._stuck_at = (self.model.arrows.count, time.monotonic())
-                self._controls()
-                return
-            self.told.append(following)
-            self.position = len(self.told)
-        else:
-            self._controls()
-            return
-        self.canvas.show_step(self.told[self.position - 1])
-        self._controls()
-
-    def next_message(self) -> Arrow | None:
-        """The next message to step to: the first, in causal order, of those since the pause
-        not shown yet (the oldest ``STEP_WINDOW`` of them), whose cause has been heard of."""
-        assert self.paused_at is not None
-        shown = {a.number for a in self.told}
-        waiting = [a for a in self.model.arrows.after(self.paused_at) if a.number not in shown][:STEP_WINDOW]
-        known = self._known | {(a.trace, a.span) for a in self.told if a.kind == ArrowKind.REQUEST}
-        entered = self._entered | {a.trace for a in self.told if a.source == "client"}
-        ordered = step_order(waiting, known, time.time(), entered)
-        return ordered[0] if ordered else None
-
-    def resume(self) -> None:
-        """Back to live: what happened meanwhile is drawn (chart, caches), new messages move."""
-        self.paused_at = None
-        self.seen = self.model.arrows.count
-        self.canvas.thaw()
-        self.redraw()
-
-    def stepped_message(self) -> Arrow | None:
-        if self.paused_at is None or not self.position:
-            return None
-        return self.told[self.position - 1]
-
     def _controls(self) -> None:
         """The buttons' words and states, and the status line: live, or paused and where."""
         self.load_button.setText("Stop load" if self.session.load.running else "Start load")
@@ -315,22 +246,6 @@ class LiveView(QWidget):
                                               "<b>Live</b>: click a node to break or heal it"]))
             self.status.setToolTip(f"Under load only {MAX_TRACES} requests are animated at a time; "
                                    "the others are counted on the chart." if skipped else "")
-
-    def _paused_texts(self, paused_at: int) -> list[str]:
-        """How many messages came since the pause, and which one is stepped to, with its time:
-        the longest wording first, then shorter ones (``_fitted`` takes the first that fits)."""
-        since = self.model.arrows.count - paused_at
-        message = self.stepped_message()
-        paused = f"<b>Paused</b> · the cluster keeps running · {since} messages since"
-        if message is None:
-            return [f"{paused} · press Step ▶ for the first", paused, f"<b>Paused</b> · {since} messages since"]
-        when = (f"{time.strftime('%H:%M:%S', time.localtime(message.t))}.{int(message.t % 1 * 1000):03d}")
-        step = f"step <b>{self.position}</b>: {message.source} → {message.target}"
-        return [f"{paused} · {step} {short_text(message.text, 48)} · sent {when}",
-                f"<b>Paused</b> · {since} messages since · {step} {short_text(message.text, 48)} · sent {when}",
-                f"<b>Paused</b> · {step} {short_text(message.text, 40)} · sent {when}",
-                f"<b>Paused</b> · {step} {short_text(message.text, 28)}",
-                f"{step} {short_text(message.text, 16)}"]
 
     def _fitted(self, texts: list[str]) -> str:
         """The first of ``texts`` whose words fit the status line's width (the last if none)."""

@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPointF, QRectF, Qt, QTimer
-from PySide6.QtGui import QColor, QFont, QFontMetricsF, QPainter, QPen, QResizeEvent, QShowEvent
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtGui import QColor, QFont, QFontMetricsF, QPen, QResizeEvent, QShowEvent
 from PySide6.QtWidgets import (
     QCheckBox,
     QGraphicsItem,
@@ -23,15 +22,15 @@ from PySide6.QtWidgets import (
     QPushButton,
     QSizePolicy,
     QSpinBox,
-    QStyleOptionGraphicsItem,
     QVBoxLayout,
     QWidget,
 )
 
-from gui.common import COLORS, ModelEvents, label, load_controls, toggle_load
+from gui.chart_marks import MarkStrip, Shown, columns_that_fit
+from gui.common import COLORS, FitScroll, ModelEvents, label, load_controls, toggle_load
 from nodes.observe.latency import SERIES, Second
 from nodes.observe.model import ClusterModel
-from nodes.observe.views import Mark, MarkKind
+from nodes.observe.views import MarkKind
 
 if TYPE_CHECKING:
     from nodes.session.session import ClusterSession
@@ -43,6 +42,8 @@ GAP_S = 3.0
 #: The y-axis is scaled to what happened in the last this many seconds.
 SCALE_S = 15.0
 LATENCY_REDRAW_S = 0.5
+#: The Charts tab's least heights, at 100 %: the latency chart, then each chart under it.
+MIN_HEIGHTS = (220, 150)
 #: Series with rolling percentiles drawn (failed buys are points only: too few to roll).
 ROLLED = ("lookup", "search", "buy", "out of stock")
 LEGEND = {"lookup": "lookup", "search": "search", "buy": "buy (bought)", "out of stock": "buy: out of stock",
@@ -142,13 +143,21 @@ class ChartsView(QWidget):
         grid.addWidget(self.hit_plot, 1, 1)
         grid.setRowStretch(0, 3)
         grid.setRowStretch(1, 2)
-        layout = QVBoxLayout(self)
+        page = QWidget()
+        layout = QVBoxLayout(page)
+        layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(load_box)
         layout.addLayout(grid, 1)
         bottom = QHBoxLayout()
         bottom.addWidget(self.figures, 1)
         bottom.addWidget(self.lag)
         layout.addLayout(bottom)
+        # Each chart keeps the height its words need; on a small screen at a large scale the
+        # tab scrolls rather than squeeze their ticks onto each other.
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(FitScroll(page))
+        self._heights(1.0)
 
         self.load_button.clicked.connect(self.toggle_load)
         self.rate.valueChanged.connect(self._settings)
@@ -206,6 +215,13 @@ class ChartsView(QWidget):
         self.latency_plot.set_scale(scale)
         _style(self.throughput_plot, "Throughput at the front-end", "answers / s", scale)
         _style(self.hit_plot, "Cache hit ratio (lookups and searches)", "%", scale)
+        self._heights(scale)
+
+    def _heights(self, scale: float) -> None:
+        """The least height at which each chart's title, ticks and legend stay apart."""
+        self.latency_plot.setMinimumHeight(round(MIN_HEIGHTS[0] * scale))
+        for plot in (self.throughput_plot, self.hit_plot):
+            plot.setMinimumHeight(round(MIN_HEIGHTS[1] * scale))
 
     def _readouts(self) -> None:
         self._load_label()
@@ -252,163 +268,6 @@ def _ceiling(plot: pg.PlotWidget, top: float) -> float:
     return ceiling
 
 
-@dataclass(frozen=True)
-class Shown:
-    """A fault or heal as a chart names it: its mark, its time before the drawing's "now" (the
-    x of its line) and its colour."""
-
-    mark: Mark
-    t: float
-    color: str
-
-
-@dataclass(frozen=True)
-class Placed:
-    """A fault or heal label where the mark strip draws it: its row (0 next to the plot), its
-    box in the strip's coordinates and the x of its line there."""
-
-    shown: Shown
-    text: str
-    row: int
-    rect: QRectF
-    x: float
-
-
-def place_labels(wanted: Sequence[tuple[float, float]], width: float, rows: int, gap: float = 6.0,
-                 taken: Sequence[tuple[int, float, float]] = ()) -> list[tuple[int, float] | None]:
-    """Where each label of ``wanted`` (x of its line, its width) goes: (row, left edge), or None
-    when it fits in no row. A label starts at its line, or ends there when it would cross the
-    right edge; it never leaves [0, width], and no two in a row come closer than ``gap``.
-    ``taken`` are (row, left, right) already placed; the first in ``wanted`` go first (the
-    newest marks, so that they sit next to the plot)."""
-    busy: list[list[tuple[float, float]]] = [[] for _ in range(rows)]
-    for row, a, b in taken:
-        busy[row].append((a, b))
-    placed: list[tuple[int, float] | None] = []
-    for x, w in wanted:
-        left = min(max(x if x + w <= width else x - w, 0.0), max(width - w, 0.0))
-        spot = None
-        for row in range(rows if w <= width else 0):
-            if all(left + w + gap <= a or b + gap <= left for a, b in busy[row]):
-                busy[row].append((left, left + w))
-                spot = (row, left)
-                break
-        placed.append(spot)
-    return placed
-
-
-class MarkStrip(pg.GraphicsWidget):
-    """The band between a chart's title and its plot where each fault and heal is named: the
-    words sit outside the data, never on each other, never past an edge, each with a tick down
-    to its line. A mark whose words fit nowhere is named by its node alone, or else only in its
-    line's tooltip (``hidden`` counts those)."""
-
-    ROWS = 3  # at most; the chart gives it fewer when it is short
-    PAD = 10  # a label's box is its words plus this
-    GAP = 3  # pixels between two rows
-
-    def __init__(self, view: pg.ViewBox, parent: pg.GraphicsWidget) -> None:
-        super().__init__(parent)  # Qt's to delete with the chart's scene, not Python's as well
-        self.view = view
-        self.shown: list[Shown] = []
-        self.placed: list[Placed] = []
-        self.hidden = 0
-        self.rows = self.ROWS
-        self.set_scale(1.0)
-        self.setMinimumWidth(1)  # its words never widen the chart: the chart's width places them
-        # Its x is the plot's: placed again once the layout has moved either of them (in the
-        # next turn of the loop: within one pass, the plot may move after the strip).
-        self._placed_for: tuple[float, float] | None = None  # where -WINDOW_S and 0 were, when placed
-        self.geometryChanged.connect(self._later)
-        view.sigResized.connect(lambda _view: self._later())
-        view.sigXRangeChanged.connect(lambda _view, _range: self._later())
-
-    def set_scale(self, scale: float) -> None:
-        self.label_font = QFont()
-        self.label_font.setPointSizeF(9 * scale)
-        self.label_font.setBold(True)
-        self.metrics = QFontMetricsF(self.label_font)
-        self.line_height = self.metrics.height() + 4
-        self.relayout()
-
-    def show_marks(self, shown: list[Shown]) -> None:
-        """The marks to name, oldest first."""
-        self.shown = shown
-        self.relayout()
-
-    def _x(self, t: float) -> float:
-        return self.mapFromScene(self.view.mapViewToScene(QPointF(t, 0))).x()
-
-    def _span(self) -> tuple[float, float]:
-        return self._x(-WINDOW_S), self._x(0)
-
-    def _later(self) -> None:
-        QTimer.singleShot(0, self, self.relayout)
-
-    def relayout(self) -> None:
-        """Place every label again (the marks, the width or the scale changed): each in full,
-        else by its node's name, else only on its line's tooltip."""
-        if self.scene() is None or self.view.scene() is None:
-            return  # being taken down with its chart
-        width = self.boundingRect().width()
-        self._placed_for = self._span()
-        spots: list[tuple[Shown, str, int, float, float, float]] = []  # shown, text, row, left, width, x
-        self.hidden = 0
-        for shown in reversed(self.shown):
-            x = self._x(shown.t)
-            taken = [(row, left, left + w) for _s, _t, row, left, w, _x in spots]
-            for text in (shown.mark.text, short_text(shown.mark)):
-                w = self.metrics.horizontalAdvance(text) + self.PAD
-                spot = place_labels([(x, w)], width, self.rows, taken=taken)[0]
-                if spot is not None:
-                    spots.append((shown, text, spot[0], spot[1], w, x))
-                    break
-            else:
-                self.hidden += 1
-        used = 1 + max((row for _s, _t, row, _l, _w, _x in spots), default=-1)
-        pitch = self.line_height + self.GAP
-        height = used * pitch + (2 if used else 0)
-        # Row 0 at the bottom, next to the plot its ticks point into; rows a few pixels apart.
-        self.placed = [Placed(shown, text, row, QRectF(left, height - (row + 1) * pitch, w, self.line_height), x)
-                       for shown, text, row, left, w, x in spots]
-        if self.minimumHeight() != height or self.maximumHeight() != height:
-            self.setMinimumHeight(height)
-            self.setMaximumHeight(height)
-        self.update()
-
-    def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None) -> None:
-        if self._placed_for is not None and max(abs(a - b) for a, b in zip(self._placed_for, self._span(),
-                                                                            strict=True)) > 0.5:
-            self._later()  # the plot moved since: placed again, and painted again
-        bottom = self.boundingRect().height()
-        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-        painter.setFont(self.label_font)
-        for placed in self.placed:  # ticks first: a label above another covers that one's tick
-            painter.setPen(QPen(QColor(placed.shown.color), 2))
-            painter.drawLine(QPointF(placed.x, placed.rect.bottom()), QPointF(placed.x, bottom))
-        for placed in self.placed:
-            painter.setPen(QPen(QColor(placed.shown.color), 1.5))
-            painter.setBrush(QColor(255, 255, 255, 240))
-            painter.drawRoundedRect(placed.rect.adjusted(0.75, 0.75, -0.75, -0.75), 3, 3)
-            painter.drawText(placed.rect, Qt.AlignmentFlag.AlignCenter, placed.text)
-
-
-def short_text(mark: Mark) -> str:
-    """A mark named in fewer words, where its full words do not fit: its node, or a link's two ends."""
-    if mark.text.startswith("link "):
-        return mark.text.removeprefix("link ").rsplit(" ", 1)[0]
-    return mark.node
-
-
-def columns_that_fit(widths: Sequence[float], available: float, sample: float = 40.0) -> int:
-    """The most legend columns whose widest entries (each with its sample and spacing) fit in
-    ``available``; entries fill the rows left to right, as pyqtgraph's legend lays them out."""
-    for columns in range(len(widths), 1, -1):
-        if sum(max(widths[j::columns]) + sample for j in range(columns)) <= available:
-            return columns
-    return 1
-
-
 class LatencyChart(pg.PlotWidget):
     """Latency per series as points with rolling p50 (solid) and p95 (dashed), buys that bought
     and "out of stock" answers apart, and a vertical line at every fault and heal the model
@@ -425,7 +284,7 @@ class LatencyChart(pg.PlotWidget):
         layout = self.plotItem.layout
         # The strip takes the (hidden) top axis' cell, between the title and the plot.
         layout.removeItem(self.plotItem.getAxis("top"))
-        self.strip = MarkStrip(self.plotItem.vb, self.plotItem)
+        self.strip = MarkStrip(self.plotItem.vb, self.plotItem, WINDOW_S)
         layout.addItem(self.strip, 1, 1)
         self.legend = pg.LegendItem(labelTextColor="#0f172a", colCount=legend_columns, labelTextSize="9pt",
                                     verSpacing=-4, horSpacing=6)
@@ -463,6 +322,8 @@ class LatencyChart(pg.PlotWidget):
         self.legend.setLabelTextSize(f"{9 * scale:.1f}pt")
         for _sample, key in self.legend.items:
             key.setText(key.text)  # pyqtgraph applies a new size only to text set after it
+        self.legend.layout.invalidate()  # and the legend's rows take the new height
+        self.legend.updateGeometry()
         self.strip.set_scale(scale)
         self._short = None  # the title is back: whether it fits is decided again
         self._fit()
@@ -474,7 +335,7 @@ class LatencyChart(pg.PlotWidget):
         self._fit()
 
     #: Below this height (at 100 %) the chart gives its title and axis label's lines to the data.
-    SHORT_PX = 260
+    SHORT_PX = 200
     #: The data keeps at least this share of the chart's height (and 50 px at 100 %).
     DATA_SHARE = 0.35
 

@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import shiboken6
-from PySide6.QtCore import QObject, QRectF, Qt, QTimer, Signal
-from PySide6.QtGui import QColor, QPainter, QPen, QPixmap, QShowEvent
+from PySide6.QtCore import QEvent, QObject, QRectF, Qt, QTimer, Signal
+from PySide6.QtGui import QColor, QPainter, QPen, QPixmap, QResizeEvent, QShowEvent
 from PySide6.QtSvg import QSvgRenderer
-from PySide6.QtWidgets import QLabel, QPushButton, QSpinBox
+from PySide6.QtWidgets import QLabel, QPushButton, QScrollArea, QSpinBox, QWidget
 
 from nodes.core.vocabulary import BuyResult, HealthState
 
@@ -294,3 +294,45 @@ def toggle_load(session: ClusterSession, report: Callable[[str], None], apply_se
         apply_settings()
         session.load.start()
     relabel()
+
+
+class FitScroll(QScrollArea):
+    """A page that fills the view and scrolls only when even its least height does not fit (a
+    small screen at a large scale). Unlike ``setWidgetResizable``, a page whose words wrap is
+    not grown to its preferred height, so it does not scroll at sizes where it fits."""
+
+    def __init__(self, page: QWidget) -> None:
+        super().__init__()
+        self.setFrameShape(QScrollArea.Shape.NoFrame)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setWidget(page)
+        page.installEventFilter(self)
+
+    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 - Qt's name
+        super().resizeEvent(event)
+        self.fit()
+
+    def fit(self) -> None:
+        page = self.widget()
+        if page is None:
+            return
+        width = self.viewport().width()
+        least = self._least(page, width)
+        if least > self.viewport().height():  # it scrolls: the bar takes some width
+            width = self.width() - self.verticalScrollBar().sizeHint().width()
+            least = self._least(page, width)
+        page.resize(width, max(self.viewport().height(), least))
+
+    @staticmethod
+    def _least(page: QWidget, width: int) -> int:
+        """The page's least height at ``width``, wrapped words taking the lines they need."""
+        layout = page.layout()
+        least = max(page.minimumSizeHint().height(), page.minimumHeight())
+        if layout is not None and layout.hasHeightForWidth():
+            least = max(least, layout.minimumHeightForWidth(width))
+        return least
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt's name
+        if watched is self.widget() and event.type() == QEvent.Type.LayoutRequest:
+            QTimer.singleShot(0, self, self.fit)  # its least height may have changed (a longer answer)
+        return False

@@ -14,6 +14,7 @@ from pathlib import Path
 import pyqtgraph as pg
 import pyqtgraph.exporters
 from PySide6.QtCore import QEvent, QObject, Qt, QTimer
+from PySide6.QtGui import QFont, QFontMetrics
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -25,19 +26,19 @@ from PySide6.QtWidgets import (
     QScrollArea,
     QSizePolicy,
     QSpinBox,
-    QSplitter,
     QTableWidget,
     QTableWidgetItem,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
 
-from gui.common import COLORS, label, spawn
+from gui.common import COLORS, FitScroll, label, spawn
 from nodes.bench.common import Context, Progress, Table, cell_text, duration_text
 from nodes.bench.experiments import ESTIMATE_S, EXPERIMENTS
 
 #: Each bar of the plot is at least this many text lines apart, so that no two names touch.
-ROW_LINES = 1.7
+ROW_LINES = 1.5
 
 
 class ExperimentsView(QWidget):
@@ -45,6 +46,7 @@ class ExperimentsView(QWidget):
         super().__init__()
         self.report = report
         self.tables: list[Table] = []
+        self.scale = 1.0
         self.task: asyncio.Task | None = None
         self.context: Context | None = None
         self._watched: QObject | None = None  # the window whose closing cancels a run
@@ -92,15 +94,16 @@ class ExperimentsView(QWidget):
         controls.addWidget(self.run_button)
         controls.addWidget(self.csv_button)
         controls.addWidget(self.png_button)
-        splitter = QSplitter(Qt.Orientation.Vertical)
-        splitter.addWidget(self.results_scroll)
-        splitter.addWidget(self.plot)
-        splitter.setSizes([420, 260])
+        # The verdict and tables, and the plot, each with the whole area: side by side, the plot's
+        # rows were squeezed until their names touched, or the verdict had three lines left.
+        self.outputs = QTabWidget()
+        self.outputs.addTab(self.results_scroll, "Verdict and tables")
+        self.outputs.addTab(FitScroll(self.plot), "Plot of the means")  # scrolls before names touch
         layout = QVBoxLayout(self)
         layout.addLayout(controls)
         layout.addWidget(self.progress)
         layout.addWidget(self.doing)
-        layout.addWidget(splitter, 1)
+        layout.addWidget(self.outputs, 1)
         self.results_layout.addWidget(self.verdict)
 
         self.run_button.clicked.connect(lambda: self.cancel() if self.running else self.run())
@@ -109,6 +112,12 @@ class ExperimentsView(QWidget):
         self.choice.currentIndexChanged.connect(lambda _i: self._before())
         self.count.valueChanged.connect(lambda _v: self._before())
         self._before()
+
+    def set_scale(self, scale: float) -> None:
+        """Presenter mode: the plot's words grow with the window's."""
+        self.scale = scale
+        if self.tables:
+            self._plot(self.tables[0])
 
     @property
     def running(self) -> bool:
@@ -218,6 +227,7 @@ class ExperimentsView(QWidget):
             self.results_layout.addWidget(title)
             self.results_layout.addWidget(_table_widget(table))
         self.results_layout.addStretch(1)
+        self.outputs.setCurrentWidget(self.results_scroll)
         self._plot(tables[0])
         self.csv_button.setEnabled(True)
         self.png_button.setEnabled(True)
@@ -243,16 +253,24 @@ class ExperimentsView(QWidget):
                                    anchor=(0, 0.5))
                 text.setPos(0, y)
                 self.plot.addItem(text)
+        font = QFont()
+        font.setPointSizeF(9 * self.scale)
+        metrics = QFontMetrics(font)
         left = self.plot.getAxis("left")
         left.setTicks([[(y, name) for y, (name, _) in zip(rows, means, strict=True)]])
-        widest = max(self.plot.fontMetrics().horizontalAdvance(name) for name, _ in means)
-        left.setWidth(min(widest + 16, 420))
+        for axis in (left, self.plot.getAxis("bottom")):
+            axis.setStyle(tickFont=font)
+            axis.setTextPen("#1e293b")
+        widest = max(metrics.horizontalAdvance(name) for name, _ in means)
+        left.setWidth(min(widest + 16, round(420 * self.scale)))
         left.setLabel("")
-        # Each row at least ROW_LINES lines high: the plot asks for the height its names need.
-        line = self.plot.fontMetrics().height()
-        self.plot.setMinimumHeight(int(len(means) * line * ROW_LINES) + 90)
-        self.plot.setLabel("bottom", "mean ms of the requests answered", color="#334155")
-        self.plot.setTitle(f"<span style='color:#0f172a; font-weight:700'>{table.title}</span>")
+        # Each row at least ROW_LINES lines high: the plot asks for the height its names need
+        # (and its tab scrolls when the window has less).
+        self.plot.setMinimumHeight(int(len(means) * metrics.height() * ROW_LINES + 100 * self.scale))
+        self.plot.setLabel("bottom", "ms", color="#334155", **{"font-size": f"{10 * self.scale:.0f}pt"})
+        short = table.title.split(" (")[0]  # in full above the table; here it must fit at 150 %
+        self.plot.setTitle(f"<span style='color:#0f172a; font-size:{11 * self.scale:.0f}pt; font-weight:700'>"
+                           f"{short}: mean of the requests answered</span>")
         self.plot.setYRange(-0.6, len(means) - 0.4, padding=0)
         self.plot.setXRange(0, top * 1.1, padding=0)
 

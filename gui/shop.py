@@ -20,7 +20,6 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QMessageBox,
     QPushButton,
-    QScrollArea,
     QSizePolicy,
     QTableWidget,
     QTableWidgetItem,
@@ -28,13 +27,15 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from gui.common import OUTCOME_STYLE, ModelEvents, label, spawn
+from gui.common import OUTCOME_STYLE, FitScroll, ModelEvents, label, spawn
 from nodes.core.vocabulary import BuyResult
 from nodes.observe.model import ClusterModel
 from nodes.session.actions import Controller
 
 #: Answers that stop being true once the cluster heals: replaced when it does.
 WHILE_BROKEN = (BuyResult.UNREACHABLE, BuyResult.REFUSED)
+#: A table's least height at 100 %: its header and three rows.
+TABLE_ROWS_PX = 130
 
 
 @lru_cache(maxsize=512)
@@ -107,12 +108,15 @@ class ShopView(QWidget):
         self.look_up_button.setVisible(False)
 
         self.history = _table(["Time", "Replica", "Order", "Book", "Title", "Price"])
+        for column in (0, 1, 2, 3, 5):  # short values, never cut; the title takes what is left
+            self.history.horizontalHeader().setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
         self.history.horizontalHeader().setSectionResizeMode(4, QHeaderView.ResizeMode.Stretch)
         self.history_note = label("", name="Note", wrap=True)
         self.history_note.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Minimum)
         self.history_note.setVisible(False)
         self.refresh_history_button = QPushButton("Refresh")
         self._lay_out()
+        self.set_scale(1.0)
 
         self.query.returnPressed.connect(self.search)
         self.search_button.clicked.connect(lambda: self.search())
@@ -175,14 +179,15 @@ class ShopView(QWidget):
         layout.addLayout(answer_row)
         layout.addWidget(orders, 2)
         # On a small screen at a large scale the tab scrolls: no answer is ever cut to fit.
-        scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
-        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        scroll.setWidget(page)
         outer = QVBoxLayout(self)
         outer.setContentsMargins(0, 0, 0, 0)
-        outer.addWidget(scroll)
+        outer.addWidget(FitScroll(page))
+
+    def set_scale(self, scale: float) -> None:
+        """Presenter mode: each table keeps room for its header and three rows at this scale
+        (the tab scrolls before a row is cut)."""
+        for table in (self.results, self.history):
+            table.setMinimumHeight(round(TABLE_ROWS_PX * scale))
 
     # ---- actions ------------------------------------------------------------------------
     def search(self, topic: str | None = None) -> None:

@@ -297,7 +297,7 @@ async def budgets(ctx: Context) -> list[Table]:
     ratio = measured["unknown ids"].mean / measured["known ids"].mean
     rows.append(["lookups of unknown ids (× known ids, W5)", ratio, "≤ 1.0× (no slower)",
                  "met" if ratio <= 1.05 else "MISSED"])
-    missed = [row[0] for row in rows if row[3] != "met"]
+    missed = [str(row[0]) for row in rows if row[3] != "met"]
     verdict = (f"{len(rows) - len(missed)} of {len(rows)} budgets met" +
                (f"; not met: {'; '.join(missed)}." if missed else ".") +
                " The outage rows' reasons are in the outage table's verdict below.")

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QRectF, Qt
 
-from gui.charts import ChartsView, LatencyChart, place_labels
+from gui.chart_marks import place_labels
+from gui.charts import ChartsView, LatencyChart
 from gui.common import ModelEvents
 from nodes.observe.latency import Sample, Second
 from nodes.observe.model import ClusterModel

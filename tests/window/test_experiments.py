@@ -133,3 +133,23 @@ def test_no_run_and_no_scenario_leaves_a_folder_in_tmp(loop):
     outcome = loop.run_until_complete(asyncio.wait_for(player.play(load("S1")), 90))
     assert outcome.trace is not None
     assert not given.exists(), "the scenario's folder was left in /tmp"
+
+
+def test_closing_the_window_during_a_run_stops_its_clusters_at_once(qtbot, loop):
+    from PySide6.QtWidgets import QVBoxLayout, QWidget
+
+    window = QWidget()
+    qtbot.addWidget(window)
+    view = ExperimentsView(lambda _message: None)
+    QVBoxLayout(window).addWidget(view)
+    window.resize(1280, 640)
+    window.show()
+    choose(view, "outages", 200)
+    view.run_button.click()
+    context = view.context
+    until(loop, lambda: context.progress.done > 0, 60, "the run to be measuring")
+    assert processes_in(context.data_root)
+    window.close()  # no turn of the loop after this: the window may be gone before the next
+    assert not processes_in(context.data_root), "a cluster outlived the window"
+    assert not context.data_root.exists()
+    until(loop, lambda: not view.running, 15, "the cancelled run to unwind")

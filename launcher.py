@@ -22,7 +22,7 @@ from urllib.parse import quote
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from nodes.control import faults  # noqa: E402
+from nodes.control import nemesis  # noqa: E402
 from nodes.control.clusterfile import Cluster, ClusterFileError, load  # noqa: E402
 from nodes.control.supervisor import ClusterError, ManagedNode, Supervisor  # noqa: E402
 
@@ -173,7 +173,7 @@ async def control(supervisor: Supervisor, line: str) -> str:
         names = [w for w in rest if w != "--one-way"]
         if len(names) != 2 or names[0] == names[1]:
             return "usage: partition [--one-way] NODE NODE"
-        await faults.apply(supervisor, faults.fault("partition", *names, one_way=one_way))
+        await nemesis.apply(supervisor, nemesis.fault("partition", *names, one_way=one_way))
         arrow = "no longer reaches" if one_way else "and"
         return f"{names[0]} {arrow} {names[1]}" + ("" if one_way else " no longer reach each other")
     if verb == "heal" and not rest:
@@ -194,12 +194,12 @@ async def control(supervisor: Supervisor, line: str) -> str:
         if len(rest) != 2 or not rest[1].isdigit():
             return "usage: slow NODE MS"
         ms = int(rest[1])
-        await (faults.apply if ms else faults.heal)(supervisor, faults.fault("slow", name, ms=ms))
+        await (nemesis.apply if ms else nemesis.heal)(supervisor, nemesis.fault("slow", name, ms=ms))
         return f"{name}: {supervisor.node(name).status}"
     if verb in breaks:
-        await faults.apply(supervisor, faults.fault(breaks[verb], name))
+        await nemesis.apply(supervisor, nemesis.fault(breaks[verb], name))
     elif verb in heals:
-        await faults.heal(supervisor, faults.fault(heals[verb], name), wait_ready=verb == "start")
+        await nemesis.heal(supervisor, nemesis.fault(heals[verb], name), wait_ready=verb == "start")
     if verb in breaks or verb in heals:
         return f"{name}: {supervisor.node(name).status}"
     return supervisor.log_tail(name, 30)  # verb == "log"
@@ -347,7 +347,7 @@ def run_check(argv: list[str]) -> int:
     import time
 
     from nodes.control.fault_run import fault_run
-    from nodes.control.faults import ACTIONS
+    from nodes.control.nemesis import ACTIONS
 
     parser = argparse.ArgumentParser(
         prog="launcher.py check", description="Buyers and readers through the front-end while replicas are crashed, "

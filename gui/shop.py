@@ -115,7 +115,7 @@ class ShopView(QWidget):
         self.history_note.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Minimum)
         self.history_note.setVisible(False)
         self.refresh_history_button = QPushButton("Refresh")
-        self._lay_out()
+        lay_out(self)
         self.set_scale(1.0)
 
         self.query.returnPressed.connect(self.search)
@@ -132,56 +132,6 @@ class ShopView(QWidget):
         self.setTabOrder(self.query, self.search_button)
         self.setTabOrder(self.search_button, self.results)
         self.setTabOrder(self.results, self.buy_button)
-
-    def _lay_out(self) -> None:
-        """Search on top; results beside the book; the answer across the whole tab under them
-        (wide, so that a long answer takes few lines even at 150 %); the order history below."""
-        search_row = QHBoxLayout()
-        search_row.addWidget(label("Search by topic:"))
-        search_row.addWidget(self.query, 1)
-        search_row.addWidget(self.search_button)
-
-        details = QGroupBox("Book")
-        form = QFormLayout()
-        form.addRow("Price", self.price)
-        form.addRow("In stock", self.stock)
-        details_layout = QVBoxLayout(details)
-        details_layout.addWidget(self.title)
-        details_layout.addWidget(self.topic)
-        details_layout.addLayout(form)
-        details_layout.addWidget(self.buy_button)
-        details_layout.addStretch(1)
-        details.setMinimumWidth(340)
-
-        top = QHBoxLayout()
-        found = QGroupBox("Results")
-        QVBoxLayout(found).addWidget(self.results)
-        top.addWidget(found, 3)
-        top.addWidget(details, 2)
-
-        answer_row = QHBoxLayout()
-        answer_row.addWidget(self.answer, 1)
-        answer_row.addWidget(self.look_up_button, 0, Qt.AlignmentFlag.AlignVCenter)
-
-        orders = QGroupBox("Order history (all order replicas, newest first)")
-        orders_layout = QVBoxLayout(orders)
-        note_row = QHBoxLayout()
-        note_row.addWidget(self.history_note, 1)
-        note_row.addStretch(0)
-        note_row.addWidget(self.refresh_history_button, 0, Qt.AlignmentFlag.AlignTop)
-        orders_layout.addLayout(note_row)
-        orders_layout.addWidget(self.history)
-
-        page = QWidget()
-        layout = QVBoxLayout(page)
-        layout.addLayout(search_row)
-        layout.addLayout(top, 3)
-        layout.addLayout(answer_row)
-        layout.addWidget(orders, 2)
-        # On a small screen at a large scale the tab scrolls: no answer is ever cut to fit.
-        outer = QVBoxLayout(self)
-        outer.setContentsMargins(0, 0, 0, 0)
-        outer.addWidget(FitScroll(page))
 
     def set_scale(self, scale: float) -> None:
         """Presenter mode: each table keeps room for its header and three rows at this scale
@@ -388,3 +338,54 @@ class ShopView(QWidget):
         """Called when the cluster is ready: list every book and the history."""
         self.search("t")
         self.refresh_history()
+
+
+def lay_out(view: ShopView) -> None:
+    """Search on top; results beside the book; the answer across the whole tab under them
+    (wide, so that a long answer takes few lines even at 150 %); the order history below."""
+    search_row = QHBoxLayout()
+    search_row.addWidget(label("Search by topic:"))
+    search_row.addWidget(view.query, 1)
+    search_row.addWidget(view.search_button)
+
+    details = QGroupBox("Book")
+    form = QFormLayout()
+    form.addRow("Price", view.price)
+    form.addRow("In stock", view.stock)
+    details_layout = QVBoxLayout(details)
+    details_layout.addWidget(view.title)
+    details_layout.addWidget(view.topic)
+    details_layout.addLayout(form)
+    details_layout.addWidget(view.buy_button)
+    details_layout.addStretch(1)
+    details.setMinimumWidth(340)
+
+    top = QHBoxLayout()
+    found = QGroupBox("Results")
+    QVBoxLayout(found).addWidget(view.results)
+    top.addWidget(found, 3)
+    top.addWidget(details, 2)
+
+    answer_row = QHBoxLayout()
+    answer_row.addWidget(view.answer, 1)
+    answer_row.addWidget(view.look_up_button, 0, Qt.AlignmentFlag.AlignVCenter)
+
+    orders = QGroupBox("Order history (all order replicas, newest first)")
+    orders_layout = QVBoxLayout(orders)
+    note_row = QHBoxLayout()
+    note_row.addWidget(view.history_note, 1)
+    note_row.addStretch(0)
+    note_row.addWidget(view.refresh_history_button, 0, Qt.AlignmentFlag.AlignTop)
+    orders_layout.addLayout(note_row)
+    orders_layout.addWidget(view.history)
+
+    page = QWidget()
+    layout = QVBoxLayout(page)
+    layout.addLayout(search_row)
+    layout.addLayout(top, 3)
+    layout.addLayout(answer_row)
+    layout.addWidget(orders, 2)
+    # On a small screen at a large scale the tab scrolls: no answer is ever cut to fit.
+    outer = QVBoxLayout(view)
+    outer.setContentsMargins(0, 0, 0, 0)
+    outer.addWidget(FitScroll(page))

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import aiohttp
 
-from nodes.control.faults import ACTIONS, Nemesis
+from nodes.control.nemesis import ACTIONS, Nemesis
 from nodes.control.supervisor import ClusterError, Supervisor
 from nodes.core.wire import BUY_ID_HEADER
 from nodes.verify.checker import Anomaly, check

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Protocol
 
-from nodes.control import faults
+from nodes.control import nemesis
 from nodes.control.supervisor import ClusterError, Supervisor
 from nodes.core.vocabulary import BuyResult, HealthState
 from nodes.observe.model import ClusterModel
@@ -50,7 +50,7 @@ class Controller:
         return name in self._busy
 
     async def _process(self, name: str, change, broken: Fault, *, wait_ready: bool = False) -> None:
-        """Apply or heal ``broken`` (faults.py, the one interface every caller uses); process
+        """Apply or heal ``broken`` (nemesis.py, the one interface every caller uses); process
         control there runs in a worker thread."""
         if name in self._busy:
             raise ClusterError(f"{name} is still busy with the last action; try again in a moment")
@@ -63,15 +63,15 @@ class Controller:
             self._busy.discard(name)
 
     async def crash(self, name: str) -> None:
-        await self._process(name, faults.apply, faults.fault("crash", name))
+        await self._process(name, nemesis.apply, nemesis.fault("crash", name))
 
     async def start(self, name: str) -> None:
-        await self._process(name, faults.heal, faults.fault("crash", name), wait_ready=True)
+        await self._process(name, nemesis.heal, nemesis.fault("crash", name), wait_ready=True)
 
     async def restart(self, name: str) -> None:
         """A clean stop (SIGTERM; the node closes its telemetry streams and exits 0), then a
         start, waited for in a worker thread."""
-        await self._process(name, faults.apply, faults.fault("restart", name), wait_ready=True)
+        await self._process(name, nemesis.apply, nemesis.fault("restart", name), wait_ready=True)
 
     async def crash_or_start(self, name: str) -> None:
         if self.model.health(name).gone:
@@ -80,10 +80,10 @@ class Controller:
             await self.crash(name)
 
     async def hang(self, name: str) -> None:
-        await self._process(name, faults.apply, faults.fault("hang", name))
+        await self._process(name, nemesis.apply, nemesis.fault("hang", name))
 
     async def resume(self, name: str) -> None:
-        await self._process(name, faults.heal, faults.fault("hang", name))
+        await self._process(name, nemesis.heal, nemesis.fault("hang", name))
 
     async def hang_or_resume(self, name: str) -> None:
         if self.model.health(name).state == HealthState.HUNG:
@@ -92,18 +92,18 @@ class Controller:
             await self.hang(name)
 
     async def slow(self, name: str, ms: int) -> None:
-        await (faults.apply if ms else faults.heal)(self.supervisor, faults.fault("slow", name, ms=ms))
+        await (nemesis.apply if ms else nemesis.heal)(self.supervisor, nemesis.fault("slow", name, ms=ms))
 
     async def cut_off(self, name: str, on: bool) -> None:
-        await (faults.apply if on else faults.heal)(self.supervisor, faults.fault("cut", name), wait_ready=False)
+        await (nemesis.apply if on else nemesis.heal)(self.supervisor, nemesis.fault("cut", name), wait_ready=False)
 
     async def cut_link(self, sender: str, receiver: str, *, one_way: bool, on: bool = True) -> None:
         """Cut (or restore) the link from ``sender`` to ``receiver``, and back unless
         ``one_way``: messages on it are lost and calls time out, as on a real network (W8)."""
         if sender == receiver:
             raise ClusterError("choose two different nodes: a node always reaches itself")
-        broken = faults.fault("partition", sender, receiver, one_way=one_way)
-        await (faults.apply if on else faults.heal)(self.supervisor, broken)
+        broken = nemesis.fault("partition", sender, receiver, one_way=one_way)
+        await (nemesis.apply if on else nemesis.heal)(self.supervisor, broken)
 
     async def restore_links(self) -> None:
         """Restore every link a partition cut."""

@@ -29,7 +29,7 @@ from typing import Any
 
 import aiohttp
 
-from nodes.control import faults
+from nodes.control import nemesis
 from nodes.control.clusterfile import Cluster
 from nodes.control.supervisor import Supervisor
 from nodes.core.telemetry import TRACE_HEADER, new_trace_id
@@ -168,7 +168,7 @@ class Outcome:
         if self.matched:
             path = " → ".join(_path(self.hops)) if self.hops else "no hop"
             valid = [(str(i), seq) for i, (seq, v, _) in enumerate(self.end) if v]
-            seqs = sorted({seq for _, seq in valid})
+            seqs = sorted({seq for _, seq in valid if seq is not None})
             what = f"matches {s.figure}" if s.figure else f"{s.id} behaves as expected"
             marks = (f"replicas {', '.join(i for i, _ in valid)} now valid at seq {', '.join(map(str, seqs))}"
                      if valid else "no replica holds the book as valid")
@@ -301,19 +301,19 @@ async def _setup_step(supervisor: Supervisor, scenario: Scenario, step: dict[str
     # One fault record, applied or healed, as the injector, the prompt and the window do.
     if what in ("crash", "hang", "cut", "restart"):
         for node in nodes:
-            await faults.apply(supervisor, faults.fault(what, node), wait_ready=False)
+            await nemesis.apply(supervisor, nemesis.fault(what, node), wait_ready=False)
     elif what in ("start", "resume", "heal"):
         for node in nodes:
             broken = {"start": "crash", "resume": "hang", "heal": "cut"}[what]
-            await faults.heal(supervisor, faults.fault(broken, node), wait_ready=False)
+            await nemesis.heal(supervisor, nemesis.fault(broken, node), wait_ready=False)
     elif what == "partition":
         # from = a node, to = the nodes it no longer reaches (and, unless one_way, back)
         for node in step.get("to", []):
-            await faults.apply(supervisor, faults.fault("partition", step["from"], node,
+            await nemesis.apply(supervisor, nemesis.fault("partition", step["from"], node,
                                                         one_way=bool(step.get("one_way", False))))
     elif what == "slow":
         for node in nodes:
-            await faults.apply(supervisor, faults.fault("slow", node, ms=int(step.get("ms", 0))))
+            await nemesis.apply(supervisor, nemesis.fault("slow", node, ms=int(step.get("ms", 0))))
     if what in ("start", "restart"):
         await asyncio.to_thread(supervisor.wait_ready, nodes)
         await supervisor.wait_settled()
@@ -367,7 +367,7 @@ async def _send(supervisor: Supervisor, request: dict[str, Any]) -> tuple[str | 
 
 
 async def _replica_table(supervisor: Supervisor, book: int) -> list[tuple[int | None, bool | None, int | None]]:
-    table = []
+    table: list[tuple[int | None, bool | None, int | None]] = []
     for node in supervisor.of_role("catalog"):
         if node.state != NodeState.UP:
             table.append((None, None, None))

@@ -12,8 +12,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shutil
 import signal
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -42,7 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
         "instead (each command has its own --help, with an example).",
         epilog=_commands_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
     cluster_options(parser)
-    parser.add_argument("--headless", action="store_true", help="no window: start the cluster and wait for Ctrl-C")
+    parser.add_argument("--headless", action="store_true",
+                        help="no window: the cluster alone, with a prompt for commands (crash, hang, cut, ...); "
+                             "Ctrl-C stops it")
     parser.add_argument("--screenshot", metavar="FILE", help="run a short scripted demo offscreen and save the window")
     parser.add_argument("--demo", type=float, default=6.0, metavar="SECONDS", help="length of that demo (default 6)")
     parser.add_argument("--measure-lag", type=float, metavar="SECONDS",
@@ -71,7 +75,7 @@ COMMAND_LINES = {
 def _commands_epilog() -> str:
     width = max(len(name) for name in COMMAND_LINES)
     lines = ["commands:"] + [f"  {name.ljust(width)}  {line}" for name, line in COMMAND_LINES.items()]
-    lines += ["", "examples:", "  python3 launcher.py                       the window over a fresh 3 + 3 cluster",
+    lines += ["", "examples:", "  python3 launcher.py                       the window over the default 3 + 3 cluster",
               "  python3 launcher.py --headless            the cluster alone, until Ctrl-C",
               "  python3 launcher.py scenario S3           one figure on real processes",
               "  python3 launcher.py simulate --seeds 500  500 seeds of the simulator"]
@@ -262,11 +266,19 @@ def run_trace(argv: list[str]) -> int:
     parser.add_argument("argument", help="the book id (lookup, buy) or the topic (search)")
     cluster_options(parser)
     args = parser.parse_args(argv)
-    supervisor = Supervisor(load_cluster(args))
+    cluster = load_cluster(args)
+    # A fresh cluster: its own empty folder (so the seven books as the files have them, and no
+    # clash with a window running on data/), unless a folder is asked for or the nodes are attached.
+    fresh = None if cluster.attached or args.data_dir else tempfile.mkdtemp(prefix="bazar-trace-")
+    if fresh is not None:
+        cluster = cluster.with_overrides(data_dir=fresh)
+    supervisor = Supervisor(cluster)
     try:
         return asyncio.run(_trace(supervisor, args.operation, args.argument))
     finally:
         supervisor.close()
+        if fresh is not None:
+            shutil.rmtree(fresh, ignore_errors=True)
 
 
 async def _trace(supervisor: Supervisor, operation: str, argument: str) -> int:

@@ -417,6 +417,7 @@ class LatencyChart(pg.PlotWidget):
         since = now - WINDOW_S
         figures: list[str] = []
         recent: list[float] = []
+        everything: list[float] = []
         for series in SERIES:
             times, ms = model.latency.since(series, since)
             keep = times <= now
@@ -432,8 +433,12 @@ class LatencyChart(pg.PlotWidget):
             if len(ms):
                 figures.append(f"{LEGEND[series]}: {len(ms)}, median {np.median(ms):.1f} ms")
                 recent.extend(ms[times >= now - SCALE_S])
+                everything.extend(ms)
             yield
-        top = float(np.percentile(recent, 99)) if recent else 1.0
+        # Scaled to the recent answers; with none recent, to those shown, so that a few slow
+        # answers a while ago (at teaching speed, say) are drawn rather than left above an empty chart.
+        scale_to = recent or everything
+        top = float(np.percentile(scale_to, 99)) if scale_to else 1.0
         ceiling = _ceiling(self, max(top, 1.0) * 1.15)
         above = sum(int(np.sum(model.latency.since(s, now - SCALE_S)[1] > ceiling)) for s in SERIES)
         self.draw_marks(now)

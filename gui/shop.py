@@ -10,7 +10,7 @@ from functools import lru_cache
 from typing import cast
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QFont, QFontDatabase, QFontMetrics, QKeySequence, QRawFont, QShortcut
+from PySide6.QtGui import QFont, QFontDatabase, QFontMetrics, QKeySequence, QRawFont, QShortcut, QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QFormLayout,
@@ -334,10 +334,11 @@ class ShopView(QWidget):
         return (self.model.health("frontend").serving and self._serving("order") > 0
                 and 2 * self._serving("catalog") > len(catalogs))
 
-    def activate(self) -> None:
-        """Called when the cluster is ready: list every book and the history."""
-        self.search("t")
-        self.refresh_history()
+    def showEvent(self, event: QShowEvent) -> None:  # noqa: N802 - Qt's name
+        """Buys made elsewhere (on Live, by the load) are in the history as soon as the tab shows."""
+        super().showEvent(event)
+        if self.model.health("frontend").serving:
+            self.refresh_history()
 
 
 def lay_out(view: ShopView) -> None:

@@ -175,3 +175,20 @@ def test_the_live_and_charts_tabs_show_one_load_rate(window, qtbot):
     assert charts.rate.value() == 12 and settings.rate == 12
     settings.rate = 60  # as a scripted demo sets it
     window.run(wait_until(lambda: live.rate.value() == charts.rate.value() == 60, 5, "both boxes to show 60"))
+
+
+def test_slow_answers_from_a_while_ago_are_drawn_not_left_above_an_empty_chart(qtbot):
+    """Found on a new user's walk: at teaching speed a lookup took 1.5 s and a buy 5.5 s, half
+    a minute before the Charts tab was opened; the chart scaled itself to the (no) recent
+    answers, read 0–1.5 ms and showed nothing."""
+    model = ClusterModel({"frontend": "http://127.0.0.1:1"})
+    chart = LatencyChart(model, "Latency per request")
+    qtbot.addWidget(chart)
+    chart.resize(900, 400)
+    chart.show()
+    now = time.time()
+    model.latency.add("lookup", Sample(now - 30, 1504.8, 200))
+    model.latency.add("buy", Sample(now - 25, 5544.9, 200))
+    chart.draw(now)
+    top = chart.getViewBox().viewRange()[1][1]
+    assert top >= 5544.9, f"the latency axis reads 0–{top:.1f} ms"

@@ -149,3 +149,22 @@ def test_w2_a_read_hop_hands_on_the_peer_copy_of_the_seq_of_an_unconfirmed_write
     read.answer(Found(theirs))
     assert read.result == Found(theirs)
     assert core.books[2] == ours and 2 in core.tentative  # it settles with the heartbeat, as before
+
+
+def test_a_peer_that_knows_a_buy_id_for_another_book_makes_the_write_refuse_it() -> None:
+    """Found in review: this replica has not heard of buy X, a peer holds X for book 3, and a
+    write of book 2 with X came here. The peer's check answered X as done, and the write was
+    answered 'bought' with no copy taken. Now the peer says the id was used for another book
+    and the write is refused, changing nothing."""
+    from nodes.core.messages import ReusedBuyId
+
+    core = replica(mode="bazar")
+    peer = replica(mode="bazar", buys={"X": (3, 1)})  # X bought book 3 there
+    answer = run(peer, peer.handle(Check(2, 4, sender=0, token="t", buy_id="X", since=0.0)))
+    assert answer == ReusedBuyId("X", 3)
+    write = Scripted(core, core.handle(Write(2, quantity=19, buy_id="X", take=1)))
+    write.answer([answer, Granted(4)])
+    assert [type(m).__name__ for _to, m in write.sends()] == ["Release"]  # the granted peer is released
+    write.answer([Done()])
+    assert write.result == ReusedBuyId("X", 3)
+    assert core.books[2] == BOOK and "X" not in core.buys

@@ -24,6 +24,7 @@ from nodes.core.messages import (
     KnownBuy,
     Newer,
     Release,
+    ReusedBuyId,
     Update,
 )
 
@@ -37,6 +38,7 @@ class CheckOutcome:
     newer: list[Book] = field(default_factory=list)  # copies ahead of ours (S5)
     busy: list[int] = field(default_factory=list)  # peers held by another writer
     known_buy: KnownBuy | None = None  # the buy (or a rider) is carried out already (W7)
+    reused: ReusedBuyId | None = None  # the buy's id was used for another book at a peer
 
 
 class Reservations(Documented):
@@ -74,7 +76,7 @@ class Reservations(Documented):
             await self.waiters.wait(("released", book_id), min(deadline, holder.expires))
         return True
 
-    async def on_check(self, message: Check) -> Granted | KnownBuy | Newer | Busy:
+    async def on_check(self, message: Check) -> Granted | KnownBuy | Newer | Busy | ReusedBuyId:
         """A writer's check (S4, S5): granted means the book is reserved for it (W1)."""
         book_id = self.book(message.book).id
         if book_id in self.tentative:
@@ -98,12 +100,17 @@ class Reservations(Documented):
         self._unmark_valid(book_id)
         return Granted(self.books[book_id].seq)
 
-    def _check_answer(self, message: Check) -> KnownBuy | Newer | None:
-        """A check's answer when it does not depend on reserving: a known buy, or a newer copy."""
+    def _check_answer(self, message: Check) -> KnownBuy | Newer | ReusedBuyId | None:
+        """A check's answer when it does not depend on reserving: a known buy, a buy id used
+        for another book, or a newer copy."""
         own = self.books[message.book]
         unsure = self._tentative_buys()
+        if (reused := self._reused(message.buy_id, message.book)) is not None:
+            return reused  # one id names one buy: not a retry of it (W7)
         for buy in (message.buy_id, *message.riders):
             if buy is not None and buy in self.buys and buy not in unsure:
+                if self.buys[buy][0] != message.book:
+                    continue  # a rider's id used for another book is not this book's buy done
                 return KnownBuy(own, self._settles(buy), buy)
         if own.seq > message.seq_n:
             return Newer(own)
@@ -176,6 +183,8 @@ class Reservations(Documented):
                 outcome.busy.append(peer.index)
             elif isinstance(reply, Newer):
                 outcome.newer.append(reply.book)
+            elif isinstance(reply, ReusedBuyId):
+                outcome.reused = reply
             else:
                 outcome.unreachable.append(peer)
         return outcome

@@ -133,6 +133,8 @@ class Writes(Reservations, GroupCommit):
                  changes: dict[str, Any], base_seq: int | None) -> Refusal | None:
         """Whether the round stops before its fan-out, decided while the peers are held: how to
         answer (carried out once they are released), or None to go on."""
+        if outcome.reused is not None:
+            return partial(_answer, outcome.reused)  # a peer knows the id for another book
         if outcome.newer:
             return partial(self._take_newer, book_id, outcome.newer, generation)
         if outcome.known_buy is not None:
@@ -150,8 +152,10 @@ class Writes(Reservations, GroupCommit):
         # update or a catch-up carrying it): a retry of a buy done through another replica.
         # Before buys took copies from the current row, its stale base refused it; now say so.
         unsure = self._tentative_buys()
+        if (reused := self._reused(buy_id, book_id)) is not None:
+            return partial(_answer, reused)
         for buy in (buy_id, *(b for b, _copies in riders)):
-            if buy is not None and buy in self.buys:
+            if buy is not None and buy in self.buys and self.buys[buy][0] == book_id:
                 if buy in unsure:
                     return partial(_answer, Conflict(current, "busy"))
                 return partial(self._done_here, book_id, buy)
@@ -187,7 +191,9 @@ class Writes(Reservations, GroupCommit):
         return Conflict(self.books[book_id], "busy")
 
     async def _done_here(self, book_id: int, buy: str) -> Written:
-        """A buy of this round became known here meanwhile (W7): done, once settled."""
+        """A buy of this round became known here meanwhile (W7): done, once settled, and once
+        the front-end has been told (the write that did it may not have reached it)."""
+        await self._invalidate_frontend(self.books[book_id])
         if self._settles(buy) > self.now:
             await Sleep(self._settles(buy))
         return Written(self.books[book_id], duplicate=True, of=buy)

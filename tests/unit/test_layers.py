@@ -4,6 +4,8 @@ even only for type checking. import-linter checks the contracts written in pypro
 cycle check and a broken-on-purpose graph show that the checks have teeth."""
 from __future__ import annotations
 
+import ast
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -86,3 +88,39 @@ def test_the_checks_catch_an_upward_import_and_a_cycle() -> None:
     illegal = graph.find_illegal_dependencies_for_layers(
         layers=("gui", "nodes.session", "nodes.core"), containers=set())
     assert any(d.importer == "nodes.core" and d.imported == "nodes.session" for d in illegal)
+
+
+def _lint(root: Path) -> subprocess.CompletedProcess[str]:
+    command = "import sys; from importlinter.cli import lint_imports; sys.exit(lint_imports(no_cache=True))"
+    return subprocess.run([sys.executable, "-c", command], cwd=root, capture_output=True, text=True)
+
+
+def test_the_contracts_in_pyproject_catch_an_upward_import_in_a_copy(tmp_path: Path) -> None:
+    """The real contracts, on a copy of the tree with one upward import added (inside a
+    function, where a reader would not look for it)."""
+    for part in ("nodes", "gui", "pyproject.toml"):
+        source = ROOT / part
+        if source.is_dir():
+            shutil.copytree(source, tmp_path / part, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(source, tmp_path / part)
+    books = tmp_path / "nodes" / "core" / "books.py"
+    books.write_text(books.read_text() + "\n\ndef _upward() -> None:\n    import nodes.session.shop  # noqa\n")
+    result = _lint(tmp_path)
+    assert result.returncode != 0 and "import only downwards BROKEN" in result.stdout, result.stdout[-2000:]
+
+
+def test_the_protocol_cores_import_only_the_standard_library_and_themselves() -> None:
+    """import-linter's contract names the packages nodes/core must not use; this checks the
+    other way round: every import there is of the standard library or of nodes.core."""
+    allowed = set(sys.stdlib_module_names)
+    found = {}
+    for path in sorted((ROOT / "nodes" / "core").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else [])
+            for name in names:
+                top = name.split(".")[0]
+                if top not in allowed and not name.startswith("nodes.core") and top != "__future__":
+                    found[f"{path.relative_to(ROOT)}:{node.lineno}"] = name
+    assert found == {}

@@ -199,10 +199,12 @@ class ReplicaState(Core):
         return True
 
     def _settle_after_grants(self, buy_ids: tuple[str, ...] | list[str]) -> None:
-        """Buys learnt with a copy adopted here (catch-up, a read's hop, a fetch) are not vouched
-        for as done before every read lease this replica granted has run out: a peer holding
-        one may still vouch for the copy before them, and we cannot tell whether it has caught
-        up (W2, W7). We grant no new lease to a peer behind us, so these are all there are."""
+        """Buys learnt with a copy adopted here (catch-up, a read's hop, a fetch, and a peer's
+        update too: ``_adopt`` calls it for every copy it stores) are not vouched for as done
+        before every read lease this replica granted has run out: a peer holding one may still
+        vouch for the copy before them, and we cannot tell whether it has caught up (W2, W7).
+        We grant no new lease to a peer behind us, so these are all there are. The price: a
+        retry answered here waits up to a lease's length (LEASE_S) after the update."""
         horizon = max((peer.granted_until for peer in self.peers if not peer.refused), default=0.0)
         if horizon > self.now:
             for buy_id in buy_ids:

@@ -84,6 +84,7 @@ REGRESSION_SEEDS = {
     11801: "an unconfirmed write was handed to a peer by a check's answer, then could not give way",
     2026121544: "a write confirmed late was vouched for as done while a peer that lacked it held a lease",
     2026205126: "a retried buy was vouched for by a peer while the front-end cached the copy before it",
+    2026807915: "a writer skipped a replica that had refused it, though it had restarted and held a new lease",
     2026204393: "a write built on its writer's unconfirmed copy overwrote the peers' other write of that seq",
     2026213267: "a read hop answered its unconfirmed copy over a peer's of that seq; a write built on it",
 }

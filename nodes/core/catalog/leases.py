@@ -139,16 +139,19 @@ class Leases(ReplicaState):
         still vouch for the old copy (W2): keep offering each the update until it takes it,
         or until its valid set has surely lapsed. A peer back before its lease lapsed (a short
         cut-off) takes the update; one still away has dropped its valid set by the deadline.
-        A peer that refused the connection has no process, hence no valid set: nothing to do.
+        A peer that refused the connection had no process: only leases granted it since (holds).
         Returns the peers that never took the update, and whether one of them may have taken it
         all the same (an offer whose answer was lost). The deadline is the end of the lease we
         granted each: we know it exactly, having granted it (and grant none meanwhile: our
         copy is newer than theirs). ``holds``: the leases the peers that took the write granted
         the missed ones; those run out before we answer, too."""
         def until(peer: Peer) -> float:
-            return max(peer.granted_until, holds.get(peer.index, 0.0))
+            # A peer that refused us had no process, so nothing we granted it survives; but it
+            # may have started again since, and a peer that took this write may have granted it
+            # a lease meanwhile (``holds``): that one is waited out all the same (W2).
+            return max(0.0 if peer.refused else peer.granted_until, holds.get(peer.index, 0.0))
 
-        missed = [peer for peer in missed if not peer.refused and until(peer) > self.now]
+        missed = [peer for peer in missed if until(peer) > self.now]
         maybe = False
         if Rule.LEASES not in self.rules or not missed:
             return [], maybe

@@ -68,9 +68,13 @@ def _cycles(graph: grimp.ImportGraph) -> list[set[str]]:
     return groups
 
 
-def test_the_layer_contracts_in_pyproject_hold() -> None:
+def _lint(root: Path) -> subprocess.CompletedProcess[str]:
     command = "import sys; from importlinter.cli import lint_imports; sys.exit(lint_imports(no_cache=True))"
-    result = subprocess.run([sys.executable, "-c", command], cwd=ROOT, capture_output=True, text=True)
+    return subprocess.run([sys.executable, "-c", command], cwd=root, capture_output=True, text=True)
+
+
+def test_the_layer_contracts_in_pyproject_hold() -> None:
+    result = _lint(ROOT)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     assert "0 broken" in result.stdout
 
@@ -88,11 +92,6 @@ def test_the_checks_catch_an_upward_import_and_a_cycle() -> None:
     illegal = graph.find_illegal_dependencies_for_layers(
         layers=("gui", "nodes.session", "nodes.core"), containers=set())
     assert any(d.importer == "nodes.core" and d.imported == "nodes.session" for d in illegal)
-
-
-def _lint(root: Path) -> subprocess.CompletedProcess[str]:
-    command = "import sys; from importlinter.cli import lint_imports; sys.exit(lint_imports(no_cache=True))"
-    return subprocess.run([sys.executable, "-c", command], cwd=root, capture_output=True, text=True)
 
 
 def test_the_contracts_in_pyproject_catch_an_upward_import_in_a_copy(tmp_path: Path) -> None:

@@ -79,6 +79,8 @@ def test_a_buy_is_stepped_client_frontend_order_catalog_in_causal_order(window, 
     window.run(wait_until(lambda: any(m.target == "client" for m in mine()), 10, "the shopper's answer heard of"))
     assert all(hop.span and hop.parent is not None or hop.source == "frontend" for hop in trace.hops), trace.hops
 
+    # The buttons are brought up to date on the window's next turn, not the moment a message lands.
+    window.run(wait_until(lambda: live.step_button.isEnabled(), 5, "Step enabled for the buy's messages"))
     stepped = []
     for _ in range(2000):
         if not live.step_button.isEnabled():

@@ -314,6 +314,7 @@ def run_bench(argv: list[str]) -> int:
 
     from nodes.bench.common import Context, Progress
     from nodes.bench.experiments import EXPERIMENTS
+    from nodes.bench.load_fault import FAULTS
 
     parser = argparse.ArgumentParser(
         prog="launcher.py bench", description="Reproduce the documents' measurement tables on Bazar itself.",
@@ -326,6 +327,11 @@ def run_bench(argv: list[str]) -> int:
                         help="load experiment: also load these front-ends, in turn with Bazar; 'documented' starts "
                              "the documented code rebuilt from its document (needs flask and requests), "
                              "'skeleton' and 'skeleton-no-check' Bazar's message shapes with nothing else")
+    parser.add_argument("--fault", choices=list(FAULTS), default="hang",
+                        help="load-fault experiment: what breaks 5 s in (default hang): " +
+                             "; ".join(f"{k}: {v}" for k, v in FAULTS.items()))
+    parser.add_argument("--heal-at", type=float, metavar="S",
+                        help="load-fault experiment: heal the fault S seconds into the run (default: never)")
     cluster_options(parser)
     args = parser.parse_args(argv)
     names = args.experiment or list(EXPERIMENTS)
@@ -337,7 +343,8 @@ def run_bench(argv: list[str]) -> int:
         bar.set_description(what[:40])
         bar.refresh()
 
-    context = Context(Progress(show), count=args.count, against=args.against)
+    context = Context(Progress(show), count=args.count, against=args.against, fault=args.fault,
+                      heal_at=args.heal_at)
     if args.cluster or args.catalogs or args.orders:
         context.cluster_file = load_cluster(args)
     tables = []

@@ -36,6 +36,7 @@ from PySide6.QtWidgets import (
 from gui.common import COLORS, FitScroll, label, spawn
 from nodes.bench.common import Context, Progress, Table, cell_text, duration_text
 from nodes.bench.experiments import ESTIMATE_S, EXPERIMENTS
+from nodes.bench.load_fault import FAULTS
 
 #: Each bar of the plot is at least this many text lines apart, so that no two names touch.
 ROW_LINES = 1.5
@@ -53,6 +54,12 @@ class ExperimentsView(QWidget):
         self.choice = QComboBox()
         for name, (title, _run) in EXPERIMENTS.items():
             self.choice.addItem(f"{title}  ({name})", name)
+        # The load-fault experiment's fault, shown only when that experiment is chosen.
+        self.fault = QComboBox()
+        for name, words in FAULTS.items():
+            self.fault.addItem(f"{name}: {words}", name)
+        self.fault.setCurrentIndex(list(FAULTS).index("hang"))
+        self.fault.setToolTip("What breaks 5 s into the load-fault experiment's 20 s run")
         self.count = QSpinBox()
         self.count.setRange(20, 2000)
         self.count.setValue(200)
@@ -90,6 +97,7 @@ class ExperimentsView(QWidget):
 
         controls = QHBoxLayout()
         controls.addWidget(self.choice, 1)
+        controls.addWidget(self.fault, 1)
         controls.addWidget(self.count)
         controls.addWidget(self.run_button)
         controls.addWidget(self.csv_button)
@@ -128,6 +136,7 @@ class ExperimentsView(QWidget):
         return ESTIMATE_S.get(self.choice.currentData(), lambda count: 60)(self.count.value())
 
     def _before(self) -> None:
+        self.fault.setVisible(self.choice.currentData() == "load-fault")
         if not self.running:
             self.doing.setText(f"Takes about {duration_text(self.estimate_s())} on a laptop. Each experiment starts "
                                "its own clusters, so the one above keeps running untouched; Cancel stops them.")
@@ -138,8 +147,9 @@ class ExperimentsView(QWidget):
         self.run_button.setObjectName("Danger")
         self.run_button.style().polish(self.run_button)
         self.choice.setEnabled(False)
+        self.fault.setEnabled(False)
         self.count.setEnabled(False)
-        self.context = Context(Progress(self._progress), count=self.count.value())
+        self.context = Context(Progress(self._progress), count=self.count.value(), fault=self.fault.currentData())
         self.task = spawn(EXPERIMENTS[name][1](self.context), self._failed, self._show)
         self.task.add_done_callback(lambda task: self._cancelled() if task.cancelled() else None)
         self.clock.start()
@@ -181,6 +191,7 @@ class ExperimentsView(QWidget):
         self.run_button.style().polish(self.run_button)
         self.choice.setEnabled(True)
         self.count.setEnabled(True)
+        self.fault.setEnabled(True)
 
     def _cancelled(self) -> None:
         elapsed = self.context.progress.elapsed() if self.context is not None else 0.0

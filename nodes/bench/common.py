@@ -123,6 +123,10 @@ class Context:
     #: Another front-end to load beside Bazar (the ``load`` experiment): a URL, or
     #: "documented" for the documented code rebuilt in nodes/bench/reference/documented_v2.py.
     against: str | None = None
+    #: The load-fault experiment: which fault (nodes/bench/load_fault.py FAULTS) and, if set,
+    #: how many seconds into the run it is healed.
+    fault: str | None = None
+    heal_at: float | None = None
     _clusters: int = 0
     #: The clusters running now: ``stop_now`` stops them without waiting on the event loop.
     running: list[Supervisor] = field(default_factory=list)

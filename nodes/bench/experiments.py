@@ -17,6 +17,7 @@ import aiohttp
 from nodes.bench.common import STAT_COLUMNS, V1, V2, Context, Table, mixed_request, raise_stock, stats_row
 from nodes.bench.floor import floor
 from nodes.bench.load import load
+from nodes.bench.load_fault import load_fault
 from nodes.control.clusterfile import Cluster
 from nodes.control.supervisor import Supervisor
 from nodes.observe.follower import Follower
@@ -351,6 +352,7 @@ ESTIMATE_S: dict[str, Callable[[int], float]] = {
     "throughput": lambda count: 36,
     "telemetry": lambda count: 12 + 0.03 * count,
     "load": lambda count: 90,
+    "load-fault": lambda count: 60,
     "floor": lambda count: 10,
 }
 
@@ -361,5 +363,6 @@ EXPERIMENTS: dict[str, tuple[str, Callable[[Context], Any]]] = {
     "throughput": ("32 closed-loop clients; where it saturates", throughput),
     "telemetry": ("Telemetry overhead on cached look-ups", telemetry_overhead),
     "load": ("Many connections at once (wrk), beside another front-end", load),
+    "load-fault": ("Many connections at once, and a replica broken 5 s in", load_fault),
     "floor": ("What one exchange costs: aiohttp next to bare asyncio", floor),
 }

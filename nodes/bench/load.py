@@ -28,9 +28,18 @@ function request()
 end
 function done(summary, latency, requests)
   local e = summary.errors
+  local over = 0  -- answered, but after a second or more: the share above the percentile at 1 s
+  if latency.max >= 1000000 then
+    local lo, hi = 0, 100
+    for _ = 1, 40 do
+      local mid = (lo + hi) / 2
+      if latency:percentile(mid) >= 1000000 then hi = mid else lo = mid end
+    end
+    over = math.max(1, math.floor(summary.requests * (100 - hi) / 100 + 0.5))
+  end
   io.write(string.format('BAZAR {"requests": %d, "seconds": %f, "connect": %d, "read": %d, "write": %d, ' ..
-    '"status": %d, "timeout": %d, "mean": %f, "p50": %f, "p95": %f, "p99": %f, "max": %f}\\n',
-    summary.requests, summary.duration / 1e6, e.connect, e.read, e.write, e.status, e.timeout,
+    '"status": %d, "timeout": %d, "over1s": %d, "mean": %f, "p50": %f, "p95": %f, "p99": %f, "max": %f}\\n',
+    summary.requests, summary.duration / 1e6, e.connect, e.read, e.write, e.status, e.timeout, over,
     latency.mean / 1000, latency:percentile(50) / 1000, latency:percentile(95) / 1000,
     latency:percentile(99) / 1000, latency.max / 1000))
 end
@@ -53,6 +62,9 @@ class LoadResult:
     failed: int
     bad_status: int
     tool: str
+    #: The slowest answer (ms) and how many answers took a second or more.
+    max: float = float("nan")
+    over_1s: int = 0
 
     @property
     def per_second(self) -> float:
@@ -83,7 +95,7 @@ async def wrk_load(url: str, connections: int, seconds: float) -> LoadResult:
         raise RuntimeError(f"wrk printed no result: {out.decode()[-300:]}")
     r = json.loads(line.removeprefix("BAZAR "))
     return LoadResult(r["requests"], r["seconds"], r["mean"], r["p50"], r["p95"], r["p99"], r["timeout"],
-                      r["connect"] + r["read"] + r["write"], r["status"], "wrk")
+                      r["connect"] + r["read"] + r["write"], r["status"], "wrk", r["max"], r["over1s"])
 
 
 async def own_load(url: str, connections: int, seconds: float) -> LoadResult:
@@ -94,10 +106,12 @@ async def own_load(url: str, connections: int, seconds: float) -> LoadResult:
     return LoadResult(len(results), seconds, stats.mean, stats.p50, stats.p95, stats.p99,
                       sum(1 for r in results if r.status == 0 and r.ms >= 2000),
                       sum(1 for r in results if r.status == 0 and r.ms < 2000),
-                      sum(1 for r in results if r.status >= 400), "Bazar's client")
+                      sum(1 for r in results if r.status >= 400), "Bazar's client",
+                      max((r.ms for r in results), default=float("nan")),
+                      sum(1 for r in results if r.status and r.ms >= 1000))
 
 
-async def _load(url: str, connections: int, seconds: float) -> LoadResult:
+async def load_once(url: str, connections: int, seconds: float) -> LoadResult:
     try:
         return await wrk_load(url, connections, seconds)
     except FileNotFoundError:
@@ -105,22 +119,23 @@ async def _load(url: str, connections: int, seconds: float) -> LoadResult:
 
 
 @contextlib.asynccontextmanager
-async def _reference(start: Callable[[int], tuple[str, list]]) -> AsyncIterator[tuple[str, int]]:
+async def _reference(start: Callable[[int], tuple[str, list]]) -> AsyncIterator[tuple[str, int, list]]:
     """A yardstick's five processes (nodes/bench/reference) started on a free block of ports by
-    ``start(port)``: its front-end's URL and first port once they all listen; stopped after."""
+    ``start(port)``: its front-end's URL, first port and processes (front-end, catalogs, order
+    replicas) once they all listen; stopped after."""
     from nodes.bench.reference.documented_v2 import stop, wait_ready
 
     port = free_port(count=5)
     url, processes = start(port)
     try:
         await asyncio.to_thread(wait_ready, url, len(processes))
-        yield url, port
+        yield url, port, processes
     finally:
         await asyncio.to_thread(stop, processes)
 
 
 @contextlib.asynccontextmanager
-async def _documented(ctx: Context) -> AsyncIterator[str]:
+async def documented_processes(ctx: Context) -> AsyncIterator[tuple[str, list]]:
     """The documented code (2 catalog, 2 order replicas), rebuilt from its document, with
     every book restocked through its catalog as Bazar's is."""
     import aiohttp
@@ -129,12 +144,18 @@ async def _documented(ctx: Context) -> AsyncIterator[str]:
 
     data = ctx.data_root / "documented"
     data.mkdir(parents=True, exist_ok=True)
-    async with _reference(lambda port: documented.start(2, 2, port, data)) as (url, port):
+    async with _reference(lambda port: documented.start(2, 2, port, data)) as (url, port, processes):
         async with aiohttp.ClientSession() as session:
             for book in range(1, 8):  # through its first catalog, which fans the write out
                 async with session.put(f"http://127.0.0.1:{port + 1}/update/{book}", json={"quantity": 100_000}) as r:
                     if r.status != 200:
                         raise RuntimeError(f"the documented code refused to restock book {book}: {r.status}")
+        yield url, processes
+
+
+@contextlib.asynccontextmanager
+async def _documented(ctx: Context) -> AsyncIterator[str]:
+    async with documented_processes(ctx) as (url, _processes):
         yield url
 
 
@@ -148,7 +169,7 @@ async def _skeleton(ctx: Context, name: str) -> AsyncIterator[str]:
     from nodes.bench.reference import skeleton
 
     async with _reference(lambda port: skeleton.start(port, ctx.data_root / name, check=name == "skeleton")) as (
-            url, _port):
+            url, _port, _processes):
         yield url
 
 
@@ -175,11 +196,11 @@ async def load(ctx: Context, rounds: int = 2, connections: int = LOAD_CONNECTION
             else:
                 targets[other] = other
         for url in targets.values():  # warm: caches filled, connections open, books valid
-            await _load(url, 4, 1)
+            await load_once(url, 4, 1)
         for number in range(rounds):
             for label, url in (targets.items() if number % 2 == 0 else reversed(targets.items())):
                 ctx.progress.doing(f"round {number + 1}: {label}")
-                results.setdefault(label, []).append(await _load(url, connections, seconds))
+                results.setdefault(label, []).append(await load_once(url, connections, seconds))
                 ctx.progress.step(int(seconds))
         alone: dict[tuple[str, str], Stats] = {}
         if single:

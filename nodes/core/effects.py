@@ -64,6 +64,19 @@ class Gather(Effect):
     sends: list[Send]
 
 
+@dataclass(eq=False)
+class Hedged(Effect):
+    """A read that may be asked of several replicas ("The Tail at Scale"'s hedged request):
+    ``sends[0]`` goes at once, and the next one ``after`` seconds later — or at once when the
+    last one sent failed — until an answer comes that ``accept`` takes, or all have answered.
+    Resumed with one entry per send, in order: its answer, or None for one not sent or still
+    out (the driver stops waiting for those). Only for messages that change nothing."""
+
+    sends: list[Send]
+    after: float
+    accept: Callable[[Any], bool]
+
+
 class Disk(Effect):
     """Call ``method(*args)`` on the node's store (a durable commit); resumed with its result.
     A crash before it is resumed may or may not have committed it; after, it is committed."""

@@ -9,7 +9,7 @@ from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from nodes.core.effects import Core, Disk, Gather, NoAnswer, Send, Sleep, Wait
+from nodes.core.effects import Core, Disk, Gather, Hedged, NoAnswer, Send, Sleep, Wait
 from nodes.core.wire import GENERATION_HEADER, answer_of, request_of
 from nodes.runtime.client import Timeouts
 from nodes.runtime.node import Node
@@ -25,6 +25,7 @@ class Driver:
         self.addresses = {name: address.rstrip("/") for name, address in addresses.items()}
         self.store = store
         self._disk = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{node.role}-db") if store else None
+        self._background: set[asyncio.Future] = set()  # hedged sends left to end on their own
         core.emit = node.telemetry.emit  # type: ignore[method-assign]  # the driver gives the core its sink
         self.feed_time()
 
@@ -55,6 +56,8 @@ class Driver:
             return await self.send(effect)
         if isinstance(effect, Gather):
             return await asyncio.gather(*(self.send(send) for send in effect.sends))
+        if isinstance(effect, Hedged):
+            return await self._hedged(effect)
         if isinstance(effect, Disk):
             return await self.on_disk(effect.method, *effect.args)
         if isinstance(effect, Sleep):
@@ -84,6 +87,39 @@ class Driver:
             return NoAnswer(refused=reply.failure == "refused")
         assert reply.status is not None  # answered
         return answer_of(send.message, reply.status, reply.data)
+
+    async def _hedged(self, effect: Hedged) -> list[Any]:
+        """The sends of a hedged read, each ``after`` the last or at once when one fails, until
+        one is accepted. Those still out are not cancelled: they end by their own time-out,
+        so each one's hop is told as it ended, not as if it had never been sent."""
+        answers: list[Any] = [None] * len(effect.sends)
+        out: dict[asyncio.Future, int] = {}
+        sent = 0
+
+        def send_next() -> None:
+            nonlocal sent
+            task = asyncio.ensure_future(self.send(effect.sends[sent]))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+            out[task] = sent
+            sent += 1
+
+        send_next()
+        while out:
+            more = sent < len(effect.sends)
+            done, _ = await asyncio.wait(out, timeout=effect.after if more else None,
+                                         return_when=asyncio.FIRST_COMPLETED)
+            if not done:
+                send_next()  # the hedge: no answer yet, ask the next one too
+                continue
+            for task in done:
+                index = out.pop(task)
+                answers[index] = task.result()
+                if effect.accept(answers[index]):
+                    return answers
+                if sent < len(effect.sends):
+                    send_next()  # that one failed: the next at once
+        return answers
 
     async def _wait(self, wait: Wait) -> bool:
         if wait.woken:

@@ -17,7 +17,7 @@ from typing import Any
 
 from nodes.core.books import Book, seed_books
 from nodes.core.catalog import BAZAR, BookUnknown, CatalogReplica, Rule
-from nodes.core.effects import Core, Disk, Gather, NoAnswer, Send, Sleep, Wait
+from nodes.core.effects import Core, Disk, Gather, Hedged, NoAnswer, Send, Sleep, Wait
 from nodes.core.frontend.protocol import Frontend
 from nodes.core.messages import Buy, Degraded, Health, Healthy, NotFound, Read
 from nodes.core.order.protocol import OrderReplica
@@ -205,6 +205,8 @@ class Fiber:
             world.send(self.process.name, effect, lambda answer: self.resume_later(0.0, answer))
         elif isinstance(effect, Gather):
             self._gather(effect.sends)
+        elif isinstance(effect, Hedged):
+            self._hedged(effect)
         elif isinstance(effect, Disk):
             result = getattr(self.process.disk, effect.method)(*effect.args)
             self.resume_later(world.rng.uniform(0.0002, 0.001), result)
@@ -220,6 +222,46 @@ class Fiber:
                     self.resume_later(max(0.0, effect.deadline - world.now), False)
         else:
             raise TypeError(f"unknown effect {effect!r}")
+
+    def _hedged(self, effect: Hedged) -> None:
+        """As the node's driver does: the next send ``after`` the last or at once when one
+        failed, resumed at the first accepted answer; the others are left to run out."""
+        world = self.process.world
+        sends = effect.sends
+        answers: list[Any] = [None] * len(sends)
+        state = {"sent": 0, "out": 0, "over": False}
+
+        def finish() -> None:
+            state["over"] = True
+            self.resume_later(0.0, list(answers))
+
+        def send_next() -> None:
+            index = state["sent"]
+            state["sent"] += 1
+            state["out"] += 1
+            world.send(self.process.name, sends[index], partial(one, index))
+            if state["sent"] < len(sends):
+                expected = state["sent"]
+                world.at(world.now + effect.after,
+                         lambda: self.process.run(lambda: hedge(expected), self.incarnation))
+
+        def hedge(expected: int) -> None:
+            if not state["over"] and state["sent"] == expected:
+                send_next()
+
+        def one(index: int, answer: Any) -> None:
+            if state["over"]:
+                return
+            answers[index] = answer
+            state["out"] -= 1
+            if effect.accept(answer):
+                finish()
+            elif state["sent"] < len(sends):
+                send_next()
+            elif state["out"] == 0:
+                finish()
+
+        send_next()
 
     def _gather(self, sends: list[Send]) -> None:
         answers: list[Any] = [None] * len(sends)

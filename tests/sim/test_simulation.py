@@ -87,6 +87,7 @@ REGRESSION_SEEDS = {
     2026807915: "a writer skipped a replica that had refused it, though it had restarted and held a new lease",
     2026204393: "a write built on its writer's unconfirmed copy overwrote the peers' other write of that seq",
     2026213267: "a read hop answered its unconfirmed copy over a peer's of that seq; a write built on it",
+    2026930585: "a replica whose lease had lapsed in a partition trusted it again once a peer restarted",
 }
 #: Found by the 100,000-seed run (3 simulated seconds of load each): a writer's read hop handed
 #: its unconfirmed copy on, and a retried buy was vouched for while still unconfirmed; the
@@ -99,6 +100,24 @@ SHORT_REGRESSION_SEEDS = (1033230, 1046084, 1086538, 1092022)
 def test_a_seed_that_once_found_a_defect_passes(seed: int) -> None:
     result = simulate(Options(seed=seed))
     assert result.passed, f"seed {seed} ({REGRESSION_SEEDS[seed]}): " + "; ".join(map(str, result.anomalies))
+
+
+#: Found on fresh seeds in round three and failing on main before it too: a writer that crashed
+#: with a write still unconfirmed keeps that write's buy on disk after a restart, and catch-up
+#: (which adopts only higher seqs) never notices that its peers hold another write of that seq.
+#: Repairing rows that differ at one seq is issue 25's "storage that checks itself"; until then
+#: this seed fails, and says so: xfail(strict) turns into a failure the day it passes.
+KNOWN_FAILING_SEEDS = {
+    2026931348: "a crashed writer's unconfirmed buy stays remembered; rows at one seq are not compared",
+}
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("seed", sorted(KNOWN_FAILING_SEEDS))
+@pytest.mark.xfail(strict=True, reason="equal-seq rows are not compared yet (issue 25, item 2)")
+def test_a_seed_of_a_known_open_defect_still_fails(seed: int) -> None:
+    result = simulate(Options(seed=seed))
+    assert result.passed, f"seed {seed} ({KNOWN_FAILING_SEEDS[seed]}): " + "; ".join(map(str, result.anomalies))
 
 
 @pytest.mark.timeout(60)

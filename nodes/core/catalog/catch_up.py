@@ -39,7 +39,7 @@ class CatchUp(Leases):
                     if Rule.CATCH_UP in self.rules:
                         await self._catch_up(peer, reply, generation)
                     if reply.lease_until is not None:
-                        peer.lease_until = max(peer.lease_until, reply.lease_until)
+                        self._take_lease(peer, reply.seqs, reply.lease_until)
                 else:
                     if isinstance(reply, OtherGeneration):
                         self.same_generation(reply.generation)
@@ -113,12 +113,12 @@ class CatchUp(Leases):
 
     def on_ping(self, message: Ping) -> Pong:
         """A ping's answer: our seqs, every row (with its buys) newer than the sender's, and a
-        lease when the sender is as current as we are."""
+        lease (which the sender takes only for the books it is as current on as we are)."""
         lease = None
         for peer in self.peers:
             if peer.index == message.sender:
                 self._note_reachable(peer)
-                lease = self._grant(peer, message.seqs)
+                lease = self._grant(peer)
         newer = []
         unsure = self._tentative_buys()
         for book in self.books.values():

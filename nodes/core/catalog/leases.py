@@ -47,12 +47,16 @@ class Leases(ReplicaState):
         three: a hung peer does not stop the other two from reading locally); otherwise
         every peer's. A peer that refused our last ping has no process, so it cannot take a
         write: it counts as holding its lease until it is back (and, back, it waits out
-        whatever it may have granted before)."""
+        whatever it may have granted before) — if its lease still held when it was found
+        gone. One that had lapsed before (we were cut off from it, say) stays lapsed: writes
+        may have left us out meanwhile, and a peer's death does not bring back the trust its
+        silence ended (simulator seed 2026930585)."""
         if Rule.LEASES not in self.rules:
             return True
         replicas = len(self.peers) + 1
         needed = replicas - (replicas // 2 + 1) if Rule.MAJORITY in self.rules else len(self.peers)
-        holding = sum(1 for peer in self.peers if peer.lease_until > self.now or peer.refused)
+        holding = sum(1 for peer in self.peers
+                      if peer.lease_until > self.now or (peer.refused and peer.held_when_refused))
         return holding >= needed
 
     def _notice_lease(self) -> bool:
@@ -91,15 +95,29 @@ class Leases(ReplicaState):
             self.emit("valid", book=book_id, valid=True, seq=self.books[book_id].seq)
 
     # ---- granting leases ----------------------------------------------------------------------
-    def _grant(self, peer: Peer, seqs: dict[int, int]) -> float | None:
-        """A lease for ``peer``, if it is as current as we are (W2): it may trust its valid set
-        until the time returned, and we will not leave it out of a write before then without
-        waiting for that time."""
-        if Rule.LEASES not in self.rules or any(seqs.get(b.id, -1) < b.seq for b in self.books.values()):
+    def _grant(self, peer: Peer) -> float | None:
+        """A lease for ``peer`` (W2): it may trust its valid set until the time returned, and we
+        will not leave it out of a write before then without waiting for that time. Granted
+        also to a peer behind us on some books: the answer that carries the lease carries our
+        seqs too, and the peer takes the lease only after it has caught up on those books or
+        stopped vouching for them (``_take_lease``). Under steady writes some book is nearly
+        always in flight, so a lease held back until the pinger was current on every book
+        lapsed again and again, and each lapse sent reads and checks to a silent peer."""
+        if Rule.LEASES not in self.rules:
             return None
         until = self.now + LEASE_S
         peer.granted_until = max(peer.granted_until, until)
         return until
+
+    def _take_lease(self, peer: Peer, seqs: dict[int, int], until: float) -> None:
+        """A lease ``peer`` granted in a ping's answer, with its seqs as it answered: every book
+        it is ahead of us on stops being vouched for here first (the answer's newer rows have
+        been adopted by now; what is still behind is a row it did not hand on, such as an
+        unconfirmed write), so the lease never lets us vouch for a copy it knows to be old."""
+        for book_id, seq in seqs.items():
+            if book_id in self.books and self.books[book_id].seq < seq:
+                self._unmark_valid(book_id)
+        peer.lease_until = max(peer.lease_until, until)
 
     def on_health(self, sender: str) -> Healthy:
         """The front-end's probe; answered with a lease for its cache, unless an invalidation
@@ -193,7 +211,10 @@ class Leases(ReplicaState):
         """``peer`` did not answer a message sent at ``sent`` (``reply``: what came instead)."""
         if sent is not None and peer.last_heard > sent:
             return  # it has answered since we asked (a round we slept through, say): stale news
-        peer.refused = isinstance(reply, NoAnswer) and reply.refused
+        refused = isinstance(reply, NoAnswer) and reply.refused
+        if refused and not peer.refused:
+            peer.held_when_refused = peer.lease_until > (sent if sent is not None else self.now)
+        peer.refused = refused
         if peer.refused and sent is not None:
             peer.refused_at = sent
         if peer.up:
@@ -206,8 +227,10 @@ class Leases(ReplicaState):
         peer.last_heard = self.now
         if peer.refused:
             # Back from no process at all: it started after refused_at, and will not leave us
-            # out of a write before its start + LEASE_S, so until then our trust stands.
-            peer.lease_until = max(peer.lease_until, peer.refused_at + LEASE_S)
+            # out of a write before its start + LEASE_S, so until then our trust stands — if
+            # it stood when the peer went (see lease_ok).
+            if peer.held_when_refused:
+                peer.lease_until = max(peer.lease_until, peer.refused_at + LEASE_S)
             peer.refused = False
         if not peer.up:
             peer.up = True

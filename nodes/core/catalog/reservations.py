@@ -13,7 +13,14 @@ from types import TracebackType
 from nodes.core.books import Book
 from nodes.core.catalog.documented import Documented
 from nodes.core.catalog.rules import Rule
-from nodes.core.catalog.state import RESERVATION_TTL_S, RESERVATION_WAIT_S, Peer, Priority, Reservation
+from nodes.core.catalog.state import (
+    CHECK_TIMEOUT_S,
+    RESERVATION_TTL_S,
+    RESERVATION_WAIT_S,
+    Peer,
+    Priority,
+    Reservation,
+)
 from nodes.core.effects import Gather, NoAnswer
 from nodes.core.messages import (
     Applied,
@@ -137,8 +144,9 @@ class Reservations(Documented):
             self._remember_buy(buy_id, copy.id, copy.seq)
         self._release(copy.id, message.token)
         self._mark_valid(copy.id)
-        # Those left out are behind us now, so they get no new lease from us; the ones they
-        # hold run until these times, and the writer waits for them (W2). A late offer of a
+        # Those left out are behind us now: a lease from us no longer covers this book for them
+        # (they take it only with our seqs, _take_lease); the ones they hold run until these
+        # times, and the writer waits for them (W2). A late offer of a
         # write left unconfirmed may reach us before any other peer: all but its writer may
         # still lack it.
         behind = {p.index for p in self.peers if p.index != message.sender} if message.late else set(message.excluded)
@@ -168,7 +176,7 @@ class Reservations(Documented):
         trust_beliefs = Rule.SKIP_DOWN_PEERS in self.rules and self.lease_ok()
         asked = [p for p in self.peers if p.up or not trust_beliefs or p.granted_until > self.now]
         outcome.unreachable = [p for p in self.peers if p not in asked]
-        replies = await Gather([self._send(p, check) for p in asked])
+        replies = await Gather([self._send(p, check, timeout=CHECK_TIMEOUT_S) for p in asked])
         for peer, reply in zip(asked, replies, strict=True):
             if isinstance(reply, NoAnswer):
                 self._note_unreachable(peer, reply)

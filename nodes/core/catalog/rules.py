@@ -56,11 +56,11 @@ class Rule(Enum):
 
     LEASES = "leases"
     """W2. The replica trusts its valid set only while enough peers' read leases hold (a lapse
-    drops the set); it grants a peer a lease in a ping's answer only when that peer is as
-    current as itself; a write that left a peer out is answered only once the lease granted to
-    that peer has run out (offering it the update meanwhile), and a buy is not vouched for as
-    done before then. Without it the valid set is always trusted and no lease is granted."""
-
+    drops the set); it grants a peer a lease in a ping's answer, with its seqs, and the peer
+    stops vouching for every book it is behind on before it takes the lease; a write that left
+    a peer out is answered only once the lease granted to that peer has run out (offering it
+    the update meanwhile), and a buy is not vouched for as done before then. Without it the
+    valid set is always trusted and no lease is granted."""
     CATCH_UP = "catch-up"
     """W3. A ping's answer carries every newer row and the buys missing here, which the replica
     adopts in the background; the heartbeat also offers tentative writes again until they

@@ -40,6 +40,9 @@ LEASE_S = 1.0
 FRONTEND_LEASE_S = 1.5
 #: How long a ping, a late offer of an update or a fetch of buys waits for its answer.
 PING_TIMEOUT_S = 0.4
+#: How long a writer waits for a peer's answer to its check: a peer answers at once, or after at
+#: most RESERVATION_WAIT_S of wait-die; one silent longer is left out and its lease waited out.
+CHECK_TIMEOUT_S = 0.5
 #: How long a write waits for the front-end to confirm an invalidation.
 INVALIDATE_TIMEOUT_S = 0.5
 
@@ -76,6 +79,9 @@ class Peer:
     #: When a ping that found no process was sent: it starts again after this, and waits out
     #: LEASE_S from its start before leaving anyone out of a write (see start).
     refused_at: float = 0.0
+    #: Its lease to us still held when it was found gone: only then does it count as holding
+    #: one while it is gone (``lease_ok``).
+    held_when_refused: bool = False
 
     @property
     def name(self) -> str:
@@ -203,7 +209,8 @@ class ReplicaState(Core):
         update too: ``_adopt`` calls it for every copy it stores) are not vouched for as done
         before every read lease this replica granted has run out: a peer holding one may still
         vouch for the copy before them, and we cannot tell whether it has caught up (W2, W7).
-        We grant no new lease to a peer behind us, so these are all there are. The price: a
+        A lease we grant later does not cover the book for a peer behind us on it (it takes leases
+        with our seqs, ``_take_lease``), so these are all there are. The price: a
         retry answered here waits up to a lease's length (LEASE_S) after the update."""
         horizon = max((peer.granted_until for peer in self.peers if not peer.refused), default=0.0)
         if horizon > self.now:

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
 
-from nodes.core.effects import Core, Gather, NoAnswer, Send, SingleFlight, Sleep, Waiters
+from nodes.core.effects import Core, Gather, Hedged, NoAnswer, Send, SingleFlight, Sleep, Waiters
 from nodes.core.frontend.cache import LruCache
 from nodes.core.messages import (
     Bought,
@@ -46,6 +46,11 @@ from nodes.core.wire import Failure
 
 PROBE_INTERVAL_S = 0.5
 PROBE_TIMEOUT_S = 0.3
+#: A lookup or search not answered this long is asked of the next catalog replica too, and the
+#: first good answer is taken ("The Tail at Scale"'s hedged request): a replica that hangs or is
+#: cut off between two probes costs a read this much, not the whole time-out. Under full load
+#: on a laptop 99 % of reads are answered within about 100 ms, so few reads are sent twice.
+HEDGE_S = 0.2
 RING_MODES = ("adaptive", "documented")
 
 
@@ -108,11 +113,16 @@ class Ring:
         return [m for m in ring if m.up] + [m for m in ring if not m.up]
 
     async def call(self, message: Any, *, timeout: float, connect: float, try_next: Callable[[Any], bool],
-                   home: int | None = None) -> tuple[Any | None, list[tuple[Member, Any]]]:
+                   home: int | None = None, hedge: float | None = None) -> tuple[Any | None, list[tuple[Member, Any]]]:
         """Try the replicas in turn (from ``home`` on, when given, in adaptive mode). Returns
-        the answer that ended it (None when every one failed) and every attempt made."""
+        the answer that ended it (None when every one failed) and every attempt made. A read
+        (``hedge``: seconds) is also asked of the next replica once that long passed with no
+        answer, in adaptive mode; a write never is."""
         attempts: list[tuple[Member, Any]] = []
-        for member in self._order(home):
+        order = self._order(home)
+        if hedge is not None and self.mode == "adaptive" and len(order) > 1:
+            return await self._hedged(message, order, timeout, connect, try_next, hedge)
+        for member in order:
             if self.mode == "documented":
                 self.turn = (member.index + 1) % len(self.members)
             answer = await Send(member.name, message, timeout, connect_timeout=connect)
@@ -123,6 +133,22 @@ class Ring:
             if _down(answer):
                 self.mark(member, False)
         return None, attempts
+
+    async def _hedged(self, message: Any, order: list[Member], timeout: float, connect: float,
+                      try_next: Callable[[Any], bool], hedge: float) -> tuple[Any | None, list[tuple[Member, Any]]]:
+        def good(answer: Any) -> bool:
+            return not isinstance(answer, NoAnswer) and not try_next(answer)
+
+        answers = await Hedged([Send(m.name, message, timeout, connect_timeout=connect) for m in order], hedge, good)
+        attempts = [(member, answer) for member, answer in zip(order, answers, strict=True) if answer is not None]
+        chosen = None
+        for member, answer in attempts:
+            if good(answer):
+                self.mark(member, True)
+                chosen = answer
+            elif _down(answer):
+                self.mark(member, False)
+        return chosen, attempts
 
     def mark(self, member: Member, up: bool) -> None:
         if member.up != up:
@@ -174,7 +200,7 @@ class Frontend(Core):
             return cast(Hits, entry.value)
         ticket = self.searches.ticket()
         answer, attempts = await self.catalogs.call(request, timeout=self.timeout_s, connect=self.connect_s,
-                                                    try_next=lambda a: not isinstance(a, Hits))
+                                                    try_next=lambda a: not isinstance(a, Hits), hedge=HEDGE_S)
         if answer is None:
             return NoCatalogServer(_tried(attempts))
         self.searches.put(key, answer, ticket, frozenset(book.topic.casefold() for book in answer.books))
@@ -210,7 +236,8 @@ class Frontend(Core):
         attempts: list[Any] = []
         try:
             answer, attempts = await self.catalogs.call(request, timeout=self.timeout_s, connect=self.connect_s,
-                                                        try_next=lambda a: not isinstance(a, (Found, NotFound)))
+                                                        try_next=lambda a: not isinstance(a, (Found, NotFound)),
+                                                        hedge=HEDGE_S)
         finally:
             if fetch is not None:
                 del self.fetches[book]

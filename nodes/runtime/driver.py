@@ -104,10 +104,13 @@ class Driver:
             out[task] = sent
             sent += 1
 
+        # At teaching speed every traced message is held a while: the hedge waits that out too,
+        # so a class sees one hop, not a second one sent because the first was held.
+        after = effect.after + self.node.pace.slack_s
         send_next()
         while out:
-            more = sent < len(effect.sends)
-            done, _ = await asyncio.wait(out, timeout=effect.after if more else None,
+            more = sent < len(effect.sends) and after != float("inf")
+            done, _ = await asyncio.wait(out, timeout=after if more else None,
                                          return_when=asyncio.FIRST_COMPLETED)
             if not done:
                 send_next()  # the hedge: no answer yet, ask the next one too

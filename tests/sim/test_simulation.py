@@ -88,6 +88,10 @@ REGRESSION_SEEDS = {
     2026204393: "a write built on its writer's unconfirmed copy overwrote the peers' other write of that seq",
     2026213267: "a read hop answered its unconfirmed copy over a peer's of that seq; a write built on it",
     2026930585: "a replica whose lease had lapsed in a partition trusted it again once a peer restarted",
+    # A read hop hedged to the next peer after 150 ms (tried in round three, not kept) took a
+    # fast peer's conflict while a slower one held the newer copy: stale reads.
+    2026960037: "a hedged read hop decided on a conflict while a slower peer held a newer copy",
+    2026962281: "a hedged read hop decided on a conflict while a slower peer held a newer copy",
 }
 #: Found by the 100,000-seed run (3 simulated seconds of load each): a writer's read hop handed
 #: its unconfirmed copy on, and a retried buy was vouched for while still unconfirmed; the

@@ -398,6 +398,8 @@ def _admin_routes(node: Node) -> list[Route]:
                                                          "lease_until": {"type": "number"}}))}
     if node.role == "order":
         health_answers[503] = "Degraded: its catalog replica cannot be reached"
+    elif node.role == "catalog":
+        health_answers[503] = "Degraded: out of touch with every other catalog replica"
     names = {"type": "array", "items": {"type": "string", "minLength": 1, "maxLength": 20}}
     return [
         get("/admin/telemetry", telemetry, "The live event stream (a WebSocket)",

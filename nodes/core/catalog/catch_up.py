@@ -116,8 +116,11 @@ class CatchUp(Leases):
         lease (which the sender takes only for the books it is as current on as we are)."""
         lease = None
         for peer in self.peers:
-            if peer.index == message.sender:
-                self._note_reachable(peer)
+            # Its ping reaching us does not say that ours reach it (a one-way cut): only an
+            # answer to our own message marks it up. A lease goes only to a peer we can reach;
+            # granted to one we cannot, it would make each of our writes wait for it (W2) while
+            # it never gets the lease anyway.
+            if peer.index == message.sender and peer.up:
                 lease = self._grant(peer)
         newer = []
         unsure = self._tentative_buys()

@@ -27,6 +27,7 @@ from nodes.core.catalog.state import (
 from nodes.core.effects import Gather, NoAnswer, Send, Sleep
 from nodes.core.messages import (
     Applied,
+    Degraded,
     Done,
     Healthy,
     Invalidate,
@@ -119,9 +120,22 @@ class Leases(ReplicaState):
                 self._unmark_valid(book_id)
         peer.lease_until = max(peer.lease_until, until)
 
-    def on_health(self, sender: str) -> Healthy:
+    def out_of_touch(self) -> bool:
+        """Our lease has lapsed and no peer answers, some of them silent rather than gone (a
+        partition, a one-way cut, hung peers): every read we cannot vouch for would hop to
+        peers whose answers never come, and no write can reach a majority (W4, W8). Peers that
+        refused us have no process: asking them costs nothing, so that alone is not it."""
+        return (Rule.LEASES in self.rules and Rule.SKIP_DOWN_PEERS in self.rules and bool(self.peers)
+                and not any(peer.up for peer in self.peers) and not all(peer.refused for peer in self.peers)
+                and not self.lease_ok())
+
+    def on_health(self, sender: str) -> Healthy | Degraded:
         """The front-end's probe; answered with a lease for its cache, unless an invalidation
-        it may have missed withholds it (until its last lease has run out)."""
+        it may have missed withholds it (until its last lease has run out). Out of touch with
+        every peer, we say so instead (503), and the front-end (and an order replica asking
+        for its catalog) routes around us until a peer answers again."""
+        if self.out_of_touch():
+            return Degraded("Out of touch with every other catalog replica; reads and writes go elsewhere")
         if sender != "frontend" or not self.has_frontend or Rule.FRONTEND_LEASES not in self.rules:
             return Healthy()
         if self.frontend_withheld and self.now <= self.frontend_granted_until:

@@ -33,7 +33,9 @@ class Write:
     """Order replica to its catalog: ``/update/<id>``. ``base_seq``: the seq the new values
     were computed from (W1); ``since``: when the buy first tried (the older one wins);
     ``take``: a buy's copies — when the copy moved on since ``base_seq`` (another buy landed
-    first), the catalog takes them from its current copy instead of refusing the write."""
+    first), the catalog takes them from its current copy instead of refusing the write.
+    ``attempt``: names this one attempt of the buy's write, so a copy of it (a message delivered
+    twice) is not carried out as if it were a new one (W7)."""
 
     book: int
     quantity: int | None = None
@@ -42,6 +44,7 @@ class Write:
     buy_id: str | None = None
     since: float | None = None
     take: int | None = None
+    attempt: str | None = None
 
 
 @dataclass(frozen=True)

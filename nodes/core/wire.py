@@ -77,9 +77,10 @@ def request_of(message: Any) -> tuple[str, str, Any, str, dict[str, str]]:
             return "GET", f"/query/item/{book}{query}", None, f"/query/item/{book}", {}
         case Search(topic):
             return "GET", f"/query/topic/{quote(topic, safe='')}", None, f"/query/topic/{topic}", {}
-        case Write(book, quantity, price, base_seq, buy_id, since, take):
+        case Write(book, quantity, price, base_seq, buy_id, since, take, attempt):
             body = {k: v for k, v in (("quantity", quantity), ("price", price), ("seq", base_seq),
-                                      ("buy_id", buy_id), ("since", since), ("take", take)) if v is not None}
+                                      ("buy_id", buy_id), ("since", since), ("take", take),
+                                      ("attempt", attempt)) if v is not None}
             changes = " ".join(f"{k}: {body[k]}" for k in ("quantity", "price") if k in body)
             return "PUT", f"/update/{book}", body, f"/update/{book} {changes}".rstrip(), {}
         case Get(book, req, sender, seq_n):

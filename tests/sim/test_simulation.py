@@ -92,10 +92,9 @@ REGRESSION_SEEDS = {
     # fast peer's conflict while a slower one held the newer copy: stale reads.
     2026960037: "a hedged read hop decided on a conflict while a slower peer held a newer copy",
     2026962281: "a hedged read hop decided on a conflict while a slower peer held a newer copy",
-    # Found with a change not kept (releasing leaked reservations by heartbeat): a write delivered
-    # twice queued behind its refused twin and carried the buy out after the order replica had
-    # answered "nothing was bought". The code as it stands passes only by timing: an open defect
-    # (docs/weak-points.md, W7, "Known gap").
+    # Found when reservations leaked by timed-out checks were first released by heartbeat: a write
+    # delivered twice queued behind its refused twin and carried the buy out after the order
+    # replica had answered "nothing was bought" (now each attempt is named, W7).
     2027106759: "a duplicated write carried a buy out after its twin was refused and 'failed' answered",
 }
 #: Found by the 100,000-seed run (3 simulated seconds of load each): a writer's read hop handed

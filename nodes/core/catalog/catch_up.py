@@ -15,11 +15,13 @@ from nodes.core.effects import Disk, Gather, Sleep
 from nodes.core.messages import (
     Applied,
     BuysOf,
+    Done,
     FetchBuys,
     Newer,
     OtherGeneration,
     Ping,
     Pong,
+    Release,
 )
 
 
@@ -32,7 +34,17 @@ class CatchUp(Leases):
             started, generation = self.now, self.generation
             seqs = {book.id: book.seq for book in self.books.values()}
             ping = Ping(self.index, seqs)
-            replies = await Gather([self._send(p, ping, timeout=PING_TIMEOUT_S, trace=False) for p in self.peers])
+            self.pending_releases = [entry for entry in self.pending_releases if entry[3] > self.now]
+            releases = list(self.pending_releases)
+            by_index = {peer.index: peer for peer in self.peers}
+            sends = [self._send(p, ping, timeout=PING_TIMEOUT_S, trace=False) for p in self.peers]
+            sends += [self._send(by_index[index], Release(book_id, token), timeout=PING_TIMEOUT_S, trace=False)
+                      for index, book_id, token, _until in releases]
+            answers = await Gather(sends)
+            replies = answers[:len(self.peers)]
+            for entry, answer in zip(releases, answers[len(self.peers):], strict=True):
+                if isinstance(answer, Done) and entry in self.pending_releases:
+                    self.pending_releases.remove(entry)
             for peer, reply in zip(self.peers, replies, strict=True):
                 if isinstance(reply, Pong):
                     self._note_reachable(peer)

@@ -46,6 +46,8 @@ class CheckOutcome:
     busy: list[int] = field(default_factory=list)  # peers held by another writer
     known_buy: KnownBuy | None = None  # the buy (or a rider) is carried out already (W7)
     reused: ReusedBuyId | None = None  # the buy's id was used for another book at a peer
+    #: Asked, but no answer came in time: each may have granted the reservation after we gave up.
+    silent: list[Peer] = field(default_factory=list)
 
 
 class Reservations(Documented):
@@ -181,6 +183,8 @@ class Reservations(Documented):
             if isinstance(reply, NoAnswer):
                 self._note_unreachable(peer, reply)
                 outcome.unreachable.append(peer)
+                if reply.maybe_processed:
+                    outcome.silent.append(peer)
                 continue
             self._note_reachable(peer)
             if isinstance(reply, KnownBuy):
@@ -195,7 +199,18 @@ class Reservations(Documented):
                 outcome.reused = reply
             else:
                 outcome.unreachable.append(peer)
+        self._release_later(book_id, token, outcome.silent)
         return outcome
+
+    def _release_later(self, book_id: int, token: str, peers: list[Peer]) -> None:
+        """A peer whose answer to our check never came may have granted it all the same, after we
+        stopped waiting (a slow peer under full load): this round will never update or release
+        it, so its reservation would hold the book against every other writer until it expires
+        (RESERVATION_TTL_S; under load, 2 s stalls of one book's buys). The heartbeat hands such
+        reservations back (``Release`` drops only ours, by token) until they would have expired
+        anyway. Not sent here: the peer may be silent for good, and the write must not wait."""
+        until = self.now + RESERVATION_TTL_S
+        self.pending_releases.extend((peer.index, book_id, token, until) for peer in peers)
 
     def _holding(self, book_id: int, token: str, peers: list[Peer]) -> HeldPeers:
         """The peers a write round reserved, as an ``async with``: the one place they are released."""

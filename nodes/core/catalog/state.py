@@ -8,7 +8,7 @@ the modules beside this one, each a class that adds one rule on top of this stat
 from __future__ import annotations
 
 import random
-from collections import Counter
+from collections import Counter, OrderedDict
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
@@ -45,6 +45,9 @@ PING_TIMEOUT_S = 0.4
 CHECK_TIMEOUT_S = 0.5
 #: How long a write waits for the front-end to confirm an invalidation.
 INVALIDATE_TIMEOUT_S = 0.5
+
+#: How many attempts of buys' writes a replica remembers, to refuse copies of them (W7).
+ATTEMPTS_KEPT = 10_000
 
 Priority = tuple[float, int]  # (when the operation first tried, writer's replica number): lower wins
 #: What a write (``Write``) is answered.
@@ -139,6 +142,12 @@ class ReplicaState(Core):
         #: to offer it to), until a peer confirms it or shows another write of that seq.
         self.tentative: dict[int, tuple[Update, tuple[int, ...]]] = {}
         self._tokens = 0  # reservation tokens issued since start (with the nonce: unique)
+        #: Reservations peers may hold for us though their check's answer never came: (peer, book,
+        #: token, until when it could hold). The heartbeat releases them (reservations.py).
+        self.pending_releases: list[tuple[int, int, str, float]] = []
+        #: The attempts of buys' writes already taken (``Write.attempt``), newest last, at most
+        #: ATTEMPTS_KEPT: a copy of one (a message delivered twice) is refused, not carried out.
+        self.attempts_seen: OrderedDict[str, None] = OrderedDict()
         # ---- life ----------------------------------------------------------------------------
         self.started_at = 0.0  # when start() ran: leases granted before a crash count as out until + LEASE_S
         self.catch_ups = 0  # copies taken from pings since the last reset (W3), for the window

@@ -13,7 +13,15 @@ from nodes.core.books import Book
 from nodes.core.catalog.group_commit import GroupCommit, can_ride, seat
 from nodes.core.catalog.reservations import CheckOutcome, Reservations
 from nodes.core.catalog.rules import Rule
-from nodes.core.catalog.state import INVALIDATE_TIMEOUT_S, LOCAL_QUEUE_S, RESERVATION_TTL_S, Peer, Priority, WriteAnswer
+from nodes.core.catalog.state import (
+    ATTEMPTS_KEPT,
+    INVALIDATE_TIMEOUT_S,
+    LOCAL_QUEUE_S,
+    RESERVATION_TTL_S,
+    Peer,
+    Priority,
+    WriteAnswer,
+)
 from nodes.core.effects import Disk, Gather, NoAnswer, Send, Sleep
 from nodes.core.messages import (
     Applied,
@@ -48,6 +56,15 @@ class Writes(Reservations, GroupCommit):
         changes = {k: v for k, v in (("quantity", request.quantity), ("price", request.price)) if v is not None}
         if Rule.RESERVED_WRITES not in self.rules:
             return await self._documented_write(book_id, changes)
+        if request.attempt is not None:
+            # W7: a copy of an attempt already taken (the network delivered it twice) must not
+            # run a round of its own: queued behind its twin, it could carry the buy out after
+            # the twin was refused and the order replica had answered "nothing was bought".
+            if request.attempt in self.attempts_seen:
+                return Conflict(self.books[book_id], "duplicate")
+            self.attempts_seen[request.attempt] = None
+            if len(self.attempts_seen) > ATTEMPTS_KEPT:
+                self.attempts_seen.popitem(last=False)
         if can_ride(request) and book_id in self._locked:
             carried = await self._ride(book_id, request)  # a round under way may carry it
             if carried is not None:

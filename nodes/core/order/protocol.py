@@ -47,6 +47,9 @@ class OrderReplica(Core):
         self.connect_s = connect_s
         self.guard_writes = guard_writes
         self.rng = random.Random(seed)
+        #: Names each attempt of a buy's write, unique across restarts: ``{index}.{nonce}.{n}``.
+        self.nonce = f"{self.rng.randrange(1 << 32):08x}"
+        self.attempts = 0
         self.recorded: set[str] = set()  # buy ids in this replica's history: a repeat costs no disk read
         self.counts = {"bought": 0, "out_of_stock": 0, "unreachable": 0}
         self.in_flight = SingleFlight()
@@ -105,7 +108,9 @@ class OrderReplica(Core):
                     return OutOfStock(buy_id)
                 write = Write(book.id, quantity=book.quantity - 1)
                 if self.guard_writes:
-                    write = Write(book.id, book.quantity - 1, base_seq=book.seq, buy_id=buy_id, since=since, take=1)
+                    self.attempts += 1
+                    write = Write(book.id, book.quantity - 1, base_seq=book.seq, buy_id=buy_id, since=since, take=1,
+                                  attempt=f"{self.index}.{self.nonce}.{self.attempts}")
                 written = await self._send(write)
                 if isinstance(written, NoAnswer):
                     # The catalog may have carried it out; a retry with the same id is safe.

@@ -138,7 +138,8 @@ def init_app(config: CatalogConfig) -> web.Application:
         return await answer(Write(target, quantity, price, base_seq=optional_int(data, "seq", minimum=0),
                                   buy_id=_optional_text(data, "buy_id"),
                                   since=optional_number(data, "since", minimum=0),
-                                  take=optional_int(data, "take", minimum=1)))
+                                  take=optional_int(data, "take", minimum=1),
+                                  attempt=_optional_text(data, "attempt")))
 
     async def rep_get(request: web.Request) -> web.Response:
         data = await json_object(request)
@@ -244,7 +245,8 @@ def init_app(config: CatalogConfig) -> web.Application:
             body=body({"quantity": {"type": "integer", "minimum": 0, "maximum": MAX_QUANTITY},
                        "price": {"type": "number", "minimum": 0, "maximum": MAX_PRICE},
                        "seq": SEQ, "buy_id": TEXT_ID, "since": {"type": "number", "minimum": 0, "maximum": MAX_WHOLE},
-                       "take": {"type": "integer", "minimum": 1, "maximum": MAX_WHOLE}},
+                       "take": {"type": "integer", "minimum": 1, "maximum": MAX_WHOLE},
+                       "attempt": TEXT_ID},
                       anyOf=[{"required": ["quantity"]}, {"required": ["price"]}])),
         post("/rep/get/{id}", rep_get, "A read's hop", {200: ("The copy", body({"book": RECORD})), 409: conflict},
              params=peer, body=body({"req": REPLICA_NUMBERS, "from": whole_below_2_53,

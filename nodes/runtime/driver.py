@@ -109,7 +109,7 @@ class Driver:
         after = effect.after + self.node.pace.slack_s
         send_next()
         while out:
-            more = sent < len(effect.sends) and after != float("inf")
+            more = sent < len(effect.sends)
             done, _ = await asyncio.wait(out, timeout=after if more else None,
                                          return_when=asyncio.FIRST_COMPLETED)
             if not done:

@@ -240,7 +240,7 @@ class Fiber:
             state["sent"] += 1
             state["out"] += 1
             world.send(self.process.name, sends[index], partial(one, index))
-            if state["sent"] < len(sends) and effect.after != float("inf"):
+            if state["sent"] < len(sends):
                 expected = state["sent"]
                 world.at(world.now + effect.after,
                          lambda: self.process.run(lambda: hedge(expected), self.incarnation))

@@ -137,7 +137,8 @@ async def _reference(start: Callable[[int], tuple[str, list]]) -> AsyncIterator[
 @contextlib.asynccontextmanager
 async def documented_processes(ctx: Context) -> AsyncIterator[tuple[str, list]]:
     """The documented code (2 catalog, 2 order replicas), rebuilt from its document, with
-    every book restocked through its catalog as Bazar's is."""
+    every book restocked through its catalog as Bazar's is: its front-end's URL and its
+    processes (front-end, catalogs, order replicas), for experiments that break one."""
     import aiohttp
 
     from nodes.bench.reference import documented_v2 as documented

@@ -16,7 +16,7 @@ import random
 import signal
 import subprocess
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 from nodes.bench.common import Context, Table, mixed_request, raise_stock
@@ -48,6 +48,8 @@ DOCUMENTED = {
 }
 FAULT_AT_S = 5.0
 RUN_SECONDS = 20.0
+#: One planned change to the cluster during a run: (seconds in, what breaks or heals it).
+Step = tuple[float, Callable[[], Awaitable[object]]]
 #: The issue's goals, for the verdict: (p99 ms) for silent faults and for crashes.
 SILENT_P99_MS, CRASH_P99_MS, KEPT_SHARE, VERSUS_DOCUMENTED = 250.0, 150.0, 0.75, 3.0
 
@@ -106,14 +108,14 @@ async def _probe(url: str, seconds: float) -> list[tuple[float, float, int]]:
 
 
 async def _run(url: str, label: str, connections: int, seconds: float,
-               breaking: list[tuple[float, object]]) -> FaultRun:
+               breaking: list[Step]) -> FaultRun:
     """wrk and the probe for ``seconds``; each ``(at, action)`` in ``breaking`` is awaited
     ``at`` seconds in (a coroutine function: apply or heal)."""
     async def timeline() -> None:
         began = time.monotonic()
         for at, action in breaking:
             await asyncio.sleep(max(0.0, at - (time.monotonic() - began)))
-            await action()  # type: ignore[operator]
+            await action()
 
     load, probe, _ = await asyncio.gather(load_once(url, connections, seconds), _probe(url, seconds), timeline())
     return FaultRun(label, load, probe)
@@ -142,7 +144,7 @@ async def load_fault(ctx: Context, connections: int = LOAD_CONNECTIONS, seconds:
     ctx.progress.plan(int(seconds * (4 if versus else 2)))
     runs: list[FaultRun] = []
 
-    def plan(apply, heal) -> list[tuple[float, object]]:  # noqa: ANN001
+    def plan(apply: Callable[[], Awaitable[object]], heal: Callable[[], Awaitable[object]]) -> list[Step]:
         return [(at, apply)] + ([(heal_at, heal)] if heal_at is not None else [])
 
     shape = f"Bazar ({cluster.catalogs} + {cluster.orders})"

@@ -148,9 +148,8 @@ class Reservations(Documented):
         self._mark_valid(copy.id)
         # Those left out are behind us now: a lease from us no longer covers this book for them
         # (they take it only with our seqs, _take_lease); the ones they hold run until these
-        # times, and the writer waits for them (W2). A late offer of a
-        # write left unconfirmed may reach us before any other peer: all but its writer may
-        # still lack it.
+        # times, and the writer waits for them (W2). A late offer of a write left unconfirmed
+        # may reach us before any other peer: all but its writer may still lack it.
         behind = {p.index for p in self.peers if p.index != message.sender} if message.late else set(message.excluded)
         holds = tuple((p.index, p.granted_until) for p in self.peers
                       if p.index in behind and not p.refused and p.granted_until > self.now)

@@ -61,6 +61,7 @@ class Rule(Enum):
     a peer out is answered only once the lease granted to that peer has run out (offering it
     the update meanwhile), and a buy is not vouched for as done before then. Without it the
     valid set is always trusted and no lease is granted."""
+
     CATCH_UP = "catch-up"
     """W3. A ping's answer carries every newer row and the buys missing here, which the replica
     adopts in the background; the heartbeat also offers tentative writes again until they

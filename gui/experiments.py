@@ -54,12 +54,18 @@ class ExperimentsView(QWidget):
         self.choice = QComboBox()
         for name, (title, _run) in EXPERIMENTS.items():
             self.choice.addItem(f"{title}  ({name})", name)
+        # Both lists are sized by the space the row gives, not by their longest entry (the open
+        # list shows every entry in full): shown beside the experiment's, the fault's words
+        # widened the window past 1280 pixels.
+        self.choice.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.choice.setMinimumContentsLength(28)
         # The load-fault experiment's fault, shown only when that experiment is chosen.
         self.fault = QComboBox()
         for name, words in FAULTS.items():
             self.fault.addItem(f"{name}: {words}", name)
         self.fault.setCurrentIndex(list(FAULTS).index("hang"))
-        self.fault.setToolTip("What breaks 5 s into the load-fault experiment's 20 s run")
+        self.fault.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.fault.setMinimumContentsLength(16)
         self.count = QSpinBox()
         self.count.setRange(20, 2000)
         self.count.setValue(200)
@@ -118,6 +124,7 @@ class ExperimentsView(QWidget):
         self.csv_button.clicked.connect(lambda: self.export_csv())
         self.png_button.clicked.connect(lambda: self.export_png())
         self.choice.currentIndexChanged.connect(lambda _i: self._before())
+        self.fault.currentIndexChanged.connect(lambda _i: self._before())
         self.count.valueChanged.connect(lambda _v: self._before())
         self._before()
 
@@ -137,6 +144,8 @@ class ExperimentsView(QWidget):
 
     def _before(self) -> None:
         self.fault.setVisible(self.choice.currentData() == "load-fault")
+        for box in (self.choice, self.fault):
+            box.setToolTip(box.currentText())  # in full, where the box cuts it
         if not self.running:
             self.doing.setText(f"Takes about {duration_text(self.estimate_s())} on a laptop. Each experiment starts "
                                "its own clusters, so the one above keeps running untouched; Cancel stops them.")

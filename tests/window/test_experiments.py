@@ -153,3 +153,20 @@ def test_closing_the_window_during_a_run_stops_its_clusters_at_once(qtbot, loop)
     assert not processes_in(context.data_root), "a cluster outlived the window"
     assert not context.data_root.exists()
     until(loop, lambda: not view.running, 15, "the cancelled run to unwind")
+
+
+def test_the_load_fault_choice_fits_1280_pixels_and_says_its_words_in_full(qtbot):
+    """Issue 28: choosing load-fault shows its fault beside the experiment; neither list may
+    widen the tab past a 1280-pixel screen (the fault's words did, at 1,364 pixels), and what
+    a box cuts short its tooltip says in full."""
+    view = ExperimentsView(lambda message: None)
+    qtbot.addWidget(view)
+    view.choice.setCurrentIndex(view.choice.findData("load-fault"))
+    view.fault.setCurrentIndex(view.fault.findData("partition"))
+    view.show()
+    assert view.fault.isVisible()
+    assert view.minimumSizeHint().width() <= 1280, view.minimumSizeHint()
+    assert view.fault.toolTip() == view.fault.currentText()
+    assert view.choice.toolTip() == view.choice.currentText()
+    view.choice.setCurrentIndex(view.choice.findData("load"))
+    assert not view.fault.isVisible()

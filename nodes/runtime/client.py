@@ -5,6 +5,7 @@ serving as their ``parent``: the window orders a trace by them, not by clocks (t
 from __future__ import annotations
 
 import asyncio
+import errno
 import http
 import json
 import time
@@ -74,7 +75,10 @@ class Reply:
     status: int | None
     data: Any
     ms: float
-    failure: str | None = None  # "refused", "timeout", "disconnected", "cut off"
+    #: "refused" (nobody listens at a reachable address: no process, see ``refused``),
+    #: "unreachable" (no name, no route: the peer may be alive behind a cut), "connect timeout",
+    #: "timeout", "disconnected", "cut off".
+    failure: str | None = None
 
     @property
     def answered(self) -> bool:
@@ -215,15 +219,26 @@ class PeerClient:
                         total=max(0.01, deadline - time.monotonic()), sock_connect=timeouts.connect
                     )
                     continue
-                failure = "refused" if isinstance(exc, aiohttp.ClientConnectorError) else "disconnected"
-                return Reply(None, None, 0.0, failure)
+                if isinstance(exc, aiohttp.ClientConnectorError):
+                    return Reply(None, None, 0.0, "refused" if refused(exc) else "unreachable")
+                return Reply(None, None, 0.0, "disconnected")
             except aiohttp.ConnectionTimeoutError:
                 return Reply(None, None, 0.0, "connect timeout")
             except TimeoutError:
                 return Reply(None, None, 0.0, "timeout")
             except aiohttp.ClientError:
-                return Reply(None, None, 0.0, "refused")
+                return Reply(None, None, 0.0, "unreachable")
         return Reply(None, None, 0.0, "disconnected")  # pragma: no cover - loop always returns
+
+
+def refused(exc: aiohttp.ClientConnectorError) -> bool:
+    """Whether a failed connection says the peer has no process: the address was reached and
+    answered that nobody listens there (ECONNREFUSED). The protocol trusts that — a replica
+    that refused holds no lease and takes no write (docs/weak-points.md, W2) — so nothing
+    else may pass for it: a name that no longer resolves (a container taken off its network)
+    or a host or network out of reach may hide a live replica behind a cut. A firewall that
+    rejects instead of dropping would also answer ECONNREFUSED: docs/containers.md says to drop."""
+    return getattr(exc.os_error, "errno", None) == errno.ECONNREFUSED
 
 
 def _dumps(value: Any) -> str:

@@ -145,7 +145,12 @@ class SingleFlight:
         self._running: set[Hashable] = set()
         self._answers: OrderedDict[Hashable, Any] = OrderedDict()
 
-    async def run(self, key: Hashable, operation: Callable[[], Awaitable[Any]]) -> Any:
+    async def run(self, key: Hashable, operation: Callable[[], Awaitable[Any]], *, again: bool = True) -> Any:
+        """``operation``'s answer, run once for copies that overlap it. ``again``: a copy that
+        comes once the first has been answered runs it anew (a retry); otherwise it gets the
+        first's answer too (a message delivered twice, whenever the copy comes)."""
+        if not again and key in self._answers and key not in self._running:
+            return self._answers[key]
         if key in self._running:
             await self.waiters.wait(key, float("inf"))
             if key in self._answers:

@@ -191,9 +191,10 @@ class Granted:
 @dataclass(frozen=True)
 class KnownBuy:
     book: Book
-    #: Not to be answered as done before this time: until then a replica the write left out
-    #: may still hold a lease to read the old copy (W2).
-    settles: float = 0.0
+    #: Not to be answered as done for this many seconds more (as the sender's clock counts;
+    #: the receiver ``outwait``s them): until then a replica the write left out may still
+    #: hold a lease to read the old copy (W2).
+    settles_in: float = 0.0
     #: Which buy (a check may name several).
     buy_id: str | None = None
 
@@ -220,7 +221,7 @@ class Busy:
 @dataclass(frozen=True)
 class Applied:
     seq: int
-    #: (replica, until): leases this peer granted replicas the write leaves out.
+    #: (replica, seconds left): leases this peer granted replicas the write leaves out.
     holds: tuple[tuple[int, float], ...] = ()
 
 
@@ -234,7 +235,8 @@ class Pong:
     seqs: dict[int, int]
     newer: tuple[tuple[Book, tuple[str, ...]], ...]
     buy_counts: dict[int, int]
-    lease_until: float | None = None  # a read lease for the pinging replica (W2)
+    #: A read lease for the pinging replica (W2): its length, counted from the ping's sending.
+    lease_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -249,7 +251,8 @@ class OtherGeneration:
 
 @dataclass(frozen=True)
 class Healthy:
-    lease_until: float | None = None  # a catalog's cache lease for the front-end
+    #: A catalog's cache lease for the front-end: its length, counted from the probe's sending.
+    lease_s: float | None = None
 
 
 @dataclass(frozen=True)

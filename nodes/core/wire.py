@@ -153,25 +153,25 @@ def response_of(message: Any, answer: Any) -> tuple[int, Any]:
         case Unconfirmed(reason):
             return 503, {"message": f"The write is not confirmed: {reason}", "outcome": "unknown"}
         case Applied(seq, holds):
-            return 200, {"seq": seq, "holds": [[i, until] for i, until in holds]}
+            return 200, {"seq": seq, "holds": [[i, left] for i, left in holds]}
         case Granted(seq):
             return 200, {"seq": seq}
         case KnownBuy(book) if isinstance(message, Read):
             return 200, {**book.as_lookup(), "known_buy": True}
-        case KnownBuy(book, settles, buy_id):
-            return 200, {"known_buy": True, "book": book.as_record(), "settles": settles, "buy_id": buy_id}
+        case KnownBuy(book, settles_in, buy_id):
+            return 200, {"known_buy": True, "book": book.as_record(), "settles_in": settles_in, "buy_id": buy_id}
         case Newer(book):
             return 409, {"message": "Conflict", "book": book.as_record()}
         case Busy(holder):
             return 409, {"message": "Conflict", "busy": True, "holder": holder}
-        case Pong(seqs, newer, buy_counts, lease_until):
+        case Pong(seqs, newer, buy_counts, lease_s):
             return 200, {"seqs": {str(k): v for k, v in seqs.items()},
                          "newer": [{"book": book.as_record(), "buy_ids": list(buys)} for book, buys in newer],
-                         "buy_counts": {str(k): v for k, v in buy_counts.items()}, "lease_until": lease_until}
+                         "buy_counts": {str(k): v for k, v in buy_counts.items()}, "lease_s": lease_s}
         case BuysOf(buys):
             return 200, [[buy_id, seq] for buy_id, seq in buys]
-        case Healthy(lease_until):
-            return 200, {"status": "up"} if lease_until is None else {"status": "up", "lease_until": lease_until}
+        case Healthy(lease_s):
+            return 200, {"status": "up"} if lease_s is None else {"status": "up", "lease_s": lease_s}
         case Degraded(text):
             return 503, {"status": "degraded", "message": text}
         case Bought(buy_id, order_id):
@@ -268,7 +268,7 @@ def _answer_of(message: Any, status: int, data: Any, body: dict[str, Any]) -> An
                 return Conflict(None, str(body.get("message", "")), body.get("seq"))
         case Check():
             if status == 200 and body.get("known_buy"):
-                return KnownBuy(_book(body["book"]), _optional_float(body.get("settles")) or 0.0,
+                return KnownBuy(_book(body["book"]), _optional_float(body.get("settles_in")) or 0.0,
                                 body.get("buy_id") if isinstance(body.get("buy_id"), str) else None)
             if status == 200:
                 return Granted(int(body.get("seq", 0)))
@@ -291,7 +291,7 @@ def _answer_of(message: Any, status: int, data: Any, body: dict[str, Any]) -> An
                 return Pong({int(k): int(v) for k, v in body["seqs"].items()},
                             tuple((_book(item["book"]), tuple(item.get("buy_ids", []))) for item in body["newer"]),
                             {int(k): int(v) for k, v in body.get("buy_counts", {}).items()},
-                            _optional_float(body.get("lease_until")))
+                            _optional_float(body.get("lease_s")))
         case FetchBuys():
             if status == 200 and isinstance(data, list):
                 return BuysOf(tuple((str(b), int(s)) for b, s in data))
@@ -305,6 +305,6 @@ def _answer_of(message: Any, status: int, data: Any, body: dict[str, Any]) -> An
                                    busy=status == 503)
         case Health():
             if status == 200:
-                return Healthy(_optional_float(body.get("lease_until")))
+                return Healthy(_optional_float(body.get("lease_s")))
             return Degraded(str(body.get("message", f"answered {status}")))
     return Failure(status, data)

@@ -395,7 +395,7 @@ def _admin_routes(node: Node) -> list[Route]:
 
     state_answer = ("The node's state (docs/api.md, 'Every node')", OBJECT)
     health_answers: dict[int, Any] = {200: ("Up", body({"name": {"type": "string"}, "status": {"type": "string"},
-                                                         "lease_until": {"type": "number"}}))}
+                                                         "lease_s": {"type": "number"}}))}
     if node.role == "order":
         health_answers[503] = "Degraded: its catalog replica cannot be reached"
     elif node.role == "catalog":

@@ -8,6 +8,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 
 from nodes.core.catalog import MODES, Mode
+from nodes.core.clocks import MAX_DRIFT, MAX_ERROR_S
 from nodes.sim.run import (
     FAULT_KINDS,
     Exploration,
@@ -62,6 +63,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--stock", type=int, default=Options.stock,
                         help=f"copies of each book at the start (default {Options.stock}); many buyers and a large "
                              "stock make buys of one book ride on one write (group commits)")
+    clocks = parser.add_argument_group(
+        "clocks", "Every node reads a clock of its own: an offset, a rate and (with the 'clock' fault) steps "
+        f"either way. Bazar's leases are safe while clocks stay within {MAX_DRIFT:.0%} of true time in rate and "
+        f"{MAX_ERROR_S * 1000:g} ms in steps (docs/weak-points.md, 'Clocks'); beyond that the simulator finds "
+        "stale reads.")
+    clocks.add_argument("--drift", type=float, default=MAX_DRIFT, metavar="RATE",
+                        help=f"how far a node's clock may run fast or slow, 0.01 = 1%% (default {MAX_DRIFT:g})")
+    clocks.add_argument("--clock-error", type=float, default=MAX_ERROR_S, metavar="SECONDS",
+                        help=f"how far a clock may step from a steady one (default {MAX_ERROR_S:g})")
+    clocks.add_argument("--steady-clocks", action="store_true",
+                        help="one perfect clock for every node, as the simulator had before clocks (old seeds)")
     parser.add_argument("--jobs", type=int, default=1, help="worker processes for --seeds (default 1)")
     parser.add_argument("--keep-going", action="store_true", help="do not stop at the first failing seed")
     parser.add_argument("--history", metavar="FILE", help="with --seed: save the history as JSON lines")
@@ -78,8 +90,12 @@ def simulate_command(argv: list[str]) -> int:
     if args.catalogs < 1 or args.orders < 1 or args.seconds <= 0:
         print("launcher.py simulate: --catalogs and --orders must be at least 1, --seconds above 0", file=sys.stderr)
         return 2
+    if not 0 <= args.drift < 1 or args.clock_error < 0:
+        print("launcher.py simulate: --drift must be at least 0 and below 1, --clock-error at least 0", file=sys.stderr)
+        return 2
     options = Options(mode=args.mode, faults=args.faults, catalogs=args.catalogs, orders=args.orders,
-                      seconds=args.seconds, buyers=args.buyers, readers=args.readers, stock=args.stock)
+                      seconds=args.seconds, buyers=args.buyers, readers=args.readers, stock=args.stock,
+                      clocks=not args.steady_clocks, drift=args.drift, clock_error=args.clock_error)
     if args.seed is not None:
         return _replay(replace(options, seed=args.seed), args.history)
     return _explore(options, args.first_seed, args.seeds, args.jobs, args.keep_going)
@@ -130,8 +146,11 @@ def _explore(options: Options, first: int, count: int, jobs: int, keep_going: bo
     finally:
         bar.close()
     rate = total.sim_s / total.wall_s if total.wall_s else 0.0
+    clocks = (f"clocks within {options.drift:g} in rate and {options.clock_error * 1000:g} ms in steps"
+              if options.clocks else "steady clocks")
     print(f"seeds run: {total.seeds} (from {first}), mode {options.mode}, faults "
-          f"{','.join(options.faults) or 'none'}, {options.catalogs} catalog and {options.orders} order replicas")
+          f"{','.join(options.faults) or 'none'}, {options.catalogs} catalog and {options.orders} order replicas, "
+          f"{clocks}")
     print(f"simulated {total.sim_s / 3600:.2f} h with {total.operations} client operations, {total.faults} faults "
           f"and {total.events} events; {rate:.0f} simulated seconds per second of one worker")
     print("buys: " + ", ".join(f"{n} {outcome}" for outcome, n in sorted(total.buys.items()))

@@ -12,13 +12,15 @@ from functools import partial
 from typing import Any
 
 from nodes.core.catalog import CatalogReplica, Mode, rules_for
+from nodes.core.clocks import MAX_DRIFT, MAX_ERROR_S
 from nodes.core.effects import NoAnswer, Send
 from nodes.core.messages import Bought, Buy, Found, NoOrderServer, OutcomeUnknown, OutOfStock, Read
 from nodes.sim.world import Network, Process, World
 from nodes.verify.checker import Anomaly, check
 from nodes.verify.history import Fault, Final, History, Operation
 
-FAULT_KINDS = ("crash", "restart", "hang", "cut", "loss", "duplicate", "partition", "one-way")
+#: The nemesis's faults, one at a time; "clock" runs beside them: nodes' clocks step (``Clocks``).
+FAULT_KINDS = ("crash", "restart", "hang", "cut", "loss", "duplicate", "partition", "one-way", "clock")
 CLIENT_TIMEOUT_S = 10.0
 SETTLE_BOUND_S = 15.0
 
@@ -51,6 +53,12 @@ class Options:
     buyers: int = 3
     readers: int = 2
     stock: int = 12
+    #: Every node its own clock: an offset, a rate within ``drift`` of true time and (with the
+    #: "clock" fault) steps within ``clock_error`` of that; False: one perfect clock for all,
+    #: as every seed before clocks were simulated ran (the regression seeds replay that way).
+    clocks: bool = True
+    drift: float = MAX_DRIFT
+    clock_error: float = MAX_ERROR_S
 
 
 @dataclass
@@ -77,11 +85,12 @@ def plan_faults(options: Options, names: list[str]) -> list[PlannedFault]:
     order replica (a hang may hit the front-end too), each healed before a short rest."""
     rng = random.Random(options.seed * 7919 + 2)
     schedule: list[PlannedFault] = []
-    if not options.faults:
+    kinds = tuple(kind for kind in options.faults if kind != "clock")
+    if not kinds:
         return schedule
     t = rng.uniform(0.2, 1.0)
     while t < options.seconds:
-        kind = rng.choice(options.faults)
+        kind = rng.choice(kinds)
         victims = [n for n in names if n != "frontend" or kind == "hang"]
         node = rng.choice(victims)
         length = 0.05 if kind == "restart" else rng.uniform(0.3, 5.0)
@@ -90,6 +99,40 @@ def plan_faults(options: Options, names: list[str]) -> list[PlannedFault]:
                                      links))
         t += length + rng.uniform(0.1, 1.0)
     return schedule
+
+
+#: How often, on average, a node's clock steps under the "clock" fault (s).
+CLOCK_STEP_EVERY_S = 1.0
+#: Clock offsets are drawn from ± this (s): any offset is fine, as no time crosses the wire.
+CLOCK_OFFSET_S = 3600.0
+
+
+def set_clocks(world: World, options: Options, history: History) -> None:
+    """Give every node its clock (from a random stream of its own, so that the fault schedule
+    and the workload of a seed do not change with it) and, under the "clock" fault, step each
+    one now and then to a random point within ``clock_error`` of its steady clock, in either
+    direction: each step is a fault in the history, so a failure shows the steps around it."""
+    if not options.clocks:
+        return
+    rng = random.Random(options.seed * 7919 + 3)
+    for process in world.processes.values():
+        process.clock.offset = rng.uniform(-CLOCK_OFFSET_S, CLOCK_OFFSET_S)
+        process.clock.rate = 1.0 + rng.uniform(-options.drift, options.drift)
+    if "clock" not in options.faults or options.clock_error <= 0:
+        return
+    for name, process in world.processes.items():
+        t = rng.expovariate(1 / CLOCK_STEP_EVERY_S)
+        while t < options.seconds:
+            step = rng.uniform(-options.clock_error, options.clock_error)
+
+            def stepped(clock: Any = process.clock, name: str = name, step: float = step) -> None:
+                jump = step - clock.step
+                clock.step = step
+                history.faults.append(Fault("clock", (name,), world.now, world.now,
+                                            detail=f"{name} {jump * 1000:+.0f} ms"))
+
+            world.at(t, stepped)
+            t += rng.expovariate(1 / CLOCK_STEP_EVERY_S)
 
 
 def _partition_links(rng: random.Random, kind: str, names: list[str]) -> tuple[tuple[str, str], ...]:
@@ -119,6 +162,7 @@ def simulate(options: Options, schedule: list[PlannedFault] | None = None) -> Re
     if schedule is None:
         schedule = plan_faults(options, names)
     history = History({book.id: book.quantity for book in world.books})
+    set_clocks(world, options, history)
     world.start_all()
     world.run_until(0.1)  # every node has loaded its disk
     workload = random.Random(options.seed * 7919 + 1)
@@ -358,13 +402,20 @@ def explore(options: Options, seeds: range, *, stop_at_first: bool = True,
     return found
 
 
+def _clock_flags(options: Options) -> str:
+    if not options.clocks:
+        return " --steady-clocks"
+    return (f" --drift {options.drift:g}" if options.drift != MAX_DRIFT else "") + (
+        f" --clock-error {options.clock_error:g}" if options.clock_error != MAX_ERROR_S else "")
+
+
 def render_failure(result: Result) -> str:
     options = result.options
     lines = [
         f"FAIL  seed {options.seed}  (replay: python3 launcher.py simulate --seed {options.seed} "
         f"--mode {options.mode} --faults {','.join(options.faults) or 'none'} --catalogs {options.catalogs} "
         f"--orders {options.orders} --seconds {options.seconds:g} --buyers {options.buyers} "
-        f"--readers {options.readers} --stock {options.stock})",
+        f"--readers {options.readers} --stock {options.stock}{_clock_flags(options)})",
         "faults: " + (", ".join(f"{f.kind} {f.describe()} {f.start:.2f}-{f.end:.2f}s" for f in result.schedule)
                       or "none"),
         "anomalies:",

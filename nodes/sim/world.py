@@ -2,8 +2,10 @@
 theirs: one seeded scheduler, a virtual clock, a simulated network that delays, drops,
 duplicates and reorders messages, and processes that crash (memory lost, committed rows
 kept), restart, pause (time passes, nothing is handled, then the backlog at once) and are
-cut off. The cores are the very objects the real nodes run (``nodes/core/``); only
-their effects are performed differently. Same seed, same run, byte for byte.
+cut off. Every node reads a clock of its own, with an offset, a rate and steps within the
+bounds ``nodes/core/clocks.py`` states (or beyond them, to show they matter). The cores are
+the very objects the real nodes run (``nodes/core/``); only their effects are performed
+differently. Same seed, same run, byte for byte.
 """
 from __future__ import annotations
 
@@ -102,6 +104,27 @@ class Network:
         return base + (rng.uniform(0, self.spike_s) if rng.random() < self.spike_p else 0.0)
 
 
+# ---- clocks ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Clock:
+    """A node's clock at true time t: ``offset + rate * t``, give or take ``step`` (it steps
+    back and forth, as a clock corrected by NTP does). A core reads it as ``core.now``, and
+    every length it asks for (a sleep, a time-out) is counted on it."""
+
+    offset: float = 0.0
+    rate: float = 1.0
+    step: float = 0.0
+
+    def read(self, t: float) -> float:
+        return self.offset + self.rate * t + self.step
+
+    def lasts(self, seconds: float) -> float:
+        """How much true time ``seconds`` on this clock take (a step meanwhile aside)."""
+        return max(0.0, seconds) / self.rate
+
+
 # ---- processes --------------------------------------------------------------------------------
 
 
@@ -121,12 +144,18 @@ class Process:
         self.ready = False
         self.paused = False
         self.backlog: list[Callable[[], None]] = []
+        #: The machine's clock: it runs on through crashes and restarts.
+        self.clock = Clock()
+
+    def now(self) -> float:
+        """The time on this node's clock."""
+        return self.clock.read(self.world.now)
 
     def start(self) -> None:
         self.incarnation += 1
         self.alive, self.ready, self.paused, self.backlog = True, False, False, []
         core = self.core = self.make_core()
-        core.now = self.world.now
+        core.now = self.now()
 
         def started(_result: Any, _error: BaseException | None) -> None:
             self.ready = True
@@ -192,7 +221,7 @@ class Fiber:
         self.turn += 1
         world = self.process.world
         assert self.process.core is not None  # a fiber runs only on a started process
-        self.process.core.now = world.now
+        self.process.core.now = self.process.now()
         try:
             effect = self.coroutine.throw(error) if error is not None else self.coroutine.send(value)
         except StopIteration as finished:
@@ -211,7 +240,7 @@ class Fiber:
             result = getattr(self.process.disk, effect.method)(*effect.args)
             self.resume_later(world.rng.uniform(0.0002, 0.001), result)
         elif isinstance(effect, Sleep):
-            self.resume_later(max(0.0, effect.until - world.now))
+            self.resume_later(self.process.clock.lasts(effect.until - self.process.now()))
         elif isinstance(effect, Wait):
             if effect.woken:
                 self.resume_later(0.0, True)
@@ -219,7 +248,7 @@ class Fiber:
                 turn = self.turn
                 effect.on_wake = lambda: self.resume_later(0.0, True, turn=turn)
                 if effect.deadline != float("inf"):
-                    self.resume_later(max(0.0, effect.deadline - world.now), False)
+                    self.resume_later(self.process.clock.lasts(effect.deadline - self.process.now()), False)
         else:
             raise TypeError(f"unknown effect {effect!r}")
 
@@ -242,7 +271,7 @@ class Fiber:
             world.send(self.process.name, sends[index], partial(one, index))
             if state["sent"] < len(sends):
                 expected = state["sent"]
-                world.at(world.now + effect.after,
+                world.at(world.now + self.process.clock.lasts(effect.after),
                          lambda: self.process.run(lambda: hedge(expected), self.incarnation))
 
         def hedge(expected: int) -> None:
@@ -351,7 +380,8 @@ class World:
             else:
                 source.run(lambda: reply(value), source_incarnation)
 
-        self.at(self.now + send.timeout, lambda: answer(NoAnswer(refused=False)))
+        timeout = source.clock.lasts(send.timeout) if source else send.timeout
+        self.at(self.now + timeout, lambda: answer(NoAnswer(refused=False)))
         copies = 2 if self.rng.random() < self.network.duplicate else 1
         for _ in range(copies):
             self._deliver(sender, send, answer)
@@ -383,7 +413,7 @@ class World:
         if not target.ready or core is None:
             back(NoAnswer(refused=True))  # still starting: not listening yet
             return
-        core.now = self.now
+        core.now = target.now()
         message = send.message
         if isinstance(message, Health):
             if isinstance(core, OrderReplica):

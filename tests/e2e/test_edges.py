@@ -113,16 +113,21 @@ async def test_a_buy_id_too_long_is_400_not_cut_short(http):
     assert (await http.get("/lookup/4"))[1]["quantity"] == stock
 
 
-async def test_a_copy_of_a_write_attempt_is_refused_and_changes_nothing(http):
+async def test_a_copy_of_a_write_attempt_gets_its_answer_and_changes_nothing(http):
     """W7: a buy's write delivered twice (a pooled connection that died on first use is tried
-    once more) must not be carried out as a new attempt: the copy is answered 409 "duplicate",
-    and the stock moved once."""
+    once more) must not be carried out as a new attempt, nor refused: a refusal could reach the
+    order replica before the first's answer and a buy carried out be answered "not done"
+    (simulator seed 512). A copy, while the first runs or after, gets the first's answer, and
+    the stock moved once."""
     _, before = await http.get("/lookup/6")
     write = {"quantity": before["quantity"] - 1, "seq": before["seq"], "buy_id": "edge-dup-1", "take": 1,
              "since": 1.0, "attempt": "test.attempt.1"}
-    status, first = await http.put("/update/6", write, node="catalog0", secret=True)
-    assert status == 200 and first["quantity"] == before["quantity"] - 1, first
-    status, copy = await http.put("/update/6", write, node="catalog0", secret=True)
-    assert status == 409 and copy["reason"] == "duplicate", copy
+    (status, first), (copy_status, overlapping) = await asyncio.gather(
+        http.put("/update/6", write, node="catalog0", secret=True),
+        http.put("/update/6", write, node="catalog0", secret=True))
+    assert status == copy_status == 200 and first == overlapping, (first, overlapping)
+    assert first["quantity"] == before["quantity"] - 1, first
+    status, late = await http.put("/update/6", write, node="catalog0", secret=True)
+    assert status == 200 and late == first, late
     status, again = await http.get("/query/item/6", node="catalog1", secret=True)
     assert status == 200 and again["quantity"] == before["quantity"] - 1, again

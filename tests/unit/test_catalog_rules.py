@@ -16,6 +16,7 @@ from nodes.core.catalog import (
     rules_for,
 )
 from nodes.core.catalog.reservations import HeldPeers
+from nodes.core.clocks import outwait
 from nodes.core.effects import Sleep
 from nodes.core.messages import Done, Granted, Invalidate, KnownBuy, Release, Write, Written
 from tests.support import Scripted
@@ -65,13 +66,14 @@ def test_a_refused_round_releases_its_peers_before_it_sleeps_until_the_buy_settl
     core = _started(CatalogReplica(0, 3, has_frontend=True, rules=BAZAR, peer_order=[1, 2]), book)
     write = Scripted(core, core.handle(Write(2, quantity=19, buy_id="b1", take=1)), now=2.0)
     (_, check1), _ = write.sends()
-    write.answer([KnownBuy(book, 9.0, "b1"), Granted(4)])
+    write.answer([KnownBuy(book, 7.0, "b1"), Granted(4)])  # settles 7 s from now, as catalog1 counts
     assert write.sends() == [("catalog2", Release(2, check1.token))]
     write.answer([Done()])
     assert write.sends() == [("frontend", Invalidate(2, 4))]
     write.answer(Done())
-    assert isinstance(write.asks, Sleep) and write.asks.until == 9.0
-    write.answer(None, at=9.0)
+    settled = 2.0 + outwait(7.0)  # outwaited on our own clock: no time crosses the wire
+    assert isinstance(write.asks, Sleep) and write.asks.until == settled > 9.0
+    write.answer(None, at=settled)
     assert write.result == Written(book, duplicate=True)
     assert not core.reservations
 

@@ -11,6 +11,7 @@ from dataclasses import replace
 from nodes.core.catalog.leases import Leases
 from nodes.core.catalog.rules import Rule
 from nodes.core.catalog.state import HEARTBEAT_S, LEASE_S, PING_TIMEOUT_S, Peer
+from nodes.core.clocks import NEVER, outwait
 from nodes.core.effects import Disk, Gather, Sleep
 from nodes.core.messages import (
     Applied,
@@ -50,8 +51,9 @@ class CatchUp(Leases):
                     self._note_reachable(peer)
                     if Rule.CATCH_UP in self.rules:
                         await self._catch_up(peer, reply, generation)
-                    if reply.lease_until is not None:
-                        self._take_lease(peer, reply.seqs, reply.lease_until)
+                    if reply.lease_s is not None:
+                        # Counted from the ping's sending, before the lease was granted.
+                        self._take_lease(peer, reply.seqs, started + reply.lease_s)
                 else:
                     if isinstance(reply, OtherGeneration):
                         self.same_generation(reply.generation)
@@ -116,12 +118,13 @@ class CatchUp(Leases):
     def _confirm(self, book_id: int) -> None:
         """A peer holds our tentative write: it is settled, and stays. Its buys are not vouched
         for as done for a lease's length: a peer that has not taken it yet may hold a lease, from
-        any replica, on the copy before it, and every such lease runs out within LEASE_S (W2)."""
+        any replica, on the copy before it, and every such lease runs out within LEASE_S of the
+        holder's clock, so within ``outwait(LEASE_S)`` of ours (W2)."""
         entry = self.tentative.pop(book_id, None)
         if entry is not None and Rule.LEASES in self.rules:
-            until = self.now + LEASE_S
+            until = self.now + outwait(LEASE_S)
             for buy_id in entry[0].buy_ids:
-                self.buy_settles[buy_id] = max(self.buy_settles.get(buy_id, 0.0), until)
+                self.buy_settles[buy_id] = max(self.buy_settles.get(buy_id, NEVER), until)
 
     def on_ping(self, message: Ping) -> Pong:
         """A ping's answer: our seqs, every row (with its buys) newer than the sender's, and a

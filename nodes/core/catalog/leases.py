@@ -24,6 +24,7 @@ from nodes.core.catalog.state import (
     Peer,
     ReplicaState,
 )
+from nodes.core.clocks import NEVER, outwait
 from nodes.core.effects import Gather, NoAnswer, Send, Sleep
 from nodes.core.messages import (
     Applied,
@@ -97,8 +98,9 @@ class Leases(ReplicaState):
 
     # ---- granting leases ----------------------------------------------------------------------
     def _grant(self, peer: Peer) -> float | None:
-        """A lease for ``peer`` (W2): it may trust its valid set until the time returned, and we
-        will not leave it out of a write before then without waiting for that time. Granted
+        """A lease for ``peer`` (W2): it may trust its valid set for the seconds returned,
+        counted on its clock from its ping's sending, and we will not leave it out of a write
+        before they have surely run out on ours (``outwait``: no time crosses the wire). Granted
         also to a peer behind us on some books: the answer that carries the lease carries our
         seqs too, and the peer takes the lease only after it has caught up on those books or
         stopped vouching for them (``_take_lease``). Under steady writes some book is nearly
@@ -106,9 +108,8 @@ class Leases(ReplicaState):
         lapsed again and again, and each lapse sent reads and checks to a silent peer."""
         if Rule.LEASES not in self.rules:
             return None
-        until = self.now + LEASE_S
-        peer.granted_until = max(peer.granted_until, until)
-        return until
+        peer.granted_until = max(peer.granted_until, self.now + outwait(LEASE_S))
+        return LEASE_S
 
     def _take_lease(self, peer: Peer, seqs: dict[int, int], until: float) -> None:
         """A lease ``peer`` granted in a ping's answer, with its seqs as it answered: every book
@@ -141,9 +142,8 @@ class Leases(ReplicaState):
         if self.frontend_withheld and self.now <= self.frontend_granted_until:
             return Healthy(0.0)  # a lease that has run out: serve nothing from the cache
         self.frontend_withheld = False
-        until = self.now + FRONTEND_LEASE_S
-        self.frontend_granted_until = max(self.frontend_granted_until, until)
-        return Healthy(until)
+        self.frontend_granted_until = max(self.frontend_granted_until, self.now + outwait(FRONTEND_LEASE_S))
+        return Healthy(FRONTEND_LEASE_S)
 
     # ---- what a write that left replicas out waits for ----------------------------------------
     def _settles(self, buy_id: str) -> float:
@@ -151,8 +151,8 @@ class Leases(ReplicaState):
         acknowledged before their leases ran out, and neither may its buy be through a retry
         (a known buy). After a restart we do not know those times: a lease's length."""
         if Rule.LEASES not in self.rules:
-            return 0.0
-        return max(self.buy_settles.get(buy_id, 0.0), self.started_at + LEASE_S)
+            return NEVER
+        return max(self.buy_settles.get(buy_id, NEVER), self.started_at + outwait(LEASE_S))
 
     async def _known_buy(self, buy_id: str, book_id: int) -> KnownBuy:
         """A buy carried out already is answered its first outcome, once it has settled (W7).
@@ -163,7 +163,7 @@ class Leases(ReplicaState):
         settles = self._settles(buy_id)
         if settles > self.now:
             await Sleep(settles)
-        return KnownBuy(self.books[book_id], settles, buy_id)
+        return KnownBuy(self.books[book_id], 0.0, buy_id)
 
     async def _deliver_or_outwait(self, missed: list[Peer], update: Update,
                                   holds: dict[int, float], *, offer: bool = True) -> tuple[list[Peer], bool]:
@@ -181,7 +181,7 @@ class Leases(ReplicaState):
             # A peer that refused us had no process, so nothing we granted it survives; but it
             # may have started again since, and a peer that took this write may have granted it
             # a lease meanwhile (``holds``): that one is waited out all the same (W2).
-            return max(0.0 if peer.refused else peer.granted_until, holds.get(peer.index, 0.0))
+            return max(NEVER if peer.refused else peer.granted_until, holds.get(peer.index, NEVER))
 
         missed = [peer for peer in missed if until(peer) > self.now]
         maybe = False

@@ -21,6 +21,7 @@ from nodes.core.catalog.state import (
     Priority,
     Reservation,
 )
+from nodes.core.clocks import NEVER
 from nodes.core.effects import Gather, NoAnswer
 from nodes.core.messages import (
     Applied,
@@ -120,7 +121,7 @@ class Reservations(Documented):
             if buy is not None and buy in self.buys and buy not in unsure:
                 if self.buys[buy][0] != message.book:
                     continue  # a rider's id used for another book is not this book's buy done
-                return KnownBuy(own, self._settles(buy), buy)
+                return KnownBuy(own, max(0.0, self._settles(buy) - self.now), buy)
         if own.seq > message.seq_n:
             return Newer(own)
         return None
@@ -147,15 +148,15 @@ class Reservations(Documented):
         self._release(copy.id, message.token)
         self._mark_valid(copy.id)
         # Those left out are behind us now: a lease from us no longer covers this book for them
-        # (they take it only with our seqs, _take_lease); the ones they hold run until these
-        # times, and the writer waits for them (W2). A late offer of a write left unconfirmed
+        # (they take it only with our seqs, _take_lease); the ones they hold run this long yet,
+        # as our clock counts, and the writer outwaits them on its own (W2). A late offer of a write left unconfirmed
         # may reach us before any other peer: all but its writer may still lack it.
         behind = {p.index for p in self.peers if p.index != message.sender} if message.late else set(message.excluded)
-        holds = tuple((p.index, p.granted_until) for p in self.peers
-                      if p.index in behind and not p.refused and p.granted_until > self.now)
-        if holds:
+        holding = [p for p in self.peers if p.index in behind and not p.refused and p.granted_until > self.now]
+        holds = tuple((p.index, p.granted_until - self.now) for p in holding)
+        if holding:
             for buy_id in message.buy_ids:
-                self.buy_settles[buy_id] = max(self.buy_settles.get(buy_id, 0.0), *(u for _, u in holds))
+                self.buy_settles[buy_id] = max(self.buy_settles.get(buy_id, NEVER), *(p.granted_until for p in holding))
         return Applied(self.books[copy.id].seq, holds)
 
     def on_release(self, message: Release) -> Done:

@@ -8,13 +8,14 @@ the modules beside this one, each a class that adds one rule on top of this stat
 from __future__ import annotations
 
 import random
-from collections import Counter, OrderedDict
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
 from nodes.core.books import Book
 from nodes.core.catalog.rules import Rule
-from nodes.core.effects import Core, Disk, Send, Waiters
+from nodes.core.clocks import NEVER
+from nodes.core.effects import Core, Disk, Send, SingleFlight, Waiters
 from nodes.core.messages import (
     Conflict,
     NotWritten,
@@ -74,14 +75,14 @@ class Peer:
 
     index: int  # its replica number, never our own
     up: bool = True  # it answered the last message we sent it (W4)
-    last_heard: float = 0.0  # the core's time of the last answer from this peer
-    lease_until: float = 0.0  # the lease this peer granted us: we may trust our valid set until then
-    granted_until: float = 0.0  # the lease we granted this peer
+    last_heard: float = NEVER  # the core's time of the last answer from this peer
+    lease_until: float = NEVER  # the lease this peer granted us: we may trust our valid set until then
+    granted_until: float = NEVER  # the lease we granted this peer
     #: It last failed by refusing the connection: no process is listening, so no memory survives.
     refused: bool = False
     #: When a ping that found no process was sent: it starts again after this, and waits out
     #: LEASE_S from its start before leaving anyone out of a write (see start).
-    refused_at: float = 0.0
+    refused_at: float = NEVER
     #: Its lease to us still held when it was found gone: only then does it count as holding
     #: one while it is gone (``lease_ok``).
     held_when_refused: bool = False
@@ -128,7 +129,7 @@ class ReplicaState(Core):
         self._lease_lapsed = False  # the lease was last seen lapsed: a lapse and a renewal are told once each
         #: The lease granted to the front-end for its cache, and whether an invalidation it
         #: may have missed withholds the next one until that lease has run out.
-        self.frontend_granted_until = 0.0
+        self.frontend_granted_until = NEVER
         self.frontend_withheld = False
         # ---- writes under way ----------------------------------------------------------------
         self.reservations: dict[int, Reservation] = {}  # book -> the writer a check granted it to (W1)
@@ -145,11 +146,12 @@ class ReplicaState(Core):
         #: Reservations peers may hold for us though their check's answer never came: (peer, book,
         #: token, until when it could hold). The heartbeat releases them (reservations.py).
         self.pending_releases: list[tuple[int, int, str, float]] = []
-        #: The attempts of buys' writes already taken (``Write.attempt``), newest last, at most
-        #: ATTEMPTS_KEPT: a copy of one (a message delivered twice) is refused, not carried out.
-        self.attempts_seen: OrderedDict[str, None] = OrderedDict()
+        #: The attempts of buys' writes taken (``Write.attempt``) and their answers, the newest
+        #: ATTEMPTS_KEPT: a copy of one (a message delivered twice) gets its twin's answer and is
+        #: not carried out again.
+        self.attempts = SingleFlight(keep=ATTEMPTS_KEPT)
         # ---- life ----------------------------------------------------------------------------
-        self.started_at = 0.0  # when start() ran: leases granted before a crash count as out until + LEASE_S
+        self.started_at = NEVER  # when start() ran: leases granted before a crash count as out until + LEASE_S
         self.catch_ups = 0  # copies taken from pings since the last reset (W3), for the window
         self.resetting = False  # a reset is under way: no peer message is taken or answered
         self.pending_reset: int | None = None  # a newer generation met; the driver resets to it
@@ -221,10 +223,10 @@ class ReplicaState(Core):
         A lease we grant later does not cover the book for a peer behind us on it (it takes leases
         with our seqs, ``_take_lease``), so these are all there are. The price: a
         retry answered here waits up to a lease's length (LEASE_S) after the update."""
-        horizon = max((peer.granted_until for peer in self.peers if not peer.refused), default=0.0)
+        horizon = max((peer.granted_until for peer in self.peers if not peer.refused), default=NEVER)
         if horizon > self.now:
             for buy_id in buy_ids:
-                self.buy_settles[buy_id] = max(self.buy_settles.get(buy_id, 0.0), horizon)
+                self.buy_settles[buy_id] = max(self.buy_settles.get(buy_id, NEVER), horizon)
 
     # ---- book locks (one local write per book at a time) -----------------------------------
     async def _lock(self, book_id: int, deadline: float) -> bool:

@@ -14,7 +14,6 @@ from nodes.core.catalog.group_commit import GroupCommit, can_ride, seat
 from nodes.core.catalog.reservations import CheckOutcome, Reservations
 from nodes.core.catalog.rules import Rule
 from nodes.core.catalog.state import (
-    ATTEMPTS_KEPT,
     INVALIDATE_TIMEOUT_S,
     LOCAL_QUEUE_S,
     RESERVATION_TTL_S,
@@ -22,6 +21,7 @@ from nodes.core.catalog.state import (
     Priority,
     WriteAnswer,
 )
+from nodes.core.clocks import NEVER, outwait
 from nodes.core.effects import Disk, Gather, NoAnswer, Send, Sleep
 from nodes.core.messages import (
     Applied,
@@ -56,15 +56,19 @@ class Writes(Reservations, GroupCommit):
         changes = {k: v for k, v in (("quantity", request.quantity), ("price", request.price)) if v is not None}
         if Rule.RESERVED_WRITES not in self.rules:
             return await self._documented_write(book_id, changes)
-        if request.attempt is not None:
-            # W7: a copy of an attempt already taken (the network delivered it twice) must not
-            # run a round of its own: queued behind its twin, it could carry the buy out after
-            # the twin was refused and the order replica had answered "nothing was bought".
-            if request.attempt in self.attempts_seen:
-                return Conflict(self.books[book_id], "duplicate")
-            self.attempts_seen[request.attempt] = None
-            if len(self.attempts_seen) > ATTEMPTS_KEPT:
-                self.attempts_seen.popitem(last=False)
+        if request.attempt is None:
+            return await self._write(book_id, request, changes)
+        # W7: a copy of an attempt (the network delivered it twice) runs no round of its own:
+        # queued behind its twin, it could carry the buy out after the twin was refused and the
+        # order replica had answered "nothing was bought". Nor is it refused: its refusal could
+        # reach the order replica before the twin's answer, and the buy, carried out by the
+        # twin, be answered "not done" (simulator seed 512 with drifting clocks). It waits for
+        # the twin and gets its answer.
+        answer: WriteAnswer = await self.attempts.run(request.attempt, partial(self._write, book_id, request, changes),
+                                                      again=False)
+        return answer
+
+    async def _write(self, book_id: int, request: Write, changes: dict[str, Any]) -> WriteAnswer:
         if can_ride(request) and book_id in self._locked:
             carried = await self._ride(book_id, request)  # a round under way may carry it
             if carried is not None:
@@ -199,8 +203,8 @@ class Writes(Reservations, GroupCommit):
     async def _done_elsewhere(self, known: KnownBuy) -> Written:
         """A peer holds a buy of this round as done (W7): its first outcome, once settled."""
         await self._invalidate_frontend(known.book)
-        if known.settles > self.now:
-            await Sleep(known.settles)
+        if known.settles_in > 0:
+            await Sleep(self.now + outwait(known.settles_in))
         return Written(known.book, duplicate=True, of=known.buy_id)
 
     async def _busy(self, book_id: int) -> Conflict:
@@ -278,16 +282,17 @@ class Writes(Reservations, GroupCommit):
 
     def _settle_after(self, fan_out: list[Any], unreachable: list[Peer], buy_ids: tuple[str, ...]) -> dict[int, float]:
         """The leases the peers that took the write still let the left-out ones hold (their
-        ``holds``), and the round's buys answered done only once those and ours ran out."""
+        ``holds``, told as seconds left and outwaited on our clock), and the round's buys
+        answered done only once those and ours ran out."""
         holds: dict[int, float] = {}
         for reply in fan_out:
-            for index, until in reply.holds if isinstance(reply, Applied) else ():
-                holds[index] = max(holds.get(index, 0.0), until)
+            for index, left in reply.holds if isinstance(reply, Applied) else ():
+                holds[index] = max(holds.get(index, NEVER), self.now + outwait(left))
         settle = max([until for until in holds.values()]
-                     + [p.granted_until for p in unreachable if not p.refused], default=0.0)
+                     + [p.granted_until for p in unreachable if not p.refused], default=NEVER)
         for buy in buy_ids:
             if settle > self.now:
-                self.buy_settles[buy] = max(self.buy_settles.get(buy, 0.0), settle)
+                self.buy_settles[buy] = max(self.buy_settles.get(buy, NEVER), settle)
         return holds
 
     async def _withdraw(self, book_id: int, current: Book, new: Book, buy_ids: tuple[str, ...],

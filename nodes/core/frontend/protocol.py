@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
 
+from nodes.core.clocks import NEVER
 from nodes.core.effects import Core, Gather, Hedged, NoAnswer, Send, SingleFlight, Sleep, Waiters
 from nodes.core.frontend.cache import LruCache
 from nodes.core.messages import (
@@ -178,7 +179,7 @@ class Frontend(Core):
         self.waiters = Waiters()
         #: Each catalog's cache lease (None: it grants none, as in documented mode), and
         #: whether its last probe was refused (no process: it cannot write meanwhile).
-        self.cache_leases: list[float | None] = [0.0] * catalogs
+        self.cache_leases: list[float | None] = [NEVER] * catalogs
         self.refused = [False] * catalogs
 
     def describe(self) -> dict[str, Any]:
@@ -323,10 +324,11 @@ class Frontend(Core):
                 self.refused[i] = isinstance(answer, NoAnswer) and answer.refused
                 if isinstance(answer, Healthy):
                     held = self.cache_leases[i]
-                    if answer.lease_until is not None and held is not None and held <= self.now:
+                    if answer.lease_s is not None and held is not None and held <= self.now:
                         self.lookups.clear(floors=False)  # back after a lapse: what was cached may be stale
-                    self.cache_leases[i] = (None if answer.lease_until is None
-                                            else max(held or 0.0, answer.lease_until))
+                    # Counted from the probe's sending, before the lease was granted.
+                    self.cache_leases[i] = (None if answer.lease_s is None
+                                            else max(NEVER if held is None else held, started + answer.lease_s))
             await Sleep(max(self.now, started + PROBE_INTERVAL_S))
 
     def reset(self) -> None:

@@ -1,0 +1,71 @@
+"""Clocks (issue 25, item 3; nodes/core/clocks.py). No time crosses the wire: a lease travels as
+a length, its holder counts it from before it asked, and whoever must outwait it counts longer
+(``outwait``). Safe for any offset and for clocks within the stated bounds; the simulator,
+which gives every node its own clock, finds stale reads once the bounds are exceeded."""
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from nodes.core.catalog.state import FRONTEND_LEASE_S, LEASE_S
+from nodes.core.clocks import MAX_DRIFT, MAX_ERROR_S, outwait
+from nodes.sim.run import Options, explore
+
+rates = st.floats(1 - MAX_DRIFT, 1 + MAX_DRIFT)
+steps = st.floats(-MAX_ERROR_S, MAX_ERROR_S)
+
+
+def holder_ends(sent: float, lease: float, rate: float, step_before: float, step_after: float) -> float:
+    """True time at which a holder stops trusting a lease of ``lease`` seconds counted on its
+    clock from ``sent``: its clock stood ``step_before`` off a steady one then, ``step_after``
+    at the end (a clock at true time t reads offset + rate * t + step)."""
+    return sent + (lease + step_before - step_after) / rate
+
+
+def outwaiter_ends(heard: float, rate: float, step_before: float, step_after: float, lease: float) -> float:
+    """True time at which whoever outwaits the lease (its grantor, or a writer told of it at
+    ``heard``) stops waiting: ``outwait(lease)`` counted on its own clock."""
+    return heard + (outwait(lease) + step_before - step_after) / rate
+
+
+@settings(max_examples=500, deadline=None)
+@given(lease=st.sampled_from([LEASE_S, FRONTEND_LEASE_S]), delay=st.floats(0, 0.5),
+       holder_rate=rates, waiter_rate=rates, h0=steps, h1=steps, w0=steps, w1=steps)
+def test_a_lease_runs_out_at_its_holder_before_anyone_who_outwaits_it_goes_on(
+        lease: float, delay: float, holder_rate: float, waiter_rate: float,
+        h0: float, h1: float, w0: float, w1: float) -> None:
+    """Within the bounds, whatever the rates and steps: the holder asked at 0, the grant (or the
+    news of it) came ``delay`` later, and the holder has stopped trusting before the one who
+    outwaits the lease acts."""
+    assert holder_ends(0.0, lease, holder_rate, h0, h1) <= outwaiter_ends(delay, waiter_rate, w0, w1, lease)
+
+
+def test_past_the_bounds_a_lease_can_outlive_its_outwaiting() -> None:
+    """The teeth of the arithmetic: 10 % apart in rate, or steps of 100 ms, is enough."""
+    assert holder_ends(0.0, LEASE_S, 0.9, 0.0, 0.0) > outwaiter_ends(0.0, 1.1, 0.0, 0.0, LEASE_S)
+    assert holder_ends(0.0, LEASE_S, 1.0, 0.1, -0.1) > outwaiter_ends(0.0, 1.0, -0.1, 0.1, LEASE_S)
+
+
+#: Faults that leave a live replica out of writes while the front-end may still read it, and
+#: more readers: where a lease that outlives its outwaiting shows as a stale read.
+SILENT_FAULTS = ("partition", "one-way", "cut")
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("beyond", [{"drift": 0.6}, {"clock_error": 1.0, "faults": (*SILENT_FAULTS, "clock")}],
+                         ids=["drift 60 %", "steps of 1 s"])
+def test_the_simulator_finds_stale_reads_once_clocks_exceed_the_bounds(beyond: dict) -> None:
+    options = Options(**{"faults": SILENT_FAULTS, "readers": 6, **beyond})
+    found = explore(options, range(1, 401))
+    assert found.failures, f"400 seeds with clocks beyond the bounds ({beyond}) found nothing: the clocks have no teeth"
+    kinds = {a.kind for a in found.failures[0].anomalies}
+    assert "stale read" in kinds, kinds
+
+
+@pytest.mark.timeout(120)
+def test_within_the_bounds_the_same_runs_find_nothing() -> None:
+    """The same silent faults and readers, clocks within the bounds (offsets of up to an hour
+    either way, 1 % drift, 25 ms steps): the seeds that find stale reads beyond them pass."""
+    found = explore(Options(faults=(*SILENT_FAULTS, "clock"), readers=6), range(1, 301), stop_at_first=False)
+    assert not found.failures, "; ".join(str(a) for r in found.failures[:3] for a in r.anomalies[:2])

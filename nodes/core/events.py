@@ -259,6 +259,25 @@ class CaughtUp(Timed):
 
 
 @dataclass(frozen=True)
+class RowDamaged(Timed):
+    """A catalog replica found its stored row of ``book`` changed behind its back (it failed its
+    checksum): it serves and hands on nothing of it until a peer's copy replaces it."""
+
+    KIND = "damaged"
+    book: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class RowRepaired(Timed):
+    """A damaged row was replaced by a peer's copy at ``seq``."""
+
+    KIND = "repaired"
+    book: int
+    seq: int
+
+
+@dataclass(frozen=True)
 class GenerationAdopted(Timed):
     """A catalog replica adopted a newer reset of the data (it missed the reset while away)."""
 
@@ -287,7 +306,7 @@ class Unknown(Event):
 KINDS: dict[str, type[Event]] = {cls.KIND: cls for cls in (
     Snapshot, RequestIn, RequestAnswered, Sending, Replying, HopDone, Fault, PaceSet, CacheChanged,
     OrderOutcome, ValidChanged, SeqChanged, LeaseChanged, LeaseWait, PeerSeen, ReplicaSeen, CaughtUp,
-    GenerationAdopted, Dropped)}
+    RowDamaged, RowRepaired, GenerationAdopted, Dropped)}
 FAULTS: dict[str, type[Fault]] = {cls.FAULT: cls for cls in (SlowSet, CutOffSet, LinksSet)}
 
 #: Where a field's JSON key is not its name (``from`` is a Python keyword).

@@ -15,6 +15,8 @@ from nodes.core.events import (
     OrderResult,
     PeerSeen,
     ReplicaSeen,
+    RowDamaged,
+    RowRepaired,
 )
 from nodes.core.vocabulary import FAULTS, HealthState, NodeState
 from nodes.observe.views import MarkKind, NodeHealth, NodeView, ProcessState, link_notes
@@ -132,6 +134,10 @@ def event_line(event: Event) -> str | None:
             return f"sees catalog{peer} {'back' if up else 'out'}"
         case ReplicaSeen(ring=ring, replica=replica, up=up):
             return f"marks {ring}{replica} {'back' if up else 'out'}"
+        case RowDamaged(book=book):
+            return f"found its stored row of book {book} changed behind its back: serving none of it until repaired"
+        case RowRepaired(book=book, seq=seq):
+            return f"repaired book {book} from a peer's copy (seq {seq})"
         case GenerationAdopted():
             return "adopted a newer reset of the data from a peer (it missed the reset while away)"
         case OrderOutcome(outcome=OrderResult.UNKNOWN, buy_id=buy_id):

@@ -33,6 +33,8 @@ from nodes.core.events import (
     Replying,
     RequestAnswered,
     RequestIn,
+    RowDamaged,
+    RowRepaired,
     Sending,
     SeqChanged,
     SlowSet,
@@ -61,7 +63,8 @@ from nodes.observe.views import (
 )
 
 #: Events kept as notable (``ClusterModel.notable``): faults, outcomes, catch-ups, leases.
-NOTABLE = (Fault, OrderOutcome, CaughtUp, PeerSeen, ReplicaSeen, LeaseWait, LeaseChanged, Dropped, GenerationAdopted)
+NOTABLE = (Fault, OrderOutcome, CaughtUp, PeerSeen, ReplicaSeen, LeaseWait, LeaseChanged, Dropped, GenerationAdopted,
+           RowDamaged, RowRepaired)
 #: Events a request's trace is put together from.
 TRACED = (RequestIn, RequestAnswered, HopDone)
 #: Events that tell of messages on the links (arrows on the Live screen).

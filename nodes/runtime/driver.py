@@ -4,6 +4,7 @@ node's store (one database thread), asyncio timers and waits. The simulator
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor
@@ -13,6 +14,14 @@ from nodes.core.effects import Core, Disk, Gather, Hedged, NoAnswer, Send, Sleep
 from nodes.core.wire import GENERATION_HEADER, answer_of, request_of
 from nodes.runtime.client import Timeouts
 from nodes.runtime.node import Node
+
+log = logging.getLogger("bazar")
+#: Events that also go to the node's log, in plain words: what an operator must hear of.
+LOGGED = {
+    "damaged": "book {book}: the stored row failed its checksum ({reason}); none of it is served or passed on "
+               "until a peer's copy replaces it",
+    "repaired": "book {book}: the damaged row was replaced by a peer's copy at seq {seq}",
+}
 
 
 class Driver:
@@ -26,7 +35,12 @@ class Driver:
         self.store = store
         self._disk = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{node.role}-db") if store else None
         self._background: set[asyncio.Future] = set()  # hedged sends left to end on their own
-        core.emit = node.telemetry.emit  # type: ignore[method-assign]  # the driver gives the core its sink
+        def emit(kind: str, **fields: Any) -> None:
+            if kind in LOGGED:
+                log.warning(LOGGED[kind].format(**fields))
+            node.telemetry.emit(kind, **fields)
+
+        core.emit = emit  # type: ignore[method-assign]  # the driver gives the core its sink
         self.feed_time()
 
     def feed_time(self) -> None:
@@ -61,7 +75,10 @@ class Driver:
         if isinstance(effect, Disk):
             return await self.on_disk(effect.method, *effect.args)
         if isinstance(effect, Sleep):
-            await asyncio.sleep(max(0.0, effect.until - time.monotonic()))
+            # asyncio may wake a timer up to its clock's resolution early: the core is resumed
+            # only once its clock reads the sleep's end, as the simulator does.
+            while (left := effect.until - time.monotonic()) > 0:
+                await asyncio.sleep(left)
             return None
         if isinstance(effect, Wait):
             return await self._wait(effect)

@@ -15,12 +15,15 @@ from nodes.core.catalog import CatalogReplica, Mode, rules_for
 from nodes.core.clocks import MAX_DRIFT, MAX_ERROR_S
 from nodes.core.effects import NoAnswer, Send
 from nodes.core.messages import Bought, Buy, Found, NoOrderServer, OutcomeUnknown, OutOfStock, Read
-from nodes.sim.world import Network, Process, World
+from nodes.sim.world import CatalogDisk, Network, Process, World
 from nodes.verify.checker import Anomaly, check
 from nodes.verify.history import Fault, Final, History, Operation
 
-#: The nemesis's faults, one at a time; "clock" runs beside them: nodes' clocks step (``Clocks``).
-FAULT_KINDS = ("crash", "restart", "hang", "cut", "loss", "duplicate", "partition", "one-way", "clock")
+#: The nemesis's faults, one at a time. Two more ride along: "clock" steps nodes' clocks now and
+#: then (``set_clocks``), "corrupt" changes a row on a crashed catalog replica's disk before it
+#: starts again (``set_corruption``).
+FAULT_KINDS = ("crash", "restart", "hang", "cut", "loss", "duplicate", "partition", "one-way", "clock", "corrupt")
+RIDING_ALONG = ("clock", "corrupt")
 CLIENT_TIMEOUT_S = 10.0
 SETTLE_BOUND_S = 15.0
 
@@ -85,7 +88,7 @@ def plan_faults(options: Options, names: list[str]) -> list[PlannedFault]:
     order replica (a hang may hit the front-end too), each healed before a short rest."""
     rng = random.Random(options.seed * 7919 + 2)
     schedule: list[PlannedFault] = []
-    kinds = tuple(kind for kind in options.faults if kind != "clock")
+    kinds = tuple(kind for kind in options.faults if kind not in RIDING_ALONG)
     if not kinds:
         return schedule
     t = rng.uniform(0.2, 1.0)
@@ -135,6 +138,29 @@ def set_clocks(world: World, options: Options, history: History) -> None:
             t += rng.expovariate(1 / CLOCK_STEP_EVERY_S)
 
 
+#: How likely a crashed catalog replica's disk is to have a row changed before it starts again.
+CORRUPT_P = 0.5
+
+
+def set_corruption(world: World, options: Options, history: History) -> None:
+    """Under the "corrupt" fault, a crashed catalog replica may find one row of its disk changed
+    when it starts again — its stock set to an impossible 900-something, its seq kept, as a hand
+    or a faulty disk would — which it must never serve or spread (it fails its checksum)."""
+    if "corrupt" not in options.faults:
+        return
+    rng = random.Random(options.seed * 7919 + 4)
+
+    def restarting(name: str) -> None:
+        disk = world.processes[name].disk
+        if isinstance(disk, CatalogDisk) and rng.random() < CORRUPT_P:
+            book_id = rng.choice(sorted(disk.books))
+            disk.corrupt(book_id, 900 + book_id)
+            history.faults.append(Fault("corrupt", (name,), world.now, world.now,
+                                        detail=f"{name} book {book_id} stock set to {900 + book_id} on disk"))
+
+    world.restarting = restarting
+
+
 def _partition_links(rng: random.Random, kind: str, names: list[str]) -> tuple[tuple[str, str], ...]:
     """A symmetric partition splits every node (front-end included) into two sides, no link
     between them; a one-way fault drops one node's messages to some others (they still reach
@@ -163,6 +189,7 @@ def simulate(options: Options, schedule: list[PlannedFault] | None = None) -> Re
         schedule = plan_faults(options, names)
     history = History({book.id: book.quantity for book in world.books})
     set_clocks(world, options, history)
+    set_corruption(world, options, history)
     world.start_all()
     world.run_until(0.1)  # every node has loaded its disk
     workload = random.Random(options.seed * 7919 + 1)
@@ -256,6 +283,8 @@ def simulate(options: Options, schedule: list[PlannedFault] | None = None) -> Re
         buys = {buy_id: book for buy_id, (book, _seq) in core.buys.items()} if guard else None
         history.finals.append(Final(process.name, rows, buys))
     anomalies = check(history)
+    if world.runaway:
+        anomalies.insert(0, Anomaly("runaway", world.runaway, world.now))
     frontend = world.processes["frontend"].core
     return Result(options, schedule, history, anomalies, world.events, time.perf_counter() - started, world.now,
                   dict(world.sent), getattr(frontend, "shared_reads", 0))
@@ -312,6 +341,7 @@ def _heal(world: World, planned: PlannedFault, history: History, active: list[Fa
 def _heal_fault(world: World, fault: Fault, history: History, active: list[Fault]) -> None:
     active.remove(fault)
     if fault.action in ("crash", "restart"):
+        world.restarting(fault.nodes[0])
         world.processes[fault.nodes[0]].start()
     elif fault.action == "hang":
         world.processes[fault.nodes[0]].resume()

@@ -101,6 +101,10 @@ REGRESSION_SEEDS = {
     # was answered "not done" (a copy now gets its twin's answer). 11801, with its own clocks:
     # a lease "until 0.0" (never granted) held on a clock reading -2277 s (now: NEVER).
     512: "a duplicated write's refusal overtook its twin's answer; the buy done was answered 'failed'",
+    # Known failing since round three: a writer that crashed with a write unconfirmed came back
+    # with it on disk as settled, its buy remembered though the peers took another write of that
+    # seq. Tentative writes are now marked on disk and settled after a restart too.
+    2026931348: "a crashed writer's unconfirmed buy stayed remembered after its restart",
 }
 #: Found by the 100,000-seed run (3 simulated seconds of load each): a writer's read hop handed
 #: its unconfirmed copy on, and a retried buy was vouched for while still unconfirmed; the
@@ -116,24 +120,6 @@ def test_a_seed_that_once_found_a_defect_passes(seed: int, clocks: bool) -> None
     with each node's own clock within the bounds (nodes/core/clocks.py): another run of the seed."""
     result = simulate(Options(seed=seed, clocks=clocks))
     assert result.passed, f"seed {seed} ({REGRESSION_SEEDS[seed]}): " + "; ".join(map(str, result.anomalies))
-
-
-#: Found on fresh seeds in round three and failing on main before it too: a writer that crashed
-#: with a write still unconfirmed keeps that write's buy on disk after a restart, and catch-up
-#: (which adopts only higher seqs) never notices that its peers hold another write of that seq.
-#: Repairing rows that differ at one seq is issue 25's "storage that checks itself"; until then
-#: this seed fails, and says so: xfail(strict) turns into a failure the day it passes.
-KNOWN_FAILING_SEEDS = {
-    2026931348: "a crashed writer's unconfirmed buy stays remembered; rows at one seq are not compared",
-}
-
-
-@pytest.mark.timeout(60)
-@pytest.mark.parametrize("seed", sorted(KNOWN_FAILING_SEEDS))
-@pytest.mark.xfail(strict=True, reason="equal-seq rows are not compared yet (issue 25, item 2)")
-def test_a_seed_of_a_known_open_defect_still_fails(seed: int) -> None:
-    result = simulate(Options(seed=seed, clocks=False))  # as found
-    assert result.passed, f"seed {seed} ({KNOWN_FAILING_SEEDS[seed]}): " + "; ".join(map(str, result.anomalies))
 
 
 @pytest.mark.timeout(60)

@@ -34,7 +34,8 @@ def replica(*, mode: str = "documented", buys: dict[str, tuple[int, int]] | None
     """Replica 0 of three, started from a disk holding BOOK (and ``buys``); it asks catalog1 first."""
     core = CatalogReplica(0, 3, has_frontend=False, mode=mode, peer_order=[1, 2])
     start = Scripted(core, core.start())
-    for asked, answer in (("load_generation", 0), ("load_books", {BOOK.id: BOOK}), ("load_buys", buys or {})):
+    for asked, answer in (("load_generation", 0), ("load_books", {BOOK.id: BOOK}), ("load_buys", buys or {}),
+                          ("load_damaged", {}), ("load_tentative", [])):
         assert isinstance(start.asks, Disk) and start.asks.method == asked
         start.answer(answer)
     assert start.done

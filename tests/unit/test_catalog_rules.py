@@ -52,7 +52,7 @@ def test_the_old_spelling_builds_the_same_replica_and_the_mode_switches_only_its
 
 def _started(core: CatalogReplica, book: Book) -> CatalogReplica:
     start = Scripted(core, core.start())
-    for answer in (0, {book.id: book}, {}):  # generation, books, buys
+    for answer in (0, {book.id: book}, {}, {}, []):  # generation, books, buys, damaged rows, tentative
         start.answer(answer)
     assert start.done
     return core

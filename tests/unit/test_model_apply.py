@@ -75,6 +75,8 @@ RAW = [
     {"kind": "replica", "node": "frontend", "n": 18, "t": T, "ring": "order", "replica": 1, "up": True},
     {"kind": "catch_up", "node": "catalog0", "n": 19, "t": T, "book": 2, "seq": 4},
     {"kind": "generation", "node": "catalog0", "n": 20, "t": T, "generation": 3},
+    {"kind": "damaged", "node": "catalog2", "n": 21, "t": T, "book": 5, "reason": "stored checksum a, content b"},
+    {"kind": "repaired", "node": "catalog2", "n": 22, "t": T, "book": 5, "seq": 2},
     {"kind": "dropped", "node": "frontend", "count": 12},
 ]
 

@@ -78,7 +78,7 @@ class CatchUp(Leases):
             if self.tentative.get(book_id, (None,))[0] is not update:
                 continue
             if any(isinstance(r, Applied) for r in replies):
-                self._confirm(book_id)
+                await self._confirm(book_id)
                 continue
             newer = [r.book for r in replies if isinstance(r, Newer)]
             if not newer and self.books[book_id].seq <= update.copy.seq:
@@ -92,7 +92,7 @@ class CatchUp(Leases):
             ours = set(update.buy_ids)
             if any(isinstance(r, BuysOf) and {b for b, seq in r.buys if seq == update.copy.seq} == ours
                    for r in held):
-                self._confirm(book_id)
+                await self._confirm(book_id)
                 continue
             if not all(isinstance(r, BuysOf) for r in held):
                 continue  # someone did not answer: it may hold the write
@@ -115,12 +115,14 @@ class CatchUp(Leases):
             self._emit_seq(current)
             del self.tentative[book_id]
 
-    def _confirm(self, book_id: int) -> None:
+    async def _confirm(self, book_id: int) -> None:
         """A peer holds our tentative write: it is settled, and stays. Its buys are not vouched
         for as done for a lease's length: a peer that has not taken it yet may hold a lease, from
         any replica, on the copy before it, and every such lease runs out within LEASE_S of the
         holder's clock, so within ``outwait(LEASE_S)`` of ours (W2)."""
         entry = self.tentative.pop(book_id, None)
+        if entry is not None:
+            await Disk("confirm", book_id)
         if entry is not None and Rule.LEASES in self.rules:
             until = self.now + outwait(LEASE_S)
             for buy_id in entry[0].buy_ids:

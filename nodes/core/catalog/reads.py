@@ -91,17 +91,22 @@ class Reads(Leases):
                 self._note_reachable(peer)
                 # S3: a conflict from further down. Our own copy is current when it is newer
                 # than anything upstream has seen; otherwise pass the conflict on.
-                if self.books[book_id].seq > upstream_seq and book_id not in self.tentative:
+                if self.books[book_id].seq > upstream_seq and self._own_copy_may_decide(book_id):
                     self._mark_valid(book_id)
                     return True, self.books[book_id]
                 return False, self.books[book_id]
             self._note_unreachable(peer)  # answered, but not with the protocol: skip it
         # No peer left: the last replica decides (cold start S1, total failure S3) — unless its
         # copy is an unconfirmed write of its own, which it hands to no one.
-        if self.books[book_id].seq >= upstream_seq and book_id not in self.tentative:
+        if self.books[book_id].seq >= upstream_seq and self._own_copy_may_decide(book_id):
             self._mark_valid(book_id)
             return True, self.books[book_id]
         return False, self.books[book_id]
+
+    def _own_copy_may_decide(self, book_id: int) -> bool:
+        """Whether our copy may end a read: not an unconfirmed write of ours (handed to no one,
+        W2) and not a row that failed its checksum (served to no one, until repaired)."""
+        return book_id not in self.tentative and book_id not in self.damaged
 
     def _choose(self, candidates: list[Peer]) -> Peer:
         """The next peer to ask: at random (seeded), or in ``peer_order`` when a scenario set one."""

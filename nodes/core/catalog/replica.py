@@ -27,6 +27,7 @@ top of it, each in its own module:
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from nodes.core.catalog.catch_up import CatchUp
@@ -34,6 +35,7 @@ from nodes.core.catalog.reads import Reads
 from nodes.core.catalog.rules import Mode, Rule, mode_of, rules_for, with_mode
 from nodes.core.catalog.state import FRONTEND_LEASE_S, LEASE_S
 from nodes.core.catalog.writes import Writes
+from nodes.core.clocks import outwait
 from nodes.core.effects import Disk
 from nodes.core.messages import (
     Check,
@@ -94,11 +96,24 @@ class CatalogReplica(Writes, Reads, CatchUp):
         self.books = await Disk("load_books")
         for buy_id, (book_id, seq) in (await Disk("load_buys")).items():
             self._remember_buy(buy_id, book_id, seq)
+        for book_id, why in (await Disk("load_damaged")).items():
+            # Changed behind the store's back: whatever it says, it is older than any copy a
+            # peer holds, so catch-up replaces it; until then nobody is handed it.
+            self.damaged[book_id] = why
+            self.books[book_id] = replace(self.books[book_id], seq=-1)
+            self.emit("damaged", book=book_id, reason=why)
+        for book_id in await Disk("load_tentative"):
+            # A write of ours no peer had confirmed when we stopped: settled as any other
+            # (catch_up._settle_tentative), offered to every peer (simulator seed 2026931348).
+            copy = self.books[book_id]
+            buys = tuple(sorted(b for b, (bid, seq) in self.buys.items() if bid == book_id and seq == copy.seq))
+            update = Update(copy, self.index, self._new_token(), buys)
+            self.tentative[book_id] = (update, tuple(p.index for p in self.peers))
         self.started_at = self.now
         # What we granted before a crash is forgotten: assume the longest leases are still out.
         for peer in self.peers:
-            peer.granted_until = self.now + LEASE_S
-        self.frontend_granted_until = self.now + FRONTEND_LEASE_S
+            peer.granted_until = self.now + outwait(LEASE_S)
+        self.frontend_granted_until = self.now + outwait(FRONTEND_LEASE_S)
 
     async def reset(self, generation: int) -> None:
         """Back to the seven books at seq 0, nothing valid, no buys remembered, in a new
@@ -146,6 +161,8 @@ class CatalogReplica(Writes, Reads, CatchUp):
             "rejoining": not self.lease_ok(),  # out of lease: vouching for nothing
             "leases": {p.name: round(max(0.0, p.lease_until - self.now), 3) for p in self.peers},
             "catch_ups": self.catch_ups,
+            "damaged": {str(book_id): why for book_id, why in sorted(self.damaged.items())},
+            "tentative": sorted(self.tentative),
             "generation": self.generation,
             "buys_remembered": len(self.buys),
         }

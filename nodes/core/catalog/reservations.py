@@ -118,6 +118,8 @@ class Reservations(Documented):
         if (reused := self._reused(message.buy_id, message.book)) is not None:
             return reused  # one id names one buy: not a retry of it (W7)
         for buy in (message.buy_id, *message.riders):
+            if message.book in self.damaged:
+                break  # our row failed its checksum: its copy goes nowhere, not even with a known buy
             if buy is not None and buy in self.buys and buy not in unsure:
                 if self.buys[buy][0] != message.book:
                     continue  # a rider's id used for another book is not this book's buy done

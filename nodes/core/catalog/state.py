@@ -142,6 +142,9 @@ class ReplicaState(Core):
         #: Writes whose updates got no answer (a peer may hold them): book -> (update, peers
         #: to offer it to), until a peer confirms it or shows another write of that seq.
         self.tentative: dict[int, tuple[Update, tuple[int, ...]]] = {}
+        #: Books whose stored row failed its checksum at start (book -> what was wrong): held at
+        #: seq -1, never vouched for, served or handed on, until a peer's copy replaces it.
+        self.damaged: dict[int, str] = {}
         self._tokens = 0  # reservation tokens issued since start (with the nonce: unique)
         #: Reservations peers may hold for us though their check's answer never came: (peer, book,
         #: token, until when it could hold). The heartbeat releases them (reservations.py).
@@ -209,6 +212,8 @@ class ReplicaState(Core):
         if copy.seq <= self.books[copy.id].seq or not self.same_generation(generation):
             return False  # a newer one landed while we were writing, or a reset
         self.books[copy.id] = copy
+        if self.damaged.pop(copy.id, None) is not None:
+            self.emit("repaired", book=copy.id, seq=copy.seq)
         for buy_id in buy_ids:
             self._remember_buy(buy_id, copy.id, copy.seq)
         self._settle_after_grants(buy_ids)

@@ -234,10 +234,15 @@ class Writes(Reservations, GroupCommit):
         if self.has_frontend:
             sends.append(Send("frontend", Invalidate(book_id, new.seq), INVALIDATE_TIMEOUT_S))
         replies = await Gather(sends)
+        fan_out = replies[:len(outcome.granted)]
+        took = any(isinstance(reply, Applied) for reply in fan_out)
+        maybe = any(isinstance(reply, NoAnswer) and reply.maybe_processed for reply in fan_out)
         # While the fan-out was out, catch-up may have brought a newer copy, built on this
-        # write by a writer a peer showed it to: never step back to ours.
+        # write by a writer a peer showed it to: never step back to ours. Stored as tentative
+        # when no peer confirmed it, so that after a crash it is still settled (a restarted
+        # writer kept an unconfirmed buy as done: simulator seed 2026931348).
         if self.books[book_id].seq < new.seq:
-            await Disk("write", new, list(buy_ids))
+            await Disk("write", new, list(buy_ids), bool(outcome.granted) and not took)
         elif buy_ids:
             await Disk("add_buys", book_id, [(b, new.seq) for b in buy_ids])
         for peer, reply in zip(outcome.granted, replies, strict=False):
@@ -245,9 +250,6 @@ class Writes(Reservations, GroupCommit):
                 self._note_unreachable(peer, reply)  # it dropped its valid mark when it reserved
             else:
                 self._note_reachable(peer)
-        fan_out = replies[:len(outcome.granted)]
-        took = any(isinstance(reply, Applied) for reply in fan_out)
-        maybe = any(isinstance(reply, NoAnswer) and reply.maybe_processed for reply in fan_out)
         if outcome.granted and not took and not maybe:
             # Every peer that granted the write refused it (it moved on meanwhile). Kept here
             # alone it would be acknowledged while they answer the old copy: withdraw it.

@@ -2,13 +2,18 @@
 
 The replica serves reads from memory; this store is the durable copy. A write returns only
 after SQLite has committed it with ``synchronous=FULL``: it is on disk when answered.
+
+Every row carries a checksum of what it holds (``Book.checksum``), checked when the replica
+starts: a row changed behind the store's back is reported (``load_damaged``), never served,
+and repaired from the peers. A write not yet confirmed by any peer is marked ``tentative``, so
+that a replica restarted with one still settles it (docs/weak-points.md, W2).
 """
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
 
-from sqlalchemy import Float, Integer, String, bindparam, delete, select, update
+from sqlalchemy import Float, Integer, String, bindparam, delete, inspect, select, text, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
@@ -28,6 +33,10 @@ class BookRow(Base):
     price: Mapped[float] = mapped_column(Float)
     quantity: Mapped[int] = mapped_column(Integer)
     seq: Mapped[int] = mapped_column(Integer, default=0)
+    #: ``Book.checksum`` of the row as Bazar wrote it.
+    checksum: Mapped[str | None] = mapped_column(String, nullable=True)
+    #: 1 while the row is a write of ours that no peer has confirmed yet.
+    tentative: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class AppliedBuy(Base):
@@ -52,7 +61,9 @@ class Meta(Base):
 # Built once: constructing a statement costs more than running it (about 0.4 ms a write
 # on the benchmark machine), and every replica writes once per buy.
 _SET_BOOK = (update(BookRow).where(BookRow.id == bindparam("book_id"))
-             .values(price=bindparam("new_price"), quantity=bindparam("new_quantity"), seq=bindparam("new_seq")))
+             .values(price=bindparam("new_price"), quantity=bindparam("new_quantity"), seq=bindparam("new_seq"),
+                     checksum=bindparam("new_checksum"), tentative=bindparam("new_tentative")))
+_CONFIRM = update(BookRow).where(BookRow.id == bindparam("book_id")).values(tentative=0)
 _ADD_BUYS = sqlite_insert(AppliedBuy).on_conflict_do_nothing()
 _FORGET_BUYS = delete(AppliedBuy).where(AppliedBuy.buy_id.in_(bindparam("buy_ids", expanding=True)))
 
@@ -62,10 +73,40 @@ class CatalogStore:
         self.claim = FileClaim(path_or_url)
         self.engine = sqlite_engine(path_or_url)
         Base.metadata.create_all(self.engine)
+        self._upgrade()
         with Session(self.engine) as session, session.begin():
             if session.scalar(select(BookRow).limit(1)) is None:
                 session.add_all(_row(book) for book in seed_books())
 
+    def _upgrade(self) -> None:
+        """A database from before checksums: add the columns, and take its rows as they are."""
+        columns = {column["name"] for column in inspect(self.engine).get_columns("books")}
+        if {"checksum", "tentative"} <= columns:
+            return
+        with self.engine.begin() as connection:
+            if "checksum" not in columns:
+                connection.execute(text("ALTER TABLE books ADD COLUMN checksum VARCHAR"))
+            if "tentative" not in columns:
+                connection.execute(text("ALTER TABLE books ADD COLUMN tentative INTEGER NOT NULL DEFAULT 0"))
+        with Session(self.engine) as session, session.begin():
+            for row in session.scalars(select(BookRow).where(BookRow.checksum.is_(None))):
+                row.checksum = _book(row).checksum()
+
+    def load_damaged(self) -> dict[int, str]:
+        """Rows whose content no longer matches their checksum: {book id: what is wrong}."""
+        with Session(self.engine) as session:
+            return {row.id: f"stored checksum {row.checksum}, content {_book(row).checksum()}"
+                    for row in session.scalars(select(BookRow)) if row.checksum != _book(row).checksum()}
+
+    def load_tentative(self) -> list[int]:
+        """The books whose row is a write of ours no peer had confirmed when we stopped."""
+        with Session(self.engine) as session:
+            return list(session.scalars(select(BookRow.id).where(BookRow.tentative != 0)))
+
+    def confirm(self, book_id: int) -> None:
+        """A peer holds our tentative write of ``book_id``: it is settled."""
+        with self.engine.begin() as connection:
+            connection.execute(_CONFIRM, {"book_id": book_id})
     def load_books(self) -> dict[int, Book]:
         with Session(self.engine) as session:
             return {row.id: _book(row) for row in session.scalars(select(BookRow))}
@@ -78,10 +119,11 @@ class CatalogStore:
         with Session(self.engine) as session:
             return {row.buy_id: (row.book_id, row.seq) for row in session.scalars(select(AppliedBuy))}
 
-    def write(self, book: Book, buy_ids: Sequence[str] = ()) -> None:
-        """Store ``book`` (and the buys that produced it) in one transaction."""
+    def write(self, book: Book, buy_ids: Sequence[str] = (), tentative: bool = False) -> None:
+        """Store ``book`` (and the buys that produced it) in one transaction; ``tentative``: a
+        write of ours no peer has confirmed yet."""
         with self.engine.begin() as connection:
-            connection.execute(_SET_BOOK, _book_params(book))
+            connection.execute(_SET_BOOK, _book_params(book, tentative))
             if buy_ids:
                 now = time.time()
                 connection.execute(_ADD_BUYS, [{"buy_id": b, "book_id": book.id, "seq": book.seq, "at": now}
@@ -116,14 +158,14 @@ class CatalogStore:
         self.claim.release()
 
 
-def _book_params(book: Book) -> dict[str, object]:
-    return {"book_id": book.id, "new_price": book.price, "new_quantity": book.quantity, "new_seq": book.seq}
+def _book_params(book: Book, tentative: bool = False) -> dict[str, object]:
+    return {"book_id": book.id, "new_price": book.price, "new_quantity": book.quantity, "new_seq": book.seq,
+            "new_checksum": book.checksum(), "new_tentative": int(tentative)}
 
 
 def _row(book: Book) -> BookRow:
-    return BookRow(
-        id=book.id, title=book.title, topic=book.topic, price=book.price, quantity=book.quantity, seq=book.seq
-    )
+    return BookRow(id=book.id, title=book.title, topic=book.topic, price=book.price, quantity=book.quantity,
+                   seq=book.seq, checksum=book.checksum(), tentative=0)
 
 
 def _book(row: BookRow) -> Book:

@@ -1,0 +1,98 @@
+"""Storage that checks itself (issue 25, item 2), on real processes and real SQLite files.
+
+A row changed behind Bazar's back — here by hand, with the replica stopped, its seq kept — fails
+its checksum when the replica starts: it is never served, never handed to a peer, and the
+replica takes its peers' copy instead and says so in its log. Before checksums, the changed
+stock spread to every replica with the next buy."""
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import replace
+
+import pytest
+
+from nodes.runtime.catalog.store import CatalogStore
+from tests.support import live, make_cluster, wait_until
+
+pytestmark = pytest.mark.timeout(120)
+
+BOOK = 5
+STOCK = 20
+CHANGED = 999
+
+
+async def test_a_row_changed_on_disk_is_never_served_and_is_repaired_from_the_peers(tmp_path, supervisors):
+    async with live(make_cluster(tmp_path, catalogs=3, orders=2), supervisors) as (supervisor, http):
+        await http.set_stock(BOOK, STOCK)
+
+        async def agreed() -> bool:
+            rows = [await http.book_state(f"catalog{i}", BOOK) for i in range(3)]
+            return all((r["quantity"], r["seq"]) == (rows[0]["quantity"], rows[0]["seq"]) for r in rows)
+
+        await wait_until(agreed, timeout=10, what="every replica to hold the new stock")
+        seq = (await http.book_state("catalog0", BOOK))["seq"]
+        supervisor.stop("catalog2")
+        with sqlite3.connect(supervisor.data_dir / "catalog2.db") as db:
+            changed = db.execute("UPDATE books SET quantity = ? WHERE id = ?", (CHANGED, BOOK)).rowcount
+        assert changed == 1
+        supervisor.start("catalog2")
+        supervisor.wait_ready(["catalog2"])
+
+        seen: list[int] = []
+
+        async def repaired() -> bool:
+            status, body = await http.get(f"/query/item/{BOOK}", node="catalog2", secret=True)
+            if status == 200:
+                seen.append(body["quantity"])
+            state = await http.state("catalog2")
+            row = next(b for b in state["books"] if b["id"] == BOOK)
+            return not state["damaged"] and (row["quantity"], row["seq"]) == (STOCK, seq)
+
+        await wait_until(repaired, timeout=10, what="catalog2 to replace its damaged row with its peers' copy")
+        assert CHANGED not in seen, f"catalog2 served the changed row: {seen}"
+        def logged() -> bool:  # the supervisor copies the node's output to its log as it comes
+            log = (supervisor.data_dir / "logs" / "catalog2.log").read_text(encoding="utf-8", errors="replace")
+            return (f"book {BOOK}: the stored row failed its checksum" in log
+                    and f"book {BOOK}: the damaged row was replaced by a peer's copy at seq {seq}" in log)
+
+        await wait_until(logged, timeout=5, what="catalog2's log to tell of the damaged row and its repair")
+
+        status, body = await http.put(f"/buy/{BOOK}")
+        assert status == 200 and body["success"] is True, body
+
+        async def sold_once() -> bool:
+            rows = [await http.book_state(f"catalog{i}", BOOK) for i in range(3)]
+            return all(r["quantity"] == STOCK - 1 for r in rows)
+
+        await wait_until(sold_once, timeout=10, what="every replica to hold one copy fewer")
+        status, body = await http.get(f"/lookup/{BOOK}")
+        assert status == 200 and body["quantity"] == STOCK - 1, body
+
+
+def test_a_database_from_before_checksums_is_upgraded_and_trusted_as_it_was(tmp_path):
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE books (id INTEGER PRIMARY KEY, title VARCHAR, topic VARCHAR, price FLOAT, "
+                   "quantity INTEGER, seq INTEGER)")
+        db.execute("INSERT INTO books VALUES (1, 'How to get a good grade in 677 in 20 minutes a day', "
+                   "'distributed systems', 20.5, 7, 3)")
+    store = CatalogStore(str(path))
+    try:
+        assert store.load_books()[1].quantity == 7 and store.load_damaged() == {} and store.load_tentative() == []
+    finally:
+        store.close()
+
+
+def test_a_tentative_write_is_marked_on_disk_until_confirmed(tmp_path):
+    store = CatalogStore(str(tmp_path / "catalog.db"))
+    try:
+        book = replace(store.load_books()[2], quantity=9, seq=1)
+        store.write(book, ["b1"], True)
+        assert store.load_tentative() == [2] and store.load_damaged() == {}
+        store.confirm(2)
+        assert store.load_tentative() == []
+        store.write(replace(book, seq=2), [], True)
+        store.undo(book, [])
+        assert store.load_tentative() == [] and store.load_books()[2] == book
+    finally:
+        store.close()

@@ -77,9 +77,15 @@ class Hedged(Effect):
     accept: Callable[[Any], bool]
 
 
+class DiskFailed(Exception):
+    """The node's store could not commit (its disk is full, or failed the write): nothing of
+    that call was stored. The driver raises it where ``Disk`` was awaited."""
+
+
 class Disk(Effect):
-    """Call ``method(*args)`` on the node's store (a durable commit); resumed with its result.
-    A crash before it is resumed may or may not have committed it; after, it is committed."""
+    """Call ``method(*args)`` on the node's store (a durable commit); resumed with its result,
+    or ``DiskFailed`` raised where it was awaited. A crash before it is resumed may or may not
+    have committed it; after, it is committed."""
 
     def __init__(self, method: str, *args: Any) -> None:
         self.method = method

@@ -157,6 +157,14 @@ class CutOffSet(Fault):
 
 
 @dataclass(frozen=True)
+class DiskFullSet(Fault):
+    """A catalog replica's database may not grow (``on``: the disk-full fault), or may again."""
+
+    FAULT = "disk_full"
+    on: bool
+
+
+@dataclass(frozen=True)
 class LinksSet(Fault):
     """A partition (W8): the nodes this one no longer hears, and those it no longer reaches."""
 
@@ -259,6 +267,16 @@ class CaughtUp(Timed):
 
 
 @dataclass(frozen=True)
+class DiskTrouble(Timed):
+    """A catalog replica's store failed a commit (``ok`` False: disk full, I/O error; it says
+    it is degraded) or took one again (``ok`` True: it recovered by itself)."""
+
+    KIND = "disk"
+    ok: bool
+    message: str
+
+
+@dataclass(frozen=True)
 class RowDamaged(Timed):
     """A catalog replica found its stored row of ``book`` changed behind its back (it failed its
     checksum): it serves and hands on nothing of it until a peer's copy replaces it."""
@@ -306,8 +324,8 @@ class Unknown(Event):
 KINDS: dict[str, type[Event]] = {cls.KIND: cls for cls in (
     Snapshot, RequestIn, RequestAnswered, Sending, Replying, HopDone, Fault, PaceSet, CacheChanged,
     OrderOutcome, ValidChanged, SeqChanged, LeaseChanged, LeaseWait, PeerSeen, ReplicaSeen, CaughtUp,
-    RowDamaged, RowRepaired, GenerationAdopted, Dropped)}
-FAULTS: dict[str, type[Fault]] = {cls.FAULT: cls for cls in (SlowSet, CutOffSet, LinksSet)}
+    DiskTrouble, RowDamaged, RowRepaired, GenerationAdopted, Dropped)}
+FAULTS: dict[str, type[Fault]] = {cls.FAULT: cls for cls in (SlowSet, CutOffSet, LinksSet, DiskFullSet)}
 
 #: Where a field's JSON key is not its name (``from`` is a Python keyword).
 _WIRE_KEY = {"sender": "from"}

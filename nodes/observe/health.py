@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from nodes.core.events import (
     CaughtUp,
+    DiskTrouble,
     Dropped,
     Event,
     GenerationAdopted,
@@ -134,6 +135,10 @@ def event_line(event: Event) -> str | None:
             return f"sees catalog{peer} {'back' if up else 'out'}"
         case ReplicaSeen(ring=ring, replica=replica, up=up):
             return f"marks {ring}{replica} {'back' if up else 'out'}"
+        case DiskTrouble(ok=False, message=message):
+            return f"cannot store writes ({message}): says it is degraded until its disk takes them again"
+        case DiskTrouble(ok=True):
+            return "stores writes again"
         case RowDamaged(book=book):
             return f"found its stored row of book {book} changed behind its back: serving none of it until repaired"
         case RowRepaired(book=book, seq=seq):

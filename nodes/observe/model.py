@@ -18,6 +18,7 @@ from nodes.core.events import (
     CacheOp,
     CaughtUp,
     CutOffSet,
+    DiskTrouble,
     Dropped,
     Event,
     Fault,
@@ -64,7 +65,7 @@ from nodes.observe.views import (
 
 #: Events kept as notable (``ClusterModel.notable``): faults, outcomes, catch-ups, leases.
 NOTABLE = (Fault, OrderOutcome, CaughtUp, PeerSeen, ReplicaSeen, LeaseWait, LeaseChanged, Dropped, GenerationAdopted,
-           RowDamaged, RowRepaired)
+           RowDamaged, RowRepaired, DiskTrouble)
 #: Events a request's trace is put together from.
 TRACED = (RequestIn, RequestAnswered, HopDone)
 #: Events that tell of messages on the links (arrows on the Live screen).

@@ -10,7 +10,9 @@ from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from nodes.core.effects import Core, Disk, Gather, Hedged, NoAnswer, Send, Sleep, Wait
+from sqlalchemy.exc import SQLAlchemyError
+
+from nodes.core.effects import Core, Disk, DiskFailed, Gather, Hedged, NoAnswer, Send, Sleep, Wait
 from nodes.core.wire import GENERATION_HEADER, answer_of, request_of
 from nodes.runtime.client import Timeouts
 from nodes.runtime.node import Node
@@ -36,7 +38,11 @@ class Driver:
         self._disk = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{node.role}-db") if store else None
         self._background: set[asyncio.Future] = set()  # hedged sends left to end on their own
         def emit(kind: str, **fields: Any) -> None:
-            if kind in LOGGED:
+            if kind == "disk":
+                log.warning("the database takes commits again" if fields["ok"] else
+                            f"the database failed a commit ({fields['message']}): this replica says it is "
+                            "degraded and stores no write until a commit succeeds")
+            elif kind in LOGGED:
                 log.warning(LOGGED[kind].format(**fields))
             node.telemetry.emit(kind, **fields)
 
@@ -85,9 +91,17 @@ class Driver:
         raise TypeError(f"unknown effect {effect!r}")
 
     async def on_disk(self, method: str, *args: Any) -> Any:
-        """Call a store method on the node's one database thread."""
+        """Call a store method on the node's one database thread. A commit the database refuses
+        (disk full, I/O error) reaches the core as ``DiskFailed``; loading at start fails as it
+        is, naming the file (``database.py``)."""
         assert self._disk is not None, "this core has no store"
-        return await asyncio.get_running_loop().run_in_executor(self._disk, getattr(self.store, method), *args)
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._disk, getattr(self.store, method), *args)
+        except (SQLAlchemyError, OSError) as exc:
+            if method.startswith("load"):
+                raise
+            reason = getattr(getattr(exc, "orig", None), "args", None) or (str(exc),)
+            raise DiskFailed(str(reason[0])) from exc
 
     async def send(self, send: Send) -> Any:
         method, path, body, label, headers = request_of(send.message)

@@ -19,11 +19,13 @@ from nodes.sim.world import CatalogDisk, Network, Process, World
 from nodes.verify.checker import Anomaly, check
 from nodes.verify.history import Fault, Final, History, Operation
 
-#: The nemesis's faults, one at a time. Two more ride along: "clock" steps nodes' clocks now and
-#: then (``set_clocks``), "corrupt" changes a row on a crashed catalog replica's disk before it
-#: starts again (``set_corruption``).
-FAULT_KINDS = ("crash", "restart", "hang", "cut", "loss", "duplicate", "partition", "one-way", "clock", "corrupt")
-RIDING_ALONG = ("clock", "corrupt")
+#: The nemesis's faults, one at a time. Three more ride along: "clock" steps nodes' clocks now
+#: and then (``set_clocks``), "corrupt" changes a row on a crashed catalog replica's disk before
+#: it starts again (``set_corruption``), "disk" fills a catalog replica's disk for a while
+#: (``set_disk_faults``).
+FAULT_KINDS = ("crash", "restart", "hang", "cut", "loss", "duplicate", "partition", "one-way", "clock", "corrupt",
+               "disk")
+RIDING_ALONG = ("clock", "corrupt", "disk")
 CLIENT_TIMEOUT_S = 10.0
 SETTLE_BOUND_S = 15.0
 
@@ -161,6 +163,37 @@ def set_corruption(world: World, options: Options, history: History) -> None:
     world.restarting = restarting
 
 
+#: How often, on average, some catalog replica's disk fills under the "disk" fault (s).
+DISK_FULL_EVERY_S = 2.0
+
+
+def set_disk_faults(world: World, options: Options, history: History) -> None:
+    """Under the "disk" fault, now and then one catalog replica's disk refuses every commit for
+    0.1 to 2 s, as a full disk does: nothing it cannot store may be acknowledged, and it must
+    take writes again by itself once the disk is freed."""
+    if "disk" not in options.faults:
+        return
+    rng = random.Random(options.seed * 7919 + 5)
+    catalogs = [name for name in world.processes if name.startswith("catalog")]
+    t = rng.expovariate(1 / DISK_FULL_EVERY_S)
+    while t < options.seconds:
+        name, length = rng.choice(catalogs), rng.uniform(0.1, 2.0)
+        disk = world.processes[name].disk
+        fault = Fault("disk", (name,), t, min(t + length, options.seconds), detail=f"{name} full")
+
+        def fill(disk: Any = disk) -> None:
+            disk.full = True
+
+        def free(disk: Any = disk, fault: Fault = fault) -> None:
+            disk.full = False
+            history.faults.append(fault)
+
+        end = min(t + length, options.seconds)
+        world.at(t, fill)
+        world.at(end, free)
+        t = end + rng.expovariate(1 / DISK_FULL_EVERY_S)
+
+
 def _partition_links(rng: random.Random, kind: str, names: list[str]) -> tuple[tuple[str, str], ...]:
     """A symmetric partition splits every node (front-end included) into two sides, no link
     between them; a one-way fault drops one node's messages to some others (they still reach
@@ -190,6 +223,7 @@ def simulate(options: Options, schedule: list[PlannedFault] | None = None) -> Re
     history = History({book.id: book.quantity for book in world.books})
     set_clocks(world, options, history)
     set_corruption(world, options, history)
+    set_disk_faults(world, options, history)
     world.start_all()
     world.run_until(0.1)  # every node has loaded its disk
     workload = random.Random(options.seed * 7919 + 1)

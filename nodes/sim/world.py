@@ -20,7 +20,7 @@ from typing import Any
 from nodes.core.books import Book, seed_books
 from nodes.core.catalog import BAZAR, BookUnknown, CatalogReplica, Rule
 from nodes.core.clocks import NEVER
-from nodes.core.effects import Core, Disk, Gather, Hedged, NoAnswer, Send, Sleep, Wait
+from nodes.core.effects import Core, Disk, DiskFailed, Gather, Hedged, NoAnswer, Send, Sleep, Wait
 from nodes.core.frontend.protocol import Frontend
 from nodes.core.messages import Buy, Degraded, Health, Healthy, NotFound, Read
 from nodes.core.order.protocol import OrderReplica
@@ -38,6 +38,20 @@ class CatalogDisk:
         self.tentative: set[int] = set()
         #: Rows changed behind the store's back (the "corrupt" fault): they fail their checksum.
         self.damaged: set[int] = set()
+        #: The "disk" fault: every commit is refused, as SQLite refuses one on a full disk.
+        self.full = False
+
+    def _commit(self) -> None:
+        if self.full:
+            raise DiskFailed("database or disk is full")
+
+    def probe(self) -> None:
+        self._commit()
+
+    def forget(self, buy_ids: list[str]) -> None:
+        self._commit()
+        for buy_id in buy_ids:
+            self.buys.pop(buy_id, None)
 
     def load_damaged(self) -> dict[int, str]:
         return {book_id: "changed behind the store's back" for book_id in sorted(self.damaged)}
@@ -46,6 +60,7 @@ class CatalogDisk:
         return sorted(self.tentative)
 
     def confirm(self, book_id: int) -> None:
+        self._commit()
         self.tentative.discard(book_id)
 
     def corrupt(self, book_id: int, quantity: int) -> None:
@@ -63,6 +78,7 @@ class CatalogDisk:
         return dict(self.buys)
 
     def write(self, book: Book, buy_ids: Sequence[str] = (), tentative: bool = False) -> None:
+        self._commit()
         self.books[book.id] = book
         self.damaged.discard(book.id)
         (self.tentative.add if tentative else self.tentative.discard)(book.id)
@@ -70,6 +86,7 @@ class CatalogDisk:
             self.buys.setdefault(buy_id, (book.id, book.seq))
 
     def undo(self, book: Book, buy_ids: list[str]) -> None:
+        self._commit()
         self.books[book.id] = book
         self.damaged.discard(book.id)
         self.tentative.discard(book.id)
@@ -77,6 +94,7 @@ class CatalogDisk:
             self.buys.pop(buy_id, None)
 
     def add_buys(self, book_id: int, buys: list[tuple[str, int]]) -> None:
+        self._commit()
         for buy_id, seq in buys:
             self.buys.setdefault(buy_id, (book_id, seq))
 
@@ -267,8 +285,12 @@ class Fiber:
         elif isinstance(effect, Hedged):
             self._hedged(effect)
         elif isinstance(effect, Disk):
-            result = getattr(self.process.disk, effect.method)(*effect.args)
-            self.resume_later(world.rng.uniform(0.0002, 0.001), result)
+            try:
+                result = getattr(self.process.disk, effect.method)(*effect.args)
+            except DiskFailed as failed:
+                self.resume_later(world.rng.uniform(0.0002, 0.001), error=failed)
+            else:
+                self.resume_later(world.rng.uniform(0.0002, 0.001), result)
         elif isinstance(effect, Sleep):
             self.resume_later(self.process.clock.lasts(effect.until - self.process.now()), clock_at=effect.until)
         elif isinstance(effect, Wait):

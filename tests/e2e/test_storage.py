@@ -96,3 +96,53 @@ def test_a_tentative_write_is_marked_on_disk_until_confirmed(tmp_path):
         assert store.load_tentative() == [] and store.load_books()[2] == book
     finally:
         store.close()
+
+
+async def test_a_full_disk_fails_writes_cleanly_says_degraded_and_recovers_by_itself(tmp_path, supervisors):
+    """SQLite's own "database or disk is full" (the database may not grow): catalog1's writes
+    fail, and every buy is answered as what happened — bought, not done or unknown, never a
+    500 — while catalog1 says it is degraded; freed, it takes writes again and catches up by
+    itself (issue 25, items 2 and 4)."""
+    async with live(make_cluster(tmp_path, catalogs=3, orders=3), supervisors) as (supervisor, http):
+        await http.set_stock(BOOK, 400)
+        start = (await http.book_state("catalog0", BOOK))["quantity"]
+        status, _, _ = await http.request("POST", "catalog1", "/admin/disk", {"full": True}, secret=True)
+        assert status == 200
+        outcomes: dict[int, int] = {}
+        for _ in range(300):  # a page of applied buys fills within some 60 buys
+            status, body = await http.put(f"/buy/{BOOK}")
+            assert status in (200, 202, 503), (status, body)
+            assert isinstance(body, dict) and body.get("message"), body
+            outcomes[status] = outcomes.get(status, 0) + 1
+            if (await http.state("catalog1"))["disk"] != "ok":
+                break
+        state = await http.state("catalog1")
+        assert "database or disk is full" in state["disk"], state["disk"]
+        status, body = await http.get("/health", node="catalog1")
+        assert status == 503 and "Cannot store writes" in body["message"], body
+        for _ in range(20):  # the cluster goes on selling without catalog1
+            status, body = await http.put(f"/buy/{BOOK}")
+            assert status in (200, 202, 503), (status, body)
+            outcomes[status] = outcomes.get(status, 0) + 1
+        print(f"\noutcomes with catalog1's disk full: {outcomes}")
+        assert outcomes.get(200, 0) >= 20, outcomes
+
+        status, _, _ = await http.request("POST", "catalog1", "/admin/disk", {"full": False}, secret=True)
+        assert status == 200
+
+        async def recovered() -> bool:
+            rows = [await http.book_state(f"catalog{i}", BOOK) for i in range(3)]
+            return ((await http.state("catalog1"))["disk"] == "ok"
+                    and all((r["quantity"], r["seq"]) == (rows[0]["quantity"], rows[0]["seq"]) for r in rows))
+
+        await wait_until(recovered, timeout=15, what="catalog1 to take writes again and catch up")
+
+        def logged() -> bool:
+            log = (supervisor.data_dir / "logs" / "catalog1.log").read_text(encoding="utf-8", errors="replace")
+            return ("the database failed a commit (database or disk is full)" in log
+                    and "the database takes commits again" in log)
+
+        await wait_until(logged, timeout=5, what="catalog1's log to tell of the full disk and its recovery")
+        sold = start - (await http.book_state("catalog0", BOOK))["quantity"]
+        bought = outcomes.get(200, 0)
+        assert bought <= sold <= bought + outcomes.get(202, 0), (sold, outcomes)

@@ -105,6 +105,14 @@ REGRESSION_SEEDS = {
     # with it on disk as settled, its buy remembered though the peers took another write of that
     # seq. Tentative writes are now marked on disk and settled after a restart too.
     2026931348: "a crashed writer's unconfirmed buy stayed remembered after its restart",
+    # Found once the "disk" fault filled catalog disks (issue 25, items 2 and 4). 27: a replica
+    # whose disk refused the last writes took a peer's conflict at seq 9 as leave to vouch for
+    # its seq 5. 279: a peer that granted a write and could not store it was not waited out.
+    27: "a replica behind on a full disk vouched for its old copy after a peer's conflict",
+    279: "a write acknowledged while a peer that could not store it still held a lease",
+    # Found by the 20,000-seed run of the "corrupt" fault: a row found damaged at start that
+    # was a tentative write kept its buys, which the peers never carried out.
+    2027417932: "a damaged row's unconfirmed buys were kept after a restart",
 }
 #: Found by the 100,000-seed run (3 simulated seconds of load each): a writer's read hop handed
 #: its unconfirmed copy on, and a retried buy was vouched for while still unconfirmed; the

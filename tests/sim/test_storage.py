@@ -24,3 +24,13 @@ def test_without_the_checksum_the_changed_row_spreads(monkeypatch: pytest.Monkey
     monkeypatch.setattr(CatalogDisk, "load_damaged", lambda self: {})  # a store that checks nothing
     found = explore(Options(faults=FAULTS), range(1, 151))
     assert found.failures, "150 seeds of changed rows found nothing without checksums: the fault has no teeth"
+
+
+@pytest.mark.timeout(120)
+def test_a_full_disk_acknowledges_nothing_it_did_not_store() -> None:
+    """Under the "disk" fault a catalog replica's disk refuses every commit for a while, with
+    every other fault going on: no history shows a buy acknowledged and lost, a stale read or
+    replicas that do not converge once it is freed."""
+    found = explore(Options(faults=("crash", "hang", "cut", "partition", "one-way", "disk")), range(1, 101),
+                    stop_at_first=False)
+    assert not found.failures, "; ".join(str(a) for r in found.failures[:3] for a in r.anomalies[:2])

@@ -77,6 +77,8 @@ RAW = [
     {"kind": "generation", "node": "catalog0", "n": 20, "t": T, "generation": 3},
     {"kind": "damaged", "node": "catalog2", "n": 21, "t": T, "book": 5, "reason": "stored checksum a, content b"},
     {"kind": "repaired", "node": "catalog2", "n": 22, "t": T, "book": 5, "seq": 2},
+    {"kind": "disk", "node": "catalog1", "n": 23, "t": T, "ok": False, "message": "database or disk is full"},
+    {"kind": "fault", "node": "catalog1", "n": 24, "t": T, "fault": "disk_full", "on": True},
     {"kind": "dropped", "node": "frontend", "count": 12},
 ]
 

@@ -12,7 +12,7 @@ from nodes.core.catalog.leases import Leases
 from nodes.core.catalog.rules import Rule
 from nodes.core.catalog.state import HEARTBEAT_S, LEASE_S, PING_TIMEOUT_S, Peer
 from nodes.core.clocks import NEVER, outwait
-from nodes.core.effects import Disk, Gather, Sleep
+from nodes.core.effects import Gather, Sleep
 from nodes.core.messages import (
     Applied,
     BuysOf,
@@ -61,6 +61,8 @@ class CatchUp(Leases):
             self._notice_lease()  # drops the valid set on a lapse; says so, and when it is back
             if self.tentative and Rule.CATCH_UP in self.rules:
                 await self._settle_tentative()
+            if self.disk_trouble is not None:
+                await self._stored("probe")  # a commit of the kind a buy makes: back when it takes
             for buy_id in [b for b, until in self.buy_settles.items() if until < self.now]:
                 del self.buy_settles[buy_id]
             await Sleep(max(self.now, started + HEARTBEAT_S))
@@ -102,12 +104,13 @@ class CatchUp(Leases):
             # Its buys carried out by another write that the copy we take includes stay known;
             # the others are forgotten (and come back with catch-up if a later write has them).
             elsewhere = {b: seq for r in held for b, seq in r.buys if b in ours and seq <= current.seq}
-            await Disk("undo", current, list(update.buy_ids))
+            if not await self._stored("undo", current, list(update.buy_ids)):
+                continue  # our disk takes nothing now: given way on the next round
             self.books[book_id] = current
             for buy_id in update.buy_ids:
                 self._forget_buy(buy_id)
             if elsewhere:
-                await Disk("add_buys", book_id, sorted(elsewhere.items()))
+                await self._stored("add_buys", book_id, sorted(elsewhere.items()))
                 for buy_id, seq in sorted(elsewhere.items()):
                     self._remember_buy(buy_id, book_id, seq)
                 self._settle_after_grants(sorted(elsewhere))
@@ -122,7 +125,7 @@ class CatchUp(Leases):
         holder's clock, so within ``outwait(LEASE_S)`` of ours (W2)."""
         entry = self.tentative.pop(book_id, None)
         if entry is not None:
-            await Disk("confirm", book_id)
+            await self._stored("confirm", book_id)  # not stored: settled again after a restart
         if entry is not None and Rule.LEASES in self.rules:
             until = self.now + outwait(LEASE_S)
             for buy_id in entry[0].buy_ids:
@@ -177,7 +180,8 @@ class CatchUp(Leases):
                 reply = await self._send(peer, FetchBuys(book_id), timeout=PING_TIMEOUT_S, trace=False)
                 if isinstance(reply, BuysOf) and self.same_generation(generation):
                     missing = [(b, s) for b, s in reply.buys if b not in self.buys]
-                    await Disk("add_buys", book_id, missing)
+                    if not await self._stored("add_buys", book_id, missing):
+                        break  # fetched again once our disk takes writes
                     for buy_id, seq in missing:
                         self._remember_buy(buy_id, book_id, seq)
                     self._settle_after_grants([buy_id for buy_id, _seq in missing])

@@ -139,6 +139,8 @@ class Leases(ReplicaState):
         for its catalog) routes around us until a peer answers again."""
         if self.out_of_touch():
             return Degraded("Out of touch with every other catalog replica; reads and writes go elsewhere")
+        if self.disk_trouble is not None:
+            return Degraded(f"Cannot store writes ({self.disk_trouble}); reads and writes go elsewhere until it can")
         if sender != "frontend" or not self.has_frontend or Rule.FRONTEND_LEASES not in self.rules:
             return Healthy()
         if self.frontend_withheld and self.now <= self.frontend_granted_until:
@@ -203,6 +205,25 @@ class Leases(ReplicaState):
             if missed:
                 await Sleep(min(deadline, self.now + HEARTBEAT_S / 2))  # pacing between offers
         return missed, maybe
+
+    def _settle_after(self, fan_out: list[Any], unreachable: list[Peer], buy_ids: tuple[str, ...], *,
+                      stalled: list[Peer] | None = None) -> dict[int, float]:
+        """The leases the peers that took the write still let the left-out ones hold (their
+        ``holds``, told as seconds left and outwaited on our clock), and the round's buys
+        answered done only once those and ours ran out. ``stalled``: peers left out that no
+        one reported on: any lease they hold runs out within the longest one."""
+        holds: dict[int, float] = {}
+        for reply in fan_out:
+            for index, left in reply.holds if isinstance(reply, Applied) else ():
+                holds[index] = max(holds.get(index, NEVER), self.now + outwait(left))
+        for peer in stalled or ():
+            holds[peer.index] = max(holds.get(peer.index, NEVER), self.now + outwait(LEASE_S))
+        settle = max([until for until in holds.values()]
+                     + [p.granted_until for p in unreachable if not p.refused], default=NEVER)
+        for buy in buy_ids:
+            if settle > self.now:
+                self.buy_settles[buy] = max(self.buy_settles.get(buy, NEVER), settle)
+        return holds
 
     async def _invalidate_frontend(self, book: Book) -> None:
         """Tell the front-end to drop ``book`` from its lookup cache, naming the write's seq.

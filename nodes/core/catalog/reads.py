@@ -80,6 +80,10 @@ class Reads(Leases):
             if isinstance(reply, Found):
                 self._note_reachable(peer)
                 await self._adopt(reply.book, generation=generation)
+                if self.books[book_id].seq < reply.book.seq:
+                    # Not stored here (our disk refuses commits): the peer's copy is the answer,
+                    # and ours, older, stays unvouched for.
+                    return True, reply.book
                 if book_id in self.tentative and self.books[book_id].seq >= reply.book.seq:
                     # Ours is an unconfirmed write, not handed on (W2, docs/weak-points.md): the
                     # peer vouches for its copy, which may be another write of the same seq.
@@ -90,8 +94,14 @@ class Reads(Leases):
             if isinstance(reply, Conflict):
                 self._note_reachable(peer)
                 # S3: a conflict from further down. Our own copy is current when it is newer
-                # than anything upstream has seen; otherwise pass the conflict on.
-                if self.books[book_id].seq > upstream_seq and self._own_copy_may_decide(book_id):
+                # than anything upstream, or the replica that answered, has seen; otherwise pass
+                # the conflict on. (A replica whose disk refused the last writes, still holding
+                # a lease, took a conflict from a peer at seq 9 as leave to vouch for its seq 5:
+                # simulator seed 27 with the disk fault.)
+                seen = upstream_seq if Rule.LEASES not in self.rules else max(
+                    upstream_seq, reply.seq if reply.seq is not None else -1,
+                    reply.book.seq if reply.book is not None else -1)
+                if self.books[book_id].seq > seen and self._own_copy_may_decide(book_id):
                     self._mark_valid(book_id)
                     return True, self.books[book_id]
                 return False, self.books[book_id]

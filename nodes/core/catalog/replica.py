@@ -96,19 +96,29 @@ class CatalogReplica(Writes, Reads, CatchUp):
         self.books = await Disk("load_books")
         for buy_id, (book_id, seq) in (await Disk("load_buys")).items():
             self._remember_buy(buy_id, book_id, seq)
-        for book_id, why in (await Disk("load_damaged")).items():
-            # Changed behind the store's back: whatever it says, it is older than any copy a
-            # peer holds, so catch-up replaces it; until then nobody is handed it.
-            self.damaged[book_id] = why
-            self.books[book_id] = replace(self.books[book_id], seq=-1)
-            self.emit("damaged", book=book_id, reason=why)
+        damaged = await Disk("load_damaged")
         for book_id in await Disk("load_tentative"):
             # A write of ours no peer had confirmed when we stopped: settled as any other
             # (catch_up._settle_tentative), offered to every peer (simulator seed 2026931348).
             copy = self.books[book_id]
             buys = tuple(sorted(b for b, (bid, seq) in self.buys.items() if bid == book_id and seq == copy.seq))
+            if book_id in damaged:
+                # Its row cannot be offered to anyone: its buys are forgotten instead. A peer
+                # that took the write hands them back with its copy (catch-up fetches the buys
+                # it remembers and we lack); otherwise they were never carried out (seed
+                # 2027417932: kept, they counted a buy the peers never made).
+                await Disk("forget", list(buys))
+                for buy_id in buys:
+                    self._forget_buy(buy_id)
+                continue
             update = Update(copy, self.index, self._new_token(), buys)
             self.tentative[book_id] = (update, tuple(p.index for p in self.peers))
+        for book_id, why in damaged.items():
+            # Changed behind the store's back: whatever it says, it is older than any copy a
+            # peer holds, so catch-up replaces it; until then nobody is handed it.
+            self.damaged[book_id] = why
+            self.books[book_id] = replace(self.books[book_id], seq=-1)
+            self.emit("damaged", book=book_id, reason=why)
         self.started_at = self.now
         # What we granted before a crash is forgotten: assume the longest leases are still out.
         for peer in self.peers:
@@ -161,6 +171,7 @@ class CatalogReplica(Writes, Reads, CatchUp):
             "rejoining": not self.lease_ok(),  # out of lease: vouching for nothing
             "leases": {p.name: round(max(0.0, p.lease_until - self.now), 3) for p in self.peers},
             "catch_ups": self.catch_ups,
+            "disk": self.disk_trouble or "ok",
             "damaged": {str(book_id): why for book_id, why in sorted(self.damaged.items())},
             "tentative": sorted(self.tentative),
             "generation": self.generation,

@@ -27,6 +27,7 @@ from nodes.core.messages import (
     Applied,
     Busy,
     Check,
+    Degraded,
     Done,
     Granted,
     KnownBuy,
@@ -128,7 +129,7 @@ class Reservations(Documented):
             return Newer(own)
         return None
 
-    async def on_update(self, message: Update) -> Applied | Newer | Busy:
+    async def on_update(self, message: Update) -> Applied | Newer | Busy | Degraded:
         """A reserved write's update (S4): taken only from the writer we reserved the book for,
         and only on top of our copy; taking it ends the reservation."""
         copy = message.copy
@@ -144,15 +145,20 @@ class Reservations(Documented):
             return Newer(own)
         if copy.seq == own.seq and not (copy == own and all(b in self.buys for b in message.buy_ids)):
             return Newer(own)  # another write made this seq here: the sender's is the odd one out
-        await self._adopt(copy, message.buy_ids)
+        if not await self._adopt(copy, message.buy_ids) and self.books[copy.id].seq < copy.seq:
+            # Our disk did not take it (full, failing): not taken, and said so; the writer
+            # counts us out, and catch-up brings it once the disk takes writes again.
+            self._release(copy.id, message.token)
+            return Degraded(f"catalog{self.index} could not store the write: {self.disk_trouble}")
         for buy_id in message.buy_ids:
             self._remember_buy(buy_id, copy.id, copy.seq)
         self._release(copy.id, message.token)
         self._mark_valid(copy.id)
         # Those left out are behind us now: a lease from us no longer covers this book for them
         # (they take it only with our seqs, _take_lease); the ones they hold run this long yet,
-        # as our clock counts, and the writer outwaits them on its own (W2). A late offer of a write left unconfirmed
-        # may reach us before any other peer: all but its writer may still lack it.
+        # as our clock counts, and the writer outwaits them on its own (W2). A late offer of a
+        # write left unconfirmed may reach us before any other peer: all but its writer may
+        # still lack it.
         behind = {p.index for p in self.peers if p.index != message.sender} if message.late else set(message.excluded)
         holding = [p for p in self.peers if p.index in behind and not p.refused and p.granted_until > self.now]
         holds = tuple((p.index, p.granted_until - self.now) for p in holding)

@@ -15,7 +15,7 @@ from typing import Any, TypeAlias
 from nodes.core.books import Book
 from nodes.core.catalog.rules import Rule
 from nodes.core.clocks import NEVER
-from nodes.core.effects import Core, Disk, Send, SingleFlight, Waiters
+from nodes.core.effects import Core, Disk, DiskFailed, Send, SingleFlight, Waiters
 from nodes.core.messages import (
     Conflict,
     NotWritten,
@@ -145,6 +145,8 @@ class ReplicaState(Core):
         #: Books whose stored row failed its checksum at start (book -> what was wrong): held at
         #: seq -1, never vouched for, served or handed on, until a peer's copy replaces it.
         self.damaged: dict[int, str] = {}
+        #: Why the last commit failed (disk full, I/O error), until one succeeds again.
+        self.disk_trouble: str | None = None
         self._tokens = 0  # reservation tokens issued since start (with the nonce: unique)
         #: Reservations peers may hold for us though their check's answer never came: (peer, book,
         #: token, until when it could hold). The heartbeat releases them (reservations.py).
@@ -208,7 +210,8 @@ class ReplicaState(Core):
         when the message that brought the copy was sent; a reset since makes it foreign."""
         if copy.seq <= self.books[copy.id].seq or not self.same_generation(generation):
             return False
-        await Disk("write", copy, list(buy_ids))
+        if not await self._stored("write", copy, list(buy_ids)):
+            return False  # not stored: not ours (a peer keeps offering it, catch-up brings it)
         if copy.seq <= self.books[copy.id].seq or not self.same_generation(generation):
             return False  # a newer one landed while we were writing, or a reset
         self.books[copy.id] = copy
@@ -218,6 +221,22 @@ class ReplicaState(Core):
             self._remember_buy(buy_id, copy.id, copy.seq)
         self._settle_after_grants(buy_ids)
         self._emit_seq(copy)
+        return True
+
+    async def _stored(self, method: str, *args: Any) -> bool:
+        """``Disk(method, *args)``, saying whether it was stored. A store that cannot commit
+        (disk full, I/O error) makes the replica say it is in trouble (health answers degraded,
+        so that requests go elsewhere) until a commit succeeds again: it recovers by itself."""
+        try:
+            await Disk(method, *args)
+        except DiskFailed as failed:
+            if self.disk_trouble is None:
+                self.emit("disk", ok=False, message=str(failed))
+            self.disk_trouble = str(failed)
+            return False
+        if self.disk_trouble is not None:
+            self.disk_trouble = None
+            self.emit("disk", ok=True, message="")
         return True
 
     def _settle_after_grants(self, buy_ids: tuple[str, ...] | list[str]) -> None:

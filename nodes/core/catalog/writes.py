@@ -17,15 +17,15 @@ from nodes.core.catalog.state import (
     INVALIDATE_TIMEOUT_S,
     LOCAL_QUEUE_S,
     RESERVATION_TTL_S,
-    Peer,
     Priority,
     WriteAnswer,
 )
-from nodes.core.clocks import NEVER, outwait
-from nodes.core.effects import Disk, Gather, NoAnswer, Send, Sleep
+from nodes.core.clocks import outwait
+from nodes.core.effects import Gather, NoAnswer, Send, Sleep
 from nodes.core.messages import (
     Applied,
     Conflict,
+    Degraded,
     Done,
     Invalidate,
     KnownBuy,
@@ -92,6 +92,11 @@ class Writes(Reservations, GroupCommit):
                 # peers may hold another write of its seq; a check compares seqs only, so a write
                 # built on it would carry its effect over theirs. Not until it has settled.
                 return Conflict(self.books[book_id], "busy")
+            if self.disk_trouble is not None:
+                # Our disk takes no commit: a write begun here could not be stored here. Said
+                # at once, before anything was sent: nothing was written (another replica's
+                # order replica may take the buy).
+                return NotWritten(f"catalog{self.index} cannot store writes: {self.disk_trouble}")
             token = self._new_token()
             # Holding nothing yet, this writer can wait its turn at home whoever holds the book:
             # a wait that holds nothing cannot close a cycle. Checks at peers use wait-die.
@@ -242,9 +247,19 @@ class Writes(Reservations, GroupCommit):
         # when no peer confirmed it, so that after a crash it is still settled (a restarted
         # writer kept an unconfirmed buy as done: simulator seed 2026931348).
         if self.books[book_id].seq < new.seq:
-            await Disk("write", new, list(buy_ids), bool(outcome.granted) and not took)
+            stored = await self._stored("write", new, list(buy_ids), bool(outcome.granted) and not took)
         elif buy_ids:
-            await Disk("add_buys", book_id, [(b, new.seq) for b in buy_ids])
+            stored = await self._stored("add_buys", book_id, [(b, new.seq) for b in buy_ids])
+        else:
+            stored = True
+        if not stored:
+            # Our disk failed the commit (full, failing): the write is not ours. The peers that
+            # took it keep it and catch-up brings it back here; the buy may or may not count.
+            self._unmark_valid(book_id)
+            if took or maybe:
+                return Unconfirmed(f"catalog{self.index} could not store the write ({self.disk_trouble}); "
+                                   "its peers may hold it")
+            return NotWritten(f"catalog{self.index} could not store the write: {self.disk_trouble}")
         for peer, reply in zip(outcome.granted, replies, strict=False):
             if isinstance(reply, NoAnswer):
                 self._note_unreachable(peer, reply)  # it dropped its valid mark when it reserved
@@ -253,7 +268,13 @@ class Writes(Reservations, GroupCommit):
         if outcome.granted and not took and not maybe:
             # Every peer that granted the write refused it (it moved on meanwhile). Kept here
             # alone it would be acknowledged while they answer the old copy: withdraw it.
-            await Disk("undo", self._newest(current), list(buy_ids))
+            if not await self._stored("undo", self._newest(current), list(buy_ids)):
+                # Stored, and now the disk takes no undo: kept as the unconfirmed write it is on
+                # disk too, it gives way once the heartbeat finds the peers moved on (catch_up).
+                self.tentative[book_id] = (update, tuple(p.index for p in outcome.granted))
+                self.books[book_id] = new
+                self._emit_seq(new)
+                return Unconfirmed(f"catalog{self.index} could not withdraw the write: {self.disk_trouble}")
             return NotWritten("no peer took the write")
         unconfirmed = bool(outcome.granted) and not took
         if unconfirmed:
@@ -271,10 +292,15 @@ class Writes(Reservations, GroupCommit):
             self._remember_buy(buy, book_id, new.seq)
         if self.has_frontend and not isinstance(replies[-1], Done):
             await self._invalidate_frontend(new)  # a lost invalidation leaves a stale entry: again
-        holds = self._settle_after(fan_out, outcome.unreachable, buy_ids)
+        # A peer that granted the write but could not store it (its disk refused the commit)
+        # keeps the old copy and may hold a lease on it, granted by anyone: it is left out as
+        # an unreachable one is, and waited out for the longest lease (simulator seed 279).
+        stalled = [p for p, reply in zip(outcome.granted, fan_out, strict=True) if isinstance(reply, Degraded)]
+        left_out = outcome.unreachable + stalled
+        holds = self._settle_after(fan_out, left_out, buy_ids, stalled=stalled)
         # Offered late only once a peer has confirmed it: a replica left out cannot tell an
         # offer of a write that may yet give way from a settled one.
-        missed, maybe_late = await self._deliver_or_outwait(outcome.unreachable, update, holds,
+        missed, maybe_late = await self._deliver_or_outwait(left_out, update, holds,
                                                             offer=took or not outcome.granted)
         if missed and not took and not unconfirmed and not self.lease_ok():
             return await self._withdraw(book_id, current, new, buy_ids, maybe_late)
@@ -282,28 +308,17 @@ class Writes(Reservations, GroupCommit):
             return Unconfirmed("no peer confirmed the write")
         return Written(new)
 
-    def _settle_after(self, fan_out: list[Any], unreachable: list[Peer], buy_ids: tuple[str, ...]) -> dict[int, float]:
-        """The leases the peers that took the write still let the left-out ones hold (their
-        ``holds``, told as seconds left and outwaited on our clock), and the round's buys
-        answered done only once those and ours ran out."""
-        holds: dict[int, float] = {}
-        for reply in fan_out:
-            for index, left in reply.holds if isinstance(reply, Applied) else ():
-                holds[index] = max(holds.get(index, NEVER), self.now + outwait(left))
-        settle = max([until for until in holds.values()]
-                     + [p.granted_until for p in unreachable if not p.refused], default=NEVER)
-        for buy in buy_ids:
-            if settle > self.now:
-                self.buy_settles[buy] = max(self.buy_settles.get(buy, NEVER), settle)
-        return holds
-
     async def _withdraw(self, book_id: int, current: Book, new: Book, buy_ids: tuple[str, ...],
                         maybe_late: bool) -> NotWritten | Unconfirmed:
         """No peer took it, and nothing reached us while we waited for them: we are likely
         the one cut off, and they, still in touch with each other, vouch for the old copy.
         Acknowledged, the write would be read as never made: withdraw it."""
         current = self._newest(current) if self.books[book_id] is not new else current
-        await Disk("undo", current, list(buy_ids))
+        if not await self._stored("undo", current, list(buy_ids)):
+            # The disk takes no undo now: it stays, as an unconfirmed write, settled later.
+            self.tentative.setdefault(book_id, (Update(new, self.index, self._new_token(), buy_ids),
+                                                tuple(p.index for p in self.peers)))
+            return Unconfirmed(f"catalog{self.index} could not withdraw the write: {self.disk_trouble}")
         self.tentative.pop(book_id, None)
         self.books[book_id] = current
         for buy in buy_ids:

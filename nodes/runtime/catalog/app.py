@@ -198,6 +198,16 @@ def init_app(config: CatalogConfig) -> web.Application:
         replica().core.mode = data["mode"]
         return web.json_response(node.state())
 
+    async def set_disk(request: web.Request) -> web.Response:
+        """The "disk full" fault on this replica's real database: SQLite refuses every commit
+        that needs a new page ("database or disk is full") until it is freed again."""
+        data = await json_object(request)
+        if not isinstance(data.get("full"), bool):
+            raise ApiError(400, "'full' must be true (the database may not grow) or false")
+        await replica().driver.on_disk("fill", data["full"])
+        node.telemetry.emit("fault", fault="disk_full", on=data["full"])
+        return web.json_response(node.state())
+
     async def set_peer_order(request: web.Request) -> web.Response:
         data = await json_object(request)
         order = data.get("order")
@@ -275,6 +285,8 @@ def init_app(config: CatalogConfig) -> web.Application:
             {200: ("[[buy_id, seq], ...]", {"type": "array"})}, params=peer),
         post("/admin/mode", set_mode, "The replication rules: Bazar's or the documented ones", {200: state},
              body=body({"mode": {"type": "string", "enum": list(MODES)}}, required=["mode"])),
+        post("/admin/disk", set_disk, "The disk-full fault: the database may not grow, or may again",
+             {200: state}, body=body({"full": {"type": "boolean"}}, required=["full"])),
         post("/admin/peer-order", set_peer_order, "The order in which reads choose peers", {200: state},
              body=body({"order": {"anyOf": [REPLICA_NUMBERS, {"type": "null"}]}, "seed": {"type": "integer"}})),
         post("/admin/reset", reset, "Back to the seven books at seq 0 in a new generation", {200: state},

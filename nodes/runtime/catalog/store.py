@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from typing import Any
 
-from sqlalchemy import Float, Integer, String, bindparam, delete, inspect, select, text, update
+from sqlalchemy import Float, Integer, String, bindparam, delete, event, inspect, select, text, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
@@ -72,6 +73,15 @@ class CatalogStore:
     def __init__(self, path_or_url: str) -> None:
         self.claim = FileClaim(path_or_url)
         self.engine = sqlite_engine(path_or_url)
+        #: The "disk full" fault's limit on the database's pages (None: no limit).
+        self.max_pages: int | None = None
+
+        @event.listens_for(self.engine, "connect")
+        def _limit(dbapi_connection: Any, _record: Any) -> None:
+            if self.max_pages is not None:
+                cursor = dbapi_connection.cursor()
+                cursor.execute(f"PRAGMA max_page_count = {self.max_pages}")
+                cursor.close()
         Base.metadata.create_all(self.engine)
         self._upgrade()
         with Session(self.engine) as session, session.begin():
@@ -102,6 +112,12 @@ class CatalogStore:
         """The books whose row is a write of ours no peer had confirmed when we stopped."""
         with Session(self.engine) as session:
             return list(session.scalars(select(BookRow.id).where(BookRow.tentative != 0)))
+
+    def forget(self, buy_ids: list[str]) -> None:
+        """Forget buys of a tentative write whose row was found damaged: never offered again."""
+        if buy_ids:
+            with self.engine.begin() as connection:
+                connection.execute(_FORGET_BUYS, {"buy_ids": list(buy_ids)})
 
     def confirm(self, book_id: int) -> None:
         """A peer holds our tentative write of ``book_id``: it is settled."""
@@ -135,6 +151,22 @@ class CatalogStore:
             connection.execute(_SET_BOOK, _book_params(book))
             if buy_ids:
                 connection.execute(_FORGET_BUYS, {"buy_ids": list(buy_ids)})
+
+    def probe(self) -> None:
+        """A commit of the kind a buy makes (a new applied-buy row, taken out again in the same
+        transaction): once it succeeds, the disk takes writes again."""
+        with self.engine.begin() as connection:
+            connection.execute(_ADD_BUYS, [{"buy_id": "bazar-probe-" + "x" * 2000, "book_id": 0, "seq": 0,
+                                            "at": time.time()}])
+            connection.execute(_FORGET_BUYS, {"buy_ids": ["bazar-probe-" + "x" * 2000]})
+
+    def fill(self, full: bool) -> None:
+        """The "disk full" fault: from now on the database may not grow (SQLite then refuses a
+        commit that needs a new page with "database or disk is full"), or may again."""
+        with self.engine.connect() as connection:
+            pages = connection.exec_driver_sql("PRAGMA page_count").scalar() or 1
+        self.max_pages = int(pages) if full else None
+        self.engine.dispose()  # the limit is set per connection (``_limit``): open them anew
 
     def add_buys(self, book_id: int, buys: list[tuple[str, int]]) -> None:
         """Remember buys (id, seq) applied elsewhere, without touching the book's row."""

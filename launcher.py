@@ -154,6 +154,7 @@ HELP = """commands (NODE is frontend, catalog0, order1, ...):
   partition --one-way A B   cut only A -> B: B hears nothing from A, A still hears B
   heal                   (no node) restore every link a partition cut
   restart NODE           stop it cleanly and start it again (start NODE after a crash)
+  disk NODE full|free    a catalog replica's database may not grow ("database or disk is full"), or may again
   reset                  every replica's database back to the seven books
   log NODE               the last lines of its log
   quit                   stop every node and leave"""
@@ -183,6 +184,12 @@ async def control(supervisor: Supervisor, line: str) -> str:
     if verb == "heal" and not rest:
         await supervisor.heal_partitions()
         return "every link is restored"
+    if verb == "disk":
+        if len(rest) != 2 or rest[1] not in ("full", "free") or not rest[0].startswith("catalog"):
+            return "usage: disk CATALOG full|free"
+        broken = nemesis.fault("disk", rest[0])
+        await (nemesis.apply if rest[1] == "full" else nemesis.heal)(supervisor, broken)
+        return f"{rest[0]}: its database {'may not grow' if rest[1] == 'full' else 'may grow again'}"
     # One fault record, applied or healed, as the injector, the scenarios and the window do.
     breaks = {"crash": "crash", "hang": "hang", "cut": "cut", "restart": "restart", "slow": "slow"}
     heals = {"start": "crash", "resume": "hang", "heal": "cut"}

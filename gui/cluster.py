@@ -79,13 +79,17 @@ class NodeCard(QFrame):
         self.cut_button.setToolTip("Drop all traffic but admin and telemetry; it keeps running and its memory")
         self.restart_button = QPushButton("Restart")
         self.restart_button.setToolTip("A clean stop (SIGTERM) and a start; same port, same database")
+        self.disk_button = QPushButton("Fill disk")
+        self.disk_button.setToolTip("Its database may not grow: SQLite refuses new writes with "
+                                    "\"database or disk is full\" until the disk is freed")
+        self.disk_button.setVisible(health.role == "catalog")
         self.log_button = QPushButton("Log")
         self.log_button.setToolTip("What happened to the node, and its own log file")
         for button in (self.crash_button, self.hang_button, self.slow_button, self.cut_button, self.restart_button,
-                       self.log_button):
+                       self.disk_button, self.log_button):
             button.setAccessibleName(f"{button.text()} {name}")
         if self.attached:
-            for button in (self.crash_button, self.hang_button, self.restart_button):
+            for button in (self.crash_button, self.hang_button, self.restart_button, self.disk_button):
                 button.setEnabled(False)
                 button.setToolTip("Attached node: only slow and cut off work on it")
 
@@ -107,6 +111,8 @@ class NodeCard(QFrame):
         buttons.addWidget(self.slow_ms, 1, 0)
         buttons.addWidget(self.slow_button, 1, 1)
         buttons.addWidget(self.cut_button, 1, 2)
+        if health.role == "catalog":
+            buttons.addWidget(self.disk_button, 2, 2)
         layout = QVBoxLayout(self)
         layout.addLayout(head)
         layout.addWidget(self.note)
@@ -119,6 +125,8 @@ class NodeCard(QFrame):
         self.cut_button.clicked.connect(
             lambda: self._do(self.controller.cut_off(name, self.model.health(name).state != HealthState.CUT_OFF)))
         self.restart_button.clicked.connect(lambda: self._do(self.controller.restart(name)))
+        self.disk_button.clicked.connect(
+            lambda: self._do(self.controller.fill_disk(name, not self.model.health(name).process.disk_full)))
         self.log_button.clicked.connect(self.show_log)
         self.refresh()
 
@@ -167,6 +175,9 @@ class NodeCard(QFrame):
         self.cut_button.setEnabled(alive and not busy)
         self.slow_button.setText("Normal speed" if process.slow_ms else "Slow")
         self.cut_button.setText("Heal" if health.state == HealthState.CUT_OFF else "Cut off")
+        if not self.attached:
+            self.disk_button.setEnabled(alive and not busy)
+            self.disk_button.setText("Free disk" if process.disk_full else "Fill disk")
 
 
 def _clock(seconds: float) -> str:

@@ -77,6 +77,14 @@ class NodeAdmin:
         self._note(self.node(name), HealthState.CUT_OFF if on else "healed")
         self._changed(self.node(name))
 
+    async def fill_disk(self, name: str, full: bool) -> None:
+        """The disk-full fault on a catalog replica: its real database may not grow (SQLite
+        answers "database or disk is full"), or may again."""
+        await self.admin(name, "POST", "/admin/disk", {"full": full})
+        self.node(name).disk_full = full
+        self._note(self.node(name), "disk full: its database may not grow" if full else "disk freed")
+        self._changed(self.node(name))
+
     async def partition(self, a: str, b: str, *, one_way: bool = False, on: bool = True) -> None:
         """Cut the link from ``a`` to ``b`` (and back, unless ``one_way``): messages on it are
         lost, as on a network that stopped delivering (W8). ``on=False`` restores it."""

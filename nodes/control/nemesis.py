@@ -1,5 +1,5 @@
 """What goes wrong (the "nemesis" of Jepsen's client/nemesis/checker split), on real processes:
-crashes, hangs, cut-offs, restarts and partitions of catalog and order replicas, for a bounded
+crashes, hangs, cut-offs, restarts, partitions and full disks of catalog and order replicas, for a bounded
 time, each healed before the next and all of them healed at the end. Every fault is written
 into the run's one history (``history.Fault``) on the same clock as the operations."""
 from __future__ import annotations
@@ -12,7 +12,7 @@ from nodes.control.supervisor import ClusterError, Supervisor
 from nodes.core.vocabulary import NodeState
 from nodes.verify.history import Fault
 
-ACTIONS = ("crash", "hang", "cut", "restart", "partition")
+ACTIONS = ("crash", "hang", "cut", "restart", "partition", "disk")
 #: Every fault a person or a program can apply and heal; the injector picks from ACTIONS.
 KINDS = (*ACTIONS, "slow")
 
@@ -50,6 +50,8 @@ async def apply(supervisor: Supervisor, fault: Fault, *, wait_ready: bool = True
         await supervisor.partition(fault.nodes[0], fault.nodes[1], one_way=fault.detail.startswith("one-way"))
     elif fault.action == "slow":
         await supervisor.slow(node, int(fault.detail.split()[-2]))
+    elif fault.action == "disk":
+        await supervisor.fill_disk(node, True)
     else:
         raise ClusterError(f"unknown fault '{fault.action}'; choose from {', '.join(KINDS)}")
 
@@ -66,6 +68,9 @@ async def heal(supervisor: Supervisor, fault: Fault, *, wait_ready: bool = True)
         await supervisor.cut_off(node, False)
     elif fault.action == "slow":
         await supervisor.slow(node, 0)
+    elif fault.action == "disk":
+        await supervisor.fill_disk(node, False)
+        return
     elif fault.action == "partition":
         await supervisor.partition(fault.nodes[0], fault.nodes[1], one_way=fault.detail.startswith("one-way"),
                                    on=False)
@@ -100,6 +105,8 @@ class Nemesis:
                 # A link between two nodes, the front-end's included, cut both ways or one way.
                 broken = fault(action, *self.rng.sample(self._victims() + ["frontend"], 2),
                                one_way=self.rng.random() < 0.5)
+            elif action == "disk":  # only a catalog replica's database takes the fault
+                broken = fault(action, self.rng.choice([n for n in self._victims() if n.startswith("catalog")]))
             else:
                 broken = fault(action, self.rng.choice(self._victims()))
             await apply(self.supervisor, broken)
@@ -120,6 +127,8 @@ class Nemesis:
                     self.supervisor.resume(node.name)
                 if node.cut_off:
                     await self.supervisor.cut_off(node.name, False)
+                if node.disk_full:
+                    await self.supervisor.fill_disk(node.name, False)
                 if node.state in (NodeState.DOWN, NodeState.EXITED):
                     self.supervisor.start(node.name)
             except ClusterError:

@@ -29,6 +29,7 @@ class ManagedNode:
     exit_code: int | None = None
     slow_ms: int = 0
     cut_off: bool = False
+    disk_full: bool = False  # a catalog replica's database may not grow (the disk-full fault)
     #: Partitions in force: nodes whose messages never reach this one, and the reverse.
     deaf_to: frozenset[str] = frozenset()
     mute_to: frozenset[str] = frozenset()

@@ -46,6 +46,12 @@ def derive_health(view: NodeView, process: ProcessState, catalog: str | None = N
     notes = list(link_notes(process))
     if notes and state.serving:
         text += f", {len(notes)} link{'s' if len(notes) > 1 else ''} cut"
+    disk = view.state.get("disk", "ok")
+    if state.serving and (process.disk_full or (disk and disk != "ok")):
+        text += ", disk full" if process.disk_full else ", cannot store writes"
+        notes.append("its database takes no new write" + (f" ({disk})" if disk and disk != "ok" else " yet")
+                     + ": it stores nothing it cannot keep, says it is degraded so that requests go to the other "
+                     "replicas, and catches up by itself once the disk is freed")
     if state == HealthState.SLOW and view.role == "order":
         notes.append("the front-end sends buys to the next order replica when this one is slower than "
                      "its timeout, so few requests reach it")

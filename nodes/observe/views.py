@@ -99,12 +99,14 @@ class ProcessState:
     #: own messages no longer reach.
     deaf_to: frozenset[str] = frozenset()
     mute_to: frozenset[str] = frozenset()
+    #: A catalog replica's database may not grow (the disk-full fault).
+    disk_full: bool = False
 
     @classmethod
     def of(cls, node: Any) -> ProcessState:
         """A copy of a supervisor's ``ManagedNode``."""
         return cls(NodeState(node.state), node.slow_ms, node.cut_off, node.pid, node.exit_code, node.started_at,
-                   node.attached, frozenset(node.deaf_to), frozenset(node.mute_to))
+                   node.attached, frozenset(node.deaf_to), frozenset(node.mute_to), node.disk_full)
 
 
 #: Every state a node can be in, each its own; the order is how bad it is.

@@ -97,6 +97,10 @@ class Controller:
     async def cut_off(self, name: str, on: bool) -> None:
         await (nemesis.apply if on else nemesis.heal)(self.supervisor, nemesis.fault("cut", name), wait_ready=False)
 
+    async def fill_disk(self, name: str, full: bool) -> None:
+        """The disk-full fault on a catalog replica's real database, or freeing it."""
+        await (nemesis.apply if full else nemesis.heal)(self.supervisor, nemesis.fault("disk", name))
+
     async def cut_link(self, sender: str, receiver: str, *, one_way: bool, on: bool = True) -> None:
         """Cut (or restore) the link from ``sender`` to ``receiver``, and back unless
         ``one_way``: messages on it are lost and calls time out, as on a real network (W8)."""

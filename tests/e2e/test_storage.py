@@ -11,6 +11,7 @@ from dataclasses import replace
 
 import pytest
 
+from launcher import control
 from nodes.runtime.catalog.store import CatalogStore
 from tests.support import live, make_cluster, wait_until
 
@@ -106,8 +107,9 @@ async def test_a_full_disk_fails_writes_cleanly_says_degraded_and_recovers_by_it
     async with live(make_cluster(tmp_path, catalogs=3, orders=3), supervisors) as (supervisor, http):
         await http.set_stock(BOOK, 400)
         start = (await http.book_state("catalog0", BOOK))["quantity"]
-        status, _, _ = await http.request("POST", "catalog1", "/admin/disk", {"full": True}, secret=True)
-        assert status == 200
+        # As typed at the headless launcher's prompt (the window's Fill disk does the same).
+        assert await control(supervisor, "disk catalog1 full") == "catalog1: its database may not grow"
+        assert supervisor.node("catalog1").disk_full
         outcomes: dict[int, int] = {}
         for _ in range(300):  # a page of applied buys fills within some 60 buys
             status, body = await http.put(f"/buy/{BOOK}")
@@ -127,8 +129,7 @@ async def test_a_full_disk_fails_writes_cleanly_says_degraded_and_recovers_by_it
         print(f"\noutcomes with catalog1's disk full: {outcomes}")
         assert outcomes.get(200, 0) >= 20, outcomes
 
-        status, _, _ = await http.request("POST", "catalog1", "/admin/disk", {"full": False}, secret=True)
-        assert status == 200
+        assert await control(supervisor, "disk catalog1 free") == "catalog1: its database may grow again"
 
         async def recovered() -> bool:
             rows = [await http.book_state(f"catalog{i}", BOOK) for i in range(3)]

@@ -298,3 +298,23 @@ def test_the_launcher_names_the_system_packages_when_qt_cannot_open_the_display(
     assert done.returncode == 2
     assert "apt-get install" in done.stderr and "libxcb-icccm4" in done.stderr and "libxcb-keysyms1" in done.stderr
     assert "--headless" in done.stderr
+
+
+def test_fill_disk_on_a_catalog_card_reaches_its_real_database_and_the_card_says_so(window, qtbot):
+    """Issue 25: the disk-full fault from the window. Fill disk caps catalog2's real SQLite
+    file, the card says "disk full" and offers Free disk, which undoes it; order and front-end
+    cards have no such button (only a catalog replica's database takes the fault)."""
+    supervisor, cards = window.session.supervisor, window.cluster_view.cards
+    window.tabs.setCurrentWidget(window.cluster_view)
+    card = cards["catalog2"]
+    assert card.disk_button.isVisible() and card.disk_button.text() == "Fill disk"
+    assert not cards["order0"].disk_button.isVisible() and not cards["frontend"].disk_button.isVisible()
+    qtbot.mouseClick(card.disk_button, Qt.MouseButton.LeftButton)
+    window.run(wait_until(lambda: supervisor.node("catalog2").disk_full and card.disk_button.text() == "Free disk",
+                          10, "the disk to fill"))
+    window.run(wait_until(lambda: "disk full" in card.status.text() and "takes no new write" in card.note.text(),
+                          5, "the card to say it"))
+    qtbot.mouseClick(card.disk_button, Qt.MouseButton.LeftButton)
+    window.run(wait_until(lambda: not supervisor.node("catalog2").disk_full and card.disk_button.text() == "Fill disk",
+                          10, "the disk to be freed"))
+    assert "disk full" not in card.status.text()

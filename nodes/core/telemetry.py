@@ -66,9 +66,13 @@ class Telemetry:
         self.enabled = enabled
         self.recent: collections.deque[dict[str, Any]] = collections.deque(maxlen=keep)
         self.subscribers: list[Subscriber] = []
+        #: Called with every event, streamed or not, telemetry on or off (the node's metrics).
+        self.observers: list[Callable[[str, dict[str, Any]], None]] = []
         self._counter = itertools.count(1)
 
     def emit(self, kind: str, **fields: Any) -> None:
+        for observe in self.observers:
+            observe(kind, fields)
         if not self.enabled:
             return
         event = {"kind": kind, "node": self.node, "n": next(self._counter), "t": time.time(), **fields}

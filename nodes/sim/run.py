@@ -317,8 +317,8 @@ def simulate(options: Options, schedule: list[PlannedFault] | None = None) -> Re
         buys = {buy_id: book for buy_id, (book, _seq) in core.buys.items()} if guard else None
         history.finals.append(Final(process.name, rows, buys))
     anomalies = check(history)
-    if world.runaway:
-        anomalies.insert(0, Anomaly("runaway", world.runaway, world.now))
+    if world.stopped:
+        anomalies.insert(0, Anomaly(*world.stopped, at=world.now))
     frontend = world.processes["frontend"].core
     return Result(options, schedule, history, anomalies, world.events, time.perf_counter() - started, world.now,
                   dict(world.sent), getattr(frontend, "shared_reads", 0))

@@ -278,6 +278,9 @@ class Fiber:
         except BookUnknown as exc:
             self.done(None, exc)
             return
+        except Exception as exc:  # a core that raises what it should have handled: the seed fails
+            world.stop("exception", f"{self.process.name}: {type(exc).__name__}: {exc}")
+            return
         if isinstance(effect, Send):
             world.send(self.process.name, effect, lambda answer: self.resume_later(0.0, answer))
         elif isinstance(effect, Gather):
@@ -374,7 +377,8 @@ class World:
                  catalog_rules: frozenset[Rule] = BAZAR, network: Network | None = None,
                  stock: int | None = None) -> None:
         self.rng = random.Random(seed)
-        self.runaway: str | None = None
+        #: Why the run was stopped early (kind, message): a runaway, or a core's exception.
+        self.stopped: tuple[str, str] | None = None
         #: Called with a node's name just before a crashed node starts again (a disk fault, say).
         self.restarting: Callable[[str], None] = lambda name: None
         self.now = 0.0
@@ -413,6 +417,12 @@ class World:
         self._n += 1
         heapq.heappush(self._queue, (when, self._n, job))
 
+    def stop(self, kind: str, message: str) -> None:
+        """End the run now, as a failure of the seed (``kind``: "runaway" or "exception")."""
+        if self.stopped is None:
+            self.stopped = (kind, message)
+        self._queue.clear()
+
     def run_until(self, until: float) -> None:
         queue = self._queue
         while queue and queue[0][0] <= until:
@@ -423,8 +433,8 @@ class World:
             if self.events > MAX_EVENTS:
                 # A run that stops making progress (a loop of zero-length waits, say) ends here,
                 # reported as a failure of its own rather than left to eat the machine's memory.
-                self.runaway = f"more than {MAX_EVENTS:,} events by {self.now:.3f} s: the run stopped making progress"
-                queue.clear()
+                self.stop("runaway", f"more than {MAX_EVENTS:,} events by {self.now:.3f} s: "
+                          "the run stopped making progress")
                 break
             job()
         self.now = max(self.now, until)

@@ -107,7 +107,8 @@ class CatalogReplica(Writes, Reads, CatchUp):
                 # that took the write hands them back with its copy (catch-up fetches the buys
                 # it remembers and we lack); otherwise they were never carried out (seed
                 # 2027417932: kept, they counted a buy the peers never made).
-                await Disk("forget", list(buys))
+                if not await self._stored("forget", list(buys)):
+                    self.unforgotten[book_id] = list(buys)  # forgotten on disk with the repair
                 for buy_id in buys:
                     self._forget_buy(buy_id)
                 continue

@@ -145,6 +145,9 @@ class ReplicaState(Core):
         #: Books whose stored row failed its checksum at start (book -> what was wrong): held at
         #: seq -1, never vouched for, served or handed on, until a peer's copy replaces it.
         self.damaged: dict[int, str] = {}
+        #: Buys of a damaged tentative row that a full disk kept us from forgetting at start:
+        #: forgotten on disk together with the row's repair (``_adopt``).
+        self.unforgotten: dict[int, list[str]] = {}
         #: Why the last commit failed (disk full, I/O error), until one succeeds again.
         self.disk_trouble: str | None = None
         self._tokens = 0  # reservation tokens issued since start (with the nonce: unique)
@@ -210,6 +213,9 @@ class ReplicaState(Core):
         when the message that brought the copy was sent; a reset since makes it foreign."""
         if copy.seq <= self.books[copy.id].seq or not self.same_generation(generation):
             return False
+        if copy.id in self.unforgotten and not await self._stored("undo", copy, self.unforgotten[copy.id]):
+            return False
+        self.unforgotten.pop(copy.id, None)
         if not await self._stored("write", copy, list(buy_ids)):
             return False  # not stored: not ours (a peer keeps offering it, catch-up brings it)
         if copy.seq <= self.books[copy.id].seq or not self.same_generation(generation):

@@ -46,10 +46,12 @@ from nodes.runtime.contract import (
     route_table,
 )
 from nodes.runtime.errors import ApiError, json_errors, json_object, optional_int
+from nodes.runtime.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from nodes.runtime.metrics import Metrics
 
 ADMIN_PREFIX = "/admin/"
 #: Background chatter (probes, heartbeats) left out of the request events.
-QUIET_PATHS = frozenset({"/health", "/rep/ping"})
+QUIET_PATHS = frozenset({"/health", "/rep/ping", "/metrics"})
 #: Events a live subscriber may fall behind by before it loses the oldest.
 SUBSCRIBER_LIMIT = 5000
 TELEMETRY_SNDBUF = 64 * 1024
@@ -101,6 +103,8 @@ class Node:
 
     def __post_init__(self) -> None:
         self.telemetry = Telemetry(self.name, enabled=self.telemetry_on)
+        self.metrics = Metrics(self.name)
+        self.telemetry.observers.append(self.metrics.observe)
         self.client = PeerClient(self.telemetry, timeouts=self.timeouts, secret=self.secret, sender=self.name,
                                  links=self.faults, pace=self.pace)
 
@@ -305,6 +309,9 @@ def _admin_routes(node: Node) -> list[Route]:
     async def state(_request: web.Request) -> web.Response:
         return web.json_response(node.state())
 
+    async def metrics(_request: web.Request) -> web.Response:
+        return web.Response(body=node.metrics.exposition(), headers={"Content-Type": METRICS_CONTENT_TYPE})
+
     async def set_slow(request: web.Request) -> web.Response:
         data = await json_object(request)
         delay = optional_int(data, "ms", minimum=0)
@@ -410,6 +417,8 @@ def _admin_routes(node: Node) -> list[Route]:
         get("/health", health, "Is the node up? (the front-end's probe, an order replica's check)", health_answers,
             params=(Param("from", "query", {"type": "string"}, "The prober's name"),)),
         get("/admin/state", state, "The node's state", {200: state_answer}),
+        get("/metrics", metrics, "Prometheus metrics: requests, latency, calls, cache, buys, replication",
+            {200: "Prometheus' text format (text/plain; version=0.0.4)"}),
         post("/admin/slow", set_slow, "Delay every answer (admin routes excepted)",
              {200: state_answer}, body=body({"ms": {"type": "integer", "minimum": 0, "maximum": 60_000}},
                                             required=["ms"])),

@@ -19,7 +19,7 @@ import aiohttp
 from nodes.control.clusterfile import Cluster, Timeouts
 from nodes.control.supervisor import Supervisor
 from nodes.core.effects import Core, Effect, Gather, Send
-from nodes.runtime.client import SECRET_HEADER
+from nodes.runtime.signing import SECRET_HEADER
 
 
 def make_cluster(tmp: Path, catalogs: int = 2, orders: int = 2, **changes: Any) -> Cluster:

@@ -4,16 +4,18 @@ has settled, reset every database. Process control (start, crash, hang) is the s
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Callable
 from typing import Any
 
 import aiohttp
+import yarl
 
 from nodes.control.errors import ClusterError
 from nodes.control.processes import ManagedNode
 from nodes.core.vocabulary import HealthState, NodeState
-from nodes.runtime.client import SECRET_HEADER
+from nodes.runtime.signing import signed
 
 
 class NodeAdmin:
@@ -37,10 +39,14 @@ class NodeAdmin:
         if self._session is None or self._session.closed or self._session_loop is not loop:
             self._session = aiohttp.ClientSession()
             self._session_loop = loop
+        url = yarl.URL(node.address + path)
+        data = None if body is None else json.dumps(body).encode()
+        headers = signed(self.secret, method, url.raw_path_qs, data or b"")  # the secret stays here
+        if data is not None:
+            headers["Content-Type"] = "application/json"
         try:
             async with self._session.request(
-                method, node.address + path, json=body, headers={SECRET_HEADER: self.secret},
-                timeout=aiohttp.ClientTimeout(total=timeout),
+                method, url, data=data, headers=headers, timeout=aiohttp.ClientTimeout(total=timeout),
             ) as resp:
                 data = await resp.json(content_type=None)
                 if resp.status >= 400:

@@ -17,6 +17,7 @@ import aiohttp
 from nodes.control.nemesis import ACTIONS, Nemesis
 from nodes.control.supervisor import ClusterError, Supervisor
 from nodes.core.wire import BUY_ID_HEADER
+from nodes.runtime.signing import signed
 from nodes.verify.checker import Anomaly, check
 from nodes.verify.history import Final, History, Operation
 
@@ -153,9 +154,9 @@ async def fault_run(supervisor: Supervisor, seconds: float, *, seed: int = 1, bu
             await nemesis.heal_all()
         say("healed; reading every book at every replica at once")
         healed = time.monotonic()
-        headers = {"X-Bazar-Secret": supervisor.secret}
         post_heal = await asyncio.gather(*(
-            read(session, node.address, f"/query/item/{book}", book, node.name, headers)
+            read(session, node.address, f"/query/item/{book}", book, node.name,
+                 signed(supervisor.secret, "GET", f"/query/item/{book}"))
             for node in supervisor.of_role("catalog") for book in BOOKS))
     await supervisor.wait_settled()
     agreed_after = await converged(supervisor, CONVERGENCE_BOUND_S)

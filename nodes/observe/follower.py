@@ -17,7 +17,7 @@ from nodes.observe.model import ClusterModel
 from nodes.observe.observations import ProcessChanged, StreamState, Tick
 from nodes.observe.traces import Trace
 from nodes.observe.views import ProcessState
-from nodes.runtime.client import SECRET_HEADER
+from nodes.runtime.signing import signed
 from nodes.runtime.tasks import cancel_and_wait
 
 RECONNECT_S = 0.3
@@ -77,9 +77,10 @@ class Follower:
             self.model.apply(Tick(time.time()))
 
     async def _follow(self, name: str, address: str) -> None:
-        headers = {SECRET_HEADER: self.secret} if self.secret else {}
         assert self._session is not None
         while True:
+            # Signed anew for each connection: a signature is taken once (signing.py).
+            headers = signed(self.secret, "GET", "/admin/telemetry") if self.secret else {}
             try:
                 async with self._session.ws_connect(address + "/admin/telemetry", headers=headers,
                                                     heartbeat=2.0, timeout=aiohttp.ClientWSTimeout(ws_close=1.0),

@@ -16,8 +16,8 @@ import aiohttp
 import yarl
 
 from nodes.core.telemetry import SPAN_HEADER, TRACE_HEADER, Telemetry, current_span, current_trace, new_span_id
+from nodes.runtime.signing import signed
 
-SECRET_HEADER = "X-Bazar-Secret"
 #: Who sends a message between nodes: a partition drops messages by link (node.py).
 SENDER_HEADER = "X-Bazar-From"
 #: Sent with background chatter (probes, pings): its answer is never held at teaching speed.
@@ -194,8 +194,6 @@ class PeerClient:
         headers = dict(extra_headers or {})
         if self.sender:
             headers[SENDER_HEADER] = self.sender
-        if self.secret:
-            headers[SECRET_HEADER] = self.secret
         trace = current_trace.get()
         if trace:
             headers[TRACE_HEADER] = trace
@@ -204,9 +202,14 @@ class PeerClient:
         # The path is quoted already (nodes/core/wire.py): sent as it is, so that a topic ".." stays
         # a topic instead of being read as "the folder above".
         target = yarl.URL(url, encoded=True)
+        data = None if body is None else _dumps(body).encode()
+        if data is not None:
+            headers["Content-Type"] = "application/json"
         for attempt in (1, 2):
+            if self.secret:  # signed, each try anew: the secret itself never crosses the wire
+                headers.update(signed(self.secret, method, target.raw_path_qs, data or b""))
             try:
-                async with self.session.request(method, target, json=body, headers=headers,
+                async with self.session.request(method, target, data=data, headers=headers,
                                                 timeout=timeout) as resp:
                     raw = await resp.read()
                     data = _loads(raw) if raw else None

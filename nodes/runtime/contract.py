@@ -12,8 +12,8 @@ from typing import Any
 
 from aiohttp import web
 
-from nodes.runtime.client import SECRET_HEADER
 from nodes.runtime.errors import MAX_BODY_BYTES
+from nodes.runtime.signing import SECRET_HEADER
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Schema = dict[str, Any]
@@ -165,7 +165,10 @@ def describe(routes: Iterable[Route], *, title: str, internal_prefixes: tuple[st
     if secret:
         document["components"]["securitySchemes"] = {
             SECURITY_SCHEME: {"type": "apiKey", "in": "header", "name": SECRET_HEADER,
-                              "description": "The cluster's secret: internal and admin routes need it (W6)."}}
+                              "description": "The cluster's secret: internal and admin routes need it (W6). Taken "
+                                             "only by a node bound to loopback; every node takes instead an "
+                                             "X-Bazar-Signature header (an HMAC of the request under the "
+                                             "secret: docs/api.md, Headers), the only way off loopback."}}
     return document
 
 
@@ -189,7 +192,7 @@ def _operation(route: Route, internal: bool, secured: bool) -> dict[str, Any]:
         answers.setdefault(413, f"The body is over {MAX_BODY_BYTES} bytes")
     if secured:
         operation["security"] = [{SECURITY_SCHEME: []}]
-        answers.setdefault(401, f"No valid {SECRET_HEADER}: the route is internal to the cluster")
+        answers.setdefault(401, f"No valid signature or {SECRET_HEADER}: the route is internal to the cluster")
     operation["responses"] = {str(status): _response(status, answers[status]) for status in sorted(answers)}
     return operation
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
 import os
 import socket
@@ -26,7 +25,6 @@ from nodes.core.telemetry import (
 from nodes.core.wire import BUY_ID_HEADER
 from nodes.runtime.client import (
     MAX_PACE_MS,
-    SECRET_HEADER,
     SENDER_HEADER,
     UNHELD_HEADER,
     Pace,
@@ -48,6 +46,7 @@ from nodes.runtime.contract import (
 from nodes.runtime.errors import ApiError, json_errors, json_object, optional_int
 from nodes.runtime.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from nodes.runtime.metrics import Metrics
+from nodes.runtime.signing import Verifier
 
 ADMIN_PREFIX = "/admin/"
 #: Background chatter (probes, heartbeats) left out of the request events.
@@ -84,6 +83,8 @@ class Node:
     index: int
     timeouts: Timeouts
     secret: str | None = None
+    #: Bound to loopback: the plain secret header is taken as well as a signature (signing.py).
+    loopback: bool = True
     #: Path prefixes only the cluster (holders of the secret) may call (W6).
     internal_prefixes: tuple[str, ...] = ()
     faults: Faults = field(default_factory=Faults)
@@ -269,13 +270,17 @@ def _slow(node: Node):
 
 
 def _secret(node: Node):
+    """Internal and admin routes only for holders of the secret: a signed request, or on
+    loopback the plain header (signing.py)."""
+    verifier = Verifier(node.secret, plain_ok=node.loopback) if node.secret else None
+
     @web.middleware
     async def middleware(request: web.Request, handler):
-        if node.secret and request.path.startswith(node.internal_prefixes + (ADMIN_PREFIX,)):
-            # Header bytes that are not UTF-8 arrive as surrogates: they never match, and say so.
-            given = request.headers.get(SECRET_HEADER, "").encode("utf-8", "surrogateescape")
-            if not hmac.compare_digest(given, node.secret.encode()):
-                raise ApiError(401, "This endpoint is internal to the cluster: a valid X-Bazar-Secret is required")
+        if verifier is not None and request.path.startswith(node.internal_prefixes + (ADMIN_PREFIX,)):
+            body = await request.read() if request.can_read_body else b""
+            refusal = verifier.refusal(request.method, request.raw_path, body, request.headers)
+            if refusal is not None:
+                raise ApiError(401, refusal)
         return await handler(request)
 
     return middleware

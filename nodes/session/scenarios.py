@@ -36,7 +36,7 @@ from nodes.core.telemetry import TRACE_HEADER, new_trace_id
 from nodes.core.vocabulary import NodeState
 from nodes.observe.follower import fetch_trace
 from nodes.observe.traces import Hop, Trace
-from nodes.runtime.client import SECRET_HEADER
+from nodes.runtime.signing import SECRET_HEADER
 
 SCENARIO_DIR = Path(__file__).resolve().parent.parent.parent / "assets" / "scenarios"
 STEPS = {"crash", "start", "restart", "hang", "resume", "cut", "heal", "slow", "write", "read", "stock",

@@ -82,16 +82,22 @@ def free_port() -> int:
 
 
 #: Run inside the front-end's container, the only place the nodes' network is reached from:
-#: each (method, url, body) with the cluster secret the container was given, answered as
+#: each (method, url, body) signed with the cluster secret the container was given (off
+#: loopback a node refuses the plain secret: nodes/runtime/signing.py), answered as
 #: [status, body] (status 0: no answer).
 ADMIN_SCRIPT = """
-import json, sys, urllib.error, urllib.request
+import hashlib, hmac, json, secrets, sys, time, urllib.error, urllib.parse, urllib.request
 secret = open('/run/secrets/bazar_secret').read().strip()
 out = []
 for method, url, body in json.loads(sys.argv[1]):
     data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, method=method,
-                                     headers={'X-Bazar-Secret': secret, 'Content-Type': 'application/json'})
+    parts = urllib.parse.urlsplit(url)
+    path_qs = parts.path + ('?' + parts.query if parts.query else '')
+    at, nonce = f'{time.time():.3f}', secrets.token_hex(8)
+    message = '\\n'.join((method, path_qs, hashlib.sha256(data or b'').hexdigest(), at, nonce)).encode()
+    mac = hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+    request = urllib.request.Request(url, data=data, method=method, headers={
+        'X-Bazar-Signature': f't={at},n={nonce},s={mac}', 'Content-Type': 'application/json'})
     try:
         with urllib.request.urlopen(request, timeout=10) as answer:
             out.append([answer.status, json.loads(answer.read() or b'null')])

@@ -27,10 +27,10 @@ from schemathesis.checks import (
 from schemathesis.core.failures import FailureGroup
 
 from nodes.runtime.catalog.app import init_app as catalog_app
-from nodes.runtime.client import SECRET_HEADER
 from nodes.runtime.config import CatalogConfig, FrontendConfig, OrderConfig
 from nodes.runtime.frontend.app import init_app as frontend_app
 from nodes.runtime.order.app import init_app as order_app
+from nodes.runtime.signing import SECRET_HEADER
 from tests.support import fast_timeouts, make_cluster, start
 
 pytestmark = pytest.mark.timeout(150)

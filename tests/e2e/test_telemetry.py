@@ -11,8 +11,8 @@ import pytest
 from nodes.core.telemetry import TRACE_HEADER, Telemetry, new_trace_id
 from nodes.observe.follower import Follower, fetch_trace
 from nodes.observe.model import ClusterModel
-from nodes.runtime.client import SECRET_HEADER
 from nodes.runtime.node import SUBSCRIBER_LIMIT
+from nodes.runtime.signing import SECRET_HEADER
 from nodes.session.scenarios import load, play_on
 from tests.support import Http, live, make_cluster, start, wait_until
 

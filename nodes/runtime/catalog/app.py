@@ -54,6 +54,7 @@ from nodes.runtime.errors import (
     whole_number,
 )
 from nodes.runtime.node import Node, build_app
+from nodes.runtime.signing import is_loopback
 
 MAX_ID_TEXT = 100
 #: A generation is a time in nanoseconds: never beyond 64 bits (SQLite's integers).
@@ -68,6 +69,7 @@ def init_app(config: CatalogConfig) -> web.Application:
         config.index,
         config.timeouts,
         secret=config.secret,
+        loopback=is_loopback(config.host),
         internal_prefixes=("/update/", "/rep/"),
         telemetry_on=config.telemetry,
         pace=Pace(config.pace_ms),

@@ -29,11 +29,13 @@ from nodes.runtime.contract import (
 from nodes.runtime.driver import Driver
 from nodes.runtime.errors import ApiError, book_id, buy_id_of, json_object, optional_int, whole_number
 from nodes.runtime.node import Node, build_app
+from nodes.runtime.signing import is_loopback
 from nodes.runtime.tasks import cancel_and_wait
 
 
 def init_app(config: FrontendConfig) -> web.Application:
-    node = Node("frontend", 0, config.timeouts, secret=config.secret, internal_prefixes=("/invalidate/",),
+    node = Node("frontend", 0, config.timeouts, secret=config.secret, loopback=is_loopback(config.host),
+                internal_prefixes=("/invalidate/",),
                 telemetry_on=config.telemetry, pace=Pace(config.pace_ms))
     core = Frontend(len(config.catalogs), len(config.orders), lookup_cache=config.lookup_cache,
                     search_cache=config.search_cache, timeout_s=config.timeouts.total,

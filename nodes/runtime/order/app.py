@@ -16,11 +16,13 @@ from nodes.runtime.driver import Driver
 from nodes.runtime.errors import ApiError, book_id, buy_id_of
 from nodes.runtime.node import Node, build_app
 from nodes.runtime.order.store import OrderStore
+from nodes.runtime.signing import is_loopback
 
 
 def init_app(config: OrderConfig) -> web.Application:
     # The history names every buyer's buy id: internal, like the catalogs' /update (issue 25).
-    node = Node("order", config.index, config.timeouts, secret=config.secret, telemetry_on=config.telemetry,
+    node = Node("order", config.index, config.timeouts, secret=config.secret, loopback=is_loopback(config.host),
+                telemetry_on=config.telemetry,
                 pace=Pace(config.pace_ms), internal_prefixes=("/orders",))
     core = OrderReplica(config.index, config.catalog_index, timeout_s=config.timeouts.total,
                         connect_s=config.timeouts.connect)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import collections
 import contextvars
+import hashlib
 import itertools
 import time
 import uuid
@@ -37,6 +38,36 @@ def new_trace_id() -> str:
 def new_span_id() -> str:
     """A call's own id within its trace: short, as a trace holds a few dozen calls at most."""
     return uuid.uuid4().hex[:12]
+
+
+#: W3C Trace Context's header: every hop carries it beside Bazar's own, so that a trace can be
+#: followed by tools that speak it (OpenTelemetry) — with no exporter needed to run Bazar.
+TRACEPARENT_HEADER = "traceparent"
+_HEX = frozenset("0123456789abcdef")
+
+
+def _hex_id(value: str, width: int) -> str:
+    """``value`` as ``width`` lowercase hex digits: padded when it is hex already, hashed if not."""
+    lowered = value.lower()
+    if lowered and len(lowered) <= width and set(lowered) <= _HEX and set(lowered) != {"0"}:
+        return lowered.rjust(width, "0")
+    return hashlib.sha256(value.encode("utf-8", "surrogateescape")).hexdigest()[:width]
+
+
+def traceparent(trace: str, span: str) -> str:
+    """``00-TRACE(32 hex)-SPAN(16 hex)-01`` for Bazar's trace and the call's span."""
+    return f"00-{_hex_id(trace, 32)}-{_hex_id(span, 16)}-01"
+
+
+def from_traceparent(value: str | None) -> tuple[str, str] | None:
+    """(trace id, parent span id) of a well-formed version-00 ``traceparent``, else None."""
+    if not value:
+        return None
+    parts = value.strip().lower().split("-")
+    if (len(parts) != 4 or parts[0] != "00" or len(parts[1]) != 32 or len(parts[2]) != 16
+            or not set(parts[1] + parts[2]) <= _HEX or set(parts[1]) == {"0"} or set(parts[2]) == {"0"}):
+        return None
+    return parts[1], parts[2]
 
 
 class Subscriber:

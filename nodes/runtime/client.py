@@ -15,7 +15,16 @@ from typing import Any, Protocol
 import aiohttp
 import yarl
 
-from nodes.core.telemetry import SPAN_HEADER, TRACE_HEADER, Telemetry, current_span, current_trace, new_span_id
+from nodes.core.telemetry import (
+    SPAN_HEADER,
+    TRACE_HEADER,
+    TRACEPARENT_HEADER,
+    Telemetry,
+    current_span,
+    current_trace,
+    new_span_id,
+    traceparent,
+)
 from nodes.runtime.signing import signed
 
 #: Who sends a message between nodes: a partition drops messages by link (node.py).
@@ -167,7 +176,9 @@ class PeerClient:
             await asyncio.sleep(timeouts.connect)
             reply = Reply(None, None, 0.0, "connect timeout")
         else:
-            reply = await self._exchange(method, url, body, timeouts, {**(headers or {}), SPAN_HEADER: span})
+            trace = current_trace.get()
+            carried = {SPAN_HEADER: span, **({TRACEPARENT_HEADER: traceparent(trace, span)} if trace else {})}
+            reply = await self._exchange(method, url, body, timeouts, {**(headers or {}), **carried})
             if self.links is not None and not self.links.hears(to):
                 # It got the message and may have acted; its answer is lost on the way back.
                 await asyncio.sleep(max(0.0, timeouts.total - (time.perf_counter() - t0)))

@@ -16,9 +16,11 @@ from aiohttp import web
 from nodes.core.telemetry import (
     SPAN_HEADER,
     TRACE_HEADER,
+    TRACEPARENT_HEADER,
     Telemetry,
     current_span,
     current_trace,
+    from_traceparent,
     new_span_id,
     new_trace_id,
 )
@@ -207,10 +209,13 @@ def _observe(node: Node):
         if request.path.startswith(ADMIN_PREFIX) or request.path in QUIET_PATHS:
             return await handler(request)
         # Both go on in headers: one no header can carry (bytes that were not UTF-8) is made anew.
-        trace = _plain_or(request.headers.get(TRACE_HEADER), new_trace_id)
+        # A client that speaks W3C Trace Context names the trace and its span in traceparent.
+        context = from_traceparent(request.headers.get(TRACEPARENT_HEADER))
+        trace = _plain_or(request.headers.get(TRACE_HEADER), lambda: context[0] if context else new_trace_id())
         token = current_trace.set(trace[:64])
         # The span this request is served under: its caller's hop, or a new one for a client.
-        span_token = current_span.set(_plain_or(request.headers.get(SPAN_HEADER), new_span_id)[:32])
+        span_token = current_span.set(_plain_or(request.headers.get(SPAN_HEADER),
+                                                lambda: context[1] if context else new_span_id())[:32])
         t0 = time.perf_counter()
         sender = request.headers.get(SENDER_HEADER)
         node.telemetry.emit("request_in", method=request.method, path=request.path,

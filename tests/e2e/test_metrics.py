@@ -49,3 +49,29 @@ async def test_every_node_counts_what_it_did_in_prometheus_format(tmp_path, supe
             calls = [name for name, _labels in scraped[catalog] if name == "bazar_calls_total"]
             assert calls, f"{catalog} counted no call to its peers"
         assert ("bazar_disk_trouble", frozenset()) in scraped["catalog0"]
+
+
+async def test_a_trace_named_in_w3c_traceparent_is_followed_through_the_cluster(tmp_path, supervisors):
+    """W3C Trace Context (issue 27, item 5): a client's traceparent names the trace a lookup is
+    told under at every node it reaches, and every hop carries one of its own."""
+    trace = "4bf92f3577b34da6a3ce929d0e0e4736"
+    async with live(make_cluster(tmp_path, catalogs=2, orders=2), supervisors) as (_supervisor, http):
+        status, _, headers = await http.request("GET", "frontend", "/lookup/4", headers={
+            "traceparent": f"00-{trace}-00f067aa0ba902b7-01"})
+        assert status == 200 and headers["X-Bazar-Trace"] == trace
+        status, events, _ = await http.request("GET", "frontend", f"/admin/events?trace={trace}", secret=True)
+        assert status == 200
+        hops = [e for e in events if e["kind"] == "hop"]
+        assert hops and all(e["trace"] == trace for e in hops), events
+
+
+def test_traceparent_is_well_formed_whatever_bazar_names_a_trace():
+    from nodes.core.telemetry import from_traceparent, traceparent
+    header = traceparent("0123456789abcdef", "a1b2c3d4e5f6")
+    assert header == "00-00000000000000000123456789abcdef-0000a1b2c3d4e5f6-01"
+    assert from_traceparent(header) == ("00000000000000000123456789abcdef", "0000a1b2c3d4e5f6")
+    made = traceparent("my trace!", "s")  # a client's own trace id: hashed into hex
+    version, trace_id, span_id, flags = made.split("-")
+    assert (version, flags, len(trace_id), len(span_id)) == ("00", "01", 32, 16)
+    for bad in ("", "00-abc-def-01", f"01-{'a' * 32}-{'b' * 16}-01", f"00-{'0' * 32}-{'b' * 16}-01"):
+        assert from_traceparent(bad) is None

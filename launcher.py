@@ -155,6 +155,8 @@ HELP = """commands (NODE is frontend, catalog0, order1, ...):
   heal                   (no node) restore every link a partition cut
   restart NODE           stop it cleanly and start it again (start NODE after a crash)
   disk NODE full|free    a catalog replica's database may not grow ("database or disk is full"), or may again
+  abort NODE PATH P [response]   drop requests to PATH (a prefix) unanswered with probability P
+                         (0 heals); with "response", handle them and drop the answers
   reset                  every replica's database back to the seven books
   log NODE               the last lines of its log
   quit                   stop every node and leave"""
@@ -184,6 +186,16 @@ async def control(supervisor: Supervisor, line: str) -> str:
     if verb == "heal" and not rest:
         await supervisor.heal_partitions()
         return "every link is restored"
+    if verb == "abort":
+        try:
+            path, p = rest[1], float(rest[2])
+        except (IndexError, ValueError):
+            return "usage: abort NODE PATH P [response]"
+        direction = "response" if rest[3:4] == ["response"] else "request"
+        if not 0 <= p <= 1 or not path.startswith("/"):
+            return "usage: abort NODE PATH P [response] (PATH such as /rep/update/, P from 0 to 1)"
+        await supervisor.abort(rest[0], path, p, direction)
+        return f"{rest[0]}: " + (f"drops {p:.0%} of the {direction}s to {path}" if p else f"no longer aborts {path}")
     if verb == "disk":
         if len(rest) != 2 or rest[1] not in ("full", "free") or not rest[0].startswith("catalog"):
             return "usage: disk CATALOG full|free"

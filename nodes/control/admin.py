@@ -91,6 +91,19 @@ class NodeAdmin:
         self._note(self.node(name), "disk full: its database may not grow" if full else "disk freed")
         self._changed(self.node(name))
 
+    async def abort(self, name: str, path: str, p: float, direction: str = "request") -> None:
+        """HTTP aborts on ``name``: requests to ``path`` (a prefix) dropped before they are
+        handled, or their answers after (``direction``), with probability ``p`` (0 heals)."""
+        await self.admin(name, "POST", "/admin/abort", {"path": path, "p": p, "direction": direction})
+        node = self.node(name)
+        if p:
+            node.aborts[path] = (p, direction)
+            self._note(node, f"aborts {p:.0%} of the {direction}s to {path}")
+        else:
+            node.aborts.pop(path, None)
+            self._note(node, f"no longer aborts {path}")
+        self._changed(node)
+
     async def partition(self, a: str, b: str, *, one_way: bool = False, on: bool = True) -> None:
         """Cut the link from ``a`` to ``b`` (and back, unless ``one_way``): messages on it are
         lost, as on a network that stopped delivering (W8). ``on=False`` restores it."""

@@ -12,12 +12,18 @@ from nodes.control.supervisor import ClusterError, Supervisor
 from nodes.core.vocabulary import NodeState
 from nodes.verify.history import Fault
 
-ACTIONS = ("crash", "hang", "cut", "restart", "partition", "disk")
+ACTIONS = ("crash", "hang", "cut", "restart", "partition", "disk", "abort")
+#: Where the abort fault strikes, by role: the messages a write, a buy and a read are made of.
+ABORTED_PATHS = {"catalog": ("/rep/update/", "/rep/check/", "/update/", "/query/item/", "/rep/get/"),
+                 "order": ("/buy/",)}
+#: How likely each request to an aborted path is to be dropped.
+ABORT_P = 0.3
 #: Every fault a person or a program can apply and heal; the injector picks from ACTIONS.
 KINDS = (*ACTIONS, "slow")
 
 
-def fault(action: str, *nodes: str, one_way: bool = False, ms: int = 0) -> Fault:
+def fault(action: str, *nodes: str, one_way: bool = False, ms: int = 0, path: str = "",
+          direction: str = "request") -> Fault:
     """The one fault record, for every caller: the injector, the scenarios, the headless
     prompt and the window. ``partition`` names two nodes (the link from the first to the
     second, and back unless ``one_way``); ``slow`` carries its delay."""
@@ -29,6 +35,8 @@ def fault(action: str, *nodes: str, one_way: bool = False, ms: int = 0) -> Fault
                      detail=f"{'one-way ' if one_way else ''}{a} {'->' if one_way else '<->'} {b}")
     if action == "slow":
         return Fault(action, nodes, time.monotonic(), detail=f"{nodes[0]} {ms} ms")
+    if action == "abort":
+        return Fault(action, nodes, time.monotonic(), detail=f"{nodes[0]} {direction}s to {path}")
     return Fault(action, nodes, time.monotonic())
 
 
@@ -52,6 +60,9 @@ async def apply(supervisor: Supervisor, fault: Fault, *, wait_ready: bool = True
         await supervisor.slow(node, int(fault.detail.split()[-2]))
     elif fault.action == "disk":
         await supervisor.fill_disk(node, True)
+    elif fault.action == "abort":
+        direction, path = fault.detail.split(" ")[1].removesuffix("s"), fault.detail.split(" ")[-1]
+        await supervisor.abort(node, path, ABORT_P, direction)
     else:
         raise ClusterError(f"unknown fault '{fault.action}'; choose from {', '.join(KINDS)}")
 
@@ -70,6 +81,9 @@ async def heal(supervisor: Supervisor, fault: Fault, *, wait_ready: bool = True)
         await supervisor.slow(node, 0)
     elif fault.action == "disk":
         await supervisor.fill_disk(node, False)
+        return
+    elif fault.action == "abort":
+        await supervisor.abort(node, fault.detail.split(" ")[-1], 0)
         return
     elif fault.action == "partition":
         await supervisor.partition(fault.nodes[0], fault.nodes[1], one_way=fault.detail.startswith("one-way"),
@@ -107,6 +121,10 @@ class Nemesis:
                                one_way=self.rng.random() < 0.5)
             elif action == "disk":  # only a catalog replica's database takes the fault
                 broken = fault(action, self.rng.choice([n for n in self._victims() if n.startswith("catalog")]))
+            elif action == "abort":
+                victim = self.rng.choice(self._victims())
+                broken = fault(action, victim, path=self.rng.choice(ABORTED_PATHS[victim.rstrip("0123456789")]),
+                               direction=self.rng.choice(("request", "response")))
             else:
                 broken = fault(action, self.rng.choice(self._victims()))
             await apply(self.supervisor, broken)
@@ -129,6 +147,8 @@ class Nemesis:
                     await self.supervisor.cut_off(node.name, False)
                 if node.disk_full:
                     await self.supervisor.fill_disk(node.name, False)
+                for path in list(node.aborts):
+                    await self.supervisor.abort(node.name, path, 0)
                 if node.state in (NodeState.DOWN, NodeState.EXITED):
                     self.supervisor.start(node.name)
             except ClusterError:

@@ -30,6 +30,8 @@ class ManagedNode:
     slow_ms: int = 0
     cut_off: bool = False
     disk_full: bool = False  # a catalog replica's database may not grow (the disk-full fault)
+    #: HTTP aborts set on it: path prefix -> (probability, "request" or "response").
+    aborts: dict[str, tuple[float, str]] = field(default_factory=dict)
     #: Partitions in force: nodes whose messages never reach this one, and the reverse.
     deaf_to: frozenset[str] = frozenset()
     mute_to: frozenset[str] = frozenset()

@@ -157,6 +157,17 @@ class CutOffSet(Fault):
 
 
 @dataclass(frozen=True)
+class AbortSet(Fault):
+    """HTTP aborts on a path prefix: requests dropped before they are handled, or answers after
+    (``direction``), with probability ``p`` (0: healed)."""
+
+    FAULT = "abort"
+    path: str
+    p: float
+    direction: str
+
+
+@dataclass(frozen=True)
 class DiskFullSet(Fault):
     """A catalog replica's database may not grow (``on``: the disk-full fault), or may again."""
 
@@ -325,7 +336,7 @@ KINDS: dict[str, type[Event]] = {cls.KIND: cls for cls in (
     Snapshot, RequestIn, RequestAnswered, Sending, Replying, HopDone, Fault, PaceSet, CacheChanged,
     OrderOutcome, ValidChanged, SeqChanged, LeaseChanged, LeaseWait, PeerSeen, ReplicaSeen, CaughtUp,
     DiskTrouble, RowDamaged, RowRepaired, GenerationAdopted, Dropped)}
-FAULTS: dict[str, type[Fault]] = {cls.FAULT: cls for cls in (SlowSet, CutOffSet, LinksSet, DiskFullSet)}
+FAULTS: dict[str, type[Fault]] = {cls.FAULT: cls for cls in (SlowSet, CutOffSet, LinksSet, DiskFullSet, AbortSet)}
 
 #: Where a field's JSON key is not its name (``from`` is a Python keyword).
 _WIRE_KEY = {"sender": "from"}

@@ -237,6 +237,9 @@ class Pong:
     buy_counts: dict[int, int]
     #: A read lease for the pinging replica (W2): its length, counted from the ping's sending.
     lease_s: float | None = None
+    #: Per book, a digest of the buy ids remembered (``buy_digest``): two replicas lacking
+    #: different buys of one book hold as many each, and only the digests tell them apart.
+    buy_digests: dict[int, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

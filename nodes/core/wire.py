@@ -164,10 +164,11 @@ def response_of(message: Any, answer: Any) -> tuple[int, Any]:
             return 409, {"message": "Conflict", "book": book.as_record()}
         case Busy(holder):
             return 409, {"message": "Conflict", "busy": True, "holder": holder}
-        case Pong(seqs, newer, buy_counts, lease_s):
+        case Pong(seqs, newer, buy_counts, lease_s, buy_digests):
             return 200, {"seqs": {str(k): v for k, v in seqs.items()},
                          "newer": [{"book": book.as_record(), "buy_ids": list(buys)} for book, buys in newer],
-                         "buy_counts": {str(k): v for k, v in buy_counts.items()}, "lease_s": lease_s}
+                         "buy_counts": {str(k): v for k, v in buy_counts.items()}, "lease_s": lease_s,
+                         "buy_digests": {str(k): v for k, v in buy_digests.items()}}
         case BuysOf(buys):
             return 200, [[buy_id, seq] for buy_id, seq in buys]
         case Healthy(lease_s):
@@ -279,6 +280,8 @@ def _answer_of(message: Any, status: int, data: Any, body: dict[str, Any]) -> An
         case Update():
             if status == 200:
                 return Applied(int(body.get("seq", 0)), tuple((int(i), float(u)) for i, u in body.get("holds", [])))
+            if status == 503 and body.get("status") == "degraded":
+                return Degraded(str(body.get("message", "")))  # not stored: its disk refused it
             if status == 409 and body.get("busy"):
                 return Busy(body.get("holder"))
             if status == 409 and isinstance(body.get("book"), dict):
@@ -291,7 +294,8 @@ def _answer_of(message: Any, status: int, data: Any, body: dict[str, Any]) -> An
                 return Pong({int(k): int(v) for k, v in body["seqs"].items()},
                             tuple((_book(item["book"]), tuple(item.get("buy_ids", []))) for item in body["newer"]),
                             {int(k): int(v) for k, v in body.get("buy_counts", {}).items()},
-                            _optional_float(body.get("lease_s")))
+                            _optional_float(body.get("lease_s")),
+                            {int(k): str(v) for k, v in body.get("buy_digests", {}).items()})
         case FetchBuys():
             if status == 200 and isinstance(data, list):
                 return BuysOf(tuple((str(b), int(s)) for b, s in data))

@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import random
 import socket
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 from aiohttp import web
 
@@ -69,6 +70,16 @@ class Faults:
     #: us (``deaf_to``) and nodes ours never reach (``mute_to``); "*" is every node.
     deaf_to: frozenset[str] = frozenset()
     mute_to: frozenset[str] = frozenset()
+    #: HTTP aborts (Chaos Mesh's HTTPChaos): path prefix -> (probability, "request" or
+    #: "response"). A request aborted is dropped unanswered before it is handled; a response
+    #: aborted is dropped after: the work is done, and the caller cannot tell which happened.
+    aborts: dict[str, tuple[float, str]] = field(default_factory=dict)
+
+    def aborted(self, path: str, direction: str) -> bool:
+        for prefix, (p, when) in self.aborts.items():
+            if when == direction and path.startswith(prefix) and random.random() < p:
+                return True
+        return False
 
     def hears(self, sender: str | None) -> bool:
         if self.cut_off:
@@ -131,6 +142,7 @@ class Node:
             "pace_ms": self.pace.ms,
             "deaf_to": sorted(self.faults.deaf_to),
             "mute_to": sorted(self.faults.mute_to),
+            "aborts": {path: {"p": p, "direction": when} for path, (p, when) in self.faults.aborts.items()},
             "telemetry": {
                 "on": self.telemetry.enabled,
                 "subscribers": [{"queued": len(s.events), "dropped": s.dropped} for s in self.telemetry.subscribers],
@@ -184,13 +196,24 @@ def _cut_off(node: Node):
         sender = request.headers.get(SENDER_HEADER) or None
         if not node.faults.hears(sender):
             await _hold(request)
+        if node.faults.aborts and node.faults.aborted(request.path, "request"):
+            _drop(request)  # the HTTP abort fault: never handled
         node.on_contact()
         response = await handler(request)
         if sender and not node.faults.reaches(sender):
             await _hold(request)  # done, but the answer is lost on the way back
+        if node.faults.aborts and node.faults.aborted(request.path, "response"):
+            _drop(request)  # done, and the connection dropped before the answer
         return response
 
     return middleware
+
+
+def _drop(request: web.Request) -> NoReturn:
+    """Close the connection with no answer at all (the caller sees it drop at once)."""
+    if request.transport is not None:
+        request.transport.abort()
+    raise asyncio.CancelledError()
 
 
 async def _hold(request: web.Request, limit_s: float = 60.0) -> None:
@@ -282,7 +305,7 @@ def _secret(node: Node):
     @web.middleware
     async def middleware(request: web.Request, handler):
         if verifier is not None and request.path.startswith(node.internal_prefixes + (ADMIN_PREFIX,)):
-            body = await request.read() if request.can_read_body else b""
+            body = await request.read() if request.body_exists else b""
             refusal = verifier.refusal(request.method, request.raw_path, body, request.headers)
             if refusal is not None:
                 raise ApiError(401, refusal)
@@ -337,6 +360,22 @@ def _admin_routes(node: Node) -> list[Route]:
             raise ApiError(400, "'on' must be true or false")
         node.faults.cut_off = data["on"]
         node.telemetry.emit("fault", fault="cut_off", on=data["on"])
+        return web.json_response(node.state())
+
+    async def set_abort(request: web.Request) -> web.Response:
+        data = await json_object(request)
+        path, p, direction = data.get("path"), data.get("p"), data.get("direction", "request")
+        if not isinstance(path, str) or not path.startswith("/") or path.startswith(ADMIN_PREFIX) or len(path) > 100:
+            raise ApiError(400, "'path' must be a path prefix such as \"/rep/update/\" (not an admin route)")
+        if isinstance(p, bool) or not isinstance(p, int | float) or not 0 <= p <= 1:
+            raise ApiError(400, "'p' must be a probability from 0 to 1 (0 heals)")
+        if direction not in ("request", "response"):
+            raise ApiError(400, "'direction' must be \"request\" (dropped before it is handled) or \"response\"")
+        if p:
+            node.faults.aborts[path] = (float(p), direction)
+        else:
+            node.faults.aborts.pop(path, None)
+        node.telemetry.emit("fault", fault="abort", path=path, p=float(p), direction=direction)
         return web.json_response(node.state())
 
     async def set_pace(request: web.Request) -> web.Response:
@@ -434,6 +473,11 @@ def _admin_routes(node: Node) -> list[Route]:
                                             required=["ms"])),
         post("/admin/cutoff", set_cut_off, "Cut every link in and out, or heal them", {200: state_answer},
              body=body({"on": {"type": "boolean"}}, required=["on"])),
+        post("/admin/abort", set_abort, "HTTP abort: drop requests to a path, or their answers, with a probability",
+             {200: state_answer}, body=body({"path": {"type": "string"}, "p": {"type": "number", "minimum": 0,
+                                                                                 "maximum": 1},
+                                             "direction": {"type": "string", "enum": ["request", "response"]}},
+                                            required=["path", "p"])),
         post("/admin/links", set_links, "A partition: the links that stop delivering", {200: state_answer},
              body=body({"deaf_to": names, "mute_to": names})),
         post("/admin/pace", set_pace, "Teaching speed: hold every message sent", {200: state_answer},

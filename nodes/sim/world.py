@@ -10,6 +10,7 @@ differently. Same seed, same run, byte for byte.
 from __future__ import annotations
 
 import heapq
+import json
 import random
 from collections import Counter
 from collections.abc import Callable, Coroutine, Sequence
@@ -24,6 +25,7 @@ from nodes.core.effects import Core, Disk, DiskFailed, Gather, Hedged, NoAnswer,
 from nodes.core.frontend.protocol import Frontend
 from nodes.core.messages import Buy, Degraded, Health, Healthy, NotFound, Read
 from nodes.core.order.protocol import OrderReplica
+from nodes.core.wire import answer_of, response_of
 
 # ---- stores: the durable part of a node, kept across crashes ---------------------------------
 
@@ -365,6 +367,14 @@ class Fiber:
             self.process.world.send(self.process.name, send, partial(one, i))
 
 
+def _over_the_wire(message: Any, back: Callable[[Any], None], answer: Any) -> None:
+    if isinstance(answer, NoAnswer):
+        back(answer)
+        return
+    status, body = response_of(message, answer)
+    back(answer_of(message, status, None if body is None else json.loads(json.dumps(body))))
+
+
 # ---- the world -------------------------------------------------------------------------------
 
 #: Far more events than any run of the default shape needs (about 10,000 to 500,000).
@@ -486,6 +496,11 @@ class World:
 
     def _handle(self, target: Process, sender: str, send: Send, back: Callable[[Any], None]) -> None:
         core = target.core
+        if sender != "client":
+            # Between nodes an answer crosses the wire as status and JSON, and is read back by
+            # the caller as the real nodes read it (nodes/core/wire.py): the simulator's nodes
+            # act on what the real ones would, not on objects no wire carries.
+            back = partial(_over_the_wire, send.message, back)
         if not target.ready or core is None:
             back(NoAnswer(refused=True))  # still starting: not listening yet
             return

@@ -35,6 +35,15 @@ async def test_a_short_checked_fault_run_finds_no_anomaly(cluster):
     assert verdict.convergence_s is not None and verdict.convergence_s < 15
 
 
+async def test_a_checked_run_of_full_disks_and_http_aborts_finds_no_anomaly(cluster):
+    """Issue 25, item 4: the new fault kinds alone, on real processes and real databases."""
+    verdict = await fault_run(cluster, 15, seed=8, buyers=3, readers=2, stock=60, faults=("disk", "abort"))
+    print(verdict.render())
+    kinds = {fault.action for fault in verdict.history.faults}
+    assert kinds == {"disk", "abort"}, kinds
+    assert verdict.anomalies == []
+
+
 # ---- fuzzed inputs ------------------------------------------------------------------------
 NODES = ("frontend", "catalog0", "catalog0", "order0")
 TEMPLATES = {"/search/{t}": "GET", "/lookup/{i}": "GET", "/buy/{i}": "PUT", "/query/item/{i}": "GET",

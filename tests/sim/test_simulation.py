@@ -116,6 +116,22 @@ REGRESSION_SEEDS = {
     # The next 20,000 stopped here: the disk was full when that replica started, and forgetting
     # the buys raised out of its start (now forgotten on disk with the row's repair).
     2027508255: "a full disk at start made forgetting a damaged row's buys raise",
+    # The next 20,000 with full disks: a replica behind on a full disk vouched for its old copy
+    # once the peers it could ask were out of reach (its lease held; a peer's ping answer had
+    # shown it a newer seq): 2027600854, 2027601083, 2027603148, 2027606576, 2027606838,
+    # 2027608155, 2027617923, 2027604929. A replica behind on a full disk took a cut-off writer's
+    # late offer of a seq its peers held another write of (2027617714). Two replicas each
+    # lacking a buy the other had, with as many buys each, never compared them (2027609448).
+    2027600854: "a replica behind on a full disk vouched for its old copy with its peers out of reach",
+    2027601083: "a replica behind on a full disk vouched for its old copy",
+    2027603148: "a replica behind on a full disk vouched for its old copy",
+    2027604929: "a replica behind on a full disk vouched for its old copy; replicas diverged",
+    2027606576: "a replica behind on a full disk vouched for its old copy",
+    2027606838: "a replica behind on a full disk vouched for its old copy",
+    2027608155: "a replica behind on a full disk vouched for its old copy",
+    2027617923: "a replica behind on a full disk vouched for its old copy",
+    2027617714: "a replica behind on a full disk took a late offer of a seq its peers held another write of",
+    2027609448: "two replicas lacking different buys of a book, as many each, never compared them",
 }
 #: Found by the 100,000-seed run (3 simulated seconds of load each): a writer's read hop handed
 #: its unconfirmed copy on, and a retried buy was vouched for while still unconfirmed; the

@@ -14,7 +14,7 @@ FAULTS = ("crash", "restart", "corrupt")
 
 @pytest.mark.timeout(120)
 def test_a_row_changed_on_a_crashed_replicas_disk_is_never_served_or_spread() -> None:
-    found = explore(Options(faults=FAULTS), range(1, 101), stop_at_first=False)
+    found = explore(Options(faults=FAULTS), range(1, 61), stop_at_first=False)
     assert found.faults > 0
     assert not found.failures, "; ".join(str(a) for r in found.failures[:3] for a in r.anomalies[:2])
 
@@ -31,6 +31,6 @@ def test_a_full_disk_acknowledges_nothing_it_did_not_store() -> None:
     """Under the "disk" fault a catalog replica's disk refuses every commit for a while, with
     every other fault going on: no history shows a buy acknowledged and lost, a stale read or
     replicas that do not converge once it is freed."""
-    found = explore(Options(faults=("crash", "hang", "cut", "partition", "one-way", "disk")), range(1, 101),
+    found = explore(Options(faults=("crash", "hang", "cut", "partition", "one-way", "disk")), range(1, 61),
                     stop_at_first=False)
     assert not found.failures, "; ".join(str(a) for r in found.failures[:3] for a in r.anomalies[:2])

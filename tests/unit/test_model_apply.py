@@ -79,6 +79,8 @@ RAW = [
     {"kind": "repaired", "node": "catalog2", "n": 22, "t": T, "book": 5, "seq": 2},
     {"kind": "disk", "node": "catalog1", "n": 23, "t": T, "ok": False, "message": "database or disk is full"},
     {"kind": "fault", "node": "catalog1", "n": 24, "t": T, "fault": "disk_full", "on": True},
+    {"kind": "fault", "node": "catalog1", "n": 25, "t": T, "fault": "abort", "path": "/rep/update/", "p": 0.3,
+     "direction": "response"},
     {"kind": "dropped", "node": "frontend", "count": 12},
 ]
 

@@ -48,6 +48,7 @@ class CatchUp(Leases):
                     self.pending_releases.remove(entry)
             for peer, reply in zip(self.peers, replies, strict=True):
                 if isinstance(reply, Pong):
+                    peer.seqs = reply.seqs
                     self._note_reachable(peer)
                     if Rule.CATCH_UP in self.rules:
                         await self._catch_up(peer, reply, generation)
@@ -153,7 +154,8 @@ class CatchUp(Leases):
         counts = Counter(self.buy_count)  # a tentative write's book may have no buys remembered
         for update, _peers in self.tentative.values():
             counts[update.copy.id] -= len(update.buy_ids)
-        return Pong({b.id: b.seq for b in self.books.values()}, tuple(newer), dict(counts), lease)
+        return Pong({b.id: b.seq for b in self.books.values()}, tuple(newer), dict(counts), lease,
+                    self._buy_digests())
 
     def on_fetch_buys(self, message: FetchBuys) -> BuysOf:
         """The buys we hold of a book, but those of writes not confirmed yet."""
@@ -174,9 +176,13 @@ class CatchUp(Leases):
                 self.catch_ups += 1
                 self.emit("catch_up", book=copy.id, seq=copy.seq)
         # A copy adopted on a read or a refused check arrives without the buys that made it;
-        # a peer that remembers more buys of a book hands over the ones we lack (W7).
+        # a peer that remembers more buys of a book, or others (each lacking one the other has:
+        # a replica whose disk refused a write it then got over by catch-up, seed 2027609448),
+        # hands over the ones we lack (W7).
+        ours = self._buy_digests()
         for book_id, theirs in answer.buy_counts.items():
-            if book_id in self.books and theirs > self.buy_count[book_id]:
+            differ = answer.buy_digests.get(book_id, ours.get(book_id)) != ours.get(book_id, f"{0:016x}")
+            if book_id in self.books and (theirs > self.buy_count[book_id] or differ):
                 reply = await self._send(peer, FetchBuys(book_id), timeout=PING_TIMEOUT_S, trace=False)
                 if isinstance(reply, BuysOf) and self.same_generation(generation):
                     missing = [(b, s) for b, s in reply.buys if b not in self.buys]

@@ -94,9 +94,19 @@ class Leases(ReplicaState):
             return  # without every peer's lease we cannot vouch for anything (W2)
         if book_id in self.damaged:
             return  # a row that failed its checksum is vouched for by no one
+        if self._known_older(book_id):
+            return
         if book_id not in self.valid_ids:
             self.valid_ids.add(book_id)
             self.emit("valid", book=book_id, valid=True, seq=self.books[book_id].seq)
+
+    def _known_older(self, book_id: int) -> bool:
+        """A peer's last ping answer showed a newer copy of ``book_id`` than ours, which we have
+        not stored yet (our disk refused it, say): a lease does not make ours current. Without
+        this a replica behind on a full disk vouched for its old copy once the peers it could
+        ask were out of reach (simulator seed 2027600854)."""
+        own = self.books[book_id].seq
+        return any(peer.seqs.get(book_id, -1) > own for peer in self.peers)
 
     # ---- granting leases ----------------------------------------------------------------------
     def _grant(self, peer: Peer) -> float | None:

@@ -116,7 +116,7 @@ class Reads(Leases):
     def _own_copy_may_decide(self, book_id: int) -> bool:
         """Whether our copy may end a read: not an unconfirmed write of ours (handed to no one,
         W2) and not a row that failed its checksum (served to no one, until repaired)."""
-        return book_id not in self.tentative and book_id not in self.damaged
+        return book_id not in self.tentative and book_id not in self.damaged and not self._known_older(book_id)
 
     def _choose(self, candidates: list[Peer]) -> Peer:
         """The next peer to ask: at random (seeded), or in ``peer_order`` when a scenario set one."""

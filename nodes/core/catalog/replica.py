@@ -143,6 +143,7 @@ class CatalogReplica(Writes, Reads, CatchUp):
             self.generation = generation
             self.buys.clear()
             self.buy_count.clear()
+            self.buy_digest.clear()
             self.valid_ids.clear()
             self.reservations.clear()
             self.catch_ups = 0

@@ -145,6 +145,13 @@ class Reservations(Documented):
             return Newer(own)
         if copy.seq == own.seq and not (copy == own and all(b in self.buys for b in message.buy_ids)):
             return Newer(own)  # another write made this seq here: the sender's is the odd one out
+        if message.late and any(p.seqs.get(copy.id, -1) >= copy.seq for p in self.peers if p.index != message.sender):
+            # A late offer of an unconfirmed write, while another peer holds that seq or a later
+            # one we have not stored (our disk refused it, say): it may be another write of the
+            # seq. Not now: catch-up brings theirs, and then we can tell (simulator seed
+            # 2027617714: a replica behind on a full disk took a cut-off writer's write of a seq
+            # its peers held another of, and three buys' copies were lost).
+            return Busy(None)
         if not await self._adopt(copy, message.buy_ids) and self.books[copy.id].seq < copy.seq:
             # Our disk did not take it (full, failing): not taken, and said so; the writer
             # counts us out, and catch-up brings it once the disk takes writes again.

@@ -7,9 +7,10 @@ the modules beside this one, each a class that adds one rule on top of this stat
 """
 from __future__ import annotations
 
+import hashlib
 import random
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
 from nodes.core.books import Book
@@ -25,6 +26,12 @@ from nodes.core.messages import (
     Write,
     Written,
 )
+
+
+def buy_hash(buy_id: str) -> int:
+    """A buy id's 64-bit hash, the same in every process (Python's hash() is not)."""
+    return int.from_bytes(hashlib.blake2b(buy_id.encode("utf-8", "surrogateescape"), digest_size=8).digest(), "big")
+
 
 # ---- timing: every duration the rules use, in seconds of the core's clock -------------------
 #: How long a peer keeps a book reserved for a writer whose update or release never comes (W1).
@@ -86,6 +93,9 @@ class Peer:
     #: Its lease to us still held when it was found gone: only then does it count as holding
     #: one while it is gone (``lease_ok``).
     held_when_refused: bool = False
+    #: Its seqs as its last ping answer gave them: a book it holds newer than we do is one we
+    #: may not vouch for, whatever our lease says, until we hold that copy too (``_mark_valid``).
+    seqs: dict[int, int] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -121,6 +131,8 @@ class ReplicaState(Core):
         self.books: dict[int, Book] = {}  # id -> our copy, the same ids on every replica (W5)
         self.buys: dict[str, tuple[int, int]] = {}  # buy id -> (book, seq that carried it out) (W7)
         self.buy_count: Counter[int] = Counter()  # buys remembered per book, kept by _remember_buy
+        #: Per book, the XOR of ``buy_hash`` over the buys remembered: equal sets, equal digests.
+        self.buy_digest: Counter[int] = Counter()
         self.generation = 0  # which reset of the data this replica holds (see reset)
         # ---- what it vouches for -------------------------------------------------------------
         #: docs/protocol.md's valid set: books we vouch for as current. Empty at start; marked only
@@ -276,6 +288,7 @@ class ReplicaState(Core):
         if buy_id not in self.buys:
             self.buys[buy_id] = (book_id, seq)
             self.buy_count[book_id] += 1
+            self.buy_digest[book_id] ^= buy_hash(buy_id)
 
     def _reused(self, buy_id: str | None, book_id: int) -> ReusedBuyId | None:
         """The refusal for a buy id remembered for another book: one id names one buy (W7), so
@@ -290,6 +303,17 @@ class ReplicaState(Core):
         found = self.buys.pop(buy_id, None)
         if found is not None:
             self.buy_count[found[0]] -= 1
+            self.buy_digest[found[0]] ^= buy_hash(buy_id)
+
+    def _buy_digests(self) -> dict[int, str]:
+        """Per book, the digest of the buys remembered but those of writes not confirmed yet
+        (as pings answer them, and as we compare ours with a peer's)."""
+        digests = Counter(self.buy_digest)
+        for update, _peers in self.tentative.values():
+            for buy_id in update.buy_ids:
+                if buy_id in self.buys:
+                    digests[self.buys[buy_id][0]] ^= buy_hash(buy_id)
+        return {book_id: f"{digest:016x}" for book_id, digest in digests.items()}
 
     def _tentative_buys(self) -> set[str]:
         """Buys of writes not confirmed yet: not handed on, since they may yet give way."""

@@ -240,6 +240,9 @@ class Writes(Reservations, GroupCommit):
             sends.append(Send("frontend", Invalidate(book_id, new.seq), INVALIDATE_TIMEOUT_S))
         replies = await Gather(sends)
         fan_out = replies[:len(outcome.granted)]
+        for peer, reply in zip(outcome.granted, fan_out, strict=True):
+            if isinstance(reply, Applied):  # what the peer holds now, whatever we manage to store
+                peer.seqs[book_id] = max(peer.seqs.get(book_id, -1), reply.seq)
         took = any(isinstance(reply, Applied) for reply in fan_out)
         maybe = any(isinstance(reply, NoAnswer) and reply.maybe_processed for reply in fan_out)
         # While the fan-out was out, catch-up may have brought a newer copy, built on this

@@ -223,7 +223,7 @@ def init_app(config: CatalogConfig) -> web.Application:
         return web.json_response(node.state())
 
     async def reset(request: web.Request) -> web.Response:
-        data = await json_object(request) if request.can_read_body else {}
+        data = await json_object(request) if request.body_exists else {}
         # A generation is a time in nanoseconds (Supervisor.reset): beyond what a JSON number keeps
         # exactly, but never beyond 64 bits.
         await replica().reset(optional_int(data, "generation", minimum=0, maximum=MAX_GENERATION))

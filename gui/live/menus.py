@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from PySide6.QtWidgets import QMenu, QWidget
 
 from gui.common import spawn
+from nodes.control.nemesis import ABORT_P
 from nodes.core.vocabulary import HealthState
 from nodes.observe.model import ClusterModel
 
@@ -37,6 +38,11 @@ MENU_STYLE = ("QMenu { background: #ffffff; border: 1px solid #94a3b8; padding: 
 def heal_text(state: HealthState) -> str:
     """The heal entry's words: what healing does to a node in ``state``."""
     return HEAL_TEXT.get(state, "Heal (nothing to heal)")
+
+
+#: The abort fault from the menu: the answers whose loss teaches most (the work is done, the
+#: caller cannot tell): a replica's update of a write, an order replica's buy.
+ABORTABLE = {"catalog": ("/rep/update/", "updates"), "order": ("/buy/", "buys")}
 
 
 def node_menu(parent: QWidget, name: str, model: ClusterModel, controller: Controller,
@@ -66,6 +72,17 @@ def node_menu(parent: QWidget, name: str, model: ClusterModel, controller: Contr
         ("Restart (clean stop, then start)", lambda: controller.restart(name),
          not attached and state not in (HealthState.STARTING, HealthState.DOWN, HealthState.EXITED)),
     ]
+    role = name.rstrip("0123456789")
+    if role == "catalog":
+        full = health.process.disk_full
+        actions.append(("Free its disk" if full else "Fill its disk (SQLite: \"database or disk is full\")",
+                        lambda: controller.fill_disk(name, not full), running and not attached))
+    if role in ABORTABLE:
+        path, what = ABORTABLE[role]
+        aborting = path in health.process.aborts
+        actions.append((f"Stop dropping answers to {what}" if aborting else
+                        f"Drop {ABORT_P:.0%} of the answers to {what} (done, answer lost)",
+                        lambda: controller.abort(name, path, on=not aborting), running))
     for text, action_of, enabled in actions:
         action = menu.addAction(text)
         action.setEnabled(enabled and not busy)

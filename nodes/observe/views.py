@@ -101,12 +101,15 @@ class ProcessState:
     mute_to: frozenset[str] = frozenset()
     #: A catalog replica's database may not grow (the disk-full fault).
     disk_full: bool = False
+    #: Path prefixes whose requests or answers it drops now and then (the abort fault).
+    aborts: frozenset[str] = frozenset()
 
     @classmethod
     def of(cls, node: Any) -> ProcessState:
         """A copy of a supervisor's ``ManagedNode``."""
         return cls(NodeState(node.state), node.slow_ms, node.cut_off, node.pid, node.exit_code, node.started_at,
-                   node.attached, frozenset(node.deaf_to), frozenset(node.mute_to), node.disk_full)
+                   node.attached, frozenset(node.deaf_to), frozenset(node.mute_to), node.disk_full,
+                   frozenset(node.aborts))
 
 
 #: Every state a node can be in, each its own; the order is how bad it is.

@@ -101,6 +101,12 @@ class Controller:
         """The disk-full fault on a catalog replica's real database, or freeing it."""
         await (nemesis.apply if full else nemesis.heal)(self.supervisor, nemesis.fault("disk", name))
 
+    async def abort(self, name: str, path: str, *, on: bool, direction: str = "response") -> None:
+        """HTTP aborts on ``name``: a share of the requests to ``path`` answered by nobody, or
+        handled and their answers dropped (``direction``); ``on=False`` stops them."""
+        broken = nemesis.fault("abort", name, path=path, direction=direction)
+        await (nemesis.apply if on else nemesis.heal)(self.supervisor, broken)
+
     async def cut_link(self, sender: str, receiver: str, *, one_way: bool, on: bool = True) -> None:
         """Cut (or restore) the link from ``sender`` to ``receiver``, and back unless
         ``one_way``: messages on it are lost and calls time out, as on a real network (W8)."""

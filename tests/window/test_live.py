@@ -375,3 +375,24 @@ def test_a_hung_replica_is_drawn_one_way_on_live_the_grid_and_in_w4():
     w4 = next(s for s in load_all() if s.id == "W4")
     cells = scenario_cells([(3, True, 5), (None, None, None), (3, True, 5)], w4.book, setup_states(w4))
     assert cells[1].health == HealthState.HUNG and not cells[1].health.gone and not cells[1].valid
+
+
+def test_a_nodes_menu_drops_a_share_of_its_answers_and_stops_again(window, live):
+    """Issue 25, item 4: the abort fault from the Live screen's node menu reaches the real
+    node (its state lists the abort), and the same menu stops it; a catalog's menu offers to
+    fill its disk, an order replica's does not."""
+    supervisor = window.session.supervisor
+    window.run(supervisor.wait_settled(30))
+    texts = [a.text() for a in live.canvas.node_menu("catalog1").actions()]
+    assert any(t.startswith("Fill its disk") for t in texts), texts
+    menu = live.canvas.node_menu("order1")
+    assert not any("disk" in a.text() for a in menu.actions())
+    drop = next(a for a in menu.actions() if a.text().startswith("Drop 30% of the answers to buys"))
+    drop.trigger()
+    window.run(wait_until(lambda: "/buy/" in supervisor.node("order1").aborts, 10, "the abort to be set"))
+    state = window.run(supervisor.state("order1"))
+    assert state["aborts"] == {"/buy/": {"p": 0.3, "direction": "response"}}
+    stop = next(a for a in live.canvas.node_menu("order1").actions() if a.text().startswith("Stop dropping"))
+    stop.trigger()
+    window.run(wait_until(lambda: not supervisor.node("order1").aborts, 10, "the abort to stop"))
+    assert window.run(supervisor.state("order1"))["aborts"] == {}

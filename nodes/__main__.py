@@ -4,6 +4,7 @@ from __future__ import annotations
 import sys
 
 from nodes.runtime.config import CatalogConfig, FrontendConfig, OrderConfig, parse
+from nodes.runtime.node import NODE_KEY
 from nodes.runtime.server import run_node
 
 
@@ -17,7 +18,7 @@ def main(argv: list[str] | None = None) -> None:
         assert isinstance(config, FrontendConfig)
         from nodes.runtime.frontend import app as service  # type: ignore[no-redef]
     app = service.init_app(config)  # type: ignore[arg-type]  # each service takes its own config
-    run_node(app, app["node"], host=config.host, port=config.port, parent_pid=config.parent_pid)
+    run_node(app, app[NODE_KEY], host=config.host, port=config.port, parent_pid=config.parent_pid)
 
 
 if __name__ == "__main__":

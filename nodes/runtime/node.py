@@ -151,6 +151,10 @@ class Node:
         }
 
 
+#: Where an application keeps its node (``nodes/__main__.py`` runs it from there).
+NODE_KEY = web.AppKey("node", Node)
+
+
 def build_app(node: Node, routes: Sequence[Route], *,
               cleanup_ctx: Sequence[Callable[..., Any]] = ()) -> web.Application:
     """The aiohttp application every service shares the shape of (aiohttp-demos style): its own
@@ -163,7 +167,7 @@ def build_app(node: Node, routes: Sequence[Route], *,
         middlewares=[_cut_off(node), _observe(node), _pace(node), _slow(node), json_errors, _secret(node),
                      _plain_headers],
     )
-    app["node"] = node
+    app[NODE_KEY] = node
     description: dict[str, Any] = {}
     declared = [*routes, *_admin_routes(node), openapi_route(lambda: description)]
     description.update(describe(declared, title=TITLES.get(node.role, node.role),

@@ -132,6 +132,9 @@ REGRESSION_SEEDS = {
     2027617923: "a replica behind on a full disk vouched for its old copy",
     2027617714: "a replica behind on a full disk took a late offer of a seq its peers held another write of",
     2027609448: "two replicas lacking different buys of a book, as many each, never compared them",
+    # And the 20,000 after that: a writer whose disk refused its own write while a hung peer
+    # still held the update reused the seq; resumed, the peer took the old write (2027701985).
+    2027701985: "a writer that could not store a write a hung peer may hold reused its seq",
 }
 #: Found by the 100,000-seed run (3 simulated seconds of load each): a writer's read hop handed
 #: its unconfirmed copy on, and a retried buy was vouched for while still unconfirmed; the

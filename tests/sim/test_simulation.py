@@ -135,19 +135,51 @@ REGRESSION_SEEDS = {
     # And the 20,000 after that: a writer whose disk refused its own write while a hung peer
     # still held the update reused the seq; resumed, the peer took the old write (2027701985).
     2027701985: "a writer that could not store a write a hung peer may hold reused its seq",
+    # The last 20,000 (4791ead): a check that waited for the replica's own write round was
+    # answered with that write's copy once the round ended unconfirmed.
+    2027804812: "a check that waited out a write round was handed the round's unconfirmed copy",
+    2027812070: "a check that waited out a write round was handed the round's unconfirmed copy",
+    2027814778: "a check that waited out a write round was handed the round's unconfirmed copy",
+    2027819821: "a check that waited out a write round was handed the round's unconfirmed copy",
 }
+
+#: Found by the last 20,000-seed run (4791ead) with full disks and changed rows riding along,
+#: failing on the code before it too (2b5a628), and not yet understood: a buy remembered by
+#: every replica with no copy taken for it after a crashed replica restarted on a damaged row
+#: (2027802125, 2027804390), and a stale read at the front-end with a catalog's disk full
+#: (2027818278). xfail(strict) turns into a failure the day one of them passes.
+KNOWN_FAILING_SEEDS = {
+    2027802125: "a buy remembered with no copy taken, around a restart on a damaged row",
+    2027804390: "a buy remembered with no copy taken",
+    2027818278: "a stale read at the front-end with a catalog replica's disk full",
+}
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("seed", sorted(KNOWN_FAILING_SEEDS))
+@pytest.mark.xfail(strict=True, reason="open defects under the disk and corrupt faults (issue 25)")
+def test_a_seed_of_a_known_open_defect_still_fails(seed: int) -> None:
+    result = simulate(Options(seed=seed))
+    assert result.passed, f"seed {seed} ({KNOWN_FAILING_SEEDS[seed]}): " + "; ".join(map(str, result.anomalies))
 #: Found by the 100,000-seed run (3 simulated seconds of load each): a writer's read hop handed
 #: its unconfirmed copy on, and a retried buy was vouched for while still unconfirmed; the
 #: write then gave way to its own copy and its effect stayed without its buy.
 SHORT_REGRESSION_SEEDS = (1033230, 1046084, 1086538, 1092022)
 
 
+#: The seeds found before every simulated node had a clock of its own: replayed as found, with
+#: one perfect clock for all, and with clocks of their own.
+FOUND_ON_STEADY_CLOCKS = frozenset(seed for seed in REGRESSION_SEEDS
+                                   if seed < 2027300001 and seed not in (27, 279, 512))
+
+
 @pytest.mark.timeout(60)
-@pytest.mark.parametrize("clocks", [False, True], ids=["as found", "own clocks"])
-@pytest.mark.parametrize("seed", sorted(REGRESSION_SEEDS))
+@pytest.mark.parametrize(("seed", "clocks"), [
+    (seed, clocks) for seed in sorted(REGRESSION_SEEDS)
+    for clocks in ((False, True) if seed in FOUND_ON_STEADY_CLOCKS else (True,))])
 def test_a_seed_that_once_found_a_defect_passes(seed: int, clocks: bool) -> None:
-    """Replayed as it was found, with one perfect clock for every node (the run it failed), and
-    with each node's own clock within the bounds (nodes/core/clocks.py): another run of the seed."""
+    """Replayed as it was found (steady clocks for the seeds found before clocks were
+    simulated), and with each node's own clock within the bounds (nodes/core/clocks.py)."""
     result = simulate(Options(seed=seed, clocks=clocks))
     assert result.passed, f"seed {seed} ({REGRESSION_SEEDS[seed]}): " + "; ".join(map(str, result.anomalies))
 

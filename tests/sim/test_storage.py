@@ -14,7 +14,7 @@ FAULTS = ("crash", "restart", "corrupt")
 
 @pytest.mark.timeout(120)
 def test_a_row_changed_on_a_crashed_replicas_disk_is_never_served_or_spread() -> None:
-    found = explore(Options(faults=FAULTS), range(1, 61), stop_at_first=False)
+    found = explore(Options(faults=FAULTS), range(1, 41), stop_at_first=False)
     assert found.faults > 0
     assert not found.failures, "; ".join(str(a) for r in found.failures[:3] for a in r.anomalies[:2])
 

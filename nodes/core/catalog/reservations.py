@@ -99,6 +99,13 @@ class Reservations(Documented):
             return decided
         priority: Priority = (message.since if message.since is not None else self.now, message.sender)
         reserved = await self._reserve_or_wait(book_id, message.sender, message.token, priority)
+        if book_id in self.tentative:
+            # The write we waited for ended unconfirmed: its copy goes to no one, not even as
+            # the answer to this check (simulator seed 2027804812: handed over, the peer built
+            # on it, and the buy behind it was carried out with its id nowhere).
+            if reserved:
+                self._release(book_id, message.token)
+            return Busy(self.index)
         decided = self._check_answer(message)  # the holder's write may have landed meanwhile
         if decided is not None:
             if reserved:

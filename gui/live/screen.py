@@ -292,11 +292,12 @@ class LiveView(PauseAndStep, QWidget):
                 self.seen = self.model.arrows.count
             else:
                 self.seen = self.model.arrows.count  # nothing to replay when the tab is shown
+        if self._told is not None and topics.keys() & {"node", "replicas", "tick"}:
+            self._outdated()  # the line is true or dated whatever the picture is doing
         if self.paused_at is not None or not self.isVisible():
             return
         if topics.keys() & {"node", "replicas"}:
             self.canvas.update()
-            self._outdated()
         now = time.monotonic()
         if ("cache" in topics or "tick" in topics) and now - self._caches_drawn >= CHART_REDRAW_S:
             self._caches_drawn = now  # a list rebuilt a few times a second, not every frame

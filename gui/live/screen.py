@@ -51,8 +51,6 @@ class LiveView(PauseAndStep, QWidget):
         self.say = say
         self.seen = 0  # the last message taken from the model
         self.paused_at: int | None = None  # the message count when paused
-        #: The last looked-up stock: (book, its seq, the line dated), until a newer copy shows.
-        self._told: tuple[int, int, str] | None = None
         #: While paused: the messages stepped to so far, in the order shown, and where Back and
         #: Step have got to among them (1 is the first; 0 before the first step).
         self.told: list[Arrow] = []
@@ -193,26 +191,9 @@ class LiveView(PauseAndStep, QWidget):
 
         def done(result: tuple[bool, Any]) -> None:
             ok, body = result
-            if not ok:
-                self._told = None
-                self.answer.setText(str(body))
-                return
-            text = f"Book {book}: {body['quantity']} in stock, ${body['price']}"
-            self._told = (book, int(body.get("seq", -1)), f"{text} (looked up {time.strftime('%H:%M:%S')})")
-            self.answer.setText(text)
+            self.answer.setText(f"Book {book}: {body['quantity']} in stock, ${body['price']}" if ok else str(body))
 
         spawn(self.controller.lookup(book), self.report, done)
-
-    def _outdated(self) -> None:
-        """A looked-up stock is true when it is told, not after: once a replica holds a newer
-        copy of that book, the line says when it was true instead of standing as now."""
-        if self._told is None:
-            return
-        book, seq, dated = self._told
-        newest = max((cell.seq for cell in self.model.cells(book) if cell.seq is not None), default=-1)
-        if newest > seq:
-            self._told = None
-            self.answer.setText(f"{dated}; it has changed since")
 
     def buy(self, buyers: int) -> None:
         book = self.chosen()
@@ -221,7 +202,6 @@ class LiveView(PauseAndStep, QWidget):
             return await asyncio.gather(*(self.controller.buy(book) for _ in range(buyers)))
 
         def done(outcomes: list[BuyOutcome]) -> None:
-            self._told = None
             said = " · ".join(o.sentence if buyers == 1 else o.kind for o in outcomes)
             self.answer.setText(f"Book {book}: {said}" if buyers == 1 else f"Two buyers of book {book}: {said}")
 
@@ -292,8 +272,6 @@ class LiveView(PauseAndStep, QWidget):
                 self.seen = self.model.arrows.count
             else:
                 self.seen = self.model.arrows.count  # nothing to replay when the tab is shown
-        if self._told is not None and topics.keys() & {"node", "replicas", "tick"}:
-            self._outdated()  # the line is true or dated whatever the picture is doing
         if self.paused_at is not None or not self.isVisible():
             return
         if topics.keys() & {"node", "replicas"}:

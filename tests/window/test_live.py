@@ -397,18 +397,3 @@ def test_a_nodes_menu_drops_a_share_of_its_answers_and_stops_again(window, live)
     window.run(wait_until(lambda: not supervisor.node("order1").aborts, 10, "the abort to stop"))
     assert window.run(supervisor.state("order1"))["aborts"] == {}
 
-
-def test_a_looked_up_stock_says_when_it_was_true_once_the_picture_moves_on(window, live, qtbot):
-    """Issue 23, item 15: "Book 2: 5 in stock" must not stand under a picture that shows less.
-    Once a replica holds a newer copy (another shopper's buy), the line says when it was true."""
-    window.run(window.session.supervisor.wait_settled(30))
-    window.run(window.controller.restock(2, 50))  # earlier steps may have sold it out
-    live.book.setCurrentIndex(live.book.findData(2))
-    live.answer.setText("")  # an earlier step's answer must not pass for this lookup's
-    qtbot.mouseClick(live.lookup_button, Qt.MouseButton.LeftButton)
-    window.run(wait_until(lambda: live.answer.text().startswith("Book 2:") and "in stock" in live.answer.text(),
-                          10, "the lookup's answer"))
-    assert "changed since" not in live.answer.text()
-    window.run(window.controller.buy(2))  # someone else buys a copy
-    window.run(wait_until(lambda: "it has changed since" in live.answer.text(), 20, "the line to date itself"))
-    assert "looked up" in live.answer.text()

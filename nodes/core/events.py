@@ -289,8 +289,9 @@ class DiskTrouble(Timed):
 
 @dataclass(frozen=True)
 class RowDamaged(Timed):
-    """A catalog replica found its stored row of ``book`` changed behind its back (it failed its
-    checksum): it serves and hands on nothing of it until a peer's copy replaces it."""
+    """A catalog replica found its stored row of ``book`` changed behind its back (it fails its
+    checksum, or differs from the peers' row of its seq): it serves and hands on nothing of it
+    until a peer's copy replaces it."""
 
     KIND = "damaged"
     book: int

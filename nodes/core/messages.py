@@ -86,6 +86,10 @@ class Update:
     #: The replicas this write leaves out (W2): a peer that takes it reports how long the
     #: leases it granted them still run, and the writer answers no sooner.
     excluded: tuple[int, ...] = ()
+    #: How long the leases the writer granted the excluded replicas may still run (seconds,
+    #: as its clock counts when sending): a peer that takes the write vouches for its buys as
+    #: done no sooner (it ``outwait``s them), for the writer's own answer may be lost (W2, W7).
+    settles_in: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -100,6 +104,10 @@ class Ping:
 
     sender: int
     seqs: dict[int, int]
+    #: A digest of every row the sender holds (``rows_digest``): a peer holding other rows
+    #: answers with its rows' checksums, and rows of equal seq are compared (storage that
+    #: checks itself, docs/weak-points.md).
+    rows: str = ""
 
 
 @dataclass(frozen=True)
@@ -240,11 +248,22 @@ class Pong:
     #: Per book, a digest of the buy ids remembered (``buy_digest``): two replicas lacking
     #: different buys of one book hold as many each, and only the digests tell them apart.
     buy_digests: dict[int, str] = field(default_factory=dict)
+    #: Buys among ``newer``'s that the sender does not vouch for as done yet: buy id -> seconds
+    #: left, as its clock counts (see ``KnownBuy.settles_in``); the taker outwaits them.
+    settling: dict[str, float] = field(default_factory=dict)
+    #: None when the ping's ``rows`` digest matches ours (we hold the very same rows); else the
+    #: checksum of each row we vouch may be compared (not an unconfirmed or damaged one).
+    sums: dict[int, str] | None = None
+    #: Books whose row the sender has not had confirmed since it started (``unverified``): its
+    #: sum, if any, is one more claim, not a confirmed copy.
+    unverified: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
 class BuysOf:
     buys: tuple[tuple[str, int], ...]
+    #: As ``Pong.settling``: those of ``buys`` not to be vouched for as done yet.
+    settling: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

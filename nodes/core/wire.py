@@ -91,17 +91,18 @@ def request_of(message: Any) -> tuple[str, str, Any, str, dict[str, str]]:
             if riders:
                 body["riders"] = list(riders)
             return "POST", f"/rep/check/{book}", body, f"/rep/check/{book} seq_n: {seq_n}", {}
-        case Update(copy, sender, token, buy_ids, late, excluded):
+        case Update(copy, sender, token, buy_ids, late, excluded, settles_in):
             record = {**copy.as_record(), "token": token, "buy_ids": list(buy_ids), "from": sender,
-                      "excluded": list(excluded)}
+                      "excluded": list(excluded), "late": late, "settles_in": settles_in}
             label = (f"/rep/update/{copy.id} seq_n: {copy.seq} (late)" if late else
                      f"/rep/update/{copy.id} seq_n: {copy.seq} quantity: {copy.quantity} "
                      f"price: {record['price']}")
             return "POST", f"/rep/update/{copy.id}", record, label, {}
         case Release(book, token):
             return "POST", f"/rep/release/{book}", {"token": token}, f"/rep/release/{book}", {}
-        case Ping(sender, seqs):
-            return "POST", "/rep/ping", {"from": sender, "seqs": {str(k): v for k, v in seqs.items()}}, "/rep/ping", {}
+        case Ping(sender, seqs, rows):
+            return ("POST", "/rep/ping", {"from": sender, "seqs": {str(k): v for k, v in seqs.items()}, "rows": rows},
+                    "/rep/ping", {})
         case FetchBuys(book):
             return "GET", f"/rep/buys/{book}", None, f"/rep/buys/{book}", {}
         case Invalidate(book, seq):
@@ -164,13 +165,16 @@ def response_of(message: Any, answer: Any) -> tuple[int, Any]:
             return 409, {"message": "Conflict", "book": book.as_record()}
         case Busy(holder):
             return 409, {"message": "Conflict", "busy": True, "holder": holder}
-        case Pong(seqs, newer, buy_counts, lease_s, buy_digests):
+        case Pong(seqs, newer, buy_counts, lease_s, buy_digests, settling, sums, unverified):
             return 200, {"seqs": {str(k): v for k, v in seqs.items()},
                          "newer": [{"book": book.as_record(), "buy_ids": list(buys)} for book, buys in newer],
                          "buy_counts": {str(k): v for k, v in buy_counts.items()}, "lease_s": lease_s,
-                         "buy_digests": {str(k): v for k, v in buy_digests.items()}}
-        case BuysOf(buys):
-            return 200, [[buy_id, seq] for buy_id, seq in buys]
+                         "buy_digests": {str(k): v for k, v in buy_digests.items()}, "settling": settling,
+                         "sums": None if sums is None else {str(k): v for k, v in sums.items()},
+                         "unverified": list(unverified)}
+        case BuysOf(buys, settling):
+            return 200, [[buy_id, seq, settling[buy_id]] if buy_id in settling else [buy_id, seq]
+                         for buy_id, seq in buys]
         case Healthy(lease_s):
             return 200, {"status": "up"} if lease_s is None else {"status": "up", "lease_s": lease_s}
         case Degraded(text):
@@ -295,10 +299,14 @@ def _answer_of(message: Any, status: int, data: Any, body: dict[str, Any]) -> An
                             tuple((_book(item["book"]), tuple(item.get("buy_ids", []))) for item in body["newer"]),
                             {int(k): int(v) for k, v in body.get("buy_counts", {}).items()},
                             _optional_float(body.get("lease_s")),
-                            {int(k): str(v) for k, v in body.get("buy_digests", {}).items()})
+                            {int(k): str(v) for k, v in body.get("buy_digests", {}).items()},
+                            {str(k): float(v) for k, v in body.get("settling", {}).items()},
+                            None if body.get("sums") is None else {int(k): str(v) for k, v in body["sums"].items()},
+                            tuple(int(b) for b in body.get("unverified", [])))
         case FetchBuys():
             if status == 200 and isinstance(data, list):
-                return BuysOf(tuple((str(b), int(s)) for b, s in data))
+                return BuysOf(tuple((str(entry[0]), int(entry[1])) for entry in data),
+                              {str(entry[0]): float(entry[2]) for entry in data if len(entry) > 2})
         case Buy(_book_id, buy_id):
             if status == 200 and body.get("success") is True:
                 return Bought(str(body.get("buy_id", buy_id)), body.get("order_id"))

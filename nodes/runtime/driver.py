@@ -20,7 +20,7 @@ from nodes.runtime.node import Node
 log = logging.getLogger("bazar")
 #: Events that also go to the node's log, in plain words: what an operator must hear of.
 LOGGED = {
-    "damaged": "book {book}: the stored row failed its checksum ({reason}); none of it is served or passed on "
+    "damaged": "book {book}: the stored row cannot be trusted ({reason}); none of it is served or passed on "
                "until a peer's copy replaces it",
     "repaired": "book {book}: the damaged row was replaced by a peer's copy at seq {seq}",
 }

@@ -142,23 +142,31 @@ def set_clocks(world: World, options: Options, history: History) -> None:
 
 #: How likely a crashed catalog replica's disk is to have a row changed before it starts again.
 CORRUPT_P = 0.5
+#: How likely such a change is to come with a checksum that matches it: then only comparing the
+#: row with the peers' rows of its seq can find it.
+CHECKSUMMED_P = 0.5
 
 
 def set_corruption(world: World, options: Options, history: History) -> None:
     """Under the "corrupt" fault, a crashed catalog replica may find one row of its disk changed
     when it starts again — its stock set to an impossible 900-something, its seq kept, as a hand
-    or a faulty disk would — which it must never serve or spread (it fails its checksum)."""
+    or a faulty disk would — which it must never serve or spread: it fails its checksum, or, half
+    the time, its checksum was changed to match and it differs from the peers' rows of its seq."""
     if "corrupt" not in options.faults:
         return
     rng = random.Random(options.seed * 7919 + 4)
+    # Its own generator, so that the seeds found before it replay their corruptions as found.
+    checksums = random.Random(options.seed * 7919 + 5)
 
     def restarting(name: str) -> None:
         disk = world.processes[name].disk
         if isinstance(disk, CatalogDisk) and rng.random() < CORRUPT_P:
             book_id = rng.choice(sorted(disk.books))
-            disk.corrupt(book_id, 900 + book_id)
+            checksummed = checksums.random() < CHECKSUMMED_P
+            disk.corrupt(book_id, 900 + book_id, checksummed=checksummed)
+            how = ", checksum and all" if checksummed else ""
             history.faults.append(Fault("corrupt", (name,), world.now, world.now,
-                                        detail=f"{name} book {book_id} stock set to {900 + book_id} on disk"))
+                                        detail=f"{name} book {book_id} stock set to {900 + book_id} on disk{how}"))
 
     world.restarting = restarting
 

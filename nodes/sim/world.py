@@ -56,7 +56,7 @@ class CatalogDisk:
             self.buys.pop(buy_id, None)
 
     def load_damaged(self) -> dict[int, str]:
-        return {book_id: "changed behind the store's back" for book_id in sorted(self.damaged)}
+        return {book_id: "it fails its checksum" for book_id in sorted(self.damaged)}
 
     def load_tentative(self) -> list[int]:
         return sorted(self.tentative)
@@ -65,10 +65,12 @@ class CatalogDisk:
         self._commit()
         self.tentative.discard(book_id)
 
-    def corrupt(self, book_id: int, quantity: int) -> None:
-        """Change a row's stock, seq unchanged, as a hand or a faulty disk would."""
+    def corrupt(self, book_id: int, quantity: int, *, checksummed: bool = False) -> None:
+        """Change a row's stock, seq unchanged, as a hand or a faulty disk would; ``checksummed``:
+        and its checksum with it, as a hand that knows how would (only the peers can tell)."""
         self.books[book_id] = replace(self.books[book_id], quantity=quantity)
-        self.damaged.add(book_id)
+        if not checksummed:
+            self.damaged.add(book_id)
 
     def load_generation(self) -> int:
         return self.generation

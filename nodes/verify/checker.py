@@ -69,7 +69,9 @@ def check(history: History) -> list[Anomaly]:
             if len(acked) > history.stock[book]:
                 found("sold twice", f"book {book}: {len(acked)} buys acknowledged of {history.stock[book]} copies",
                       min(op.start for op in acked), max(op.end for op in acked))
-            if taken < len(acked):
+            if taken < 0:
+                found("stock grew", f"book {book}: {final_stock[book]} copies at the end of {history.stock[book]}")
+            if acked and taken < len(acked):
                 last = max(op.end for op in acked)
                 found("lost buy", f"book {book}: {len(acked)} buys acknowledged but only {taken} copies taken",
                       min(op.start for op in acked), last)

@@ -1,9 +1,10 @@
 """Storage that checks itself (issue 25, item 2), on real processes and real SQLite files.
 
 A row changed behind Bazar's back — here by hand, with the replica stopped, its seq kept — fails
-its checksum when the replica starts: it is never served, never handed to a peer, and the
-replica takes its peers' copy instead and says so in its log. Before checksums, the changed
-stock spread to every replica with the next buy."""
+its checksum when the replica starts, or, changed checksum and all, differs from the row its
+peers hold at that seq: either way it is never served, never handed to a peer, and the replica
+takes its peers' copy instead and says so in its log. Before checksums, the changed stock spread
+to every replica with the next buy."""
 from __future__ import annotations
 
 import sqlite3
@@ -12,6 +13,7 @@ from dataclasses import replace
 import pytest
 
 from launcher import control
+from nodes.core.books import Book
 from nodes.runtime.catalog.store import CatalogStore
 from tests.support import live, make_cluster, wait_until
 
@@ -22,7 +24,9 @@ STOCK = 20
 CHANGED = 999
 
 
-async def test_a_row_changed_on_disk_is_never_served_and_is_repaired_from_the_peers(tmp_path, supervisors):
+@pytest.mark.parametrize("with_checksum", [False, True], ids=["by-hand", "checksum-and-all"])
+async def test_a_row_changed_on_disk_is_never_served_and_is_repaired_from_the_peers(tmp_path, supervisors,
+                                                                                     with_checksum):
     async with live(make_cluster(tmp_path, catalogs=3, orders=2), supervisors) as (supervisor, http):
         await http.set_stock(BOOK, STOCK)
 
@@ -35,6 +39,11 @@ async def test_a_row_changed_on_disk_is_never_served_and_is_repaired_from_the_pe
         supervisor.stop("catalog2")
         with sqlite3.connect(supervisor.data_dir / "catalog2.db") as db:
             changed = db.execute("UPDATE books SET quantity = ? WHERE id = ?", (CHANGED, BOOK)).rowcount
+            if with_checksum:  # a hand that knows how: the row passes its own check
+                title, topic, price = db.execute("SELECT title, topic, price FROM books WHERE id = ?",
+                                                 (BOOK,)).fetchone()
+                checksum = Book(BOOK, title, topic, price, CHANGED, seq).checksum()
+                db.execute("UPDATE books SET checksum = ? WHERE id = ?", (checksum, BOOK))
         assert changed == 1
         supervisor.start("catalog2")
         supervisor.wait_ready(["catalog2"])
@@ -53,7 +62,8 @@ async def test_a_row_changed_on_disk_is_never_served_and_is_repaired_from_the_pe
         assert CHANGED not in seen, f"catalog2 served the changed row: {seen}"
         def logged() -> bool:  # the supervisor copies the node's output to its log as it comes
             log = (supervisor.data_dir / "logs" / "catalog2.log").read_text(encoding="utf-8", errors="replace")
-            return (f"book {BOOK}: the stored row failed its checksum" in log
+            why = "differs from the copy" if with_checksum else "it fails its checksum"
+            return (f"book {BOOK}: the stored row cannot be trusted ({why}" in log
                     and f"book {BOOK}: the damaged row was replaced by a peer's copy at seq {seq}" in log)
 
         await wait_until(logged, timeout=5, what="catalog2's log to tell of the damaged row and its repair")

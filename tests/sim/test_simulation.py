@@ -141,26 +141,16 @@ REGRESSION_SEEDS = {
     2027812070: "a check that waited out a write round was handed the round's unconfirmed copy",
     2027814778: "a check that waited out a write round was handed the round's unconfirmed copy",
     2027819821: "a check that waited out a write round was handed the round's unconfirmed copy",
-}
-
-#: Found by the last 20,000-seed run (4791ead) with full disks and changed rows riding along,
-#: failing on the code before it too (2b5a628), and not yet understood: a buy remembered by
-#: every replica with no copy taken for it after a crashed replica restarted on a damaged row
-#: (2027802125, 2027804390), and a stale read at the front-end with a catalog's disk full
-#: (2027818278). xfail(strict) turns into a failure the day one of them passes.
-KNOWN_FAILING_SEEDS = {
-    2027802125: "a buy remembered with no copy taken, around a restart on a damaged row",
-    2027804390: "a buy remembered with no copy taken",
-    2027818278: "a stale read at the front-end with a catalog replica's disk full",
+    # The same run, with full disks: a writer whose disk refused a write one peer had taken
+    # forgot it; that peer crashed, and the writer granted another write of the same seq.
+    2027802125: "a write one peer took, refused by its writer's disk, had its seq reused",
+    2027804390: "a write one peer took, refused by its writer's disk, had its seq reused",
+    # A writer whose store waited kept granting the peer its write left out leases on the old
+    # copy, and another replica answered the buy's retry as done while that lease still ran.
+    2027818278: "a buy vouched for as done while the writer's lease on the old copy still ran",
 }
 
 
-@pytest.mark.timeout(60)
-@pytest.mark.parametrize("seed", sorted(KNOWN_FAILING_SEEDS))
-@pytest.mark.xfail(strict=True, reason="open defects under the disk and corrupt faults (issue 25)")
-def test_a_seed_of_a_known_open_defect_still_fails(seed: int) -> None:
-    result = simulate(Options(seed=seed))
-    assert result.passed, f"seed {seed} ({KNOWN_FAILING_SEEDS[seed]}): " + "; ".join(map(str, result.anomalies))
 #: Found by the 100,000-seed run (3 simulated seconds of load each): a writer's read hop handed
 #: its unconfirmed copy on, and a retried buy was vouched for while still unconfirmed; the
 #: write then gave way to its own copy and its effect stayed without its buy.

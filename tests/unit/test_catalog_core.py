@@ -20,18 +20,25 @@ from nodes.core.messages import (
     Newer,
     NotWritten,
     Ping,
+    Pong,
     Read,
     Release,
     Unconfirmed,
     Write,
 )
-from tests.support import Scripted, run
+from tests.support import Scripted, confirmed_by_peers, run
 
 BOOK = Book(2, "RPCs for Noobs", "distributed systems", 50, 20, seq=4)
 
 
 def replica(*, mode: str = "documented", buys: dict[str, tuple[int, int]] | None = None) -> CatalogReplica:
-    """Replica 0 of three, started from a disk holding BOOK (and ``buys``); it asks catalog1 first."""
+    """Replica 0 of three, started from a disk holding BOOK (and ``buys``), its row confirmed by
+    its peers; it asks catalog1 first."""
+    return confirmed_by_peers(loaded(mode=mode, buys=buys))
+
+
+def loaded(*, mode: str = "bazar", buys: dict[str, tuple[int, int]] | None = None) -> CatalogReplica:
+    """Replica 0 of three just started from a disk holding BOOK: no peer has answered yet."""
     core = CatalogReplica(0, 3, has_frontend=False, mode=mode, peer_order=[1, 2])
     start = Scripted(core, core.start())
     for asked, answer in (("load_generation", 0), ("load_books", {BOOK.id: BOOK}), ("load_buys", buys or {}),
@@ -169,3 +176,61 @@ def test_a_peer_that_knows_a_buy_id_for_another_book_makes_the_write_refuse_it()
     write.answer([Done()])
     assert write.result == ReusedBuyId("X", 3)
     assert core.books[2] == BOOK and "X" not in core.buys
+
+
+# ---- storage that checks itself, across replicas (catch_up._compare_rows) ------------------------
+CHANGED = replace(BOOK, quantity=999)  # a row changed on disk, seq kept, checksum and all
+
+
+def pong(seq: int = BOOK.seq, sums: dict[int, str] | None = None, unverified: tuple[int, ...] = ()) -> Pong:
+    """A peer's answer to our ping: ``sums`` None means it holds the very rows we pinged with."""
+    return Pong({BOOK.id: seq}, (), {}, sums=sums, unverified=unverified)
+
+
+def test_a_row_loaded_at_start_is_neither_written_on_nor_handed_on_until_a_peer_confirms_it() -> None:
+    core = loaded()
+    assert run(core, core.handle(Write(2, quantity=10))) == Conflict(BOOK, "busy")
+    assert run(core, core.handle(Check(2, 4, sender=1, token="t", since=0.0))) == Busy(0)
+    behind = run(core, core.handle(Ping(1, {2: 3})))
+    assert behind.newer == () and behind.unverified == (2,)
+    core._compare_rows([pong()])  # one peer holds the very same row (the other did not answer)
+    assert not core.unverified and behind.unverified == (2,)
+    assert run(core, core.handle(Check(2, 4, sender=1, token="t", since=0.0))) == Granted(4)
+
+
+def test_a_row_changed_checksum_and_all_gives_way_to_the_row_its_peers_confirm() -> None:
+    core = loaded()
+    core.books[2] = CHANGED  # as if loaded so
+    core._compare_rows([pong(sums={2: BOOK.checksum()}), pong(sums={2: BOOK.checksum()})])
+    assert core.books[2].seq == -1 and 2 not in core.unverified
+    assert core.damaged[2] == "differs from the copy 2 peers hold at seq 4"
+    assert not any(book.id == 2 for book, _buys in run(core, core.handle(Ping(1, {2: 3}))).newer)
+
+
+def test_unconfirmed_rows_follow_a_majority_of_the_replicas() -> None:
+    """After a restart of every replica no row is confirmed: two of three equal rows decide."""
+    core = loaded()
+    core.books[2] = CHANGED
+    core._compare_rows([pong(sums={2: BOOK.checksum()}, unverified=(2,))])  # one against one
+    assert 2 in core.disputed and core.books[2] == CHANGED
+    core._compare_rows([pong(sums={2: BOOK.checksum()}, unverified=(2,))] * 2)
+    assert core.books[2].seq == -1 and 2 in core.damaged
+
+
+def test_two_confirmed_rows_of_one_seq_with_no_majority_are_vouched_for_by_no_one() -> None:
+    core = replica(mode="bazar")
+    core._mark_valid(2)
+    core._compare_rows([pong(sums={2: CHANGED.checksum()})])  # the other peer did not answer
+    assert 2 in core.disputed and 2 not in core.valid_ids and core.books[2] == BOOK
+    assert run(core, core.handle(Write(2, quantity=10))) == Conflict(BOOK, "busy")
+    core._compare_rows([pong(), pong(sums={2: CHANGED.checksum()})])  # now two of three hold ours
+    assert 2 not in core.disputed and core.books[2] == BOOK
+
+
+def test_a_row_ahead_of_every_peer_is_confirmed_only_once_every_peer_has_answered() -> None:
+    """A write is stored by a majority: the peer that did not answer may hold the same seq."""
+    core = loaded()
+    core._compare_rows([pong(seq=3, sums={2: "x"})])
+    assert 2 in core.unverified
+    core._compare_rows([pong(seq=3, sums={2: "x"}), pong(seq=3, sums={2: "x"})])
+    assert 2 not in core.unverified

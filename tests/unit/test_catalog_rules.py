@@ -19,7 +19,7 @@ from nodes.core.catalog.reservations import HeldPeers
 from nodes.core.clocks import outwait
 from nodes.core.effects import Sleep
 from nodes.core.messages import Done, Granted, Invalidate, KnownBuy, Release, Write, Written
-from tests.support import Scripted
+from tests.support import Scripted, confirmed_by_peers
 
 
 def test_the_switches_name_the_rule_sets_bazar_runs() -> None:
@@ -55,7 +55,7 @@ def _started(core: CatalogReplica, book: Book) -> CatalogReplica:
     for answer in (0, {book.id: book}, {}, {}, []):  # generation, books, buys, damaged rows, tentative
         start.answer(answer)
     assert start.done
-    return core
+    return confirmed_by_peers(core)
 
 
 def test_a_refused_round_releases_its_peers_before_it_sleeps_until_the_buy_settles() -> None:

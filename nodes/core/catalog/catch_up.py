@@ -34,7 +34,7 @@ class CatchUp(Leases):
         while True:
             started, generation = self.now, self.generation
             seqs = {book.id: book.seq for book in self.books.values()}
-            ping = Ping(self.index, seqs)
+            ping = Ping(self.index, seqs, self.rows_digest() if Rule.CATCH_UP in self.rules else "")
             self.pending_releases = [entry for entry in self.pending_releases if entry[3] > self.now]
             releases = list(self.pending_releases)
             by_index = {peer.index: peer for peer in self.peers}
@@ -59,6 +59,8 @@ class CatchUp(Leases):
                     if isinstance(reply, OtherGeneration):
                         self.same_generation(reply.generation)
                     self._note_unreachable(peer, reply, sent=started)
+            if Rule.CATCH_UP in self.rules and self.same_generation(generation):
+                self._compare_rows([r for r in replies if isinstance(r, Pong)])
             self._notice_lease()  # drops the valid set on a lapse; says so, and when it is back
             if self.tentative and Rule.CATCH_UP in self.rules:
                 await self._settle_tentative()
@@ -67,6 +69,46 @@ class CatchUp(Leases):
             for buy_id in [b for b, until in self.buy_settles.items() if until < self.now]:
                 del self.buy_settles[buy_id]
             await Sleep(max(self.now, started + HEARTBEAT_S))
+
+    def _compare_rows(self, pongs: list[Pong]) -> None:
+        """Storage that checks itself, across replicas: rows of equal seq must be equal. A row
+        of ours that differs from a confirmed peer row of its seq (or, all unconfirmed, from the
+        row a majority holds) was changed behind our back, checksum and all: it is taken as
+        damaged and catch-up repairs it. A row loaded at start is confirmed once a confirmed
+        row or a majority's matches it, or every peer answers and none holds its seq or a later
+        one. With no majority either way a row is vouched for by no one until one forms."""
+        self.disputed.clear()
+        replicas, majority = len(self.peers) + 1, len(self.peers) // 2 + 1
+        for book_id, own in self.books.items():
+            if own.seq < 0 or book_id in self.tentative or book_id in self.in_flight or book_id in self._locked:
+                continue  # nothing to compare, or a write of ours under way: the next round
+            ours, sure, unsure = own.checksum(), Counter[str](), Counter[str]()
+            for pong in pongs:
+                theirs = ours if pong.sums is None else pong.sums.get(book_id)
+                if pong.seqs.get(book_id) == own.seq and theirs is not None:
+                    (unsure if book_id in pong.unverified else sure)[theirs] += 1
+            rival = max((n for sum_, n in (sure or unsure).items() if sum_ != ours), default=0)
+            if book_id in self.unverified and sure:  # rows confirmed elsewhere decide
+                if rival > sure[ours]:
+                    self._take_as_damaged(book_id, f"differs from the copy {rival} peers hold at seq {own.seq}")
+                elif rival < sure[ours]:
+                    self.unverified.discard(book_id)
+                else:
+                    self.disputed.add(book_id)
+            elif book_id in self.unverified:  # none confirmed: a majority of the replicas decides
+                ahead = any(pong.seqs.get(book_id, -1) > own.seq for pong in pongs)
+                if rival >= majority:
+                    self._take_as_damaged(book_id, f"differs from the copy {rival} replicas hold at seq {own.seq}")
+                elif unsure[ours] + 1 >= majority or (not rival and not ahead and len(pongs) + 1 == replicas):
+                    self.unverified.discard(book_id)
+                elif rival:
+                    self.disputed.add(book_id)
+            elif rival:  # two confirmed rows of one seq differ: a majority of the replicas decides
+                if rival > sure[ours] + 1:
+                    self._take_as_damaged(book_id, f"differs from the copy {rival} replicas hold at seq {own.seq}")
+                elif rival == sure[ours] + 1:
+                    self.disputed.add(book_id)
+                    self._unmark_valid(book_id)
 
     async def _settle_tentative(self) -> None:
         """Offer each unconfirmed write again. A peer that took it confirms it (its answer, or
@@ -115,18 +157,37 @@ class CatchUp(Leases):
                 for buy_id, seq in sorted(elsewhere.items()):
                     self._remember_buy(buy_id, book_id, seq)
                 self._settle_after_grants(sorted(elsewhere))
+                for reply in held:
+                    if isinstance(reply, BuysOf):
+                        self._settle_as_told(reply.settling, sorted(elsewhere))
             self._unmark_valid(book_id)
             self._emit_seq(current)
             del self.tentative[book_id]
+            self.unstored.discard(book_id)
+            self.unverified.discard(book_id)
 
     async def _confirm(self, book_id: int) -> None:
         """A peer holds our tentative write: it is settled, and stays. Its buys are not vouched
         for as done for a lease's length: a peer that has not taken it yet may hold a lease, from
         any replica, on the copy before it, and every such lease runs out within LEASE_S of the
         holder's clock, so within ``outwait(LEASE_S)`` of ours (W2)."""
-        entry = self.tentative.pop(book_id, None)
-        if entry is not None:
+        entry = self.tentative.get(book_id)
+        self.unverified.discard(book_id)  # a peer holds our very row
+        if entry is not None and book_id in self.unstored:
+            # Only in memory (our disk refused it): stored now, or it stays unconfirmed here.
+            copy, buy_ids = entry[0].copy, list(entry[0].buy_ids)
+            if self.books[book_id].seq <= copy.seq:
+                stored = await self._stored("write", copy, buy_ids, False)
+            else:  # a newer copy, built on it, came meanwhile: only its buys are ours to add
+                stored = await self._stored("add_buys", book_id, [(b, copy.seq) for b in buy_ids])
+            if not stored or self.tentative.get(book_id) is not entry:
+                return
+            self.unstored.discard(book_id)
+            for buy_id in buy_ids:
+                self._remember_buy(buy_id, book_id, copy.seq)
+        elif entry is not None:
             await self._stored("confirm", book_id)  # not stored: settled again after a restart
+        self.tentative.pop(book_id, None)
         if entry is not None and Rule.LEASES in self.rules:
             until = self.now + outwait(LEASE_S)
             for buy_id in entry[0].buy_ids:
@@ -147,22 +208,30 @@ class CatchUp(Leases):
         unsure = self._tentative_buys()
         for book in self.books.values():
             theirs = message.seqs.get(book.id, -1)
-            if book.seq > theirs and book.id not in self.tentative:
+            if book.seq > theirs and book.id not in self.tentative and book.id not in self.unverified:
                 buys = tuple(b for b, (bid, seq) in self.buys.items()
                              if bid == book.id and seq > theirs and b not in unsure)
                 newer.append((book, buys))
         counts = Counter(self.buy_count)  # a tentative write's book may have no buys remembered
         for update, _peers in self.tentative.values():
             counts[update.copy.id] -= len(update.buy_ids)
-        return Pong({b.id: b.seq for b in self.books.values()}, tuple(newer), dict(counts), lease,
-                    self._buy_digests())
+        # A write we are fanning out counts as made: a lease granted now must not cover the old
+        # copy for a peer the write may leave out (``in_flight``).
+        seqs = {b.id: max(b.seq, self.in_flight.get(b.id, -1)) for b in self.books.values()}
+        sums = None
+        if message.rows and message.rows != self.rows_digest():
+            sums = {b.id: b.checksum() for b in self.books.values()
+                    if b.seq >= 0 and b.id not in self.tentative and b.id not in self.in_flight}
+        return Pong(seqs, tuple(newer), dict(counts), lease, self._buy_digests(),
+                    self._settling(b for _book, buys in newer for b in buys), sums, tuple(sorted(self.unverified)))
 
     def on_fetch_buys(self, message: FetchBuys) -> BuysOf:
         """The buys we hold of a book, but those of writes not confirmed yet."""
         self.book(message.book)
         unsure = self._tentative_buys()
-        return BuysOf(tuple((buy_id, seq) for buy_id, (bid, seq) in self.buys.items()
-                            if bid == message.book and buy_id not in unsure))
+        buys = tuple((buy_id, seq) for buy_id, (bid, seq) in self.buys.items()
+                     if bid == message.book and buy_id not in unsure)
+        return BuysOf(buys, self._settling(b for b, _seq in buys))
 
     async def _catch_up(self, peer: Peer, answer: Pong, generation: int) -> None:
         """Adopt the newer rows a ping's answer brought, then fetch the buys we lack (W3, W7)."""
@@ -173,6 +242,7 @@ class CatchUp(Leases):
             # here: a write may hold it for long, and adopting is monotonic in seq anyway.
             self._unmark_valid(copy.id)
             if await self._adopt(copy, buy_ids, generation):
+                self._settle_as_told(answer.settling, buy_ids)
                 self.catch_ups += 1
                 self.emit("catch_up", book=copy.id, seq=copy.seq)
         # A copy adopted on a read or a refused check arrives without the buys that made it;
@@ -191,3 +261,4 @@ class CatchUp(Leases):
                     for buy_id, seq in missing:
                         self._remember_buy(buy_id, book_id, seq)
                     self._settle_after_grants([buy_id for buy_id, _seq in missing])
+                    self._settle_as_told(reply.settling, [buy_id for buy_id, _seq in missing])

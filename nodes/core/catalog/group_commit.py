@@ -4,6 +4,7 @@ answered with the round's outcome (docs/weak-points.md, W1: "Group commit")."""
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 from nodes.core.catalog.state import ReplicaState, Rider, WriteAnswer
 from nodes.core.messages import (
@@ -29,6 +30,15 @@ def seat(rider: Rider) -> tuple[str, int]:
 
 class GroupCommit(ReplicaState):
     """Riders: boarding a round, leaving it, and sharing its answer."""
+
+    def _copies_left(self, book_id: int, changes: dict[str, Any], take: int | None) -> int | None:
+        """The stock a buy's write leaves: buys take their copies from the current copy, which
+        the check round just showed no peer is ahead of. One computed from an older copy
+        (another buy landed first) is carried out, where refusing it would cost a re-read, a
+        retry and a round. None for a write that sets its own values (or on a tentative copy)."""
+        if take is not None and set(changes) == {"quantity"} and book_id not in self.tentative:
+            return self.books[book_id].quantity - take
+        return None
 
     async def _ride(self, book_id: int, request: Write) -> WriteAnswer | None:
         """Wait for a round under way to carry ``request``: its answer, or None when the book

@@ -92,8 +92,8 @@ class Leases(ReplicaState):
         """Vouch for our copy of ``book_id`` from now on, if the lease lets us vouch at all."""
         if not self.lease_ok():
             return  # without every peer's lease we cannot vouch for anything (W2)
-        if book_id in self.damaged:
-            return  # a row that failed its checksum is vouched for by no one
+        if book_id in self.damaged or book_id in self.disputed or book_id in self.unverified:
+            return  # a row that failed its checksum, or a peer's of its seq, is vouched for by no one
         if self._known_older(book_id):
             return
         if book_id not in self.valid_ids:

@@ -88,6 +88,15 @@ class Reads(Leases):
                     # Ours is an unconfirmed write, not handed on (W2, docs/weak-points.md): the
                     # peer vouches for its copy, which may be another write of the same seq.
                     return True, reply.book
+                if reply.book.seq == self.books[book_id].seq and reply.book != self.books[book_id]:
+                    # The peer vouches for another row of our seq: ours was changed behind our
+                    # back (a vouched-for copy came through the protocol). Replaced by theirs.
+                    self._take_as_damaged(book_id, f"differs from catalog{peer.index}'s vouched copy at "
+                                                   f"seq {reply.book.seq}")
+                    await self._adopt(reply.book, generation=generation)
+                    return True, reply.book
+                if reply.book.seq == self.books[book_id].seq:
+                    self.unverified.discard(book_id)  # a vouched-for copy of our seq matches ours
                 if reply.book.seq >= self.books[book_id].seq:
                     self._mark_valid(book_id)
                 return True, self.books[book_id]
@@ -115,8 +124,10 @@ class Reads(Leases):
 
     def _own_copy_may_decide(self, book_id: int) -> bool:
         """Whether our copy may end a read: not an unconfirmed write of ours (handed to no one,
-        W2) and not a row that failed its checksum (served to no one, until repaired)."""
-        return book_id not in self.tentative and book_id not in self.damaged and not self._known_older(book_id)
+        W2), not a row that failed its checksum or differs from a peer's of its seq (served to no
+        one, until repaired), and not one no peer has confirmed since start."""
+        return (book_id not in self.tentative and book_id not in self.damaged and book_id not in self.disputed
+                and book_id not in self.unverified and not self._known_older(book_id))
 
     def _choose(self, candidates: list[Peer]) -> Peer:
         """The next peer to ask: at random (seeded), or in ``peer_order`` when a scenario set one."""

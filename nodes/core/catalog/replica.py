@@ -27,7 +27,6 @@ top of it, each in its own module:
 """
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 from nodes.core.catalog.catch_up import CatchUp
@@ -117,9 +116,9 @@ class CatalogReplica(Writes, Reads, CatchUp):
         for book_id, why in damaged.items():
             # Changed behind the store's back: whatever it says, it is older than any copy a
             # peer holds, so catch-up replaces it; until then nobody is handed it.
-            self.damaged[book_id] = why
-            self.books[book_id] = replace(self.books[book_id], seq=-1)
-            self.emit("damaged", book=book_id, reason=why)
+            self._take_as_damaged(book_id, why)
+        if Rule.CATCH_UP in self.rules:
+            self.unverified = {b for b, book in self.books.items() if book.seq >= 0}
         self.started_at = self.now
         # What we granted before a crash is forgotten: assume the longest leases are still out.
         for peer in self.peers:
@@ -146,6 +145,12 @@ class CatalogReplica(Writes, Reads, CatchUp):
             self.buy_digest.clear()
             self.valid_ids.clear()
             self.reservations.clear()
+            self.tentative.clear()  # the rows they were writes of are gone
+            self.unstored.clear()
+            self.damaged.clear()  # every row was written afresh
+            self.unverified.clear()
+            self.disputed.clear()
+            self.unforgotten.clear()
             self.catch_ups = 0
         finally:
             self.resetting = False
@@ -175,6 +180,8 @@ class CatalogReplica(Writes, Reads, CatchUp):
             "catch_ups": self.catch_ups,
             "disk": self.disk_trouble or "ok",
             "damaged": {str(book_id): why for book_id, why in sorted(self.damaged.items())},
+            "unverified": sorted(self.unverified),
+            "disputed": sorted(self.disputed),
             "tentative": sorted(self.tentative),
             "generation": self.generation,
             "buys_remembered": len(self.buys),

@@ -92,6 +92,8 @@ class Reservations(Documented):
         book_id = self.book(message.book).id
         if book_id in self.tentative:
             return Busy(self.index)  # an unconfirmed write of ours: nothing to build on yet
+        if book_id in self.unverified or book_id in self.disputed:
+            return Busy(self.index)  # a row no peer has confirmed yet: not to be handed on
         if Rule.RESERVED_WRITES not in self.rules:
             return self._documented_check(book_id, message)
         decided = self._check_answer(message)
@@ -127,7 +129,7 @@ class Reservations(Documented):
             return reused  # one id names one buy: not a retry of it (W7)
         for buy in (message.buy_id, *message.riders):
             if message.book in self.damaged:
-                break  # our row failed its checksum: its copy goes nowhere, not even with a known buy
+                break  # our row is not to be trusted: its copy goes nowhere, not even with a known buy
             if buy is not None and buy in self.buys and buy not in unsure:
                 if self.buys[buy][0] != message.book:
                     continue  # a rider's id used for another book is not this book's buy done
@@ -166,6 +168,7 @@ class Reservations(Documented):
             return Degraded(f"catalog{self.index} could not store the write: {self.disk_trouble}")
         for buy_id in message.buy_ids:
             self._remember_buy(buy_id, copy.id, copy.seq)
+        self._settle_as_told({b: message.settles_in for b in message.buy_ids}, message.buy_ids)
         self._release(copy.id, message.token)
         self._mark_valid(copy.id)
         # Those left out are behind us now: a lease from us no longer covers this book for them

@@ -10,12 +10,13 @@ from __future__ import annotations
 import hashlib
 import random
 from collections import Counter
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeAlias
 
 from nodes.core.books import Book
 from nodes.core.catalog.rules import Rule
-from nodes.core.clocks import NEVER
+from nodes.core.clocks import NEVER, outwait
 from nodes.core.effects import Core, Disk, DiskFailed, Send, SingleFlight, Waiters
 from nodes.core.messages import (
     Conflict,
@@ -151,15 +152,32 @@ class ReplicaState(Core):
         #: Buys not to be vouched for as done before these times (see _settles); the heartbeat
         #: forgets the times that have passed.
         self.buy_settles: dict[str, float] = {}
+        #: Books whose write this replica is fanning out -> the write's seq. Pings are answered
+        #: with it, so that no lease granted meanwhile covers the old copy for a peer the write
+        #: may leave out (W2; simulator seed 2027818278: a writer whose store waited kept
+        #: granting the peer it had left out leases on the old copy).
+        self.in_flight: dict[int, int] = {}
         #: Writes whose updates got no answer (a peer may hold them): book -> (update, peers
         #: to offer it to), until a peer confirms it or shows another write of that seq.
         self.tentative: dict[int, tuple[Update, tuple[int, ...]]] = {}
-        #: Books whose stored row failed its checksum at start (book -> what was wrong): held at
+        #: Tentative writes our disk refused: held in memory only, stored whole (row and buys)
+        #: when confirmed, and not confirmed before they are stored.
+        self.unstored: set[int] = set()
+        #: Books whose row failed its checksum at start or differs from the peers' of its seq
+        #: (book -> what was wrong): held at
         #: seq -1, never vouched for, served or handed on, until a peer's copy replaces it.
         self.damaged: dict[int, str] = {}
         #: Buys of a damaged tentative row that a full disk kept us from forgetting at start:
         #: forgotten on disk together with the row's repair (``_adopt``).
         self.unforgotten: dict[int, list[str]] = {}
+        #: Books whose row differs from a peer's of the same seq with no majority either way:
+        #: vouched for by no one until a heartbeat round settles it (``_compare_rows``).
+        self.disputed: set[int] = set()
+        #: Rows as loaded at start that no peer has confirmed yet (``_compare_rows``): one changed
+        #: on disk, checksum and all, could be among them. Never handed on, written on, granted
+        #: a check or vouched for, until a vouched-for or majority's row of their seq matches,
+        #: or every peer is found behind, or a peer's copy replaces them.
+        self.unverified: set[int] = set()
         #: Why the last commit failed (disk full, I/O error), until one succeeds again.
         self.disk_trouble: str | None = None
         self._tokens = 0  # reservation tokens issued since start (with the nonce: unique)
@@ -233,6 +251,7 @@ class ReplicaState(Core):
         if copy.seq <= self.books[copy.id].seq or not self.same_generation(generation):
             return False  # a newer one landed while we were writing, or a reset
         self.books[copy.id] = copy
+        self.unverified.discard(copy.id)
         if self.damaged.pop(copy.id, None) is not None:
             self.emit("repaired", book=copy.id, seq=copy.seq)
         for buy_id in buy_ids:
@@ -256,6 +275,34 @@ class ReplicaState(Core):
             self.disk_trouble = None
             self.emit("disk", ok=True, message="")
         return True
+
+    def rows_digest(self) -> str:
+        """One digest of every row we hold (id, seq, checksum): equal digests, equal rows."""
+        text = ",".join(f"{b.id}:{b.seq}:{b.checksum()}" for b in sorted(self.books.values(), key=lambda b: b.id))
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def _take_as_damaged(self, book_id: int, why: str) -> None:
+        """Our row of ``book_id`` is not to be trusted (it fails its checksum, or differs from
+        the copy a majority holds at its seq): held at seq -1, never vouched for, served or
+        handed on, until catch-up or a read's hop brings a peer's copy (``_adopt``)."""
+        self.damaged[book_id] = why
+        self.unverified.discard(book_id)  # damaged says more: nothing of it is trusted
+        self._unmark_valid(book_id)
+        self.books[book_id] = replace(self.books[book_id], seq=-1)
+        self.emit("damaged", book=book_id, reason=why)
+
+    def _settling(self, buy_ids: Iterable[str]) -> dict[str, float]:
+        """Of ``buy_ids``, those not to be vouched for as done yet, with the seconds left: sent
+        along wherever buys are handed to a peer, which outwaits them (``_settle_as_told``)."""
+        return {b: self.buy_settles[b] - self.now for b in buy_ids if self.buy_settles.get(b, NEVER) > self.now}
+
+    def _settle_as_told(self, settling: dict[str, float], buy_ids: Iterable[str]) -> None:
+        """A peer handed us ``buy_ids`` and told us how long each is not to be vouched for
+        yet, as its clock counts: on ours, no sooner than ``outwait`` of that."""
+        for buy_id in buy_ids:
+            left = settling.get(buy_id, 0.0)
+            if left > 0:
+                self.buy_settles[buy_id] = max(self.buy_settles.get(buy_id, NEVER), self.now + outwait(left))
 
     def _settle_after_grants(self, buy_ids: tuple[str, ...] | list[str]) -> None:
         """Buys learnt with a copy adopted here (catch-up, a read's hop, a fetch, and a peer's

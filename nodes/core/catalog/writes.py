@@ -20,7 +20,7 @@ from nodes.core.catalog.state import (
     Priority,
     WriteAnswer,
 )
-from nodes.core.clocks import outwait
+from nodes.core.clocks import NEVER, outwait
 from nodes.core.effects import Gather, NoAnswer, Send, Sleep
 from nodes.core.messages import (
     Applied,
@@ -92,6 +92,10 @@ class Writes(Reservations, GroupCommit):
                 # peers may hold another write of its seq; a check compares seqs only, so a write
                 # built on it would carry its effect over theirs. Not until it has settled.
                 return Conflict(self.books[book_id], "busy")
+            if book_id in self.unverified or book_id in self.disputed:
+                # Not confirmed by a peer since start, or differing from one: ours may have been
+                # changed on disk, and a write would spread the change (``_compare_rows``).
+                return Conflict(self.books[book_id], "busy")
             if self.disk_trouble is not None:
                 # Our disk takes no commit: a write begun here could not be stored here. Said
                 # at once, before anything was sent: nothing was written (another replica's
@@ -113,6 +117,7 @@ class Writes(Reservations, GroupCommit):
                     riders=tuple(seat(r) for r in riders))
             finally:
                 self._release(book_id, token)
+                self.in_flight.pop(book_id, None)
             return self._share(book_id, answer, buy_id, riders)
         finally:
             self._unlock(book_id)
@@ -144,15 +149,6 @@ class Writes(Reservations, GroupCommit):
         if refusal is not None:
             return await refusal()
         return await self._fan_out(book_id, current, changes, buy_id, riders, token, outcome)
-
-    def _copies_left(self, book_id: int, changes: dict[str, Any], take: int | None) -> int | None:
-        """The stock a buy's write leaves: buys take their copies from the current copy, which
-        the check round just showed no peer is ahead of. One computed from an older copy
-        (another buy landed first) is carried out, where refusing it would cost a re-read, a
-        retry and a round. None for a write that sets its own values (or on a tentative copy)."""
-        if take is not None and set(changes) == {"quantity"} and book_id not in self.tentative:
-            return self.books[book_id].quantity - take
-        return None
 
     def _refusal(self, book_id: int, outcome: CheckOutcome, started: float, generation: int,
                  buy_id: str | None, riders: tuple[tuple[str, int], ...], take: int | None,
@@ -232,7 +228,13 @@ class Writes(Reservations, GroupCommit):
         new = replace(current, seq=current.seq + 1, **changes)
         buy_ids = (buy_id, *(buy for buy, _copies in riders)) if buy_id else ()
         excluded = tuple(p.index for p in outcome.unreachable) if Rule.MAJORITY in self.rules else ()
-        update = Update(new, self.index, token, buy_ids, excluded=excluded)
+        # From now on our pings' answers name the new seq: a lease granted meanwhile does not
+        # cover the old copy. The leases granted before, to those left out, travel with the
+        # update: a peer that takes it may answer the buy's retry, and our answer may be lost.
+        self.in_flight[book_id] = new.seq
+        granted = max((p.granted_until for p in outcome.unreachable if not p.refused), default=NEVER)
+        update = Update(new, self.index, token, buy_ids, excluded=excluded,
+                        settles_in=max(0.0, granted - self.now))
         # The front-end hears of the write alongside the peers, not after them: the invalidation
         # names the new seq, so the front-end caches no older copy from then on (cache.py).
         sends = [self._send(p, update) for p in outcome.granted]
@@ -259,15 +261,17 @@ class Writes(Reservations, GroupCommit):
             # Our disk failed the commit (full, failing): the write is not ours. The peers that
             # took it keep it and catch-up brings it back here; the buy may or may not count.
             self._unmark_valid(book_id)
-            if maybe and not took:
-                # A peer may hold it (its answer was lost, a hung peer takes it when resumed):
-                # its seq must not be reused here for another write. Kept as an unconfirmed
-                # write in memory, it is offered again or gives way as any other (simulator
-                # seed 2027701985: reused, two writes of one seq, a buy remembered twice over).
+            if took or maybe:
+                # A peer holds it or may (its answer was lost, a hung peer takes it when
+                # resumed): its seq must not be reused here for another write. Kept as an
+                # unconfirmed write in memory, it is offered again or gives way as any other,
+                # and stored whole once confirmed (simulator seed 2027701985: reused, two writes
+                # of one seq, a buy remembered twice over; seed 2027804390: the one peer that
+                # took it crashed, and this replica granted another write of its seq).
                 self.tentative[book_id] = (update, tuple(p.index for p in outcome.granted))
+                self.unstored.add(book_id)
                 self.books[book_id] = new
                 self._emit_seq(new)
-            if took or maybe:
                 return Unconfirmed(f"catalog{self.index} could not store the write ({self.disk_trouble}); "
                                    "its peers may hold it")
             return NotWritten(f"catalog{self.index} could not store the write: {self.disk_trouble}")
@@ -331,6 +335,7 @@ class Writes(Reservations, GroupCommit):
                                                 tuple(p.index for p in self.peers)))
             return Unconfirmed(f"catalog{self.index} could not withdraw the write: {self.disk_trouble}")
         self.tentative.pop(book_id, None)
+        self.unstored.discard(book_id)
         self.books[book_id] = current
         for buy in buy_ids:
             self._forget_buy(buy)

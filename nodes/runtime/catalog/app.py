@@ -174,8 +174,14 @@ def init_app(config: CatalogConfig) -> web.Application:
         excluded = data.get("excluded", [])
         if not isinstance(excluded, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in excluded):
             raise ApiError(400, "'excluded' must be a list of replica numbers")
+        late = data.get("late", False)
+        if not isinstance(late, bool):
+            raise ApiError(400, "'late' must be true or false")
+        settles_in = data.get("settles_in", 0.0)
+        if isinstance(settles_in, bool) or not isinstance(settles_in, int | float) or not 0 <= settles_in <= 3600:
+            raise ApiError(400, "'settles_in' must be a number of seconds from 0 to 3600")
         message = Update(copy, -1 if sender is None else sender, _required_text(data, "token"), tuple(buy_ids),
-                         excluded=tuple(excluded))
+                         late=late, excluded=tuple(excluded), settles_in=float(settles_in))
         return await answer(message, request)
 
     async def rep_release(request: web.Request) -> web.Response:
@@ -188,7 +194,10 @@ def init_app(config: CatalogConfig) -> web.Application:
         if not isinstance(seqs, dict) or not all(
                 isinstance(v, int) and not isinstance(v, bool) and _BOOK_KEY.fullmatch(k) for k, v in seqs.items()):
             raise ApiError(400, "'seqs' must be an object of book id to seq")
-        return await answer(Ping(_required_int(data, "from"), {int(k): v for k, v in seqs.items()}), request)
+        rows = data.get("rows", "")
+        if not isinstance(rows, str) or len(rows) > 64:
+            raise ApiError(400, "'rows' must be a digest of at most 64 characters")
+        return await answer(Ping(_required_int(data, "from"), {int(k): v for k, v in seqs.items()}, rows), request)
 
     async def rep_buys(request: web.Request) -> web.Response:
         return await answer(FetchBuys(book_id(request)), request)
@@ -274,7 +283,8 @@ def init_app(config: CatalogConfig) -> web.Application:
              body=body({"title": {"type": "string"}, "topic": {"type": "string"},
                         "price": {"type": "number", "minimum": 0, "maximum": MAX_WHOLE},
                         "quantity": {"type": "integer", "minimum": 0, "maximum": MAX_WHOLE}, "seq": SEQ,
-                        "token": TEXT_ID, "buy_ids": ids, "from": whole_below_2_53, "excluded": REPLICA_NUMBERS},
+                        "token": TEXT_ID, "buy_ids": ids, "from": whole_below_2_53, "excluded": REPLICA_NUMBERS,
+                        "late": {"type": "boolean"}, "settles_in": {"type": "number", "minimum": 0, "maximum": 3600}},
                        required=["title", "topic", "price", "quantity", "seq", "token"])),
         post("/rep/release/{id}", rep_release, "Hand back a reservation", {204: "Released"}, params=peer,
              body=body({"token": TEXT_ID}, required=["token"])),
@@ -282,9 +292,10 @@ def init_app(config: CatalogConfig) -> web.Application:
              {200: ("This replica's seqs, newer rows, buy counts and lease", OBJECT)}, params=peer,
              body=body({"from": whole_below_2_53,
                         "seqs": {"type": "object", "propertyNames": {"pattern": "^[0-9]{1,15}$"},
-                                 "additionalProperties": SEQ}}, required=["from"])),
+                                 "additionalProperties": SEQ},
+                        "rows": {"type": "string", "maxLength": 64}}, required=["from"])),
         get("/rep/buys/{id}", rep_buys, "The buys of a book this replica applied",
-            {200: ("[[buy_id, seq], ...]", {"type": "array"})}, params=peer),
+            {200: ("[[buy_id, seq, settles_in?], ...]", {"type": "array"})}, params=peer),
         post("/admin/mode", set_mode, "The replication rules: Bazar's or the documented ones", {200: state},
              body=body({"mode": {"type": "string", "enum": list(MODES)}}, required=["mode"])),
         post("/admin/disk", set_disk, "The disk-full fault: the database may not grow, or may again",

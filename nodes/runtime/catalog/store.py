@@ -105,7 +105,7 @@ class CatalogStore:
     def load_damaged(self) -> dict[int, str]:
         """Rows whose content no longer matches their checksum: {book id: what is wrong}."""
         with Session(self.engine) as session:
-            return {row.id: f"stored checksum {row.checksum}, content {_book(row).checksum()}"
+            return {row.id: f"it fails its checksum: stored {row.checksum}, content {_book(row).checksum()}"
                     for row in session.scalars(select(BookRow)) if row.checksum != _book(row).checksum()}
 
     def load_tentative(self) -> list[int]:

@@ -226,7 +226,11 @@ class ClusterModel:
             self._add_mark(Mark(time.time(), name, MarkKind.HEAL, f"link {name} → {other} restored"))
         self._rederive(name)
         if state.state in GONE and name in self.replicas:
-            self.replicas_changed.emit(name)  # its valid set is gone with the process
+            # Its valid set is gone with the process: started again, it vouches for nothing
+            # until it says so (a mark kept from before the crash showed bold while starting).
+            for held in self.replicas[name].values():
+                held.valid = False
+            self.replicas_changed.emit(name)
 
     def health(self, name: str) -> NodeHealth:
         return self._health[name]

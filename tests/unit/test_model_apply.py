@@ -201,6 +201,19 @@ def test_snapshots_seq_valid_and_lease_events_make_the_replica_cells(model):
     assert isinstance(model.notable[-1], LeaseChanged)
 
 
+def test_a_crashed_replica_vouches_for_nothing_when_it_starts_again(model):
+    """Issue 23 item 5: its valid set died with the process, so its cells are not bold while
+    it starts, nor once up, until it marks a book valid again."""
+    model.apply(_catalog_snapshot("catalog0"))
+    assert model.cells(2)[0].valid
+    model.apply(ProcessChanged("catalog0", ProcessState(NodeState.DOWN)))
+    model.apply(ProcessChanged("catalog0", ProcessState(NodeState.STARTING, pid=101)))
+    model.apply(ProcessChanged("catalog0", ProcessState(NodeState.UP, pid=101)))
+    assert not model.cells(2)[0].valid and model.cells(2)[0].seq == 1
+    model.apply(ValidChanged(2, True, 1, node="catalog0", t=T))
+    assert model.cells(2)[0].valid
+
+
 def test_process_changes_and_fault_events_make_health_marks_and_log_lines(model):
     model.apply(ProcessChanged("catalog0", ProcessState(NodeState.HUNG, pid=100)))
     health = model.health("catalog0")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from dataclasses import replace
 
 from nodes.control.supervisor import ClusterError, Supervisor
 from nodes.core.vocabulary import NodeState
@@ -31,12 +32,13 @@ def fault(action: str, *nodes: str, one_way: bool = False, ms: int = 0, path: st
         raise ClusterError(f"unknown fault '{action}'; choose from {', '.join(KINDS)}")
     if action == "partition":
         a, b = nodes
-        return Fault(action, (a, b), time.monotonic(),
+        return Fault(action, (a, b), time.monotonic(), one_way=one_way,
                      detail=f"{'one-way ' if one_way else ''}{a} {'->' if one_way else '<->'} {b}")
     if action == "slow":
-        return Fault(action, nodes, time.monotonic(), detail=f"{nodes[0]} {ms} ms")
+        return Fault(action, nodes, time.monotonic(), ms=ms, detail=f"{nodes[0]} {ms} ms")
     if action == "abort":
-        return Fault(action, nodes, time.monotonic(), detail=f"{nodes[0]} {direction}s to {path}")
+        return Fault(action, nodes, time.monotonic(), path=path, direction=direction,
+                     detail=f"{nodes[0]} {direction}s to {path}")
     return Fault(action, nodes, time.monotonic())
 
 
@@ -55,14 +57,13 @@ async def apply(supervisor: Supervisor, fault: Fault, *, wait_ready: bool = True
         if wait_ready:
             await asyncio.to_thread(supervisor.wait_ready, [node])
     elif fault.action == "partition":
-        await supervisor.partition(fault.nodes[0], fault.nodes[1], one_way=fault.detail.startswith("one-way"))
+        await supervisor.partition(fault.nodes[0], fault.nodes[1], one_way=fault.one_way)
     elif fault.action == "slow":
-        await supervisor.slow(node, int(fault.detail.split()[-2]))
+        await supervisor.slow(node, fault.ms)
     elif fault.action == "disk":
         await supervisor.fill_disk(node, True)
     elif fault.action == "abort":
-        direction, path = fault.detail.split(" ")[1].removesuffix("s"), fault.detail.split(" ")[-1]
-        await supervisor.abort(node, path, ABORT_P, direction)
+        await supervisor.abort(node, fault.path, ABORT_P, fault.direction)
     else:
         raise ClusterError(f"unknown fault '{fault.action}'; choose from {', '.join(KINDS)}")
 
@@ -83,11 +84,10 @@ async def heal(supervisor: Supervisor, fault: Fault, *, wait_ready: bool = True)
         await supervisor.fill_disk(node, False)
         return
     elif fault.action == "abort":
-        await supervisor.abort(node, fault.detail.split(" ")[-1], 0)
+        await supervisor.abort(node, fault.path, 0)
         return
     elif fault.action == "partition":
-        await supervisor.partition(fault.nodes[0], fault.nodes[1], one_way=fault.detail.startswith("one-way"),
-                                   on=False)
+        await supervisor.partition(fault.nodes[0], fault.nodes[1], one_way=fault.one_way, on=False)
         return
     if node and wait_ready:
         await asyncio.to_thread(supervisor.wait_ready, [node])
@@ -130,7 +130,7 @@ class Nemesis:
             await apply(self.supervisor, broken)
             await asyncio.sleep(self.rng.uniform(*self.broken_s))  # how long the fault lasts
             await heal(self.supervisor, broken)
-            self.faults.append(Fault(broken.action, broken.nodes, broken.start, time.monotonic(), broken.detail))
+            self.faults.append(replace(broken, end=time.monotonic()))
             await asyncio.sleep(self.rng.uniform(*self.rest_s))  # quiet time between faults
         return self.faults
 

@@ -36,8 +36,13 @@ class Fault:
     nodes: tuple[str, ...]
     start: float
     end: float | None = None
-    detail: str = ""
+    detail: str = ""  # in words, for people: what ``describe`` says
     links: tuple[tuple[str, str], ...] = ()  # a partition's cut links: (sender, receiver)
+    # What applying and healing it need, for the kinds that take more than their nodes:
+    one_way: bool = False  # partition: only the first node's messages to the second are lost
+    ms: int = 0  # slow: the delay added to every answer
+    path: str = ""  # abort: the path prefix whose requests are dropped
+    direction: str = ""  # abort: "request" (dropped unhandled) or "response" (handled, answer lost)
 
     def describe(self) -> str:
         return f"{self.action} {self.detail or ' '.join(self.nodes)}".strip()

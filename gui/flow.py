@@ -230,7 +230,8 @@ class TraceStepper(QWidget):
         self.header.show_names(self.canvas.names(), bar.width() if bar.isVisible() else 0)
         self.keep_step_in_view()
         # Once more when Qt has laid the taller diagram out (a new trace's first steps).
-        QTimer.singleShot(0, self, self.keep_step_in_view)
+        # Bound to the scroll area, which the tab's layout owns: gone with it, never called after.
+        QTimer.singleShot(0, self.scroll_area, self.keep_step_in_view)
         self.stepped.emit(self.canvas.step)
 
     def keep_step_in_view(self) -> None:

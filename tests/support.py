@@ -181,6 +181,24 @@ def open_window(qapp, folder, size: tuple[int, int] = (1400, 900)):
         asyncio.set_event_loop(None)
 
 
+def click_at(widget: Any, at: Any) -> None:
+    """A left click on ``widget`` at the point ``at``, as a person makes it."""
+    from PySide6.QtCore import Qt
+    from PySide6.QtTest import QTest
+    QTest.mouseClick(widget, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, at)
+
+
+def menu_action(live: Any, name: str, starts: str) -> Any:
+    """Click node ``name`` on the Live canvas, as a teacher does, and find the menu entry whose
+    words start with ``starts``."""
+    from PySide6.QtCore import QPoint
+    canvas = live.canvas
+    center = canvas.centers[name]
+    click_at(canvas, QPoint(int(center.x()), int(center.y())))
+    assert canvas.menu is not None and canvas.menu.title() == name
+    return next(a for a in canvas.menu.actions() if a.text().startswith(starts))
+
+
 # ---- a scripted driver: one operation of a protocol core, stepped by hand ------------------------
 class Scripted:
     """One coroutine of ``core``, stepped by hand. ``asks`` is the effect it waits on now;

@@ -51,6 +51,7 @@ class LiveView(PauseAndStep, QWidget):
         self.say = say
         self.seen = 0  # the last message taken from the model
         self.paused_at: int | None = None  # the message count when paused
+        self._told: tuple[int, int] | None = None  # the book and seq the answer line's stock is of
         #: While paused: the messages stepped to so far, in the order shown, and where Back and
         #: Step have got to among them (1 is the first; 0 before the first step).
         self.told: list[Arrow] = []
@@ -191,7 +192,14 @@ class LiveView(PauseAndStep, QWidget):
 
         def done(result: tuple[bool, Any]) -> None:
             ok, body = result
-            self.answer.setText(f"Book {book}: {body['quantity']} in stock, ${body['price']}" if ok else str(body))
+            if not ok:
+                self._told = None
+                self.answer.setText(str(body))
+                return
+            # True when told, not after: dated, and said to be outdated once a newer copy shows.
+            self._told = (book, int(body.get("seq", -1)))
+            self.answer.setText(f"Book {book}: {body['quantity']} in stock, ${body['price']} "
+                                f"(looked up at {time.strftime('%H:%M:%S')})")
 
         spawn(self.controller.lookup(book), self.report, done)
 
@@ -202,6 +210,7 @@ class LiveView(PauseAndStep, QWidget):
             return await asyncio.gather(*(self.controller.buy(book) for _ in range(buyers)))
 
         def done(outcomes: list[BuyOutcome]) -> None:
+            self._told = None
             said = " · ".join(o.sentence if buyers == 1 else o.kind for o in outcomes)
             self.answer.setText(f"Book {book}: {said}" if buyers == 1 else f"Two buyers of book {book}: {said}")
 
@@ -272,6 +281,11 @@ class LiveView(PauseAndStep, QWidget):
                 self.seen = self.model.arrows.count
             else:
                 self.seen = self.model.arrows.count  # nothing to replay when the tab is shown
+        if self._told is not None and "replicas" in topics:
+            book, seq = self._told
+            if max((c.seq for c in self.model.cells(book) if c.seq is not None), default=-1) > seq:
+                self._told = None
+                self.answer.setText(f"{self.answer.text()}; it has changed since")
         if self.paused_at is not None or not self.isVisible():
             return
         if topics.keys() & {"node", "replicas"}:

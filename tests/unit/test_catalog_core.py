@@ -234,3 +234,11 @@ def test_a_row_ahead_of_every_peer_is_confirmed_only_once_every_peer_has_answere
     assert 2 in core.unverified
     core._compare_rows([pong(seq=3, sums={2: "x"}), pong(seq=3, sums={2: "x"})])
     assert 2 not in core.unverified
+
+
+def test_a_peer_holding_our_seq_unsaid_keeps_a_row_from_being_confirmed() -> None:
+    """Simulator seed 2028300427: a peer that holds our seq as an unconfirmed write of its own
+    sends no checksum of it; with the other peer behind, nobody has confirmed our row."""
+    core = loaded()
+    core._compare_rows([pong(sums={}), pong(seq=3, sums={2: "x"})])
+    assert 2 in core.unverified

@@ -7,14 +7,13 @@ from __future__ import annotations
 import time
 
 import pytest
-from PySide6.QtCore import QPoint, Qt
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QFont, QFontMetrics, QTextDocumentFragment
-from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QScrollBar
 
 from nodes.core.vocabulary import HealthState
 from nodes.observe.arrows import step_order
-from tests.support import open_window, wait_until
+from tests.support import menu_action, open_window, wait_until
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -29,19 +28,6 @@ def live(window):
     window.tabs.setCurrentWidget(window.live)
     window.run(wait_until(lambda: window.live.isVisible() and window.live.canvas.boxes, 5, "the Live tab shown"))
     return window.live
-
-
-def menu_action(live, name: str, starts: str):
-    """Click ``name`` on the canvas, as a teacher does, and find the menu entry."""
-    canvas = live.canvas
-    center = canvas.centers[name]
-    click_at(canvas, QPoint(int(center.x()), int(center.y())))
-    assert canvas.menu is not None and canvas.menu.title() == name
-    return next(a for a in canvas.menu.actions() if a.text().startswith(starts))
-
-
-def click_at(widget, at: QPoint) -> None:
-    QTest.mouseClick(widget, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, at)
 
 
 def icon_center_color(live, name: str) -> QColor:
@@ -203,40 +189,6 @@ def test_presenter_scale_fits_1280x720_without_scrollbars_and_labels_grow(window
     assert "font-size: 16.5pt" in QApplication.instance().styleSheet()  # the whole window, not one widget
     qtbot.keyClick(window, Qt.Key.Key_0, Qt.KeyboardModifier.ControlModifier)
     assert window.scale == 1.0 and live.canvas.label_font().pixelSize() == 12
-
-
-def test_lesson_step_3_a_cut_off_replica_vouches_for_nothing_then_catches_up(window, live):
-    """The README's lesson, step 3, as the teacher clicks it: cut catalog 2 off, buy, see its
-    lease lapse and its mark lose bold; reconnect it, and its next read catches up."""
-    model, supervisor = window.model, window.session.supervisor
-    window.run(supervisor.wait_settled(30))
-    live.book.setCurrentIndex(live.book.findData(2))
-    menu_action(live, "catalog2", "Cut off").trigger()
-    window.run(wait_until(lambda: model.health("catalog2").state == "cut off", 10, "catalog2 cut off"))
-    cell = lambda name: next(c for c in model.cells(2) if f"catalog{c.replica}" == name)  # noqa: E731
-    before = cell("catalog0").seq
-    for _ in range(3):
-        live.buy_button.click()
-        window.run(wait_until(lambda: live.answer.text().startswith("Book 2:"), 15, "the buy's answer"))
-        said = live.answer.text().lower()
-        assert "bought" in said or "out of stock" in said, said
-        live.answer.setText("")
-    window.run(wait_until(lambda: cell("catalog0").seq > before, 10, "the others' writes seen"))
-    window.run(wait_until(lambda: cell("catalog2").lease_lapsed and not cell("catalog2").valid, 20,
-                     f"catalog2's lease lapsed and its mark not bold: {cell('catalog2')}"))
-    assert cell("catalog2").seq < cell("catalog0").seq, "a cut-off replica missed the writes"
-    drawn = lambda: live.canvas._still_facts is not None and cell("catalog2") in live.canvas._still_facts.cells  # noqa: E731
-    window.run(wait_until(drawn, 5, "the picture drawn from the lapsed cell"))
-
-    next(a for a in menu_action(live, "catalog2", "Heal").parent().actions()
-         if a.text() == "Heal: reconnect it").trigger()
-    window.run(wait_until(lambda: model.health("catalog2").state == "up" and not cell("catalog2").lease_lapsed, 20,
-                     "catalog2 reconnected, its lease holding again"))
-    # The next read catalog2 serves (asked directly: the front-end may answer book 2 from its
-    # cache): not valid there, so it hops to a peer for the copy and catches up.
-    window.run(supervisor.admin("catalog2", "GET", "/query/item/2"))
-    window.run(wait_until(lambda: cell("catalog2").seq == cell("catalog0").seq and cell("catalog2").valid, 15,
-                     f"catalog2 caught up: {model.cells(2)}"))
 
 
 def test_measure_lag_buys_for_real_and_gives_every_book_its_stock_back(window, live):

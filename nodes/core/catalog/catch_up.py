@@ -82,10 +82,14 @@ class CatchUp(Leases):
         for book_id, own in self.books.items():
             if own.seq < 0 or book_id in self.tentative or book_id in self.in_flight or book_id in self._locked:
                 continue  # nothing to compare, or a write of ours under way: the next round
-            ours, sure, unsure = own.checksum(), Counter[str](), Counter[str]()
+            ours, sure, unsure, unsaid = own.checksum(), Counter[str](), Counter[str](), 0
             for pong in pongs:
                 theirs = ours if pong.sums is None else pong.sums.get(book_id)
-                if pong.seqs.get(book_id) == own.seq and theirs is not None:
+                if pong.seqs.get(book_id) != own.seq:
+                    continue
+                if theirs is None:
+                    unsaid += 1  # it holds our seq but does not say what (an unconfirmed write of its own)
+                else:
                     (unsure if book_id in pong.unverified else sure)[theirs] += 1
             rival = max((n for sum_, n in (sure or unsure).items() if sum_ != ours), default=0)
             if book_id in self.unverified and sure:  # rows confirmed elsewhere decide
@@ -99,7 +103,8 @@ class CatchUp(Leases):
                 ahead = any(pong.seqs.get(book_id, -1) > own.seq for pong in pongs)
                 if rival >= majority:
                     self._take_as_damaged(book_id, f"differs from the copy {rival} replicas hold at seq {own.seq}")
-                elif unsure[ours] + 1 >= majority or (not rival and not ahead and len(pongs) + 1 == replicas):
+                elif unsure[ours] + 1 >= majority or (not rival and not ahead and not unsaid
+                                                      and len(pongs) + 1 == replicas):
                     self.unverified.discard(book_id)
                 elif rival:
                     self.disputed.add(book_id)

@@ -143,8 +143,9 @@ async def hops_of(supervisor: Supervisor, trace: str, *, among: str | None = Non
     return hops
 
 
-def open_window(qapp, folder, size: tuple[int, int] = (1400, 900)):
-    """What the ``window`` fixture yields, for fixtures of other scopes too."""
+def open_window(qapp, folder, size: tuple[int, int] = (1400, 900), *, fast: bool = True):
+    """What the ``window`` fixture yields, for fixtures of other scopes too. ``fast``: the
+    shorter time-outs of ``fast_timeouts``; without, the ones a person gets (docs/api.md)."""
     import asyncio
 
     import qasync
@@ -154,7 +155,8 @@ def open_window(qapp, folder, size: tuple[int, int] = (1400, 900)):
     qapp.setQuitOnLastWindowClosed(False)  # as gui/app.py does: closing stops the cluster first
     loop = qasync.QEventLoop(qapp)
     asyncio.set_event_loop(loop)
-    main = MainWindow(make_cluster(folder, catalogs=3, orders=3, timeouts=fast_timeouts()), WindowOptions(*size))
+    timeouts = {"timeouts": fast_timeouts()} if fast else {}
+    main = MainWindow(make_cluster(folder, catalogs=3, orders=3, **timeouts), WindowOptions(*size))
     session = main.session
     main.show()
 

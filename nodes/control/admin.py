@@ -67,15 +67,15 @@ class NodeAdmin:
         """Teaching speed for the whole cluster: every running node holds each message it sends
         for ``ms`` (0: full speed). Returns the nodes that could not be told (hung, say)."""
         self.pace_ms = ms
-        missed = []
-        for node in self.nodes.values():
-            if node.state != NodeState.UP:
-                continue
-            try:
-                await self.admin(node.name, "POST", "/admin/pace", {"ms": ms})
-            except ClusterError:
-                missed.append(node.name)
-        return missed
+        told = [node.name for node in self.nodes.values() if node.state == NodeState.UP]
+        # All at once: one node slow to answer (a restart under way, say) must not leave the
+        # others at the old pace meanwhile.
+        answers = await asyncio.gather(*(self.admin(name, "POST", "/admin/pace", {"ms": ms}) for name in told),
+                                       return_exceptions=True)
+        for answer in answers:
+            if isinstance(answer, BaseException) and not isinstance(answer, ClusterError):
+                raise answer
+        return [name for name, answer in zip(told, answers, strict=True) if isinstance(answer, ClusterError)]
 
     async def cut_off(self, name: str, on: bool) -> None:
         await self.admin(name, "POST", "/admin/cutoff", {"on": on})

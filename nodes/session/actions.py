@@ -138,6 +138,10 @@ class Controller:
         done = await self.supervisor.reset()
         for name in done:
             self.model.apply(LogNote(name, "reset: back to the seven books, caches and history emptied"))
+        try:  # said once the reset replicas answer each other again, not while they still refuse
+            await self.supervisor.wait_settled(10)
+        except ClusterError as error:
+            return f"Every running node was reset, but the cluster has not settled yet: {error}."
         missed = [name for name in self.model.nodes if name not in done]
         if not missed:
             return f"Every node was reset ({len(done)})."

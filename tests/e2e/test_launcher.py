@@ -232,6 +232,7 @@ async def test_reset_puts_every_database_back_to_the_seven_books(documented):
     await http.put("/buy/1")
     await http.set_stock(7, 1)
     await supervisor.reset()
+    await supervisor.wait_settled()  # replicas reset one after another: until all are, they refuse each other
     for node in supervisor.of_role("catalog"):
         books = (await supervisor.state(node.name))["books"]
         assert [(b["id"], b["quantity"], b["seq"]) for b in books] == [

@@ -50,15 +50,19 @@ class Leases(ReplicaState):
         every peer's. A peer that refused our last ping has no process, so it cannot take a
         write: it counts as holding its lease until it is back (and, back, it waits out
         whatever it may have granted before) — if its lease still held when it was found
-        gone. One that had lapsed before (we were cut off from it, say) stays lapsed: writes
-        may have left us out meanwhile, and a peer's death does not bring back the trust its
-        silence ended (simulator seed 2026930585)."""
+        gone, and only while its refusal is fresh: it may have started right after the last
+        refused ping and leave us out of writes LEASE_S later, so a refusal older than that
+        (heard before we were paused, say) holds nothing (simulator seed 2028600941). One
+        that had lapsed before (we were cut off from it, say) stays lapsed: writes may have
+        left us out meanwhile, and a peer's death does not bring back the trust its silence
+        ended (simulator seed 2026930585)."""
         if Rule.LEASES not in self.rules:
             return True
         replicas = len(self.peers) + 1
         needed = replicas - (replicas // 2 + 1) if Rule.MAJORITY in self.rules else len(self.peers)
         holding = sum(1 for peer in self.peers
-                      if peer.lease_until > self.now or (peer.refused and peer.held_when_refused))
+                      if peer.lease_until > self.now or (peer.refused and peer.held_when_refused
+                                                         and self.now < peer.refused_at + LEASE_S))
         return holding >= needed
 
     def _notice_lease(self) -> bool:

@@ -165,12 +165,17 @@ REGRESSION_SEEDS = {
 #: converges (found once in 20,000 seeds). xfail(strict) turns into a failure the day it passes.
 KNOWN_FAILING_SEEDS = {
     2028314085: "two unconfirmed rows of one seq, the third replica behind: the book never converges",
+    # The last 20,000 fresh seeds on b94bd34 (2028700001-2028720000), failing on d3fa5af too,
+    # not yet understood: a stale read at the front-end under partitions with a full disk,
+    # and replicas that never converge after a restart and a crash.
+    2028704065: "a stale read at the front-end under partitions with a catalog's disk full",
+    2028712420: "replicas that do not converge after a restart, a crash and duplicated messages",
 }
 
 
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("seed", sorted(KNOWN_FAILING_SEEDS))
-@pytest.mark.xfail(strict=True, reason="no majority can tell a changed row from the true one (issue 25)")
+@pytest.mark.xfail(strict=True, reason="open defects, see KNOWN_FAILING_SEEDS (issue 25)")
 def test_a_seed_of_a_known_open_defect_still_fails(seed: int) -> None:
     result = simulate(Options(seed=seed))
     assert result.passed, f"seed {seed} ({KNOWN_FAILING_SEEDS[seed]}): " + "; ".join(map(str, result.anomalies))

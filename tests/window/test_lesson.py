@@ -101,8 +101,9 @@ def test_step_3_a_cut_off_replica_vouches_for_nothing_then_catches_up(window, li
     assert "Stop load" in text and "Restock" in text and "Heal: reconnect it" in text
     assert text.index("lease lapses") < text.index("press **Buy**"), "the lesson buys once the lease lapsed"
     model, supervisor = window.model, window.session.supervisor
-    live.load_button.click()  # Stop load
-    window.run(wait_until(lambda: not window.session.load.running, 5, "the load stopped"))
+    live.load_button.click()  # Stop load: its requests under way are cancelled first, which
+    # took over 5 s once in a full-suite run on two workers (not understood; see the note)
+    window.run(wait_until(lambda: not window.session.load.running, 20, "the load stopped"))
     copies = int(re.search(r"set the copies to \*(\d+)\*", text).group(1))
     live.copies.setValue(copies)
     live.restock_button.click()

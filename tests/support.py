@@ -143,17 +143,43 @@ async def hops_of(supervisor: Supervisor, trace: str, *, among: str | None = Non
     return hops
 
 
+def window_loop(qapp: Any) -> asyncio.AbstractEventLoop:
+    """The window's loop as a test drives it. In the app the loop runs for the window's whole
+    life; a test runs it only inside ``window.run``, and Qt still processes events in between
+    (qasync's last pass at the end of ``run_until_complete``, pytest-qt's before and after each
+    test). A task stepped then found no running loop: the load's task died of it
+    (``asyncio.sleep``: "no running event loop"), and the lesson's click on *Stop load* started
+    the load again. So between runs asyncio is told this loop still runs."""
+    import qasync
+
+    class AlwaysRunning(qasync.QEventLoop):
+        def run_forever(self) -> None:
+            try:
+                super().run_forever()
+            finally:
+                asyncio.events._set_running_loop(self)
+
+    return AlwaysRunning(qapp)
+
+
+def close_window_loop(loop: asyncio.AbstractEventLoop) -> None:
+    """Cancel what still runs on ``loop``, wait for it, and close it."""
+    leftovers = [task for task in asyncio.all_tasks(loop) if not task.done()]
+    for task in leftovers:
+        task.cancel()
+    loop.run_until_complete(asyncio.gather(*leftovers, return_exceptions=True))
+    asyncio.events._set_running_loop(None)
+    loop.close()
+    asyncio.set_event_loop(None)
+
+
 def open_window(qapp, folder, size: tuple[int, int] = (1400, 900), *, fast: bool = True):
     """What the ``window`` fixture yields, for fixtures of other scopes too. ``fast``: the
     shorter time-outs of ``fast_timeouts``; without, the ones a person gets (docs/api.md)."""
-    import asyncio
-
-    import qasync
-
     from gui.main_window import MainWindow, WindowOptions
 
     qapp.setQuitOnLastWindowClosed(False)  # as gui/app.py does: closing stops the cluster first
-    loop = qasync.QEventLoop(qapp)
+    loop = window_loop(qapp)
     asyncio.set_event_loop(loop)
     timeouts = {"timeouts": fast_timeouts()} if fast else {}
     main = MainWindow(make_cluster(folder, catalogs=3, orders=3, **timeouts), WindowOptions(*size))
@@ -175,12 +201,7 @@ def open_window(qapp, folder, size: tuple[int, int] = (1400, 900), *, fast: bool
         session.supervisor.close()
         main.deleteLater()
         qapp.processEvents()
-        leftovers = [task for task in asyncio.all_tasks(loop) if not task.done()]
-        for task in leftovers:
-            task.cancel()
-        loop.run_until_complete(asyncio.gather(*leftovers, return_exceptions=True))
-        loop.close()
-        asyncio.set_event_loop(None)
+        close_window_loop(loop)
 
 
 def click_at(widget: Any, at: Any) -> None:

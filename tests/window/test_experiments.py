@@ -17,7 +17,7 @@ from PySide6.QtCore import QPointF
 from gui.experiments import ExperimentsView
 from nodes.bench.common import Context, Progress, Table
 from nodes.session.scenarios import Player, load
-from tests.support import wait_until
+from tests.support import close_window_loop, wait_until, window_loop
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -25,17 +25,10 @@ pytestmark = pytest.mark.timeout(240)
 @pytest.fixture
 def loop(qapp):
     """The window's kind of loop (qasync: Qt and asyncio in one), without a window."""
-    import qasync
-
-    event_loop = qasync.QEventLoop(qapp)
+    event_loop = window_loop(qapp)
     asyncio.set_event_loop(event_loop)
     yield event_loop
-    leftovers = [task for task in asyncio.all_tasks(event_loop) if not task.done()]
-    for task in leftovers:
-        task.cancel()
-    event_loop.run_until_complete(asyncio.gather(*leftovers, return_exceptions=True))
-    event_loop.close()
-    asyncio.set_event_loop(None)
+    close_window_loop(event_loop)
 
 
 @pytest.fixture

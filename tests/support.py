@@ -250,6 +250,14 @@ class Scripted:
             self.core.now = at
         self._resume(value)
 
+    def fail(self, error: BaseException) -> None:
+        """Resume the operation by raising ``error`` where it waits (a disk that refuses, say)."""
+        assert not self.done, f"the operation already returned {self.result!r}"
+        try:
+            self.asks = self._operation.throw(error)
+        except StopIteration as stop:
+            self.done, self.result, self.asks = True, stop.value, None
+
     def sends(self) -> list[tuple[str, Any]]:
         """(to, message) of what the core asks now: one Send, or each of a Gather's."""
         if isinstance(self.asks, Send):

@@ -257,6 +257,10 @@ class Pong:
     #: Books whose row the sender has not had confirmed since it started (``unverified``): its
     #: sum, if any, is one more claim, not a confirmed copy.
     unverified: tuple[int, ...] = ()
+    #: With ``sums``: per book we are behind on, the seq and checksum of the newest confirmed
+    #: row a peer handed us (``witnessed``), stored here or not: a vote in a dispute over that
+    #: seq between replicas whose own rows are unconfirmed.
+    witnessed: dict[int, tuple[int, str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

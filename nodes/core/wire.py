@@ -165,13 +165,14 @@ def response_of(message: Any, answer: Any) -> tuple[int, Any]:
             return 409, {"message": "Conflict", "book": book.as_record()}
         case Busy(holder):
             return 409, {"message": "Conflict", "busy": True, "holder": holder}
-        case Pong(seqs, newer, buy_counts, lease_s, buy_digests, settling, sums, unverified):
+        case Pong(seqs, newer, buy_counts, lease_s, buy_digests, settling, sums, unverified, witnessed):
             return 200, {"seqs": {str(k): v for k, v in seqs.items()},
                          "newer": [{"book": book.as_record(), "buy_ids": list(buys)} for book, buys in newer],
                          "buy_counts": {str(k): v for k, v in buy_counts.items()}, "lease_s": lease_s,
                          "buy_digests": {str(k): v for k, v in buy_digests.items()}, "settling": settling,
                          "sums": None if sums is None else {str(k): v for k, v in sums.items()},
-                         "unverified": list(unverified)}
+                         "unverified": list(unverified),
+                         "witnessed": {str(k): [seq, sum_] for k, (seq, sum_) in witnessed.items()}}
         case BuysOf(buys, settling):
             return 200, [[buy_id, seq, settling[buy_id]] if buy_id in settling else [buy_id, seq]
                          for buy_id, seq in buys]
@@ -302,7 +303,8 @@ def _answer_of(message: Any, status: int, data: Any, body: dict[str, Any]) -> An
                             {int(k): str(v) for k, v in body.get("buy_digests", {}).items()},
                             {str(k): float(v) for k, v in body.get("settling", {}).items()},
                             None if body.get("sums") is None else {int(k): str(v) for k, v in body["sums"].items()},
-                            tuple(int(b) for b in body.get("unverified", [])))
+                            tuple(int(b) for b in body.get("unverified", [])),
+                            {int(k): (int(v[0]), str(v[1])) for k, v in body.get("witnessed", {}).items()})
         case FetchBuys():
             if status == 200 and isinstance(data, list):
                 return BuysOf(tuple((str(entry[0]), int(entry[1])) for entry in data),

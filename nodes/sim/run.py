@@ -40,8 +40,9 @@ class PlannedFault:
 
     def describe(self) -> str:
         if self.kind == "partition":
-            side = sorted({a for a, _ in self.links if a == self.node} | {b for a, b in self.links if a == self.node})
-            return f"{self.node} | {' '.join(side[1:]) if len(side) > 1 else ''}".strip()
+            other = sorted({b for a, b in self.links if a == self.node})
+            mine = sorted({a for a, b in self.links if b == other[0]}) if other else [self.node]
+            return f"{' '.join(mine)} | {' '.join(other)}"
         if self.kind == "one-way":
             return ", ".join(f"{a}->{b}" for a, b in self.links)
         return self.node

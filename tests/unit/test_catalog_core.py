@@ -7,7 +7,7 @@ from dataclasses import replace
 
 from nodes.core.books import Book
 from nodes.core.catalog import CatalogReplica
-from nodes.core.effects import Disk, NoAnswer
+from nodes.core.effects import Disk, DiskFailed, NoAnswer
 from nodes.core.messages import (
     Busy,
     Check,
@@ -242,3 +242,44 @@ def test_a_peer_holding_our_seq_unsaid_keeps_a_row_from_being_confirmed() -> Non
     core = loaded()
     core._compare_rows([pong(sums={}), pong(seq=3, sums={2: "x"})])
     assert 2 in core.unverified
+
+
+def test_a_dispute_between_two_restarted_replicas_is_decided_by_the_row_the_third_was_handed() -> None:
+    """Simulator seeds 2028314085 and 2028712420: our row and one peer's, both loaded at start,
+    differ at one seq (one changed checksum and all); the third replica is behind, but a peer
+    once handed it a confirmed row of that seq (``witnessed``): that is the vote."""
+    witness = lambda row: Pong({BOOK.id: 3}, (), {}, sums={2: "older"}, witnessed={2: (4, row.checksum())})  # noqa: E731
+    core = loaded()
+    core.books[2] = CHANGED
+    core._compare_rows([pong(sums={2: BOOK.checksum()}, unverified=(2,)), witness(BOOK)])
+    assert core.books[2].seq == -1 and core.damaged[2] == "differs from the copy 1 peers hold at seq 4"
+    core = loaded()
+    core._compare_rows([pong(sums={2: CHANGED.checksum()}, unverified=(2,)), witness(BOOK)])
+    assert 2 not in core.unverified and 2 not in core.disputed and core.books[2] == BOOK
+    core = loaded()  # without the witness: one against one, served by no one
+    core._compare_rows([pong(sums={2: CHANGED.checksum()}, unverified=(2,)), pong(seq=3, sums={2: "older"})])
+    assert 2 in core.disputed
+
+
+def test_a_replica_behind_tells_the_row_a_peer_handed_it_even_if_its_disk_refused_it() -> None:
+    core = replica(mode="bazar")
+    newer = replace(BOOK, quantity=19, seq=5)
+    catch_up = Scripted(core, core._catch_up(core.peers[0], Pong({2: 5}, ((newer, ()),), {}), core.generation))
+    assert isinstance(catch_up.asks, Disk) and catch_up.asks.method == "write"
+    catch_up.fail(DiskFailed("database or disk is full"))
+    assert catch_up.done and core.books[2] == BOOK, "not stored"
+    told = run(core, core.handle(Ping(1, {2: 4}, rows="another digest")))
+    assert told.witnessed == {2: (5, newer.checksum())}
+    assert run(core, core.handle(Ping(1, {2: 4}, rows=core.rows_digest()))).witnessed == {}, \
+        "rows equal: no sums, no witness"
+
+
+def test_a_replica_whose_lease_lapsed_answers_no_copy_when_no_peer_answers() -> None:
+    """Simulator seed 2028704065: "the last replica decides" (S1, S3) only while its lease holds;
+    lapsed, it may be the one the writes left out (W2)."""
+    silent = {"Get": NoAnswer(refused=False)}
+    core = replica(mode="bazar")
+    assert not core.lease_ok()
+    assert isinstance(run(core, core.handle(Read(2)), silent), Conflict)
+    core.peers[0].lease_until = core.now + 1.0  # one peer's lease: no write can have left us out
+    assert run(core, core.handle(Read(2)), silent) == Found(BOOK)

@@ -86,6 +86,9 @@ class CatchUp(Leases):
             for pong in pongs:
                 theirs = ours if pong.sums is None else pong.sums.get(book_id)
                 if pong.seqs.get(book_id) != own.seq:
+                    seen = pong.witnessed.get(book_id)
+                    if seen is not None and seen[0] == own.seq:
+                        sure[seen[1]] += 1  # a peer behind us was handed a confirmed row of our seq
                     continue
                 if theirs is None:
                     unsaid += 1  # it holds our seq but does not say what (an unconfirmed write of its own)
@@ -223,12 +226,14 @@ class CatchUp(Leases):
         # A write we are fanning out counts as made: a lease granted now must not cover the old
         # copy for a peer the write may leave out (``in_flight``).
         seqs = {b.id: max(b.seq, self.in_flight.get(b.id, -1)) for b in self.books.values()}
-        sums = None
+        sums, witnessed = None, {}
         if message.rows and message.rows != self.rows_digest():
             sums = {b.id: b.checksum() for b in self.books.values()
                     if b.seq >= 0 and b.id not in self.tentative and b.id not in self.in_flight}
+            witnessed = {b: seen for b, seen in self.witnessed.items() if seen[0] > self.books[b].seq}
         return Pong(seqs, tuple(newer), dict(counts), lease, self._buy_digests(),
-                    self._settling(b for _book, buys in newer for b in buys), sums, tuple(sorted(self.unverified)))
+                    self._settling(b for _book, buys in newer for b in buys), sums, tuple(sorted(self.unverified)),
+                    witnessed)
 
     def on_fetch_buys(self, message: FetchBuys) -> BuysOf:
         """The buys we hold of a book, but those of writes not confirmed yet."""
@@ -243,6 +248,8 @@ class CatchUp(Leases):
         for copy, buy_ids in answer.newer:
             if copy.id not in self.books or copy.seq <= self.books[copy.id].seq:
                 continue
+            if copy.seq > self.witnessed.get(copy.id, (-1, ""))[0]:
+                self.witnessed[copy.id] = (copy.seq, copy.checksum())  # a confirmed row: ``newer`` holds no other
             # W2: someone is ahead of us, so our valid mark (if any) is stale. No book lock
             # here: a write may hold it for long, and adopting is monotonic in seq anyway.
             self._unmark_valid(copy.id)

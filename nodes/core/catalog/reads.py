@@ -125,9 +125,15 @@ class Reads(Leases):
     def _own_copy_may_decide(self, book_id: int) -> bool:
         """Whether our copy may end a read: not an unconfirmed write of ours (handed to no one,
         W2), not a row that failed its checksum or differs from a peer's of its seq (served to no
-        one, until repaired), and not one no peer has confirmed since start."""
-        return (book_id not in self.tentative and book_id not in self.damaged and book_id not in self.disputed
-                and book_id not in self.unverified and not self._known_older(book_id))
+        one, until repaired), and not one no peer has confirmed since start; and only while our
+        lease holds. A replica whose lease has lapsed may be the one writes left out (W2); when
+        no peer it asked could vouch, its copy is no answer. Without this a replica cut off by
+        one partition, healed for 120 ms, then cut off with the front-end by the next, found
+        every peer silent and answered its old copy as "the last replica" (simulator seed
+        2028704065); the marks said "not valid" all along."""
+        return (self.lease_ok() and book_id not in self.tentative and book_id not in self.damaged
+                and book_id not in self.disputed and book_id not in self.unverified
+                and not self._known_older(book_id))
 
     def _choose(self, candidates: list[Peer]) -> Peer:
         """The next peer to ask: at random (seeded), or in ``peer_order`` when a scenario set one."""

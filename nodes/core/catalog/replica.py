@@ -149,6 +149,7 @@ class CatalogReplica(Writes, Reads, CatchUp):
             self.unstored.clear()
             self.damaged.clear()  # every row was written afresh
             self.unverified.clear()
+            self.witnessed.clear()
             self.disputed.clear()
             self.unforgotten.clear()
             self.catch_ups = 0

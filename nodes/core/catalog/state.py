@@ -178,6 +178,12 @@ class ReplicaState(Core):
         #: a check or vouched for, until a vouched-for or majority's row of their seq matches,
         #: or every peer is found behind, or a peer's copy replaces them.
         self.unverified: set[int] = set()
+        #: Per book, the seq and checksum of the newest confirmed row a peer's ping answer
+        #: handed us, kept even when our disk refused to store it: our vote when two replicas
+        #: whose rows are unconfirmed (both restarted) hold different rows of that seq, one
+        #: changed checksum and all. Without it no majority could tell them apart and the book
+        #: was served by no one for good (simulator seeds 2028314085, 2028712420).
+        self.witnessed: dict[int, tuple[int, str]] = {}
         #: Why the last commit failed (disk full, I/O error), until one succeeds again.
         self.disk_trouble: str | None = None
         self._tokens = 0  # reservation tokens issued since start (with the nonce: unique)

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from nodes.core.catalog import Mode
+from nodes.runtime import otel
 from nodes.runtime.client import Timeouts
 
 #: docs/api.md's timeouts per caller: (connect ms, total ms).
@@ -31,6 +32,8 @@ class NodeConfig:
     telemetry: bool = True
     #: Teaching speed: ms every message this node sends is held (0: full speed).
     pace_ms: int = 0
+    #: Export spans through OpenTelemetry (nodes/runtime/otel.py): --otel or BAZAR_OTEL=on.
+    otel: bool = False
 
     @property
     def timeouts(self) -> Timeouts:
@@ -90,6 +93,9 @@ def parser() -> argparse.ArgumentParser:
         sub.add_argument("--total-timeout-ms", type=_positive, default=None)
         sub.add_argument("--parent-pid", type=int, default=None, help="exit when this process (the launcher) dies")
         sub.add_argument("--no-telemetry", action="store_true", help="record no events (for overhead benchmarks)")
+        sub.add_argument("--otel", action="store_true",
+                         help="export every request and hop as OpenTelemetry spans (env BAZAR_OTEL=on; needs "
+                              "opentelemetry-sdk; OTEL_TRACES_EXPORTER=otlp or console)")
         sub.add_argument("--pace-ms", type=_positive, default=None,
                          help="teaching speed: hold every message sent this many ms (env BAZAR_PACE_MS; 0: full speed)")
 
@@ -138,7 +144,13 @@ def parse(argv: list[str], environ: Mapping[str, str] = os.environ) -> NodeConfi
         parent_pid=args.parent_pid,
         telemetry=not args.no_telemetry and environ.get("BAZAR_TELEMETRY", "on") != "off",
         pace_ms=args.pace_ms if args.pace_ms is not None else int(environ.get("BAZAR_PACE_MS", "0") or 0),
+        otel=args.otel or otel.wanted(environ),
     )
+    if common["otel"]:
+        try:
+            otel.check_installed()
+        except otel.OtelUnavailable as missing:
+            parser().error(str(missing))
     if args.role == "catalog":
         replicas = split_addresses(args.replicas or environ.get("CATALOG_ADDRESSES"))
         if replicas and common["index"] >= len(replicas):

@@ -114,6 +114,8 @@ class Node:
     health: Callable[[str], Awaitable[tuple[int, dict[str, Any]]]] | None = None
 
     telemetry_on: bool = True
+    #: Export every hop and request as OpenTelemetry spans (otel.py).
+    otel: bool = False
 
     def __post_init__(self) -> None:
         self.telemetry = Telemetry(self.name, enabled=self.telemetry_on)
@@ -181,6 +183,16 @@ def build_app(node: Node, routes: Sequence[Route], *,
 
     async def close_subscribers(_app: web.Application) -> None:
         node.telemetry.close()  # a live telemetry stream would hold graceful shutdown up
+
+    if node.otel:
+        from nodes.runtime.otel import SpanExport
+        export = SpanExport(node.name)
+        node.telemetry.observers.append(export.observe)
+
+        async def flush_spans(_app: web.Application) -> None:
+            await asyncio.to_thread(export.close)
+
+        app.on_cleanup.append(flush_spans)
 
     app.on_shutdown.append(close_subscribers)
     app.cleanup_ctx.append(client_ctx)

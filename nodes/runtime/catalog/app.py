@@ -71,7 +71,7 @@ def init_app(config: CatalogConfig) -> web.Application:
         secret=config.secret,
         loopback=is_loopback(config.host),
         internal_prefixes=("/update/", "/rep/"),
-        telemetry_on=config.telemetry,
+        telemetry_on=config.telemetry, otel=config.otel,
         pace=Pace(config.pace_ms),
     )
     replicas = config.replicas or [f"http://{config.host}:{config.port}"]

@@ -36,7 +36,7 @@ from nodes.runtime.tasks import cancel_and_wait
 def init_app(config: FrontendConfig) -> web.Application:
     node = Node("frontend", 0, config.timeouts, secret=config.secret, loopback=is_loopback(config.host),
                 internal_prefixes=("/invalidate/",),
-                telemetry_on=config.telemetry, pace=Pace(config.pace_ms))
+                telemetry_on=config.telemetry, otel=config.otel, pace=Pace(config.pace_ms))
     core = Frontend(len(config.catalogs), len(config.orders), lookup_cache=config.lookup_cache,
                     search_cache=config.search_cache, timeout_s=config.timeouts.total,
                     connect_s=config.timeouts.connect)

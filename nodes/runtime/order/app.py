@@ -22,7 +22,7 @@ from nodes.runtime.signing import is_loopback
 def init_app(config: OrderConfig) -> web.Application:
     # The history names every buyer's buy id: internal, like the catalogs' /update (issue 25).
     node = Node("order", config.index, config.timeouts, secret=config.secret, loopback=is_loopback(config.host),
-                telemetry_on=config.telemetry,
+                telemetry_on=config.telemetry, otel=config.otel,
                 pace=Pace(config.pace_ms), internal_prefixes=("/orders",))
     core = OrderReplica(config.index, config.catalog_index, timeout_s=config.timeouts.total,
                         connect_s=config.timeouts.connect)

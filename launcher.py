@@ -33,6 +33,9 @@ ROLE_LABEL = {"frontend": "front-end", "catalog": "catalog", "order": "order"}
 
 def cluster_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cluster", metavar="FILE", help="cluster file (default assets/cluster.toml)")
+    parser.add_argument("--attach", metavar="FILE",
+                        help="attach to nodes already running (a cluster file with an [attach] section, e.g. "
+                             "assets/compose-attach.toml for `docker compose up`) instead of starting them")
     parser.add_argument("--catalogs", type=int, metavar="N", help="catalog replicas (overrides the file)")
     parser.add_argument("--orders", type=int, metavar="N", help="order replicas (overrides the file)")
     parser.add_argument("--data-dir", metavar="DIR", help="folder for databases and logs (overrides the file)")
@@ -107,7 +110,12 @@ def _scale(text: str) -> float:
 
 
 def load_cluster(args: argparse.Namespace) -> Cluster:
-    cluster = load(args.cluster)
+    if args.attach and args.cluster:
+        raise ClusterFileError("give --cluster FILE or --attach FILE, not both: --attach reads a cluster file too")
+    cluster = load(args.attach or args.cluster)
+    if args.attach and not cluster.attached:
+        raise ClusterFileError(f"{args.attach} has no [attach] section naming the running nodes; see "
+                               "assets/compose-attach.toml")
     return cluster.with_overrides(catalogs=args.catalogs, orders=args.orders, data_dir=args.data_dir)
 
 
@@ -364,7 +372,7 @@ def run_bench(argv: list[str]) -> int:
 
     context = Context(Progress(show), count=args.count, against=args.against, fault=args.fault,
                       heal_at=args.heal_at)
-    if args.cluster or args.catalogs or args.orders:
+    if args.cluster or args.attach or args.catalogs or args.orders:
         context.cluster_file = load_cluster(args)
     tables = []
     try:

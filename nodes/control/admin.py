@@ -12,6 +12,7 @@ from typing import Any
 import aiohttp
 import yarl
 
+from nodes.control.engine import ComposeEngine
 from nodes.control.errors import ClusterError
 from nodes.control.processes import ManagedNode
 from nodes.core.vocabulary import HealthState, NodeState
@@ -31,6 +32,7 @@ class NodeAdmin:
     of_role: Callable[[str], list[ManagedNode]]
     _note: Callable[[ManagedNode, str], None]
     _changed: Callable[[ManagedNode], None]
+    engine: ComposeEngine | None
 
     # ---- admin over HTTP (slow, cut off, reset, state) ------------------------------------
     async def admin(self, name: str, method: str, path: str, body: Any = None, *, timeout: float = 3.0) -> Any:
@@ -78,7 +80,12 @@ class NodeAdmin:
         return [name for name, answer in zip(told, answers, strict=True) if isinstance(answer, ClusterError)]
 
     async def cut_off(self, name: str, on: bool) -> None:
-        await self.admin(name, "POST", "/admin/cutoff", {"on": on})
+        """The node drops every message but admin and telemetry; a node of a Compose cluster is
+        taken off its network instead (a real partition: the window loses it too)."""
+        if self.engine is not None and self.node(name).attached:
+            await asyncio.to_thread(self.engine.cut, name, on)
+        else:
+            await self.admin(name, "POST", "/admin/cutoff", {"on": on})
         self.node(name).cut_off = on
         self._note(self.node(name), HealthState.CUT_OFF if on else "healed")
         self._changed(self.node(name))
@@ -129,7 +136,7 @@ class NodeAdmin:
 
     async def _push_links(self, name: str) -> None:
         node = self.node(name)
-        if node.state in (NodeState.UP, NodeState.HUNG, NodeState.STARTING) and not node.attached:
+        if node.state in (NodeState.UP, NodeState.HUNG, NodeState.STARTING) and (not node.attached or node.by_engine):
             await self.admin(name, "POST", "/admin/links", {"deaf_to": sorted(node.deaf_to),
                                                             "mute_to": sorted(node.mute_to)})
         self._changed(node)

@@ -43,6 +43,11 @@ class Cluster:
     attach_frontend: str | None = None
     attach_catalogs: tuple[str, ...] = ()
     attach_orders: tuple[str, ...] = ()
+    #: "compose": the attached nodes are containers of a Compose project, and crash, hang,
+    #: restart and cut off go through the engine (nodes/control/engine.py); None: only slow
+    #: and cut off, through the nodes' admin routes.
+    attach_engine: str | None = None
+    attach_project: str = "bazar"
     secret: str | None = None
 
     @property
@@ -97,7 +102,7 @@ def parse(raw: dict[str, Any]) -> Cluster:
     ports = _section(raw, "ports", {"frontend", "catalogs", "orders"})
     caches = _section(raw, "caches", {"lookup", "search"})
     timeouts = _section(raw, "timeouts", set(DEFAULT_TIMEOUTS_MS))
-    attach = _section(raw, "attach", {"frontend", "catalogs", "orders"})
+    attach = _section(raw, "attach", {"frontend", "catalogs", "orders", "engine", "project", "secret_file"})
 
     catalogs = _int(cluster, "cluster.catalogs", 3, 1, MAX_REPLICAS)
     orders = _int(cluster, "cluster.orders", 3, 1, MAX_REPLICAS)
@@ -163,11 +168,20 @@ def parse(raw: dict[str, Any]) -> Cluster:
             raise ClusterFileError("attach.frontend must be the front-end's address, e.g. \"http://10.0.0.5:8000\"")
         attach_catalogs = tuple(_address_list(attach, "attach.catalogs", "catalogs"))
         attach_orders = tuple(_address_list(attach, "attach.orders", "orders"))
+        engine, project = attach.get("engine"), attach.get("project", "bazar")
+        if engine not in (None, "compose"):
+            raise ClusterFileError("attach.engine must be \"compose\" (or left out: the nodes were started by hand)")
+        if not isinstance(project, str) or not project:
+            raise ClusterFileError("attach.project must be the Compose project's name, e.g. \"bazar\"")
+        if "secret_file" in attach:
+            result = replace(result, secret=_secret_from(attach["secret_file"]))
         result = replace(
             result,
             attach_frontend=frontend.rstrip("/"),
             attach_catalogs=attach_catalogs,
             attach_orders=attach_orders,
+            attach_engine=engine,
+            attach_project=project,
             catalogs=len(attach_catalogs),
             orders=len(attach_orders),
             order_catalogs=(),
@@ -208,6 +222,21 @@ def _address_list(section: dict[str, Any], name: str, key: str) -> list[str]:
     if not isinstance(value, list) or not value or not all(isinstance(v, str) and v.startswith("http") for v in value):
         raise ClusterFileError(f"{name} must be a non-empty list of addresses such as \"http://10.0.0.5:8001\"")
     return [v.rstrip("/") for v in value]
+
+
+def _secret_from(path: Any) -> str:
+    """The cluster secret from the file a Compose cluster was given it in (BAZAR_SECRET_FILE)."""
+    if not isinstance(path, str) or not path:
+        raise ClusterFileError("attach.secret_file must be the path of the file holding the cluster's secret")
+    file = Path(path).expanduser()
+    try:
+        secret = file.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ClusterFileError(f"attach.secret_file: cannot read {file} ({exc.strerror}); it is the file the "
+                               "cluster was started with (BAZAR_SECRET_FILE, docs/containers.md)") from None
+    if len(secret) < 8:
+        raise ClusterFileError(f"attach.secret_file: {file} holds no secret of at least 8 characters")
+    return secret
 
 
 def _check_count(name: str, value: int) -> None:

@@ -24,6 +24,9 @@ class ManagedNode:
     command: list[str] = field(default_factory=list)
     log_path: Path | None = None
     attached: bool = False
+    #: Attached, and its process is the container engine's to kill, pause and start
+    #: (nodes/control/engine.py): every fault works on it as on a node started here.
+    by_engine: bool = False
     proc: subprocess.Popen | None = None
     state: NodeState = NodeState.DOWN
     exit_code: int | None = None

@@ -31,6 +31,7 @@ import aiohttp
 
 from nodes.control.admin import NodeAdmin
 from nodes.control.clusterfile import Cluster
+from nodes.control.engine import ComposeEngine, by_engine
 from nodes.control.errors import ClusterError
 from nodes.control.processes import ManagedNode, free_port
 from nodes.core.vocabulary import NodeState
@@ -60,6 +61,8 @@ class Supervisor(NodeAdmin):
         #: started later is started with it.
         self.pace_ms = 0
         self._folder_claim: int | None = None  # the data folder's lock, held from the first start
+        #: Attached to a Compose cluster: crash, hang and start go through its engine.
+        self.engine = ComposeEngine(cluster.attach_project) if cluster.attach_engine == "compose" else None
         if cluster.attached:
             self._plan_attached()
         else:
@@ -104,11 +107,12 @@ class Supervisor(NodeAdmin):
     def _plan_attached(self) -> None:
         c = self.cluster
         assert c.attach_frontend is not None  # attached: the front-end's address is what makes it so
-        self._add(ManagedNode("frontend", 0, c.attach_frontend, 0, attached=True, state=NodeState.UP))
+        engine = c.attach_engine is not None
+        self._add(ManagedNode("frontend", 0, c.attach_frontend, 0, attached=True, by_engine=engine, state=NodeState.UP))
         for i, address in enumerate(c.attach_catalogs):
-            self._add(ManagedNode("catalog", i, address, 0, attached=True, state=NodeState.UP))
+            self._add(ManagedNode("catalog", i, address, 0, attached=True, by_engine=engine, state=NodeState.UP))
         for i, address in enumerate(c.attach_orders):
-            self._add(ManagedNode("order", i, address, 0, attached=True, state=NodeState.UP))
+            self._add(ManagedNode("order", i, address, 0, attached=True, by_engine=engine, state=NodeState.UP))
 
     def _add(self, node: ManagedNode) -> None:
         if not node.attached:
@@ -169,7 +173,8 @@ class Supervisor(NodeAdmin):
 
     def start(self, name: str) -> None:
         node = self.node(name)
-        self._need_process(node, "start")
+        if self._by_engine(node, "start"):
+            return
         self._claim_folder()
         with self._lock:
             if node.state in (NodeState.STARTING, NodeState.UP, NodeState.HUNG):
@@ -235,7 +240,8 @@ class Supervisor(NodeAdmin):
 
     def stop(self, name: str) -> None:
         node = self.node(name)
-        self._need_process(node, "stop")
+        if self._by_engine(node, "stop"):
+            return
         with self._lock:
             proc = node.proc
             if proc is None or node.state in (NodeState.DOWN, NodeState.EXITED):
@@ -253,7 +259,8 @@ class Supervisor(NodeAdmin):
     def crash(self, name: str) -> None:
         """SIGKILL: nothing is flushed, nothing in memory survives."""
         node = self.node(name)
-        self._need_process(node, "crash")
+        if self._by_engine(node, "crash"):
+            return
         with self._lock:
             if node.proc is None or node.state in (NodeState.DOWN, NodeState.EXITED):
                 return
@@ -266,7 +273,8 @@ class Supervisor(NodeAdmin):
     def hang(self, name: str) -> None:
         """SIGSTOP: connections are still accepted by the kernel and never answered."""
         node = self.node(name)
-        self._need_process(node, "hang")
+        if self._by_engine(node, "hang"):
+            return
         with self._lock:
             if node.state != NodeState.UP:
                 raise ClusterError(f"{name} is {node.status}; only a node that is up can hang")
@@ -278,7 +286,8 @@ class Supervisor(NodeAdmin):
 
     def resume(self, name: str) -> None:
         node = self.node(name)
-        self._need_process(node, "resume")
+        if self._by_engine(node, "resume"):
+            return
         with self._lock:
             if node.state != NodeState.HUNG:
                 return
@@ -309,10 +318,18 @@ class Supervisor(NodeAdmin):
             os.close(self._folder_claim)
             self._folder_claim = None
 
-    def _need_process(self, node: ManagedNode, action: str) -> None:
-        if node.attached:
-            raise ClusterError(f"cannot {action} {node.name}: it is attached, not started here "
-                               "(only slow and cut off work on attached nodes)")
+    def _by_engine(self, node: ManagedNode, action: str) -> bool:
+        """True when ``node`` is attached and its container engine did ``action``; an attached
+        node with no engine named in the cluster file has no process to act on here."""
+        if not node.attached:
+            return False
+        if self.engine is None:
+            raise ClusterError(f"cannot {action} {node.name}: it is attached, not started here, and the cluster "
+                               "file names no container engine (attach.engine); only slow and cut off work")
+        by_engine(self.engine, node, action)
+        self._note(node, f"{action}: done by the container engine")
+        self._changed(node)
+        return True
 
     def log_tail(self, name: str, lines: int = 50) -> str:
         node = self.node(name)

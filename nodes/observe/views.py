@@ -94,6 +94,8 @@ class ProcessState:
     pid: int | None = None
     exit_code: int | None = None
     started_at: float | None = None
+    #: Started elsewhere, with no container engine Bazar may ask: only slow and cut off work
+    #: (a node of an attached Compose cluster is not: the engine crashes and starts it).
     attached: bool = False
     #: Partitions (W8): the nodes whose messages this one no longer hears, and the nodes its
     #: own messages no longer reach.
@@ -108,8 +110,8 @@ class ProcessState:
     def of(cls, node: Any) -> ProcessState:
         """A copy of a supervisor's ``ManagedNode``."""
         return cls(NodeState(node.state), node.slow_ms, node.cut_off, node.pid, node.exit_code, node.started_at,
-                   node.attached, frozenset(node.deaf_to), frozenset(node.mute_to), node.disk_full,
-                   frozenset(node.aborts))
+                   node.attached and not node.by_engine, frozenset(node.deaf_to), frozenset(node.mute_to),
+                   node.disk_full, frozenset(node.aborts))
 
 
 #: Every state a node can be in, each its own; the order is how bad it is.

@@ -59,6 +59,9 @@ class ClusterSession:
                 await asyncio.to_thread(self._start_blocking)
             finally:
                 self.supervisor.listeners.remove(report)
+        elif self.supervisor.engine is not None:  # a Compose cluster: find every node's container first
+            progress(f"finding the containers of the Compose project '{self.supervisor.engine.project}'")
+            await asyncio.to_thread(self.supervisor.engine.check, list(self.supervisor.nodes))
         progress("waiting for the replicas to see each other")
         await self.supervisor.wait_settled(timeout=20)
         await self.follower.start()

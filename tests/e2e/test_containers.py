@@ -42,6 +42,7 @@ HOW_TO_RUN = ("start a Docker engine with Compose (on a Bazar development machin
 BOOKS = range(1, 8)
 STOCK = 300
 CATALOGS = ("catalog0", "catalog1", "catalog2")
+NODES = (*CATALOGS, "order0", "order1", "order2")  # each published on loopback for the window
 #: Between two requests of one shopper: enough load to matter, little enough to share 2 cores.
 PAUSE_S = 0.02
 
@@ -221,7 +222,8 @@ def cluster(tmp_path_factory):
     secret.write_text(uuid.uuid4().hex + "\n")
     secret.chmod(0o644)  # bind-mounted as it is: the node's user (uid 10001) must read it
     env = {**os.environ, "BAZAR_IMAGE": image, "BAZAR_SECRET_FILE": str(secret), "BAZAR_PORT": str(free_port()),
-           "BAZAR_NETWORK": f"bazar-test-{run_id}"}
+           "BAZAR_NETWORK": f"bazar-test-{run_id}",
+           **{f"BAZAR_PORT_{node.upper()}": str(free_port()) for node in NODES}}
     made = ComposeCluster(compose, f"bazar-test-{run_id}", env, int(env["BAZAR_PORT"]))
     try:
         upped = made.run("up", "-d", "--no-build", timeout=180)
@@ -359,3 +361,73 @@ async def test_a_node_stops_on_sigterm_and_comes_back_by_its_restart_policy(clus
     print(f"\norder1 exited on its own and was restarted by its policy; docker stop order2: {stopped_in:.2f} s, "
           f"exit code {code}")
     assert code == "0" and stopped_in < 5, f"docker stop took {stopped_in:.1f} s, exit code {code}"
+    await cluster.docker("start", order2)  # as the next test finds the cluster: whole
+    await wait_until(lambda: cluster.up("order2"), timeout=30, what="order2 started again", every=0.5)
+
+
+def attach_file(cluster: ComposeCluster, folder: Path) -> Path:
+    """assets/compose-attach.toml, with this run's project, ports and secret."""
+    text = (ROOT / "assets" / "compose-attach.toml").read_text(encoding="utf-8")
+    text = text.replace('project = "bazar"', f'project = "{cluster.project}"')
+    text = text.replace('secret_file = "~/.bazar.secret"', f'secret_file = "{cluster.env["BAZAR_SECRET_FILE"]}"')
+    text = text.replace("http://127.0.0.1:8000", cluster.shop)
+    for node in NODES:
+        default = 8001 + NODES.index(node)
+        text = text.replace(f"http://127.0.0.1:{default}", f"http://127.0.0.1:{cluster.env[f'BAZAR_PORT_{node.upper()}']}")
+    file = folder / "attach.toml"
+    file.write_text(text, encoding="utf-8")
+    return file
+
+
+@pytest.mark.timeout(300)
+async def test_attached_to_the_compose_cluster_every_fault_goes_through_the_engine(cluster: ComposeCluster, tmp_path):
+    """Issue 27 item 4: the window's session attached to a cluster it did not start: crash,
+    start, hang, resume, cut off and reconnect are the engine's, every view's model says so,
+    buys go on, and closing the session leaves the containers running."""
+    from nodes.control.clusterfile import load
+    from nodes.core.vocabulary import BuyResult, HealthState
+    from nodes.session.session import ClusterSession
+
+    await answers_as_documented(cluster)
+    session = ClusterSession(load(attach_file(cluster, tmp_path)), announce=print)
+    model, controller = session.model, session.controller
+
+    async def container(node: str) -> dict[str, Any]:
+        found = await cluster.docker("inspect", "-f", "{{json .}}", cluster.container(node))
+        return json.loads(found.stdout)
+
+    async def seen(node: str, state: HealthState, what: str) -> None:
+        await wait_until(lambda: model.health(node).state == state, timeout=30, what=f"{node} {what}", every=0.1)
+
+    await session.start()
+    try:
+        assert {n: str(model.health(n).state) for n in model.nodes} == dict.fromkeys(model.nodes, "up")
+        assert not model.health("catalog2").process.attached, "the window would offer no crash or hang"
+
+        await controller.crash("catalog2")
+        assert (await container("catalog2"))["State"]["Running"] is False
+        await seen("catalog2", HealthState.DOWN, "drawn down")
+        assert (await session.shop.buy(3)).kind == BuyResult.BOUGHT, "a buy with catalog2 killed"
+        await controller.start("catalog2")
+        assert (await container("catalog2"))["State"]["Running"] is True
+        await seen("catalog2", HealthState.UP, "drawn up again")
+
+        await controller.hang("catalog0")
+        assert (await container("catalog0"))["State"]["Paused"] is True
+        await seen("catalog0", HealthState.HUNG, "drawn hung")
+        await controller.resume("catalog0")
+        assert (await container("catalog0"))["State"]["Paused"] is False
+        await seen("catalog0", HealthState.UP, "drawn up after resuming")
+
+        await controller.cut_off("catalog1", True)
+        assert (await container("catalog1"))["NetworkSettings"]["Networks"] == {}, "still on a network"
+        await seen("catalog1", HealthState.CUT_OFF, "drawn cut off")
+        assert (await session.shop.buy(4)).kind == BuyResult.BOUGHT, "a buy with catalog1 off the network"
+        await controller.cut_off("catalog1", False)
+        assert list((await container("catalog1"))["NetworkSettings"]["Networks"]) == [cluster.network()]
+        await seen("catalog1", HealthState.UP, "drawn reconnected")
+        await wait_until(lambda: cluster.up("catalog1"), timeout=30, what="catalog1 reached by name again", every=0.5)
+    finally:
+        await session.stop()
+    assert all((await container(node))["State"]["Running"] for node in NODES), \
+        "closing the window stopped a container it did not start"

@@ -65,3 +65,34 @@ def test_a_second_launcher_on_a_data_folder_in_use_is_refused_before_writing_the
     first.close()
     second.start_all()  # free again once the first has stopped
     second.wait_ready(timeout=60)
+
+
+def attach_text(secret_file: Path) -> str:
+    text = (ROOT / "assets" / "compose-attach.toml").read_text(encoding="utf-8")
+    return text.replace('secret_file = "~/.bazar.secret"', f'secret_file = "{secret_file}"')
+
+
+def test_the_compose_attach_file_names_the_engine_project_and_secret(tmp_path):
+    import tomllib
+    secret = tmp_path / "bazar.secret"
+    secret.write_text("0123456789abcdef\n")
+    cluster = clusterfile.parse(tomllib.loads(attach_text(secret)))
+    assert (cluster.attached, cluster.attach_engine, cluster.attach_project) == (True, "compose", "bazar")
+    assert cluster.secret == "0123456789abcdef" and cluster.catalogs == 3 and cluster.orders == 3
+    with pytest.raises(ClusterFileError, match=r"attach.secret_file: cannot read .*missing.secret .*BAZAR_SECRET_FILE"):
+        clusterfile.parse(tomllib.loads(attach_text(tmp_path / "missing.secret")))
+    with pytest.raises(ClusterFileError, match=r'attach.engine must be "compose"'):
+        clusterfile.parse(tomllib.loads(attach_text(secret).replace('engine = "compose"', 'engine = "podman"')))
+    supervisor = Supervisor(cluster)
+    assert supervisor.engine is not None and all(n.by_engine for n in supervisor.nodes.values())
+    supervisor.engine.docker = "no-such-engine-command"
+    with pytest.raises(ClusterError, match=r"no `no-such-engine-command` command here"):
+        supervisor.crash("catalog1")
+    supervisor.close()
+
+
+def test_attach_needs_a_file_with_an_attach_section():
+    result = subprocess.run([sys.executable, "launcher.py", "--headless", "--attach", "assets/cluster.toml"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "has no [attach] section" in result.stderr and "compose-attach.toml" in result.stderr, result.stderr

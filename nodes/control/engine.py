@@ -80,6 +80,12 @@ class ComposeEngine:
             self.container(service)
         self.network()
 
+    def logs(self, service: str, lines: int) -> str:
+        """The last ``lines`` of the node's output, as the engine kept it."""
+        done = subprocess.run([self.docker, "logs", "--tail", str(lines), self.container(service)],
+                              capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+        return (done.stdout + done.stderr).strip()
+
     # ---- the faults, each with its heal ------------------------------------------------------
     def kill(self, service: str) -> None:
         self.run("kill", self.container(service))

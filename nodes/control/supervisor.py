@@ -333,6 +333,11 @@ class Supervisor(NodeAdmin):
 
     def log_tail(self, name: str, lines: int = 50) -> str:
         node = self.node(name)
+        if node.by_engine and self.engine is not None:  # a container's output is the engine's to keep
+            try:
+                return self.engine.logs(name, lines)
+            except ClusterError as error:
+                return str(error)
         if node.log_path is not None and node.log_path.exists():
             with open(node.log_path, "rb") as handle:
                 handle.seek(max(0, handle.seek(0, os.SEEK_END) - 64 * 1024))

@@ -426,6 +426,7 @@ async def test_attached_to_the_compose_cluster_every_fault_goes_through_the_engi
         await controller.cut_off("catalog1", False)
         assert list((await container("catalog1"))["NetworkSettings"]["Networks"]) == [cluster.network()]
         await seen("catalog1", HealthState.UP, "drawn reconnected")
+        assert "BAZAR-READY" in session.supervisor.log_tail("catalog2", 200), "the Log button shows the container's"
         await wait_until(lambda: cluster.up("catalog1"), timeout=30, what="catalog1 reached by name again", every=0.5)
     finally:
         await session.stop()

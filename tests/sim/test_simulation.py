@@ -167,6 +167,11 @@ REGRESSION_SEEDS = {
     2028704065: "a replica whose lease had lapsed answered its old copy when no peer answered",
     2028712420: "two restarted replicas' rows of one seq differed, the third behind: no convergence",
     2028314085: "two unconfirmed rows of one seq, the third replica behind: the book never converges",
+    # Found by 20,000 fresh seeds on ec5ae69 (2029000001-2029020000), failing before it too: a
+    # writer whose disk refused its write offered it again, and the peer that had taken it
+    # answered "busy" because a cut-off writer held another write of that seq; that writer's
+    # offers met "busy" at the first: neither write ever settled.
+    2029015981: "a late offer of a write already taken was refused as busy: two writes stuck for good",
 }
 
 #: Found by the 100,000-seed run (3 simulated seconds of load each): a writer's read hop handed

@@ -152,14 +152,19 @@ class Reservations(Documented):
             return Busy(self.index)
         if copy.seq < own.seq:
             return Newer(own)
-        if copy.seq == own.seq and not (copy == own and all(b in self.buys for b in message.buy_ids)):
+        taken = copy.seq == own.seq and copy == own and all(b in self.buys for b in message.buy_ids)
+        if copy.seq == own.seq and not taken:
             return Newer(own)  # another write made this seq here: the sender's is the odd one out
-        if message.late and any(p.seqs.get(copy.id, -1) >= copy.seq for p in self.peers if p.index != message.sender):
+        if message.late and not taken and any(p.seqs.get(copy.id, -1) >= copy.seq
+                                              for p in self.peers if p.index != message.sender):
             # A late offer of an unconfirmed write, while another peer holds that seq or a later
             # one we have not stored (our disk refused it, say): it may be another write of the
             # seq. Not now: catch-up brings theirs, and then we can tell (simulator seed
             # 2027617714: a replica behind on a full disk took a cut-off writer's write of a seq
-            # its peers held another of, and three buys' copies were lost).
+            # its peers held another of, and three buys' copies were lost). A write we took
+            # already is answered as taken: refused as busy, its writer (whose disk had refused
+            # it) and a cut-off writer holding another write of its seq each waited for the
+            # other for good (seed 2029015981).
             return Busy(None)
         if not await self._adopt(copy, message.buy_ids) and self.books[copy.id].seq < copy.seq:
             # Our disk did not take it (full, failing): not taken, and said so; the writer

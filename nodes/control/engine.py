@@ -81,9 +81,12 @@ class ComposeEngine:
         self.network()
 
     def logs(self, service: str, lines: int) -> str:
-        """The last ``lines`` of the node's output, as the engine kept it."""
-        done = subprocess.run([self.docker, "logs", "--tail", str(lines), self.container(service)],
-                              capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+        """The last ``lines`` of the node's output, as the engine kept it (or why it cannot be read)."""
+        try:
+            done = subprocess.run([self.docker, "logs", "--tail", str(lines), self.container(service)],
+                                  capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+        except (ClusterError, OSError, subprocess.TimeoutExpired) as error:
+            return f"the engine could not give {service}'s output: {error}"
         return (done.stdout + done.stderr).strip()
 
     # ---- the faults, each with its heal ------------------------------------------------------

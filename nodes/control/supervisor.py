@@ -326,18 +326,14 @@ class Supervisor(NodeAdmin):
         if self.engine is None:
             raise ClusterError(f"cannot {action} {node.name}: it is attached, not started here, and the cluster "
                                "file names no container engine (attach.engine); only slow and cut off work")
-        by_engine(self.engine, node, action)
-        self._note(node, f"{action}: done by the container engine")
+        by_engine(self.engine, node, action)  # no log line: the engine keeps the container's output
         self._changed(node)
         return True
 
     def log_tail(self, name: str, lines: int = 50) -> str:
         node = self.node(name)
         if node.by_engine and self.engine is not None:  # a container's output is the engine's to keep
-            try:
-                return self.engine.logs(name, lines)
-            except ClusterError as error:
-                return str(error)
+            return self.engine.logs(name, lines)
         if node.log_path is not None and node.log_path.exists():
             with open(node.log_path, "rb") as handle:
                 handle.seek(max(0, handle.seek(0, os.SEEK_END) - 64 * 1024))

@@ -430,5 +430,7 @@ async def test_attached_to_the_compose_cluster_every_fault_goes_through_the_engi
         await wait_until(lambda: cluster.up("catalog1"), timeout=30, what="catalog1 reached by name again", every=0.5)
     finally:
         await session.stop()
-    assert all((await container(node))["State"]["Running"] for node in NODES), \
-        "closing the window stopped a container it did not start"
+    stopped = [node for node in NODES if not (await container(node))["State"]["Running"]]
+    assert not stopped, f"closing the window stopped containers it did not start: {stopped}"
+    print("attached: crash, start, hang, resume, cut off and reconnect done by the engine and drawn so; "
+          "buys went through with catalog2 killed and catalog1 off the network; the containers outlived the session")

@@ -300,13 +300,13 @@ class NetworkBar(QFrame):
 
 class ClusterView(QWidget):
     def __init__(self, model: ClusterModel, controller: Controller, events: ModelEvents,
-                 report: Callable[[str], None], say: Callable[[str], None], data_dir: str = "") -> None:
+                 report: Callable[[str], None], say: Callable[[str], None], where: str = "") -> None:
         super().__init__()
         self.model = model
         self.controller = controller
         self.report = report
         self.say = say
-        self.data_dir = data_dir
+        self.where = where  # "data in FOLDER", or where an attached cluster's nodes run
         self.cards: dict[str, NodeCard] = {}
         self.summary = label("", name="Muted")
         self.reset_button = QPushButton("Reset data…")
@@ -371,7 +371,7 @@ class ClusterView(QWidget):
 
     def _summary(self) -> None:
         up, total, _troubled = self.model.summary()
-        self.summary.setText(f"{up} of {total} nodes up · secret-protected internals · data in {self.data_dir}")
+        self.summary.setText(f"{up} of {total} nodes up · secret-protected internals · {self.where}")
 
     def refresh(self) -> None:
         for card in self.cards.values():

@@ -131,7 +131,7 @@ class MainWindow(QMainWindow):
         self.live = LiveView(model, session, controller, self.events, self.report, self.say)
         self.shop = ShopView(model, controller, self.events, self.report)
         self.cluster_view = ClusterView(model, controller, self.events, self.report, self.say,
-                                        data_dir=str(session.supervisor.data_dir))
+                                        where=_where(session))
         self.charts = ChartsView(model, session, self.events, self.report)
         self.cache = CacheTab(model, self.events)
         self.replicas = ReplicasView(model, self.events)
@@ -363,3 +363,13 @@ class MainWindow(QMainWindow):
             if metrics.horizontalAdvance(QTextDocumentFragment.fromHtml(text).toPlainText()) <= room:
                 return text
         return f"{len(parts)} nodes in trouble" if parts else ""
+
+
+def _where(session: ClusterSession) -> str:
+    """Where the cluster's data lives, as the Cluster tab says it."""
+    engine = session.supervisor.engine
+    if engine is not None:
+        return f"attached: containers of the Compose project '{engine.project}'"
+    if session.cluster.attached:
+        return "attached: nodes started elsewhere"
+    return f"data in {session.supervisor.data_dir}"

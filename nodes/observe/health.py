@@ -122,8 +122,9 @@ def process_lines(before: ProcessState, after: ProcessState) -> list[str]:
     if before.slow_ms != after.slow_ms and after.state not in _NOT_RUNNING:
         lines.append(f"slowed by {after.slow_ms} ms per answer" if after.slow_ms else "back to normal speed")
     if before.cut_off != after.cut_off and after.state not in _NOT_RUNNING:
-        lines.append("cut off: drops all traffic but admin and telemetry" if after.cut_off
-                     else "healed: takes traffic again")
+        cut = ("cut off: the container engine took it off the network; the window cannot reach it either"
+               if after.by_engine else "cut off: drops all traffic but admin and telemetry")
+        lines.append(cut if after.cut_off else "healed: takes traffic again")
     return lines
 
 

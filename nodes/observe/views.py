@@ -105,13 +105,16 @@ class ProcessState:
     disk_full: bool = False
     #: Path prefixes whose requests or answers it drops now and then (the abort fault).
     aborts: frozenset[str] = frozenset()
+    #: A container of an attached Compose cluster: its faults are the engine's (a cut-off is a
+    #: real one, which the window's own connection to it does not get through either).
+    by_engine: bool = False
 
     @classmethod
     def of(cls, node: Any) -> ProcessState:
         """A copy of a supervisor's ``ManagedNode``."""
         return cls(NodeState(node.state), node.slow_ms, node.cut_off, node.pid, node.exit_code, node.started_at,
                    node.attached and not node.by_engine, frozenset(node.deaf_to), frozenset(node.mute_to),
-                   node.disk_full, frozenset(node.aborts))
+                   node.disk_full, frozenset(node.aborts), node.by_engine)
 
 
 #: Every state a node can be in, each its own; the order is how bad it is.

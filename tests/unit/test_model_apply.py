@@ -322,3 +322,18 @@ def test_streams_notes_and_unknown_events(model):
     count, logs = model.arrows.count, len(model.logs["catalog0"])
     model.apply(decode("catalog0", {"kind": "new_in_a_later_version", "node": "catalog0", "t": T}))
     assert (model.arrows.count, len(model.logs["catalog0"])) == (count, logs)
+
+
+def test_a_cut_off_says_what_was_cut_the_node_itself_or_its_container_by_the_engine() -> None:
+    """A node told to cut itself off still answers admin and telemetry; a container taken off
+    its network by the engine (an attached Compose cluster) answers nothing, the window included."""
+    from nodes.core.vocabulary import NodeState
+    from nodes.observe.health import process_lines
+    from nodes.observe.views import ProcessState
+
+    up = ProcessState(NodeState.UP)
+    assert process_lines(up, ProcessState(NodeState.UP, cut_off=True)) == [
+        "cut off: drops all traffic but admin and telemetry"]
+    engine_up = ProcessState(NodeState.UP, by_engine=True)
+    assert process_lines(engine_up, ProcessState(NodeState.UP, cut_off=True, by_engine=True)) == [
+        "cut off: the container engine took it off the network; the window cannot reach it either"]

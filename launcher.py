@@ -39,6 +39,9 @@ def cluster_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--catalogs", type=int, metavar="N", help="catalog replicas (overrides the file)")
     parser.add_argument("--orders", type=int, metavar="N", help="order replicas (overrides the file)")
     parser.add_argument("--data-dir", metavar="DIR", help="folder for databases and logs (overrides the file)")
+    parser.add_argument("--books", metavar="FILE",
+                        help="catalog file a fresh cluster starts from: JSON or CSV (id,title,topic,price,stock); "
+                             "`launcher.py books` makes one (default: the documents' seven books)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -72,6 +75,7 @@ COMMAND_LINES = {
     "check": "buyers, readers and faults on real processes, then check the history",
     "simulate": "the nodes' own protocol code under a deterministic simulator, many seeds",
     "bench": "measure Bazar (and the documented code) and print the tables",
+    "books": "write a catalog file of many books (seeded) for --books",
 }
 
 
@@ -116,7 +120,7 @@ def load_cluster(args: argparse.Namespace) -> Cluster:
     if args.attach and not cluster.attached:
         raise ClusterFileError(f"{args.attach} has no [attach] section naming the running nodes; see "
                                "assets/compose-attach.toml")
-    return cluster.with_overrides(catalogs=args.catalogs, orders=args.orders, data_dir=args.data_dir)
+    return cluster.with_overrides(catalogs=args.catalogs, orders=args.orders, data_dir=args.data_dir, books=args.books)
 
 
 def node_table(supervisor: Supervisor, *, with_status: bool = False) -> str:
@@ -479,8 +483,33 @@ def run_simulate(argv: list[str]) -> int:
     return simulate_command(argv)
 
 
+def run_books(argv: list[str]) -> int:
+    from nodes.core.books import CatalogFileError, generate_catalog, write_catalog
+
+    parser = argparse.ArgumentParser(
+        prog="launcher.py books", description="Write a catalog file of COUNT books (ids 1 to COUNT), the same "
+        "for the same count and seed, for a cluster to start from (--books FILE, or books in the cluster file).",
+        epilog="example: python3 launcher.py books --count 10000 --out /tmp/books.csv; "
+               "python3 launcher.py --books /tmp/books.csv")
+    parser.add_argument("--count", type=int, required=True, help="how many books (1 to 1,000,000)")
+    parser.add_argument("--out", required=True, metavar="FILE", help="where to write it: .csv, or JSON otherwise")
+    parser.add_argument("--seed", type=int, default=1, help="the generator's seed (default 1)")
+    args = parser.parse_args(argv)
+    try:
+        books = generate_catalog(args.count, args.seed)
+        write_catalog(books, Path(args.out))
+    except CatalogFileError as bad:
+        print(f"launcher.py books: {bad}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"launcher.py books: cannot write {args.out}: {exc.strerror}", file=sys.stderr)
+        return 2
+    print(f"wrote {len(books):,} books to {args.out}; start a cluster from it with --books {args.out}")
+    return 0
+
+
 COMMANDS = {"trace": run_trace, "bench": run_bench, "check": run_check, "scenario": run_scenario,
-            "simulate": run_simulate}
+            "simulate": run_simulate, "books": run_books}
 
 
 def main(argv: list[str] | None = None) -> int:

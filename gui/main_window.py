@@ -134,7 +134,7 @@ class MainWindow(QMainWindow):
                                         where=_where(session))
         self.charts = ChartsView(model, session, self.events, self.report)
         self.cache = CacheTab(model, self.events)
-        self.replicas = ReplicasView(model, self.events)
+        self.replicas = ReplicasView(model, self.events, session.books)
         self.flow = FlowView(model, self.events)
         self.scenarios = ScenariosView(self.report)
         self.experiments = ExperimentsView(self.report)

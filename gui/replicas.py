@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (
 )
 
 from gui.common import COLORS, ModelEvents, label, node_icon
-from nodes.core.books import seed_books
+from nodes.core.books import Book, seed_books
 from nodes.core.vocabulary import HealthState
 from nodes.observe.model import ClusterModel
 from nodes.observe.views import ReplicaCell
@@ -93,10 +93,10 @@ class ServerRow(QWidget):
 
 
 class ReplicasView(QWidget):
-    def __init__(self, model: ClusterModel, events: ModelEvents) -> None:
+    def __init__(self, model: ClusterModel, events: ModelEvents, books: list[Book] | None = None) -> None:
         super().__init__()
         self.model = model
-        self.books = seed_books()
+        self.books = books if books is not None else seed_books()
         self.catalogs = model.catalog_names()
         self.table = QTableWidget(len(self.books), len(self.catalogs))
         self.table.setVerticalHeaderLabels([f"{b.id}  {b.title[:34]}" for b in self.books])

@@ -22,7 +22,6 @@ from gui.common import ModelEvents, label, spawn
 from gui.live.canvas import LiveCanvas
 from gui.live.schedule import MAX_TRACES
 from gui.live.stepping import PauseAndStep
-from nodes.core.books import seed_books
 from nodes.observe.arrows import Arrow
 from nodes.observe.model import ClusterModel
 
@@ -65,7 +64,7 @@ class LiveView(PauseAndStep, QWidget):
         self._stuck_at: tuple[int, float] | None = None
         self._chart_drawn = 0.0
         self._caches_drawn = 0.0
-        self.books = seed_books()
+        self.books = session.books
 
         self.canvas = LiveCanvas(model, controller, report)
         self._skipped_at_tick = 0
@@ -102,7 +101,7 @@ class LiveView(PauseAndStep, QWidget):
         for book in self.books:
             self.book.addItem(f"Book {book.id}", book.id)
             self.book.setItemData(self.book.count() - 1, book.title, Qt.ItemDataRole.ToolTipRole)
-        self.book.setCurrentIndex(1)  # book 2, the figures' sample book
+        self.book.setCurrentIndex(min(1, len(self.books) - 1))  # book 2, the figures' sample book
         self.book.setAccessibleName("Book")
         self.lookup_button = QPushButton("Look up")
         self.buy_button = QPushButton("Buy")
@@ -111,7 +110,7 @@ class LiveView(PauseAndStep, QWidget):
         self.two_button.setToolTip("Two buys of this book at the same moment")
         self.copies = QSpinBox()
         self.copies.setRange(0, 1000)
-        self.copies.setValue(self.books[1].quantity)
+        self.copies.setValue(self.books[min(1, len(self.books) - 1)].quantity)
         self.copies.setPrefix("to ")
         self.copies.setAccessibleName("Copies to restock to")
         self.restock_button = QPushButton("Restock")

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from nodes.core.books import CatalogFileError, seed_books
 from nodes.runtime.client import Timeouts
 from nodes.runtime.config import DEFAULT_TIMEOUTS_MS
 
@@ -39,6 +40,8 @@ class Cluster:
     #: cannot be reached). None: majority in Bazar mode, available in documented mode.
     consistency: str | None = None
     telemetry: bool = True
+    #: The catalog file the catalog replicas start from (None: the documents' seven books).
+    books: Path | None = None
     #: Attach mode: addresses of nodes already running elsewhere (no processes started).
     attach_frontend: str | None = None
     attach_catalogs: tuple[str, ...] = ()
@@ -58,9 +61,12 @@ class Cluster:
         return self.order_catalogs[order] if order < len(self.order_catalogs) else order % self.catalogs
 
     def with_overrides(
-        self, *, catalogs: int | None = None, orders: int | None = None, data_dir: str | Path | None = None
+        self, *, catalogs: int | None = None, orders: int | None = None, data_dir: str | Path | None = None,
+        books: str | Path | None = None,
     ) -> Cluster:
         changed = self
+        if books is not None:
+            changed = replace(changed, books=_catalog_file(books, "--books"))
         if catalogs is not None:
             _check_count("--catalogs", catalogs)
             changed = replace(changed, catalogs=catalogs, catalog_ports=(), order_catalogs=())
@@ -98,7 +104,7 @@ def parse(raw: dict[str, Any]) -> Cluster:
     if unknown:
         raise ClusterFileError(f"unknown section(s) {sorted(unknown)}; allowed: {sorted(_SECTIONS)}")
     cluster = _section(raw, "cluster", {"catalogs", "orders", "order_catalogs", "host", "data_dir", "catalog_mode",
-                                        "consistency", "secret", "telemetry"})
+                                        "consistency", "secret", "telemetry", "books"})
     ports = _section(raw, "ports", {"frontend", "catalogs", "orders"})
     caches = _section(raw, "caches", {"lookup", "search"})
     timeouts = _section(raw, "timeouts", set(DEFAULT_TIMEOUTS_MS))
@@ -161,6 +167,7 @@ def parse(raw: dict[str, Any]) -> Cluster:
         consistency=consistency,
         telemetry=telemetry,
         secret=secret,
+        books=_catalog_file(cluster["books"], "cluster.books") if "books" in cluster else None,
     )
     if attach:
         frontend = attach.get("frontend")
@@ -222,6 +229,18 @@ def _address_list(section: dict[str, Any], name: str, key: str) -> list[str]:
     if not isinstance(value, list) or not value or not all(isinstance(v, str) and v.startswith("http") for v in value):
         raise ClusterFileError(f"{name} must be a non-empty list of addresses such as \"http://10.0.0.5:8001\"")
     return [v.rstrip("/") for v in value]
+
+
+def _catalog_file(path: Any, name: str) -> Path:
+    """A catalog file, read and checked now: a bad one is named with its line before anything starts."""
+    if not isinstance(path, str | Path) or not str(path):
+        raise ClusterFileError(f"{name} must be the path of a catalog file (JSON or CSV)")
+    file = Path(path).expanduser().resolve()
+    try:
+        seed_books(file)
+    except CatalogFileError as bad:
+        raise ClusterFileError(f"{bad} (given as {name}; `launcher.py books --help` makes a valid one)") from None
+    return file
 
 
 def _secret_from(path: Any) -> str:

@@ -98,7 +98,8 @@ class Supervisor(NodeAdmin):
             self._add(ManagedNode("catalog", i, catalogs[i], port, common("catalog", i, port) + [
                 "--db", str(self.data_dir / f"catalog{i}.db"), "--replicas", "|".join(catalogs),
                 "--frontend", frontend, "--mode", c.catalog_mode]
-                + (["--consistency", c.consistency] if c.consistency else [])))
+                + (["--consistency", c.consistency] if c.consistency else [])
+                + (["--books", str(c.books)] if c.books else [])))
         for i, port in enumerate(order_ports):
             k = c.catalog_of(i)
             self._add(ManagedNode("order", i, orders[i], port, common("order", i, port) + [

@@ -7,6 +7,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from nodes.core.books import CatalogFileError, seed_books
 from nodes.core.catalog import Mode
 from nodes.runtime import otel
 from nodes.runtime.client import Timeouts
@@ -50,6 +51,8 @@ class CatalogConfig(NodeConfig):
     consistency: str | None = None
     seed: int | None = None
     peer_order: list[int] | None = None
+    #: The catalog file a fresh database starts from (None: the documents' seven books).
+    books: str | None = None
 
 
 @dataclass
@@ -102,6 +105,9 @@ def parser() -> argparse.ArgumentParser:
     catalog = roles.add_parser("catalog", help="a catalog replica")
     common(catalog)
     catalog.add_argument("--db", default=None, help="SQLite file or SQLAlchemy URL (env BAZAR_DB)")
+    catalog.add_argument("--books", default=None,
+                         help="catalog file a fresh database starts from: JSON or CSV (id,title,topic,price,stock); "
+                              "default the documents' seven books (env BAZAR_BOOKS)")
     catalog.add_argument(
         "--replicas", default=None, help="every catalog replica's address, this one's included, '|'-separated "
         "in replica order (env CATALOG_ADDRESSES)"
@@ -156,6 +162,12 @@ def parse(argv: list[str], environ: Mapping[str, str] = os.environ) -> NodeConfi
         if replicas and common["index"] >= len(replicas):
             parser().error(f"--id {common['index']} is not a position in the {len(replicas)} replica addresses")
         order = [int(x) for x in args.peer_order.split(",")] if args.peer_order else None
+        books = args.books or environ.get("BAZAR_BOOKS") or None
+        if books is not None:
+            try:
+                seed_books(books)  # checked before anything starts: a bad file is named with its line
+            except CatalogFileError as bad:
+                parser().error(str(bad))
         return CatalogConfig(
             **common,
             db=args.db or environ.get("BAZAR_DB") or f"catalog{common['index']}.db",
@@ -165,6 +177,7 @@ def parse(argv: list[str], environ: Mapping[str, str] = os.environ) -> NodeConfi
             consistency=args.consistency,
             seed=args.seed,
             peer_order=order,
+            books=books,
         )
     if args.role == "order":
         catalog = (args.catalog or environ.get("CATALOG_ADDRESS") or "").rstrip("/")

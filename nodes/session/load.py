@@ -27,8 +27,9 @@ class LoadGenerator:
 
     MAX_IN_FLIGHT = 256
 
-    def __init__(self, supervisor: Supervisor, seed: int = 11) -> None:
+    def __init__(self, supervisor: Supervisor, seed: int = 11, book_ids: tuple[int, ...] = tuple(range(1, 8))) -> None:
         self.supervisor = supervisor
+        self.book_ids = book_ids  # the catalog's books: the documents' seven unless a file named others
         self.settings = LoadSettings()
         self.rng = random.Random(seed)
         self.sent = 0
@@ -63,10 +64,10 @@ class LoadGenerator:
     def _pick(self) -> Request:
         roll = self.rng.random()
         if roll < self.settings.write_fraction:
-            return Request("PUT", f"/buy/{self.rng.randint(1, 7)}")
+            return Request("PUT", f"/buy/{self.rng.choice(self.book_ids)}")
         if roll < self.settings.write_fraction + (1 - self.settings.write_fraction) * 0.2:
             return Request("GET", f"/search/{self.rng.choice(self.settings.topics)}")
-        return Request("GET", f"/lookup/{self.rng.randint(1, 7)}")
+        return Request("GET", f"/lookup/{self.rng.choice(self.book_ids)}")
 
     async def _run(self) -> None:
         tasks: set[asyncio.Task] = set()

@@ -11,6 +11,7 @@ from typing import Any
 
 from nodes.control.clusterfile import Cluster
 from nodes.control.supervisor import ClusterError, Supervisor
+from nodes.core.books import Book, seed_books
 from nodes.core.vocabulary import NodeState
 from nodes.observe.follower import Follower
 from nodes.observe.model import ClusterModel
@@ -27,6 +28,7 @@ class ClusterSession:
     follower: Follower = field(init=False)
     shop: Shop = field(init=False)
     load: LoadGenerator = field(init=False)
+    books: list[Book] = field(init=False)
     lag: LagMonitor = field(default_factory=LagMonitor)
     #: Where the front-end's address goes once the cluster is ready (the terminal: README's
     #: curl lesson needs it, and the window's ports change every run).
@@ -39,7 +41,9 @@ class ClusterSession:
         self.model = ClusterModel.for_supervisor(self.supervisor)
         self.follower = Follower(self.model, self.supervisor.secret)
         self.shop = Shop(self.supervisor.frontend.address)
-        self.load = LoadGenerator(self.supervisor)
+        #: The books the cluster started from (its catalog file), as the window lists them.
+        self.books = seed_books(self.cluster.books)
+        self.load = LoadGenerator(self.supervisor, book_ids=tuple(book.id for book in self.books))
         self.controller = Controller(self)
 
     async def start(self, progress: Callable[[str], None] = lambda message: None) -> None:

@@ -80,7 +80,7 @@ def init_app(config: CatalogConfig) -> web.Application:
     async def replica_ctx(_app: web.Application):
         replica = ReplicaNode(
             node,
-            CatalogStore(config.db),
+            CatalogStore(config.db, config.books),
             replicas,
             frontend=config.frontend,
             mode=config.mode,

@@ -70,7 +70,9 @@ _FORGET_BUYS = delete(AppliedBuy).where(AppliedBuy.buy_id.in_(bindparam("buy_ids
 
 
 class CatalogStore:
-    def __init__(self, path_or_url: str) -> None:
+    def __init__(self, path_or_url: str, books_file: str | None = None) -> None:
+        #: The catalog file a fresh or reset database starts from (None: the documents' seven).
+        self.books_file = books_file
         self.claim = FileClaim(path_or_url)
         self.engine = sqlite_engine(path_or_url)
         #: The "disk full" fault's limit on the database's pages (None: no limit).
@@ -86,7 +88,7 @@ class CatalogStore:
         self._upgrade()
         with Session(self.engine) as session, session.begin():
             if session.scalar(select(BookRow).limit(1)) is None:
-                session.add_all(_row(book) for book in seed_books())
+                session.add_all(_row(book) for book in seed_books(self.books_file))
 
     def _upgrade(self) -> None:
         """A database from before checksums: add the columns, and take its rows as they are."""
@@ -177,7 +179,7 @@ class CatalogStore:
                                                for b, seq in buys])
 
     def reset(self, generation: int = 0) -> dict[int, Book]:
-        books = seed_books()
+        books = seed_books(self.books_file)
         with Session(self.engine) as session, session.begin():
             session.execute(delete(AppliedBuy))
             session.execute(delete(BookRow))

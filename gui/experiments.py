@@ -253,12 +253,14 @@ class ExperimentsView(QWidget):
         self.png_button.setEnabled(True)
 
     def _plot(self, table: Table) -> None:
-        """Means of the requests answered as horizontal bars, each named in full on the left
+        """One column of the table as horizontal bars (the mean of the requests answered, or what
+        ``Table.plot`` names: the cache experiment's hit ratio), each row named in full on the left
         (names such as "reads, catalog replica crashed" and "... hung" differ only at their
         end), rows far enough apart that no two names touch; a row whose every request failed
         says so instead of drawing a bar of no length."""
         self.plot.clear()
-        means = [(str(row[0]), row[1]) for row in table.rows if isinstance(row[1], (int, float))]
+        column, unit, what = table.plot
+        means = [(str(row[0]), row[column]) for row in table.rows if isinstance(row[column], (int, float))]
         if not means:
             return
         rows = list(range(len(means)))[::-1]  # the table's first row on top
@@ -287,10 +289,10 @@ class ExperimentsView(QWidget):
         # Each row at least ROW_LINES lines high: the plot asks for the height its names need
         # (and its tab scrolls when the window has less).
         self.plot.setMinimumHeight(int(len(means) * metrics.height() * ROW_LINES + 100 * self.scale))
-        self.plot.setLabel("bottom", "ms", color="#334155", **{"font-size": f"{10 * self.scale:.0f}pt"})
+        self.plot.setLabel("bottom", unit, color="#334155", **{"font-size": f"{10 * self.scale:.0f}pt"})
         short = table.title.split(" (")[0]  # in full above the table; here it must fit at 150 %
         self.plot.setTitle(f"<span style='color:#0f172a; font-size:{11 * self.scale:.0f}pt; font-weight:700'>"
-                           f"{short}: mean of the requests answered</span>")
+                           f"{short}: {what}</span>")
         self.plot.setYRange(-0.6, len(means) - 0.4, padding=0)
         self.plot.setXRange(0, top * 1.1, padding=0)
 

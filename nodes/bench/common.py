@@ -28,6 +28,8 @@ class Table:
     columns: list[str]
     rows: list[list[Any]]
     notes: list[str] = field(default_factory=list)
+    #: What the Experiments tab plots as bars: (column, unit, what it is); the mean by default.
+    plot: tuple[int, str, str] = (1, "ms", "mean of the requests answered")
 
     def as_dict(self) -> dict[str, Any]:
         return {"title": self.title, "columns": self.columns, "rows": self.rows, "notes": self.notes}

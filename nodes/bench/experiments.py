@@ -14,6 +14,7 @@ from typing import Any
 
 import aiohttp
 
+from nodes.bench.cache import cache_sizes
 from nodes.bench.common import STAT_COLUMNS, V1, V2, Context, Table, mixed_request, raise_stock, stats_row
 from nodes.bench.floor import floor
 from nodes.bench.load import load
@@ -354,6 +355,7 @@ ESTIMATE_S: dict[str, Callable[[int], float]] = {
     "load": lambda count: 90,
     "load-fault": lambda count: 60,
     "floor": lambda count: 10,
+    "cache": lambda count: 30 + 0.012 * max(count, 1000),
 }
 
 EXPERIMENTS: dict[str, tuple[str, Callable[[Context], Any]]] = {
@@ -365,4 +367,5 @@ EXPERIMENTS: dict[str, tuple[str, Callable[[Context], Any]]] = {
     "load": ("Many connections at once (wrk), beside another front-end", load),
     "load-fault": ("Many connections at once, and a replica broken 5 s in", load_fault),
     "floor": ("What one exchange costs: aiohttp next to bare asyncio", floor),
+    "cache": ("Hit ratio against cache size, 1,000 books (Zipf)", cache_sizes),
 }

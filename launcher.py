@@ -489,8 +489,8 @@ def run_books(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="launcher.py books", description="Write a catalog file of COUNT books (ids 1 to COUNT), the same "
         "for the same count and seed, for a cluster to start from (--books FILE, or books in the cluster file).",
-        epilog="example: python3 launcher.py books --count 10000 --out /tmp/books.csv; "
-               "python3 launcher.py --books /tmp/books.csv")
+        **example("books --count 10000 --out books.csv          then: python3 launcher.py --books books.csv",
+                  "books --count 1000 --seed 7 --out books.json"))
     parser.add_argument("--count", type=int, required=True, help="how many books (1 to 1,000,000)")
     parser.add_argument("--out", required=True, metavar="FILE", help="where to write it: .csv, or JSON otherwise")
     parser.add_argument("--seed", type=int, default=1, help="the generator's seed (default 1)")

@@ -15,7 +15,7 @@ import shiboken6
 from PySide6.QtCore import QEvent, QObject, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QPainter, QPen, QPixmap, QResizeEvent, QShowEvent
 from PySide6.QtSvg import QSvgRenderer
-from PySide6.QtWidgets import QLabel, QPushButton, QScrollArea, QSpinBox, QWidget
+from PySide6.QtWidgets import QComboBox, QCompleter, QLabel, QPushButton, QScrollArea, QSpinBox, QWidget
 
 from nodes.core.vocabulary import BuyResult, HealthState
 
@@ -176,6 +176,18 @@ class ModelEvents(QObject):
         for signal, slot in self._slots:
             signal.disconnect(slot)
         self.timer.stop()
+
+
+def searchable(box: QComboBox) -> None:
+    """A chooser of many items that finds one by any part of its words as a person types (a
+    catalog of thousands of books); the list stays a list to pick from."""
+    box.setEditable(True)
+    box.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
+    completer = box.completer()
+    assert completer is not None  # an editable combo box has one
+    completer.setFilterMode(Qt.MatchFlag.MatchContains)
+    completer.setCompletionMode(QCompleter.CompletionMode.PopupCompletion)
+    completer.setCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
 
 
 def plain_error(error: BaseException) -> str:

@@ -4,21 +4,24 @@ chosen book the figures' row of servers labelled ``N (seq)``. Every cell comes f
 model (``ClusterModel.cells``); this view only draws."""
 from __future__ import annotations
 
-from PySide6.QtCore import QRectF, QSize, Qt
+from typing import Any
+
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, QRectF, QSize, Qt
 from PySide6.QtGui import QBrush, QColor, QFont, QPainter, QPaintEvent, QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QCheckBox,
     QComboBox,
     QGroupBox,
     QHBoxLayout,
     QHeaderView,
-    QTableWidget,
-    QTableWidgetItem,
+    QLineEdit,
+    QTableView,
     QVBoxLayout,
     QWidget,
 )
 
-from gui.common import COLORS, ModelEvents, label, node_icon
+from gui.common import COLORS, ModelEvents, label, node_icon, searchable
 from nodes.core.books import Book, seed_books
 from nodes.core.vocabulary import HealthState
 from nodes.observe.model import ClusterModel
@@ -29,6 +32,8 @@ STATE_BACKGROUND = {HealthState.DOWN: "#e5e7eb", HealthState.EXITED: "#e5e7eb", 
                     HealthState.CUT_OFF: "#ede9fe", HealthState.STARTING: "#e0e7ff"}
 #: What a cell says of its replica's state (an exited replica is simply down to a reader).
 STATE_NOTE = {state: str(state) for state in STATE_BACKGROUND} | {HealthState.EXITED: str(HealthState.DOWN)}
+#: Up to this many books the rows share the pane's height; more scroll, with a filter above.
+FEW_BOOKS = 12
 #: States drawn with a faded icon: running, but answering nobody.
 FADED = (HealthState.HUNG, HealthState.CUT_OFF)
 
@@ -92,22 +97,109 @@ class ServerRow(QWidget):
         painter.end()
 
 
+class ReplicaTable(QAbstractTableModel):
+    """Books × catalog replicas as a Qt item model: the view asks only for the cells it shows,
+    so a catalog of many thousand books costs what one screenful does. ``show`` filters the
+    rows (text in the id or title; only books some replica holds stale or not valid)."""
+
+    def __init__(self, model: ClusterModel, books: list[Book]) -> None:
+        super().__init__()
+        self.model = model
+        self.books = books
+        self.catalogs = model.catalog_names()
+        self.rows = list(range(len(books)))  # indexes into ``books`` of the rows shown
+        self._font, self._bold = QFont(), QFont()
+        self._bold.setBold(True)
+
+    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: N802, B008
+        return 0 if parent.isValid() else len(self.rows)
+
+    def columnCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: N802, B008
+        return 0 if parent.isValid() else len(self.catalogs)
+
+    def book_at(self, row: int) -> Book:
+        return self.books[self.rows[row]]
+
+    def cell(self, row: int, column: int) -> ReplicaCell:
+        return self.model.cells(self.book_at(row).id)[column]
+
+    def text(self, row: int, column: int) -> str:
+        cell = self.cell(row, column)
+        note = cell_note(cell)
+        return "–" if not cell.known else f"{cell.seq} · {cell.stock}" + (f"   ({note})" if note else "")
+
+    def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid():
+            return None
+        if role == Qt.ItemDataRole.DisplayRole:
+            return self.text(index.row(), index.column())
+        if role == Qt.ItemDataRole.TextAlignmentRole:
+            return int(Qt.AlignmentFlag.AlignCenter)
+        cell = self.cell(index.row(), index.column())
+        if role == Qt.ItemDataRole.FontRole:
+            return self._bold if cell.valid else self._font
+        if role == Qt.ItemDataRole.BackgroundRole:
+            return QBrush(QColor(COLORS["stale"] if cell.stale and cell.health not in STATE_BACKGROUND else
+                                 STATE_BACKGROUND.get(cell.health) or (COLORS["valid"] if cell.valid else "#ffffff")))
+        if role == Qt.ItemDataRole.ForegroundRole:
+            return QBrush(QColor("#6b7280" if cell.health.gone else COLORS["text"]))
+        return None
+
+    def headerData(self, section: int, orientation: Qt.Orientation,  # noqa: N802 - Qt's name
+                   role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if role != Qt.ItemDataRole.DisplayRole:
+            return None
+        if orientation == Qt.Orientation.Vertical:
+            book = self.book_at(section)
+            return f"{book.id}  {book.title[:34]}"
+        name = self.catalogs[section]
+        health = self.model.health(name)
+        state = "" if health.state == HealthState.UP else f"\n{health.label}"
+        return f"catalog {name.removeprefix('catalog')}{state}"
+
+    def show(self, text: str, trouble_only: bool) -> None:
+        """Only the books whose id or title holds ``text``; with ``trouble_only``, only those
+        some replica holds stale or not valid."""
+        needle = text.strip().casefold()
+        self.beginResetModel()
+        self.rows = [i for i, book in enumerate(self.books)
+                     if (not needle or needle in f"{book.id} {book.title}".casefold())
+                     and (not trouble_only or any(c.stale or not c.valid for c in self.model.cells(book.id)))]
+        self.endResetModel()
+
+    def refresh(self) -> None:
+        """Every cell and header may have changed: the view redraws what it shows."""
+        if self.rows and self.catalogs:
+            self.dataChanged.emit(self.index(0, 0), self.index(len(self.rows) - 1, len(self.catalogs) - 1))
+        self.headerDataChanged.emit(Qt.Orientation.Horizontal, 0, max(0, len(self.catalogs) - 1))
+
+
 class ReplicasView(QWidget):
     def __init__(self, model: ClusterModel, events: ModelEvents, books: list[Book] | None = None) -> None:
         super().__init__()
         self.model = model
         self.books = books if books is not None else seed_books()
         self.catalogs = model.catalog_names()
-        self.table = QTableWidget(len(self.books), len(self.catalogs))
-        self.table.setVerticalHeaderLabels([f"{b.id}  {b.title[:34]}" for b in self.books])
+        self.grid = ReplicaTable(model, self.books)
+        self.table = QTableView()
+        self.table.setModel(self.grid)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
-        self.table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        if len(self.books) <= FEW_BOOKS:  # the documents' seven fill the pane; many books scroll
+            self.table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.finder = QLineEdit()
+        self.finder.setPlaceholderText(f"Find among {len(self.books):,} books: id or title")
+        self.finder.setClearButtonEnabled(True)
+        self.finder.setAccessibleName("Find a book")
+        self.trouble = QCheckBox("only stale or not valid")
+        self.trouble.setToolTip("Only the books some replica holds at a lower seq than another, or not as valid")
         self.choice = QComboBox()
         for book in self.books:
             self.choice.addItem(f"Book {book.id}: {book.title}", book.id)
-        self.choice.setCurrentIndex(1)  # book 2, the figures' sample book
+        if len(self.books) > FEW_BOOKS:
+            searchable(self.choice)
+        self.choice.setCurrentIndex(min(1, len(self.books) - 1))  # book 2, the figures' sample book
         self.row = ServerRow()
 
         legend = label("Each cell: <b>seq</b> · stock. <b>Bold</b> = in that replica's valid set. "
@@ -123,13 +215,23 @@ class ReplicasView(QWidget):
         chooser.addWidget(self.choice, 1)
         figure_layout.addLayout(chooser)
         figure_layout.addWidget(self.row)
+        filters = QHBoxLayout()
+        filters.addWidget(self.finder, 1)
+        filters.addWidget(self.trouble)
         layout = QVBoxLayout(self)
         layout.addWidget(legend)
+        if len(self.books) > FEW_BOOKS:
+            layout.addLayout(filters)
         layout.addWidget(self.table, 3)
         layout.addWidget(figure, 2)
         self.choice.currentIndexChanged.connect(lambda _i: self.refresh())
+        self.finder.textChanged.connect(lambda _t: self.filter())
+        self.trouble.toggled.connect(lambda _on: self.filter())
         events.changed.connect(self._changed)
         self.refresh()
+
+    def filter(self) -> None:
+        self.grid.show(self.finder.text(), self.trouble.isChecked())
 
     def _changed(self, topics: dict[str, set]) -> None:
         # A node's state is rare news and heads its column even unseen; the marks change with
@@ -142,26 +244,8 @@ class ReplicasView(QWidget):
         self.refresh()
 
     def refresh(self) -> None:
-        headers = []
-        for name in self.catalogs:
-            health = self.model.health(name)
-            headers.append(f"catalog {name.removeprefix('catalog')}" +
-                           ("" if health.state == HealthState.UP else f"\n{health.label}"))
-        self.table.setHorizontalHeaderLabels(headers)
-        for row, book in enumerate(self.books):
-            for column, cell in enumerate(self.model.cells(book.id)):
-                item = self.table.item(row, column)
-                if item is None:
-                    item = QTableWidgetItem()
-                    item.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
-                    self.table.setItem(row, column, item)
-                note = cell_note(cell)
-                item.setText("–" if not cell.known else f"{cell.seq} · {cell.stock}" + (f"   ({note})" if note else ""))
-                font = QFont(self.table.font())
-                font.setBold(cell.valid)
-                item.setFont(font)
-                background = COLORS["stale"] if cell.stale and cell.health not in STATE_BACKGROUND else \
-                    STATE_BACKGROUND.get(cell.health) or (COLORS["valid"] if cell.valid else "#ffffff")
-                item.setBackground(QBrush(QColor(background)))
-                item.setForeground(QBrush(QColor("#6b7280" if cell.health.gone else COLORS["text"])))
-        self.row.show_cells(self.model.cells(self.choice.currentData()))
+        if self.trouble.isChecked():
+            self.filter()  # which books are in trouble changes with the marks
+        self.grid.refresh()
+        if self.choice.currentData() is not None:
+            self.row.show_cells(self.model.cells(self.choice.currentData()))

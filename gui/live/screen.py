@@ -18,10 +18,11 @@ from PySide6.QtWidgets import QComboBox, QHBoxLayout, QPushButton, QSizePolicy, 
 
 from gui.cache import CachePanel
 from gui.charts import LatencyChart, load_controls, toggle_load
-from gui.common import ModelEvents, label, spawn
+from gui.common import ModelEvents, label, searchable, spawn
 from gui.live.canvas import LiveCanvas
 from gui.live.schedule import MAX_TRACES
 from gui.live.stepping import PauseAndStep
+from gui.replicas import FEW_BOOKS
 from nodes.observe.arrows import Arrow
 from nodes.observe.model import ClusterModel
 
@@ -101,6 +102,8 @@ class LiveView(PauseAndStep, QWidget):
         for book in self.books:
             self.book.addItem(f"Book {book.id}", book.id)
             self.book.setItemData(self.book.count() - 1, book.title, Qt.ItemDataRole.ToolTipRole)
+        if len(self.books) > FEW_BOOKS:
+            searchable(self.book)  # thousands of books: type part of an id or title
         self.book.setCurrentIndex(min(1, len(self.books) - 1))  # book 2, the figures' sample book
         self.book.setAccessibleName("Book")
         self.lookup_button = QPushButton("Look up")

@@ -59,7 +59,8 @@ def test_after_a_read_the_replica_grid_shows_the_book_bold_where_it_is_valid(win
     assert any(marks)  # the read marked the replicas on its path valid
 
     def grid_bold() -> list[bool]:
-        return [window.replicas.table.item(4, column).font().bold() for column in range(3)]
+        grid = window.replicas.grid
+        return [grid.data(grid.index(4, column), Qt.ItemDataRole.FontRole).bold() for column in range(3)]
 
     window.run(wait_until(lambda: grid_bold() == marks, what="the grid to show book 5 bold where it is valid"))
     assert window.replicas.row.servers[0].known

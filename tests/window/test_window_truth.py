@@ -31,7 +31,7 @@ def health_texts(window, name: str) -> dict[str, str]:
              "cluster summary": window.cluster_view.summary.text()}
     if name.startswith("catalog"):
         column = window.replicas.catalogs.index(name)
-        texts["replicas column"] = window.replicas.table.horizontalHeaderItem(column).text()
+        texts["replicas column"] = window.replicas.grid.headerData(column, Qt.Orientation.Horizontal)
     return texts
 
 
@@ -62,7 +62,7 @@ def test_every_view_agrees_on_each_node_state_and_the_log_tells_it(window, qtbot
         window.run(wait_until(agreed, 5, f"every view to say catalog0 is {state}: {health_texts(window, 'catalog0')}"))
         if state == "cut off":
             # W2 stays visible: a cut-off replica's marks are drawn, not hidden as "down".
-            assert "down" not in window.replicas.table.item(1, 0).text()
+            assert "down" not in window.replicas.grid.text(1, 0)
         if state in ("hung", "down"):
             card = window.cluster_view.cards[order_of_catalog0]
             window.run(wait_until(lambda c=card: "catalog0" in c.note.text() and not c.note.isHidden(), 5,

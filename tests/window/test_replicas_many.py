@@ -1,0 +1,55 @@
+"""The Replicas tab over a large catalog (issue 26 item 4, started): a model/view table that
+draws only what is shown, rows that scroll instead of being squeezed, a filter by id or title,
+and "only stale or not valid"."""
+from __future__ import annotations
+
+import time
+
+import pytest
+from PySide6.QtCore import Qt
+
+from gui.common import ModelEvents
+from gui.replicas import ReplicasView
+from nodes.core.books import generate_catalog
+from nodes.core.vocabulary import NodeState
+from nodes.observe.model import ClusterModel
+from nodes.observe.observations import ProcessChanged
+from nodes.observe.views import ProcessState, ReplicaBook
+
+pytestmark = pytest.mark.timeout(60)
+CATALOGS = ("catalog0", "catalog1", "catalog2")
+
+
+def test_two_thousand_books_scroll_filter_and_show_only_the_books_in_trouble(qtbot) -> None:
+    books = generate_catalog(2000, seed=5)
+    model = ClusterModel({"frontend": "http://f", **{name: f"http://{name}" for name in CATALOGS}})
+    for name in model.nodes:
+        model.apply(ProcessChanged(name, ProcessState(NodeState.UP)))
+    for name in CATALOGS:  # every replica holds every book at seq 0, valid; catalog2 is behind on 1500
+        model.replicas[name] = {b.id: ReplicaBook(0, b.quantity, b.price, True) for b in books}
+    for name in ("catalog0", "catalog1"):
+        model.replicas[name][1500] = ReplicaBook(1, books[1499].quantity - 1, books[1499].price, True)
+    view = ReplicasView(model, ModelEvents(model, None), books)
+    qtbot.addWidget(view)
+    view.resize(1280, 600)
+    view.show()
+    qtbot.waitExposed(view)
+    grid, table = view.grid, view.table
+    assert grid.rowCount() == 2000 and table.rowHeight(0) >= 18, "rows scroll, not squeezed to nothing"
+    shown = table.rowAt(table.viewport().height() - 1) + 1
+    assert 5 < shown < 100, f"{shown} rows on screen"
+
+    started = time.perf_counter()
+    for _ in range(20):
+        grid.refresh()  # as every write under load asks
+        view.table.viewport().repaint()
+    assert (time.perf_counter() - started) / 20 < 0.05, "a refresh costs what the rows shown cost"
+
+    view.finder.setText("volume 1999")
+    assert [grid.book_at(r).id for r in range(grid.rowCount())] == [1999]
+    view.finder.setText("")
+    view.trouble.setChecked(True)
+    assert [grid.book_at(r).id for r in range(grid.rowCount())] == [1500]
+    assert grid.data(grid.index(0, 2), Qt.ItemDataRole.DisplayRole).endswith("(stale)"), grid.text(0, 2)
+    view.trouble.setChecked(False)
+    assert grid.rowCount() == 2000

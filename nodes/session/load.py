@@ -35,6 +35,9 @@ class LoadGenerator:
         self.sent = 0
         self.in_flight = 0
         self._task: asyncio.Task | None = None
+        #: Why the load stopped by itself, if it did (its task ended with an error): the load
+        #: is shown as stopped, and this says why.
+        self.failure: str | None = None
         self._draining = False
         self._idle = asyncio.Event()  # set whenever no request is under way
         self._idle.set()
@@ -45,7 +48,14 @@ class LoadGenerator:
 
     def start(self) -> None:
         if not self.running:
+            self.failure = None
             self._task = asyncio.ensure_future(self._run())
+            self._task.add_done_callback(self._ended)
+
+    def _ended(self, task: asyncio.Task) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            error = task.exception()
+            self.failure = f"{type(error).__name__}: {error}"
 
     async def stop(self, drain_s: float = 0.0) -> None:
         """Stop sending. With ``drain_s``, first let the requests under way be answered (up to

@@ -101,9 +101,15 @@ def test_step_3_a_cut_off_replica_vouches_for_nothing_then_catches_up(window, li
     assert "Stop load" in text and "Restock" in text and "Heal: reconnect it" in text
     assert text.index("lease lapses") < text.index("press **Buy**"), "the lesson buys once the lease lapsed"
     model, supervisor = window.model, window.session.supervisor
-    live.load_button.click()  # Stop load: its requests under way are cancelled first, which
-    # took over 5 s once in a full-suite run on two workers (not understood; see the note)
-    window.run(wait_until(lambda: not window.session.load.running, 20, "the load stopped"))
+    load = window.session.load
+    assert load.running and live.load_button.text() == "Stop load", \
+        f"the load of step 2 stopped by itself ({load.failure}), or the button says otherwise"
+    live.load_button.click()  # Stop load: its requests under way are cancelled first
+    try:
+        window.run(wait_until(lambda: not load.running, 20, "the load stopped"))
+    except AssertionError as failed:  # what the task was doing: the one clue a CI run leaves
+        stack = "".join(str(frame) for frame in load._task.get_stack()) if load._task else ""
+        raise AssertionError(f"{failed}: task {load._task!r}, {load.in_flight} in flight, {stack}") from None
     copies = int(re.search(r"set the copies to \*(\d+)\*", text).group(1))
     live.copies.setValue(copies)
     live.restock_button.click()

@@ -67,8 +67,10 @@ class LoadGenerator:
                 await asyncio.wait_for(self._idle.wait(), drain_s)
             except TimeoutError:
                 pass  # cancelled below, as without draining
-        await cancel_and_wait(self._task)
-        self._task = None
+        # Stopped from this moment: nothing new is sent and the window says so at once, while
+        # the requests under way are cancelled and their connections closed (awaited here).
+        task, self._task = self._task, None
+        await cancel_and_wait(task)
         self._draining = False
 
     def _pick(self) -> Request:

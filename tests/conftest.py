@@ -8,11 +8,15 @@ from tests.support import open_window
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
     """The suite runs on two workers (``-n 2 --dist loadgroup``, pyproject.toml): a module's
     tests stay together on one worker (their module fixtures start one cluster), and the window
     tests all run on the same worker, one after another, so that two windows, each drawing a
-    live cluster, never share the two cores."""
+    live cluster, never share the two cores. First of every plugin's: xdist names each test's
+    group from these marks in its own hook, and ran before them, so no test had a group, every
+    test was dealt out alone, and the lesson's steps (one window, in order) ran on both workers
+    — its step 3 on a fresh window where step 2's load had never started (1 CI run in 3)."""
     for item in items:
         lane = item.path.parent.name
         group = "window" if lane == "window" else str(item.path.relative_to(config.rootpath))

@@ -283,3 +283,18 @@ def test_a_replica_whose_lease_lapsed_answers_no_copy_when_no_peer_answers() -> 
     assert isinstance(run(core, core.handle(Read(2)), silent), Conflict)
     core.peers[0].lease_until = core.now + 1.0  # one peer's lease: no write can have left us out
     assert run(core, core.handle(Read(2)), silent) == Found(BOOK)
+
+
+def test_search_by_topic_finds_what_reading_every_book_finds_and_follows_a_reset() -> None:
+    """Issue 26 item 4: the topic index answers as the scan of every book did, in id order, for
+    whole topics, parts of them, case apart, and nothing; new rows (a reset) are indexed anew."""
+    from nodes.core.books import generate_catalog
+
+    core = replica(mode="bazar")
+    core.books = {b.id: b for b in generate_catalog(3000, seed=9)}
+    scan = lambda topic: [b for b in sorted(core.books.values(), key=lambda b: b.id)  # noqa: E731
+                          if topic.casefold() in b.topic.casefold()]
+    for topic in ("Distributed Systems", "systems", "GRADUATE", "o", "t", "", "no such topic", "Cooking"):
+        assert core.search(topic) == scan(topic), topic
+    core.books = {b.id: b for b in generate_catalog(50, seed=10)}  # a reset: other rows
+    assert core.search("o") == scan("o") and all(b.id <= 50 for b in core.search("o"))

@@ -22,9 +22,17 @@ class Reads(Leases):
     """Lookups and searches, and the hops of a read that cannot answer alone."""
 
     def search(self, topic: str) -> list[Book]:
-        """Every book of ``topic``, from our own copies: titles and topics never change."""
+        """Every book whose topic holds ``topic``, from our own copies. Titles and topics never
+        change, so the books are indexed by topic once per set of rows (start, reset): a search
+        reads the distinct topics and the books it finds, not every book of a large catalog."""
         needle = topic.casefold()
-        return [book for book in sorted(self.books.values(), key=lambda b: b.id) if needle in book.topic.casefold()]
+        if self._topic_index is None or self._topic_index[0] is not self.books:
+            by_topic: dict[str, list[int]] = {}
+            for book_id in sorted(self.books):
+                by_topic.setdefault(self.books[book_id].topic.casefold(), []).append(book_id)
+            self._topic_index = (self.books, by_topic)
+        found = [ids for name, ids in self._topic_index[1].items() if needle in name]
+        return [self.books[i] for i in (found[0] if len(found) == 1 else sorted(i for ids in found for i in ids))]
 
     async def read(self, book_id: int, buy_id: str | None = None) -> Found | KnownBuy | Conflict | ReusedBuyId:
         """A lookup, or a buy's read (``buy_id``): a buy done already is answered as such (W7),

@@ -178,6 +178,8 @@ class ReplicaState(Core):
         #: a check or vouched for, until a vouched-for or majority's row of their seq matches,
         #: or every peer is found behind, or a peer's copy replaces them.
         self.unverified: set[int] = set()
+        #: The rows a search index was built from, and each topic's book ids (reads.search).
+        self._topic_index: tuple[dict[int, Book], dict[str, list[int]]] | None = None
         #: Per book, the seq and checksum of the newest confirmed row a peer's ping answer
         #: handed us, kept even when our disk refused to store it: our vote when two replicas
         #: whose rows are unconfirmed (both restarted) hold different rows of that seq, one

@@ -19,6 +19,7 @@ from nodes.bench.common import STAT_COLUMNS, V1, V2, Context, Table, mixed_reque
 from nodes.bench.floor import floor
 from nodes.bench.load import load
 from nodes.bench.load_fault import load_fault
+from nodes.bench.scale import scale
 from nodes.control.clusterfile import Cluster
 from nodes.control.supervisor import Supervisor
 from nodes.observe.follower import Follower
@@ -356,6 +357,7 @@ ESTIMATE_S: dict[str, Callable[[int], float]] = {
     "load-fault": lambda count: 60,
     "floor": lambda count: 10,
     "cache": lambda count: 30 + 0.012 * max(count, 1000),
+    "scale": lambda count: 60,
 }
 
 EXPERIMENTS: dict[str, tuple[str, Callable[[Context], Any]]] = {
@@ -368,4 +370,5 @@ EXPERIMENTS: dict[str, tuple[str, Callable[[Context], Any]]] = {
     "load-fault": ("Many connections at once, and a replica broken 5 s in", load_fault),
     "floor": ("What one exchange costs: aiohttp next to bare asyncio", floor),
     "cache": ("Hit ratio against cache size, 1,000 books (Zipf)", cache_sizes),
+    "scale": ("What a catalog's size costs: 7 to 3,000 books", scale),
 }

@@ -186,7 +186,8 @@ class ReplicasView(QWidget):
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
-        if len(self.books) <= FEW_BOOKS:  # the documents' seven fill the pane; many books scroll
+        many = len(self.books) > FEW_BOOKS
+        if not many:  # the documents' seven fill the pane; many books scroll, with a filter above
             self.table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
         self.finder = QLineEdit()
         self.finder.setPlaceholderText(f"Find among {len(self.books):,} books: id or title")
@@ -197,7 +198,7 @@ class ReplicasView(QWidget):
         self.choice = QComboBox()
         for book in self.books:
             self.choice.addItem(f"Book {book.id}: {book.title}", book.id)
-        if len(self.books) > FEW_BOOKS:
+        if many:
             searchable(self.choice)
         self.choice.setCurrentIndex(min(1, len(self.books) - 1))  # book 2, the figures' sample book
         self.row = ServerRow()
@@ -220,7 +221,7 @@ class ReplicasView(QWidget):
         filters.addWidget(self.trouble)
         layout = QVBoxLayout(self)
         layout.addWidget(legend)
-        if len(self.books) > FEW_BOOKS:
+        if many:
             layout.addLayout(filters)
         layout.addWidget(self.table, 3)
         layout.addWidget(figure, 2)

@@ -54,7 +54,7 @@ async def cache_sizes(ctx: Context, books: int = BOOKS, skew: float = SKEW,
         stats = Stats.of(results)
         ratios[size] = cache["hits"] / max(1, cache["hits"] + cache["misses"])
         label = f"{size}" + (" (the documents')" if size == DOCUMENTED_SIZE else "")
-        rows.append([label, *stats_row("", stats)[1:], round(100 * ratios[size], 1), stats.errors])
+        rows.append(stats_row(label, stats, round(100 * ratios[size], 1), stats.errors))
     distinct = len(set(lookups))
     ceiling = 1 - distinct / len(lookups)
     verdict = [

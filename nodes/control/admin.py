@@ -82,7 +82,7 @@ class NodeAdmin:
     async def cut_off(self, name: str, on: bool) -> None:
         """The node drops every message but admin and telemetry; a node of a Compose cluster is
         taken off its network instead (a real partition: the window loses it too)."""
-        if self.engine is not None and self.node(name).attached:
+        if self.node(name).by_engine and self.engine is not None:
             await asyncio.to_thread(self.engine.cut, name, on)
         else:
             await self.admin(name, "POST", "/admin/cutoff", {"on": on})

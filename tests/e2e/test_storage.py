@@ -66,7 +66,11 @@ async def test_a_row_changed_on_disk_is_never_served_and_is_repaired_from_the_pe
             return (f"book {BOOK}: the stored row cannot be trusted ({why}" in log
                     and f"book {BOOK}: the damaged row was replaced by a peer's copy at seq {seq}" in log)
 
-        await wait_until(logged, timeout=5, what="catalog2's log to tell of the damaged row and its repair")
+        try:
+            await wait_until(logged, timeout=5, what="catalog2's log to tell of the damaged row and its repair")
+        finally:
+            print("\n".join(line for line in (supervisor.data_dir / "logs" / "catalog2.log").read_text().splitlines()
+                            if f"book {BOOK}:" in line))
 
         status, body = await http.put(f"/buy/{BOOK}")
         assert status == 200 and body["success"] is True, body

@@ -60,7 +60,7 @@ class CachePanel(QGroupBox):
             layout.addWidget(label("Most recently used first:", name="Muted"))
         layout.addWidget(self.entries, 1)
 
-    def show(self, cache: CacheState) -> None:  # type: ignore[override]
+    def show(self, cache: CacheState, now: float | None = None) -> None:  # type: ignore[override]
         self.numbers["capacity"].setText(str(cache.capacity))
         for key in ("hits", "misses", "evictions", "invalidations"):
             self.numbers[key].setText(str(getattr(cache, key)))
@@ -75,7 +75,7 @@ class CachePanel(QGroupBox):
             self.entries.addItem(QListWidgetItem(text))
         if cache.capacity == 0:
             self.entries.addItem(QListWidgetItem("(this cache is turned off)"))
-        now = time.time()
+        now = time.time() if now is None else now  # the model's time: a replay's, when replayed
         shown: set = set()
         for key, op, when in reversed(cache.removed):
             if now - when > GHOST_S or key in cache.keys or key in shown or len(shown) >= MAX_GHOSTS:
@@ -120,4 +120,4 @@ class CacheTab(QWidget):
 
     def refresh(self) -> None:
         for name, panel in self.panels.items():
-            panel.show(self.model.caches[name])
+            panel.show(self.model.caches[name], self.model.now())

@@ -239,7 +239,7 @@ class ChartsView(QWidget):
     def draw_seconds(self) -> None:
         """Answers per second and the caches' hit ratio over the last WINDOW_S whole seconds.
         A second with no answer is a 0 (and no ratio), not a gap to look a bucket up in."""
-        now = time.time()
+        now = self.model.now()
         since = now - WINDOW_S
         counted = {s.t: s for s in self.model.seconds if since <= s.t < int(now)}
         if not counted:
@@ -375,7 +375,7 @@ class LatencyChart(pg.PlotWidget):
     def draw(self, now: float | None = None) -> str:
         """Draw the last WINDOW_S seconds up to ``now``; the figures in words."""
         self._stop_stepping()  # this drawing is newer than the one under way
-        for _ in self._steps(time.time() if now is None else now):
+        for _ in self._steps(self.model.now() if now is None else now):
             pass
         return self.text
 
@@ -387,7 +387,7 @@ class LatencyChart(pg.PlotWidget):
         way is the one under way."""
         if self._stepping is not None:
             return
-        steps = self._stepping = self._steps(time.time())
+        steps = self._stepping = self._steps(self.model.now())
         self.setUpdatesEnabled(False)
 
         def step() -> None:
@@ -463,7 +463,7 @@ class LatencyChart(pg.PlotWidget):
             self.marks.append(line)
         shown = []
         for line, mark in zip(self.marks, marks, strict=True):
-            color = COLORS["down"] if mark.kind == MarkKind.FAULT else COLORS["up"]
+            color = {MarkKind.FAULT: COLORS["down"], MarkKind.ANOMALY: COLORS["anomaly"]}.get(mark.kind, COLORS["up"])
             line.setPen(_mark_pen(color))
             line.setPos(mark.t - now)
             line.setToolTip(f"{time.strftime('%H:%M:%S', time.localtime(mark.t))}  {mark.text}")

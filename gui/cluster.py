@@ -150,10 +150,10 @@ class NodeCard(QFrame):
         self.icon.setPixmap(node_icon(self.role, 64, crossed=health.gone, faded=health.state in FADED))
         self.status.setText(pill(health.label, STATE_COLORS[health.look]))
         uptime = "" if not process.started_at or health.gone else \
-            f" · up {_clock(time.time() - process.started_at)}"
+            f" · up {_clock(self.model.now() - process.started_at)}"
         self.details.setText(f"{health.address} · pid {process.pid or '–'}{uptime}")
         view = self.model.nodes[self.name]
-        rate = view.requests_per_second()
+        rate = view.requests_per_second(self.model.now())
         if health.gone:
             self.rate.setText("no requests: not running")  # its recent rate would read as live
         else:

@@ -36,6 +36,7 @@ COLORS = {
     "hung": "#d97706",
     "slow": "#d97706",
     "cut": "#7c3aed",
+    "anomaly": "#be185d",
     "stale": "#fef3c7",
     "valid": "#dcfce7",
     "lookup": "#2563eb",

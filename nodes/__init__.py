@@ -2,3 +2,6 @@
 
 Run one service as its own process with ``python -m nodes catalog|order|frontend --help``.
 """
+
+#: Bazar's version, as a run file records it (docs/runs.md).
+__version__ = "0.5.0"

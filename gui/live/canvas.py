@@ -113,7 +113,7 @@ class LiveCanvas(QWidget):
     # ---- messages ---------------------------------------------------------------------------
     def take(self, messages: Iterable[Arrow]) -> None:
         """Messages the model just heard of; those with a link drawn are scheduled."""
-        self.schedule.take([m for m in messages if self._drawable(m)], time.monotonic(), time.time())
+        self.schedule.take([m for m in messages if self._drawable(m)], time.monotonic(), self.model.now())
         self._run()
 
     def _drawable(self, message: Arrow) -> bool:

@@ -304,7 +304,7 @@ class LiveView(PauseAndStep, QWidget):
 
     def _caches(self) -> None:
         for name, panel in self.caches.items():
-            panel.show(self.model.caches[name])
+            panel.show(self.model.caches[name], self.model.now())
 
     def showEvent(self, event: QShowEvent) -> None:  # noqa: N802 - Qt's name
         super().showEvent(event)

@@ -87,7 +87,7 @@ class PauseAndStep:
         waiting = [a for a in self.model.arrows.after(self.paused_at) if a.number not in shown][:STEP_WINDOW]
         known = self._known | {(a.trace, a.span) for a in self.told if a.kind == ArrowKind.REQUEST}
         entered = self._entered | {a.trace for a in self.told if a.source == "client"}
-        ordered = step_order(waiting, known, time.time(), entered)
+        ordered = step_order(waiting, known, self.model.now(), entered)
         return ordered[0] if ordered else None
 
     def resume(self) -> None:

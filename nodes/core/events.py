@@ -346,8 +346,16 @@ _READ = {"peers": tuple, "deaf_to": tuple, "mute_to": tuple, "outcome": OrderRes
 _COMMON = ("node", "t", "n", "trace")
 
 
-def _own_fields(cls: type[Event]) -> list[dataclasses.Field[Any]]:
-    return [f for f in dataclasses.fields(cls) if f.name not in _COMMON]
+_FIELDS: dict[type[Event], tuple[dataclasses.Field[Any], ...]] = {}
+
+
+def _own_fields(cls: type[Event]) -> tuple[dataclasses.Field[Any], ...]:
+    """A class's fields but the common ones, worked out once per class (``decode`` is on the
+    window's busiest path, once per event, and a replay's)."""
+    fields = _FIELDS.get(cls)
+    if fields is None:
+        fields = _FIELDS[cls] = tuple(f for f in dataclasses.fields(cls) if f.name not in _COMMON)
+    return fields
 
 
 def wire_keys(cls: type[Event]) -> frozenset[str]:

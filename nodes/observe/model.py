@@ -8,7 +8,6 @@ signals and never compute what it knows (docs/contributing.md: model and view ap
 napari's components are)."""
 from __future__ import annotations
 
-import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -46,9 +45,10 @@ from nodes.core.events import (
 from nodes.core.vocabulary import GONE, HealthState
 from nodes.observe.arrows import ArrowLog
 from nodes.observe.buys import PendingBuys
+from nodes.observe.feeding import Fed
 from nodes.observe.health import derive_health, event_line, is_up, mark_change, process_lines
 from nodes.observe.latency import OPERATIONS, Latency, Sample, Second, second_of
-from nodes.observe.observations import LogNote, Observation, ProcessChanged, StreamState, Tick
+from nodes.observe.observations import Anomaly, LogNote, Observation, ProcessChanged, StreamState, Tick
 from nodes.observe.traces import Trace, TraceBook
 from nodes.observe.views import (
     CacheView,
@@ -90,11 +90,12 @@ class Signal:
             slot(*args)
 
 
-class ClusterModel:
+class ClusterModel(Fed):
     """The cluster as every view shows it, fed by ``apply``; emits one signal per kind of change."""
 
     def __init__(self, endpoints: dict[str, str], *, keep_traces: int = 50, keep_samples: int = 5000,
                  keep_arrows: int = 100_000, catalog_of: dict[str, str] | None = None) -> None:
+        super().__init__()
         self.nodes = {name: NodeView(name, address.rstrip("/")) for name, address in endpoints.items()}
         #: Which catalog replica each order replica talks to (an order is only as good as it).
         self.catalog_of = dict(catalog_of or {})
@@ -125,6 +126,8 @@ class ClusterModel:
         self.ticked = Signal()  # (now): once a second, for what time alone changes (rates, uptimes)
         self.arrow_added = Signal()  # (Arrow)
         self.marked = Signal()  # (Mark)
+        #: Traces the checker blamed for an anomaly (a recorded check or simulation).
+        self.blamed: set[str] = set()
         #: Every message the Live screen animates, oldest first (``Arrow.number`` counts on).
         self.arrows = ArrowLog(keep_arrows, self._buys, self.arrow_added.emit)
         for name in self.nodes:
@@ -139,8 +142,9 @@ class ClusterModel:
         return cls({n.name: n.address for n in supervisor.nodes.values()}, catalog_of=catalog_of, **kw)
 
     # ---- the one way in -------------------------------------------------------------------
-    def apply(self, event: Event | Observation) -> None:
-        """Take one event: a node's telemetry (its ``node`` says whose) or an observation."""
+    def replay(self, at: float, event: Event | Observation) -> None:
+        """Take one input stamped ``at`` (``Fed.apply`` stamps it now)."""
+        self._at = at
         match event:
             case Event():
                 self._telemetry(event)
@@ -157,6 +161,9 @@ class ClusterModel:
                     self._rederive(name)
             case LogNote(node=name, text=text, t=t):
                 self._log(name, text, t)
+            case Anomaly(t=t, node=name, text=text, traces=traces):
+                self.blamed.update(traces)
+                self._add_mark(Mark(t, name, MarkKind.ANOMALY, text))
 
     def _telemetry(self, event: Event) -> None:
         name, trace = event.node, event.trace
@@ -221,9 +228,9 @@ class ClusterModel:
             self._log(name, line)
         # A partition changes no node's state; its links are marked on the charts all the same.
         for other in sorted(state.mute_to - before.mute_to):
-            self._add_mark(Mark(time.time(), name, MarkKind.FAULT, f"link {name} → {other} cut"))
+            self._add_mark(Mark(self._at, name, MarkKind.FAULT, f"link {name} → {other} cut"))
         for other in sorted(before.mute_to - state.mute_to):
-            self._add_mark(Mark(time.time(), name, MarkKind.HEAL, f"link {name} → {other} restored"))
+            self._add_mark(Mark(self._at, name, MarkKind.HEAL, f"link {name} → {other} restored"))
         self._rederive(name)
         if state.state in GONE and name in self.replicas:
             # Its valid set is gone with the process: started again, it vouches for nothing
@@ -275,7 +282,7 @@ class ClusterModel:
             self._broken.pop(name, None)
         else:
             self._broken[name] = broken
-        self._add_mark(Mark(time.time(), name, kind, text))
+        self._add_mark(Mark(self._at, name, kind, text))
 
     def _add_mark(self, mark: Mark) -> None:
         self.marks.append(mark)
@@ -310,7 +317,7 @@ class ClusterModel:
 
     def _log(self, name: str, text: str, t: float | None = None) -> None:
         """Add a line to what the window tells of ``name`` (its Log)."""
-        line = LogLine(time.time() if t is None else t, text)
+        line = LogLine(self._at if t is None else t, text)
         self.logs[name].append(line)
         self.logged.emit(name, line)
 

@@ -41,4 +41,15 @@ class LogNote:
     t: float | None = None
 
 
-Observation = StreamState | ProcessChanged | Tick | LogNote
+@dataclass(frozen=True)
+class Anomaly:
+    """What a checker found wrong at ``t`` (a recorded check or simulation), marked on ``node``
+    (the one it concerns most) with the traces of the operations it blames."""
+
+    t: float
+    node: str
+    text: str
+    traces: tuple[str, ...] = ()
+
+
+Observation = StreamState | ProcessChanged | Tick | LogNote | Anomaly

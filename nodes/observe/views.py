@@ -216,6 +216,7 @@ def derive_cells(book: int, rows: list[tuple[int, int | None, int | None, bool, 
 class MarkKind(StrEnum):
     FAULT = "fault"
     HEAL = "heal"
+    ANOMALY = "anomaly"  # what a checker found wrong (a recorded check or simulation)
 
 
 @dataclass(frozen=True)

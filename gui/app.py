@@ -36,6 +36,8 @@ class RunOptions:
     width: int = 1440
     height: int = 920
     scale: float = 1.0  # the presenter scale (Ctrl + / Ctrl −) to open at
+    open_run: str | None = None  # a recorded run to replay instead of starting a cluster
+    at: float | None = None  # with open_run and screenshot: the instant pictured (s from the run's start)
 
 
 def display_available() -> bool:
@@ -87,12 +89,27 @@ def run_window(cluster: Cluster, options: RunOptions = RunOptions()) -> int:
     from gui.common import stylesheet
     from gui.main_window import MainWindow, WindowOptions
 
+    run = None
+    if options.open_run:
+        from nodes.runs.runfile import RunFileError, read_run
+
+        try:
+            run = read_run(options.open_run)
+            from gui.runs import replay_cluster
+
+            replay_cluster(run.header)
+        except RunFileError as error:
+            print(f"launcher.py: {error}", file=sys.stderr)
+            return 2
+        if run.problem:
+            print(f"launcher.py: {run.problem}", file=sys.stderr)
+
     app = cast(QApplication, QApplication.instance() or QApplication(sys.argv[:1]))
     app.setApplicationName("Bazar")
     app.setStyle("Fusion")
     app.setStyleSheet(stylesheet())
     app.setQuitOnLastWindowClosed(False)
-    window = MainWindow(cluster, WindowOptions(options.width, options.height, options.scale))
+    window = MainWindow(cluster, WindowOptions(options.width, options.height, options.scale), run=run)
 
     async def main() -> None:
         window.show()
@@ -100,7 +117,11 @@ def run_window(cluster: Cluster, options: RunOptions = RunOptions()) -> int:
         # What exists now (Qt, pyqtgraph, numpy, the window) lives as long as the window: out of
         # the garbage collector's sight, a full collection under load takes a few ms, not 100.
         gc.freeze()
-        if options.screenshot:
+        if options.screenshot and run is not None:
+            await replay_screenshot(window, Path(options.screenshot), options.at, options.tab,
+                                    (options.width, options.height))
+            window.close()
+        elif options.screenshot:
             await screenshot(window, Path(options.screenshot), options.demo, options.tab,
                              (options.width, options.height))
             window.close()
@@ -120,6 +141,8 @@ def run_window(cluster: Cluster, options: RunOptions = RunOptions()) -> int:
         qasync.run(main())
     finally:
         window.session.supervisor.close()  # whatever happened above, no node outlives the window
+        for other in window.time.opened:  # replays opened from it: nothing to stop, but their timers
+            other.close()
     window.deleteLater()
     app.processEvents()
     # PySide6 can crash while the interpreter tears its wrappers down (PYSIDE-2254 and kin);
@@ -153,6 +176,32 @@ async def screenshot(window: MainWindow, path: Path, seconds: float, tab: str,
                   "its contents need more room at this scale", file=sys.stderr, flush=True)
         picture.save(str(target))
         print(f"saved {target}", flush=True)
+
+
+async def replay_screenshot(window: MainWindow, path: Path, at: float | None, tab: str,
+                            size: tuple[int, int] | None = None) -> None:
+    """One instant of a replayed run (``at`` seconds from its start; where it opened when None),
+    pictured as the window draws it."""
+    from gui.main_window import TABS
+
+    bar = window.time.bar
+    assert bar is not None
+    if at is not None:
+        bar.seek(bar.source.start + at)
+    names = [name for name, _title in TABS] if tab == "all" else [tab]
+    for name in names:
+        window.tabs.setCurrentWidget(window.view(name))
+        window.time.after_jump()
+        bar.refresh()
+        await asyncio.sleep(0.4)  # let the tab lay out and paint before it is grabbed
+        target = path if len(names) == 1 else path.with_name(f"{path.stem}-{name}{path.suffix}")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        picture = window.grab()
+        if size is not None and (picture.width(), picture.height()) != size:
+            print(f"warning: the window is {picture.width()}x{picture.height()}, not the {size[0]}x{size[1]} asked",
+                  file=sys.stderr, flush=True)
+        picture.save(str(target))
+        print(f"saved {target} ({bar.source.time - bar.source.start:.1f} s into the run)", flush=True)
 
 
 async def play_for_screenshot(view: ScenariosView, scenario_id: str, timeout: float = 90.0) -> None:

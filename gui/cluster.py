@@ -293,8 +293,9 @@ class NetworkBar(QFrame):
         links = self.model.cut_links()
         self.arrow.setText("→" if one_way else "↔")
         self.cut_button.setText("Restore link" if cut else "Cut link")
-        self.cut_button.setEnabled(not self.busy and sender != receiver)
-        self.restore_button.setEnabled(not self.busy and bool(links))
+        held = self.controller.held is not None  # a replay, or the live cluster rewound
+        self.cut_button.setEnabled(not self.busy and not held and sender != receiver)
+        self.restore_button.setEnabled(not self.busy and not held and bool(links))
         self.links.setText(f"Cut: {link_text(links)}" if links else "Every link delivers.")
 
 

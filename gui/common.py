@@ -173,6 +173,16 @@ class ModelEvents(QObject):
         if pending:
             self.changed.emit(pending)
 
+    def everything(self) -> None:
+        """Every topic, for every name, at once: the model was put back to another instant."""
+        model = self.model
+        names = set(model.nodes)
+        self.pending = {"node": set(names), "replicas": set(model.catalog_names()), "cache": set(model.caches),
+                        "latency": set(), "trace": set(model.trace_ids()), "log": set(names), "tick": {None},
+                        "message": {None}, "mark": set(names)}
+        self.timer.stop()
+        self.flush()
+
     def disconnect_model(self) -> None:
         for signal, slot in self._slots:
             signal.disconnect(slot)

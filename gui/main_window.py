@@ -16,6 +16,8 @@ from PySide6.QtCore import QRect, QSize, Qt, QTimer, QUrl
 from PySide6.QtGui import (
     QCloseEvent,
     QDesktopServices,
+    QDragEnterEvent,
+    QDropEvent,
     QFontMetrics,
     QKeySequence,
     QResizeEvent,
@@ -45,12 +47,14 @@ from gui.experiments import ExperimentsView
 from gui.flow import FlowView
 from gui.live import LiveView
 from gui.replicas import ReplicasView
+from gui.runs import TimeControl, header_books, replay_cluster
 from gui.scenarios import ScenariosView
 from gui.shop import ShopView
 from nodes.control.clusterfile import Cluster
 from nodes.core.vocabulary import HealthState
 from nodes.observe.health import summarize
 from nodes.observe.views import link_text
+from nodes.runs.runfile import Run
 from nodes.session.session import ClusterSession
 
 #: The tabs, in order: (name used by --tab and tests, title).
@@ -68,6 +72,7 @@ SHORTCUTS = (("Alt+1 … Alt+9", "switch tabs"), ("Ctrl + / Ctrl −", "scale th
              ("Ctrl 0", "back to 100 %, and to the size the window had there"),
              ("arrow keys, Enter", "on the Live picture: choose a node, then what to do to it"),
              ("Ctrl+B", "in the Shop: buy the chosen book"), ("Ctrl+F", "in the Shop: search"),
+             ("Ctrl+S", "save this session's run (docs/runs.md)"), ("Ctrl+O", "open a recorded run to replay"),
              ("F1", "these shortcuts"), ("Ctrl+Q", "quit: stop every node and close"))
 #: Platforms with no real screen: a window there is as large as asked (screenshots, tests).
 SCREENLESS = ("offscreen", "minimal")
@@ -92,11 +97,19 @@ def opening_size(width: int, height: int, available: QRect | None) -> QSize:
 
 
 class MainWindow(QMainWindow):
-    def __init__(self, cluster: Cluster, options: WindowOptions = WindowOptions()) -> None:
+    """The window over a cluster it starts (or attaches to), or, given a ``run``, over a
+    recorded run it replays (nothing is started; nothing acts on a cluster)."""
+
+    def __init__(self, cluster: Cluster, options: WindowOptions = WindowOptions(), run: Run | None = None) -> None:
         super().__init__()
         self.options = options
-        self.session = session = ClusterSession(cluster)
+        self.replaying = run is not None
+        self.session = session = ClusterSession(replay_cluster(run.header) if run is not None else cluster)
+        if run is not None and run.header.books:
+            session.books = header_books(run.header)
         self.model = model = session.model
+        self.time = TimeControl(self, run, lambda other: MainWindow(
+            cluster, WindowOptions(self.width(), self.height(), self.scale), run=other))
         self.controller = controller = session.controller
         self.ready = False
         self.closing = False
@@ -117,7 +130,8 @@ class MainWindow(QMainWindow):
         # and the health line says as much as its room holds (``_health``).
         self.subtitle.setMinimumWidth(1)
         self.health.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-        self.help_button = self._help_menu()
+        self.help_button = help_menu(self)
+        self.runs_button = self.time.menu_button()
         header_layout = QHBoxLayout(header)
         header_layout.setContentsMargins(18, 10, 18, 10)
         text = QVBoxLayout()
@@ -125,13 +139,14 @@ class MainWindow(QMainWindow):
         text.addWidget(self.subtitle)
         header_layout.addLayout(text)
         header_layout.addWidget(self.health, 1)
+        header_layout.addWidget(self.runs_button, 0, Qt.AlignmentFlag.AlignTop)
         header_layout.addWidget(self.help_button, 0, Qt.AlignmentFlag.AlignTop)
 
         self.scale = 1.0
         self.live = LiveView(model, session, controller, self.events, self.report, self.say)
         self.shop = ShopView(model, controller, self.events, self.report)
         self.cluster_view = ClusterView(model, controller, self.events, self.report, self.say,
-                                        where=_where(session))
+                                        where=f"a replay of {run.path.name}" if run is not None else _where(session))
         self.charts = ChartsView(model, session, self.events, self.report)
         self.cache = CacheTab(model, self.events)
         self.replicas = ReplicasView(model, self.events, session.books)
@@ -161,12 +176,18 @@ class MainWindow(QMainWindow):
                   activated=self.close)
         QShortcut(QKeySequence("F1"), self, context=Qt.ShortcutContext.ApplicationShortcut,  # type: ignore[call-overload]
                   activated=self.show_shortcuts)
+        QShortcut(QKeySequence("Ctrl+S"), self, activated=self.time.save_dialog)  # type: ignore[call-overload]
+        QShortcut(QKeySequence("Ctrl+O"), self, activated=self.time.open_dialog)  # type: ignore[call-overload]
+        self.setAcceptDrops(True)  # a run file dropped on the window opens as a replay
 
         central = QWidget()
         layout = QVBoxLayout(central)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(0)
         layout.addWidget(header)
+        self.bar_slot = QVBoxLayout()  # the time slider (gui/replay.py), once there is something to go back over
+        self.bar_slot.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(self.bar_slot)
         body = QVBoxLayout()
         body.setContentsMargins(12, 12, 12, 12)
         body.addWidget(self.tabs)
@@ -199,12 +220,20 @@ class MainWindow(QMainWindow):
 
     # ---- life cycle ----------------------------------------------------------------------------
     def start(self) -> None:
+        if self.replaying:
+            self.ready = True
+            self.progress.setVisible(False)
+            self.setWindowTitle(f"Bazar — replay of {self.time.run.path.name}" if self.time.run else "Bazar")
+            self.time.start_replay()
+            self._health()
+            return
         self.say("Starting the cluster …", keep=True)
         spawn(self.session.start(lambda m: self.say(m, keep=True)), self._failed_to_start,
               lambda _r: self._started())
 
     def _started(self) -> None:
         self.ready = True
+        self.time.start_live()
         self.progress.setVisible(False)
         self.shop.setEnabled(True)
         # The order history only: the shop searches when the shopper does, so that the
@@ -223,6 +252,11 @@ class MainWindow(QMainWindow):
         if self.stopped.is_set():
             event.accept()
             return
+        if self.replaying:  # nothing to stop but the window's own timers
+            self.events.disconnect_model()
+            self.stopped.set()
+            event.accept()
+            return
         event.ignore()
         if self.closing:
             return
@@ -238,24 +272,13 @@ class MainWindow(QMainWindow):
         self.stopped.set()
         self.close()
 
-    # ---- help --------------------------------------------------------------------------------------
-    def _help_menu(self) -> QToolButton:
-        """The header's Help menu: the keyboard shortcuts, and the lesson (docs/teaching.md)."""
-        button = QToolButton()
-        button.setText("Help")
-        button.setObjectName("HelpButton")
-        button.setStyleSheet("QToolButton { color: #e2e8f0; border: 1px solid #475569; border-radius: 6px; "
-                             "padding: 3px 10px; } QToolButton::menu-indicator { image: none; }")
-        button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
-        menu = QMenu(button)
-        menu.addAction("Keyboard shortcuts\tF1", self.show_shortcuts)
-        lesson = menu.addAction("The lesson: docs/teaching.md", self.open_lesson)
-        lesson.setData(QUrl.fromLocalFile(str(TEACHING)))
-        menu.addSeparator()
-        menu.addAction("Quit (stops every node)\tCtrl+Q", self.close)
-        button.setMenu(menu)
-        return button
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 - Qt's name
+        self.time.drag_enter(event)
 
+    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802 - Qt's name
+        self.time.drop(event)
+
+    # ---- help --------------------------------------------------------------------------------------
     def show_shortcuts(self) -> QMessageBox:
         rows = "".join(f"<tr><td><b>{keys}</b>&nbsp;&nbsp;</td><td>{what}</td></tr>" for keys, what in SHORTCUTS)
         box = QMessageBox(QMessageBox.Icon.NoIcon, "Keyboard shortcuts", f"<table>{rows}</table>",
@@ -363,6 +386,24 @@ class MainWindow(QMainWindow):
             if metrics.horizontalAdvance(QTextDocumentFragment.fromHtml(text).toPlainText()) <= room:
                 return text
         return f"{len(parts)} nodes in trouble" if parts else ""
+
+
+def help_menu(window: MainWindow) -> QToolButton:
+    """The header's Help menu: the keyboard shortcuts, and the lesson (docs/teaching.md)."""
+    button = QToolButton()
+    button.setText("Help")
+    button.setObjectName("HelpButton")
+    button.setStyleSheet("QToolButton { color: #e2e8f0; border: 1px solid #475569; border-radius: 6px; "
+                         "padding: 3px 10px; } QToolButton::menu-indicator { image: none; }")
+    button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+    menu = QMenu(button)
+    menu.addAction("Keyboard shortcuts\tF1", window.show_shortcuts)
+    lesson = menu.addAction("The lesson: docs/teaching.md", window.open_lesson)
+    lesson.setData(QUrl.fromLocalFile(str(TEACHING)))
+    menu.addSeparator()
+    menu.addAction("Quit (stops every node)\tCtrl+Q", window.close)
+    button.setMenu(menu)
+    return button
 
 
 def _where(session: ClusterSession) -> str:

@@ -52,6 +52,11 @@ class Cluster:
     attach_engine: str | None = None
     attach_project: str = "bazar"
     secret: str | None = None
+    #: The window records every session into ``data_dir``/runs (docs/runs.md), keeping at most
+    #: ``runs_limit_mb`` of them (the oldest go first); it can rewind ``rewind_minutes``.
+    record: bool = True
+    runs_limit_mb: int = 500
+    rewind_minutes: int = 10
 
     @property
     def attached(self) -> bool:
@@ -96,7 +101,7 @@ def load(path: str | Path | None = None) -> Cluster:
     return parse(raw)
 
 
-_SECTIONS = {"cluster", "ports", "caches", "timeouts", "attach"}
+_SECTIONS = {"cluster", "ports", "caches", "timeouts", "attach", "runs"}
 
 
 def parse(raw: dict[str, Any]) -> Cluster:
@@ -109,6 +114,7 @@ def parse(raw: dict[str, Any]) -> Cluster:
     caches = _section(raw, "caches", {"lookup", "search"})
     timeouts = _section(raw, "timeouts", set(DEFAULT_TIMEOUTS_MS))
     attach = _section(raw, "attach", {"frontend", "catalogs", "orders", "engine", "project", "secret_file"})
+    runs = _section(raw, "runs", {"record", "limit_mb", "rewind_minutes"})
 
     catalogs = _int(cluster, "cluster.catalogs", 3, 1, MAX_REPLICAS)
     orders = _int(cluster, "cluster.orders", 3, 1, MAX_REPLICAS)
@@ -128,6 +134,9 @@ def parse(raw: dict[str, Any]) -> Cluster:
     telemetry = cluster.get("telemetry", True)
     if not isinstance(telemetry, bool):
         raise ClusterFileError("cluster.telemetry must be true or false")
+    record = runs.get("record", True)
+    if not isinstance(record, bool):
+        raise ClusterFileError("runs.record must be true or false")
     secret = cluster.get("secret")
     if secret is not None and (not isinstance(secret, str) or len(secret) < 8):
         raise ClusterFileError("cluster.secret must be a string of at least 8 characters (or left out)")
@@ -168,6 +177,9 @@ def parse(raw: dict[str, Any]) -> Cluster:
         telemetry=telemetry,
         secret=secret,
         books=_catalog_file(cluster["books"], "cluster.books") if "books" in cluster else None,
+        record=record,
+        runs_limit_mb=_int(runs, "runs.limit_mb", 500, 1, 1_000_000, key="limit_mb"),
+        rewind_minutes=_int(runs, "runs.rewind_minutes", 10, 1, 120, key="rewind_minutes"),
     )
     if attach:
         frontend = attach.get("frontend")

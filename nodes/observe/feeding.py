@@ -17,9 +17,13 @@ from collections.abc import Callable
 from typing import Any
 
 KEYFRAME_ARROWS = 2000
+#: Inputs taken within the clock's resolution are stamped this far apart, so that each has an
+#: instant of its own to seek to (a websocket message brings dozens at once).
+STAMP_STEP = 1e-6
 #: What a keyframe leaves out: how the model is linked to its listeners and its clock.
 LINKS = frozenset({"node_changed", "replicas_changed", "cache_changed", "latency_added", "trace_changed",
-                   "event_seen", "logged", "ticked", "arrow_added", "marked", "clock", "tap", "following"})
+                   "event_seen", "logged", "ticked", "arrow_added", "marked", "clock", "tap", "following",
+                   "_stamped"})
 # (``take`` and ``restore`` work on any ``Fed`` model's attributes, ``ClusterModel``'s below.)
 
 
@@ -58,12 +62,14 @@ class Fed:
         #: When the input being applied happened: whatever the model stamps itself (a mark, a
         #: log line) gets it, so that a replay stamps what the live model did.
         self._at = time.time()
+        self._stamped = 0.0  # the last stamp ``apply`` gave
 
     def apply(self, event: Any) -> None:
         """Take one input as it happens (stamped now): a node's telemetry event (its ``node``
         says whose) or an observation. A recording hears it first (``tap``); while the views are
         rewound (``following`` off) it is only recorded, and applied when they come back."""
-        at = time.time()
+        at = max(time.time(), self._stamped + STAMP_STEP)  # every input its own instant, in order
+        self._stamped = at
         if self.tap is not None:
             self.tap(at, event)
         if self.following:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import bisect
 import time
+import zlib
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -33,7 +34,11 @@ STEP_LOOKAHEAD_S = 5.0
 class Keyframe:
     index: int  # absolute number of inputs applied when it was taken
     at: float
-    state: bytes
+    state: bytes  # the model's keyframe, compressed (a third of the size, 4 ms to make)
+
+
+def _freeze(model: ClusterModel) -> bytes:
+    return zlib.compress(model.keyframe(), 1)
 
 
 class Recording:
@@ -106,11 +111,13 @@ class Player:
         self.keyframe_s = keyframe_s
         self.index = recording.base  # inputs applied so far (absolute)
         self.time = recording.start
-        self.keyframes: list[Keyframe] = [Keyframe(self.index, self.time, model.keyframe())]
+        self.keyframes: list[Keyframe] = [Keyframe(self.index, self.time, _freeze(model))]
         #: Faults, heals and anomalies seen so far in the run, oldest first: the slider's marks.
         self.marks: list[Mark] = []
         self._marks_to = self.index  # inputs read once so far: their marks are known
         self._fresh = False
+        #: Whether this player notes the marks it passes first (not when an indexer does).
+        self.collect_marks = True
         model.marked.connect(self._marked)
 
     @classmethod
@@ -137,7 +144,7 @@ class Player:
         jump = target < self.index or self.index < self.recording.base or (
             keyframe is not None and keyframe.index - self.index > JUMP_INPUTS)
         if jump and keyframe is not None:
-            self.model.restore(keyframe.state)
+            self.model.restore(zlib.decompress(keyframe.state))
             self.index = keyframe.index
         self._forward(target)
         self.time = t
@@ -178,12 +185,12 @@ class Player:
         """Keep the model's state now as a keyframe at ``index``: the live window does this
         every ``keyframe_s``, with every input the model took already in the recording."""
         at = self.recording.get(self.index - 1)[0] if self.index > self.recording.base else self.recording.start
-        self.keyframes.append(Keyframe(self.index, at, self.model.keyframe()))
+        self.keyframes.append(Keyframe(self.index, at, _freeze(self.model)))
         self.time = at
 
     # ---- inside -------------------------------------------------------------------------------
     def _marked(self, mark: Mark) -> None:
-        if self._fresh:
+        if self._fresh and self.collect_marks:
             self.marks.append(mark)
 
     def _keyframe_before(self, target: int) -> Keyframe | None:
@@ -195,9 +202,14 @@ class Player:
         return self.keyframes[i] if i >= 0 else None
 
     def _forward(self, target: int) -> None:
+        """Apply inputs up to ``target``, keeping a keyframe wherever the last one before is
+        ``keyframe_s`` behind and none follows soon (so a second pass finds them)."""
         target = min(target, self.recording.end_index)
         model, get = self.model, self.recording.get
-        last = self.keyframes[-1]
+        before = self._keyframe_before(self.index)
+        i = bisect.bisect_right(self.keyframes, self.index, key=lambda k: k.index)
+        upcoming = self.keyframes[i].index if i < len(self.keyframes) else None
+        last_at = before.at if before is not None else -float("inf")
         while self.index < target:
             at, item = get(self.index)
             self._fresh = self.index >= self._marks_to  # first time through: its marks are new
@@ -205,29 +217,38 @@ class Player:
                 model.replay(at, item)
             self.index += 1
             self._marks_to = max(self._marks_to, self.index)
-            if self.index > last.index and at - last.at >= self.keyframe_s:
-                last = Keyframe(self.index, at, model.keyframe())
-                self.keyframes.append(last)
+            if upcoming is not None and self.index >= upcoming:
+                last_at = self.keyframes[i].at
+                i += 1
+                upcoming = self.keyframes[i].index if i < len(self.keyframes) else None
+            elif at - last_at >= self.keyframe_s and (upcoming is None or upcoming - self.index > JUMP_INPUTS):
+                self.keyframes.insert(i, Keyframe(self.index, at, _freeze(model)))
+                i += 1
+                last_at = at
         self._fresh = False
 
     def index_all(self, budget_s: float | None = None) -> bool:
-        """Read the run to its end once (marks and keyframes for the slider), then come back
-        to where the model was; with ``budget_s``, only that long: True when all is read."""
-        here = self.time
+        """Read on through the run (marks and keyframes for the slider); with ``budget_s``, for
+        about that long only: True once all is read. An indexer does this in the background."""
         started = time.perf_counter()
-        while self._marks_to < self.recording.end_index:
-            if self.index < self._marks_to:
-                self.seek(self.recording.get(self._marks_to - 1)[0])
-            self._forward(min(self._marks_to + 2000, self.recording.end_index))
+        while self.index < self.recording.end_index:
+            self._forward(self.index + 2000)
+            self.time = max(self.time, self.recording.get(self.index - 1)[0])
             if budget_s is not None and time.perf_counter() - started > budget_s:
                 break
-        done = self._marks_to >= self.recording.end_index
-        self.seek(here)
-        return done
+        return self.index >= self.recording.end_index
+
+    def indexer(self, model: ClusterModel) -> Player:
+        """A player over the same recording with a model of its own (no views on it), that
+        reads the run ahead: its keyframes and marks are this player's."""
+        other = Player(model, self.recording, keyframe_s=self.keyframe_s)
+        other.keyframes = self.keyframes
+        other.marks = self.marks
+        return other
 
     @property
     def indexed(self) -> float:
-        """How much of the run has been read once (0–1)."""
+        """How much of the run this player has read (0–1)."""
         total = self.recording.end_index - self.recording.base
         return 1.0 if total <= 0 else (self._marks_to - self.recording.base) / total
 

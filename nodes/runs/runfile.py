@@ -5,11 +5,11 @@ The format (docs/runs.md) is gzip-compressed UTF-8 JSON lines:
 
 * line 1, the header: ``{"format": "bazar-run", "version": 1, "bazar": VERSION, "recorded":
   ISO date, "source": what recorded it, "nodes": {name: address}, "catalog_of": {order: catalog},
-  "books": [[id, title, quantity], ...]}``;
+  "books": [[id, title, topic, price, quantity], ...]}``;
 * every other line, one input of the model, stamped ``at`` (wall-clock seconds when it was
   applied): ``[at, "e", EVENT]`` a node's telemetry event as the node sent it (docs/api.md);
   ``[at, "p", node, PROCESS]`` the supervisor's view of a process; ``[at, "s", node, connected]``
-  a telemetry stream opened or closed; ``[at, "t"]`` the clock ticked; ``[at, "l", node, text,
+  a telemetry stream opened or closed; ``[at, "t", t]`` the clock ticked; ``[at, "l", node, text,
   t]`` a line for a node's Log; ``[at, "a", node, text, [trace, ...]]`` an anomaly a checker found.
 
 Writing is cheap on the caller's thread (a list append); a thread encodes, compresses and
@@ -58,7 +58,8 @@ class Header:
     source: str
     nodes: dict[str, str]
     catalog_of: dict[str, str] = field(default_factory=dict)
-    books: tuple[tuple[int, str, int], ...] = ()
+    #: The catalog the cluster started from: (id, title, topic, price, quantity) per book.
+    books: tuple[tuple[int, str, str, float, int], ...] = ()
     recorded: str = ""
     bazar: str = ""
     version: int = VERSION
@@ -125,8 +126,8 @@ def line_of(at: float, item: Input) -> list[Any]:
             return [at, "p", node, _process_json(process)]
         case StreamState(node=node, connected=connected):
             return [at, "s", node, connected]
-        case Tick():
-            return [at, "t"]
+        case Tick(t=t):
+            return [at, "t", t]
         case LogNote(node=node, text=text, t=t):
             return [at, "l", node, text, t]
         case Anomaly(node=node, text=text, traces=traces):
@@ -147,7 +148,7 @@ def input_of(line: list[Any]) -> tuple[float, Input | None]:
         case "s":
             return at, StreamState(str(line[2]), bool(line[3]))
         case "t":
-            return at, Tick(at)
+            return at, Tick(float(line[2]) if len(line) > 2 else at)
         case "l":
             return at, LogNote(str(line[2]), str(line[3]), None if line[4] is None else float(line[4]))
         case "a":
@@ -253,15 +254,17 @@ class Chunk:
     data: bytes | None
     text: bytes | None = None
 
+    def lines_text(self) -> bytes:
+        return self.text if self.text is not None else gzip.decompress(self.data or b"")
+
     def lines(self) -> list[bytes]:
-        text = self.text if self.text is not None else gzip.decompress(self.data or b"")
-        return text.splitlines()
+        return self.lines_text().splitlines()
 
     def inputs(self) -> list[tuple[float, Input | None]]:
         """Every line as (at, input): None for a kind this version does not know, or a line
         that parses but makes no sense (the file's check took it; nothing is applied for it)."""
         out: list[tuple[float, Input | None]] = []
-        text = self.text if self.text is not None else gzip.decompress(self.data or b"")
+        text = self.lines_text()
         for line in json.loads(b"[" + text.rstrip(b"\n").replace(b"\n", b",") + b"]"):  # one parse, not one a line
             try:
                 out.append(input_of(line))
@@ -309,7 +312,8 @@ def read_header(raw: bytes, path: Path) -> Header:
     try:
         return Header(source=str(head.get("source", "")), nodes=dict(head["nodes"]),
                       catalog_of=dict(head.get("catalog_of", {})),
-                      books=tuple((int(b[0]), str(b[1]), int(b[2])) for b in head.get("books", [])),
+                      books=tuple((int(b[0]), str(b[1]), str(b[2]), float(b[3]), int(b[4]))
+                                  for b in head.get("books", [])),
                       recorded=str(head.get("recorded", "")), bazar=str(head.get("bazar", "")), version=version)
     except (KeyError, TypeError, ValueError, IndexError) as error:
         raise RunFileError(f"{path}: its header cannot be read ({error})") from None

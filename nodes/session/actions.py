@@ -44,14 +44,20 @@ class Controller:
         self.supervisor = session.supervisor
         self.model = session.model
         self._busy: set[str] = set()
+        #: Why nothing may be done to the cluster now, if so: the window shows a replay, or the
+        #: live cluster rewound (what the buttons would act on is not what is drawn).
+        self.held: str | None = None
 
     def busy(self, name: str) -> bool:
-        """True while an action on ``name`` is under way (its buttons wait)."""
-        return name in self._busy
+        """True while an action on ``name`` is under way, or while the window shows the past
+        (its buttons wait)."""
+        return name in self._busy or self.held is not None
 
     async def _process(self, name: str, change, broken: Fault, *, wait_ready: bool = False) -> None:
         """Apply or heal ``broken`` (nemesis.py, the one interface every caller uses); process
         control there runs in a worker thread."""
+        if self.held is not None:
+            raise ClusterError(self.held)
         if name in self._busy:
             raise ClusterError(f"{name} is still busy with the last action; try again in a moment")
         self._busy.add(name)

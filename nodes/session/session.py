@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from nodes.control.clusterfile import Cluster
@@ -15,6 +16,9 @@ from nodes.core.books import Book, seed_books
 from nodes.core.vocabulary import NodeState
 from nodes.observe.follower import Follower
 from nodes.observe.model import ClusterModel
+from nodes.runs.recorder import Recorder
+from nodes.runs.runfile import Header
+from nodes.runtime.tasks import cancel_and_wait
 from nodes.session.actions import Controller
 from nodes.session.load import LagMonitor, LoadGenerator
 from nodes.session.shop import BuyLookup, OrderHistory, Shop
@@ -35,6 +39,9 @@ class ClusterSession:
     announce: Callable[[str], None] = field(default=lambda line: print(line, flush=True))
 
     controller: Controller = field(init=False)
+    #: The session's recording (nodes/runs/recorder.py): from ``start`` until ``stop``.
+    recorder: Recorder | None = field(init=False, default=None)
+    _recording: asyncio.Task | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         self.supervisor = Supervisor(self.cluster)
@@ -50,6 +57,7 @@ class ClusterSession:
         """Start every node (in a worker thread: process control never waits on the GUI's
         loop), then follow them."""
         self.lag.start()
+        self.start_recording()
         self.follower.watch(self.supervisor)
         if not self.cluster.attached:
             total = len(self.supervisor.nodes)
@@ -73,6 +81,30 @@ class ClusterSession:
         self.announce(f"front-end: {address}   (try: curl {address}/search/t)")
         progress("ready")
 
+    def start_recording(self) -> None:
+        """Record every input the model takes from now on: to a run file in the data folder
+        (unless the cluster file says ``record = false``) and into the rewind buffer."""
+        if self.recorder is not None:
+            return
+        cluster = self.cluster
+        folder = Path(self.supervisor.data_dir) / "runs" if cluster.record else None
+        header = Header("window", {name: view.address for name, view in self.model.nodes.items()},
+                        self.model.catalog_of,
+                        tuple((b.id, b.title, b.topic, b.price, b.quantity) for b in self.books))
+        try:
+            self.recorder = Recorder(self.model, header, folder, limit_bytes=cluster.runs_limit_mb * 1024 * 1024,
+                                     keep_s=cluster.rewind_minutes * 60.0)
+        except OSError as error:  # a data folder that cannot be written: rewind still works
+            self.announce(f"not recording this session to {folder}: {error.strerror or error}")
+            self.recorder = Recorder(self.model, header, None, keep_s=cluster.rewind_minutes * 60.0)
+        self._recording = asyncio.ensure_future(self._keep_recording())
+
+    async def _keep_recording(self) -> None:
+        assert self.recorder is not None
+        while True:
+            await asyncio.sleep(1.0)  # the recording's own pacing: keyframes and the buffer, once a second
+            self.recorder.tick()
+
     def _start_blocking(self) -> None:
         self.supervisor.start_all()
         self.supervisor.wait_ready(timeout=60)
@@ -80,6 +112,9 @@ class ClusterSession:
     async def stop(self) -> None:
         await self.load.stop()
         await self.follower.stop()
+        await cancel_and_wait(self._recording)
+        if self.recorder is not None:
+            self.recorder.close()
         await self.shop.close()
         await self.lag.stop()
         await self.supervisor.aclose()

@@ -37,7 +37,7 @@ pytestmark = pytest.mark.timeout(60)
 
 NODES = {"frontend": "http://127.0.0.1:1", "catalog0": "http://127.0.0.1:2", "catalog1": "http://127.0.0.1:3",
          "catalog2": "http://127.0.0.1:4", "order0": "http://127.0.0.1:5"}
-HEADER = Header("test", NODES, {"order0": "catalog0"}, ((1, "How to get a good grade", 5),))
+HEADER = Header("test", NODES, {"order0": "catalog0"}, ((1, "How to get a good grade", "graduate", 10.0, 5),))
 
 
 def _inputs(count: int = 3000, seed: int = 3) -> list[tuple[float, Any]]:
@@ -109,7 +109,7 @@ def test_every_kind_of_input_survives_a_run_file(tmp_path: Path) -> None:
     path = write_run(tmp_path / "a.jsonl.gz", HEADER, inputs, per_chunk=100)
     run = read_run(path)
     assert run.problem is None
-    assert run.header.nodes == NODES and run.header.books == ((1, "How to get a good grade", 5),)
+    assert run.header.nodes == NODES and run.header.books == ((1, "How to get a good grade", "graduate", 10.0, 5),)
     assert run.records() == inputs
     kinds = {type(item).__name__ for _at, item in inputs}
     assert {"ProcessChanged", "StreamState", "Tick", "LogNote", "Anomaly", "Snapshot", "HopDone"} <= kinds
@@ -214,6 +214,7 @@ def test_the_slider_knows_every_fault_heal_and_anomaly_of_the_run(tmp_path: Path
     assert player.index_all()
     assert player.marks == list(live.marks)
     assert any(m.kind == MarkKind.ANOMALY for m in player.marks)
+    player.seek(player.start)
     first = player.next_mark()
     assert first is not None and first == next(m for m in live.marks if m.kind != MarkKind.HEAL)
     player.seek(first.t)

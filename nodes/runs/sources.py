@@ -1,0 +1,142 @@
+"""What the window's time slider moves over: a run opened from a file (``RunSource``), or the
+live cluster's last minutes (``LiveSource``). Both feed the window's one model through a player,
+so every view draws the instant chosen the way it drew it live; the slider asks a source where
+it can go, what is marked on the way, and to go there."""
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from pathlib import Path
+
+from nodes.observe.model import ClusterModel
+from nodes.observe.observations import Anomaly
+from nodes.observe.views import Mark, MarkKind
+from nodes.runs.player import Player, Recording
+from nodes.runs.recorder import Recorder
+from nodes.runs.runfile import Run
+
+#: The marks the jump buttons stop at: faults and anomalies (heals are on the slider too).
+JUMP_TO = (MarkKind.FAULT, MarkKind.ANOMALY)
+
+
+class RunSource:
+    """A run read from a file, played into ``model``. Another player with a model of its own
+    reads the run once in the background (``index``): the slider's marks, and keyframes the
+    shown player seeks back to."""
+
+    live = False
+
+    def __init__(self, run: Run, model: ClusterModel) -> None:
+        self.run = run
+        self.model = model
+        self.player = Player(model, Recording(run.chunks))
+        self.player.collect_marks = False  # the indexer's job
+        self.indexer = self.player.indexer(ClusterModel(run.header.nodes, catalog_of=run.header.catalog_of))
+        model.clock = lambda: self.player.time
+
+    @property
+    def start(self) -> float:
+        return self.run.start
+
+    @property
+    def end(self) -> float:
+        return self.run.end
+
+    @property
+    def time(self) -> float:
+        return self.player.time
+
+    def banner(self) -> str:
+        return f"Replay of {self.run.path.name}, recorded {_when(self.run.header.recorded)} · {self.run.header.source}"
+
+    def marks(self) -> list[Mark]:
+        return self.player.marks
+
+    def index(self, budget_s: float) -> bool:
+        """Read on in the background for about ``budget_s``; True once all is read."""
+        return self.indexer.index_all(budget_s)
+
+    @property
+    def indexed(self) -> float:
+        return self.indexer.indexed
+
+    def seek(self, t: float) -> bool:
+        return self.player.seek(min(max(t, self.start), self.end))
+
+    def forward(self, t: float) -> None:
+        self.player.forward(min(t, self.end))
+
+    def next_arrow(self) -> bool:
+        return self.player.next_arrow()
+
+    def first_anomaly(self) -> float | None:
+        """When the first anomaly a checker recorded happened (None: the run has none)."""
+        for chunk in self.run.chunks:
+            if b',"a",' not in chunk.lines_text():
+                continue
+            for at, item in chunk.inputs():
+                if isinstance(item, Anomaly):
+                    return at
+        return None
+
+
+class LiveSource:
+    """The live cluster's last minutes, from the session's recorder: rewinding shows an instant
+    of them while the cluster runs on; ``back_to_live`` follows it again."""
+
+    live = True
+
+    def __init__(self, recorder: Recorder) -> None:
+        self.recorder = recorder
+        self.model = recorder.model
+
+    @property
+    def rewound(self) -> bool:
+        return self.recorder.rewound
+
+    @property
+    def start(self) -> float:
+        return self.recorder.start
+
+    @property
+    def end(self) -> float:
+        return time.time() if not self.rewound else max(self.recorder.recording.end, self.time)
+
+    @property
+    def time(self) -> float:
+        return self.recorder.player.time if self.rewound else time.time()
+
+    def banner(self) -> str:
+        if not self.rewound:
+            return "Live"
+        behind = time.time() - self.time
+        return (f"Rewound to {datetime.fromtimestamp(self.time).strftime('%H:%M:%S')} ({behind:.0f} s ago) · "
+                "the cluster keeps running")
+
+    def marks(self) -> list[Mark]:
+        return self.recorder.live_marks if self.rewound else list(self.model.marks)
+
+    def seek(self, t: float) -> bool:
+        self.recorder.rewind(t)
+        return True
+
+    def forward(self, t: float) -> None:
+        if self.rewound:
+            self.recorder.player.forward(min(t, self.recorder.recording.end))
+
+    def next_arrow(self) -> bool:
+        return self.recorder.player.next_arrow() if self.rewound else False
+
+    def back_to_live(self) -> None:
+        self.recorder.back_to_live()
+
+
+def _when(recorded: str) -> str:
+    try:
+        return datetime.fromisoformat(recorded).strftime("%Y-%m-%d %H:%M")
+    except ValueError:
+        return recorded or "at an unknown date"
+
+
+def run_title(path: Path) -> str:
+    return path.name

@@ -1,0 +1,89 @@
+"""Runs in the real window over a real cluster: the window records its session; rewound, it shows
+the past while the cluster runs on, with every control that acts on the cluster held; saved and
+opened again, the run replays in a window of its own that says so, with the faults marked on
+its slider, jumps to them, steps through messages in causal order and plays."""
+from __future__ import annotations
+
+import time
+
+import pytest
+from PySide6.QtCore import Qt
+
+from nodes.observe.views import MarkKind
+from nodes.runs.runfile import read_run
+from tests.support import wait_until
+
+pytestmark = pytest.mark.timeout(240)
+
+
+def _crash_and_start(window, name: str) -> None:
+    window.run(window.controller.crash(name))
+    window.run(wait_until(lambda: window.model.health(name).gone, 20, f"{name} to be down"))
+    window.run(window.controller.start(name))
+    window.run(wait_until(lambda: not window.model.health(name).gone, 30, f"{name} to be back"))
+
+
+def test_the_window_records_rewinds_saves_and_replays_its_session(window, qtbot, tmp_path):
+    live = window.live
+    window.tabs.setCurrentWidget(live)
+    window.session.load.settings.rate = 40
+    qtbot.mouseClick(live.load_button, Qt.MouseButton.LeftButton)
+    window.run(wait_until(lambda: window.model.arrows.count > 200, 30, "messages under load"))
+    _crash_and_start(window, "catalog1")
+    window.run(wait_until(lambda: window.model.arrows.count > 600, 30, "more messages"))
+    bar = window.time.bar
+    assert bar is not None and not bar.rewound and "Live" in bar.banner.text()
+
+    # Rewound to the crash: the picture shows catalog1 down while the cluster runs on.
+    crash = next(m for m in window.model.marks if m.node == "catalog1" and m.kind == MarkKind.FAULT)
+    window.run(wait_until(lambda: window.session.recorder.start <= crash.t, 30, "the buffer to reach the crash"))
+    bar.seek(crash.t)  # the instant the model marked it
+    assert bar.rewound and "Rewound to" in bar.banner.text()
+    assert window.model.health("catalog1").gone and window.model.now() < time.time() - 0.5
+    assert not live.load_button.isEnabled() and not window.shop.isEnabled()
+    assert not window.cluster_view.cards["catalog0"].crash_button.isEnabled()
+    assert window.controller.held is not None
+    recorded = window.session.recorder.writer.count
+    window.run(wait_until(lambda: window.session.recorder.writer.count > recorded + 100, 20,
+                          "the cluster to go on being recorded while rewound"))
+    bar.step(1)  # the next message after the crash, in causal order, on the Live picture
+    assert live.paused_at is not None and live.position == 1
+    qtbot.mouseClick(bar.live_button, Qt.MouseButton.LeftButton)
+    assert not bar.rewound and window.controller.held is None
+    assert not window.model.health("catalog1").gone and live.load_button.isEnabled()
+
+    # Saved, and opened again: a replay window of its own.
+    saved = window.time.save(tmp_path / "lesson")
+    assert saved is not None and saved.name == "lesson.jsonl.gz"
+    assert read_run(saved).problem is None
+    replay = window.time.open(saved)
+    assert replay is not None
+    try:
+        rbar = replay.time.bar
+        assert rbar is not None
+        assert "Replay of lesson.jsonl.gz, recorded" in rbar.banner.text()
+        assert not replay.live.load_button.isEnabled() and not replay.shop.isEnabled()
+        assert not replay.cluster_view.cards["catalog1"].crash_button.isEnabled()
+        window.run(wait_until(lambda: rbar.source.indexed >= 1, 60, "the run to be read through"))
+        kinds = {(m.node, m.kind) for m in rbar.source.marks()}
+        assert ("catalog1", MarkKind.FAULT) in kinds and ("catalog1", MarkKind.HEAL) in kinds
+        assert rbar.slider.marks  # drawn on the slider
+        assert rbar.source.time == rbar.source.start
+        qtbot.mouseClick(rbar.next_fault, Qt.MouseButton.LeftButton)
+        assert replay.model.health("catalog1").gone
+        assert "catalog1" in replay.health.text()
+        qtbot.mouseClick(rbar.next_message, Qt.MouseButton.LeftButton)
+        qtbot.mouseClick(rbar.next_message, Qt.MouseButton.LeftButton)
+        assert replay.live.position == 2
+        stepped = replay.live.told[:2]
+        qtbot.mouseClick(rbar.back_message, Qt.MouseButton.LeftButton)
+        assert replay.live.position == 1 and replay.live.stepped_message() == stepped[0]
+        at = rbar.source.time
+        rbar.speeds.setCurrentIndex(rbar.speeds.findData(8.0))
+        qtbot.mouseClick(rbar.play_button, Qt.MouseButton.LeftButton)
+        window.run(wait_until(lambda: rbar.source.time > at + 2, 20, "the replay to play on"))
+        qtbot.mouseClick(rbar.play_button, Qt.MouseButton.LeftButton)
+        assert not rbar.playing
+        assert window.model.following  # the live window went on meanwhile
+    finally:
+        replay.close()

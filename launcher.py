@@ -53,6 +53,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--headless", action="store_true",
                         help="no window: the cluster alone, with a prompt for commands (crash, hang, cut, ...); "
                              "Ctrl-C stops it")
+    parser.add_argument("--open", metavar="RUN", dest="open_run",
+                        help="replay a recorded run (a .jsonl.gz the window, check, scenario or simulate wrote) "
+                             "instead of starting a cluster")
+    parser.add_argument("--at", type=float, metavar="SECONDS",
+                        help="with --open and --screenshot: the instant of the run to picture, in seconds from its "
+                             "start")
     parser.add_argument("--screenshot", metavar="FILE", help="run a short scripted demo offscreen and save the window")
     parser.add_argument("--demo", type=float, default=6.0, metavar="SECONDS", help="length of that demo (default 6)")
     parser.add_argument("--measure-lag", type=float, metavar="SECONDS",
@@ -76,6 +82,7 @@ COMMAND_LINES = {
     "simulate": "the nodes' own protocol code under a deterministic simulator, many seeds",
     "bench": "measure Bazar (and the documented code) and print the tables",
     "books": "write a catalog file of many books (seeded) for --books",
+    "spacetime": "draw a recorded run, or a range of it, as a space-time diagram (SVG)",
 }
 
 
@@ -363,6 +370,8 @@ def run_bench(argv: list[str]) -> int:
                              "; ".join(f"{k}: {v}" for k, v in FAULTS.items()))
     parser.add_argument("--heal-at", type=float, metavar="S",
                         help="load-fault experiment: heal the fault S seconds into the run (default: never)")
+    parser.add_argument("--minutes", type=float, default=10.0, metavar="M",
+                        help="runs experiment: how long the recorded session lasts (default 10)")
     cluster_options(parser)
     args = parser.parse_args(argv)
     names = args.experiment or list(EXPERIMENTS)
@@ -375,7 +384,7 @@ def run_bench(argv: list[str]) -> int:
         bar.refresh()
 
     context = Context(Progress(show), count=args.count, against=args.against, fault=args.fault,
-                      heal_at=args.heal_at)
+                      heal_at=args.heal_at, minutes=args.minutes)
     if args.cluster or args.attach or args.catalogs or args.orders:
         context.cluster_file = load_cluster(args)
     tables = []
@@ -410,6 +419,7 @@ def run_check(argv: list[str]) -> int:
     parser.add_argument("--buyers", type=int, default=4)
     parser.add_argument("--readers", type=int, default=2)
     parser.add_argument("--stock", type=int, default=1000, help="copies of each book at the start (default 1000)")
+    parser.add_argument("--record", metavar="FILE", help=RECORD_HELP)
     cluster_options(parser)
     args = parser.parse_args(argv)
     faults = () if args.faults == "none" else tuple(f.strip() for f in args.faults.split(",") if f.strip())
@@ -420,25 +430,54 @@ def run_check(argv: list[str]) -> int:
     supervisor = Supervisor(load_cluster(args))
 
     async def go() -> int:
+        recording = None
         try:
             if not supervisor.cluster.attached:
                 await asyncio.to_thread(start_with_progress, supervisor, sys.stderr)
             await supervisor.wait_settled()
+            if args.record:
+                from nodes.runs.follow import FollowedRun
+
+                recording = await FollowedRun.start(supervisor, args.record, f"check seed {seed}")
             verdict = await fault_run(supervisor, args.seconds, seed=seed, buyers=args.buyers,
                                       readers=args.readers, stock=args.stock, faults=faults,
                                       say=lambda m: print(m, file=sys.stderr, flush=True))
+            if recording is not None:
+                recording.blame(verdict.anomalies)
             saved = supervisor.cluster.data_dir / f"check-seed{seed}.jsonl"
             verdict.history.save(saved)
             print(verdict.render(), flush=True)
             print(f"history saved to {saved} (JSON lines; replay the seed with --seed {seed})", flush=True)
             return 0 if verdict.passed else 1
         finally:
-            await supervisor.aclose()
+            try:
+                if recording is not None:  # also on failure and Ctrl-C: a complete run up to here
+                    print(await recording.close(), flush=True)
+            finally:
+                await supervisor.aclose()
 
     try:
         return asyncio.run(go())
+    except KeyboardInterrupt:
+        print("launcher.py check: interrupted", file=sys.stderr, flush=True)
+        return 130
     finally:
         supervisor.close()
+
+
+RECORD_HELP = ("also record the run to FILE (gzipped JSON lines, e.g. run.jsonl.gz): every node's telemetry, "
+               "the faults and what the command found, to open again and replay")
+
+
+def _record_path(record: str, scenario_id: str, several: bool) -> Path:
+    """Where ``scenario --record FILE`` records one scenario: FILE, or with several, FILE with
+    the scenario's id before its suffix (run-S3.jsonl.gz)."""
+    path = Path(record)
+    if not several:
+        return path
+    name = path.name
+    suffix = next((s for s in (".jsonl.gz", ".gz") if name.endswith(s) and name != s), path.suffix)
+    return path.with_name(f"{name[:len(name) - len(suffix)]}-{scenario_id}{suffix}")
 
 
 def run_scenario(argv: list[str]) -> int:
@@ -453,6 +492,8 @@ def run_scenario(argv: list[str]) -> int:
     parser.add_argument("names", nargs="*", metavar="NAME", help="scenario ids (S3) or files; none lists them")
     parser.add_argument("--all", action="store_true", help="play every scenario")
     parser.add_argument("--data-dir", metavar="DIR", help="where the scenario clusters keep their files")
+    parser.add_argument("--record", metavar="FILE", help=RECORD_HELP + " (with several scenarios, one file each: "
+                        "FILE-S3.jsonl.gz, ...)")
     args = parser.parse_args(argv)
     try:
         scenarios = load_all() if args.all else [load(name) for name in args.names]
@@ -464,15 +505,27 @@ def run_scenario(argv: list[str]) -> int:
             print(f"{scenario.id:4} {scenario.title}" + (f"  ({scenario.figure})" if scenario.figure else ""))
         return 0
     data_dir = Path(args.data_dir) if args.data_dir else Path(tempfile.mkdtemp(prefix="bazar-scenarios-"))
-    player = Player(data_dir, say=lambda message: print(f"  · {message}", file=sys.stderr, flush=True))
+    record = None
+    if args.record:
+        record = lambda s: _record_path(args.record, s.id, len(scenarios) > 1)  # noqa: E731
+    player = Player(data_dir, say=lambda message: print(f"  · {message}", file=sys.stderr, flush=True), record=record)
     failures = 0
     for scenario in scenarios:
         print(f"{scenario.id} — {scenario.title}")
-        outcome = asyncio.run(player.play(scenario))
+        player.recorded = None
+        try:
+            outcome = asyncio.run(player.play(scenario))
+        except KeyboardInterrupt:
+            if player.recorded is not None:
+                print(player.recorded, flush=True)
+            print("launcher.py scenario: interrupted", file=sys.stderr, flush=True)
+            return 130
         for number, (hop, sentence) in enumerate(zip(outcome.hops, outcome.sentences(), strict=True), start=1):
             print(f"  [{number}] {hop.source} → {hop.target}  {hop.label}  →  {hop.answer}  ({hop.ms:.1f} ms)")
             print(f"      {sentence}")
         print("  " + outcome.verdict().replace("\n", "\n  ") + "\n", flush=True)
+        if player.recorded is not None:
+            print(player.recorded, flush=True)
         failures += not outcome.matched
     return 1 if failures else 0
 
@@ -480,7 +533,12 @@ def run_scenario(argv: list[str]) -> int:
 def run_simulate(argv: list[str]) -> int:
     from nodes.sim.cli import simulate_command
 
-    return simulate_command(argv)
+    def record_seed(options, path):  # imported only when a run is recorded (--record)
+        from nodes.runs.from_sim import record_seed
+
+        return record_seed(options, path)
+
+    return simulate_command(argv, record=record_seed)
 
 
 def run_books(argv: list[str]) -> int:
@@ -508,8 +566,36 @@ def run_books(argv: list[str]) -> int:
     return 0
 
 
+def run_spacetime(argv: list[str]) -> int:
+    from nodes.runs.runfile import RunFileError
+    from nodes.runs.spacetime import LIMIT, SpaceTimeError
+    from nodes.runs.spacetime_svg import draw_run
+
+    parser = argparse.ArgumentParser(
+        prog="launcher.py spacetime", description="Draw a recorded run (or the range --from S --to S of it, in "
+        "seconds from its start) as a space-time diagram: a line per node, an arrow per message in causal order, "
+        "faults as bands, anomalies across; written as a standalone SVG.",
+        **example("spacetime run.jsonl.gz --out run.svg", "spacetime run.jsonl.gz --out crash.svg --from 12 --to 15"))
+    parser.add_argument("run", metavar="FILE", help="a run file (.jsonl.gz: the window's, check --record, ...)")
+    parser.add_argument("--out", required=True, metavar="SVG", help="where to write the picture")
+    parser.add_argument("--from", dest="from_s", type=float, metavar="S", help="from S seconds into the run")
+    parser.add_argument("--to", dest="to_s", type=float, metavar="S", help="to S seconds into the run")
+    parser.add_argument("--max", type=int, default=LIMIT, metavar="N",
+                        help=f"draw at most N messages, whole requests chosen (default {LIMIT})")
+    args = parser.parse_args(argv)
+    try:
+        print(draw_run(args.run, args.out, args.from_s, args.to_s, limit=max(1, args.max)))
+    except (RunFileError, SpaceTimeError) as bad:
+        print(f"launcher.py spacetime: {bad}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"launcher.py spacetime: cannot write {args.out}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
 COMMANDS = {"trace": run_trace, "bench": run_bench, "check": run_check, "scenario": run_scenario,
-            "simulate": run_simulate, "books": run_books}
+            "simulate": run_simulate, "books": run_books, "spacetime": run_spacetime}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -523,8 +609,12 @@ def main(argv: list[str] | None = None) -> int:
         from gui.app import RunOptions, run_window
 
         width, height = args.size
-        return run_window(load_cluster(args), RunOptions(args.screenshot, args.demo, args.tab, args.measure_lag,
-                                                         width, height, args.scale))
+        options = RunOptions(args.screenshot, args.demo, args.tab, args.measure_lag, width, height, args.scale,
+                             open_run=args.open_run, at=args.at)
+        if args.at is not None and not (args.open_run and args.screenshot):
+            print("launcher.py: --at goes with --open RUN --screenshot FILE (the instant to picture)", file=sys.stderr)
+            return 2
+        return run_window(load_cluster(args) if not args.open_run else Cluster(), options)
     except (ClusterFileError, ClusterError) as exc:
         print(f"launcher.py: {exc}", file=sys.stderr)
         return 2

@@ -14,16 +14,23 @@ from PySide6.QtWidgets import (
     QListWidget,
     QListWidgetItem,
     QPushButton,
+    QRadioButton,
     QScrollArea,
     QSizePolicy,
+    QSpinBox,
     QSplitter,
+    QStackedWidget,
     QVBoxLayout,
     QWidget,
 )
 
 from gui.common import COLORS, ModelEvents, label, node_icon, role_of
+from gui.spacetime import SpaceTimeView
 from nodes.observe.model import ClusterModel
 from nodes.observe.traces import Step, StepKind, Trace
+
+#: The space-time diagram shows the last this many seconds, unless told otherwise.
+DIAGRAM_S = 10
 
 ROW = 40
 TOP = 26
@@ -310,8 +317,30 @@ class FlowView(QWidget):
         splitter.addWidget(right)
         splitter.setStretchFactor(1, 3)
         splitter.setSizes([300, 900])
+        # Two pictures: one request as the figures draw it, or every message of the last
+        # seconds as a space-time diagram (gui/spacetime.py); a message clicked there is shown here.
+        self.one_request = QRadioButton("One request")
+        self.one_request.setChecked(True)
+        self.everything = QRadioButton("Space-time diagram of the last")
+        self.span = QSpinBox()
+        self.span.setRange(1, 600)
+        self.span.setValue(DIAGRAM_S)
+        self.span.setSuffix(" s")
+        self.span.setAccessibleName("Seconds the space-time diagram shows")
+        self.diagram = SpaceTimeView(model, events)
+        self.pages = QStackedWidget()
+        self.pages.addWidget(splitter)
+        self.pages.addWidget(self.diagram)
+        modes = QHBoxLayout()
+        for widget in (self.one_request, self.everything, self.span):
+            modes.addWidget(widget)
+        modes.addStretch(1)
         layout = QVBoxLayout(self)
-        layout.addWidget(splitter)
+        layout.addLayout(modes)
+        layout.addWidget(self.pages, 1)
+        self.everything.toggled.connect(self._mode)
+        self.span.valueChanged.connect(lambda _v: self._diagram_range())
+        self.diagram.trace_chosen.connect(self.show_request)
 
         self.traces.currentRowChanged.connect(self._chosen)
         self.stepper.stepped.connect(lambda _step: self._caption())
@@ -319,6 +348,26 @@ class FlowView(QWidget):
         for button in (self.stepper.back, self.stepper.forward, self.stepper.play, self.stepper.first,
                        self.stepper.last):
             button.clicked.connect(lambda: self.follow.setChecked(False))
+
+    def _mode(self) -> None:
+        self.pages.setCurrentIndex(1 if self.everything.isChecked() else 0)
+        self._diagram_range()
+
+    def _diagram_range(self) -> None:
+        """The diagram: the last ``span`` seconds up to the model's now (a replay's, replayed)."""
+        if self.everything.isChecked():
+            now = self.model.now()
+            self.diagram.show_range(now - self.span.value(), now)
+
+    def show_request(self, trace_id: str) -> None:
+        """A request clicked on the diagram, as one request (if the model still keeps it)."""
+        self.one_request.setChecked(True)
+        self.follow.setChecked(False)
+        if trace_id not in self.model.trace_ids():
+            self.caption.setText(f"Request {trace_id} is no longer kept: the window keeps the last "
+                                 f"{self.model.keep_traces} requests' hops. Pick a newer message, or a narrower range.")
+            return
+        self.show(trace_id)
 
     def _chosen(self, row: int) -> None:
         if 0 <= row < len(self.listed):
@@ -350,6 +399,9 @@ class FlowView(QWidget):
         self.refresh()
 
     def refresh(self) -> None:
+        if self.everything.isChecked():
+            self._diagram_range()
+            return
         ids = list(reversed(self.model.trace_ids()))
         entries = [(i, self.model.trace(i)) for i in ids]
         entries = [(i, t) for i, t in entries

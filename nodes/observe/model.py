@@ -104,6 +104,7 @@ class ClusterModel(Fed):
         self.lease_lapsed: dict[str, bool] = {}
         self.caches = {"lookup": CacheView("lookup"), "search": CacheView("search")}
         self.latency = Latency(keep_samples)
+        self.keep_traces = keep_traces
         self._traces = TraceBook(keep_traces)
         self._buys = PendingBuys()
         self.notable: deque[Event] = deque(maxlen=500)
@@ -228,9 +229,9 @@ class ClusterModel(Fed):
             self._log(name, line)
         # A partition changes no node's state; its links are marked on the charts all the same.
         for other in sorted(state.mute_to - before.mute_to):
-            self._add_mark(Mark(self._at, name, MarkKind.FAULT, f"link {name} → {other} cut"))
+            self._add_mark(Mark(self._at, name, MarkKind.FAULT, f"link {name} → {other} cut", peer=other))
         for other in sorted(before.mute_to - state.mute_to):
-            self._add_mark(Mark(self._at, name, MarkKind.HEAL, f"link {name} → {other} restored"))
+            self._add_mark(Mark(self._at, name, MarkKind.HEAL, f"link {name} → {other} restored", peer=other))
         self._rederive(name)
         if state.state in GONE and name in self.replicas:
             # Its valid set is gone with the process: started again, it vouches for nothing
@@ -282,7 +283,7 @@ class ClusterModel(Fed):
             self._broken.pop(name, None)
         else:
             self._broken[name] = broken
-        self._add_mark(Mark(self._at, name, kind, text))
+        self._add_mark(Mark(self._at, name, kind, text, state=broken))
 
     def _add_mark(self, mark: Mark) -> None:
         self.marks.append(mark)

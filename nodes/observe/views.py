@@ -228,6 +228,11 @@ class Mark:
     node: str
     kind: MarkKind
     text: str  # e.g. "catalog2 down", "catalog2 up again"
+    #: The fault the node is in from now on (a heal into a lesser fault names that one; None:
+    #: none, or a link's mark), so that a view draws a fault by what it is, not by its words.
+    state: HealthState | None = None
+    #: A link's mark: the node that no longer hears ``node`` (or hears it again).
+    peer: str | None = None
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ import aiohttp
 
 from nodes.control.nemesis import ACTIONS, Nemesis
 from nodes.control.supervisor import ClusterError, Supervisor
+from nodes.core.telemetry import TRACE_HEADER, new_trace_id
 from nodes.core.wire import BUY_ID_HEADER
 from nodes.runtime.signing import signed
 from nodes.verify.checker import Anomaly, check
@@ -70,10 +71,11 @@ class Clients:
 
     async def buyer(self, session: aiohttp.ClientSession, until: float) -> None:
         while time.monotonic() < until:
-            book, buy_id = self.rng.choice(BOOKS), uuid.uuid4().hex
+            book, buy_id, trace = self.rng.choice(BOOKS), uuid.uuid4().hex, new_trace_id()
             start = time.monotonic()
             try:
-                async with session.put(f"{self.frontend}/buy/{book}", headers={BUY_ID_HEADER: buy_id},
+                async with session.put(f"{self.frontend}/buy/{book}",
+                                       headers={BUY_ID_HEADER: buy_id, TRACE_HEADER: trace},
                                        timeout=aiohttp.ClientTimeout(total=15)) as resp:
                     body = await resp.json(content_type=None)
                     if resp.status == 200:
@@ -86,7 +88,8 @@ class Clients:
                             self.refused_no_majority += 1
             except (aiohttp.ClientError, TimeoutError):
                 outcome = "unknown"  # we cannot know whether it went through
-            self.operations.append(Operation("buy", book, start, time.monotonic(), outcome, buy_id=buy_id))
+            self.operations.append(Operation("buy", book, start, time.monotonic(), outcome, buy_id=buy_id,
+                                             trace=trace))
 
     async def reader(self, session: aiohttp.ClientSession, until: float) -> None:
         while time.monotonic() < until:
@@ -96,15 +99,17 @@ class Clients:
 
 async def read(session: aiohttp.ClientSession, base: str, path: str, book: int, where: str,
                headers: dict[str, str] | None = None) -> Operation:
+    trace = new_trace_id()  # every operation names its trace: a recorded run ties it to its messages
     start = time.monotonic()
     try:
-        async with session.get(base + path, headers=headers, timeout=aiohttp.ClientTimeout(total=15)) as resp:
+        async with session.get(base + path, headers={**(headers or {}), TRACE_HEADER: trace},
+                               timeout=aiohttp.ClientTimeout(total=15)) as resp:
             body = await resp.json(content_type=None)
             ok = resp.status == 200
             return Operation("read", book, start, time.monotonic(), "ok" if ok else "failed",
-                             quantity=body["quantity"] if ok else None, where=where)
+                             quantity=body["quantity"] if ok else None, where=where, trace=trace)
     except (aiohttp.ClientError, TimeoutError):
-        return Operation("read", book, start, time.monotonic(), "failed", where=where)
+        return Operation("read", book, start, time.monotonic(), "failed", where=where, trace=trace)
 
 
 async def prepare(supervisor: Supervisor, stock: int) -> None:

@@ -23,6 +23,7 @@ import shutil
 import tempfile
 import time
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,7 @@ from nodes.core.telemetry import TRACE_HEADER, new_trace_id
 from nodes.core.vocabulary import NodeState
 from nodes.observe.follower import fetch_trace
 from nodes.observe.traces import Hop, Trace
+from nodes.runs.follow import FollowedRun, Recorded
 from nodes.runtime.signing import SECRET_HEADER
 
 SCENARIO_DIR = Path(__file__).resolve().parent.parent.parent / "assets" / "scenarios"
@@ -238,13 +240,18 @@ class Player:
     (``data_dir`` None, or one named by ``temporary``), a cluster's files exist only while it
     plays: nothing is left in /tmp, however the play ends."""
 
-    def __init__(self, data_dir: Path | None = None, *, say=lambda message: None) -> None:
+    def __init__(self, data_dir: Path | None = None, *, say=lambda message: None,
+                 record: Callable[[Scenario], Path] | None = None) -> None:
         self.data_dir = data_dir or Path(tempfile.mkdtemp(prefix=TEMPORARY_PREFIX))
         self.temporary = temporary(self.data_dir)
         if self.temporary:
             _remove_if_empty(self.data_dir)  # made again by the first cluster that plays
         self.say = say
         self.supervisor: Supervisor | None = None
+        #: Where to record each scenario's run (``launcher.py scenario --record``), and what the
+        #: last recording says of itself.
+        self.record = record
+        self.recorded: Recorded | None = None
 
     async def play(self, scenario: Scenario) -> Outcome:
         folder = self.data_dir / scenario.id
@@ -258,7 +265,13 @@ class Player:
             await asyncio.shield(starting)
             await asyncio.to_thread(supervisor.wait_ready, None, 60)
             await supervisor.wait_settled()
-            return await play_on(supervisor, scenario, self.say)
+            if self.record is None:
+                return await play_on(supervisor, scenario, self.say)
+            recording = await FollowedRun.start(supervisor, self.record(scenario), f"scenario {scenario.id}")
+            try:
+                return await play_on(supervisor, scenario, self.say, note=recording.note)
+            finally:
+                self.recorded = await recording.close()
         finally:
             await asyncio.gather(starting, return_exceptions=True)
             await supervisor.aclose()
@@ -268,15 +281,23 @@ class Player:
                 _remove_if_empty(self.data_dir)
 
 
-async def play_on(supervisor: Supervisor, scenario: Scenario, say=lambda message: None) -> Outcome:
+async def play_on(supervisor: Supervisor, scenario: Scenario, say=lambda message: None,
+                  note: Callable[[str, str], None] | None = None) -> Outcome:
+    """Play ``scenario`` on a running cluster of its shape; ``note(node, text)`` hears each step
+    and the request on the node it concerns (a recording puts them in that node's log)."""
     await supervisor.admin("frontend", "POST", "/admin/failover", {"mode": scenario.failover})
-    for step in scenario.setup:
+    for number, step in enumerate(scenario.setup, start=1):
         say(f"setting up: {_step_text(step)}")
+        if note is not None:
+            for node in _step_nodes(supervisor, step):
+                note(node, f"step {number}: {_step_words(step)}")
         await _setup_step(supervisor, scenario, step)
     start = await _replica_table(supervisor, scenario.book)
     start_differences = _compare_marks("before the request", scenario.start, start)
-    say("sending " + f"{scenario.request.get('method', 'GET')} {scenario.request['path']} to "
-        f"{scenario.request.get('node', 'frontend')}")
+    sending = f"{scenario.request.get('method', 'GET')} {scenario.request['path']}"
+    say(f"sending {sending} to {scenario.request.get('node', 'frontend')}")
+    if note is not None:
+        note(scenario.request.get("node", "frontend"), f"{scenario.id}'s request: {sending}")
     started = time.monotonic()
     trace_id, answers = await _send(supervisor, scenario.request)
     seconds = time.monotonic() - started
@@ -288,11 +309,37 @@ async def play_on(supervisor: Supervisor, scenario: Scenario, say=lambda message
     end = await _replica_table(supervisor, scenario.book)
     outcome = Outcome(scenario, trace, hops, answers, seconds, end, start=start, start_differences=start_differences)
     outcome.differences = _differences(scenario, outcome)
+    if note is not None:
+        note(scenario.request.get("node", "frontend"), outcome.verdict().splitlines()[0])
     return outcome
 
 
 def _step_text(step: dict[str, Any]) -> str:
     return step["do"] + " " + " ".join(f"{k}={v}" for k, v in step.items() if k != "do")
+
+
+def _step_words(step: dict[str, Any]) -> str:
+    """A step as a log line says it: "crash catalog2", "write catalog1 quantity=4"."""
+    named = [step["node"]] if "node" in step else list(step.get("nodes", []))
+    rest = [f"{k}={v}" for k, v in step.items() if k not in ("do", "node", "nodes")]
+    return " ".join([step["do"], *named, *rest])
+
+
+def _step_nodes(supervisor: Supervisor, step: dict[str, Any]) -> list[str]:
+    """The nodes a step concerns: those it names, the one a write or read goes through, the
+    front-end for what it is told, every catalog replica for what they all do."""
+    what = step["do"]
+    if "node" in step or "nodes" in step:
+        named = [step["node"]] if "node" in step else list(step["nodes"])
+    elif what == "partition":
+        named = [step["from"], *step.get("to", [])]
+    elif what in ("write", "stock", "read", "buy"):
+        named = [step.get("via", "frontend" if what == "buy" else "catalog0")]
+    elif what in ("peer_order", "settle"):
+        named = [node.name for node in supervisor.of_role("catalog")]
+    else:
+        named = ["frontend"]
+    return [name for name in named if name in supervisor.nodes]
 
 
 async def _setup_step(supervisor: Supervisor, scenario: Scenario, step: dict[str, Any]) -> None:

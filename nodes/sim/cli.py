@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import sys
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 
@@ -13,6 +14,7 @@ from nodes.sim.run import (
     FAULT_KINDS,
     Exploration,
     Options,
+    Result,
     explore,
     render_failure,
     render_history,
@@ -21,6 +23,10 @@ from nodes.sim.run import (
 )
 
 CHUNK = 200
+
+#: Runs one seed while it records it to a run file, and says what it wrote: ``--record``.
+#: The launcher hands it over (``nodes/runs/from_sim.py``), as this layer may not import that one.
+Record = Callable[[Options, str], tuple[Result, str]]
 
 
 def _faults(text: str) -> tuple[str, ...]:
@@ -77,6 +83,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--jobs", type=int, default=1, help="worker processes for --seeds (default 1)")
     parser.add_argument("--keep-going", action="store_true", help="do not stop at the first failing seed")
     parser.add_argument("--history", metavar="FILE", help="with --seed: save the history as JSON lines")
+    parser.add_argument("--record", metavar="FILE",
+                        help="with --seed: also record the run to FILE (gzipped JSON lines, e.g. seed.jsonl.gz): "
+                             "every node's telemetry, the faults and the anomalies found, to open in the window "
+                             "(python3 launcher.py --open FILE)")
     return parser
 
 
@@ -85,8 +95,12 @@ def _chunk(args: tuple[Options, int, int, bool]) -> Exploration:
     return explore(options, range(first, last), stop_at_first=not keep_going)
 
 
-def simulate_command(argv: list[str]) -> int:
+def simulate_command(argv: list[str], record: Record | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.record and (args.seed is None or record is None):
+        print("launcher.py simulate: --record goes with --seed (one seed's run)" if args.seed is None
+              else "launcher.py simulate: this entry point cannot record runs", file=sys.stderr)
+        return 2
     if args.catalogs < 1 or args.orders < 1 or args.seconds <= 0:
         print("launcher.py simulate: --catalogs and --orders must be at least 1, --seconds above 0", file=sys.stderr)
         return 2
@@ -97,12 +111,18 @@ def simulate_command(argv: list[str]) -> int:
                       seconds=args.seconds, buyers=args.buyers, readers=args.readers, stock=args.stock,
                       clocks=not args.steady_clocks, drift=args.drift, clock_error=args.clock_error)
     if args.seed is not None:
-        return _replay(replace(options, seed=args.seed), args.history)
+        recording = None if record is None or not args.record else (record, args.record)
+        return _replay(replace(options, seed=args.seed), args.history, recording)
     return _explore(options, args.first_seed, args.seeds, args.jobs, args.keep_going)
 
 
-def _replay(options: Options, history_file: str | None) -> int:
-    result = simulate(options)
+def _replay(options: Options, history_file: str | None, recording: tuple[Record, str] | None = None) -> int:
+    said = None
+    if recording is None:
+        result = simulate(options)
+    else:
+        record, path = recording
+        result, said = record(options, path)
     lines = result.history.lines()
     digest = hashlib.sha256("\n".join(lines).encode()).hexdigest()[:16]
     print(f"seed {options.seed}, mode {options.mode}: {result.history.summary()}")
@@ -113,6 +133,8 @@ def _replay(options: Options, history_file: str | None) -> int:
 
         result.history.save(Path(history_file))
         print(f"history saved to {history_file} ({len(lines)} lines)")
+    if said is not None:
+        print(said)
     if result.passed:
         print("verdict: PASS")
         return 0

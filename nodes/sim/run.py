@@ -15,7 +15,7 @@ from nodes.core.catalog import CatalogReplica, Mode, rules_for
 from nodes.core.clocks import MAX_DRIFT, MAX_ERROR_S
 from nodes.core.effects import NoAnswer, Send
 from nodes.core.messages import Bought, Buy, Found, NoOrderServer, OutcomeUnknown, OutOfStock, Read
-from nodes.sim.world import CatalogDisk, Network, Process, World
+from nodes.sim.world import CatalogDisk, Network, Observer, Process, World
 from nodes.verify.checker import Anomaly, check
 from nodes.verify.history import Fault, Final, History, Operation
 
@@ -192,9 +192,11 @@ def set_disk_faults(world: World, options: Options, history: History) -> None:
 
         def fill(disk: Any = disk) -> None:
             disk.full = True
+            world.changed()
 
         def free(disk: Any = disk, fault: Fault = fault) -> None:
             disk.full = False
+            world.changed()
             history.faults.append(fault)
 
         end = min(t + length, options.seconds)
@@ -221,11 +223,16 @@ def _partition_links(rng: random.Random, kind: str, names: list[str]) -> tuple[t
     return tuple((other, node) for other in chosen)
 
 
-def simulate(options: Options, schedule: list[PlannedFault] | None = None) -> Result:
+def simulate(options: Options, schedule: list[PlannedFault] | None = None, *,
+             observer: Observer | None = None) -> Result:
+    """One seed's run, checked. ``observer``: told everything the nodes do (a recording,
+    ``nodes/runs/from_sim.py``); the run is the same with it or without."""
     started = time.perf_counter()
     guard = options.mode == Mode.BAZAR  # the simulator's documented mode is docs/protocol.md to the letter
     world = World(options.seed, catalogs=options.catalogs, orders=options.orders, guard_writes=guard,
                   catalog_rules=rules_for(options.mode, guard_writes=guard), network=Network(), stock=options.stock)
+    if observer is not None:
+        world.observe(observer)
     names = [n for n in world.processes]
     if schedule is None:
         schedule = plan_faults(options, names)
@@ -371,6 +378,7 @@ def _apply(world: World, planned: PlannedFault, history: History, active: list[F
     nodes = (planned.node,) if planned.kind not in ("loss", "duplicate") else ()
     active.append(Fault(planned.kind, nodes, world.now, detail=planned.describe() if planned.links else "",
                         links=planned.links))
+    world.changed()
 
 
 def _heal(world: World, planned: PlannedFault, history: History, active: list[Fault]) -> None:
@@ -396,6 +404,7 @@ def _heal_fault(world: World, fault: Fault, history: History, active: list[Fault
         world.network.duplicate = 0.0
     elif fault.links:
         world.network.blocked -= set(fault.links)
+    world.changed()
     history.faults.append(replace(fault, end=world.now))
 
 

@@ -16,7 +16,7 @@ from collections import Counter
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
-from typing import Any
+from typing import Any, Protocol
 
 from nodes.core.books import Book, seed_books
 from nodes.core.catalog import BAZAR, BookUnknown, CatalogReplica, Rule
@@ -200,9 +200,11 @@ class Process:
         self.alive, self.ready, self.paused, self.backlog = True, False, False, []
         core = self.core = self.make_core()
         core.now = self.now()
+        self.world.changed()
 
         def started(_result: Any, _error: BaseException | None) -> None:
             self.ready = True
+            self.world.changed()
             for job in self.background(core):
                 Fiber(self, job, lambda _r, _e: None).step()
 
@@ -238,10 +240,12 @@ class Fiber:
     clock and it is resumed with the outcome, unless its process crashed meanwhile."""
 
     def __init__(self, process: Process, coroutine: Coroutine,
-                 done: Callable[[Any, BaseException | None], None]) -> None:
+                 done: Callable[[Any, BaseException | None], None], context: Any = None) -> None:
         self.process = process
         self.coroutine = coroutine
         self.done = done
+        #: What an observer knows it by (the request it serves); None without one.
+        self.context = context
         self.incarnation = process.incarnation
         self.turn = 0  # which suspension a resumption belongs to (a Wait is resumed once)
         self.wakes_at = NEVER  # the end of the Sleep it is in, on its node's clock
@@ -269,6 +273,8 @@ class Fiber:
         self.turn += 1
         world = self.process.world
         assert self.process.core is not None  # a fiber runs only on a started process
+        if world.observer is not None:
+            world.observer.stepping(self.context)
         # A sleep or a wait's time-out ends when the node's clock reads its end, as a timer does:
         # the clock, a float far from zero, cannot always tell that instant from the one before
         # (simulator seed 2027312787 waited forever for a deadline its clock never reached).
@@ -286,7 +292,7 @@ class Fiber:
             world.stop("exception", f"{self.process.name}: {type(exc).__name__}: {exc}")
             return
         if isinstance(effect, Send):
-            world.send(self.process.name, effect, lambda answer: self.resume_later(0.0, answer))
+            world.send(self.process.name, effect, lambda answer: self.resume_later(0.0, answer), self.context)
         elif isinstance(effect, Gather):
             self._gather(effect.sends)
         elif isinstance(effect, Hedged):
@@ -328,7 +334,7 @@ class Fiber:
             index = state["sent"]
             state["sent"] += 1
             state["out"] += 1
-            world.send(self.process.name, sends[index], partial(one, index))
+            world.send(self.process.name, sends[index], partial(one, index), self.context)
             if state["sent"] < len(sends):
                 expected = state["sent"]
                 world.at(world.now + self.process.clock.lasts(effect.after),
@@ -366,7 +372,7 @@ class Fiber:
                 self.resume_later(0.0, answers)
 
         for i, send in enumerate(sends):
-            self.process.world.send(self.process.name, send, partial(one, i))
+            self.process.world.send(self.process.name, send, partial(one, i), self.context)
 
 
 def _over_the_wire(message: Any, back: Callable[[Any], None], answer: Any) -> None:
@@ -378,6 +384,23 @@ def _over_the_wire(message: Any, back: Callable[[Any], None], answer: Any) -> No
 
 
 # ---- the world -------------------------------------------------------------------------------
+
+
+class Observer(Protocol):
+    """Told what a run does where a real node's telemetry would tell it (``nodes/runs/from_sim.py``
+    records a run so). It only watches: it draws no random number and schedules nothing, so a
+    seed runs the same with one or without. ``sending`` and ``handling`` return the callback to
+    use instead of the one given; ``handling`` also the context of the fiber serving the message,
+    which ``stepping`` hears each time that fiber runs and ``sending`` with each of its sends."""
+
+    def attach(self, world: World) -> None: ...
+    def changed(self) -> None: ...  # a process, a link or a disk changed (``World.changed``)
+    def sending(self, sender: str, send: Send, reply: Callable[[Any], None],
+                context: Any) -> Callable[[Any], None]: ...
+    def handling(self, target: str, sender: str, send: Send,
+                 back: Callable[[Any], None]) -> tuple[Callable[[Any], None], Any]: ...
+    def stepping(self, context: Any) -> None: ...
+
 
 #: Far more events than any run of the default shape needs (about 10,000 to 500,000).
 MAX_EVENTS = 5_000_000
@@ -393,6 +416,8 @@ class World:
         self.stopped: tuple[str, str] | None = None
         #: Called with a node's name just before a crashed node starts again (a disk fault, say).
         self.restarting: Callable[[str], None] = lambda name: None
+        #: Told what the nodes do, when set (``observe``); None: nobody is, at no cost.
+        self.observer: Observer | None = None
         self.now = 0.0
         self._queue: list[tuple[float, int, Callable[[], None]]] = []
         self._n = 0
@@ -424,6 +449,16 @@ class World:
     def _add(self, name: str, make: Callable[[], Core], disk: Any, background: Callable) -> None:
         self.processes[name] = Process(self, name, make, disk, background)
 
+    # ---- an observer ------------------------------------------------------------------------
+    def observe(self, observer: Observer) -> None:
+        self.observer = observer
+        observer.attach(self)
+
+    def changed(self) -> None:
+        """A process started, became ready, crashed or paused, or a link or a disk changed."""
+        if self.observer is not None:
+            self.observer.changed()
+
     # ---- scheduling ------------------------------------------------------------------------
     def at(self, when: float, job: Callable[[], None]) -> None:
         self._n += 1
@@ -452,9 +487,12 @@ class World:
         self.now = max(self.now, until)
 
     # ---- messages -------------------------------------------------------------------------------
-    def send(self, sender: str, send: Send, reply: Callable[[Any], None]) -> None:
-        """Deliver ``send`` from ``sender``; ``reply`` gets the answer or a NoAnswer, once."""
+    def send(self, sender: str, send: Send, reply: Callable[[Any], None], context: Any = None) -> None:
+        """Deliver ``send`` from ``sender``; ``reply`` gets the answer or a NoAnswer, once.
+        ``context``: the sending fiber's, for an observer."""
         self.sent[type(send.message).__name__] += 1
+        if self.observer is not None:
+            reply = self.observer.sending(sender, send, reply, context)
         answered = [False]
         source = self.processes.get(sender)
         source_incarnation = source.incarnation if source else 0
@@ -506,6 +544,9 @@ class World:
         if not target.ready or core is None:
             back(NoAnswer(refused=True))  # still starting: not listening yet
             return
+        context = None
+        if self.observer is not None:
+            back, context = self.observer.handling(target.name, sender, send, back)
         core.now = target.now()
         message = send.message
         if isinstance(message, Health):
@@ -527,7 +568,7 @@ class World:
         else:
             assert isinstance(core, Frontend)
             operation = core.handle(message)
-        Fiber(target, operation, lambda r, e: back(NotFound() if isinstance(e, BookUnknown) else r)).step()
+        Fiber(target, operation, lambda r, e: back(NotFound() if isinstance(e, BookUnknown) else r), context).step()
 
     # ---- a client's request to the front-end ----------------------------------------------------
     def request(self, message: Read | Buy, timeout: float, done: Callable[[Any], None]) -> None:

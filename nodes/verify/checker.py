@@ -27,6 +27,8 @@ class Anomaly:
     message: str
     at: float | None = None
     faults: tuple[str, ...] = ()  # the faults active around ``at``
+    #: The operations it blames (a run file names their traces: nodes/runs/follow.py).
+    operations: tuple[Operation, ...] = ()
 
     def __str__(self) -> str:
         around = f" [faults around it: {', '.join(self.faults)}]" if self.faults else ""
@@ -42,9 +44,10 @@ def check(history: History) -> list[Anomaly]:
     """Every way the history breaks Bazar's guarantees; empty when it keeps them all."""
     anomalies: list[Anomaly] = []
 
-    def found(kind: str, message: str, start: float | None = None, end: float | None = None) -> None:
+    def found(kind: str, message: str, start: float | None = None, end: float | None = None,
+              blamed: tuple[Operation, ...] = ()) -> None:
         around = faults_around(history, start, end if end is not None else start) if start is not None else ()
-        anomalies.append(Anomaly(kind, message, start, around))
+        anomalies.append(Anomaly(kind, message, start, around, blamed))
 
     buys = [op for op in history.operations if op.kind == "buy"]
     books = sorted(history.stock)
@@ -68,13 +71,13 @@ def check(history: History) -> list[Anomaly]:
                 found("sold twice", f"book {book}: stock below zero ({final_stock[book]})")
             if len(acked) > history.stock[book]:
                 found("sold twice", f"book {book}: {len(acked)} buys acknowledged of {history.stock[book]} copies",
-                      min(op.start for op in acked), max(op.end for op in acked))
+                      min(op.start for op in acked), max(op.end for op in acked), tuple(acked))
             if taken < 0:
                 found("stock grew", f"book {book}: {final_stock[book]} copies at the end of {history.stock[book]}")
             if acked and taken < len(acked):
                 last = max(op.end for op in acked)
                 found("lost buy", f"book {book}: {len(acked)} buys acknowledged but only {taken} copies taken",
-                      min(op.start for op in acked), last)
+                      min(op.start for op in acked), last, tuple(acked))
             if taken > len(acked) + unknown:
                 found("buy done twice", f"book {book}: {taken} copies taken by {len(acked)} acknowledged and "
                       f"{unknown} unknown buys")
@@ -93,15 +96,15 @@ def check(history: History) -> list[Anomaly]:
             begun_before = bisect.bisect_left(begun_starts[op.book], op.end)
             if op.quantity > stock - acked_before:
                 found("stale read", f"at {op.where}: book {op.book} showed {op.quantity} copies after "
-                      f"{acked_before} acknowledged buys of {stock}", op.start, op.end)
+                      f"{acked_before} acknowledged buys of {stock}", op.start, op.end, (op,))
             if op.quantity < stock - begun_before:
                 found("phantom read", f"at {op.where}: book {op.book} showed {op.quantity} copies, fewer than "
-                      f"{begun_before} begun buys of {stock} explain", op.start, op.end)
+                      f"{begun_before} begun buys of {stock} explain", op.start, op.end, (op,))
         if op.kind == "buy" and op.outcome == "out of stock":
             begun = bisect.bisect_left(begun_starts[op.book], op.end)
             if begun < stock:
                 found("false out of stock", f"book {op.book} was called out of stock after only {begun} of "
-                      f"{stock} buys began", op.start, op.end)
+                      f"{stock} buys began", op.start, op.end, (op,))
     return anomalies
 
 
@@ -131,9 +134,9 @@ def _check_buy_ids(history: History, buys: list[Operation], found: Any) -> None:
             found("phantom buy", f"buy {buy_id[:12]} of book {book} was applied but never sent")
         elif op.outcome in ("failed", "out of stock"):
             found("lost answer", f"buy {buy_id[:12]} of book {book} was answered '{op.outcome}' but carried out",
-                  op.start, op.end)
+                  op.start, op.end, (op,))
     for op in buys:
         if op.outcome == "bought" and op.buy_id not in applied:
             buy = (op.buy_id or "?")[:12]
             found("lost buy", f"buy {buy} of book {op.book} was acknowledged but is not in the stock",
-                  op.start, op.end)
+                  op.start, op.end, (op,))

@@ -26,6 +26,9 @@ class Operation:
     buy_id: str | None = None
     quantity: int | None = None
     where: str = "frontend"
+    #: The trace id the request carried (``X-Bazar-Trace``), when the client gave it one: what
+    #: ties the operation to the messages it caused (a recorded run's anomalies name it).
+    trace: str | None = None
 
 
 @dataclass(frozen=True)
@@ -70,7 +73,7 @@ class History:
     # ---- JSON lines --------------------------------------------------------------------
     def lines(self) -> list[str]:
         out = [json.dumps({"type": "start", "stock": self.stock, "convergence_s": self.convergence_s})]
-        out += [json.dumps({"type": "op", **asdict(op)}) for op in self.operations]
+        out += [json.dumps({"type": "op", **_without_no_trace(asdict(op))}) for op in self.operations]
         out += [json.dumps({"type": "fault", **asdict(f)}) for f in self.faults]
         out += [json.dumps({"type": "final", "replica": f.replica, "rows": {k: list(v) for k, v in f.rows.items()},
                             "buys": f.buys}) for f in self.finals]
@@ -108,3 +111,11 @@ class History:
                 f"{buys['failed']} failed), reads {len(reads)} ({sum(1 for r in reads if r.outcome == 'ok')} answered)"
                 f"; faults: {len(self.faults)} "
                 f"({', '.join(f'{n} {a}' for a, n in sorted(faults.items())) or 'none'})")
+
+
+def _without_no_trace(entry: dict[str, object]) -> dict[str, object]:
+    """An operation's line leaves out a trace it has not got: a history with no traces (the
+    simulator's) reads as it always did, byte for byte (its digest)."""
+    if entry.get("trace") is None:
+        entry.pop("trace", None)
+    return entry

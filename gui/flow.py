@@ -412,7 +412,11 @@ class FlowView(QWidget):
             self.traces.clear()
             for _i, trace in entries:
                 status = "…" if trace.status is None else str(trace.status)
-                self.traces.addItem(QListWidgetItem(f"{trace.operation}  →  {status}  ({len(trace.hops)} hops)"))
+                item = QListWidgetItem(f"{trace.operation}  →  {status}  ({len(trace.hops)} hops)")
+                if _i in self.model.blamed:  # a checker blamed it for an anomaly (a recorded run)
+                    item.setText(f"⚠ {item.text()}  · blamed for an anomaly")
+                    item.setForeground(QColor(COLORS["anomaly"]))
+                self.traces.addItem(item)
             self.traces.blockSignals(False)
         if self.follow.isChecked() and self.listed and not self.stepper.timer.isActive():
             self.traces.blockSignals(True)

@@ -121,7 +121,8 @@ class MainWindow(QMainWindow):
         header.setObjectName("Header")
         header.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)
         title = label("Bazar", name="Title")
-        self.subtitle = label(f"{cluster.catalogs} catalog replicas · {cluster.orders} order replicas · front-end "
+        shape = session.cluster  # a replay's: the recorded cluster's
+        self.subtitle = label(f"{shape.catalogs} catalog replicas · {shape.orders} order replicas · front-end "
                               f"{model.nodes['frontend'].address}", name="Subtitle")
         self.health = QLabel()
         self.health.setTextFormat(Qt.TextFormat.RichText)

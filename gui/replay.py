@@ -134,16 +134,13 @@ class ReplayBar(QFrame):
         for button, name in ((self.back_fault, "Previous fault"), (self.back_message, "Previous message"),
                              (self.next_message, "Next message"), (self.next_fault, "Next fault")):
             button.setAccessibleName(name)
-        # A replay says so on a line of its own, above the controls; live, the line is short.
+        # What is shown says so on a line of its own, above the controls: a replay, or the past.
         rows = QVBoxLayout()
         rows.setContentsMargins(12, 3, 12, 3)
         rows.setSpacing(2)
-        if not source.live:
-            rows.addWidget(self.banner)
+        rows.addWidget(self.banner)
         controls = QHBoxLayout()
         controls.setSpacing(6)
-        if source.live:
-            controls.addWidget(self.banner, 2)
         for widget in (self.back_fault, self.back_message, self.play_button, self.next_message, self.next_fault,
                        self.speeds):
             controls.addWidget(widget)
@@ -299,6 +296,57 @@ class ReplayBar(QFrame):
             return  # still at the present
         if abs(target - self.source.time) > 0.5 / STEPS_PER_S or live:
             self.seek(target)
+
+
+class RewindSlider(QWidget):
+    """Live: the last minutes as a small slider in the status bar, the present at its right end,
+    every fault and heal marked. Dragging it back rewinds (the strip with its controls comes up
+    above the tabs and says so); it goes back to the end when the window is live again."""
+
+    rewind = Signal(float)
+
+    def __init__(self, source: LiveSource) -> None:
+        super().__init__()
+        self.source = source
+        self.caption = label("Rewind", name="Muted")
+        self.slider = MarkedSlider()
+        self.slider.setAccessibleName("Rewind the live cluster")
+        self.slider.setToolTip("Drag back to see the cluster as it was (it keeps running meanwhile)")
+        self.slider.setMinimumWidth(160)
+        row = QHBoxLayout(self)
+        row.setContentsMargins(0, 0, 6, 0)
+        row.addWidget(self.caption)
+        row.addWidget(self.slider, 1)
+        self.slider.sliderReleased.connect(self._released)
+        self.slider.actionTriggered.connect(lambda _action: QTimer.singleShot(0, self._stepped))
+        self.timer = QTimer(self)
+        self.timer.timeout.connect(self.refresh)
+        self.timer.start(1000)
+        self.refresh()
+
+    def refresh(self) -> None:
+        """The reach and the marks now; at the present end unless being dragged."""
+        source = self.source
+        start, end = source.start, time.time()
+        self.caption.setText(f"Rewind {clock(end - start)}")
+        self.slider.blockSignals(True)
+        self.slider.setRange(0, max(1, round((end - start) * STEPS_PER_S)))
+        if not self.slider.isSliderDown() and not source.rewound:
+            self.slider.setValue(self.slider.maximum())
+        self.slider.blockSignals(False)
+        self.slider.set_marks([(round((m.t - start) * STEPS_PER_S), m.kind, f"{m.text}")
+                               for m in source.model.marks if start <= m.t <= end])
+
+    def _target(self) -> float:
+        return self.source.start + self.slider.value() / STEPS_PER_S
+
+    def _released(self) -> None:
+        if self.slider.value() < self.slider.maximum():
+            self.rewind.emit(self._target())
+
+    def _stepped(self) -> None:  # the keyboard or a click on the groove, not a drag
+        if not self.slider.isSliderDown() and self.slider.value() < self.slider.maximum():
+            self.rewind.emit(self._target())
 
 
 def replay_stylesheet() -> str:

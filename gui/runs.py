@@ -12,7 +12,7 @@ from PySide6.QtCore import QUrl
 from PySide6.QtGui import QDesktopServices, QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QFileDialog, QMenu, QToolButton, QWidget
 
-from gui.replay import ReplayBar, set_acting
+from gui.replay import ReplayBar, RewindSlider, set_acting
 from nodes.control.clusterfile import Cluster
 from nodes.core.books import Book
 from nodes.runs.runfile import SUFFIX, Header, Run, RunFileError, read_run
@@ -53,6 +53,7 @@ class TimeControl:
         self.run = run
         self.replay_window = replay_window
         self.bar: ReplayBar | None = None
+        self.rewinder: RewindSlider | None = None  # live: the status bar's slider
         self.opened: list[QWidget] = []  # replay windows opened from this one
 
     # ---- the slider ------------------------------------------------------------------------------
@@ -73,12 +74,25 @@ class TimeControl:
             window.say(f"Opened at the first anomaly, {first - source.start:.1f} s into the run.")
 
     def start_live(self) -> None:
+        """Live: a small rewind slider in the status bar; the strip comes up once rewound."""
         recorder = self.window.session.recorder
         if recorder is None or self.bar is not None:
             return
-        bar = ReplayBar(LiveSource(recorder), self.step_message)
+        source = LiveSource(recorder)
+        bar = ReplayBar(source, self.step_message)
         bar.live_changed.connect(self._live_changed)
         self._install(bar)
+        bar.setVisible(False)
+        self.rewinder = RewindSlider(source)
+        self.rewinder.rewind.connect(self.rewind)
+        self.window.statusBar().addPermanentWidget(self.rewinder)
+
+    def rewind(self, t: float) -> None:
+        """The live window back to ``t``: the strip says so; Back to live hides it again."""
+        if self.bar is None:
+            return
+        self.bar.setVisible(True)
+        self.bar.seek(t)
 
     def _install(self, bar: ReplayBar) -> None:
         self.bar = bar
@@ -87,6 +101,10 @@ class TimeControl:
 
     def _live_changed(self, live: bool) -> None:
         window = self.window
+        if self.bar is not None:
+            self.bar.setVisible(not live)
+        if self.rewinder is not None:
+            self.rewinder.refresh()
         window.controller.held = None if live else HELD_REWOUND
         set_acting(self.acting_widgets(), live, HELD_REWOUND)
         for card in window.cluster_view.cards.values():

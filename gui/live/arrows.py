@@ -7,7 +7,7 @@ is left out."""
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from PySide6.QtCore import QPointF, QRectF, QSizeF, Qt
 from PySide6.QtGui import QColor, QFont, QFontMetricsF, QPainter, QPainterPath, QPen, QPixmap
@@ -73,9 +73,10 @@ class Labels:
 
 
 def draw_flights(painter: QPainter, shown: Sequence[Flight], now: float, layout: Layout, bounds: QRectF,
-                 labels: Labels, base: QFont, ratio: float) -> list[int]:
+                 labels: Labels, base: QFont, ratio: float, blamed: Collection[str] = ()) -> list[int]:
     """Draw the flights ``shown`` at ``now`` on a picture of ``bounds``; returns the numbers of
-    the messages drawn on their way (neither at their start nor at their end)."""
+    the messages drawn on their way (neither at their start nor at their end). A message of a
+    request a checker ``blamed`` for an anomaly (a recorded run) is ringed in the anomaly's colour."""
     scale = layout.text_scale
     moving: list[int] = []
     for flight in shown:
@@ -83,7 +84,8 @@ def draw_flights(painter: QPainter, shown: Sequence[Flight], now: float, layout:
         point, angle = position(layout.paths, message.source, message.target, flight.progress(now))
         if 0 < flight.progress(now) < 1:
             moving.append(message.number)
-        painter.setPen(QPen(QColor("#ffffff"), 2))
+        ringed = message.trace is not None and message.trace in blamed
+        painter.setPen(QPen(QColor(COLORS["anomaly"]), 4) if ringed else QPen(QColor("#ffffff"), 2))
         painter.setBrush(_color(flight))
         painter.drawPath(_head(point, angle, 7 * scale))
     labelled = _labelled(shown)

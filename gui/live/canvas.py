@@ -192,7 +192,8 @@ class LiveCanvas(QWidget):
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         now = self.frozen_at or time.monotonic()
         self.moving.extend(draw_flights(painter, self.schedule.shown(now), now, self.layout_now,
-                                        QRectF(self.rect()), self._labels, self.font(), self.devicePixelRatioF()))
+                                        QRectF(self.rect()), self._labels, self.font(), self.devicePixelRatioF(),
+                                        self.model.blamed))
         painter.end()
 
     def label_font(self) -> QFont:

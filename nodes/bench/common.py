@@ -129,6 +129,8 @@ class Context:
     #: how many seconds into the run it is healed.
     fault: str | None = None
     heal_at: float | None = None
+    #: The runs experiment: how long its recorded session lasts, in minutes.
+    minutes: float = 10.0
     _clusters: int = 0
     #: The clusters running now: ``stop_now`` stops them without waiting on the event loop.
     running: list[Supervisor] = field(default_factory=list)

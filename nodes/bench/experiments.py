@@ -19,6 +19,7 @@ from nodes.bench.common import STAT_COLUMNS, V1, V2, Context, Table, mixed_reque
 from nodes.bench.floor import floor
 from nodes.bench.load import load
 from nodes.bench.load_fault import load_fault
+from nodes.bench.runs import runs
 from nodes.bench.scale import scale
 from nodes.control.clusterfile import Cluster
 from nodes.control.supervisor import Supervisor
@@ -371,4 +372,5 @@ EXPERIMENTS: dict[str, tuple[str, Callable[[Context], Any]]] = {
     "floor": ("What one exchange costs: aiohttp next to bare asyncio", floor),
     "cache": ("Hit ratio against cache size, 1,000 books (Zipf)", cache_sizes),
     "scale": ("What a catalog's size costs: 7 to 3,000 books", scale),
+    "runs": ("What keeping runs costs: recording, rewinding, replaying", runs),
 }

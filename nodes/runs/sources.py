@@ -15,6 +15,11 @@ from nodes.runs.player import Player, Recording
 from nodes.runs.recorder import Recorder
 from nodes.runs.runfile import Run
 
+#: A run's keyframes are this far apart (a scrub step is a restore and at most this much of the
+#: run applied), or further on a long run, so that there are at most MAX_KEYFRAMES of them
+#: (each is about 170 KB at 200 requests/s).
+KEYFRAME_S = 1.0
+MAX_KEYFRAMES = 600
 #: The marks the jump buttons stop at: faults and anomalies (heals are on the slider too).
 JUMP_TO = (MarkKind.FAULT, MarkKind.ANOMALY)
 
@@ -29,7 +34,8 @@ class RunSource:
     def __init__(self, run: Run, model: ClusterModel) -> None:
         self.run = run
         self.model = model
-        self.player = Player(model, Recording(run.chunks))
+        every = max(KEYFRAME_S, (run.end - run.start) / MAX_KEYFRAMES)
+        self.player = Player(model, Recording(run.chunks), keyframe_s=every)
         self.player.collect_marks = False  # the indexer's job
         self.indexer = self.player.indexer(ClusterModel(run.header.nodes, catalog_of=run.header.catalog_of))
         model.clock = lambda: self.player.time

@@ -39,6 +39,8 @@ class ClusterSession:
     announce: Callable[[str], None] = field(default=lambda line: print(line, flush=True))
 
     controller: Controller = field(init=False)
+    #: Whether ``start`` records the session (off only to measure what recording costs).
+    record: bool = True
     #: The session's recording (nodes/runs/recorder.py): from ``start`` until ``stop``.
     recorder: Recorder | None = field(init=False, default=None)
     _recording: asyncio.Task | None = field(init=False, default=None)
@@ -57,7 +59,8 @@ class ClusterSession:
         """Start every node (in a worker thread: process control never waits on the GUI's
         loop), then follow them."""
         self.lag.start()
-        self.start_recording()
+        if self.record:
+            self.start_recording()
         self.follower.watch(self.supervisor)
         if not self.cluster.attached:
             total = len(self.supervisor.nodes)

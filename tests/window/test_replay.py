@@ -31,14 +31,16 @@ def test_the_window_records_rewinds_saves_and_replays_its_session(window, qtbot,
     window.run(wait_until(lambda: window.model.arrows.count > 200, 30, "messages under load"))
     _crash_and_start(window, "catalog1")
     window.run(wait_until(lambda: window.model.arrows.count > 600, 30, "more messages"))
-    bar = window.time.bar
-    assert bar is not None and not bar.rewound and "Live" in bar.banner.text()
+    bar, rewinder = window.time.bar, window.time.rewinder
+    assert bar is not None and rewinder is not None and not bar.rewound and not bar.isVisible()
+    rewinder.refresh()
+    assert rewinder.caption.text().startswith("Rewind ") and rewinder.slider.marks  # the crash, marked
 
     # Rewound to the crash: the picture shows catalog1 down while the cluster runs on.
     crash = next(m for m in window.model.marks if m.node == "catalog1" and m.kind == MarkKind.FAULT)
     window.run(wait_until(lambda: window.session.recorder.start <= crash.t, 30, "the buffer to reach the crash"))
-    bar.seek(crash.t)  # the instant the model marked it
-    assert bar.rewound and "Rewound to" in bar.banner.text()
+    window.time.rewind(crash.t)  # the instant the model marked it
+    assert bar.rewound and bar.isVisible() and "Rewound to" in bar.banner.text()
     assert window.model.health("catalog1").gone and window.model.now() < time.time() - 0.5
     assert not live.load_button.isEnabled() and not window.shop.isEnabled()
     assert not window.cluster_view.cards["catalog0"].crash_button.isEnabled()
@@ -49,7 +51,7 @@ def test_the_window_records_rewinds_saves_and_replays_its_session(window, qtbot,
     bar.step(1)  # the next message after the crash, in causal order, on the Live picture
     assert live.paused_at is not None and live.position == 1
     qtbot.mouseClick(bar.live_button, Qt.MouseButton.LeftButton)
-    assert not bar.rewound and window.controller.held is None
+    assert not bar.rewound and not bar.isVisible() and window.controller.held is None
     assert not window.model.health("catalog1").gone and live.load_button.isEnabled()
 
     # Saved, and opened again: a replay window of its own.

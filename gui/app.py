@@ -187,6 +187,10 @@ async def replay_screenshot(window: MainWindow, path: Path, at: float | None, ta
     bar = window.time.bar
     assert bar is not None
     if at is not None:
+        length = bar.source.end - bar.source.start
+        if not 0 <= at <= length:
+            print(f"warning: --at {at:g} is outside the run (0 to {length:.1f} s); pictured at the nearest end",
+                  file=sys.stderr, flush=True)
         bar.seek(bar.source.start + at)
     names = [name for name, _title in TABS] if tab == "all" else [tab]
     for name in names:

@@ -385,6 +385,10 @@ class FlowView(QWidget):
                              f"{len(trace.hops)} messages between nodes · trace {trace.id}")
 
     def _changed(self, topics: dict[str, set]) -> None:
+        if self.everything.isChecked():
+            if "tick" in topics and self.isVisible():
+                self._diagram_range()  # the last seconds move on with the model's clock
+            return
         # Under load traces change every frame; the list is rebuilt a few times a second.
         if "trace" in topics and self.isVisible() and not self._later.isActive():
             wait = LIST_REDRAW_S - (time.monotonic() - self._listed_at)

@@ -6,7 +6,7 @@ import math
 from collections import deque
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -61,6 +61,14 @@ class Latency:
         #: never written in place, only sliced and joined into new ones).
         self._raw: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self._fresh: dict[str, int] = dict.fromkeys(SERIES, 0)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """The samples without their arrays (a keyframe's copy: the arrays are built again
+        from the samples when a chart first reads them; they were half a keyframe's size)."""
+        state = dict(vars(self))
+        state["_arrays"], state["_raw"] = {}, {}
+        state["_fresh"] = {series: len(samples) for series, samples in self.samples.items()}
+        return state
 
     def __getitem__(self, series: str) -> deque[Sample]:
         return self.samples[series]

@@ -10,10 +10,12 @@ minutes of a live session, dropping the oldest, and the player keeps its keyfram
 from __future__ import annotations
 
 import bisect
+import contextlib
+import gc
 import time
 import zlib
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from nodes.observe.model import ClusterModel
@@ -35,6 +37,21 @@ class Keyframe:
     index: int  # absolute number of inputs applied when it was taken
     at: float
     state: bytes  # the model's keyframe, compressed (a third of the size, 4 ms to make)
+
+
+@contextlib.contextmanager
+def no_collection() -> Iterator[None]:
+    """No garbage collection while a seek restores a keyframe and applies inputs: a restore
+    makes ten thousand objects at once, and the full collections they set off were the slowest
+    step of scrubbing (p99 90 ms against 25 ms without; the objects are freed by their counts as
+    ever, and the collector runs again right after)."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 
 def _freeze(model: ClusterModel) -> bytes:
@@ -143,10 +160,11 @@ class Player:
         keyframe = self._keyframe_before(target)
         jump = target < self.index or self.index < self.recording.base or (
             keyframe is not None and keyframe.index - self.index > JUMP_INPUTS)
-        if jump and keyframe is not None:
-            self.model.restore(zlib.decompress(keyframe.state))
-            self.index = keyframe.index
-        self._forward(target)
+        with no_collection():
+            if jump and keyframe is not None:
+                self.model.restore(zlib.decompress(keyframe.state))
+                self.index = keyframe.index
+            self._forward(target)
         self.time = t
         return jump
 

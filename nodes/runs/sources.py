@@ -4,6 +4,7 @@ so every view draws the instant chosen the way it drew it live; the slider asks 
 it can go, what is marked on the way, and to go there."""
 from __future__ import annotations
 
+import gc
 import time
 from datetime import datetime
 from pathlib import Path
@@ -17,9 +18,10 @@ from nodes.runs.runfile import Run
 
 #: A run's keyframes are this far apart (a scrub step is a restore and at most this much of the
 #: run applied), or further on a long run, so that there are at most MAX_KEYFRAMES of them
-#: (each is about 170 KB at 200 requests/s).
-KEYFRAME_S = 1.0
-MAX_KEYFRAMES = 600
+#: (each about 280 KB at 200 requests/s: at most 110 MB in all). A second apart, a step back
+#: took 26 ms at p99 and the keyframes twice the memory; two seconds, 42 ms.
+KEYFRAME_S = 1.5
+MAX_KEYFRAMES = 400
 #: The marks the jump buttons stop at: faults and anomalies (heals are on the slider too).
 JUMP_TO = (MarkKind.FAULT, MarkKind.ANOMALY)
 
@@ -39,6 +41,7 @@ class RunSource:
         self.player.collect_marks = False  # the indexer's job
         self.indexer = self.player.indexer(ClusterModel(run.header.nodes, catalog_of=run.header.catalog_of))
         model.clock = lambda: self.player.time
+        self._read = False
 
     @property
     def start(self) -> float:
@@ -59,8 +62,15 @@ class RunSource:
         return self.player.marks
 
     def index(self, budget_s: float) -> bool:
-        """Read on in the background for about ``budget_s``; True once all is read."""
-        return self.indexer.index_all(budget_s)
+        """Read on in the background for about ``budget_s``; True once all is read. Then what
+        lives on (the players, their models, the decoded chunks) is set apart from the garbage
+        collector's full passes, as the window's start-up objects are (gui/app.py)."""
+        if self._read:
+            return True
+        self._read = self.indexer.index_all(budget_s)
+        if self._read:
+            gc.freeze()
+        return self._read
 
     @property
     def indexed(self) -> float:

@@ -249,3 +249,16 @@ def test_a_live_buffer_drops_its_oldest_minutes_and_still_seeks(tmp_path: Path) 
             continue
         player.seek(inputs[number - 1][0])
         assert _state(player.model.keyframe()) == _state(states[number]), f"at input {number}"
+
+
+def test_the_cluster_files_runs_section_is_read_and_checked() -> None:
+    from nodes.control.clusterfile import ClusterFileError, parse
+
+    cluster = parse({"runs": {"record": False, "limit_mb": 50, "rewind_minutes": 3}})
+    assert (cluster.record, cluster.runs_limit_mb, cluster.rewind_minutes) == (False, 50, 3)
+    assert parse({}).record and parse({}).runs_limit_mb == 500 and parse({}).rewind_minutes == 10
+    for bad, says in (({"record": "yes"}, "runs.record must be true or false"),
+                      ({"limit_mb": 0}, "runs.limit_mb"), ({"rewind_minutes": 1000}, "runs.rewind_minutes"),
+                      ({"keep": 1}, "keep")):
+        with pytest.raises(ClusterFileError, match=says):
+            parse({"runs": bad})

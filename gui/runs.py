@@ -64,6 +64,7 @@ class TimeControl:
         source = RunSource(self.run, window.model)
         self._install(ReplayBar(source, self.step_message))
         window.controller.held = HELD_REPLAY
+        window.live.reads_on = self.step_from_live
         set_acting(self.acting_widgets(), False, HELD_REPLAY)
         first = source.first_anomaly()
         source.seek(first if first is not None else source.start)
@@ -103,8 +104,10 @@ class TimeControl:
         window = self.window
         if self.bar is not None:
             self.bar.setVisible(not live)
-        if self.rewinder is not None:
+        if self.rewinder is not None:  # the strip has the slider while rewound
+            self.rewinder.setVisible(live)
             self.rewinder.refresh()
+        window.live.reads_on = None if live else self.step_from_live
         window.controller.held = None if live else HELD_REWOUND
         set_acting(self.acting_widgets(), live, HELD_REWOUND)
         for card in window.cluster_view.cards.values():
@@ -135,6 +138,11 @@ class TimeControl:
                     if draw is not None:
                         draw()
                         break
+
+    def step_from_live(self, by: int) -> None:
+        """The Live tab's own Step, while the window shows a recording: the strip's."""
+        if self.bar is not None:
+            self.bar.step(by)
 
     def step_message(self, by: int) -> None:
         """The previous or next message on the Live picture, in causal order: the run is read on

@@ -66,6 +66,9 @@ class LiveView(PauseAndStep, QWidget):
         self._chart_drawn = 0.0
         self._caches_drawn = 0.0
         self.books = session.books
+        #: Set while the window shows a recording (a replay, or the live cluster rewound): Step
+        #: reads the recording on until the next message's cause has been heard of.
+        self.reads_on: Callable[[int], None] | None = None
 
         self.canvas = LiveCanvas(model, controller, report)
         self._skipped_at_tick = 0
@@ -167,7 +170,7 @@ class LiveView(PauseAndStep, QWidget):
         self.pace.currentIndexChanged.connect(lambda _i: self.set_pace(self.pace.currentData()))
         self.pause_button.clicked.connect(self.toggle_pause)
         self.back_button.clicked.connect(lambda: self.step(-1))
-        self.step_button.clicked.connect(lambda: self.step(1))
+        self.step_button.clicked.connect(self._step_on)
         self.book.currentIndexChanged.connect(self._book)
         self.lookup_button.clicked.connect(self.lookup)
         self.buy_button.clicked.connect(lambda: self.buy(1))
@@ -222,6 +225,12 @@ class LiveView(PauseAndStep, QWidget):
         spawn(self.controller.restock(self.chosen(), self.copies.value()), self.report, self.answer.setText)
 
     # ---- class controls -------------------------------------------------------------------------
+    def _step_on(self) -> None:
+        if self.reads_on is not None:
+            self.reads_on(1)
+        else:
+            self.step(1)
+
     def _rate(self) -> None:
         self.session.load.settings.rate = float(self.rate.value())
 
@@ -245,7 +254,7 @@ class LiveView(PauseAndStep, QWidget):
         self.back_button.setEnabled(paused and self.position > 1)
         count = self.model.arrows.count
         stuck = self._stuck_at is not None and self._stuck_at[0] == count and time.monotonic() - self._stuck_at[1] < 1
-        self.step_button.setEnabled(paused and (self.position < len(self.told) or (
+        self.step_button.setEnabled(paused and (self.position < len(self.told) or self.reads_on is not None or (
             count - (paused_at or 0) > len(self.told) and not stuck)))
         if paused_at is not None:
             self.status.setText(self._fitted(self._paused_texts(paused_at)))

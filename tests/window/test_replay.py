@@ -50,8 +50,13 @@ def test_the_window_records_rewinds_saves_and_replays_its_session(window, qtbot,
                           "the cluster to go on being recorded while rewound"))
     bar.step(1)  # the next message after the crash, in causal order, on the Live picture
     assert live.paused_at is not None and live.position == 1
+    assert live.step_button.isEnabled()  # the Live tab's own Step reads the recording on too
+    qtbot.mouseClick(live.step_button, Qt.MouseButton.LeftButton)
+    assert live.position == 2
+    assert not window.time.rewinder.isVisible()  # the strip has the slider while rewound
     qtbot.mouseClick(bar.live_button, Qt.MouseButton.LeftButton)
     assert not bar.rewound and not bar.isVisible() and window.controller.held is None
+    assert window.time.rewinder.isVisible() and live.reads_on is None
     assert not window.model.health("catalog1").gone and live.load_button.isEnabled()
 
     # Saved, and opened again: a replay window of its own.

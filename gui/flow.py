@@ -4,6 +4,7 @@ back or replayed at a chosen speed."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from PySide6.QtCore import QPointF, QRectF, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QFont, QPainter, QPainterPath, QPaintEvent, QPen, QResizeEvent, QShowEvent
@@ -328,6 +329,12 @@ class FlowView(QWidget):
         self.span.setSuffix(" s")
         self.span.setAccessibleName("Seconds the space-time diagram shows")
         self.diagram = SpaceTimeView(model, events)
+        #: Where the diagram's seconds count from: a replay's start (the strip's clock), or the
+        #: range's own start live.
+        self.origin: float | None = None
+        #: A request's hops from the recording, when the model no longer keeps them (the window's
+        #: runs set it: gui/runs.py).
+        self.find_trace: Callable[[str], Trace | None] | None = None
         self.pages = QStackedWidget()
         self.pages.addWidget(splitter)
         self.pages.addWidget(self.diagram)
@@ -349,6 +356,9 @@ class FlowView(QWidget):
                        self.stepper.last):
             button.clicked.connect(lambda: self.follow.setChecked(False))
 
+    def set_scale(self, scale: float) -> None:
+        self.diagram.set_scale(scale)
+
     def _mode(self) -> None:
         self.pages.setCurrentIndex(1 if self.everything.isChecked() else 0)
         self._diagram_range()
@@ -357,17 +367,29 @@ class FlowView(QWidget):
         """The diagram: the last ``span`` seconds up to the model's now (a replay's, replayed)."""
         if self.everything.isChecked():
             now = self.model.now()
-            self.diagram.show_range(now - self.span.value(), now)
+            self.diagram.show_range(now - self.span.value(), now, self.origin)
 
     def show_request(self, trace_id: str) -> None:
         """A request clicked on the diagram, as one request (if the model still keeps it)."""
         self.one_request.setChecked(True)
         self.follow.setChecked(False)
-        if trace_id not in self.model.trace_ids():
+        self.traces.blockSignals(True)
+        if trace_id in self.listed:
+            self.traces.setCurrentRow(self.listed.index(trace_id))
+        else:
+            self.traces.clearSelection()
+            self.traces.setCurrentRow(-1)
+        self.traces.blockSignals(False)
+        if trace_id in self.model.trace_ids():
+            self.show(trace_id)
+            return
+        found = self.find_trace(trace_id) if self.find_trace is not None else None
+        if found is None or found.entry_node is None:
+            self.stepper.show(None)
             self.caption.setText(f"Request {trace_id} is no longer kept: the window keeps the last "
                                  f"{self.model.keep_traces} requests' hops. Pick a newer message, or a narrower range.")
             return
-        self.show(trace_id)
+        self.stepper.show(found)  # put back together from the recording
 
     def _chosen(self, row: int) -> None:
         if 0 <= row < len(self.listed):
@@ -382,7 +404,8 @@ class FlowView(QWidget):
             self.caption.setText("")
             return
         self.caption.setText(f"<b>{trace.operation}</b> — step {self.canvas.step} of {self.canvas.steps} · "
-                             f"{len(trace.hops)} messages between nodes · trace {trace.id}")
+                             f"{len(trace.hops)} message{'' if len(trace.hops) == 1 else 's'} between nodes · "
+                             f"trace {trace.id}")
 
     def _changed(self, topics: dict[str, set]) -> None:
         if self.everything.isChecked():
@@ -416,7 +439,8 @@ class FlowView(QWidget):
             self.traces.clear()
             for _i, trace in entries:
                 status = "…" if trace.status is None else str(trace.status)
-                item = QListWidgetItem(f"{trace.operation}  →  {status}  ({len(trace.hops)} hops)")
+                hops = len(trace.hops)
+                item = QListWidgetItem(f"{trace.operation}  →  {status}  ({hops} hop{'' if hops == 1 else 's'})")
                 if _i in self.model.blamed:  # a checker blamed it for an anomaly (a recorded run)
                     item.setText(f"⚠ {item.text()}  · blamed for an anomaly")
                     item.setForeground(QColor(COLORS["anomaly"]))

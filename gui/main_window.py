@@ -100,6 +100,19 @@ class MainWindow(QMainWindow):
     """The window over a cluster it starts (or attaches to), or, given a ``run``, over a
     recorded run it replays (nothing is started; nothing acts on a cluster)."""
 
+    #: Every window open: with more than one (a replay opened beside another), each keeps its
+    #: shortcuts to itself, as one application-wide Ctrl+Q in each would be ambiguous and Qt
+    #: then fires neither; alone, they work from its dialogs too.
+    open_windows: list[MainWindow] = []
+
+    @staticmethod
+    def _share_shortcuts() -> None:
+        reach = (Qt.ShortcutContext.ApplicationShortcut if len(MainWindow.open_windows) == 1
+                 else Qt.ShortcutContext.WindowShortcut)
+        for window in MainWindow.open_windows:
+            for shortcut in window.shortcuts:
+                shortcut.setContext(reach)
+
     def __init__(self, cluster: Cluster, options: WindowOptions = WindowOptions(), run: Run | None = None) -> None:
         super().__init__()
         self.options = options
@@ -110,6 +123,7 @@ class MainWindow(QMainWindow):
         self.model = model = session.model
         self.time = TimeControl(self, run, lambda other: MainWindow(
             cluster, WindowOptions(self.width(), self.height(), self.scale), run=other))
+        reach = Qt.ShortcutContext.ApplicationShortcut  # set by ``_share_shortcuts`` once several windows are open
         self.controller = controller = session.controller
         self.ready = False
         self.closing = False
@@ -169,14 +183,17 @@ class MainWindow(QMainWindow):
             QShortcut(QKeySequence(f"Alt+{number + 1}"), self,  # type: ignore[call-overload]
                       activated=lambda n=number: self.tabs.setCurrentIndex(n))
         # Presenter mode: one scale for the whole window.
+        self.shortcuts: list[QShortcut] = []  # application-wide while this is the only window
         for key, change in (("Ctrl++", SCALE_STEP), ("Ctrl+=", SCALE_STEP), ("Ctrl+-", -SCALE_STEP), ("Ctrl+0", 0)):
-            QShortcut(QKeySequence(key), self,  # type: ignore[call-overload]
-                      context=Qt.ShortcutContext.ApplicationShortcut,
-                      activated=lambda c=change: self.set_scale(self.scale + c if c else 1.0))
-        QShortcut(QKeySequence("Ctrl+Q"), self, context=Qt.ShortcutContext.ApplicationShortcut,  # type: ignore[call-overload]
-                  activated=self.close)
-        QShortcut(QKeySequence("F1"), self, context=Qt.ShortcutContext.ApplicationShortcut,  # type: ignore[call-overload]
-                  activated=self.show_shortcuts)
+            self.shortcuts.append(QShortcut(QKeySequence(key), self,  # type: ignore[call-overload]
+                                            context=reach,
+                                            activated=lambda c=change: self.set_scale(self.scale + c if c else 1.0)))
+        self.shortcuts += [QShortcut(QKeySequence("Ctrl+Q"), self, context=reach,  # type: ignore[call-overload]
+                                     activated=self.close),
+                           QShortcut(QKeySequence("F1"), self, context=reach,  # type: ignore[call-overload]
+                                     activated=self.show_shortcuts)]
+        MainWindow.open_windows.append(self)
+        MainWindow._share_shortcuts()
         QShortcut(QKeySequence("Ctrl+S"), self, activated=self.time.save_dialog)  # type: ignore[call-overload]
         QShortcut(QKeySequence("Ctrl+O"), self, activated=self.time.open_dialog)  # type: ignore[call-overload]
         self.setAcceptDrops(True)  # a run file dropped on the window opens as a replay
@@ -251,11 +268,13 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt's name
         """Closing stops the cluster first; the window goes once every node has."""
         if self.stopped.is_set():
+            self._gone()
             event.accept()
             return
         if self.replaying:  # nothing to stop but the window's own timers
             self.events.disconnect_model()
             self.stopped.set()
+            self._gone()
             event.accept()
             return
         event.ignore()
@@ -266,6 +285,11 @@ class MainWindow(QMainWindow):
         self.say("Stopping every node …", keep=True)
         self.events.disconnect_model()
         spawn(self.session.stop(), self._stopped, lambda _r: self._stopped(""))
+
+    def _gone(self) -> None:
+        if self in MainWindow.open_windows:
+            MainWindow.open_windows.remove(self)
+            MainWindow._share_shortcuts()
 
     def _stopped(self, error: str) -> None:
         if error:  # stop what we can the blunt way; nothing may outlive the window

@@ -90,11 +90,13 @@ class MarkedSlider(QSlider):
 
 
 class ReplayBar(QFrame):
-    """The strip; ``jumped`` when the model was put back to a keyframe (every view draws
-    everything again), ``live_changed`` when the window went from live to rewound or back."""
+    """The strip; ``jumped`` when the model was put at another instant (every view draws
+    everything again), ``played`` when playback starts, ``live_changed`` when the window went
+    from live to rewound or back."""
 
     jumped = Signal()
     live_changed = Signal(bool)
+    played = Signal()
 
     def __init__(self, source: RunSource | LiveSource, step_message: Callable[[int], None]) -> None:
         super().__init__()
@@ -163,6 +165,9 @@ class ReplayBar(QFrame):
         self.timer = QTimer(self)
         self.timer.timeout.connect(self._frame)
         self.timer.start(FRAME_MS)
+        self._drag_timer = QTimer(self)
+        self._drag_timer.setSingleShot(True)
+        self._drag_timer.timeout.connect(self._dragged)
         self.refresh()
 
     # ---- where it is ------------------------------------------------------------------------------
@@ -216,9 +221,11 @@ class ReplayBar(QFrame):
 
     # ---- moving ------------------------------------------------------------------------------------
     def seek(self, t: float) -> None:
+        """The model at ``t``; every view draws that instant (``jumped``: whether the model went
+        back to a keyframe or on, a view that draws by turns would keep the instant before)."""
         was_live = self.source.live and not self.rewound
-        if self.source.seek(t):
-            self.jumped.emit()
+        self.source.seek(t)
+        self.jumped.emit()
         if was_live:
             self.live_changed.emit(False)
         self.refresh()
@@ -247,6 +254,7 @@ class ReplayBar(QFrame):
             self.seek(self.source.start)  # played to the end: again from the start
         self.playing = True
         self._played_at = time.monotonic()
+        self.played.emit()
         self.refresh()
 
     def pause(self) -> None:
@@ -290,11 +298,22 @@ class ReplayBar(QFrame):
         self._moved(self.slider.value())
 
     def _moved(self, value: int) -> None:
+        """Dragged or clicked: while dragging, the instant is drawn once a frame at most (the
+        last place the handle was), so the handle never waits on the views."""
+        if self._dragging:
+            if not self._drag_timer.isActive():
+                self._drag_timer.start(FRAME_MS)
+            return
         target = self.source.start + value / STEPS_PER_S
         live = self.source.live and not self.rewound
         if live and value >= self.slider.maximum():
             return  # still at the present
         if abs(target - self.source.time) > 0.5 / STEPS_PER_S or live:
+            self.seek(target)
+
+    def _dragged(self) -> None:
+        target = self.source.start + self.slider.value() / STEPS_PER_S
+        if abs(target - self.source.time) > 0.5 / STEPS_PER_S:
             self.seek(target)
 
 
@@ -328,7 +347,10 @@ class RewindSlider(QWidget):
         """The reach and the marks now; at the present end unless being dragged."""
         source = self.source
         start, end = source.start, time.time()
-        self.caption.setText(f"Rewind {clock(end - start)}")
+        trouble = source.recorder.writer.error  # a full disk, say: the buffer still rewinds
+        self.caption.setText(f"Rewind {clock(end - start)}" + (" · not saved to disk" if trouble else ""))
+        self.caption.setToolTip(f"{trouble}; rewinding still works (the last minutes are kept in memory)"
+                                if trouble else "")
         self.slider.blockSignals(True)
         self.slider.setRange(0, max(1, round((end - start) * STEPS_PER_S)))
         if not self.slider.isSliderDown() and not source.rewound:

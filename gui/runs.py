@@ -15,6 +15,7 @@ from PySide6.QtWidgets import QFileDialog, QMenu, QToolButton, QWidget
 from gui.replay import ReplayBar, RewindSlider, set_acting
 from nodes.control.clusterfile import Cluster
 from nodes.core.books import Book
+from nodes.observe.traces import Trace
 from nodes.runs.runfile import SUFFIX, Header, Run, RunFileError, read_run
 from nodes.runs.sources import LiveSource, RunSource
 
@@ -65,9 +66,13 @@ class TimeControl:
         self._install(ReplayBar(source, self.step_message))
         window.controller.held = HELD_REPLAY
         window.live.reads_on = self.step_from_live
+        window.live.showing = "replay"
+        window.flow.origin = source.start  # the diagram counts seconds as the strip does
+        self.save_action.setEnabled(False)  # a replay records nothing
+        self.folder_action.setEnabled(False)
         set_acting(self.acting_widgets(), False, HELD_REPLAY)
         first = source.first_anomaly()
-        source.seek(first if first is not None else source.start)
+        source.seek(first if first is not None else source.first_up())
         self.after_jump()
         if self.run.problem:
             window.report(f"The run is damaged: {self.run.problem}")
@@ -97,7 +102,9 @@ class TimeControl:
 
     def _install(self, bar: ReplayBar) -> None:
         self.bar = bar
+        self.window.flow.find_trace = self.find_trace
         bar.jumped.connect(self.after_jump)
+        bar.played.connect(self._played)
         self.window.bar_slot.addWidget(bar)
 
     def _live_changed(self, live: bool) -> None:
@@ -108,11 +115,28 @@ class TimeControl:
             self.rewinder.setVisible(live)
             self.rewinder.refresh()
         window.live.reads_on = None if live else self.step_from_live
+        window.live.showing = None if live else "rewound"
+        window.live._controls()  # noqa: SLF001 - its status line says what it shows
         window.controller.held = None if live else HELD_REWOUND
         set_acting(self.acting_widgets(), live, HELD_REWOUND)
         for card in window.cluster_view.cards.values():
             card.refresh()
         window.cluster_view.network.refresh()
+
+    def find_trace(self, trace_id: str) -> Trace | None:
+        """A request's hops put back together from the recording (the run, or the live buffer)."""
+        if self.bar is None:
+            return None
+        source = self.bar.source
+        recording = source.recorder.recording if isinstance(source, LiveSource) else source.player.recording
+        events = recording.events_of(trace_id, source.time)
+        return Trace.from_events(trace_id, events) if events else None
+
+    def _played(self) -> None:
+        """Playing on: the Live picture moves again (a pause there was for stepping)."""
+        live = self.window.live
+        if live.paused_at is not None:
+            live.resume()
 
     def acting_widgets(self) -> list[QWidget]:
         """Every control that acts on the cluster and is not already held by the controller."""

@@ -298,6 +298,12 @@ class ShopView(QWidget):
             self.answer_kind = self.answer_book = None
 
     def refresh_history(self) -> None:
+        if self.controller.held is not None:  # a replay, or rewound: the history is not in the recording
+            self.history.setRowCount(0)
+            self.history_note.setText("The order history is read from the running order replicas; it is not part "
+                                      "of a recording. Back to live (or in a live window) it shows again.")
+            self.history_note.setVisible(True)
+            return
         spawn(self._history(), self.report)
 
     async def _history(self) -> None:

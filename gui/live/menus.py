@@ -57,6 +57,9 @@ def node_menu(parent: QWidget, name: str, model: ClusterModel, controller: Contr
     menu.setTitle(name)
     head = menu.addAction(f"{name}: {health.label}")
     head.setEnabled(False)
+    if controller.held is not None:  # a replay, or the window rewound: say why nothing below works
+        why = menu.addAction(controller.held)
+        why.setEnabled(False)
     menu.addSeparator()
     running = state in RUNNING
     actions: list[tuple[str, Callable[[], Coroutine[Any, Any, None]], bool]] = [

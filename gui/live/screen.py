@@ -69,6 +69,7 @@ class LiveView(PauseAndStep, QWidget):
         #: Set while the window shows a recording (a replay, or the live cluster rewound): Step
         #: reads the recording on until the next message's cause has been heard of.
         self.reads_on: Callable[[int], None] | None = None
+        self.showing: str | None = None  # "replay" or "rewound": what the status line says
 
         self.canvas = LiveCanvas(model, controller, report)
         self._skipped_at_tick = 0
@@ -248,7 +249,7 @@ class LiveView(PauseAndStep, QWidget):
         self.load_button.setText("Stop load" if self.session.load.running else "Start load")
         paused_at = self.paused_at
         paused = paused_at is not None
-        self.pause_button.setText("Resume live" if paused else "Pause")
+        self.pause_button.setText(("Resume" if self.showing else "Resume live") if paused else "Pause")
         self.pause_button.setObjectName("Primary" if paused else "")
         self.pause_button.style().polish(self.pause_button)
         self.back_button.setEnabled(paused and self.position > 1)
@@ -262,8 +263,11 @@ class LiveView(PauseAndStep, QWidget):
             skipped = self.canvas.skipped - self._skipped_at_tick
             self._skipped_at_tick = self.canvas.skipped
             busy = f" · busy: only {MAX_TRACES} requests drawn at once" if skipped else ""
-            self.status.setText(self._fitted([f"<b>Live</b>: click a node to break or heal it{busy}",
-                                              "<b>Live</b>: click a node to break or heal it"]))
+            shown = {"replay": ["<b>Replay</b> of a recorded run: nothing here acts on a cluster", "<b>Replay</b>"],
+                     "rewound": ["<b>Rewound</b>: the cluster as it was; <b>Back to live</b> (above) to act on it",
+                                 "<b>Rewound</b>: the cluster as it was"]}.get(self.showing or "")
+            self.status.setText(self._fitted(shown or [f"<b>Live</b>: click a node to break or heal it{busy}",
+                                                       "<b>Live</b>: click a node to break or heal it"]))
             self.status.setToolTip(f"Under load only {MAX_TRACES} requests are animated at a time; "
                                    "the others are counted on the chart." if skipped else "")
 

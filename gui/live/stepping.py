@@ -31,6 +31,7 @@ class PauseAndStep:
     _stuck_at: tuple[int, float] | None  # a Step that found nothing yet: (message count, when)
     _known: set[tuple[str | None, str | None]]
     _entered: set[str | None]
+    showing: str | None  # "replay" or "rewound" while the window shows a recording
 
     def _controls(self) -> None:
         raise NotImplementedError  # the view's buttons and status line
@@ -105,15 +106,18 @@ class PauseAndStep:
     def _paused_texts(self, paused_at: int) -> list[str]:
         """How many messages came since the pause, and which one is stepped to, with its time:
         the longest wording first, then shorter ones (``_fitted`` takes the first that fits)."""
-        since = self.model.arrows.count - paused_at
+        count = self.model.arrows.count - paused_at
+        since = f"{count} message{'' if count == 1 else 's'} since"
         message = self.stepped_message()
-        paused = f"<b>Paused</b> · the cluster keeps running · {since} messages since"
+        # A replay has no cluster to keep running; a rewound window's cluster does.
+        running = "" if self.showing == "replay" else " · the cluster keeps running"
+        paused = f"<b>Paused</b>{running} · {since}"
         if message is None:
-            return [f"{paused} · press Step ▶ for the first", paused, f"<b>Paused</b> · {since} messages since"]
+            return [f"{paused} · press Step ▶ for the first", paused, f"<b>Paused</b> · {since}"]
         when = (f"{time.strftime('%H:%M:%S', time.localtime(message.t))}.{int(message.t % 1 * 1000):03d}")
         step = f"step <b>{self.position}</b>: {message.source} → {message.target}"
         return [f"{paused} · {step} {short_text(message.text, 48)} · sent {when}",
-                f"<b>Paused</b> · {since} messages since · {step} {short_text(message.text, 48)} · sent {when}",
+                f"<b>Paused</b> · {since} · {step} {short_text(message.text, 48)} · sent {when}",
                 f"<b>Paused</b> · {step} {short_text(message.text, 40)} · sent {when}",
                 f"<b>Paused</b> · {step} {short_text(message.text, 28)}",
                 f"{step} {short_text(message.text, 16)}"]

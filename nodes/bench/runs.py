@@ -130,7 +130,7 @@ def scrubbing(path: Path, seeks: int = 200) -> Table:
         pass
     indexed = time.perf_counter() - began
     rng = random.Random(24)
-    jumps, steps = [], []
+    jumps, steps, drags = [], [], []
     for _ in range(seeks):
         t = rng.uniform(source.start, source.end)
         began = time.perf_counter()
@@ -140,6 +140,13 @@ def scrubbing(path: Path, seeks: int = 200) -> Table:
             began = time.perf_counter()
             source.seek(source.time + delta)
             steps.append(1000 * (time.perf_counter() - began))
+    # A drag along the slider: a second of the run per move, back over a minute and on again.
+    for direction in (-1, 1) * (seeks // 60):
+        source.seek(rng.uniform(source.start + 60, source.end - 60))
+        for _ in range(60):
+            began = time.perf_counter()
+            source.seek(source.time + direction)
+            drags.append(1000 * (time.perf_counter() - began))
 
     def row(what: str, ms: list[float]) -> list[object]:
         ms = sorted(ms)
@@ -150,11 +157,17 @@ def scrubbing(path: Path, seeks: int = 200) -> Table:
     return Table(f"Opening and scrubbing it: {path.stat().st_size / 1e6:.1f} MB, {run.count:,} inputs, "
                  f"{minutes:.1f} minutes", ["what", "p50 ms", "p99 ms", "max ms"],
                  [row(f"jump to a random instant ({seeks})", jumps),
-                  row(f"step 0.1 s back or on ({3 * seeks})", steps)],
+                  row(f"step 0.1 s back or on ({3 * seeks})", steps),
+                  row(f"drag 1 s a move, back or on ({len(drags)})", drags)],
                  [f"Opened (read, checked, first instant shown) in {opened:.2f} s; read through in the background in "
                   f"{indexed:.1f} s ({len(keyframes)} keyframes, "
                   f"{sum(len(k.state) for k in keyframes) / 1e6:.1f} MB). Goals: open under 5 s, a scrub step under "
                   "50 ms."])
+
+
+def scrubbing_command(path: str) -> None:
+    """``python3 -m nodes.bench.runs RUN``: the opening and scrubbing table of any run."""
+    print(scrubbing(Path(path)).render())
 
 
 async def runs(ctx: Context) -> list[Table]:
@@ -162,3 +175,9 @@ async def runs(ctx: Context) -> list[Table]:
     cost = await recording_cost(ctx)
     memory, path = await long_session(ctx)
     return [cost, memory, await asyncio.to_thread(scrubbing, path)]
+
+
+if __name__ == "__main__":
+    import sys
+
+    scrubbing_command(sys.argv[1])

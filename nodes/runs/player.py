@@ -18,6 +18,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+from nodes.core.events import Event
 from nodes.observe.model import ClusterModel
 from nodes.observe.views import Mark, MarkKind
 from nodes.runs.runfile import Chunk, Input, Run
@@ -109,6 +110,18 @@ class Recording:
     @property
     def end(self) -> float:
         return self.chunks[-1].last if self.chunks else 0.0
+
+    def events_of(self, trace: str, around: float, within_s: float = 30.0) -> list[Event]:
+        """Every event of request ``trace`` recorded within ``within_s`` of ``around``: its hops
+        put back together when the model no longer keeps them (it keeps the last few dozen)."""
+        found: list[Event] = []
+        for i, chunk in enumerate(self.chunks):
+            if chunk.last < around - within_s or chunk.first > around + within_s:
+                continue
+            if trace.encode() not in chunk.lines_text():
+                continue
+            found += [item for _at, item in self._inputs(i) if isinstance(item, Event) and item.trace == trace]
+        return found
 
     def index_after(self, t: float) -> int:
         """The absolute index of the first input later than ``t``."""

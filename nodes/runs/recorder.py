@@ -122,7 +122,8 @@ class Recorder:
         self.player.seek(self.recording.end)
         self.model.clock = time.time
         self.model.following = True
-        self.player.keyframes = [k for k in self.player.keyframes if k.index >= self.recording.base][-1:]
+        # Every keyframe the buffer still reaches stays (those taken while rewound too): the
+        # window can rewind as far as before, at once.
 
     # ---- keeping it ---------------------------------------------------------------------------
     def save(self, target: str | Path) -> Path:

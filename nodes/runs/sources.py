@@ -9,8 +9,9 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+from nodes.core.vocabulary import NodeState
 from nodes.observe.model import ClusterModel
-from nodes.observe.observations import Anomaly
+from nodes.observe.observations import Anomaly, ProcessChanged
 from nodes.observe.views import Mark, MarkKind
 from nodes.runs.player import Player, Recording
 from nodes.runs.recorder import Recorder
@@ -84,6 +85,21 @@ class RunSource:
 
     def next_arrow(self) -> bool:
         return self.player.next_arrow()
+
+    def first_up(self, within_s: float = 60.0) -> float:
+        """When every node of the run was first up (a window's run starts while its cluster
+        starts: opened at its very start, every node would be drawn down), or the start."""
+        states: dict[str, NodeState] = {}
+        for chunk in self.run.chunks:
+            if chunk.first > self.run.start + within_s:
+                break
+            for at, item in chunk.inputs():
+                if isinstance(item, ProcessChanged):
+                    states[item.node] = item.process.state
+                    if len(states) == len(self.run.header.nodes) and all(
+                            state == NodeState.UP for state in states.values()):
+                        return at
+        return self.start
 
     def first_anomaly(self) -> float | None:
         """When the first anomaly a checker recorded happened (None: the run has none)."""

@@ -262,3 +262,26 @@ def test_the_cluster_files_runs_section_is_read_and_checked() -> None:
                       ({"keep": 1}, "keep")):
         with pytest.raises(ClusterFileError, match=says):
             parse({"runs": bad})
+
+
+def test_a_full_disk_stops_the_file_not_the_recording(tmp_path: Path) -> None:
+    import errno
+
+    chunks: list[Chunk] = []
+    writer = RunWriter(tmp_path / "full.jsonl.gz", HEADER, on_chunk=chunks.append)
+    inputs = _inputs(200)
+    for at, item in inputs[:100]:
+        writer.add(item, at)
+    writer.flush()
+
+    def full(_data: bytes) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    writer._file.write = full  # type: ignore[union-attr, method-assign]  # noqa: SLF001 - the disk fills up
+    for at, item in inputs[100:]:
+        writer.add(item, at)
+    writer.flush()
+    writer.close()
+    assert writer.error is not None and "No space left on device" in writer.error and "full.jsonl.gz" in writer.error
+    assert read_run(tmp_path / "full.jsonl.gz").records() == inputs[:100]  # whole up to where the disk filled
+    assert [r for chunk in chunks for r in chunk.records()] == inputs  # the rewind buffer has all of it

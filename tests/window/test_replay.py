@@ -57,6 +57,7 @@ def test_the_window_records_rewinds_saves_and_replays_its_session(window, qtbot,
     qtbot.mouseClick(bar.live_button, Qt.MouseButton.LeftButton)
     assert not bar.rewound and not bar.isVisible() and window.controller.held is None
     assert window.time.rewinder.isVisible() and live.reads_on is None
+    assert window.session.recorder.start <= crash.t  # back to live, the crash can be rewound to again
     assert not window.model.health("catalog1").gone and live.load_button.isEnabled()
 
     # Saved, and opened again: a replay window of its own.
@@ -75,7 +76,9 @@ def test_the_window_records_rewinds_saves_and_replays_its_session(window, qtbot,
         kinds = {(m.node, m.kind) for m in rbar.source.marks()}
         assert ("catalog1", MarkKind.FAULT) in kinds and ("catalog1", MarkKind.HEAL) in kinds
         assert rbar.slider.marks  # drawn on the slider
-        assert rbar.source.time == rbar.source.start
+        # Opened where every node was first up (at its very start the cluster was starting).
+        assert rbar.source.start < rbar.source.time == rbar.source.first_up()
+        assert all(h.state == "up" for h in replay.model.healths())
         qtbot.mouseClick(rbar.next_fault, Qt.MouseButton.LeftButton)
         assert replay.model.health("catalog1").gone
         assert "catalog1" in replay.health.text()
@@ -85,12 +88,19 @@ def test_the_window_records_rewinds_saves_and_replays_its_session(window, qtbot,
         stepped = replay.live.told[:2]
         qtbot.mouseClick(rbar.back_message, Qt.MouseButton.LeftButton)
         assert replay.live.position == 1 and replay.live.stepped_message() == stepped[0]
+        assert "Resume" == replay.live.pause_button.text() and "cluster keeps running" not in \
+            replay.live.status.text()  # a replay has no cluster
         at = rbar.source.time
         rbar.speeds.setCurrentIndex(rbar.speeds.findData(8.0))
         qtbot.mouseClick(rbar.play_button, Qt.MouseButton.LeftButton)
+        assert replay.live.paused_at is None  # playing on: the Live picture moves again
         window.run(wait_until(lambda: rbar.source.time > at + 2, 20, "the replay to play on"))
         qtbot.mouseClick(rbar.play_button, Qt.MouseButton.LeftButton)
         assert not rbar.playing
         assert window.model.following  # the live window went on meanwhile
+        # Each window's Ctrl+Q is its own: the replay closes, the live window stays.
+        replay.activateWindow()
+        qtbot.keyClick(replay, Qt.Key.Key_Q, Qt.KeyboardModifier.ControlModifier)
+        assert replay.stopped.is_set() and not window.stopped.is_set()
     finally:
         replay.close()

@@ -100,19 +100,6 @@ class MainWindow(QMainWindow):
     """The window over a cluster it starts (or attaches to), or, given a ``run``, over a
     recorded run it replays (nothing is started; nothing acts on a cluster)."""
 
-    #: Every window open: with more than one (a replay opened beside another), each keeps its
-    #: shortcuts to itself, as one application-wide Ctrl+Q in each would be ambiguous and Qt
-    #: then fires neither; alone, they work from its dialogs too.
-    open_windows: list[MainWindow] = []
-
-    @staticmethod
-    def _share_shortcuts() -> None:
-        reach = (Qt.ShortcutContext.ApplicationShortcut if len(MainWindow.open_windows) == 1
-                 else Qt.ShortcutContext.WindowShortcut)
-        for window in MainWindow.open_windows:
-            for shortcut in window.shortcuts:
-                shortcut.setContext(reach)
-
     def __init__(self, cluster: Cluster, options: WindowOptions = WindowOptions(), run: Run | None = None) -> None:
         super().__init__()
         self.options = options
@@ -123,7 +110,6 @@ class MainWindow(QMainWindow):
         self.model = model = session.model
         self.time = TimeControl(self, run, lambda other: MainWindow(
             cluster, WindowOptions(self.width(), self.height(), self.scale), run=other))
-        reach = Qt.ShortcutContext.ApplicationShortcut  # set by ``_share_shortcuts`` once several windows are open
         self.controller = controller = session.controller
         self.ready = False
         self.closing = False
@@ -178,24 +164,7 @@ class MainWindow(QMainWindow):
         # shown or not): each page lays itself out in the room there is. The Live tab fits
         # 1280×720 at 150 %.
         self.tabs.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)
-        for number in range(self.tabs.count()):
-            # PySide6 connects a signal given as a keyword (activated=); its stubs do not list them.
-            QShortcut(QKeySequence(f"Alt+{number + 1}"), self,  # type: ignore[call-overload]
-                      activated=lambda n=number: self.tabs.setCurrentIndex(n))
-        # Presenter mode: one scale for the whole window.
-        self.shortcuts: list[QShortcut] = []  # application-wide while this is the only window
-        for key, change in (("Ctrl++", SCALE_STEP), ("Ctrl+=", SCALE_STEP), ("Ctrl+-", -SCALE_STEP), ("Ctrl+0", 0)):
-            self.shortcuts.append(QShortcut(QKeySequence(key), self,  # type: ignore[call-overload]
-                                            context=reach,
-                                            activated=lambda c=change: self.set_scale(self.scale + c if c else 1.0)))
-        self.shortcuts += [QShortcut(QKeySequence("Ctrl+Q"), self, context=reach,  # type: ignore[call-overload]
-                                     activated=self.close),
-                           QShortcut(QKeySequence("F1"), self, context=reach,  # type: ignore[call-overload]
-                                     activated=self.show_shortcuts)]
-        MainWindow.open_windows.append(self)
-        MainWindow._share_shortcuts()
-        QShortcut(QKeySequence("Ctrl+S"), self, activated=self.time.save_dialog)  # type: ignore[call-overload]
-        QShortcut(QKeySequence("Ctrl+O"), self, activated=self.time.open_dialog)  # type: ignore[call-overload]
+        self.shortcuts = install_shortcuts(self)
         self.setAcceptDrops(True)  # a run file dropped on the window opens as a replay
 
         central = QWidget()
@@ -287,9 +256,9 @@ class MainWindow(QMainWindow):
         spawn(self.session.stop(), self._stopped, lambda _r: self._stopped(""))
 
     def _gone(self) -> None:
-        if self in MainWindow.open_windows:
-            MainWindow.open_windows.remove(self)
-            MainWindow._share_shortcuts()
+        if self in OPEN_WINDOWS:
+            OPEN_WINDOWS.remove(self)
+            share_shortcuts()
 
     def _stopped(self, error: str) -> None:
         if error:  # stop what we can the blunt way; nothing may outlive the window
@@ -411,6 +380,40 @@ class MainWindow(QMainWindow):
             if metrics.horizontalAdvance(QTextDocumentFragment.fromHtml(text).toPlainText()) <= room:
                 return text
         return f"{len(parts)} nodes in trouble" if parts else ""
+
+
+#: Every window open: with more than one (a replay opened beside another), each keeps its
+#: shortcuts to itself, as one application-wide Ctrl+Q in each would be ambiguous and Qt then
+#: fires neither; alone, they work from its dialogs too.
+OPEN_WINDOWS: list[MainWindow] = []
+
+
+def share_shortcuts() -> None:
+    reach = Qt.ShortcutContext.ApplicationShortcut if len(OPEN_WINDOWS) == 1 else Qt.ShortcutContext.WindowShortcut
+    for window in OPEN_WINDOWS:
+        for shortcut in window.shortcuts:
+            shortcut.setContext(reach)
+
+
+def install_shortcuts(window: MainWindow) -> list[QShortcut]:
+    """The window's keyboard: Alt+1…9 for the tabs, Ctrl+S and Ctrl+O for runs, and the ones it
+    shares with its dialogs while it is the only window (returned): presenter scale, Ctrl+Q, F1."""
+    for number in range(window.tabs.count()):
+        # PySide6 connects a signal given as a keyword (activated=); its stubs do not list them.
+        QShortcut(QKeySequence(f"Alt+{number + 1}"), window,  # type: ignore[call-overload]
+                  activated=lambda n=number: window.tabs.setCurrentIndex(n))
+    QShortcut(QKeySequence("Ctrl+S"), window, activated=window.time.save_dialog)  # type: ignore[call-overload]
+    QShortcut(QKeySequence("Ctrl+O"), window, activated=window.time.open_dialog)  # type: ignore[call-overload]
+    shared = []
+    for key, change in (("Ctrl++", SCALE_STEP), ("Ctrl+=", SCALE_STEP), ("Ctrl+-", -SCALE_STEP), ("Ctrl+0", 0)):
+        shared.append(QShortcut(QKeySequence(key), window,  # type: ignore[call-overload]
+                                activated=lambda c=change: window.set_scale(window.scale + c if c else 1.0)))
+    shared += [QShortcut(QKeySequence("Ctrl+Q"), window, activated=window.close),  # type: ignore[call-overload]
+               QShortcut(QKeySequence("F1"), window, activated=window.show_shortcuts)]  # type: ignore[call-overload]
+    window.shortcuts = shared
+    OPEN_WINDOWS.append(window)
+    share_shortcuts()
+    return shared
 
 
 def help_menu(window: MainWindow) -> QToolButton:

@@ -140,8 +140,11 @@ class MainWindow(QMainWindow):
         text.addWidget(self.subtitle)
         header_layout.addLayout(text)
         header_layout.addWidget(self.health, 1)
-        header_layout.addWidget(self.runs_button, 0, Qt.AlignmentFlag.AlignTop)
-        header_layout.addWidget(self.help_button, 0, Qt.AlignmentFlag.AlignTop)
+        menus = QVBoxLayout()  # one above the other: the header's width is the subtitle's and the count's
+        menus.setSpacing(4)
+        menus.addWidget(self.runs_button)
+        menus.addWidget(self.help_button)
+        header_layout.addLayout(menus)
 
         self.scale = 1.0
         self.live = LiveView(model, session, controller, self.events, self.report, self.say)

@@ -123,7 +123,8 @@ class MainWindow(QMainWindow):
         title = label("Bazar", name="Title")
         shape = session.cluster  # a replay's: the recorded cluster's
         self.subtitle = label(f"{shape.catalogs} catalog replicas · {shape.orders} order replicas · front-end "
-                              f"{model.nodes['frontend'].address}", name="Subtitle")
+                              f"{model.nodes['frontend'].address}" + (" when recorded" if run is not None else ""),
+                              name="Subtitle")
         self.health = QLabel()
         self.health.setTextFormat(Qt.TextFormat.RichText)
         self.health.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)

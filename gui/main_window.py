@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
 
+import shiboken6
 from PySide6.QtCore import QRect, QSize, Qt, QTimer, QUrl
 from PySide6.QtGui import (
     QCloseEvent,
@@ -262,7 +263,7 @@ class MainWindow(QMainWindow):
     def _gone(self) -> None:
         if self in OPEN_WINDOWS:
             OPEN_WINDOWS.remove(self)
-            share_shortcuts()
+        share_shortcuts()
 
     def _stopped(self, error: str) -> None:
         if error:  # stop what we can the blunt way; nothing may outlive the window
@@ -393,10 +394,14 @@ OPEN_WINDOWS: list[MainWindow] = []
 
 
 def share_shortcuts() -> None:
+    # A window deleted without being closed (a test's, say) is no longer counted, nor touched:
+    # its shortcuts' C++ objects are gone with it.
+    OPEN_WINDOWS[:] = [w for w in OPEN_WINDOWS if shiboken6.isValid(w) and not w.stopped.is_set()]
     reach = Qt.ShortcutContext.ApplicationShortcut if len(OPEN_WINDOWS) == 1 else Qt.ShortcutContext.WindowShortcut
     for window in OPEN_WINDOWS:
         for shortcut in window.shortcuts:
-            shortcut.setContext(reach)
+            if shiboken6.isValid(shortcut):
+                shortcut.setContext(reach)
 
 
 def install_shortcuts(window: MainWindow) -> list[QShortcut]:

@@ -89,3 +89,32 @@ def test_the_command_line_pictures_one_instant_and_refuses_what_is_not_a_run(run
     done = _launch("--open", str(junk), cwd=tmp_path)
     assert done.returncode == 2 and "junk.jsonl.gz is not a Bazar run" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_run_dropped_on_the_window_opens_beside_it(qapp, runs):
+    from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+    from PySide6.QtGui import QDragEnterEvent, QDropEvent
+
+    loop = window_loop(qapp)
+    asyncio.set_event_loop(loop)
+    window = MainWindow(Cluster(), WindowOptions(1280, 720), run=read_run(runs["simulate"]))
+    try:
+        window.show()
+        window.start()
+        data = QMimeData()
+        data.setUrls([QUrl.fromLocalFile(str(runs["scenario"]))])
+        enter = QDragEnterEvent(QPointF(100, 100).toPoint(), Qt.DropAction.CopyAction, data,
+                                Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+        window.dragEnterEvent(enter)
+        assert enter.isAccepted()
+        window.dropEvent(QDropEvent(QPointF(100, 100), Qt.DropAction.CopyAction, data, Qt.MouseButton.LeftButton,
+                                    Qt.KeyboardModifier.NoModifier))
+        opened = window.time.opened
+        assert len(opened) == 1 and "scenario S3" in opened[0].time.bar.banner.text()
+    finally:
+        for other in window.time.opened:
+            other.close()
+        window.close()
+        window.deleteLater()
+        qapp.processEvents()
+        close_window_loop(loop)

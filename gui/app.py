@@ -167,15 +167,21 @@ async def screenshot(window: MainWindow, path: Path, seconds: float, tab: str,
             await play_for_screenshot(window.scenarios, "S3")
         window.charts.redraw()
         window.live.redraw()
-        await asyncio.sleep(0.4)  # let the tab lay out and paint before it is grabbed
-        target = path if len(names) == 1 else path.with_name(f"{path.stem}-{name}{path.suffix}")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        picture = window.grab()
-        if size is not None and (picture.width(), picture.height()) != size:
-            print(f"warning: the window is {picture.width()}x{picture.height()}, not the {size[0]}x{size[1]} asked: "
-                  "its contents need more room at this scale", file=sys.stderr, flush=True)
-        picture.save(str(target))
-        print(f"saved {target}", flush=True)
+        await save_picture(window, path if len(names) == 1 else path.with_name(f"{path.stem}-{name}{path.suffix}"),
+                           size)
+
+
+async def save_picture(window: MainWindow, target: Path, size: tuple[int, int] | None, said: str = "") -> None:
+    """The window as it is drawn, saved at ``target`` once the tab has laid out and painted;
+    a warning when it is not the ``size`` asked."""
+    await asyncio.sleep(0.4)  # let the tab lay out and paint before it is grabbed
+    target.parent.mkdir(parents=True, exist_ok=True)
+    picture = window.grab()
+    if size is not None and (picture.width(), picture.height()) != size:
+        print(f"warning: the window is {picture.width()}x{picture.height()}, not the {size[0]}x{size[1]} asked: "
+              "its contents need more room at this scale", file=sys.stderr, flush=True)
+    picture.save(str(target))
+    print(f"saved {target}{said}", flush=True)
 
 
 async def replay_screenshot(window: MainWindow, path: Path, at: float | None, tab: str,
@@ -197,15 +203,8 @@ async def replay_screenshot(window: MainWindow, path: Path, at: float | None, ta
         window.tabs.setCurrentWidget(window.view(name))
         window.time.after_jump()
         bar.refresh()
-        await asyncio.sleep(0.4)  # let the tab lay out and paint before it is grabbed
-        target = path if len(names) == 1 else path.with_name(f"{path.stem}-{name}{path.suffix}")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        picture = window.grab()
-        if size is not None and (picture.width(), picture.height()) != size:
-            print(f"warning: the window is {picture.width()}x{picture.height()}, not the {size[0]}x{size[1]} asked",
-                  file=sys.stderr, flush=True)
-        picture.save(str(target))
-        print(f"saved {target} ({bar.source.time - bar.source.start:.1f} s into the run)", flush=True)
+        await save_picture(window, path if len(names) == 1 else path.with_name(f"{path.stem}-{name}{path.suffix}"),
+                           size, f" ({bar.source.time - bar.source.start:.1f} s into the run)")
 
 
 async def play_for_screenshot(view: ScenariosView, scenario_id: str, timeout: float = 90.0) -> None:

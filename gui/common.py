@@ -15,7 +15,7 @@ import shiboken6
 from PySide6.QtCore import QEvent, QObject, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QPainter, QPen, QPixmap, QResizeEvent, QShowEvent
 from PySide6.QtSvg import QSvgRenderer
-from PySide6.QtWidgets import QComboBox, QCompleter, QLabel, QPushButton, QScrollArea, QSpinBox, QWidget
+from PySide6.QtWidgets import QComboBox, QCompleter, QLabel, QPushButton, QScrollArea, QSpinBox, QToolButton, QWidget
 
 from nodes.core.vocabulary import BuyResult, HealthState
 
@@ -187,6 +187,17 @@ class ModelEvents(QObject):
         for signal, slot in self._slots:
             signal.disconnect(slot)
         self.timer.stop()
+
+
+def header_menu_button(text: str) -> QToolButton:
+    """A button in the dark header that opens its menu (Runs, Help), drawn light on dark."""
+    button = QToolButton()
+    button.setText(text)
+    button.setObjectName("HelpButton")
+    button.setStyleSheet("QToolButton { color: #e2e8f0; border: 1px solid #475569; border-radius: 6px; "
+                         "padding: 3px 10px; } QToolButton::menu-indicator { image: none; }")
+    button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+    return button
 
 
 def searchable(box: QComboBox) -> None:

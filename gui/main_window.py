@@ -43,7 +43,7 @@ from PySide6.QtWidgets import (
 from gui.cache import CacheTab
 from gui.charts import ChartsView
 from gui.cluster import ClusterView
-from gui.common import COLORS, STATE_COLORS, ModelEvents, label, pill, scaled_stylesheet, spawn
+from gui.common import COLORS, STATE_COLORS, ModelEvents, header_menu_button, label, pill, scaled_stylesheet, spawn
 from gui.experiments import ExperimentsView
 from gui.flow import FlowView
 from gui.live import LiveView
@@ -427,12 +427,7 @@ def install_shortcuts(window: MainWindow) -> list[QShortcut]:
 
 def help_menu(window: MainWindow) -> QToolButton:
     """The header's Help menu: the keyboard shortcuts, and the lesson (docs/teaching.md)."""
-    button = QToolButton()
-    button.setText("Help")
-    button.setObjectName("HelpButton")
-    button.setStyleSheet("QToolButton { color: #e2e8f0; border: 1px solid #475569; border-radius: 6px; "
-                         "padding: 3px 10px; } QToolButton::menu-indicator { image: none; }")
-    button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+    button = header_menu_button("Help")
     menu = QMenu(button)
     menu.addAction("Keyboard shortcuts\tF1", window.show_shortcuts)
     lesson = menu.addAction("The lesson: docs/teaching.md", window.open_lesson)

@@ -28,7 +28,8 @@ from PySide6.QtWidgets import (
 
 from gui.common import COLORS, label
 from nodes.observe.views import Mark, MarkKind
-from nodes.runs.sources import JUMP_TO, LiveSource, RunSource
+from nodes.runs.player import mark_near
+from nodes.runs.sources import LiveSource, RunSource
 
 SPEEDS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
 #: The slider's steps per second of run (tenths of a second).
@@ -214,11 +215,8 @@ class ReplayBar(QFrame):
         return f"{clock(mark.t - self.source.start)}  {mark.text}"
 
     def _mark(self, direction: int) -> Mark | None:
-        now = self.source.time
-        marks = [m for m in self.source.marks() if m.kind in JUMP_TO and self.source.start <= m.t]
-        if direction > 0:
-            return next((m for m in marks if m.t > now + 1e-6), None)
-        return next((m for m in reversed(marks) if m.t < now - 0.5), None)
+        reachable = (m for m in self.source.marks() if self.source.start <= m.t)
+        return mark_near(reachable, self.source.time, direction)
 
     # ---- moving ------------------------------------------------------------------------------------
     def seek(self, t: float) -> None:

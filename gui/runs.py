@@ -12,6 +12,7 @@ from PySide6.QtCore import QUrl
 from PySide6.QtGui import QDesktopServices, QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QFileDialog, QMenu, QToolButton, QWidget
 
+from gui.common import header_menu_button
 from gui.replay import ReplayBar, RewindSlider, set_acting
 from nodes.control.clusterfile import Cluster
 from nodes.core.books import Book
@@ -193,12 +194,7 @@ class TimeControl:
 
     # ---- the Runs menu ---------------------------------------------------------------------------
     def menu_button(self) -> QToolButton:
-        button = QToolButton()
-        button.setText("Runs")
-        button.setObjectName("HelpButton")
-        button.setStyleSheet("QToolButton { color: #e2e8f0; border: 1px solid #475569; border-radius: 6px; "
-                             "padding: 3px 10px; } QToolButton::menu-indicator { image: none; }")
-        button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        button = header_menu_button("Runs")
         menu = QMenu(button)
         self.save_action = menu.addAction("Save this session's run…\tCtrl+S", self.save_dialog)
         menu.addAction("Open a run…\tCtrl+O", self.open_dialog)

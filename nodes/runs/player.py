@@ -33,6 +33,21 @@ DECODED_CHUNKS = 16
 STEP_LOOKAHEAD_S = 5.0
 
 
+#: The marks a jump stops at: faults and anomalies (heals are on the slider too).
+JUMP_TO = (MarkKind.FAULT, MarkKind.ANOMALY)
+
+
+def mark_near(marks: Iterable[Mark], now: float, direction: int,
+              kinds: tuple[MarkKind, ...] = JUMP_TO) -> Mark | None:
+    """The first of ``marks`` (oldest first) of ``kinds`` after ``now`` (``direction`` 1), or
+    the last one more than half a second before it (-1: a jump back from just after a mark goes
+    to the one before, not to it again)."""
+    chosen = [m for m in marks if m.kind in kinds]
+    if direction > 0:
+        return next((m for m in chosen if m.t > now + 1e-6), None)
+    return next((m for m in reversed(chosen) if m.t < now - 0.5), None)
+
+
 @dataclass(frozen=True)
 class Keyframe:
     index: int  # absolute number of inputs applied when it was taken
@@ -205,12 +220,12 @@ class Player:
                 return True
         return False
 
-    def next_mark(self, kinds: tuple[MarkKind, ...] = (MarkKind.FAULT, MarkKind.ANOMALY)) -> Mark | None:
+    def next_mark(self, kinds: tuple[MarkKind, ...] = JUMP_TO) -> Mark | None:
         """The first fault (or anomaly) after now, as far as the run has been read."""
-        return next((m for m in self.marks if m.t > self.time + 1e-6 and m.kind in kinds), None)
+        return mark_near(self.marks, self.time, 1, kinds)
 
-    def previous_mark(self, kinds: tuple[MarkKind, ...] = (MarkKind.FAULT, MarkKind.ANOMALY)) -> Mark | None:
-        return next((m for m in reversed(self.marks) if m.t < self.time - 0.5 and m.kind in kinds), None)
+    def previous_mark(self, kinds: tuple[MarkKind, ...] = JUMP_TO) -> Mark | None:
+        return mark_near(self.marks, self.time, -1, kinds)
 
     def take_keyframe(self) -> None:
         """Keep the model's state now as a keyframe at ``index``: the live window does this

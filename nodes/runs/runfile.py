@@ -64,6 +64,15 @@ class Header:
     bazar: str = ""
     version: int = VERSION
 
+    @property
+    def when(self) -> str:
+        """When it was recorded, as people write it (2026-12-05 16:30), or as it came if it is
+        not an ISO date."""
+        try:
+            return datetime.fromisoformat(self.recorded).strftime("%Y-%m-%d %H:%M")
+        except ValueError:
+            return self.recorded or "at an unknown date"
+
     def as_json(self) -> dict[str, Any]:
         return {"format": FORMAT, "version": self.version, "bazar": self.bazar or nodes.__version__,
                 "recorded": self.recorded or datetime.now().astimezone().isoformat(timespec="seconds"),
@@ -339,10 +348,6 @@ def _members(data: bytes) -> Iterator[tuple[bytes, bytes, str | None]]:
             data = data[1:]
 
 
-def _at(line: bytes) -> float:
-    return float(line[1:line.index(b",")])
-
-
 def _at_of(line: Any) -> float:
     if not isinstance(line, list) or len(line) < 2 or not isinstance(line[1], str):
         raise TypeError("not a run's line")
@@ -378,19 +383,18 @@ def read_run(path: str | Path) -> Run:
             had_header = True
         else:
             had_header = False
-        good = []
+        good, ats = [], []
         for raw in complete:
             number += 1
             try:  # a line that parses is taken; one that then makes no sense is skipped by ``inputs``
-                line = json.loads(raw)
-                _at_of(line)
+                ats.append(_at_of(json.loads(raw)))
             except (ValueError, TypeError, IndexError):
                 problem = f"line {number} is damaged"
                 break
             good.append(raw)
         if good:
             whole = not had_header and trouble is None and problem is None and not rest
-            chunks.append(Chunk(_at(good[0]), _at(good[-1]), len(good), stored if whole else None,
+            chunks.append(Chunk(ats[0], ats[-1], len(good), stored if whole else None,
                                 None if whole else b"\n".join(good) + b"\n"))
         if problem is None and trouble is not None:
             problem = (f"the file ends early, in line {number + 1} ({trouble})" if "cut off" in trouble

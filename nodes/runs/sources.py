@@ -7,12 +7,11 @@ from __future__ import annotations
 import gc
 import time
 from datetime import datetime
-from pathlib import Path
 
 from nodes.core.vocabulary import NodeState
 from nodes.observe.model import ClusterModel
 from nodes.observe.observations import Anomaly, ProcessChanged
-from nodes.observe.views import Mark, MarkKind
+from nodes.observe.views import Mark
 from nodes.runs.player import Player, Recording
 from nodes.runs.recorder import Recorder
 from nodes.runs.runfile import Run
@@ -23,8 +22,6 @@ from nodes.runs.runfile import Run
 #: took 26 ms at p99 and the keyframes twice the memory; two seconds, 42 ms.
 KEYFRAME_S = 1.5
 MAX_KEYFRAMES = 400
-#: The marks the jump buttons stop at: faults and anomalies (heals are on the slider too).
-JUMP_TO = (MarkKind.FAULT, MarkKind.ANOMALY)
 
 
 class RunSource:
@@ -57,7 +54,7 @@ class RunSource:
         return self.player.time
 
     def banner(self) -> str:
-        return f"Replay of {self.run.path.name}, recorded {_when(self.run.header.recorded)} · {self.run.header.source}"
+        return f"Replay of {self.run.path.name}, recorded {self.run.header.when} · {self.run.header.source}"
 
     def marks(self) -> list[Mark]:
         return self.player.marks
@@ -161,14 +158,3 @@ class LiveSource:
 
     def back_to_live(self) -> None:
         self.recorder.back_to_live()
-
-
-def _when(recorded: str) -> str:
-    try:
-        return datetime.fromisoformat(recorded).strftime("%Y-%m-%d %H:%M")
-    except ValueError:
-        return recorded or "at an unknown date"
-
-
-def run_title(path: Path) -> str:
-    return path.name

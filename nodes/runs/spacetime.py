@@ -13,7 +13,6 @@ from __future__ import annotations
 import bisect
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 
 from nodes.observe.arrows import Arrow, told
 from nodes.observe.model import ClusterModel
@@ -200,14 +199,6 @@ def picture_of_run(run: Run, from_s: float | None = None, to_s: float | None = N
         raise SpaceTimeError(f"nothing happened from +{low:g} s to +{high:g} s of the run (no message, fault or "
                              f"anomaly); the run lasts {length:.1f} s")
     source = run.header.source or "a"
-    recorded = f", recorded {_when(run.header.recorded)}" if run.header.recorded else ""
+    recorded = f", recorded {run.header.when}" if run.header.recorded else ""
     title = f"{run.path.name}: {source} run{recorded}"
     return picture_of(inside, marks, blamed, model.nodes, start, end, origin=run.start, title=title, limit=limit)
-
-
-def _when(recorded: str) -> str:
-    """An ISO date as people write it (2026-12-05 16:30), or as it came if it is not one."""
-    try:
-        return datetime.fromisoformat(recorded).strftime("%Y-%m-%d %H:%M")
-    except ValueError:
-        return recorded

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, NamedTuple
@@ -47,30 +48,83 @@ class Second:
     misses: int = 0
 
 
-class Latency:
-    """The samples of every series (``latency["buy"]`` is a deque, oldest filed first) and the
-    same as arrays for the charts."""
+class Samples:
+    """One series' samples, oldest filed first, at most ``keep``: a ring of numpy columns, so
+    that a keyframe holds three arrays rather than thousands of tuples (restoring one was most
+    of a scrub step) and the charts read the columns without building them from objects.
+    Read like the deque it replaced: ``len``, ``[-1]``, iteration give ``Sample`` tuples."""
+
+    __slots__ = ("t", "ms", "status", "first", "count", "added")
 
     def __init__(self, keep: int) -> None:
-        self.samples: dict[str, deque[Sample]] = {series: deque(maxlen=keep) for series in SERIES}
-        #: Each series as (times, ms) arrays in time order, built when first read after a change:
-        #: a chart reads each series four times a redraw, thousands of samples each. They are
-        #: extended by the samples that came since (counted in ``_fresh``), not built again.
-        self._arrays: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-        #: The same, in the deque's order (the very same arrays while that order is the time order;
-        #: never written in place, only sliced and joined into new ones).
-        self._raw: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-        self._fresh: dict[str, int] = dict.fromkeys(SERIES, 0)
+        self.t = np.zeros(keep)
+        self.ms = np.zeros(keep)
+        self.status = np.zeros(keep, np.int32)
+        self.first = 0  # where the oldest is
+        self.count = 0
+        self.added = 0  # every sample ever filed: a version the charts' arrays are keyed by
+
+    def append(self, sample: Sample) -> None:
+        keep = len(self.t)
+        at = (self.first + self.count) % keep
+        self.t[at], self.ms[at], self.status[at] = sample
+        if self.count < keep:
+            self.count += 1
+        else:
+            self.first = (self.first + 1) % keep
+        self.added += 1
+
+    def clear(self) -> None:
+        self.first = self.count = 0
+        self.added += 1
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __getitem__(self, i: int) -> Sample:
+        if not -self.count <= i < self.count:
+            raise IndexError("no such sample")
+        at = (self.first + i % self.count) % len(self.t)
+        return Sample(float(self.t[at]), float(self.ms[at]), int(self.status[at]))
+
+    def __iter__(self) -> Iterator[Sample]:
+        t, ms, status = self.columns()
+        return map(Sample._make, zip(t.tolist(), ms.tolist(), status.tolist(), strict=True))
+
+    def columns(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(times, milliseconds, statuses) in the order filed, as new arrays."""
+        keep, end = len(self.t), self.first + self.count
+        if end <= keep:
+            return self.t[self.first:end].copy(), self.ms[self.first:end].copy(), self.status[self.first:end].copy()
+        parts = (slice(self.first, keep), slice(0, end - keep))
+        return tuple(np.concatenate([column[part] for part in parts])  # type: ignore[return-value]
+                     for column in (self.t, self.ms, self.status))
+
+    def __getstate__(self) -> tuple[int, np.ndarray, np.ndarray, np.ndarray, int]:
+        return (len(self.t), *self.columns(), self.added)
+
+    def __setstate__(self, state: tuple[int, np.ndarray, np.ndarray, np.ndarray, int]) -> None:
+        keep, t, ms, status, added = state
+        self.__init__(keep)  # type: ignore[misc]
+        self.count, self.added = len(t), added
+        self.t[:self.count], self.ms[:self.count], self.status[:self.count] = t, ms, status
+
+
+class Latency:
+    """The samples of every series (``latency["buy"]``, oldest filed first) and the same as
+    time-ordered arrays for the charts."""
+
+    def __init__(self, keep: int) -> None:
+        self.samples: dict[str, Samples] = {series: Samples(keep) for series in SERIES}
+        #: Each series as (times, ms) arrays in time order, with the ``added`` they were built
+        #: at: a chart reads each series four times a redraw.
+        self._arrays: dict[str, tuple[int, np.ndarray, np.ndarray]] = {}
 
     def __getstate__(self) -> dict[str, Any]:
-        """The samples without their arrays (a keyframe's copy: the arrays are built again
-        from the samples when a chart first reads them; they were half a keyframe's size)."""
-        state = dict(vars(self))
-        state["_arrays"], state["_raw"] = {}, {}
-        state["_fresh"] = {series: len(samples) for series, samples in self.samples.items()}
-        return state
+        """The samples without the charts' arrays (built again when first read)."""
+        return {"samples": self.samples, "_arrays": {}}
 
-    def __getitem__(self, series: str) -> deque[Sample]:
+    def __getitem__(self, series: str) -> Samples:
         return self.samples[series]
 
     def values(self):
@@ -81,44 +135,27 @@ class Latency:
 
     def add(self, series: str, sample: Sample) -> None:
         self.samples[series].append(sample)
-        self._fresh[series] += 1
 
     def clear(self) -> None:
         for samples in self.samples.values():
             samples.clear()
         self._arrays.clear()
-        self._raw.clear()
 
     def since(self, op: str, since: float) -> tuple[np.ndarray, np.ndarray]:
         """(times, milliseconds) of ``op``'s answers at or after ``since``, in time order."""
-        arrays = self._arrays.get(op) if not self._fresh[op] else None
-        if arrays is None:
-            arrays = self._arrays[op] = self._build(op)
-        times, ms = arrays
+        samples = self.samples[op]
+        built = self._arrays.get(op)
+        if built is None or built[0] != samples.added:
+            times, ms, _status = samples.columns()
+            if len(times) > 1 and not bool(np.all(times[1:] >= times[:-1])):
+                order = np.argsort(times, kind="stable")  # a buy is filed when its outcome is heard
+                times, ms = times[order], ms[order]
+            times.setflags(write=False)  # shared by every caller until the next sample
+            ms.setflags(write=False)
+            built = self._arrays[op] = (samples.added, times, ms)
+        _added, times, ms = built
         first = int(np.searchsorted(times, since, side="left"))
         return times[first:], ms[first:]
-
-    def _build(self, op: str) -> tuple[np.ndarray, np.ndarray]:
-        """``op``'s samples as time-ordered, read-only arrays: the last ones built, with the
-        samples added since appended (and as many of the oldest dropped as the deque dropped)."""
-        samples, fresh = self.samples[op], self._fresh[op]
-        self._fresh[op] = 0
-        raw = self._raw.get(op)
-        if raw is None or fresh >= len(samples):
-            times = np.fromiter((s.t for s in samples), float, len(samples))
-            ms = np.fromiter((s.ms for s in samples), float, len(samples))
-        else:
-            new = [samples[-k] for k in range(fresh, 0, -1)]  # a deque is indexed fast near its ends
-            keep = len(samples) - fresh
-            times = np.concatenate((raw[0][len(raw[0]) - keep:], np.fromiter((s.t for s in new), float, fresh)))
-            ms = np.concatenate((raw[1][len(raw[1]) - keep:], np.fromiter((s.ms for s in new), float, fresh)))
-        self._raw[op] = times, ms
-        if len(times) > 1 and not bool(np.all(times[1:] >= times[:-1])):
-            order = np.argsort(times, kind="stable")  # a buy is filed when its outcome is heard
-            times, ms = times[order], ms[order]
-        times.setflags(write=False)  # shared by every caller until the next sample
-        ms.setflags(write=False)
-        return times, ms
 
     def rolling(self, op: str, p: float | tuple[float, ...], since: float, window: int = 30,
                 points: int = 150) -> tuple[np.ndarray, np.ndarray]:

@@ -177,7 +177,7 @@ class ClusterModel(Fed):
             case Snapshot(state=state):
                 self._snapshot(view, state)
             case RequestAnswered(t=t, route=route, status=status, ms=ms):
-                view.answered.append(t)
+                view.answer(t)
                 op = OPERATIONS.get(route)
                 if name == "frontend":
                     second_of(self.seconds, t).answers += 1

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from nodes.core.events import Event
 from nodes.observe.model import ClusterModel
 from nodes.observe.views import Mark, MarkKind
-from nodes.runs.runfile import Chunk, Input, Run
+from nodes.runs.runfile import Chunk, Input, Run, input_of_text
 
 #: A keyframe is taken when the run has moved on this long since the last one.
 KEYFRAME_S = 2.0
@@ -74,6 +74,35 @@ def _freeze(model: ClusterModel) -> bytes:
     return zlib.compress(model.keyframe(), 1)
 
 
+class Lines:
+    """One chunk's inputs, each line decoded when first asked for: a seek applies from a
+    keyframe to its target, which seldom begin and end on a chunk's bounds, and decoding was
+    most of a scrub step (a whole chunk's half-second at 200 requests/s is about 5 ms)."""
+
+    __slots__ = ("items", "texts")
+
+    def __init__(self, chunk: Chunk) -> None:
+        self.texts = chunk.lines()
+        self.items: list[tuple[float, Input | None] | None] = [None] * len(self.texts)
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def __getitem__(self, k: int) -> tuple[float, Input | None]:
+        item = self.items[k]
+        if item is None:
+            item = self.items[k] = input_of_text(self.texts[k])
+        return item
+
+    def at(self, k: int) -> float:
+        """Line ``k``'s stamp, read without decoding the line: it is the first number of it."""
+        item = self.items[k]
+        if item is not None:
+            return item[0]
+        text = self.texts[k]
+        return float(text[1:text.index(b",")])
+
+
 class Recording:
     """Recorded inputs in the chunks they were written in, oldest first, numbered on from 0
     however many were dropped (``base``): a run read from a file, or the live window's last
@@ -86,7 +115,7 @@ class Recording:
         self.base = 0
         self.end_index = 0
         self.keep_s = keep_s
-        self._decoded: OrderedDict[int, list[tuple[float, Input | None]]] = OrderedDict()
+        self._decoded: OrderedDict[int, Lines] = OrderedDict()
         for chunk in chunks:
             self.add(chunk)
 
@@ -103,11 +132,11 @@ class Recording:
                 del self.chunks[:drop], self.starts[:drop], self.firsts[:drop]
                 self.base = self.starts[0]
 
-    def _inputs(self, i: int) -> list[tuple[float, Input | None]]:
+    def _inputs(self, i: int) -> Lines:
         key = self.starts[i]
         inputs = self._decoded.get(key)
         if inputs is None:
-            inputs = self._decoded[key] = self.chunks[i].inputs()
+            inputs = self._decoded[key] = Lines(self.chunks[i])
             if len(self._decoded) > DECODED_CHUNKS:
                 self._decoded.popitem(last=False)
         else:
@@ -135,7 +164,9 @@ class Recording:
                 continue
             if trace.encode() not in chunk.lines_text():
                 continue
-            found += [item for _at, item in self._inputs(i) if isinstance(item, Event) and item.trace == trace]
+            lines = self._inputs(i)
+            found += [item for _at, item in map(lines.__getitem__, range(len(lines)))
+                      if isinstance(item, Event) and item.trace == trace]
         return found
 
     def index_after(self, t: float) -> int:
@@ -144,7 +175,7 @@ class Recording:
         if i < 0:
             return self.base
         inputs = self._inputs(i)
-        return self.starts[i] + bisect.bisect_right(inputs, t, key=lambda record: record[0])
+        return self.starts[i] + bisect.bisect_right(range(len(inputs)), t, key=inputs.at)
 
 
 class Player:

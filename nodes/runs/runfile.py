@@ -15,7 +15,7 @@ The format (docs/runs.md) is gzip-compressed UTF-8 JSON lines:
 Writing is cheap on the caller's thread (a list append); a thread encodes, compresses and
 flushes every half second, so a run cut short by a crash is readable up to its last flush.
 Reading stops at the first damaged line and says where; a file from a newer Bazar says so.
-Standard library only."""
+Read with orjson (a line at a time while the slider moves), written with the standard library."""
 from __future__ import annotations
 
 import dataclasses
@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 import nodes
 from nodes.core.events import Event, decode, encode
@@ -163,6 +165,18 @@ def input_of(line: list[Any]) -> tuple[float, Input | None]:
         case "a":
             return at, Anomaly(at, str(line[2]), str(line[3]), tuple(str(t) for t in line[4]))
     return at, None
+
+
+def input_of_text(text: bytes) -> tuple[float, Input | None]:
+    """One stored line (checked when the file was read) as ``Chunk.inputs`` gives it."""
+    try:
+        line = orjson.loads(text)
+    except orjson.JSONDecodeError:  # NaN or Infinity, which Python's json writes and reads
+        line = json.loads(text)
+    try:
+        return input_of(line)
+    except (ValueError, KeyError, TypeError, IndexError):
+        return _at_of(line), None
 
 
 # ---- writing -------------------------------------------------------------------------------------

@@ -18,10 +18,10 @@ from nodes.runs.runfile import Run
 
 #: A run's keyframes are this far apart (a scrub step is a restore and at most this much of the
 #: run applied), or further on a long run, so that there are at most MAX_KEYFRAMES of them
-#: (each about 280 KB at 200 requests/s: at most 110 MB in all). A second apart, a step back
-#: took 26 ms at p99 and the keyframes twice the memory; two seconds, 42 ms.
-KEYFRAME_S = 1.5
-MAX_KEYFRAMES = 400
+#: (each about 200 KB at 200 requests/s: at most 120 MB in all). 1.5 s apart with answer times
+#: kept one by one (280 KB each), a drag step took 56 ms at p99; now 30 ms (docs/runs.md).
+KEYFRAME_S = 1.0
+MAX_KEYFRAMES = 600
 
 
 class RunSource:

@@ -110,3 +110,51 @@ async def _set_stock(window: MainWindow, catalog: str, book: int, quantity: int,
 
 #: Stock for --measure-lag: far more than its buys can take.
 LAG_STOCK = 100_000
+
+
+#: The tabs ``measure_scrub`` drags the slider on: those that draw the most of an instant.
+SCRUB_TABS = ("live", "charts", "cluster", "replicas", "flow")
+
+
+async def measure_scrub(window: MainWindow, moves: int = 60, seed: int = 24) -> list[dict[str, float | str]]:
+    """Drag a replay window's slider as a person does, a second of the run a move, back over
+    ``moves`` seconds and on again, on each of ``SCRUB_TABS``: each move timed from the seek to
+    the window painted (``grab`` paints all of it, more than a frame needs). Waits for the run
+    to be read through first, as the slider's marks do."""
+    import random
+
+    from PySide6.QtWidgets import QApplication
+
+    from nodes.runs.sources import RunSource
+
+    bar = window.time.bar
+    if bar is None or not isinstance(bar.source, RunSource):
+        raise RuntimeError("--measure-scrub needs a run to replay (--open RUN)")
+    source = bar.source
+    deadline = time.monotonic() + 300
+    while source.indexed < 1:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the run was not read through in 5 minutes")
+        await asyncio.sleep(0.05)
+    rng = random.Random(seed)
+    room = bar.source.end - bar.source.start
+    results: list[dict[str, float | str]] = []
+    for tab in SCRUB_TABS:
+        window.tabs.setCurrentWidget(window.view(tab))
+        took: list[float] = []
+        for direction in (-1, 1):
+            start = bar.source.start + (moves + (room - 2 * moves) * rng.random() if room > 2 * moves else room / 2)
+            bar.seek(start)
+            QApplication.processEvents()
+            window.grab()
+            for _ in range(moves):
+                began = time.perf_counter()
+                bar.seek(min(max(bar.source.time + direction, bar.source.start), bar.source.end))
+                QApplication.processEvents()
+                window.grab()
+                took.append(1000 * (time.perf_counter() - began))
+                await asyncio.sleep(0)  # the window's own timers run between moves, as they would
+        took.sort()
+        results.append({"tab": tab, "moves": len(took), "p50": took[len(took) // 2],
+                        "p99": took[int(0.99 * (len(took) - 1))], "max": took[-1]})
+    return results

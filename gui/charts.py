@@ -416,8 +416,8 @@ class LatencyChart(pg.PlotWidget):
         model = self.model
         since = now - WINDOW_S
         figures: list[str] = []
-        recent: list[float] = []
-        everything: list[float] = []
+        recent: list[np.ndarray] = []  # joined once at the end: a list of numbers was a third of a redraw
+        everything: list[np.ndarray] = []
         for series in SERIES:
             times, ms = model.latency.since(series, since)
             keep = times <= now
@@ -432,13 +432,15 @@ class LatencyChart(pg.PlotWidget):
                 self.p95[series].setData(t95 - now, v95, connect="finite")
             if len(ms):
                 figures.append(f"{LEGEND[series]}: {len(ms)}, median {np.median(ms):.1f} ms")
-                recent.extend(ms[times >= now - SCALE_S])
-                everything.extend(ms)
+                recent.append(ms[times >= now - SCALE_S])
+                everything.append(ms)
             yield
         # Scaled to the recent answers; with none recent, to those shown, so that a few slow
         # answers a while ago (at teaching speed, say) are drawn rather than left above an empty chart.
-        scale_to = recent or everything
-        top = float(np.percentile(scale_to, 99)) if scale_to else 1.0
+        scale_to = np.concatenate(recent) if recent else np.empty(0)
+        if not len(scale_to) and everything:
+            scale_to = np.concatenate(everything)
+        top = float(np.percentile(scale_to, 99)) if len(scale_to) else 1.0
         ceiling = _ceiling(self, max(top, 1.0) * 1.15)
         above = sum(int(np.sum(model.latency.since(s, now - SCALE_S)[1] > ceiling)) for s in SERIES)
         self.draw_marks(now)

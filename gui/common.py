@@ -3,10 +3,11 @@ and a way to run a coroutine from a click with its errors shown, never swallowed
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import traceback
 import weakref
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -146,6 +147,7 @@ class ModelEvents(QObject):
         super().__init__(parent)
         self.model = model
         self.pending: dict[str, set] = {}
+        self._held = False
         self.timer = QTimer(self)
         self.timer.setSingleShot(True)
         self.timer.timeout.connect(self.flush)
@@ -163,7 +165,20 @@ class ModelEvents(QObject):
         for signal, slot in self._slots:
             signal.connect(slot)
 
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        """Nothing marked meanwhile: the model is being put to another instant (a replay's
+        seek), and ``everything`` is said after it (a seek applies thousands of inputs, and
+        marking each was a tenth of a drag step)."""
+        self._held = True
+        try:
+            yield
+        finally:
+            self._held = False
+
     def mark(self, topic: str, key: Any) -> None:
+        if self._held:
+            return
         self.pending.setdefault(topic, set()).add(key)
         if not self.timer.isActive():
             self.timer.start(self.FRAME_MS)

@@ -7,6 +7,7 @@ causal order. The window's one model is fed by the source's player, so every tab
 instant chosen."""
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from typing import Any
@@ -109,6 +110,8 @@ class ReplayBar(QFrame):
         self.speed = 1.0
         self._played_at = 0.0
         self._dragging = False
+        #: Held while the source seeks (the window's ``ModelEvents.held``): ``jumped`` follows.
+        self.quiet: Callable[[], contextlib.AbstractContextManager[None]] = contextlib.nullcontext
         self.banner = label("", name="Banner")
         self.banner.setTextFormat(Qt.TextFormat.RichText)
         self.banner.setMinimumWidth(1)
@@ -223,7 +226,8 @@ class ReplayBar(QFrame):
         """The model at ``t``; every view draws that instant (``jumped``: whether the model went
         back to a keyframe or on, a view that draws by turns would keep the instant before)."""
         was_live = self.source.live and not self.rewound
-        self.source.seek(t)
+        with self.quiet():
+            self.source.seek(t)
         self.jumped.emit()
         if was_live:
             self.live_changed.emit(False)

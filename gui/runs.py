@@ -104,6 +104,7 @@ class TimeControl:
     def _install(self, bar: ReplayBar) -> None:
         self.bar = bar
         self.window.flow.find_trace = self.find_trace
+        bar.quiet = self.window.events.held
         bar.jumped.connect(self.after_jump)
         bar.played.connect(self._played)
         self.window.bar_slot.addWidget(bar)

@@ -6,10 +6,13 @@ sources the slider's."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import random
 import resource
 import statistics
+import subprocess
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -166,15 +169,35 @@ def scrubbing(path: Path, seeks: int = 200) -> Table:
 
 
 def scrubbing_command(path: str) -> None:
-    """``python3 -m nodes.bench.runs RUN``: the opening and scrubbing table of any run."""
+    """``python3 -m nodes.bench.runs RUN``: the opening, scrubbing and dragging tables of any run."""
     print(scrubbing(Path(path)).render())
+    print(window_drag(Path(path)).render())
+
+
+def window_drag(path: Path) -> Table:
+    """The same run dragged in a replay window (offscreen, ``launcher.py --open RUN
+    --measure-scrub``): each move timed from the seek to the window painted."""
+    launcher = Path(__file__).resolve().parents[2] / "launcher.py"
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    done = subprocess.run([sys.executable, str(launcher), "--open", str(path), "--measure-scrub", "--size", "1280x720"],
+                          capture_output=True, text=True, timeout=900, env=env)
+    rows = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    if done.returncode != 0 or not rows:
+        raise RuntimeError(f"--measure-scrub failed: {done.stderr[-1500:]}")
+    return Table("Dragging it in a replay window (1280×720, offscreen): a second of the run a move, seek to paint",
+                 ["tab", "p50 ms", "p99 ms", "max ms"],
+                 [[f"{row['tab']} ({row['moves']} moves)", round(row["p50"], 1), round(row["p99"], 1),
+                   round(row["max"], 1)] for row in rows],
+                 ["Each move: the player's seek, every view on the tab drawing the instant, and the window's "
+                  "repaint (Qt's offscreen platform paints what changed, as a screen would)."])
 
 
 async def runs(ctx: Context) -> list[Table]:
     ctx.progress.plan(0)
     cost = await recording_cost(ctx)
     memory, path = await long_session(ctx)
-    return [cost, memory, await asyncio.to_thread(scrubbing, path)]
+    scrubbed = await asyncio.to_thread(scrubbing, path)
+    return [cost, memory, scrubbed, await asyncio.to_thread(window_drag, path)]
 
 
 if __name__ == "__main__":

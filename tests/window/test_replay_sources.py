@@ -91,6 +91,18 @@ def test_the_command_line_pictures_one_instant_and_refuses_what_is_not_a_run(run
     assert "Traceback" not in done.stderr
 
 
+def test_the_command_line_times_a_drag_of_the_slider(runs, tmp_path):
+    import json
+
+    done = _launch("--open", str(runs["check"]), "--measure-scrub", "--size", "1280x720", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    assert [row["tab"] for row in rows] == ["live", "charts", "cluster", "replicas", "flow"]
+    assert all(row["moves"] == 120 and 0 < row["p50"] <= row["p99"] <= row["max"] < 5000 for row in rows)
+    done = _launch("--measure-scrub", cwd=tmp_path)
+    assert done.returncode == 2 and "--measure-scrub goes with --open RUN" in done.stderr
+
+
 def test_a_run_dropped_on_the_window_opens_beside_it(qapp, runs):
     from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
     from PySide6.QtGui import QDragEnterEvent, QDropEvent

@@ -4,6 +4,7 @@ back in time or a step through messages does to every view. A part of ``MainWind
 apart so that the window's layout and its time travel can each be read alone."""
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -73,12 +74,15 @@ class TimeControl:
         self.folder_action.setEnabled(False)
         set_acting(self.acting_widgets(), False, HELD_REPLAY)
         first = source.first_anomaly()
-        source.seek(first if first is not None else source.first_up())
+        source.seek(first.t if first is not None else source.first_up())
+        named = re.search(r"\bbook (\d+)\b", first.text) if first is not None else None
+        if named is not None and window.live.book.findData(int(named[1])) >= 0:
+            window.live.book.setCurrentIndex(window.live.book.findData(int(named[1])))  # the book it is about
         self.after_jump()
         if self.run.problem:
             window.report(f"The run is damaged: {self.run.problem}")
         elif first is not None:
-            window.say(f"Opened at the first anomaly, {first - source.start:.1f} s into the run.")
+            window.say(f"Opened at the first anomaly, {first.t - source.start:.1f} s into the run: {first.text}")
 
     def start_live(self) -> None:
         """Live: a small rewind slider in the status bar; the strip comes up once rewound."""

@@ -1,8 +1,9 @@
 """What keeping runs costs (issue 24, docs/runs.md): the window's session under load with its
 recording on and off, side by side in one run; a long session at 200 requests/s recorded, its
 rewind buffer's memory minute by minute; and the run it wrote opened, read through and scrubbed
-as the window does it. No Qt: the session is the window's (``ClusterSession``), the player and
-sources the slider's."""
+as the window does it. No Qt here: the session is the window's (``ClusterSession``), the player
+and sources the slider's; the last table drags a replay window in a process of its own
+(``launcher.py --open RUN --measure-scrub``)."""
 from __future__ import annotations
 
 import asyncio

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gc
 import time
+from dataclasses import replace
 from datetime import datetime
 
 from nodes.core.vocabulary import NodeState
@@ -98,14 +99,15 @@ class RunSource:
                         return at
         return self.start
 
-    def first_anomaly(self) -> float | None:
-        """When the first anomaly a checker recorded happened (None: the run has none)."""
+    def first_anomaly(self) -> Anomaly | None:
+        """The first anomaly a checker recorded (None: the run has none); its ``t`` is its
+        input's stamp, the run's clock."""
         for chunk in self.run.chunks:
             if b',"a",' not in chunk.lines_text():
                 continue
             for at, item in chunk.inputs():
                 if isinstance(item, Anomaly):
-                    return at
+                    return replace(item, t=at)
         return None
 
 

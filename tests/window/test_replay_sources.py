@@ -6,6 +6,7 @@ drawn at its start, its end and its first fault or anomaly. The command line's o
 from __future__ import annotations
 
 import asyncio
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -61,6 +62,8 @@ def test_a_recorded_run_opens_in_a_replay_window_and_every_tab_draws_it(qapp, ru
         anomalies = [m for m in marks if m.kind == MarkKind.ANOMALY]
         if source == "simulate":  # opened at its first anomaly, the blamed requests known
             assert anomalies and abs(bar.source.time - anomalies[0].t) < 1e-6 and window.model.blamed
+            named = re.search(r"\bbook (\d+)\b", anomalies[0].text)  # and the Live picture on its book
+            assert named is not None and window.live.chosen() == int(named[1]), anomalies[0].text
         else:
             assert any(m.kind == MarkKind.FAULT for m in marks)
         for instant in (bar.source.start, (marks or anomalies)[0].t, bar.source.end):

@@ -345,8 +345,15 @@ def _ticks(layout: Layout, items: list[Item], measure: Measure) -> None:
         if y - above >= TICK_GAP_LINES * h and below - y >= 2 * h:
             ys.insert(i, y)
             placed.insert(i, (y, t, 3))
+    said: set[str] = set()
     for y, t, digits in placed:
         text = f"+{t - picture.origin:.{digits}f} s"
+        while text in said and digits < 4:  # rows a fraction of a millisecond apart: one more place
+            digits += 1
+            text = f"+{t - picture.origin:.{digits}f} s"
+        if text in said:
+            continue  # never the same time twice down the side
+        said.add(text)
         w = measure(text, px, False)
         items.append(Item((Line(layout.left, y, layout.width - 10 * s, y, GRID, 1.0 * s),
                            Words(layout.left - w - 6 * s, y - h / 2, w, h, text, px, MUTED))))

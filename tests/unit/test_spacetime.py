@@ -27,6 +27,7 @@ from nodes.observe.views import MarkKind, ProcessState
 from nodes.runs.runfile import Header, read_run, write_run
 from nodes.runs.spacetime import SpaceTimeError, picture_of, picture_of_model, picture_of_run
 from nodes.runs.spacetime_layout import lay_out
+from nodes.runs.spacetime_shapes import Words
 from nodes.runs.spacetime_svg import svg
 from tests.unit.test_causal_order import NODES as CAUSAL_NODES
 from tests.unit.test_causal_order import events_of, runs, skews
@@ -225,6 +226,9 @@ def test_the_diagram_is_causal_whatever_the_clocks_and_the_order_events_came_in(
     layout = lay_out(picture)
     assert len(layout.messages) == len(model.arrows.arrows)
     assert_causal(layout)
+    times = [shape.text for item in layout.items for shape in item.shapes
+             if isinstance(shape, Words) and shape.text.startswith("+") and shape.text.endswith(" s")]
+    assert len(times) == len(set(times)), times  # no time said twice down the side
 
 
 def test_a_crowded_range_shows_whole_requests_and_says_how_many_of_how_many() -> None:

@@ -348,11 +348,8 @@ def _ticks(layout: Layout, items: list[Item], measure: Measure) -> None:
     said: set[str] = set()
     for y, t, digits in placed:
         text = f"+{t - picture.origin:.{digits}f} s"
-        while text in said and digits < 4:  # rows a fraction of a millisecond apart: one more place
-            digits += 1
-            text = f"+{t - picture.origin:.{digits}f} s"
         if text in said:
-            continue  # never the same time twice down the side
+            continue  # rows within the same millisecond: the time is said once down the side
         said.add(text)
         w = measure(text, px, False)
         items.append(Item((Line(layout.left, y, layout.width - 10 * s, y, GRID, 1.0 * s),

@@ -12,7 +12,7 @@ from PySide6.QtCore import QPointF, QRectF, Qt, QTimer
 from PySide6.QtGui import QColor, QFont, QFontMetricsF, QPainter, QPen
 from PySide6.QtWidgets import QStyleOptionGraphicsItem, QWidget
 
-from nodes.observe.views import Mark
+from nodes.observe.views import Mark, MarkKind
 
 
 @dataclass(frozen=True)
@@ -118,7 +118,10 @@ class MarkStrip(pg.GraphicsWidget):
         self._placed_for = self._span()
         spots: list[tuple[Shown, str, int, float, float, float]] = []  # shown, text, row, left, width, x
         self.hidden = 0
-        for shown in reversed(self.shown):
+        # Faults first, newest first, then heals: where a heal comes close after its fault and
+        # only one name fits, the fault keeps its words (its line's tooltip names the heal).
+        first = sorted(reversed(self.shown), key=lambda shown: shown.mark.kind != MarkKind.FAULT)
+        for shown in first:
             x = self._x(shown.t)
             taken = [(row, left, left + w) for _s, _t, row, left, w, _x in spots]
             for text in (shown.mark.text, short_text(shown.mark)):

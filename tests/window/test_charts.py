@@ -118,6 +118,22 @@ def rects(chart: LatencyChart) -> dict[str, list[QRectF]]:
             "chart": [QRectF(chart.viewport().rect())]}
 
 
+def test_where_one_name_fits_a_fault_keeps_it_over_its_heal(window):
+    now = time.time()
+    window.model.marks.extend([Mark(now - 2, "order1", MarkKind.FAULT, "order1 hung"),
+                               Mark(now - 1, "order1", MarkKind.HEAL, "order1 answers again")])
+    chart = window.live.chart
+    try:
+        window.tabs.setCurrentWidget(window.live)
+        window.run(_pause(0.2))
+        chart.strip.rows = 1  # a short chart: one row of names
+        chart.draw(now)
+        named = [placed.shown.mark.text for placed in chart.strip.placed]
+        assert named == ["order1 hung"] and chart.strip.hidden == 1 and "hover" in chart.text
+    finally:
+        window.model.marks.clear()
+
+
 @pytest.mark.parametrize("scale", [1.0, 1.5])
 def test_fault_and_heal_labels_never_overlap_each_other_the_legend_or_the_data(window, scale, qtbot):
     now = time.time()

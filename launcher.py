@@ -64,9 +64,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--measure-lag", type=float, metavar="SECONDS",
                         help="offscreen: load at 200 req/s with a catalog replica hung and report the window's "
                              "event-loop lag")
-    parser.add_argument("--measure-scrub", action="store_true",
-                        help="with --open: offscreen, drag the slider a second a move on the busiest tabs and print "
-                             "how long each move took to seek and paint (JSON lines; bench --experiment runs uses it)")
+    parser.add_argument("--measure-scrub", type=int, nargs="?", const=60, metavar="MOVES",
+                        help="with --open: offscreen, drag the slider a second a move, MOVES back and MOVES on (60) "
+                             "on the busiest tabs, and print how long each move took to seek and paint (JSON lines; "
+                             "bench --experiment runs uses it)")
     parser.add_argument("--tab", default="charts", choices=("live", "shop", "cluster", "charts", "cache", "replicas",
                                                              "flow", "scenarios", "experiments", "all"),
                         help="which tab the screenshot shows")
@@ -614,7 +615,7 @@ def main(argv: list[str] | None = None) -> int:
         width, height = args.size
         options = RunOptions(args.screenshot, args.demo, args.tab, args.measure_lag, width, height, args.scale,
                              open_run=args.open_run, at=args.at, measure_scrub=args.measure_scrub)
-        if args.measure_scrub and not args.open_run:
+        if args.measure_scrub is not None and not args.open_run:
             print("launcher.py: --measure-scrub goes with --open RUN (the run whose slider it drags)", file=sys.stderr)
             return 2
         if args.at is not None and not (args.open_run and args.screenshot):

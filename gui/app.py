@@ -38,7 +38,7 @@ class RunOptions:
     scale: float = 1.0  # the presenter scale (Ctrl + / Ctrl −) to open at
     open_run: str | None = None  # a recorded run to replay instead of starting a cluster
     at: float | None = None  # with open_run and screenshot: the instant pictured (s from the run's start)
-    measure_scrub: bool = False  # with open_run: time slider drags, printed as JSON lines
+    measure_scrub: int | None = None  # with open_run: slider drags of this many moves each way, timed
 
 
 def display_available() -> bool:
@@ -71,7 +71,7 @@ def display_problem() -> str | None:
 
 
 def run_window(cluster: Cluster, options: RunOptions = RunOptions()) -> int:
-    if options.screenshot or options.measure_lag or options.measure_scrub:
+    if options.screenshot or options.measure_lag or options.measure_scrub is not None:
         os.environ["QT_QPA_PLATFORM"] = "offscreen"
         os.environ.setdefault("QT_LOGGING_RULES", "qt.qpa.*=false")  # offscreen's size-hint chatter
     elif not display_available():
@@ -126,12 +126,12 @@ def run_window(cluster: Cluster, options: RunOptions = RunOptions()) -> int:
             await screenshot(window, Path(options.screenshot), options.demo, options.tab,
                              (options.width, options.height))
             window.close()
-        elif options.measure_scrub:
+        elif options.measure_scrub is not None:
             import json
 
             from gui.demo import measure_scrub
 
-            for row in await measure_scrub(window):
+            for row in await measure_scrub(window, max(1, options.measure_scrub)):
                 print(json.dumps(row), flush=True)
             window.close()
         elif options.measure_lag:

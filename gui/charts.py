@@ -218,10 +218,14 @@ class ChartsView(QWidget):
         self._heights(scale)
 
     def _heights(self, scale: float) -> None:
-        """The least height at which each chart's title, ticks and legend stay apart."""
+        """The least height at which each chart's title, ticks and legend stay apart; and two
+        lines for the figures under them, so that a readout that wraps onto a second line (it
+        changes with every redraw: a replay's drag, say) does not resize the charts, whose
+        repaint then took 50 ms."""
         self.latency_plot.setMinimumHeight(round(MIN_HEIGHTS[0] * scale))
         for plot in (self.throughput_plot, self.hit_plot):
             plot.setMinimumHeight(round(MIN_HEIGHTS[1] * scale))
+        self.figures.setMinimumHeight(math.ceil(2 * self.figures.fontMetrics().lineSpacing()) + 2)
 
     def _readouts(self) -> None:
         self._load_label()
@@ -259,10 +263,14 @@ class ChartsView(QWidget):
 
 def _ceiling(plot: pg.PlotWidget, top: float) -> float:
     """Set the y range to a round ceiling above ``top``, changing it (and so re-rendering the
-    axis) only when that ceiling changes."""
+    axis, and the grid with it: a tenth of a replay's drag step) only when that ceiling changes:
+    up as soon as ``top`` passes it, down only once ``top`` is under half of it."""
     step = 10 ** math.floor(math.log10(max(top, 1e-3)))
     ceiling = math.ceil(top / step) * step
-    if getattr(plot, "_ceiling", None) != ceiling:
+    held = getattr(plot, "_ceiling", None)
+    if held is not None and ceiling < held and top > held / 2:
+        return float(held)
+    if held != ceiling:
         plot._ceiling = ceiling
         plot.setYRange(0, ceiling, padding=0)
     return ceiling

@@ -144,8 +144,10 @@ async def measure_scrub(window: MainWindow, moves: int = 60, seed: int = 24) -> 
         took: list[float] = []
         for direction in (-1, 1):
             start = bar.source.start + (moves + (room - 2 * moves) * rng.random() if room > 2 * moves else room / 2)
-            bar.seek(start)
-            QApplication.processEvents()
+            bar.seek(start)  # a jump, not a drag's move: untimed, and settled before the drag
+            for _ in range(3):
+                QApplication.processEvents()
+                await asyncio.sleep(0.05)
             for _ in range(moves):
                 began = time.perf_counter()
                 bar.seek(min(max(bar.source.time + direction, bar.source.start), bar.source.end))

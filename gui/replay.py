@@ -326,6 +326,8 @@ class RewindSlider(QWidget):
     above the tabs and says so); it goes back to the end when the window is live again."""
 
     rewind = Signal(float)
+    #: Let go at the present end after a drag had rewound the window: it goes back to live.
+    back = Signal()
 
     def __init__(self, source: LiveSource) -> None:
         super().__init__()
@@ -340,10 +342,17 @@ class RewindSlider(QWidget):
         row.addWidget(self.caption)
         row.addWidget(self.slider, 1)
         self.slider.sliderReleased.connect(self._released)
+        self.slider.sliderMoved.connect(self._moved)
         self.slider.actionTriggered.connect(lambda _action: QTimer.singleShot(0, self._stepped))
         self.timer = QTimer(self)
         self.timer.timeout.connect(self.refresh)
         self.timer.start(1000)
+        #: While the handle is dragged the window rewinds to it once a frame at most, as the
+        #: replay strip's slider does: the tabs follow the hand, not only its letting go.
+        self._drag_timer = QTimer(self)
+        self._drag_timer.setSingleShot(True)
+        self._drag_timer.setInterval(FRAME_MS)
+        self._drag_timer.timeout.connect(self._dragged)
         self.refresh()
 
     def refresh(self) -> None:
@@ -351,7 +360,8 @@ class RewindSlider(QWidget):
         source = self.source
         start, end = source.start, time.time()
         trouble = source.recorder.writer.error  # a full disk, say: the buffer still rewinds
-        self.caption.setText(f"Rewind {clock(end - start)}" + (" · not saved to disk" if trouble else ""))
+        if not self.slider.isSliderDown():  # while dragged it says where the handle is
+            self.caption.setText(f"Rewind {clock(end - start)}" + (" · not saved to disk" if trouble else ""))
         self.caption.setToolTip(f"{trouble}; rewinding still works (the last minutes are kept in memory)"
                                 if trouble else "")
         self.slider.blockSignals(True)
@@ -365,9 +375,24 @@ class RewindSlider(QWidget):
     def _target(self) -> float:
         return self.source.start + self.slider.value() / STEPS_PER_S
 
+    def _moved(self, _value: int) -> None:
+        target = self._target()
+        self.caption.setText(f"Rewind to {time.strftime('%H:%M:%S', time.localtime(target))} "
+                             f"({time.time() - target:.0f} s ago)")
+        if not self._drag_timer.isActive():
+            self._drag_timer.start()
+
+    def _dragged(self) -> None:
+        if self.slider.isSliderDown() and self.slider.value() < self.slider.maximum():
+            self.rewind.emit(self._target())
+
     def _released(self) -> None:
+        self._drag_timer.stop()
         if self.slider.value() < self.slider.maximum():
             self.rewind.emit(self._target())
+        elif self.source.rewound:
+            self.back.emit()
+        self.refresh()
 
     def _stepped(self) -> None:  # the keyboard or a click on the groove, not a drag
         if not self.slider.isSliderDown() and self.slider.value() < self.slider.maximum():

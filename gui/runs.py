@@ -96,6 +96,7 @@ class TimeControl:
         bar.setVisible(False)
         self.rewinder = RewindSlider(source)
         self.rewinder.rewind.connect(self.rewind)
+        self.rewinder.back.connect(bar.back_to_live)
         self.window.statusBar().addPermanentWidget(self.rewinder)
 
     def rewind(self, t: float) -> None:
@@ -104,6 +105,8 @@ class TimeControl:
             return
         self.bar.setVisible(True)
         self.bar.seek(t)
+        if self.rewinder is not None and not self.rewinder.slider.isSliderDown():
+            self.rewinder.setVisible(False)  # the strip has the slider now (kept while it is dragged)
 
     def _install(self, bar: ReplayBar) -> None:
         self.bar = bar
@@ -117,8 +120,8 @@ class TimeControl:
         window = self.window
         if self.bar is not None:
             self.bar.setVisible(not live)
-        if self.rewinder is not None:  # the strip has the slider while rewound
-            self.rewinder.setVisible(live)
+        if self.rewinder is not None:  # the strip has the slider while rewound, once let go
+            self.rewinder.setVisible(live or self.rewinder.slider.isSliderDown())
             self.rewinder.refresh()
         window.live.reads_on = None if live else self.step_from_live
         window.live.showing = None if live else "rewound"

@@ -9,6 +9,7 @@ import time
 import pytest
 from PySide6.QtCore import Qt
 
+from gui.replay import STEPS_PER_S
 from nodes.observe.views import MarkKind
 from nodes.runs.runfile import read_run
 from tests.support import wait_until
@@ -59,6 +60,21 @@ def test_the_window_records_rewinds_saves_and_replays_its_session(window, qtbot,
     assert window.time.rewinder.isVisible() and live.reads_on is None
     assert window.session.recorder.start <= crash.t  # back to live, the crash can be rewound to again
     assert not window.model.health("catalog1").gone and live.load_button.isEnabled()
+
+    # Dragged: every tab follows the handle before it is let go; let go at the present, live again.
+    slider = rewinder.slider
+    rewinder.refresh()
+    slider.setSliderDown(True)
+    position = round((crash.t - rewinder.source.start) * STEPS_PER_S)
+    slider.setSliderPosition(position)
+    window.run(wait_until(lambda: bar.rewound, 5, "the window to rewind while the handle is still held"))
+    shown = rewinder.source.start + position / STEPS_PER_S
+    assert abs(window.model.now() - shown) < 0.01 and rewinder.isVisible()  # kept under the hand
+    assert rewinder.caption.text().startswith("Rewind to ") and "s ago" in rewinder.caption.text()
+    slider.setSliderPosition(slider.maximum())
+    slider.setSliderDown(False)
+    assert not bar.rewound and not bar.isVisible() and rewinder.isVisible()
+    assert not window.model.health("catalog1").gone
 
     # Saved, and opened again: a replay window of its own.
     saved = window.time.save(tmp_path / "lesson")

@@ -61,13 +61,14 @@ class CachePanel(QGroupBox):
         layout.addWidget(self.entries, 1)
 
     def show(self, cache: CacheState, now: float | None = None) -> None:  # type: ignore[override]
-        self.numbers["capacity"].setText(str(cache.capacity))
+        size = "–" if cache.capacity is None else str(cache.capacity)
+        self.numbers["capacity"].setText(size)
         for key in ("hits", "misses", "evictions", "invalidations"):
             self.numbers[key].setText(str(getattr(cache, key)))
         ratio = cache.hit_ratio
         self.numbers["ratio"].setText("–" if ratio is None else f"{100 * ratio:.0f}%")
         hits = "–" if ratio is None else f"{100 * ratio:.0f}%"
-        self.counters.setText(f"{len(cache.keys)} of {cache.capacity} · hits {hits} · {cache.invalidations} "
+        self.counters.setText(f"{len(cache.keys)} of {size} · hits {hits} · {cache.invalidations} "
                               "invalidated · newest first")
         self.entries.clear()
         for rank, key in enumerate(cache.keys, start=1):
@@ -75,6 +76,8 @@ class CachePanel(QGroupBox):
             self.entries.addItem(QListWidgetItem(text))
         if cache.capacity == 0:
             self.entries.addItem(QListWidgetItem("(this cache is turned off)"))
+        elif cache.capacity is None:  # starting, or a replay before the front-end's first snapshot
+            self.entries.addItem(QListWidgetItem("(not heard from the front-end yet)"))
         now = time.time() if now is None else now  # the model's time: a replay's, when replayed
         shown: set = set()
         for key, op, when in reversed(cache.removed):

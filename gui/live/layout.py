@@ -45,7 +45,8 @@ FACT_LINES = {"catalog": 4, "order": 3}
 #: The colour key's lines, in the bottom left corner (painter.KEY gives their colours).
 KEY_TEXTS = ("request →", "answer: ok", "out of stock", "conflict 409", "failed", "unknown")
 #: The catalog row's caption, longest first: the first that fits is drawn.
-CAPTIONS = ("Catalog replicas · book {book}: N (seq), bold when valid",
+CAPTIONS = ("Book {book} at each catalog replica N: N (its seq), bold when valid",
+            "Book {book} at catalog replica N: N (seq), bold when valid",
             "Catalog replicas · book {book}: N (seq), bold = valid", "Catalogs · book {book}: N (seq)",
             "book {book}: N (seq)")
 #: Room kept between things, at scale 1.

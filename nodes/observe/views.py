@@ -26,7 +26,7 @@ class ReplicaBook:
 @dataclass
 class CacheView:
     name: str
-    capacity: int = 0
+    capacity: int | None = None  # None: the front-end has not described it yet
     keys: list[Any] = field(default_factory=list)  # most recently used first
     #: (key, "evict" or "invalidate", time) of entries that left lately, newest last.
     removed: deque = field(default_factory=lambda: deque(maxlen=20))

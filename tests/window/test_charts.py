@@ -208,3 +208,18 @@ def test_slow_answers_from_a_while_ago_are_drawn_not_left_above_an_empty_chart(q
     chart.draw(now)
     top = chart.getViewBox().viewRange()[1][1]
     assert top >= 5544.9, f"the latency axis reads 0–{top:.1f} ms"
+
+
+def test_a_cache_not_described_yet_is_not_called_turned_off(qapp):
+    from gui.cache import CachePanel
+    from nodes.observe.views import CacheView
+
+    def lines(view: CacheView) -> list[str]:
+        panel = CachePanel("lookup", compact=True)
+        panel.show(view, now=0.0)
+        return [panel.entries.item(i).text() for i in range(panel.entries.count())]
+
+    assert lines(CacheView("lookup")) == ["(not heard from the front-end yet)"]
+    off = CacheView("lookup")
+    off.take({"capacity": 0, "keys": [], "hits": 0, "misses": 0, "evictions": 0, "invalidations": 0})
+    assert lines(off) == ["(this cache is turned off)"]

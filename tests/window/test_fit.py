@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import QPointF, QRect, QRectF, QSize, Qt
+from PySide6.QtCore import QEvent, QPointF, QRect, QRectF, QSize, Qt
 from PySide6.QtGui import QImage, QTextDocumentFragment
 from PySide6.QtWidgets import QAbstractButton, QApplication, QLabel, QScrollBar, QTabBar, QToolButton, QWidget
 
@@ -57,6 +57,9 @@ def unstarted(qapp, tmp_path):
         window.deleteLater()
     qapp.setStyle(style)
     qapp.setStyleSheet(sheet)
+    # Deleted now, not whenever a loop next runs: a window still alive counts as open, and with
+    # two open a window's shortcuts reach only it once active (a later test's Ctrl++ did nothing).
+    qapp.sendPostedEvents(None, QEvent.Type.DeferredDelete)
     qapp.processEvents()
 
 

@@ -373,6 +373,7 @@ class FlowView(QWidget):
         """A request clicked on the diagram, as one request (if the model still keeps it)."""
         self.one_request.setChecked(True)
         self.follow.setChecked(False)
+        self.refresh()  # the list, not kept up while the diagram showed (a replay does not move on to do it)
         self.traces.blockSignals(True)
         if trace_id in self.listed:
             self.traces.setCurrentRow(self.listed.index(trace_id))

@@ -118,6 +118,15 @@ def test_the_window_records_rewinds_saves_and_replays_its_session(window, qtbot,
         assert rbar.playing is not was_playing
         rbar.pause()
         assert window.model.following  # the live window went on meanwhile
+        # A message chosen on the Flow tab's diagram: its request, and the list of requests beside it.
+        flow = replay.flow
+        flow.everything.setChecked(True)  # the diagram, from the moment the tab is first shown
+        replay.tabs.setCurrentWidget(flow)
+        rbar.seek(rbar.source.time - 1.0)
+        chosen = replay.model.trace_ids()[-1]
+        flow.show_request(chosen)
+        assert flow.traces.count() == len(flow.listed) > 0
+        assert chosen not in flow.listed or flow.listed[flow.traces.currentRow()] == chosen
         # Each window's Ctrl+Q is its own: the replay closes, the live window stays.
         replay.activateWindow()
         qtbot.keyClick(replay, Qt.Key.Key_Q, Qt.KeyboardModifier.ControlModifier)

@@ -205,7 +205,7 @@ class TraceStepper(QWidget):
         area_layout.setSpacing(0)
         area_layout.addWidget(self.header)
         area_layout.addWidget(self.scroll_area, 1)
-        self.back = QPushButton("◀  Step back")
+        self.back = QPushButton("◀  Back")
         self.forward = QPushButton("Step  ▶")
         self.play = QPushButton("Replay")
         self.play.setObjectName("Primary")

@@ -286,6 +286,7 @@ class SpaceTimeView(QWidget):
         self._relayout_later.setSingleShot(True)
         self._relayout_later.timeout.connect(self.relayout)
         self._laid_width = 0
+        self._new_range = False
         self._refreshed = 0.0
         self._refresh_later = QTimer(self)
         self._refresh_later.setSingleShot(True)
@@ -298,6 +299,7 @@ class SpaceTimeView(QWidget):
         """Draw the messages sent from ``start`` to ``end`` (wall-clock seconds), labelled in
         seconds from ``origin`` (``start`` when not given)."""
         self.range = (start, end, origin, title)
+        self._new_range = True
         self.refresh()
 
     def refresh(self) -> None:
@@ -340,9 +342,14 @@ class SpaceTimeView(QWidget):
         for item in self.layout_now.items:
             self.scene.addItem(ShapesItem(item, self.measure))
         self.scene.setSceneRect(0, 0, self.layout_now.width, self.layout_now.height)
+        bar = self.view.verticalScrollBar()
         if moment is not None:
-            bar = self.view.verticalScrollBar()
             bar.setValue(int(self.layout_now.y_at(moment) - keep_y))
+        elif self._new_range and bar.value() == 0 and self.layout_now.names_y > viewport.height() / 3:
+            # A small view (a projector's scale on a small screen): the title, notes and key
+            # above the picture would fill it; a new range opens at the nodes' names instead.
+            bar.setValue(int(self.layout_now.names_y))
+        self._new_range = False
         self._caption()
 
     def _caption(self) -> None:

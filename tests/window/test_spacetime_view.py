@@ -91,3 +91,14 @@ def test_at_presenter_scale_the_words_grow_and_still_fit_the_width(view) -> None
     assert large.width <= view.view.viewport().width()
     band = next(b for b in large.bands if b.node == "catalog2")
     assert band.fault.t == START + CRASH[0]
+
+
+def test_in_a_small_view_a_new_range_opens_at_the_nodes_names(view) -> None:
+    assert view.view.verticalScrollBar().value() == 0  # 1280×720: the title and key fit above
+    view.resize(853, 300)  # 1280×720 at 150 %, less the window's own rows
+    view.set_scale(1.5)
+    view.view.verticalScrollBar().setValue(0)
+    view.show_range(START + 1.5, START + 5.0, origin=START, title="a check run")
+    layout = view.layout_now
+    assert layout.names_y > view.view.viewport().height() / 3
+    assert view.view.verticalScrollBar().value() == int(layout.names_y)

@@ -77,7 +77,7 @@ class CachePanel(QGroupBox):
         if cache.capacity == 0:
             self.entries.addItem(QListWidgetItem("(this cache is turned off)"))
         elif cache.capacity is None:  # starting, or a replay before the front-end's first snapshot
-            self.entries.addItem(QListWidgetItem("(not heard from the front-end yet)"))
+            self.entries.addItem(QListWidgetItem("(not reported yet)"))
         now = time.time() if now is None else now  # the model's time: a replay's, when replayed
         shown: set = set()
         for key, op, when in reversed(cache.removed):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from PySide6.QtCore import QRectF, Qt, QTimer, Signal
@@ -364,9 +365,12 @@ class RewindSlider(QWidget):
             self.caption.setText(f"Rewind {clock(end - start)}" + (" · not saved to disk" if trouble else ""))
         self.caption.setToolTip(f"{trouble}; rewinding still works (the last minutes are kept in memory)"
                                 if trouble else "")
+        if self.slider.isSliderDown():
+            return  # its range stays while dragged: grown with the clock, the handle's place would
+            # name a later moment under a still hand (a new user saw the tabs jump 3 s ahead)
         self.slider.blockSignals(True)
         self.slider.setRange(0, max(1, round((end - start) * STEPS_PER_S)))
-        if not self.slider.isSliderDown() and not source.rewound:
+        if not source.rewound:
             self.slider.setValue(self.slider.maximum())
         self.slider.blockSignals(False)
         self.slider.set_marks([(round((m.t - start) * STEPS_PER_S), m.kind, f"{m.text}")
@@ -377,8 +381,8 @@ class RewindSlider(QWidget):
 
     def _moved(self, _value: int) -> None:
         target = self._target()
-        self.caption.setText(f"Rewind to {time.strftime('%H:%M:%S', time.localtime(target))} "
-                             f"({time.time() - target:.0f} s ago)")
+        self.caption.setText(f"Rewind to {datetime.fromtimestamp(target).strftime('%H:%M:%S')} "
+                             f"({time.time() - target:.0f} s ago)")  # as the strip will say it
         if not self._drag_timer.isActive():
             self._drag_timer.start()
 

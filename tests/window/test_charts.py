@@ -219,7 +219,7 @@ def test_a_cache_not_described_yet_is_not_called_turned_off(qapp):
         panel.show(view, now=0.0)
         return [panel.entries.item(i).text() for i in range(panel.entries.count())]
 
-    assert lines(CacheView("lookup")) == ["(not heard from the front-end yet)"]
+    assert lines(CacheView("lookup")) == ["(not reported yet)"]
     off = CacheView("lookup")
     off.take({"capacity": 0, "keys": [], "hits": 0, "misses": 0, "evictions": 0, "invalidations": 0})
     assert lines(off) == ["(this cache is turned off)"]

@@ -71,6 +71,11 @@ def test_the_window_records_rewinds_saves_and_replays_its_session(window, qtbot,
     shown = rewinder.source.start + position / STEPS_PER_S
     assert abs(window.model.now() - shown) < 0.01 and rewinder.isVisible()  # kept under the hand
     assert rewinder.caption.text().startswith("Rewind to ") and "s ago" in rewinder.caption.text()
+    top = slider.maximum()  # the range stays while held: the hand's place names the same moment
+    window.run(wait_until(lambda: round((time.time() - rewinder.source.start) * STEPS_PER_S) > top + 2, 5,
+                          "the clock to move on"))
+    rewinder.refresh()
+    assert slider.maximum() == top and slider.value() == position
     slider.setSliderPosition(slider.maximum())
     slider.setSliderDown(False)
     assert not bar.rewound and not bar.isVisible() and rewinder.isVisible()

@@ -4,6 +4,7 @@ back in time or a step through messages does to every view. A part of ``MainWind
 apart so that the window's layout and its time travel can each be read alone."""
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -13,7 +14,7 @@ from PySide6.QtCore import QUrl
 from PySide6.QtGui import QDesktopServices, QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QFileDialog, QMenu, QToolButton, QWidget
 
-from gui.common import header_menu_button
+from gui.common import header_menu_button, spawn
 from gui.replay import ReplayBar, RewindSlider, set_acting
 from nodes.control.clusterfile import Cluster
 from nodes.core.books import Book
@@ -244,7 +245,7 @@ class TimeControl:
         path, _ = QFileDialog.getOpenFileName(self.window, "Open a Bazar run", str(start),
                                               f"Bazar runs (*{SUFFIX});;All files (*)")
         if path:
-            self.open(Path(path))
+            self.open_soon(Path(path))
 
     def open_folder(self) -> None:
         folder = self.runs_folder()
@@ -252,14 +253,30 @@ class TimeControl:
             self.window.report(f"The runs are kept in {folder}" if folder else "This session is not recorded.")
 
     def open(self, path: Path) -> QWidget | None:
-        """A replay window of the run at ``path`` (this window goes on as it was)."""
-        window = self.window
-        try:
-            run = read_run(path)
-            replay_cluster(run.header)
-        except RunFileError as error:
-            window.report(str(error))
+        """A replay window of the run at ``path`` (this window goes on as it was), read here."""
+        result = _read(path)
+        if isinstance(result, str):
+            self.window.report(result)
             return None
+        return self._show(result)
+
+    def open_soon(self, path: Path) -> None:
+        """The same, the run read off the window's thread: a 10-minute run takes seconds to read
+        and check, and the window goes on meanwhile (the status bar says what it is opening)."""
+        window = self.window
+        size = path.stat().st_size / 1e6 if path.is_file() else 0.0
+        window.say(f"Opening {path.name} ({size:.1f} MB) …", keep=True)
+
+        def done(result: Run | str) -> None:
+            if isinstance(result, str):
+                window.report(result)
+            else:
+                self._show(result)
+                window.say(f"Opened {path.name} in a replay window of its own.")
+
+        spawn(asyncio.to_thread(_read, path), window.report, done)
+
+    def _show(self, run: Run) -> QWidget:
         other = self.replay_window(run)
         other.show()
         other.start()  # type: ignore[attr-defined]
@@ -276,6 +293,16 @@ class TimeControl:
     def drop(self, event: QDropEvent) -> None:
         for url in event.mimeData().urls():
             if url.isLocalFile():
-                self.open(Path(url.toLocalFile()))
+                self.open_soon(Path(url.toLocalFile()))
                 event.acceptProposedAction()
                 return
+
+
+def _read(path: Path) -> Run | str:
+    """The run at ``path``, checked; or what is wrong with it, in words."""
+    try:
+        run = read_run(path)
+        replay_cluster(run.header)
+    except RunFileError as error:
+        return str(error)
+    return run

@@ -167,12 +167,18 @@ def input_of(line: list[Any]) -> tuple[float, Input | None]:
     return at, None
 
 
+def _parsed(text: bytes) -> Any:
+    """One line's JSON: orjson, 4x the standard json on a line; NaN or Infinity, which Python's
+    json writes, is read by json (raises ValueError for what neither reads)."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
+
+
 def input_of_text(text: bytes) -> tuple[float, Input | None]:
     """One stored line (checked when the file was read) as ``Chunk.inputs`` gives it."""
-    try:
-        line = orjson.loads(text)
-    except orjson.JSONDecodeError:  # NaN or Infinity, which Python's json writes and reads
-        line = json.loads(text)
+    line = _parsed(text)
     try:
         return input_of(line)
     except (ValueError, KeyError, TypeError, IndexError):
@@ -401,7 +407,7 @@ def read_run(path: str | Path) -> Run:
         for raw in complete:
             number += 1
             try:  # a line that parses is taken; one that then makes no sense is skipped by ``inputs``
-                ats.append(_at_of(json.loads(raw)))
+                ats.append(_at_of(_parsed(raw)))
             except (ValueError, TypeError, IndexError):
                 problem = f"line {number} is damaged"
                 break

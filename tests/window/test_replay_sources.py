@@ -124,8 +124,16 @@ def test_a_run_dropped_on_the_window_opens_beside_it(qapp, runs):
         assert enter.isAccepted()
         window.dropEvent(QDropEvent(QPointF(100, 100), Qt.DropAction.CopyAction, data, Qt.MouseButton.LeftButton,
                                     Qt.KeyboardModifier.NoModifier))
+        assert "Opening s3.jsonl.gz" in window.message.text()  # read off the window's thread meanwhile
         opened = window.time.opened
-        assert len(opened) == 1 and "scenario S3" in opened[0].time.bar.banner.text()
+        loop.run_until_complete(wait_until(lambda: len(opened) == 1, 30, "the dropped run to open"))
+        assert "scenario S3" in opened[0].time.bar.banner.text() and "Opened s3.jsonl.gz" in window.message.text()
+        junk = runs["scenario"].with_name("junk.jsonl.gz")
+        junk.write_bytes(b"not a run")
+        window.time.open_soon(junk)
+        loop.run_until_complete(wait_until(lambda: "is not a Bazar run" in window.message.text(), 30,
+                                           "the junk file's problem, in words"))
+        assert len(opened) == 1
     finally:
         for other in window.time.opened:
             other.close()

@@ -92,16 +92,13 @@ def run_window(cluster: Cluster, options: RunOptions = RunOptions()) -> int:
 
     run = None
     if options.open_run:
-        from nodes.runs.runfile import RunFileError, read_run
+        from gui.runs import read_checked
 
-        try:
-            run = read_run(options.open_run)
-            from gui.runs import replay_cluster
-
-            replay_cluster(run.header)
-        except RunFileError as error:
-            print(f"launcher.py: {error}", file=sys.stderr)
+        read = read_checked(Path(options.open_run))
+        if isinstance(read, str):
+            print(f"launcher.py: {read}", file=sys.stderr)
             return 2
+        run = read
         if run.problem:
             print(f"launcher.py: {run.problem}", file=sys.stderr)
 

@@ -137,20 +137,20 @@ async def measure_scrub(window: MainWindow, moves: int = 60, seed: int = 24) -> 
             raise RuntimeError("the run was not read through in 5 minutes")
         await asyncio.sleep(0.05)
     rng = random.Random(seed)
-    room = bar.source.end - bar.source.start
+    room = source.end - source.start
     results: list[dict[str, float | str]] = []
     for tab in SCRUB_TABS:
         window.tabs.setCurrentWidget(window.view(tab))
         took: list[float] = []
         for direction in (-1, 1):
-            start = bar.source.start + (moves + (room - 2 * moves) * rng.random() if room > 2 * moves else room / 2)
+            start = source.start + (moves + (room - 2 * moves) * rng.random() if room > 2 * moves else room / 2)
             bar.seek(start)  # a jump, not a drag's move: untimed, and settled before the drag
             for _ in range(3):
                 QApplication.processEvents()
                 await asyncio.sleep(0.05)
             for _ in range(moves):
                 began = time.perf_counter()
-                bar.seek(min(max(bar.source.time + direction, bar.source.start), bar.source.end))
+                bar.seek(min(max(source.time + direction, source.start), source.end))
                 QApplication.processEvents()
                 took.append(1000 * (time.perf_counter() - began))
                 await asyncio.sleep(0)  # the window's own timers run between moves, as they would

@@ -308,16 +308,18 @@ class ReplayBar(QFrame):
             if not self._drag_timer.isActive():
                 self._drag_timer.start(FRAME_MS)
             return
+        self._go(value)
+
+    def _dragged(self) -> None:
+        self._go(self.slider.value())
+
+    def _go(self, value: int) -> None:
+        """To the slider's ``value``, unless it is where the model is already."""
         target = self.source.start + value / STEPS_PER_S
         live = self.source.live and not self.rewound
         if live and value >= self.slider.maximum():
             return  # still at the present
         if abs(target - self.source.time) > 0.5 / STEPS_PER_S or live:
-            self.seek(target)
-
-    def _dragged(self) -> None:
-        target = self.source.start + self.slider.value() / STEPS_PER_S
-        if abs(target - self.source.time) > 0.5 / STEPS_PER_S:
             self.seek(target)
 
 

@@ -254,7 +254,7 @@ class TimeControl:
 
     def open(self, path: Path) -> QWidget | None:
         """A replay window of the run at ``path`` (this window goes on as it was), read here."""
-        result = _read(path)
+        result = read_checked(path)
         if isinstance(result, str):
             self.window.report(result)
             return None
@@ -274,7 +274,7 @@ class TimeControl:
                 self._show(result)
                 window.say(f"Opened {path.name} in a replay window of its own.")
 
-        spawn(asyncio.to_thread(_read, path), window.report, done)
+        spawn(asyncio.to_thread(read_checked, path), window.report, done)
 
     def _show(self, run: Run) -> QWidget:
         other = self.replay_window(run)
@@ -298,7 +298,7 @@ class TimeControl:
                 return
 
 
-def _read(path: Path) -> Run | str:
+def read_checked(path: Path) -> Run | str:
     """The run at ``path``, checked; or what is wrong with it, in words."""
     try:
         run = read_run(path)

@@ -202,6 +202,4 @@ async def runs(ctx: Context) -> list[Table]:
 
 
 if __name__ == "__main__":
-    import sys
-
     scrubbing_command(sys.argv[1])

@@ -178,7 +178,11 @@ def _parsed(text: bytes) -> Any:
 
 def input_of_text(text: bytes) -> tuple[float, Input | None]:
     """One stored line (checked when the file was read) as ``Chunk.inputs`` gives it."""
-    line = _parsed(text)
+    return _input_or_none(_parsed(text))
+
+
+def _input_or_none(line: Any) -> tuple[float, Input | None]:
+    """A checked line's list as (at, input), the input None when the line makes no sense."""
     try:
         return input_of(line)
     except (ValueError, KeyError, TypeError, IndexError):
@@ -292,14 +296,9 @@ class Chunk:
     def inputs(self) -> list[tuple[float, Input | None]]:
         """Every line as (at, input): None for a kind this version does not know, or a line
         that parses but makes no sense (the file's check took it; nothing is applied for it)."""
-        out: list[tuple[float, Input | None]] = []
         text = self.lines_text()
-        for line in json.loads(b"[" + text.rstrip(b"\n").replace(b"\n", b",") + b"]"):  # one parse, not one a line
-            try:
-                out.append(input_of(line))
-            except (ValueError, KeyError, TypeError, IndexError):
-                out.append((_at_of(line), None))
-        return out
+        return [_input_or_none(line)  # one parse, not one a line
+                for line in json.loads(b"[" + text.rstrip(b"\n").replace(b"\n", b",") + b"]")]
 
     def records(self) -> list[tuple[float, Input]]:
         return [(at, item) for at, item in self.inputs() if item is not None]

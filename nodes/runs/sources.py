@@ -20,7 +20,7 @@ from nodes.runs.runfile import Run
 #: A run's keyframes are this far apart (a scrub step is a restore and at most this much of the
 #: run applied), or further on a long run, so that there are at most MAX_KEYFRAMES of them
 #: (each about 200 KB at 200 requests/s: at most 120 MB in all). 1.5 s apart with answer times
-#: kept one by one (280 KB each), a drag step took 56 ms at p99; now 30 ms (docs/runs.md).
+#: kept one by one (280 KB each), a drag step took 56 ms at p99; now 26 ms (docs/runs.md).
 KEYFRAME_S = 1.0
 MAX_KEYFRAMES = 600
 

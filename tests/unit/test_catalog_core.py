@@ -7,8 +7,9 @@ from dataclasses import replace
 
 from nodes.core.books import Book
 from nodes.core.catalog import CatalogReplica
-from nodes.core.effects import Disk, DiskFailed, NoAnswer
+from nodes.core.effects import Disk, DiskFailed, Gather, NoAnswer, Sleep
 from nodes.core.messages import (
+    Applied,
     Busy,
     Check,
     Conflict,
@@ -25,6 +26,7 @@ from nodes.core.messages import (
     Release,
     Unconfirmed,
     Write,
+    Written,
 )
 from tests.support import Scripted, confirmed_by_peers, run
 
@@ -298,3 +300,31 @@ def test_search_by_topic_finds_what_reading_every_book_finds_and_follows_a_reset
         assert core.search(topic) == scan(topic), topic
     core.books = {b.id: b for b in generate_catalog(50, seed=10)}  # a reset: other rows
     assert core.search("o") == scan("o") and all(b.id <= 50 for b in core.search("o"))
+
+
+def test_w2_a_write_outwaiting_a_silent_peer_answers_at_its_lease_end_not_an_offer_later() -> None:
+    """The write left catalog1 out (its check got no answer) and outwaits the lease we granted
+    it, offering it the update meanwhile. An offer sent just before the lease ends is not
+    waited for past that end: in a real run the write answered 0.3 s late, past an order
+    replica's time-out under load (tests/e2e W8, 2026-12-05)."""
+    core = replica(mode="bazar")
+    core.peers[0].granted_until = 1.0
+    write = Scripted(core, core.handle(Write(2, quantity=10)), now=0.1)
+    write.answer([NoAnswer(refused=False), Granted(BOOK.seq)], at=0.6)  # catalog1's check timed out
+    assert write.sends() == [("catalog2", write.sends()[0][1])]  # the update, to catalog2 only
+    write.answer([Applied(BOOK.seq + 1)], at=0.61)
+    offers = []
+    while not write.done and len(offers) < 20:
+        if isinstance(write.asks, Gather):
+            (offer,) = write.asks.sends
+            assert offer.to == "catalog1" and offer.message.late
+            offers.append((core.now, offer.timeout))
+            write.answer([NoAnswer()], at=core.now + offer.timeout)  # catalog1 stays silent
+        elif isinstance(write.asks, Sleep):
+            write.answer(None, at=write.asks.until)
+        else:
+            write.answer(None)
+    assert offers, "catalog1 was offered the update while its lease ran"
+    assert all(sent + timeout <= 1.0 + 1e-9 for sent, timeout in offers), offers
+    assert isinstance(write.result, Written) and write.result.book.seq == BOOK.seq + 1
+    assert core.now <= 1.0 + 1e-9  # answered once the lease ran out, no later

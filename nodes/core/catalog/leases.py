@@ -213,7 +213,12 @@ class Leases(ReplicaState):
             await Sleep(deadline)
             return missed, maybe
         while missed and self.now < deadline:
-            replies = await Gather([self._send(p, late, timeout=PING_TIMEOUT_S) for p in missed])
+            # An offer's answer is not waited for past the deadline: by then the peer has
+            # dropped its valid set whether it took the update or not, and an offer sent just
+            # before would hold the write up to a ping's time-out for nothing (a write that left
+            # a silent peer out answered 0.3 s late, past an order replica's time-out under load).
+            timeout = min(PING_TIMEOUT_S, deadline - self.now)
+            replies = await Gather([self._send(p, late, timeout=timeout) for p in missed])
             maybe |= any(isinstance(reply, NoAnswer) and reply.maybe_processed for reply in replies)
             missed = [p for p, reply in zip(missed, replies, strict=True) if not isinstance(reply, Applied)]
             if missed:

@@ -2,14 +2,22 @@
 free ports new nodes listen on."""
 from __future__ import annotations
 
+import contextlib
 import random
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # not on Windows: each process keeps its own cursor
+    fcntl = None  # type: ignore[assignment]
 
 from nodes.control.errors import ClusterError
 from nodes.core.vocabulary import HealthState, NodeState
@@ -81,7 +89,9 @@ def _ephemeral_low() -> int:
 
 
 _port_lock = threading.Lock()
-_next_port: list[int] = []  # this process's cursor; starts at a random port, then walks on
+_next_port: list[int] = []  # this process's cursor, when no shared one can be kept
+#: The cursor every Bazar process on this machine walks together (see free_port).
+CURSOR_FILE = "bazar-port-cursor"
 
 
 def free_port(host: str = "127.0.0.1", count: int = 1) -> int:
@@ -90,27 +100,60 @@ def free_port(host: str = "127.0.0.1", count: int = 1) -> int:
     and the node's start, or while a node is down between a crash and its restart, and the
     node then cannot listen ("address already in use"). Ports below that range never are.
 
-    A process walks the range from a random start instead of drawing each port at random, so
-    it hands out no port twice until it has walked the whole range, some 22,000 ports (two
-    nodes of one cluster, or a node of the last test that is still being stopped, drew the
-    same port about once a full suite run)."""
+    The range is walked from a cursor, so no port is handed out twice until the whole range,
+    some 22,000 ports, has been walked (a node of the last test that is still being stopped
+    keeps its port meanwhile). The cursor is kept in a file in the temporary folder, locked
+    while it moves, and shared by every Bazar process of the machine: with one cursor each,
+    two processes starting clusters at once (the test suite's two workers) walked the same
+    stretch and handed out one port to two nodes, the later of which could not listen (twice
+    in one CI run). Where no file can be kept, the cursor is this process's own."""
     low, high = 10_000, max(_ephemeral_low(), 12_000) - count
-    with _port_lock:
+    with _port_lock, _shared_cursor(low, high) as cursor:
+        for _ in range(2_000):
+            first = cursor[0] if low <= cursor[0] <= high else low  # the whole block below the range
+            cursor[0] = first + count
+            if _free(host, first, count):
+                return first
+    raise ClusterError(f"no {count} free ports in a row found on {host} below the ephemeral range")
+
+
+def _free(host: str, first: int, count: int) -> bool:
+    held: list[socket.socket] = []
+    try:
+        for port in range(first, first + count):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            held.append(sock)
+            sock.bind((host, port))
+        return True
+    except OSError:
+        return False
+    finally:
+        for sock in held:
+            sock.close()
+
+
+@contextlib.contextmanager
+def _shared_cursor(low: int, high: int) -> Iterator[list[int]]:
+    """The machine's port cursor as a one-item list, written back on leaving; the file stays
+    locked meanwhile. It starts at a random port."""
+    try:
+        handle = open(Path(tempfile.gettempdir()) / CURSOR_FILE, "a+")  # noqa: SIM115 - closed below
+    except OSError:
+        handle = None
+    if handle is None or fcntl is None:
         if not _next_port:
             _next_port.append(random.SystemRandom().randrange(low, high))
-        for _ in range(2_000):
-            first = _next_port[0] if _next_port[0] <= high else low  # the whole block below the range
-            _next_port[0] = first + count
-            held: list[socket.socket] = []
-            try:
-                for port in range(first, first + count):
-                    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-                    held.append(sock)
-                    sock.bind((host, port))
-                return first
-            except OSError:
-                continue
-            finally:
-                for sock in held:
-                    sock.close()
-    raise ClusterError(f"no {count} free ports in a row found on {host} below the ephemeral range")
+        yield _next_port
+        return
+    with handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file is closed
+        handle.seek(0)
+        text = handle.read().strip()
+        cursor = [int(text) if text.isdigit() else random.SystemRandom().randrange(low, high)]
+        try:
+            yield cursor
+        finally:
+            handle.seek(0)
+            handle.truncate()
+            handle.write(str(cursor[0]))
+            handle.flush()

@@ -6,6 +6,7 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import tomllib
 from dataclasses import replace
@@ -70,15 +71,39 @@ def test_flags_override_the_file_and_are_checked():
         clusterfile.load().with_overrides(catalogs=12)
 
 
-def test_free_ports_are_never_handed_out_twice_and_lie_below_the_ephemeral_range():
+def test_free_ports_are_never_handed_out_twice_and_lie_below_the_ephemeral_range(tmp_path, monkeypatch):
     # A suite starts some 150 clusters in one process; two nodes given one port fail to start.
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # a cursor file of this test's own
     ports = [free_port() for _ in range(400)] + [free_port(count=5) + i for i in range(5)]
     low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
     assert len(set(ports)) == len(ports)
     assert all(10_000 <= p < low for p in ports)
-    processes._next_port[:] = [low - 3]  # a block of five asked for near the top wraps round
+    (tmp_path / processes.CURSOR_FILE).write_text(str(low - 3))  # a block of five near the top wraps round
     first = free_port(count=5)
     assert first + 4 < low
+
+
+TAKE_PORTS = "from nodes.control.processes import free_port; print(*[free_port() for _ in range(40)])"
+
+
+def test_processes_starting_clusters_at_once_share_one_port_cursor(tmp_path):
+    """The suite's two workers each walked the range from a cursor of their own, met, and handed
+    one port to two nodes (CI, 2026-12-05): every process now walks one cursor, kept in a file."""
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    (tmp_path / processes.CURSOR_FILE).write_text("20000")  # far from the top: no wrapping round
+
+    def take() -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, "-c", TAKE_PORTS], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                                text=True)
+
+    first = take()
+    before = [int(p) for p in first.communicate(timeout=60)[0].split()]
+    together = [take() for _ in range(3)]
+    after = [[int(p) for p in proc.communicate(timeout=60)[0].split()] for proc in together]
+    taken = [p for ports in after for p in ports]
+    assert len(set(before + taken)) == len(before) + len(taken) == 160
+    # One cursor: the later processes went on from where the first one stopped.
+    assert 20_000 <= min(before) and min(taken) > max(before)
 
 
 def test_launcher_reports_a_bad_cluster_file_in_one_line(tmp_path):

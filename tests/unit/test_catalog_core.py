@@ -7,10 +7,12 @@ from dataclasses import replace
 
 from nodes.core.books import Book
 from nodes.core.catalog import CatalogReplica
+from nodes.core.catalog.state import HEARTBEAT_S, PING_TIMEOUT_S
 from nodes.core.effects import Disk, DiskFailed, Gather, NoAnswer, Sleep
 from nodes.core.messages import (
     Applied,
     Busy,
+    BuysOf,
     Check,
     Conflict,
     Done,
@@ -207,6 +209,10 @@ def test_a_row_changed_checksum_and_all_gives_way_to_the_row_its_peers_confirm()
     assert core.books[2].seq == -1 and 2 not in core.unverified
     assert core.damaged[2] == "differs from the copy 2 peers hold at seq 4"
     assert not any(book.id == 2 for book, _buys in run(core, core.handle(Ping(1, {2: 3}))).newer)
+    # Nor is a write built on it: busy, checking no one (a check would name seq -1, and the
+    # peers' route refuses it: 400, taken for no answer, and the buy refused for want of a majority).
+    write = Scripted(core, core.handle(Write(2, quantity=3, base_seq=4, buy_id="buy-d", take=1)))
+    assert write.done and isinstance(write.result, Conflict) and write.result.reason == "busy"
 
 
 def test_unconfirmed_rows_follow_a_majority_of_the_replicas() -> None:
@@ -328,3 +334,42 @@ def test_w2_a_write_outwaiting_a_silent_peer_answers_at_its_lease_end_not_an_off
     assert all(sent + timeout <= 1.0 + 1e-9 for sent, timeout in offers), offers
     assert isinstance(write.result, Written) and write.result.book.seq == BOOK.seq + 1
     assert core.now <= 1.0 + 1e-9  # answered once the lease ran out, no later
+
+
+def test_a_write_of_ours_during_a_heartbeat_is_not_taken_for_a_damaged_row() -> None:
+    """Under load (2026-12-05) healthy replicas took their rows for damaged about twice a
+    second: the heartbeat kept each peer's seqs as the very dict of its ping answer, and a
+    write of ours fanning out while the heartbeat waited (here: on a fetch of buys) raised the
+    seq in it. The rows were then compared with that answer's seq and the old row's checksum:
+    disputed (here) or damaged (both peers' answers changed so), and writes refused meanwhile."""
+    core = replica(mode="bazar")
+    beat = Scripted(core, core.heartbeat())
+    assert [type(message).__name__ for _to, message in beat.sends()] == ["Ping", "Ping"]
+    seqs = {BOOK.id: BOOK.seq}
+    pongs = [Pong(dict(seqs), (), {BOOK.id: 1}, sums={BOOK.id: BOOK.checksum()}),  # it holds a buy we lack
+             Pong(dict(seqs), (), {}, sums={BOOK.id: BOOK.checksum()})]
+    beat.answer(pongs, at=1.0)
+    assert [type(message).__name__ for _to, message in beat.sends()] == ["FetchBuys"]
+    # Meanwhile a write of ours goes through both peers.
+    write = Scripted(core, core.handle(Write(2, quantity=10)), now=1.01)
+    write.answer([Granted(BOOK.seq), Granted(BOOK.seq)])
+    write.answer([Applied(BOOK.seq + 1), Applied(BOOK.seq + 1)])
+    assert isinstance(write.until_done(), Written)
+    beat.answer(BuysOf(()), at=1.05)
+    for _ in range(10):
+        if isinstance(beat.asks, Sleep):
+            break
+        beat.answer(None)
+    assert isinstance(beat.asks, Sleep), f"the heartbeat asks {beat.asks!r}"
+    assert not core.damaged and not core.disputed and core.books[2].seq == BOOK.seq + 1
+
+
+def test_a_heartbeat_round_waits_a_round_not_a_ping_time_out_for_a_peer_known_down() -> None:
+    """Under load with catalog1 hung, each round waited 0.4 s for it before taking catalog2's
+    lease, and the lease from the one live peer lapsed now and then (2026-12-05)."""
+    core = replica(mode="bazar")
+    core.peers[0].up = False  # catalog1: silent since
+    beat = Scripted(core, core.heartbeat())
+    assert isinstance(beat.asks, Gather)
+    timeouts = {send.to: send.timeout for send in beat.asks.sends}
+    assert timeouts == {"catalog1": HEARTBEAT_S, "catalog2": PING_TIMEOUT_S}

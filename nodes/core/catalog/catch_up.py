@@ -38,9 +38,9 @@ class CatchUp(Leases):
             self.pending_releases = [entry for entry in self.pending_releases if entry[3] > self.now]
             releases = list(self.pending_releases)
             by_index = {peer.index: peer for peer in self.peers}
-            sends = [self._send(p, ping, timeout=PING_TIMEOUT_S, trace=False) for p in self.peers]
-            sends += [self._send(by_index[index], Release(book_id, token), timeout=PING_TIMEOUT_S, trace=False)
-                      for index, book_id, token, _until in releases]
+            sends = [self._send(p, ping, timeout=self._ping_timeout(p), trace=False) for p in self.peers]
+            sends += [self._send(by_index[index], Release(book_id, token), timeout=self._ping_timeout(by_index[index]),
+                                 trace=False) for index, book_id, token, _until in releases]
             answers = await Gather(sends)
             replies = answers[:len(self.peers)]
             for entry, answer in zip(releases, answers[len(self.peers):], strict=True):
@@ -48,7 +48,7 @@ class CatchUp(Leases):
                     self.pending_releases.remove(entry)
             for peer, reply in zip(self.peers, replies, strict=True):
                 if isinstance(reply, Pong):
-                    peer.seqs = reply.seqs
+                    peer.seqs = dict(reply.seqs)  # ours to update (a write's fan-out), not the answer's
                     self._note_reachable(peer)
                     if Rule.CATCH_UP in self.rules:
                         await self._catch_up(peer, reply, generation)
@@ -69,6 +69,15 @@ class CatchUp(Leases):
             for buy_id in [b for b, until in self.buy_settles.items() if until < self.now]:
                 del self.buy_settles[buy_id]
             await Sleep(max(self.now, started + HEARTBEAT_S))
+
+    def _ping_timeout(self, peer: Peer) -> float:
+        """How long a heartbeat round waits for ``peer``: a peer that answers, a ping's time-out;
+        one known down (hung, cut off), a round's length. The leases of the peers that answer are
+        taken once the round's answers are all in: a round that waited 0.4 s for a hung peer, and
+        spent 0.15 s catching up under load, renewed them every 0.55 s, and now and then too late
+        (a lapse, and reads and writes sent to the silent peer meanwhile). Back, it answers
+        well within a round on loopback, and every answer of its marks it up anyway."""
+        return PING_TIMEOUT_S if peer.up else HEARTBEAT_S
 
     def _compare_rows(self, pongs: list[Pong]) -> None:
         """Storage that checks itself, across replicas: rows of equal seq must be equal. A row

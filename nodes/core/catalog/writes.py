@@ -92,9 +92,10 @@ class Writes(Reservations, GroupCommit):
                 # peers may hold another write of its seq; a check compares seqs only, so a write
                 # built on it would carry its effect over theirs. Not until it has settled.
                 return Conflict(self.books[book_id], "busy")
-            if book_id in self.unverified or book_id in self.disputed:
+            if book_id in self.unverified or book_id in self.disputed or book_id in self.damaged:
                 # Not confirmed by a peer since start, or differing from one: ours may have been
-                # changed on disk, and a write would spread the change (``_compare_rows``).
+                # changed on disk, and a write would spread the change (``_compare_rows``); a
+                # damaged one (seq -1, which no check may name) is a heartbeat from repair.
                 return Conflict(self.books[book_id], "busy")
             if self.disk_trouble is not None:
                 # Our disk takes no commit: a write begun here could not be stored here. Said

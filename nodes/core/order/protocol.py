@@ -36,8 +36,6 @@ from nodes.core.messages import (
 #: How long one buy keeps re-reading and retrying after conflicts before it gives up.
 RETRY_BUDGET_S = 3.0
 HEALTH_TIMEOUT_S = 0.25
-#: How long a read or write waits for our catalog before asking whether it is there (``_ask``).
-PATIENCE_S = 0.5
 
 
 class OrderReplica(Core):
@@ -59,28 +57,8 @@ class OrderReplica(Core):
     async def start(self) -> None:
         self.recorded = set(await Disk("buy_ids"))
 
-    async def _ask(self, message: Read | Write) -> object:
-        """``message``'s answer from our catalog, or NoAnswer once the time-out has passed — or
-        sooner, once the catalog is known silent: not answered within ``PATIENCE_S``, the
-        catalog is asked whether it is there at all (its health, 0.25 s at most). A catalog
-        that answers is only slow (a write outwaiting a lease, W2): the same message is sent
-        again for the time left, and a write's copy waits for its twin there and gets its answer
-        (it names the same attempt, W7). One that does not is hung or cut off: the buy is
-        answered now, as it would have been at the time-out, and the front-end tries another
-        order replica (W4). Before, a buy at the order replica of a hung catalog waited the
-        whole 1.5 s under load (issue 28)."""
-        if not self.guard_writes:  # docs/protocol.md: one send, its time-out (a write sent twice is two)
-            return await Send(self.catalog, message, self.timeout_s, connect_timeout=self.connect_s)
-        started = self.now
-        first = await Send(self.catalog, message, min(self.timeout_s, PATIENCE_S), connect_timeout=self.connect_s)
-        if not isinstance(first, NoAnswer) or first.refused or self.timeout_s <= PATIENCE_S:
-            return first
-        probe = await Send(self.catalog, Health(), HEALTH_TIMEOUT_S, connect_timeout=0.1, trace=False)
-        left = started + self.timeout_s - self.now
-        if isinstance(probe, NoAnswer) or left <= 0:
-            return first
-        again = await Send(self.catalog, message, left, connect_timeout=self.connect_s)
-        return first if isinstance(again, NoAnswer) else again  # the first may have been carried out
+    def _send(self, message: object) -> Send:
+        return Send(self.catalog, message, self.timeout_s, connect_timeout=self.connect_s)
 
     def _unreachable(self, outcome: str) -> Unreachable:
         self.counts["unreachable"] += 1
@@ -113,7 +91,7 @@ class OrderReplica(Core):
         attempt = 0
         while True:
             attempt += 1
-            read = await self._ask(Read(request.book, buy_id if self.guard_writes else None))
+            read = await self._send(Read(request.book, buy_id if self.guard_writes else None))
             if isinstance(read, NoAnswer):
                 return self._unreachable("not done")
             if isinstance(read, NotFound | ReusedBuyId):
@@ -133,7 +111,7 @@ class OrderReplica(Core):
                     self.attempts += 1
                     write = Write(book.id, book.quantity - 1, base_seq=book.seq, buy_id=buy_id, since=since, take=1,
                                   attempt=f"{self.index}.{self.nonce}.{self.attempts}")
-                written = await self._ask(write)
+                written = await self._send(write)
                 if isinstance(written, NoAnswer):
                     # The catalog may have carried it out; a retry with the same id is safe.
                     return self._unreachable("unknown" if written.maybe_processed else "not done")

@@ -8,6 +8,7 @@ from dataclasses import replace
 from nodes.core.books import Book
 from nodes.core.catalog import CatalogReplica
 from nodes.core.catalog.state import HEARTBEAT_S, PING_TIMEOUT_S
+from nodes.core.clocks import NEVER
 from nodes.core.effects import Disk, DiskFailed, Gather, NoAnswer, Sleep
 from nodes.core.messages import (
     Applied,
@@ -15,6 +16,7 @@ from nodes.core.messages import (
     BuysOf,
     Check,
     Conflict,
+    Degraded,
     Done,
     Found,
     Get,
@@ -156,6 +158,8 @@ def test_w2_a_read_hop_hands_on_the_peer_copy_of_the_seq_of_an_unconfirmed_write
     core = replica(mode="bazar")
     ours = unconfirmed(core, Write(2, quantity=19, base_seq=4, buy_id="buy-a", since=0.0, take=1))
     theirs = replace(BOOK, quantity=17, seq=ours.seq)  # three buys, "buy-a" retried among them
+    for peer in core.peers:
+        peer.up = True  # heard from since its updates were lost (else it is out of touch: no hop)
     read = Scripted(core, core.handle(Read(2)))
     assert read.sends() == [("catalog1", Get(2, (), 0, ours.seq))]
     read.answer(Found(theirs))
@@ -288,7 +292,7 @@ def test_a_replica_whose_lease_lapsed_answers_no_copy_when_no_peer_answers() -> 
     silent = {"Get": NoAnswer(refused=False)}
     core = replica(mode="bazar")
     assert not core.lease_ok()
-    assert isinstance(run(core, core.handle(Read(2)), silent), Conflict)
+    assert isinstance(run(core, core.handle(Read(2)), silent), Degraded)  # no copy: out of touch (W4)
     core.peers[0].lease_until = core.now + 1.0  # one peer's lease: no write can have left us out
     assert run(core, core.handle(Read(2)), silent) == Found(BOOK)
 
@@ -373,3 +377,23 @@ def test_a_heartbeat_round_waits_a_round_not_a_ping_time_out_for_a_peer_known_do
     assert isinstance(beat.asks, Gather)
     timeouts = {send.to: send.timeout for send in beat.asks.sends}
     assert timeouts == {"catalog1": HEARTBEAT_S, "catalog2": PING_TIMEOUT_S}
+
+
+def test_w4_a_replica_out_of_touch_whose_hops_find_no_one_answers_503_not_try_again() -> None:
+    """Its lease lapsed and no peer answers (a partition): "try again" sent the caller back to it,
+    and an order replica of ours read again for its whole 3 s retry budget (traced under load,
+    catalog1 partitioned, 2026-12-05). Now it says it is out of touch, and the caller goes
+    elsewhere. The hops are still made: a peer healed a moment ago answers them."""
+    core = replica(mode="bazar")
+    for peer in core.peers:
+        peer.up, peer.lease_until = False, NEVER
+    assert core.out_of_touch()
+    read = Scripted(core, core.handle(Read(2)), now=5.0)
+    assert [to for to, _message in read.sends()] == ["catalog1"]
+    read.answer(NoAnswer(refused=False))
+    assert [to for to, _message in read.sends()] == ["catalog2"]
+    read.answer(NoAnswer(refused=False))
+    assert read.done and isinstance(read.result, Degraded), f"it asks {read.asks!r}"
+    healed = Scripted(core, core.handle(Read(2)), now=5.1)
+    healed.answer(Found(BOOK))  # catalog1 is back
+    assert isinstance(healed.until_done(), Found)

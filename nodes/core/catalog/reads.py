@@ -11,6 +11,7 @@ from nodes.core.catalog.state import Peer
 from nodes.core.effects import NoAnswer
 from nodes.core.messages import (
     Conflict,
+    Degraded,
     Found,
     Get,
     KnownBuy,
@@ -35,7 +36,8 @@ class Reads(Leases):
         return [self.books[i] for i in sorted(i for name, ids in self._topic_index[1].items() if needle in name
                                               for i in ids)]
 
-    async def read(self, book_id: int, buy_id: str | None = None) -> Found | KnownBuy | Conflict | ReusedBuyId:
+    async def read(self, book_id: int,
+                   buy_id: str | None = None) -> Found | KnownBuy | Conflict | ReusedBuyId | Degraded:
         """A lookup, or a buy's read (``buy_id``): a buy done already is answered as such (W7),
         and an id already used for another book is refused."""
         self.book(book_id)  # unknown before any hop: every replica holds the same books (W5)
@@ -48,6 +50,13 @@ class Reads(Leases):
         if self._trusted_valid(book_id):
             return Found(self.books[book_id])
         found, copy = await self._hop(book_id, asked=(), upstream_seq=-1)
+        if not found and self.out_of_touch():
+            # W4: our lease has lapsed and no peer answered: "try again" would send the caller
+            # back to us. Said as 503, it asks another replica; an order replica of ours read
+            # again and again for its whole retry budget (3 s, traced under load with catalog1
+            # partitioned, 2026-12-05). The hops are made all the same: a peer back a moment
+            # ago (healed, not yet heard by our heartbeat) answers them.
+            return Degraded(f"catalog{self.index} is out of touch with every other catalog replica")
         if not found:
             return Conflict(copy, "No replica could vouch for a current copy; try again")
         if (reused := self._reused(buy_id, book_id)) is not None:

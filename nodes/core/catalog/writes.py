@@ -97,11 +97,8 @@ class Writes(Reservations, GroupCommit):
                 # changed on disk, and a write would spread the change (``_compare_rows``); a
                 # damaged one (seq -1, which no check may name) is a heartbeat from repair.
                 return Conflict(self.books[book_id], "busy")
-            if self.disk_trouble is not None:
-                # Our disk takes no commit: a write begun here could not be stored here. Said
-                # at once, before anything was sent: nothing was written (another replica's
-                # order replica may take the buy).
-                return NotWritten(f"catalog{self.index} cannot store writes: {self.disk_trouble}")
+            if (refusal := self._cannot_write()) is not None:
+                return NotWritten(refusal)  # said before anything was sent: nothing was written
             token = self._new_token()
             # Holding nothing yet, this writer can wait its turn at home whoever holds the book:
             # a wait that holds nothing cannot close a cycle. Checks at peers use wait-die.

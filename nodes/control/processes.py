@@ -136,11 +136,11 @@ def _free(host: str, first: int, count: int) -> bool:
 def _shared_cursor(low: int, high: int) -> Iterator[list[int]]:
     """The machine's port cursor as a one-item list, written back on leaving; the file stays
     locked meanwhile. It starts at a random port."""
-    try:
-        handle = open(Path(tempfile.gettempdir()) / CURSOR_FILE, "a+")  # noqa: SIM115 - closed below
-    except OSError:
-        handle = None
-    if handle is None or fcntl is None:
+    handle = None
+    if fcntl is not None:  # without it the file could not be locked: not opened at all
+        with contextlib.suppress(OSError):
+            handle = open(Path(tempfile.gettempdir()) / CURSOR_FILE, "a+")  # noqa: SIM115 - closed below
+    if handle is None:
         if not _next_port:
             _next_port.append(random.SystemRandom().randrange(low, high))
         yield _next_port

@@ -321,7 +321,7 @@ def test_w2_a_write_outwaiting_a_silent_peer_answers_at_its_lease_end_not_an_off
     core.peers[0].granted_until = 1.0
     write = Scripted(core, core.handle(Write(2, quantity=10)), now=0.1)
     write.answer([NoAnswer(refused=False), Granted(BOOK.seq)], at=0.6)  # catalog1's check timed out
-    assert write.sends() == [("catalog2", write.sends()[0][1])]  # the update, to catalog2 only
+    assert [to for to, _update in write.sends()] == ["catalog2"]  # the update, to catalog2 only
     write.answer([Applied(BOOK.seq + 1)], at=0.61)
     offers = []
     while not write.done and len(offers) < 20:

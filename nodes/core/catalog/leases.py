@@ -146,13 +146,6 @@ class Leases(ReplicaState):
                 and not any(peer.up for peer in self.peers) and not all(peer.refused for peer in self.peers)
                 and not self.lease_ok())
 
-    def _cannot_write(self) -> str | None:
-        """Why a write begun here now would come to nothing, or None: our disk takes no commit,
-        so it could not be stored here (another replica's order replica may take the buy)."""
-        if self.disk_trouble is not None:
-            return f"catalog{self.index} cannot store writes: {self.disk_trouble}"
-        return None
-
     def on_health(self, sender: str) -> Healthy | Degraded:
         """The front-end's probe; answered with a lease for its cache, unless an invalidation
         it may have missed withholds it (until its last lease has run out). Out of touch with

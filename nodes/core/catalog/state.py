@@ -284,6 +284,13 @@ class ReplicaState(Core):
             self.emit("disk", ok=True, message="")
         return True
 
+    def _cannot_write(self) -> str | None:
+        """Why a write begun here now would come to nothing, or None: our disk takes no commit,
+        so it could not be stored here (another replica's order replica may take the buy)."""
+        if self.disk_trouble is not None:
+            return f"catalog{self.index} cannot store writes: {self.disk_trouble}"
+        return None
+
     def rows_digest(self) -> str:
         """One digest of every row we hold (id, seq, checksum): equal digests, equal rows."""
         text = ",".join(f"{b.id}:{b.seq}:{b.checksum()}" for b in sorted(self.books.values(), key=lambda b: b.id))

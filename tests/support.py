@@ -285,11 +285,24 @@ def run(core: Core, operation: Coroutine[Any, Any, Any], answers: dict[str, Any]
     return Scripted(core, operation, now=now).until_done(answers)
 
 
+def compared(core: Any, pongs: list[Any]) -> None:
+    """One heartbeat round's comparison of rows (``catch_up._compare_rows``): ``pongs[i]`` is
+    what catalog core.peers[i] answered, each a whole answer; the other peers did not answer."""
+    answered, changed = [], set()
+    for peer, pong in zip(core.peers, pongs, strict=False):
+        seen = core._take_view(peer, pong)
+        assert seen is not None
+        answered.append(peer)
+        changed |= seen
+    core._compare_rows(answered, changed)
+
+
 def confirmed_by_peers(core: Any) -> Any:
     """A catalog core just started, after a heartbeat round in which every peer answered with
-    the very rows it holds (``Pong.sums`` None): its rows are confirmed, as on a live cluster."""
+    the very rows it holds: its rows are confirmed, as on a live cluster."""
     from nodes.core.messages import Pong
     seqs = {book.id: book.seq for book in core.books.values()}
-    core._compare_rows([Pong(dict(seqs), (), {}) for _peer in core.peers])
+    sums = {book.id: book.checksum() for book in core.books.values()}
+    compared(core, [Pong(dict(seqs), (), {}, sums=dict(sums)) for _peer in core.peers])
     assert not core.unverified
     return core

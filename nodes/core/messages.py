@@ -100,14 +100,21 @@ class Release:
 
 @dataclass(frozen=True)
 class Ping:
-    """Catalog heartbeat (W3, W4): the sender's seqs; answered with every newer row."""
+    """Catalog heartbeat (W3, W4): the sender's seqs of the books changed in its log since
+    ``base`` (every book when ``base`` is 0), and what it holds of the receiver's log
+    (``heard``); answered with the receiver's changes since then and every newer row
+    (docs/protocol.md, "The heartbeat carries what changed")."""
 
     sender: int
     seqs: dict[int, int]
-    #: A digest of every row the sender holds (``rows_digest``): a peer holding other rows
-    #: answers with its rows' checksums, and rows of equal seq are compared (storage that
-    #: checks itself, docs/weak-points.md).
-    rows: str = ""
+    #: The sender's log: its epoch and the position these seqs bring the receiver to.
+    epoch: str = ""
+    base: int = 0
+    position: int = 0
+    #: The epoch and position of the receiver's log the sender holds; ("", 0): nothing.
+    heard: tuple[str, int] = ("", 0)
+    #: The delta was cut short (at most DELTA_MOST books a message): more follow.
+    more: bool = False
 
 
 @dataclass(frozen=True)
@@ -240,6 +247,9 @@ class Done:
 
 @dataclass(frozen=True)
 class Pong:
+    """A ping's answer: what changed in the answerer's log since the position the ping said
+    it holds (``base``; every book when 0), with every row newer than the pinger's."""
+
     seqs: dict[int, int]
     newer: tuple[tuple[Book, tuple[str, ...]], ...]
     buy_counts: dict[int, int]
@@ -251,16 +261,28 @@ class Pong:
     #: Buys among ``newer``'s that the sender does not vouch for as done yet: buy id -> seconds
     #: left, as its clock counts (see ``KnownBuy.settles_in``); the taker outwaits them.
     settling: dict[str, float] = field(default_factory=dict)
-    #: None when the ping's ``rows`` digest matches ours (we hold the very same rows); else the
-    #: checksum of each row we vouch may be compared (not an unconfirmed or damaged one).
-    sums: dict[int, str] | None = None
+    #: The checksum of each row, or None for one it does not compare (an unconfirmed write,
+    #: one it is sending out, a damaged row): rows of one seq must be equal.
+    sums: dict[int, str | None] = field(default_factory=dict)
     #: Books whose row the sender has not had confirmed since it started (``unverified``): its
     #: sum, if any, is one more claim, not a confirmed copy.
     unverified: tuple[int, ...] = ()
-    #: With ``sums``: per book we are behind on, the seq and checksum of the newest confirmed
-    #: row a peer handed us (``witnessed``), stored here or not: a vote in a dispute over that
-    #: seq between replicas whose own rows are unconfirmed.
+    #: Per book it is behind on, the seq and checksum of the newest confirmed row a peer
+    #: handed it (``witnessed``), stored or not: a vote in a dispute over that seq between
+    #: replicas whose own rows are unconfirmed.
     witnessed: dict[int, tuple[int, str]] = field(default_factory=dict)
+    #: Buys among ``newer``'s with the seconds left of their retry window, as the sender's
+    #: clock counts (``buys.py``): the taker forgets them no later, so a buy forgotten here
+    #: is never brought back by a peer that learnt it later.
+    expiring: dict[str, float] = field(default_factory=dict)
+    #: The answerer's log: its epoch, the position the delta starts from and the one it brings
+    #: the pinger to; and the position of the pinger's log it now holds (0: none, send all).
+    epoch: str = ""
+    base: int = 0
+    position: int = 0
+    heard: int = 0
+    #: The delta was cut short (at most DELTA_MOST books a message): more follow.
+    more: bool = False
 
 
 @dataclass(frozen=True)
@@ -268,6 +290,8 @@ class BuysOf:
     buys: tuple[tuple[str, int], ...]
     #: As ``Pong.settling``: those of ``buys`` not to be vouched for as done yet.
     settling: dict[str, float] = field(default_factory=dict)
+    #: As ``Pong.expiring``: the seconds left of each buy's retry window.
+    expiring: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -100,8 +100,9 @@ def request_of(message: Any) -> tuple[str, str, Any, str, dict[str, str]]:
             return "POST", f"/rep/update/{copy.id}", record, label, {}
         case Release(book, token):
             return "POST", f"/rep/release/{book}", {"token": token}, f"/rep/release/{book}", {}
-        case Ping(sender, seqs, rows):
-            return ("POST", "/rep/ping", {"from": sender, "seqs": {str(k): v for k, v in seqs.items()}, "rows": rows},
+        case Ping(sender, seqs, epoch, base, position, heard, more):
+            return ("POST", "/rep/ping", {"from": sender, "seqs": {str(k): v for k, v in seqs.items()}, "epoch": epoch,
+                                          "base": base, "position": position, "heard": list(heard), "more": more},
                     "/rep/ping", {})
         case FetchBuys(book):
             return "GET", f"/rep/buys/{book}", None, f"/rep/buys/{book}", {}
@@ -165,16 +166,21 @@ def response_of(message: Any, answer: Any) -> tuple[int, Any]:
             return 409, {"message": "Conflict", "book": book.as_record()}
         case Busy(holder):
             return 409, {"message": "Conflict", "busy": True, "holder": holder}
-        case Pong(seqs, newer, buy_counts, lease_s, buy_digests, settling, sums, unverified, witnessed):
+        case Pong(seqs, newer, buy_counts, lease_s, buy_digests, settling, sums, unverified, witnessed,
+                  expiring, epoch, base, position, heard, more):
             return 200, {"seqs": {str(k): v for k, v in seqs.items()},
                          "newer": [{"book": book.as_record(), "buy_ids": list(buys)} for book, buys in newer],
                          "buy_counts": {str(k): v for k, v in buy_counts.items()}, "lease_s": lease_s,
                          "buy_digests": {str(k): v for k, v in buy_digests.items()}, "settling": settling,
-                         "sums": None if sums is None else {str(k): v for k, v in sums.items()},
+                         "sums": {str(k): v for k, v in sums.items()},
                          "unverified": list(unverified),
-                         "witnessed": {str(k): [seq, sum_] for k, (seq, sum_) in witnessed.items()}}
-        case BuysOf(buys, settling):
-            return 200, [[buy_id, seq, settling[buy_id]] if buy_id in settling else [buy_id, seq]
+                         "witnessed": {str(k): [seq, sum_] for k, (seq, sum_) in witnessed.items()},
+                         "expiring": expiring, "epoch": epoch, "base": base, "position": position, "heard": heard,
+                         "more": more}
+        case BuysOf(buys, settling, expiring):
+            # [buy id, seq, seconds before it is vouched for (0: now), seconds left of its window]
+            return 200, [[buy_id, seq, settling.get(buy_id, 0.0), expiring[buy_id]] if buy_id in expiring else
+                         [buy_id, seq, settling[buy_id]] if buy_id in settling else [buy_id, seq]
                          for buy_id, seq in buys]
         case Healthy(lease_s):
             return 200, {"status": "up"} if lease_s is None else {"status": "up", "lease_s": lease_s}
@@ -302,13 +308,17 @@ def _answer_of(message: Any, status: int, data: Any, body: dict[str, Any]) -> An
                             _optional_float(body.get("lease_s")),
                             {int(k): str(v) for k, v in body.get("buy_digests", {}).items()},
                             {str(k): float(v) for k, v in body.get("settling", {}).items()},
-                            None if body.get("sums") is None else {int(k): str(v) for k, v in body["sums"].items()},
+                            {int(k): None if v is None else str(v) for k, v in (body.get("sums") or {}).items()},
                             tuple(int(b) for b in body.get("unverified", [])),
-                            {int(k): (int(v[0]), str(v[1])) for k, v in body.get("witnessed", {}).items()})
+                            {int(k): (int(v[0]), str(v[1])) for k, v in body.get("witnessed", {}).items()},
+                            {str(k): float(v) for k, v in body.get("expiring", {}).items()},
+                            str(body.get("epoch", "")), int(body.get("base", 0)), int(body.get("position", 0)),
+                            int(body.get("heard", 0)), body.get("more") is True)
         case FetchBuys():
             if status == 200 and isinstance(data, list):
                 return BuysOf(tuple((str(entry[0]), int(entry[1])) for entry in data),
-                              {str(entry[0]): float(entry[2]) for entry in data if len(entry) > 2})
+                              {str(entry[0]): float(entry[2]) for entry in data if len(entry) > 2 and entry[2] > 0},
+                              {str(entry[0]): float(entry[3]) for entry in data if len(entry) > 3})
         case Buy(_book_id, buy_id):
             if status == 200 and body.get("success") is True:
                 return Bought(str(body.get("buy_id", buy_id)), body.get("order_id"))

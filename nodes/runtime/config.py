@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from nodes.core.books import CatalogFileError, seed_books
-from nodes.core.catalog import Mode
+from nodes.core.catalog import BUY_WINDOW_S, Mode
 from nodes.runtime import otel
 from nodes.runtime.client import Timeouts
 
@@ -53,6 +53,8 @@ class CatalogConfig(NodeConfig):
     peer_order: list[int] | None = None
     #: The catalog file a fresh database starts from (None: the documents' seven books).
     books: str | None = None
+    #: How long a buy id is remembered (W7's retry window; nodes/core/catalog/state.py).
+    buy_window_s: float = BUY_WINDOW_S
 
 
 @dataclass
@@ -79,6 +81,13 @@ def _positive(text: str) -> int:
     value = int(text)
     if value < 0:
         raise argparse.ArgumentTypeError("must not be negative")
+    return value
+
+
+def _window(text: str) -> float:
+    value = float(text)
+    if not 1 <= value <= 86_400:
+        raise argparse.ArgumentTypeError("must be from 1 to 86400 seconds")
     return value
 
 
@@ -118,6 +127,9 @@ def parser() -> argparse.ArgumentParser:
                          help="writes need a majority of replicas, or skip the unreachable (default: majority in "
                          "bazar mode, available in documented mode)")
     catalog.add_argument("--seed", type=int, default=None, help="seed for the random choice of peers")
+    catalog.add_argument("--buy-window", type=_window, default=BUY_WINDOW_S, metavar="SECONDS",
+                         help=f"how long a buy id is remembered: a retry within it is answered its first outcome "
+                              f"(default {BUY_WINDOW_S:g})")
     catalog.add_argument("--peer-order", default=None, help="fixed order of peers to ask, e.g. 1,2,3,4")
 
     order = roles.add_parser("order", help="an order replica")
@@ -178,6 +190,7 @@ def parse(argv: list[str], environ: Mapping[str, str] = os.environ) -> NodeConfi
             seed=args.seed,
             peer_order=order,
             books=books,
+            buy_window_s=args.buy_window,
         )
     if args.role == "order":
         catalog = (args.catalog or environ.get("CATALOG_ADDRESS") or "").rstrip("/")

@@ -69,6 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--stock", type=int, default=Options.stock,
                         help=f"copies of each book at the start (default {Options.stock}); many buyers and a large "
                              "stock make buys of one book ride on one write (group commits)")
+    parser.add_argument("--books", type=int, metavar="N",
+                        help="a generated catalog of N books (default: the documents' seven); large ones test "
+                             "that the heartbeat's deltas and catch-up hold at a size where whole copies cost")
     clocks = parser.add_argument_group(
         "clocks", "Every node reads a clock of its own: an offset, a rate and (with the 'clock' fault) steps "
         f"either way. Bazar's leases are safe while clocks stay within {MAX_DRIFT:.0%} of true time in rate and "
@@ -104,11 +107,15 @@ def simulate_command(argv: list[str], record: Record | None = None) -> int:
     if args.catalogs < 1 or args.orders < 1 or args.seconds <= 0:
         print("launcher.py simulate: --catalogs and --orders must be at least 1, --seconds above 0", file=sys.stderr)
         return 2
+    if args.books is not None and not 1 <= args.books <= 100_000:
+        print("launcher.py simulate: --books must be from 1 to 100,000", file=sys.stderr)
+        return 2
     if not 0 <= args.drift < 1 or args.clock_error < 0:
         print("launcher.py simulate: --drift must be at least 0 and below 1, --clock-error at least 0", file=sys.stderr)
         return 2
     options = Options(mode=args.mode, faults=args.faults, catalogs=args.catalogs, orders=args.orders,
                       seconds=args.seconds, buyers=args.buyers, readers=args.readers, stock=args.stock,
+                      books=args.books,
                       clocks=not args.steady_clocks, drift=args.drift, clock_error=args.clock_error)
     if args.seed is not None:
         recording = None if record is None or not args.record else (record, args.record)
@@ -172,7 +179,7 @@ def _explore(options: Options, first: int, count: int, jobs: int, keep_going: bo
               if options.clocks else "steady clocks")
     print(f"seeds run: {total.seeds} (from {first}), mode {options.mode}, faults "
           f"{','.join(options.faults) or 'none'}, {options.catalogs} catalog and {options.orders} order replicas, "
-          f"{clocks}")
+          f"{clocks}, {options.books or 7:,} books")
     print(f"simulated {total.sim_s / 3600:.2f} h with {total.operations} client operations, {total.faults} faults "
           f"and {total.events} events; {rate:.0f} simulated seconds per second of one worker")
     print("buys: " + ", ".join(f"{n} {outcome}" for outcome, n in sorted(total.buys.items()))

@@ -59,6 +59,8 @@ class Options:
     buyers: int = 3
     readers: int = 2
     stock: int = 12
+    #: None: the documents' seven books; else a generated catalog of that many.
+    books: int | None = None
     #: Every node its own clock: an offset, a rate within ``drift`` of true time and (with the
     #: "clock" fault) steps within ``clock_error`` of that; False: one perfect clock for all,
     #: as every seed before clocks were simulated ran (the regression seeds replay that way).
@@ -230,7 +232,8 @@ def simulate(options: Options, schedule: list[PlannedFault] | None = None, *,
     started = time.perf_counter()
     guard = options.mode == Mode.BAZAR  # the simulator's documented mode is docs/protocol.md to the letter
     world = World(options.seed, catalogs=options.catalogs, orders=options.orders, guard_writes=guard,
-                  catalog_rules=rules_for(options.mode, guard_writes=guard), network=Network(), stock=options.stock)
+                  catalog_rules=rules_for(options.mode, guard_writes=guard), network=Network(), stock=options.stock,
+                  catalog_size=options.books)
     if observer is not None:
         world.observe(observer)
     names = [n for n in world.processes]
@@ -330,8 +333,9 @@ def simulate(options: Options, schedule: list[PlannedFault] | None = None, *,
     for process in catalogs:
         core = _catalog(process)
         rows = {b.id: (b.quantity, b.seq) for b in core.books.values()}
-        buys = {buy_id: book for buy_id, (book, _seq) in core.buys.items()} if guard else None
-        history.finals.append(Final(process.name, rows, buys))
+        expired = process.disk.expired if guard else {}
+        buys = {buy_id: book for buy_id, (book, _seq) in [*core.buys.items(), *expired.items()]} if guard else None
+        history.finals.append(Final(process.name, rows, buys, frozenset(expired)))
     anomalies = check(history)
     if world.stopped:
         anomalies.insert(0, Anomaly(*world.stopped, at=world.now))

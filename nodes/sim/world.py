@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any, Protocol
 
-from nodes.core.books import Book, seed_books
+from nodes.core.books import Book, generate_catalog, seed_books
 from nodes.core.catalog import BAZAR, BookUnknown, CatalogReplica, Rule
 from nodes.core.clocks import NEVER
 from nodes.core.effects import Core, Disk, DiskFailed, Gather, Hedged, NoAnswer, Send, Sleep, Wait
@@ -42,6 +42,8 @@ class CatalogDisk:
         self.damaged: set[int] = set()
         #: The "disk" fault: every commit is refused, as SQLite refuses one on a full disk.
         self.full = False
+        #: Buys forgotten at the end of their retry window, for the checker (not the store's).
+        self.expired: dict[str, tuple[int, int]] = {}
 
     def _commit(self) -> None:
         if self.full:
@@ -54,6 +56,11 @@ class CatalogDisk:
         self._commit()
         for buy_id in buy_ids:
             self.buys.pop(buy_id, None)
+
+    def expire(self, buy_ids: list[str]) -> None:
+        """Forget buys whose retry window ran out; kept aside for the checker (``expired``)."""
+        self._commit()
+        self.expired.update((b, self.buys.pop(b)) for b in buy_ids if b in self.buys)
 
     def load_damaged(self) -> dict[int, str]:
         return {book_id: "it fails its checksum" for book_id in sorted(self.damaged)}
@@ -402,15 +409,18 @@ class Observer(Protocol):
     def stepping(self, context: Any) -> None: ...
 
 
+#: W7's retry window here: past a client's wait for a buy (run.py), within which its retries
+#: are made, and short enough that buys are forgotten while the run goes on and settles.
+SIM_BUY_WINDOW_S = 12.0
+DELTA_PAGE = 40  # books a ping tells of: a generated catalog's whole table travels in pages
 #: Far more events than any run of the default shape needs (about 10,000 to 500,000).
 MAX_EVENTS = 5_000_000
-
 
 
 class World:
     def __init__(self, seed: int, *, catalogs: int = 3, orders: int = 2, guard_writes: bool = True,
                  catalog_rules: frozenset[Rule] = BAZAR, network: Network | None = None,
-                 stock: int | None = None) -> None:
+                 stock: int | None = None, catalog_size: int | None = None) -> None:
         self.rng = random.Random(seed)
         #: Why the run was stopped early (kind, message): a runaway, or a core's exception.
         self.stopped: tuple[str, str] | None = None
@@ -425,14 +435,15 @@ class World:
         self.events = 0
         #: Messages sent, by kind (``Check``, ``Get`` ...): what a run cost, for tests and reports.
         self.sent: Counter[str] = Counter()
-        books = seed_books()
+        books = seed_books() if catalog_size is None else generate_catalog(catalog_size, seed=7)
         if stock is not None:
             books = [Book(b.id, b.title, b.topic, b.price, stock, 0) for b in books]
         self.books = books
         self.processes: dict[str, Process] = {}
         def catalog(i: int) -> CatalogReplica:
             return CatalogReplica(i, catalogs, has_frontend=True, rules=catalog_rules,
-                                  seed=self.rng.randrange(2**32), nonce=f"s{self.rng.randrange(10**6)}")
+                                  seed=self.rng.randrange(2**32), nonce=f"s{self.rng.randrange(10**6)}",
+                                  buy_window_s=SIM_BUY_WINDOW_S, delta_most=DELTA_PAGE)
 
         def order(i: int) -> OrderReplica:
             return OrderReplica(i, i % catalogs, guard_writes=guard_writes, seed=self.rng.randrange(2**32))

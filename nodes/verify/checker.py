@@ -114,11 +114,16 @@ def _check_buy_ids(history: History, buys: list[Operation], found: Any) -> None:
     remembered = [f for f in history.finals if f.buys is not None]
     if not remembered:
         return
-    applied = remembered[0].buys or {}
+    # Buys a replica forgot at the end of their retry window count as applied there; one that
+    # never learnt such a buy before it ran out everywhere it was known need not know it.
+    expired = frozenset().union(*(f.expired for f in remembered))
+    applied = {b: book for f in remembered for b, book in (f.buys or {}).items()}
+    known = {b: book for b, book in (remembered[0].buys or {}).items() if b not in expired}
     for final in remembered[1:]:
-        if final.buys != applied:
-            found("divergence", f"{final.replica} remembers {len(final.buys or {})} applied buys, "
-                  f"{remembered[0].replica} {len(applied)}")
+        theirs = {b: book for b, book in (final.buys or {}).items() if b not in expired}
+        if theirs != known:
+            found("divergence", f"{final.replica} remembers {len(theirs)} applied buys, "
+                  f"{remembered[0].replica} {len(known)}")
     by_id = {op.buy_id: op for op in buys}
     first = history.finals[0]
     for book in sorted(history.stock):

@@ -59,6 +59,9 @@ class Final:
     replica: str
     rows: dict[int, tuple[int, int]]
     buys: dict[str, int] | None = None
+    #: Of ``buys``, those it forgot at the end of their retry window (W7, ``BUY_WINDOW_S``): a
+    #: replica that never learnt such a buy before it ran out need not know it.
+    expired: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -76,7 +79,7 @@ class History:
         out += [json.dumps({"type": "op", **_without_no_trace(asdict(op))}) for op in self.operations]
         out += [json.dumps({"type": "fault", **asdict(f)}) for f in self.faults]
         out += [json.dumps({"type": "final", "replica": f.replica, "rows": {k: list(v) for k, v in f.rows.items()},
-                            "buys": f.buys}) for f in self.finals]
+                            "buys": f.buys, "expired": sorted(f.expired)}) for f in self.finals]
         return out
 
     def save(self, path: Path) -> None:
@@ -99,7 +102,8 @@ class History:
                                                "links": tuple(tuple(link) for link in entry.get("links", ()))}))
             elif kind == "final":
                 rows = {int(k): (v[0], v[1]) for k, v in entry["rows"].items()}
-                history.finals.append(Final(entry["replica"], rows, entry["buys"]))
+                history.finals.append(Final(entry["replica"], rows, entry["buys"],
+                                            frozenset(entry.get("expired", ()))))
         return history
 
     def summary(self) -> str:

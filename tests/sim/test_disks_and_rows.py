@@ -25,7 +25,7 @@ def test_a_row_changed_on_a_crashed_replicas_disk_is_never_served_or_spread() ->
 @pytest.mark.timeout(120)
 def test_without_the_checksum_the_changed_row_spreads(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(CatalogDisk, "load_damaged", lambda self: {})  # a store that checks nothing,
-    monkeypatch.setattr(CatchUp, "_compare_rows", lambda self, pongs: self.unverified.clear())  # nor its peers
+    monkeypatch.setattr(CatchUp, "_compare_rows", lambda self, *_round: self.unverified.clear())  # nor its peers
     monkeypatch.setattr(ReplicaState, "_take_as_damaged", lambda self, book_id, why: None)
     found = explore(Options(faults=FAULTS), range(1, 151))
     assert found.failures, "150 seeds of changed rows found nothing without checks: the fault has no teeth"
@@ -54,20 +54,20 @@ def test_a_row_changed_checksum_and_all_is_found_by_comparing_it_with_the_peers(
 @pytest.mark.timeout(120)
 def test_without_comparing_rows_a_change_checksum_and_all_spreads(monkeypatch) -> None:
     monkeypatch.setattr(run, "CHECKSUMMED_P", 1.0)
-    monkeypatch.setattr(CatchUp, "_compare_rows", lambda self, pongs: self.unverified.clear())
+    monkeypatch.setattr(CatchUp, "_compare_rows", lambda self, *_round: self.unverified.clear())
     monkeypatch.setattr(ReplicaState, "_take_as_damaged", lambda self, book_id, why: None)
     found = explore(Options(faults=FAULTS), range(1, 41))
     assert found.failures, "40 seeds of rows changed checksum and all found nothing without comparing: no teeth"
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.parametrize("seed", (67, 514, 839))
+@pytest.mark.parametrize("seed", (251, 433, 564))
 def test_the_heartbeat_comparison_alone_finds_what_the_read_hops_miss(monkeypatch, seed: int) -> None:
     """The changed row is never met by a read's hop before it would spread; without the
     heartbeat's comparison it does (found by taking the comparison away and searching seeds
-    1-1500; seed 146, the first such, stopped spreading it once a replica whose lease had lapsed
-    no longer answered its own copy alone)."""
+    1-1500, again whenever the schedules change: last with the heartbeat's deltas and the buys'
+    retry window, 2026-12-05)."""
     monkeypatch.setattr(run, "CHECKSUMMED_P", 1.0)
     assert simulate(Options(seed=seed, faults=FAULTS)).passed
-    monkeypatch.setattr(CatchUp, "_compare_rows", lambda self, pongs: self.unverified.clear())
+    monkeypatch.setattr(CatchUp, "_compare_rows", lambda self, *_round: self.unverified.clear())
     assert not simulate(Options(seed=seed, faults=FAULTS)).passed

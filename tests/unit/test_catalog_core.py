@@ -32,7 +32,7 @@ from nodes.core.messages import (
     Write,
     Written,
 )
-from tests.support import Scripted, confirmed_by_peers, run
+from tests.support import Scripted, compared, confirmed_by_peers, run
 
 BOOK = Book(2, "RPCs for Noobs", "distributed systems", 50, 20, seq=4)
 
@@ -190,9 +190,10 @@ def test_a_peer_that_knows_a_buy_id_for_another_book_makes_the_write_refuse_it()
 CHANGED = replace(BOOK, quantity=999)  # a row changed on disk, seq kept, checksum and all
 
 
-def pong(seq: int = BOOK.seq, sums: dict[int, str] | None = None, unverified: tuple[int, ...] = ()) -> Pong:
-    """A peer's answer to our ping: ``sums`` None means it holds the very rows we pinged with."""
-    return Pong({BOOK.id: seq}, (), {}, sums=sums, unverified=unverified)
+def pong(seq: int = BOOK.seq, sums: dict[int, str | None] | None = None, unverified: tuple[int, ...] = ()) -> Pong:
+    """A peer's whole answer to our ping: ``sums`` None means it holds BOOK's very row."""
+    return Pong({BOOK.id: seq}, (), {}, sums={BOOK.id: BOOK.checksum()} if sums is None else sums,
+                unverified=unverified)
 
 
 def test_a_row_loaded_at_start_is_neither_written_on_nor_handed_on_until_a_peer_confirms_it() -> None:
@@ -201,7 +202,7 @@ def test_a_row_loaded_at_start_is_neither_written_on_nor_handed_on_until_a_peer_
     assert run(core, core.handle(Check(2, 4, sender=1, token="t", since=0.0))) == Busy(0)
     behind = run(core, core.handle(Ping(1, {2: 3})))
     assert behind.newer == () and behind.unverified == (2,)
-    core._compare_rows([pong()])  # one peer holds the very same row (the other did not answer)
+    compared(core, [pong()])  # one peer holds the very same row (the other did not answer)
     assert not core.unverified and behind.unverified == (2,)
     assert run(core, core.handle(Check(2, 4, sender=1, token="t", since=0.0))) == Granted(4)
 
@@ -209,7 +210,7 @@ def test_a_row_loaded_at_start_is_neither_written_on_nor_handed_on_until_a_peer_
 def test_a_row_changed_checksum_and_all_gives_way_to_the_row_its_peers_confirm() -> None:
     core = loaded()
     core.books[2] = CHANGED  # as if loaded so
-    core._compare_rows([pong(sums={2: BOOK.checksum()}), pong(sums={2: BOOK.checksum()})])
+    compared(core, [pong(sums={2: BOOK.checksum()}), pong(sums={2: BOOK.checksum()})])
     assert core.books[2].seq == -1 and 2 not in core.unverified
     assert core.damaged[2] == "differs from the copy 2 peers hold at seq 4"
     assert not any(book.id == 2 for book, _buys in run(core, core.handle(Ping(1, {2: 3}))).newer)
@@ -223,28 +224,28 @@ def test_unconfirmed_rows_follow_a_majority_of_the_replicas() -> None:
     """After a restart of every replica no row is confirmed: two of three equal rows decide."""
     core = loaded()
     core.books[2] = CHANGED
-    core._compare_rows([pong(sums={2: BOOK.checksum()}, unverified=(2,))])  # one against one
+    compared(core, [pong(sums={2: BOOK.checksum()}, unverified=(2,))])  # one against one
     assert 2 in core.disputed and core.books[2] == CHANGED
-    core._compare_rows([pong(sums={2: BOOK.checksum()}, unverified=(2,))] * 2)
+    compared(core, [pong(sums={2: BOOK.checksum()}, unverified=(2,))] * 2)
     assert core.books[2].seq == -1 and 2 in core.damaged
 
 
 def test_two_confirmed_rows_of_one_seq_with_no_majority_are_vouched_for_by_no_one() -> None:
     core = replica(mode="bazar")
     core._mark_valid(2)
-    core._compare_rows([pong(sums={2: CHANGED.checksum()})])  # the other peer did not answer
+    compared(core, [pong(sums={2: CHANGED.checksum()})])  # the other peer did not answer
     assert 2 in core.disputed and 2 not in core.valid_ids and core.books[2] == BOOK
     assert run(core, core.handle(Write(2, quantity=10))) == Conflict(BOOK, "busy")
-    core._compare_rows([pong(), pong(sums={2: CHANGED.checksum()})])  # now two of three hold ours
+    compared(core, [pong(), pong(sums={2: CHANGED.checksum()})])  # now two of three hold ours
     assert 2 not in core.disputed and core.books[2] == BOOK
 
 
 def test_a_row_ahead_of_every_peer_is_confirmed_only_once_every_peer_has_answered() -> None:
     """A write is stored by a majority: the peer that did not answer may hold the same seq."""
     core = loaded()
-    core._compare_rows([pong(seq=3, sums={2: "x"})])
+    compared(core, [pong(seq=3, sums={2: "x"})])
     assert 2 in core.unverified
-    core._compare_rows([pong(seq=3, sums={2: "x"}), pong(seq=3, sums={2: "x"})])
+    compared(core, [pong(seq=3, sums={2: "x"}), pong(seq=3, sums={2: "x"})])
     assert 2 not in core.unverified
 
 
@@ -252,7 +253,7 @@ def test_a_peer_holding_our_seq_unsaid_keeps_a_row_from_being_confirmed() -> Non
     """Simulator seed 2028300427: a peer that holds our seq as an unconfirmed write of its own
     sends no checksum of it; with the other peer behind, nobody has confirmed our row."""
     core = loaded()
-    core._compare_rows([pong(sums={}), pong(seq=3, sums={2: "x"})])
+    compared(core, [pong(sums={}), pong(seq=3, sums={2: "x"})])
     assert 2 in core.unverified
 
 
@@ -263,27 +264,27 @@ def test_a_dispute_between_two_restarted_replicas_is_decided_by_the_row_the_thir
     witness = lambda row: Pong({BOOK.id: 3}, (), {}, sums={2: "older"}, witnessed={2: (4, row.checksum())})  # noqa: E731
     core = loaded()
     core.books[2] = CHANGED
-    core._compare_rows([pong(sums={2: BOOK.checksum()}, unverified=(2,)), witness(BOOK)])
+    compared(core, [pong(sums={2: BOOK.checksum()}, unverified=(2,)), witness(BOOK)])
     assert core.books[2].seq == -1 and core.damaged[2] == "differs from the copy 1 peers hold at seq 4"
     core = loaded()
-    core._compare_rows([pong(sums={2: CHANGED.checksum()}, unverified=(2,)), witness(BOOK)])
+    compared(core, [pong(sums={2: CHANGED.checksum()}, unverified=(2,)), witness(BOOK)])
     assert 2 not in core.unverified and 2 not in core.disputed and core.books[2] == BOOK
     core = loaded()  # without the witness: one against one, served by no one
-    core._compare_rows([pong(sums={2: CHANGED.checksum()}, unverified=(2,)), pong(seq=3, sums={2: "older"})])
+    compared(core, [pong(sums={2: CHANGED.checksum()}, unverified=(2,)), pong(seq=3, sums={2: "older"})])
     assert 2 in core.disputed
 
 
 def test_a_replica_behind_tells_the_row_a_peer_handed_it_even_if_its_disk_refused_it() -> None:
     core = replica(mode="bazar")
     newer = replace(BOOK, quantity=19, seq=5)
-    catch_up = Scripted(core, core._catch_up(core.peers[0], Pong({2: 5}, ((newer, ()),), {}), core.generation))
+    catch_up = Scripted(core, core._catch_up(core.peers[0], Pong({2: 5}, ((newer, ()),), {}), core.generation, set()))
     assert isinstance(catch_up.asks, Disk) and catch_up.asks.method == "write"
     catch_up.fail(DiskFailed("database or disk is full"))
     assert catch_up.done and core.books[2] == BOOK, "not stored"
-    told = run(core, core.handle(Ping(1, {2: 4}, rows="another digest")))
+    told = run(core, core.handle(Ping(1, {2: 4})))
     assert told.witnessed == {2: (5, newer.checksum())}
-    assert run(core, core.handle(Ping(1, {2: 4}, rows=core.rows_digest()))).witnessed == {}, \
-        "rows equal: no sums, no witness"
+    again = run(core, core.handle(Ping(1, {}, told.epoch, 0, 0, (told.epoch, told.position))))
+    assert again.witnessed == {} and again.seqs == {}, "nothing changed since: nothing told again"
 
 
 def test_a_replica_whose_lease_lapsed_answers_no_copy_when_no_peer_answers() -> None:

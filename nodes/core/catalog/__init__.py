@@ -13,11 +13,12 @@ from nodes.core.catalog.rules import (
     Rule,
     rules_for,
 )
-from nodes.core.catalog.state import BookUnknown
+from nodes.core.catalog.state import BUY_WINDOW_S, BookUnknown
 
 __all__ = [
     "AVAILABLE",
     "BAZAR",
+    "BUY_WINDOW_S",
     "CONSISTENCY",
     "DOCUMENTED",
     "DOCUMENTED_GUARDED",

@@ -1,14 +1,15 @@
 """Catch-up (W3, docs/weak-points.md) and the heartbeat: every HEARTBEAT_S a replica pings its
-peers; a ping carries its seqs and is answered with every newer row (and the buys that made
-it) and, when the pinger is as current, a lease (W2). A restarted replica catches up in the
-background, and a write whose update got no answer (tentative) is offered again until a peer
-confirms it or shows another (``Rule.CATCH_UP``)."""
+peers; a ping carries what changed in its seqs and is answered with what changed in the
+peer's, every newer row (and the buys that made it) and a lease (W2; anti_entropy.py says
+how the changes travel). A restarted replica catches up in the background, and a write whose
+update got no answer (tentative) is offered again until a peer confirms it or shows another
+(``Rule.CATCH_UP``)."""
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import replace
 
-from nodes.core.catalog.leases import Leases
+from nodes.core.catalog.changes import look
+from nodes.core.catalog.compare import CompareRows
 from nodes.core.catalog.rules import Rule
 from nodes.core.catalog.state import HEARTBEAT_S, LEASE_S, PING_TIMEOUT_S, Peer
 from nodes.core.clocks import NEVER, outwait
@@ -26,19 +27,19 @@ from nodes.core.messages import (
 )
 
 
-class CatchUp(Leases):
+class CatchUp(CompareRows):
     """The heartbeat, the answers to pings and fetches of buys, and settling tentative writes."""
 
     async def heartbeat(self) -> None:
         """Runs for the replica's life (the driver starts it after ``start``)."""
         while True:
             started, generation = self.now, self.generation
-            seqs = {book.id: book.seq for book in self.books.values()}
-            ping = Ping(self.index, seqs, self.rows_digest() if Rule.CATCH_UP in self.rules else "")
+            pings = [self._ping(peer) for peer in self.peers]
             self.pending_releases = [entry for entry in self.pending_releases if entry[3] > self.now]
             releases = list(self.pending_releases)
             by_index = {peer.index: peer for peer in self.peers}
-            sends = [self._send(p, ping, timeout=self._ping_timeout(p), trace=False) for p in self.peers]
+            sends = [self._send(p, ping, timeout=self._ping_timeout(p), trace=False)
+                     for p, ping in zip(self.peers, pings, strict=True)]
             sends += [self._send(by_index[index], Release(book_id, token), timeout=self._ping_timeout(by_index[index]),
                                  trace=False) for index, book_id, token, _until in releases]
             answers = await Gather(sends)
@@ -46,26 +47,37 @@ class CatchUp(Leases):
             for entry, answer in zip(releases, answers[len(self.peers):], strict=True):
                 if isinstance(answer, Done) and entry in self.pending_releases:
                     self.pending_releases.remove(entry)
-            for peer, reply in zip(self.peers, replies, strict=True):
+            answered, changed = [], set[int]()
+            for peer, ping, reply in zip(self.peers, pings, replies, strict=True):
                 if isinstance(reply, Pong):
-                    peer.seqs = dict(reply.seqs)  # ours to update (a write's fan-out), not the answer's
+                    peer.acked = (ping.epoch, reply.heard)
+                    seen = self._take_view(peer, reply)
                     self._note_reachable(peer)
                     if Rule.CATCH_UP in self.rules:
-                        await self._catch_up(peer, reply, generation)
+                        await self._catch_up(peer, reply, generation, seen)
+                    if seen is None:
+                        continue  # its answer did not fit what we hold of it: taken whole next round
+                    self._look_ahead(peer, seen)
+                    changed |= seen
+                    if not peer.view.current:
+                        continue  # a page of a whole catalog: no lease, no comparing, until the last
                     if reply.lease_s is not None:
                         # Counted from the ping's sending, before the lease was granted.
-                        self._take_lease(peer, reply.seqs, started + reply.lease_s)
+                        self._take_lease(peer, started + reply.lease_s)
+                    answered.append(peer)
                 else:
                     if isinstance(reply, OtherGeneration):
                         self.same_generation(reply.generation)
                     self._note_unreachable(peer, reply, sent=started)
             if Rule.CATCH_UP in self.rules and self.same_generation(generation):
-                self._compare_rows([r for r in replies if isinstance(r, Pong)])
+                self._compare_rows(answered, changed)
             self._notice_lease()  # drops the valid set on a lapse; says so, and when it is back
             if self.tentative and Rule.CATCH_UP in self.rules:
                 await self._settle_tentative()
             if self.disk_trouble is not None:
                 await self._stored("probe")  # a commit of the kind a buy makes: back when it takes
+            elif self.same_generation(generation):
+                await self._forget_expired()
             for buy_id in [b for b, until in self.buy_settles.items() if until < self.now]:
                 del self.buy_settles[buy_id]
             await Sleep(max(self.now, started + HEARTBEAT_S))
@@ -78,54 +90,6 @@ class CatchUp(Leases):
         (a lapse, and reads and writes sent to the silent peer meanwhile). Back, it answers
         well within a round on loopback, and every answer of its marks it up anyway."""
         return PING_TIMEOUT_S if peer.up else HEARTBEAT_S
-
-    def _compare_rows(self, pongs: list[Pong]) -> None:
-        """Storage that checks itself, across replicas: rows of equal seq must be equal. A row
-        of ours that differs from a confirmed peer row of its seq (or, all unconfirmed, from the
-        row a majority holds) was changed behind our back, checksum and all: it is taken as
-        damaged and catch-up repairs it. A row loaded at start is confirmed once a confirmed
-        row or a majority's matches it, or every peer answers and none holds its seq or a later
-        one. With no majority either way a row is vouched for by no one until one forms."""
-        self.disputed.clear()
-        replicas, majority = len(self.peers) + 1, len(self.peers) // 2 + 1
-        for book_id, own in self.books.items():
-            if own.seq < 0 or book_id in self.tentative or book_id in self.in_flight or book_id in self._locked:
-                continue  # nothing to compare, or a write of ours under way: the next round
-            ours, sure, unsure, unsaid = own.checksum(), Counter[str](), Counter[str](), 0
-            for pong in pongs:
-                theirs = ours if pong.sums is None else pong.sums.get(book_id)
-                if pong.seqs.get(book_id) != own.seq:
-                    seen = pong.witnessed.get(book_id)
-                    if seen is not None and seen[0] == own.seq:
-                        sure[seen[1]] += 1  # a peer behind us was handed a confirmed row of our seq
-                    continue
-                if theirs is None:
-                    unsaid += 1  # it holds our seq but does not say what (an unconfirmed write of its own)
-                else:
-                    (unsure if book_id in pong.unverified else sure)[theirs] += 1
-            rival = max((n for sum_, n in (sure or unsure).items() if sum_ != ours), default=0)
-            if book_id in self.unverified and sure:  # rows confirmed elsewhere decide
-                if rival > sure[ours]:
-                    self._take_as_damaged(book_id, f"differs from the copy {rival} peers hold at seq {own.seq}")
-                elif rival < sure[ours]:
-                    self.unverified.discard(book_id)
-                else:
-                    self.disputed.add(book_id)
-            elif book_id in self.unverified:  # none confirmed: a majority of the replicas decides
-                ahead = any(pong.seqs.get(book_id, -1) > own.seq for pong in pongs)
-                if rival >= majority:
-                    self._take_as_damaged(book_id, f"differs from the copy {rival} replicas hold at seq {own.seq}")
-                elif unsure[ours] + 1 >= majority or (not rival and not ahead and not unsaid
-                                                      and len(pongs) + 1 == replicas):
-                    self.unverified.discard(book_id)
-                elif rival:
-                    self.disputed.add(book_id)
-            elif rival:  # two confirmed rows of one seq differ: a majority of the replicas decides
-                if rival > sure[ours] + 1:
-                    self._take_as_damaged(book_id, f"differs from the copy {rival} replicas hold at seq {own.seq}")
-                elif rival == sure[ours] + 1:
-                    self.disputed.add(book_id)
-                    self._unmark_valid(book_id)
 
     async def _settle_tentative(self) -> None:
         """Offer each unconfirmed write again. A peer that took it confirms it (its answer, or
@@ -211,48 +175,37 @@ class CatchUp(Leases):
                 self.buy_settles[buy_id] = max(self.buy_settles.get(buy_id, NEVER), until)
 
     def on_ping(self, message: Ping) -> Pong:
-        """A ping's answer: our seqs, every row (with its buys) newer than the sender's, and a
-        lease (which the sender takes only for the books it is as current on as we are)."""
-        lease = None
-        for peer in self.peers:
+        """A ping's answer: what changed in our log since the ping's ``heard``, every row (with
+        its buys) newer than the sender's, and a lease (which the sender takes only for the
+        books it is as current on as we are)."""
+        lease, peer = None, None
+        for known in self.peers:
             # Its ping reaching us does not say that ours reach it (a one-way cut): only an
             # answer to our own message marks it up. A lease goes only to a peer we can reach;
             # granted to one we cannot, it would make each of our writes wait for it (W2) while
             # it never gets the lease anyway.
-            if peer.index == message.sender and peer.up:
-                lease = self._grant(peer)
-        newer = []
-        unsure = self._tentative_buys()
-        for book in self.books.values():
-            theirs = message.seqs.get(book.id, -1)
-            if book.seq > theirs and book.id not in self.tentative and book.id not in self.unverified:
-                buys = tuple(b for b, (bid, seq) in self.buys.items()
-                             if bid == book.id and seq > theirs and b not in unsure)
-                newer.append((book, buys))
-        counts = Counter(self.buy_count)  # a tentative write's book may have no buys remembered
-        for update, _peers in self.tentative.values():
-            counts[update.copy.id] -= len(update.buy_ids)
-        # A write we are fanning out counts as made: a lease granted now must not cover the old
-        # copy for a peer the write may leave out (``in_flight``).
-        seqs = {b.id: max(b.seq, self.in_flight.get(b.id, -1)) for b in self.books.values()}
-        sums, witnessed = None, {}
-        if message.rows and message.rows != self.rows_digest():
-            sums = {b.id: b.checksum() for b in self.books.values()
-                    if b.seq >= 0 and b.id not in self.tentative and b.id not in self.in_flight}
-            witnessed = {b: seen for b, seen in self.witnessed.items() if seen[0] > self.books[b].seq}
-        return Pong(seqs, tuple(newer), dict(counts), lease, self._buy_digests(),
-                    self._settling(b for _book, buys in newer for b in buys), sums, tuple(sorted(self.unverified)),
-                    witnessed)
+            if known.index == message.sender:
+                peer = known
+                lease = self._grant(known) if known.up else None
+        if peer is None:
+            peer = Peer(message.sender)  # not one of ours (a test, a stray): answered all the same
+        changed, heard = self._take_told(peer, message)
+        newer = self._owed(peer, changed)
+        epoch, position = message.heard
+        delta = self._delta(position if epoch == self.changes.epoch and position <= self.changes.position else 0)
+        handed = [b for _book, buys in newer for b in buys]
+        return replace(delta, newer=tuple(newer), lease_s=lease, heard=heard, settling=self._settling(handed),
+                       expiring=self._expiring(handed))
 
     def on_fetch_buys(self, message: FetchBuys) -> BuysOf:
         """The buys we hold of a book, but those of writes not confirmed yet."""
         self.book(message.book)
         unsure = self._tentative_buys()
-        buys = tuple((buy_id, seq) for buy_id, (bid, seq) in self.buys.items()
-                     if bid == message.book and buy_id not in unsure)
-        return BuysOf(buys, self._settling(b for b, _seq in buys))
+        buys = tuple((buy_id, seq) for buy_id, seq in self.buys_of.get(message.book, {}).items()
+                     if buy_id not in unsure)
+        return BuysOf(buys, self._settling(b for b, _seq in buys), self._expiring(b for b, _seq in buys))
 
-    async def _catch_up(self, peer: Peer, answer: Pong, generation: int) -> None:
+    async def _catch_up(self, peer: Peer, answer: Pong, generation: int, changed: set[int] | None) -> None:
         """Adopt the newer rows a ping's answer brought, then fetch the buys we lack (W3, W7)."""
         for copy, buy_ids in answer.newer:
             if copy.id not in self.books or copy.seq <= self.books[copy.id].seq:
@@ -262,24 +215,37 @@ class CatchUp(Leases):
             # W2: someone is ahead of us, so our valid mark (if any) is stale. No book lock
             # here: a write may hold it for long, and adopting is monotonic in seq anyway.
             self._unmark_valid(copy.id)
-            if await self._adopt(copy, buy_ids, generation):
+            if await self._adopt(copy, buy_ids, generation, answer.expiring):
                 self._settle_as_told(answer.settling, buy_ids)
                 self.catch_ups += 1
                 self.emit("catch_up", book=copy.id, seq=copy.seq)
         # A copy adopted on a read or a refused check arrives without the buys that made it;
         # a peer that remembers more buys of a book, or others (each lacking one the other has:
         # a replica whose disk refused a write it then got over by catch-up, seed 2027609448),
-        # hands over the ones we lack (W7).
-        ours = self._buy_digests()
-        for book_id, theirs in answer.buy_counts.items():
-            differ = answer.buy_digests.get(book_id, ours.get(book_id)) != ours.get(book_id, f"{0:016x}")
-            if book_id in self.books and (theirs > self.buy_count[book_id] or differ):
-                reply = await self._send(peer, FetchBuys(book_id), timeout=PING_TIMEOUT_S, trace=False)
-                if isinstance(reply, BuysOf) and self.same_generation(generation):
-                    missing = [(b, s) for b, s in reply.buys if b not in self.buys]
-                    if not await self._stored("add_buys", book_id, missing):
-                        break  # fetched again once our disk takes writes
-                    for buy_id, seq in missing:
-                        self._remember_buy(buy_id, book_id, seq)
-                    self._settle_after_grants([buy_id for buy_id, _seq in missing])
-                    self._settle_as_told(reply.settling, [buy_id for buy_id, _seq in missing])
+        # hands over the ones we lack (W7). Looked at: the books its answer or our log changed,
+        # and those that differed last time (``Marks.buys``).
+        if changed is None:
+            return
+        marks, view = peer.marks, peer.view
+        todo = marks.buys | changed
+        todo.update(look(self.changes, self.books, marks.buys_at))
+        marks.buys_at = (self.changes.epoch, self.changes.position)
+        marks.buys = set()
+        pending = sorted(todo)
+        for at, book_id in enumerate(pending):
+            if book_id not in self.books or book_id not in view.buy_counts:
+                continue
+            ours = self._buy_digest_of(book_id)
+            if view.buy_counts[book_id] <= self.buy_count[book_id] and view.buy_digests.get(book_id, ours) == ours:
+                continue
+            marks.buys.add(book_id)  # looked at again next round: it may hold fewer, not others
+            reply = await self._send(peer, FetchBuys(book_id), timeout=PING_TIMEOUT_S, trace=False)
+            if isinstance(reply, BuysOf) and self.same_generation(generation):
+                missing = [(b, s) for b, s in reply.buys if b not in self.buys and self._lives(reply.expiring, b)]
+                if not await self._stored("add_buys", book_id, missing):
+                    marks.buys.update(pending[at:])
+                    break  # fetched again once our disk takes writes
+                for buy_id, seq in missing:
+                    self._remember_buy(buy_id, book_id, seq, reply.expiring.get(buy_id))
+                self._settle_after_grants([buy_id for buy_id, _seq in missing])
+                self._settle_as_told(reply.settling, [buy_id for buy_id, _seq in missing])

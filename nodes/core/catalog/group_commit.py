@@ -6,7 +6,8 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from nodes.core.catalog.state import ReplicaState, Rider, WriteAnswer
+from nodes.core.catalog.buys import Buys
+from nodes.core.catalog.state import Rider, WriteAnswer
 from nodes.core.messages import (
     Conflict,
     Write,
@@ -28,7 +29,7 @@ def seat(rider: Rider) -> tuple[str, int]:
     return rider.request.buy_id or "", rider.request.take or 0
 
 
-class GroupCommit(ReplicaState):
+class GroupCommit(Buys):
     """Riders: boarding a round, leaving it, and sharing its answer."""
 
     def _copies_left(self, book_id: int, changes: dict[str, Any], take: int | None) -> int | None:

@@ -14,6 +14,7 @@ from dataclasses import replace
 from typing import Any
 
 from nodes.core.books import Book
+from nodes.core.catalog.buys import Buys
 from nodes.core.catalog.rules import Rule
 from nodes.core.catalog.state import (
     FRONTEND_LEASE_S,
@@ -22,7 +23,6 @@ from nodes.core.catalog.state import (
     LEASE_S,
     PING_TIMEOUT_S,
     Peer,
-    ReplicaState,
 )
 from nodes.core.clocks import NEVER, outwait
 from nodes.core.effects import Gather, NoAnswer, Send, Sleep
@@ -37,7 +37,7 @@ from nodes.core.messages import (
 )
 
 
-class Leases(ReplicaState):
+class Leases(Buys):
     """The state plus W2's leases: trust in the valid set, grants, and outwaiting them."""
 
     # ---- trusting the valid set ---------------------------------------------------------------
@@ -127,14 +127,14 @@ class Leases(ReplicaState):
         peer.granted_until = max(peer.granted_until, self.now + outwait(LEASE_S))
         return LEASE_S
 
-    def _take_lease(self, peer: Peer, seqs: dict[int, int], until: float) -> None:
-        """A lease ``peer`` granted in a ping's answer, with its seqs as it answered: every book
-        it is ahead of us on stops being vouched for here first (the answer's newer rows have
-        been adopted by now; what is still behind is a row it did not hand on, such as an
-        unconfirmed write), so the lease never lets us vouch for a copy it knows to be old."""
-        for book_id, seq in seqs.items():
-            if book_id in self.books and self.books[book_id].seq < seq:
-                self._unmark_valid(book_id)
+    def _take_lease(self, peer: Peer, until: float) -> None:
+        """A lease ``peer`` granted in a ping's answer: every book its answers show it ahead of
+        us on (``Marks.ahead``, as of this answer: its newer rows have been adopted by now;
+        what is still behind is a row it did not hand on, such as an unconfirmed write) stops
+        being vouched for here first, so the lease never lets us vouch for a copy it knows
+        to be old."""
+        for book_id in sorted(peer.marks.ahead):
+            self._unmark_valid(book_id)
         peer.lease_until = max(peer.lease_until, until)
 
     def out_of_touch(self) -> bool:

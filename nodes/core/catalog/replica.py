@@ -23,6 +23,10 @@ top of it, each in its own module:
 - ``reservations.py``: checks as reservations, wait-die, releases (W1, W7);
 - ``group_commit.py``: buys of one book riding one round;
 - ``writes.py``: the write round and the update's arrival (W1, W2, W7, W8);
+- ``buys.py``: the buys remembered (W7), when each is vouched for, and their retry window;
+- ``changes.py`` and ``anti_entropy.py``: each replica's change log, and pings and their
+  answers as deltas of it;
+- ``compare.py``: rows compared with the peers' of the same seq (storage that checks itself);
 - ``catch_up.py``: heartbeat, pings, catch-up and tentative writes settling (W3).
 """
 from __future__ import annotations
@@ -32,7 +36,7 @@ from typing import Any
 from nodes.core.catalog.catch_up import CatchUp
 from nodes.core.catalog.reads import Reads
 from nodes.core.catalog.rules import Mode, Rule, mode_of, rules_for, with_mode
-from nodes.core.catalog.state import FRONTEND_LEASE_S, LEASE_S
+from nodes.core.catalog.state import BUY_WINDOW_S, DELTA_MOST, FRONTEND_LEASE_S, LEASE_S
 from nodes.core.catalog.writes import Writes
 from nodes.core.clocks import outwait
 from nodes.core.effects import Disk
@@ -69,6 +73,8 @@ class CatalogReplica(Writes, Reads, CatchUp):
         peer_order: list[int] | None = None,
         nonce: str = "",
         timeout_s: float = 1.0,
+        buy_window_s: float = BUY_WINDOW_S,
+        delta_most: int = DELTA_MOST,
         guard_writes: bool | None = None,
         consistency: str | None = None,
     ) -> None:
@@ -77,7 +83,8 @@ class CatalogReplica(Writes, Reads, CatchUp):
         elif mode is not None or guard_writes is not None or consistency is not None:
             raise TypeError("give either rules or mode/guard_writes/consistency, not both")
         super().__init__(index, replicas, has_frontend=has_frontend, rules=rules, seed=seed,
-                         peer_order=peer_order, nonce=nonce, timeout_s=timeout_s)
+                         peer_order=peer_order, nonce=nonce, timeout_s=timeout_s, buy_window_s=buy_window_s,
+                         delta_most=delta_most)
 
     @property
     def mode(self) -> Mode:
@@ -141,6 +148,7 @@ class CatalogReplica(Writes, Reads, CatchUp):
             self.books = await Disk("reset", generation)
             self.generation = generation
             self.buys.clear()
+            self.buys_of.clear()
             self.buy_count.clear()
             self.buy_digest.clear()
             self.valid_ids.clear()
@@ -160,10 +168,12 @@ class CatalogReplica(Writes, Reads, CatchUp):
                 self._unlock(book_id)
 
     # ---- state --------------------------------------------------------------------------
-    def describe(self) -> dict[str, Any]:
+    def describe(self, books: bool = True) -> dict[str, Any]:
+        """The replica's state for ``GET /admin/state``; ``books``: with every book's row (a
+        catalog of 100,000 books makes that megabytes, which a poll for peers and leases skips)."""
         return {
             "mode": self.mode.value,
-            "books": [
+            "books": [] if not books else [
                 {
                     "id": book.id,
                     "seq": book.seq,
@@ -174,6 +184,7 @@ class CatalogReplica(Writes, Reads, CatchUp):
                 }
                 for book in sorted(self.books.values(), key=lambda b: b.id)
             ],
+            "book_count": len(self.books),
             "peers": [{"id": p.index, "up": p.up} for p in self.peers],
             "lease_ok": self.lease_ok(),
             "rejoining": not self.lease_ok(),  # out of lease: vouching for nothing
@@ -186,6 +197,7 @@ class CatalogReplica(Writes, Reads, CatchUp):
             "tentative": sorted(self.tentative),
             "generation": self.generation,
             "buys_remembered": len(self.buys),
+            "buy_window_s": self.buy_window_s,
         }
 
     def _holder(self, book_id: int) -> int | None:

@@ -10,13 +10,13 @@ from __future__ import annotations
 import hashlib
 import random
 from collections import Counter
-from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeAlias
 
 from nodes.core.books import Book
+from nodes.core.catalog.changes import ChangeLog, Marks, TouchingDict, TouchingSet, View
 from nodes.core.catalog.rules import Rule
-from nodes.core.clocks import NEVER, outwait
+from nodes.core.clocks import NEVER
 from nodes.core.effects import Core, Disk, DiskFailed, Send, SingleFlight, Waiters
 from nodes.core.messages import (
     Conflict,
@@ -57,6 +57,13 @@ INVALIDATE_TIMEOUT_S = 0.5
 
 #: How many attempts of buys' writes a replica remembers, to refuse copies of them (W7).
 ATTEMPTS_KEPT = 10_000
+#: How long a replica remembers a buy id (W7's retry window): a retry within it is answered
+#: its first outcome; then the id is forgotten, here and on disk (buys.py), so that memory
+#: holds the last window's buys, not a day's. Set per cluster (``buy_window_s``).
+BUY_WINDOW_S = 600.0
+#: The most books one ping or its answer tells of (changes.py): a whole catalog of 100,000
+#: travels in pages over a few rounds, so that no exchange outlasts a ping's time-out.
+DELTA_MOST = 5_000
 
 Priority = tuple[float, int]  # (when the operation first tried, writer's replica number): lower wins
 #: What a write (``Write``) is answered.
@@ -94,9 +101,19 @@ class Peer:
     #: Its lease to us still held when it was found gone: only then does it count as holding
     #: one while it is gone (``lease_ok``).
     held_when_refused: bool = False
-    #: Its seqs as its last ping answer gave them: a book it holds newer than we do is one we
-    #: may not vouch for, whatever our lease says, until we hold that copy too (``_mark_valid``).
+    #: Its seqs as its ping answers gave them, raised where a write's fan-out found it took a
+    #: newer copy: a book it holds newer than we do is one we may not vouch for, whatever our
+    #: lease says, until we hold that copy too (``_mark_valid``).
     seqs: dict[int, int] = field(default_factory=dict)
+    #: Its word on every book as its ping answers gave it, delta by delta (changes.py).
+    view: View = field(default_factory=View)
+    #: Its seqs as its own pings gave them: what it lacks of ours (``on_ping``).
+    told: View = field(default_factory=View)
+    #: The position of our log it said it holds (its last ping answer): our next ping carries
+    #: the changes since.
+    acked: tuple[str, int] = ("", 0)
+    #: What still needs a look for this peer, and up to where our log was looked at.
+    marks: Marks = field(default_factory=Marks)
 
     @property
     def name(self) -> str:
@@ -118,7 +135,8 @@ class ReplicaState(Core):
     valid marks, and the generation of the data. No rule is decided here."""
 
     def __init__(self, index: int, replicas: int, *, has_frontend: bool, rules: frozenset[Rule],
-                 seed: int | None, peer_order: list[int] | None, nonce: str, timeout_s: float) -> None:
+                 seed: int | None, peer_order: list[int] | None, nonce: str, timeout_s: float,
+                 buy_window_s: float = BUY_WINDOW_S, delta_most: int = DELTA_MOST) -> None:
         # ---- who it is and what it runs ------------------------------------------------------
         self.index = index  # its replica number: it is catalog{index}, and not among its peers
         self.rules = rules  # the repairs it runs (rules.py); only the admin call's mode switch changes it
@@ -129,8 +147,19 @@ class ReplicaState(Core):
         self.nonce = nonce  # differs at every process start, so tokens never repeat across restarts
         self.timeout_s = timeout_s  # how long a message to a peer waits for its answer, by default
         # ---- the data, as on disk ------------------------------------------------------------
-        self.books: dict[int, Book] = {}  # id -> our copy, the same ids on every replica (W5)
+        #: Every change of what a ping's answer tells of a book, numbered (changes.py); new
+        #: with every new set of rows (start, reset), so that peers then take everything.
+        self._logs = 0
+        self.changes = ChangeLog(f"{nonce}.0")
+        self._books: TouchingDict[Book] = TouchingDict(self._touch)  # id -> our copy, the same ids everywhere (W5)
         self.buys: dict[str, tuple[int, int]] = {}  # buy id -> (book, seq that carried it out) (W7)
+        self.buys_of: dict[int, dict[str, int]] = {}  # book -> its buys remembered (buy id -> seq)
+        self.buy_window_s = buy_window_s  # how long a buy id is remembered (BUY_WINDOW_S)
+        self.delta_most = delta_most  # the most books a ping or its answer tells of (DELTA_MOST)
+        #: Per buy remembered, when it is forgotten; and the same times as a heap (oldest
+        #: first), whose entries no longer in ``buy_expires`` at that time are stale.
+        self.buy_expires: dict[str, float] = {}
+        self.expiry_heap: list[tuple[float, str]] = []
         self.buy_count: Counter[int] = Counter()  # buys remembered per book, kept by _remember_buy
         #: Per book, the XOR of ``buy_hash`` over the buys remembered: equal sets, equal digests.
         self.buy_digest: Counter[int] = Counter()
@@ -156,10 +185,10 @@ class ReplicaState(Core):
         #: with it, so that no lease granted meanwhile covers the old copy for a peer the write
         #: may leave out (W2; simulator seed 2027818278: a writer whose store waited kept
         #: granting the peer it had left out leases on the old copy).
-        self.in_flight: dict[int, int] = {}
+        self.in_flight: TouchingDict[int] = TouchingDict(self._touch)
         #: Writes whose updates got no answer (a peer may hold them): book -> (update, peers
         #: to offer it to), until a peer confirms it or shows another write of that seq.
-        self.tentative: dict[int, tuple[Update, tuple[int, ...]]] = {}
+        self.tentative: TouchingDict[tuple[Update, tuple[int, ...]]] = TouchingDict(self._touch)
         #: Tentative writes our disk refused: held in memory only, stored whole (row and buys)
         #: when confirmed, and not confirmed before they are stored.
         self.unstored: set[int] = set()
@@ -177,7 +206,10 @@ class ReplicaState(Core):
         #: on disk, checksum and all, could be among them. Never handed on, written on, granted
         #: a check or vouched for, until a vouched-for or majority's row of their seq matches,
         #: or every peer is found behind, or a peer's copy replaces them.
-        self.unverified: set[int] = set()
+        self._unverified = TouchingSet(self._touch)
+        #: Books ``_compare_rows`` looks at again next round, and up to where it read our log.
+        self.compare_todo: set[int] = set()
+        self.compared_at: tuple[str, int] = ("", 0)
         #: The rows a search index was built from, and each topic's book ids (reads.search).
         self._topic_index: tuple[dict[int, Book], dict[str, list[int]]] | None = None
         #: Per book, the seq and checksum of the newest confirmed row a peer's ping answer
@@ -185,7 +217,7 @@ class ReplicaState(Core):
         #: whose rows are unconfirmed (both restarted) hold different rows of that seq, one
         #: changed checksum and all. Without it no majority could tell them apart and the book
         #: was served by no one for good (simulator seeds 2028314085, 2028712420).
-        self.witnessed: dict[int, tuple[int, str]] = {}
+        self.witnessed: TouchingDict[tuple[int, str]] = TouchingDict(self._touch)
         #: Why the last commit failed (disk full, I/O error), until one succeeds again.
         self.disk_trouble: str | None = None
         self._tokens = 0  # reservation tokens issued since start (with the nonce: unique)
@@ -201,6 +233,32 @@ class ReplicaState(Core):
         self.catch_ups = 0  # copies taken from pings since the last reset (W3), for the window
         self.resetting = False  # a reset is under way: no peer message is taken or answered
         self.pending_reset: int | None = None  # a newer generation met; the driver resets to it
+
+    # ---- what changed (changes.py) --------------------------------------------------------------
+    @property
+    def books(self) -> TouchingDict[Book]:
+        return self._books
+
+    @books.setter
+    def books(self, rows: dict[int, Book]) -> None:
+        """A new set of rows (start, reset): a new log, which peers take whole."""
+        self._logs += 1
+        self.changes = ChangeLog(f"{self.nonce}.{self.now!r}.{self._logs}")
+        self._books = TouchingDict(self._touch, rows)
+        for book_id in self._books:
+            self._touch(book_id)
+
+    @property
+    def unverified(self) -> TouchingSet:
+        return self._unverified
+
+    @unverified.setter
+    def unverified(self, books: set[int]) -> None:
+        self._unverified.clear()
+        self._unverified.update(books)
+
+    def _touch(self, book_id: int) -> None:
+        self.changes.touch(book_id)
 
     # ---- generations and messages ---------------------------------------------------------------
     def same_generation(self, theirs: int | None) -> bool:
@@ -245,29 +303,6 @@ class ReplicaState(Core):
     def _emit_seq(self, book: Book) -> None:
         self.emit("seq", book=book.id, seq=book.seq, quantity=book.quantity, price=book.as_record()["price"])
 
-    async def _adopt(self, copy: Book, buy_ids: tuple[str, ...] | list[str] = (),
-                     generation: int | None = None) -> bool:
-        """Store ``copy`` when it is newer than ours. True when it was. ``generation``: ours
-        when the message that brought the copy was sent; a reset since makes it foreign."""
-        if copy.seq <= self.books[copy.id].seq or not self.same_generation(generation):
-            return False
-        if copy.id in self.unforgotten and not await self._stored("undo", copy, self.unforgotten[copy.id]):
-            return False
-        self.unforgotten.pop(copy.id, None)
-        if not await self._stored("write", copy, list(buy_ids)):
-            return False  # not stored: not ours (a peer keeps offering it, catch-up brings it)
-        if copy.seq <= self.books[copy.id].seq or not self.same_generation(generation):
-            return False  # a newer one landed while we were writing, or a reset
-        self.books[copy.id] = copy
-        self.unverified.discard(copy.id)
-        if self.damaged.pop(copy.id, None) is not None:
-            self.emit("repaired", book=copy.id, seq=copy.seq)
-        for buy_id in buy_ids:
-            self._remember_buy(buy_id, copy.id, copy.seq)
-        self._settle_after_grants(buy_ids)
-        self._emit_seq(copy)
-        return True
-
     async def _stored(self, method: str, *args: Any) -> bool:
         """``Disk(method, *args)``, saying whether it was stored. A store that cannot commit
         (disk full, I/O error) makes the replica say it is in trouble (health answers degraded,
@@ -291,11 +326,6 @@ class ReplicaState(Core):
             return f"catalog{self.index} cannot store writes: {self.disk_trouble}"
         return None
 
-    def rows_digest(self) -> str:
-        """One digest of every row we hold (id, seq, checksum): equal digests, equal rows."""
-        text = ",".join(f"{b.id}:{b.seq}:{b.checksum()}" for b in sorted(self.books.values(), key=lambda b: b.id))
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
-
     def _take_as_damaged(self, book_id: int, why: str) -> None:
         """Our row of ``book_id`` is not to be trusted (it fails its checksum, or differs from
         the copy a majority holds at its seq): held at seq -1, never vouched for, served or
@@ -305,32 +335,6 @@ class ReplicaState(Core):
         self._unmark_valid(book_id)
         self.books[book_id] = replace(self.books[book_id], seq=-1)
         self.emit("damaged", book=book_id, reason=why)
-
-    def _settling(self, buy_ids: Iterable[str]) -> dict[str, float]:
-        """Of ``buy_ids``, those not to be vouched for as done yet, with the seconds left: sent
-        along wherever buys are handed to a peer, which outwaits them (``_settle_as_told``)."""
-        return {b: self.buy_settles[b] - self.now for b in buy_ids if self.buy_settles.get(b, NEVER) > self.now}
-
-    def _settle_as_told(self, settling: dict[str, float], buy_ids: Iterable[str]) -> None:
-        """A peer handed us ``buy_ids`` and told us how long each is not to be vouched for
-        yet, as its clock counts: on ours, no sooner than ``outwait`` of that."""
-        for buy_id in buy_ids:
-            left = settling.get(buy_id, 0.0)
-            if left > 0:
-                self.buy_settles[buy_id] = max(self.buy_settles.get(buy_id, NEVER), self.now + outwait(left))
-
-    def _settle_after_grants(self, buy_ids: tuple[str, ...] | list[str]) -> None:
-        """Buys learnt with a copy adopted here (catch-up, a read's hop, a fetch, and a peer's
-        update too: ``_adopt`` calls it for every copy it stores) are not vouched for as done
-        before every read lease this replica granted has run out: a peer holding one may still
-        vouch for the copy before them, and we cannot tell whether it has caught up (W2, W7).
-        A lease we grant later does not cover the book for a peer behind us on it (it takes leases
-        with our seqs, ``_take_lease``), so these are all there are. The price: a
-        retry answered here waits up to a lease's length (LEASE_S) after the update."""
-        horizon = max((peer.granted_until for peer in self.peers if not peer.refused), default=NEVER)
-        if horizon > self.now:
-            for buy_id in buy_ids:
-                self.buy_settles[buy_id] = max(self.buy_settles.get(buy_id, NEVER), horizon)
 
     # ---- book locks (one local write per book at a time) -----------------------------------
     async def _lock(self, book_id: int, deadline: float) -> bool:
@@ -343,40 +347,3 @@ class ReplicaState(Core):
     def _unlock(self, book_id: int) -> None:
         self._locked.discard(book_id)
         self.waiters.notify(("lock", book_id))
-
-    # ---- buys (W7) ------------------------------------------------------------------------------
-    def _remember_buy(self, buy_id: str, book_id: int, seq: int) -> None:
-        """The one place a buy enters memory, so the per-book counts pings compare stay exact."""
-        if buy_id not in self.buys:
-            self.buys[buy_id] = (book_id, seq)
-            self.buy_count[book_id] += 1
-            self.buy_digest[book_id] ^= buy_hash(buy_id)
-
-    def _reused(self, buy_id: str | None, book_id: int) -> ReusedBuyId | None:
-        """The refusal for a buy id remembered for another book: one id names one buy (W7), so
-        the same id for another book is a mistake, not a retry, and must change nothing."""
-        known = self.buys.get(buy_id) if buy_id is not None else None
-        if buy_id is None or known is None or known[0] == book_id:
-            return None
-        return ReusedBuyId(buy_id, known[0])
-
-    def _forget_buy(self, buy_id: str) -> None:
-        """Undo _remember_buy, for a write withdrawn before anyone else took it."""
-        found = self.buys.pop(buy_id, None)
-        if found is not None:
-            self.buy_count[found[0]] -= 1
-            self.buy_digest[found[0]] ^= buy_hash(buy_id)
-
-    def _buy_digests(self) -> dict[int, str]:
-        """Per book, the digest of the buys remembered but those of writes not confirmed yet
-        (as pings answer them, and as we compare ours with a peer's)."""
-        digests = Counter(self.buy_digest)
-        for update, _peers in self.tentative.values():
-            for buy_id in update.buy_ids:
-                if buy_id in self.buys:
-                    digests[self.buys[buy_id][0]] ^= buy_hash(buy_id)
-        return {book_id: f"{digest:016x}" for book_id, digest in digests.items()}
-
-    def _tentative_buys(self) -> set[str]:
-        """Buys of writes not confirmed yet: not handed on, since they may yet give way."""
-        return {buy_id for update, _peers in self.tentative.values() for buy_id in update.buy_ids}

@@ -50,12 +50,8 @@ class OrderReplica(Core):
         #: Names each attempt of a buy's write, unique across restarts: ``{index}.{nonce}.{n}``.
         self.nonce = f"{self.rng.randrange(1 << 32):08x}"
         self.attempts = 0
-        self.recorded: set[str] = set()  # buy ids in this replica's history: a repeat costs no disk read
         self.counts = {"bought": 0, "out_of_stock": 0, "unreachable": 0}
         self.in_flight = SingleFlight()
-
-    async def start(self) -> None:
-        self.recorded = set(await Disk("buy_ids"))
 
     def _send(self, message: object) -> Send:
         return Send(self.catalog, message, self.timeout_s, connect_timeout=self.connect_s)
@@ -81,11 +77,14 @@ class OrderReplica(Core):
 
     async def _buy(self, request: Buy) -> Bought | OutOfStock | NotFound | Unreachable | ReusedBuyId:
         buy_id = request.buy_id
-        if self.guard_writes and buy_id in self.recorded:  # W7: the same buy again gets its first outcome
-            purchase = await Disk("find", buy_id)
-            if purchase is not None and purchase.book_id != request.book:
+        # W7: the same buy again gets its first outcome. Looked up in this replica's history on
+        # disk (one indexed read), not in memory: memory holds no buy id for good, and the
+        # history answers a retry here even after the catalogs' retry window has run out.
+        purchase = await Disk("find", buy_id) if self.guard_writes else None
+        if purchase is not None:
+            if purchase.book_id != request.book:
                 return ReusedBuyId(buy_id, purchase.book_id)  # not a retry: another book
-            return self._bought(buy_id, purchase.order_id if purchase is not None else None)
+            return self._bought(buy_id, purchase.order_id)
         deadline = self.now + RETRY_BUDGET_S
         since = self.now  # travels with every attempt: the older buy wins a conflict
         attempt = 0
@@ -119,7 +118,6 @@ class OrderReplica(Core):
                     if written.duplicate:
                         return await self._known(buy_id, book)
                     purchase = await Disk("record", buy_id, book.id, book.title, book.price)
-                    self.recorded.add(buy_id)
                     return self._bought(buy_id, purchase.order_id)
                 if isinstance(written, NotFound | ReusedBuyId):
                     return written
@@ -143,7 +141,7 @@ class OrderReplica(Core):
     async def _known(self, buy_id: str, book: Book) -> Bought:
         """A buy found done at the catalog (by us before, or by another order replica, whose
         history holds it): bought, recorded once."""
-        purchase = await Disk("find", buy_id) if buy_id in self.recorded else None
+        purchase = await Disk("find", buy_id)
         return self._bought(buy_id, purchase.order_id if purchase is not None else None)
 
     async def health(self) -> Healthy | Degraded:
@@ -156,6 +154,5 @@ class OrderReplica(Core):
 
     async def reset(self) -> None:
         await Disk("reset")
-        self.recorded.clear()
         for key in self.counts:
             self.counts[key] = 0

@@ -61,6 +61,12 @@ MAX_ID_TEXT = 100
 MAX_GENERATION = 2**63 - 1
 #: A book id as a key of a ping's ``seqs``: ASCII digits only (str.isdigit takes '²' too).
 _BOOK_KEY = re.compile(r"[0-9]{1,15}")
+#: A position in a replica's change log (``Ping.base``, ``position``, ``heard``).
+POSITION: dict[str, Any] = {"type": "integer", "minimum": 0, "maximum": 2**53 - 1}
+
+
+def _whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**53
 
 
 def init_app(config: CatalogConfig) -> web.Application:
@@ -87,10 +93,12 @@ def init_app(config: CatalogConfig) -> web.Application:
             consistency=config.consistency,
             seed=config.seed,
             peer_order=config.peer_order,
+            buy_window_s=config.buy_window_s,
         )
         await replica.start()
         holder["replica"] = replica
         node.describe = replica.describe
+        node.describe_brief = replica.describe_brief
         node.on_contact = replica.contact
 
         async def health(sender: str) -> tuple[int, dict]:
@@ -194,10 +202,20 @@ def init_app(config: CatalogConfig) -> web.Application:
         if not isinstance(seqs, dict) or not all(
                 isinstance(v, int) and not isinstance(v, bool) and _BOOK_KEY.fullmatch(k) for k, v in seqs.items()):
             raise ApiError(400, "'seqs' must be an object of book id to seq")
-        rows = data.get("rows", "")
-        if not isinstance(rows, str) or len(rows) > 64:
-            raise ApiError(400, "'rows' must be a digest of at most 64 characters")
-        return await answer(Ping(_required_int(data, "from"), {int(k): v for k, v in seqs.items()}, rows), request)
+        epoch, heard = data.get("epoch", ""), data.get("heard", ["", 0])
+        if not isinstance(epoch, str) or len(epoch) > 80:
+            raise ApiError(400, "'epoch' must be a text of at most 80 characters")
+        if not (isinstance(heard, list) and len(heard) == 2 and isinstance(heard[0], str) and len(heard[0]) <= 80
+                and _whole(heard[1])):
+            raise ApiError(400, "'heard' must be [epoch, position]: a text and a whole number from 0")
+        base, position = data.get("base", 0), data.get("position", 0)
+        if not _whole(base) or not _whole(position) or base > position:
+            raise ApiError(400, "'base' and 'position' must be whole numbers from 0, 'base' no larger")
+        more = data.get("more", False)
+        if not isinstance(more, bool):
+            raise ApiError(400, "'more' must be true or false")
+        return await answer(Ping(_required_int(data, "from"), {int(k): v for k, v in seqs.items()}, epoch, base,
+                                 position, (heard[0], heard[1]), more), request)
 
     async def rep_buys(request: web.Request) -> web.Response:
         return await answer(FetchBuys(book_id(request)), request)
@@ -293,7 +311,9 @@ def init_app(config: CatalogConfig) -> web.Application:
              body=body({"from": whole_below_2_53,
                         "seqs": {"type": "object", "propertyNames": {"pattern": "^[0-9]{1,15}$"},
                                  "additionalProperties": SEQ},
-                        "rows": {"type": "string", "maxLength": 64}}, required=["from"])),
+                        "epoch": {"type": "string", "maxLength": 80}, "base": POSITION, "position": POSITION,
+                        "heard": {"type": "array", "prefixItems": [{"type": "string", "maxLength": 80}, POSITION],
+                                  "minItems": 2, "maxItems": 2}, "more": {"type": "boolean"}}, required=["from"])),
         get("/rep/buys/{id}", rep_buys, "The buys of a book this replica applied",
             {200: ("[[buy_id, seq, settles_in?], ...]", {"type": "array"})}, params=peer),
         post("/admin/mode", set_mode, "The replication rules: Bazar's or the documented ones", {200: state},

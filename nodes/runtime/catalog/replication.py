@@ -8,7 +8,7 @@ import time
 import uuid
 from typing import Any
 
-from nodes.core.catalog import CatalogReplica, rules_for
+from nodes.core.catalog import BUY_WINDOW_S, CatalogReplica, rules_for
 from nodes.runtime.catalog.store import CatalogStore
 from nodes.runtime.driver import Driver
 from nodes.runtime.node import Node
@@ -18,10 +18,11 @@ from nodes.runtime.tasks import cancel_and_wait
 class ReplicaNode:
     def __init__(self, node: Node, store: CatalogStore, addresses: list[str], *, frontend: str | None,
                  mode: str = "bazar", consistency: str | None = None, seed: int | None = None,
-                 peer_order: list[int] | None = None) -> None:
+                 peer_order: list[int] | None = None, buy_window_s: float = BUY_WINDOW_S) -> None:
         self.core = CatalogReplica(
             node.index, len(addresses), has_frontend=bool(frontend), rules=rules_for(mode, consistency=consistency),
             seed=seed, peer_order=peer_order, nonce=uuid.uuid4().hex[:8], timeout_s=node.timeouts.total,
+            buy_window_s=buy_window_s,
         )
         names = {f"catalog{i}": address for i, address in enumerate(addresses)}
         if frontend:
@@ -55,6 +56,10 @@ class ReplicaNode:
     async def reset(self, generation: int | None = None) -> None:
         await self.driver.run(self.core.reset(time.time_ns() if generation is None else generation))
         self.driver.node.emit_snapshot()
+
+    def describe_brief(self) -> dict[str, Any]:
+        self.driver.feed_time()
+        return self.core.describe(books=False)
 
     def describe(self) -> dict[str, Any]:
         self.driver.feed_time()

@@ -121,6 +121,11 @@ class CatalogStore:
             with self.engine.begin() as connection:
                 connection.execute(_FORGET_BUYS, {"buy_ids": list(buy_ids)})
 
+    def expire(self, buy_ids: list[str]) -> None:
+        """Forget buys whose retry window has run out (W7, ``BUY_WINDOW_S``), in batches of at
+        most a few thousand: the table holds the last window's buys, not every buy ever made."""
+        self.forget(buy_ids)
+
     def confirm(self, book_id: int) -> None:
         """A peer holds our tentative write of ``book_id``: it is settled."""
         with self.engine.begin() as connection:

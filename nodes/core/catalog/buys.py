@@ -1,0 +1,165 @@
+"""The buys a replica remembers (W7): which buy ids it applied, per book their count and a
+digest for comparing with a peer's, and when each may be answered as done (``buy_settles``).
+One buy id names one buy: a retry of it is answered its first outcome, and the same id for
+another book is refused."""
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterable
+
+from nodes.core.books import Book
+from nodes.core.catalog.state import ReplicaState, buy_hash
+from nodes.core.clocks import NEVER, outwait
+from nodes.core.messages import ReusedBuyId
+
+
+class Buys(ReplicaState):
+    """The state plus the buys it remembers, and the times before which they are not vouched for."""
+
+    async def _adopt(self, copy: Book, buy_ids: tuple[str, ...] | list[str] = (),
+                     generation: int | None = None, expiring: dict[str, float] | None = None) -> bool:
+        """Store ``copy`` when it is newer than ours. True when it was. ``generation``: ours
+        when the message that brought the copy was sent; a reset since makes it foreign.
+        ``expiring``: the seconds left of the buys' retry windows, as the peer told them; a buy
+        out of its window is not taken (``_lives``)."""
+        if copy.seq <= self.books[copy.id].seq or not self.same_generation(generation):
+            return False
+        told = expiring or {}
+        buy_ids = [b for b in buy_ids if self._lives(told, b)]
+        if copy.id in self.unforgotten and not await self._stored("undo", copy, self.unforgotten[copy.id]):
+            return False
+        self.unforgotten.pop(copy.id, None)
+        if not await self._stored("write", copy, list(buy_ids)):
+            return False  # not stored: not ours (a peer keeps offering it, catch-up brings it)
+        if copy.seq <= self.books[copy.id].seq or not self.same_generation(generation):
+            return False  # a newer one landed while we were writing, or a reset
+        self.books[copy.id] = copy
+        self.unverified.discard(copy.id)
+        if self.damaged.pop(copy.id, None) is not None:
+            self.emit("repaired", book=copy.id, seq=copy.seq)
+        for buy_id in buy_ids:
+            self._remember_buy(buy_id, copy.id, copy.seq, told.get(buy_id))
+        self._settle_after_grants(buy_ids)
+        self._emit_seq(copy)
+        return True
+
+    def _settling(self, buy_ids: Iterable[str]) -> dict[str, float]:
+        """Of ``buy_ids``, those not to be vouched for as done yet, with the seconds left: sent
+        along wherever buys are handed to a peer, which outwaits them (``_settle_as_told``)."""
+        return {b: self.buy_settles[b] - self.now for b in buy_ids if self.buy_settles.get(b, NEVER) > self.now}
+
+    def _settle_as_told(self, settling: dict[str, float], buy_ids: Iterable[str]) -> None:
+        """A peer handed us ``buy_ids`` and told us how long each is not to be vouched for
+        yet, as its clock counts: on ours, no sooner than ``outwait`` of that."""
+        for buy_id in buy_ids:
+            left = settling.get(buy_id, 0.0)
+            if left > 0:
+                self.buy_settles[buy_id] = max(self.buy_settles.get(buy_id, NEVER), self.now + outwait(left))
+
+    def _settle_after_grants(self, buy_ids: tuple[str, ...] | list[str]) -> None:
+        """Buys learnt with a copy adopted here (catch-up, a read's hop, a fetch, and a peer's
+        update too: ``_adopt`` calls it for every copy it stores) are not vouched for as done
+        before every read lease this replica granted has run out: a peer holding one may still
+        vouch for the copy before them, and we cannot tell whether it has caught up (W2, W7).
+        A lease we grant later does not cover the book for a peer behind us on it (it takes leases
+        with our seqs, ``_take_lease``), so these are all there are. The price: a
+        retry answered here waits up to a lease's length (LEASE_S) after the update."""
+        horizon = max((peer.granted_until for peer in self.peers if not peer.refused), default=NEVER)
+        if horizon > self.now:
+            for buy_id in buy_ids:
+                self.buy_settles[buy_id] = max(self.buy_settles.get(buy_id, NEVER), horizon)
+
+    # ---- buys (W7) ------------------------------------------------------------------------------
+    def _remember_buy(self, buy_id: str, book_id: int, seq: int, left: float | None = None) -> None:
+        """The one place a buy enters memory, so the per-book counts pings compare stay exact.
+        ``left``: the seconds left of its retry window, as the peer that handed it on told it;
+        None: all of it (a buy carried out or taken with its write just now, or loaded at start)."""
+        if buy_id not in self.buys:
+            expires = self.now + (self.buy_window_s if left is None else min(left, self.buy_window_s))
+            self.buy_expires[buy_id] = expires
+            heapq.heappush(self.expiry_heap, (expires, buy_id))
+            self.buys[buy_id] = (book_id, seq)
+            self.buys_of.setdefault(book_id, {})[buy_id] = seq
+            self.buy_count[book_id] += 1
+            self.buy_digest[book_id] ^= buy_hash(buy_id)
+            self._touch(book_id)
+
+    def _reused(self, buy_id: str | None, book_id: int) -> ReusedBuyId | None:
+        """The refusal for a buy id remembered for another book: one id names one buy (W7), so
+        the same id for another book is a mistake, not a retry, and must change nothing."""
+        known = self.buys.get(buy_id) if buy_id is not None else None
+        if buy_id is None or known is None or known[0] == book_id:
+            return None
+        return ReusedBuyId(buy_id, known[0])
+
+    def _forget_buy(self, buy_id: str) -> None:
+        """Undo _remember_buy, for a write withdrawn before anyone else took it."""
+        found = self.buys.pop(buy_id, None)
+        self.buy_expires.pop(buy_id, None)
+        if found is not None:
+            self.buys_of[found[0]].pop(buy_id, None)
+            self.buy_count[found[0]] -= 1
+            self.buy_digest[found[0]] ^= buy_hash(buy_id)
+            self._touch(found[0])
+
+    def _buy_digest_of(self, book_id: int) -> str:
+        """The digest of the buys remembered of a book but those of a write of it not confirmed
+        yet (as pings answer it, and as we compare ours with a peer's)."""
+        digest = self.buy_digest[book_id]
+        entry = self.tentative.get(book_id)
+        for buy_id in entry[0].buy_ids if entry is not None else ():
+            if buy_id in self.buys:
+                digest ^= buy_hash(buy_id)
+        return f"{digest:016x}"
+
+    def _buy_count_of(self, book_id: int) -> int:
+        """How many buys of a book we remember but those of a write of it not confirmed yet (a
+        tentative write's buys may not be remembered at all: the count may go below zero, as
+        it always did, and compares all the same)."""
+        entry = self.tentative.get(book_id)
+        return self.buy_count[book_id] - (len(entry[0].buy_ids) if entry is not None else 0)
+
+    def _tentative_buys(self) -> set[str]:
+        """Buys of writes not confirmed yet: not handed on, since they may yet give way."""
+        return {buy_id for update, _peers in self.tentative.values() for buy_id in update.buy_ids}
+
+    # ---- the retry window (BUY_WINDOW_S) ---------------------------------------------------------
+    def _expiring(self, buy_ids: Iterable[str]) -> dict[str, float]:
+        """Of ``buy_ids``, the seconds left of each one's retry window: sent along wherever buys
+        are handed to a peer, which forgets them no later (``Pong.expiring``)."""
+        return {b: round(self.buy_expires[b] - self.now, 3) for b in buy_ids if b in self.buy_expires}
+
+    def _lives(self, expiring: dict[str, float], buy_id: str) -> bool:
+        """A buy a peer hands us is still inside its retry window: one it has run out of is not
+        taken back (a peer that forgot it first would take it again, and again)."""
+        return expiring.get(buy_id, self.buy_window_s) > 0
+
+    async def _forget_expired(self, most: int = 5_000) -> int:
+        """Forget, here and on disk, the buys whose retry window has run out (W7): not one a
+        write of ours has not had confirmed, nor one not yet vouched for as done (they wait a
+        round). A retry after it meets no memory of the buy: at a catalog replica it is a new
+        buy; the order replica that recorded it answers it from its history all the same."""
+        due: list[str] = []
+        held = self._tentative_buys() if self.tentative else set()
+        while self.expiry_heap and self.expiry_heap[0][0] <= self.now and len(due) < most:
+            expires, buy_id = heapq.heappop(self.expiry_heap)
+            if self.buy_expires.get(buy_id) != expires:
+                continue  # forgotten or remembered again since: a stale entry
+            if buy_id in held or self.buy_settles.get(buy_id, NEVER) > self.now:
+                self.buy_expires[buy_id] = self.now + 1.0
+                heapq.heappush(self.expiry_heap, (self.now + 1.0, buy_id))
+                continue
+            due.append(buy_id)
+        if not due:
+            return 0
+        if not await self._stored("expire", due):
+            for buy_id in due:  # our disk takes nothing now: forgotten once it does
+                if buy_id in self.buy_expires:
+                    heapq.heappush(self.expiry_heap, (self.buy_expires[buy_id], buy_id))
+            return 0
+        forgotten = 0
+        for buy_id in due:
+            if buy_id in self.buy_expires and self.buy_expires[buy_id] <= self.now:
+                self._forget_buy(buy_id)
+                forgotten += 1
+        return forgotten

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from nodes.core.books import CatalogFileError, seed_books
+from nodes.core.catalog import BUY_WINDOW_S
 from nodes.runtime.client import Timeouts
 from nodes.runtime.config import DEFAULT_TIMEOUTS_MS
 
@@ -42,6 +43,8 @@ class Cluster:
     telemetry: bool = True
     #: The catalog file the catalog replicas start from (None: the documents' seven books).
     books: Path | None = None
+    #: How long a catalog replica remembers a buy id (W7's retry window, in seconds).
+    buy_window_s: float = BUY_WINDOW_S
     #: Attach mode: addresses of nodes already running elsewhere (no processes started).
     attach_frontend: str | None = None
     attach_catalogs: tuple[str, ...] = ()
@@ -109,7 +112,7 @@ def parse(raw: dict[str, Any]) -> Cluster:
     if unknown:
         raise ClusterFileError(f"unknown section(s) {sorted(unknown)}; allowed: {sorted(_SECTIONS)}")
     cluster = _section(raw, "cluster", {"catalogs", "orders", "order_catalogs", "host", "data_dir", "catalog_mode",
-                                        "consistency", "secret", "telemetry", "books"})
+                                        "consistency", "secret", "telemetry", "books", "buy_window_s"})
     ports = _section(raw, "ports", {"frontend", "catalogs", "orders"})
     caches = _section(raw, "caches", {"lookup", "search"})
     timeouts = _section(raw, "timeouts", set(DEFAULT_TIMEOUTS_MS))
@@ -177,6 +180,7 @@ def parse(raw: dict[str, Any]) -> Cluster:
         telemetry=telemetry,
         secret=secret,
         books=_catalog_file(cluster["books"], "cluster.books") if "books" in cluster else None,
+        buy_window_s=_int(cluster, "cluster.buy_window_s", int(BUY_WINDOW_S), 1, 86_400, key="buy_window_s"),
         record=record,
         runs_limit_mb=_int(runs, "runs.limit_mb", 500, 1, 1_000_000, key="limit_mb"),
         rewind_minutes=_int(runs, "runs.rewind_minutes", 10, 1, 120, key="rewind_minutes"),

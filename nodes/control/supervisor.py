@@ -34,6 +34,7 @@ from nodes.control.clusterfile import Cluster
 from nodes.control.engine import ComposeEngine, by_engine
 from nodes.control.errors import ClusterError
 from nodes.control.processes import ManagedNode, free_port
+from nodes.core.catalog import BUY_WINDOW_S
 from nodes.core.vocabulary import NodeState
 from nodes.runtime.server import parse_ready_line
 
@@ -99,7 +100,8 @@ class Supervisor(NodeAdmin):
                 "--db", str(self.data_dir / f"catalog{i}.db"), "--replicas", "|".join(catalogs),
                 "--frontend", frontend, "--mode", c.catalog_mode]
                 + (["--consistency", c.consistency] if c.consistency else [])
-                + (["--books", str(c.books)] if c.books else [])))
+                + (["--books", str(c.books)] if c.books else [])
+                + (["--buy-window", f"{c.buy_window_s:g}"] if c.buy_window_s != BUY_WINDOW_S else [])))
         for i, port in enumerate(order_ports):
             k = c.catalog_of(i)
             self._add(ManagedNode("order", i, orders[i], port, common("order", i, port) + [

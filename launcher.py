@@ -114,6 +114,16 @@ def _size(text: str) -> tuple[int, int]:
     return width, height
 
 
+def _sizes(text: str) -> tuple[int, ...]:
+    try:
+        sizes = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError("give the sizes as whole numbers, e.g. 7,10000") from None
+    if not sizes or not all(1 <= size <= 1_000_000 for size in sizes):
+        raise argparse.ArgumentTypeError("each size is from 1 to 1,000,000 books")
+    return sizes
+
+
 def _scale(text: str) -> float:
     try:
         scale = float(text)
@@ -376,6 +386,11 @@ def run_bench(argv: list[str]) -> int:
                         help="load-fault experiment: heal the fault S seconds into the run (default: never)")
     parser.add_argument("--minutes", type=float, default=10.0, metavar="M",
                         help="runs experiment: how long the recorded session lasts (default 10)")
+    parser.add_argument("--buys", type=int, default=1_000_000, metavar="N",
+                        help="scale experiment: the long day's buys, memory read after 10,000 and after N "
+                             "(default 1,000,000; 0: no long day)")
+    parser.add_argument("--sizes", type=_sizes, default=(7, 10_000, 100_000), metavar="LIST",
+                        help="scale experiment: the catalog sizes (default 7,10000,100000)")
     cluster_options(parser)
     args = parser.parse_args(argv)
     names = args.experiment or list(EXPERIMENTS)
@@ -388,7 +403,7 @@ def run_bench(argv: list[str]) -> int:
         bar.refresh()
 
     context = Context(Progress(show), count=args.count, against=args.against, fault=args.fault,
-                      heal_at=args.heal_at, minutes=args.minutes)
+                      heal_at=args.heal_at, minutes=args.minutes, buys=args.buys, sizes=args.sizes)
     if args.cluster or args.attach or args.catalogs or args.orders:
         context.cluster_file = load_cluster(args)
     tables = []

@@ -131,6 +131,10 @@ class Context:
     heal_at: float | None = None
     #: The runs experiment: how long its recorded session lasts, in minutes.
     minutes: float = 10.0
+    #: The scale experiment: the long day's buys (memory is read after 10,000 and after these); 0: no day.
+    buys: int = 1_000_000
+    #: The scale experiment: the catalog sizes measured.
+    sizes: tuple[int, ...] = (7, 10_000, 100_000)
     _clusters: int = 0
     #: The clusters running now: ``stop_now`` stops them without waiting on the event loop.
     running: list[Supervisor] = field(default_factory=list)
@@ -198,7 +202,7 @@ async def raise_stock(supervisor: Supervisor, quantity: int = 100_000) -> None:
         await supervisor.admin(catalog.name, "PUT", f"/update/{book}", {"quantity": quantity})
 
 
-def mixed_request(rng: random.Random) -> Request:
-    if rng.random() < 0.1:
-        return Request("PUT", f"/buy/{rng.randint(1, 7)}")
-    return Request("GET", f"/lookup/{rng.randint(1, 7)}")
+def mixed_request(rng: random.Random, books: int = 7, buy_share: float = 0.1) -> Request:
+    if rng.random() < buy_share:
+        return Request("PUT", f"/buy/{rng.randint(1, books)}")
+    return Request("GET", f"/lookup/{rng.randint(1, books)}")

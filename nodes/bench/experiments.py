@@ -371,6 +371,6 @@ EXPERIMENTS: dict[str, tuple[str, Callable[[Context], Any]]] = {
     "load-fault": ("Many connections at once, and a replica broken 5 s in", load_fault),
     "floor": ("What one exchange costs: aiohttp next to bare asyncio", floor),
     "cache": ("Hit ratio against cache size, 1,000 books (Zipf)", cache_sizes),
-    "scale": ("What a catalog's size costs: 7 to 3,000 books", scale),
+    "scale": ("What a catalog's size costs: 7 to 100,000 books, and a long day of sales", scale),
     "runs": ("What keeping runs costs: recording, rewinding, replaying", runs),
 }

@@ -16,14 +16,15 @@ from nodes.verify.workload import WORKLOADS, Runner, Stats
 # ---- load: many connections at once, beside another front-end -----------------------------------
 LOAD_CONNECTIONS = 32
 LOAD_SECONDS = 10.0
-#: 90 % lookups and 10 % buys over books 1–7, seeded per wrk thread; a JSON line at the end.
+#: 90 % lookups and 10 % buys over books 1–7 (BOOKS and BUY_SHARE, replaced by ``wrk_load``),
+#: seeded per wrk thread; a JSON line at the end.
 WRK_SCRIPT = """
 local threads = {}
 function setup(thread) thread:set("id", #threads + 1); table.insert(threads, thread) end
 function init(args) math.randomseed(7 + (id or 0)) end
 function request()
-  local book = math.random(1, 7)
-  if math.random() < 0.1 then return wrk.format("PUT", "/buy/" .. book) end
+  local book = math.random(1, BOOKS)
+  if math.random() < BUY_SHARE then return wrk.format("PUT", "/buy/" .. book) end
   return wrk.format("GET", "/lookup/" .. book)
 end
 function done(summary, latency, requests)
@@ -75,8 +76,10 @@ class LoadResult:
         return self.timeouts + self.failed + self.bad_status
 
 
-async def wrk_load(url: str, connections: int, seconds: float) -> LoadResult:
-    """Load ``url`` with wrk (2 threads, ``connections`` connections, 2 s time-out)."""
+async def wrk_load(url: str, connections: int, seconds: float, *, books: int = 7,
+                   buy_share: float = 0.1) -> LoadResult:
+    """Load ``url`` with wrk (2 threads, ``connections`` connections, 2 s time-out): lookups and,
+    ``buy_share`` of the time, buys of books 1..``books``."""
     import json
     import shutil
 
@@ -84,7 +87,7 @@ async def wrk_load(url: str, connections: int, seconds: float) -> LoadResult:
     if wrk is None:
         raise FileNotFoundError("wrk")
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        script.write(WRK_SCRIPT)
+        script.write(WRK_SCRIPT.replace("BOOKS", str(books)).replace("BUY_SHARE", repr(buy_share)))
     process = await asyncio.create_subprocess_exec(
         wrk, "-t2", f"-c{connections}", f"-d{seconds:.0f}s", "--timeout", "2s", "-s", script.name, url,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
@@ -98,10 +101,12 @@ async def wrk_load(url: str, connections: int, seconds: float) -> LoadResult:
                       r["connect"] + r["read"] + r["write"], r["status"], "wrk", r["max"], r["over1s"])
 
 
-async def own_load(url: str, connections: int, seconds: float) -> LoadResult:
+async def own_load(url: str, connections: int, seconds: float, *, books: int = 7,
+                   buy_share: float = 0.1) -> LoadResult:
     """The same load from Bazar's own closed-loop client, when wrk is not installed."""
     async with Runner(url, timeout=2.0) as runner:
-        results = await runner.closed_loop(connections, seconds, mixed_request)
+        results = await runner.closed_loop(connections, seconds,
+                                           lambda rng: mixed_request(rng, books, buy_share))
     stats = Stats.of(results)
     return LoadResult(len(results), seconds, stats.mean, stats.p50, stats.p95, stats.p99,
                       sum(1 for r in results if r.status == 0 and r.ms >= 2000),
@@ -111,11 +116,13 @@ async def own_load(url: str, connections: int, seconds: float) -> LoadResult:
                       sum(1 for r in results if r.status and r.ms >= 1000))
 
 
-async def load_once(url: str, connections: int, seconds: float) -> LoadResult:
+async def load_once(url: str, connections: int, seconds: float, *, books: int = 7,
+                    buy_share: float = 0.1) -> LoadResult:
+    """wrk's load, or Bazar's own client's when wrk is not installed."""
     try:
-        return await wrk_load(url, connections, seconds)
+        return await wrk_load(url, connections, seconds, books=books, buy_share=buy_share)
     except FileNotFoundError:
-        return await own_load(url, connections, seconds)
+        return await own_load(url, connections, seconds, books=books, buy_share=buy_share)
 
 
 @contextlib.asynccontextmanager

@@ -141,8 +141,9 @@ class NodeAdmin:
                                                             "mute_to": sorted(node.mute_to)})
         self._changed(node)
 
-    async def state(self, name: str) -> dict[str, Any]:
-        return await self.admin(name, "GET", "/admin/state")
+    async def state(self, name: str, *, books: bool = True) -> dict[str, Any]:
+        """A node's state; ``books=False``: without a catalog replica's rows (large catalogs)."""
+        return await self.admin(name, "GET", "/admin/state" if books else "/admin/state?books=no")
 
     async def wait_settled(self, timeout: float = 10.0) -> None:
         """Wait until the front-end sees every running replica up and every running catalog
@@ -169,7 +170,7 @@ class NodeAdmin:
             if node.role == "catalog":
                 for peer in self.of_role("catalog"):
                     if peer is not node and peer.state == NodeState.UP:
-                        peers = (await self.state(peer.name))["peers"]
+                        peers = (await self.state(peer.name, books=False))["peers"]
                         seen_down &= not next(p for p in peers if p["id"] == node.index)["up"]
             if seen_down:
                 return
@@ -184,7 +185,7 @@ class NodeAdmin:
             missing += [f"{name} (by the front-end)" for name in sorted(running - seen - {"frontend"})]
         for node in self.of_role("catalog"):
             if node.name in running:
-                state = await self.state(node.name)
+                state = await self.state(node.name, books=False)
                 missing += [f"catalog{p['id']} (by {node.name})" for p in state["peers"]
                             if not p["up"] and f"catalog{p['id']}" in running]
                 if state.get("rejoining"):

@@ -9,6 +9,7 @@ import errno
 import http
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -138,6 +139,8 @@ class PeerClient:
         self.links = links
         self.pace = pace or Pace()
         self.session: aiohttp.ClientSession | None = None
+        #: Told the bytes of each call's body sent and answer read (``Metrics.peer_bytes``).
+        self.count_bytes: Callable[[int, int], None] = lambda sent, received: None
 
     async def start(self) -> None:
         connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=30)
@@ -223,6 +226,7 @@ class PeerClient:
                 async with self.session.request(method, target, data=data, headers=headers,
                                                 timeout=timeout) as resp:
                     raw = await resp.read()
+                    self.count_bytes(len(data or b""), len(raw))
                     data = _loads(raw) if raw else None
                     return Reply(resp.status, data, 0.0)
             except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:

@@ -45,6 +45,9 @@ class Metrics:
         self.faults = Counter("bazar_faults", "Faults set on this node, by kind", ["fault"], registry=registry)
         self.disk_trouble = Gauge("bazar_disk_trouble", "1 while this catalog replica's database refuses commits",
                                   registry=registry)
+        self.peer_bytes = Counter("bazar_peer_bytes", "Bytes of message bodies this node sent to other nodes and "
+                                  "read back from them, all calls counted (the heartbeat's too)", ["direction"],
+                                  registry=registry)
         self.damaged = Counter("bazar_rows_damaged", "Stored rows that failed their checksum at start",
                                registry=registry)
         self.node = node

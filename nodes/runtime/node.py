@@ -108,6 +108,8 @@ class Node:
     client: PeerClient = field(init=False)
     #: Role-specific part of ``GET /admin/state``.
     describe: Callable[[], dict[str, Any]] = field(default=lambda: {})
+    #: The same without the per-book rows (``?books=no``); None: the role has none to leave out.
+    describe_brief: Callable[[], dict[str, Any]] | None = None
     #: Called for every request that reaches the node (not admin): proof it is not cut off.
     on_contact: Callable[[], None] = field(default=lambda: None)
     #: Role-specific answer to ``GET /health?from=NAME``: (status, body). Default: 200 up.
@@ -123,6 +125,11 @@ class Node:
         self.telemetry.observers.append(self.metrics.observe)
         self.client = PeerClient(self.telemetry, timeouts=self.timeouts, secret=self.secret, sender=self.name,
                                  links=self.faults, pace=self.pace)
+        self.client.count_bytes = self._count_bytes
+
+    def _count_bytes(self, sent: int, received: int) -> None:
+        self.metrics.peer_bytes.labels("sent").inc(sent)
+        self.metrics.peer_bytes.labels("received").inc(received)
 
     @property
     def name(self) -> str:
@@ -132,7 +139,8 @@ class Node:
         """Tell live subscribers the whole state again (after a reset, say)."""
         self.telemetry.emit("snapshot", state=self.state())
 
-    def state(self) -> dict[str, Any]:
+    def state(self, books: bool = True) -> dict[str, Any]:
+        describe = self.describe if books or self.describe_brief is None else self.describe_brief
         return {
             "role": self.role,
             "id": self.index,
@@ -149,7 +157,7 @@ class Node:
                 "on": self.telemetry.enabled,
                 "subscribers": [{"queued": len(s.events), "dropped": s.dropped} for s in self.telemetry.subscribers],
             },
-            **self.describe(),
+            **describe(),
         }
 
 
@@ -355,8 +363,8 @@ def _admin_routes(node: Node) -> list[Route]:
         status, body = await node.health(request.query.get("from", "")[:20])
         return web.json_response({"name": node.name, **body}, status=status)
 
-    async def state(_request: web.Request) -> web.Response:
-        return web.json_response(node.state())
+    async def state(request: web.Request) -> web.Response:
+        return web.json_response(node.state(books=request.query.get("books") != "no"))
 
     async def metrics(_request: web.Request) -> web.Response:
         return web.Response(body=node.metrics.exposition(), headers={"Content-Type": METRICS_CONTENT_TYPE})
@@ -481,7 +489,9 @@ def _admin_routes(node: Node) -> list[Route]:
                           "The most events the reader's queue holds"),)),
         get("/health", health, "Is the node up? (the front-end's probe, an order replica's check)", health_answers,
             params=(Param("from", "query", {"type": "string"}, "The prober's name"),)),
-        get("/admin/state", state, "The node's state", {200: state_answer}),
+        get("/admin/state", state, "The node's state", {200: state_answer},
+            params=(Param("books", "query", {"type": "string", "enum": ["yes", "no"]},
+                          "'no': without a catalog replica's rows, for a large catalog"),)),
         get("/metrics", metrics, "Prometheus metrics: requests, latency, calls, cache, buys, replication",
             {200: "Prometheus' text format (text/plain; version=0.0.4)"}),
         post("/admin/slow", set_slow, "Delay every answer (admin routes excepted)",

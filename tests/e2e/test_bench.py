@@ -105,14 +105,16 @@ def test_the_cache_experiment_hits_more_with_a_larger_cache_and_never_past_the_f
 
 
 def test_the_scale_experiment_measures_each_catalog_size_on_real_clusters() -> None:
-    """Issue 26 item 6, started: one cluster per catalog size, its idle cost read from /proc, one
-    client's lookups and buys; every cluster gone after."""
+    """Issue 26 item 6: one cluster per catalog size, its idle cost read from /proc and its
+    replicas' /metrics, one client's lookups and buys, many connections; then a short day of
+    buys with memory read twice; every cluster gone after."""
     from nodes.bench.scale import scale
 
     context = Context(Progress(), count=20)
-    [table] = asyncio.run(asyncio.wait_for(scale(context, sizes=(7, 500), idle_s=1.0), 150))
+    table, day = asyncio.run(asyncio.wait_for(scale(context, sizes=(7, 500), idle_s=1.0, day=(100, 600)), 170))
     assert [row[0] for row in table.rows] == ["7", "500"]
     for row in table.rows:
-        assert row[1] > 0 and row[2] >= 0 and row[3] > 10 and row[-1] == 0, row
+        assert row[1] > 0 and row[2] >= 0 and row[3] > 0 and row[4] > 10 and row[11] > 0 and row[-1] == 0, row
+    assert len(day.rows) == 2 and all(row[1] > 10 for row in day.rows), day.rows
     found = subprocess.run(["pgrep", "-f", str(context.data_root)], capture_output=True, text=True)
     assert not found.stdout.split(), "every cluster is gone"

@@ -196,3 +196,23 @@ def test_rows_are_owed_only_once_the_pinger_has_told_every_book() -> None:
     third = a._ping(a.peers[0])
     pong = run(b, b.handle(third))
     assert b.peers[0].told.whole and [row.id for row, _buys in pong.newer] == [5]
+
+
+def test_the_same_write_left_unconfirmed_at_two_writers_is_taken_by_each_not_refused() -> None:
+    """Simulator seed 2032911593: one buy retried through two writers left each with the very
+    same write of one seq unconfirmed; each refused the other's late offer as busy, the third
+    replica refused both as a possible rival of the other's, and they never settled. The same
+    row with the same buys is taken; another write of the seq is still refused."""
+    from nodes.core.messages import Busy, Update
+
+    books = generate_catalog(5, seed=3)
+    core = started(books, 1)
+    row = replace(core.books[1], quantity=core.books[1].quantity - 1, seq=core.books[1].seq + 1)
+    mine = Update(row, 1, "1.n1.7", ("buy-x",))
+    core.books[1] = row
+    core._remember_buy("buy-x", 1, row.seq)
+    core.tentative[1] = (mine, (0,))
+    other = replace(row, quantity=row.quantity - 1)
+    assert run(core, core.handle(Update(other, 0, "0.n0.3", ("buy-y",), late=True))) == Busy(1)
+    same = run(core, core.handle(Update(row, 0, "0.n0.3", ("buy-x",), late=True)))
+    assert type(same).__name__ == "Applied" and same.seq == row.seq

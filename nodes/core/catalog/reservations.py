@@ -148,7 +148,13 @@ class Reservations(Documented):
         held = self.reservations.get(copy.id)
         if held is not None and held.token != message.token and held.expires > self.now:
             return Busy(held.owner)
-        if copy.id in self.tentative and copy.seq <= own.seq:
+        mine = self.tentative.get(copy.id)
+        same = mine is not None and copy == own and set(message.buy_ids) == set(mine[0].buy_ids)
+        if mine is not None and copy.seq <= own.seq and not same:
+            # An unconfirmed write of ours: busy until it settles. The very same write (one
+            # buy retried through two writers, each left with it unconfirmed) is taken: two
+            # replicas hold it, and each refusing the other's offer, while the third refused
+            # both as a rival of the other's, they waited for good (simulator seed 2032911593).
             return Busy(self.index)
         if copy.seq < own.seq:
             return Newer(own)

@@ -10,6 +10,10 @@ from nodes.core.catalog.anti_entropy import AntiEntropy
 from nodes.core.catalog.changes import View, look
 from nodes.core.catalog.state import Peer
 
+#: The most rows one heartbeat round compares: a catalog of 100,000 rows loaded at start is
+#: confirmed over a few rounds instead of holding one round (and every answer) for a second.
+COMPARE_MOST = 20_000
+
 
 class CompareRows(AntiEntropy):
     """Rows compared with the peers' of the same seq: damaged, disputed or confirmed."""
@@ -22,16 +26,24 @@ class CompareRows(AntiEntropy):
         row or a majority's matches it, or every peer answers and none holds its seq or a later
         one. With no majority either way a row is vouched for by no one until one forms.
 
-        Only books that may differ are looked at (``compare_todo``): unconfirmed and disputed
-        rows, those the peers' answers or our own log changed since the last look, and those
-        some peer's word (answering this round or not) still shows another row of our seq."""
-        todo = self.compare_todo | self.disputed | set(self.unverified) | changed
+        Only books that may differ are looked at (``compare_todo``): disputed rows, those the
+        peers' answers or our own log changed since the last look, those some peer's word
+        (answering this round or not) still shows another row of our seq, and unconfirmed ones
+        while they are (all of them when other peers answer than last round)."""
+        todo = self.compare_todo | self.disputed | changed
         todo.update(look(self.changes, self.books, self.compared_at))
         self.compared_at = (self.changes.epoch, self.changes.position)
-        self.disputed.clear()
-        self.compare_todo = set()
         views = [peer.view for peer in answered]
-        for book_id in sorted(todo):
+        with_ = frozenset(peer.index for peer in answered)
+        if with_ != self.compared_with:
+            # Other peers answer than last round: every unconfirmed row may be decided now
+            # (a majority formed, or every peer answered). Otherwise only a change decides one.
+            todo.update(self.unverified)
+            self.compared_with = with_
+        order = sorted(todo)
+        self.compare_todo = set(order[COMPARE_MOST:])  # a whole catalog at start: over a few rounds
+        for book_id in order[:COMPARE_MOST]:
+            self.disputed.discard(book_id)
             own = self.books.get(book_id)
             if own is None or own.seq < 0:
                 continue  # nothing to compare: a repair changes the row, and the log says so

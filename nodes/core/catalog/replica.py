@@ -191,10 +191,12 @@ class CatalogReplica(Writes, Reads, CatchUp):
             "leases": {p.name: round(max(0.0, p.lease_until - self.now), 3) for p in self.peers},
             "catch_ups": self.catch_ups,
             "disk": self.disk_trouble or "ok",
-            "damaged": {str(book_id): why for book_id, why in sorted(self.damaged.items())},
-            "unverified": sorted(self.unverified),
-            "disputed": sorted(self.disputed),
-            "tentative": sorted(self.tentative),
+            "damaged": {str(book_id): why for book_id, why in sorted(self.damaged.items())} if books
+            else len(self.damaged),
+            # Brief (books=False): how many, not which, so that a poll stays small at start.
+            "unverified": sorted(self.unverified) if books else len(self.unverified),
+            "disputed": sorted(self.disputed) if books else len(self.disputed),
+            "tentative": sorted(self.tentative) if books else len(self.tentative),
             "generation": self.generation,
             "buys_remembered": len(self.buys),
             "buy_window_s": self.buy_window_s,

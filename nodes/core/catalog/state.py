@@ -210,6 +210,7 @@ class ReplicaState(Core):
         #: Books ``_compare_rows`` looks at again next round, and up to where it read our log.
         self.compare_todo: set[int] = set()
         self.compared_at: tuple[str, int] = ("", 0)
+        self.compared_with: frozenset[int] = frozenset()  # the peers it compared with last round
         #: The rows a search index was built from, and each topic's book ids (reads.search).
         self._topic_index: tuple[dict[int, Book], dict[str, list[int]]] | None = None
         #: Per book, the seq and checksum of the newest confirmed row a peer's ping answer

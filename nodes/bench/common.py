@@ -144,9 +144,10 @@ class Context:
             else None
 
     @contextlib.asynccontextmanager
-    async def cluster(self, cluster: Cluster, label: str) -> AsyncIterator[Supervisor]:
+    async def cluster(self, cluster: Cluster, label: str, *, settle_s: float = 10.0) -> AsyncIterator[Supervisor]:
         """A fresh cluster of this shape for the duration of the block; however the block ends
-        (done, failed, cancelled), every process is stopped and the cluster's folder removed."""
+        (done, failed, cancelled), every process is stopped and the cluster's folder removed.
+        ``settle_s``: how long it may take to settle (a large catalog travels in pages)."""
         self._clusters += 1
         self.progress.doing(f"starting {label}")
         folder = self.data_root / f"{self._clusters}-{label}"
@@ -158,7 +159,7 @@ class Context:
         try:
             await asyncio.shield(starting)
             await asyncio.to_thread(supervisor.wait_ready, None, 60)
-            await supervisor.wait_settled()
+            await supervisor.wait_settled(settle_s)
             yield supervisor
         finally:
             await asyncio.gather(starting, return_exceptions=True)

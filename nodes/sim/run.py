@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import random
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import partial
@@ -323,8 +324,11 @@ def simulate(options: Options, schedule: list[PlannedFault] | None = None, *,
     world.run_until(world.now + 2.0)
 
     def agreed() -> bool:
+        # Rows, and (where buys are remembered) the buys: a replica back from a crash with a
+        # large catalog learns its peers' word in pages, and fetches the buys it lacks after.
         rows = [{b.id: (b.quantity, b.seq) for b in _catalog(p).books.values()} for p in catalogs]
-        return all(r == rows[0] for r in rows)
+        buys = [+_catalog(p).buy_count if guard else Counter() for p in catalogs]
+        return all(r == rows[0] for r in rows) and all(b == buys[0] for b in buys)
 
     bound = world.now + SETTLE_BOUND_S
     while not agreed() and world.now < bound:
@@ -501,7 +505,8 @@ def render_failure(result: Result) -> str:
         f"FAIL  seed {options.seed}  (replay: python3 launcher.py simulate --seed {options.seed} "
         f"--mode {options.mode} --faults {','.join(options.faults) or 'none'} --catalogs {options.catalogs} "
         f"--orders {options.orders} --seconds {options.seconds:g} --buyers {options.buyers} "
-        f"--readers {options.readers} --stock {options.stock}{_clock_flags(options)})",
+        f"--readers {options.readers} --stock {options.stock}{_clock_flags(options)}"
+        f"{f' --books {options.books}' if options.books else ''})",
         "faults: " + (", ".join(f"{f.kind} {f.describe()} {f.start:.2f}-{f.end:.2f}s" for f in result.schedule)
                       or "none"),
         "anomalies:",

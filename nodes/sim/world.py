@@ -13,8 +13,8 @@ import heapq
 import json
 import random
 from collections import Counter
-from collections.abc import Callable, Coroutine, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Protocol
 
@@ -26,114 +26,9 @@ from nodes.core.frontend.protocol import Frontend
 from nodes.core.messages import Buy, Degraded, Health, Healthy, NotFound, Read
 from nodes.core.order.protocol import OrderReplica
 from nodes.core.wire import answer_of, response_of
+from nodes.sim.stores import CatalogDisk, OrderDisk, Purchase
 
-# ---- stores: the durable part of a node, kept across crashes ---------------------------------
-
-
-class CatalogDisk:
-    """What a catalog replica's SQLite file holds, as the store methods the core calls."""
-
-    def __init__(self, books: list[Book]) -> None:
-        self.books = {book.id: book for book in books}
-        self.buys: dict[str, tuple[int, int]] = {}
-        self.generation = 0
-        self.tentative: set[int] = set()
-        #: Rows changed behind the store's back (the "corrupt" fault): they fail their checksum.
-        self.damaged: set[int] = set()
-        #: The "disk" fault: every commit is refused, as SQLite refuses one on a full disk.
-        self.full = False
-        #: Buys forgotten at the end of their retry window, for the checker (not the store's).
-        self.expired: dict[str, tuple[int, int]] = {}
-
-    def _commit(self) -> None:
-        if self.full:
-            raise DiskFailed("database or disk is full")
-
-    def probe(self) -> None:
-        self._commit()
-
-    def forget(self, buy_ids: list[str]) -> None:
-        self._commit()
-        for buy_id in buy_ids:
-            self.buys.pop(buy_id, None)
-
-    def expire(self, buy_ids: list[str]) -> None:
-        """Forget buys whose retry window ran out; kept aside for the checker (``expired``)."""
-        self._commit()
-        self.expired.update((b, self.buys.pop(b)) for b in buy_ids if b in self.buys)
-
-    def load_damaged(self) -> dict[int, str]:
-        return {book_id: "it fails its checksum" for book_id in sorted(self.damaged)}
-
-    def load_tentative(self) -> list[int]:
-        return sorted(self.tentative)
-
-    def confirm(self, book_id: int) -> None:
-        self._commit()
-        self.tentative.discard(book_id)
-
-    def corrupt(self, book_id: int, quantity: int, *, checksummed: bool = False) -> None:
-        """Change a row's stock, seq unchanged, as a hand or a faulty disk would; ``checksummed``:
-        and its checksum with it, as a hand that knows how would (only the peers can tell)."""
-        self.books[book_id] = replace(self.books[book_id], quantity=quantity)
-        if not checksummed:
-            self.damaged.add(book_id)
-
-    def load_generation(self) -> int:
-        return self.generation
-
-    def load_books(self) -> dict[int, Book]:
-        return dict(self.books)
-
-    def load_buys(self) -> dict[str, tuple[int, int]]:
-        return dict(self.buys)
-
-    def write(self, book: Book, buy_ids: Sequence[str] = (), tentative: bool = False) -> None:
-        self._commit()
-        self.books[book.id] = book
-        self.damaged.discard(book.id)
-        (self.tentative.add if tentative else self.tentative.discard)(book.id)
-        for buy_id in buy_ids:
-            self.buys.setdefault(buy_id, (book.id, book.seq))
-
-    def undo(self, book: Book, buy_ids: list[str]) -> None:
-        self._commit()
-        self.books[book.id] = book
-        self.damaged.discard(book.id)
-        self.tentative.discard(book.id)
-        for buy_id in buy_ids:
-            self.buys.pop(buy_id, None)
-
-    def add_buys(self, book_id: int, buys: list[tuple[str, int]]) -> None:
-        self._commit()
-        for buy_id, seq in buys:
-            self.buys.setdefault(buy_id, (book_id, seq))
-
-    def reset(self, generation: int = 0) -> dict[int, Book]:
-        raise NotImplementedError("the simulator does not reset")  # pragma: no cover
-
-
-@dataclass(frozen=True)
-class Purchase:
-    order_id: int
-    buy_id: str
-    book_id: int
-
-
-class OrderDisk:
-    def __init__(self) -> None:
-        self.purchases: dict[str, Purchase] = {}
-
-    def buy_ids(self) -> list[str]:
-        return list(self.purchases)
-
-    def find(self, buy_id: str) -> Purchase | None:
-        return self.purchases.get(buy_id)
-
-    def record(self, buy_id: str, book_id: int, title: str, price: float) -> Purchase:
-        purchase = self.purchases.setdefault(buy_id, Purchase(len(self.purchases) + 1, buy_id, book_id))
-        return purchase
-
+__all__ = ["CatalogDisk", "OrderDisk", "Purchase", "World"]
 
 # ---- the network ---------------------------------------------------------------------------
 
@@ -452,7 +347,7 @@ class World:
             return [core.heartbeat()] if core.peers else []
 
         for i in range(catalogs):
-            self._add(f"catalog{i}", partial(catalog, i), CatalogDisk(books), heartbeat)
+            self._add(f"catalog{i}", partial(catalog, i), CatalogDisk(books, lambda: self.now), heartbeat)
         for i in range(orders):
             self._add(f"order{i}", partial(order, i), OrderDisk(), lambda core: [])
         self._add("frontend", lambda: Frontend(catalogs, orders), None, lambda core: [core.probe()])

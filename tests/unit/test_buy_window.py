@@ -105,3 +105,12 @@ def test_an_order_replica_keeps_no_buy_id_in_memory_and_answers_a_retry_from_its
     buy.answer(SimpleNamespace(order_id=7, book_id=BOOK.id))
     assert buy.done and isinstance(buy.result, Bought) and buy.result.order_id == 7, "the catalog is not asked"
     assert not any(isinstance(value, set | dict) and "buy-9" in value for value in vars(order).values())
+
+
+def test_a_restart_goes_on_with_each_buys_window_instead_of_starting_it_afresh() -> None:
+    """Review of the window: restarted, a replica gave every buy it kept a whole new window,
+    and peers that had forgotten them took them back from it, each time it restarted."""
+    core = replica({"old": (BOOK.id, 3, WINDOW - 5.0), "gone": (BOOK.id, 4, WINDOW + 1.0)})
+    assert forget(core, 0.5) == [["gone"]], "a buy whose window ran out while it was down"
+    assert core.buy_expires["old"] == pytest.approx(5.0)
+    assert forget(core, 5.5) == [["old"]]

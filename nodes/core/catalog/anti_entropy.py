@@ -109,7 +109,15 @@ class AntiEntropy(Leases):
         counts at the write's seq already, so that no lease granted meanwhile covers the old
         copy for a peer the write may leave out."""
         ids, position, more = self.changes.page(base, self.delta_most)
-        seqs, sums, counts, digests, witnessed = {}, {}, {}, {}, {}
+        if base == 0 and more:
+            # A peer taking our whole table in pages hears first of the writes of ours that no
+            # peer holds for sure: it must not vouch for its older copy meanwhile (W2), and a
+            # book told in a later page would look, until then, as old as it last knew it.
+            told = set(ids)
+            ids += sorted(b for b in {*self.tentative, *self.in_flight} if b not in told)
+        seqs: dict[int, int] = {}
+        sums: dict[int, str | None] = {}
+        counts, digests, witnessed = {}, {}, {}
         for book_id in ids:
             book = self.books[book_id]
             seqs[book_id] = max(book.seq, self.in_flight.get(book_id, -1))

@@ -40,8 +40,13 @@ class CompareRows(AntiEntropy):
             # (a majority formed, or every peer answered). Otherwise only a change decides one.
             todo.update(self.unverified)
             self.compared_with = with_
+        # A whole catalog at start is compared over a few rounds, each going on from where the
+        # last stopped: books put back for another look never starve those not reached yet.
         order = sorted(todo)
-        self.compare_todo = set(order[COMPARE_MOST:])  # a whole catalog at start: over a few rounds
+        start = next((at for at, book_id in enumerate(order) if book_id > self.compare_cursor), 0)
+        order = order[start:] + order[:start]
+        self.compare_todo = set(order[COMPARE_MOST:])
+        self.compare_cursor = order[min(COMPARE_MOST, len(order)) - 1] if len(order) > COMPARE_MOST else -1
         for book_id in order[:COMPARE_MOST]:
             self.disputed.discard(book_id)
             own = self.books.get(book_id)
@@ -55,12 +60,14 @@ class CompareRows(AntiEntropy):
                 self.compare_todo.add(book_id)
 
     def _may_differ(self, book_id: int, own: Book) -> bool:
-        """Some peer's last word (answering or not) holds our seq of ``book_id`` in a row it
-        does not show equal to ours, or witnessed one: looked at again next round."""
+        """Some peer's last word (answering or not) holds another row of our seq of ``book_id``,
+        or witnessed one: looked at again next round. (A row it does not show, or shows equal,
+        decides nothing new until it changes, and a change reaches us as a delta.)"""
         ours = own.checksum()
         for peer in self.peers:
             view = peer.view
-            if view.seqs.get(book_id) == own.seq and (view.sums.get(book_id) != ours or book_id in view.unverified):
+            theirs = view.sums.get(book_id)
+            if view.seqs.get(book_id) == own.seq and theirs is not None and theirs != ours:
                 return True
             seen = view.witnessed.get(book_id)
             if seen is not None and seen[0] == own.seq and seen[1] != ours:

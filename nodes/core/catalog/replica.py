@@ -93,15 +93,21 @@ class CatalogReplica(Writes, Reads, CatchUp):
 
     @mode.setter
     def mode(self, mode: str) -> None:
-        """Switch the mode's rules on a running replica (the admin call), keeping the others."""
+        """Switch the mode's rules on a running replica (the admin call), keeping the others.
+        Catch-up and the comparison of rows may have been off: they look at every book again."""
         self.rules = with_mode(self.rules, mode)
+        self.compared_at = ("", 0)
+        for peer in self.peers:
+            peer.marks.buys_at = ("", 0)
 
     # ---- life cycle -------------------------------------------------------------------
     async def start(self) -> None:
         self.generation = await Disk("load_generation")
         self.books = await Disk("load_books")
-        for buy_id, (book_id, seq) in (await Disk("load_buys")).items():
-            self._remember_buy(buy_id, book_id, seq)
+        for buy_id, (book_id, seq, *age) in (await Disk("load_buys")).items():
+            # Its window goes on from when it was stored (one that ran out meanwhile is
+            # forgotten at the first round): a restart does not start it afresh.
+            self._remember_buy(buy_id, book_id, seq, self.buy_window_s - age[0] if age else None)
         damaged = await Disk("load_damaged")
         for book_id in await Disk("load_tentative"):
             # A write of ours no peer had confirmed when we stopped: settled as any other
@@ -149,6 +155,9 @@ class CatalogReplica(Writes, Reads, CatchUp):
             self.generation = generation
             self.buys.clear()
             self.buys_of.clear()
+            self.buy_expires.clear()
+            self.expiry_heap.clear()
+            self.buy_settles.clear()
             self.buy_count.clear()
             self.buy_digest.clear()
             self.valid_ids.clear()

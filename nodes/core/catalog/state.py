@@ -211,6 +211,7 @@ class ReplicaState(Core):
         self.compare_todo: set[int] = set()
         self.compared_at: tuple[str, int] = ("", 0)
         self.compared_with: frozenset[int] = frozenset()  # the peers it compared with last round
+        self.compare_cursor = -1  # the last book a round capped at COMPARE_MOST got to (-1: none)
         #: The rows a search index was built from, and each topic's book ids (reads.search).
         self._topic_index: tuple[dict[int, Book], dict[str, list[int]]] | None = None
         #: Per book, the seq and checksum of the newest confirmed row a peer's ping answer

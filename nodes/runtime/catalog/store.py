@@ -155,9 +155,13 @@ class CatalogStore:
         with Session(self.engine) as session:
             return session.scalar(select(Meta.value).where(Meta.key == "generation")) or 0
 
-    def load_buys(self) -> dict[str, tuple[int, int]]:
-        with Session(self.engine) as session:
-            return {row.buy_id: (row.book_id, row.seq) for row in session.scalars(select(AppliedBuy))}
+    def load_buys(self) -> dict[str, tuple[int, int, float]]:
+        """Each buy remembered, with the seconds since it was stored: its retry window goes on
+        from there, so a restart does not start it afresh (W7, ``BUY_WINDOW_S``)."""
+        now = time.time()
+        with self.engine.connect() as connection:
+            rows = connection.execute(select(AppliedBuy.buy_id, AppliedBuy.book_id, AppliedBuy.seq, AppliedBuy.at))
+            return {buy_id: (book_id, seq, max(0.0, now - (at or now))) for buy_id, book_id, seq, at in rows}
 
     def write(self, book: Book, buy_ids: Sequence[str] = (), tentative: bool = False) -> None:
         """Store ``book`` (and the buys that produced it) in one transaction; ``tentative``: a

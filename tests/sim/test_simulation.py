@@ -172,6 +172,12 @@ REGRESSION_SEEDS = {
     # answered "busy" because a cut-off writer held another write of that seq; that writer's
     # offers met "busy" at the first: neither write ever settled.
     2029015981: "a late offer of a write already taken was refused as busy: two writes stuck for good",
+    # Found by fresh seeds with the heartbeat's deltas (2026-12-05): the same row with the same
+    # buy left unconfirmed at two writers, each refusing the other's offer (found with the
+    # buys' window off, as the delta commit alone ran); and a replica back with a row changed
+    # checksum and all answered it to a hop, the peer it asked vouching for the seq before.
+    2032911593: "the very same write unconfirmed at two writers, each refusing the other's offer",
+    2033306536: "a restarted replica's unconfirmed row, newer than a peer's vouched one, answered to a hop",
 }
 
 #: Found by the 100,000-seed run (3 simulated seconds of load each): a writer's read hop handed

@@ -398,3 +398,14 @@ def test_w4_a_replica_out_of_touch_whose_hops_find_no_one_answers_503_not_try_ag
     healed = Scripted(core, core.handle(Read(2)), now=5.1)
     healed.answer(Found(BOOK))  # catalog1 is back
     assert isinstance(healed.until_done(), Found)
+
+
+def test_an_unconfirmed_row_newer_than_a_peers_vouched_copy_is_not_handed_to_a_hop() -> None:
+    """Simulator seed 2033306536: back from a crash with a row changed on disk (checksum and
+    all) at a seq its peers had not all reached, a replica answered a peer's hop with it, the
+    peer it asked vouching for the seq before (a write it was still sending out)."""
+    core = loaded()
+    core.books[2] = replace(BOOK, quantity=902, seq=BOOK.seq + 1)  # as if loaded so
+    older = Found(BOOK)
+    answer = run(core, core.handle(Get(2, (), 1, BOOK.seq)), {"Get": older})
+    assert answer == Found(BOOK) and 2 in core.unverified

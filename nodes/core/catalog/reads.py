@@ -115,6 +115,13 @@ class Reads(Leases):
                     return True, reply.book
                 if reply.book.seq == self.books[book_id].seq:
                     self.unverified.discard(book_id)  # a vouched-for copy of our seq matches ours
+                elif book_id in self.unverified or book_id in self.disputed:
+                    # Ours is newer than the copy the peer vouches for, but nobody has confirmed
+                    # it: a row changed on disk, checksum and all, is handed to no one. The
+                    # peer's copy is the answer (simulator seed 2033306536: a replica back with
+                    # such a row answered it to a hop, the peer it asked vouching for the seq
+                    # before a write it was still sending out).
+                    return True, reply.book
                 if reply.book.seq >= self.books[book_id].seq:
                     self._mark_valid(book_id)
                 return True, self.books[book_id]

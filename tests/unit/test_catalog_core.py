@@ -409,3 +409,29 @@ def test_an_unconfirmed_row_newer_than_a_peers_vouched_copy_is_not_handed_to_a_h
     older = Found(BOOK)
     answer = run(core, core.handle(Get(2, (), 1, BOOK.seq)), {"Get": older})
     assert answer == Found(BOOK) and 2 in core.unverified
+
+
+def test_a_write_read_back_at_start_that_no_peer_took_gives_way_instead_of_being_offered() -> None:
+    """Simulator seed 2033517330: back from a crash with an unconfirmed write whose row was
+    changed on disk (checksum and all), a replica offered it to a peer behind, which took it:
+    904 copies at seq 1 instead of 11. Offered only to peers holding its seq, it now gives way
+    once every peer's current word is behind it and none holds its buys."""
+    changed = replace(BOOK, quantity=904, seq=BOOK.seq + 1)
+    core = CatalogReplica(0, 3, has_frontend=False, mode="bazar")
+    start = Scripted(core, core.start())
+    for asked, answer in (("load_generation", 0), ("load_books", {BOOK.id: changed}),
+                          ("load_buys", {"b-1": (BOOK.id, changed.seq)}), ("load_damaged", {}),
+                          ("load_tentative", [BOOK.id])):
+        assert isinstance(start.asks, Disk) and start.asks.method == asked
+        start.answer(answer)
+    assert start.done and BOOK.id in core.tentative and BOOK.id in core.unverified
+    behind = Pong({BOOK.id: BOOK.seq}, (), {}, sums={BOOK.id: BOOK.checksum()})
+    for peer in core.peers:
+        core._take_view(peer, behind)
+    settle = Scripted(core, core._settle_tentative())
+    assert [type(m).__name__ for _to, m in settle.sends()] == ["FetchBuys", "FetchBuys"], "no row offered"
+    settle.answer([BuysOf(()), BuysOf(())])
+    assert isinstance(settle.asks, Disk) and settle.asks.method == "forget"
+    settle.answer(None)
+    assert settle.done and BOOK.id not in core.tentative and core.books[BOOK.id].seq == -1
+    assert "b-1" not in core.buys and BOOK.id in core.damaged

@@ -178,6 +178,7 @@ REGRESSION_SEEDS = {
     # checksum and all answered it to a hop, the peer it asked vouching for the seq before.
     2032911593: "the very same write unconfirmed at two writers, each refusing the other's offer",
     2033306536: "a restarted replica's unconfirmed row, newer than a peer's vouched one, answered to a hop",
+    2033517330: "a write read back at start, its row changed on disk, offered to and taken by a peer behind",
 }
 
 #: Found by the 100,000-seed run (3 simulated seconds of load each): a writer's read hop handed

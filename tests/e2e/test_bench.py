@@ -115,7 +115,8 @@ def test_the_scale_experiment_measures_each_catalog_size_on_real_clusters() -> N
                                                                    load_s=2.0), 170))
     assert [row[0] for row in table.rows] == ["7", "500"]
     for row in table.rows:
-        assert row[1] > 0 and row[2] >= 0 and row[3] > 0 and row[4] > 10 and row[11] > 0 and row[-1] == 0, row
+        assert row[1] > 0 and row[2] >= row[1] and row[3] >= 0 and row[4] > 0 and row[5] > 10 and row[12] > 0, row
+        assert row[-1] == 0, row
     assert len(day.rows) == 2 and all(row[1] > 10 for row in day.rows), day.rows
     found = subprocess.run(["pgrep", "-f", str(context.data_root)], capture_output=True, text=True)
     assert not found.stdout.split(), "every cluster is gone"

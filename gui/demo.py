@@ -58,6 +58,8 @@ async def measure_lag(window: MainWindow, seconds: float, rate: float = 200.0) -
     and given back their stock after."""
     await wait_ready(window)
     session = window.session
+    # A large catalog's replicas vouch again only once they have exchanged their tables.
+    await session.supervisor.wait_settled(120)
     session.lag.start()  # measuring already, unless a loop that stopped (a test's) ended it
     catalog = window.model.catalog_names()[0]
     books = range(1, 8)

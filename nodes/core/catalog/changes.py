@@ -37,25 +37,23 @@ class ChangeLog:
         """The oldest ``most`` books changed after ``base``, the position they bring a reader
         to, and whether more changes follow: a whole catalog (``base`` 0) travels in pages, so
         that no message holds more than ``most`` books, however large the catalog."""
-        found = []
-        for book_id, at in reversed(self._last.items()):
-            if at <= base:
-                break
-            found.append((at, book_id))
+        found = list(self._after(base))
         if len(found) <= most:
             return [book_id for _at, book_id in found], self.position, False
         chunk = sorted(found)[:most]
         return [book_id for _at, book_id in chunk], chunk[-1][0], True
 
     def since(self, position: int) -> list[int]:
-        """The books changed after ``position``: walked from the newest, so it costs the
-        changes, not the books."""
-        found = []
+        """The books changed after ``position``."""
+        return [book_id for _at, book_id in self._after(position)]
+
+    def _after(self, position: int) -> Iterator[tuple[int, int]]:
+        """(position, book) of each change after ``position``, newest first: walked from the
+        newest, so it costs the changes, not the books."""
         for book_id, at in reversed(self._last.items()):
             if at <= position:
-                break
-            found.append(book_id)
-        return found
+                return
+            yield at, book_id
 
 
 class TouchingDict(dict[int, V]):

@@ -138,7 +138,8 @@ def run_window(cluster: Cluster, options: RunOptions = RunOptions()) -> int:
             print(f"event-loop lag over {options.measure_lag:.0f} s at {lag['achieved_rate']:.0f} req/s "
                   f"(offered {lag['offered_rate']:.0f}) with one catalog replica hung: "
                   f"p50 {lag['p50']:.1f} ms, p99 {lag['p99']:.1f} ms, max {lag['max']:.1f} ms "
-                  f"({lag['count']} samples; {lag['bought']} copies bought in the run, stock given back after)",
+                  f"({lag['count']} samples; {lag['buys_ok']} of the run's {lag['buys']} buys answered 200, "
+                  f"{lag['bought']} copies of books 1-7 bought, stock given back after)",
                   flush=True)
             window.close()
         await window.stopped.wait()

@@ -75,13 +75,16 @@ async def measure_lag(window: MainWindow, seconds: float, rate: float = 200.0) -
         await asyncio.sleep(2)  # warm-up: sockets opened, caches filled
         await window.controller.hang(hung)
         session.lag.clear()
-        sent_before = session.load.sent
+        sent_before, answers_before = session.load.sent, session.load.answers.copy()
         started = time.monotonic()
         await asyncio.sleep(seconds)  # the measurement window itself
         elapsed = time.monotonic() - started
         summary = session.lag.summary()
         summary["offered_rate"] = rate
         summary["achieved_rate"] = (session.load.sent - sent_before) / elapsed
+        answers = session.load.answers - answers_before
+        summary["buys"] = sum(count for (method, _status), count in answers.items() if method == "PUT")
+        summary["buys_ok"] = answers["PUT", 200]
         summary["bought"] = LAG_STOCK * len(books) - sum([await _stock(window, catalog, book) for book in books])
     finally:
         await window.controller.resume(hung)
@@ -92,9 +95,20 @@ async def measure_lag(window: MainWindow, seconds: float, rate: float = 200.0) -
     return summary
 
 
-async def _stock(window: MainWindow, catalog: str, book: int) -> int:
-    """``book``'s stock as ``catalog`` holds it."""
-    return (await window.session.supervisor.admin(catalog, "GET", f"/query/item/{book}"))["quantity"]
+async def _stock(window: MainWindow, catalog: str, book: int, timeout: float = 15.0) -> int:
+    """``book``'s stock as ``catalog`` holds it. A large catalog's replicas serve before their
+    first exchange of whole tables is over, and until then may answer "try again" (503) for a
+    book none of them vouches for yet: asked again until ``timeout``."""
+    from nodes.control.supervisor import ClusterError
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return (await window.session.supervisor.admin(catalog, "GET", f"/query/item/{book}"))["quantity"]
+        except ClusterError:
+            if time.monotonic() > deadline:
+                raise
+        await asyncio.sleep(0.2)  # a pause between tries, not a wait for something
 
 
 async def _set_stock(window: MainWindow, catalog: str, book: int, quantity: int, timeout: float = 15.0) -> None:

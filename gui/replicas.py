@@ -11,7 +11,6 @@ from PySide6.QtGui import QBrush, QColor, QFont, QPainter, QPaintEvent, QShowEve
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
-    QComboBox,
     QGroupBox,
     QHBoxLayout,
     QHeaderView,
@@ -21,7 +20,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from gui.common import COLORS, ModelEvents, label, node_icon, searchable
+from gui.books import FEW_BOOKS, BookChooser
+from gui.common import COLORS, ModelEvents, label, node_icon
 from nodes.core.books import Book, seed_books
 from nodes.core.vocabulary import HealthState
 from nodes.observe.model import ClusterModel
@@ -33,7 +33,6 @@ STATE_BACKGROUND = {HealthState.DOWN: "#e5e7eb", HealthState.EXITED: "#e5e7eb", 
 #: What a cell says of its replica's state (an exited replica is simply down to a reader).
 STATE_NOTE = {state: str(state) for state in STATE_BACKGROUND} | {HealthState.EXITED: str(HealthState.DOWN)}
 #: Up to this many books the rows share the pane's height; more scroll, with a filter above.
-FEW_BOOKS = 12
 #: States drawn with a faded icon: running, but answering nobody.
 FADED = (HealthState.HUNG, HealthState.CUT_OFF)
 
@@ -195,12 +194,7 @@ class ReplicasView(QWidget):
         self.finder.setAccessibleName("Find a book")
         self.trouble = QCheckBox("only stale or not valid")
         self.trouble.setToolTip("Only the books some replica holds at a lower seq than another, or not as valid")
-        self.choice = QComboBox()
-        for book in self.books:
-            self.choice.addItem(f"Book {book.id}: {book.title}", book.id)
-        if many:
-            searchable(self.choice)
-        self.choice.setCurrentIndex(min(1, len(self.books) - 1))  # book 2, the figures' sample book
+        self.choice = BookChooser(self.books, lambda book: f"Book {book.id}: {book.title}", width=40)
         self.row = ServerRow()
 
         legend = label("Each cell: <b>seq</b> · stock. <b>Bold</b> = in that replica's valid set. "
@@ -248,5 +242,6 @@ class ReplicasView(QWidget):
         if self.trouble.isChecked():
             self.filter()  # which books are in trouble changes with the marks
         self.grid.refresh()
-        if self.choice.currentData() is not None:
-            self.row.show_cells(self.model.cells(self.choice.currentData()))
+        chosen = self.choice.book_id()
+        if chosen is not None:
+            self.row.show_cells(self.model.cells(chosen))

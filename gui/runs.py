@@ -77,8 +77,8 @@ class TimeControl:
         first = source.first_anomaly()
         source.seek(first.t if first is not None else source.first_up())
         named = re.search(r"\bbook (\d+)\b", first.text) if first is not None else None
-        if named is not None and window.live.book.findData(int(named[1])) >= 0:
-            window.live.book.setCurrentIndex(window.live.book.findData(int(named[1])))  # the book it is about
+        if named is not None:
+            window.live.book.choose(int(named[1]))  # the book it is about
         self.after_jump()
         if self.run.problem:
             window.report(f"The run is damaged: {self.run.problem}")

@@ -158,6 +158,9 @@ class ShopView(QWidget):
             self.show_answer(BuyResult.INVALID, readable(str(found), self.answer.font()))
             return
         assert isinstance(found, list)
+        page = self.controller.session.shop.page
+        more = page is not None and len(found) > page
+        found = found[:page] if more else found
         self.results.setRowCount(len(found))
         for row, hit in enumerate(found):
             for column, value in enumerate((hit["id"], hit["title"], hit["topic"])):
@@ -165,7 +168,11 @@ class ShopView(QWidget):
                 if column == 0:
                     item.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
                 self.results.setItem(row, column, item)
-        if found:
+        if more:
+            self.show_answer(None, f"More than {page} books' topics contain “{readable(topic, self.answer.font())}”: "
+                             f"the first {page} by id are listed. A longer topic finds fewer.")
+            self.results.selectRow(0)
+        elif found:
             self.clear_answer()  # an earlier "nothing found" or error no longer holds
             self.results.selectRow(0)
         else:
@@ -280,8 +287,9 @@ class ShopView(QWidget):
     def show_answer(self, kind: BuyResult | None, text: str, book: int | None = None, *,
                     look: BuyResult | None = None) -> None:
         """An answer that says ``kind`` (None: a plain note) about ``book`` (None: about no
-        book), in the colours of ``look`` (by default, of ``kind``)."""
-        background, color = OUTCOME_STYLE.get(look or kind or BuyResult.INVALID, ("#f1f5f9", "#0f172a"))
+        book), in the colours of ``look`` (by default, of ``kind``; a plain note's are grey)."""
+        shown = look or kind
+        background, color = ("#f1f5f9", "#0f172a") if shown is None else OUTCOME_STYLE[shown]
         self.answer.setStyleSheet(f"background:{background}; color:{color};")
         self.answer.setText(text)
         self.answer.setVisible(True)

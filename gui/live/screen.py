@@ -16,13 +16,13 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QFont, QFontMetrics, QResizeEvent, QShowEvent, QTextDocumentFragment
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QPushButton, QSizePolicy, QSpinBox, QVBoxLayout, QWidget
 
+from gui.books import FEW_BOOKS, BookChooser
 from gui.cache import CachePanel
 from gui.charts import LatencyChart, load_controls, toggle_load
-from gui.common import ModelEvents, label, searchable, spawn
+from gui.common import ModelEvents, label, spawn
 from gui.live.canvas import LiveCanvas
 from gui.live.schedule import MAX_TRACES
 from gui.live.stepping import PauseAndStep
-from gui.replicas import FEW_BOOKS
 from nodes.observe.arrows import Arrow
 from nodes.observe.model import ClusterModel
 
@@ -102,14 +102,8 @@ class LiveView(PauseAndStep, QWidget):
 
     def _shop_row(self) -> None:
         """A book, and what a shopper or the shop keeper can do with it."""
-        self.book = QComboBox()
-        for book in self.books:
-            self.book.addItem(f"Book {book.id}", book.id)
-            self.book.setItemData(self.book.count() - 1, book.title, Qt.ItemDataRole.ToolTipRole)
-        if len(self.books) > FEW_BOOKS:
-            searchable(self.book)  # thousands of books: type part of an id or title
-        self.book.setCurrentIndex(min(1, len(self.books) - 1))  # book 2, the figures' sample book
-        self.book.setAccessibleName("Book")
+        self.book = BookChooser(self.books, lambda book: f"Book {book.id}" if len(self.books) <= FEW_BOOKS
+                                else f"Book {book.id}: {book.title}", width=24, tooltips=True)
         self.lookup_button = QPushButton("Look up")
         self.buy_button = QPushButton("Buy")
         self.buy_button.setObjectName("Primary")
@@ -186,7 +180,7 @@ class LiveView(PauseAndStep, QWidget):
 
     # ---- the shop row ---------------------------------------------------------------------------
     def chosen(self) -> int:
-        return int(self.book.currentData())
+        return self.book.book_id() or 0
 
     def _book(self) -> None:
         self.canvas.book = self.chosen()

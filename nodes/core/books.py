@@ -28,14 +28,14 @@ class Book:
 
     def as_lookup(self) -> dict[str, Any]:
         """The body of ``/lookup`` and ``/query/item`` (docs/api.md), plus the book's ``seq``."""
-        return {"title": self.title, "quantity": self.quantity, "price": _number(self.price), "seq": self.seq}
+        return {"title": self.title, "quantity": self.quantity, "price": plain_number(self.price), "seq": self.seq}
 
     def as_search_hit(self) -> dict[str, Any]:
         return {"id": self.id, "title": self.title, "topic": self.topic}
 
     def as_record(self) -> dict[str, Any]:
         record = asdict(self)
-        record["price"] = _number(self.price)
+        record["price"] = plain_number(self.price)
         return record
 
     def checksum(self) -> str:
@@ -45,7 +45,7 @@ class Book:
         ping answer and heartbeat asks for it."""
         known = self.__dict__.get("_checksum")
         if known is None:
-            text = json.dumps([self.id, self.title, self.topic, _number(self.price), self.quantity, self.seq],
+            text = json.dumps([self.id, self.title, self.topic, plain_number(self.price), self.quantity, self.seq],
                               separators=(",", ":"), ensure_ascii=False)
             known = hashlib.sha256(text.encode()).hexdigest()[:16]
             object.__setattr__(self, "_checksum", known)  # frozen: the copy's fields stay as they are
@@ -63,7 +63,8 @@ class Book:
         )
 
 
-def _number(value: float) -> float | int:
+def plain_number(value: float) -> float | int:
+    """A price as JSON shows it: 12 rather than 12.0, 12.5 as it is."""
     return int(value) if float(value).is_integer() else value
 
 
@@ -143,7 +144,7 @@ def _book_of(path: Path, where: str, record: Any) -> Book:
         raise CatalogFileError(f"{path} {where}: every book needs a title")
     if not isinstance(topic, str):
         raise CatalogFileError(f"{path} {where}: topic must be text (got {topic!r})")
-    return Book(int(values["id"]), title.strip(), topic.strip(), _number(values["price"]), int(values["stock"]))
+    return Book(int(values["id"]), title.strip(), topic.strip(), plain_number(values["price"]), int(values["stock"]))
 
 
 def _read_number(value: Any, whole: bool) -> float | None:
@@ -187,10 +188,10 @@ def write_catalog(books: list[Book], path: Path) -> None:
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(CSV_HEADER)
-        writer.writerows((b.id, b.title, b.topic, _number(b.price), b.quantity) for b in books)
+        writer.writerows((b.id, b.title, b.topic, plain_number(b.price), b.quantity) for b in books)
         text = out.getvalue()
     else:
         text = "[\n" + ",\n".join(json.dumps({"id": b.id, "title": b.title, "topic": b.topic,
-                                                "price": _number(b.price), "stock": b.quantity})
+                                                "price": plain_number(b.price), "stock": b.quantity})
                                     for b in books) + "\n]\n"
     path.write_text(text, encoding="utf-8")

@@ -23,9 +23,25 @@ class Read:
 
 @dataclass(frozen=True)
 class Search:
-    """Front-end to a catalog: ``/query/topic/<topic>``."""
+    """Front-end to a catalog: ``/query/topic/<topic>``; with ``limit``, one page of the hits
+    (from the ``offset``-th, in the order of the ids), as a catalog of many books needs."""
 
     topic: str
+    limit: int | None = None
+    offset: int = 0
+
+    @property
+    def key(self) -> str:
+        """What the front-end's search cache files the answer under: the topic, ignoring case,
+        and for a page the page (``t?limit=20&offset=0``)."""
+        topic = self.topic.casefold()
+        return topic if self.limit is None and not self.offset else f"{topic}{self.query}"
+
+    @property
+    def query(self) -> str:
+        """The page as a query string ("" for every hit)."""
+        pairs = [(name, value) for name, value in (("limit", self.limit), ("offset", self.offset)) if value]
+        return "?" + "&".join(f"{name}={value}" for name, value in pairs) if pairs else ""
 
 
 @dataclass(frozen=True)

@@ -76,7 +76,8 @@ def request_of(message: Any) -> tuple[str, str, Any, str, dict[str, str]]:
             query = "" if buy_id is None else f"?buy_id={quote(buy_id, safe='')}"
             return "GET", f"/query/item/{book}{query}", None, f"/query/item/{book}", {}
         case Search(topic):
-            return "GET", f"/query/topic/{quote(topic, safe='')}", None, f"/query/topic/{topic}", {}
+            return ("GET", f"/query/topic/{quote(topic, safe='')}{message.query}", None,
+                    f"/query/topic/{topic}{message.query}", {})
         case Write(book, quantity, price, base_seq, buy_id, since, take, attempt):
             body = {k: v for k, v in (("quantity", quantity), ("price", price), ("seq", base_seq),
                                       ("buy_id", buy_id), ("since", since), ("take", take),

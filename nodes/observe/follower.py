@@ -21,6 +21,10 @@ from nodes.runtime.signing import signed
 from nodes.runtime.tasks import cancel_and_wait
 
 RECONNECT_S = 0.3
+#: After a stream that broke in error (not a node that went away), the pause grows to this.
+RECONNECT_MOST_S = 5.0
+#: The largest message read from a stream: a snapshot of 1,000,000 books is about 30 MB.
+STREAM_MESSAGE_MOST = 64 * 1024 * 1024
 TICK_S = 1.0
 
 
@@ -78,23 +82,30 @@ class Follower:
 
     async def _follow(self, name: str, address: str) -> None:
         assert self._session is not None
+        pause = RECONNECT_S
         while True:
             # Signed anew for each connection: a signature is taken once (signing.py).
             headers = signed(self.secret, "GET", "/admin/telemetry") if self.secret else {}
+            broke = False
             try:
                 async with self._session.ws_connect(address + "/admin/telemetry", headers=headers,
                                                     heartbeat=2.0, timeout=aiohttp.ClientWSTimeout(ws_close=1.0),
-                                                    autoping=True) as ws:
+                                                    autoping=True, max_msg_size=STREAM_MESSAGE_MOST) as ws:
                     self.model.apply(StreamState(name, True))
                     async for message in ws:
                         if message.type != aiohttp.WSMsgType.TEXT:
+                            broke = message.type == aiohttp.WSMsgType.ERROR
                             break
                         for raw in json.loads(message.data):
                             self.model.apply(decode(name, raw))
+                        pause = RECONNECT_S
             except (TimeoutError, aiohttp.ClientError, OSError, ValueError):
                 pass
             self.model.apply(StreamState(name, False))
-            await asyncio.sleep(RECONNECT_S)  # pacing between reconnection attempts
+            # A node gone is looked for again soon (it may be restarting); a stream that broke
+            # in error is not asked again at once, for each new one costs the node a snapshot.
+            pause = min(RECONNECT_MOST_S, pause * 2) if broke else RECONNECT_S
+            await asyncio.sleep(pause)  # pacing between reconnection attempts
 
 
 async def fetch_trace(supervisor: Any, trace_id: str) -> Trace:

@@ -52,13 +52,13 @@ from nodes.observe.observations import Anomaly, LogNote, Observation, ProcessCha
 from nodes.observe.traces import Trace, TraceBook
 from nodes.observe.views import (
     CacheView,
+    HeldBooks,
     LogLine,
     Mark,
     MarkKind,
     NodeHealth,
     NodeView,
     ProcessState,
-    ReplicaBook,
     ReplicaCell,
     derive_cells,
 )
@@ -100,7 +100,7 @@ class ClusterModel(Fed):
         #: Which catalog replica each order replica talks to (an order is only as good as it).
         self.catalog_of = dict(catalog_of or {})
         self.processes: dict[str, ProcessState] = {name: ProcessState() for name in self.nodes}
-        self.replicas: dict[str, dict[int, ReplicaBook]] = {}
+        self.replicas: dict[str, HeldBooks] = {}
         self.lease_lapsed: dict[str, bool] = {}
         self.caches = {"lookup": CacheView("lookup"), "search": CacheView("search")}
         self.latency = Latency(keep_samples)
@@ -184,14 +184,10 @@ class ClusterModel(Fed):
                 if name == "frontend" and op is not None:
                     self._sample(op, Sample(t, ms, status), trace)
             case SeqChanged(book=book_id, seq=seq, quantity=quantity, price=price):
-                book = self.replicas.get(name, {}).get(book_id)
-                if book is not None:
-                    book.seq, book.quantity, book.price = seq, quantity, price
+                if name in self.replicas and self.replicas[name].changed(book_id, seq, quantity, price):
                     self.replicas_changed.emit(name)
             case ValidChanged(book=book_id, valid=valid):
-                book = self.replicas.get(name, {}).get(book_id)
-                if book is not None:
-                    book.valid = valid
+                if name in self.replicas and self.replicas[name].marked(book_id, valid):
                     self.replicas_changed.emit(name)
             case LeaseChanged(held=held):
                 self.lease_lapsed[name] = not held
@@ -236,8 +232,7 @@ class ClusterModel(Fed):
         if state.state in GONE and name in self.replicas:
             # Its valid set is gone with the process: started again, it vouches for nothing
             # until it says so (a mark kept from before the crash showed bold while starting).
-            for held in self.replicas[name].values():
-                held.valid = False
+            self.replicas[name].none_valid()
             self.replicas_changed.emit(name)
 
     def health(self, name: str) -> NodeHealth:
@@ -303,14 +298,11 @@ class ClusterModel(Fed):
     def catalog_names(self) -> list[str]:
         return [name for name in self.nodes if self.nodes[name].role == "catalog"]
 
-    def book_ids(self) -> list[int]:
-        return sorted({book for books in self.replicas.values() for book in books})
-
     def cells(self, book: int) -> list[ReplicaCell]:
         """The book at every catalog replica, as the Replicas tab and the figures draw it."""
         rows = []
         for name in self.catalog_names():
-            held = self.replicas.get(name, {}).get(book)
+            held = self.replicas[name].get(book) if name in self.replicas else None
             rows.append((int(name.removeprefix("catalog")), None if held is None else held.seq,
                          None if held is None else held.quantity, bool(held and held.valid),
                          self.lease_lapsed.get(name, False), self._health[name].state))
@@ -323,11 +315,10 @@ class ClusterModel(Fed):
         self.logged.emit(name, line)
 
     def _snapshot(self, view: NodeView, state: dict[str, Any]) -> None:
-        view.state = state
+        # The per-book rows are kept once, compactly, in ``replicas``: not again in the state.
+        view.state = {key: value for key, value in state.items() if key not in ("books", "book_columns")}
         if state.get("role") == "catalog":
-            self.replicas[view.name] = {
-                b["id"]: ReplicaBook(b["seq"], b["quantity"], b["price"], b["valid"]) for b in state["books"]
-            }
+            self.replicas[view.name] = HeldBooks.of_state(state)
             self.lease_lapsed[view.name] = not state.get("lease_ok", True)
             self.replicas_changed.emit(view.name)
         if state.get("role") == "frontend":

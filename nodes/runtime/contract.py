@@ -76,6 +76,12 @@ BOOK_ID = Param("id", "path", {"type": "integer", "examples": [1, 7]},
                 errors={404: "No book has that id", 422: "The id is not a number"})
 TOPIC = Param("topic", "path", {"type": "string", "minLength": 1, "examples": ["distributed"]},
               "A topic or part of one, matched ignoring case; '%' and '_' are plain characters.")
+#: A search's page (``?limit=N&offset=M``): a catalog of many books answers in pages.
+PAGE = (Param("limit", "query", {"type": "integer", "minimum": 1, "maximum": 1_000_000},
+              "At most this many hits, in the order of the ids (left out: every hit)",
+              errors={422: "'limit' or 'offset' is not a whole number in range"}),
+        Param("offset", "query", {"type": "integer", "minimum": 0, "maximum": 1_000_000},
+              "Skip this many hits first (0 when left out)"))
 TRACE = Param("X-Bazar-Trace", "header", {"type": "string", "maxLength": 64},
               "A trace id; made when absent (or not printable ASCII), carried by every hop, echoed by the answer")
 BUY_ID = Param("X-Bazar-Buy-Id", "header", {"type": "string", "minLength": 1, "maxLength": 100,

@@ -9,6 +9,8 @@ from typing import Any
 
 from aiohttp import web
 
+from nodes.core.books import MAX_BOOKS
+from nodes.core.messages import Search
 from nodes.core.wire import BUY_ID_HEADER, NOT_FOUND
 
 log = logging.getLogger(__name__)
@@ -100,6 +102,16 @@ def whole_number(text: str | None, name: str, *, status: int = 400, maximum: int
     if not _WHOLE_NUMBER.fullmatch(text) or len(text) > len(str(maximum)) or int(text) > maximum:
         raise ApiError(status, f"'{name}' must be a whole number from 0 to {maximum}")
     return int(text)
+
+
+def search_of(request: web.Request) -> Search:
+    """A search by the path's topic; ``?limit=N&offset=M`` asks for one page of its hits (N from
+    1, M from 0: the hits are in the order of the ids). 422 for a page that cannot be read."""
+    limit = whole_number(request.query.get("limit"), "limit", status=422, maximum=MAX_BOOKS)
+    if limit == 0:
+        raise ApiError(422, f"'limit' must be a whole number from 1 to {MAX_BOOKS} (leave it out for every hit)")
+    offset = whole_number(request.query.get("offset"), "offset", status=422, maximum=MAX_BOOKS) or 0
+    return Search(request.match_info["topic"], limit, offset)
 
 
 async def json_object(request: web.Request) -> dict[str, Any]:

@@ -56,6 +56,8 @@ ADMIN_PREFIX = "/admin/"
 QUIET_PATHS = frozenset({"/health", "/rep/ping", "/metrics"})
 #: Events a live subscriber may fall behind by before it loses the oldest.
 SUBSCRIBER_LIMIT = 5000
+#: The forms `GET /admin/state?books=` takes (Node.describe).
+BOOK_FORMS = ("rows", "columns", "no")
 TELEMETRY_SNDBUF = 64 * 1024
 TITLES = {"frontend": "Bazar front-end", "catalog": "Bazar catalog replica", "order": "Bazar order replica"}
 
@@ -106,10 +108,9 @@ class Node:
     started: float = field(default_factory=time.time)
     telemetry: Telemetry = field(init=False)
     client: PeerClient = field(init=False)
-    #: Role-specific part of ``GET /admin/state``.
-    describe: Callable[[], dict[str, Any]] = field(default=lambda: {})
-    #: The same without the per-book rows (``?books=no``); None: the role has none to leave out.
-    describe_brief: Callable[[], dict[str, Any]] | None = None
+    #: Role-specific part of ``GET /admin/state``, given the form of a catalog's per-book rows
+    #: (``?books=``: ``rows``, ``columns`` or ``no``; a role without books ignores it).
+    describe: Callable[[str], dict[str, Any]] = field(default=lambda _books: {})
     #: Called for every request that reaches the node (not admin): proof it is not cut off.
     on_contact: Callable[[], None] = field(default=lambda: None)
     #: Role-specific answer to ``GET /health?from=NAME``: (status, body). Default: 200 up.
@@ -137,10 +138,10 @@ class Node:
 
     def emit_snapshot(self) -> None:
         """Tell live subscribers the whole state again (after a reset, say)."""
-        self.telemetry.emit("snapshot", state=self.state())
+        self.telemetry.emit("snapshot", state=self.state(books="columns"))
 
-    def state(self, books: bool = True) -> dict[str, Any]:
-        describe = self.describe if books or self.describe_brief is None else self.describe_brief
+    def state(self, books: str = "rows") -> dict[str, Any]:
+        """``GET /admin/state``'s body; ``books`` as its query names it (``describe``)."""
         return {
             "role": self.role,
             "id": self.index,
@@ -157,7 +158,7 @@ class Node:
                 "on": self.telemetry.enabled,
                 "subscribers": [{"queued": len(s.events), "dropped": s.dropped} for s in self.telemetry.subscribers],
             },
-            **describe(),
+            **self.describe(books),
         }
 
 
@@ -364,7 +365,10 @@ def _admin_routes(node: Node) -> list[Route]:
         return web.json_response({"name": node.name, **body}, status=status)
 
     async def state(request: web.Request) -> web.Response:
-        return web.json_response(node.state(books=request.query.get("books") != "no"))
+        books = request.query.get("books", "rows")
+        if books not in BOOK_FORMS:
+            raise ApiError(422, f"'books' must be one of {', '.join(BOOK_FORMS)}")
+        return web.json_response(node.state(books))
 
     async def metrics(_request: web.Request) -> web.Response:
         return web.Response(body=node.metrics.exposition(), headers={"Content-Type": METRICS_CONTENT_TYPE})
@@ -376,7 +380,7 @@ def _admin_routes(node: Node) -> list[Route]:
             raise ApiError(400, "'ms' must be an integer from 0 to 60000")
         node.faults.slow_ms = delay
         node.telemetry.emit("fault", fault="slow", ms=delay)
-        return web.json_response(node.state())
+        return web.json_response(node.state(books="no"))
 
     async def set_cut_off(request: web.Request) -> web.Response:
         data = await json_object(request)
@@ -384,7 +388,7 @@ def _admin_routes(node: Node) -> list[Route]:
             raise ApiError(400, "'on' must be true or false")
         node.faults.cut_off = data["on"]
         node.telemetry.emit("fault", fault="cut_off", on=data["on"])
-        return web.json_response(node.state())
+        return web.json_response(node.state(books="no"))
 
     async def set_abort(request: web.Request) -> web.Response:
         data = await json_object(request)
@@ -400,7 +404,7 @@ def _admin_routes(node: Node) -> list[Route]:
         else:
             node.faults.aborts.pop(path, None)
         node.telemetry.emit("fault", fault="abort", path=path, p=float(p), direction=direction)
-        return web.json_response(node.state())
+        return web.json_response(node.state(books="no"))
 
     async def set_pace(request: web.Request) -> web.Response:
         data = await json_object(request)
@@ -409,7 +413,7 @@ def _admin_routes(node: Node) -> list[Route]:
             raise ApiError(400, f"'ms' must be an integer from 0 to {MAX_PACE_MS}")
         node.pace.ms = held
         node.telemetry.emit("pace", ms=held)
-        return web.json_response(node.state())
+        return web.json_response(node.state(books="no"))
 
     async def set_links(request: web.Request) -> web.Response:
         data = await json_object(request)
@@ -422,7 +426,7 @@ def _admin_routes(node: Node) -> list[Route]:
         node.faults.deaf_to, node.faults.mute_to = sets["deaf_to"], sets["mute_to"]
         node.telemetry.emit("fault", fault="partition", deaf_to=sorted(sets["deaf_to"]),
                             mute_to=sorted(sets["mute_to"]))
-        return web.json_response(node.state())
+        return web.json_response(node.state(books="no"))
 
     async def events(request: web.Request) -> web.Response:
         trace = request.query.get("trace")
@@ -435,7 +439,7 @@ def _admin_routes(node: Node) -> list[Route]:
         subscriber holds is bounded by its queue (``?limit=``) plus the batch being sent."""
         ws = web.WebSocketResponse(heartbeat=5.0)
         wake = asyncio.Event()
-        snapshot = {"kind": "snapshot", "node": node.name, "t": time.time(), "state": node.state()}
+        snapshot = {"kind": "snapshot", "node": node.name, "t": time.time(), "state": node.state(books="columns")}
         try:
             limit = max(10, min(SUBSCRIBER_LIMIT, int(request.query.get("limit", SUBSCRIBER_LIMIT))))
         except ValueError:
@@ -490,8 +494,10 @@ def _admin_routes(node: Node) -> list[Route]:
         get("/health", health, "Is the node up? (the front-end's probe, an order replica's check)", health_answers,
             params=(Param("from", "query", {"type": "string"}, "The prober's name"),)),
         get("/admin/state", state, "The node's state", {200: state_answer},
-            params=(Param("books", "query", {"type": "string", "enum": ["yes", "no"]},
-                          "'no': without a catalog replica's rows, for a large catalog"),)),
+            params=(Param("books", "query", {"type": "string", "enum": list(BOOK_FORMS)},
+                          "A catalog replica's rows: 'rows' (the default) one object a book, 'columns' one "
+                          "list a field (a third of the bytes), 'no' counts only (a large catalog's polls)",
+                          errors={422: "'books' is none of rows, columns, no"}),)),
         get("/metrics", metrics, "Prometheus metrics: requests, latency, calls, cache, buys, replication",
             {200: "Prometheus' text format (text/plain; version=0.0.4)"}),
         post("/admin/slow", set_slow, "Delay every answer (admin routes excepted)",

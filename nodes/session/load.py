@@ -6,7 +6,7 @@ import asyncio
 import random
 import statistics
 import time
-from collections import deque
+from collections import Counter, deque
 from dataclasses import dataclass
 
 from nodes.control.supervisor import Supervisor
@@ -21,6 +21,10 @@ class LoadSettings:
     topics: tuple[str, ...] = ("distributed", "graduate", "t")
 
 
+#: A search's first page under load, in a catalog of more books than this.
+LOAD_SEARCH_PAGE = 20
+
+
 class LoadGenerator:
     """An open-loop load: requests at a steady rate with a chosen read/write mix, so the
     charts move without anyone clicking. Stops by itself when the session ends."""
@@ -30,9 +34,14 @@ class LoadGenerator:
     def __init__(self, supervisor: Supervisor, seed: int = 11, book_ids: tuple[int, ...] = tuple(range(1, 8))) -> None:
         self.supervisor = supervisor
         self.book_ids = book_ids  # the catalog's books: the documents' seven unless a file named others
+        # A large catalog's searches ask for a first page, as a shop's would: "t" alone holds
+        # most of 100,000 books, megabytes an answer.
+        self.search_query = f"?limit={LOAD_SEARCH_PAGE}" if len(book_ids) > LOAD_SEARCH_PAGE else ""
         self.settings = LoadSettings()
         self.rng = random.Random(seed)
         self.sent = 0
+        #: Answers so far by (method, status); status 0: none came (a time-out, a dropped link).
+        self.answers: Counter[tuple[str, int]] = Counter()
         self.in_flight = 0
         self._task: asyncio.Task | None = None
         #: Why the load stopped by itself, if it did (its task ended with an error): the load
@@ -78,7 +87,7 @@ class LoadGenerator:
         if roll < self.settings.write_fraction:
             return Request("PUT", f"/buy/{self.rng.choice(self.book_ids)}")
         if roll < self.settings.write_fraction + (1 - self.settings.write_fraction) * 0.2:
-            return Request("GET", f"/search/{self.rng.choice(self.settings.topics)}")
+            return Request("GET", f"/search/{self.rng.choice(self.settings.topics)}{self.search_query}")
         return Request("GET", f"/lookup/{self.rng.choice(self.book_ids)}")
 
     async def _run(self) -> None:
@@ -107,7 +116,8 @@ class LoadGenerator:
         self.sent += 1
         self._idle.clear()
         try:
-            await runner.send(request)
+            result = await runner.send(request)
+            self.answers[request.method, result.status] += 1
         finally:
             self.in_flight -= 1
             if not self.in_flight:

@@ -21,7 +21,7 @@ from nodes.runs.runfile import Header
 from nodes.runtime.tasks import cancel_and_wait
 from nodes.session.actions import Controller
 from nodes.session.load import LagMonitor, LoadGenerator
-from nodes.session.shop import BuyLookup, OrderHistory, Shop
+from nodes.session.shop import SEARCH_PAGE, BuyLookup, OrderHistory, Shop
 
 
 @dataclass
@@ -52,6 +52,8 @@ class ClusterSession:
         self.shop = Shop(self.supervisor.frontend.address)
         #: The books the cluster started from (its catalog file), as the window lists them.
         self.books = seed_books(self.cluster.books)
+        if len(self.books) > SEARCH_PAGE:
+            self.shop.page = SEARCH_PAGE
         self.load = LoadGenerator(self.supervisor, book_ids=tuple(book.id for book in self.books))
         self.controller = Controller(self)
 

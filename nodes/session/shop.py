@@ -57,6 +57,10 @@ class ShopError:
     maybe_done: bool
 
 
+#: The most hits the Shop tab lists for a search in a large catalog.
+SEARCH_PAGE = 200
+
+
 class Shop:
     """What a shopper can do, through the front-end only."""
 
@@ -66,6 +70,9 @@ class Shop:
         self.buy_timeout = BUY_TIMEOUT_S
         #: Added to every wait at teaching speed, when every message is held (client.Pace).
         self.slack_s = 0.0
+        #: How many hits a search shows: None, every one (the documents' seven books); a large
+        #: catalog's "t" would be most of it, megabytes, so it is asked for a page.
+        self.page: int | None = None
 
     async def _call(self, method: str, path: str, timeout: float = 10.0,
                     headers: dict[str, str] | None = None) -> tuple[int, Any]:
@@ -94,9 +101,12 @@ class Shop:
         return f"The front-end answered with an error (status {status})."
 
     async def search(self, topic: str) -> tuple[bool, list[dict[str, Any]] | str]:
+        """The books whose topic holds ``topic``; with ``page`` set (a large catalog), the first
+        ``page`` of them and one more, which tells the shopper there are more."""
         if not topic.strip():
             return False, "Type a topic to search for, e.g. distributed"
-        status, body = await self._call("GET", f"/search/{quote(topic.strip(), safe='')}")
+        query = "" if self.page is None else f"?limit={self.page + 1}"
+        status, body = await self._call("GET", f"/search/{quote(topic.strip(), safe='')}{query}")
         return (True, body) if status == 200 else (False, self._failure(status, body))
 
     async def lookup(self, book: int) -> tuple[bool, dict[str, Any] | str]:

@@ -29,6 +29,14 @@ async def test_a_cluster_serves_searches_and_sells_the_books_of_its_catalog_file
         topic = books[0].topic
         status, hits = await http.get(f"/search/{topic}")
         assert status == 200 and sorted(h["id"] for h in hits) == [b.id for b in books if b.topic == topic]
+        # In pages, as a shop asks a large catalog: in id order, adding up to every hit.
+        every = [b.id for b in books if "t" in b.topic.casefold()]
+        pages = [(await http.get(f"/search/t?limit=700&offset={at}"))[1] for at in range(0, len(every), 700)]
+        assert [h["id"] for page in pages for h in page] == every and all(len(p) <= 700 for p in pages)
+        assert [h["id"] for h in (await http.get("/search/t?offset=5&limit=2"))[1]] == every[5:7]
+        for bad in ("limit=0", "limit=x", "offset=-1", "limit=2000001"):
+            status, body = await http.get(f"/search/t?{bad}")
+            assert status == 422 and ("limit" in body["message"] or "offset" in body["message"]), (bad, body)
         sold = books[1499]
         status, body = await http.put(f"/buy/{sold.id}")
         assert status == 200 and body["success"] is True

@@ -313,6 +313,26 @@ def test_search_by_topic_finds_what_reading_every_book_finds_and_follows_a_reset
     assert core.search("o") == scan("o") and all(b.id <= 50 for b in core.search("o"))
 
 
+def test_a_search_answers_in_pages_that_put_together_are_the_whole_answer() -> None:
+    """Issue 26: "t" holds most of a 100,000-book catalog, 6 MB an answer; a shop asks for a
+    page (``?limit=&offset=``), in the order of the ids, and the pages add up to every hit."""
+    from nodes.core.books import generate_catalog
+    from nodes.core.messages import Hits, Search
+    from nodes.core.wire import request_of
+
+    core = replica(mode="bazar")
+    core.books = {b.id: b for b in generate_catalog(3000, seed=9)}
+    whole = core.search("t")
+    assert len(whole) > 1000
+    pages = [core.search("t", 250, offset) for offset in range(0, len(whole) + 250, 250)]
+    assert [b for page in pages for b in page] == whole and pages[-1] == []
+    assert core.search("t", 5, 3) == whole[3:8] and core.search("T", None, 10) == whole[10:]
+    assert run(core, core.handle(Search("t", 5, 3)), {}) == Hits(tuple(whole[3:8]))
+    assert (Search("Cooking").key, Search("Cooking").query) == ("cooking", "")
+    assert Search("Cooking", 20).key == "cooking?limit=20" and Search("t", 20, 40).query == "?limit=20&offset=40"
+    assert request_of(Search("a b", 20, 40))[1] == "/query/topic/a%20b?limit=20&offset=40"
+
+
 def test_w2_a_write_outwaiting_a_silent_peer_answers_at_its_lease_end_not_an_offer_later() -> None:
     """The write left catalog1 out (its check got no answer) and outwaits the lease we granted
     it, offering it the update meanwhile. An offer sent just before the lease ends is not

@@ -4,6 +4,7 @@ events into the tables, health, marks, arrows, samples and traces the views draw
 from __future__ import annotations
 
 import ast
+import time
 from pathlib import Path
 
 import pytest
@@ -337,3 +338,62 @@ def test_a_cut_off_says_what_was_cut_the_node_itself_or_its_container_by_the_eng
     engine_up = ProcessState(NodeState.UP, by_engine=True)
     assert process_lines(engine_up, ProcessState(NodeState.UP, cut_off=True, by_engine=True)) == [
         "cut off: the container engine took it off the network; the window cannot reach it either"]
+
+
+def test_a_large_catalog_travels_as_columns_and_is_kept_as_arrays_a_keyframe_pickles_fast():
+    """Issue 26: the stream's first message of a catalog of 100,000 books was its every row as
+    an object, 10 MB, beyond what the window's follower read (4 MB): it reconnected at once,
+    and each new stream cost the replica another snapshot, forever. The snapshot now carries
+    the rows as columns, and the model keeps them as arrays: a keyframe of three such replicas
+    took 0.7 s (a recording takes one every 2 s), now milliseconds."""
+    import json
+    import pickle
+
+    from nodes.core.books import generate_catalog
+    from nodes.core.catalog.replica import CatalogReplica
+    from nodes.core.effects import Disk
+    from nodes.observe.feeding import take
+    from nodes.observe.follower import STREAM_MESSAGE_MOST
+    from nodes.observe.views import HeldBooks, ReplicaBook
+    from tests.support import Scripted
+
+    core = CatalogReplica(0, 3, has_frontend=False, mode="bazar")
+    start = Scripted(core, core.start())
+    books = {book.id: book for book in generate_catalog(100_000, seed=3)}
+    for asked, answer in (("load_generation", 0), ("load_books", books), ("load_buys", {}),
+                          ("load_damaged", {}), ("load_tentative", [])):
+        assert isinstance(start.asks, Disk) and start.asks.method == asked
+        start.answer(answer)
+    core.valid_ids.update(range(1, 50_001))
+    rows, columns = core.describe("rows"), core.describe("columns")
+    assert "books" not in columns and "book_columns" not in rows
+    table = columns["book_columns"]
+    assert [dict(zip(table, row, strict=True)) for row in zip(*table.values(), strict=True)] == rows["books"]
+    sent = len(json.dumps(columns))
+    assert sent < len(json.dumps(rows)) / 2
+    assert sent * 10 < STREAM_MESSAGE_MOST, "a million books' snapshot is read whole"
+    brief = core.describe("no")
+    assert brief["book_count"] == 100_000 and brief["books"] == [] and brief["unverified"] == 100_000
+
+    model = ClusterModel({name: f"http://{name}" for name in ("catalog0", "catalog1", "catalog2")})
+    model.apply(Snapshot({"role": "catalog", **columns}, node="catalog0", t=T))
+    model.apply(Snapshot({"role": "catalog", **rows}, node="catalog1", t=T))
+    model.apply(Snapshot({"role": "catalog", **columns}, node="catalog2", t=T))
+    assert "book_columns" not in model.nodes["catalog0"].state, "the rows are kept once, in the arrays"
+    for book in (1, 777, 50_000, 50_001, 100_000):
+        held = books[book]
+        assert model.replicas["catalog0"].get(book) == model.replicas["catalog1"][book] == ReplicaBook(
+            held.seq, held.quantity, held.price, book <= 50_000)
+    assert model.replicas["catalog0"].get(100_001) is None and 100_001 not in model.replicas["catalog0"]
+    model.apply(SeqChanged(777, 1, 3, 9.5, node="catalog0", t=T))
+    model.apply(ValidChanged(50_001, True, 1, node="catalog0", t=T))
+    assert model.replicas["catalog0"][777] == ReplicaBook(1, 3, 9.5, True) and model.replicas["catalog0"][50_001].valid
+    assert [c.seq for c in model.cells(777)] == [1, 0, 0]
+    started = time.perf_counter()
+    frame = take(model)
+    took = time.perf_counter() - started
+    assert took < 0.2, f"a keyframe of three 100,000-book replicas took {took:.2f} s"
+    copy = ClusterModel(dict.fromkeys(model.nodes, "http://x"))
+    copy.restore(frame)
+    assert isinstance(copy.replicas["catalog2"], HeldBooks) and copy.replicas["catalog0"][777].seq == 1
+    assert pickle.loads(pickle.dumps(model.replicas["catalog1"])).get(5) == model.replicas["catalog1"].get(5)

@@ -14,7 +14,7 @@ from nodes.core.books import generate_catalog
 from nodes.core.vocabulary import NodeState
 from nodes.observe.model import ClusterModel
 from nodes.observe.observations import ProcessChanged
-from nodes.observe.views import ProcessState, ReplicaBook
+from nodes.observe.views import HeldBooks, ProcessState, ReplicaBook
 
 pytestmark = pytest.mark.timeout(60)
 CATALOGS = ("catalog0", "catalog1", "catalog2")
@@ -26,7 +26,7 @@ def test_two_thousand_books_scroll_filter_and_show_only_the_books_in_trouble(qtb
     for name in model.nodes:
         model.apply(ProcessChanged(name, ProcessState(NodeState.UP)))
     for name in CATALOGS:  # every replica holds every book at seq 0, valid; catalog2 is behind on 1500
-        model.replicas[name] = {b.id: ReplicaBook(0, b.quantity, b.price, True) for b in books}
+        model.replicas[name] = HeldBooks((b.id, ReplicaBook(0, b.quantity, b.price, True)) for b in books)
     for name in ("catalog0", "catalog1"):
         model.replicas[name][1500] = ReplicaBook(1, books[1499].quantity - 1, books[1499].price, True)
     view = ReplicasView(model, ModelEvents(model, None), books)
@@ -53,3 +53,24 @@ def test_two_thousand_books_scroll_filter_and_show_only_the_books_in_trouble(qtb
     assert grid.data(grid.index(0, 2), Qt.ItemDataRole.DisplayRole).endswith("(stale)"), grid.text(0, 2)
     view.trouble.setChecked(False)
     assert grid.rowCount() == 2000
+
+
+def test_a_hundred_thousand_books_open_at_once_and_the_chooser_finds_any_of_them(qtbot) -> None:
+    """Issue 26: the book choosers were filled an item at a time and sized to their widest
+    item, so a window over 100,000 books took seconds to build and froze at its first layout
+    (1.5 s for this tab alone, about ten in the whole window). One list model, a set width."""
+    books = generate_catalog(100_000, seed=5)
+    model = ClusterModel({"frontend": "http://f", **{name: f"http://{name}" for name in CATALOGS}})
+    started = time.perf_counter()
+    view = ReplicasView(model, ModelEvents(model, None), books)
+    qtbot.addWidget(view)
+    view.resize(1280, 600)
+    view.show()
+    qtbot.waitExposed(view)
+    took = time.perf_counter() - started
+    assert took < 1.2, f"built and shown in {took:.2f} s"
+    chooser = view.choice
+    assert chooser.book_id() == 2 and chooser.count() == 100_000, "book 2 first, the figures' sample book"
+    assert chooser.choose(99_999) and chooser.book_id() == 99_999 and "volume 99999" in chooser.currentText()
+    assert not chooser.choose(100_001) and chooser.book_id() == 99_999
+    assert chooser.sizeHint().width() < 700, "as wide as a set number of characters, not as its widest book"

@@ -47,7 +47,8 @@ def choose(window, shop, qtbot, topic: str, book: int) -> None:
     window.run(wait_until(lambda: shop.book_id == book and shop.price.text() != "—", 10, f"book {book} shown"))
 
 
-def test_a_search_that_finds_nothing_leaves_no_book_to_buy(window, shop, qtbot):
+def test_a_search_that_finds_nothing_leaves_no_book_to_buy_and_one_that_finds_many_lists_a_page(
+        window, shop, qtbot):
     choose(window, shop, qtbot, "distributed", 1)
     assert shop.buy_button.isEnabled()
     for topic in ("no such topic", "", "   "):
@@ -59,6 +60,14 @@ def test_a_search_that_finds_nothing_leaves_no_book_to_buy(window, shop, qtbot):
         assert not shop.buy_button.isEnabled(), f"Buy stayed on for the book before the search {topic!r}"
         shop.buy()  # Ctrl+B too: nothing to buy
         assert shop.buy_button.text().startswith("Buy")
+    # A large catalog's search asks for a page (issue 26); here a page of 3 of the seven books.
+    window.session.shop.page = 3
+    shop.query.setText("t")
+    qtbot.keyClick(shop.query, Qt.Key.Key_Return)
+    window.run(wait_until(lambda: shop.results.rowCount() > 0 and shop.book_id is not None, 10, "a page"))
+    assert [shop.results.item(r, 0).text() for r in range(shop.results.rowCount())] == ["1", "2", "3"]
+    assert shop.answer.isVisible() and "More than 3 books" in shop.answer.text() and "first 3" in shop.answer.text()
+    assert shop.buy_button.isEnabled(), "a book of the page can be bought"
 
 
 def test_an_emoji_in_a_search_is_named_not_drawn_as_an_empty_box(window, shop, qtbot):

@@ -4,6 +4,9 @@ highest seq seen) until a replica vouches for a current copy, and known-down pee
 last or not at all (``Rule.SKIP_DOWN_PEERS``, W4)."""
 from __future__ import annotations
 
+import heapq
+import itertools
+
 from nodes.core.books import Book
 from nodes.core.catalog.leases import Leases
 from nodes.core.catalog.rules import Rule
@@ -22,19 +25,21 @@ from nodes.core.messages import (
 class Reads(Leases):
     """Lookups and searches, and the hops of a read that cannot answer alone."""
 
-    def search(self, topic: str) -> list[Book]:
-        """Every book whose topic holds ``topic``, from our own copies. Titles and topics never
+    def search(self, topic: str, limit: int | None = None, offset: int = 0) -> list[Book]:
+        """Every book whose topic holds ``topic``, from our own copies, in the order of their
+        ids; with ``limit``, that many from the ``offset``-th on. Titles and topics never
         change, so the books are indexed by topic once per set of rows (start, reset): a search
-        reads the distinct topics and the books it finds, not every book of a large catalog."""
+        reads the distinct topics and the books of its page, not every book of a large catalog."""
         needle = topic.casefold()
         if self._topic_index is None or self._topic_index[0] is not self.books:
             by_topic: dict[str, list[int]] = {}
             for book_id in sorted(self.books):
                 by_topic.setdefault(self.books[book_id].topic.casefold(), []).append(book_id)
             self._topic_index = (self.books, by_topic)
-        # Each topic's ids are in order already: sorting them together costs a merge, no more.
-        return [self.books[i] for i in sorted(i for name, ids in self._topic_index[1].items() if needle in name
-                                              for i in ids)]
+        # Each topic's ids are in order already: merging them reads a page's worth, no more.
+        found = heapq.merge(*(ids for name, ids in self._topic_index[1].items() if needle in name))
+        page = itertools.islice(found, offset, None if limit is None else offset + limit)
+        return [self.books[i] for i in page]
 
     async def read(self, book_id: int,
                    buy_id: str | None = None) -> Found | KnownBuy | Conflict | ReusedBuyId | Degraded:

@@ -195,7 +195,7 @@ class Frontend(Core):
         }
 
     async def search(self, request: Search) -> Hits | NoCatalogServer:
-        key = request.topic.casefold()
+        key = request.key
         entry = self.searches.get(key)
         if entry is not None:
             return cast(Hits, entry.value)

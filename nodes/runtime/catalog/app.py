@@ -18,7 +18,6 @@ from nodes.core.messages import (
     Ping,
     Read,
     Release,
-    Search,
     Update,
     Write,
 )
@@ -31,6 +30,7 @@ from nodes.runtime.contract import (
     HITS,
     LOOKUP,
     OBJECT,
+    PAGE,
     RECORD,
     REPLICA_NUMBERS,
     SEQ,
@@ -51,6 +51,7 @@ from nodes.runtime.errors import (
     json_object,
     optional_int,
     optional_number,
+    search_of,
     whole_number,
 )
 from nodes.runtime.node import Node, build_app
@@ -98,7 +99,6 @@ def init_app(config: CatalogConfig) -> web.Application:
         await replica.start()
         holder["replica"] = replica
         node.describe = replica.describe
-        node.describe_brief = replica.describe_brief
         node.on_contact = replica.contact
 
         async def health(sender: str) -> tuple[int, dict]:
@@ -136,7 +136,7 @@ def init_app(config: CatalogConfig) -> web.Application:
         return await answer(Read(book_id(request), buy_id))
 
     async def query_topic(request: web.Request) -> web.Response:
-        return await answer(Search(request.match_info["topic"]))
+        return await answer(search_of(request))
 
     async def update(request: web.Request) -> web.Response:
         target = book_id(request)
@@ -225,7 +225,7 @@ def init_app(config: CatalogConfig) -> web.Application:
         if data.get("mode") not in MODES:
             raise ApiError(400, f"'mode' must be one of {', '.join(MODES)}")
         replica().core.mode = data["mode"]
-        return web.json_response(node.state())
+        return web.json_response(node.state(books="no"))
 
     async def set_disk(request: web.Request) -> web.Response:
         """The "disk full" fault on this replica's real database: SQLite refuses every commit
@@ -235,7 +235,7 @@ def init_app(config: CatalogConfig) -> web.Application:
             raise ApiError(400, "'full' must be true (the database may not grow) or false")
         await replica().driver.on_disk("fill", data["full"])
         node.telemetry.emit("fault", fault="disk_full", on=data["full"])
-        return web.json_response(node.state())
+        return web.json_response(node.state(books="no"))
 
     async def set_peer_order(request: web.Request) -> web.Response:
         data = await json_object(request)
@@ -247,14 +247,14 @@ def init_app(config: CatalogConfig) -> web.Application:
         if "seed" in data:
             replica().core.rng.seed(optional_int(data, "seed"))
         replica().core.peer_order = order
-        return web.json_response(node.state())
+        return web.json_response(node.state(books="no"))
 
     async def reset(request: web.Request) -> web.Response:
         data = await json_object(request) if request.body_exists else {}
         # A generation is a time in nanoseconds (Supervisor.reset): beyond what a JSON number keeps
         # exactly, but never beyond 64 bits.
         await replica().reset(optional_int(data, "generation", minimum=0, maximum=MAX_GENERATION))
-        return web.json_response(node.state())
+        return web.json_response(node.state(books="no"))
 
     async def applied_buys(_request: web.Request) -> web.Response:
         """Every buy id this replica has applied, with its book and the seq it produced."""
@@ -277,7 +277,7 @@ def init_app(config: CatalogConfig) -> web.Application:
             params=(Param("buy_id", "query", TEXT_ID, "An order replica's read: is this buy applied here?",
                           errors={400: "'buy_id' is empty or too long"}),)),
         get("/query/topic/{topic}", query_topic, "The books whose topic contains the text",
-            {200: ("Every matching book", HITS)}),
+            {200: ("Every matching book, or one page of them", HITS)}, params=PAGE),
         put("/update/{id}", update, "Write a book's stock and/or price (a buy's write, W1)",
             {200: ("Written ('duplicate': the buy was already applied)", OBJECT), 409: conflict,
              503: "Nothing was written (no majority, W8), or written and not confirmed (W2)"},

@@ -57,13 +57,9 @@ class ReplicaNode:
         await self.driver.run(self.core.reset(time.time_ns() if generation is None else generation))
         self.driver.node.emit_snapshot()
 
-    def describe_brief(self) -> dict[str, Any]:
+    def describe(self, books: str = "rows") -> dict[str, Any]:
         self.driver.feed_time()
-        return self.core.describe(books=False)
-
-    def describe(self) -> dict[str, Any]:
-        self.driver.feed_time()
-        return self.core.describe()
+        return self.core.describe(books)
 
     def contact(self) -> None:
         self.driver.feed_time()

@@ -8,7 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from nodes.core.frontend.protocol import RING_MODES, Frontend, NoCatalogServer
-from nodes.core.messages import Buy, Invalidate, NotFound, Read, Search
+from nodes.core.messages import Buy, Invalidate, NotFound, Read
 from nodes.core.wire import response_of
 from nodes.runtime.client import Pace
 from nodes.runtime.config import FrontendConfig
@@ -17,6 +17,7 @@ from nodes.runtime.contract import (
     HITS,
     LOOKUP,
     OBJECT,
+    PAGE,
     TRACE,
     WHOLE,
     Param,
@@ -27,7 +28,7 @@ from nodes.runtime.contract import (
     put,
 )
 from nodes.runtime.driver import Driver
-from nodes.runtime.errors import ApiError, book_id, buy_id_of, json_object, optional_int, whole_number
+from nodes.runtime.errors import ApiError, book_id, buy_id_of, json_object, optional_int, search_of, whole_number
 from nodes.runtime.node import Node, build_app
 from nodes.runtime.signing import is_loopback
 from nodes.runtime.tasks import cancel_and_wait
@@ -44,7 +45,7 @@ def init_app(config: FrontendConfig) -> web.Application:
     addresses.update({f"order{i}": a for i, a in enumerate(config.orders)})
     driver = Driver(core, node, addresses)
 
-    def describe() -> dict[str, Any]:
+    def describe(_books: str) -> dict[str, Any]:
         driver.feed_time()
         return core.describe()
 
@@ -66,7 +67,7 @@ def init_app(config: FrontendConfig) -> web.Application:
         return web.Response(status=204) if body is None else web.json_response(body, status=status)
 
     async def search(request: web.Request) -> web.Response:
-        return await answer(Search(request.match_info["topic"]))
+        return await answer(search_of(request))
 
     async def lookup(request: web.Request) -> web.Response:
         return await answer(Read(book_id(request)))
@@ -113,7 +114,8 @@ def init_app(config: FrontendConfig) -> web.Application:
                              "buy_id": {"type": "string"}, "order_id": {"type": "integer"}}}
     routes = [
         get("/search/{topic}", search, "The books whose topic contains the text",
-            {200: ("Every matching book; [] when none", HITS), 504: no_catalog}, params=(TRACE,)),
+            {200: ("Every matching book, or one page of them; [] when none", HITS), 504: no_catalog},
+            params=(*PAGE, TRACE)),
         get("/lookup/{id}", lookup, "One book: title, stock, price", {200: ("The book", LOOKUP), 504: no_catalog},
             params=(TRACE,)),
         put("/buy/{id}", buy, "Buy one copy",

@@ -40,7 +40,7 @@ def init_app(config: OrderConfig) -> web.Application:
     def run(operation):
         return holder["driver"].run(operation)
 
-    node.describe = lambda: {"catalog": config.catalog, "catalog_id": config.catalog_index, **core.counts}
+    node.describe = lambda _books: {"catalog": config.catalog, "catalog_id": config.catalog_index, **core.counts}
 
     async def health(_sender: str) -> tuple[int, dict]:
         return response_of(None, await run(core.health()))

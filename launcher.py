@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import os
 import shutil
 import signal
@@ -274,9 +275,15 @@ async def headless(supervisor: Supervisor) -> None:
           flush=True)
     print("Type help for commands (crash, hang, slow, cut, ...). Ctrl-C stops every node.", flush=True)
 
+    lines: asyncio.Queue[str] = asyncio.Queue()
+    # The prompt is read on a thread of its own that nothing waits for: one of the loop's
+    # executor would hold the loop's closing up until a line came, and a signal (Ctrl-C,
+    # `timeout`) then left every node running.
+    threading.Thread(target=_read_prompt, args=(loop, lines), name="prompt", daemon=True).start()
+
     async def commands() -> None:
         while True:
-            line = await loop.run_in_executor(None, sys.stdin.readline)
+            line = await lines.get()
             if not line:
                 return  # no terminal (or it closed): keep running until a signal
             if line.strip().lower() in ("quit", "exit"):
@@ -293,6 +300,15 @@ async def headless(supervisor: Supervisor) -> None:
     await stop.wait()
     reader.cancel()
     await supervisor.aclose()
+
+
+def _read_prompt(loop: asyncio.AbstractEventLoop, lines: asyncio.Queue[str]) -> None:
+    """Hand every line typed to ``lines``, then "" at the end of the input."""
+    for line in itertools.chain(iter(sys.stdin.readline, ""), [""]):
+        try:
+            loop.call_soon_threadsafe(lines.put_nowait, line)
+        except RuntimeError:
+            return  # the loop has closed: the launcher is stopping
 
 
 def run_headless(args: argparse.Namespace) -> int:

@@ -117,9 +117,11 @@ def test_launcher_reports_a_bad_cluster_file_in_one_line(tmp_path):
 
 # ---- headless launcher and orphans --------------------------------------------------------
 def launch_headless(tmp_path: Path) -> tuple[subprocess.Popen, dict[str, int], str]:
+    """The headless launcher with its prompt open (stdin a pipe nobody writes to, as a terminal
+    nobody types in): a signal must stop it without a line to read."""
     proc = subprocess.Popen(
         [sys.executable, "launcher.py", "--headless", "--catalogs", "2", "--orders", "1", "--data-dir", str(tmp_path)],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.PIPE, text=True,
     )
     lines = []
     deadline = time.monotonic() + 60
@@ -143,7 +145,16 @@ def test_headless_prints_progress_and_a_node_table_then_stops_on_sigterm(tmp_pat
         assert re.search(r"^front-end: http://127\.0\.0\.1:\d+", output, re.M)
         assert all(alive(pid) for pid in pids.values())
         assert (tmp_path / "logs" / "catalog0.log").exists() and (tmp_path / "catalog0.db").exists()
+        assert proc.stdin is not None and proc.stdout is not None
+        proc.stdin.write("help\n")  # a line typed is answered at once, not at the end of the input
+        proc.stdin.flush()
+        answered = []
+        while not any(line.lstrip().startswith("quit") for line in answered):
+            answered.append(proc.stdout.readline())
+            assert answered[-1], "the prompt answered nothing"
         proc.send_signal(signal.SIGTERM)
+        # Before: the nodes stopped only once a line was typed (the prompt's reading thread
+        # held the asyncio runner's closing up), so `timeout` or Ctrl-C left them running.
         assert proc.wait(timeout=20) == 0
         assert not any(alive(pid) for pid in pids.values())
     finally:

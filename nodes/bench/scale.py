@@ -183,7 +183,9 @@ async def scale(ctx: Context, sizes: tuple[int, ...] | None = None, idle_s: floa
     if not Path("/proc/self/stat").exists():
         return [Table("What a catalog's size costs", ["books"], [], ["Needs Linux's /proc to read CPU and memory."])]
     sizes = ctx.sizes if sizes is None else sizes
-    day = ((DAY[0], ctx.buys) if ctx.buys > DAY[0] else (ctx.buys,) if ctx.buys else ()) if day is None else day
+    if day is None:  # memory after the first 10,000 buys, each tenfold more, and the last
+        day = tuple(sorted({*(m for m in (DAY[0], 10 * DAY[0], 100 * DAY[0]) if m < ctx.buys), ctx.buys})) \
+            if ctx.buys else ()
     count = max(20, ctx.count // 2)
     ctx.progress.plan(len(sizes) * (2 * count + count // 4))
     rows = [await _size(ctx, books, idle_s, count, load_s) for books in sizes]

@@ -247,3 +247,31 @@ def test_a_capped_comparison_goes_on_from_where_it_stopped(monkeypatch: pytest.M
     for _round in range(6):
         compared(core, [whole])
     assert not core.unverified - {b.id for b in books[:15]}, "every row got its look"
+
+
+def test_every_way_to_change_a_touching_container_tells_the_change_log() -> None:
+    """The containers that hold what a ping's answer tells of a book write to the change log
+    themselves, so that no rule can change a book unheard. Every method of dict and set that
+    changes one in place is overridden; each, used, touches exactly the books it changed."""
+    from nodes.core.catalog.changes import TouchingDict, TouchingSet
+
+    mutating_set = {"add", "discard", "remove", "clear", "pop", "update", "difference_update",
+                    "intersection_update", "symmetric_difference_update", "__ior__", "__isub__", "__iand__",
+                    "__ixor__"}
+    mutating_dict = {"__setitem__", "__delitem__", "pop", "popitem", "setdefault", "clear", "update", "__ior__"}
+    assert mutating_set <= set(vars(TouchingSet)) and mutating_dict <= set(vars(TouchingDict))
+
+    touched: list[int] = []
+    books = TouchingSet(touched.append, {1, 2, 3})
+    books -= {2, 9}
+    books &= {1, 3, 4}
+    books ^= {3, 5}
+    books |= {6}
+    books.difference_update([6])
+    books.intersection_update([1, 5, 7])
+    books.symmetric_difference_update([7])
+    assert books == {1, 5, 7} and touched == [2, 3, 5, 6, 6, 7]
+    touched.clear()
+    rows = TouchingDict(touched.append, {1: "a"})
+    rows |= {2: "b"}
+    assert rows == {1: "a", 2: "b"} and touched == [2]

@@ -98,6 +98,10 @@ class TouchingDict(dict[int, V]):
         self._touch(key)
         return key, value
 
+    def __ior__(self, other: Any) -> TouchingDict[V]:  # type: ignore[override,misc]
+        self.update(other)
+        return self
+
 
 class TouchingSet(set[int]):
     """A set of book ids that tells ``touch`` of every id it adds or drops."""
@@ -139,6 +143,35 @@ class TouchingSet(set[int]):
         item = super().pop()
         self._touch(item)
         return item
+
+    def difference_update(self, *others: Iterable[Any]) -> None:
+        for other in others:
+            for item in list(other):
+                self.discard(item)
+
+    def intersection_update(self, *others: Iterable[Any]) -> None:
+        kept = set(self).intersection(*others)
+        for item in [item for item in self if item not in kept]:
+            self.discard(item)
+
+    def symmetric_difference_update(self, other: Iterable[int]) -> None:
+        for item in set(other):
+            if item in self:
+                self.discard(item)
+            else:
+                self.add(item)
+
+    def __isub__(self, other: Any) -> TouchingSet:  # type: ignore[misc]
+        self.difference_update(other)
+        return self
+
+    def __iand__(self, other: Any) -> TouchingSet:  # type: ignore[misc]
+        self.intersection_update(other)
+        return self
+
+    def __ixor__(self, other: Any) -> TouchingSet:  # type: ignore[override,misc]
+        self.symmetric_difference_update(other)
+        return self
 
 
 @dataclass

@@ -75,6 +75,22 @@ def test_a_disk_that_refuses_the_forgetting_keeps_the_buys_until_it_takes_it() -
     assert forget(core, WINDOW + 2) == [["buy-1"]] and "buy-1" not in core.buys
 
 
+def test_a_buy_learnt_again_while_the_disk_forgot_it_is_stored_again() -> None:
+    """Read back (issue 26): while the disk deleted an expired buy, the buy was withdrawn and
+    learnt again with a window anew (catch-up's hand-over). Memory kept it and the disk did
+    not: a restart within its new window would have lost it early."""
+    core = replica({"buy-1": (BOOK.id, 4)})
+    step = Scripted(core, core._forget_expired(), now=WINDOW + 1)
+    assert isinstance(step.asks, Disk) and step.asks.method == "expire" and step.asks.args[0] == ["buy-1"]
+    core._forget_buy("buy-1")
+    core._remember_buy("buy-1", BOOK.id, 4)  # learnt again meanwhile: its window starts now
+    step.answer(None)
+    assert isinstance(step.asks, Disk) and step.asks.method == "add_buys"
+    assert step.asks.args == (BOOK.id, [("buy-1", 4)])
+    step.answer(None)
+    assert step.done and step.result == 0 and "buy-1" in core.buys
+
+
 def test_a_peers_buy_keeps_the_time_left_of_its_window_and_one_out_of_it_is_not_taken_back() -> None:
     core = replica()
     newer = replace(BOOK, quantity=18, seq=6)

@@ -158,8 +158,14 @@ class Buys(ReplicaState):
                     heapq.heappush(self.expiry_heap, (self.buy_expires[buy_id], buy_id))
             return 0
         forgotten = 0
+        kept: dict[int, list[tuple[str, int]]] = {}
         for buy_id in due:
             if buy_id in self.buy_expires and self.buy_expires[buy_id] <= self.now:
                 self._forget_buy(buy_id)
                 forgotten += 1
+            elif buy_id in self.buys:  # learnt again, its window anew, while the disk forgot it
+                book_id, seq = self.buys[buy_id]
+                kept.setdefault(book_id, []).append((buy_id, seq))
+        for book_id, buys in sorted(kept.items()):
+            await self._stored("add_buys", book_id, buys)  # else a restart would lose it early
         return forgotten

@@ -4,6 +4,7 @@ process's life and resets to a newer generation carried out when the core meets 
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 import uuid
 from typing import Any
@@ -34,6 +35,7 @@ class ReplicaNode:
 
     async def start(self) -> None:
         await self.driver.run(self.core.start())
+        freeze_what_is_loaded()
         if self.core.peers:
             self._heartbeat = asyncio.create_task(self.run(self.core.heartbeat()), name="heartbeat")
 
@@ -55,6 +57,7 @@ class ReplicaNode:
 
     async def reset(self, generation: int | None = None) -> None:
         await self.driver.run(self.core.reset(time.time_ns() if generation is None else generation))
+        freeze_what_is_loaded()
         self.driver.node.emit_snapshot()
 
     def describe(self, books: str = "rows") -> dict[str, Any]:
@@ -64,3 +67,12 @@ class ReplicaNode:
     def contact(self) -> None:
         self.driver.feed_time()
         self.core.contact()
+
+
+def freeze_what_is_loaded() -> None:
+    """Every book's row loaded at start (or reset) out of the garbage collector's sight: a full
+    collection went over 100,000 of them each time, 40-90 ms during which the replica answered
+    nothing (the lookup p99 of a large catalog), and they are freed by their counts all the
+    same once a write replaces them (a row refers to nothing that could make a cycle)."""
+    gc.collect()
+    gc.freeze()

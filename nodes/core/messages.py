@@ -135,9 +135,14 @@ class Ping:
 
 @dataclass(frozen=True)
 class FetchBuys:
-    """Catalog to catalog: the buy ids a peer remembers for a book (W7)."""
+    """Catalog to catalog: the buy ids a peer remembers for a book (W7). ``digests``: the
+    asker's digest of each bucket of the book's buys (a buy's bucket is its hash modulo
+    BUY_BUCKETS); only the buys of the buckets whose digests differ are answered, so that
+    a difference of a few buys costs a few buckets, not every buy of the retry window.
+    None: every buy."""
 
     book: int
+    digests: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True)

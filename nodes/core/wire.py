@@ -105,8 +105,11 @@ def request_of(message: Any) -> tuple[str, str, Any, str, dict[str, str]]:
             return ("POST", "/rep/ping", {"from": sender, "seqs": {str(k): v for k, v in seqs.items()}, "epoch": epoch,
                                           "base": base, "position": position, "heard": list(heard), "more": more},
                     "/rep/ping", {})
-        case FetchBuys(book):
-            return "GET", f"/rep/buys/{book}", None, f"/rep/buys/{book}", {}
+        case FetchBuys(book, digests):
+            if digests is None:
+                return "GET", f"/rep/buys/{book}", None, f"/rep/buys/{book}", {}
+            return ("POST", f"/rep/buys/{book}", {"digests": [f"{d:016x}" for d in digests]},
+                    f"/rep/buys/{book} (of the buckets that differ)", {})
         case Invalidate(book, seq):
             query = "" if seq is None else f"?seq={seq}"
             return "DELETE", f"/invalidate/item/{book}{query}", None, f"/invalidate/item/{book}", {}

@@ -8,7 +8,7 @@ import heapq
 from collections.abc import Iterable
 
 from nodes.core.books import Book
-from nodes.core.catalog.state import ReplicaState, buy_hash
+from nodes.core.catalog.state import BUY_BUCKETS, ReplicaState, buy_hash
 from nodes.core.clocks import NEVER, outwait
 from nodes.core.messages import ReusedBuyId
 
@@ -81,7 +81,11 @@ class Buys(ReplicaState):
             self.buys[buy_id] = (book_id, seq)
             self.buys_of.setdefault(book_id, {})[buy_id] = seq
             self.buy_count[book_id] += 1
-            self.buy_digest[book_id] ^= buy_hash(buy_id)
+            hashed = buy_hash(buy_id)
+            self.buy_digest[book_id] ^= hashed
+            bucket = (book_id, hashed % BUY_BUCKETS)
+            self.bucket_digest[bucket] ^= hashed
+            self.bucket_buys.setdefault(bucket, {})[buy_id] = seq
             self._touch(book_id)
 
     def _reused(self, buy_id: str | None, book_id: int) -> ReusedBuyId | None:
@@ -99,7 +103,14 @@ class Buys(ReplicaState):
         if found is not None:
             self.buys_of[found[0]].pop(buy_id, None)
             self.buy_count[found[0]] -= 1
-            self.buy_digest[found[0]] ^= buy_hash(buy_id)
+            hashed = buy_hash(buy_id)
+            self.buy_digest[found[0]] ^= hashed
+            bucket = (found[0], hashed % BUY_BUCKETS)
+            self.bucket_digest[bucket] ^= hashed
+            held = self.bucket_buys[bucket]
+            del held[buy_id]
+            if not held:  # only the buckets that hold buys are kept
+                del self.bucket_buys[bucket], self.bucket_digest[bucket]
             self._touch(found[0])
 
     def _buy_digest_of(self, book_id: int) -> str:
@@ -111,6 +122,20 @@ class Buys(ReplicaState):
             if buy_id in self.buys:
                 digest ^= buy_hash(buy_id)
         return f"{digest:016x}"
+
+    def _bucket_digests_of(self, book_id: int, unsure: set[str] | None = None) -> tuple[int, ...]:
+        """Per bucket, the digest of the buys remembered of a book but ``unsure`` ones (by
+        default, those of a write of it not confirmed yet): what a fetch names, and what its
+        answer compares with."""
+        digests = [self.bucket_digest.get((book_id, bucket), 0) for bucket in range(BUY_BUCKETS)]
+        if unsure is None:
+            entry = self.tentative.get(book_id)
+            unsure = set(entry[0].buy_ids) if entry is not None else set()
+        for buy_id in unsure:
+            if self.buys.get(buy_id, (None,))[0] == book_id:
+                hashed = buy_hash(buy_id)
+                digests[hashed % BUY_BUCKETS] ^= hashed
+        return tuple(digests)
 
     def _buy_count_of(self, book_id: int) -> int:
         """How many buys of a book we remember but those of a write of it not confirmed yet (a

@@ -6,6 +6,7 @@ update got no answer (tentative) is offered again until a peer confirms it or sh
 (``Rule.CATCH_UP``)."""
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import replace
 
 from nodes.core.catalog.changes import look
@@ -231,11 +232,18 @@ class CatchUp(CompareRows):
                        expiring=self._expiring(handed))
 
     def on_fetch_buys(self, message: FetchBuys) -> BuysOf:
-        """The buys we hold of a book, but those of writes not confirmed yet."""
+        """The buys we hold of a book, but those of writes not confirmed yet; with the asker's
+        digests, only those of the buckets where ours differ (the asker lacks none elsewhere)."""
         self.book(message.book)
         unsure = self._tentative_buys()
-        buys = tuple((buy_id, seq) for buy_id, seq in self.buys_of.get(message.book, {}).items()
-                     if buy_id not in unsure)
+        held: Iterable[tuple[str, int]]
+        if message.digests is None:
+            held = self.buys_of.get(message.book, {}).items()
+        else:
+            ours = self._bucket_digests_of(message.book, unsure)
+            held = [pair for bucket, (mine, theirs) in enumerate(zip(ours, message.digests, strict=True))
+                    if mine != theirs for pair in self.bucket_buys.get((message.book, bucket), {}).items()]
+        buys = tuple((buy_id, seq) for buy_id, seq in held if buy_id not in unsure)
         return BuysOf(buys, self._settling(b for b, _seq in buys), self._expiring(b for b, _seq in buys))
 
     async def _catch_up(self, peer: Peer, answer: Pong, generation: int, changed: set[int] | None) -> None:
@@ -272,7 +280,8 @@ class CatchUp(CompareRows):
             if view.buy_counts[book_id] <= self.buy_count[book_id] and view.buy_digests.get(book_id, ours) == ours:
                 continue
             marks.buys.add(book_id)  # looked at again next round: it may hold fewer, not others
-            reply = await self._send(peer, FetchBuys(book_id), timeout=PING_TIMEOUT_S, trace=False)
+            reply = await self._send(peer, FetchBuys(book_id, self._bucket_digests_of(book_id)),
+                                     timeout=PING_TIMEOUT_S, trace=False)
             if isinstance(reply, BuysOf) and self.same_generation(generation):
                 missing = [(b, s) for b, s in reply.buys if b not in self.buys and self._lives(reply.expiring, b)]
                 if not await self._stored("add_buys", book_id, missing):

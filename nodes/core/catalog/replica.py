@@ -161,6 +161,8 @@ class CatalogReplica(Writes, Reads, CatchUp):
             self.buy_settles.clear()
             self.buy_count.clear()
             self.buy_digest.clear()
+            self.bucket_digest.clear()
+            self.bucket_buys.clear()
             self.valid_ids.clear()
             self.reservations.clear()
             self.tentative.clear()  # the rows they were writes of are gone

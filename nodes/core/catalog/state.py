@@ -64,6 +64,9 @@ BUY_WINDOW_S = 600.0
 #: The most books one ping or its answer tells of (changes.py): a whole catalog of 100,000
 #: travels in pages over a few rounds, so that no exchange outlasts a ping's time-out.
 DELTA_MOST = 5_000
+#: A book's buys fall into this many buckets by their hash: a fetch of the buys a peer holds
+#: names the digest of each of its own buckets and is answered the buckets that differ.
+BUY_BUCKETS = 64
 
 Priority = tuple[float, int]  # (when the operation first tried, writer's replica number): lower wins
 #: What a write (``Write``) is answered.
@@ -163,6 +166,10 @@ class ReplicaState(Core):
         self.buy_count: Counter[int] = Counter()  # buys remembered per book, kept by _remember_buy
         #: Per book, the XOR of ``buy_hash`` over the buys remembered: equal sets, equal digests.
         self.buy_digest: Counter[int] = Counter()
+        #: The same per bucket of a book's buys, and the buys of each bucket: (book, bucket) ->
+        #: digest, and -> {buy id: seq}; only the buckets that hold buys (FetchBuys.digests).
+        self.bucket_digest: Counter[tuple[int, int]] = Counter()
+        self.bucket_buys: dict[tuple[int, int], dict[str, int]] = {}
         self.generation = 0  # which reset of the data this replica holds (see reset)
         # ---- what it vouches for -------------------------------------------------------------
         #: docs/protocol.md's valid set: books we vouch for as current. Empty at start; marked only

@@ -9,6 +9,7 @@ from aiohttp import web
 
 from nodes.core.books import Book
 from nodes.core.catalog import MODES, BookUnknown
+from nodes.core.catalog.state import BUY_BUCKETS
 from nodes.core.messages import (
     Check,
     FetchBuys,
@@ -62,6 +63,7 @@ MAX_ID_TEXT = 100
 MAX_GENERATION = 2**63 - 1
 #: A book id as a key of a ping's ``seqs``: ASCII digits only (str.isdigit takes '²' too).
 _BOOK_KEY = re.compile(r"[0-9]{1,15}")
+_DIGEST = re.compile(r"[0-9a-f]{16}")
 #: A position in a replica's change log (``Ping.base``, ``position``, ``heard``).
 POSITION: dict[str, Any] = {"type": "integer", "minimum": 0, "maximum": 2**53 - 1}
 
@@ -220,6 +222,14 @@ def init_app(config: CatalogConfig) -> web.Application:
     async def rep_buys(request: web.Request) -> web.Response:
         return await answer(FetchBuys(book_id(request)), request)
 
+    async def rep_buys_of_buckets(request: web.Request) -> web.Response:
+        data = await json_object(request)
+        digests = data.get("digests")
+        if not (isinstance(digests, list) and len(digests) == BUY_BUCKETS
+                and all(isinstance(d, str) and _DIGEST.fullmatch(d) for d in digests)):
+            raise ApiError(400, f"'digests' must be a list of {BUY_BUCKETS} digests, each 16 hex digits")
+        return await answer(FetchBuys(book_id(request), tuple(int(d, 16) for d in digests)), request)
+
     async def set_mode(request: web.Request) -> web.Response:
         data = await json_object(request)
         if data.get("mode") not in MODES:
@@ -315,7 +325,13 @@ def init_app(config: CatalogConfig) -> web.Application:
                         "heard": {"type": "array", "prefixItems": [{"type": "string", "maxLength": 80}, POSITION],
                                   "minItems": 2, "maxItems": 2}, "more": {"type": "boolean"}}, required=["from"])),
         get("/rep/buys/{id}", rep_buys, "The buys of a book this replica applied",
-            {200: ("[[buy_id, seq, settles_in?], ...]", {"type": "array"})}, params=peer),
+            {200: ("[[buy_id, seq, settles_in?, left_s?], ...]", {"type": "array"})}, params=peer),
+        post("/rep/buys/{id}", rep_buys_of_buckets,
+             "The buys of a book this replica applied, of the buckets whose digests differ from the asker's",
+             {200: ("[[buy_id, seq, settles_in?, left_s?], ...]", {"type": "array"})}, params=peer,
+             body=body({"digests": {"type": "array", "minItems": BUY_BUCKETS, "maxItems": BUY_BUCKETS,
+                                    "items": {"type": "string", "pattern": "^[0-9a-f]{16}$"}}},
+                       required=["digests"])),
         post("/admin/mode", set_mode, "The replication rules: Bazar's or the documented ones", {200: state},
              body=body({"mode": {"type": "string", "enum": list(MODES)}}, required=["mode"])),
         post("/admin/disk", set_disk, "The disk-full fault: the database may not grow, or may again",

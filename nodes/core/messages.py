@@ -32,9 +32,10 @@ class Search:
 
     @property
     def key(self) -> str:
-        """What the front-end's search cache files the answer under: the topic, ignoring case,
-        and for a page the page (``t?limit=20&offset=0``)."""
-        topic = self.topic.casefold()
+        """What the front-end's search cache files the answer under: the topic, ignoring case
+        (its ``%`` and ``?`` escaped, so that no topic reads as a page), and for a page the
+        page (``t?limit=20``)."""
+        topic = self.topic.casefold().replace("%", "%25").replace("?", "%3F")
         return topic if self.limit is None and not self.offset else f"{topic}{self.query}"
 
     @property

@@ -330,6 +330,8 @@ def test_a_search_answers_in_pages_that_put_together_are_the_whole_answer() -> N
     assert run(core, core.handle(Search("t", 5, 3)), {}) == Hits(tuple(whole[3:8]))
     assert (Search("Cooking").key, Search("Cooking").query) == ("cooking", "")
     assert Search("Cooking", 20).key == "cooking?limit=20" and Search("t", 20, 40).query == "?limit=20&offset=40"
+    # A topic is never taken for a page (a cached search served to another's page): review.
+    assert Search("t?limit=5").key != Search("t", 5).key and Search("100%").key == "100%25"
     assert request_of(Search("a b", 20, 40))[1] == "/query/topic/a%20b?limit=20&offset=40"
 
 

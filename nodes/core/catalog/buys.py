@@ -165,6 +165,7 @@ class Buys(ReplicaState):
         round). A retry after it meets no memory of the buy: at a catalog replica it is a new
         buy; the order replica that recorded it answers it from its history all the same."""
         due: list[str] = []
+        generation = self.generation
         held = self._tentative_buys() if self.tentative else set()
         while self.expiry_heap and self.expiry_heap[0][0] <= self.now and len(due) < most:
             expires, buy_id = heapq.heappop(self.expiry_heap)
@@ -192,5 +193,8 @@ class Buys(ReplicaState):
                 book_id, seq = self.buys[buy_id]
                 kept.setdefault(book_id, []).append((buy_id, seq))
         for book_id, buys in sorted(kept.items()):
+            if not self.same_generation(generation):
+                break  # a reset since: these buys are no longer of the data on disk
+            buys = [(b, seq) for b, seq in buys if self.buys.get(b) == (book_id, seq)]
             await self._stored("add_buys", book_id, buys)  # else a restart would lose it early
         return forgotten

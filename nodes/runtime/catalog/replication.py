@@ -73,6 +73,9 @@ def freeze_what_is_loaded() -> None:
     """Every book's row loaded at start (or reset) out of the garbage collector's sight: a full
     collection went over 100,000 of them each time, 40-90 ms during which the replica answered
     nothing (the lookup p99 of a large catalog), and they are freed by their counts all the
-    same once a write replaces them (a row refers to nothing that could make a cycle)."""
+    same once a write replaces them (a row refers to nothing that could make a cycle). What an
+    earlier freeze kept is looked at again first: a reset's rows replace the start's, and
+    whatever else was alive then (a request's objects) may since have become garbage."""
+    gc.unfreeze()
     gc.collect()
     gc.freeze()

@@ -160,10 +160,11 @@ class ReplicaTable(QAbstractTableModel):
         """Only the books whose id or title holds ``text``; with ``trouble_only``, only those
         some replica holds stale or not valid."""
         needle = text.strip().casefold()
+        troubled = self.model.troubled() if trouble_only else None
         self.beginResetModel()
         self.rows = [i for i, book in enumerate(self.books)
                      if (not needle or needle in f"{book.id} {book.title}".casefold())
-                     and (not trouble_only or any(c.stale or not c.valid for c in self.model.cells(book.id)))]
+                     and (troubled is None or book.id in troubled)]
         self.endResetModel()
 
     def refresh(self) -> None:

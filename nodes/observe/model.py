@@ -60,6 +60,7 @@ from nodes.observe.views import (
     NodeView,
     ProcessState,
     ReplicaCell,
+    books_in_trouble,
     derive_cells,
 )
 
@@ -297,6 +298,14 @@ class ClusterModel(Fed):
     # ---- replica cells, caches, logs ------------------------------------------------------
     def catalog_names(self) -> list[str]:
         return [name for name in self.nodes if self.nodes[name].role == "catalog"]
+
+    def troubled(self) -> set[int] | None:
+        """The books some catalog replica holds stale or not as valid (None: every book, as
+        when a replica is down or hung): the Replicas tab's "only stale or not valid"."""
+        names = self.catalog_names()
+        return books_in_trouble([self.replicas.get(name) for name in names],
+                                [self._health[name].state not in GONE and self._health[name].state != HealthState.HUNG
+                                 for name in names])
 
     def cells(self, book: int) -> list[ReplicaCell]:
         """The book at every catalog replica, as the Replicas tab and the figures draw it."""

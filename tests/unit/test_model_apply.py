@@ -397,3 +397,30 @@ def test_a_large_catalog_travels_as_columns_and_is_kept_as_arrays_a_keyframe_pic
     copy.restore(frame)
     assert isinstance(copy.replicas["catalog2"], HeldBooks) and copy.replicas["catalog0"][777].seq == 1
     assert pickle.loads(pickle.dumps(model.replicas["catalog1"])).get(5) == model.replicas["catalog1"].get(5)
+
+
+def test_the_books_in_trouble_are_those_a_cell_at_a_time_finds_stale_or_not_valid():
+    """``books_in_trouble`` works over whole arrays what ``derive_cells`` says book by book
+    (the Replicas tab's "only stale or not valid" over 100,000 books); they agree, also when
+    the replicas hold different books, one holds none, or one cannot vouch."""
+    import random
+
+    from nodes.observe.views import HeldBooks, ReplicaBook, books_in_trouble, derive_cells
+
+    rng = random.Random(26)
+    for case in range(200):
+        ids = range(1, rng.randint(1, 40))
+        held = []
+        for _replica in range(rng.randint(1, 3)):
+            kept = [i for i in ids if case % 5 or rng.random() < 0.9]  # every fifth case: books missing
+            held.append(HeldBooks((i, ReplicaBook(rng.choice((3, 3, 3, 2)), 1, 1.0, rng.random() < 0.9))
+                                  for i in kept))
+        vouching = [rng.random() < 0.95 for _ in held]
+        found = books_in_trouble(list(held), vouching)
+        every = sorted({i for h in held for i in h})
+        states = [HealthState.UP if ok else HealthState.HUNG for ok in vouching]
+        expected = {book for book in every if any(
+            cell.stale or not cell.valid for cell in derive_cells(book, [
+                (r, None if h.get(book) is None else h[book].seq, 0, bool(h.get(book) and h[book].valid), False,
+                 states[r]) for r, h in enumerate(held)]))}
+        assert (set(every) if found is None else found) == expected, case

@@ -71,11 +71,12 @@ class HeldBooks:
         row = bisect_left(self._ids, book)
         return row if row < len(self._ids) and self._ids[row] == book else None
 
+    def _at(self, row: int) -> ReplicaBook:
+        return ReplicaBook(self._seqs[row], self._quantities[row], self._prices[row], bool(self._valid[row]))
+
     def get(self, book: int) -> ReplicaBook | None:
         row = self._row(book)
-        if row is None:
-            return None
-        return ReplicaBook(self._seqs[row], self._quantities[row], self._prices[row], bool(self._valid[row]))
+        return None if row is None else self._at(row)
 
     def __getitem__(self, book: int) -> ReplicaBook:
         held = self.get(book)
@@ -93,8 +94,8 @@ class HeldBooks:
         return len(self._ids)
 
     def items(self) -> Iterator[tuple[int, ReplicaBook]]:
-        for book in self._ids:
-            yield book, self[book]
+        for row, book in enumerate(self._ids):
+            yield book, self._at(row)
 
     def __setitem__(self, book: int, held: ReplicaBook) -> None:
         row = self._row(book)

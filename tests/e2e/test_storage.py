@@ -11,6 +11,7 @@ import sqlite3
 from dataclasses import replace
 
 import pytest
+from sqlalchemy import event
 
 from launcher import control
 from nodes.core.books import Book
@@ -113,6 +114,25 @@ def test_a_tentative_write_is_marked_on_disk_until_confirmed(tmp_path):
         store.write(replace(book, seq=2), [], True)
         store.undo(book, [])
         assert store.load_tentative() == [] and store.load_books()[2] == book
+    finally:
+        store.close()
+
+
+def test_buys_stored_and_forgotten_in_batches_of_every_size_reuse_one_statement_each(tmp_path):
+    """A long day expires buys in batches of every size. Each distinct SQL text is prepared and
+    kept by SQLite (the last 128 per connection): ``IN (?, ?, ...)`` lists of every length held
+    ~50 MB a connection and were the catalog replica's memory growth over a million buys."""
+    store = CatalogStore(str(tmp_path / "catalog.db"))
+    texts: set[str] = set()
+    event.listen(store.engine, "before_cursor_execute", lambda *args: texts.add(args[2]))
+    try:
+        for size in range(1, 40):
+            ids = [f"b{size}-{n}" for n in range(size)]
+            store.add_buys(1, [(buy_id, 1) for buy_id in ids])
+            store.expire(ids)
+        assert set(store.load_buys()) == set()
+        writes = {t for t in texts if t.lstrip().upper().startswith(("INSERT", "DELETE"))}
+        assert len(writes) == 2, writes
     finally:
         store.close()
 

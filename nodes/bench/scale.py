@@ -141,10 +141,11 @@ async def _size(ctx: Context, books: int, idle_s: float, count: int, load_s: flo
             lookup.errors + buy.errors + load.errors]
 
 
-async def _long_day(ctx: Context, marks: tuple[int, ...]) -> Table:
+async def _long_day(ctx: Context, marks: tuple[int, ...], least_s: float) -> Table:
     """Buys, and nothing else, through 32 connections until each count in ``marks`` is
     passed; every node's memory at each. The catalog replicas forget buy ids after
-    DAY_WINDOW_S, so memory should hold the last window's buys, not the day's."""
+    DAY_WINDOW_S, so memory should hold the last window's buys, not the day's. Each wrk run
+    lasts at least ``least_s``."""
     catalog = _catalog_file(ctx, DAY_BOOKS)
     shape = replace(V2, catalogs=3, orders=3, books=catalog, buy_window_s=DAY_WINDOW_S)
     rows: list[list[object]] = []
@@ -154,7 +155,9 @@ async def _long_day(ctx: Context, marks: tuple[int, ...]) -> Table:
         for mark in marks:
             while made < mark:
                 ctx.progress.doing(f"a long day of buys: {made:,} of {marks[-1]:,}")
-                seconds = max(5.0, min(60.0, (mark - made) / max(1.0, made / max(1.0, time.perf_counter() - taken))))
+                # The first run learns the pace; then each runs about until the mark (at most 60 s).
+                pace = made / max(1.0, time.perf_counter() - taken)
+                seconds = max(least_s, min(60.0, (mark - made) / pace)) if made else least_s
                 result = await load_once(supervisor.frontend.address, 32, seconds, books=DAY_BOOKS, buy_share=1.0)
                 made += result.requests
             await asyncio.sleep(2 * 0.2)  # two heartbeat rounds: the window's forgetting keeps up
@@ -179,7 +182,7 @@ async def _long_day(ctx: Context, marks: tuple[int, ...]) -> Table:
 
 
 async def scale(ctx: Context, sizes: tuple[int, ...] | None = None, idle_s: float = IDLE_S,
-                day: tuple[int, ...] | None = None, load_s: float = LOAD_S) -> list[Table]:
+                day: tuple[int, ...] | None = None, load_s: float = LOAD_S, day_least_s: float = 5.0) -> list[Table]:
     if not Path("/proc/self/stat").exists():
         return [Table("What a catalog's size costs", ["books"], [], ["Needs Linux's /proc to read CPU and memory."])]
     sizes = ctx.sizes if sizes is None else sizes
@@ -207,5 +210,5 @@ async def scale(ctx: Context, sizes: tuple[int, ...] | None = None, idle_s: floa
                      "lookup p99 ms", "buy mean ms", "buy p99 ms", "wrk requests/s", "wrk p99 ms", "errors"],
                     rows, verdict, plot=(3, "% of a core", "idle CPU per catalog"))]
     if day:
-        tables.append(await _long_day(ctx, day))
+        tables.append(await _long_day(ctx, day, day_least_s))
     return tables

@@ -7,7 +7,7 @@ from __future__ import annotations
 import random
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
@@ -470,7 +470,7 @@ class Exploration:
     buys: dict[str, int] = field(default_factory=dict)
 
 
-def explore(options: Options, seeds: range, *, stop_at_first: bool = True,
+def explore(options: Options, seeds: Iterable[int], *, stop_at_first: bool = True,
             progress: Callable[[Exploration], None] = lambda e: None) -> Exploration:
     found = Exploration()
     for seed in seeds:

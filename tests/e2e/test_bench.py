@@ -111,8 +111,8 @@ def test_the_scale_experiment_measures_each_catalog_size_on_real_clusters() -> N
     from nodes.bench.scale import scale
 
     context = Context(Progress(), count=20)
-    table, day = asyncio.run(asyncio.wait_for(scale(context, sizes=(7, 500), idle_s=1.0, day=(100, 600),
-                                                                   load_s=2.0), 170))
+    table, day = asyncio.run(asyncio.wait_for(scale(context, sizes=(7, 500), idle_s=1.0, day=(100, 300),
+                                                                   load_s=1.0, day_least_s=1.0), 170))
     assert [row[0] for row in table.rows] == ["7", "500"]
     for row in table.rows:
         assert row[1] > 0 and row[2] >= row[1] and row[3] >= 0 and row[4] > 0 and row[5] > 10 and row[12] > 0, row

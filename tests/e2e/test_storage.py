@@ -160,7 +160,9 @@ async def test_a_full_disk_fails_writes_cleanly_says_degraded_and_recovers_by_it
         assert "database or disk is full" in state["disk"], state["disk"]
         status, body = await http.get("/health", node="catalog1")
         assert status == 503 and "Cannot store writes" in body["message"], body
-        for _ in range(20):  # the cluster goes on selling without catalog1
+        # The cluster goes on selling without catalog1, each buy outwaiting the lease catalog1 may
+        # hold (about a second: it answers, but cannot store the update); a few buys show it.
+        for _ in range(8):
             status, body = await http.put(f"/buy/{BOOK}")
             assert status in (200, 202, 503), (status, body)
             outcomes[status] = outcomes.get(status, 0) + 1

@@ -59,7 +59,10 @@ SILENT_FAULTS = ("partition", "one-way", "cut")
                          ids=["drift 90 %", "steps of 1 s"])
 def test_the_simulator_finds_stale_reads_once_clocks_exceed_the_bounds(beyond: dict) -> None:
     options = Options(**{"faults": SILENT_FAULTS, "readers": 6, **beyond})
-    found = explore(options, range(1, 401))
+    # 400 seeds from just before the first one found failing when written (drift: 24, steps:
+    # 92); starting there saves the suite ~20 s, and any of the 400 failing will do.
+    first = 1 if "drift" in beyond else 81
+    found = explore(options, range(first, first + 400))
     assert found.failures, f"400 seeds with clocks beyond the bounds ({beyond}) found nothing: the clocks have no teeth"
     # Leases count time (a stale read), and so does the buys' retry window: a clock running
     # far too fast forgets a buy before its retries are over (a buy done twice).
@@ -70,8 +73,10 @@ def test_the_simulator_finds_stale_reads_once_clocks_exceed_the_bounds(beyond: d
 @pytest.mark.timeout(120)
 def test_within_the_bounds_the_same_runs_find_nothing() -> None:
     """The same silent faults and readers, clocks within the bounds (offsets of up to an hour
-    either way, 1 % drift, 25 ms steps): the seeds that find stale reads beyond them pass."""
-    found = explore(Options(faults=(*SILENT_FAULTS, "clock"), readers=6), range(1, 51), stop_at_first=False)
+    either way, 1 % drift, 25 ms steps): the seeds that find stale reads beyond them (24 and 92) pass, and the others
+    from 1 (the simulator's runs of thousands of seeds check more; this is the suite's sample)."""
+    seeds = [*range(1, 25), 92]
+    found = explore(Options(faults=(*SILENT_FAULTS, "clock"), readers=6), seeds, stop_at_first=False)
     assert not found.failures, "; ".join(str(a) for r in found.failures[:3] for a in r.anomalies[:2])
 
 

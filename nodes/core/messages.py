@@ -132,6 +132,9 @@ class Ping:
     heard: tuple[str, int] = ("", 0)
     #: The delta was cut short (at most DELTA_MOST books a message): more follow.
     more: bool = False
+    #: The sender asks for a read lease (W2). Not while its disk refuses writes: it can take
+    #: none, vouches for nothing, and no write should outwait a lease granted it.
+    lease: bool = True
 
 
 @dataclass(frozen=True)

@@ -101,9 +101,10 @@ def request_of(message: Any) -> tuple[str, str, Any, str, dict[str, str]]:
             return "POST", f"/rep/update/{copy.id}", record, label, {}
         case Release(book, token):
             return "POST", f"/rep/release/{book}", {"token": token}, f"/rep/release/{book}", {}
-        case Ping(sender, seqs, epoch, base, position, heard, more):
+        case Ping(sender, seqs, epoch, base, position, heard, more, lease):
             return ("POST", "/rep/ping", {"from": sender, "seqs": {str(k): v for k, v in seqs.items()}, "epoch": epoch,
-                                          "base": base, "position": position, "heard": list(heard), "more": more},
+                                          "base": base, "position": position, "heard": list(heard), "more": more,
+                                          "lease": lease},
                     "/rep/ping", {})
         case FetchBuys(book, digests):
             if digests is None:
@@ -292,6 +293,8 @@ def _answer_of(message: Any, status: int, data: Any, body: dict[str, Any]) -> An
                 return Busy(body.get("holder"))
             if status == 409 and isinstance(body.get("book"), dict):
                 return Newer(_book(body["book"]))
+            if status == 503 and body.get("status") == "degraded":
+                return Degraded(str(body.get("message", "")))  # its disk refuses writes: no reservation
         case Update():
             if status == 200:
                 return Applied(int(body.get("seq", 0)), tuple((int(i), float(u)) for i, u in body.get("holds", [])))

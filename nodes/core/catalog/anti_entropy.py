@@ -24,7 +24,7 @@ class AntiEntropy(Leases):
         ids, position, more = self.changes.page(base, self.delta_most)
         books = self.books
         return Ping(self.index, {b: books[b].seq for b in ids}, self.changes.epoch, base, position,
-                    peer.view.heard(), more)
+                    peer.view.heard(), more, lease=self.disk_trouble is None)
 
     def _take_view(self, peer: Peer, pong: Pong) -> set[int] | None:
         """Put ``pong``'s delta into what we hold of ``peer``; the books it changed, or None

@@ -217,10 +217,11 @@ class CatchUp(CompareRows):
             # Its ping reaching us does not say that ours reach it (a one-way cut): only an
             # answer to our own message marks it up. A lease goes only to a peer we can reach;
             # granted to one we cannot, it would make each of our writes wait for it (W2) while
-            # it never gets the lease anyway.
+            # it never gets the lease anyway. Nor to one that asks for none (its disk refuses
+            # writes): it would make each write wait for a replica that cannot take it.
             if known.index == message.sender:
                 peer = known
-                lease = self._grant(known) if known.up else None
+                lease = self._grant(known) if known.up and message.lease else None
         if peer is None:
             peer = Peer(message.sender)  # not one of ours (a test, a stray): answered all the same
         changed, heard = self._take_told(peer, message)

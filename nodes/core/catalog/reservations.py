@@ -87,9 +87,14 @@ class Reservations(Documented):
             await self.waiters.wait(("released", book_id), min(deadline, holder.expires))
         return True
 
-    async def on_check(self, message: Check) -> Granted | KnownBuy | Newer | Busy | ReusedBuyId:
+    async def on_check(self, message: Check) -> Granted | KnownBuy | Newer | Busy | ReusedBuyId | Degraded:
         """A writer's check (S4, S5): granted means the book is reserved for it (W1)."""
         book_id = self.book(message.book).id
+        if self.disk_trouble is not None and Rule.RESERVED_WRITES in self.rules:
+            # Our disk refuses writes: the update would be refused too. Said now, the writer
+            # counts us out as it does a replica cut off, and outwaits only the leases granted
+            # us -- none, soon: our pings ask for none (a full disk made every buy wait ~1 s).
+            return Degraded(f"catalog{self.index} cannot store writes: {self.disk_trouble}")
         if book_id in self.tentative:
             return Busy(self.index)  # an unconfirmed write of ours: nothing to build on yet
         if book_id in self.unverified or book_id in self.disputed:

@@ -213,11 +213,11 @@ def init_app(config: CatalogConfig) -> web.Application:
         base, position = data.get("base", 0), data.get("position", 0)
         if not _whole(base) or not _whole(position) or base > position:
             raise ApiError(400, "'base' and 'position' must be whole numbers from 0, 'base' no larger")
-        more = data.get("more", False)
-        if not isinstance(more, bool):
-            raise ApiError(400, "'more' must be true or false")
+        more, lease = data.get("more", False), data.get("lease", True)
+        if not isinstance(more, bool) or not isinstance(lease, bool):
+            raise ApiError(400, "'more' and 'lease' must be true or false")
         return await answer(Ping(_required_int(data, "from"), {int(k): v for k, v in seqs.items()}, epoch, base,
-                                 position, (heard[0], heard[1]), more), request)
+                                 position, (heard[0], heard[1]), more, lease), request)
 
     async def rep_buys(request: web.Request) -> web.Response:
         return await answer(FetchBuys(book_id(request)), request)
@@ -302,12 +302,14 @@ def init_app(config: CatalogConfig) -> web.Application:
                                      "seq_n": {"type": "integer", "minimum": -1, "maximum": MAX_WHOLE}},
                                     required=["from", "seq_n"])),
         post("/rep/check/{id}", rep_check, "A write's check and reservation (W1)",
-             {200: ("Granted, or one of the buys is already applied here", OBJECT), 409: conflict}, params=peer,
+             {200: ("Granted, or one of the buys is already applied here", OBJECT), 409: conflict,
+              503: "Not granted: this replica's disk refuses writes"}, params=peer,
              body=body({"seq_n": SEQ, "from": whole_below_2_53, "token": TEXT_ID, "buy_id": TEXT_ID,
                         "since": {"type": "number", "minimum": 0, "maximum": MAX_WHOLE}, "riders": ids},
                        required=["seq_n", "from", "token"])),
         post("/rep/update/{id}", rep_update, "A write's fan-out: the whole new copy",
-             {200: ("Applied, with the leases granted to the replicas left out", OBJECT), 409: conflict}, params=peer,
+             {200: ("Applied, with the leases granted to the replicas left out", OBJECT), 409: conflict,
+              503: "Not stored: this replica's disk refuses writes"}, params=peer,
              body=body({"title": {"type": "string"}, "topic": {"type": "string"},
                         "price": {"type": "number", "minimum": 0, "maximum": MAX_WHOLE},
                         "quantity": {"type": "integer", "minimum": 0, "maximum": MAX_WHOLE}, "seq": SEQ,
@@ -323,7 +325,8 @@ def init_app(config: CatalogConfig) -> web.Application:
                                  "additionalProperties": SEQ},
                         "epoch": {"type": "string", "maxLength": 80}, "base": POSITION, "position": POSITION,
                         "heard": {"type": "array", "prefixItems": [{"type": "string", "maxLength": 80}, POSITION],
-                                  "minItems": 2, "maxItems": 2}, "more": {"type": "boolean"}}, required=["from"])),
+                                  "minItems": 2, "maxItems": 2}, "more": {"type": "boolean"},
+                        "lease": {"type": "boolean"}}, required=["from"])),
         get("/rep/buys/{id}", rep_buys, "The buys of a book this replica applied",
             {200: ("[[buy_id, seq, settles_in?, left_s?], ...]", {"type": "array"})}, params=peer),
         post("/rep/buys/{id}", rep_buys_of_buckets,

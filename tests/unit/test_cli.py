@@ -2,8 +2,10 @@
 and each command's ``--help`` ends with examples that name it."""
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -34,3 +36,24 @@ def test_each_command_help_has_an_example_of_itself(command: str) -> None:
     text = _help(command)
     examples = text.split("examples:", 1)[1]
     assert f"python3 launcher.py {command}" in examples
+
+
+def test_ctrl_c_stops_a_simulate_run_at_once_with_what_it_found(tmp_path) -> None:
+    """Ctrl-C used to wait for every worker's chunk of seeds (~40 s) and end in a traceback."""
+    errors = tmp_path / "stderr"
+    with errors.open("w") as sink:
+        run = subprocess.Popen([sys.executable, str(ROOT / "launcher.py"), "simulate", "--seeds", "5000",
+                                "--jobs", "2"], cwd=ROOT, stdout=subprocess.PIPE, stderr=sink, text=True)
+        try:
+            deadline = time.monotonic() + 20
+            while "simulating (" not in errors.read_text() and time.monotonic() < deadline:
+                time.sleep(0.05)  # polling the progress bar's first line, with a deadline
+            run.send_signal(signal.SIGINT)
+            out, _ = run.communicate(timeout=10)
+        finally:
+            if run.poll() is None:
+                run.kill()
+                run.wait()
+    assert run.returncode == 130, out
+    assert "stopped (Ctrl-C) after" in out and "verdict: none, stopped before the end" in out, out
+    assert "Traceback" not in errors.read_text(), errors.read_text()[-2000:]

@@ -158,14 +158,22 @@ def _explore(options: Options, first: int, count: int, jobs: int, keep_going: bo
     chunks = [(options, start, min(start + CHUNK, first + count), keep_going)
               for start in range(first, first + count, CHUNK)]
     total = Exploration()
-    bar = tqdm(total=count, unit="seed", file=sys.stderr, dynamic_ncols=True,
-               desc=f"simulating ({options.mode} mode)")
     stopped = False
     # Workers leave Ctrl-C to this process, which stops them at once: waiting for each one's
     # chunk of seeds to end took ~40 s and ended in a traceback.
-    pool = multiprocessing.get_context().Pool(max(1, jobs), initializer=signal.signal,
-                                              initargs=(signal.SIGINT, signal.SIG_IGN))
+    pool, bar = None, None
     try:
+        # Started with Ctrl-C held back: the pool's and the bar's threads keep it blocked, so it
+        # reaches the main thread, and never halfway through starting the pool (which then
+        # hung at exit, its workers left running).
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            pool = multiprocessing.get_context().Pool(max(1, jobs), initializer=signal.signal,
+                                                      initargs=(signal.SIGINT, signal.SIG_IGN))
+            bar = tqdm(total=count, unit="seed", file=sys.stderr, dynamic_ncols=True,
+                       desc=f"simulating ({options.mode} mode)")
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
         for found in pool.imap(_chunk, chunks):
             for key in ("seeds", "operations", "faults", "events"):
                 setattr(total, key, getattr(total, key) + getattr(found, key))
@@ -180,9 +188,11 @@ def _explore(options: Options, first: int, count: int, jobs: int, keep_going: bo
     except KeyboardInterrupt:
         stopped = True
     finally:
-        bar.close()
-        pool.terminate()
-        pool.join()
+        if bar is not None:
+            bar.close()
+        if pool is not None:  # None: Ctrl-C came while the workers were being started
+            pool.terminate()
+            pool.join()
     if stopped:
         print(f"stopped (Ctrl-C) after {total.seeds} of {count} seeds; what they found:")
     rate = total.sim_s / total.wall_s if total.wall_s else 0.0

@@ -39,11 +39,13 @@ def test_each_command_help_has_an_example_of_itself(command: str) -> None:
 
 
 def test_ctrl_c_stops_a_simulate_run_at_once_with_what_it_found(tmp_path) -> None:
-    """Ctrl-C used to wait for every worker's chunk of seeds (~40 s) and end in a traceback."""
+    """Ctrl-C used to wait for every worker's chunk of seeds (~40 s) and end in a traceback; one
+    that came while the pool started hung the command at exit, its workers left running."""
     errors = tmp_path / "stderr"
     with errors.open("w") as sink:
         run = subprocess.Popen([sys.executable, str(ROOT / "launcher.py"), "simulate", "--seeds", "5000",
-                                "--jobs", "2"], cwd=ROOT, stdout=subprocess.PIPE, stderr=sink, text=True)
+                                "--first-seed", "770001", "--jobs", "2"], cwd=ROOT, stdout=subprocess.PIPE,
+                               stderr=sink, text=True)
         try:
             deadline = time.monotonic() + 20
             while "simulating (" not in errors.read_text() and time.monotonic() < deadline:
@@ -57,3 +59,5 @@ def test_ctrl_c_stops_a_simulate_run_at_once_with_what_it_found(tmp_path) -> Non
     assert run.returncode == 130, out
     assert "stopped (Ctrl-C) after" in out and "verdict: none, stopped before the end" in out, out
     assert "Traceback" not in errors.read_text(), errors.read_text()[-2000:]
+    left = subprocess.run(["pgrep", "-f", "--first-seed 770001"], capture_output=True, text=True).stdout.split()
+    assert not left, f"workers left running: {left}"

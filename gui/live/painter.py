@@ -251,24 +251,32 @@ class StillPainter:
         painter.drawText(QRectF(column.left(), column.top(), column.width(), line), Qt.AlignmentFlag.AlignLeft,
                          f"order {name.removeprefix('order')}")
         y = self.pill(QPointF(column.left(), column.top() + line + 2), column.width(), state, health) + 2
-        catalog = self.catalog_of.get(name, "")
-        lines = [(f"uses catalog {catalog.removeprefix('catalog')}", COLORS["text"])] if catalog else []
-        if health is not None and health.notes and health.state in SERVING:
-            lines.append(("its catalog is out", "#92400e"))
+        catalog = self.catalog_of.get(name, "").removeprefix("catalog")
+        out = health is not None and health.notes and health.state in SERVING
+        # One fact, so that at a large scale the warning is never the part cut off.
+        lines = [(f"uses catalog {catalog}, which is out", "#92400e") if out else
+                 (f"uses catalog {catalog}", COLORS["text"])] if catalog else []
+        if out and not catalog:
+            lines = [("its catalog is out", "#92400e")]
         self.facts_lines(lines, column, y, FACT_LINES["order"])
 
     def facts_lines(self, lines: Sequence[tuple[str, str]], column: QRectF, y: float, most: int) -> None:
-        """Facts, one a line, wrapped to the column's width, at most ``most`` lines in all."""
+        """Facts, one a line, wrapped to the column's width, at most ``most`` lines in all; a
+        fact that does not fit whole is left out (half a sentence says something else), but
+        the first, which is cut with an ellipsis rather than lost."""
         painter = self.painter
         px = self.layout.px(FACT_PX)
         painter.setFont(self.font(FACT_PX))
         height = self.measure.line(px)
         drawn = 0
         for text, color in lines:
-            painter.setPen(QColor(color))
-            for part in wrap(text, self.measure, px, False, column.width()):
-                if drawn == most:
+            parts = wrap(text, self.measure, px, False, column.width())
+            if drawn + len(parts) > most:
+                if drawn:
                     return
+                parts = [*parts[:most - 1], parts[most - 1] + " …"]
+            painter.setPen(QColor(color))
+            for part in parts:
                 painter.drawText(QRectF(column.left(), y, column.width(), height), Qt.AlignmentFlag.AlignLeft, part)
                 y += height
                 drawn += 1

@@ -220,3 +220,43 @@ def test_a_scenarios_diagram_keeps_the_current_step_in_view_at_720(unstarted, qa
         top = stepper.scroll_area.verticalScrollBar().value()
         row = stepper.canvas.row_y(step)
         assert top <= row - 18 and row + 6 <= top + viewport.height(), f"step {step} out of view"
+
+
+class _Recorder:
+    """A painter that keeps the words drawn."""
+
+    def __init__(self) -> None:
+        self.texts: list[str] = []
+
+    def setFont(self, font: object) -> None:  # noqa: N802 (QPainter's names)
+        pass
+
+    def setPen(self, pen: object) -> None:  # noqa: N802
+        pass
+
+    def drawText(self, rect: object, flags: object, text: str) -> None:  # noqa: N802
+        self.texts.append(text)
+
+
+def test_a_nodes_facts_are_drawn_whole_or_not_at_all(qapp) -> None:
+    """At 150 % an order card's "its catalog is out" was drawn as "its catalog is": the lines
+    ran out mid-fact, and half a sentence says something else."""
+    from PySide6.QtGui import QFont
+
+    from gui.live.layout import FACT_PX, Layout, wrap
+    from gui.live.painter import StillPainter
+
+    still = object.__new__(StillPainter)
+    recorder = _Recorder()
+    still.painter, still.layout, still.base, still.scale = recorder, Layout(text_scale=1.5), QFont(), 1.5
+    still.measure = FontMeasure(still.base)
+    px = still.layout.px(FACT_PX)
+    pairs = ("alpha beta", "gamma delta", "epsilon zeta", "eta theta")
+    width = max(still.measure.width(pair, px) for pair in pairs) + 2
+    first, second = "alpha beta gamma delta", "epsilon zeta eta theta"
+    assert len(wrap(first, still.measure, px, False, width)) == 2 == len(wrap(second, still.measure, px, False, width))
+    still.facts_lines([(first, "#000"), (second, "#000")], QRectF(0, 0, width, 200), 0, 3)
+    assert recorder.texts == wrap(first, still.measure, px, False, width), recorder.texts
+    recorder.texts.clear()
+    still.facts_lines([(first, "#000")], QRectF(0, 0, width, 200), 0, 1)
+    assert recorder.texts == [wrap(first, still.measure, px, False, width)[0] + " …"], recorder.texts

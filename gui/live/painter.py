@@ -254,10 +254,11 @@ class StillPainter:
         catalog = self.catalog_of.get(name, "").removeprefix("catalog")
         out = health is not None and health.notes and health.state in SERVING
         # One fact, so that at a large scale the warning is never the part cut off.
-        lines = [(f"uses catalog {catalog}, which is out", "#92400e") if out else
-                 (f"uses catalog {catalog}", COLORS["text"])] if catalog else []
-        if out and not catalog:
-            lines = [("its catalog is out", "#92400e")]
+        if catalog:
+            lines = [(f"uses catalog {catalog}, which is out", "#92400e") if out
+                     else (f"uses catalog {catalog}", COLORS["text"])]
+        else:
+            lines = [("its catalog is out", "#92400e")] if out else []
         self.facts_lines(lines, column, y, FACT_LINES["order"])
 
     def facts_lines(self, lines: Sequence[tuple[str, str]], column: QRectF, y: float, most: int) -> None:

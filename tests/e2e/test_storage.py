@@ -122,7 +122,7 @@ def test_a_tentative_write_is_marked_on_disk_until_confirmed(tmp_path):
 def test_buys_stored_and_forgotten_in_batches_of_every_size_reuse_one_statement_each(tmp_path):
     """A long day expires buys in batches of every size. Each distinct SQL text is prepared and
     kept by SQLite (the last 128 per connection): ``IN (?, ?, ...)`` lists of every length held
-    ~50 MB a connection and were the catalog replica's memory growth over a million buys."""
+    48 MB more than one statement in a microbenchmark (docs/measurements.md, "A long day")."""
     store = CatalogStore(str(tmp_path / "catalog.db"))
     texts: set[str] = set()
     event.listen(store.engine, "before_cursor_execute", lambda *args: texts.add(args[2]))

@@ -5,12 +5,12 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 import launcher
+from tests.support import wait_until_sync
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -47,9 +47,7 @@ def test_ctrl_c_stops_a_simulate_run_at_once_with_what_it_found(tmp_path) -> Non
                                 "--first-seed", "770001", "--jobs", "2"], cwd=ROOT, stdout=subprocess.PIPE,
                                stderr=sink, text=True)
         try:
-            deadline = time.monotonic() + 20
-            while "simulating (" not in errors.read_text() and time.monotonic() < deadline:
-                time.sleep(0.05)  # polling the progress bar's first line, with a deadline
+            wait_until_sync(lambda: "simulating (" in errors.read_text(), timeout=20, what="the progress bar")
             run.send_signal(signal.SIGINT)
             out, _ = run.communicate(timeout=10)
         finally:

@@ -67,8 +67,8 @@ _SET_BOOK = (update(BookRow).where(BookRow.id == bindparam("book_id"))
 _CONFIRM = update(BookRow).where(BookRow.id == bindparam("book_id")).values(tentative=0)
 _ADD_BUYS = sqlite_insert(AppliedBuy).on_conflict_do_nothing()
 # One row a parameter set, not ``IN (?, ?, ...)``: each length of an IN list is another SQL text,
-# and SQLite keeps the last 128 prepared per connection -- a long day of expiring buys in
-# batches of every size held ~50 MB of them per connection (the catalog's RSS grew 1.40x).
+# and SQLite keeps the last 128 prepared per connection (600 deletes of 1-3,000 ids held 48 MB
+# more in a microbenchmark; not, as measured since, what the long day's memory growth was).
 _FORGET_BUY = delete(AppliedBuy).where(AppliedBuy.buy_id == bindparam("gone_id"))
 _INSERT_BOOKS = insert(BookRow)
 _ROWS = select(BookRow.id, BookRow.title, BookRow.topic, BookRow.price, BookRow.quantity, BookRow.seq,

@@ -23,6 +23,7 @@ import hmac
 import ipaddress
 import secrets
 import time
+from collections import OrderedDict
 from collections.abc import Mapping
 
 SECRET_HEADER = "X-Bazar-Secret"
@@ -58,7 +59,7 @@ class Verifier:
     def __init__(self, secret: str, *, plain_ok: bool) -> None:
         self.secret = secret
         self.plain_ok = plain_ok
-        self._seen: dict[str, float] = {}  # nonce -> when it may be forgotten
+        self._seen: OrderedDict[str, float] = OrderedDict()  # nonce -> when it may be forgotten
 
     def refusal(self, method: str, path_qs: str, body: bytes, headers: Mapping[str, str],
                 now: float | None = None) -> str | None:
@@ -93,10 +94,16 @@ class Verifier:
             return "The request's signature does not match: another secret, or the request was changed"
         if nonce in self._seen:
             return "That signature was used already: a replayed request is refused"
-        self._remember(nonce, now)
+        self._remember(nonce, when, now)
         return None
 
-    def _remember(self, nonce: str, now: float) -> None:
-        self._seen[nonce] = now + 2 * REPLAY_WINDOW_S
-        if len(self._seen) > 10_000 and len(self._seen) % 1000 == 0:
-            self._seen = {n: until for n, until in self._seen.items() if until > now}
+    def _remember(self, nonce: str, when: float, now: float) -> None:
+        # Past its time plus the window the signature is refused for its time: the nonce can go.
+        # Forgotten oldest first: a nonce signed by a clock ahead of ours is kept until its time
+        # (120 s at most), and may keep the ones behind it that long too.
+        self._seen[nonce] = when + REPLAY_WINDOW_S
+        while self._seen:
+            oldest, until = next(iter(self._seen.items()))
+            if until >= now:  # at its time plus the window exactly it still passes
+                break
+            del self._seen[oldest]

@@ -66,3 +66,22 @@ def test_a_signature_outside_the_window_or_for_another_request_is_refused():
     assert verifier.refusal("GET", "/admin/state", b"", {SECRET_HEADER: SECRET}) is None  # loopback: plain ok
     assert "t=TIME" in verifier.refusal("GET", "/", b"", {SIGNATURE_HEADER: "nonsense"})
     assert "internal to the cluster" in verifier.refusal("GET", "/", b"", {SECRET_HEADER: "\udcff"})
+
+
+def test_a_nonce_is_kept_while_its_signature_could_pass_and_then_forgotten():
+    verifier = Verifier(SECRET, plain_ok=True)
+    t0 = 1_000_000.0
+
+    def header(at: float, nonce: str) -> dict[str, str]:
+        stamp = f"{at:.3f}"
+        return {SIGNATURE_HEADER: f"t={stamp},n={nonce},s={signature(SECRET, 'GET', '/', b'', stamp, nonce)}"}
+
+    first = header(t0 + 30, "early")  # signed by a clock 30 s ahead of ours
+    assert verifier.refusal("GET", "/", b"", first, t0) is None
+    for i in range(12_000):  # enough to have the verifier forget what it may
+        now = t0 + i * (REPLAY_WINDOW_S + 40) / 12_000
+        assert verifier.refusal("GET", "/", b"", header(now, f"n{i}"), now) is None
+        replay = verifier.refusal("GET", "/", b"", first, now)
+        assert replay is not None, f"replayed {now - t0:.1f} s later and taken"
+    assert "early" not in verifier._seen  # past its time and the window: forgotten
+    assert len(verifier._seen) < 12_000

@@ -7,6 +7,7 @@ import json
 import os
 import random
 import socket
+import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -148,6 +149,9 @@ class Node:
             "name": self.name,
             "pid": os.getpid(),
             "uptime_s": round(time.time() - self.started, 3),
+            # Python's objects' memory blocks: beside the RSS, whether a growth is objects kept
+            # or the allocator's (the long day's memory, docs/measurements.md).
+            "python_blocks": sys.getallocatedblocks(),
             "slow_ms": self.faults.slow_ms,
             "cut_off": self.faults.cut_off,
             "pace_ms": self.pace.ms,

@@ -118,5 +118,7 @@ def test_the_scale_experiment_measures_each_catalog_size_on_real_clusters() -> N
         assert row[1] > 0 and row[2] >= row[1] and row[3] >= 0 and row[4] > 0 and row[5] > 10 and row[12] > 0, row
         assert row[-1] == 0, row
     assert len(day.rows) == 2 and all(row[1] > 10 for row in day.rows), day.rows
+    blocks = day.columns.index("Python blocks (largest catalog)")
+    assert all(int(row[blocks].replace(",", "")) > 10_000 for row in day.rows), day.rows  # read from the node
     found = subprocess.run(["pgrep", "-f", str(context.data_root)], capture_output=True, text=True)
     assert not found.stdout.split(), "every cluster is gone"

@@ -143,34 +143,53 @@ class SingleFlight:
     """One run per key at a time: a copy of a request that arrives while the first is under
     way (a message delivered twice, a retry that overtook its first attempt) waits for it and
     gets the same answer. Answered on its own, a copy of a buy could say "out of stock" just
-    because the first took the last copy (W7)."""
+    because the first took the last copy (W7).
 
-    def __init__(self, keep: int = 10_000) -> None:
+    Answers are kept for copies that come after them (``again=False``): the newest ``keep``,
+    and of those only the ones answered within ``keep_s`` of ``clock()`` (the core's time), so
+    that what a busy day holds is its last seconds' answers, not its last ``keep``."""
+
+    def __init__(self, keep: int = 10_000, keep_s: float = float("inf"),
+                 clock: Callable[[], float] = lambda: 0.0) -> None:
         self.waiters = Waiters()
         self.keep = keep
+        self.keep_s = keep_s
+        self.clock = clock
         self._running: set[Hashable] = set()
-        self._answers: OrderedDict[Hashable, Any] = OrderedDict()
+        self._answers: OrderedDict[Hashable, tuple[float, Any]] = OrderedDict()  # key -> (when, answer)
 
     async def run(self, key: Hashable, operation: Callable[[], Awaitable[Any]], *, again: bool = True) -> Any:
         """``operation``'s answer, run once for copies that overlap it. ``again``: a copy that
         comes once the first has been answered runs it anew (a retry); otherwise it gets the
-        first's answer too (a message delivered twice, whenever the copy comes)."""
+        first's answer too (a message delivered twice, while its answer is kept)."""
         if not again and key in self._answers and key not in self._running:
-            return self._answers[key]
+            return self._answers[key][1]
         if key in self._running:
             await self.waiters.wait(key, float("inf"))
             if key in self._answers:
-                return self._answers[key]
+                return self._answers[key][1]
         self._running.add(key)
         try:
             answer = await operation()
         finally:
             self._running.discard(key)
-        self._answers[key] = answer
-        if len(self._answers) > self.keep:
-            self._answers.popitem(last=False)
+        self._keep(key, answer)
         self.waiters.notify(key)
         return answer
+
+    def _keep(self, key: Hashable, answer: Any) -> None:
+        now = self.clock()
+        self._answers[key] = (now, answer)
+        self._answers.move_to_end(key)
+        # Oldest first: a clock stepped back may leave a younger one behind an older; it goes
+        # at the next answer that finds it first.
+        while self._answers and (len(self._answers) > self.keep
+                                 or next(iter(self._answers.values()))[0] < now - self.keep_s):
+            self._answers.popitem(last=False)
+
+    def __len__(self) -> int:
+        """How many answers are kept."""
+        return len(self._answers)
 
 
 class Core:

@@ -55,8 +55,13 @@ CHECK_TIMEOUT_S = 0.5
 #: How long a write waits for the front-end to confirm an invalidation.
 INVALIDATE_TIMEOUT_S = 0.5
 
-#: How many attempts of buys' writes a replica remembers, to refuse copies of them (W7).
+#: How many attempts of buys' writes a replica remembers at most, to answer copies of them (W7).
 ATTEMPTS_KEPT = 10_000
+#: And for how long (s). A copy of a message comes within the network's delays of its twin (in
+#: the simulator 0.05 s at most; HTTP between the nodes delivers none), or, when its replica was
+#: paused between the two, once it resumes (the simulator pauses one 5 s at most). Kept by count
+#: alone, a day of buys held its last 10,000 attempts' answers, rows and all, ~10 MB a replica.
+ATTEMPTS_KEPT_S = 10.0
 #: How long a replica remembers a buy id (W7's retry window): a retry within it is answered
 #: its first outcome; then the id is forgotten, here and on disk (buys.py), so that memory
 #: holds the last window's buys, not a day's. Set per cluster (``buy_window_s``).
@@ -233,10 +238,10 @@ class ReplicaState(Core):
         #: Reservations peers may hold for us though their check's answer never came: (peer, book,
         #: token, until when it could hold). The heartbeat releases them (reservations.py).
         self.pending_releases: list[tuple[int, int, str, float]] = []
-        #: The attempts of buys' writes taken (``Write.attempt``) and their answers, the newest
-        #: ATTEMPTS_KEPT: a copy of one (a message delivered twice) gets its twin's answer and is
-        #: not carried out again.
-        self.attempts = SingleFlight(keep=ATTEMPTS_KEPT)
+        #: The attempts of buys' writes taken (``Write.attempt``) and their answers, those of the
+        #: last ATTEMPTS_KEPT_S (ATTEMPTS_KEPT at most): a copy of one (a message delivered twice)
+        #: gets its twin's answer and is not carried out again.
+        self.attempts = SingleFlight(keep=ATTEMPTS_KEPT, keep_s=ATTEMPTS_KEPT_S, clock=lambda: self.now)
         # ---- life ----------------------------------------------------------------------------
         self.started_at = NEVER  # when start() ran: leases granted before a crash count as out until + LEASE_S
         self.catch_ups = 0  # copies taken from pings since the last reset (W3), for the window

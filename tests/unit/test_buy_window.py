@@ -91,6 +91,23 @@ def test_a_buy_learnt_again_while_the_disk_forgot_it_is_stored_again() -> None:
     assert step.done and step.result == 0 and "buy-1" in core.buys
 
 
+def test_a_clock_stepped_back_while_the_disk_forgot_a_buy_leaves_it_due_again() -> None:
+    """Simulator seed 2034750382 (30 s runs): our clock stepped back a few milliseconds while
+    the disk forgot an expired buy, so the buy was not yet due by the new time and was kept;
+    but its place in the expiry queue had been taken, and it was never due again. Its count
+    stayed above the peers' for good: no convergence."""
+    core = replica({"buy-1": (BOOK.id, 4)})
+    expires = core.buy_expires["buy-1"]
+    step = Scripted(core, core._forget_expired(), now=expires + 0.005)
+    assert isinstance(step.asks, Disk) and step.asks.method == "expire"
+    step.answer(None, at=expires - 0.02)  # the clock stepped back meanwhile
+    while not step.done:
+        assert isinstance(step.asks, Disk) and step.asks.method == "add_buys"
+        step.answer(None)
+    assert "buy-1" in core.buys, "not due by the clock now: kept"
+    assert forget(core, expires + 0.5) == [["buy-1"]] and "buy-1" not in core.buys, "and due again at its time"
+
+
 def test_a_peers_buy_keeps_the_time_left_of_its_window_and_one_out_of_it_is_not_taken_back() -> None:
     core = replica()
     newer = replace(BOOK, quantity=18, seq=6)

@@ -186,12 +186,19 @@ class Buys(ReplicaState):
         forgotten = 0
         kept: dict[int, list[tuple[str, int]]] = {}
         for buy_id in due:
-            if buy_id in self.buy_expires and self.buy_expires[buy_id] <= self.now:
+            expires = self.buy_expires.get(buy_id)
+            if expires is None:
+                continue  # forgotten meanwhile
+            if expires <= self.now:
                 self._forget_buy(buy_id)
                 forgotten += 1
-            elif buy_id in self.buys:  # learnt again, its window anew, while the disk forgot it
-                book_id, seq = self.buys[buy_id]
-                kept.setdefault(book_id, []).append((buy_id, seq))
+                continue
+            # Learnt again, its window anew, or our clock stepped back while the disk forgot it:
+            # kept, on disk again, and due at its time. Without the heap entry it was never due
+            # again and stayed for good (simulator seed 2034750382: a clock step of a few ms).
+            heapq.heappush(self.expiry_heap, (expires, buy_id))
+            book_id, seq = self.buys[buy_id]
+            kept.setdefault(book_id, []).append((buy_id, seq))
         for book_id, buys in sorted(kept.items()):
             if not self.same_generation(generation):
                 break  # a reset since: these buys are no longer of the data on disk

@@ -263,3 +263,22 @@ def test_lookups_that_miss_together_share_one_read_and_never_read_stale() -> Non
     for result in results:
         assert result.passed, f"seed {result.options.seed}: " + "; ".join(map(str, result.anomalies))
     assert shared > 50, f"only {shared} lookups shared a read"
+
+
+# ---- a buy refused for want of a majority is answered at once ----------------------------------
+@pytest.mark.timeout(60)
+def test_with_no_majority_a_buy_is_refused_without_waiting_for_an_order_replica_known_out() -> None:
+    """2 + 2, catalog1 hung for good: no write can gather a majority, so every buy fails.
+    Before, the front-end, refused by order0, tried order1 too, which its probe knew was out
+    (its catalog does not answer), and waited its catalog's 1.5 s time-out: every buy took
+    ~1.55 s to fail. The refusal in words is the outcome."""
+    from nodes.sim.run import PlannedFault
+
+    result = simulate(Options(seed=11, faults=(), catalogs=2, orders=2, buyers=2, readers=0, seconds=5),
+                      [PlannedFault("hang", "catalog1", 1.0, 5.0)])
+    assert result.passed, result.anomalies[:3]
+    late = [op for op in result.history.operations if op.kind == "buy" and 2.5 < op.start < 4.0]
+    assert late, "no buy was made while catalog1 hung"
+    assert all(op.outcome != "bought" for op in late), [op.outcome for op in late]
+    slowest = max(op.end - op.start for op in late)
+    assert slowest < 0.7, f"a buy took {slowest:.2f} simulated s to be refused"

@@ -88,6 +88,13 @@ def describe_answer(answer: Any) -> str:
     return "200"
 
 
+def _refused(answer: Any) -> bool:
+    """A replica's "nothing was done" in words (no majority, too much demand): it is up and
+    answering, and the next replica may be luckier, but it is not out. Taken for out, it was
+    put behind a replica the probe knew was out, whose time-out every buy then waited."""
+    return isinstance(answer, Unreachable) and answer.busy
+
+
 def _down(answer: Any) -> bool:
     """An answer that says the replica cannot serve now (no answer, or its 503/504)."""
     return (isinstance(answer, (NoAnswer, Unreachable, Degraded))
@@ -126,12 +133,16 @@ class Ring:
         for member in order:
             if self.mode == "documented":
                 self.turn = (member.index + 1) % len(self.members)
+            elif not member.up and any(not isinstance(a, NoAnswer) for _m, a in attempts):
+                # Known out, and a replica that is up has answered in words (busy, no majority):
+                # that answer is the outcome, not the time-out of one the probe says cannot serve.
+                break
             answer = await Send(member.name, message, timeout, connect_timeout=connect)
             attempts.append((member, answer))
             if not isinstance(answer, NoAnswer) and not try_next(answer):
                 self.mark(member, True)
                 return answer, attempts
-            if _down(answer):
+            if _down(answer) and not _refused(answer):
                 self.mark(member, False)
         return None, attempts
 

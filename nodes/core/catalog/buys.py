@@ -186,17 +186,17 @@ class Buys(ReplicaState):
         forgotten = 0
         kept: dict[int, list[tuple[str, int]]] = {}
         for buy_id in due:
-            expires = self.buy_expires.get(buy_id)
-            if expires is None:
+            until = self.buy_expires.get(buy_id)
+            if until is None:
                 continue  # forgotten meanwhile
-            if expires <= self.now:
+            if until <= self.now:
                 self._forget_buy(buy_id)
                 forgotten += 1
                 continue
             # Learnt again, its window anew, or our clock stepped back while the disk forgot it:
             # kept, on disk again, and due at its time. Without the heap entry it was never due
             # again and stayed for good (simulator seed 2034750382: a clock step of a few ms).
-            heapq.heappush(self.expiry_heap, (expires, buy_id))
+            heapq.heappush(self.expiry_heap, (until, buy_id))
             book_id, seq = self.buys[buy_id]
             kept.setdefault(book_id, []).append((buy_id, seq))
         for book_id, buys in sorted(kept.items()):

@@ -8,6 +8,8 @@ import asyncio
 import contextlib
 import inspect
 import json
+import shutil
+import subprocess
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import replace
@@ -126,6 +128,21 @@ def wait_until_sync(check: Callable[[], bool], *, timeout: float = 10.0, what: s
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         time.sleep(0.05)
+
+
+def communicate_or_show_where(process: subprocess.Popen, timeout: float) -> tuple[str, str]:
+    """``process.communicate(timeout)``; when it does not end in time, fail with where every
+    thread of it (and of its children) is, as py-spy reads them, if it is installed: a command
+    that ignores a Ctrl-C only now and then says why at once, not in a rerun."""
+    try:
+        return process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        where = "(install py-spy to see where it waits)"
+        if shutil.which("py-spy"):
+            dump = subprocess.run(["py-spy", "dump", "--subprocesses", "--pid", str(process.pid)],
+                                  capture_output=True, text=True, timeout=60)
+            where = (dump.stdout + dump.stderr)[-6000:]
+        raise AssertionError(f"{process.args!r} still running {timeout} s later; its threads:\n{where}") from None
 
 
 async def hops_of(supervisor: Supervisor, trace: str, *, among: str | None = None) -> list[dict[str, Any]]:

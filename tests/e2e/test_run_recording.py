@@ -20,7 +20,7 @@ from nodes.observe.views import MarkKind
 from nodes.runs.player import Player
 from nodes.runs.runfile import RunFileError, read_run
 from nodes.verify.history import History
-from tests.support import wait_until_sync
+from tests.support import communicate_or_show_where, wait_until_sync
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.timeout(180)
@@ -100,7 +100,7 @@ def test_a_check_stopped_with_ctrl_c_leaves_a_complete_run(tmp_path):
 
         wait_until_sync(buying, timeout=90, what="the recording to hold the first buys")
         launcher.send_signal(signal.SIGINT)
-        out, err = launcher.communicate(timeout=60)
+        out, err = communicate_or_show_where(launcher, timeout=60)
     finally:
         if launcher.poll() is None:
             launcher.kill()

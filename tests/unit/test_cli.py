@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import launcher
-from tests.support import wait_until_sync
+from tests.support import communicate_or_show_where, wait_until_sync
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -49,7 +49,7 @@ def test_ctrl_c_stops_a_simulate_run_at_once_with_what_it_found(tmp_path) -> Non
         try:
             wait_until_sync(lambda: "simulating (" in errors.read_text(), timeout=20, what="the progress bar")
             run.send_signal(signal.SIGINT)
-            out, _ = run.communicate(timeout=10)
+            out, _ = communicate_or_show_where(run, timeout=10)
         finally:
             if run.poll() is None:
                 run.kill()

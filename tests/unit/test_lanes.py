@@ -16,9 +16,12 @@ def test_xdist_deals_out_groups_not_single_tests() -> None:
     """xdist reads each test's group in a hook of its own; the marks that name the groups must be
     set before it runs, or every test is dealt out alone (as it was: the lesson's steps, which
     share one window, ran on both workers and out of order)."""
-    result = subprocess.run([sys.executable, "-m", "pytest", "-n", "2", "-v", "-p", "no:cacheprovider",
-                             "tests/unit/test_cli.py"], cwd=ROOT, capture_output=True, text=True, timeout=100)
+    # A module of quick tests with no process of their own: test_cli.py, used before, ran a
+    # simulate run and its Ctrl-C beside the same test on the suite's other worker.
+    module = "tests/unit/test_single_flight.py"
+    result = subprocess.run([sys.executable, "-m", "pytest", "-n", "2", "-v", "-p", "no:cacheprovider", module],
+                            cwd=ROOT, capture_output=True, text=True, timeout=100)
     assert result.returncode == 0, result.stdout[-2000:]
     ran = [line for line in result.stdout.splitlines() if "PASSED" in line]
-    assert ran and all(line.rstrip().endswith("@tests/unit/test_cli.py") for line in ran), ran
+    assert len(ran) >= 2 and all(line.rstrip().endswith(f"@{module}") for line in ran), ran
     assert len({line.split("]")[0] for line in ran}) == 1, f"one module on two workers: {ran}"

@@ -39,6 +39,9 @@ STOCK = 1_000_000
 #: of them took 70-80 minutes on two cores); every buy id is remembered all the same.
 DAY = (10_000, 1_000_000)
 DAY_BOOKS = 7
+#: How much more memory the largest catalog replica (the node holding buy ids) may hold after
+#: the last count than after the first: issue 26 asks it of every node.
+DAY_GOAL = 1.2
 #: The retry window during the long day (seconds): short, so that a day of buys is many windows.
 DAY_WINDOW_S = 30
 #: How long a cluster may take to settle from a cold start: its serving time is what it took.
@@ -180,8 +183,9 @@ async def _long_day(ctx: Context, marks: tuple[int, ...], least_s: float) -> Tab
                   "buy ids remembered (most)", "Python blocks (largest catalog)", "buys/s so far"], rows,
                  [f"Measured: {tool}, 32 connections, nothing but buys of random books; each row after the count "
                   f"was passed. The largest catalog replica's memory after the last count is {ratio:.2f}x that "
-                  "after the first: it holds the retry window's buy ids, not the day's. Python blocks: its objects' "
-                  "memory blocks (sys.getallocatedblocks); flat while the RSS grows, the growth is the allocator's."])
+                  f"after the first (the goal: {DAY_GOAL}x at most; {'met' if ratio <= DAY_GOAL else 'NOT met'}): "
+                  "it holds the retry window's buy ids, not the day's. Python blocks: its objects' memory blocks "
+                  "(sys.getallocatedblocks); where they stay flat and the RSS grows, the growth is the allocator's."])
 
 
 async def scale(ctx: Context, sizes: tuple[int, ...] | None = None, idle_s: float = IDLE_S,

@@ -204,3 +204,50 @@ def test_schemathesis_finds_no_5xx_and_only_documented_errors(cluster, http, nam
           f"{time.monotonic() - started:.1f} s, statuses {dict(sorted(fuzz.statuses.items()))}, "
           f"{len(fuzz.failures)} failures")
     assert not fuzz.failures, "\n".join(fuzz.failures[:20])
+
+
+def _copy(**changes: Any) -> dict[str, Any]:
+    """A ``/rep/update`` body that is whole but for ``changes``."""
+    return {"title": "T", "topic": "t", "price": 1, "quantity": 1, "seq": 0, "token": "contract", **changes}
+
+
+#: Inputs that the description's types led to and that got a 500 (or were taken with a wrong
+#: type) before they were fixed; each must now be refused plainly: (node, method, path, headers,
+#: body, status).
+REFUSED = [
+    pytest.param("catalog0", "POST", "/rep/ping", {}, {"from": 1, "seqs": {"²": 1}}, 400, id="ping-unicode-digit"),
+    pytest.param("catalog0", "POST", "/rep/ping", {}, {"from": 1, "seqs": {"9" * 5000: 1}}, 400, id="ping-long-id"),
+    pytest.param("catalog0", "GET", "/rep/buys/1", {"X-Bazar-Generation": "9" * 5000}, None, 400,
+                 id="generation-5000-digits"),
+    pytest.param("catalog0", "GET", "/rep/buys/1", {"X-Bazar-Generation": str(2**64)}, None, 400,
+                 id="generation-over-64-bits"),
+    pytest.param("frontend", "DELETE", "/invalidate/item/1?seq=" + "9" * 5000, {}, None, 422, id="seq-5000-digits"),
+    pytest.param("catalog0", "POST", "/rep/update/1", {}, _copy(seq=2**70), 400, id="copy-seq-2**70"),
+    pytest.param("catalog0", "POST", "/rep/update/1", {}, _copy(quantity=2**70), 400, id="copy-quantity-2**70"),
+    pytest.param("catalog0", "POST", "/rep/update/1", {}, _copy(quantity="7"), 400, id="copy-quantity-text"),
+    pytest.param("catalog0", "POST", "/rep/update/1", {}, _copy(seq=1.5), 400, id="copy-seq-fraction"),
+    pytest.param("frontend", "PUT", "/buy/1", {"X-Bazar-Buy-Id": "\xe9\xff"}, None, 400, id="frontend-buy-id-latin1"),
+    pytest.param("order0", "PUT", "/buy/1", {"X-Bazar-Buy-Id": "\xe9\xff"}, None, 400, id="order-buy-id-latin1"),
+]
+
+
+@pytest.mark.parametrize(("name", "method", "path", "headers", "body", "status"), REFUSED)
+def test_inputs_that_got_a_500_are_refused_plainly(cluster, http, name, method, path, headers, body, status):
+    before = http.get(cluster.node("catalog0").address + "/admin/state", headers={SECRET_HEADER: cluster.secret},
+                      timeout=10).json()["books"]
+    answer = http.request(method, cluster.node(name).address + path, json=body, timeout=15,
+                          headers={SECRET_HEADER: cluster.secret, **headers})
+    assert answer.status_code == status, answer.text[:300]
+    assert isinstance(answer.json()["message"], str)
+    after = http.get(cluster.node("catalog0").address + "/admin/state", headers={SECRET_HEADER: cluster.secret},
+                     timeout=10).json()["books"]
+    assert after == before  # refused: nothing changed
+
+
+@pytest.mark.parametrize("header", ["X-Bazar-Trace", "X-Bazar-Span"])
+def test_a_trace_or_span_id_that_is_not_plain_text_is_replaced_and_the_request_served(cluster, http, header):
+    for path in ("/lookup/6", "/search/graduate", "/search/nothing-has-this"):
+        answer = http.get(cluster.frontend.address + path, headers={header: "\xe9\xff"}, timeout=15)
+        assert answer.status_code == 200, answer.text[:300]
+        trace = answer.headers["X-Bazar-Trace"]
+        assert trace and trace.isascii() and trace.isprintable()

@@ -4,11 +4,8 @@
 # machine or several: docs/containers.md.
 FROM python:3.11-slim
 
-# MALLOC_MMAP_THRESHOLD_: large blocks in mappings of their own, given back when freed, as the
-# supervisor sets it for the nodes it starts (nodes/control/supervisor.py, NODE_ENVIRONMENT).
 ENV PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
-    MALLOC_MMAP_THRESHOLD_=131072 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONPATH=/app

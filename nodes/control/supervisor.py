@@ -39,13 +39,6 @@ from nodes.core.vocabulary import NodeState
 from nodes.runtime.server import parse_ready_line
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent.parent
-#: glibc's malloc, for every node the supervisor starts (the image sets the same): a block of
-#: 128 KiB or more gets a mapping of its own, handed back to the kernel when freed. By default
-#: that threshold climbs with each such block freed (to 32 MiB), and from then on large blocks
-#: are carved from the main heap, which keeps its high-water mark: over a day of 1,000,000 buys
-#: a catalog replica grew 1.27× with the default, 1.07× with this (docs/measurements.md, "long-day").
-#: A value in the launcher's own environment wins.
-NODE_ENVIRONMENT = {"MALLOC_MMAP_THRESHOLD_": "131072"}
 STOP_GRACE_S = 3.0
 
 
@@ -193,7 +186,7 @@ class Supervisor(NodeAdmin):
             node.exit_code = None
             node.slow_ms = 0
             node.cut_off = False
-            env = {**NODE_ENVIRONMENT, **os.environ, "BAZAR_SECRET": self.secret, "PYTHONUNBUFFERED": "1",
+            env = {**os.environ, "BAZAR_SECRET": self.secret, "PYTHONUNBUFFERED": "1",
                    "BAZAR_PACE_MS": str(self.pace_ms)}
             assert node.log_path is not None  # planned nodes have one; attached ones are never started
             # Unbuffered: a write the disk refuses leaves nothing pending to fail again later.

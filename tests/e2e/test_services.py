@@ -5,7 +5,6 @@ import asyncio
 
 import pytest
 
-from nodes.control.supervisor import NODE_ENVIRONMENT
 from tests.support import Http, fast_timeouts, make_cluster, start, wait_until
 
 pytestmark = pytest.mark.timeout(120)
@@ -254,13 +253,3 @@ async def test_all_replicas_down_gives_504(small_cluster):
 async def test_concurrent_requests_are_all_answered(http):
     results = await asyncio.gather(*(http.get(f"/lookup/{1 + i % 7}") for i in range(50)))
     assert all(status == 200 for status, _ in results)
-
-
-def test_every_node_runs_with_the_allocator_setting_that_keeps_a_long_day_flat(cluster):
-    """A day of 1,000,000 buys grew a catalog replica 1.27× with glibc's default (docs/
-    measurements.md); the supervisor starts every node with a fixed mmap threshold."""
-    for node in cluster.nodes.values():
-        assert node.pid is not None, node.name
-        environment = dict(item.split("=", 1) for item in
-                           open(f"/proc/{node.pid}/environ", "rb").read().decode().split("\0") if "=" in item)
-        assert environment.get("MALLOC_MMAP_THRESHOLD_") == NODE_ENVIRONMENT["MALLOC_MMAP_THRESHOLD_"], node.name

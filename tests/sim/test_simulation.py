@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from nodes.sim.run import Options, explore, simulate
+from nodes.sim.run import Options, PlannedFault, explore, simulate
 from nodes.verify.history import Operation
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -272,8 +272,6 @@ def test_with_no_majority_a_buy_is_refused_without_waiting_for_an_order_replica_
     Before, the front-end, refused by order0, tried order1 too, which its probe knew was out
     (its catalog does not answer), and waited its catalog's 1.5 s time-out: every buy took
     ~1.55 s to fail. The refusal in words is the outcome."""
-    from nodes.sim.run import PlannedFault
-
     result = simulate(Options(seed=11, faults=(), catalogs=2, orders=2, buyers=2, readers=0, seconds=5),
                       [PlannedFault("hang", "catalog1", 1.0, 5.0)])
     assert result.passed, result.anomalies[:3]

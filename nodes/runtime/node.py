@@ -48,6 +48,7 @@ from nodes.runtime.contract import (
     route_table,
 )
 from nodes.runtime.errors import ApiError, json_errors, json_object, optional_int
+from nodes.runtime.memory import trim_ctx
 from nodes.runtime.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from nodes.runtime.metrics import Metrics
 from nodes.runtime.signing import Verifier
@@ -209,6 +210,7 @@ def build_app(node: Node, routes: Sequence[Route], *,
 
     app.on_shutdown.append(close_subscribers)
     app.cleanup_ctx.append(client_ctx)
+    app.cleanup_ctx.append(trim_ctx)
     app.cleanup_ctx.extend(cleanup_ctx)
     return app
 

@@ -130,6 +130,15 @@ def wait_until_sync(check: Callable[[], bool], *, timeout: float = 10.0, what: s
         time.sleep(0.05)
 
 
+def cpu_wait_ms() -> float:
+    """How long the calling thread has been ready to run but waiting for a CPU (Linux's
+    schedstat), in ms: what a lateness owes to the other processes on the machine."""
+    import threading
+
+    with open(f"/proc/self/task/{threading.get_native_id()}/schedstat") as schedstat:
+        return int(schedstat.read().split()[1]) / 1e6
+
+
 def communicate_or_show_where(process: subprocess.Popen, timeout: float) -> tuple[str, str]:
     """``process.communicate(timeout)``; when it does not end in time, fail with where every
     thread of it (and of its children) is, as py-spy reads them, if it is installed: a command

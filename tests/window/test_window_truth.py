@@ -18,7 +18,7 @@ from gui.cluster import LogDialog
 from gui.scenarios import ScenariosView
 from nodes.bench.common import Table
 from nodes.observe.traces import Hop, Trace, causal_steps
-from tests.support import wait_until
+from tests.support import cpu_wait_ms, wait_until
 
 pytestmark = pytest.mark.timeout(240)
 ROOT = Path(__file__).resolve().parents[2]
@@ -130,13 +130,13 @@ def test_a_restart_with_the_window_open_exits_0_is_back_within_4_s_and_never_sta
     window.tabs.setCurrentWidget(window.cluster_view)
     window.run(wait_until(lambda: model.nodes["frontend"].connected, 10, "the window to follow the front-end"))
     old = session.supervisor.node("frontend").proc
-    late_ms: list[float] = []
+    late_ms: list[tuple[float, float]] = []  # (how late, of which waiting for a CPU), ms
 
     async def watch_the_loop() -> None:  # how late the window's loop wakes up, every 10 ms
         while True:
-            t0 = time.perf_counter()
+            t0, waited0 = time.perf_counter(), cpu_wait_ms()
             await asyncio.sleep(0.01)
-            late_ms.append((time.perf_counter() - t0 - 0.01) * 1000)
+            late_ms.append(((time.perf_counter() - t0 - 0.01) * 1000, cpu_wait_ms() - waited0))
 
     watcher = asyncio.ensure_future(watch_the_loop())
     clicked = time.monotonic()
@@ -148,7 +148,12 @@ def test_a_restart_with_the_window_open_exits_0_is_back_within_4_s_and_never_sta
     watcher.cancel()
     assert old.returncode == 0, "a clean stop, not SIGKILL after the grace period"
     assert back_after < 4.0, f"the front-end took {back_after:.2f} s to come back"
-    assert len(late_ms) > 10 and max(late_ms) < 100, f"the window's loop stalled {max(late_ms, default=0):.0f} ms"
+    # A stall is the window's own: its work or a wait it blocks on. The time its thread was
+    # ready but the other test worker's processes had both cores is the machine's, not the window's.
+    assert len(late_ms) > 10
+    late, waited = max(late_ms, key=lambda lw: lw[0] - lw[1])
+    assert late - waited < 100, f"the window's loop stalled {late - waited:.0f} ms ({late:.0f} ms late, " \
+                                f"{waited:.0f} of them waiting for a CPU)"
 
 
 def test_a_buy_whose_outcome_is_unknown_says_so_and_can_be_looked_up_by_its_id(window, qtbot):

@@ -139,6 +139,22 @@ def cpu_wait_ms() -> float:
         return int(schedstat.read().split()[1]) / 1e6
 
 
+def popen_as_from_a_terminal(args: list[str], **kwargs: Any) -> subprocess.Popen:
+    """``subprocess.Popen``, with Ctrl-C (SIGINT) at its default in the command, as a terminal
+    starts one. A suite started in the background (``cmd &`` in a script, with no job control)
+    ignores SIGINT, a command inherits that, Python then installs no KeyboardInterrupt, and a
+    test's Ctrl-C is lost: the two Ctrl-C tests failed so, and only when the suite ran that way.
+    Caught signals go back to their default at exec, so a handler here for the instant of the
+    start is all it takes."""
+    import signal
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        return subprocess.Popen(args, **kwargs)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def communicate_or_show_where(process: subprocess.Popen, timeout: float) -> tuple[str, str]:
     """``process.communicate(timeout)``; when it does not end in time, fail with where every
     thread of it (and of its children) is, as py-spy reads them, if it is installed: a command
@@ -150,7 +166,7 @@ def communicate_or_show_where(process: subprocess.Popen, timeout: float) -> tupl
         if shutil.which("py-spy"):
             dump = subprocess.run(["py-spy", "dump", "--subprocesses", "--pid", str(process.pid)],
                                   capture_output=True, text=True, timeout=60)
-            where = (dump.stdout + dump.stderr)[-6000:]
+            where = (dump.stdout + dump.stderr)[:8000]  # the command itself first, then its children
         raise AssertionError(f"{process.args!r} still running {timeout} s later; its threads:\n{where}") from None
 
 

@@ -20,7 +20,7 @@ from nodes.observe.views import MarkKind
 from nodes.runs.player import Player
 from nodes.runs.runfile import RunFileError, read_run
 from nodes.verify.history import History
-from tests.support import communicate_or_show_where, wait_until_sync
+from tests.support import communicate_or_show_where, popen_as_from_a_terminal, wait_until_sync
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.timeout(180)
@@ -89,7 +89,7 @@ def test_a_check_stopped_with_ctrl_c_leaves_a_complete_run(tmp_path):
     path = tmp_path / "stopped.jsonl.gz"
     argv = [sys.executable, "launcher.py", "check", "--seconds", "60", "--seed", "5", "--faults", "hang",
             "--catalogs", "2", "--orders", "1", "--data-dir", str(tmp_path / "data"), "--record", str(path)]
-    launcher = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    launcher = popen_as_from_a_terminal(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         def buying() -> bool:  # the load is on: some buy's events are in the file
             try:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import launcher
-from tests.support import communicate_or_show_where, wait_until_sync
+from tests.support import communicate_or_show_where, popen_as_from_a_terminal, wait_until_sync
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -43,9 +43,9 @@ def test_ctrl_c_stops_a_simulate_run_at_once_with_what_it_found(tmp_path) -> Non
     that came while the pool started hung the command at exit, its workers left running."""
     errors = tmp_path / "stderr"
     with errors.open("w") as sink:
-        run = subprocess.Popen([sys.executable, str(ROOT / "launcher.py"), "simulate", "--seeds", "5000",
-                                "--first-seed", "770001", "--jobs", "2"], cwd=ROOT, stdout=subprocess.PIPE,
-                               stderr=sink, text=True)
+        run = popen_as_from_a_terminal([sys.executable, str(ROOT / "launcher.py"), "simulate", "--seeds", "5000",
+                                        "--first-seed", "770001", "--jobs", "2"], cwd=ROOT,
+                                       stdout=subprocess.PIPE, stderr=sink, text=True)
         try:
             wait_until_sync(lambda: "simulating (" in errors.read_text(), timeout=20, what="the progress bar")
             run.send_signal(signal.SIGINT)

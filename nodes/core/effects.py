@@ -66,15 +66,19 @@ class Gather(Effect):
 
 @dataclass(eq=False)
 class Hedged(Effect):
-    """A read that may be asked of several replicas ("The Tail at Scale"'s hedged request):
+    """A request that may be asked of several replicas ("The Tail at Scale"'s hedged request):
     ``sends[0]`` goes at once, and the next one ``after`` seconds later — or at once when the
     last one sent failed — until an answer comes that ``accept`` takes, or all have answered.
-    Resumed with one entry per send, in order: its answer, or None for one not sent or still
-    out (the driver stops waiting for those). Only for messages that change nothing."""
+    An answer ``final`` takes stops the sending (no more hedges) but not the waiting: those
+    still out are waited for, so that their answers are known too (a buy's outcome depends on
+    every attempt's). Resumed with one entry per send, in order: its answer, or None for one
+    not sent or still out when an answer was accepted (the driver stops waiting for those).
+    Only for reads, and for writes that carry an id making a second attempt a copy (a buy)."""
 
     sends: list[Send]
     after: float
     accept: Callable[[Any], bool]
+    final: Callable[[Any], bool] | None = None
 
 
 class DiskFailed(Exception):

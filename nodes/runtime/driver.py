@@ -120,9 +120,10 @@ class Driver:
         return answer_of(send.message, reply.status, reply.data)
 
     async def _hedged(self, effect: Hedged) -> list[Any]:
-        """The sends of a hedged read, each ``after`` the last or at once when one fails, until
-        one is accepted. Those still out are not cancelled: they end by their own time-out,
-        so each one's hop is told as it ended, not as if it had never been sent."""
+        """The sends of a hedged request, each ``after`` the last or at once when one fails, until
+        one is accepted (or one is final and the rest are in). Those still out are not cancelled:
+        they end by their own time-out, so each one's hop is told as it ended, not as if it had
+        never been sent."""
         answers: list[Any] = [None] * len(effect.sends)
         out: dict[asyncio.Future, int] = {}
         sent = 0
@@ -138,9 +139,10 @@ class Driver:
         # At teaching speed every traced message is held a while: the hedge waits that out too,
         # so a class sees one hop, not a second one sent because the first was held.
         after = effect.after + self.node.pace.slack_s
+        closed = False  # a final answer came: no more sends, only the wait for those out
         send_next()
         while out:
-            more = sent < len(effect.sends)
+            more = sent < len(effect.sends) and not closed
             done, _ = await asyncio.wait(out, timeout=after if more else None,
                                          return_when=asyncio.FIRST_COMPLETED)
             if not done:
@@ -151,7 +153,9 @@ class Driver:
                 answers[index] = task.result()
                 if effect.accept(answers[index]):
                     return answers
-                if sent < len(effect.sends):
+                if effect.final is not None and effect.final(answers[index]):
+                    closed = True
+                elif sent < len(effect.sends) and not closed:
                     send_next()  # that one failed: the next at once
         return answers
 

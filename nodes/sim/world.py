@@ -222,11 +222,12 @@ class Fiber:
 
     def _hedged(self, effect: Hedged) -> None:
         """As the node's driver does: the next send ``after`` the last or at once when one
-        failed, resumed at the first accepted answer; the others are left to run out."""
+        failed, resumed at the first accepted answer (the others are left to run out), or once
+        every send made has answered after a final one."""
         world = self.process.world
         sends = effect.sends
         answers: list[Any] = [None] * len(sends)
-        state = {"sent": 0, "out": 0, "over": False}
+        state = {"sent": 0, "out": 0, "over": False, "closed": False}
 
         def finish() -> None:
             state["over"] = True
@@ -243,7 +244,7 @@ class Fiber:
                          lambda: self.process.run(lambda: hedge(expected), self.incarnation))
 
         def hedge(expected: int) -> None:
-            if not state["over"] and state["sent"] == expected:
+            if not state["over"] and not state["closed"] and state["sent"] == expected:
                 send_next()
 
         def one(index: int, answer: Any) -> None:
@@ -253,9 +254,13 @@ class Fiber:
             state["out"] -= 1
             if effect.accept(answer):
                 finish()
-            elif state["sent"] < len(sends):
+                return
+            if effect.final is not None and effect.final(answer):
+                state["closed"] = True  # no more sends; those out are waited for
+            elif state["sent"] < len(sends) and not state["closed"]:
                 send_next()
-            elif state["out"] == 0:
+                return
+            if state["out"] == 0:
                 finish()
 
         send_next()

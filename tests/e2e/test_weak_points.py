@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 
 import pytest
@@ -181,3 +182,49 @@ async def test_w7_a_buy_whose_outcome_is_unknown_says_so_and_a_retry_learns_it(t
         assert status == 200 and body["success"] is True and body["buy_id"] == buy_id
         assert (await http.book_state("catalog0", 3))["quantity"] == 9
         assert [r["buy_id"] for r in await order_history(http)] == [buy_id]
+
+
+async def test_w4_a_buy_at_an_order_replica_whose_catalog_fell_silent_is_hedged_and_done_once(tmp_path, supervisors):
+    """A buy sent to an order replica whose catalog replica has just fallen silent (the probe
+    has not yet learnt it) waited that replica's 1.5 s time-out and then went on: under load
+    these were the buys over a second and the time-outs (issue 28). After 0.5 s it is now asked
+    of the next order replica too, with the same buy id: answered within a second, carried out
+    once."""
+    cluster = make_cluster(tmp_path, catalogs=3, orders=3)
+    async with live(cluster, supervisors) as (supervisor, http):
+        before = sum(b["quantity"] for b in (await http.state("catalog0"))["books"])
+        # catalog1 stops hearing order1 (order1 -> catalog1 is order i's catalog i): order1's
+        # reads wait out its time-out, while every other link works, so the other path is quick.
+        await supervisor.admin("catalog1", "POST", "/admin/links", {"deaf_to": ["order1"]})
+
+        async def buy(book: int) -> tuple[float, int, dict, str]:
+            started = time.monotonic()
+            status, body, headers = await http.request("PUT", "frontend", f"/buy/{book}")
+            return time.monotonic() - started, status, body, headers["X-Bazar-Trace"]
+
+        # At once, before the probe can learn that order1 is no use: books 1, 4 and 7 are order1's.
+        answers = await asyncio.gather(*(buy(book) for book in (1, 4, 7, 1, 4, 7)))
+        assert all(status == 200 and body["success"] is True for _s, status, body, _t in answers), answers
+        slowest = max(seconds for seconds, *_ in answers)
+        assert slowest < 1.4, f"a buy took {slowest:.2f} s: order1's time-out (1.5 s) was waited out"
+        await supervisor.admin("catalog1", "POST", "/admin/links", {"deaf_to": []})
+
+        async def asked(trace: str) -> set[str]:  # a hop is told when it ends: order1's last
+            events = await supervisor.admin("frontend", "GET", f"/admin/events?trace={trace}")
+            return {e["to"] for e in events if e["kind"] == "hop"}
+
+        async def hedged() -> bool:  # order1's attempts have ended (its 504), each beside another
+            told = [await asked(trace) for *_, trace in answers]
+            return all("order1" in names and len(names) >= 2 for names in told)
+        await wait_until(hedged, timeout=10, what="each buy asked of order1 and of another order replica")
+        assert (await http.state("order1"))["unreachable"] == 6  # order1 did none of them
+        await wait_until(lambda: _agree(http), timeout=5, what="replicas to agree")
+        after = sum(b["quantity"] for b in (await http.state("catalog0"))["books"])
+        assert before - after == 6  # six copies taken for six buys acknowledged
+        history = sorted(r["buy_id"] for r in await order_history(http))
+        assert history == sorted(body["buy_id"] for _s, _st, body, _t in answers)  # each recorded once
+
+
+async def _agree(http: Http) -> bool:
+    states = [await http.state(f"catalog{i}") for i in range(3)]
+    return len({tuple((b["quantity"], b["seq"]) for b in s["books"]) for s in states}) == 1

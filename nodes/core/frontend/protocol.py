@@ -52,6 +52,12 @@ PROBE_TIMEOUT_S = 0.3
 #: cut off between two probes costs a read this much, not the whole time-out. Under full load
 #: on a laptop 99 % of reads are answered within about 100 ms, so few reads are sent twice.
 HEDGE_S = 0.2
+#: A buy not answered this long is asked of the next order replica that is up too, with the
+#: same buy id, so that it is carried out once whichever goes through (W7). An order replica
+#: whose catalog replica hangs waits its 1.5 s time-out before it says so, and the probe takes
+#: up to 0.75 s to learn it; a buy sent there meanwhile costs this much, not the time-out. Well
+#: above a buy's time under full load on two cores (p99 about 0.2 s), so that few are sent twice.
+BUY_HEDGE_S = 0.5
 RING_MODES = ("adaptive", "documented")
 
 
@@ -121,15 +127,25 @@ class Ring:
         return [m for m in ring if m.up] + [m for m in ring if not m.up]
 
     async def call(self, message: Any, *, timeout: float, connect: float, try_next: Callable[[Any], bool],
-                   home: int | None = None, hedge: float | None = None) -> tuple[Any | None, list[tuple[Member, Any]]]:
+                   home: int | None = None, hedge: float | None = None,
+                   done: Callable[[Any], bool] | None = None) -> tuple[Any | None, list[tuple[Member, Any]]]:
         """Try the replicas in turn (from ``home`` on, when given, in adaptive mode). Returns
         the answer that ended it (None when every one failed) and every attempt made. A read
         (``hedge``: seconds) is also asked of the next replica once that long passed with no
-        answer, in adaptive mode; a write never is."""
+        answer, in adaptive mode. A buy is hedged too, among the replicas that are up, when
+        ``done`` names the answers that end it at once: any other answer that does not send
+        it on (``try_next``) waits for the attempts still out, whose outcome it depends on."""
         attempts: list[tuple[Member, Any]] = []
         order = self._order(home)
         if hedge is not None and self.mode == "adaptive" and len(order) > 1:
-            return await self._hedged(message, order, timeout, connect, try_next, hedge)
+            if done is None:
+                return await self._hedged(message, order, timeout, connect, try_next, hedge)
+            up = [m for m in order if m.up]
+            if len(up) > 1:
+                answer, attempts = await self._hedged(message, up, timeout, connect, try_next, hedge, done)
+                if answer is not None or any(not isinstance(a, NoAnswer) for _m, a in attempts):
+                    return answer, attempts
+                order = [m for m in order if not m.up]  # every one up went silent: on, as below
         for member in order:
             if self.mode == "documented":
                 self.turn = (member.index + 1) % len(self.members)
@@ -147,18 +163,21 @@ class Ring:
         return None, attempts
 
     async def _hedged(self, message: Any, order: list[Member], timeout: float, connect: float,
-                      try_next: Callable[[Any], bool], hedge: float) -> tuple[Any | None, list[tuple[Member, Any]]]:
+                      try_next: Callable[[Any], bool], hedge: float, done: Callable[[Any], bool] | None = None
+                      ) -> tuple[Any | None, list[tuple[Member, Any]]]:
         def good(answer: Any) -> bool:
             return not isinstance(answer, NoAnswer) and not try_next(answer)
 
-        answers = await Hedged([Send(m.name, message, timeout, connect_timeout=connect) for m in order], hedge, good)
+        sends = [Send(m.name, message, timeout, connect_timeout=connect) for m in order]
+        answers = await (Hedged(sends, hedge, good) if done is None else Hedged(sends, hedge, done, final=good))
         attempts = [(member, answer) for member, answer in zip(order, answers, strict=True) if answer is not None]
         chosen = None
         for member, answer in attempts:
             if good(answer):
                 self.mark(member, True)
-                chosen = answer
-            elif _down(answer):
+                if chosen is None or done is None or done(answer):
+                    chosen = answer
+            elif _down(answer) and not _refused(answer):
                 self.mark(member, False)
         return chosen, attempts
 
@@ -297,9 +316,10 @@ class Frontend(Core):
     async def _buy(self, request: Buy) -> Any:
         answer, attempts = await self.orders.call(
             request, timeout=self.timeout_s * 2, connect=self.connect_s * 2,  # docs/api.md: doubled for buy
-            try_next=_down, home=request.book % len(self.orders.members))
-        maybe_done = any(_maybe_done(a) for _member, a in attempts[:-1] if answer is not None) or (
-            answer is None and any(_maybe_done(a) for _member, a in attempts))
+            try_next=_down, home=request.book % len(self.orders.members), hedge=BUY_HEDGE_S,
+            done=lambda a: isinstance(a, Bought))
+        # Another attempt that may have carried the buy out makes any answer but Bought unknown.
+        maybe_done = any(_maybe_done(a) for _member, a in attempts if a is not answer)
         if isinstance(answer, Bought):
             self.counts["bought"] += 1
             return answer

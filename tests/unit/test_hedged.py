@@ -1,0 +1,64 @@
+"""The driver's hedged request (nodes/runtime/driver.py): an accepted answer ends it at once;
+a final one stops the hedging but waits for the sends still out, whose answers the caller needs
+(a buy's outcome: docs/weak-points.md, W4)."""
+from __future__ import annotations
+
+import asyncio
+import time
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from nodes.core.effects import Hedged, Send
+from nodes.runtime.driver import Driver
+
+pytestmark = pytest.mark.timeout(30)
+
+
+def driver_answering(answers: dict[str, tuple[float, Any]], sent: list[str]) -> Driver:
+    """A driver whose sends to each name answer ``(after seconds, answer)``."""
+    driver = Driver.__new__(Driver)
+    driver._background = set()
+    driver.node = SimpleNamespace(pace=SimpleNamespace(slack_s=0.0))
+
+    async def send(message: Send) -> Any:
+        sent.append(message.to)
+        delay, answer = answers[message.to]
+        await asyncio.sleep(delay)
+        return answer
+
+    driver.send = send  # type: ignore[method-assign]
+    return driver
+
+
+def hedged(final: bool) -> Hedged:
+    sends = [Send(name, "buy", 5.0) for name in ("order1", "order2", "order0")]
+    return Hedged(sends, 0.05, lambda a: a == "bought", final=(lambda a: a != "silent") if final else None)
+
+
+async def test_an_accepted_answer_ends_it_and_leaves_the_first_send_out():
+    sent: list[str] = []
+    driver = driver_answering({"order1": (1.0, "unknown"), "order2": (0.01, "bought"), "order0": (0, "x")}, sent)
+    started = time.monotonic()
+    answers = await driver._hedged(hedged(final=True))
+    assert answers == [None, "bought", None] and sent == ["order1", "order2"]
+    assert time.monotonic() - started < 0.5
+
+
+async def test_a_final_answer_stops_the_hedging_and_waits_for_the_send_still_out():
+    sent: list[str] = []
+    driver = driver_answering({"order1": (0.3, "unknown"), "order2": (0.01, "sold out"), "order0": (0, "x")}, sent)
+    started = time.monotonic()
+    answers = await driver._hedged(hedged(final=True))
+    assert answers == ["unknown", "sold out", None]  # order1's answer is known: the outcome needs it
+    assert sent == ["order1", "order2"]  # and no third send after the final answer
+    assert time.monotonic() - started >= 0.3
+
+
+async def test_without_final_every_answer_that_is_not_accepted_sends_the_next():
+    sent: list[str] = []
+    driver = driver_answering({"order1": (0.3, "unknown"), "order2": (0.01, "sold out"), "order0": (0.01, "y")},
+                              sent)
+    answers = await driver._hedged(hedged(final=False))
+    assert sent == ["order1", "order2", "order0"] and answers == ["unknown", "sold out", "y"]

@@ -56,7 +56,8 @@ HEDGE_S = 0.2
 #: same buy id, so that it is carried out once whichever goes through (W7). An order replica
 #: whose catalog replica hangs waits its 1.5 s time-out before it says so, and the probe takes
 #: up to 0.75 s to learn it; a buy sent there meanwhile costs this much, not the time-out. Well
-#: above a buy's time under full load on two cores (p99 about 0.2 s), so that few are sent twice.
+#: above nearly every request's time under full load on two cores (the load experiment's p99 is
+#: about 0.1 s), so that few buys are sent twice.
 BUY_HEDGE_S = 0.5
 RING_MODES = ("adaptive", "documented")
 

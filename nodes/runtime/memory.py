@@ -20,6 +20,8 @@ from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
+from nodes.runtime.tasks import cancel_and_wait
+
 #: How often a node gives its free pages back.
 TRIM_EVERY_S = 30.0
 
@@ -49,8 +51,6 @@ async def trim_now_and_then(every_s: float = TRIM_EVERY_S) -> None:
 
 async def trim_ctx(_app: web.Application) -> AsyncIterator[None]:
     """An aiohttp cleanup context running ``trim_now_and_then`` for the node's lifetime."""
-    from nodes.runtime.tasks import cancel_and_wait
-
     task = asyncio.create_task(trim_now_and_then())
     yield
     await cancel_and_wait(task)

@@ -8,7 +8,7 @@ import uuid
 import pytest
 
 from nodes.core.wire import BUY_ID_HEADER
-from tests.support import Http, fast_timeouts, live, make_cluster, wait_until
+from tests.support import Http, fast_timeouts, hops_of, live, make_cluster, wait_until
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -17,6 +17,12 @@ async def catalog_books(http: Http, book: int) -> list[tuple[int, int]]:
     """(quantity, seq) of ``book`` on every catalog replica."""
     return [((b := await http.book_state(n.name, book))["quantity"], b["seq"])
             for n in http.supervisor.of_role("catalog")]
+
+
+async def catalogs_agree(http: Http) -> bool:
+    """Every catalog replica holds every book at the same quantity and seq."""
+    states = [await http.state(n.name) for n in http.supervisor.of_role("catalog")]
+    return len({tuple((b["quantity"], b["seq"]) for b in s["books"]) for s in states}) == 1
 
 
 async def order_history(http: Http) -> list[dict]:
@@ -155,11 +161,7 @@ async def test_w7_buys_through_a_slowed_order_replica_are_carried_out_once(tmp_p
         acknowledged = [body for status, body in answers if status == 200 and body["success"] is True]
         assert len(acknowledged) == 9, answers
 
-        async def replicas_agree() -> bool:
-            states = [await http.state(f"catalog{i}") for i in range(3)]
-            return len({tuple((b["quantity"], b["seq"]) for b in s["books"]) for s in states}) == 1
-
-        await wait_until(replicas_agree, timeout=5, what="replicas to agree")
+        await wait_until(lambda: catalogs_agree(http), timeout=5, what="replicas to agree")
         after = sum(b["quantity"] for b in (await http.state("catalog0"))["books"])
         assert before - after == len(acknowledged)  # copies taken == buys acknowledged
         await supervisor.slow("order1", 0)
@@ -210,21 +212,15 @@ async def test_w4_a_buy_at_an_order_replica_whose_catalog_fell_silent_is_hedged_
         await supervisor.admin("catalog1", "POST", "/admin/links", {"deaf_to": []})
 
         async def asked(trace: str) -> set[str]:  # a hop is told when it ends: order1's last
-            events = await supervisor.admin("frontend", "GET", f"/admin/events?trace={trace}")
-            return {e["to"] for e in events if e["kind"] == "hop"}
+            return {h["to"] for h in await hops_of(supervisor, trace) if h["node"] == "frontend"}
 
         async def hedged() -> bool:  # order1's attempts have ended (its 504), each beside another
             told = [await asked(trace) for *_, trace in answers]
             return all("order1" in names and len(names) >= 2 for names in told)
         await wait_until(hedged, timeout=10, what="each buy asked of order1 and of another order replica")
         assert (await http.state("order1"))["unreachable"] == 6  # order1 did none of them
-        await wait_until(lambda: _agree(http), timeout=5, what="replicas to agree")
+        await wait_until(lambda: catalogs_agree(http), timeout=5, what="replicas to agree")
         after = sum(b["quantity"] for b in (await http.state("catalog0"))["books"])
         assert before - after == 6  # six copies taken for six buys acknowledged
         history = sorted(r["buy_id"] for r in await order_history(http))
         assert history == sorted(body["buy_id"] for _s, _st, body, _t in answers)  # each recorded once
-
-
-async def _agree(http: Http) -> bool:
-    states = [await http.state(f"catalog{i}") for i in range(3)]
-    return len({tuple((b["quantity"], b["seq"]) for b in s["books"]) for s in states}) == 1

@@ -231,8 +231,18 @@ def order_app(db: Path, catalog: str):
 def frontend_app(catalogs: list[str], orders: list[str], lookup_size: int = 3, search_size: int = 10):
     import requests
     from flask import Flask, Response, jsonify
+    from flask import request as incoming
 
     app = Flask("frontend")
+
+    @app.after_request
+    def echo_request_id(response: Response) -> Response:
+        """Not the documented code's: the load benchmark's request id sent back, as Bazar's
+        front-end does, so that both are timed per request alike (nodes/bench/load.py)."""
+        tag = incoming.headers.get("X-Bazar-Trace")
+        if tag is not None:
+            response.headers["X-Bazar-Trace"] = tag
+        return response
     lookups: OrderedDict[int, bytes] = OrderedDict()
     searches: OrderedDict[str, tuple[bytes, set[str]]] = OrderedDict()
     turns = {"catalog": list(catalogs), "order": list(orders)}

@@ -293,6 +293,17 @@ class ReplicaState(Core):
         """Every message to a peer says which generation of the data it belongs to."""
         return Send(peer.name, message, timeout or self.timeout_s, generation=self.generation, trace=trace)
 
+    def _holds(self, held: Reservation | None) -> bool:
+        """Whether a reservation still holds its book: not expired, and not a peer's that our
+        heartbeat has found silent or gone (W1, W4). Such a writer may never send its update;
+        held for the whole RESERVATION_TTL_S, every other write of the book met "busy" for up
+        to 3 s after a replica hung under load. Voided early it is no less safe than expired:
+        an update is taken only under its reservation or on top of our copy, so a writer whose
+        reservation went is refused if another write of the book came first."""
+        if held is None or held.expires <= self.now:
+            return False
+        return held.owner == self.index or all(peer.up for peer in self.peers if peer.index == held.owner)
+
     def _new_token(self) -> str:
         self._tokens += 1
         return f"{self.index}.{self.nonce}.{self._tokens}"

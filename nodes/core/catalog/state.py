@@ -49,6 +49,11 @@ LEASE_S = 1.0
 FRONTEND_LEASE_S = 1.5
 #: How long a ping, a late offer of an update or a fetch of buys waits for its answer.
 PING_TIMEOUT_S = 0.4
+#: How long a read's hop waits, per replica the hop may still visit, for its answer (at most the
+#: catalog's whole-exchange time-out): the last hop of a chain 0.3 s, the one before it 0.6 s.
+#: A hop to a peer that has just gone silent waited the whole 1 s, and a read waiting on it
+#: (a book the silent writer held reserved) took longer than a second under load.
+HOP_TIMEOUT_S = 0.3
 #: How long a writer waits for a peer's answer to its check: a peer answers at once, or after at
 #: most RESERVATION_WAIT_S of wait-die; one silent longer is left out and its lease waited out.
 CHECK_TIMEOUT_S = 0.5

@@ -126,3 +126,16 @@ def test_a_check_waits_for_a_silent_peer_no_longer_than_the_lease_it_may_hold() 
     timeouts = {send.to: send.timeout for send in write.asks.sends} if isinstance(write.asks, Gather) else {}
     assert timeouts["catalog2"] == CHECK_TIMEOUT_S
     assert abs(timeouts["catalog1"] - 0.15) < 1e-9
+
+
+def test_an_update_refused_ends_its_writers_reservation() -> None:
+    """A writer whose update a peer refused sends nothing more under that reservation, and
+    hands nothing back (its round handed the reservation over to the update). Kept, it turned
+    every other writer of the book away for the reservation's 3 s; under full load that book
+    took in every connection, and a healthy cluster stood still now and then."""
+    core = replica(mode="bazar")
+    assert run(core, core.handle(Check(2, 4, sender=1, token="one", since=0.0))) == Granted(4)
+    newer = replace(BOOK, quantity=19, seq=5)
+    core.books[2] = newer  # brought in meanwhile (catch-up, a read's hop)
+    assert isinstance(run(core, core.handle(Update(replace(BOOK, quantity=18, seq=5), 1, "one"))), Newer)
+    assert run(core, core.handle(Check(2, 5, sender=2, token="two", since=1.0))) == Granted(5)

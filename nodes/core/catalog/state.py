@@ -42,9 +42,9 @@ RESERVATION_WAIT_S = 0.3
 #: How long a writer queues for its own replica's reservation before answering busy.
 LOCAL_QUEUE_S = 1.0
 #: How often the heartbeat pings every peer (W3, W4); half of it paces a late update's offers.
-HEARTBEAT_S = 0.15
+HEARTBEAT_S = 0.2
 #: How long a lease granted to a peer (in a ping's answer) lets it trust its valid set.
-LEASE_S = 0.6
+LEASE_S = 1.0
 #: How long a lease granted to the front-end (in a probe's answer) lets it serve its cache.
 FRONTEND_LEASE_S = 1.5
 #: How long a ping, a late offer of an update or a fetch of buys waits for its answer.

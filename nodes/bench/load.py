@@ -28,6 +28,8 @@ LOAD_SECONDS = 10.0
 #: own id in ``X-Bazar-Trace``, which the front-end (and the documented code's) sends back, and
 #: its start on the monotonic clock (LuaJIT's ffi); a server that does not send the id back is
 #: measured by wrk's histogram, and the line says so (``timed``). Buckets of 0.1 ms.
+#: The tool column when the server sent no ids back (wrk's own histogram), or wrk was missing.
+WRK_HISTOGRAM, OWN_CLIENT = "wrk (its corrected histogram)", "Bazar's client"
 WRK_SCRIPT = """
 local ffi = require("ffi")
 ffi.cdef[[ typedef struct { long tv_sec; long tv_nsec; } bazar_timespec;
@@ -158,7 +160,7 @@ async def wrk_load(url: str, connections: int, seconds: float, *, books: int = 7
         raise RuntimeError(f"wrk printed no result: {out.decode()[-300:]}")
     r = json.loads(line.removeprefix("BAZAR "))
     # Timed per request when the server sent the ids back; otherwise wrk's own histogram (WRK_SCRIPT).
-    tool = "wrk" if r["timed"] >= 0.95 * r["requests"] else "wrk (its corrected histogram)"
+    tool = "wrk" if r["timed"] >= 0.95 * r["requests"] else WRK_HISTOGRAM
     return LoadResult(r["requests"], r["seconds"], r["mean"], r["p50"], r["p95"], r["p99"], r["timeout"],
                       r["connect"] + r["read"] + r["write"], r["status"], tool, r["max"], r["over1s"])
 
@@ -173,7 +175,7 @@ async def own_load(url: str, connections: int, seconds: float, *, books: int = 7
     return LoadResult(len(results), seconds, stats.mean, stats.p50, stats.p95, stats.p99,
                       sum(1 for r in results if r.status == 0 and r.ms >= 2000),
                       sum(1 for r in results if r.status == 0 and r.ms < 2000),
-                      sum(1 for r in results if r.status >= 400), "Bazar's client",
+                      sum(1 for r in results if r.status >= 400), OWN_CLIENT,
                       max((r.ms for r in results), default=float("nan")),
                       sum(1 for r in results if r.status and r.ms >= 1000))
 
@@ -289,8 +291,12 @@ async def load(ctx: Context, rounds: int = 2, connections: int = LOAD_CONNECTION
     tool = next(iter(results.values()))[0].tool
     notes = [f"Load by {tool}: {connections} connections, {seconds:.0f} s per run, 2 s client time-out; "
              "systems in turn within each round."]
-    if tool != "wrk":
+    if tool == OWN_CLIENT:
         notes.append("wrk is not installed (apt-get install wrk); Bazar's own closed-loop client was used.")
+    for label, runs in results.items():
+        if runs[0].tool == WRK_HISTOGRAM:
+            notes.append(f"{label} sends no request id back: its latencies are wrk's histogram, corrected for "
+                         "coordinated omission, not timed per request like the others (nodes/bench/load.py).")
     for other in others:
         if other != "documented" and other not in SKELETONS:
             notes.append(f"Stock at {other} was not raised: its buys may answer out of stock.")

@@ -35,6 +35,7 @@ def test_the_load_experiment_measures_bazar_beside_the_documented_code_and_the_s
     bazar, documented, skeleton = rows.values()
     assert skeleton[1] > 20 and skeleton[6] == 0 and skeleton[7] == 0, skeleton
     assert any("nodes/bench/reference/skeleton.py" in note for note in tables[0].notes)
+    assert not any("sends no request id back" in note for note in tables[0].notes), "each timed per request"
     found = subprocess.run(["pgrep", "-f", "nodes.bench.reference.skeleton"], capture_output=True, text=True)
     assert not found.stdout.split(), "the skeleton's processes are gone"
     assert bazar[1] > 20 and documented[1] > 5, "both answered requests"
@@ -155,7 +156,7 @@ def test_the_load_counts_the_answers_that_were_slow_not_wrks_made_up_ones(echo: 
 
     from aiohttp import web
 
-    from nodes.bench.load import wrk_load
+    from nodes.bench.load import WRK_HISTOGRAM, wrk_load
     from nodes.control.processes import free_port
 
     if shutil.which("wrk") is None:
@@ -179,5 +180,5 @@ def test_the_load_counts_the_answers_that_were_slow_not_wrks_made_up_ones(echo: 
         assert result.over_1s == 3, result
         assert 1100 <= result.max < 1500 and result.p50 < 100, result
     else:
-        assert result.tool == "wrk (its corrected histogram)"
+        assert result.tool == WRK_HISTOGRAM
         assert result.over_1s > 3, "wrk's own histogram counts made-up answers over a second"

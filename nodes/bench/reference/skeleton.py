@@ -67,6 +67,15 @@ async def serve(role: str, index: int, port: int, config: dict) -> None:
         cache: collections.OrderedDict[int, dict] = collections.OrderedDict()
         turn = [0]
 
+        async def echo_request_id(request: web.Request, response: web.StreamResponse) -> None:
+            # The load benchmark's request id sent back, as Bazar's front-end does, so that
+            # both are timed per request alike (nodes/bench/load.py).
+            tag = request.headers.get("X-Bazar-Trace")
+            if tag is not None:
+                response.headers["X-Bazar-Trace"] = tag
+
+        app.on_response_prepare.append(echo_request_id)
+
         async def lookup(request: web.Request) -> web.Response:
             book = int(request.match_info["id"])
             if book in cache:

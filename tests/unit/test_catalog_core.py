@@ -29,6 +29,7 @@ from nodes.core.messages import (
     Read,
     Release,
     Unconfirmed,
+    Update,
     Write,
     Written,
 )
@@ -457,3 +458,22 @@ def test_a_write_read_back_at_start_that_no_peer_took_gives_way_instead_of_being
     settle.answer(None)
     assert settle.done and BOOK.id not in core.tentative and core.books[BOOK.id].seq == -1
     assert "b-1" not in core.buys and BOOK.id in core.damaged
+
+
+def test_the_very_same_write_offered_by_another_writer_is_taken_where_the_disk_refused_it() -> None:
+    """Simulator seed 2042003494: one buy retried through two writers, each left with the same
+    write unconfirmed, one of them only in memory (its disk refused the commit). Its buys were
+    not remembered there, so the other's offer was answered 'newer': each took the other's
+    copy, its own write, for a rival and gave way, forgetting the buy, and the copy it took
+    stayed with no buy to show for it (a copy gone, no order for it)."""
+    core = replica(mode="bazar")
+    write = Scripted(core, core.handle(Write(2, quantity=19, base_seq=4, buy_id="buy-a", since=0.0, take=1)))
+    write.answer([Granted(BOOK.seq), Granted(BOOK.seq)])
+    write.answer([NoAnswer(), NoAnswer()])  # lost, not refused: either peer may hold it
+    assert isinstance(write.asks, Disk) and write.asks.method == "write"
+    write.fail(DiskFailed("database or disk is full"))
+    assert isinstance(write.until_done(), Unconfirmed) and 2 in core.unstored and "buy-a" not in core.buys
+    ours = core.books[2]
+    offer = Update(ours, 1, "their-token", ("buy-a",), late=True)
+    answer = run(core, core.handle(offer))
+    assert isinstance(answer, Applied) and answer.seq == ours.seq

@@ -163,7 +163,11 @@ class Reservations(Documented):
             return Busy(self.index)
         if copy.seq < own.seq:
             return Newer(own)
-        taken = copy.seq == own.seq and copy == own and all(b in self.buys for b in message.buy_ids)
+        # Ours too: taken, even where our disk refused it and its buys are only in the write
+        # we keep offering. Answered 'newer', each of two such writers took the other's copy —
+        # its own write — as a rival and gave way, forgetting the buy, and the copy stayed
+        # taken with no buy to show for it (simulator seed 2042003494).
+        taken = copy.seq == own.seq and copy == own and (same or all(b in self.buys for b in message.buy_ids))
         if copy.seq == own.seq and not taken:
             return Newer(own)  # another write made this seq here: the sender's is the odd one out
         if message.late and not taken and any(p.seqs.get(copy.id, -1) >= copy.seq

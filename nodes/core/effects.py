@@ -162,12 +162,16 @@ class SingleFlight:
         self._running: set[Hashable] = set()
         self._answers: OrderedDict[Hashable, tuple[float, Any]] = OrderedDict()  # key -> (when, answer)
 
-    async def run(self, key: Hashable, operation: Callable[[], Awaitable[Any]], *, again: bool = True) -> Any:
+    async def run(self, key: Hashable, operation: Callable[[], Awaitable[Any]], *,
+                  again: bool | Callable[[Any], bool] = True) -> Any:
         """``operation``'s answer, run once for copies that overlap it. ``again``: a copy that
         comes once the first has been answered runs it anew (a retry); otherwise it gets the
-        first's answer too (a message delivered twice, while its answer is kept)."""
-        if not again and key in self._answers and key not in self._running:
-            return self._answers[key][1]
+        first's answer too (a message delivered twice, while its answer is kept). A callable
+        decides from the kept answer."""
+        if key in self._answers and key not in self._running:
+            kept = self._answers[key][1]
+            if not (again(kept) if callable(again) else again):
+                return kept
         if key in self._running:
             await self.waiters.wait(key, float("inf"))
             if key in self._answers:

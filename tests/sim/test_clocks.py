@@ -59,14 +59,15 @@ SILENT_FAULTS = ("partition", "one-way", "cut")
                          ids=["drift 90 %", "steps of 1 s"])
 def test_the_simulator_finds_stale_reads_once_clocks_exceed_the_bounds(beyond: dict) -> None:
     options = Options(**{"faults": SILENT_FAULTS, "readers": 6, **beyond})
-    # 400 seeds from just before the first one found failing when written (drift: 24, steps:
+    # 200 seeds from just before the first one found failing when written (drift: 24, steps:
     # 92); starting there saves the suite ~20 s, and any of the 400 failing will do.
     first = 1 if "drift" in beyond else 81
-    found = explore(options, range(first, first + 400))
-    assert found.failures, f"400 seeds with clocks beyond the bounds ({beyond}) found nothing: the clocks have no teeth"
+    found = explore(options, range(first, first + 200), stop_at_first=False)
+    assert found.failures, f"200 seeds with clocks beyond the bounds ({beyond}) found nothing: the clocks have no teeth"
     # Leases count time (a stale read), and so does the buys' retry window: a clock running
-    # far too fast forgets a buy before its retries are over (a buy done twice).
-    kinds = {a.kind for a in found.failures[0].anomalies}
+    # far too fast forgets a buy before its retries are over (a buy done twice). Other
+    # anomalies may come first (with a silent peer's waits cut, 2026-12-06: no convergence).
+    kinds = {a.kind for failure in found.failures for a in failure.anomalies}
     assert kinds & {"stale read", "buy done twice"}, kinds
 
 

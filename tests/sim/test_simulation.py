@@ -179,12 +179,13 @@ REGRESSION_SEEDS = {
     2032911593: "the very same write unconfirmed at two writers, each refusing the other's offer",
     2033306536: "a restarted replica's unconfirmed row, newer than a peer's vouched one, answered to a hop",
     2033517330: "a write read back at start, its row changed on disk, offered to and taken by a peer behind",
-    # Found on 2026-12-06 by fresh seeds on the branch silent-replica-wip (a silent peer's
-    # waits cut, issue 28), not on this code, which passes them: a buy carried out answered
-    # "failed" (two disks full, a duplicate; 0.6 s leases), and a copy sold twice (1 s leases).
-    # Kept so that the next try at those changes must pass them.
-    2041009306: "a buy carried out answered 'failed' on silent-replica-wip with 0.6 s leases",
-    2042003494: "a copy sold twice on silent-replica-wip with 1 s leases",
+    # Found on 2026-12-06 by fresh seeds with a silent peer's waits cut (issue 28): a client's
+    # buy delivered twice, the copy late, run anew after "not done" and carried out through the
+    # other order replica (the front-end now hands a copy the first outcome but "unknown"); and
+    # one buy's write unconfirmed at two writers, one holding it only in memory, each giving
+    # way to the other's copy of it and forgetting the buy (the very same write is now taken).
+    2041009306: "a late copy of a buy answered 'not done' carried out through the other order replica",
+    2042003494: "the very same write, unconfirmed at two writers and in memory at one, given way at both",
 }
 
 #: Found by the 100,000-seed run (3 simulated seconds of load each): a writer's read hop handed

@@ -14,7 +14,7 @@ from nodes.core.catalog.compare import CompareRows
 from nodes.core.catalog.rules import Rule
 from nodes.core.catalog.state import HEARTBEAT_S, LEASE_S, PING_TIMEOUT_S, Peer
 from nodes.core.clocks import NEVER, outwait
-from nodes.core.effects import Gather, Sleep
+from nodes.core.effects import Gather, NoAnswer, Sleep
 from nodes.core.messages import (
     Applied,
     BuysOf,
@@ -50,15 +50,17 @@ class CatchUp(CompareRows):
                 if isinstance(answer, Done) and entry in self.pending_releases:
                     self.pending_releases.remove(entry)
             answered, changed = [], set[int]()
+            fetches: list[tuple[Peer, set[int]]] = []
             for peer, ping, reply in zip(self.peers, pings, replies, strict=True):
                 if isinstance(reply, Pong):
                     peer.acked = (ping.epoch, reply.heard)
                     seen = self._take_view(peer, reply)
                     self._note_reachable(peer)
                     if Rule.CATCH_UP in self.rules:
-                        await self._catch_up(peer, reply, generation, seen)
+                        await self._adopt_newer(peer, reply, generation)
                     if seen is None:
                         continue  # its answer did not fit what we hold of it: taken whole next round
+                    fetches.append((peer, seen))
                     self._look_ahead(peer, seen)
                     changed |= seen
                     if not peer.view.current:
@@ -71,6 +73,15 @@ class CatchUp(CompareRows):
                     if isinstance(reply, OtherGeneration):
                         self.same_generation(reply.generation)
                     self._note_unreachable(peer, reply, sent=started)
+            if Rule.CATCH_UP in self.rules:
+                # Buys are fetched once every lease of the round is taken: a peer that answered
+                # the ping and then hung held each fetch to its time-out, and the round with it,
+                # so the leases of the peers that had answered lapsed behind it (catalog0's
+                # round took 0.82 s when catalog1 was hung under load, and its reads and
+                # writes stalled with it). A lease covers rows, not buys: a retry of a buy we
+                # do not know yet meets the check at a majority, where it is known (W7).
+                for peer, seen in fetches:
+                    await self._fetch_buys(peer, generation, seen)
             if Rule.CATCH_UP in self.rules and self.same_generation(generation):
                 self._compare_rows(answered, changed)
             self._notice_lease()  # drops the valid set on a lapse; says so, and when it is back
@@ -249,6 +260,12 @@ class CatchUp(CompareRows):
 
     async def _catch_up(self, peer: Peer, answer: Pong, generation: int, changed: set[int] | None) -> None:
         """Adopt the newer rows a ping's answer brought, then fetch the buys we lack (W3, W7)."""
+        await self._adopt_newer(peer, answer, generation)
+        if changed is not None:
+            await self._fetch_buys(peer, generation, changed)
+
+    async def _adopt_newer(self, peer: Peer, answer: Pong, generation: int) -> None:
+        """Adopt the newer rows a ping's answer brought (W3)."""
         for copy, buy_ids in answer.newer:
             if copy.id not in self.books or copy.seq <= self.books[copy.id].seq:
                 continue
@@ -261,13 +278,15 @@ class CatchUp(CompareRows):
                 self._settle_as_told(answer.settling, buy_ids)
                 self.catch_ups += 1
                 self.emit("catch_up", book=copy.id, seq=copy.seq)
-        # A copy adopted on a read or a refused check arrives without the buys that made it;
-        # a peer that remembers more buys of a book, or others (each lacking one the other has:
-        # a replica whose disk refused a write it then got over by catch-up, seed 2027609448),
-        # hands over the ones we lack (W7). Looked at: the books its answer or our log changed,
-        # and those that differed last time (``Marks.buys``).
-        if changed is None:
-            return
+
+    async def _fetch_buys(self, peer: Peer, generation: int, changed: set[int]) -> None:
+        """Fetch the buys ``peer`` remembers and we lack (W7). A copy adopted on a read or a
+        refused check arrives without the buys that made it; a peer that remembers more buys
+        of a book, or others (each lacking one the other has: a replica whose disk refused a
+        write it then got over by catch-up, seed 2027609448), hands over the ones we lack.
+        Looked at: the books its answer or our log changed, and those that differed last time
+        (``Marks.buys``). A peer that does not answer one fetch is asked for the rest next
+        round: one that fell silent cost a time-out per book."""
         marks, view = peer.marks, peer.view
         todo = marks.buys | changed
         todo.update(look(self.changes, self.books, marks.buys_at))
@@ -283,6 +302,9 @@ class CatchUp(CompareRows):
             marks.buys.add(book_id)  # looked at again next round: it may hold fewer, not others
             reply = await self._send(peer, FetchBuys(book_id, self._bucket_digests_of(book_id)),
                                      timeout=PING_TIMEOUT_S, trace=False)
+            if isinstance(reply, NoAnswer):
+                marks.buys.update(pending[at:])
+                break
             if isinstance(reply, BuysOf) and self.same_generation(generation):
                 missing = [(b, s) for b, s in reply.buys if b not in self.buys and self._lives(reply.expiring, b)]
                 if not await self._stored("add_buys", book_id, missing):

@@ -276,6 +276,9 @@ class Leases(Buys):
         if peer.up:
             peer.up = False
             self.emit("peer", peer=peer.index, up=False)
+            for book_id, held in list(self.reservations.items()):
+                if held.owner == peer.index:
+                    self.waiters.notify(("released", book_id))  # void now (``_holds``): wake its waiters
 
     def _note_reachable(self, peer: Peer) -> None:
         """``peer`` answered: it is up, and back from no process its old leases are known."""

@@ -10,7 +10,7 @@ import itertools
 from nodes.core.books import Book
 from nodes.core.catalog.leases import Leases
 from nodes.core.catalog.rules import Rule
-from nodes.core.catalog.state import Peer
+from nodes.core.catalog.state import HOP_TIMEOUT_S, Peer
 from nodes.core.effects import NoAnswer
 from nodes.core.messages import (
     Conflict,
@@ -93,7 +93,11 @@ class Reads(Leases):
         while left:
             peer = self._choose(left)
             left.remove(peer)
-            reply = await self._send(peer, Get(book_id, asked, self.index, highest))
+            # The peer may hop on to every replica not in the chain yet, whatever we know of
+            # them: the time-out leaves room for each of those hops' own (HOP_TIMEOUT_S).
+            unasked = sum(1 for p in self.peers if p.index not in asked)
+            reply = await self._send(peer, Get(book_id, asked, self.index, highest),
+                                     timeout=min(self.timeout_s, HOP_TIMEOUT_S * unasked))
             if isinstance(reply, NoAnswer):
                 # An unreachable peer is skipped, and travels on in ``req`` so that no one
                 # further down the chain waits for it again (W4).

@@ -219,7 +219,7 @@ class CatalogReplica(Writes, Reads, CatchUp):
 
     def _holder(self, book_id: int) -> int | None:
         reservation = self.reservations.get(book_id)
-        return reservation.owner if reservation and reservation.expires > self.now else None
+        return reservation.owner if reservation and self._holds(reservation) else None
 
     # ---- one entry for every message ------------------------------------------------------------
     async def handle(self, message: Any) -> Any:

@@ -59,7 +59,7 @@ class Reservations(Documented):
     def _reserve(self, book_id: int, owner: int, token: str, priority: Priority = (0.0, 0)) -> bool:
         """Hold the book for ``token`` unless another live reservation holds it."""
         held = self.reservations.get(book_id)
-        if held is not None and held.expires > self.now and held.token != token:
+        if self._holds(held) and held is not None and held.token != token:
             return False
         self.reservations[book_id] = Reservation(owner, token, self.now + RESERVATION_TTL_S, priority)
         return True
@@ -145,13 +145,24 @@ class Reservations(Documented):
 
     async def on_update(self, message: Update) -> Applied | Newer | Busy | Degraded:
         """A reserved write's update (S4): taken only from the writer we reserved the book for,
-        and only on top of our copy; taking it ends the reservation."""
+        and only on top of our copy. Taken or refused, it ends that writer's reservation: the
+        writer sends nothing more under it (a refused update is no release, and its writer
+        hands nothing back), and kept, it turned every other writer of the book away as
+        "busy" for RESERVATION_TTL_S. Under full load on a healthy cluster such a book took in
+        every connection as its buys retried, and the cluster stood still for 3 s now and
+        then (issue 28)."""
+        answer = await self._take_update(message)
+        if not isinstance(answer, Applied):
+            self._release(message.copy.id, message.token)
+        return answer
+
+    async def _take_update(self, message: Update) -> Applied | Newer | Busy | Degraded:
         copy = message.copy
         own = self.book(copy.id)
         if Rule.RESERVED_WRITES not in self.rules:
             return await self._documented_update(copy, own)
         held = self.reservations.get(copy.id)
-        if held is not None and held.token != message.token and held.expires > self.now:
+        if held is not None and held.token != message.token and self._holds(held):
             return Busy(held.owner)
         mine = self.tentative.get(copy.id)
         same = mine is not None and copy == own and set(message.buy_ids) == set(mine[0].buy_ids)
@@ -223,7 +234,8 @@ class Reservations(Documented):
         trust_beliefs = Rule.SKIP_DOWN_PEERS in self.rules and self.lease_ok()
         asked = [p for p in self.peers if p.up or not trust_beliefs or p.granted_until > self.now]
         outcome.unreachable = [p for p in self.peers if p not in asked]
-        replies = await Gather([self._send(p, check, timeout=CHECK_TIMEOUT_S) for p in asked])
+        replies = await Gather([self._send(p, check, timeout=self._check_timeout(p, trust_beliefs))
+                                for p in asked])
         for peer, reply in zip(asked, replies, strict=True):
             if isinstance(reply, NoAnswer):
                 self._note_unreachable(peer, reply)
@@ -246,6 +258,16 @@ class Reservations(Documented):
                 outcome.unreachable.append(peer)
         self._release_later(book_id, token, outcome.silent)
         return outcome
+
+    def _check_timeout(self, peer: Peer, trust_beliefs: bool) -> float:
+        """How long a check waits for ``peer``: CHECK_TIMEOUT_S, or for a peer the heartbeat
+        found silent (asked only because the lease we granted it may still hold, W2), no
+        longer than that lease runs: one that has not answered by then is left out, and its
+        lease has run out already. A buy in flight when a replica hung waited 0.5 s for its
+        check to the silent replica, then for its lease again."""
+        if peer.up or not trust_beliefs:
+            return CHECK_TIMEOUT_S
+        return min(CHECK_TIMEOUT_S, max(0.05, peer.granted_until - self.now))
 
     def _release_later(self, book_id: int, token: str, peers: list[Peer]) -> None:
         """A peer whose answer to our check never came may have granted it all the same, after we

@@ -42,13 +42,18 @@ RESERVATION_WAIT_S = 0.3
 #: How long a writer queues for its own replica's reservation before answering busy.
 LOCAL_QUEUE_S = 1.0
 #: How often the heartbeat pings every peer (W3, W4); half of it paces a late update's offers.
-HEARTBEAT_S = 0.2
+HEARTBEAT_S = 0.15
 #: How long a lease granted to a peer (in a ping's answer) lets it trust its valid set.
-LEASE_S = 1.0
+LEASE_S = 0.6
 #: How long a lease granted to the front-end (in a probe's answer) lets it serve its cache.
 FRONTEND_LEASE_S = 1.5
 #: How long a ping, a late offer of an update or a fetch of buys waits for its answer.
 PING_TIMEOUT_S = 0.4
+#: How long a read's hop waits, per replica the hop may still visit, for its answer (at most the
+#: catalog's whole-exchange time-out): the last hop of a chain 0.3 s, the one before it 0.6 s.
+#: A hop to a peer that has just gone silent waited the whole 1 s, and a read waiting on it
+#: (a book the silent writer held reserved) took longer than a second under load.
+HOP_TIMEOUT_S = 0.3
 #: How long a writer waits for a peer's answer to its check: a peer answers at once, or after at
 #: most RESERVATION_WAIT_S of wait-die; one silent longer is left out and its lease waited out.
 CHECK_TIMEOUT_S = 0.5
@@ -292,6 +297,17 @@ class ReplicaState(Core):
     def _send(self, peer: Peer, message: Any, *, timeout: float | None = None, trace: bool = True) -> Send:
         """Every message to a peer says which generation of the data it belongs to."""
         return Send(peer.name, message, timeout or self.timeout_s, generation=self.generation, trace=trace)
+
+    def _holds(self, held: Reservation | None) -> bool:
+        """Whether a reservation still holds its book: not expired, and not a peer's that our
+        heartbeat has found silent or gone (W1, W4). Such a writer may never send its update;
+        held for the whole RESERVATION_TTL_S, every other write of the book met "busy" for up
+        to 3 s after a replica hung under load. Voided early it is no less safe than expired:
+        an update is taken only under its reservation or on top of our copy, so a writer whose
+        reservation went is refused if another write of the book came first."""
+        if held is None or held.expires <= self.now:
+            return False
+        return held.owner == self.index or all(peer.up for peer in self.peers if peer.index == held.owner)
 
     def _new_token(self) -> str:
         self._tokens += 1

@@ -45,7 +45,38 @@ async def _answer(answer: WriteAnswer) -> WriteAnswer:
     return answer
 
 
-class Writes(Reservations, GroupCommit):
+class Refusals(Reservations):
+    """How a round that stops before its fan-out is answered, once its peers are released
+    (``Writes._refusal`` picks one)."""
+
+    async def _take_newer(self, book_id: int, newer: list[Book], generation: int) -> Conflict:
+        """S5: a peer is ahead. Take the highest copy as current and let the caller retry."""
+        newest = max(newer, key=lambda b: b.seq)
+        await self._adopt(newest, generation=generation)
+        self._mark_valid(book_id)
+        return Conflict(self.books[book_id], "outdated")
+
+    async def _done_elsewhere(self, known: KnownBuy) -> Written:
+        """A peer holds a buy of this round as done (W7): its first outcome, once settled."""
+        await self._invalidate_frontend(known.book)
+        if known.settles_in > 0:
+            await Sleep(self.now + outwait(known.settles_in))
+        return Written(known.book, duplicate=True, of=known.buy_id)
+
+    async def _busy(self, book_id: int) -> Conflict:
+        """Another writer holds a peer: our copy as it is now, and the caller tries again."""
+        return Conflict(self.books[book_id], "busy")
+
+    async def _done_here(self, book_id: int, buy: str) -> Written:
+        """A buy of this round became known here meanwhile (W7): done, once settled, and once
+        the front-end has been told (the write that did it may not have reached it)."""
+        await self._invalidate_frontend(self.books[book_id])
+        if self._settles(buy) > self.now:
+            await Sleep(self._settles(buy))
+        return Written(self.books[book_id], duplicate=True, of=buy)
+
+
+class Writes(Refusals, GroupCommit):
     """A write's round at the writer."""
 
     async def write(self, request: Write) -> WriteAnswer:
@@ -74,6 +105,20 @@ class Writes(Reservations, GroupCommit):
             if carried is not None:
                 return carried
         await self._lock(book_id, float("inf"))
+        token: str | None = None
+        held = True
+
+        def let_go() -> None:
+            """Release the book here (our reservation, the lock) once, whichever comes first:
+            the round's end, or its fan-out taken by a peer (``_fan_out``)."""
+            nonlocal held
+            if held:
+                held = False
+                if token is not None:
+                    self._release(book_id, token)
+                    self.in_flight.pop(book_id, None)
+                self._unlock(book_id)
+
         try:
             priority: Priority = (request.since if request.since is not None else self.now, self.index)
             buy_id = request.buy_id
@@ -108,21 +153,18 @@ class Writes(Reservations, GroupCommit):
             # taken from a copy that may yet give way (see _copies_left).
             riders = self._board(book_id, request) if can_ride(request) and book_id not in self.tentative else []
             since = min([priority[0], *(r.request.since for r in riders if r.request.since is not None)])
-            try:
-                answer = await self._reserved_write(
-                    book_id, changes, request.base_seq, buy_id, token, (since, self.index),
-                    take=request.take if buy_id is not None else None,
-                    riders=tuple(seat(r) for r in riders))
-            finally:
-                self._release(book_id, token)
-                self.in_flight.pop(book_id, None)
+            answer = await self._reserved_write(
+                book_id, changes, request.base_seq, buy_id, token, (since, self.index),
+                take=request.take if buy_id is not None else None,
+                riders=tuple(seat(r) for r in riders), let_go=let_go)
             return self._share(book_id, answer, buy_id, riders)
         finally:
-            self._unlock(book_id)
+            let_go()
 
     async def _reserved_write(
         self, book_id: int, changes: dict[str, Any], base_seq: int | None, buy_id: str | None, token: str,
         priority: Priority, *, take: int | None = None, riders: tuple[tuple[str, int], ...] = (),
+        let_go: Callable[[], None] = lambda: None,
     ) -> WriteAnswer:
         """One write round: check and reserve at the peers, then the update fan-out. A buy's
         write (``take`` copies) may carry ``riders``, other buys of the book (id, copies),
@@ -146,7 +188,7 @@ class Writes(Reservations, GroupCommit):
                     changes = {"quantity": left}
         if refusal is not None:
             return await refusal()
-        return await self._fan_out(book_id, current, changes, buy_id, riders, token, outcome)
+        return await self._fan_out(book_id, current, changes, buy_id, riders, token, outcome, let_go)
 
     def _refusal(self, book_id: int, outcome: CheckOutcome, started: float, generation: int,
                  buy_id: str | None, riders: tuple[tuple[str, int], ...], take: int | None,
@@ -191,38 +233,13 @@ class Writes(Reservations, GroupCommit):
             return partial(_answer, Conflict(current, "slow check"))
         return None
 
-    # ---- refusals that act once the peers are released ------------------------------------------
-    async def _take_newer(self, book_id: int, newer: list[Book], generation: int) -> Conflict:
-        """S5: a peer is ahead. Take the highest copy as current and let the caller retry."""
-        newest = max(newer, key=lambda b: b.seq)
-        await self._adopt(newest, generation=generation)
-        self._mark_valid(book_id)
-        return Conflict(self.books[book_id], "outdated")
-
-    async def _done_elsewhere(self, known: KnownBuy) -> Written:
-        """A peer holds a buy of this round as done (W7): its first outcome, once settled."""
-        await self._invalidate_frontend(known.book)
-        if known.settles_in > 0:
-            await Sleep(self.now + outwait(known.settles_in))
-        return Written(known.book, duplicate=True, of=known.buy_id)
-
-    async def _busy(self, book_id: int) -> Conflict:
-        """Another writer holds a peer: our copy as it is now, and the caller tries again."""
-        return Conflict(self.books[book_id], "busy")
-
-    async def _done_here(self, book_id: int, buy: str) -> Written:
-        """A buy of this round became known here meanwhile (W7): done, once settled, and once
-        the front-end has been told (the write that did it may not have reached it)."""
-        await self._invalidate_frontend(self.books[book_id])
-        if self._settles(buy) > self.now:
-            await Sleep(self._settles(buy))
-        return Written(self.books[book_id], duplicate=True, of=buy)
-
     # ---- the fan-out ------------------------------------------------------------------------------
     async def _fan_out(self, book_id: int, current: Book, changes: dict[str, Any], buy_id: str | None,
-                       riders: tuple[tuple[str, int], ...], token: str, outcome: CheckOutcome) -> WriteAnswer:
+                       riders: tuple[tuple[str, int], ...], token: str, outcome: CheckOutcome,
+                       let_go: Callable[[], None]) -> WriteAnswer:
         """The update to every peer the round reserved, and the invalidation to the front-end;
-        then the write is made durable here, and those it left out are waited out (W2)."""
+        then the write is made durable here, and those it left out are waited out (W2).
+        ``let_go`` releases the book here for the next round."""
         new = replace(current, seq=current.seq + 1, **changes)
         buy_ids = (buy_id, *(buy for buy, _copies in riders)) if buy_id else ()
         excluded = tuple(p.index for p in outcome.unreachable) if Rule.MAJORITY in self.rules else ()
@@ -303,14 +320,23 @@ class Writes(Reservations, GroupCommit):
             self._emit_seq(new)
         for buy in buy_ids:
             self._remember_buy(buy, book_id, new.seq)
-        if self.has_frontend and not isinstance(replies[-1], Done):
-            await self._invalidate_frontend(new)  # a lost invalidation leaves a stale entry: again
         # A peer that granted the write but could not store it (its disk refused the commit)
         # keeps the old copy and may hold a lease on it, granted by anyone: it is left out as
         # an unreachable one is, and waited out for the longest lease (simulator seed 279).
         stalled = [p for p, reply in zip(outcome.granted, fan_out, strict=True) if isinstance(reply, Degraded)]
         left_out = outcome.unreachable + stalled
         holds = self._settle_after(fan_out, left_out, buy_ids, stalled=stalled)
+        if took:
+            # Confirmed by a peer and stored here, the write can no longer be withdrawn (only
+            # a write no peer took is): the next round of this book may start now, on top of
+            # it, and wait out the same leases beside this one. Held through the waits below,
+            # every buy of the book queued behind it: a silent peer's lease (up to a second),
+            # or the front-end's cache lease (1.5 s) after an invalidation that failed — under
+            # full load on a healthy cluster that queue took in all 32 connections, and the
+            # whole cluster stood still for 3 s now and then (issue 28).
+            let_go()
+        if self.has_frontend and not isinstance(replies[-1], Done):
+            await self._invalidate_frontend(new)  # a lost invalidation leaves a stale entry: again
         # Offered late only once a peer has confirmed it: a replica left out cannot tell an
         # offer of a write that may yet give way from a settled one.
         missed, maybe_late = await self._deliver_or_outwait(left_out, update, holds,

@@ -1,0 +1,141 @@
+"""A catalog replica beside a peer that has just fallen silent, under load (issue 28), on the
+pure core with the scripted driver: each rule below was a wait traced in a real run with
+catalog1 hung (docs/measurements.md, "load-fault"), and each test fails on the code before it."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+from nodes.core.catalog.state import CHECK_TIMEOUT_S, HOP_TIMEOUT_S
+from nodes.core.effects import Gather, NoAnswer, Send, Sleep
+from nodes.core.messages import (
+    Applied,
+    Busy,
+    Check,
+    Found,
+    Get,
+    Granted,
+    Newer,
+    Pong,
+    Read,
+    Update,
+    Write,
+    Written,
+)
+from tests.support import Scripted, run
+from tests.unit.test_catalog_core import BOOK, replica
+
+
+def test_the_heartbeat_takes_every_answered_lease_before_it_fetches_buys() -> None:
+    """catalog1 answered a ping and then hung: the buys fetched from it waited their time-out,
+    one book after another, and catalog2's lease, taken after them, lapsed (a round of 0.82 s
+    under load). Now every lease of the round is taken first, and a peer that leaves one fetch
+    unanswered is asked for the rest next round."""
+    core = replica(mode="bazar")
+    other = replace(BOOK, id=3, seq=BOOK.seq)
+    core.books[3] = other
+    beat = Scripted(core, core.heartbeat(), now=5.0)
+    seqs = {BOOK.id: BOOK.seq}
+    ahead_on_buys = Pong(dict(seqs), (), {BOOK.id: 1, 3: 1}, lease_s=0.6, sums={BOOK.id: BOOK.checksum()})
+    plain = Pong(dict(seqs), (), {}, lease_s=0.6, sums={BOOK.id: BOOK.checksum()})
+    beat.answer([ahead_on_buys, plain], at=5.01)
+    catalog1, catalog2 = core.peers
+    assert catalog2.lease_until == 5.6 and catalog1.lease_until == 5.6, "both leases taken first"
+    assert isinstance(beat.asks, Send) and beat.asks.to == "catalog1"  # the first fetch of buys
+    beat.answer(NoAnswer(), at=5.41)  # catalog1 hung after its answer
+    for _ in range(10):
+        if isinstance(beat.asks, Sleep):
+            break
+        assert not isinstance(beat.asks, Send | Gather), f"asked again: {beat.asks!r}"
+        beat.answer(None)
+    assert isinstance(beat.asks, Sleep), "one unanswered fetch ends the round's fetching"
+    assert core.lease_ok()
+
+
+def test_a_reservation_held_for_a_peer_found_silent_turns_no_writer_away() -> None:
+    """catalog1 reserved the book, then hung: every other write of the book met "busy" until
+    the 3 s of the reservation ran out. Once the heartbeat finds catalog1 silent it holds
+    nothing; its update, if it ever comes, meets the copy the other writer made."""
+    core = replica(mode="bazar")
+    assert run(core, core.handle(Check(2, 4, sender=1, token="one", since=0.0))) == Granted(4)
+    assert run(core, core.handle(Check(2, 4, sender=2, token="two", since=1.0))) == Busy(1)
+    core._note_unreachable(core.peers[0], NoAnswer())  # catalog1: its ping went unanswered
+    assert run(core, core.handle(Check(2, 4, sender=2, token="two", since=1.0))) == Granted(4)
+    newer = replace(BOOK, quantity=19, seq=5)
+    assert isinstance(run(core, core.handle(Update(newer, 2, "two"))), Applied)
+    late = replace(BOOK, quantity=18, seq=5)  # catalog1's, built on the same copy
+    assert isinstance(run(core, core.handle(Update(late, 1, "one"))), Newer)
+    assert core.books[2] == newer
+
+
+def test_a_write_a_peer_took_lets_the_next_write_of_its_book_start_while_it_outwaits_a_lease() -> None:
+    """A write that left a silent peer out outwaits the lease it holds (W2). It held the book
+    meanwhile, and every buy of the book queued behind it for up to a second, then drained one
+    round at a time. Taken by a peer and stored, it can no longer be withdrawn: the next write
+    starts at once, and both are answered when the lease has run out."""
+    core = replica(mode="bazar")
+    core.peers[0].granted_until = 1.0
+    first = Scripted(core, core.handle(Write(2, quantity=19)), now=0.1)
+    first.answer([NoAnswer(refused=False), Granted(BOOK.seq)], at=0.2)  # catalog1 silent
+    first.answer([Applied(BOOK.seq + 1)], at=0.21)  # catalog2 took it
+    while not isinstance(first.asks, Gather | Sleep):
+        first.answer(None)  # stored here
+    assert not first.done, "still outwaiting catalog1's lease"
+    second = Scripted(core, core.handle(Write(2, quantity=18)), now=0.22)
+    checks = second.sends()
+    assert [to for to, _check in checks] == ["catalog1", "catalog2"]
+    assert all(isinstance(check, Check) and check.seq_n == BOOK.seq + 1 for _to, check in checks)
+    # Each is answered once the lease has run out, not one after the other.
+    second.answer([NoAnswer(refused=False), Granted(BOOK.seq + 1)], at=0.3)
+    second.answer([Applied(BOOK.seq + 2)], at=0.31)
+    for write in (first, second):
+        for _ in range(40):
+            if write.done:
+                break
+            if isinstance(write.asks, Gather):
+                write.answer([NoAnswer()] * len(write.asks.sends), at=max(core.now, min(1.0, core.now + 0.2)))
+            elif isinstance(write.asks, Sleep):
+                write.answer(None, at=max(core.now, write.asks.until))
+            else:
+                write.answer(None)
+        assert isinstance(write.result, Written), write.result
+    assert core.books[2].seq == BOOK.seq + 2 and core.now <= 1.0 + 1e-9
+
+
+def test_a_reads_hops_wait_in_proportion_to_the_replicas_the_chain_may_still_visit() -> None:
+    """A hop to a peer that had just gone silent waited the catalog's whole second. The first
+    hop may go on through the third replica, so it waits two hops' time-outs; the last, one."""
+    core = replica(mode="bazar")
+    core.valid_ids.clear()
+    read = Scripted(core, core.handle(Read(2)))
+    assert isinstance(read.asks, Send) and read.asks.message == Get(2, (), 0, BOOK.seq)
+    assert read.asks.timeout == 2 * HOP_TIMEOUT_S
+    read.answer(NoAnswer(), at=2 * HOP_TIMEOUT_S)
+    assert isinstance(read.asks, Send) and read.asks.to == "catalog2" and read.asks.timeout == HOP_TIMEOUT_S
+    read.answer(Found(BOOK))
+    assert read.result == Found(BOOK)
+
+
+def test_a_check_waits_for_a_silent_peer_no_longer_than_the_lease_it_may_hold() -> None:
+    """A silent peer is asked only while the lease we granted it may hold; waited for past
+    that, it cost a buy in flight 0.5 s, and then its lease again."""
+    core = replica(mode="bazar")
+    core.peers[0].up = False
+    core.peers[0].granted_until = 1.15
+    core.peers[1].lease_until = 2.0  # catalog2's lease holds: what we know of catalog1 stands
+    write = Scripted(core, core.handle(Write(2, quantity=19)), now=1.0)
+    timeouts = {send.to: send.timeout for send in write.asks.sends} if isinstance(write.asks, Gather) else {}
+    assert timeouts["catalog2"] == CHECK_TIMEOUT_S
+    assert abs(timeouts["catalog1"] - 0.15) < 1e-9
+
+
+def test_an_update_refused_ends_its_writers_reservation() -> None:
+    """A writer whose update a peer refused sends nothing more under that reservation, and
+    hands nothing back (its round handed the reservation over to the update). Kept, it turned
+    every other writer of the book away for the reservation's 3 s; under full load that book
+    took in every connection, and a healthy cluster stood still now and then."""
+    core = replica(mode="bazar")
+    assert run(core, core.handle(Check(2, 4, sender=1, token="one", since=0.0))) == Granted(4)
+    newer = replace(BOOK, quantity=19, seq=5)
+    core.books[2] = newer  # brought in meanwhile (catch-up, a read's hop)
+    assert isinstance(run(core, core.handle(Update(replace(BOOK, quantity=18, seq=5), 1, "one"))), Newer)
+    assert run(core, core.handle(Check(2, 5, sender=2, token="two", since=1.0))) == Granted(5)

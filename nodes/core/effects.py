@@ -73,12 +73,16 @@ class Hedged(Effect):
     still out are waited for, so that their answers are known too (a buy's outcome depends on
     every attempt's). Resumed with one entry per send, in order: its answer, or None for one
     not sent or still out when an answer was accepted (the driver stops waiting for those).
-    Only for reads, and for writes that carry an id making a second attempt a copy (a buy)."""
+    Only for reads, and for writes that carry an id making a second attempt a copy (a buy).
+    ``patience`` (reads): once every send is out and one has answered without being accepted,
+    those still out are waited for no longer than this; resumed then, None for them (they are
+    left to run out), so the caller can ask again those that answered."""
 
     sends: list[Send]
     after: float
     accept: Callable[[Any], bool]
     final: Callable[[Any], bool] | None = None
+    patience: float | None = None
 
 
 class DiskFailed(Exception):

@@ -140,12 +140,20 @@ class Driver:
         # so a class sees one hop, not a second one sent because the first was held.
         after = effect.after + self.node.pace.slack_s
         closed = False  # a final answer came: no more sends, only the wait for those out
+        loop = asyncio.get_running_loop()
+        patient_until: float | None = None  # every send out and one refused: how long to wait on
         send_next()
         while out:
             more = sent < len(effect.sends) and not closed
-            done, _ = await asyncio.wait(out, timeout=after if more else None,
-                                         return_when=asyncio.FIRST_COMPLETED)
+            timeout = after if more else None
+            if not more and effect.patience is not None and any(a is not None for a in answers):
+                if patient_until is None:
+                    patient_until = loop.time() + effect.patience + self.node.pace.slack_s
+                timeout = max(0.0, patient_until - loop.time())
+            done, _ = await asyncio.wait(out, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
             if not done:
+                if not more:
+                    return answers  # out of patience: those still out end by their own time-out
                 send_next()  # the hedge: no answer yet, ask the next one too
                 continue
             for task in done:

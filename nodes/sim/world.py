@@ -227,17 +227,27 @@ class Fiber:
         world = self.process.world
         sends = effect.sends
         answers: list[Any] = [None] * len(sends)
-        state = {"sent": 0, "out": 0, "over": False, "closed": False}
+        state = {"sent": 0, "out": 0, "over": False, "closed": False, "patient": False}
 
         def finish() -> None:
             state["over"] = True
             self.resume_later(0.0, list(answers))
+
+        def be_patient() -> None:
+            """Every send out and one refused: those still out are waited for ``patience``."""
+            if (effect.patience is None or state["patient"] or state["sent"] < len(sends)
+                    or all(a is None for a in answers)):
+                return
+            state["patient"] = True
+            world.at(world.now + self.process.clock.lasts(effect.patience),
+                     lambda: self.process.run(lambda: None if state["over"] else finish(), self.incarnation))
 
         def send_next() -> None:
             index = state["sent"]
             state["sent"] += 1
             state["out"] += 1
             world.send(self.process.name, sends[index], partial(one, index), self.context)
+            be_patient()
             if state["sent"] < len(sends):
                 expected = state["sent"]
                 world.at(world.now + self.process.clock.lasts(effect.after),
@@ -262,6 +272,8 @@ class Fiber:
                 return
             if state["out"] == 0:
                 finish()
+                return
+            be_patient()
 
         send_next()
 

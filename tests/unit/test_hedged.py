@@ -62,3 +62,16 @@ async def test_without_final_every_answer_that_is_not_accepted_sends_the_next():
                               sent)
     answers = await driver._hedged(hedged(final=False))
     assert sent == ["order1", "order2", "order0"] and answers == ["unknown", "sold out", "y"]
+
+
+async def test_with_patience_a_silent_send_is_left_out_once_the_others_refused():
+    """A read every replica has been asked, the others answering 'try again', waits for the
+    silent one only ``patience`` more (issue 28: it held every lookup of its book 2 s)."""
+    sent: list[str] = []
+    driver = driver_answering({"catalog1": (5.0, "late"), "catalog2": (0.01, "conflict"),
+                               "catalog0": (0.01, "conflict")}, sent)
+    sends = [Send(name, "read", 5.0) for name in ("catalog1", "catalog2", "catalog0")]
+    started = time.monotonic()
+    answers = await driver._hedged(Hedged(sends, 0.05, lambda a: a == "found", patience=0.1))
+    assert answers == [None, "conflict", "conflict"] and sent == ["catalog1", "catalog2", "catalog0"]
+    assert time.monotonic() - started < 2.0, "it waited for the silent replica"

@@ -27,6 +27,7 @@ from nodes.core.frontend.cache import LruCache
 from nodes.core.messages import (
     Bought,
     Buy,
+    Conflict,
     Degraded,
     Done,
     Found,
@@ -59,6 +60,14 @@ HEDGE_S = 0.2
 #: above nearly every request's time under full load on two cores (the load experiment's p99 is
 #: about 0.1 s), so that few buys are sent twice.
 BUY_HEDGE_S = 0.5
+#: A read every replica has been asked, that those which answered could not vouch for (409, "try
+#: again": a write of the book was under way at a replica that fell silent), waits this long for
+#: the rest, and then asks again those that answered, after ``READ_AGAIN_S``, until its time is
+#: up. Waiting on a replica that had just hung, such a read kept every lookup of its book (they
+#: share one read) for the whole 2 s time-out, while the others could vouch again within a
+#: second: under full load a hang timed out 6-8 requests now and then (issue 28).
+READ_PATIENCE_S = 0.2
+READ_AGAIN_S = 0.05
 RING_MODES = ("adaptive", "documented")
 
 
@@ -145,7 +154,7 @@ class Ring:
         order = self._order(home)
         if hedge is not None and self.mode == "adaptive" and len(order) > 1:
             if done is None:
-                return await self._hedged(message, order, timeout, connect, try_next, hedge)
+                return await self._read(message, order, timeout, connect, try_next, hedge)
             up = [m for m in order if m.up]
             if len(up) > 1:
                 answer, attempts = await self._hedged(message, up, timeout, connect, try_next, hedge, done)
@@ -168,14 +177,30 @@ class Ring:
                 self.mark(member, False)
         return None, attempts
 
+    async def _read(self, message: Any, order: list[Member], timeout: float, connect: float,
+                    try_next: Callable[[Any], bool], hedge: float) -> tuple[Any | None, list[tuple[Member, Any]]]:
+        """A hedged read; asked again of the replicas that answered "try again" (409) while the
+        others stay silent, until ``timeout`` from now (``READ_PATIENCE_S``)."""
+        deadline = self.core.now + timeout
+        tried: list[tuple[Member, Any]] = []
+        while True:
+            answer, attempts = await self._hedged(message, order, deadline - self.core.now, connect, try_next,
+                                                  hedge, patience=READ_PATIENCE_S)
+            tried += attempts
+            order = [member for member, reply in attempts if isinstance(reply, Conflict)]
+            if answer is not None or not order or deadline - self.core.now <= READ_AGAIN_S + READ_PATIENCE_S:
+                return answer, tried
+            await Sleep(self.core.now + READ_AGAIN_S)
+
     async def _hedged(self, message: Any, order: list[Member], timeout: float, connect: float,
-                      try_next: Callable[[Any], bool], hedge: float, done: Callable[[Any], bool] | None = None
-                      ) -> tuple[Any | None, list[tuple[Member, Any]]]:
+                      try_next: Callable[[Any], bool], hedge: float, done: Callable[[Any], bool] | None = None,
+                      patience: float | None = None) -> tuple[Any | None, list[tuple[Member, Any]]]:
         def good(answer: Any) -> bool:
             return not isinstance(answer, NoAnswer) and not try_next(answer)
 
         sends = [Send(m.name, message, timeout, connect_timeout=connect) for m in order]
-        answers = await (Hedged(sends, hedge, good) if done is None else Hedged(sends, hedge, done, final=good))
+        answers = await (Hedged(sends, hedge, good, patience=patience) if done is None
+                         else Hedged(sends, hedge, done, final=good))
         attempts = [(member, answer) for member, answer in zip(order, answers, strict=True) if answer is not None]
         chosen = None
         for member, answer in attempts:

@@ -1,0 +1,41 @@
+"""The front-end's read, asked again of the replicas that said "try again" while another is
+silent (issue 28): one lookup of a book is shared by every lookup of it that comes meanwhile,
+so it must not wait out the silent replica's whole time-out."""
+from __future__ import annotations
+
+import pytest
+
+from nodes.core.books import Book
+from nodes.core.effects import Hedged, NoAnswer, Sleep
+from nodes.core.frontend.protocol import READ_AGAIN_S, READ_PATIENCE_S, Frontend, NoCatalogServer
+from nodes.core.messages import Conflict, Found, Read
+from tests.support import Scripted
+
+pytestmark = pytest.mark.timeout(10)
+
+BOOK = Book(2, "RPCs for Noobs", "distributed systems", 50, 20, seq=4)
+
+
+def test_a_read_the_others_could_not_vouch_for_is_asked_of_them_again_not_of_the_silent_one() -> None:
+    core = Frontend(3, 2)
+    lookup = Scripted(core, core.lookup(Read(2)), now=10.0)
+    first = lookup.asks
+    assert isinstance(first, Hedged) and first.patience == READ_PATIENCE_S
+    names = [send.to for send in first.sends]
+    # The first replica asked is silent; the other two could not vouch (a write of the book
+    # was under way at the silent one): out of patience, the read is resumed without it.
+    lookup.answer([None, Conflict(BOOK, "try again"), Conflict(BOOK, "try again")], at=10.5)
+    assert isinstance(lookup.asks, Sleep) and lookup.asks.until == pytest.approx(10.5 + READ_AGAIN_S)
+    lookup.answer(None, at=10.5 + READ_AGAIN_S)
+    again = lookup.asks
+    assert isinstance(again, Hedged) and [send.to for send in again.sends] == names[1:]
+    assert all(send.timeout == pytest.approx(2.0 - 0.5 - READ_AGAIN_S) for send in again.sends)
+    lookup.answer([Found(BOOK), None], at=10.6)
+    assert lookup.done and lookup.result == Found(BOOK)
+
+
+def test_a_read_no_replica_answered_in_words_is_not_asked_again() -> None:
+    core = Frontend(3, 2)
+    lookup = Scripted(core, core.lookup(Read(2)))
+    lookup.answer([NoAnswer(), NoAnswer(refused=True), NoAnswer()], at=2.0)
+    assert lookup.done and isinstance(lookup.result, NoCatalogServer)

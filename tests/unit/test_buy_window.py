@@ -111,9 +111,9 @@ def test_a_clock_stepped_back_while_the_disk_forgot_a_buy_leaves_it_due_again() 
 def test_a_peers_buy_keeps_the_time_left_of_its_window_and_one_out_of_it_is_not_taken_back() -> None:
     core = replica()
     newer = replace(BOOK, quantity=18, seq=6)
-    catch_up = Scripted(core, core._catch_up(core.peers[0], Pong({2: 6}, ((newer, ("buy-a", "buy-b")),), {},
-                                                                   expiring={"buy-a": 5.0, "buy-b": 0.0}),
-                                             core.generation, set()), now=100.0)
+    catch_up = Scripted(core, core._adopt_newer(core.peers[0], Pong({2: 6}, ((newer, ("buy-a", "buy-b")),), {},
+                                                                      expiring={"buy-a": 5.0, "buy-b": 0.0}),
+                                                core.generation), now=100.0)
     assert isinstance(catch_up.asks, Disk) and catch_up.asks.args[1] == ["buy-a"], "buy-b ran out at the peer"
     catch_up.answer(None)
     assert catch_up.done and set(core.buys) == {"buy-a"}

@@ -278,7 +278,7 @@ def test_a_dispute_between_two_restarted_replicas_is_decided_by_the_row_the_thir
 def test_a_replica_behind_tells_the_row_a_peer_handed_it_even_if_its_disk_refused_it() -> None:
     core = replica(mode="bazar")
     newer = replace(BOOK, quantity=19, seq=5)
-    catch_up = Scripted(core, core._catch_up(core.peers[0], Pong({2: 5}, ((newer, ()),), {}), core.generation, set()))
+    catch_up = Scripted(core, core._adopt_newer(core.peers[0], Pong({2: 5}, ((newer, ()),), {}), core.generation))
     assert isinstance(catch_up.asks, Disk) and catch_up.asks.method == "write"
     catch_up.fail(DiskFailed("database or disk is full"))
     assert catch_up.done and core.books[2] == BOOK, "not stored"

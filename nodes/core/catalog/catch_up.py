@@ -258,12 +258,6 @@ class CatchUp(CompareRows):
         buys = tuple((buy_id, seq) for buy_id, seq in held if buy_id not in unsure)
         return BuysOf(buys, self._settling(b for b, _seq in buys), self._expiring(b for b, _seq in buys))
 
-    async def _catch_up(self, peer: Peer, answer: Pong, generation: int, changed: set[int] | None) -> None:
-        """Adopt the newer rows a ping's answer brought, then fetch the buys we lack (W3, W7)."""
-        await self._adopt_newer(peer, answer, generation)
-        if changed is not None:
-            await self._fetch_buys(peer, generation, changed)
-
     async def _adopt_newer(self, peer: Peer, answer: Pong, generation: int) -> None:
         """Adopt the newer rows a ping's answer brought (W3)."""
         for copy, buy_ids in answer.newer:

@@ -59,7 +59,7 @@ class Reservations(Documented):
     def _reserve(self, book_id: int, owner: int, token: str, priority: Priority = (0.0, 0)) -> bool:
         """Hold the book for ``token`` unless another live reservation holds it."""
         held = self.reservations.get(book_id)
-        if self._holds(held) and held is not None and held.token != token:
+        if held is not None and self._holds(held) and held.token != token:
             return False
         self.reservations[book_id] = Reservation(owner, token, self.now + RESERVATION_TTL_S, priority)
         return True

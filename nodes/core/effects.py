@@ -59,9 +59,15 @@ class Send(Effect):
 
 @dataclass(eq=False)
 class Gather(Effect):
-    """Send several messages at once; resumed with their answers in the same order."""
+    """Send several messages at once; resumed with their answers in the same order.
+    ``enough`` (a write's majority): once it holds of the answers so far (None for a send
+    still out), those still out are waited for ``patience`` seconds more at most; resumed
+    then with None for them, left to end by their own time-outs ("The Tail at Scale": a
+    replica that fell silent holds up no round that a majority has answered)."""
 
     sends: list[Send]
+    enough: Callable[[list[Any]], bool] | None = None
+    patience: float = 0.0
 
 
 @dataclass(eq=False)

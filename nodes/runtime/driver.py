@@ -75,7 +75,9 @@ class Driver:
         if isinstance(effect, Send):
             return await self.send(effect)
         if isinstance(effect, Gather):
-            return await asyncio.gather(*(self.send(send) for send in effect.sends))
+            if effect.enough is None:
+                return await asyncio.gather(*(self.send(send) for send in effect.sends))
+            return await self._gather_enough(effect)
         if isinstance(effect, Hedged):
             return await self._hedged(effect)
         if isinstance(effect, Disk):
@@ -118,6 +120,30 @@ class Driver:
             return NoAnswer(refused=reply.failure == "refused")
         assert reply.status is not None  # answered
         return answer_of(send.message, reply.status, reply.data)
+
+    async def _gather_enough(self, effect: Gather) -> list[Any]:
+        """A gather that stops waiting ``patience`` after ``enough`` holds: those still out are
+        not cancelled but end by their own time-out, so each hop is told as it ended."""
+        assert effect.enough is not None
+        answers: list[Any] = [None] * len(effect.sends)
+        out: dict[asyncio.Future, int] = {}
+        for index, send in enumerate(effect.sends):
+            task = asyncio.ensure_future(self.send(send))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+            out[task] = index
+        loop = asyncio.get_running_loop()
+        patient_until: float | None = None
+        while out:
+            timeout = None if patient_until is None else max(0.0, patient_until - loop.time())
+            done, _ = await asyncio.wait(out, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            if not done:
+                return answers  # out of patience
+            for finished in done:
+                answers[out.pop(finished)] = finished.result()
+            if patient_until is None and effect.enough(answers):
+                patient_until = loop.time() + effect.patience + self.node.pace.slack_s
+        return answers
 
     async def _hedged(self, effect: Hedged) -> list[Any]:
         """The sends of a hedged request, each ``after`` the last or at once when one fails, until

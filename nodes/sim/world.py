@@ -196,7 +196,7 @@ class Fiber:
         if isinstance(effect, Send):
             world.send(self.process.name, effect, lambda answer: self.resume_later(0.0, answer), self.context)
         elif isinstance(effect, Gather):
-            self._gather(effect.sends)
+            self._gather(effect)
         elif isinstance(effect, Hedged):
             self._hedged(effect)
         elif isinstance(effect, Disk):
@@ -277,18 +277,33 @@ class Fiber:
 
         send_next()
 
-    def _gather(self, sends: list[Send]) -> None:
+    def _gather(self, effect: Gather) -> None:
+        """As the node's driver does: resumed once every send has answered, or ``patience``
+        after ``enough`` held of the answers so far (None for those still out, left to run out)."""
+        sends = effect.sends
         answers: list[Any] = [None] * len(sends)
-        left = [len(sends)]
+        state = {"left": len(sends), "over": False, "patient": False}
         if not sends:
             self.resume_later(0.0, [])
             return
 
+        def finish() -> None:
+            state["over"] = True
+            self.resume_later(0.0, list(answers))
+
         def one(i: int, answer: Any) -> None:
+            if state["over"]:
+                return
             answers[i] = answer
-            left[0] -= 1
-            if left[0] == 0:
-                self.resume_later(0.0, answers)
+            state["left"] -= 1
+            if state["left"] == 0:
+                finish()
+                return
+            if effect.enough is not None and not state["patient"] and effect.enough(answers):
+                state["patient"] = True
+                world = self.process.world
+                world.at(world.now + self.process.clock.lasts(effect.patience),
+                         lambda: self.process.run(lambda: None if state["over"] else finish(), self.incarnation))
 
         for i, send in enumerate(sends):
             self.process.world.send(self.process.name, send, partial(one, i), self.context)

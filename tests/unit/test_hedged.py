@@ -1,6 +1,7 @@
 """The driver's hedged request (nodes/runtime/driver.py): an accepted answer ends it at once;
 a final one stops the hedging but waits for the sends still out, whose answers the caller needs
-(a buy's outcome: docs/weak-points.md, W4)."""
+(a buy's outcome: docs/weak-points.md, W4). And its gather that stops waiting, a patience
+after enough has answered (a write's majority)."""
 from __future__ import annotations
 
 import asyncio
@@ -10,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from nodes.core.effects import Hedged, Send
+from nodes.core.effects import Gather, Hedged, Send
 from nodes.runtime.driver import Driver
 
 pytestmark = pytest.mark.timeout(30)
@@ -75,3 +76,35 @@ async def test_with_patience_a_silent_send_is_left_out_once_the_others_refused()
     answers = await driver._hedged(Hedged(sends, 0.05, lambda a: a == "found", patience=0.1))
     assert answers == [None, "conflict", "conflict"] and sent == ["catalog1", "catalog2", "catalog0"]
     assert time.monotonic() - started < 2.0, "it waited for the silent replica"
+
+
+def majority(answers: list[Any]) -> bool:
+    return sum(1 for answer in answers if answer == "granted") >= 1
+
+
+async def test_a_gather_waits_for_a_silent_send_only_patience_once_enough_answered():
+    """A write's check to catalog1, which had just hung, waited its whole time-out though
+    catalog2 had granted: a majority with the writer (issue 28)."""
+    sent: list[str] = []
+    driver = driver_answering({"catalog1": (5.0, "late"), "catalog2": (0.01, "granted")}, sent)
+    sends = [Send(name, "check", 5.0) for name in ("catalog1", "catalog2")]
+    started = time.monotonic()
+    answers = await driver.perform(Gather(sends, enough=majority, patience=0.1))
+    assert answers == [None, "granted"] and sent == ["catalog1", "catalog2"]
+    assert 0.1 <= time.monotonic() - started < 2.0
+
+
+async def test_a_gather_takes_every_answer_that_comes_within_its_patience():
+    sent: list[str] = []
+    driver = driver_answering({"catalog1": (0.05, "busy"), "catalog2": (0.01, "granted")}, sent)
+    sends = [Send(name, "check", 5.0) for name in ("catalog1", "catalog2")]
+    assert await driver.perform(Gather(sends, enough=majority, patience=0.5)) == ["busy", "granted"]
+
+
+async def test_a_gather_that_never_has_enough_waits_for_every_send():
+    sent: list[str] = []
+    driver = driver_answering({"catalog1": (0.3, "busy"), "catalog2": (0.01, "busy")}, sent)
+    sends = [Send(name, "check", 5.0) for name in ("catalog1", "catalog2")]
+    started = time.monotonic()
+    assert await driver.perform(Gather(sends, enough=majority, patience=0.01)) == ["busy", "busy"]
+    assert time.monotonic() - started >= 0.3

@@ -186,6 +186,11 @@ REGRESSION_SEEDS = {
     # way to the other's copy of it and forgetting the buy (the very same write is now taken).
     2041009306: "a late copy of a buy answered 'not done' carried out through the other order replica",
     2042003494: "the very same write, unconfirmed at two writers and in memory at one, given way at both",
+    # A write answered once a majority took it, 0.2 s on, while a peer's update was still out
+    # (lost): a read's hop to the writer had made that peer vouch for the old copy again.
+    2048006196: "a write a majority took answered before the peer still out could stop vouching",
+    2048011891: "the same, under a one-way cut",
+    2048017654: "the same, under message loss",
 }
 
 #: Found by the 100,000-seed run (3 simulated seconds of load each): a writer's read hop handed

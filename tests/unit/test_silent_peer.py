@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from nodes.core.catalog.state import CHECK_TIMEOUT_S, HOP_TIMEOUT_S
+from nodes.core.catalog.rules import Rule
+from nodes.core.catalog.state import CHECK_TIMEOUT_S, HOP_TIMEOUT_S, LEASE_S, WRITE_PATIENCE_S
 from nodes.core.effects import Gather, NoAnswer, Send, Sleep
 from nodes.core.messages import (
     Applied,
@@ -139,3 +140,82 @@ def test_an_update_refused_ends_its_writers_reservation() -> None:
     core.books[2] = newer  # brought in meanwhile (catch-up, a read's hop)
     assert isinstance(run(core, core.handle(Update(replace(BOOK, quantity=18, seq=5), 1, "one"))), Newer)
     assert run(core, core.handle(Check(2, 5, sender=2, token="two", since=1.0))) == Granted(5)
+
+
+def test_a_write_a_majority_answered_leaves_a_peer_still_silent_out_after_a_short_patience() -> None:
+    """catalog1 hung after its last ping: a buy's check waited for it CHECK_TIMEOUT_S, and an
+    update it had reserved for, the catalog's whole second, with every buy of the book queued
+    behind. With majority writes the check and the update wait WRITE_PATIENCE_S for a peer
+    still silent once a majority has answered; it is left out as a time-out leaves it (and
+    released later, having maybe reserved), but not believed down: it may only be slow."""
+    core = replica(mode="bazar")
+    write = Scripted(core, core.handle(Write(2, quantity=19)), now=1.0)
+    check = write.asks
+    assert isinstance(check, Gather) and check.enough is not None and check.patience == WRITE_PATIENCE_S
+    assert not check.enough([None, None]) and not check.enough([None, Busy(1)])
+    assert check.enough([None, Granted(BOOK.seq)])  # with the writer, two of three
+    write.answer([None, Granted(BOOK.seq)], at=1.0 + WRITE_PATIENCE_S)  # catalog1 still out
+    catalog1, _catalog2 = core.peers
+    assert catalog1.up, "a peer left out for being slow is not believed down"
+    assert [entry[0] for entry in core.pending_releases] == [1], "its reservation, if any, is handed back"
+    update = write.asks
+    assert isinstance(update, Gather) and [send.to for send in update.sends] == ["catalog2"]
+    assert update.enough is not None and update.patience == WRITE_PATIENCE_S
+    assert update.sends[0].message.excluded == (1,)
+    assert not update.enough([None]) and update.enough([Applied(BOOK.seq + 1)])
+    write.answer([Applied(BOOK.seq + 1)], at=1.21)
+    for _ in range(20):
+        if write.done:
+            break
+        if isinstance(write.asks, Gather):  # the late offer to catalog1, while its lease runs
+            write.answer([NoAnswer()] * len(write.asks.sends), at=core.now + 0.05)
+        elif isinstance(write.asks, Sleep):
+            write.answer(None, at=max(core.now, write.asks.until))
+        else:
+            write.answer(None)
+    assert isinstance(write.result, Written) and write.result.book.seq == BOOK.seq + 1
+
+
+def test_with_available_consistency_a_write_waits_for_every_peer() -> None:
+    """Without majority writes a write must reach every reachable replica: no patience."""
+    core = replica(mode="bazar")
+    core.rules = core.rules - {Rule.MAJORITY}
+    write = Scripted(core, core.handle(Write(2, quantity=19)), now=1.0)
+    assert isinstance(write.asks, Gather) and write.asks.enough is None
+
+
+def _finish(write: Scripted, core, late_offer) -> None:  # type: ignore[no-untyped-def]
+    """Drive ``write`` to its answer: each late offer answered ``late_offer``, 0.05 s later."""
+    for _ in range(60):
+        if write.done:
+            return
+        if isinstance(write.asks, Gather):
+            write.answer([late_offer] * len(write.asks.sends), at=core.now + 0.05)
+        elif isinstance(write.asks, Sleep):
+            write.answer(None, at=max(core.now, write.asks.until))
+        else:
+            write.answer(None)
+
+
+def test_a_peer_whose_update_was_still_out_is_waited_out_as_one_left_out() -> None:
+    """catalog2 granted the check, and its update's answer was still out when catalog1 had
+    taken it: a read's hop may have made catalog2 vouch for the old copy again meanwhile (the
+    writer's own answer to it, sent while the update was out). Answered 0.2 s later, the write
+    let catalog2 answer the old stock after the buy (simulator seed 2048006196); it is now
+    answered once catalog2 takes the update offered again, or a lease has run out."""
+    core = replica(mode="bazar")
+    write = Scripted(core, core.handle(Write(2, quantity=19)), now=1.0)
+    write.answer([Granted(BOOK.seq), Granted(BOOK.seq)], at=1.01)
+    write.answer([Applied(BOOK.seq + 1), None], at=1.01 + WRITE_PATIENCE_S)
+    _finish(write, core, NoAnswer())
+    assert isinstance(write.result, Written)
+    assert core.now >= 1.01 + WRITE_PATIENCE_S + LEASE_S, "answered before catalog2's lease could run out"
+
+    core = replica(mode="bazar")
+    write = Scripted(core, core.handle(Write(2, quantity=19)), now=1.0)
+    write.answer([Granted(BOOK.seq), Granted(BOOK.seq)], at=1.01)
+    write.answer([Applied(BOOK.seq + 1), None], at=1.01 + WRITE_PATIENCE_S)
+    _finish(write, core, Applied(BOOK.seq + 1))
+    assert isinstance(write.result, Written)
+    assert core.now < 1.01 + WRITE_PATIENCE_S + 0.2, "catalog2 took the late offer: nothing left to wait for"
+

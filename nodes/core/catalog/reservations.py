@@ -7,8 +7,10 @@ decides who waits. A check that meets a buy already carried out answers its firs
 peers it reserved are released)."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import TracebackType
+from typing import Any
 
 from nodes.core.books import Book
 from nodes.core.catalog.documented import Documented
@@ -17,6 +19,7 @@ from nodes.core.catalog.state import (
     CHECK_TIMEOUT_S,
     RESERVATION_TTL_S,
     RESERVATION_WAIT_S,
+    WRITE_PATIENCE_S,
     Peer,
     Priority,
     Reservation,
@@ -235,8 +238,14 @@ class Reservations(Documented):
         asked = [p for p in self.peers if p.up or not trust_beliefs or p.granted_until > self.now]
         outcome.unreachable = [p for p in self.peers if p not in asked]
         replies = await Gather([self._send(p, check, timeout=self._check_timeout(p, trust_beliefs))
-                                for p in asked])
+                                for p in asked], enough=self._majority_of(Granted), patience=WRITE_PATIENCE_S)
         for peer, reply in zip(asked, replies, strict=True):
+            if reply is None:
+                # Still out once a majority had granted: left out of this round as a time-out
+                # leaves it (it may grant yet: released later), but not believed down for it.
+                outcome.unreachable.append(peer)
+                outcome.silent.append(peer)
+                continue
             if isinstance(reply, NoAnswer):
                 self._note_unreachable(peer, reply)
                 outcome.unreachable.append(peer)
@@ -258,6 +267,19 @@ class Reservations(Documented):
                 outcome.unreachable.append(peer)
         self._release_later(book_id, token, outcome.silent)
         return outcome
+
+    def _majority_of(self, kind: type, *, also: Callable[[list[Any]], bool] = lambda _r: True,
+                     ) -> Callable[[list[Any]], bool] | None:
+        """With majority writes, when a round's answers so far suffice: ``kind`` answered by
+        enough peers to make a majority with this writer (and ``also`` holds). Otherwise None:
+        every peer's answer, or its time-out, is waited for."""
+        if Rule.MAJORITY not in self.rules:
+            return None
+        needed = (len(self.peers) + 1) // 2
+
+        def enough(replies: list[Any]) -> bool:
+            return also(replies) and sum(1 for reply in replies if isinstance(reply, kind)) >= needed
+        return enough
 
     def _check_timeout(self, peer: Peer, trust_beliefs: bool) -> float:
         """How long a check waits for ``peer``: CHECK_TIMEOUT_S, or for a peer the heartbeat

@@ -57,6 +57,11 @@ HOP_TIMEOUT_S = 0.3
 #: How long a writer waits for a peer's answer to its check: a peer answers at once, or after at
 #: most RESERVATION_WAIT_S of wait-die; one silent longer is left out and its lease waited out.
 CHECK_TIMEOUT_S = 0.5
+#: With majority writes, how long a write's check or update waits for the peers still silent
+#: once enough have answered for a majority: a peer that hung after its last ping held every
+#: write of the book for the whole CHECK_TIMEOUT_S or the update's 1 s, and every buy queued
+#: behind it (issue 28). One left out is treated as a time-out treats it, but not noted down.
+WRITE_PATIENCE_S = 0.2
 #: How long a write waits for the front-end to confirm an invalidation.
 INVALIDATE_TIMEOUT_S = 0.5
 

@@ -17,6 +17,7 @@ from nodes.core.catalog.state import (
     INVALIDATE_TIMEOUT_S,
     LOCAL_QUEUE_S,
     RESERVATION_TTL_S,
+    WRITE_PATIENCE_S,
     Priority,
     WriteAnswer,
 )
@@ -47,7 +48,7 @@ async def _answer(answer: WriteAnswer) -> WriteAnswer:
 
 class Refusals(Reservations):
     """How a round that stops before its fan-out is answered, once its peers are released
-    (``Writes._refusal`` picks one)."""
+    (``Writes._refusal`` picks one), and how a write that no peer took is withdrawn."""
 
     async def _take_newer(self, book_id: int, newer: list[Book], generation: int) -> Conflict:
         """S5: a peer is ahead. Take the highest copy as current and let the caller retry."""
@@ -74,6 +75,28 @@ class Refusals(Reservations):
         if self._settles(buy) > self.now:
             await Sleep(self._settles(buy))
         return Written(self.books[book_id], duplicate=True, of=buy)
+
+    async def _withdraw(self, book_id: int, current: Book, new: Book, buy_ids: tuple[str, ...],
+                        maybe_late: bool) -> NotWritten | Unconfirmed:
+        """No peer took it, and nothing reached us while we waited for them: we are likely
+        the one cut off, and they, still in touch with each other, vouch for the old copy.
+        Acknowledged, the write would be read as never made: withdraw it."""
+        current = self._newest(current) if self.books[book_id] is not new else current
+        if not await self._stored("undo", current, list(buy_ids)):
+            # The disk takes no undo now: it stays, as an unconfirmed write, settled later.
+            self.tentative.setdefault(book_id, (Update(new, self.index, self._new_token(), buy_ids),
+                                                tuple(p.index for p in self.peers)))
+            return Unconfirmed(f"catalog{self.index} could not withdraw the write: {self.disk_trouble}")
+        self.tentative.pop(book_id, None)
+        self.unstored.discard(book_id)
+        self.books[book_id] = current
+        for buy in buy_ids:
+            self._forget_buy(buy)
+        self._unmark_valid(book_id)
+        self._emit_seq(current)
+        if maybe_late:
+            return Unconfirmed("out of touch with the peers it missed")
+        return NotWritten("out of touch with the peers it missed")
 
 
 class Writes(Refusals, GroupCommit):
@@ -255,13 +278,17 @@ class Writes(Refusals, GroupCommit):
         sends = [self._send(p, update) for p in outcome.granted]
         if self.has_frontend:
             sends.append(Send("frontend", Invalidate(book_id, new.seq), INVALIDATE_TIMEOUT_S))
-        replies = await Gather(sends)
+        def told(replies: list[Any]) -> bool:
+            return not self.has_frontend or replies[-1] is not None  # the front-end has answered
+
+        replies = await Gather(sends, enough=self._majority_of(Applied, also=told), patience=WRITE_PATIENCE_S)
         fan_out = replies[:len(outcome.granted)]
         for peer, reply in zip(outcome.granted, fan_out, strict=True):
             if isinstance(reply, Applied):  # what the peer holds now, whatever we manage to store
                 peer.seqs[book_id] = max(peer.seqs.get(book_id, -1), reply.seq)
         took = any(isinstance(reply, Applied) for reply in fan_out)
-        maybe = any(isinstance(reply, NoAnswer) and reply.maybe_processed for reply in fan_out)
+        # A peer whose answer was still out once a majority took it (None) may take it yet.
+        maybe = any(reply is None or (isinstance(reply, NoAnswer) and reply.maybe_processed) for reply in fan_out)
         # While the fan-out was out, catch-up may have brought a newer copy, built on this
         # write by a writer a peer showed it to: never step back to ours. Stored as tentative
         # when no peer confirmed it, so that after a crash it is still settled (a restarted
@@ -291,6 +318,8 @@ class Writes(Refusals, GroupCommit):
                                    "its peers may hold it")
             return NotWritten(f"catalog{self.index} could not store the write: {self.disk_trouble}")
         for peer, reply in zip(outcome.granted, replies, strict=False):
+            if reply is None:
+                continue  # still out when a majority had taken it: not believed down for that
             if isinstance(reply, NoAnswer):
                 self._note_unreachable(peer, reply)  # it dropped its valid mark when it reserved
             else:
@@ -322,8 +351,13 @@ class Writes(Refusals, GroupCommit):
             self._remember_buy(buy, book_id, new.seq)
         # A peer that granted the write but could not store it (its disk refused the commit)
         # keeps the old copy and may hold a lease on it, granted by anyone: it is left out as
-        # an unreachable one is, and waited out for the longest lease (simulator seed 279).
-        stalled = [p for p, reply in zip(outcome.granted, fan_out, strict=True) if isinstance(reply, Degraded)]
+        # an unreachable one is, and waited out for the longest lease (simulator seed 279). So
+        # is one whose answer was still out once a majority took it (None): a read's hop may
+        # have made it vouch for the old copy again meanwhile. A time-out (the catalog's whole
+        # second) outlasted that lease; a write answered 0.2 s after the majority did not
+        # (simulator seeds 2048006196, 2048011891, 2048017654: stale reads).
+        stalled = [p for p, reply in zip(outcome.granted, fan_out, strict=True)
+                   if isinstance(reply, Degraded) or reply is None]
         left_out = outcome.unreachable + stalled
         holds = self._settle_after(fan_out, left_out, buy_ids, stalled=stalled)
         if took:
@@ -346,25 +380,3 @@ class Writes(Refusals, GroupCommit):
         if unconfirmed:
             return Unconfirmed("no peer confirmed the write")
         return Written(new)
-
-    async def _withdraw(self, book_id: int, current: Book, new: Book, buy_ids: tuple[str, ...],
-                        maybe_late: bool) -> NotWritten | Unconfirmed:
-        """No peer took it, and nothing reached us while we waited for them: we are likely
-        the one cut off, and they, still in touch with each other, vouch for the old copy.
-        Acknowledged, the write would be read as never made: withdraw it."""
-        current = self._newest(current) if self.books[book_id] is not new else current
-        if not await self._stored("undo", current, list(buy_ids)):
-            # The disk takes no undo now: it stays, as an unconfirmed write, settled later.
-            self.tentative.setdefault(book_id, (Update(new, self.index, self._new_token(), buy_ids),
-                                                tuple(p.index for p in self.peers)))
-            return Unconfirmed(f"catalog{self.index} could not withdraw the write: {self.disk_trouble}")
-        self.tentative.pop(book_id, None)
-        self.unstored.discard(book_id)
-        self.books[book_id] = current
-        for buy in buy_ids:
-            self._forget_buy(buy)
-        self._unmark_valid(book_id)
-        self._emit_seq(current)
-        if maybe_late:
-            return Unconfirmed("out of touch with the peers it missed")
-        return NotWritten("out of touch with the peers it missed")

@@ -219,3 +219,20 @@ def test_a_peer_whose_update_was_still_out_is_waited_out_as_one_left_out() -> No
     assert isinstance(write.result, Written)
     assert core.now < 1.01 + WRITE_PATIENCE_S + 0.2, "catalog2 took the late offer: nothing left to wait for"
 
+
+def test_a_buy_carried_out_elsewhere_waits_to_settle_without_holding_its_book() -> None:
+    """A buy's first attempt reached catalog2 after its hedge had been carried out through
+    catalog0: known here, it is answered done once it has settled, up to a lease later. It held
+    the book meanwhile, every later buy of the book queued behind it, was hedged in turn and
+    carried out elsewhere, and waited here the same way: one book's buys took ~1 s each for
+    seconds on end under a cut-off. The next buy of the book now starts its round at once."""
+    core = replica(mode="bazar")
+    core._remember_buy("hedged", 2, BOOK.seq)
+    core.buy_settles["hedged"] = 1.6
+    first = Scripted(core, core.handle(Write(2, quantity=BOOK.quantity - 1, buy_id="hedged", take=1)), now=1.0)
+    assert isinstance(first.asks, Sleep) and first.asks.until >= 1.6
+    second = Scripted(core, core.handle(Write(2, quantity=BOOK.quantity - 1, buy_id="next", take=1)), now=1.01)
+    assert isinstance(second.asks, Gather), f"the next buy waited for the book: {second.asks!r}"
+    assert all(isinstance(send.message, Check) for send in second.asks.sends)
+    first.answer(None, at=1.6)
+    assert isinstance(first.result, Written) and first.result.duplicate

@@ -60,3 +60,18 @@ def test_each_hop_gets_a_plain_sentence():
     hop = Hop(2, "catalog0", "catalog1", "/rep/get/2 req: [] seq_n: 0", "200 OK", 200, 1.0, 0.0)
     assert describe(hop) == ("catalog0 does not hold the book as valid, so it asks catalog1 (already asked: []; "
                              "highest seq seen 0) → 200 OK.")
+
+
+@pytest.mark.parametrize(("answers", "matched"), [
+    ([(503, {"message": "Nothing was bought", "outcome": "not done"}), (200, {"success": True})], True),
+    ([(200, {"success": False}), (200, {"success": True})], True),  # catalog0 took the sale first
+    ([(200, {"success": True}), (200, {"success": True})], False),  # one copy sold twice
+    ([(503, {"message": "no"}), (503, {"message": "no"})], False),
+])
+def test_racing_buyers_may_end_either_way_but_never_sell_twice(answers, matched):
+    """W8's two buyers at the same moment: its file lists both endings the machine may choose
+    (``statuses`` and ``outcomes`` as lists of lists); a copy sold twice matches neither."""
+    from nodes.session.scenarios import Outcome, _differences
+    scenario = load(SCENARIO_DIR / "W8.toml")
+    outcome = Outcome(scenario, None, [], answers, 0.5, [])
+    assert (not _differences(scenario, outcome)) is matched, _differences(scenario, outcome)

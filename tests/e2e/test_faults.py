@@ -151,7 +151,7 @@ async def test_sigkill_in_the_middle_of_writes_never_loses_an_acknowledged_one(c
                 if status == 200 and answer["success"]:
                     acknowledged.append(answer["buy_id"])
 
-        for _ in range(12):
+        for _ in range(8):
             stop = asyncio.Event()
             writers = [asyncio.create_task(writer(stop)) for _ in range(3)]
             await asyncio.sleep(rng.uniform(0.05, 0.3))  # let the writes get going before the kill

@@ -38,7 +38,7 @@ pytestmark = pytest.mark.timeout(150)
 #: Generated requests per route, per generation mode (valid, invalid): bounded for 2 shared cores,
 #: and the same ones every run. To explore, BAZAR_CONTRACT_EXAMPLES=500 draws that many, fresh each run.
 EXPLORING = bool(os.environ.get("BAZAR_CONTRACT_EXAMPLES"))
-EXAMPLES = int(os.environ.get("BAZAR_CONTRACT_EXAMPLES") or 20)
+EXAMPLES = int(os.environ.get("BAZAR_CONTRACT_EXAMPLES") or 12)
 NODES = ("frontend", "catalog0", "order0")
 #: With the secret these would change the cluster under the other cases (slow it, cut it off,
 #: reset it): their answers to a caller with no secret (401) are still checked.

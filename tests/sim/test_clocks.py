@@ -61,13 +61,14 @@ SILENT_FAULTS = ("partition", "one-way", "cut")
                          ids=["drift 90 %", "steps of 1 s"])
 def test_the_simulator_finds_stale_reads_once_clocks_exceed_the_bounds(beyond: dict) -> None:
     options = Options(**{"faults": SILENT_FAULTS, "readers": 6, **beyond})
-    # Up to 200 seeds from just before the first one found failing when written (drift: 24,
-    # steps: 92), until one fails for the clocks. Leases count time (a stale read), and so does
+    # Up to 200 seeds from just before the first one found failing (drift: 24 when written,
+    # 42 since the write a majority answered, 2026-12-07; steps: 92), until one fails for the
+    # clocks. Leases count time (a stale read), and so does
     # the buys' retry window: a clock running far too fast forgets a buy before its retries are
     # over (a buy done twice). Other anomalies may come first (with a silent peer's waits cut,
     # 2026-12-06: no convergence); running all 200 seeds for them took 80-90 s a case on two
     # busy cores, near the time-out.
-    first = 1 if "drift" in beyond else 81
+    first = 40 if "drift" in beyond else 81
     kinds: set[str] = set()
     for seed in range(first, first + 200):
         kinds |= {a.kind for a in simulate(replace(options, seed=seed)).anomalies}

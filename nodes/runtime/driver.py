@@ -121,6 +121,14 @@ class Driver:
         assert reply.status is not None  # answered
         return answer_of(send.message, reply.status, reply.data)
 
+    def _send_in_background(self, send: Send) -> asyncio.Future:
+        """``send`` as a task kept until it ends: one a request stopped waiting for still ends
+        by its own time-out, so its hop is told as it ended."""
+        task = asyncio.ensure_future(self.send(send))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        return task
+
     async def _gather_enough(self, effect: Gather) -> list[Any]:
         """A gather that stops waiting ``patience`` after ``enough`` holds: those still out are
         not cancelled but end by their own time-out, so each hop is told as it ended."""
@@ -128,10 +136,7 @@ class Driver:
         answers: list[Any] = [None] * len(effect.sends)
         out: dict[asyncio.Future, int] = {}
         for index, send in enumerate(effect.sends):
-            task = asyncio.ensure_future(self.send(send))
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
-            out[task] = index
+            out[self._send_in_background(send)] = index
         loop = asyncio.get_running_loop()
         patient_until: float | None = None
         while out:
@@ -156,10 +161,7 @@ class Driver:
 
         def send_next() -> None:
             nonlocal sent
-            task = asyncio.ensure_future(self.send(effect.sends[sent]))
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
-            out[task] = sent
+            out[self._send_in_background(effect.sends[sent])] = sent
             sent += 1
 
         # At teaching speed every traced message is held a while: the hedge waits that out too,

@@ -239,8 +239,7 @@ class Fiber:
                     or all(a is None for a in answers)):
                 return
             state["patient"] = True
-            world.at(world.now + self.process.clock.lasts(effect.patience),
-                     lambda: self.process.run(lambda: None if state["over"] else finish(), self.incarnation))
+            self._finish_after(effect.patience, state, finish)
 
         def send_next() -> None:
             index = state["sent"]
@@ -277,6 +276,13 @@ class Fiber:
 
         send_next()
 
+    def _finish_after(self, seconds: float, state: dict[str, Any], finish: Callable[[], None]) -> None:
+        """Out of patience ``seconds`` from now on this node's clock: ``finish`` then, unless
+        the effect is over already (or the node restarted meanwhile)."""
+        world = self.process.world
+        world.at(world.now + self.process.clock.lasts(seconds),
+                 lambda: self.process.run(lambda: None if state["over"] else finish(), self.incarnation))
+
     def _gather(self, effect: Gather) -> None:
         """As the node's driver does: resumed once every send has answered, or ``patience``
         after ``enough`` held of the answers so far (None for those still out, left to run out)."""
@@ -301,9 +307,7 @@ class Fiber:
                 return
             if effect.enough is not None and not state["patient"] and effect.enough(answers):
                 state["patient"] = True
-                world = self.process.world
-                world.at(world.now + self.process.clock.lasts(effect.patience),
-                         lambda: self.process.run(lambda: None if state["over"] else finish(), self.incarnation))
+                self._finish_after(effect.patience, state, finish)
 
         for i, send in enumerate(sends):
             self.process.world.send(self.process.name, send, partial(one, i), self.context)

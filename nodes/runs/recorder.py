@@ -96,9 +96,12 @@ class Recorder:
     # ---- rewinding ----------------------------------------------------------------------------
     @property
     def start(self) -> float:
-        """The earliest instant the window can rewind to."""
+        """The earliest instant the window can rewind to: now, before anything was recorded
+        (a cluster ready before its first input arrived; its nodes are forked in milliseconds)."""
         keyframes = [k for k in self.player.keyframes if k.index >= self.recording.base]
-        return keyframes[0].at if keyframes else self.recording.end
+        if keyframes:
+            return keyframes[0].at
+        return self.recording.end if self.recording.chunks else time.time()
 
     def rewind(self, t: float) -> bool:
         """Show the cluster as it was at ``t`` (the cluster goes on; it is recorded meanwhile).

@@ -301,3 +301,19 @@ def test_a_full_disk_stops_the_file_not_the_recording(tmp_path: Path) -> None:
     assert writer.error is not None and "No space left on device" in writer.error and "full.jsonl.gz" in writer.error
     assert read_run(tmp_path / "full.jsonl.gz").records() == inputs[:100]  # whole up to where the disk filled
     assert [r for chunk in chunks for r in chunk.records()] == inputs  # the rewind buffer has all of it
+
+
+def test_a_live_recording_with_nothing_in_it_yet_starts_now(tmp_path: Path) -> None:
+    """A cluster ready before its first input arrived: the rewind buffer starts now, not at 0
+    (the window's slider range, (now - start) in tenths of a second, once overflowed Qt's int)."""
+    import time
+
+    from nodes.runs.recorder import Recorder
+    from nodes.runs.runfile import Header
+
+    model = ClusterModel({"frontend": "http://127.0.0.1:9000"})
+    recorder = Recorder(model, Header("test", {"frontend": "http://127.0.0.1:9000"}), None)
+    try:
+        assert abs(recorder.start - time.time()) < 5
+    finally:
+        recorder.writer.close()

@@ -20,6 +20,7 @@ except ImportError:  # not on Windows: each process keeps its own cursor
     fcntl = None  # type: ignore[assignment]
 
 from nodes.control.errors import ClusterError
+from nodes.control.spawn import Forked
 from nodes.core.vocabulary import HealthState, NodeState
 
 
@@ -35,7 +36,7 @@ class ManagedNode:
     #: Attached, and its process is the container engine's to kill, pause and start
     #: (nodes/control/engine.py): every fault works on it as on a node started here.
     by_engine: bool = False
-    proc: subprocess.Popen | None = None
+    proc: subprocess.Popen | Forked | None = None
     state: NodeState = NodeState.DOWN
     exit_code: int | None = None
     slow_ms: int = 0

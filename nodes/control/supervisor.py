@@ -1,9 +1,10 @@
 """The supervisor: starts, watches, breaks and heals the nodes of one cluster. No Qt.
 
-Processes are plain ``subprocess.Popen`` children read by one thread each, so process
-control never depends on whichever event loop the caller runs (qasync has no subprocess
-transport). Every node is told the launcher's pid and asks the kernel to kill it when the
-launcher dies, however it dies.
+Each node is a process of its own, forked from a warm fork server (nodes/control/spawn.py) or
+started with ``subprocess.Popen``, and read by one thread each, so process control never
+depends on whichever event loop the caller runs (qasync has no subprocess transport). Every
+node asks the kernel to kill it when its parent dies (the launcher, or the fork server, which
+dies with the launcher), however it dies.
 
 Outage toggles (the README says what each looks like to a student):
 - crash: SIGKILL; a restart keeps the database and loses all memory (the valid set);
@@ -34,6 +35,7 @@ from nodes.control.clusterfile import Cluster
 from nodes.control.engine import ComposeEngine, by_engine
 from nodes.control.errors import ClusterError
 from nodes.control.processes import ManagedNode, free_port
+from nodes.control.spawn import Forked, start_node
 from nodes.core.catalog import BUY_WINDOW_S
 from nodes.core.vocabulary import NodeState
 from nodes.runtime.server import parse_ready_line
@@ -192,17 +194,14 @@ class Supervisor(NodeAdmin):
             # Unbuffered: a write the disk refuses leaves nothing pending to fail again later.
             log = open(node.log_path, "ab", buffering=0)  # noqa: SIM115 - owned by the reader thread
             _append(log, f"---- {time.strftime('%H:%M:%S')} starting {node.name}\n".encode())
-            node.proc = self._spawner.submit(
-                subprocess.Popen, node.command, cwd=PROJECT_ROOT, env=env, stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
-            ).result()
+            node.proc = self._spawner.submit(start_node, node.command, cwd=PROJECT_ROOT, env=env).result()
             node.state = NodeState.STARTING
             node.started_at = time.time()
             threading.Thread(target=self._read, args=(node, node.proc, log), name=f"log-{node.name}",
                              daemon=True).start()
         self._changed(node)
 
-    def _read(self, node: ManagedNode, proc: subprocess.Popen, log) -> None:
+    def _read(self, node: ManagedNode, proc: subprocess.Popen | Forked, log) -> None:
         assert proc.stdout is not None
         lost = 0  # lines the disk would not take since the last one it did
         with log:
@@ -239,7 +238,8 @@ class Supervisor(NodeAdmin):
                 tail = self.log_tail(name, 15)
                 raise ClusterError(f"{name} exited with code {node.exit_code} while starting:\n{tail}")
             if node.state != NodeState.UP:
-                raise ClusterError(f"{name} did not become ready within {timeout:.0f} s:\n{self.log_tail(name, 15)}")
+                raise ClusterError(f"{name} did not become ready within {timeout:.0f} s{_where(node)}:\n"
+                                   f"{self.log_tail(name, 15)}")
 
     def stop(self, name: str) -> None:
         node = self.node(name)
@@ -359,14 +359,27 @@ def _append(log: BinaryIO, data: bytes, lost: int = 0) -> int:
         return lost + 1
 
 
-def _signal(proc: subprocess.Popen, signum: int) -> None:
+def _where(node: ManagedNode) -> str:
+    """Where a node that never became ready is: its process's state and, if it waits, on what
+    (Linux's /proc), for whoever looks into why."""
+    pid = node.proc.pid if node.proc is not None else None
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        waiting = Path(f"/proc/{pid}/wchan").read_text().strip()
+    except (OSError, IndexError):
+        return ""
+    words = {"R": "running", "S": "sleeping", "D": "waiting on the disk", "T": "stopped", "Z": "ended"}
+    return f" (process {pid}: {words.get(state, state)}{f' in {waiting}' if waiting not in ('', '0') else ''})"
+
+
+def _signal(proc: subprocess.Popen | Forked, signum: int) -> None:
     try:
         proc.send_signal(signum)
     except ProcessLookupError:
         pass
 
 
-def _terminate(proc: subprocess.Popen) -> None:
+def _terminate(proc: subprocess.Popen | Forked) -> None:
     """SIGTERM, then SIGKILL if it has not gone within the grace period."""
     _signal(proc, signal.SIGCONT)
     _signal(proc, signal.SIGTERM)

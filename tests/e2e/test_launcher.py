@@ -166,11 +166,16 @@ def test_no_node_outlives_a_sigkilled_launcher_even_a_hung_one(tmp_path):
     proc, pids, output = launch_headless(tmp_path)
     try:
         assert len(pids) == 4, output
+        # The nodes' parent: the fork server the launcher started (nodes/control/spawn.py).
+        forkers = subprocess.run(["pgrep", "-P", str(proc.pid), "-f", "nodes.runtime.forkserver"],
+                                 capture_output=True, text=True).stdout.split()
+        assert len(forkers) == 1, forkers
+        pids["fork server"] = int(forkers[0])
         os.kill(pids["catalog1"], signal.SIGSTOP)  # a hung node cannot clean up after itself
         proc.kill()
         proc.wait()
         wait_until_sync(lambda: not any(alive(pid) for pid in pids.values()), timeout=5,
-                        what="every node to end after the launcher was SIGKILLed")
+                        what="every node and the fork server to end after the launcher was SIGKILLed")
     finally:
         proc.kill()
         proc.wait()

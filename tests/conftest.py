@@ -3,6 +3,7 @@ import os
 
 import pytest
 
+from tests import engine
 from tests.support import open_window
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -25,6 +26,18 @@ def pytest_collection_modifyitems(config, items):
     # last, it went to whichever worker freed up near the end and ran alone for minutes, and a
     # clean clone's suite took 616-622 s on two slow cores.
     items.sort(key=lambda item: item.path.parent.name != "window")
+
+
+def pytest_sessionstart(session):
+    """The container tests' engine and image are made in the background from here, in the
+    process that deals the tests out, before any worker starts (tests/engine.py)."""
+    if not hasattr(session.config, "workerinput"):
+        engine.start_in_background([str(arg) for arg in session.config.args])
+
+
+def pytest_sessionfinish(session):
+    if not hasattr(session.config, "workerinput"):
+        engine.finish()
 
 
 @pytest.fixture

@@ -31,12 +31,11 @@ from nodes.core.wire import BUY_ID_HEADER
 from nodes.runtime.config import DEFAULT_HOST, parse
 from nodes.verify.checker import check
 from nodes.verify.history import Fault, Final, History, Operation
+from tests.engine import ENGINE_SCRIPT, Prepared
+from tests.engine import wait as background_job
 from tests.support import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
-#: Makes an engine on Bazar's development machines, where no image can be pulled (it builds a
-#: local python:3.11-slim); real users have an engine already.
-ENGINE_SCRIPT = ROOT.parent / "shared" / "tools" / "docker-engine.sh"
 HOW_TO_RUN = ("start a Docker engine with Compose (on a Bazar development machine, as root: "
               "`bash ../shared/tools/docker-engine.sh`), then `python3 -m pytest tests/e2e/test_containers.py`")
 BOOKS = range(1, 8)
@@ -59,10 +58,14 @@ def sh(*args: str, timeout: float = 120, env: dict[str, str] | None = None) -> s
                           stdin=subprocess.DEVNULL)
 
 
-def engine() -> list[str]:
-    """The Compose command of a working engine, making one with ENGINE_SCRIPT where that can be
-    done; skips the test when there is none."""
-    if ENGINE_SCRIPT.exists() and hasattr(os, "geteuid") and os.geteuid() == 0:
+def engine(prepared: Prepared | None) -> list[str]:
+    """The Compose command of a working engine, made in the background since the session began
+    (tests/engine.py) or here with ENGINE_SCRIPT where that can be done; skips the test when
+    there is none."""
+    if prepared is not None and prepared.stage == "engine" and prepared.returncode != 0:
+        pytest.skip(f"{ENGINE_SCRIPT.name} could not make an engine ({prepared.output.strip()[-2000:]}); "
+                    f"to run this test: {HOW_TO_RUN}")
+    if prepared is None and ENGINE_SCRIPT.exists() and hasattr(os, "geteuid") and os.geteuid() == 0:
         made = sh("bash", str(ENGINE_SCRIPT), timeout=600)
         if made.returncode != 0:
             pytest.skip(f"{ENGINE_SCRIPT.name} could not make an engine ({(made.stdout + made.stderr).strip()}); "
@@ -74,6 +77,18 @@ def engine() -> list[str]:
     if shutil.which("docker-compose") and sh("docker-compose", "version", timeout=30).returncode == 0:
         return ["docker-compose"]
     pytest.skip(f"the engine has no Compose (`docker compose` or `docker-compose`); to run this test: {HOW_TO_RUN}")
+
+
+def built_image(prepared: Prepared | None) -> tuple[str, float]:
+    """The node image's tag and how long its build took: the background job's, or built here."""
+    if prepared is not None:
+        assert prepared.returncode == 0, f"docker build failed:\n{prepared.output[-6000:]}"
+        return prepared.image, prepared.build_s
+    image = f"bazar-node:test-{uuid.uuid4().hex[:8]}"
+    started = time.monotonic()
+    built = sh("docker", "build", "-t", image, ".", timeout=600)
+    assert built.returncode == 0, f"docker build failed:\n{built.stdout[-3000:]}\n{built.stderr[-3000:]}"
+    return image, time.monotonic() - started
 
 
 def free_port() -> int:
@@ -209,13 +224,10 @@ class Shoppers:
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    compose = engine()
+    prepared = background_job()
+    compose = engine(prepared)
     run_id = uuid.uuid4().hex[:8]
-    image = f"bazar-node:test-{run_id}"
-    started = time.monotonic()
-    built = sh("docker", "build", "-t", image, ".", timeout=600)
-    assert built.returncode == 0, f"docker build failed:\n{built.stdout[-3000:]}\n{built.stderr[-3000:]}"
-    build_s = time.monotonic() - started
+    image, build_s = built_image(prepared)
     size = int(sh("docker", "image", "inspect", "-f", "{{.Size}}", image).stdout)
     print(f"\nimage {image} built in {build_s:.1f} s, {size / 1e6:.0f} MB")
     secret = tmp_path_factory.mktemp("secret") / "bazar.secret"

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import gc
 import json
 import os
 import select
@@ -184,6 +185,10 @@ def main(argv: list[str] | None = None) -> None:
     sock = socket.socket(fileno=args.socket)
     die_with_parent(args.parent_pid)
     _warm()
+    # What is imported stays: out of the collector's sight, a node's collections never walk it
+    # nor write its reference counts' pages (shared with the fork server until written).
+    gc.collect()
+    gc.freeze()
     _send(sock, {"ready": os.getpid()})
     serve(sock)
 

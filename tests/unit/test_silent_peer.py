@@ -7,6 +7,7 @@ from dataclasses import replace
 
 from nodes.core.catalog.rules import Rule
 from nodes.core.catalog.state import CHECK_TIMEOUT_S, HOP_TIMEOUT_S, LEASE_S, WRITE_PATIENCE_S
+from nodes.core.clocks import outwait
 from nodes.core.effects import Gather, NoAnswer, Send, Sleep
 from nodes.core.messages import (
     Applied,
@@ -202,14 +203,25 @@ def test_a_peer_whose_update_was_still_out_is_waited_out_as_one_left_out() -> No
     taken it: a read's hop may have made catalog2 vouch for the old copy again meanwhile (the
     writer's own answer to it, sent while the update was out). Answered 0.2 s later, the write
     let catalog2 answer the old stock after the buy (simulator seed 2048006196); it is now
-    answered once catalog2 takes the update offered again, or a lease has run out."""
+    answered once catalog2 takes the update offered again, or every lease it could vouch on
+    has run out: the one we granted it and the ones catalog1, which took the write, reports
+    having granted it. With three replicas those are all (catalog2 needs one peer's lease,
+    and the other two are us and catalog1). Waiting a whole lease more from then on took a
+    buy in flight when catalog1 hung to a second and more (issue 28)."""
     core = replica(mode="bazar")
+    catalog1, catalog2 = core.peers
+    assert (catalog1.index, catalog2.index) == (1, 2)
+    catalog2.granted_until = 1.5  # we answered its ping with a lease during the fan-out
     write = Scripted(core, core.handle(Write(2, quantity=19)), now=1.0)
     write.answer([Granted(BOOK.seq), Granted(BOOK.seq)], at=1.01)
-    write.answer([Applied(BOOK.seq + 1), None], at=1.01 + WRITE_PATIENCE_S)
+    patience_over = 1.01 + WRITE_PATIENCE_S
+    write.answer([Applied(BOOK.seq + 1, holds=((2, 0.5),)), None], at=patience_over)
     _finish(write, core, NoAnswer())
     assert isinstance(write.result, Written)
-    assert core.now >= 1.01 + WRITE_PATIENCE_S + LEASE_S, "answered before catalog2's lease could run out"
+    reported = patience_over + outwait(0.5)
+    assert core.now >= reported > 1.5, "answered before catalog1's lease to catalog2 could run out"
+    assert core.now < reported + 0.1, "a whole lease more waited out for nothing"
+    assert core.now < patience_over + outwait(LEASE_S)
 
     core = replica(mode="bazar")
     write = Scripted(core, core.handle(Write(2, quantity=19)), now=1.0)
@@ -236,3 +248,27 @@ def test_a_buy_carried_out_elsewhere_waits_to_settle_without_holding_its_book() 
     assert all(isinstance(send.message, Check) for send in second.asks.sends)
     first.answer(None, at=1.6)
     assert isinstance(first.result, Written) and first.result.duplicate
+
+
+def test_a_writers_reservation_at_home_is_as_old_as_the_checks_it_sends() -> None:
+    """A round's checks carry the age of its oldest buy, riders included; its reservation here
+    kept the age of the buy that led it. Two writers of one book (beside a hung replica, each
+    needing the other's grant) each found the other's check older than the writer it held the
+    book for, each waited 0.3 s for the other and refused: 409s for 3 s, then 503 (issue 28).
+    The reservation here now takes the age the checks carry, so exactly one of two such
+    checks waits."""
+    core = replica(mode="bazar")
+    lead = Scripted(core, core.handle(Write(2, quantity=19, buy_id="lead", take=1, since=5.0)), now=5.0)
+    assert isinstance(lead.asks, Gather)  # its checks are out; the book is held
+    second = Scripted(core, core.handle(Write(2, quantity=19, buy_id="second", take=1, since=4.0)), now=5.01)
+    rider = Scripted(core, core.handle(Write(2, quantity=19, buy_id="old", take=1, since=1.0)), now=5.02)
+    lead.answer([Granted(BOOK.seq), Granted(BOOK.seq)], at=5.03)
+    for _ in range(20):  # the lead's round ends; the next round starts, "old" riding on it
+        if not lead.done:
+            lead.answer([Applied(BOOK.seq + 1), Applied(BOOK.seq + 1)] if isinstance(lead.asks, Gather) else None)
+    second.answer(None)  # woken: it leads the next round, and "old", queued behind, rides on it
+    assert isinstance(second.asks, Gather), second.asks
+    checks = [send.message for send in second.asks.sends]
+    assert checks and all(isinstance(check, Check) and check.since == 1.0 for check in checks), checks
+    assert core.reservations[2].priority == (1.0, 0), "the reservation here is as old as the checks"
+    assert not rider.done  # carried by the round under way

@@ -8,7 +8,7 @@ peers it reserved are released)."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import TracebackType
 from typing import Any
 
@@ -66,6 +66,12 @@ class Reservations(Documented):
             return False
         self.reservations[book_id] = Reservation(owner, token, self.now + RESERVATION_TTL_S, priority)
         return True
+
+    def _reprioritize(self, book_id: int, token: str, priority: Priority) -> None:
+        """``token``'s reservation of ``book_id``, if it still holds one, takes ``priority``."""
+        held = self.reservations.get(book_id)
+        if held is not None and held.token == token:
+            self.reservations[book_id] = replace(held, priority=priority)
 
     def _release(self, book_id: int, token: str) -> None:
         """End ``token``'s reservation, if it still holds one, and wake whoever waits for it."""
@@ -210,9 +216,12 @@ class Reservations(Documented):
         # as our clock counts, and the writer outwaits them on its own (W2). A late offer of a
         # write left unconfirmed may reach us before any other peer: all but its writer may
         # still lack it.
+        # Reported for every replica but the writer: one the write sent the update to may yet
+        # be left out, its answer never having come (the writer's ``_settle_after``).
         behind = {p.index for p in self.peers if p.index != message.sender} if message.late else set(message.excluded)
-        holding = [p for p in self.peers if p.index in behind and not p.refused and p.granted_until > self.now]
-        holds = tuple((p.index, p.granted_until - self.now) for p in holding)
+        granted = [p for p in self.peers if p.index != message.sender and not p.refused and p.granted_until > self.now]
+        holds = tuple((p.index, p.granted_until - self.now) for p in granted)
+        holding = [p for p in granted if p.index in behind]
         if holding:
             for buy_id in message.buy_ids:
                 self.buy_settles[buy_id] = max(self.buy_settles.get(buy_id, NEVER), *(p.granted_until for p in holding))

@@ -184,6 +184,12 @@ class Writes(Refusals, GroupCommit):
             # taken from a copy that may yet give way (see _copies_left).
             riders = self._board(book_id, request) if can_ride(request) and book_id not in self.tentative else []
             since = min([priority[0], *(r.request.since for r in riders if r.request.since is not None)])
+            # Our own reservation of the book takes the age our checks carry: the peers' wait-die
+            # compares a check with the writer they hold the book for, and a writer whose
+            # riders made its checks older than its reservation here waited at a peer that was
+            # waiting at it in turn; both refused after 0.3 s, again and again (two writers of
+            # one book beside a hung replica, 3 s of 409s and then 503, issue 28).
+            self._reprioritize(book_id, token, (since, self.index))
             answer = await self._reserved_write(
                 book_id, changes, request.base_seq, buy_id, token, (since, self.index),
                 take=request.take if buy_id is not None else None,

@@ -14,12 +14,16 @@ short-lived one.
 ``BAZAR_FORK_SERVER=0`` in the environment starts every node with ``Popen`` instead."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
+import traceback
 from collections.abc import Iterator
 from concurrent.futures import Future
 from pathlib import Path
@@ -59,13 +63,9 @@ class Forked:
             os.kill(self.pid, signum)
 
     def kill(self) -> None:
-        import signal
-
         self.send_signal(signal.SIGKILL)
 
     def terminate(self) -> None:
-        import signal
-
         self.send_signal(signal.SIGTERM)
 
 
@@ -82,6 +82,8 @@ class ForkServer:
         self._asked: dict[int, tuple[Future[Forked], IO[bytes], list[str]]] = {}
         self._nodes: dict[int, Forked] = {}
         self._ready: Future[socket.socket] = Future()
+        # Its errors go to a file: a pipe nobody reads while it runs could fill and stop it.
+        self._errors = tempfile.TemporaryFile()  # noqa: SIM115 - kept for the fork server's life
         self.alive = True
         threading.Thread(target=self._run, name="fork-server", daemon=True).start()
         self._sock = self._ready.result(READY_S + 5)
@@ -94,13 +96,13 @@ class ForkServer:
                     [sys.executable, "-m", "nodes.runtime.forkserver", "--socket", str(theirs.fileno()),
                      "--parent-pid", str(os.getpid())],
                     cwd=Path(__file__).resolve().parents[2], pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL,
-                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
+                    stdout=subprocess.DEVNULL, stderr=self._errors, start_new_session=True,
                     env={**os.environ, "PYTHONUNBUFFERED": "1"})
             ours.settimeout(READY_S)
             hello = ours.recv(MESSAGE_BYTES)
             ours.settimeout(None)
             if not hello:
-                raise ForkServerError(f"the fork server ended while starting: {_tail(process)}")
+                raise ForkServerError(f"the fork server ended while starting: {self._tail(process)}")
         except (OSError, ForkServerError) as error:
             self.alive = False
             self._ready.set_exception(ForkServerError(str(error)))
@@ -108,7 +110,10 @@ class ForkServer:
         self._ready.set_result(ours)
         try:
             for message in _messages(ours):
-                self._take(message)
+                try:
+                    self._take(message)
+                except Exception:  # noqa: BLE001 - one odd message must not end every node
+                    traceback.print_exc()
         finally:
             self._end(process)
 
@@ -119,7 +124,13 @@ class ForkServer:
                 if node is not None:
                     node._exited(message["code"])
                 return
-            future, stdout, args = self._asked.pop(message["id"])
+            asked = self._asked.pop(message.get("id") or 0, None)
+            if asked is None:  # its asker gave up waiting: the node it forked is nobody's
+                if "pid" in message:
+                    with contextlib.suppress(OSError):
+                        os.kill(message["pid"], signal.SIGKILL)
+                return
+            future, stdout, args = asked
             if "pid" in message:
                 node = Forked(message["pid"], stdout, args)
                 self._nodes[node.pid] = node
@@ -135,13 +146,20 @@ class ForkServer:
             self.alive = False
             for future, stdout, _args in self._asked.values():
                 stdout.close()
-                future.set_exception(ForkServerError(f"the fork server ended: {_tail(process)}"))
+                future.set_exception(ForkServerError(f"the fork server ended: {self._tail(process)}"))
             self._asked.clear()
             for node in self._nodes.values():
                 node._exited(-9)
             self._nodes.clear()
         process.kill()
         process.wait()
+
+    def _tail(self, process: subprocess.Popen) -> str:
+        if process.poll() is None:
+            return "it stopped answering"
+        self._errors.seek(0)
+        errors = self._errors.read()[-2000:].decode("utf-8", "replace").strip()
+        return f"exit code {process.returncode}" + (f": {errors}" if errors else "")
 
     def spawn(self, command: list[str], *, cwd: Path, env: dict[str, str]) -> Forked:
         """Fork ``python -m nodes ARGS`` (``command``) with ``env`` in ``cwd``; its output (and
@@ -167,7 +185,13 @@ class ForkServer:
             raise ForkServerError(f"cannot reach the fork server: {error.strerror}") from None
         finally:
             os.close(write)
-        return future.result(READY_S)
+        try:
+            return future.result(READY_S)
+        except TimeoutError:
+            with self._lock:
+                if self._asked.pop(ident, None) is not None:
+                    stdout.close()
+            raise ForkServerError(f"the fork server did not answer within {READY_S:.0f} s") from None
 
 
 def _messages(sock: socket.socket) -> Iterator[dict[str, Any]]:
@@ -181,11 +205,6 @@ def _messages(sock: socket.socket) -> Iterator[dict[str, Any]]:
         yield json.loads(data)
 
 
-def _tail(process: subprocess.Popen) -> str:
-    if process.poll() is None:
-        return "it stopped answering"
-    errors = process.stderr.read().decode("utf-8", "replace").strip() if process.stderr else ""
-    return f"exit code {process.returncode}" + (f": {errors[-2000:]}" if errors else "")
 
 
 _server: ForkServer | None = None

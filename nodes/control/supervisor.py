@@ -214,7 +214,7 @@ class Supervisor(NodeAdmin):
                         if node.state == NodeState.STARTING:
                             node.state = NodeState.UP
                     self._changed(node)  # listeners first: whoever waits sees them done
-                    node.ready.set()
+                    self._ready(node, proc)
             code = proc.wait()
             _append(log, f"---- {time.strftime('%H:%M:%S')} {node.name} ended with code {code}\n".encode(), lost)
         with self._lock:
@@ -224,11 +224,21 @@ class Supervisor(NodeAdmin):
                 node.state = NodeState.EXITED
                 node.exit_code = code
         self._changed(node)
-        node.ready.set()  # wake anyone waiting: it will not become ready now
+        self._ready(node, proc)  # wake anyone waiting: it will not become ready now
+
+    def _ready(self, node: ManagedNode, proc: subprocess.Popen | Forked) -> None:
+        """Wake whoever waits for ``node`` — if ``proc`` is still its process. A process's
+        reader ends when the process does, and a restart may have started the next one
+        meanwhile: set then, the event told ``wait_ready`` the new process was done starting
+        before it had begun (a scenario's restart failed "not ready" at once, under load)."""
+        with self._lock:
+            if node.proc is proc:
+                node.ready.set()
 
     def wait_ready(self, names: Iterable[str] | None = None, timeout: float = 30.0) -> None:
         """Block until the named nodes (all by default) print their ready line."""
-        deadline = time.monotonic() + timeout
+        began = time.monotonic()
+        deadline = began + timeout
         for name in list(names) if names is not None else list(self.nodes):
             node = self.node(name)
             if node.attached:
@@ -238,7 +248,8 @@ class Supervisor(NodeAdmin):
                 tail = self.log_tail(name, 15)
                 raise ClusterError(f"{name} exited with code {node.exit_code} while starting:\n{tail}")
             if node.state != NodeState.UP:
-                raise ClusterError(f"{name} did not become ready within {timeout:.0f} s{_where(node)}:\n"
+                waited = time.monotonic() - began
+                raise ClusterError(f"{name} did not become ready within {waited:.1f} s{_where(node)}:\n"
                                    f"{self.log_tail(name, 15)}")
 
     def stop(self, name: str) -> None:

@@ -155,7 +155,14 @@ def serve(sock: socket.socket) -> None:
             return
         if not data:
             return  # the supervisor's process ended
-        request = json.loads(data)
+        try:
+            request = json.loads(data)
+            request["argv"], request["env"], request["cwd"]  # noqa: B018 - what a request must hold
+        except (ValueError, KeyError, TypeError) as error:
+            for fd in fds:
+                os.close(fd)
+            _send(sock, {"id": None, "error": f"not a request: {error}"})
+            continue
         if len(fds) != 1:
             for fd in fds:
                 os.close(fd)
@@ -171,6 +178,9 @@ def serve(sock: socket.socket) -> None:
             code = 1
             try:
                 code = _become_node(request, fds[0], [sock.fileno(), wake_read, wake_write])
+            except BaseException:  # noqa: BLE001 - said before the child ends (a folder gone, say)
+                traceback.print_exc()
+                sys.stderr.flush()
             finally:
                 os._exit(code)
         os.close(fds[0])

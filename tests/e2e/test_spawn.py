@@ -97,3 +97,25 @@ def test_if_the_fork_server_dies_its_nodes_die_with_it_and_the_next_start_makes_
     supervisor.start_all()
     supervisor.wait_ready(timeout=30)
     assert parent_of(supervisor.node("catalog0").proc.pid) != server
+
+
+def test_the_end_of_a_nodes_old_process_never_says_its_new_one_is_ready(tmp_path, supervisors):
+    """A restart stops a node and starts it again; the old process's reader, ending just then,
+    woke ``wait_ready`` for the new one before it had begun (a scenario's restart failed at
+    once, "not ready", under load). Only the node's current process sets its event."""
+    supervisor = start(make_cluster(tmp_path, catalogs=1, orders=1))
+    supervisors.append(supervisor)
+    node = supervisor.node("order0")
+    old = node.proc
+    supervisor.stop("order0")
+    node.ready.clear()
+    node.proc = subprocess.Popen(["sleep", "30"])  # stands in for the next process, not yet ready
+    try:
+        supervisor._ready(node, old)
+        assert not node.ready.is_set(), "the old process's end woke whoever waits for the new one"
+        supervisor._ready(node, node.proc)
+        assert node.ready.is_set()
+    finally:
+        node.proc.kill()
+        node.proc.wait()
+        node.proc = old

@@ -214,7 +214,7 @@ class Supervisor(NodeAdmin):
                         if node.state == NodeState.STARTING:
                             node.state = NodeState.UP
                     self._changed(node)  # listeners first: whoever waits sees them done
-                    self._ready(node, proc)
+                    _wake(self._lock, node, proc)
             code = proc.wait()
             _append(log, f"---- {time.strftime('%H:%M:%S')} {node.name} ended with code {code}\n".encode(), lost)
         with self._lock:
@@ -224,21 +224,11 @@ class Supervisor(NodeAdmin):
                 node.state = NodeState.EXITED
                 node.exit_code = code
         self._changed(node)
-        self._ready(node, proc)  # wake anyone waiting: it will not become ready now
-
-    def _ready(self, node: ManagedNode, proc: subprocess.Popen | Forked) -> None:
-        """Wake whoever waits for ``node`` — if ``proc`` is still its process. A process's
-        reader ends when the process does, and a restart may have started the next one
-        meanwhile: set then, the event told ``wait_ready`` the new process was done starting
-        before it had begun (a scenario's restart failed "not ready" at once, under load)."""
-        with self._lock:
-            if node.proc is proc:
-                node.ready.set()
+        _wake(self._lock, node, proc)  # wake anyone waiting: it will not become ready now
 
     def wait_ready(self, names: Iterable[str] | None = None, timeout: float = 30.0) -> None:
         """Block until the named nodes (all by default) print their ready line."""
-        began = time.monotonic()
-        deadline = began + timeout
+        deadline = time.monotonic() + timeout
         for name in list(names) if names is not None else list(self.nodes):
             node = self.node(name)
             if node.attached:
@@ -248,7 +238,7 @@ class Supervisor(NodeAdmin):
                 tail = self.log_tail(name, 15)
                 raise ClusterError(f"{name} exited with code {node.exit_code} while starting:\n{tail}")
             if node.state != NodeState.UP:
-                waited = time.monotonic() - began
+                waited = time.monotonic() - deadline + timeout
                 raise ClusterError(f"{name} did not become ready within {waited:.1f} s{_where(node)}:\n"
                                    f"{self.log_tail(name, 15)}")
 
@@ -368,6 +358,16 @@ def _append(log: BinaryIO, data: bytes, lost: int = 0) -> int:
         return 0
     except OSError:
         return lost + 1
+
+
+def _wake(lock: threading.RLock, node: ManagedNode, proc: subprocess.Popen | Forked) -> None:
+    """Wake whoever waits for ``node`` — if ``proc`` is still its process. A process's reader
+    ends when the process does, and a restart may have started the next one meanwhile: set
+    then, the event told ``wait_ready`` the new process was done starting before it had begun
+    (a scenario's restart failed "not ready" at once, under load)."""
+    with lock:
+        if node.proc is proc:
+            node.ready.set()
 
 
 def _where(node: ManagedNode) -> str:

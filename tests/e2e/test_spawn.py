@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from nodes.control import spawn
-from nodes.control.supervisor import ClusterError, Supervisor
+from nodes.control.supervisor import ClusterError, Supervisor, _wake
 from nodes.core.vocabulary import NodeState
 from tests.support import make_cluster, start, wait_until_sync
 
@@ -107,13 +107,16 @@ def test_the_end_of_a_nodes_old_process_never_says_its_new_one_is_ready(tmp_path
     supervisors.append(supervisor)
     node = supervisor.node("order0")
     old = node.proc
+    node.ready.clear()
     supervisor.stop("order0")
+    # Its reader, ending, wakes its waiters (it is still the node's process): then it is done.
+    wait_until_sync(node.ready.is_set, what="the old process's reader to end")
     node.ready.clear()
     node.proc = subprocess.Popen(["sleep", "30"])  # stands in for the next process, not yet ready
     try:
-        supervisor._ready(node, old)
+        _wake(supervisor._lock, node, old)
         assert not node.ready.is_set(), "the old process's end woke whoever waits for the new one"
-        supervisor._ready(node, node.proc)
+        _wake(supervisor._lock, node, node.proc)
         assert node.ready.is_set()
     finally:
         node.proc.kill()

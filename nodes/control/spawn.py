@@ -233,7 +233,7 @@ def start_node(command: list[str], *, cwd: Path, env: dict[str, str]) -> subproc
     if forkable(command):
         try:
             return _fork_server().spawn(command, cwd=cwd, env=env)
-        except ForkServerError:
+        except (ForkServerError, TimeoutError):
             pass  # started the usual way below; the next start tries a new fork server
     return subprocess.Popen(command, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, start_new_session=True)

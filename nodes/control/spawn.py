@@ -111,7 +111,7 @@ class ForkServer:
         try:
             for message in _messages(ours):
                 try:
-                    self._take(message)
+                    self._take(json.loads(message))
                 except Exception:  # noqa: BLE001 - one odd message must not end every node
                     traceback.print_exc()
         finally:
@@ -175,7 +175,7 @@ class ForkServer:
             self._next += 1
             ident = self._next
             self._asked[ident] = (future, stdout, command)
-        request = {"id": ident, "argv": command[3:], "env": env, "cwd": str(cwd), "title": command}
+        request = {"id": ident, "argv": command[3:], "env": env, "cwd": str(cwd)}
         try:
             socket.send_fds(self._sock, [json.dumps(request).encode()], [write])
         except OSError as error:
@@ -194,7 +194,8 @@ class ForkServer:
             raise ForkServerError(f"the fork server did not answer within {READY_S:.0f} s") from None
 
 
-def _messages(sock: socket.socket) -> Iterator[dict[str, Any]]:
+def _messages(sock: socket.socket) -> Iterator[bytes]:
+    """The fork server's messages, one at a time, until it closes the socket."""
     while True:
         try:
             data = sock.recv(MESSAGE_BYTES)
@@ -202,9 +203,7 @@ def _messages(sock: socket.socket) -> Iterator[dict[str, Any]]:
             return
         if not data:
             return
-        yield json.loads(data)
-
-
+        yield data
 
 
 _server: ForkServer | None = None

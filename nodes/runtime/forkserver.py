@@ -91,7 +91,7 @@ def _become_node(request: dict[str, Any], output: int, closing: list[int]) -> in
     argv = _node_argv(request["argv"], os.getppid())
     sys.argv = [sys.argv[0], *argv]
     if _title is not None:  # what ps and pgrep -f show: the node's own command line
-        _title(" ".join(request.get("title") or [sys.executable, "-m", "nodes", *argv]))
+        _title(" ".join([sys.executable, "-m", "nodes", *request["argv"]]))  # as the supervisor planned it
     from nodes.__main__ import main
     try:
         main(argv)

@@ -275,3 +275,28 @@ def test_every_way_to_change_a_touching_container_tells_the_change_log() -> None
     rows = TouchingDict(touched.append, {1: "a"})
     rows |= {2: "b"}
     assert rows == {1: "a", 2: "b"} and touched == [2]
+
+
+def test_an_unconfirmed_write_is_offered_to_a_peer_showing_its_seq_though_it_never_granted() -> None:
+    """Simulator seed 2056019075: one buy retried through two writers, each granted by the
+    third replica alone (messages between the two were lost), left each with the very same
+    write unconfirmed. Each offered it only to the third, which refused both while the other
+    showed that seq, and catch-up hands no unconfirmed row on: book 5 never converged. A peer
+    whose word shows the write's seq is offered it too, and takes it if it is the same write."""
+    from nodes.core.messages import Applied, Busy, Update
+    from tests.support import Scripted
+    from tests.unit.test_catalog_core import BOOK, replica
+
+    core = replica(mode="bazar")
+    row = replace(BOOK, quantity=BOOK.quantity - 1, seq=BOOK.seq + 1)
+    core.books[BOOK.id] = row
+    core._remember_buy("buy-x", BOOK.id, row.seq)
+    core.tentative[BOOK.id] = (Update(row, 0, "0.n0.7", ("buy-x",)), (2,))  # granted by catalog2 only
+    catalog1, _catalog2 = core.peers
+    catalog1.view.seqs[BOOK.id] = row.seq  # catalog1's answers show a write of this seq
+    settle = Scripted(core, core._settle_tentative())
+    assert sorted(to for to, _message in settle.sends()) == ["catalog1", "catalog2"]
+    answers = {"catalog1": Applied(row.seq), "catalog2": Busy(None)}
+    settle.answer([answers[to] for to, _message in settle.sends()])
+    settle.until_done()
+    assert BOOK.id not in core.tentative, "confirmed by the peer that holds the same write"

@@ -111,7 +111,14 @@ class CatchUp(CompareRows):
         'busy', reads look elsewhere) — and it was answered 'unknown': it gives way, its buys
         forgotten, the others' copy taken."""
         for book_id, (update, indexes) in list(self.tentative.items()):
-            peers = [p for p in self.peers if p.index in indexes]
+            # Offered to the peers that granted it, and to any other whose word shows a write
+            # of its very seq: that one takes it only if it is the very same write (one buy
+            # retried through two writers), and otherwise answers with its own. Two writers
+            # each left with the same write, each granted by the third alone, which refused
+            # both late offers while the other showed that seq, waited for good (simulator
+            # seed 2056019075).
+            peers = [p for p in self.peers
+                     if p.index in indexes or p.view.seqs.get(book_id, -1) == update.copy.seq]
             if book_id in self.unverified:
                 # Read back from disk at start: changed there, checksum and all, its row would
                 # pass for the write with a peer that lacks it (simulator seed 2033517330). It

@@ -107,6 +107,11 @@ class Update:
     #: as its clock counts when sending): a peer that takes the write vouches for its buys as
     #: done no sooner (it ``outwait``s them), for the writer's own answer may be lost (W2, W7).
     settles_in: float = 0.0
+    #: Held by a majority of the catalog replicas (W8). With four or more, a writer and one
+    #: peer are no majority: a peer takes an update not so marked as an unconfirmed write of
+    #: its own (its row and buys handed on to no one) until the writer says so, or it finds a
+    #: majority holding it, or gives way (``catch_up._settle_tentative``).
+    confirmed: bool = False
 
 
 @dataclass(frozen=True)

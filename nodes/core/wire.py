@@ -92,10 +92,13 @@ def request_of(message: Any) -> tuple[str, str, Any, str, dict[str, str]]:
             if riders:
                 body["riders"] = list(riders)
             return "POST", f"/rep/check/{book}", body, f"/rep/check/{book} seq_n: {seq_n}", {}
-        case Update(copy, sender, token, buy_ids, late, excluded, settles_in):
+        case Update(copy, sender, token, buy_ids, late, excluded, settles_in, confirmed):
             record = {**copy.as_record(), "token": token, "buy_ids": list(buy_ids), "from": sender,
                       "excluded": list(excluded), "late": late, "settles_in": settles_in}
-            label = (f"/rep/update/{copy.id} seq_n: {copy.seq} (late)" if late else
+            if confirmed:
+                record["confirmed"] = True
+            label = (f"/rep/update/{copy.id} seq_n: {copy.seq} (confirmed)" if confirmed else
+                     f"/rep/update/{copy.id} seq_n: {copy.seq} (late)" if late else
                      f"/rep/update/{copy.id} seq_n: {copy.seq} quantity: {copy.quantity} "
                      f"price: {record['price']}")
             return "POST", f"/rep/update/{copy.id}", record, label, {}

@@ -226,6 +226,7 @@ REFUSED = [
     pytest.param("catalog0", "POST", "/rep/update/1", {}, _copy(quantity=2**70), 400, id="copy-quantity-2**70"),
     pytest.param("catalog0", "POST", "/rep/update/1", {}, _copy(quantity="7"), 400, id="copy-quantity-text"),
     pytest.param("catalog0", "POST", "/rep/update/1", {}, _copy(seq=1.5), 400, id="copy-seq-fraction"),
+    pytest.param("catalog0", "POST", "/rep/update/1", {}, _copy(confirmed="yes"), 400, id="update-confirmed-text"),
     pytest.param("frontend", "PUT", "/buy/1", {"X-Bazar-Buy-Id": "\xe9\xff"}, None, 400, id="frontend-buy-id-latin1"),
     pytest.param("order0", "PUT", "/buy/1", {"X-Bazar-Buy-Id": "\xe9\xff"}, None, 400, id="order-buy-id-latin1"),
 ]

@@ -301,8 +301,10 @@ def test_with_no_majority_a_buy_is_refused_without_waiting_for_an_order_replica_
 
 
 #: Found on 2026-12-07 by `simulate --seeds 2000 --first-seed 2055000001 --catalogs 5` on a form
-#: of the write that outwaited a stalled peer's reported leases only (not landed, not yet
-#: traced): a buy applied without its copy taken. It passes on the code before and after.
+#: of the write that outwaited a stalled peer's reported leases only (not landed): a writer cut
+#: off with one peer of four counted its update taken, the other side made another write of its
+#: seq, and the minority's buy was remembered everywhere with no copy taken (W8, "A majority
+#: holds it"). The defect was there before; the timing of that form showed it.
 FIVE_CATALOG_SEEDS = (2055000646,)
 
 

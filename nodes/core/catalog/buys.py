@@ -8,7 +8,8 @@ import heapq
 from collections.abc import Iterable
 
 from nodes.core.books import Book
-from nodes.core.catalog.state import BUY_BUCKETS, ReplicaState, buy_hash
+from nodes.core.catalog.rules import Rule
+from nodes.core.catalog.state import BUY_BUCKETS, LEASE_S, ReplicaState, buy_hash
 from nodes.core.clocks import NEVER, outwait
 from nodes.core.messages import ReusedBuyId
 
@@ -17,11 +18,13 @@ class Buys(ReplicaState):
     """The state plus the buys it remembers, and the times before which they are not vouched for."""
 
     async def _adopt(self, copy: Book, buy_ids: tuple[str, ...] | list[str] = (),
-                     generation: int | None = None, expiring: dict[str, float] | None = None) -> bool:
+                     generation: int | None = None, expiring: dict[str, float] | None = None, *,
+                     tentative: bool = False) -> bool:
         """Store ``copy`` when it is newer than ours. True when it was. ``generation``: ours
         when the message that brought the copy was sent; a reset since makes it foreign.
         ``expiring``: the seconds left of the buys' retry windows, as the peer told them; a buy
-        out of its window is not taken (``_lives``)."""
+        out of its window is not taken (``_lives``). ``tentative``: stored as an unconfirmed
+        write (a peer's update no majority is known to hold yet, W8)."""
         if copy.seq <= self.books[copy.id].seq or not self.same_generation(generation):
             return False
         told = expiring or {}
@@ -29,7 +32,7 @@ class Buys(ReplicaState):
         if copy.id in self.unforgotten and not await self._stored("undo", copy, self.unforgotten[copy.id]):
             return False
         self.unforgotten.pop(copy.id, None)
-        if not await self._stored("write", copy, list(buy_ids)):
+        if not await self._stored("write", copy, list(buy_ids), tentative):
             return False  # not stored: not ours (a peer keeps offering it, catch-up brings it)
         if copy.seq <= self.books[copy.id].seq or not self.same_generation(generation):
             return False  # a newer one landed while we were writing, or a reset
@@ -42,6 +45,43 @@ class Buys(ReplicaState):
         self._settle_after_grants(buy_ids)
         self._emit_seq(copy)
         return True
+
+    def _peers_to_hold(self) -> int:
+        """How many peers must hold a write beside this replica for a majority of the catalog
+        replicas to hold it (W8): one in a cluster of three, and one without majority writes.
+        A write fewer hold is unconfirmed, and may give way: the other side of a partition,
+        once the writer falls silent to it, may make another write of that seq."""
+        if Rule.MAJORITY not in self.rules:
+            return 1
+        return max(1, (len(self.peers) + 1) // 2)
+
+    async def _confirm(self, book_id: int) -> None:
+        """Enough peers hold our tentative write (``_peers_to_hold``), or its writer says they
+        do (``Update.confirmed``): it is settled, and stays. Its buys are not vouched
+        for as done for a lease's length: a peer that has not taken it yet may hold a lease, from
+        any replica, on the copy before it, and every such lease runs out within LEASE_S of the
+        holder's clock, so within ``outwait(LEASE_S)`` of ours (W2)."""
+        entry = self.tentative.get(book_id)
+        self.unverified.discard(book_id)  # a peer holds our very row
+        if entry is not None and book_id in self.unstored:
+            # Only in memory (our disk refused it): stored now, or it stays unconfirmed here.
+            copy, buy_ids = entry[0].copy, list(entry[0].buy_ids)
+            if self.books[book_id].seq <= copy.seq:
+                stored = await self._stored("write", copy, buy_ids, False)
+            else:  # a newer copy, built on it, came meanwhile: only its buys are ours to add
+                stored = await self._stored("add_buys", book_id, [(b, copy.seq) for b in buy_ids])
+            if not stored or self.tentative.get(book_id) is not entry:
+                return
+            self.unstored.discard(book_id)
+            for buy_id in buy_ids:
+                self._remember_buy(buy_id, book_id, copy.seq)
+        elif entry is not None:
+            await self._stored("confirm", book_id)  # not stored: settled again after a restart
+        self.tentative.pop(book_id, None)
+        if entry is not None and Rule.LEASES in self.rules:
+            until = self.now + outwait(LEASE_S)
+            for buy_id in entry[0].buy_ids:
+                self.buy_settles[buy_id] = max(self.buy_settles.get(buy_id, NEVER), until)
 
     def _settling(self, buy_ids: Iterable[str]) -> dict[str, float]:
         """Of ``buy_ids``, those not to be vouched for as done yet, with the seconds left: sent

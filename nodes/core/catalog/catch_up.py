@@ -12,8 +12,7 @@ from dataclasses import replace
 from nodes.core.catalog.changes import look
 from nodes.core.catalog.compare import CompareRows
 from nodes.core.catalog.rules import Rule
-from nodes.core.catalog.state import HEARTBEAT_S, LEASE_S, PING_TIMEOUT_S, Peer
-from nodes.core.clocks import NEVER, outwait
+from nodes.core.catalog.state import HEARTBEAT_S, PING_TIMEOUT_S, Peer
 from nodes.core.effects import Gather, NoAnswer, Sleep
 from nodes.core.messages import (
     Applied,
@@ -116,9 +115,11 @@ class CatchUp(CompareRows):
             # retried through two writers), and otherwise answers with its own. Two writers
             # each left with the same write, each granted by the third alone, which refused
             # both late offers while the other showed that seq, waited for good (simulator
-            # seed 2056019075).
+            # seed 2056019075). With four or more replicas, to every peer: those that granted
+            # it may be too few to make a majority with the ones that took it.
+            everyone = self._peers_to_hold() > 1
             peers = [p for p in self.peers
-                     if p.index in indexes or p.view.seqs.get(book_id, -1) == update.copy.seq]
+                     if everyone or p.index in indexes or p.view.seqs.get(book_id, -1) == update.copy.seq]
             if book_id in self.unverified:
                 # Read back from disk at start: changed there, checksum and all, its row would
                 # pass for the write with a peer that lacks it (simulator seed 2033517330). It
@@ -131,7 +132,9 @@ class CatchUp(CompareRows):
                                                trace=False) for p in peers])
             if self.tentative.get(book_id, (None,))[0] is not update:
                 continue
-            if any(isinstance(r, Applied) for r in replies):
+            # Held by a majority with us (in a cluster of three, by one peer; W8): it stays.
+            # Fewer, with four or more replicas, and each holds it as unconfirmed as we do.
+            if sum(1 for r in replies if isinstance(r, Applied)) >= self._peers_to_hold():
                 await self._confirm(book_id)
                 continue
             newer = [r.book for r in replies if isinstance(r, Newer)]
@@ -143,6 +146,8 @@ class CatchUp(CompareRows):
                 continue
             # A peer took this write if it holds exactly its buys at its seq. Its buys alone
             # are not enough: a buy retried elsewhere (W7) may sit in another write of that seq.
+            # (A fetch leaves unconfirmed buys out: a peer that tells them holds the write as
+            # confirmed, which only a majority makes it.)
             ours = set(update.buy_ids)
             if any(isinstance(r, BuysOf) and {b for b, seq in r.buys if seq == update.copy.seq} == ours
                    for r in held):
@@ -198,33 +203,6 @@ class CatchUp(CompareRows):
         del self.tentative[book_id]
         self.unstored.discard(book_id)
         self._take_as_damaged(book_id, "an unconfirmed write read back at start that no peer took: given way")
-
-    async def _confirm(self, book_id: int) -> None:
-        """A peer holds our tentative write: it is settled, and stays. Its buys are not vouched
-        for as done for a lease's length: a peer that has not taken it yet may hold a lease, from
-        any replica, on the copy before it, and every such lease runs out within LEASE_S of the
-        holder's clock, so within ``outwait(LEASE_S)`` of ours (W2)."""
-        entry = self.tentative.get(book_id)
-        self.unverified.discard(book_id)  # a peer holds our very row
-        if entry is not None and book_id in self.unstored:
-            # Only in memory (our disk refused it): stored now, or it stays unconfirmed here.
-            copy, buy_ids = entry[0].copy, list(entry[0].buy_ids)
-            if self.books[book_id].seq <= copy.seq:
-                stored = await self._stored("write", copy, buy_ids, False)
-            else:  # a newer copy, built on it, came meanwhile: only its buys are ours to add
-                stored = await self._stored("add_buys", book_id, [(b, copy.seq) for b in buy_ids])
-            if not stored or self.tentative.get(book_id) is not entry:
-                return
-            self.unstored.discard(book_id)
-            for buy_id in buy_ids:
-                self._remember_buy(buy_id, book_id, copy.seq)
-        elif entry is not None:
-            await self._stored("confirm", book_id)  # not stored: settled again after a restart
-        self.tentative.pop(book_id, None)
-        if entry is not None and Rule.LEASES in self.rules:
-            until = self.now + outwait(LEASE_S)
-            for buy_id in entry[0].buy_ids:
-                self.buy_settles[buy_id] = max(self.buy_settles.get(buy_id, NEVER), until)
 
     def on_ping(self, message: Ping) -> Pong:
         """A ping's answer: what changed in our log since the ping's ``heard``, every row (with

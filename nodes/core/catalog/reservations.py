@@ -190,8 +190,8 @@ class Reservations(Documented):
         taken = copy.seq == own.seq and copy == own and (same or all(b in self.buys for b in message.buy_ids))
         if copy.seq == own.seq and not taken:
             return Newer(own)  # another write made this seq here: the sender's is the odd one out
-        if message.late and not taken and any(p.seqs.get(copy.id, -1) >= copy.seq
-                                              for p in self.peers if p.index != message.sender):
+        if message.late and not taken and any(self._holds_other(p, copy) for p in self.peers
+                                              if p.index != message.sender):
             # A late offer of an unconfirmed write, while another peer holds that seq or a later
             # one we have not stored (our disk refused it, say): it may be another write of the
             # seq. Not now: catch-up brings theirs, and then we can tell (simulator seed
@@ -201,7 +201,20 @@ class Reservations(Documented):
             # it) and a cut-off writer holding another write of its seq each waited for the
             # other for good (seed 2029015981).
             return Busy(None)
-        if not await self._adopt(copy, message.buy_ids) and self.books[copy.id].seq < copy.seq:
+        # W8 with four or more replicas: the writer and we are no majority. Until the writer
+        # says a majority holds it (or we find one, or it gives way: catch_up._settle_tentative)
+        # it is an unconfirmed write here too: the other side of a partition, its reservations
+        # voided once the writer fell silent to it, may make another write of this seq, and a
+        # copy or buy of ours handed on would outlive it (simulator seed 2055000646: a buy
+        # remembered everywhere, its copy never taken).
+        held_back = not message.confirmed and self._peers_to_hold() > 1
+        adopted = await self._adopt(copy, message.buy_ids, tentative=held_back)
+        if adopted and held_back:
+            self.tentative[copy.id] = (Update(copy, self.index, message.token, message.buy_ids),
+                                       tuple(p.index for p in self.peers))
+        elif message.confirmed and same:
+            await self._confirm(copy.id)  # its writer found a majority holding it
+        if not adopted and self.books[copy.id].seq < copy.seq:
             # Our disk did not take it (full, failing): not taken, and said so; the writer
             # counts us out, and catch-up brings it once the disk takes writes again.
             self._release(copy.id, message.token)
@@ -210,7 +223,8 @@ class Reservations(Documented):
             self._remember_buy(buy_id, copy.id, copy.seq)
         self._settle_as_told({b: message.settles_in for b in message.buy_ids}, message.buy_ids)
         self._release(copy.id, message.token)
-        self._mark_valid(copy.id)
+        if not (held_back and copy.id in self.tentative):
+            self._mark_valid(copy.id)  # not a write held unconfirmed here: nobody is handed it
         # Those left out are behind us now: a lease from us no longer covers this book for them
         # (they take it only with our seqs, _take_lease); the ones they hold run this long yet,
         # as our clock counts, and the writer outwaits them on its own (W2). A late offer of a
@@ -223,6 +237,19 @@ class Reservations(Documented):
             for buy_id in message.buy_ids:
                 self.buy_settles[buy_id] = max(self.buy_settles.get(buy_id, NEVER), *(p.granted_until for p in holding))
         return Applied(self.books[copy.id].seq, holds)
+
+    def _holds_other(self, peer: Peer, copy: Book) -> bool:
+        """Whether ``peer`` may hold another write of ``copy``'s seq than the one offered, or a
+        later one: its word shows that seq or a later one. With four or more replicas, not an
+        unconfirmed write of that very seq (its row unsaid), which is no more settled than the
+        one offered: a write's holders keep it so until a majority holds it, and a replica
+        behind that refused every late offer while they showed its seq left them all waiting
+        for good (W8)."""
+        seq = peer.seqs.get(copy.id, -1)
+        if seq != copy.seq or self._peers_to_hold() == 1:
+            return seq >= copy.seq
+        view = peer.view
+        return not (view.seqs.get(copy.id) == copy.seq and view.sums.get(copy.id) is None)
 
     def on_release(self, message: Release) -> Done:
         """A writer that will not fan out hands its reservation back."""

@@ -18,6 +18,7 @@ from nodes.core.catalog.state import (
     LOCAL_QUEUE_S,
     RESERVATION_TTL_S,
     WRITE_PATIENCE_S,
+    Peer,
     Priority,
     WriteAnswer,
 )
@@ -97,6 +98,35 @@ class Refusals(Reservations):
         if maybe_late:
             return Unconfirmed("out of touch with the peers it missed")
         return NotWritten("out of touch with the peers it missed")
+
+
+    def _not_stored(self, update: Update, granted: list[Peer], *, kept: bool) -> NotWritten | Unconfirmed:
+        """Our disk failed the write's commit (full, failing): the write is not ours. The peers
+        that took it keep it and catch-up brings it back here; the buy may or may not count.
+        ``kept``: a peer holds it or may (its answer was lost, a hung peer takes it when
+        resumed): its seq must not be reused here for another write. Kept as an unconfirmed
+        write in memory, it is offered again or gives way as any other, and stored whole once
+        confirmed (simulator seed 2027701985: reused, two writes of one seq, a buy remembered
+        twice over; seed 2027804390: the one peer that took it crashed, and this replica
+        granted another write of its seq)."""
+        book_id, new = update.copy.id, update.copy
+        self._unmark_valid(book_id)
+        if not kept:
+            return NotWritten(f"catalog{self.index} could not store the write: {self.disk_trouble}")
+        self.tentative[book_id] = (update, tuple(p.index for p in granted))
+        self.unstored.add(book_id)
+        self.books[book_id] = new
+        self._emit_seq(new)
+        return Unconfirmed(f"catalog{self.index} could not store the write ({self.disk_trouble}); "
+                           "its peers may hold it")
+
+    async def _tell_confirmed(self, update: Update, holders: list[Peer]) -> None:
+        """With four or more replicas, the peers that took our write hold it as unconfirmed
+        until we say a majority does (W8): told before the book is let go, so that our next
+        round's checks find it settled there. One that does not hear settles it by itself."""
+        confirmed = replace(update, late=True, confirmed=True)
+        await Gather([self._send(p, confirmed) for p in holders],
+                     enough=lambda _replies: True, patience=WRITE_PATIENCE_S)
 
 
 class Writes(Refusals, GroupCommit):
@@ -304,7 +334,11 @@ class Writes(Refusals, GroupCommit):
         for peer, reply in zip(outcome.granted, fan_out, strict=True):
             if isinstance(reply, Applied):  # what the peer holds now, whatever we manage to store
                 peer.seqs[book_id] = max(peer.seqs.get(book_id, -1), reply.seq)
-        took = any(isinstance(reply, Applied) for reply in fan_out)
+        holders = [peer for peer, reply in zip(outcome.granted, fan_out, strict=True) if isinstance(reply, Applied)]
+        # Confirmed once a majority of the replicas holds it (W8: with four or more, we and
+        # one peer are not one); a write some peer took but fewer is kept and offered again as
+        # an unconfirmed one, and answered "unknown" (it may yet give way to the other side's).
+        took = len(holders) >= self._peers_to_hold()
         # A peer whose answer was still out once a majority took it (None) may take it yet.
         maybe = any(reply is None or (isinstance(reply, NoAnswer) and reply.maybe_processed) for reply in fan_out)
         # While the fan-out was out, catch-up may have brought a newer copy, built on this
@@ -318,23 +352,7 @@ class Writes(Refusals, GroupCommit):
         else:
             stored = True
         if not stored:
-            # Our disk failed the commit (full, failing): the write is not ours. The peers that
-            # took it keep it and catch-up brings it back here; the buy may or may not count.
-            self._unmark_valid(book_id)
-            if took or maybe:
-                # A peer holds it or may (its answer was lost, a hung peer takes it when
-                # resumed): its seq must not be reused here for another write. Kept as an
-                # unconfirmed write in memory, it is offered again or gives way as any other,
-                # and stored whole once confirmed (simulator seed 2027701985: reused, two writes
-                # of one seq, a buy remembered twice over; seed 2027804390: the one peer that
-                # took it crashed, and this replica granted another write of its seq).
-                self.tentative[book_id] = (update, tuple(p.index for p in outcome.granted))
-                self.unstored.add(book_id)
-                self.books[book_id] = new
-                self._emit_seq(new)
-                return Unconfirmed(f"catalog{self.index} could not store the write ({self.disk_trouble}); "
-                                   "its peers may hold it")
-            return NotWritten(f"catalog{self.index} could not store the write: {self.disk_trouble}")
+            return self._not_stored(update, outcome.granted, kept=bool(holders) or maybe)
         for peer, reply in zip(outcome.granted, replies, strict=False):
             if reply is None:
                 continue  # still out when a majority had taken it: not believed down for that
@@ -342,7 +360,7 @@ class Writes(Refusals, GroupCommit):
                 self._note_unreachable(peer, reply)  # it dropped its valid mark when it reserved
             else:
                 self._note_reachable(peer)
-        if outcome.granted and not took and not maybe:
+        if outcome.granted and not holders and not maybe:
             # Every peer that granted the write refused it (it moved on meanwhile). Kept here
             # alone it would be acknowledged while they answer the old copy: withdraw it.
             if not await self._stored("undo", self._newest(current), list(buy_ids)):
@@ -378,6 +396,8 @@ class Writes(Refusals, GroupCommit):
                    if isinstance(reply, Degraded) or reply is None]
         left_out = outcome.unreachable + stalled
         holds = self._settle_after(fan_out, left_out, buy_ids, stalled=stalled)
+        if took and self._peers_to_hold() > 1:
+            await self._tell_confirmed(update, holders)
         if took:
             # Confirmed by a peer and stored here, the write can no longer be withdrawn (only
             # a write no peer took is): the next round of this book may start now, on top of
@@ -391,7 +411,8 @@ class Writes(Refusals, GroupCommit):
             await self._invalidate_frontend(new)  # a lost invalidation leaves a stale entry: again
         # Offered late only once a peer has confirmed it: a replica left out cannot tell an
         # offer of a write that may yet give way from a settled one.
-        missed, maybe_late = await self._deliver_or_outwait(left_out, update, holds,
+        offered = replace(update, confirmed=took and self._peers_to_hold() > 1)
+        missed, maybe_late = await self._deliver_or_outwait(left_out, offered, holds,
                                                             offer=took or not outcome.granted)
         if missed and not took and not unconfirmed and not self.lease_ok():
             return await self._withdraw(book_id, current, new, buy_ids, maybe_late)

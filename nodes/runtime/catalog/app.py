@@ -187,11 +187,14 @@ def init_app(config: CatalogConfig) -> web.Application:
         late = data.get("late", False)
         if not isinstance(late, bool):
             raise ApiError(400, "'late' must be true or false")
+        confirmed = data.get("confirmed", False)
+        if not isinstance(confirmed, bool):
+            raise ApiError(400, "'confirmed' must be true or false")
         settles_in = data.get("settles_in", 0.0)
         if isinstance(settles_in, bool) or not isinstance(settles_in, int | float) or not 0 <= settles_in <= 3600:
             raise ApiError(400, "'settles_in' must be a number of seconds from 0 to 3600")
         message = Update(copy, -1 if sender is None else sender, _required_text(data, "token"), tuple(buy_ids),
-                         late=late, excluded=tuple(excluded), settles_in=float(settles_in))
+                         late=late, excluded=tuple(excluded), settles_in=float(settles_in), confirmed=confirmed)
         return await answer(message, request)
 
     async def rep_release(request: web.Request) -> web.Response:
@@ -314,7 +317,8 @@ def init_app(config: CatalogConfig) -> web.Application:
                         "price": {"type": "number", "minimum": 0, "maximum": MAX_WHOLE},
                         "quantity": {"type": "integer", "minimum": 0, "maximum": MAX_WHOLE}, "seq": SEQ,
                         "token": TEXT_ID, "buy_ids": ids, "from": whole_below_2_53, "excluded": REPLICA_NUMBERS,
-                        "late": {"type": "boolean"}, "settles_in": {"type": "number", "minimum": 0, "maximum": 3600}},
+                        "late": {"type": "boolean"}, "confirmed": {"type": "boolean"},
+                        "settles_in": {"type": "number", "minimum": 0, "maximum": 3600}},
                        required=["title", "topic", "price", "quantity", "seq", "token"])),
         post("/rep/release/{id}", rep_release, "Hand back a reservation", {204: "Released"}, params=peer,
              body=body({"token": TEXT_ID}, required=["token"])),

@@ -1,0 +1,144 @@
+"""W8 with five catalog replicas (docs/weak-points.md): a write is confirmed only once a majority
+of the replicas holds it, and until then every holder keeps it as an unconfirmed write, so that
+nothing of it outlives a write the other side of a partition made of the same seq. On the pure
+core with the scripted driver; each test fails on the code before the rule."""
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from nodes.core.catalog import CatalogReplica
+from nodes.core.effects import Disk, Gather, NoAnswer, Send, Sleep
+from nodes.core.messages import (
+    Applied,
+    BuysOf,
+    FetchBuys,
+    Granted,
+    Newer,
+    Unconfirmed,
+    Update,
+    Write,
+    Written,
+)
+from tests.support import Scripted, confirmed_by_peers, run
+from tests.unit.test_catalog_core import BOOK
+
+
+def five(index: int = 0) -> CatalogReplica:
+    """Replica ``index`` of five, started from a disk holding BOOK, its row confirmed."""
+    core = CatalogReplica(index, 5, has_frontend=False, mode="bazar")
+    start = Scripted(core, core.start())
+    for answer in (0, {BOOK.id: BOOK}, {}, {}, []):
+        assert isinstance(start.asks, Disk)
+        start.answer(answer)
+    assert start.done
+    return confirmed_by_peers(core)
+
+
+def drive(step: Scripted, answer: Any, *, limit: int = 60) -> list[tuple[str, Any]]:
+    """Run ``step`` to its end: every disk write stored, every sleep slept, and every message
+    answered by ``answer(to, message)``. The messages it sent, in order."""
+    sent: list[tuple[str, Any]] = []
+    for _ in range(limit):
+        if step.done:
+            return sent
+        asks = step.asks
+        if isinstance(asks, Send | Gather):
+            pairs = step.sends()
+            sent += pairs
+            replies = [answer(to, message) for to, message in pairs]
+            step.answer(replies[0] if isinstance(asks, Send) else replies)
+        elif isinstance(asks, Sleep):
+            step.answer(None, at=max(step.core.now, asks.until))
+        else:
+            step.answer(None)
+    raise AssertionError(f"still running after {limit} steps; it asks {step.asks!r}")
+
+
+def test_a_write_one_peer_of_four_took_is_unconfirmed_and_kept_not_written() -> None:
+    """Simulator seed 2055000646 (five replicas): catalog1 reserved a majority, was cut off
+    with catalog4 alone, and its update reached only catalog4. Counted as taken, it stood
+    beside another write of that seq made by the other side, and its buy was remembered
+    everywhere with no copy taken. Two of five hold no majority: the write is unconfirmed."""
+    core = five()
+
+    def peers(to: str, message: Any) -> Any:
+        if type(message).__name__ == "Check":
+            return Granted(BOOK.seq)
+        if isinstance(message, Update):
+            return Applied(message.copy.seq) if to == "catalog1" else NoAnswer()
+        return NoAnswer()
+
+    write = Scripted(core, core.handle(Write(BOOK.id, quantity=BOOK.quantity - 1, buy_id="b-1", take=1)), now=1.0)
+    sent = drive(write, peers)
+    assert isinstance(write.result, Unconfirmed), write.result
+    assert BOOK.id in core.tentative, "kept, offered again, and given way if the others moved on"
+    assert not any(isinstance(m, Update) and m.confirmed for _to, m in sent), "no holder is told it is confirmed"
+
+
+def test_a_write_two_peers_took_is_written_and_its_holders_are_told() -> None:
+    core = five()
+
+    def peers(to: str, message: Any) -> Any:
+        if type(message).__name__ == "Check":
+            return Granted(BOOK.seq)
+        if isinstance(message, Update):
+            return Applied(message.copy.seq) if to in ("catalog1", "catalog2") else NoAnswer()
+        return NoAnswer()
+
+    write = Scripted(core, core.handle(Write(BOOK.id, quantity=BOOK.quantity - 1, buy_id="b-1", take=1)), now=1.0)
+    sent = drive(write, peers)
+    assert isinstance(write.result, Written), write.result
+    assert BOOK.id not in core.tentative
+    told = sorted(to for to, m in sent if isinstance(m, Update) and m.confirmed and to in ("catalog1", "catalog2"))
+    assert told == ["catalog1", "catalog2"]
+
+
+def test_a_peer_holds_an_update_as_unconfirmed_until_its_writer_says_a_majority_does() -> None:
+    core = five(1)
+    row = replace(BOOK, quantity=BOOK.quantity - 1, seq=BOOK.seq + 1)
+    update = Update(row, 0, "0.n0.1", ("b-1",))
+    assert run(core, core.handle(update)) == Applied(row.seq)
+    assert BOOK.id in core.tentative and BOOK.id not in core.valid_ids
+    fetched = run(core, core.handle(FetchBuys(BOOK.id)))
+    assert isinstance(fetched, BuysOf) and fetched.buys == (), "its buys are handed to no one yet"
+    again = run(core, core.handle(replace(update, late=True, confirmed=True)))
+    assert isinstance(again, Applied) and again.seq == row.seq
+    assert BOOK.id not in core.tentative
+    assert run(core, core.handle(FetchBuys(BOOK.id))).buys == (("b-1", row.seq),)
+
+
+def test_a_holder_left_in_a_minority_gives_way_and_forgets_the_buy() -> None:
+    """Healed, the majority side has moved on past the seq with writes of its own: the holder
+    of the minority's write finds none holding its buys, gives way and forgets them."""
+    core = five(4)
+    row = replace(BOOK, quantity=BOOK.quantity - 1, seq=BOOK.seq + 1)
+    run(core, core.handle(Update(row, 1, "1.n1.1", ("b-minority",))))
+    theirs = replace(BOOK, quantity=BOOK.quantity - 2, seq=BOOK.seq + 2)
+
+    def peers(to: str, message: Any) -> Any:
+        if isinstance(message, Update):
+            return Applied(row.seq) if to == "catalog1" else Newer(theirs)
+        if isinstance(message, FetchBuys):
+            return BuysOf((("b-majority", BOOK.seq + 1), ("b-next", BOOK.seq + 2)))
+        return NoAnswer()
+
+    drive(Scripted(core, core._settle_tentative(), now=5.0), peers)
+    assert BOOK.id not in core.tentative
+    assert core.books[BOOK.id] == theirs
+    assert "b-minority" not in core.buys
+
+
+def test_a_holder_finds_a_majority_by_itself_when_the_writers_word_is_lost() -> None:
+    core = five(2)
+    row = replace(BOOK, quantity=BOOK.quantity - 1, seq=BOOK.seq + 1)
+    run(core, core.handle(Update(row, 0, "0.n0.1", ("b-1",))))
+
+    def peers(to: str, message: Any) -> Any:
+        if isinstance(message, Update):
+            return Applied(row.seq) if to in ("catalog0", "catalog1") else NoAnswer()
+        return NoAnswer()
+
+    sent = drive(Scripted(core, core._settle_tentative(), now=1.0), peers)
+    assert sorted(to for to, _m in sent) == ["catalog0", "catalog1", "catalog3", "catalog4"], "offered to every peer"
+    assert BOOK.id not in core.tentative, "with the writer and one more peer, three of five hold it"

@@ -266,7 +266,8 @@ class Busy:
 @dataclass(frozen=True)
 class Applied:
     seq: int
-    #: (replica, seconds left): leases this peer granted replicas the write leaves out.
+    #: (replica, seconds left): the leases this peer granted the other replicas (not the
+    #: writer) that still run, whichever of them the write leaves out.
     holds: tuple[tuple[int, float], ...] = ()
 
 

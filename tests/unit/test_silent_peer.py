@@ -7,6 +7,7 @@ from dataclasses import replace
 
 from nodes.core.catalog.rules import Rule
 from nodes.core.catalog.state import CHECK_TIMEOUT_S, HOP_TIMEOUT_S, LEASE_S, WRITE_PATIENCE_S
+from nodes.core.clocks import outwait
 from nodes.core.effects import Gather, NoAnswer, Send, Sleep
 from nodes.core.messages import (
     Applied,
@@ -202,14 +203,25 @@ def test_a_peer_whose_update_was_still_out_is_waited_out_as_one_left_out() -> No
     taken it: a read's hop may have made catalog2 vouch for the old copy again meanwhile (the
     writer's own answer to it, sent while the update was out). Answered 0.2 s later, the write
     let catalog2 answer the old stock after the buy (simulator seed 2048006196); it is now
-    answered once catalog2 takes the update offered again, or a lease has run out."""
+    answered once catalog2 takes the update offered again, or every lease it could vouch on
+    has run out: the one we granted it and the ones catalog1, which took the write, reports
+    having granted it. With three replicas those are all (catalog2 needs one peer's lease,
+    and the other two are us and catalog1). Waiting a whole lease more from then on took a
+    buy in flight when catalog1 hung to a second and more (issue 28)."""
     core = replica(mode="bazar")
+    catalog1, catalog2 = core.peers
+    assert (catalog1.index, catalog2.index) == (1, 2)
+    catalog2.granted_until = 1.5  # we answered its ping with a lease during the fan-out
     write = Scripted(core, core.handle(Write(2, quantity=19)), now=1.0)
     write.answer([Granted(BOOK.seq), Granted(BOOK.seq)], at=1.01)
-    write.answer([Applied(BOOK.seq + 1), None], at=1.01 + WRITE_PATIENCE_S)
+    patience_over = 1.01 + WRITE_PATIENCE_S
+    write.answer([Applied(BOOK.seq + 1, holds=((2, 0.5),)), None], at=patience_over)
     _finish(write, core, NoAnswer())
     assert isinstance(write.result, Written)
-    assert core.now >= 1.01 + WRITE_PATIENCE_S + LEASE_S, "answered before catalog2's lease could run out"
+    reported = patience_over + outwait(0.5)
+    assert core.now >= reported > 1.5, "answered before catalog1's lease to catalog2 could run out"
+    assert core.now < reported + 0.1, "a whole lease more waited out for nothing"
+    assert core.now < patience_over + outwait(LEASE_S)
 
     core = replica(mode="bazar")
     write = Scripted(core, core.handle(Write(2, quantity=19)), now=1.0)

@@ -58,12 +58,17 @@ class Leases(Buys):
         ended (simulator seed 2026930585)."""
         if Rule.LEASES not in self.rules:
             return True
-        replicas = len(self.peers) + 1
-        needed = replicas - (replicas // 2 + 1) if Rule.MAJORITY in self.rules else len(self.peers)
+        needed = self._leases_needed()
         holding = sum(1 for peer in self.peers
                       if peer.lease_until > self.now or (peer.refused and peer.held_when_refused
                                                          and self.now < peer.refused_at + LEASE_S))
         return holding >= needed
+
+    def _leases_needed(self) -> int:
+        """How many peers' leases a replica needs to vouch for anything (``lease_ok``): with
+        majority writes, all but a majority minus one of them; otherwise every peer's."""
+        replicas = len(self.peers) + 1
+        return replicas - (replicas // 2 + 1) if Rule.MAJORITY in self.rules else len(self.peers)
 
     def _notice_lease(self) -> bool:
         """Look at the lease, as the heartbeat and every contact do, and say whether it holds.
@@ -225,20 +230,35 @@ class Leases(Buys):
                 await Sleep(min(deadline, self.now + HEARTBEAT_S / 2))  # pacing between offers
         return missed, maybe
 
-    def _settle_after(self, fan_out: list[Any], unreachable: list[Peer], buy_ids: tuple[str, ...], *,
+    def _settle_after(self, fan_out: list[Any], left_out: list[Peer], buy_ids: tuple[str, ...], *,
                       stalled: list[Peer] | None = None) -> dict[int, float]:
         """The leases the peers that took the write still let the left-out ones hold (their
         ``holds``, told as seconds left and outwaited on our clock), and the round's buys
-        answered done only once those and ours ran out. ``stalled``: peers left out that no
-        one reported on: any lease they hold runs out within the longest one."""
+        answered done only once those and ours ran out.
+
+        ``stalled``: left-out peers the update was sent to whose answer never came in time.
+        A left-out replica vouches only while ``_leases_needed`` peers' leases hold; if fewer
+        peers than that are neither us nor a peer that took the write, at least one of its
+        leases is ours or one the peers that took it reported (each reports the leases it
+        granted every other replica): once those have run out it has stopped vouching. The
+        grants those peers make after taking the write carry the new seq, and a replica
+        behind it takes such a lease only after it stops vouching for the book. Otherwise
+        (not enough peers took it) a stalled peer may hold leases no one reported on, and
+        the longest one is waited out from now. A buy in flight when a replica hung waited
+        the write's patience and then a whole lease more (about a second, issue 28)."""
+        left = {peer.index for peer in left_out}
         holds: dict[int, float] = {}
         for reply in fan_out:
-            for index, left in reply.holds if isinstance(reply, Applied) else ():
-                holds[index] = max(holds.get(index, NEVER), self.now + outwait(left))
-        for peer in stalled or ():
-            holds[peer.index] = max(holds.get(peer.index, NEVER), self.now + outwait(LEASE_S))
+            for index, seconds in reply.holds if isinstance(reply, Applied) else ():
+                if index in left:
+                    holds[index] = max(holds.get(index, NEVER), self.now + outwait(seconds))
+        took = sum(1 for reply in fan_out if isinstance(reply, Applied))
+        unknown = len(self.peers) - took - 1  # the others a left-out replica may hold leases of
+        if unknown >= self._leases_needed():
+            for peer in stalled or ():
+                holds[peer.index] = max(holds.get(peer.index, NEVER), self.now + outwait(LEASE_S))
         settle = max([until for until in holds.values()]
-                     + [p.granted_until for p in unreachable if not p.refused], default=NEVER)
+                     + [p.granted_until for p in left_out if not p.refused], default=NEVER)
         for buy in buy_ids:
             if settle > self.now:
                 self.buy_settles[buy] = max(self.buy_settles.get(buy, NEVER), settle)

@@ -230,9 +230,12 @@ class Reservations(Documented):
         # as our clock counts, and the writer outwaits them on its own (W2). A late offer of a
         # write left unconfirmed may reach us before any other peer: all but its writer may
         # still lack it.
+        # Reported for every replica but the writer: one the write sent the update to may yet
+        # be left out, its answer never having come (the writer's ``_settle_after``).
         behind = {p.index for p in self.peers if p.index != message.sender} if message.late else set(message.excluded)
-        holding = [p for p in self.peers if p.index in behind and not p.refused and p.granted_until > self.now]
-        holds = tuple((p.index, p.granted_until - self.now) for p in holding)
+        granted = [p for p in self.peers if p.index != message.sender and not p.refused and p.granted_until > self.now]
+        holds = tuple((p.index, p.granted_until - self.now) for p in granted)
+        holding = [p for p in granted if p.index in behind]
         if holding:
             for buy_id in message.buy_ids:
                 self.buy_settles[buy_id] = max(self.buy_settles.get(buy_id, NEVER), *(p.granted_until for p in holding))

@@ -63,11 +63,16 @@ class Gather(Effect):
     ``enough`` (a write's majority): once it holds of the answers so far (None for a send
     still out), those still out are waited for ``patience`` seconds more at most; resumed
     then with None for them, left to end by their own time-outs ("The Tail at Scale": a
-    replica that fell silent holds up no round that a majority has answered)."""
+    replica that fell silent holds up no round that a majority has answered).
+
+    ``arrived``: filled in by the driver, the core's clock when each answer came (None for one
+    still out). A time a peer's answer counts from (the seconds left of a lease it granted)
+    starts then, not when the gather resumed, up to ``patience`` later."""
 
     sends: list[Send]
     enough: Callable[[list[Any]], bool] | None = None
     patience: float = 0.0
+    arrived: list[float | None] = field(default_factory=list, init=False, repr=False)
 
 
 @dataclass(eq=False)

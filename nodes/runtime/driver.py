@@ -75,8 +75,10 @@ class Driver:
         if isinstance(effect, Send):
             return await self.send(effect)
         if isinstance(effect, Gather):
+            effect.arrived[:] = [None] * len(effect.sends)
             if effect.enough is None:
-                return await asyncio.gather(*(self.send(send) for send in effect.sends))
+                return await asyncio.gather(*(self._timed(effect, index, send)
+                                              for index, send in enumerate(effect.sends)))
             return await self._gather_enough(effect)
         if isinstance(effect, Hedged):
             return await self._hedged(effect)
@@ -129,6 +131,12 @@ class Driver:
         task.add_done_callback(self._background.discard)
         return task
 
+    async def _timed(self, effect: Gather, index: int, send: Send) -> Any:
+        """One send of a gather, its answer's arrival noted on the core's clock."""
+        answer = await self.send(send)
+        effect.arrived[index] = time.monotonic()
+        return answer
+
     async def _gather_enough(self, effect: Gather) -> list[Any]:
         """A gather that stops waiting ``patience`` after ``enough`` holds: those still out are
         not cancelled but end by their own time-out, so each hop is told as it ended."""
@@ -145,7 +153,9 @@ class Driver:
             if not done:
                 return answers  # out of patience
             for finished in done:
-                answers[out.pop(finished)] = finished.result()
+                index = out.pop(finished)
+                answers[index] = finished.result()
+                effect.arrived[index] = time.monotonic()
             if patient_until is None and effect.enough(answers):
                 patient_until = loop.time() + effect.patience + self.node.pace.slack_s
         return answers

@@ -288,6 +288,7 @@ class Fiber:
         after ``enough`` held of the answers so far (None for those still out, left to run out)."""
         sends = effect.sends
         answers: list[Any] = [None] * len(sends)
+        effect.arrived[:] = [None] * len(sends)
         state = {"left": len(sends), "over": False, "patient": False}
         if not sends:
             self.resume_later(0.0, [])
@@ -301,6 +302,7 @@ class Fiber:
             if state["over"]:
                 return
             answers[i] = answer
+            effect.arrived[i] = self.process.now()
             state["left"] -= 1
             if state["left"] == 0:
                 finish()

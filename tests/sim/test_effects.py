@@ -27,13 +27,12 @@ def test_a_gather_leaves_a_hung_replica_out_a_patience_after_enough_answered(pat
     core = world.processes["catalog0"].core
     assert core is not None
     ended: list[tuple[float, list[Any]]] = []
+    gathers: list[Gather] = []
 
     async def ask() -> None:
         sends = [Send(name, Health("catalog0"), 2.0) for name in ("catalog1", "catalog2")]
-        if patience is None:
-            answers = await Gather(sends)
-        else:
-            answers = await Gather(sends, enough=answered, patience=patience)
+        gathers.append(Gather(sends) if patience is None else Gather(sends, enough=answered, patience=patience))
+        answers = await gathers[0]
         ended.append((world.now, answers))
 
     started = world.now
@@ -46,3 +45,6 @@ def test_a_gather_leaves_a_hung_replica_out_a_patience_after_enough_answered(pat
         assert at - started >= 2.0 - 0.01 and answers[0] is not None  # the hung one's time-out
     else:
         assert answers[0] is None and at - started < 0.1 + 0.2  # the patience, and the network's delays
+    came, clock = gathers[0].arrived[1], world.processes["catalog0"].clock
+    assert came is not None and clock.read(started) < came < clock.read(started + 0.1)  # catalog2's answer
+    assert (gathers[0].arrived[0] is None) == (patience is not None)

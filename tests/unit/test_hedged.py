@@ -89,9 +89,22 @@ async def test_a_gather_waits_for_a_silent_send_only_patience_once_enough_answer
     driver = driver_answering({"catalog1": (5.0, "late"), "catalog2": (0.01, "granted")}, sent)
     sends = [Send(name, "check", 5.0) for name in ("catalog1", "catalog2")]
     started = time.monotonic()
-    answers = await driver.perform(Gather(sends, enough=majority, patience=0.1))
+    gather = Gather(sends, enough=majority, patience=0.1)
+    answers = await driver.perform(gather)
     assert answers == [None, "granted"] and sent == ["catalog1", "catalog2"]
     assert 0.1 <= time.monotonic() - started < 2.0
+    came = gather.arrived[1]
+    assert gather.arrived[0] is None and came is not None
+    assert started < came < started + 0.1, "when catalog2's answer came, not when the gather ended"
+
+
+async def test_a_plain_gather_says_when_each_answer_came():
+    driver = driver_answering({"catalog1": (0.2, "busy"), "catalog2": (0.01, "granted")}, [])
+    gather = Gather([Send(name, "check", 5.0) for name in ("catalog1", "catalog2")])
+    started = time.monotonic()
+    assert await driver.perform(gather) == ["busy", "granted"]
+    first, second = gather.arrived
+    assert first is not None and second is not None and started < second < first
 
 
 async def test_a_gather_takes_every_answer_that_comes_within_its_patience():

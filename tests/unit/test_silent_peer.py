@@ -232,6 +232,25 @@ def test_a_peer_whose_update_was_still_out_is_waited_out_as_one_left_out() -> No
     assert core.now < 1.01 + WRITE_PATIENCE_S + 0.2, "catalog2 took the late offer: nothing left to wait for"
 
 
+def test_a_lease_a_peer_reports_is_counted_from_its_answer_not_from_the_end_of_the_patience() -> None:
+    """A buy in flight when catalog2 hung: catalog1 took the update at once and reported the
+    lease it had granted catalog2; the write waited its patience for catalog2 and then counted
+    that lease from there, 0.2 s late (a buy answered after 1.0 s in a recorded run). The
+    driver says when each answer came; the lease is counted from then."""
+    core = replica(mode="bazar")
+    write = Scripted(core, core.handle(Write(2, quantity=19)), now=1.0)
+    write.answer([Granted(BOOK.seq), Granted(BOOK.seq)], at=1.01)
+    fan_out = write.asks
+    assert isinstance(fan_out, Gather)
+    fan_out.arrived[:] = [1.015, None]  # as a driver fills it in: catalog1 answered at once
+    patience_over = 1.015 + WRITE_PATIENCE_S
+    write.answer([Applied(BOOK.seq + 1, holds=((2, 0.5),)), None], at=patience_over)
+    _finish(write, core, NoAnswer())
+    assert isinstance(write.result, Written)
+    assert core.now >= 1.015 + outwait(0.5), "answered before catalog1's lease to catalog2 could run out"
+    assert core.now < patience_over + outwait(0.5) - 0.1, "the patience counted twice"
+
+
 def test_a_buy_carried_out_elsewhere_waits_to_settle_without_holding_its_book() -> None:
     """A buy's first attempt reached catalog2 after its hedge had been carried out through
     catalog0: known here, it is answered done once it has settled, up to a lease later. It held

@@ -12,7 +12,7 @@ from dataclasses import replace
 from nodes.core.catalog.changes import look
 from nodes.core.catalog.compare import CompareRows
 from nodes.core.catalog.rules import Rule
-from nodes.core.catalog.state import HEARTBEAT_S, PING_TIMEOUT_S, Peer
+from nodes.core.catalog.state import FETCH_TIMEOUT_S, HEARTBEAT_S, PING_TIMEOUT_S, Peer
 from nodes.core.effects import Gather, NoAnswer, Sleep
 from nodes.core.messages import (
     Applied,
@@ -265,7 +265,11 @@ class CatchUp(CompareRows):
         write it then got over by catch-up, seed 2027609448), hands over the ones we lack.
         Looked at: the books its answer or our log changed, and those that differed last time
         (``Marks.buys``). A peer that does not answer one fetch is asked for the rest next
-        round: one that fell silent cost a time-out per book."""
+        round: one that fell silent cost a time-out per book. The time-out is a round's
+        length (``FETCH_TIMEOUT_S``): a fetch from a peer that hung after answering the ping
+        held the next round back 0.4 s, that round waited 0.4 s more for the hung peer's
+        ping, and the leases of the round before ran out meanwhile — both healthy replicas
+        of a cluster of three lapsed for 0.2 s under load (issue 28)."""
         marks, view = peer.marks, peer.view
         todo = marks.buys | changed
         todo.update(look(self.changes, self.books, marks.buys_at))
@@ -280,7 +284,7 @@ class CatchUp(CompareRows):
                 continue
             marks.buys.add(book_id)  # looked at again next round: it may hold fewer, not others
             reply = await self._send(peer, FetchBuys(book_id, self._bucket_digests_of(book_id)),
-                                     timeout=PING_TIMEOUT_S, trace=False)
+                                     timeout=FETCH_TIMEOUT_S, trace=False)
             if isinstance(reply, NoAnswer):
                 marks.buys.update(pending[at:])
                 break

@@ -231,7 +231,8 @@ class Leases(Buys):
         return missed, maybe
 
     def _settle_after(self, fan_out: list[Any], left_out: list[Peer], buy_ids: tuple[str, ...], *,
-                      stalled: list[Peer] | None = None) -> dict[int, float]:
+                      stalled: list[Peer] | None = None, arrived: list[float | None] | None = None,
+                      ) -> dict[int, float]:
         """The leases the peers that took the write still let the left-out ones hold (their
         ``holds``, told as seconds left and outwaited on our clock), and the round's buys
         answered done only once those and ours ran out.
@@ -245,13 +246,19 @@ class Leases(Buys):
         behind it takes such a lease only after it stops vouching for the book. Otherwise
         (not enough peers took it) a stalled peer may hold leases no one reported on, and
         the longest one is waited out from now. A buy in flight when a replica hung waited
-        the write's patience and then a whole lease more (about a second, issue 28)."""
+        the write's patience and then a whole lease more (about a second, issue 28).
+
+        ``arrived``: when each answer came, on our clock; a hold is counted from then. Counted
+        from the end of the fan-out's patience, a buy in flight when a replica hung waited
+        that patience twice (1.0 s in a recorded run, issue 28)."""
         left = {peer.index for peer in left_out}
         holds: dict[int, float] = {}
-        for reply in fan_out:
+        for at, reply in enumerate(fan_out):
+            came = arrived[at] if arrived is not None and at < len(arrived) else None
+            since = self.now if came is None else min(came, self.now)
             for index, seconds in reply.holds if isinstance(reply, Applied) else ():
                 if index in left:
-                    holds[index] = max(holds.get(index, NEVER), self.now + outwait(seconds))
+                    holds[index] = max(holds.get(index, NEVER), since + outwait(seconds))
         took = sum(1 for reply in fan_out if isinstance(reply, Applied))
         unknown = len(self.peers) - took - 1  # the others a left-out replica may hold leases of
         if unknown >= self._leases_needed():

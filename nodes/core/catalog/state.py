@@ -47,8 +47,11 @@ HEARTBEAT_S = 0.15
 LEASE_S = 0.6
 #: How long a lease granted to the front-end (in a probe's answer) lets it serve its cache.
 FRONTEND_LEASE_S = 1.5
-#: How long a ping, a late offer of an update or a fetch of buys waits for its answer.
+#: How long a ping or a late offer of an update waits for its answer.
 PING_TIMEOUT_S = 0.4
+#: How long the heartbeat's fetch of a peer's buys waits: a round's length, so that a peer
+#: that hangs between its ping's answer and the fetch does not hold the next round back.
+FETCH_TIMEOUT_S = HEARTBEAT_S
 #: How long a read's hop waits, per replica the hop may still visit, for its answer (at most the
 #: catalog's whole-exchange time-out): the last hop of a chain 0.3 s, the one before it 0.6 s.
 #: A hop to a peer that has just gone silent waited the whole 1 s, and a read waiting on it

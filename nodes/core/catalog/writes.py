@@ -329,7 +329,8 @@ class Writes(Refusals, GroupCommit):
         def told(replies: list[Any]) -> bool:
             return not self.has_frontend or replies[-1] is not None  # the front-end has answered
 
-        replies = await Gather(sends, enough=self._majority_of(Applied, also=told), patience=WRITE_PATIENCE_S)
+        gather = Gather(sends, enough=self._majority_of(Applied, also=told), patience=WRITE_PATIENCE_S)
+        replies = await gather
         fan_out = replies[:len(outcome.granted)]
         for peer, reply in zip(outcome.granted, fan_out, strict=True):
             if isinstance(reply, Applied):  # what the peer holds now, whatever we manage to store
@@ -395,7 +396,7 @@ class Writes(Refusals, GroupCommit):
         stalled = [p for p, reply in zip(outcome.granted, fan_out, strict=True)
                    if isinstance(reply, Degraded) or reply is None]
         left_out = outcome.unreachable + stalled
-        holds = self._settle_after(fan_out, left_out, buy_ids, stalled=stalled)
+        holds = self._settle_after(fan_out, left_out, buy_ids, stalled=stalled, arrived=gather.arrived)
         if took and self._peers_to_hold() > 1:
             await self._tell_confirmed(update, holders)
         if took:

@@ -39,3 +39,16 @@ def outwait(seconds: float) -> float:
     if seconds <= 0:
         return 0.0
     return (seconds + 2 * MAX_ERROR_S) * (1 + MAX_DRIFT) / (1 - MAX_DRIFT) + 2 * MAX_ERROR_S
+
+
+def outwait_told(left: float) -> float:
+    """How long to wait, on our clock, for a lease another replica granted and told us has
+    ``left`` seconds to run as its clock counts: its ``granted_until`` (the moment the holder's
+    ping came, plus ``outwait`` of the lease) minus its clock when it answered. That end already
+    outwaits the holder's clock; what is left uncertain is only how long ago the grantor says
+    the ping came, a length on its clock (off by 2E at most, and by ρ, which only shortens the
+    true time it took). So if the holder sent its ping at T and the grantor answered at T_c,
+    the lease ends by T_c − (ago − 2E)/(1 + ρ) + (L + 2E)/(1 − ρ), and a wait of
+    ``outwait(L) − ago + 2E`` = ``left + 2E`` on our clock, begun once the answer came, lasts
+    past it. ``outwait(left)`` counted the drift over the whole lease twice (0.12 s of 0.83 s)."""
+    return max(0.0, left + 2 * MAX_ERROR_S)

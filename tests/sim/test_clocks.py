@@ -7,11 +7,11 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from nodes.core.catalog.state import FRONTEND_LEASE_S, LEASE_S
-from nodes.core.clocks import MAX_DRIFT, MAX_ERROR_S, outwait
+from nodes.core.clocks import MAX_DRIFT, MAX_ERROR_S, outwait, outwait_told
 from nodes.core.effects import Sleep, Wait
 from nodes.sim.run import Options, explore, simulate
 from nodes.sim.world import Clock, Fiber, World
@@ -43,6 +43,29 @@ def test_a_lease_runs_out_at_its_holder_before_anyone_who_outwaits_it_goes_on(
     news of it) came ``delay`` later, and the holder has stopped trusting before the one who
     outwaits the lease acts."""
     assert holder_ends(0.0, lease, holder_rate, h0, h1) <= outwaiter_ends(delay, waiter_rate, w0, w1, lease)
+
+
+@settings(max_examples=1000, deadline=None)
+@example(lease=LEASE_S, came=0.0, ago=0.3, heard=0.0, holder_rate=1 - MAX_DRIFT, grantor_rate=1 + MAX_DRIFT,
+         writer_rate=1 + MAX_DRIFT, h0=MAX_ERROR_S, h1=-MAX_ERROR_S, g0=-MAX_ERROR_S, g1=MAX_ERROR_S,
+         w0=-MAX_ERROR_S, w1=MAX_ERROR_S)  # every bound at its worst: the 2E are all needed
+@given(lease=st.sampled_from([LEASE_S, FRONTEND_LEASE_S]), came=st.floats(0, 0.5), ago=st.floats(0, 0.8),
+       heard=st.floats(0, 0.5), holder_rate=rates, grantor_rate=rates, writer_rate=rates,
+       h0=steps, h1=steps, g0=steps, g1=steps, w0=steps, w1=steps)
+def test_a_grant_a_peer_reports_runs_out_before_the_writer_told_of_it_goes_on(
+        lease: float, came: float, ago: float, heard: float, holder_rate: float, grantor_rate: float,
+        writer_rate: float, h0: float, h1: float, g0: float, g1: float, w0: float, w1: float) -> None:
+    """``outwait_told``: the holder pings at 0; its ping comes to the grantor ``came`` later,
+    which grants until its clock's ``outwait(lease)`` from then; ``ago`` later it answers a
+    writer with the seconds its grant has left, and the writer hears it ``heard`` later and
+    waits ``outwait_told`` of them on its own clock. Within the bounds the holder has stopped
+    trusting by then, whatever the rates and steps."""
+    granted_at, answered_at = came, came + ago
+    left = (grantor_rate * granted_at + g0 + outwait(lease)) - (grantor_rate * answered_at + g1)
+    waited = outwait_told(left)
+    heard_at = answered_at + heard
+    writer_goes_on = heard_at + (waited + w0 - w1) / writer_rate
+    assert holder_ends(0.0, lease, holder_rate, h0, h1) <= writer_goes_on + 1e-9
 
 
 def test_past_the_bounds_a_lease_can_outlive_its_outwaiting() -> None:

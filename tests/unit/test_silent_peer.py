@@ -7,7 +7,7 @@ from dataclasses import replace
 
 from nodes.core.catalog.rules import Rule
 from nodes.core.catalog.state import CHECK_TIMEOUT_S, HOP_TIMEOUT_S, LEASE_S, WRITE_PATIENCE_S
-from nodes.core.clocks import outwait
+from nodes.core.clocks import outwait, outwait_told
 from nodes.core.effects import Gather, NoAnswer, Send, Sleep
 from nodes.core.messages import (
     Applied,
@@ -218,7 +218,7 @@ def test_a_peer_whose_update_was_still_out_is_waited_out_as_one_left_out() -> No
     write.answer([Applied(BOOK.seq + 1, holds=((2, 0.5),)), None], at=patience_over)
     _finish(write, core, NoAnswer())
     assert isinstance(write.result, Written)
-    reported = patience_over + outwait(0.5)
+    reported = patience_over + outwait_told(0.5)
     assert core.now >= reported > 1.5, "answered before catalog1's lease to catalog2 could run out"
     assert core.now < reported + 0.1, "a whole lease more waited out for nothing"
     assert core.now < patience_over + outwait(LEASE_S)
@@ -247,8 +247,8 @@ def test_a_lease_a_peer_reports_is_counted_from_its_answer_not_from_the_end_of_t
     write.answer([Applied(BOOK.seq + 1, holds=((2, 0.5),)), None], at=patience_over)
     _finish(write, core, NoAnswer())
     assert isinstance(write.result, Written)
-    assert core.now >= 1.015 + outwait(0.5), "answered before catalog1's lease to catalog2 could run out"
-    assert core.now < patience_over + outwait(0.5) - 0.1, "the patience counted twice"
+    assert core.now >= 1.015 + outwait_told(0.5), "answered before catalog1's lease to catalog2 could run out"
+    assert core.now < patience_over + outwait_told(0.5) - 0.1, "the patience counted twice"
 
 
 def test_a_buy_carried_out_elsewhere_waits_to_settle_without_holding_its_book() -> None:

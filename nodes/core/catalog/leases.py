@@ -24,7 +24,7 @@ from nodes.core.catalog.state import (
     PING_TIMEOUT_S,
     Peer,
 )
-from nodes.core.clocks import NEVER, outwait
+from nodes.core.clocks import NEVER, outwait, outwait_told
 from nodes.core.effects import Gather, NoAnswer, Send, Sleep
 from nodes.core.messages import (
     Applied,
@@ -258,7 +258,7 @@ class Leases(Buys):
             since = self.now if came is None else min(came, self.now)
             for index, seconds in reply.holds if isinstance(reply, Applied) else ():
                 if index in left:
-                    holds[index] = max(holds.get(index, NEVER), since + outwait(seconds))
+                    holds[index] = max(holds.get(index, NEVER), since + outwait_told(seconds))
         took = sum(1 for reply in fan_out if isinstance(reply, Applied))
         unknown = len(self.peers) - took - 1  # the others a left-out replica may hold leases of
         if unknown >= self._leases_needed():

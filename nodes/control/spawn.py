@@ -44,9 +44,21 @@ class Forked:
         self.args = args
         self.returncode: int | None = None
         self._ended = threading.Event()
+        self._signalling = threading.Lock()  # no pidfd closed (and its number reused) mid-signal
+        # The node is the fork server's child, not ours: once it has reaped it, its pid may be
+        # given to another process before we hear of the exit. A pidfd names this process
+        # alone; a signal through it after the exit reaches nobody.
+        try:
+            self._pidfd: int | None = os.pidfd_open(pid)
+        except OSError:  # gone already (then it is reaped: nothing to signal), or an old kernel
+            self._pidfd = None
 
     def _exited(self, code: int) -> None:
-        self.returncode = code
+        with self._signalling:
+            self.returncode = code
+            pidfd, self._pidfd = self._pidfd, None
+            if pidfd is not None:
+                os.close(pidfd)
         self._ended.set()
 
     def poll(self) -> int | None:
@@ -59,8 +71,16 @@ class Forked:
         return self.returncode
 
     def send_signal(self, signum: int) -> None:
-        if self.returncode is None:  # never a pid the kernel may have given to another process since
-            os.kill(self.pid, signum)
+        """Signal the node, and never another process: not once its exit is known, and through
+        its pidfd (if the kernel gave one) in the moment between its reaping and our hearing of
+        it (raises ProcessLookupError then, as ``os.kill`` does for a pid that is gone)."""
+        with self._signalling:
+            if self.returncode is not None:
+                return
+            if self._pidfd is not None:
+                signal.pidfd_send_signal(self._pidfd, signum)
+            else:
+                os.kill(self.pid, signum)
 
     def kill(self) -> None:
         self.send_signal(signal.SIGKILL)

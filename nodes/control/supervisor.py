@@ -283,7 +283,7 @@ class Supervisor(NodeAdmin):
             if node.state != NodeState.UP:
                 raise ClusterError(f"{name} is {node.status}; only a node that is up can hang")
             assert node.proc is not None  # _need_process
-            os.kill(node.proc.pid, signal.SIGSTOP)
+            node.proc.send_signal(signal.SIGSTOP)
             node.state = NodeState.HUNG
         self._note(node, "hung (SIGSTOP)")
         self._changed(node)
@@ -296,7 +296,7 @@ class Supervisor(NodeAdmin):
             if node.state != NodeState.HUNG:
                 return
             assert node.proc is not None  # _need_process
-            os.kill(node.proc.pid, signal.SIGCONT)
+            node.proc.send_signal(signal.SIGCONT)
             node.state = NodeState.UP
         self._note(node, "resumed (SIGCONT)")
         self._changed(node)

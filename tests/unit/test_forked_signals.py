@@ -1,0 +1,58 @@
+"""A node forked by the fork server is its child, not the launcher's: once the fork server has
+reaped it, its pid may be given to another process before the launcher hears of the exit. The
+launcher signals it through a pidfd, which names that process alone (nodes/control/spawn.py)."""
+from __future__ import annotations
+
+import io
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from nodes.control import spawn
+from nodes.control.spawn import Forked
+
+pytestmark = pytest.mark.timeout(30)
+
+
+def state(pid: int) -> str:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+
+
+def until(condition, seconds: float = 10.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "not within the deadline"
+        time.sleep(0.01)
+
+
+def test_a_forked_node_is_signalled_through_its_pidfd_and_never_by_its_pid(monkeypatch):
+    def no_kill(pid: int, signum: int) -> None:
+        raise AssertionError(f"os.kill({pid}, {signum}): a pid may name another process by now")
+
+    child = subprocess.Popen(["sleep", "30"])
+    try:
+        node = Forked(child.pid, io.BytesIO(), ["sleep", "30"])
+        monkeypatch.setattr(spawn.os, "kill", no_kill)
+        node.send_signal(signal.SIGSTOP)
+        until(lambda: state(child.pid) == "T")
+        node.send_signal(signal.SIGCONT)
+        until(lambda: state(child.pid) != "T")
+        # Reaped by its parent before the launcher has heard: the pidfd reaches nobody.
+        killer = os.pidfd_open(child.pid)
+        signal.pidfd_send_signal(killer, signal.SIGKILL)  # not os.kill: it is watched here
+        os.close(killer)
+        child.wait()
+        with pytest.raises(ProcessLookupError):
+            node.send_signal(signal.SIGKILL)
+        node._exited(-9)
+        node.send_signal(signal.SIGKILL)  # known to have ended: nothing is sent at all
+        assert node.returncode == -9 and node._pidfd is None
+    finally:
+        monkeypatch.undo()
+        if child.poll() is None:
+            child.kill()
+            child.wait()

@@ -48,9 +48,12 @@ class Forked:
         # The node is the fork server's child, not ours: once it has reaped it, its pid may be
         # given to another process before we hear of the exit. A pidfd names this process
         # alone; a signal through it after the exit reaches nobody.
+        self._gone = False  # reaped before we could name it: its pid is nobody's to signal
         try:
             self._pidfd: int | None = os.pidfd_open(pid)
-        except OSError:  # gone already (then it is reaped: nothing to signal), or an old kernel
+        except ProcessLookupError:
+            self._pidfd, self._gone = None, True
+        except OSError:  # a kernel without pidfds: the pid, as Popen does
             self._pidfd = None
 
     def _exited(self, code: int) -> None:
@@ -77,6 +80,8 @@ class Forked:
         with self._signalling:
             if self.returncode is not None:
                 return
+            if self._gone:
+                raise ProcessLookupError(f"process {self.pid} has ended")
             if self._pidfd is not None:
                 signal.pidfd_send_signal(self._pidfd, signum)
             else:

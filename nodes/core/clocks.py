@@ -50,5 +50,6 @@ def outwait_told(left: float) -> float:
     true time it took). So if the holder sent its ping at T and the grantor answered at T_c,
     the lease ends by T_c − (ago − 2E)/(1 + ρ) + (L + 2E)/(1 − ρ), and a wait of
     ``outwait(L) − ago + 2E`` = ``left + 2E`` on our clock, begun once the answer came, lasts
-    past it. ``outwait(left)`` counted the drift over the whole lease twice (0.12 s of 0.83 s)."""
+    past it. ``outwait(left)`` counted the drift over the whole lease a second time: 0.83 s
+    for a grant made just then, where 0.76 s is enough."""
     return max(0.0, left + 2 * MAX_ERROR_S)

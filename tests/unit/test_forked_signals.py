@@ -56,3 +56,18 @@ def test_a_forked_node_is_signalled_through_its_pidfd_and_never_by_its_pid(monke
         if child.poll() is None:
             child.kill()
             child.wait()
+
+
+def test_a_node_reaped_before_it_could_be_named_is_never_signalled_by_its_pid(monkeypatch):
+    """Review: the fork server may reap a node before the launcher opens its pidfd; the pid
+    may name another process by then, so a signal is refused rather than sent by pid."""
+    child = subprocess.Popen(["true"])
+    child.wait()
+    node = Forked(child.pid, io.BytesIO(), ["true"])
+
+    def no_kill(pid: int, signum: int) -> None:
+        raise AssertionError(f"os.kill({pid}, {signum})")
+
+    monkeypatch.setattr(spawn.os, "kill", no_kill)
+    with pytest.raises(ProcessLookupError):
+        node.send_signal(signal.SIGSTOP)

@@ -143,3 +143,64 @@ def test_a_holder_finds_a_majority_by_itself_when_the_writers_word_is_lost() -> 
     sent = drive(Scripted(core, core._settle_tentative(), now=1.0), peers)
     assert sorted(to for to, _m in sent) == ["catalog0", "catalog1", "catalog3", "catalog4"], "offered to every peer"
     assert BOOK.id not in core.tentative, "with the writer and one more peer, three of five hold it"
+
+
+def test_a_write_read_back_unconfirmed_that_too_few_show_gives_way_instead_of_waiting_for_good() -> None:
+    """Review: with five replicas catalog0 and catalog1 each held one unconfirmed write and
+    restarted. Read back, such a write is offered only to the peers showing its seq; each
+    offered it to the other alone, one answer short of a majority, and neither gave way: both
+    answered every check "busy" for good. Too few showing its seq for a majority, it gives way
+    (unless a peer holds it confirmed)."""
+    row = replace(BOOK, quantity=BOOK.quantity - 1, seq=BOOK.seq + 1)
+    core = CatalogReplica(0, 5, has_frontend=False, mode="bazar")
+    start = Scripted(core, core.start())
+    for answer in (0, {BOOK.id: row}, {"b-x": (BOOK.id, row.seq)}, {}, [BOOK.id]):
+        assert isinstance(start.asks, Disk)
+        start.answer(answer)
+    assert start.done and BOOK.id in core.tentative and BOOK.id in core.unverified
+    for peer in core.peers:
+        peer.view.seqs[BOOK.id] = row.seq if peer.index == 1 else BOOK.seq
+        peer.view.whole = peer.view.current = True
+
+    def peers(to: str, message: Any) -> Any:
+        if isinstance(message, FetchBuys):
+            return BuysOf(())  # catalog1 holds it unconfirmed too: its buys are told to no one
+        return Applied(row.seq) if to == "catalog1" else NoAnswer()
+
+    sent = drive(Scripted(core, core._settle_tentative(), now=2.0), peers)
+    assert [type(m).__name__ for _to, m in sent] == ["FetchBuys"] * 4
+    assert BOOK.id not in core.tentative and "b-x" not in core.buys, "given way, its buy forgotten"
+
+
+def test_the_word_that_a_majority_holds_a_write_waits_for_no_hung_holder() -> None:
+    """Review: the writer tells its holders before it lets the book go; a holder hung since it
+    answered held the book for the send's whole time-out (1 s)."""
+    from nodes.core.catalog.state import WRITE_PATIENCE_S
+
+    core = five()
+
+    def peers(to: str, message: Any) -> Any:
+        if type(message).__name__ == "Check":
+            return Granted(BOOK.seq)
+        return Applied(message.copy.seq) if isinstance(message, Update) else NoAnswer()
+
+    write = Scripted(core, core.handle(Write(BOOK.id, quantity=BOOK.quantity - 1, buy_id="b-1", take=1)), now=1.0)
+    for _ in range(20):
+        asks = write.asks
+        if isinstance(asks, Gather) and all(isinstance(s.message, Update) and s.message.confirmed for s in asks.sends):
+            assert all(s.timeout <= WRITE_PATIENCE_S for s in asks.sends)
+            break
+        drive_one(write, peers)
+    else:
+        raise AssertionError("no holder was told")
+
+
+def drive_one(step: Scripted, answer: Any) -> None:
+    asks = step.asks
+    if isinstance(asks, Send | Gather):
+        replies = [answer(to, message) for to, message in step.sends()]
+        step.answer(replies[0] if isinstance(asks, Send) else replies)
+    elif isinstance(asks, Sleep):
+        step.answer(None, at=max(step.core.now, asks.until))
+    else:
+        step.answer(None)

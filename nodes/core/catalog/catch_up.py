@@ -125,7 +125,10 @@ class CatchUp(CompareRows):
                 # pass for the write with a peer that lacks it (simulator seed 2033517330). It
                 # is offered only to peers holding its seq or a later one, where rows compare.
                 peers = [p for p in peers if p.view.seqs.get(book_id, -1) >= update.copy.seq]
-                if not peers:
+                if len(peers) < self._peers_to_hold():
+                    # Too few show its seq for a majority to hold it (with three replicas: none):
+                    # it gives way unless a peer holds it confirmed. Two replicas of five back
+                    # with one such write each offered it only to the other, for good (review).
                     await self._give_way_unseen(book_id, update)
                     continue
             replies = await Gather([self._send(p, replace(update, late=True), timeout=PING_TIMEOUT_S,

@@ -123,9 +123,10 @@ class Refusals(Reservations):
     async def _tell_confirmed(self, update: Update, holders: list[Peer]) -> None:
         """With four or more replicas, the peers that took our write hold it as unconfirmed
         until we say a majority does (W8): told before the book is let go, so that our next
-        round's checks find it settled there. One that does not hear settles it by itself."""
+        round's checks find it settled there. One that does not hear within WRITE_PATIENCE_S
+        (hung since it answered) is not waited for longer: it settles the write by itself."""
         confirmed = replace(update, late=True, confirmed=True)
-        await Gather([self._send(p, confirmed) for p in holders],
+        await Gather([self._send(p, confirmed, timeout=WRITE_PATIENCE_S) for p in holders],
                      enough=lambda _replies: True, patience=WRITE_PATIENCE_S)
 
 

@@ -204,3 +204,23 @@ def drive_one(step: Scripted, answer: Any) -> None:
         step.answer(None, at=max(step.core.now, asks.until))
     else:
         step.answer(None)
+
+
+def test_a_restock_no_majority_holds_is_not_confirmed_by_a_peer_showing_no_buys() -> None:
+    """Review: a write with no buys is told by none; with five replicas any peer showing no
+    buys at its seq counted as holding it, and one peer is no majority. Others moved on, it
+    gives way instead."""
+    core = five(2)
+    row = replace(BOOK, quantity=BOOK.quantity + 5, seq=BOOK.seq + 1)
+    run(core, core.handle(Update(row, 0, "0.n0.1", ())))
+    theirs = replace(BOOK, quantity=BOOK.quantity - 1, seq=BOOK.seq + 2)
+
+    def peers(to: str, message: Any) -> Any:
+        if isinstance(message, Update):
+            return Newer(theirs)
+        if isinstance(message, FetchBuys):
+            return BuysOf((("b-other", BOOK.seq + 2),))
+        return NoAnswer()
+
+    drive(Scripted(core, core._settle_tentative(), now=3.0), peers)
+    assert BOOK.id not in core.tentative and core.books[BOOK.id] == theirs

@@ -151,9 +151,12 @@ class CatchUp(CompareRows):
             # are not enough: a buy retried elsewhere (W7) may sit in another write of that seq.
             # (A fetch leaves unconfirmed buys out: a peer that tells them holds the write as
             # confirmed, which only a majority makes it.)
+            # A write with no buys (a restock) has nothing to tell it by: with four or more
+            # replicas any peer showing no buys at its seq would count as holding it, and one
+            # such peer is no majority (review); it stays for the offers' count to decide.
             ours = set(update.buy_ids)
-            if any(isinstance(r, BuysOf) and {b for b, seq in r.buys if seq == update.copy.seq} == ours
-                   for r in held):
+            if (ours or self._peers_to_hold() == 1) and any(
+                    isinstance(r, BuysOf) and {b for b, seq in r.buys if seq == update.copy.seq} == ours for r in held):
                 await self._confirm(book_id)
                 continue
             if not all(isinstance(r, BuysOf) for r in held):

@@ -7,26 +7,19 @@ import io
 import os
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
 from nodes.control import spawn
 from nodes.control.spawn import Forked
+from tests.support import wait_until_sync
 
 pytestmark = pytest.mark.timeout(30)
 
 
 def state(pid: int) -> str:
     return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-
-
-def until(condition, seconds: float = 10.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "not within the deadline"
-        time.sleep(0.01)
 
 
 def test_a_forked_node_is_signalled_through_its_pidfd_and_never_by_its_pid(monkeypatch):
@@ -38,9 +31,9 @@ def test_a_forked_node_is_signalled_through_its_pidfd_and_never_by_its_pid(monke
         node = Forked(child.pid, io.BytesIO(), ["sleep", "30"])
         monkeypatch.setattr(spawn.os, "kill", no_kill)
         node.send_signal(signal.SIGSTOP)
-        until(lambda: state(child.pid) == "T")
+        wait_until_sync(lambda: state(child.pid) == "T", what="the node stopped")
         node.send_signal(signal.SIGCONT)
-        until(lambda: state(child.pid) != "T")
+        wait_until_sync(lambda: state(child.pid) != "T", what="the node resumed")
         # Reaped by its parent before the launcher has heard: the pidfd reaches nobody.
         killer = os.pidfd_open(child.pid)
         signal.pidfd_send_signal(killer, signal.SIGKILL)  # not os.kill: it is watched here

@@ -42,16 +42,7 @@ def drive(step: Scripted, answer: Any, *, limit: int = 60) -> list[tuple[str, An
     for _ in range(limit):
         if step.done:
             return sent
-        asks = step.asks
-        if isinstance(asks, Send | Gather):
-            pairs = step.sends()
-            sent += pairs
-            replies = [answer(to, message) for to, message in pairs]
-            step.answer(replies[0] if isinstance(asks, Send) else replies)
-        elif isinstance(asks, Sleep):
-            step.answer(None, at=max(step.core.now, asks.until))
-        else:
-            step.answer(None)
+        sent += drive_one(step, answer)
     raise AssertionError(f"still running after {limit} steps; it asks {step.asks!r}")
 
 
@@ -195,15 +186,19 @@ def test_the_word_that_a_majority_holds_a_write_waits_for_no_hung_holder() -> No
         raise AssertionError("no holder was told")
 
 
-def drive_one(step: Scripted, answer: Any) -> None:
+def drive_one(step: Scripted, answer: Any) -> list[tuple[str, Any]]:
+    """One step of ``step``, answered as ``drive`` answers it; the messages it sent."""
     asks = step.asks
     if isinstance(asks, Send | Gather):
-        replies = [answer(to, message) for to, message in step.sends()]
+        pairs = step.sends()
+        replies = [answer(to, message) for to, message in pairs]
         step.answer(replies[0] if isinstance(asks, Send) else replies)
-    elif isinstance(asks, Sleep):
+        return pairs
+    if isinstance(asks, Sleep):
         step.answer(None, at=max(step.core.now, asks.until))
     else:
         step.answer(None)
+    return []
 
 
 def test_a_restock_no_majority_holds_is_not_confirmed_by_a_peer_showing_no_buys() -> None:

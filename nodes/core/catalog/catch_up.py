@@ -109,6 +109,7 @@ class CatchUp(CompareRows):
         its buys, it was never seen — no replica is handed an unconfirmed copy (checks meet
         'busy', reads look elsewhere) — and it was answered 'unknown': it gives way, its buys
         forgotten, the others' copy taken."""
+        needed = self._peers_to_hold()  # peers holding it beside us for a majority (W8)
         for book_id, (update, indexes) in list(self.tentative.items()):
             # Offered to the peers that granted it, and to any other whose word shows a write
             # of its very seq: that one takes it only if it is the very same write (one buy
@@ -117,15 +118,14 @@ class CatchUp(CompareRows):
             # both late offers while the other showed that seq, waited for good (simulator
             # seed 2056019075). With four or more replicas, to every peer: those that granted
             # it may be too few to make a majority with the ones that took it.
-            everyone = self._peers_to_hold() > 1
             peers = [p for p in self.peers
-                     if everyone or p.index in indexes or p.view.seqs.get(book_id, -1) == update.copy.seq]
+                     if needed > 1 or p.index in indexes or p.view.seqs.get(book_id, -1) == update.copy.seq]
             if book_id in self.unverified:
                 # Read back from disk at start: changed there, checksum and all, its row would
                 # pass for the write with a peer that lacks it (simulator seed 2033517330). It
                 # is offered only to peers holding its seq or a later one, where rows compare.
                 peers = [p for p in peers if p.view.seqs.get(book_id, -1) >= update.copy.seq]
-                if len(peers) < self._peers_to_hold():
+                if len(peers) < needed:
                     # Too few show its seq for a majority to hold it (with three replicas: none):
                     # it gives way unless a peer holds it confirmed. Two replicas of five back
                     # with one such write each offered it only to the other, for good (review).
@@ -137,7 +137,7 @@ class CatchUp(CompareRows):
                 continue
             # Held by a majority with us (in a cluster of three, by one peer; W8): it stays.
             # Fewer, with four or more replicas, and each holds it as unconfirmed as we do.
-            if sum(1 for r in replies if isinstance(r, Applied)) >= self._peers_to_hold():
+            if sum(1 for r in replies if isinstance(r, Applied)) >= needed:
                 await self._confirm(book_id)
                 continue
             newer = [r.book for r in replies if isinstance(r, Newer)]
@@ -155,7 +155,7 @@ class CatchUp(CompareRows):
             # replicas any peer showing no buys at its seq would count as holding it, and one
             # such peer is no majority (review); it stays for the offers' count to decide.
             ours = set(update.buy_ids)
-            if (ours or self._peers_to_hold() == 1) and any(
+            if (ours or needed == 1) and any(
                     isinstance(r, BuysOf) and {b for b, seq in r.buys if seq == update.copy.seq} == ours for r in held):
                 await self._confirm(book_id)
                 continue

@@ -121,12 +121,13 @@ class Refusals(Reservations):
                            "its peers may hold it")
 
     async def _tell_confirmed(self, update: Update, holders: list[Peer]) -> None:
-        """With four or more replicas, the peers that took our write hold it as unconfirmed
-        until we say a majority does (W8): told before the book is let go, so that our next
-        round's checks find it settled there. One that does not hear within WRITE_PATIENCE_S
-        (hung since it answered) is not waited for longer: it settles the write by itself."""
-        confirmed = replace(update, late=True, confirmed=True)
-        await Gather([self._send(p, confirmed, timeout=WRITE_PATIENCE_S) for p in holders],
+        """``update``, marked confirmed, to ``holders`` again. With four or more replicas the
+        peers that took our write hold it as unconfirmed until we say a majority does (W8):
+        told before the book is let go, so that our next round's checks find it settled there.
+        One that does not hear within WRITE_PATIENCE_S (hung since it answered) is not waited
+        for longer: it settles the write by itself."""
+        late = replace(update, late=True)
+        await Gather([self._send(p, late, timeout=WRITE_PATIENCE_S) for p in holders],
                      enough=lambda _replies: True, patience=WRITE_PATIENCE_S)
 
 
@@ -398,8 +399,11 @@ class Writes(Refusals, GroupCommit):
                    if isinstance(reply, Degraded) or reply is None]
         left_out = outcome.unreachable + stalled
         holds = self._settle_after(fan_out, left_out, buy_ids, stalled=stalled, arrived=gather.arrived)
-        if took and self._peers_to_hold() > 1:
-            await self._tell_confirmed(update, holders)
+        # With four or more replicas the holders (and those it is offered to late) are told
+        # that a majority holds it; with three, taking it says so already.
+        announced = replace(update, confirmed=took and self._peers_to_hold() > 1)
+        if announced.confirmed:
+            await self._tell_confirmed(announced, holders)
         if took:
             # Confirmed by a peer and stored here, the write can no longer be withdrawn (only
             # a write no peer took is): the next round of this book may start now, on top of
@@ -413,8 +417,7 @@ class Writes(Refusals, GroupCommit):
             await self._invalidate_frontend(new)  # a lost invalidation leaves a stale entry: again
         # Offered late only once a peer has confirmed it: a replica left out cannot tell an
         # offer of a write that may yet give way from a settled one.
-        offered = replace(update, confirmed=took and self._peers_to_hold() > 1)
-        missed, maybe_late = await self._deliver_or_outwait(left_out, offered, holds,
+        missed, maybe_late = await self._deliver_or_outwait(left_out, announced, holds,
                                                             offer=took or not outcome.granted)
         if missed and not took and not unconfirmed and not self.lease_ok():
             return await self._withdraw(book_id, current, new, buy_ids, maybe_late)

@@ -68,8 +68,8 @@ def test_the_heartbeat_comparison_alone_finds_what_the_read_hops_miss(monkeypatc
     1-1500, again whenever the schedules change: last with the heartbeat's deltas and the buys'
     retry window, 2026-12-05; 87 replaced 251 when buys were hedged, 2026-12-06; 163, 331 and
     631 replaced 87, 433 and 564 when a silent peer's waits were cut, later that day; 35, 111 and
-    132 replaced them when order replicas began to write a book last seen in stock at once,
-    2026-12-07)."""
+    132 replaced them when order replicas began to write a book last seen in stock at once and
+    two three-replica edges were mended, 2026-12-07)."""
     monkeypatch.setattr(run, "CHECKSUMMED_P", 1.0)
     assert simulate(Options(seed=seed, faults=FAULTS)).passed
     monkeypatch.setattr(CatchUp, "_compare_rows", lambda self, *_round: self.unverified.clear())

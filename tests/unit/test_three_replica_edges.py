@@ -7,9 +7,10 @@ from dataclasses import replace
 
 from nodes.core.catalog.state import HEARTBEAT_S
 from nodes.core.effects import Gather, NoAnswer
-from nodes.core.messages import Applied, Busy, Newer, Ping, Update, Write
+from nodes.core.messages import Applied, Busy, BuysOf, FetchBuys, Newer, Ping, Update, Write
 from tests.support import Scripted
 from tests.unit.test_catalog_core import BOOK, replica
+from tests.unit.test_majority_holders import drive
 
 
 def test_a_refusal_of_a_check_sent_while_a_peer_was_down_does_not_undo_its_new_lease() -> None:
@@ -54,3 +55,32 @@ def test_a_replica_behind_takes_one_of_two_rival_unconfirmed_writes_of_a_seq() -
     refused.until_done()
     assert isinstance(refused.result, Newer) and refused.result.book.seq == seq, refused.result
     assert not isinstance(refused.result, Busy)
+
+
+def test_a_restock_beside_a_rival_write_the_third_took_gives_way() -> None:
+    """Review of the rule above: catalog0 holds a restock of seq 5 unconfirmed (no buys);
+    catalog2 took catalog1's write of seq 5 and answers the offer with it; catalog1, holding
+    its own unconfirmed, answers "busy" and tells no buys of it. Both showed "no buys at seq 5",
+    and the restock was confirmed beside the rival: two confirmed rows of one seq."""
+    seq = BOOK.seq + 1
+    restock = replace(BOOK, quantity=BOOK.quantity + 5, seq=seq)
+    rival = replace(BOOK, quantity=BOOK.quantity - 1, seq=seq)
+    for told_buys in ((("b-a", seq),), ()):
+        core = replica(mode="bazar")
+        core.books[BOOK.id] = restock
+        core.tentative[BOOK.id] = (Update(restock, 0, "0.x.1", ()), (2,))
+        for peer in core.peers:
+            peer.seqs[BOOK.id] = seq
+            peer.view.seqs[BOOK.id] = seq
+        core.peers[0].view.sums[BOOK.id] = None  # catalog1: its own write, unconfirmed
+        core.peers[1].view.sums[BOOK.id] = rival.checksum()  # catalog2: took it
+
+        def peers(to: str, message: object, told_buys: tuple = told_buys) -> object:
+            if isinstance(message, Update):
+                return Busy(1) if to == "catalog1" else Newer(rival)
+            if isinstance(message, FetchBuys):
+                return BuysOf(()) if to == "catalog1" else BuysOf(told_buys)
+            return NoAnswer()
+
+        drive(Scripted(core, core._settle_tentative(), now=3.0), peers)
+        assert BOOK.id not in core.tentative and core.books[BOOK.id] == rival, (told_buys, core.books[BOOK.id])

@@ -20,7 +20,7 @@ import aiohttp
 
 from nodes.control.clusterfile import Cluster, Timeouts
 from nodes.control.supervisor import Supervisor
-from nodes.core.effects import Core, Effect, Gather, Send
+from nodes.core.effects import Core, Effect, Gather, Send, Sleep
 from nodes.runtime.signing import SECRET_HEADER
 
 
@@ -320,6 +320,32 @@ class Scripted:
             else:
                 self.answer(None)
         raise AssertionError(f"still running after {limit} steps; it asks {self.asks!r}")
+
+
+def drive(step: Scripted, answer: Any, *, limit: int = 60) -> list[tuple[str, Any]]:
+    """Run ``step`` to its end: every disk write stored, every sleep slept, and every message
+    answered by ``answer(to, message)``. The messages it sent, in order."""
+    sent: list[tuple[str, Any]] = []
+    for _ in range(limit):
+        if step.done:
+            return sent
+        sent += drive_one(step, answer)
+    raise AssertionError(f"still running after {limit} steps; it asks {step.asks!r}")
+
+
+def drive_one(step: Scripted, answer: Any) -> list[tuple[str, Any]]:
+    """One step of ``step``, answered as ``drive`` answers it; the messages it sent."""
+    asks = step.asks
+    if isinstance(asks, Send | Gather):
+        pairs = step.sends()
+        replies = [answer(to, message) for to, message in pairs]
+        step.answer(replies[0] if isinstance(asks, Send) else replies)
+        return pairs
+    if isinstance(asks, Sleep):
+        step.answer(None, at=max(step.core.now, asks.until))
+    else:
+        step.answer(None)
+    return []
 
 
 def run(core: Core, operation: Coroutine[Any, Any, Any], answers: dict[str, Any] | None = None,

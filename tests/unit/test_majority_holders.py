@@ -8,7 +8,7 @@ from dataclasses import replace
 from typing import Any
 
 from nodes.core.catalog import CatalogReplica
-from nodes.core.effects import Disk, Gather, NoAnswer, Send, Sleep
+from nodes.core.effects import Disk, Gather, NoAnswer
 from nodes.core.messages import (
     Applied,
     BuysOf,
@@ -20,7 +20,7 @@ from nodes.core.messages import (
     Write,
     Written,
 )
-from tests.support import Scripted, confirmed_by_peers, run
+from tests.support import Scripted, confirmed_by_peers, drive, drive_one, run
 from tests.unit.test_catalog_core import BOOK
 
 
@@ -33,17 +33,6 @@ def five(index: int = 0) -> CatalogReplica:
         start.answer(answer)
     assert start.done
     return confirmed_by_peers(core)
-
-
-def drive(step: Scripted, answer: Any, *, limit: int = 60) -> list[tuple[str, Any]]:
-    """Run ``step`` to its end: every disk write stored, every sleep slept, and every message
-    answered by ``answer(to, message)``. The messages it sent, in order."""
-    sent: list[tuple[str, Any]] = []
-    for _ in range(limit):
-        if step.done:
-            return sent
-        sent += drive_one(step, answer)
-    raise AssertionError(f"still running after {limit} steps; it asks {step.asks!r}")
 
 
 def test_a_write_one_peer_of_four_took_is_unconfirmed_and_kept_not_written() -> None:
@@ -184,21 +173,6 @@ def test_the_word_that_a_majority_holds_a_write_waits_for_no_hung_holder() -> No
         drive_one(write, peers)
     else:
         raise AssertionError("no holder was told")
-
-
-def drive_one(step: Scripted, answer: Any) -> list[tuple[str, Any]]:
-    """One step of ``step``, answered as ``drive`` answers it; the messages it sent."""
-    asks = step.asks
-    if isinstance(asks, Send | Gather):
-        pairs = step.sends()
-        replies = [answer(to, message) for to, message in pairs]
-        step.answer(replies[0] if isinstance(asks, Send) else replies)
-        return pairs
-    if isinstance(asks, Sleep):
-        step.answer(None, at=max(step.core.now, asks.until))
-    else:
-        step.answer(None)
-    return []
 
 
 def test_a_restock_no_majority_holds_is_not_confirmed_by_a_peer_showing_no_buys() -> None:

@@ -27,6 +27,8 @@ class Buys(ReplicaState):
         write (a peer's update no majority is known to hold yet, W8)."""
         if copy.seq <= self.books[copy.id].seq or not self.same_generation(generation):
             return False
+        if copy.id in self.damaged and copy.seq < self.repair_floor.get(copy.id, -1):
+            return False  # older than the row it repairs: a write we held would be undone
         told = expiring or {}
         buy_ids = [b for b in buy_ids if self._lives(told, b)]
         if copy.id in self.unforgotten and not await self._stored("undo", copy, self.unforgotten[copy.id]):
@@ -38,6 +40,7 @@ class Buys(ReplicaState):
             return False  # a newer one landed while we were writing, or a reset
         self.books[copy.id] = copy
         self.unverified.discard(copy.id)
+        self.repair_floor.pop(copy.id, None)
         if self.damaged.pop(copy.id, None) is not None:
             self.emit("repaired", book=copy.id, seq=copy.seq)
         for buy_id in buy_ids:

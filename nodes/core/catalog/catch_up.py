@@ -208,7 +208,8 @@ class CatchUp(CompareRows):
             self._forget_buy(buy_id)
         del self.tentative[book_id]
         self.unstored.discard(book_id)
-        self._take_as_damaged(book_id, "an unconfirmed write read back at start that no peer took: given way")
+        self._take_as_damaged(book_id, "an unconfirmed write read back at start that no peer took: given way",
+                              seq_known=False)  # its seq is the one no peer took
 
     def on_ping(self, message: Ping) -> Pong:
         """A ping's answer: what changed in our log since the ping's ``heard``, every row (with

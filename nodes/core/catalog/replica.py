@@ -128,9 +128,10 @@ class CatalogReplica(Writes, Reads, CatchUp):
             update = Update(copy, self.index, self._new_token(), buys)
             self.tentative[book_id] = (update, tuple(p.index for p in self.peers))
         for book_id, why in damaged.items():
-            # Changed behind the store's back: whatever it says, it is older than any copy a
-            # peer holds, so catch-up replaces it; until then nobody is handed it.
-            self._take_as_damaged(book_id, why)
+            # Changed behind the store's back: whatever seq it says, catch-up replaces it with
+            # a peer's copy that carries the buys we remember of it; until then nobody is
+            # handed it.
+            self._take_as_damaged(book_id, why, seq_known=False)
         if Rule.CATCH_UP in self.rules:
             self.unverified = {b for b, book in self.books.items() if book.seq >= 0}
         self.started_at = self.now
@@ -168,6 +169,7 @@ class CatalogReplica(Writes, Reads, CatchUp):
             self.tentative.clear()  # the rows they were writes of are gone
             self.unstored.clear()
             self.damaged.clear()  # every row was written afresh
+            self.repair_floor.clear()
             self.unverified.clear()
             self.witnessed.clear()
             self.disputed.clear()

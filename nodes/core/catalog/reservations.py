@@ -108,6 +108,10 @@ class Reservations(Documented):
             return Busy(self.index)  # an unconfirmed write of ours: nothing to build on yet
         if book_id in self.unverified or book_id in self.disputed:
             return Busy(self.index)  # a row no peer has confirmed yet: not to be handed on
+        if book_id in self.damaged and Rule.RESERVED_WRITES in self.rules:
+            # Our row was lost: a writer whose copy is older than it would be granted a seq a
+            # majority holds already, with us in it (simulator seed 2066009210).
+            return Busy(self.index)
         if Rule.RESERVED_WRITES not in self.rules:
             return self._documented_check(book_id, message)
         decided = self._check_answer(message)

@@ -221,6 +221,9 @@ class ReplicaState(Core):
         #: (book -> what was wrong): held at
         #: seq -1, never vouched for, served or handed on, until a peer's copy replaces it.
         self.damaged: dict[int, str] = {}
+        #: The least seq a repair of a damaged row may bring (``_take_as_damaged``): the seq the
+        #: row held, when the peers' word names it, and every seq its remembered buys carry.
+        self.repair_floor: dict[int, int] = {}
         #: Buys of a damaged tentative row that a full disk kept us from forgetting at start:
         #: forgotten on disk together with the row's repair (``_adopt``).
         self.unforgotten: dict[int, list[str]] = {}
@@ -364,10 +367,18 @@ class ReplicaState(Core):
             return f"catalog{self.index} cannot store writes: {self.disk_trouble}"
         return None
 
-    def _take_as_damaged(self, book_id: int, why: str) -> None:
+    def _take_as_damaged(self, book_id: int, why: str, *, seq_known: bool = True) -> None:
         """Our row of ``book_id`` is not to be trusted (it fails its checksum, or differs from
         the copy a majority holds at its seq): held at seq -1, never vouched for, served or
-        handed on, until catch-up or a read's hop brings a peer's copy (``_adopt``)."""
+        handed on, until catch-up or a read's hop brings a peer's copy (``_adopt``) of at least
+        the seq we held (``seq_known``: the peers hold rows of it; a row failing its checksum
+        may name any seq) and of every buy we remember of the book. An older copy would undo a
+        write a majority took with us: with its other holder down, a replica whose row was
+        changed took the third's older copy and wrote that seq anew, and a buy stayed
+        remembered with no copy taken (simulator seed 2066009210)."""
+        floor = max((seq for bucket in range(BUY_BUCKETS)
+                     for seq in self.bucket_buys.get((book_id, bucket), {}).values()), default=-1)
+        self.repair_floor[book_id] = max(floor, self.books[book_id].seq if seq_known else -1)
         self.damaged[book_id] = why
         self.unverified.discard(book_id)  # damaged says more: nothing of it is trusted
         self._unmark_valid(book_id)

@@ -221,6 +221,40 @@ def test_a_row_changed_checksum_and_all_gives_way_to_the_row_its_peers_confirm()
     assert write.done and isinstance(write.result, Conflict) and write.result.reason == "busy"
 
 
+def test_a_damaged_row_is_repaired_by_no_copy_older_than_the_seq_it_held() -> None:
+    """Simulator seed 2066009210: our row of seq 4, taken with one peer, was changed on disk
+    checksum and all; that peer's word showed it damaged, and then that peer went down. The
+    third replica's copy of seq 3 misses the write the two of us took: adopted, we would write
+    seq 4 anew, and the buy we remember would stay with no copy taken. Nor is the third granted
+    a check meanwhile: its write would take seq 4 again."""
+    older = replace(BOOK, quantity=25, seq=3)
+    core = loaded(buys={"b-1": (BOOK.id, BOOK.seq)})
+    core.books[2] = CHANGED
+    compared(core, [pong(sums={2: BOOK.checksum()})])  # catalog1 holds the seq-4 row confirmed
+    assert core.books[2].seq == -1 and 2 in core.damaged
+    assert run(core, core.handle(Check(2, 3, sender=2, token="t", since=0.0))) == Busy(0)
+    assert run(core, core._adopt(older)) is False
+    assert core.books[2].seq == -1 and 2 in core.damaged
+    assert run(core, core._adopt(BOOK)) is True  # catalog1 back: its copy repairs ours
+    assert core.books[2] == BOOK and 2 not in core.damaged and not core.repair_floor
+
+
+def test_a_row_failing_its_checksum_waits_for_a_copy_carrying_the_buys_it_remembers() -> None:
+    """A row failing its checksum may name any seq; the buys we remember of it do not lie.
+    Without any, the first peer's copy repairs it."""
+    older = replace(BOOK, quantity=25, seq=3)
+    for buys, repaired_by in (({"b-1": (BOOK.id, BOOK.seq)}, BOOK), ({}, older)):
+        core = CatalogReplica(0, 3, has_frontend=False, mode="bazar", peer_order=[1, 2])
+        start = Scripted(core, core.start())
+        for answer in (0, {BOOK.id: replace(BOOK, seq=90)}, buys, {BOOK.id: "it fails its checksum"}, []):
+            start.answer(answer)
+        assert start.done and core.books[2].seq == -1
+        assert run(core, core._adopt(older)) is (repaired_by is older)
+        if repaired_by is BOOK:
+            assert 2 in core.damaged and run(core, core._adopt(BOOK)) is True
+        assert core.books[2] == repaired_by and 2 not in core.damaged
+
+
 def test_unconfirmed_rows_follow_a_majority_of_the_replicas() -> None:
     """After a restart of every replica no row is confirmed: two of three equal rows decide."""
     core = loaded()

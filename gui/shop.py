@@ -3,6 +3,7 @@ outcome with its buy id and a way to look it up), and the order history — ever
 through the front-end, like a shopper, by way of the controller."""
 from __future__ import annotations
 
+import asyncio
 import time
 import unicodedata
 from collections.abc import Callable
@@ -73,6 +74,7 @@ class ShopView(QWidget):
         self.controller = controller
         self.report = report
         self.book_id: int | None = None
+        self._searching: asyncio.Task | None = None  # the search under way, if any
         self.unknown_buy: str | None = None
         #: What the answer on show says, and of which book: it is replaced when it stops being true.
         self.answer_kind: BuyResult | None = None
@@ -141,8 +143,12 @@ class ShopView(QWidget):
 
     # ---- actions ------------------------------------------------------------------------
     def search(self, topic: str | None = None) -> None:
+        """Search for ``topic`` (default: what the box holds). A search still under way is
+        dropped: answered after this one, its results would stand under this query."""
         text = self.query.text() if topic is None else topic
-        spawn(self._search(text), self.report)
+        if self._searching is not None:
+            self._searching.cancel()
+        self._searching = spawn(self._search(text), self.report)
 
     async def _search(self, topic: str) -> None:
         # Nothing of the last search stays on show under this one: its book, its Buy, its answer.

@@ -1,6 +1,7 @@
 """The real window over a real cluster, driven with pytest-qt on a qasync loop."""
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 
@@ -31,6 +32,45 @@ def test_a_buy_updates_the_stock_shown_and_the_order_history(window, qtbot):
     assert shop.history.item(0, 4).text() == "RPCs for Dummies"
     qtbot.keyClick(shop.results, Qt.Key.Key_B, Qt.KeyboardModifier.ControlModifier)  # Ctrl+B buys again
     window.run(wait_until(lambda: shop.stock.text() == "3", what="a keyboard buy"))
+
+
+def test_a_search_answered_after_the_next_one_never_stands_under_it(window, qtbot):
+    """A full-suite run (2026-12-07) saw "distributed" typed and searched and no results for
+    15 s: the "rpc" search before it, answered later, had put its own (none) on show. Here the
+    first search's answer is held back, by the real cluster's answer, until the second is in."""
+    shop, controller = window.shop, window.session.controller
+    window.tabs.setCurrentWidget(shop)
+    asked = controller.search
+    second_in, first_over = asyncio.Event(), asyncio.Event()
+    first_asked, first_answered = [], []  # dropped before it ran, the first asks nothing
+
+    async def search(topic: str):
+        if topic == "rpc":
+            first_asked.append(topic)
+        try:
+            answer = await asked(topic)
+            if topic == "rpc":
+                await second_in.wait()
+                first_answered.append(answer)
+            return answer
+        finally:  # answered or dropped; the shop's own step after it runs before any waiter wakes
+            if topic == "rpc":
+                first_over.set()
+
+    controller.search = search
+    try:
+        shop.query.setText("rpc")
+        qtbot.keyClick(shop.query, Qt.Key.Key_Return)
+        shop.query.setText("distributed")
+        qtbot.mouseClick(shop.search_button, Qt.MouseButton.LeftButton)
+        window.run(wait_until(lambda: shop.results.rowCount() == 2, what="two books about distributed systems"))
+        second_in.set()
+        if first_asked:
+            window.run(first_over.wait(), 15)
+        assert shop.results.rowCount() == 2 and "No book" not in shop.answer.text()
+        assert not first_answered, "the first search was not dropped"
+    finally:
+        controller.search = asked
 
 
 def test_a_crash_shows_the_node_down_and_the_next_lookup_still_succeeds(window, qtbot):

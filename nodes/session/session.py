@@ -66,10 +66,16 @@ class ClusterSession:
         self.follower.watch(self.supervisor)
         if not self.cluster.attached:
             total = len(self.supervisor.nodes)
+            loop = asyncio.get_running_loop()
 
             def report(node: Any) -> None:
+                # Called on the supervisor's starting and process-reading threads: the words go
+                # to ``progress`` on this loop, where the window may draw them (a widget touched
+                # from another thread can crash Qt).
                 up = sum(1 for n in self.supervisor.nodes.values() if n.state == NodeState.UP)
-                progress(f"{node.name} is {node.status} ({up}/{total} up)")
+                words = f"{node.name} is {node.status} ({up}/{total} up)"
+                if not loop.is_closed():
+                    loop.call_soon_threadsafe(progress, words)
 
             self.supervisor.listeners.append(report)
             try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -96,3 +97,19 @@ def test_attach_needs_a_file_with_an_attach_section():
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "has no [attach] section" in result.stderr and "compose-attach.toml" in result.stderr, result.stderr
+
+
+async def test_start_up_progress_is_told_on_the_session_loop_never_on_a_process_thread(tmp_path):
+    """The window draws each progress line in its status bar: a widget touched from the
+    supervisor's process-reading threads can crash Qt (a window test's worker died of a
+    segmentation fault under the full suite, 2026-12-07)."""
+    from nodes.session.session import ClusterSession
+
+    session = ClusterSession(make_cluster(tmp_path, catalogs=2, orders=1), announce=lambda _line: None)
+    told: list[tuple[str, bool]] = []
+    try:
+        await session.start(lambda words: told.append((words, threading.current_thread() is threading.main_thread())))
+    finally:
+        await session.stop()
+    assert any("(4/4 up)" in words for words, _main in told), told
+    assert all(main for _words, main in told), [words for words, main in told if not main]

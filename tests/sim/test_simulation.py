@@ -197,6 +197,9 @@ REGRESSION_SEEDS = {
     # through two writers, each granted by the third alone, left the very same write
     # unconfirmed at both; the third refused both late offers while the other showed that seq.
     2056019075: "the same write unconfirmed at two writers, granted by the third alone: stuck",
+    # Found once order replicas wrote books they last saw in stock at once (new schedules):
+    2064001167: "two writes of one seq each unconfirmed at its writer, the third refused both",
+    2064010732: "a check refused while its peer restarted dropped the lease that peer took since",
 }
 
 #: Found by the 100,000-seed run (3 simulated seconds of load each): a writer's read hop handed

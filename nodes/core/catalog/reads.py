@@ -96,12 +96,13 @@ class Reads(Leases):
             # The peer may hop on to every replica not in the chain yet, whatever we know of
             # them: the time-out leaves room for each of those hops' own (HOP_TIMEOUT_S).
             unasked = sum(1 for p in self.peers if p.index not in asked)
+            sent = self.now
             reply = await self._send(peer, Get(book_id, asked, self.index, highest),
                                      timeout=min(self.timeout_s, HOP_TIMEOUT_S * unasked))
             if isinstance(reply, NoAnswer):
                 # An unreachable peer is skipped, and travels on in ``req`` so that no one
                 # further down the chain waits for it again (W4).
-                self._note_unreachable(peer, reply)
+                self._note_unreachable(peer, reply, sent=sent)
                 asked = asked + (peer.index,)
                 continue
             if isinstance(reply, Found):

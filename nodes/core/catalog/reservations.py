@@ -247,13 +247,16 @@ class Reservations(Documented):
 
     def _holds_other(self, peer: Peer, copy: Book) -> bool:
         """Whether ``peer`` may hold another write of ``copy``'s seq than the one offered, or a
-        later one: its word shows that seq or a later one. With four or more replicas, not an
-        unconfirmed write of that very seq (its row unsaid), which is no more settled than the
-        one offered: a write's holders keep it so until a majority holds it, and a replica
-        behind that refused every late offer while they showed its seq left them all waiting
-        for good (W8)."""
+        later one: its word shows that seq or a later one. Not an unconfirmed write of that very
+        seq (its row unsaid), which is no more settled than the one offered: a write's holders
+        keep it so until a majority holds it, and a replica behind that refused every late offer
+        while they showed its seq left them all waiting for good (W8, four or more replicas;
+        with three, simulator seed 2064001167: two writers each held their own write of one
+        seq, granted by the third alone and their updates to it lost, and the third refused
+        both offers for good). The first offer taken makes a majority; the other writer is
+        answered with that copy and gives way."""
         seq = peer.seqs.get(copy.id, -1)
-        if seq != copy.seq or self._peers_to_hold() == 1:
+        if seq != copy.seq:
             return seq >= copy.seq
         view = peer.view
         return not (view.seqs.get(copy.id) == copy.seq and view.sums.get(copy.id) is None)
@@ -277,6 +280,7 @@ class Reservations(Documented):
         trust_beliefs = Rule.SKIP_DOWN_PEERS in self.rules and self.lease_ok()
         asked = [p for p in self.peers if p.up or not trust_beliefs or p.granted_until > self.now]
         outcome.unreachable = [p for p in self.peers if p not in asked]
+        sent = self.now
         replies = await Gather([self._send(p, check, timeout=self._check_timeout(p, trust_beliefs))
                                 for p in asked], enough=self._majority_of(Granted), patience=WRITE_PATIENCE_S)
         for peer, reply in zip(asked, replies, strict=True):
@@ -287,7 +291,9 @@ class Reservations(Documented):
                 outcome.silent.append(peer)
                 continue
             if isinstance(reply, NoAnswer):
-                self._note_unreachable(peer, reply)
+                # Told when it was sent: a peer that refused a check sent while it was down,
+                # and has pinged us since and holds our lease, is not believed gone (``sent``).
+                self._note_unreachable(peer, reply, sent=sent)
                 outcome.unreachable.append(peer)
                 if reply.maybe_processed:
                     outcome.silent.append(peer)

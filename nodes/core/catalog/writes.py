@@ -332,6 +332,7 @@ class Writes(Refusals, GroupCommit):
             return not self.has_frontend or replies[-1] is not None  # the front-end has answered
 
         gather = Gather(sends, enough=self._majority_of(Applied, also=told), patience=WRITE_PATIENCE_S)
+        sent = self.now
         replies = await gather
         fan_out = replies[:len(outcome.granted)]
         for peer, reply in zip(outcome.granted, fan_out, strict=True):
@@ -360,7 +361,7 @@ class Writes(Refusals, GroupCommit):
             if reply is None:
                 continue  # still out when a majority had taken it: not believed down for that
             if isinstance(reply, NoAnswer):
-                self._note_unreachable(peer, reply)  # it dropped its valid mark when it reserved
+                self._note_unreachable(peer, reply, sent=sent)  # it dropped its valid mark when it reserved
             else:
                 self._note_reachable(peer)
         if outcome.granted and not holders and not maybe:

@@ -193,3 +193,35 @@ def test_a_restock_no_majority_holds_is_not_confirmed_by_a_peer_showing_no_buys(
 
     drive(Scripted(core, core._settle_tentative(), now=3.0), peers)
     assert BOOK.id not in core.tentative and core.books[BOOK.id] == theirs
+
+
+def test_our_own_write_offered_back_while_we_store_it_is_left_to_our_round() -> None:
+    """Simulator seed 2067500032 (five replicas): the peers that took catalog0's write hold it
+    unconfirmed and offer it on, to catalog0 too, while catalog0's round is still storing it.
+    Taken there as a peer's unconfirmed write, it stayed so for good: the round's buys counted
+    as unconfirmed, and a buy riding on it was answered "busy" though carried out."""
+    core = five()
+    tokens: list[str] = []
+
+    def peers(to: str, message: Any) -> Any:
+        if type(message).__name__ == "Check":
+            tokens.append(message.token)
+            return Granted(BOOK.seq)
+        if isinstance(message, Update):
+            return Applied(message.copy.seq)
+        return NoAnswer()
+
+    write = Scripted(core, core.handle(Write(BOOK.id, quantity=BOOK.quantity - 1, buy_id="b-1", take=1)), now=1.0)
+    while not (isinstance(write.asks, Disk) and write.asks.method == "write"):
+        drive_one(write, peers)
+    copy = write.asks.args[0]
+    for peer in core.peers:  # each shows the seq with its row unsaid: the write, held unconfirmed
+        peer.view.seqs[BOOK.id] = copy.seq
+        peer.view.sums[BOOK.id] = None
+    offer = Update(copy, 3, tokens[0], ("b-1",), late=True)  # catalog3 offers it back, unconfirmed
+    answer = run(core, core.handle(offer), now=1.05)
+    assert type(answer).__name__ == "Busy", answer
+    assert BOOK.id not in core.tentative, "taken as a peer's unconfirmed write"
+    drive(write, peers)
+    assert isinstance(write.result, Written), write.result
+    assert BOOK.id not in core.tentative and "b-1" in core.buys and "b-1" not in core._tentative_buys()

@@ -1,15 +1,10 @@
-"""Defects of three-replica clusters found on 2026-12-07, known and not mended: the simulator
-met the first two on the schedules of a change that was backed out (order replicas writing a
-book they last saw in stock at once), a review showed the third on the core. Their fixes
-(2df5440, 5c6d1d7) were backed out too, after `simulate --seeds 1000 --first-seed 2067500001
---catalogs 5` failed seed 2067500032 on them (a buy answered "failed" but carried out; it passes
-without them). docs/weak-points.md, "Known, not mended". Each test shows its defect on the code
-as it is (strict: a fix that lands must turn it into a passing test)."""
+"""Defects of three-replica clusters found on 2026-12-07 (docs/weak-points.md, W2 and W8): the
+simulator met the first two on the schedules of order replicas writing a book they last saw in
+stock at once, a review showed the third on the core. Each test fails on the code before its
+fix."""
 from __future__ import annotations
 
 from dataclasses import replace
-
-import pytest
 
 from nodes.core.catalog.state import HEARTBEAT_S
 from nodes.core.effects import Gather, NoAnswer
@@ -18,7 +13,6 @@ from tests.support import Scripted, drive
 from tests.unit.test_catalog_core import BOOK, replica
 
 
-@pytest.mark.xfail(strict=True, reason="known, not mended: docs/weak-points.md")
 def test_a_refusal_of_a_check_sent_while_a_peer_was_down_does_not_undo_its_new_lease() -> None:
     """Simulator seed 2064010732 (a stale read): catalog1's check to catalog2, sent while
     catalog2 restarted, came back "refused" after catalog2 had pinged catalog1 and taken its
@@ -39,7 +33,6 @@ def test_a_refusal_of_a_check_sent_while_a_peer_was_down_does_not_undo_its_new_l
     assert peer2.granted_until > 5.2 + HEARTBEAT_S
 
 
-@pytest.mark.xfail(strict=True, reason="known, not mended: docs/weak-points.md")
 def test_a_replica_behind_takes_one_of_two_rival_unconfirmed_writes_of_a_seq() -> None:
     """Simulator seed 2064001167: catalog1 and catalog2 each made a write of seq 5 granted by
     catalog0 alone, and their updates to it were lost. Each held its own unconfirmed, each
@@ -63,7 +56,6 @@ def test_a_replica_behind_takes_one_of_two_rival_unconfirmed_writes_of_a_seq() -
     assert not isinstance(refused.result, Busy)
 
 
-@pytest.mark.xfail(strict=True, reason="known, not mended: docs/weak-points.md")
 def test_a_restock_beside_a_rival_write_the_third_took_gives_way() -> None:
     """Review of the rule above: catalog0 holds a restock of seq 5 unconfirmed (no buys);
     catalog2 took catalog1's write of seq 5 and answers the offer with it; catalog1, holding

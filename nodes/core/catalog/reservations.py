@@ -177,6 +177,11 @@ class Reservations(Documented):
         held = self.reservations.get(copy.id)
         if held is not None and held.token != message.token and self._holds(held):
             return Busy(held.owner)
+        if self.in_flight.get(copy.id) == copy.seq and message.token.startswith(f"{self.index}.{self.nonce}."):
+            # Our own write, offered back (W8) while our round still stores it. Taken as a peer's,
+            # it stayed unconfirmed for good, and a buy riding on the round was answered "busy"
+            # though carried out (simulator seed 2067500032, five replicas).
+            return Busy(self.index)
         mine = self.tentative.get(copy.id)
         same = mine is not None and copy == own and set(message.buy_ids) == set(mine[0].buy_ids)
         if mine is not None and copy.seq <= own.seq and not same:

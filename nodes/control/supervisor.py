@@ -36,7 +36,7 @@ from nodes.control.engine import ComposeEngine, by_engine
 from nodes.control.errors import ClusterError
 from nodes.control.processes import ManagedNode, free_port
 from nodes.control.spawn import Forked, start_node
-from nodes.core.catalog import BUY_WINDOW_S
+from nodes.core.catalog import BUY_WINDOW_S, Mode
 from nodes.core.vocabulary import NodeState
 from nodes.runtime.server import parse_ready_line
 
@@ -107,7 +107,8 @@ class Supervisor(NodeAdmin):
         for i, port in enumerate(order_ports):
             k = c.catalog_of(i)
             self._add(ManagedNode("order", i, orders[i], port, common("order", i, port) + [
-                "--db", str(self.data_dir / f"order{i}.db"), "--catalog", catalogs[k], "--catalog-id", str(k)]))
+                "--db", str(self.data_dir / f"order{i}.db"), "--catalog", catalogs[k], "--catalog-id", str(k)]
+                + (["--read-first"] if c.catalog_mode == Mode.DOCUMENTED else [])))  # as the figures draw buys
 
     def _plan_attached(self) -> None:
         c = self.cluster

@@ -62,6 +62,8 @@ class OrderConfig(NodeConfig):
     db: str = "order.db"
     catalog: str = ""
     catalog_index: int = 0
+    #: Read before every buy, as the documents' figures draw it (nodes/core/order/protocol.py).
+    read_first: bool = False
 
 
 @dataclass
@@ -137,6 +139,9 @@ def parser() -> argparse.ArgumentParser:
     order.add_argument("--db", default=None, help="SQLite file or SQLAlchemy URL (env BAZAR_DB)")
     order.add_argument("--catalog", default=None, help="its catalog replica's address (env CATALOG_ADDRESS)")
     order.add_argument("--catalog-id", type=_positive, default=None, help="that catalog replica's number")
+    order.add_argument("--read-first", action="store_true",
+                       help="read the book before every buy, as the documents' figures draw it (default: a book "
+                            "last seen in stock is written at once; a refused write reads)")
 
     frontend = roles.add_parser("frontend", help="the front-end")
     common(frontend)
@@ -201,6 +206,7 @@ def parse(argv: list[str], environ: Mapping[str, str] = os.environ) -> NodeConfi
             db=args.db or environ.get("BAZAR_DB") or f"order{common['index']}.db",
             catalog=catalog,
             catalog_index=args.catalog_id if args.catalog_id is not None else common["index"],
+            read_first=args.read_first,
         )
     catalogs = split_addresses(args.catalogs or environ.get("CATALOG_ADDRESSES"))
     orders = split_addresses(args.orders or environ.get("ORDER_ADDRESSES"))

@@ -379,7 +379,8 @@ class World:
                                   buy_window_s=SIM_BUY_WINDOW_S, delta_most=DELTA_PAGE)
 
         def order(i: int) -> OrderReplica:
-            return OrderReplica(i, i % catalogs, guard_writes=guard_writes, seed=self.rng.randrange(2**32))
+            return OrderReplica(i, i % catalogs, guard_writes=guard_writes, seed=self.rng.randrange(2**32),
+                                write_first=Rule.RESERVED_WRITES in catalog_rules)
 
         def heartbeat(core: Any) -> list[Coroutine[Any, Any, Any]]:
             return [core.heartbeat()] if core.peers else []

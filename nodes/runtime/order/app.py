@@ -25,7 +25,7 @@ def init_app(config: OrderConfig) -> web.Application:
                 telemetry_on=config.telemetry, otel=config.otel,
                 pace=Pace(config.pace_ms), internal_prefixes=("/orders",))
     core = OrderReplica(config.index, config.catalog_index, timeout_s=config.timeouts.total,
-                        connect_s=config.timeouts.connect)
+                        connect_s=config.timeouts.connect, write_first=not config.read_first)
     holder: dict[str, Driver] = {}
 
     async def store_ctx(_app: web.Application):

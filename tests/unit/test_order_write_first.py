@@ -1,0 +1,118 @@
+"""The order replica's write-first buys (nodes/core/order/protocol.py, ``write_first``): a book
+last seen in stock is written at once, and only a read ever answers "out of stock".
+
+Found under full load (issue 28): the read before every write was one exchange in eight of a
+buy's and one hop of its path; skipping it when the catalog takes the copy from its own current
+copy anyway lowered the healthy cluster's p99 in the load experiment."""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from nodes.core.books import Book
+from nodes.core.effects import Disk, Sleep
+from nodes.core.messages import Bought, Buy, Conflict, Found, OutOfStock, Read, Write, Written
+from nodes.core.order.protocol import KNOWN_BOOKS, OrderReplica
+from tests.support import Scripted
+
+BOOK = Book(2, "RPCs for Noobs", "distributed systems", 50.0, 5, 3)
+
+
+def _buy(order: OrderReplica, buy_id: str) -> Scripted:
+    """A buy stepped past its history lookup (a new id: nothing found)."""
+    buy = Scripted(order, order.buy(Buy(BOOK.id, buy_id)))
+    assert isinstance(buy.asks, Disk) and buy.asks.method == "find"
+    buy.answer(None)
+    return buy
+
+
+def _asks(buy: Scripted) -> object:
+    [(to, message)] = buy.sends()
+    assert to == "catalog0"
+    return message
+
+
+def _write_done(buy: Scripted, copy: Book) -> Bought:
+    """Answer the write with ``copy``, then the history's record; the buy's answer."""
+    buy.answer(Written(copy))
+    assert isinstance(buy.asks, Disk) and buy.asks.method == "record"
+    recorded = buy.asks.args
+    buy.answer(SimpleNamespace(order_id=1))
+    assert buy.done and isinstance(buy.result, Bought)
+    assert recorded[1:] == (copy.id, copy.title, copy.price), "recorded as the write's copy has it"
+    return buy.result
+
+
+def test_a_book_seen_in_stock_is_written_at_once_and_takes_its_copy_from_the_catalogs() -> None:
+    order = OrderReplica(0, 0, write_first=True)
+    first = _buy(order, "b1")
+    assert isinstance(_asks(first), Read), "a book never seen is read first"
+    first.answer(Found(BOOK))
+    assert isinstance(_asks(first), Write)
+    _write_done(first, Book(BOOK.id, BOOK.title, BOOK.topic, BOOK.price, 4, 4))
+
+    second = _buy(order, "b2")
+    write = _asks(second)
+    assert isinstance(write, Write), "seen in stock: no read"
+    assert (write.take, write.buy_id, write.base_seq) == (1, "b2", 4)
+    # The price changed meanwhile: the purchase is recorded at the price the write saw.
+    _write_done(second, Book(BOOK.id, BOOK.title, BOOK.topic, 60.0, 3, 5))
+
+
+def test_out_of_stock_is_only_ever_answered_from_a_read() -> None:
+    """A refused write (its take would leave less than none) reads; the read says sold out.
+    A book last seen with nothing left is read before anything is written."""
+    order = OrderReplica(0, 0, write_first=True)
+    order._saw(BOOK)
+    buy = _buy(order, "b1")
+    assert isinstance(_asks(buy), Write)
+    gone = Book(BOOK.id, BOOK.title, BOOK.topic, BOOK.price, 0, 9)
+    buy.answer(Conflict(gone, "stale base"))
+    assert isinstance(buy.asks, Sleep), "the back-off between attempts"
+    buy.answer(None)
+    assert isinstance(_asks(buy), Read), "a refused write reads again"
+    buy.answer(Found(gone))
+    assert buy.done and isinstance(buy.result, OutOfStock)
+
+    again = _buy(order, "b2")
+    assert isinstance(_asks(again), Read), "last seen sold out: read, never answered from memory"
+
+
+def test_read_first_reads_before_every_buy_as_the_figures_draw_it() -> None:
+    order = OrderReplica(0, 0)  # the default of the core: the documents' flow
+    for buy_id in ("b1", "b2"):
+        buy = _buy(order, buy_id)
+        assert isinstance(_asks(buy), Read)
+        buy.answer(Found(BOOK))
+        assert isinstance(_asks(buy), Write)
+        _write_done(buy, BOOK)
+    assert not order.known, "nothing kept"
+
+
+def test_documented_writes_are_never_written_first() -> None:
+    """Without guarded writes the write sets the stock it names: it must come from a read."""
+    order = OrderReplica(0, 0, guard_writes=False, write_first=True)
+    order._saw(BOOK)
+    buy = Scripted(order, order.buy(Buy(BOOK.id, "b1")))
+    assert isinstance(_asks(buy), Read)
+
+
+def test_the_books_kept_are_bounded() -> None:
+    order = OrderReplica(0, 0, write_first=True)
+    for book_id in range(KNOWN_BOOKS + 5):
+        order._saw(Book(book_id, "t", "x", 1.0, 1, 0))
+    assert len(order.known) == KNOWN_BOOKS and 0 not in order.known and KNOWN_BOOKS + 4 in order.known
+
+
+def test_the_launcher_reads_first_only_in_the_documented_catalog_mode(tmp_path) -> None:
+    from nodes.control.clusterfile import Cluster
+    from nodes.control.supervisor import Supervisor
+
+    def order_args(mode: str) -> list[str]:
+        supervisor = Supervisor(Cluster(catalog_mode=mode, data_dir=str(tmp_path / mode)))
+        try:
+            return supervisor.node("order0").command
+        finally:
+            supervisor.close()
+
+    assert "--read-first" in order_args("documented")
+    assert "--read-first" not in order_args("bazar")

@@ -36,7 +36,7 @@ from nodes.control.engine import ComposeEngine, by_engine
 from nodes.control.errors import ClusterError
 from nodes.control.processes import ManagedNode, free_port
 from nodes.control.spawn import Forked, start_node
-from nodes.core.catalog import BUY_WINDOW_S, Mode
+from nodes.core.catalog import BUY_WINDOW_S, Consistency, Mode
 from nodes.core.vocabulary import NodeState
 from nodes.runtime.server import parse_ready_line
 
@@ -108,7 +108,7 @@ class Supervisor(NodeAdmin):
             k = c.catalog_of(i)
             self._add(ManagedNode("order", i, orders[i], port, common("order", i, port) + [
                 "--db", str(self.data_dir / f"order{i}.db"), "--catalog", catalogs[k], "--catalog-id", str(k)]
-                + (["--read-first"] if c.catalog_mode == Mode.DOCUMENTED else [])))  # as the figures draw buys
+                + _order_flags(c)))
 
     def _plan_attached(self) -> None:
         c = self.cluster
@@ -344,6 +344,16 @@ class Supervisor(NodeAdmin):
                 handle.seek(max(0, handle.seek(0, os.SEEK_END) - 64 * 1024))
                 return "\n".join(handle.read().decode("utf-8", "replace").splitlines()[-lines:])
         return "\n".join(list(node.tail)[-lines:])
+
+
+def _order_flags(cluster: Cluster) -> list[str]:
+    """An order replica writes a book it last saw in stock at once (nodes/core/order/protocol.py)
+    only where the write's check round vouches for the copy as the read would: majority writes.
+    The documented mode reads first as its figures draw it; so does available consistency, where
+    only the read keeps a replica cut off from selling a copy no peer vouches for."""
+    documented = cluster.catalog_mode == Mode.DOCUMENTED
+    available = cluster.consistency == Consistency.AVAILABLE
+    return ["--read-first"] if documented or available else []
 
 
 def _append(log: BinaryIO, data: bytes, lost: int = 0) -> int:

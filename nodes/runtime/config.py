@@ -140,8 +140,9 @@ def parser() -> argparse.ArgumentParser:
     order.add_argument("--catalog", default=None, help="its catalog replica's address (env CATALOG_ADDRESS)")
     order.add_argument("--catalog-id", type=_positive, default=None, help="that catalog replica's number")
     order.add_argument("--read-first", action="store_true",
-                       help="read the book before every buy, as the documents' figures draw it (default: a book "
-                            "last seen in stock is written at once; a refused write reads)")
+                       help="read the book before every buy, as the documents' figures draw it; needed when its "
+                            "catalog runs available consistency (default: a book last seen in stock is written "
+                            "at once, and a refused write reads)")
 
     frontend = roles.add_parser("frontend", help="the front-end")
     common(frontend)

@@ -380,7 +380,7 @@ class World:
 
         def order(i: int) -> OrderReplica:
             return OrderReplica(i, i % catalogs, guard_writes=guard_writes, seed=self.rng.randrange(2**32),
-                                write_first=Rule.RESERVED_WRITES in catalog_rules)
+                                write_first={Rule.RESERVED_WRITES, Rule.MAJORITY} <= catalog_rules)
 
         def heartbeat(core: Any) -> list[Coroutine[Any, Any, Any]]:
             return [core.heartbeat()] if core.peers else []

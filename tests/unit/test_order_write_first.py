@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+import pytest
+
 from nodes.core.books import Book
-from nodes.core.effects import Disk, Sleep
-from nodes.core.messages import Bought, Buy, Conflict, Found, OutOfStock, Read, Write, Written
+from nodes.core.effects import Disk, NoAnswer, Sleep
+from nodes.core.messages import Bought, Buy, Conflict, Found, OutOfStock, Read, Unreachable, Write, Written
 from nodes.core.order.protocol import KNOWN_BOOKS, OrderReplica
 from tests.support import Scripted
 
@@ -103,16 +105,48 @@ def test_the_books_kept_are_bounded() -> None:
     assert len(order.known) == KNOWN_BOOKS and 0 not in order.known and KNOWN_BOOKS + 4 in order.known
 
 
-def test_the_launcher_reads_first_only_in_the_documented_catalog_mode(tmp_path) -> None:
+def test_a_write_sent_to_a_catalog_already_silent_leaves_the_buy_unknown() -> None:
+    """The price of skipping the read (docs/protocol.md, "Written first"): a hung catalog may
+    carry the write out when it wakes, so the buy is not "not done"."""
+    order = OrderReplica(0, 0, write_first=True)
+    order._saw(BOOK)
+    buy = _buy(order, "b1")
+    assert isinstance(_asks(buy), Write)
+    buy.answer(NoAnswer())
+    assert buy.done and isinstance(buy.result, Unreachable) and buy.result.outcome == "unknown"
+    crashed = _buy(order, "b2")
+    crashed.answer(NoAnswer(refused=True))  # nobody listening: nothing was done
+    assert crashed.done and crashed.result.outcome == "not done"
+
+
+def test_a_reset_forgets_the_books_seen() -> None:
+    order = OrderReplica(0, 0, write_first=True)
+    order._saw(BOOK)
+    reset = Scripted(order, order.reset())
+    reset.until_done()
+    assert not order.known
+
+
+def test_the_node_reads_first_when_told(tmp_path) -> None:
+    from nodes.runtime.config import parse
+
+    def config(*extra: str):
+        return parse(["order", "--catalog", "http://127.0.0.1:1", "--db", str(tmp_path / "o.db"), *extra], {})
+
+    assert config().read_first is False
+    assert config("--read-first").read_first is True
+
+
+@pytest.mark.parametrize(("mode", "consistency", "reads_first"), [
+    ("bazar", None, False), ("bazar", "majority", False), ("bazar", "available", True),
+    ("documented", None, True), ("documented", "majority", True)])
+def test_the_launcher_writes_first_only_with_majority_writes_in_bazar_mode(
+        tmp_path, mode: str, consistency: str | None, reads_first: bool) -> None:
     from nodes.control.clusterfile import Cluster
     from nodes.control.supervisor import Supervisor
 
-    def order_args(mode: str) -> list[str]:
-        supervisor = Supervisor(Cluster(catalog_mode=mode, data_dir=str(tmp_path / mode)))
-        try:
-            return supervisor.node("order0").command
-        finally:
-            supervisor.close()
-
-    assert "--read-first" in order_args("documented")
-    assert "--read-first" not in order_args("bazar")
+    supervisor = Supervisor(Cluster(catalog_mode=mode, consistency=consistency, data_dir=str(tmp_path)))
+    try:
+        assert ("--read-first" in supervisor.node("order0").command) is reads_first
+    finally:
+        supervisor.close()

@@ -8,11 +8,14 @@ so it never lands on a newer copy (W1). ``guard_writes=False`` is docs/protocol.
 (the simulator's documented mode): no buy id, no base seq.
 
 ``write_first``: a buy of a book this replica last saw in stock skips the read and writes at
-once. The catalog takes a buy's copy from its own current copy (``take``) and refuses one that
-would leave less than none, so the read only ever decided "out of stock", and that answer still
-comes from a read: a refused write reads again. Under full load the read was one exchange in
-eight of a buy's, and its hop; with ``write_first=False`` every buy reads first, as the
-documents' figures draw it (the launcher's documented catalog mode).
+once. With majority writes the write's check round vouches for the copy as the read would (a
+majority reserved, none ahead), the catalog takes a buy's copy from its own current copy
+(``take``) and refuses one that would leave less than none: the read only ever decided "out of
+stock", and that answer still comes from a read, since a refused write (409) reads again. Under
+full load the read was an exchange and a hop of every buy. With ``write_first=False`` every buy
+reads first: the documents' figures (the launcher's documented catalog mode), and available
+consistency, where a write goes ahead with whoever answers and only the read keeps a replica cut
+off from selling a copy no peer vouches for (docs/protocol.md, "Written first").
 """
 from __future__ import annotations
 

@@ -200,6 +200,7 @@ REGRESSION_SEEDS = {
     # Found once order replicas wrote books they last saw in stock at once (new schedules):
     2064001167: "two writes of one seq each unconfirmed at its writer, the third refused both",
     2064010732: "a check refused while its peer restarted dropped the lease that peer took since",
+    2066009210: "a damaged row repaired from a copy older than the write it held: a lost buy",
 }
 
 #: Found by the 100,000-seed run (3 simulated seconds of load each): a writer's read hop handed

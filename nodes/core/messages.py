@@ -196,6 +196,11 @@ class NotFound:
     pass
 
 
+#: A buy's read at a catalog holding that buy in a write no majority is known to hold yet: the
+#: buy may yet be done or given up (W8), so nobody may answer it "not done" from here on.
+UNCONFIRMED_BUY = "That buy is not confirmed yet; try again"
+
+
 @dataclass(frozen=True)
 class Conflict:
     """409: outdated or busy. ``book``: the answering replica's copy, when it gives one."""

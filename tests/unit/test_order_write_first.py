@@ -150,3 +150,29 @@ def test_the_launcher_writes_first_only_with_majority_writes_in_bazar_mode(
         assert ("--read-first" in supervisor.node("order0").command) is reads_first
     finally:
         supervisor.close()
+
+
+def test_a_buy_its_catalog_called_unconfirmed_is_never_answered_not_done_after() -> None:
+    """Simulator seed 2067500032 (five replicas): the catalog answered the buy's write "busy"
+    and its read "not confirmed yet" (the buy was in a write no majority was known to hold);
+    the next read could not reach it, and the order replica answered "not done" of a buy that
+    was carried out. From "not confirmed yet" on, the buy may be done: unknown."""
+    from nodes.core.messages import UNCONFIRMED_BUY
+
+    for last in (NoAnswer(), "deadline"):
+        order = OrderReplica(0, 0, write_first=True)
+        buy = _buy(order, "b1")
+        buy.answer(Found(BOOK))
+        assert isinstance(_asks(buy), Write)
+        buy.answer(Conflict(BOOK, "busy"))
+        if isinstance(buy.asks, Sleep):
+            buy.answer(None)
+        assert isinstance(_asks(buy), Read)
+        buy.answer(Conflict(None, UNCONFIRMED_BUY), at=order.now + (5.0 if last == "deadline" else 0.0))
+        if last != "deadline":
+            if isinstance(buy.asks, Sleep):
+                buy.answer(None)
+            assert isinstance(_asks(buy), Read)
+            buy.answer(last)
+        assert buy.done and isinstance(buy.result, Unreachable), buy.result
+        assert buy.result.outcome == "unknown", (last, buy.result)

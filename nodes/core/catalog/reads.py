@@ -13,6 +13,7 @@ from nodes.core.catalog.rules import Rule
 from nodes.core.catalog.state import HOP_TIMEOUT_S, Peer
 from nodes.core.effects import NoAnswer
 from nodes.core.messages import (
+    UNCONFIRMED_BUY,
     Conflict,
     Degraded,
     Found,
@@ -49,7 +50,7 @@ class Reads(Leases):
         if (reused := self._reused(buy_id, book_id)) is not None:
             return reused
         if buy_id is not None and buy_id in self._tentative_buys():
-            return Conflict(None, "That buy is not confirmed yet; try again")
+            return Conflict(None, UNCONFIRMED_BUY)
         if buy_id is not None and buy_id in self.buys:
             return await self._known_buy(buy_id, book_id)  # W7: that buy is done already
         if self._trusted_valid(book_id):

@@ -25,6 +25,7 @@ from collections import OrderedDict
 from nodes.core.books import Book
 from nodes.core.effects import Core, Disk, NoAnswer, Send, SingleFlight, Sleep
 from nodes.core.messages import (
+    UNCONFIRMED_BUY,
     Bought,
     Buy,
     Conflict,
@@ -105,6 +106,10 @@ class OrderReplica(Core):
         deadline = self.now + RETRY_BUDGET_S
         since = self.now  # travels with every attempt: the older buy wins a conflict
         attempt = 0
+        # Once our catalog says the buy is in a write no majority is known to hold yet, it may
+        # be done: nothing after that is answered "not done" (simulator seed 2067500032, five
+        # replicas: a read that could not reach the catalog then said so of a buy carried out).
+        pending = False
         while True:
             attempt += 1
             read = self._last_seen(request.book) if attempt == 1 else None
@@ -112,8 +117,9 @@ class OrderReplica(Core):
                 read = await self._send(Read(request.book, buy_id if self.guard_writes else None))
                 if isinstance(read, Found):
                     self._saw(read.book)
+                pending = pending or (isinstance(read, Conflict) and read.reason == UNCONFIRMED_BUY)
             if isinstance(read, NoAnswer):
-                return self._unreachable("not done")
+                return self._unreachable("unknown" if pending else "not done")
             if isinstance(read, NotFound | ReusedBuyId):
                 return read
             if isinstance(read, KnownBuy):
@@ -134,7 +140,7 @@ class OrderReplica(Core):
                 written = await self._send(write)
                 if isinstance(written, NoAnswer):
                     # The catalog may have carried it out; a retry with the same id is safe.
-                    return self._unreachable("unknown" if written.maybe_processed else "not done")
+                    return self._unreachable("unknown" if written.maybe_processed or pending else "not done")
                 if isinstance(written, Written):
                     self._saw(written.book)
                     if written.duplicate:
@@ -149,6 +155,8 @@ class OrderReplica(Core):
                 if isinstance(written, NotWritten):
                     # The catalog changed nothing (no majority, or it withdrew the write): say
                     # why; another path may succeed.
+                    if pending:
+                        return self._unreachable("unknown")  # this attempt did nothing; the first may have
                     self.counts["unreachable"] += 1
                     self.emit("order", outcome="refused", buy_id=buy_id)
                     return Unreachable(f"Nothing was bought: {written.reason}", "not done", busy=True)
@@ -157,9 +165,11 @@ class OrderReplica(Core):
                 if not isinstance(written, Conflict):
                     return self._unreachable("unknown")
             elif not isinstance(read, Conflict):
-                return self._unreachable("not done")
+                return self._unreachable("unknown" if pending else "not done")
             # A conflict: our catalog's copy was outdated or another buy holds the book; read again.
             if self.now > deadline:
+                if pending:
+                    return self._unreachable("unknown")
                 return Unreachable("The book is in too much demand right now; try again", "not done", busy=True)
             await Sleep(self.now + self.rng.uniform(0, min(0.05, 0.005 * attempt)))  # back-off, not a wait
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
+
 from nodes.core.books import Book
 from nodes.core.catalog import CatalogReplica
 from nodes.core.catalog.state import HEARTBEAT_S, PING_TIMEOUT_S
@@ -240,19 +242,31 @@ def test_a_damaged_row_is_repaired_by_no_copy_older_than_the_seq_it_held() -> No
 
 
 def test_a_row_failing_its_checksum_waits_for_a_copy_carrying_the_buys_it_remembers() -> None:
-    """A row failing its checksum may name any seq; the buys we remember of it do not lie.
-    Without any, the first peer's copy repairs it."""
+    """A row failing its checksum may name any seq (here 90); the buys we remember of it do not
+    lie: a copy older than they are does not repair it, one that carries them does."""
     older = replace(BOOK, quantity=25, seq=3)
-    for buys, repaired_by in (({"b-1": (BOOK.id, BOOK.seq)}, BOOK), ({}, older)):
-        core = CatalogReplica(0, 3, has_frontend=False, mode="bazar", peer_order=[1, 2])
-        start = Scripted(core, core.start())
-        for answer in (0, {BOOK.id: replace(BOOK, seq=90)}, buys, {BOOK.id: "it fails its checksum"}, []):
-            start.answer(answer)
-        assert start.done and core.books[2].seq == -1
-        assert run(core, core._adopt(older)) is (repaired_by is older)
-        if repaired_by is BOOK:
-            assert 2 in core.damaged and run(core, core._adopt(BOOK)) is True
-        assert core.books[2] == repaired_by and 2 not in core.damaged
+    core = CatalogReplica(0, 3, has_frontend=False, mode="bazar", peer_order=[1, 2])
+    start = Scripted(core, core.start())
+    loads = (0, {BOOK.id: replace(BOOK, seq=90)}, {"b-1": (BOOK.id, BOOK.seq)}, {BOOK.id: "it fails its checksum"}, [])
+    for answer in loads:
+        start.answer(answer)
+    assert start.done and core.books[2].seq == -1
+    assert run(core, core._adopt(older)) is False and 2 in core.damaged
+    assert run(core, core._adopt(BOOK)) is True
+    assert core.books[2] == BOOK and 2 not in core.damaged
+
+
+@pytest.mark.xfail(strict=True, reason="known, not mended: docs/weak-points.md, storage that checks itself")
+def test_a_row_failing_its_checksum_is_not_repaired_by_a_copy_older_than_every_peer_holds() -> None:
+    """A review (2026-12-07): our row of seq 4, a restock taken with catalog1, fails its
+    checksum at start, and no buy names its seq; catalog1 is down. catalog2's seq 3 repairs it,
+    and catalog2 may then write seq 4 with us: two confirmed rows of one seq."""
+    core = CatalogReplica(0, 3, has_frontend=False, mode="bazar", peer_order=[1, 2])
+    start = Scripted(core, core.start())
+    for answer in (0, {BOOK.id: BOOK}, {}, {BOOK.id: "it fails its checksum"}, []):
+        start.answer(answer)
+    assert start.done and core.books[2].seq == -1
+    assert run(core, core._adopt(replace(BOOK, quantity=25, seq=BOOK.seq - 1))) is False
 
 
 def test_unconfirmed_rows_follow_a_majority_of_the_replicas() -> None:

@@ -12,6 +12,7 @@ from nodes.core.effects import Disk, Gather, NoAnswer
 from nodes.core.messages import (
     Applied,
     BuysOf,
+    Check,
     FetchBuys,
     Granted,
     Newer,
@@ -222,6 +223,10 @@ def test_our_own_write_offered_back_while_we_store_it_is_left_to_our_round() -> 
     answer = run(core, core.handle(offer), now=1.05)
     assert type(answer).__name__ == "Busy", answer
     assert BOOK.id not in core.tentative, "taken as a peer's unconfirmed write"
+    # Our round's reservation stays (a review of the rule): released, a rival's check at the old
+    # seq was granted here, its update could land before our store, and two buys took one copy.
+    rival = run(core, core.handle(Check(BOOK.id, BOOK.seq, 2, "2.n.1", "b-2", 1.06)), now=1.06)
+    assert not isinstance(rival, Granted), rival
     drive(write, peers)
     assert isinstance(write.result, Written), write.result
     assert BOOK.id not in core.tentative and "b-1" in core.buys and "b-1" not in core._tentative_buys()

@@ -164,7 +164,7 @@ def test_a_buy_its_catalog_called_unconfirmed_is_never_answered_not_done_after()
         buy = _buy(order, "b1")
         buy.answer(Found(BOOK))
         assert isinstance(_asks(buy), Write)
-        buy.answer(Conflict(BOOK, "busy"))
+        buy.answer(Conflict(BOOK, "busy"))  # another writer holds the book
         if isinstance(buy.asks, Sleep):
             buy.answer(None)
         assert isinstance(_asks(buy), Read)
@@ -176,3 +176,21 @@ def test_a_buy_its_catalog_called_unconfirmed_is_never_answered_not_done_after()
             buy.answer(last)
         assert buy.done and isinstance(buy.result, Unreachable), buy.result
         assert buy.result.outcome == "unknown", (last, buy.result)
+
+
+def test_a_write_answered_unconfirmed_makes_the_buy_unknown_if_the_catalog_then_falls_silent() -> None:
+    """A review of the rule above: written first, a retry of a buy its catalog holds in an
+    unconfirmed write meets that on the write, not on a read. The write's answer says so, and
+    a read that then cannot reach the catalog makes it unknown, not "not done"."""
+    from nodes.core.messages import UNCONFIRMED_BUY
+
+    order = OrderReplica(0, 0, write_first=True)
+    order._saw(BOOK)
+    buy = _buy(order, "b1")
+    assert isinstance(_asks(buy), Write), "seen in stock: written first"
+    buy.answer(Conflict(BOOK, UNCONFIRMED_BUY))
+    if isinstance(buy.asks, Sleep):
+        buy.answer(None)
+    assert isinstance(_asks(buy), Read)
+    buy.answer(NoAnswer())
+    assert buy.done and isinstance(buy.result, Unreachable) and buy.result.outcome == "unknown", buy.result

@@ -83,3 +83,19 @@ def test_a_restock_beside_a_rival_write_the_third_took_gives_way() -> None:
 
         drive(Scripted(core, core._settle_tentative(), now=3.0), peers)
         assert BOOK.id not in core.tentative and core.books[BOOK.id] == rival, (told_buys, core.books[BOOK.id])
+
+
+def test_a_peer_cut_off_one_way_is_believed_down_though_its_pings_are_granted() -> None:
+    """A review of the stale-refusal rule above: a peer cut off one way (we hear its pings, it
+    never hears us) is granted a lease at every ping; counting that grant against a *time-out*
+    too, no message of ours to it ever counted, and it was believed up for as long as the cut
+    lasted (every write outwaiting its lease). Only a refusal is stale news after a grant."""
+    core = replica(mode="bazar")
+    peer = core.peers[1]
+    for step in range(10):
+        sent = 5.0 + step * 0.15
+        core.now = sent + 0.1
+        core.on_ping(Ping(2, {BOOK.id: BOOK.seq}, lease=True))
+        core.now = sent + 0.4
+        core._note_unreachable(peer, NoAnswer(refused=False), sent=sent)
+    assert not peer.up

@@ -297,9 +297,9 @@ class Leases(Buys):
         was down, counted as "no process, no lease", left the lease out of the writes that
         should have outwaited it — a write acknowledged while the restarted replica vouched for
         the copy before it (simulator seed 2064010732: a stale read)."""
-        if sent is not None and (peer.last_heard > sent or peer.granted_until - outwait(LEASE_S) > sent):
-            return
         refused = isinstance(reply, NoAnswer) and reply.refused
+        if sent is not None and (peer.last_heard > sent or (refused and peer.granted_until - outwait(LEASE_S) > sent)):
+            return  # a time-out is not: a peer cut off one way pings us, is granted, never hears
         if refused and not peer.refused:
             peer.held_when_refused = peer.lease_until > (sent if sent is not None else self.now)
         peer.refused = refused

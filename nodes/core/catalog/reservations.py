@@ -164,6 +164,11 @@ class Reservations(Documented):
         "busy" for RESERVATION_TTL_S. Under full load on a healthy cluster such a book took in
         every connection as its buys retried, and the cluster stood still for 3 s now and
         then (issue 28)."""
+        copy = message.copy
+        if self.in_flight.get(copy.id) == copy.seq and message.token.startswith(f"{self.index}.{self.nonce}."):
+            # Our own write offered back (W8) while our round stores it: left to the round, and
+            # its reservation kept (seed 2067500032; docs/weak-points.md, W8).
+            return Busy(self.index)
         answer = await self._take_update(message)
         if not isinstance(answer, Applied):
             self._release(message.copy.id, message.token)
@@ -177,11 +182,6 @@ class Reservations(Documented):
         held = self.reservations.get(copy.id)
         if held is not None and held.token != message.token and self._holds(held):
             return Busy(held.owner)
-        if self.in_flight.get(copy.id) == copy.seq and message.token.startswith(f"{self.index}.{self.nonce}."):
-            # Our own write, offered back (W8) while our round still stores it. Taken as a peer's,
-            # it stayed unconfirmed for good, and a buy riding on the round was answered "busy"
-            # though carried out (simulator seed 2067500032, five replicas).
-            return Busy(self.index)
         mine = self.tentative.get(copy.id)
         same = mine is not None and copy == own and set(message.buy_ids) == set(mine[0].buy_ids)
         if mine is not None and copy.seq <= own.seq and not same:

@@ -25,6 +25,7 @@ from nodes.core.catalog.state import (
 from nodes.core.clocks import NEVER, outwait
 from nodes.core.effects import Gather, NoAnswer, Send, Sleep
 from nodes.core.messages import (
+    UNCONFIRMED_BUY,
     Applied,
     Conflict,
     Degraded,
@@ -180,7 +181,7 @@ class Writes(Refusals, GroupCommit):
             if (reused := self._reused(buy_id, book_id)) is not None:
                 return reused
             if buy_id is not None and buy_id in self._tentative_buys():
-                return Conflict(self.books[book_id], "busy")  # not confirmed yet: neither done nor not
+                return Conflict(self.books[book_id], UNCONFIRMED_BUY)  # neither done nor not yet
             if buy_id is not None and buy_id in self.buys:
                 # Carried out already (through another replica, a hedge of this very buy, say):
                 # nothing to write, so the book is let go before the wait below. Held through
@@ -292,7 +293,7 @@ class Writes(Refusals, GroupCommit):
         for buy in (buy_id, *(b for b, _copies in riders)):
             if buy is not None and buy in self.buys and self.buys[buy][0] == book_id:
                 if buy in unsure:
-                    return partial(_answer, Conflict(current, "busy"))
+                    return partial(_answer, Conflict(current, UNCONFIRMED_BUY))
                 return partial(self._done_here, book_id, buy)
         if riders and book_id in self.tentative:  # cannot happen: boarding checks it; never carry them wrong
             return partial(_answer, Conflict(current, "busy"))

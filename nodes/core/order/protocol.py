@@ -164,6 +164,7 @@ class OrderReplica(Core):
                     return self._unreachable("unknown")
                 if not isinstance(written, Conflict):
                     return self._unreachable("unknown")
+                pending = pending or written.reason == UNCONFIRMED_BUY  # a write of it is under way
             elif not isinstance(read, Conflict):
                 return self._unreachable("unknown" if pending else "not done")
             # A conflict: our catalog's copy was outdated or another buy holds the book; read again.

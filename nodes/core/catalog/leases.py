@@ -292,8 +292,8 @@ class Leases(Buys):
     # ---- peers heard from, or not (W4) --------------------------------------------------------
     def _note_unreachable(self, peer: Peer, reply: Any = None, sent: float | None = None) -> None:
         """``peer`` did not answer a message sent at ``sent`` (``reply``: what came instead).
-        Stale news, and ignored, once it has answered us since, or pinged us and been granted a
-        lease since: its new process holds that lease, and a refusal of a message sent while it
+        Stale news, and ignored, once it has answered us since, or (a refusal) pinged us and
+        been granted a lease since: its new process holds that lease, and a refusal of a message sent while it
         was down, counted as "no process, no lease", left the lease out of the writes that
         should have outwaited it — a write acknowledged while the restarted replica vouched for
         the copy before it (simulator seed 2064010732: a stale read)."""

@@ -293,10 +293,10 @@ class Leases(Buys):
     def _note_unreachable(self, peer: Peer, reply: Any = None, sent: float | None = None) -> None:
         """``peer`` did not answer a message sent at ``sent`` (``reply``: what came instead).
         Stale news, and ignored, once it has answered us since, or (a refusal) pinged us and
-        been granted a lease since: its new process holds that lease, and a refusal of a message sent while it
-        was down, counted as "no process, no lease", left the lease out of the writes that
-        should have outwaited it — a write acknowledged while the restarted replica vouched for
-        the copy before it (simulator seed 2064010732: a stale read)."""
+        been granted a lease since: its new process holds that lease, and a refusal of a
+        message sent while it was down, counted as "no process, no lease", left the lease out
+        of the writes that should have outwaited it — a write acknowledged while the restarted
+        replica vouched for the copy before it (simulator seed 2064010732: a stale read)."""
         refused = isinstance(reply, NoAnswer) and reply.refused
         if sent is not None and (peer.last_heard > sent or (refused and peer.granted_until - outwait(LEASE_S) > sent)):
             return  # a time-out is not: a peer cut off one way pings us, is granted, never hears

@@ -108,12 +108,12 @@ class Reservations(Documented):
             return Busy(self.index)  # an unconfirmed write of ours: nothing to build on yet
         if book_id in self.unverified or book_id in self.disputed:
             return Busy(self.index)  # a row no peer has confirmed yet: not to be handed on
-        if book_id in self.damaged and Rule.RESERVED_WRITES in self.rules:
+        if Rule.RESERVED_WRITES not in self.rules:
+            return self._documented_check(book_id, message)
+        if book_id in self.damaged:
             # Our row was lost: a writer whose copy is older than it would be granted a seq a
             # majority holds already, with us in it (simulator seed 2066009210).
             return Busy(self.index)
-        if Rule.RESERVED_WRITES not in self.rules:
-            return self._documented_check(book_id, message)
         decided = self._check_answer(message)
         if decided is not None:  # no need to queue for a reservation to say this
             return decided
@@ -165,7 +165,7 @@ class Reservations(Documented):
         every connection as its buys retried, and the cluster stood still for 3 s now and
         then (issue 28)."""
         copy = message.copy
-        if self.in_flight.get(copy.id) == copy.seq and message.token.startswith(f"{self.index}.{self.nonce}."):
+        if self.in_flight.get(copy.id) == copy.seq and self._ours(message.token):
             # Our own write offered back (W8) while our round stores it: left to the round, and
             # its reservation kept (seed 2067500032; docs/weak-points.md, W8).
             return Busy(self.index)

@@ -324,6 +324,10 @@ class ReplicaState(Core):
         self._tokens += 1
         return f"{self.index}.{self.nonce}.{self._tokens}"
 
+    def _ours(self, token: str) -> bool:
+        """Whether ``token`` names a write this process began (``_new_token``)."""
+        return token.startswith(f"{self.index}.{self.nonce}.")
+
     # ---- books ------------------------------------------------------------------------------------
     def book(self, book_id: int) -> Book:
         try:

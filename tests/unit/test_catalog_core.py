@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-import pytest
-
 from nodes.core.books import Book
 from nodes.core.catalog import CatalogReplica
 from nodes.core.catalog.state import HEARTBEAT_S, PING_TIMEOUT_S
@@ -251,22 +249,49 @@ def test_a_row_failing_its_checksum_waits_for_a_copy_carrying_the_buys_it_rememb
     for answer in loads:
         start.answer(answer)
     assert start.done and core.books[2].seq == -1
+    says(core, 1, 3)
+    says(core, 2, 3)  # both peers are behind the buys: the buys bind
     assert run(core, core._adopt(older)) is False and 2 in core.damaged
     assert run(core, core._adopt(BOOK)) is True
-    assert core.books[2] == BOOK and 2 not in core.damaged
+    assert core.books[2] == BOOK and 2 not in core.damaged and not core.floor_unknown
 
 
-@pytest.mark.xfail(strict=True, reason="known, not mended: docs/weak-points.md, storage that checks itself")
-def test_a_row_failing_its_checksum_is_not_repaired_by_a_copy_older_than_every_peer_holds() -> None:
+def says(core: CatalogReplica, index: int, seq: int) -> None:
+    """Peer ``index`` answers our ping: it holds BOOK's book at ``seq``."""
+    peer = next(p for p in core.peers if p.index == index)
+    core._take_view(peer, Pong({BOOK.id: seq}, (), {}))
+
+
+def test_a_row_failing_its_checksum_is_repaired_only_by_the_newest_copy_enough_peers_hold() -> None:
     """A review (2026-12-07): our row of seq 4, a restock taken with catalog1, fails its
-    checksum at start, and no buy names its seq; catalog1 is down. catalog2's seq 3 repairs it,
-    and catalog2 may then write seq 4 with us: two confirmed rows of one seq."""
+    checksum at start, and no buy names its seq; catalog1 is down. catalog2's seq 3 repaired
+    it, and catalog2 could then write seq 4 with us: two confirmed rows of one seq. With three
+    replicas both peers must say what they hold first, and the newest they hold repairs it."""
     core = CatalogReplica(0, 3, has_frontend=False, mode="bazar", peer_order=[1, 2])
     start = Scripted(core, core.start())
     for answer in (0, {BOOK.id: BOOK}, {}, {BOOK.id: "it fails its checksum"}, []):
         start.answer(answer)
     assert start.done and core.books[2].seq == -1
-    assert run(core, core._adopt(replace(BOOK, quantity=25, seq=BOOK.seq - 1))) is False
+    older = replace(BOOK, quantity=25, seq=BOOK.seq - 1)
+    assert run(core, core._adopt(older)) is False  # nobody has said anything yet
+    says(core, 2, older.seq)
+    says(core, 1, -1)  # a damaged peer's word says nothing of what it held
+    assert run(core, core._adopt(older)) is False  # catalog1 may hold a newer seq
+    says(core, 1, BOOK.seq)
+    assert run(core, core._adopt(older)) is False and 2 in core.damaged
+    assert run(core, core._adopt(BOOK)) is True and core.books[2] == BOOK and 2 not in core.damaged
+
+
+def test_a_row_failing_its_checksum_takes_the_older_copy_both_peers_hold() -> None:
+    """Both peers hold seq 3: a seq 4 of ours was a write no majority took, and seq 3 repairs it."""
+    core = CatalogReplica(0, 3, has_frontend=False, mode="bazar", peer_order=[1, 2])
+    start = Scripted(core, core.start())
+    for answer in (0, {BOOK.id: BOOK}, {}, {BOOK.id: "it fails its checksum"}, []):
+        start.answer(answer)
+    older = replace(BOOK, quantity=25, seq=BOOK.seq - 1)
+    says(core, 1, older.seq)
+    says(core, 2, older.seq)
+    assert run(core, core._adopt(older)) is True and core.books[2] == older and 2 not in core.damaged
 
 
 def test_unconfirmed_rows_follow_a_majority_of_the_replicas() -> None:

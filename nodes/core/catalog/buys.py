@@ -27,7 +27,7 @@ class Buys(ReplicaState):
         write (a peer's update no majority is known to hold yet, W8)."""
         if copy.seq <= self.books[copy.id].seq or not self.same_generation(generation):
             return False
-        if copy.id in self.damaged and copy.seq < self.repair_floor.get(copy.id, -1):
+        if copy.id in self.damaged and copy.seq < self._repair_floor(copy.id):
             return False  # older than the row it repairs: a write we held would be undone
         told = expiring or {}
         buy_ids = [b for b in buy_ids if self._lives(told, b)]
@@ -41,6 +41,7 @@ class Buys(ReplicaState):
         self.books[copy.id] = copy
         self.unverified.discard(copy.id)
         self.repair_floor.pop(copy.id, None)
+        self.floor_unknown.discard(copy.id)
         if self.damaged.pop(copy.id, None) is not None:
             self.emit("repaired", book=copy.id, seq=copy.seq)
         for buy_id in buy_ids:

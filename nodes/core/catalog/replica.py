@@ -170,6 +170,7 @@ class CatalogReplica(Writes, Reads, CatchUp):
             self.unstored.clear()
             self.damaged.clear()  # every row was written afresh
             self.repair_floor.clear()
+            self.floor_unknown.clear()
             self.unverified.clear()
             self.witnessed.clear()
             self.disputed.clear()

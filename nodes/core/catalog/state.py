@@ -224,6 +224,9 @@ class ReplicaState(Core):
         #: The least seq a repair of a damaged row may bring (``_take_as_damaged``): the seq the
         #: row held, when the peers' word names it, and every seq its remembered buys carry.
         self.repair_floor: dict[int, int] = {}
+        #: Damaged rows whose own seq cannot be known (they fail their checksum): repaired only
+        #: from the newest copy enough peers hold (``_repair_floor``).
+        self.floor_unknown: set[int] = set()
         #: Buys of a damaged tentative row that a full disk kept us from forgetting at start:
         #: forgotten on disk together with the row's repair (``_adopt``).
         self.unforgotten: dict[int, list[str]] = {}
@@ -383,11 +386,29 @@ class ReplicaState(Core):
         floor = max((seq for bucket in range(BUY_BUCKETS)
                      for seq in self.bucket_buys.get((book_id, bucket), {}).values()), default=-1)
         self.repair_floor[book_id] = max(floor, self.books[book_id].seq if seq_known else -1)
+        (self.floor_unknown.discard if seq_known else self.floor_unknown.add)(book_id)
         self.damaged[book_id] = why
         self.unverified.discard(book_id)  # damaged says more: nothing of it is trusted
         self._unmark_valid(book_id)
         self.books[book_id] = replace(self.books[book_id], seq=-1)
         self.emit("damaged", book=book_id, reason=why)
+
+    def _repair_floor(self, book_id: int) -> float:
+        """The least seq a copy repairing our damaged row of ``book_id`` may carry. A row that
+        fails its checksum may have held any seq, perhaps of a write a majority took with us and
+        no buy names (a restock): its other holders are among any n - m + 1 of our peers (n
+        replicas, a majority m), so the newest seq that many peers say they hold — since we
+        started: the views are fresh then — is as new as it was. Until that many have said
+        (a damaged peer's -1 says nothing), no copy repairs it: with its other holder down, an
+        older copy from the third would have let that seq be written anew (a review's finding)."""
+        floor = self.repair_floor.get(book_id, -1)
+        if book_id not in self.floor_unknown:
+            return floor
+        heard = [seq for peer in self.peers if (seq := peer.view.seqs.get(book_id, -1)) >= 0]
+        replicas = len(self.peers) + 1
+        if len(heard) < replicas - (replicas // 2 + 1) + 1:
+            return float("inf")
+        return max(floor, *heard)
 
     # ---- book locks (one local write per book at a time) -----------------------------------
     async def _lock(self, book_id: int, deadline: float) -> bool:

@@ -282,6 +282,18 @@ def test_a_row_failing_its_checksum_is_repaired_only_by_the_newest_copy_enough_p
     assert run(core, core._adopt(BOOK)) is True and core.books[2] == BOOK and 2 not in core.damaged
 
 
+def test_a_late_offer_that_cannot_repair_a_damaged_row_yet_is_answered_busy() -> None:
+    """Not "could not store the write: None": nothing is wrong with our disk, the copy only
+    cannot repair the row yet (catalog1, which may hold a newer seq, has not said)."""
+    core = CatalogReplica(0, 3, has_frontend=False, mode="bazar", peer_order=[1, 2])
+    start = Scripted(core, core.start())
+    for answer in (0, {BOOK.id: BOOK}, {}, {BOOK.id: "it fails its checksum"}, []):
+        start.answer(answer)
+    says(core, 2, BOOK.seq - 1)
+    offer = Update(replace(BOOK, quantity=25, seq=BOOK.seq - 1), 2, "2.x.1", late=True)
+    assert run(core, core.handle(offer)) == Busy(None) and 2 in core.damaged
+
+
 def test_a_row_failing_its_checksum_takes_the_older_copy_both_peers_hold() -> None:
     """Both peers hold seq 3: a seq 4 of ours was a write no majority took, and seq 3 repairs it."""
     core = CatalogReplica(0, 3, has_frontend=False, mode="bazar", peer_order=[1, 2])

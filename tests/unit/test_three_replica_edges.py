@@ -85,6 +85,36 @@ def test_a_restock_beside_a_rival_write_the_third_took_gives_way() -> None:
         assert BOOK.id not in core.tentative and core.books[BOOK.id] == rival, (told_buys, core.books[BOOK.id])
 
 
+def test_a_restock_is_not_confirmed_by_a_peer_it_was_never_offered_to() -> None:
+    """Review of the repair floor: catalog0 holds a restock of seq 5 unconfirmed, granted by
+    catalog2 alone, which answers the offer with a rival of seq 5 it took meanwhile. catalog1
+    is not offered it (its row damaged, or already past seq 5) and shows no buys at seq 5: that
+    says nothing of the restock, yet it confirmed the restock beside the rival."""
+    seq = BOOK.seq + 1
+    restock = replace(BOOK, quantity=BOOK.quantity + 5, seq=seq)
+    rival = replace(BOOK, quantity=BOOK.quantity - 1, seq=seq)
+    for catalog1_at in (-1, seq + 1):
+        core = replica(mode="bazar")
+        core.books[BOOK.id] = restock
+        core.tentative[BOOK.id] = (Update(restock, 0, "0.x.1", ()), (2,))
+        for peer, at in zip(core.peers, (catalog1_at, seq), strict=True):
+            peer.seqs[BOOK.id] = peer.view.seqs[BOOK.id] = at
+        core.peers[1].view.sums[BOOK.id] = rival.checksum()
+        offered: list[str] = []
+
+        def peers(to: str, message: object, offered: list[str] = offered) -> object:
+            if isinstance(message, Update):
+                offered.append(to)
+                return Newer(rival)
+            if isinstance(message, FetchBuys):
+                return BuysOf(())
+            return NoAnswer()
+
+        drive(Scripted(core, core._settle_tentative(), now=3.0), peers)
+        assert offered == ["catalog2"]
+        assert BOOK.id not in core.tentative and core.books[BOOK.id] == rival, (catalog1_at, core.books[BOOK.id])
+
+
 def test_a_peer_cut_off_one_way_is_believed_down_though_its_pings_are_granted() -> None:
     """A review of the stale-refusal rule above: a peer cut off one way (we hear its pings, it
     never hears us) is granted a lease at every ping; counting that grant against a *time-out*

@@ -224,12 +224,8 @@ class Reservations(Documented):
         elif message.confirmed and same:
             await self._confirm(copy.id)  # its writer found a majority holding it
         if not adopted and self.books[copy.id].seq < copy.seq:
-            # Our disk did not take it (full, failing): not taken, and said so; the writer
-            # counts us out, and catch-up brings it once the disk takes writes again.
-            self._release(copy.id, message.token)
-            if message.late and self.disk_trouble is None and copy.id in self.damaged:
-                return Busy(None)  # older than what repairs our damaged row: not now, and no disk fault
-            return Degraded(f"catalog{self.index} could not store the write: {self.disk_trouble}")
+            self._release(copy.id, message.token)  # not taken, and said why
+            return self._not_taken(copy.id)
         for buy_id in message.buy_ids:
             self._remember_buy(buy_id, copy.id, copy.seq)
         self._settle_as_told({b: message.settles_in for b in message.buy_ids}, message.buy_ids)

@@ -19,7 +19,9 @@ from nodes.core.catalog.rules import Rule
 from nodes.core.clocks import NEVER
 from nodes.core.effects import Core, Disk, DiskFailed, Send, SingleFlight, Waiters
 from nodes.core.messages import (
+    Busy,
     Conflict,
+    Degraded,
     NotWritten,
     ReusedBuyId,
     Unconfirmed,
@@ -374,6 +376,14 @@ class ReplicaState(Core):
             return f"catalog{self.index} cannot store writes: {self.disk_trouble}"
         return None
 
+    def _not_taken(self, book_id: int) -> Busy | Degraded:
+        """Why a copy offered to us was not stored: our disk did not take it (full, failing; the
+        writer counts us out, and catch-up brings it once the disk takes writes again), or it
+        cannot repair our damaged row yet — "busy": no disk fault (``_repair_floor``)."""
+        if self.disk_trouble is None and book_id in self.damaged:
+            return Busy(None)
+        return Degraded(f"catalog{self.index} could not store the write: {self.disk_trouble}")
+
     def _take_as_damaged(self, book_id: int, why: str, *, seq_known: bool = True) -> None:
         """Our row of ``book_id`` is not to be trusted (it fails its checksum, or differs from
         the copy a majority holds at its seq): held at seq -1, never vouched for, served or
@@ -398,13 +408,16 @@ class ReplicaState(Core):
         fails its checksum may have held any seq, perhaps of a write a majority took with us and
         no buy names (a restock): its other holders are among any n - m + 1 of our peers (n
         replicas, a majority m), so the newest seq that many peers say they hold — since we
-        started: the views are fresh then — is as new as it was. Until that many have said
-        (a damaged peer's -1 says nothing), no copy repairs it: with its other holder down, an
-        older copy from the third would have let that seq be written anew (a review's finding)."""
+        started: the views are fresh then — is as new as it was. Until that many have said, no
+        copy repairs it: with its other holder down, an older copy from the third would have
+        let that seq be written anew (a review's finding). A damaged peer says -1: it counts
+        as heard, holding nothing. A write whose every holder's row is damaged is lost with
+        them, and the book comes back at the newest copy left; waiting on each other, two
+        damaged replicas of three kept the book from everyone for good (review of this rule)."""
         floor = self.repair_floor.get(book_id, -1)
         if book_id not in self.floor_unknown:
             return floor
-        heard = [seq for peer in self.peers if (seq := peer.view.seqs.get(book_id, -1)) >= 0]
+        heard = [peer.view.seqs[book_id] for peer in self.peers if book_id in peer.view.seqs]
         replicas = len(self.peers) + 1
         if len(heard) < replicas - (replicas // 2 + 1) + 1:
             return float("inf")

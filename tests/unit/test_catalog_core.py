@@ -307,6 +307,24 @@ def test_two_damaged_rows_of_three_are_repaired_from_the_third_replica() -> None
     assert run(core, core._adopt(older)) is True and core.books[2] == older and 2 not in core.damaged
 
 
+def test_with_four_replicas_a_damaged_peer_does_not_stand_for_the_one_still_silent() -> None:
+    """Review: seq 4 taken by us, catalog1 and catalog3; we and catalog1 restart with that row
+    failing its checksum, catalog3 is down. catalog1's -1 filled one of the two words we wait
+    for, catalog2's seq 3 repaired us, and a majority could then write seq 4 anew beside
+    catalog3's intact copy. With a -1 among them, every peer's word is waited for."""
+    core = CatalogReplica(0, 4, has_frontend=False, mode="bazar", peer_order=[1, 2, 3])
+    start = Scripted(core, core.start())
+    for answer in (0, {BOOK.id: BOOK}, {}, {BOOK.id: "it fails its checksum"}, []):
+        start.answer(answer)
+    older = replace(BOOK, quantity=25, seq=BOOK.seq - 1)
+    says(core, 1, -1)
+    says(core, 2, older.seq)
+    assert run(core, core._adopt(older)) is False  # catalog3 may hold seq 4 intact
+    says(core, 3, BOOK.seq)
+    assert run(core, core._adopt(older)) is False
+    assert run(core, core._adopt(BOOK)) is True and 2 not in core.damaged
+
+
 def test_a_row_failing_its_checksum_takes_the_older_copy_both_peers_hold() -> None:
     """Both peers hold seq 3: a seq 4 of ours was a write no majority took, and seq 3 repairs it."""
     core = CatalogReplica(0, 3, has_frontend=False, mode="bazar", peer_order=[1, 2])

@@ -16,6 +16,7 @@ from nodes.core.catalog.state import FETCH_TIMEOUT_S, HEARTBEAT_S, PING_TIMEOUT_
 from nodes.core.effects import Gather, NoAnswer, Sleep
 from nodes.core.messages import (
     Applied,
+    Busy,
     BuysOf,
     Done,
     FetchBuys,
@@ -151,17 +152,21 @@ class CatchUp(CompareRows):
             # are not enough: a buy retried elsewhere (W7) may sit in another write of that seq.
             # (A fetch leaves unconfirmed buys out: a peer that tells them holds the write as
             # confirmed, which only a majority makes it.)
-            # A write with no buys (a restock) has nothing to tell it by: a peer showing no buys
-            # at its seq may hold a rival write of that seq, or none, as well as ours. It is
-            # confirmed only by an offer taken (above); once someone has moved on it gives way,
-            # and the newest copy carries it if it was built on. Confirmed from such a "witness",
-            # with three replicas, it stood beside a rival: the third replica's rival writer
-            # answered "busy" and told no buys of a write it held unconfirmed (review of the
-            # rival-offers rule, 2026-12-07); and a peer never offered it (damaged, or past its
-            # seq) counted as a witness too (review of the repair floor).
+            # A write with no buys (a restock) has nothing to tell it by: with four or more
+            # replicas any peer showing no buys at its seq would count as holding it, and one
+            # such peer is no majority (review); it stays for the offers' count to decide. With
+            # three, a peer that answered this offer with another copy, or "busy", does not
+            # count: the third replica that took a rival write of the seq answers with it, and
+            # the rival's writer tells no buys of a write it holds unconfirmed — both showed
+            # "no buys at the seq" and confirmed a restock beside the rival (review of the
+            # rival-offers rule, 2026-12-07).
             ours = set(update.buy_ids)
-            if ours and any(isinstance(r, BuysOf) and {b for b, seq in r.buys if seq == update.copy.seq} == ours
-                            for r in held):
+            answered = dict(zip((p.index for p in peers), replies, strict=True))
+            witnesses = [r for p, r in zip(self.peers, held, strict=True)
+                         if ours or not isinstance(answered.get(p.index), Newer | Busy)]
+            if (ours or needed == 1) and any(
+                    isinstance(r, BuysOf) and {b for b, seq in r.buys if seq == update.copy.seq} == ours
+                    for r in witnesses):
                 await self._confirm(book_id)
                 continue
             if not all(isinstance(r, BuysOf) for r in held):

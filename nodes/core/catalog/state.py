@@ -410,18 +410,21 @@ class ReplicaState(Core):
         replicas, a majority m), so the newest seq that many peers say they hold — since we
         started: the views are fresh then — is as new as it was. Until that many have said, no
         copy repairs it: with its other holder down, an older copy from the third would have
-        let that seq be written anew (a review's finding). A damaged peer says -1: it counts
-        as heard, holding nothing. A write whose every holder's row is damaged is lost with
-        them, and the book comes back at the newest copy left; waiting on each other, two
-        damaged replicas of three kept the book from everyone for good (review of this rule)."""
+        let that seq be written anew (a review's finding). A damaged peer says -1, which names
+        no seq: when some have, every peer's word is waited for instead, and a write whose every
+        holder's row is damaged is lost with them — the book comes back at the newest copy left.
+        Waiting for n - m + 1 intact words, two damaged replicas of three waited on each other
+        for good; taking a -1 as one of them, with four replicas, let two damaged ones repair
+        from the third's older copy while the fourth, down, held the write intact (reviews)."""
         floor = self.repair_floor.get(book_id, -1)
         if book_id not in self.floor_unknown:
             return floor
         heard = [peer.view.seqs[book_id] for peer in self.peers if book_id in peer.view.seqs]
+        intact = [seq for seq in heard if seq >= 0]
         replicas = len(self.peers) + 1
-        if len(heard) < replicas - (replicas // 2 + 1) + 1:
+        if len(intact) < replicas - (replicas // 2 + 1) + 1 and len(heard) < len(self.peers):
             return float("inf")
-        return max(floor, *heard)
+        return max([floor, *intact])
 
     # ---- book locks (one local write per book at a time) -----------------------------------
     async def _lock(self, book_id: int, deadline: float) -> bool:

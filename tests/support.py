@@ -167,7 +167,21 @@ def communicate_or_show_where(process: subprocess.Popen, timeout: float) -> tupl
             dump = subprocess.run(["py-spy", "dump", "--subprocesses", "--pid", str(process.pid)],
                                   capture_output=True, text=True, timeout=60)
             where = (dump.stdout + dump.stderr)[:8000]  # the command itself first, then its children
-        raise AssertionError(f"{process.args!r} still running {timeout} s later; its threads:\n{where}") from None
+        raise AssertionError(f"{process.args!r} still running {timeout} s later; {_signals(process.pid)}; "
+                             f"its threads:\n{where}") from None
+
+
+def _signals(pid: int) -> str:
+    """How a process holds its signals (``/proc``'s masks, in hex): a Ctrl-C test that found
+    the command still running once (a simulate run, its main thread waiting on its pool)
+    could not say whether SIGINT, bit 2, was blocked or ignored there."""
+    try:
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except OSError:
+        return "its signal masks unknown"
+    kinds = ("SigPnd", "ShdPnd", "SigBlk", "SigIgn", "SigCgt")
+    masks = [line.replace("\t", " ") for line in lines if line.startswith(kinds)]
+    return "signals: " + ", ".join(masks)
 
 
 async def hops_of(supervisor: Supervisor, trace: str, *, among: str | None = None) -> list[dict[str, Any]]:

@@ -44,16 +44,24 @@ def replica(*, mode: str = "documented", buys: dict[str, tuple[int, int]] | None
     return confirmed_by_peers(loaded(mode=mode, buys=buys))
 
 
-def loaded(*, mode: str = "bazar", buys: dict[str, tuple[int, int]] | None = None) -> CatalogReplica:
-    """Replica 0 of three just started from a disk holding BOOK: no peer has answered yet."""
-    core = CatalogReplica(0, 3, has_frontend=False, mode=mode, peer_order=[1, 2])
+def loaded(*, mode: str = "bazar", buys: dict[str, tuple[int, int]] | None = None, row: Book = BOOK,
+           damaged: dict[int, str] | None = None, catalogs: int = 3) -> CatalogReplica:
+    """Replica 0 of ``catalogs`` just started from a disk holding ``row`` (BOOK), with ``buys``,
+    and the rows ``damaged`` names found so: no peer has answered yet."""
+    core = CatalogReplica(0, catalogs, has_frontend=False, mode=mode, peer_order=list(range(1, catalogs)))
     start = Scripted(core, core.start())
-    for asked, answer in (("load_generation", 0), ("load_books", {BOOK.id: BOOK}), ("load_buys", buys or {}),
-                          ("load_damaged", {}), ("load_tentative", [])):
+    for asked, answer in (("load_generation", 0), ("load_books", {row.id: row}), ("load_buys", buys or {}),
+                          ("load_damaged", damaged or {}), ("load_tentative", [])):
         assert isinstance(start.asks, Disk) and start.asks.method == asked
         start.answer(answer)
     assert start.done
     return core
+
+
+#: What a row failing its checksum at start is said to have (``loaded(damaged=...)``).
+FAILS_CHECKSUM = {BOOK.id: "it fails its checksum"}
+#: A copy older than BOOK: what a peer behind holds.
+OLDER = replace(BOOK, quantity=25, seq=BOOK.seq - 1)
 
 
 def test_s2_a_read_hops_to_a_peer_that_vouches_and_the_copy_becomes_valid_here() -> None:
@@ -242,16 +250,11 @@ def test_a_damaged_row_is_repaired_by_no_copy_older_than_the_seq_it_held() -> No
 def test_a_row_failing_its_checksum_waits_for_a_copy_carrying_the_buys_it_remembers() -> None:
     """A row failing its checksum may name any seq (here 90); the buys we remember of it do not
     lie: a copy older than they are does not repair it, one that carries them does."""
-    older = replace(BOOK, quantity=25, seq=3)
-    core = CatalogReplica(0, 3, has_frontend=False, mode="bazar", peer_order=[1, 2])
-    start = Scripted(core, core.start())
-    loads = (0, {BOOK.id: replace(BOOK, seq=90)}, {"b-1": (BOOK.id, BOOK.seq)}, {BOOK.id: "it fails its checksum"}, [])
-    for answer in loads:
-        start.answer(answer)
-    assert start.done and core.books[2].seq == -1
-    says(core, 1, 3)
-    says(core, 2, 3)  # both peers are behind the buys: the buys bind
-    assert run(core, core._adopt(older)) is False and 2 in core.damaged
+    core = loaded(row=replace(BOOK, seq=90), buys={"b-1": (BOOK.id, BOOK.seq)}, damaged=FAILS_CHECKSUM)
+    assert core.books[2].seq == -1
+    says(core, 1, OLDER.seq)
+    says(core, 2, OLDER.seq)  # both peers are behind the buys: the buys bind
+    assert run(core, core._adopt(OLDER)) is False and 2 in core.damaged
     assert run(core, core._adopt(BOOK)) is True
     assert core.books[2] == BOOK and 2 not in core.damaged and not core.floor_unknown
 
@@ -267,29 +270,22 @@ def test_a_row_failing_its_checksum_is_repaired_only_by_the_newest_copy_enough_p
     checksum at start, and no buy names its seq; catalog1 is down. catalog2's seq 3 repaired
     it, and catalog2 could then write seq 4 with us: two confirmed rows of one seq. With three
     replicas both peers must say what they hold first, and the newest they hold repairs it."""
-    core = CatalogReplica(0, 3, has_frontend=False, mode="bazar", peer_order=[1, 2])
-    start = Scripted(core, core.start())
-    for answer in (0, {BOOK.id: BOOK}, {}, {BOOK.id: "it fails its checksum"}, []):
-        start.answer(answer)
-    assert start.done and core.books[2].seq == -1
-    older = replace(BOOK, quantity=25, seq=BOOK.seq - 1)
-    assert run(core, core._adopt(older)) is False  # nobody has said anything yet
-    says(core, 2, older.seq)
-    assert run(core, core._adopt(older)) is False  # catalog1, not heard yet, may hold a newer seq
+    core = loaded(damaged=FAILS_CHECKSUM)
+    assert core.books[2].seq == -1
+    assert run(core, core._adopt(OLDER)) is False  # nobody has said anything yet
+    says(core, 2, OLDER.seq)
+    assert run(core, core._adopt(OLDER)) is False  # catalog1, not heard yet, may hold a newer seq
     says(core, 1, BOOK.seq)
-    assert run(core, core._adopt(older)) is False and 2 in core.damaged
+    assert run(core, core._adopt(OLDER)) is False and 2 in core.damaged
     assert run(core, core._adopt(BOOK)) is True and core.books[2] == BOOK and 2 not in core.damaged
 
 
 def test_a_late_offer_that_cannot_repair_a_damaged_row_yet_is_answered_busy() -> None:
     """Not "could not store the write: None": nothing is wrong with our disk, the copy only
     cannot repair the row yet (catalog1, which may hold a newer seq, has not said)."""
-    core = CatalogReplica(0, 3, has_frontend=False, mode="bazar", peer_order=[1, 2])
-    start = Scripted(core, core.start())
-    for answer in (0, {BOOK.id: BOOK}, {}, {BOOK.id: "it fails its checksum"}, []):
-        start.answer(answer)
-    says(core, 2, BOOK.seq - 1)
-    offer = Update(replace(BOOK, quantity=25, seq=BOOK.seq - 1), 2, "2.x.1", late=True)
+    core = loaded(damaged=FAILS_CHECKSUM)
+    says(core, 2, OLDER.seq)
+    offer = Update(OLDER, 2, "2.x.1", late=True)
     assert run(core, core.handle(offer)) == Busy(None) and 2 in core.damaged
 
 
@@ -297,14 +293,10 @@ def test_two_damaged_rows_of_three_are_repaired_from_the_third_replica() -> None
     """Review of the rule above: catalog1's row is damaged too (it says -1). Waiting for its
     word, each damaged replica waited for the other, for good, and no one could write the book.
     A write held only in damaged rows is lost with them: the newest copy left repairs ours."""
-    core = CatalogReplica(0, 3, has_frontend=False, mode="bazar", peer_order=[1, 2])
-    start = Scripted(core, core.start())
-    for answer in (0, {BOOK.id: BOOK}, {}, {BOOK.id: "it fails its checksum"}, []):
-        start.answer(answer)
-    older = replace(BOOK, quantity=25, seq=BOOK.seq - 1)
+    core = loaded(damaged=FAILS_CHECKSUM)
     says(core, 1, -1)
-    says(core, 2, older.seq)
-    assert run(core, core._adopt(older)) is True and core.books[2] == older and 2 not in core.damaged
+    says(core, 2, OLDER.seq)
+    assert run(core, core._adopt(OLDER)) is True and core.books[2] == OLDER and 2 not in core.damaged
 
 
 def test_with_four_replicas_a_damaged_peer_does_not_stand_for_the_one_still_silent() -> None:
@@ -312,29 +304,21 @@ def test_with_four_replicas_a_damaged_peer_does_not_stand_for_the_one_still_sile
     failing its checksum, catalog3 is down. catalog1's -1 filled one of the two words we wait
     for, catalog2's seq 3 repaired us, and a majority could then write seq 4 anew beside
     catalog3's intact copy. With a -1 among them, every peer's word is waited for."""
-    core = CatalogReplica(0, 4, has_frontend=False, mode="bazar", peer_order=[1, 2, 3])
-    start = Scripted(core, core.start())
-    for answer in (0, {BOOK.id: BOOK}, {}, {BOOK.id: "it fails its checksum"}, []):
-        start.answer(answer)
-    older = replace(BOOK, quantity=25, seq=BOOK.seq - 1)
+    core = loaded(damaged=FAILS_CHECKSUM, catalogs=4)
     says(core, 1, -1)
-    says(core, 2, older.seq)
-    assert run(core, core._adopt(older)) is False  # catalog3 may hold seq 4 intact
+    says(core, 2, OLDER.seq)
+    assert run(core, core._adopt(OLDER)) is False  # catalog3 may hold seq 4 intact
     says(core, 3, BOOK.seq)
-    assert run(core, core._adopt(older)) is False
+    assert run(core, core._adopt(OLDER)) is False
     assert run(core, core._adopt(BOOK)) is True and 2 not in core.damaged
 
 
 def test_a_row_failing_its_checksum_takes_the_older_copy_both_peers_hold() -> None:
     """Both peers hold seq 3: a seq 4 of ours was a write no majority took, and seq 3 repairs it."""
-    core = CatalogReplica(0, 3, has_frontend=False, mode="bazar", peer_order=[1, 2])
-    start = Scripted(core, core.start())
-    for answer in (0, {BOOK.id: BOOK}, {}, {BOOK.id: "it fails its checksum"}, []):
-        start.answer(answer)
-    older = replace(BOOK, quantity=25, seq=BOOK.seq - 1)
-    says(core, 1, older.seq)
-    says(core, 2, older.seq)
-    assert run(core, core._adopt(older)) is True and core.books[2] == older and 2 not in core.damaged
+    core = loaded(damaged=FAILS_CHECKSUM)
+    says(core, 1, OLDER.seq)
+    says(core, 2, OLDER.seq)
+    assert run(core, core._adopt(OLDER)) is True and core.books[2] == OLDER and 2 not in core.damaged
 
 
 def test_unconfirmed_rows_follow_a_majority_of_the_replicas() -> None:

@@ -20,7 +20,7 @@ import aiohttp
 
 from nodes.control.clusterfile import Cluster, Timeouts
 from nodes.control.supervisor import Supervisor
-from nodes.core.effects import Core, Effect, Gather, Send, Sleep
+from nodes.core.effects import Core, Effect, Gather, Hedged, Send, Sleep
 from nodes.runtime.signing import SECRET_HEADER
 
 
@@ -281,7 +281,14 @@ def menu_action(live: Any, name: str, starts: str) -> Any:
 # ---- a scripted driver: one operation of a protocol core, stepped by hand ------------------------
 class Scripted:
     """One coroutine of ``core``, stepped by hand. ``asks`` is the effect it waits on now;
-    ``answer(value)`` resumes it with that outcome; ``result`` is its return value once done."""
+    ``answer(value)`` resumes it with that outcome; ``result`` is its return value once done.
+
+    A ``Hedged`` request is stepped one send at a time, as its driver sends them: ``sends()``
+    lists those out, ``answer(value)`` answers the oldest of them (``to=`` another) and the
+    next goes out when one fails; ``hedge()`` sends the next while those before are still out,
+    as the driver does once ``after`` has passed. The core resumes when an answer is accepted,
+    or when every send has answered. Answered with a list (one entry per send), it resumes at
+    once with that list, as its driver hands it back."""
 
     def __init__(self, core: Core, operation: Coroutine[Any, Any, Any], *, now: float = 0.0) -> None:
         self.core = core
@@ -299,12 +306,38 @@ class Scripted:
             self.asks = self._operation.send(value)
         except StopIteration as stop:
             self.done, self.result, self.asks = True, stop.value, None
+        if isinstance(self.asks, Hedged):
+            self.asks.sent_at[:] = [None] * len(self.asks.sends)
+            self._hedged: list[Any] = [None] * len(self.asks.sends)
+            self._out: list[int] = []
+            self.hedge()
 
-    def answer(self, value: Any = None, *, at: float | None = None) -> None:
+    def hedge(self) -> None:
+        """A hedged request's next send goes out (its ``after`` passed with no answer)."""
+        asks = self.asks
+        assert isinstance(asks, Hedged), f"no hedged request; the core asks {asks!r}"
+        sent = sum(1 for at in asks.sent_at if at is not None)
+        assert sent < len(asks.sends), "every send of the hedged request is out already"
+        asks.sent_at[sent] = self.core.now
+        self._out.append(sent)
+
+    def answer(self, value: Any = None, *, at: float | None = None, to: str | None = None) -> None:
         assert not self.done, f"the operation already returned {self.result!r}"
         if at is not None:
             self.core.now = at
-        self._resume(value)
+        asks = self.asks
+        if not isinstance(asks, Hedged) or (isinstance(value, list) and len(value) == len(asks.sends)):
+            self._resume(value)  # a hedged request may be answered whole, as its driver resumes it
+            return
+        index = next(i for i in self._out if to is None or asks.sends[i].to == to)
+        self._out.remove(index)
+        self._hedged[index] = value
+        if asks.accept(value):
+            self._resume(list(self._hedged))
+        elif None in asks.sent_at:
+            self.hedge()  # that one failed: the next at once
+        elif not self._out:
+            self._resume(list(self._hedged))
 
     def fail(self, error: BaseException) -> None:
         """Resume the operation by raising ``error`` where it waits (a disk that refuses, say)."""
@@ -318,6 +351,8 @@ class Scripted:
         """(to, message) of what the core asks now: one Send, or each of a Gather's."""
         if isinstance(self.asks, Send):
             return [(self.asks.to, self.asks.message)]
+        if isinstance(self.asks, Hedged):
+            return [(self.asks.sends[i].to, self.asks.sends[i].message) for i in self._out]
         assert isinstance(self.asks, Gather), f"expected a send, the core asks {self.asks!r}"
         return [(send.to, send.message) for send in self.asks.sends]
 
@@ -328,7 +363,10 @@ class Scripted:
         for _ in range(limit):
             if self.done:
                 return self.result
-            if isinstance(self.asks, Send | Gather):
+            if isinstance(self.asks, Hedged):
+                to, message = self.sends()[0]
+                self.answer(answers[type(message).__name__], to=to)
+            elif isinstance(self.asks, Send | Gather):
                 replies = [answers[type(message).__name__] for _to, message in self.sends()]
                 self.answer(replies[0] if isinstance(self.asks, Send) else replies)
             else:
@@ -350,6 +388,10 @@ def drive(step: Scripted, answer: Any, *, limit: int = 60) -> list[tuple[str, An
 def drive_one(step: Scripted, answer: Any) -> list[tuple[str, Any]]:
     """One step of ``step``, answered as ``drive`` answers it; the messages it sent."""
     asks = step.asks
+    if isinstance(asks, Hedged):
+        to, message = step.sends()[0]
+        step.answer(answer(to, message), to=to)
+        return [(to, message)]
     if isinstance(asks, Send | Gather):
         pairs = step.sends()
         replies = [answer(to, message) for to, message in pairs]

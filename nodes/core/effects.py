@@ -94,6 +94,9 @@ class Hedged(Effect):
     accept: Callable[[Any], bool]
     final: Callable[[Any], bool] | None = None
     patience: float | None = None
+    #: Filled in by the driver: the core's clock when each send went (None for one not sent).
+    #: News of a peer (its refusal, say) is weighed against when the message went to it.
+    sent_at: list[float | None] = field(default_factory=list, init=False, repr=False)
 
 
 class DiskFailed(Exception):

@@ -166,11 +166,13 @@ class Driver:
         they end by their own time-out, so each one's hop is told as it ended, not as if it had
         never been sent."""
         answers: list[Any] = [None] * len(effect.sends)
+        effect.sent_at[:] = [None] * len(effect.sends)
         out: dict[asyncio.Future, int] = {}
         sent = 0
 
         def send_next() -> None:
             nonlocal sent
+            effect.sent_at[sent] = time.monotonic()
             out[self._send_in_background(effect.sends[sent])] = sent
             sent += 1
 

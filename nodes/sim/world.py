@@ -227,6 +227,7 @@ class Fiber:
         world = self.process.world
         sends = effect.sends
         answers: list[Any] = [None] * len(sends)
+        effect.sent_at[:] = [None] * len(sends)
         state = {"sent": 0, "out": 0, "over": False, "closed": False, "patient": False}
 
         def finish() -> None:
@@ -243,6 +244,7 @@ class Fiber:
 
         def send_next() -> None:
             index = state["sent"]
+            effect.sent_at[index] = self.process.now()
             state["sent"] += 1
             state["out"] += 1
             world.send(self.process.name, sends[index], partial(one, index), self.context)

@@ -70,8 +70,10 @@ class Rule(Enum):
     SKIP_DOWN_PEERS = "skip known-down peers"
     """W4. Peers the heartbeat knows are out are not waited for: a read's hops and a write's
     checks skip them (a write only once the lease granted them has run out) — unless this
-    replica's own lease has lapsed, when it may be the one that was away. Without it every peer
-    is asked and waited for."""
+    replica's own lease has lapsed, when it may be the one that was away. Nor is a peer that
+    falls silent before the heartbeat notices: a read's hop to it is hedged, the next peer
+    asked too after ``HOP_HEDGE_S``, as if the first had timed out. Without it every peer is
+    asked and waited for, one at a time."""
 
     MAJORITY = "majority writes"
     """W8. A write needs a majority of the replicas reserved, else nothing is written

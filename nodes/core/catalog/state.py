@@ -59,6 +59,9 @@ FETCH_TIMEOUT_S = HEARTBEAT_S
 #: A hop to a peer that has just gone silent waited the whole 1 s, and a read waiting on it
 #: (a book the silent writer held reserved) took longer than a second under load.
 HOP_TIMEOUT_S = 0.3
+#: How long a read's hop waits for a peer's answer alone before the next peer is asked too
+#: (a hedge): several times a hop's time on loopback under full load, well under a time-out.
+HOP_HEDGE_S = 0.1
 #: How long a writer waits for a peer's answer to its check: a peer answers at once, or after at
 #: most RESERVATION_WAIT_S of wait-die; one silent longer is left out and its lease waited out.
 CHECK_TIMEOUT_S = 0.5

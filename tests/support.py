@@ -285,10 +285,10 @@ class Scripted:
 
     A ``Hedged`` request is stepped one send at a time, as its driver sends them: ``sends()``
     lists those out, ``answer(value)`` answers the oldest of them (``to=`` another) and the
-    next goes out when one fails; ``hedge()`` sends the next while those before are still out,
-    as the driver does once ``after`` has passed. The core resumes when an answer is accepted,
-    or when every send has answered. Answered with a list (one entry per send), it resumes at
-    once with that list, as its driver hands it back."""
+    next goes out when one fails (not after a ``final`` one); ``hedge()`` sends the next while
+    those before are still out, as the driver does once ``after`` has passed. The core resumes
+    when an answer is accepted, or when every send made has answered. Answered with a list (one
+    entry per send), it resumes at once with that list, as its driver hands it back."""
 
     def __init__(self, core: Core, operation: Coroutine[Any, Any, Any], *, now: float = 0.0) -> None:
         self.core = core
@@ -310,6 +310,7 @@ class Scripted:
             self.asks.sent_at[:] = [None] * len(self.asks.sends)
             self._hedged: list[Any] = [None] * len(self.asks.sends)
             self._out: list[int] = []
+            self._closed = False  # a final answer came: no more sends
             self.hedge()
 
     def hedge(self) -> None:
@@ -318,6 +319,7 @@ class Scripted:
         assert isinstance(asks, Hedged), f"no hedged request; the core asks {asks!r}"
         sent = sum(1 for at in asks.sent_at if at is not None)
         assert sent < len(asks.sends), "every send of the hedged request is out already"
+        assert not self._closed, "a final answer came: the hedged request sends no more"
         asks.sent_at[sent] = self.core.now
         self._out.append(sent)
 
@@ -329,14 +331,19 @@ class Scripted:
         if not isinstance(asks, Hedged) or (isinstance(value, list) and len(value) == len(asks.sends)):
             self._resume(value)  # a hedged request may be answered whole, as its driver resumes it
             return
-        index = next(i for i in self._out if to is None or asks.sends[i].to == to)
-        self._out.remove(index)
-        self._hedged[index] = value
+        out = [i for i in self._out if to is None or asks.sends[i].to == to]
+        assert out, f"no send to {to} is out; out: {[asks.sends[i].to for i in self._out]}"
+        self._out.remove(out[0])
+        self._hedged[out[0]] = value
         if asks.accept(value):
             self._resume(list(self._hedged))
-        elif None in asks.sent_at:
+            return
+        if asks.final is not None and asks.final(value):
+            self._closed = True  # no more sends; those out are waited for
+        elif None in asks.sent_at and not self._closed:
             self.hedge()  # that one failed: the next at once
-        elif not self._out:
+            return
+        if not self._out:
             self._resume(list(self._hedged))
 
     def fail(self, error: BaseException) -> None:

@@ -244,7 +244,10 @@ class Fiber:
 
         def send_next() -> None:
             index = state["sent"]
-            effect.sent_at[index] = self.process.now()
+            # On the core's clock: the first goes as the core asks, at its ``now`` (which may read
+            # a hair past the process's clock, ``wakes_at``); a hedge later, at the clock's reading.
+            assert self.process.core is not None
+            effect.sent_at[index] = max(self.process.now(), self.process.core.now)
             state["sent"] += 1
             state["out"] += 1
             world.send(self.process.name, sends[index], partial(one, index), self.context)

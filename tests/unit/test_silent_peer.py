@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
+
 from nodes.core.catalog.rules import Rule
 from nodes.core.catalog.state import CHECK_TIMEOUT_S, HOP_HEDGE_S, HOP_TIMEOUT_S, LEASE_S, WRITE_PATIENCE_S
 from nodes.core.clocks import outwait, outwait_told
@@ -18,6 +20,7 @@ from nodes.core.messages import (
     Get,
     Granted,
     Newer,
+    Ping,
     Pong,
     Read,
     Update,
@@ -25,7 +28,7 @@ from nodes.core.messages import (
     Written,
 )
 from tests.support import Scripted, run
-from tests.unit.test_catalog_core import BOOK, replica
+from tests.unit.test_catalog_core import BOOK, loaded, replica
 
 
 def test_the_heartbeat_takes_every_answered_lease_before_it_fetches_buys() -> None:
@@ -135,27 +138,67 @@ def test_a_reads_hop_to_a_peer_silent_past_the_hedge_asks_the_next_one_too() -> 
     assert core.peers[0].up, "still out, not timed out: catalog1 is not noted down by the hedge"
 
 
-def test_a_hedged_hops_conflict_decides_as_after_a_time_out() -> None:
-    """The hedge's answer is the one the chain gives once the first peer has timed out: a
-    conflict from the next peer, newer than our copy, is passed on, and catalog1's answer,
-    still out, is not waited for."""
+def test_a_conflict_from_the_hedge_waits_for_the_slower_peer_which_may_still_vouch() -> None:
+    """A conflict ends the sending but not the waiting: catalog2's quick "no current copy on
+    this path" (it skipped catalog1) does not beat catalog1's vouched copy a moment later. Taken
+    at once, it answered "try again" where the chain without the hedge answered the copy
+    (review of the hedge, 2026-12-07)."""
     core = replica(mode="bazar")
     core.valid_ids.clear()
     read = Scripted(core, core.handle(Read(2)))
     read.hedge()
     newer = replace(BOOK, quantity=19, seq=BOOK.seq + 1)
     read.answer(Conflict(newer, "no current copy on this path", seq=newer.seq), to="catalog2")
+    assert not read.done and read.sends() == [("catalog1", Get(2, (), 0, BOOK.seq))]
+    read.answer(Found(newer), to="catalog1")
+    assert read.until_done() == Found(newer)  # its copy stored, then answered
+
+
+def test_a_conflict_from_the_hedge_decides_once_the_slower_peer_times_out() -> None:
+    """The chain's answer once catalog1 has timed out: catalog2's conflict, newer than our copy,
+    is passed on ("try again"), and our copy is not vouched for."""
+    core = replica(mode="bazar")
+    core.valid_ids.clear()
+    read = Scripted(core, core.handle(Read(2)))
+    read.hedge()
+    newer = replace(BOOK, quantity=19, seq=BOOK.seq + 1)
+    read.answer(Conflict(newer, "no current copy on this path", seq=newer.seq), to="catalog2")
+    read.answer(NoAnswer(), to="catalog1", at=2 * HOP_TIMEOUT_S)
     assert isinstance(read.result, Conflict) and 2 not in core.valid_ids
 
 
-def test_without_w4s_rule_a_reads_hops_go_one_at_a_time() -> None:
-    """The documents' chain: the next peer only once the last one failed (no hedge)."""
+def test_a_refusal_is_weighed_against_the_time_its_own_send_went() -> None:
+    """catalog1 refuses the hop (no process), restarts and pings us (granted a lease) before
+    the hedged read resumes on catalog2's copy. Weighed against the resumption, the refusal
+    would mark catalog1 "no process, no lease": writes would stop outwaiting the lease it now
+    holds, the stale read of simulator seed 2064010732 (review of the hedge, 2026-12-07)."""
     core = replica(mode="bazar")
-    core.rules = core.rules - {Rule.SKIP_DOWN_PEERS}
     core.valid_ids.clear()
-    read = Scripted(core, core.handle(Read(2)))
-    assert isinstance(read.asks, Hedged)
-    assert read.asks.after > max(send.timeout for send in read.asks.sends)
+    read = Scripted(core, core.handle(Read(2)), now=1.0)
+    read.answer(NoAnswer(refused=True), at=1.001)
+    assert [to for to, _message in read.sends()] == ["catalog2"]  # at once
+    run(core, core.handle(Ping(1, {BOOK.id: BOOK.seq})), now=1.05)  # back, and granted a lease
+    read.answer(Found(BOOK), at=1.1, to="catalog2")
+    assert read.result == Found(BOOK)
+    assert not core.peers[0].refused and core.peers[0].up
+
+
+def test_a_hops_hedge_waits_longer_the_further_its_peer_may_hop_and_not_without_w4() -> None:
+    """``HOP_HEDGE_S`` for each replica the asked peer may have to hop past itself, so that a
+    peer hedging past a silent replica of its own is not hedged past in turn (five replicas:
+    15 % more hops under a hang, review of the hedge); without W4's rule, the documents' chain:
+    no hedge before a send has failed."""
+    three = replica(mode="bazar")
+    three.valid_ids.clear()
+    read = Scripted(three, three.handle(Read(2)))
+    assert isinstance(read.asks, Hedged) and read.asks.after == pytest.approx(HOP_HEDGE_S)
+    five = loaded(catalogs=5)
+    five.valid_ids.clear()
+    read = Scripted(five, five.handle(Read(2)))
+    assert isinstance(read.asks, Hedged) and read.asks.after == pytest.approx(3 * HOP_HEDGE_S)
+    three.rules = three.rules - {Rule.SKIP_DOWN_PEERS}
+    read = Scripted(three, three.handle(Read(2)))
+    assert isinstance(read.asks, Hedged) and read.asks.after > max(send.timeout for send in read.asks.sends)
 
 
 def test_a_check_waits_for_a_silent_peer_no_longer_than_the_lease_it_may_hold() -> None:

@@ -11,7 +11,7 @@ from nodes.core.books import Book
 from nodes.core.catalog.leases import Leases
 from nodes.core.catalog.rules import Rule
 from nodes.core.catalog.state import HOP_HEDGE_S, HOP_TIMEOUT_S, Peer
-from nodes.core.effects import Hedged, NoAnswer
+from nodes.core.effects import Hedged, NoAnswer, Send
 from nodes.core.messages import (
     UNCONFIRMED_BUY,
     Conflict,
@@ -84,14 +84,17 @@ class Reads(Leases):
         """Ask the peers not yet in the chain, one after another, until one vouches for a copy:
         (found, the copy). ``upstream_seq``: the highest seq the chain has seen so far.
 
-        Hedged ("The Tail at Scale"): a peer that has not answered within ``HOP_HEDGE_S`` is
-        not waited for alone — the next one is asked too, its ``Get`` naming the first as
-        asked, exactly as it would be once the first had timed out; a peer that fails at once
-        (refused) has the next asked at once, as before. The first answer of the protocol
-        decides, whichever send it answers: each is an answer the chain could have given with
-        the peers before it timed out or answering. A peer that went silent a moment before
-        the heartbeat noticed cost each read that asked it its whole time-out (0.6 s under
-        load, catalog1 hung: lookups of 0.85 s, traced 2026-12-07); now it costs the hedge."""
+        Hedged ("The Tail at Scale"): a peer that has not answered within the hedge
+        (``_hop_hedge``) is not waited for alone — the next one is asked too, its ``Get``
+        naming the first as asked, exactly as it would be once the first had timed out; a peer
+        that fails at once (refused) has the next asked at once, as before. A vouched copy
+        decides at once, whichever send it answers; a conflict ends the sending but not the
+        waiting, since a slower peer may still vouch (a quick conflict taken at once answered
+        "try again" where the chain answered the copy: review, 2026-12-07). So every outcome is
+        one the chain could give with the peers before it timed out or answering. A peer that
+        went silent a moment before the heartbeat noticed cost each read that asked it its
+        whole time-out (0.6 s under load, catalog1 hung: lookups of 0.85 s, traced
+        2026-12-07); now it costs the hedge."""
         own = self.books[book_id]
         highest = max(upstream_seq, own.seq)
         left = [p for p in self.peers if p.index not in asked]
@@ -100,6 +103,7 @@ class Reads(Leases):
             # then we may be the one that was away (W2), and only the peers can tell us.
             left = [p for p in left if p.up]
         generation = self.generation
+        asked_first = asked
         order: list[Peer] = []
         while left:
             order.append(self._choose(left))
@@ -114,21 +118,25 @@ class Reads(Leases):
             sends.append(self._send(next_peer, Get(book_id, asked, self.index, highest),
                                     timeout=min(self.timeout_s, HOP_TIMEOUT_S * unasked)))
             asked = asked + (next_peer.index,)
-        # Without W4's rule the documents' chain: the next peer only once the last one failed.
-        after = HOP_HEDGE_S if Rule.SKIP_DOWN_PEERS in self.rules else max((s.timeout for s in sends), default=0) + 1
-        hedged = Hedged(sends, after, accept=lambda answer: isinstance(answer, Found | Conflict))
+        hedged = Hedged(sends, self._hop_hedge(sends, asked_first), accept=lambda answer: isinstance(answer, Found),
+                        final=lambda answer: isinstance(answer, Conflict))
         answers = await hedged if sends else []
-        peer: Peer | None = None
-        reply: Found | Conflict | None = None
+        if not self.same_generation(generation):
+            return False, self.books[book_id]  # the data was reset meanwhile: no answer of the old
+        found: list[tuple[Peer, Found]] = []
+        conflicts: list[Conflict] = []
         for asked_peer, answer, sent in zip(order, answers, hedged.sent_at, strict=False):
             if isinstance(answer, Found | Conflict):
                 self._note_reachable(asked_peer)
-                if reply is None or (isinstance(answer, Found) and not isinstance(reply, Found)):
-                    peer, reply = asked_peer, answer
+                if isinstance(answer, Found):
+                    found.append((asked_peer, answer))
+                else:
+                    conflicts.append(answer)
             elif isinstance(answer, NoAnswer):
                 self._note_unreachable(asked_peer, answer, sent=sent)
             elif answer is not None:
                 self._note_unreachable(asked_peer)  # answered, but not with the protocol
+        peer, reply = found[0] if found else (None, max(conflicts, key=_conflict_seq, default=None))
         if isinstance(reply, Found):
             assert peer is not None
             await self._adopt(reply.book, generation=generation)
@@ -165,9 +173,7 @@ class Reads(Leases):
             # the conflict on. (A replica whose disk refused the last writes, still holding
             # a lease, took a conflict from a peer at seq 9 as leave to vouch for its seq 5:
             # simulator seed 27 with the disk fault.)
-            seen = upstream_seq if Rule.LEASES not in self.rules else max(
-                upstream_seq, reply.seq if reply.seq is not None else -1,
-                reply.book.seq if reply.book is not None else -1)
+            seen = upstream_seq if Rule.LEASES not in self.rules else max(upstream_seq, _conflict_seq(reply))
             if self.books[book_id].seq > seen and self._own_copy_may_decide(book_id):
                 self._mark_valid(book_id)
                 return True, self.books[book_id]
@@ -178,6 +184,17 @@ class Reads(Leases):
             self._mark_valid(book_id)
             return True, self.books[book_id]
         return False, self.books[book_id]
+
+    def _hop_hedge(self, sends: list[Send], asked: tuple[int, ...]) -> float:
+        """How long a hop's send waits alone before the next peer is asked too: ``HOP_HEDGE_S``
+        for each replica beyond it that the peer may have to hop past itself (so a peer hedging
+        past a silent replica of its own is not hedged past in turn), at least one. Without
+        W4's rule, longer than any of its time-outs: the documents' chain, the next peer asked
+        only once the last one failed."""
+        if Rule.SKIP_DOWN_PEERS not in self.rules:
+            return max((send.timeout for send in sends), default=0.0) + 1.0
+        beyond = sum(1 for p in self.peers if p.index not in asked) - 1
+        return HOP_HEDGE_S * max(1, beyond)
 
     def _own_copy_may_decide(self, book_id: int) -> bool:
         """Whether our copy may end a read: not an unconfirmed write of ours (handed to no one,
@@ -199,3 +216,8 @@ class Reads(Leases):
             rank = {index: position for position, index in enumerate(self.peer_order)}
             return min(up, key=lambda p: rank.get(p.index, len(rank) + p.index))
         return self.rng.choice(up)
+
+
+def _conflict_seq(conflict: Conflict) -> int:
+    """The highest seq a conflict from further down the chain has seen."""
+    return max(conflict.seq if conflict.seq is not None else -1, conflict.book.seq if conflict.book is not None else -1)

@@ -6,8 +6,9 @@ import hashlib
 import multiprocessing
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import replace
+from typing import Any
 
 from nodes.core.catalog import MODES, Mode
 from nodes.core.clocks import MAX_DRIFT, MAX_ERROR_S
@@ -152,6 +153,20 @@ def _replay(options: Options, history_file: str | None, recording: tuple[Record,
     return 1
 
 
+def _each(results: Any) -> Iterator[Any]:
+    """A pool's results as they come, the main thread waking twice a second while it waits: a
+    Ctrl-C handled by another thread only flags it, and the main thread blocked in the pool's
+    wait for a chunk (up to ~40 s) saw it only then — once in the suite the command was still
+    running 10 s after its SIGINT, its main thread in ``IMapIterator.next``."""
+    while True:
+        try:
+            yield results.next(timeout=0.5)
+        except multiprocessing.TimeoutError:
+            continue
+        except StopIteration:
+            return
+
+
 def _explore(options: Options, first: int, count: int, jobs: int, keep_going: bool) -> int:
     from tqdm import tqdm
 
@@ -174,7 +189,7 @@ def _explore(options: Options, first: int, count: int, jobs: int, keep_going: bo
                        desc=f"simulating ({options.mode} mode)")
         finally:
             signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
-        for found in pool.imap(_chunk, chunks):
+        for found in _each(pool.imap(_chunk, chunks)):
             for key in ("seeds", "operations", "faults", "events"):
                 setattr(total, key, getattr(total, key) + getattr(found, key))
             total.sim_s += found.sim_s

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
+
 from nodes.core.books import Book
 from nodes.core.catalog import CatalogReplica
 from nodes.core.catalog.state import HEARTBEAT_S, PING_TIMEOUT_S
@@ -297,6 +299,22 @@ def test_two_damaged_rows_of_three_are_repaired_from_the_third_replica() -> None
     says(core, 1, -1)
     says(core, 2, OLDER.seq)
     assert run(core, core._adopt(OLDER)) is True and core.books[2] == OLDER and 2 not in core.damaged
+
+
+@pytest.mark.xfail(strict=True, reason="known, not mended: docs/weak-points.md, storage that checks itself")
+def test_a_write_whose_every_holder_was_damaged_gives_way_to_the_newest_copy_left() -> None:
+    """Simulator seed 2077018247 (2026-12-07): seq 3 of book 6 taken by catalog0 and catalog1;
+    catalog1's row changed checksum and all, found differing from catalog0's row of seq 3 (its
+    floor known: 3), then catalog0's failed its checksum. catalog2's seq 2 was the newest copy
+    left, and both damaged replicas waited for a copy of seq 3 for good: the book served by
+    no one, the replicas never converging. The rule says a write held only in damaged rows is
+    lost with them and the newest copy left repairs the book; a floor known from a peer's row
+    is kept instead."""
+    core = loaded()
+    core._take_as_damaged(2, f"differs from the copy 1 peers hold at seq {BOOK.seq}")
+    says(core, 1, -1)
+    says(core, 2, OLDER.seq)
+    assert run(core, core._adopt(OLDER)) is True and core.books[2] == OLDER
 
 
 def test_with_four_replicas_a_damaged_peer_does_not_stand_for_the_one_still_silent() -> None:

@@ -186,7 +186,9 @@ class Driver:
         while out:
             more = sent < len(effect.sends) and not closed
             timeout = after if more else None
-            if not more and effect.patience is not None and any(a is not None for a in answers):
+            # Patience starts once every send is out, as in the simulator; a final answer that
+            # closed the sending before then leaves those out waited for to their time-outs.
+            if sent == len(effect.sends) and effect.patience is not None and any(a is not None for a in answers):
                 if patient_until is None:
                     patient_until = loop.time() + effect.patience + self.node.pace.slack_s
                 timeout = max(0.0, patient_until - loop.time())

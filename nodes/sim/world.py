@@ -247,7 +247,7 @@ class Fiber:
             # On the core's clock: the first goes as the core asks, at its ``now`` (which may read
             # a hair past the process's clock, ``wakes_at``); a hedge later, at the clock's reading.
             assert self.process.core is not None
-            effect.sent_at[index] = max(self.process.now(), self.process.core.now)
+            effect.sent_at[index] = self.process.core.now if index == 0 else self.process.now()
             state["sent"] += 1
             state["out"] += 1
             world.send(self.process.name, sends[index], partial(one, index), self.context)

@@ -121,8 +121,6 @@ class Reads(Leases):
         hedged = Hedged(sends, self._hop_hedge(sends, asked_first), accept=lambda answer: isinstance(answer, Found),
                         final=lambda answer: isinstance(answer, Conflict))
         answers = await hedged if sends else []
-        if not self.same_generation(generation):
-            return False, self.books[book_id]  # the data was reset meanwhile: no answer of the old
         found: list[tuple[Peer, Found]] = []
         conflicts: list[Conflict] = []
         for asked_peer, answer, sent in zip(order, answers, hedged.sent_at, strict=False):
@@ -136,10 +134,14 @@ class Reads(Leases):
                 self._note_unreachable(asked_peer, answer, sent=sent)
             elif answer is not None:
                 self._note_unreachable(asked_peer)  # answered, but not with the protocol
+        if not self.same_generation(generation):
+            return False, self.books[book_id]  # the data was reset meanwhile: no answer of the old
         peer, reply = found[0] if found else (None, max(conflicts, key=_conflict_seq, default=None))
         if isinstance(reply, Found):
             assert peer is not None
             await self._adopt(reply.book, generation=generation)
+            if not self.same_generation(generation):
+                return False, self.books[book_id]  # reset while the copy was being stored (review)
             if self.books[book_id].seq < reply.book.seq:
                 # Not stored here (our disk refuses commits): the peer's copy is the answer,
                 # and ours, older, stays unvouched for.
@@ -154,6 +156,8 @@ class Reads(Leases):
                 self._take_as_damaged(book_id, f"differs from catalog{peer.index}'s vouched copy at "
                                                f"seq {reply.book.seq}")
                 await self._adopt(reply.book, generation=generation)
+                if not self.same_generation(generation):
+                    return False, self.books[book_id]
                 return True, reply.book
             if reply.book.seq == self.books[book_id].seq:
                 self.unverified.discard(book_id)  # a vouched-for copy of our seq matches ours

@@ -7,6 +7,8 @@ from dataclasses import replace
 
 import pytest
 
+from nodes.core.books import Book
+from nodes.core.catalog import CatalogReplica
 from nodes.core.catalog.rules import Rule
 from nodes.core.catalog.state import CHECK_TIMEOUT_S, HOP_HEDGE_S, HOP_TIMEOUT_S, LEASE_S, WRITE_PATIENCE_S
 from nodes.core.clocks import outwait, outwait_told
@@ -107,12 +109,27 @@ def test_a_write_a_peer_took_lets_the_next_write_of_its_book_start_while_it_outw
     assert core.books[2].seq == BOOK.seq + 2 and core.now <= 1.0 + 1e-9
 
 
+def hopping_read(*, now: float = 0.0) -> tuple[CatalogReplica, Scripted]:
+    """A lookup of book 2 at catalog0 (Bazar's rules), which holds nothing as valid: it hops,
+    asking catalog1 first."""
+    core = replica(mode="bazar")
+    core.valid_ids.clear()
+    return core, Scripted(core, core.handle(Read(2)), now=now)
+
+
+def conflict_from_the_hedge(read: Scripted) -> Book:
+    """The hedge goes out to catalog2, which answers "no current copy on this path" with a
+    copy newer than ours (it skipped catalog1, still out); that newer copy."""
+    read.hedge()
+    newer = replace(BOOK, quantity=19, seq=BOOK.seq + 1)
+    read.answer(Conflict(newer, "no current copy on this path", seq=newer.seq), to="catalog2")
+    return newer
+
+
 def test_a_reads_hops_wait_in_proportion_to_the_replicas_the_chain_may_still_visit() -> None:
     """A hop to a peer that had just gone silent waited the catalog's whole second. The first
     hop may go on through the third replica, so it waits two hops' time-outs; the last, one."""
-    core = replica(mode="bazar")
-    core.valid_ids.clear()
-    read = Scripted(core, core.handle(Read(2)))
+    core, read = hopping_read()
     assert isinstance(read.asks, Hedged) and read.sends() == [("catalog1", Get(2, (), 0, BOOK.seq))]
     assert [send.timeout for send in read.asks.sends] == [2 * HOP_TIMEOUT_S, HOP_TIMEOUT_S]
     read.answer(NoAnswer(), at=2 * HOP_TIMEOUT_S)
@@ -126,9 +143,7 @@ def test_a_reads_hop_to_a_peer_silent_past_the_hedge_asks_the_next_one_too() -> 
     to it for the hop's whole time-out: 0.6 s under load, lookups of 0.85 s with catalog1 hung
     (traced 2026-12-07). Past ``HOP_HEDGE_S`` the next peer is asked too, naming the silent one
     as asked, as its time-out would have; the first answer decides."""
-    core = replica(mode="bazar")
-    core.valid_ids.clear()
-    read = Scripted(core, core.handle(Read(2)))
+    core, read = hopping_read()
     assert isinstance(read.asks, Hedged) and read.asks.after == HOP_HEDGE_S
     core.now = HOP_HEDGE_S
     read.hedge()
@@ -143,12 +158,8 @@ def test_a_conflict_from_the_hedge_waits_for_the_slower_peer_which_may_still_vou
     this path" (it skipped catalog1) does not beat catalog1's vouched copy a moment later. Taken
     at once, it answered "try again" where the chain without the hedge answered the copy
     (review of the hedge, 2026-12-07)."""
-    core = replica(mode="bazar")
-    core.valid_ids.clear()
-    read = Scripted(core, core.handle(Read(2)))
-    read.hedge()
-    newer = replace(BOOK, quantity=19, seq=BOOK.seq + 1)
-    read.answer(Conflict(newer, "no current copy on this path", seq=newer.seq), to="catalog2")
+    core, read = hopping_read()
+    newer = conflict_from_the_hedge(read)
     assert not read.done and read.sends() == [("catalog1", Get(2, (), 0, BOOK.seq))]
     read.answer(Found(newer), to="catalog1")
     assert read.until_done() == Found(newer)  # its copy stored, then answered
@@ -157,12 +168,8 @@ def test_a_conflict_from_the_hedge_waits_for_the_slower_peer_which_may_still_vou
 def test_a_conflict_from_the_hedge_decides_once_the_slower_peer_times_out() -> None:
     """The chain's answer once catalog1 has timed out: catalog2's conflict, newer than our copy,
     is passed on ("try again"), and our copy is not vouched for."""
-    core = replica(mode="bazar")
-    core.valid_ids.clear()
-    read = Scripted(core, core.handle(Read(2)))
-    read.hedge()
-    newer = replace(BOOK, quantity=19, seq=BOOK.seq + 1)
-    read.answer(Conflict(newer, "no current copy on this path", seq=newer.seq), to="catalog2")
+    core, read = hopping_read()
+    conflict_from_the_hedge(read)
     read.answer(NoAnswer(), to="catalog1", at=2 * HOP_TIMEOUT_S)
     assert isinstance(read.result, Conflict) and 2 not in core.valid_ids
 
@@ -172,9 +179,7 @@ def test_a_refusal_is_weighed_against_the_time_its_own_send_went() -> None:
     the hedged read resumes on catalog2's copy. Weighed against the resumption, the refusal
     would mark catalog1 "no process, no lease": writes would stop outwaiting the lease it now
     holds, the stale read of simulator seed 2064010732 (review of the hedge, 2026-12-07)."""
-    core = replica(mode="bazar")
-    core.valid_ids.clear()
-    read = Scripted(core, core.handle(Read(2)), now=1.0)
+    core, read = hopping_read(now=1.0)
     read.answer(NoAnswer(refused=True), at=1.001)
     assert [to for to, _message in read.sends()] == ["catalog2"]  # at once
     run(core, core.handle(Ping(1, {BOOK.id: BOOK.seq})), now=1.05)  # back, and granted a lease
@@ -188,9 +193,7 @@ def test_a_hops_hedge_waits_longer_the_further_its_peer_may_hop_and_not_without_
     peer hedging past a silent replica of its own is not hedged past in turn (five replicas:
     15 % more hops under a hang, review of the hedge); without W4's rule, the documents' chain:
     no hedge before a send has failed."""
-    three = replica(mode="bazar")
-    three.valid_ids.clear()
-    read = Scripted(three, three.handle(Read(2)))
+    three, read = hopping_read()
     assert isinstance(read.asks, Hedged) and read.asks.after == pytest.approx(HOP_HEDGE_S)
     five = loaded(catalogs=5)
     five.valid_ids.clear()
@@ -381,9 +384,7 @@ def test_a_reset_while_a_hops_copy_is_stored_answers_nothing_of_the_old_data() -
     """Review of the hedge's mends: a read holds no book lock, so a reset of the data can run
     to its end while the copy a hop brought is being stored; the read then answered that copy,
     of the data before the reset. It answers nothing now (the caller asks again)."""
-    core = replica(mode="bazar")
-    core.valid_ids.clear()
-    read = Scripted(core, core.handle(Read(2)))
+    core, read = hopping_read()
     newer = replace(BOOK, quantity=19, seq=BOOK.seq + 1)
     read.answer(Found(newer), to="catalog1")
     assert isinstance(read.asks, Disk)  # the copy being stored

@@ -72,7 +72,8 @@ class Rule(Enum):
     checks skip them (a write only once the lease granted them has run out) — unless this
     replica's own lease has lapsed, when it may be the one that was away. Nor is a peer that
     falls silent before the heartbeat notices: a read's hop to it is hedged, the next peer
-    asked too after ``HOP_HEDGE_S``, as if the first had timed out. Without it every peer is
+    asked too after ``HOP_HEDGE_S`` (for each replica the peer may have to hop past beyond
+    itself), as if the first had timed out. Without it every peer is
     asked and waited for, one at a time."""
 
     MAJORITY = "majority writes"

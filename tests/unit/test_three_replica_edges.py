@@ -10,8 +10,22 @@ import pytest
 
 from nodes.core.catalog.state import HEARTBEAT_S
 from nodes.core.effects import Gather, NoAnswer
-from nodes.core.messages import Applied, Busy, BuysOf, FetchBuys, Granted, Newer, Ping, Update, Write
-from tests.support import Scripted, drive
+from nodes.core.messages import (
+    Applied,
+    Busy,
+    BuysOf,
+    Conflict,
+    FetchBuys,
+    Found,
+    Get,
+    Granted,
+    Newer,
+    Ping,
+    Read,
+    Update,
+    Write,
+)
+from tests.support import Scripted, drive, run
 from tests.unit.test_catalog_core import BOOK, replica
 
 
@@ -158,3 +172,29 @@ def test_a_peer_cut_off_one_way_is_believed_down_though_its_pings_are_granted() 
         core.now = sent + 0.4
         core._note_unreachable(peer, NoAnswer(refused=False), sent=sent)
     assert not peer.up
+
+
+def test_a_writer_vouches_for_no_copy_while_its_update_is_out() -> None:
+    """Simulator seed 2079014380 (a stale read): catalog1's update reached catalog0, which took
+    it and answered a retry of its buy "bought"; catalog0's answer to catalog1 was lost (a
+    one-way cut), and catalog1, waiting out the update's time-out, answered catalog2's hop with
+    its old copy as vouched for. From its fan-out on, a writer's old copy is no answer: a hop
+    to it hops on, and ends in a conflict when no peer answers; a read there hops too; and
+    each hop names the new seq as seen, so that no old copy further down answers either."""
+    core = replica(mode="bazar")  # catalog0
+    for peer in core.peers:
+        peer.lease_until = 10.0
+    assert run(core, core.handle(Read(BOOK.id)), {"Get": Found(BOOK)}, now=4.9) == Found(BOOK)
+    assert BOOK.id in core.valid_ids
+    write = Scripted(core, core.handle(Write(BOOK.id, quantity=BOOK.quantity - 1, buy_id="b-1", take=1)), now=5.0)
+    write.answer([Granted(BOOK.seq), Granted(BOOK.seq)], at=5.01)
+    assert {type(m) for _to, m in write.sends()} == {Update}, "the update is out"
+    assert BOOK.id not in core.valid_ids, "the writer's mark drops with its peers'"
+    hop = Scripted(core, core.handle(Get(BOOK.id, (), 2, BOOK.seq)), now=5.1)
+    # The hop names the seq of the write out as seen: no replica down the chain may decide with
+    # an older copy (catalog1, reserved and still without the update, would be the last one).
+    assert hop.sends() == [("catalog1", Get(BOOK.id, (2,), 0, BOOK.seq + 1))]
+    hop.answer(NoAnswer(), to="catalog1", at=5.4)
+    assert isinstance(hop.result, Conflict) and hop.result.seq == BOOK.seq + 1, hop.result
+    read = Scripted(core, core.handle(Read(BOOK.id)), now=5.5)
+    assert not read.done and read.sends() == [("catalog2", Get(BOOK.id, (), 0, BOOK.seq + 1))]

@@ -78,7 +78,10 @@ class Reads(Leases):
             return Found(self.books[message.book])
         found, copy = await self._hop(message.book, asked=message.req + (message.sender,),
                                       upstream_seq=message.seq_n)
-        return Found(copy) if found else Conflict(copy, "Conflict: no current copy on this path", seq=copy.seq)
+        if found:
+            return Found(copy)
+        seen = max(copy.seq, self.in_flight.get(message.book, -1))  # a write of ours out, as above
+        return Conflict(copy, "Conflict: no current copy on this path", seq=seen)
 
     async def _hop(self, book_id: int, *, asked: tuple[int, ...], upstream_seq: int) -> tuple[bool, Book]:
         """Ask the peers not yet in the chain, one after another, until one vouches for a copy:
@@ -96,7 +99,9 @@ class Reads(Leases):
         whole time-out (0.6 s under load, catalog1 hung: lookups of 0.85 s, traced
         2026-12-07); now it costs the hedge."""
         own = self.books[book_id]
-        highest = max(upstream_seq, own.seq)
+        # A write of ours still out names a seq the chain has seen: no replica further down may
+        # decide with a copy older than it (W2, a writer's own old copy).
+        highest = max(upstream_seq, own.seq, self.in_flight.get(book_id, -1))
         left = [p for p in self.peers if p.index not in asked]
         if Rule.SKIP_DOWN_PEERS in self.rules and self.lease_ok():
             # W4: known-down peers are not waited for. Not so when our own lease has lapsed:

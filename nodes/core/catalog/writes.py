@@ -321,6 +321,10 @@ class Writes(Refusals, GroupCommit):
         # cover the old copy. The leases granted before, to those left out, travel with the
         # update: a peer that takes it may answer the buy's retry, and our answer may be lost.
         self.in_flight[book_id] = new.seq
+        # Nor do we vouch for it: a peer that takes the update serves the new copy at once and
+        # may answer the buy's retry "bought" (W7) while our round waits. Vouched for until the
+        # round's end, it was answered to a hop after that (seed 2079014380, W2: a stale read).
+        self._unmark_valid(book_id)
         granted = max((p.granted_until for p in outcome.unreachable if not p.refused), default=NEVER)
         update = Update(new, self.index, token, buy_ids, excluded=excluded,
                         settles_in=max(0.0, granted - self.now))

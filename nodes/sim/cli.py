@@ -203,11 +203,18 @@ def _explore(options: Options, first: int, count: int, jobs: int, keep_going: bo
     except KeyboardInterrupt:
         stopped = True
     finally:
-        if bar is not None:
-            bar.close()
-        if pool is not None:  # None: Ctrl-C came while the workers were being started
-            pool.terminate()
-            pool.join()
+        # A second Ctrl-C (an impatient hand; a wrapper such as timeout passing its own on)
+        # does not cut the clean-up short: it ended in a traceback, raised in the pool's
+        # terminate, with the summary never printed.
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            if bar is not None:
+                bar.close()
+            if pool is not None:  # None: Ctrl-C came while the workers were being started
+                pool.terminate()
+                pool.join()
+        finally:
+            signal.signal(signal.SIGINT, previous)
     if stopped:
         print(f"stopped (Ctrl-C) after {total.seeds} of {count} seeds; what they found:")
     rate = total.sim_s / total.wall_s if total.wall_s else 0.0

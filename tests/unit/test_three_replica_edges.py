@@ -9,12 +9,14 @@ from dataclasses import replace
 import pytest
 
 from nodes.core.catalog.state import HEARTBEAT_S
-from nodes.core.effects import Gather, NoAnswer
+from nodes.core.effects import DiskFailed, Gather, NoAnswer
 from nodes.core.messages import (
     Applied,
     Busy,
     BuysOf,
+    Check,
     Conflict,
+    Degraded,
     FetchBuys,
     Found,
     Get,
@@ -198,3 +200,38 @@ def test_a_writer_vouches_for_no_copy_while_its_update_is_out() -> None:
     assert isinstance(hop.result, Conflict) and hop.result.seq == BOOK.seq + 1, hop.result
     read = Scripted(core, core.handle(Read(BOOK.id)), now=5.5)
     assert not read.done and read.sends() == [("catalog2", Get(BOOK.id, (), 0, BOOK.seq + 1))]
+
+
+def test_a_peer_whose_disk_refused_an_update_vouches_for_its_old_copy_no_more() -> None:
+    """A review of the mend above: catalog0 granted catalog1's check, its disk refused the
+    update, and a one-way cut then kept it from its peers. On catalog1's lease alone (one of
+    three suffices) it answered its old copy as the last replica, after catalog2, which took
+    the write, had acknowledged the buy. The refused update names a newer copy: ours is old."""
+    core = replica(mode="bazar")  # catalog0; catalog1 writes
+    for peer in core.peers:
+        peer.lease_until = 10.0
+    assert run(core, core.handle(Read(BOOK.id)), {"Get": Found(BOOK)}, now=4.9) == Found(BOOK)
+    check = Scripted(core, core.handle(Check(BOOK.id, BOOK.seq, 1, "1.w.1", "b-1", 5.0)), now=5.0)
+    assert check.result == Granted(BOOK.seq)
+    new = replace(BOOK, quantity=BOOK.quantity - 1, seq=BOOK.seq + 1)
+    update = Scripted(core, core.handle(Update(new, 1, "1.w.1", ("b-1",))), now=5.01)
+    update.fail(DiskFailed("database or disk is full"))
+    assert isinstance(update.result, Degraded), update.result
+    for peer in core.peers:  # its pings since time out: both peers silent, the lease still held
+        core._note_unreachable(peer, NoAnswer(), sent=5.02)
+    assert core.lease_ok()
+    read = Scripted(core, core.handle(Read(BOOK.id)), now=5.65)
+    assert isinstance(read.result, Conflict) and BOOK.id not in core.valid_ids, read.result
+
+
+def test_a_writes_update_carries_the_leases_granted_to_the_peers_it_goes_to() -> None:
+    """The same review: a peer the update never reaches keeps the old copy and may vouch for
+    it on the writer's lease; a peer that took the write answers the buy's retry "bought" only
+    once that lease has run out (``settles_in``), not only the leases of the peers left out."""
+    core = replica(mode="bazar")  # catalog0 writes
+    for peer in core.peers:
+        peer.lease_until, peer.granted_until = 10.0, 5.75
+    write = Scripted(core, core.handle(Write(BOOK.id, quantity=BOOK.quantity - 1, buy_id="b-1", take=1)), now=5.0)
+    write.answer([Granted(BOOK.seq), Granted(BOOK.seq)], at=5.0)
+    updates = [m for _to, m in write.sends() if isinstance(m, Update)]
+    assert updates and all(u.settles_in == pytest.approx(0.75) for u in updates), updates

@@ -82,11 +82,10 @@ class Reservations(Documented):
 
     async def _reserve_or_wait(self, book_id: int, owner: int, token: str, priority: Priority,
                                queue_s: float | None = None) -> bool:
-        """Reserve the book for ``owner``; if another writer holds it, wait a little for it —
-        but only when this write is older than the holder's ("wait-die"): the younger one
-        fails at once, so waits never form a cycle and the oldest write always gets through.
-        Without this, writers to one book kept failing each other under load. With
-        ``queue_s`` the writer holds nothing yet and may wait whoever holds the book."""
+        """Reserve the book for ``owner``; if another writer holds it, wait a little for it, only
+        when this write is older than the holder's ("wait-die"): the younger fails at once, so
+        waits form no cycle and the oldest write gets through (writers of one book kept failing
+        each other under load). With ``queue_s`` it holds nothing yet and may wait anyone."""
         deadline = self.now + (RESERVATION_WAIT_S if queue_s is None else queue_s)
         while not self._reserve(book_id, owner, token, priority):
             holder = self.reservations[book_id]
@@ -160,16 +159,19 @@ class Reservations(Documented):
         """A reserved write's update (S4): taken only from the writer we reserved the book for,
         and only on top of our copy. Taken or refused, it ends that writer's reservation: the
         writer sends nothing more under it (a refused update is no release, and its writer
-        hands nothing back), and kept, it turned every other writer of the book away as
-        "busy" for RESERVATION_TTL_S. Under full load on a healthy cluster such a book took in
-        every connection as its buys retried, and the cluster stood still for 3 s now and
-        then (issue 28)."""
+        hands nothing back); kept, it turned every other writer away as "busy" for
+        RESERVATION_TTL_S: under full load such a book took in every connection as its buys
+        retried, and the cluster stood still for 3 s now and then (issue 28)."""
         copy = message.copy
         if self.in_flight.get(copy.id) == copy.seq and self._ours(message.token):
             # Our own write offered back (W8) while our round stores it: left to the round, and
             # its reservation kept (seed 2067500032; docs/weak-points.md, W8).
             return Busy(self.index)
         answer = await self._take_update(message)
+        if isinstance(answer, Degraded | Busy) and Rule.RESERVED_WRITES in self.rules:
+            # Not taken, but its writer holds it: ours is vouched for no more (W2, _known_older).
+            for peer in (p for p in self.peers if p.index == message.sender):
+                peer.holds(copy.id, copy.seq)
         if not isinstance(answer, Applied):
             self._release(message.copy.id, message.token)
         return answer

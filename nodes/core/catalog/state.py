@@ -128,8 +128,9 @@ class Peer:
     #: one while it is gone (``lease_ok``).
     held_when_refused: bool = False
     #: Its seqs as its ping answers gave them, raised where a write's fan-out found it took a
-    #: newer copy: a book it holds newer than we do is one we may not vouch for, whatever our
-    #: lease says, until we hold that copy too (``_mark_valid``).
+    #: newer copy, or its update offered us one we did not take (``holds``): a book it holds
+    #: newer than we do is one we may not vouch for, whatever our lease says, until we hold
+    #: that copy too (``_mark_valid``).
     seqs: dict[int, int] = field(default_factory=dict)
     #: Its word on every book as its ping answers gave it, delta by delta (changes.py).
     view: View = field(default_factory=View)
@@ -144,6 +145,10 @@ class Peer:
     @property
     def name(self) -> str:
         return f"catalog{self.index}"
+
+    def holds(self, book_id: int, seq: int) -> None:
+        """It showed it holds ``book_id`` at ``seq`` or newer (until its next word)."""
+        self.seqs[book_id] = max(self.seqs.get(book_id, -1), seq)
 
 
 @dataclass

@@ -317,15 +317,15 @@ class Writes(Refusals, GroupCommit):
         new = replace(current, seq=current.seq + 1, **changes)
         buy_ids = (buy_id, *(buy for buy, _copies in riders)) if buy_id else ()
         excluded = tuple(p.index for p in outcome.unreachable) if Rule.MAJORITY in self.rules else ()
-        # From now on our pings' answers name the new seq: a lease granted meanwhile does not
-        # cover the old copy. The leases granted before, to those left out, travel with the
-        # update: a peer that takes it may answer the buy's retry, and our answer may be lost.
+        # From now on our pings' answers name the new seq, and we vouch for the old copy no
+        # more: a peer that takes the update serves the new one and may answer the buy's retry
+        # "bought" (W7) while our round waits (seed 2079014380, W2: a stale read). The leases
+        # we granted before travel with it for such a retry to outwait: to the peers left out,
+        # and to those it goes to, which may never take it (a review of that mend).
         self.in_flight[book_id] = new.seq
-        # Nor do we vouch for it: a peer that takes the update serves the new copy at once and
-        # may answer the buy's retry "bought" (W7) while our round waits. Vouched for until the
-        # round's end, it was answered to a hop after that (seed 2079014380, W2: a stale read).
         self._unmark_valid(book_id)
-        granted = max((p.granted_until for p in outcome.unreachable if not p.refused), default=NEVER)
+        granted = max((p.granted_until for p in (*outcome.unreachable, *outcome.granted) if not p.refused),
+                      default=NEVER)
         update = Update(new, self.index, token, buy_ids, excluded=excluded,
                         settles_in=max(0.0, granted - self.now))
         # The front-end hears of the write alongside the peers, not after them: the invalidation
@@ -342,7 +342,7 @@ class Writes(Refusals, GroupCommit):
         fan_out = replies[:len(outcome.granted)]
         for peer, reply in zip(outcome.granted, fan_out, strict=True):
             if isinstance(reply, Applied):  # what the peer holds now, whatever we manage to store
-                peer.seqs[book_id] = max(peer.seqs.get(book_id, -1), reply.seq)
+                peer.holds(book_id, reply.seq)
         holders = [peer for peer, reply in zip(outcome.granted, fan_out, strict=True) if isinstance(reply, Applied)]
         # Confirmed once a majority of the replicas holds it (W8: with four or more, we and
         # one peer are not one); a write some peer took but fewer is kept and offered again as

@@ -8,7 +8,7 @@ from dataclasses import replace
 
 import pytest
 
-from nodes.core.catalog.state import HEARTBEAT_S
+from nodes.core.catalog.state import HEARTBEAT_S, LEASE_S
 from nodes.core.effects import DiskFailed, Gather, NoAnswer
 from nodes.core.messages import (
     Applied,
@@ -26,6 +26,7 @@ from nodes.core.messages import (
     Read,
     Update,
     Write,
+    Written,
 )
 from tests.support import Scripted, drive, run
 from tests.unit.test_catalog_core import BOOK, replica
@@ -235,3 +236,33 @@ def test_a_writes_update_carries_the_leases_granted_to_the_peers_it_goes_to() ->
     write.answer([Granted(BOOK.seq), Granted(BOOK.seq)], at=5.0)
     updates = [m for _to, m in write.sends() if isinstance(m, Update)]
     assert updates and all(u.settles_in == pytest.approx(0.75) for u in updates), updates
+
+
+def test_a_writer_outwaits_its_lease_to_a_peer_whose_update_failed_fast() -> None:
+    """The second review: catalog2 granted the check and was cut off; its update failed at the
+    connect time-out (0.2 s), not at the whole second. Taken for neither stalled nor left out,
+    the writer answered "written" at once, while catalog2 could vouch for the old copy on the
+    lease the writer had granted it. Every granted peer that did not take it is waited out."""
+    core = replica(mode="bazar")  # catalog0 writes
+    for peer in core.peers:
+        peer.lease_until, peer.granted_until = 10.0, 5.7
+    write = Scripted(core, core.handle(Write(BOOK.id, quantity=BOOK.quantity - 1, buy_id="b-1", take=1)), now=5.0)
+    write.answer([Granted(BOOK.seq), Granted(BOOK.seq)], at=5.0)
+    write.answer([Applied(BOOK.seq + 1, ()), NoAnswer(refused=False)], at=5.2)
+    drive(write, lambda _to, _message: NoAnswer())
+    assert isinstance(write.result, Written) and core.now >= 5.7, (write.result, core.now)
+
+
+def test_a_refused_updates_word_stands_only_as_long_as_a_lease_granted_before_it() -> None:
+    """The same review: kept in the writer's seqs, a refused update's word stood for good when a
+    duplicate of a withdrawn write's update came after the writer's heartbeat had set it right.
+    It stands only until every lease the writer granted before it has run out."""
+    core = replica(mode="bazar")  # catalog0; catalog1 offers seq 5
+    new = replace(BOOK, quantity=BOOK.quantity - 1, seq=BOOK.seq + 1)
+    update = Scripted(core, core.handle(Update(new, 1, "1.w.1", ("b-1",))), now=5.0)
+    update.fail(DiskFailed("database or disk is full"))
+    assert isinstance(update.result, Degraded) and core._known_older(BOOK.id)
+    core.now = 5.0 + LEASE_S + 0.1
+    assert core._known_older(BOOK.id), "a lease granted before the refusal may still run"
+    core.now = 5.0 + 2 * LEASE_S
+    assert not core._known_older(BOOK.id)

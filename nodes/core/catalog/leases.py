@@ -111,13 +111,13 @@ class Leases(Buys):
 
     def _known_older(self, book_id: int) -> bool:
         """A newer copy of ``book_id`` than ours is known to exist, which we have not stored
-        yet: a lease does not make ours current. Either a peer's last ping answer showed it (our
-        disk refused it, say: without this a replica behind on a full disk vouched for its old
-        copy once the peers it could ask were out of reach, simulator seed 2027600854), or it is
-        our own write, sent out to the peers and not yet stored here (``_fan_out``)."""
+        yet: a lease does not make ours current. A peer's last ping answer showed it (our disk
+        refused it, say: without this a replica behind on a full disk vouched for its old copy
+        once the peers it could ask were out of reach, simulator seed 2027600854), or a peer's
+        update offered it a moment ago and we did not take it (``Peer.offered``), or it is our
+        own write, sent out to the peers and not yet stored here (``_fan_out``)."""
         own = self.books[book_id].seq
-        return (self.in_flight.get(book_id, -1) > own
-                or any(peer.seqs.get(book_id, -1) > own for peer in self.peers))
+        return self.in_flight.get(book_id, -1) > own or any(peer.ahead(book_id, own, self.now) for peer in self.peers)
 
     # ---- granting leases ----------------------------------------------------------------------
     def _grant(self, peer: Peer) -> float | None:

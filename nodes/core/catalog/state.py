@@ -128,9 +128,8 @@ class Peer:
     #: one while it is gone (``lease_ok``).
     held_when_refused: bool = False
     #: Its seqs as its ping answers gave them, raised where a write's fan-out found it took a
-    #: newer copy, or its update offered us one we did not take (``holds``): a book it holds
-    #: newer than we do is one we may not vouch for, whatever our lease says, until we hold
-    #: that copy too (``_mark_valid``).
+    #: newer copy: a book it holds newer than we do is one we may not vouch for, whatever our
+    #: lease says, until we hold that copy too (``_mark_valid``).
     seqs: dict[int, int] = field(default_factory=dict)
     #: Its word on every book as its ping answers gave it, delta by delta (changes.py).
     view: View = field(default_factory=View)
@@ -146,9 +145,17 @@ class Peer:
     def name(self) -> str:
         return f"catalog{self.index}"
 
-    def holds(self, book_id: int, seq: int) -> None:
-        """It showed it holds ``book_id`` at ``seq`` or newer (until its next word)."""
-        self.seqs[book_id] = max(self.seqs.get(book_id, -1), seq)
+    #: Its updates we did not take (our disk refused, say): book -> (the seq offered, until when
+    #: that word stands). Only a lease it granted before it can let us vouch for the older
+    #: copy, and every one of those has run out by then; a later lease comes with its word on
+    #: the book. Kept in ``seqs`` it stood for good after a duplicate of a withdrawn write's
+    #: update, refused once its writer's word had set it right (a review, 2026-12-07).
+    offered: dict[int, tuple[int, float]] = field(default_factory=dict)
+
+    def ahead(self, book_id: int, seq: int, now: float) -> bool:
+        """Whether it is known to hold ``book_id`` newer than ``seq`` (``_known_older``)."""
+        offered, until = self.offered.get(book_id, (-1, NEVER))
+        return self.seqs.get(book_id, -1) > seq or (offered > seq and until > now)
 
 
 @dataclass

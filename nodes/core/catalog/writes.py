@@ -28,7 +28,6 @@ from nodes.core.messages import (
     UNCONFIRMED_BUY,
     Applied,
     Conflict,
-    Degraded,
     Done,
     Invalidate,
     KnownBuy,
@@ -342,7 +341,7 @@ class Writes(Refusals, GroupCommit):
         fan_out = replies[:len(outcome.granted)]
         for peer, reply in zip(outcome.granted, fan_out, strict=True):
             if isinstance(reply, Applied):  # what the peer holds now, whatever we manage to store
-                peer.holds(book_id, reply.seq)
+                peer.seqs[book_id] = max(peer.seqs.get(book_id, -1), reply.seq)
         holders = [peer for peer, reply in zip(outcome.granted, fan_out, strict=True) if isinstance(reply, Applied)]
         # Confirmed once a majority of the replicas holds it (W8: with four or more, we and
         # one peer are not one); a write some peer took but fewer is kept and offered again as
@@ -400,9 +399,10 @@ class Writes(Refusals, GroupCommit):
         # is one whose answer was still out once a majority took it (None): a read's hop may
         # have made it vouch for the old copy again meanwhile. A time-out (the catalog's whole
         # second) outlasted that lease; a write answered 0.2 s after the majority did not
-        # (simulator seeds 2048006196, 2048011891, 2048017654: stale reads).
-        stalled = [p for p, reply in zip(outcome.granted, fan_out, strict=True)
-                   if isinstance(reply, Degraded) or reply is None]
+        # (simulator seeds 2048006196, 2048011891, 2048017654: stale reads). So is one that
+        # failed fast (a refused connection, another generation): it took nothing either, and
+        # answered 0.2 s into the round it was left out of nothing (a review, 2026-12-07).
+        stalled = [p for p, reply in zip(outcome.granted, fan_out, strict=True) if not isinstance(reply, Applied)]
         left_out = outcome.unreachable + stalled
         holds = self._settle_after(fan_out, left_out, buy_ids, stalled=stalled, arrived=gather.arrived)
         # With four or more replicas the holders (and those it is offered to late) are told

@@ -103,9 +103,10 @@ class Update:
     #: The replicas this write leaves out (W2): a peer that takes it reports how long the
     #: leases it granted them still run, and the writer answers no sooner.
     excluded: tuple[int, ...] = ()
-    #: How long the leases the writer granted the excluded replicas may still run (seconds,
-    #: as its clock counts when sending): a peer that takes the write vouches for its buys as
-    #: done no sooner (it ``outwait``s them), for the writer's own answer may be lost (W2, W7).
+    #: How long the leases the writer granted may still run (seconds, as its clock counts when
+    #: sending): to the replicas left out, and to those it sends to, which may never take it.
+    #: A peer that takes the write vouches for its buys as done no sooner (it ``outwait``s
+    #: them), for the writer's own answer may be lost (W2, W7).
     settles_in: float = 0.0
     #: Held by a majority of the catalog replicas (W8). With four or more, a writer and one
     #: peer are no majority: a peer takes an update not so marked as an unconfirmed write of
@@ -168,6 +169,9 @@ class Buy:
 
     book: int
     buy_id: str
+    #: Names this one attempt of the front-end's (``X-Bazar-Attempt``): a copy of it (the
+    #: network delivered it twice, late) is answered the attempt's outcome, never run anew.
+    attempt: str | None = None
 
 
 @dataclass(frozen=True)

@@ -48,6 +48,8 @@ from nodes.core.messages import (
 
 GENERATION_HEADER = "X-Bazar-Generation"
 BUY_ID_HEADER = "X-Bazar-Buy-Id"
+#: One attempt of a buy, front-end to order replica (``Buy.attempt``).
+ATTEMPT_HEADER = "X-Bazar-Attempt"
 NOT_FOUND = "Book with the specified ID does not exist"
 PURCHASED = "Book with the specified ID purchased"
 OUT_OF_STOCK = "Book with the specified ID is out of stock"
@@ -117,8 +119,9 @@ def request_of(message: Any) -> tuple[str, str, Any, str, dict[str, str]]:
         case Invalidate(book, seq):
             query = "" if seq is None else f"?seq={seq}"
             return "DELETE", f"/invalidate/item/{book}{query}", None, f"/invalidate/item/{book}", {}
-        case Buy(book, buy_id):
-            return "PUT", f"/buy/{book}", None, f"/buy/{book}", {BUY_ID_HEADER: buy_id}
+        case Buy(book, buy_id, attempt):
+            headers = {BUY_ID_HEADER: buy_id} if attempt is None else {BUY_ID_HEADER: buy_id, ATTEMPT_HEADER: attempt}
+            return "PUT", f"/buy/{book}", None, f"/buy/{book}", headers
         case Health(sender):
             return "GET", "/health" + (f"?from={sender}" if sender else ""), None, "/health", {}
     raise TypeError(f"no wire form for {message!r}")

@@ -89,6 +89,10 @@ BUY_ID = Param("X-Bazar-Buy-Id", "header", {"type": "string", "minLength": 1, "m
                "The buy's id (W7), printable ASCII; made when absent. The same id again answers the first outcome",
                errors={400: "The buy id is empty, over 100 characters, or not printable ASCII",
                        422: "The buy id was already used to buy another book"})
+ATTEMPT = Param("X-Bazar-Attempt", "header", {"type": "string", "minLength": 1, "maxLength": 100,
+                                              "pattern": "^[ -~]+$"},
+                "Internal: the front-end's name for one attempt of a buy; a copy of it gets its answer",
+                errors={400: "The attempt is empty, over 100 characters, or not printable ASCII"})
 #: The path parameters a route's ``{name}`` stands for, unless the route declares its own.
 PATH_PARAMS = {param.name: param for param in (BOOK_ID, TOPIC)}
 _PATH_NAMES = re.compile(r"\{([^{}]+)\}")

@@ -11,7 +11,7 @@ from aiohttp import web
 
 from nodes.core.books import MAX_BOOKS
 from nodes.core.messages import Search
-from nodes.core.wire import BUY_ID_HEADER, NOT_FOUND
+from nodes.core.wire import ATTEMPT_HEADER, BUY_ID_HEADER, NOT_FOUND
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +91,15 @@ def buy_id_of(request: web.Request) -> str:
         return uuid.uuid4().hex
     if not given.strip() or len(given) > MAX_BUY_ID:
         raise ApiError(400, f"{BUY_ID_HEADER} must be 1 to {MAX_BUY_ID} characters (it was {len(given)})")
+    return given
+
+
+def attempt_of(request: web.Request) -> str | None:
+    """The request's ``X-Bazar-Attempt`` (the front-end's name for one attempt of a buy), or
+    None; printable ASCII of at most MAX_BUY_ID characters, else 400."""
+    given = request.headers.get(ATTEMPT_HEADER)
+    if given is not None and not (0 < len(given) <= MAX_BUY_ID and given.isascii() and given.isprintable()):
+        raise ApiError(400, f"{ATTEMPT_HEADER} must be 1 to {MAX_BUY_ID} printable ASCII characters")
     return given
 
 

@@ -10,6 +10,7 @@ differently. Same seed, same run, byte for byte.
 from __future__ import annotations
 
 import heapq
+import itertools
 import json
 import random
 from collections import Counter
@@ -394,7 +395,9 @@ class World:
             self._add(f"catalog{i}", partial(catalog, i), CatalogDisk(books, lambda: self.now), heartbeat)
         for i in range(orders):
             self._add(f"order{i}", partial(order, i), OrderDisk(), lambda core: [])
-        self._add("frontend", lambda: Frontend(catalogs, orders), None, lambda core: [core.probe()])
+        starts = itertools.count()  # each start's attempt ids differ, and draw nothing from the seed's rng
+        self._add("frontend", lambda: Frontend(catalogs, orders, nonce=f"s{next(starts)}"), None,
+                  lambda core: [core.probe()])
 
     def _add(self, name: str, make: Callable[[], Core], disk: Any, background: Callable) -> None:
         self.processes[name] = Process(self, name, make, disk, background)

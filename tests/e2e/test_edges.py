@@ -131,3 +131,29 @@ async def test_a_copy_of_a_write_attempt_gets_its_answer_and_changes_nothing(htt
     assert status == 200 and late == first, late
     status, again = await http.get("/query/item/6", node="catalog1", secret=True)
     assert status == 200 and again["quantity"] == before["quantity"] - 1, again
+
+
+async def test_a_late_copy_of_a_buy_attempt_answered_not_done_buys_nothing(cluster, http):
+    """Simulator seed 2081010325: the front-end's buy reached an order replica twice, the copy
+    after the answer ("not done": its catalog could not write). Run anew, the copy bought the
+    book while the client held "not done". A copy of one attempt (``X-Bazar-Attempt``) is
+    answered that attempt's outcome; another attempt of the buy runs anew."""
+    _, before = await http.get("/lookup/5")
+    attempt = {"X-Bazar-Buy-Id": "edge-late-copy", "X-Bazar-Attempt": "test.late.1"}
+    cluster.crash("catalog0")  # order0's catalog
+    try:
+        status, first, _ = await http.request("PUT", "order0", "/buy/5", headers=attempt, secret=True)
+        assert status == 504 and first["outcome"] == "not done", first
+    finally:
+        cluster.start("catalog0")
+        await asyncio.to_thread(cluster.wait_ready, ["catalog0"])
+    await cluster.wait_settled()
+    status, copy, _ = await http.request("PUT", "order0", "/buy/5", headers=attempt, secret=True)
+    assert (status, copy) == (504, first), copy
+    assert (await http.get("/lookup/5"))[1]["quantity"] == before["quantity"]
+    retry = {**attempt, "X-Bazar-Attempt": "test.late.2"}
+    status, bought, _ = await http.request("PUT", "order0", "/buy/5", headers=retry, secret=True)
+    assert status == 200 and bought["success"] is True, bought
+    status, bad, _ = await http.request("PUT", "order0", "/buy/5", headers={**attempt, "X-Bazar-Attempt": ""},
+                                        secret=True)
+    assert status == 400 and "X-Bazar-Attempt" in bad["message"], bad

@@ -205,6 +205,9 @@ REGRESSION_SEEDS = {
     # write and answered its buy's retry "bought"; the writer, its update's answer lost,
     # answered a hop with its old copy until its round timed out.
     2079014380: "a writer vouched for its old copy while its update was out: a stale read",
+    # Found the same day by 11,200 fresh seeds (failing on older code too): the front-end's
+    # buy delivered twice, the copy after its answer "not done", was run anew and bought.
+    2081010325: "a late copy of a buy answered not done was run again and carried out",
 }
 
 #: Found by the 100,000-seed run (3 simulated seconds of load each): a writer's read hop handed

@@ -12,7 +12,18 @@ import pytest
 
 from nodes.core.books import Book
 from nodes.core.effects import Disk, NoAnswer, Sleep
-from nodes.core.messages import Bought, Buy, Conflict, Found, OutOfStock, Read, Unreachable, Write, Written
+from nodes.core.messages import (
+    Bought,
+    Buy,
+    Conflict,
+    Found,
+    NotWritten,
+    OutOfStock,
+    Read,
+    Unreachable,
+    Write,
+    Written,
+)
 from nodes.core.order.protocol import KNOWN_BOOKS, OrderReplica
 from tests.support import Scripted
 
@@ -194,3 +205,27 @@ def test_a_write_answered_unconfirmed_makes_the_buy_unknown_if_the_catalog_then_
     assert isinstance(_asks(buy), Read)
     buy.answer(NoAnswer())
     assert buy.done and isinstance(buy.result, Unreachable) and buy.result.outcome == "unknown", buy.result
+
+
+def _not_done(order: OrderReplica, request: Buy) -> Scripted:
+    """``request`` run until its write is refused for good (our catalog's disk is full)."""
+    buy = Scripted(order, order.buy(request))
+    buy.answer(None)  # the history knows nothing of it
+    assert isinstance(_asks(buy), Read)
+    buy.answer(Found(BOOK))
+    buy.answer(NotWritten("catalog0 cannot store writes: database or disk is full"))
+    assert isinstance(buy.result, Unreachable) and buy.result.outcome == "not done", buy.result
+    return buy
+
+
+def test_a_copy_of_an_attempt_answered_not_done_gets_that_answer_and_writes_nothing() -> None:
+    """Simulator seed 2081010325: the network delivered the front-end's buy twice, the copy
+    after its answer ("not done": the catalog's disk was full). Run anew, it was carried out
+    once the disk took writes again, its client holding "not done". A copy of an attempt is
+    answered the attempt's outcome; another attempt of the buy (a retry) runs anew."""
+    order = OrderReplica(0, 0)
+    first = _not_done(order, Buy(BOOK.id, "b1", attempt="fe.1"))
+    copy = Scripted(order, order.buy(Buy(BOOK.id, "b1", attempt="fe.1")))
+    assert copy.done and copy.result == first.result, copy.asks
+    retry = Scripted(order, order.buy(Buy(BOOK.id, "b1", attempt="fe.2")))
+    assert isinstance(retry.asks, Disk) and retry.asks.method == "find", "a new attempt is run"

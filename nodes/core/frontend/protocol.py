@@ -16,9 +16,10 @@ announced to the front-end before they began (``_share_fetch``).
 """
 from __future__ import annotations
 
+import secrets
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, cast
 
 from nodes.core.clocks import NEVER
@@ -225,7 +226,10 @@ class Ring:
 
 class Frontend(Core):
     def __init__(self, catalogs: int, orders: int, *, lookup_cache: int = 3, search_cache: int = 10,
-                 timeout_s: float = 2.0, connect_s: float = 0.2) -> None:
+                 timeout_s: float = 2.0, connect_s: float = 0.2, nonce: str | None = None) -> None:
+        #: Names this run of the front-end in its buys' attempt ids (``_buy``): new at each start.
+        self.nonce = nonce if nonce is not None else secrets.token_hex(4)
+        self.attempts = 0
         self.lookups = LruCache("lookup", lookup_cache, self)
         self.searches = LruCache("search", search_cache, self)
         self.catalogs = Ring(self, "catalog", catalogs)
@@ -351,6 +355,10 @@ class Frontend(Core):
         return answer
 
     async def _buy(self, request: Buy) -> Any:
+        # Named, so that a copy of it the network delivers late is answered, not run anew
+        # (``OrderReplica.copies``); a retry of the buy here is another attempt.
+        self.attempts += 1
+        request = replace(request, attempt=f"{self.nonce}.{self.attempts}")
         answer, attempts = await self.orders.call(
             request, timeout=self.timeout_s * 2, connect=self.connect_s * 2,  # docs/api.md: doubled for buy
             try_next=_down, home=request.book % len(self.orders.members), hedge=BUY_HEDGE_S,

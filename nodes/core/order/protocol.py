@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import random
 from collections import OrderedDict
+from collections.abc import Awaitable
 
 from nodes.core.books import Book
 from nodes.core.effects import Core, Disk, NoAnswer, Send, SingleFlight, Sleep
@@ -45,6 +46,9 @@ from nodes.core.messages import (
     Written,
 )
 
+#: How many of the front-end's attempts, and for how long, a replica keeps the answers of, for
+#: copies that come after them (``OrderReplica.copies``): far longer than a message is delayed.
+ATTEMPTS_KEPT, ATTEMPTS_KEPT_S = 10_000, 10.0
 #: How long one buy keeps re-reading and retrying after conflicts before it gives up.
 RETRY_BUDGET_S = 3.0
 HEALTH_TIMEOUT_S = 0.25
@@ -70,6 +74,11 @@ class OrderReplica(Core):
         self.attempts = 0
         self.counts = {"bought": 0, "out_of_stock": 0, "unreachable": 0}
         self.in_flight = SingleFlight()
+        #: The front-end's attempts answered lately (``Buy.attempt``): a copy of one that comes
+        #: after its answer (the network delivered it twice, late) gets that answer. Run anew,
+        #: a copy of a buy answered "not done" (our catalog's disk full) was carried out once the
+        #: disk took writes again, its client holding "not done" (simulator seed 2081010325).
+        self.copies = SingleFlight(keep=ATTEMPTS_KEPT, keep_s=ATTEMPTS_KEPT_S, clock=lambda: self.now)
 
     def _send(self, message: object) -> Send:
         return Send(self.catalog, message, self.timeout_s, connect_timeout=self.connect_s)
@@ -89,8 +98,13 @@ class OrderReplica(Core):
             return await self._buy(request)
         # Keyed by book too: the same id for another book is not a copy of this buy, and must not
         # be handed its answer (it is refused on its own path, by our history or the catalog).
-        answer: Bought | OutOfStock | NotFound | Unreachable | ReusedBuyId = await self.in_flight.run(
-            (request.buy_id, request.book), lambda: self._buy(request))
+        def once() -> Awaitable[Bought | OutOfStock | NotFound | Unreachable | ReusedBuyId]:
+            return self.in_flight.run((request.buy_id, request.book), lambda: self._buy(request))
+
+        if request.attempt is None:
+            return await once()
+        answer: Bought | OutOfStock | NotFound | Unreachable | ReusedBuyId = await self.copies.run(
+            (request.attempt, request.buy_id, request.book), once, again=False)
         return answer
 
     async def _buy(self, request: Buy) -> Bought | OutOfStock | NotFound | Unreachable | ReusedBuyId:

@@ -11,9 +11,9 @@ from nodes.core.order.protocol import OrderReplica
 from nodes.core.wire import response_of
 from nodes.runtime.client import Pace
 from nodes.runtime.config import OrderConfig
-from nodes.runtime.contract import BUY_ID, OBJECT, TRACE, Param, get, post, put
+from nodes.runtime.contract import ATTEMPT, BUY_ID, OBJECT, TRACE, Param, get, post, put
 from nodes.runtime.driver import Driver
-from nodes.runtime.errors import ApiError, book_id, buy_id_of
+from nodes.runtime.errors import ApiError, attempt_of, book_id, buy_id_of
 from nodes.runtime.node import Node, build_app
 from nodes.runtime.order.store import OrderStore
 from nodes.runtime.signing import is_loopback
@@ -50,7 +50,7 @@ def init_app(config: OrderConfig) -> web.Application:
     async def buy(request: web.Request) -> web.Response:
         target = book_id(request)
         buy_id = buy_id_of(request)
-        status, body = response_of(None, await run(core.buy(Buy(target, buy_id))))
+        status, body = response_of(None, await run(core.buy(Buy(target, buy_id, attempt_of(request)))))
         if status >= 400:
             raise ApiError(status, body.pop("message"), **body)
         return web.json_response(body, status=status)
@@ -76,7 +76,8 @@ def init_app(config: OrderConfig) -> web.Application:
         put("/buy/{id}", buy, "Buy one copy through this replica's catalog",
             {200: ("Bought ('success': true), or out of stock ('success': false)", bought),
              503: "Not done: the catalog refused (no majority), or the book stayed in too much demand",
-             504: "The catalog could not be reached ('outcome': not done, or unknown)"}, params=(BUY_ID, TRACE)),
+             504: "The catalog could not be reached ('outcome': not done, or unknown)"},
+            params=(BUY_ID, ATTEMPT, TRACE)),
         get("/orders", orders, "The purchase history, oldest first",
             {200: ("The latest purchases", {"type": "array", "items": OBJECT})},
             params=(Param("limit", "query", {"type": "integer"}, "How many of the latest (1 to 10,000; default 100)",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from nodes.core.effects import NoAnswer, Send
+from nodes.core.effects import Hedged, NoAnswer, Send
 from nodes.core.frontend.protocol import Frontend
 from nodes.core.messages import Buy, NoOrderServer, OutcomeUnknown, Unreachable
 from tests.support import Scripted
@@ -46,3 +46,17 @@ def test_a_buy_whose_outcome_is_unknown_is_run_again_by_its_retry() -> None:
     retry = Scripted(core, core.buy(Buy(2, "buy-b")))
     assert isinstance(retry.asks, Send) and retry.asks.message.buy_id == "buy-b"
     assert retry.asks.message.attempt not in (None, tried.attempt), "a retry is another attempt"
+
+
+def test_a_buy_sent_again_to_a_replica_that_went_silent_is_another_attempt() -> None:
+    """A review of the attempts' names: after a hedged round in which every order replica went
+    silent, the buy was sent again to them under the same attempt, and an order replica that
+    had answered it meanwhile handed back that answer instead of settling the buy."""
+    core = Frontend(3, 2, nonce="n")
+    buy = Scripted(core, core.buy(Buy(2, "b1")))
+    assert isinstance(buy.asks, Hedged)
+    buy.hedge()
+    first = {message.attempt for _to, message in buy.sends()}
+    buy.answer(NoAnswer(), to="order0", at=4.0)
+    buy.answer(NoAnswer(), to="order1", at=4.3)
+    assert isinstance(buy.asks, Send) and buy.asks.message.attempt not in first, buy.asks

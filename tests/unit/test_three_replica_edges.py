@@ -266,3 +266,25 @@ def test_a_refused_updates_word_stands_only_as_long_as_a_lease_granted_before_it
     assert core._known_older(BOOK.id), "a lease granted before the refusal may still run"
     core.now = 5.0 + 2 * LEASE_S
     assert not core._known_older(BOOK.id)
+
+
+def test_a_refused_updates_word_stands_while_its_writer_refuses_our_pings() -> None:
+    """A third review: a writer that refuses our pings (it crashed) counts as holding a lease
+    it never granted (``lease_ok``), so its word outlasted the record's lease and our old copy
+    was answered after a peer that took the write had acknowledged its buy. A read's hop that
+    marked the book valid again since we granted the check is undone by the refusal too."""
+    core = replica(mode="bazar")  # catalog0; catalog1 writes
+    for peer in core.peers:
+        peer.lease_until = 10.0
+    check = Scripted(core, core.handle(Check(BOOK.id, BOOK.seq, 1, "1.w.1", "b-1", 5.0)), now=5.0)
+    assert check.result == Granted(BOOK.seq)
+    assert run(core, core.handle(Read(BOOK.id)), {"Get": Found(BOOK)}, now=5.005) == Found(BOOK)
+    assert BOOK.id in core.valid_ids, "a hop vouched for our copy again"
+    new = replace(BOOK, quantity=BOOK.quantity - 1, seq=BOOK.seq + 1)
+    update = Scripted(core, core.handle(Update(new, 1, "1.w.1", ("b-1",))), now=5.01)
+    update.fail(DiskFailed("database or disk is full"))
+    assert BOOK.id not in core.valid_ids
+    writer = core.peers[0]
+    core.now = 5.0 + 3 * LEASE_S
+    writer.refused, writer.refused_at, writer.held_when_refused = True, core.now - 0.1, True
+    assert core.lease_ok() and core._known_older(BOOK.id)

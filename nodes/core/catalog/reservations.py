@@ -17,7 +17,6 @@ from nodes.core.catalog.documented import Documented
 from nodes.core.catalog.rules import Rule
 from nodes.core.catalog.state import (
     CHECK_TIMEOUT_S,
-    LEASE_S,
     RESERVATION_TTL_S,
     RESERVATION_WAIT_S,
     WRITE_PATIENCE_S,
@@ -25,7 +24,7 @@ from nodes.core.catalog.state import (
     Priority,
     Reservation,
 )
-from nodes.core.clocks import NEVER, outwait
+from nodes.core.clocks import NEVER
 from nodes.core.effects import Gather, NoAnswer
 from nodes.core.messages import (
     Applied,
@@ -170,9 +169,7 @@ class Reservations(Documented):
             return Busy(self.index)
         answer = await self._take_update(message)
         if isinstance(answer, Degraded | Busy) and Rule.RESERVED_WRITES in self.rules:
-            # Not taken, but its writer holds it: ours is vouched for no more (W2, _known_older).
-            for peer in (p for p in self.peers if p.index == message.sender):
-                peer.offered[copy.id] = (copy.seq, self.now + outwait(LEASE_S))
+            self._offer_not_taken(message.sender, copy)
         if not isinstance(answer, Applied):
             self._release(message.copy.id, message.token)
         return answer

@@ -16,7 +16,7 @@ from typing import Any, TypeAlias
 from nodes.core.books import Book
 from nodes.core.catalog.changes import ChangeLog, Marks, TouchingDict, TouchingSet, View
 from nodes.core.catalog.rules import Rule
-from nodes.core.clocks import NEVER
+from nodes.core.clocks import NEVER, outwait
 from nodes.core.effects import Core, Disk, DiskFailed, Send, SingleFlight, Waiters
 from nodes.core.messages import (
     Busy,
@@ -148,13 +148,17 @@ class Peer:
     #: Its updates we did not take (our disk refused, say): book -> (the seq offered, until when
     #: that word stands). Only a lease it granted before it can let us vouch for the older
     #: copy, and every one of those has run out by then; a later lease comes with its word on
-    #: the book. Kept in ``seqs`` it stood for good after a duplicate of a withdrawn write's
-    #: update, refused once its writer's word had set it right (a review, 2026-12-07).
+    #: the book. While it refuses our pings (no process) it counts as holding a lease it never
+    #: granted (``lease_ok``), and the word stands as long. Kept in ``seqs`` it stood for good
+    #: after a duplicate of a withdrawn write's update, refused once its writer's word had set
+    #: it right (reviews, 2026-12-07).
     offered: dict[int, tuple[int, float]] = field(default_factory=dict)
 
     def ahead(self, book_id: int, seq: int, now: float) -> bool:
         """Whether it is known to hold ``book_id`` newer than ``seq`` (``_known_older``)."""
         offered, until = self.offered.get(book_id, (-1, NEVER))
+        if self.refused:
+            until = max(until, self.refused_at + outwait(LEASE_S))
         return self.seqs.get(book_id, -1) > seq or (offered > seq and until > now)
 
 

@@ -31,6 +31,7 @@ from nodes.core.messages import (
     Done,
     Invalidate,
     KnownBuy,
+    Newer,
     NotWritten,
     Unconfirmed,
     Update,
@@ -400,9 +401,10 @@ class Writes(Refusals, GroupCommit):
         # have made it vouch for the old copy again meanwhile. A time-out (the catalog's whole
         # second) outlasted that lease; a write answered 0.2 s after the majority did not
         # (simulator seeds 2048006196, 2048011891, 2048017654: stale reads). So is one that
-        # failed fast (a refused connection, another generation): it took nothing either, and
-        # answered 0.2 s into the round it was left out of nothing (a review, 2026-12-07).
-        stalled = [p for p, reply in zip(outcome.granted, fan_out, strict=True) if not isinstance(reply, Applied)]
+        # failed fast (a connect time-out, another generation), though answered 0.2 s into the
+        # round (a review, 2026-12-07); not one holding a newer copy: it vouches for none older.
+        stalled = [p for p, reply in zip(outcome.granted, fan_out, strict=True)
+                   if not isinstance(reply, Applied | Newer)]
         left_out = outcome.unreachable + stalled
         holds = self._settle_after(fan_out, left_out, buy_ids, stalled=stalled, arrived=gather.arrived)
         # With four or more replicas the holders (and those it is offered to late) are told

@@ -106,6 +106,14 @@ def describe_answer(answer: Any) -> str:
     return "200"
 
 
+def _again(message: Any) -> Any:
+    """A buy sent again to a replica that went silent is another attempt of it: the copy of the
+    first, delivered late, is answered the first's outcome, and this one is run (a review)."""
+    if isinstance(message, Buy) and message.attempt is not None:
+        return replace(message, attempt=f"{message.attempt}.again")
+    return message
+
+
 def _unsettled(answer: Any) -> bool:
     """A buy's answer that a retry of its id should not just be handed: its outcome unknown."""
     return isinstance(answer, OutcomeUnknown)
@@ -163,6 +171,7 @@ class Ring:
                 if answer is not None or any(not isinstance(a, NoAnswer) for _m, a in attempts):
                     return answer, attempts
                 order = [m for m in order if not m.up]  # every one up went silent: on, as below
+                message = _again(message)
         for member in order:
             if self.mode == "documented":
                 self.turn = (member.index + 1) % len(self.members)

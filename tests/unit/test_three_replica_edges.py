@@ -288,3 +288,24 @@ def test_a_refused_updates_word_stands_while_its_writer_refuses_our_pings() -> N
     core.now = 5.0 + 3 * LEASE_S
     writer.refused, writer.refused_at, writer.held_when_refused = True, core.now - 0.1, True
     assert core.lease_ok() and core._known_older(BOOK.id)
+    # Back, its first answer not a ping's (a hop's, say): the trust it restores is covered too.
+    core._note_reachable(writer)
+    assert core.lease_ok() and core._known_older(BOOK.id)
+
+
+def test_a_refused_updates_word_ends_with_a_ping_answer_and_never_comes_back() -> None:
+    """A fourth review: a word its writer had since set right (it withdrew the write, and said
+    so in a ping's answer) came back whenever that writer later crashed, and an old update's
+    copy (a late duplicate, refused "busy") lowered the word and dropped a current mark."""
+    core = replica(mode="bazar")
+    new = replace(BOOK, quantity=BOOK.quantity - 1, seq=BOOK.seq + 1)
+    update = Scripted(core, core.handle(Update(new, 1, "1.w.1", ("b-1",))), now=5.0)
+    update.fail(DiskFailed("database or disk is full"))
+    writer = core.peers[0]
+    writer.heard_since(5.1)  # its whole word, answering a ping sent after the refusal
+    core.now = 99.0
+    writer.refused, writer.refused_at, writer.held_when_refused = True, 98.9, True
+    assert not core._known_older(BOOK.id)
+    core._mark_valid(BOOK.id)
+    core._offer_not_taken(1, BOOK)  # an update of our own seq, refused: no word, the mark stays
+    assert 1 not in [p.index for p in core.peers if p.offered] and BOOK.id in core.valid_ids

@@ -65,6 +65,7 @@ class CatchUp(CompareRows):
                     changed |= seen
                     if not peer.view.current:
                         continue  # a page of a whole catalog: no lease, no comparing, until the last
+                    peer.heard_since(started)
                     if reply.lease_s is not None:
                         # Counted from the ping's sending, before the lease was granted.
                         self._take_lease(peer, started + reply.lease_s)

@@ -119,13 +119,6 @@ class Leases(Buys):
         own = self.books[book_id].seq
         return self.in_flight.get(book_id, -1) > own or any(peer.ahead(book_id, own, self.now) for peer in self.peers)
 
-    def _offer_not_taken(self, writer: int, copy: Book) -> None:
-        """``writer``'s update of ``copy`` came and we did not take it: it holds a newer copy
-        than ours, which is vouched for no more (W2; ``Peer.offered``), valid mark and all."""
-        for peer in (p for p in self.peers if p.index == writer):
-            peer.offered[copy.id] = (copy.seq, self.now + outwait(LEASE_S))
-        self._unmark_valid(copy.id)  # a read's hop may have marked it since we granted
-
     # ---- granting leases ----------------------------------------------------------------------
     def _grant(self, peer: Peer) -> float | None:
         """A lease for ``peer`` (W2): it may trust its valid set for the seconds returned,

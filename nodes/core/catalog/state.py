@@ -145,21 +145,26 @@ class Peer:
     def name(self) -> str:
         return f"catalog{self.index}"
 
-    #: Its updates we did not take (our disk refused, say): book -> (the seq offered, until when
-    #: that word stands). Only a lease it granted before it can let us vouch for the older
-    #: copy, and every one of those has run out by then; a later lease comes with its word on
-    #: the book. While it refuses our pings (no process) it counts as holding a lease it never
-    #: granted (``lease_ok``), and the word stands as long. Kept in ``seqs`` it stood for good
-    #: after a duplicate of a withdrawn write's update, refused once its writer's word had set
-    #: it right (reviews, 2026-12-07).
-    offered: dict[int, tuple[int, float]] = field(default_factory=dict)
+    #: Its updates newer than our copy that we did not take (our disk refused, say): book ->
+    #: (the seq offered, until when that word stands, when it came). Only a lease it granted
+    #: before can let us vouch for the older copy, and every one of those has run out by then;
+    #: a ping answer to a ping sent since brings its word on the book with its lease, and ends
+    #: ours (``heard_since``). Found gone (no process) while its lease held, it counts as
+    #: holding one it never granted (``lease_ok``), and the word stands as long. Kept in
+    #: ``seqs`` it stood for good after a duplicate of a withdrawn write's update, refused
+    #: once its writer's word had set it right (reviews, 2026-12-07).
+    offered: dict[int, tuple[int, float, float]] = field(default_factory=dict)
 
     def ahead(self, book_id: int, seq: int, now: float) -> bool:
         """Whether it is known to hold ``book_id`` newer than ``seq`` (``_known_older``)."""
-        offered, until = self.offered.get(book_id, (-1, NEVER))
-        if self.refused:
+        offered, until, _at = self.offered.get(book_id, (-1, NEVER, NEVER))
+        if self.held_when_refused:
             until = max(until, self.refused_at + outwait(LEASE_S))
         return self.seqs.get(book_id, -1) > seq or (offered > seq and until > now)
+
+    def heard_since(self, sent: float) -> None:
+        """Its whole word, answering a ping sent at ``sent``: offers refused before are told."""
+        self.offered = {book: word for book, word in self.offered.items() if word[2] >= sent}
 
 
 @dataclass
@@ -363,6 +368,17 @@ class ReplicaState(Core):
         """``copy`` or, if newer, the copy we hold of that book now."""
         held = self.books[copy.id]
         return held if held.seq > copy.seq else copy
+
+    def _offer_not_taken(self, writer: int, copy: Book) -> None:
+        """``writer``'s update of ``copy`` came and we did not take it: if newer than ours, it
+        holds a newer copy, and ours is vouched for no more (W2; ``Peer.offered``), valid mark
+        and all (a read's hop may have marked it since we granted the check)."""
+        if copy.seq <= self.books[copy.id].seq:
+            return
+        for peer in (p for p in self.peers if p.index == writer):
+            seq = max(copy.seq, peer.offered.get(copy.id, (-1, NEVER, NEVER))[0])
+            peer.offered[copy.id] = (seq, self.now + outwait(LEASE_S), self.now)
+        self._unmark_valid(copy.id)
 
     def _unmark_valid(self, book_id: int) -> None:
         if book_id in self.valid_ids:

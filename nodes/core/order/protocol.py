@@ -219,6 +219,5 @@ class OrderReplica(Core):
     async def reset(self) -> None:
         await Disk("reset")
         self.known.clear()
-        self.copies = SingleFlight(keep=ATTEMPTS_KEPT, keep_s=ATTEMPTS_KEPT_S, clock=lambda: self.now)
         for key in self.counts:
             self.counts[key] = 0

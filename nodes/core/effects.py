@@ -161,6 +161,16 @@ class Waiters:
             self.notify(key)
 
 
+#: How many attempts a node remembers the answers of at most, to answer copies of them (W7):
+#: a catalog replica its buys' writes, an order replica the front-end's buys.
+ATTEMPTS_KEPT = 10_000
+#: And for how long (s). A copy of a message comes within the network's delays of its twin (in
+#: the simulator 0.05 s at most; HTTP between the nodes delivers none), or, when its replica was
+#: paused between the two, once it resumes (the simulator pauses one 5 s at most). Kept by count
+#: alone, a day of buys held its last 10,000 attempts' answers, rows and all, ~10 MB a replica.
+ATTEMPTS_KEPT_S = 10.0
+
+
 class SingleFlight:
     """One run per key at a time: a copy of a request that arrives while the first is under
     way (a message delivered twice, a retry that overtook its first attempt) waits for it and

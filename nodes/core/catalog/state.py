@@ -17,7 +17,7 @@ from nodes.core.books import Book
 from nodes.core.catalog.changes import ChangeLog, Marks, TouchingDict, TouchingSet, View
 from nodes.core.catalog.rules import Rule
 from nodes.core.clocks import NEVER, outwait
-from nodes.core.effects import Core, Disk, DiskFailed, Send, SingleFlight, Waiters
+from nodes.core.effects import ATTEMPTS_KEPT, ATTEMPTS_KEPT_S, Core, Disk, DiskFailed, Send, SingleFlight, Waiters
 from nodes.core.messages import (
     Busy,
     Conflict,
@@ -73,13 +73,6 @@ WRITE_PATIENCE_S = 0.2
 #: How long a write waits for the front-end to confirm an invalidation.
 INVALIDATE_TIMEOUT_S = 0.5
 
-#: How many attempts of buys' writes a replica remembers at most, to answer copies of them (W7).
-ATTEMPTS_KEPT = 10_000
-#: And for how long (s). A copy of a message comes within the network's delays of its twin (in
-#: the simulator 0.05 s at most; HTTP between the nodes delivers none), or, when its replica was
-#: paused between the two, once it resumes (the simulator pauses one 5 s at most). Kept by count
-#: alone, a day of buys held its last 10,000 attempts' answers, rows and all, ~10 MB a replica.
-ATTEMPTS_KEPT_S = 10.0
 #: How long a replica remembers a buy id (W7's retry window): a retry within it is answered
 #: its first outcome; then the id is forgotten, here and on disk (buys.py), so that memory
 #: holds the last window's buys, not a day's. Set per cluster (``buy_window_s``).

@@ -24,7 +24,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable
 
 from nodes.core.books import Book
-from nodes.core.effects import Core, Disk, NoAnswer, Send, SingleFlight, Sleep
+from nodes.core.effects import ATTEMPTS_KEPT, ATTEMPTS_KEPT_S, Core, Disk, NoAnswer, Send, SingleFlight, Sleep
 from nodes.core.messages import (
     UNCONFIRMED_BUY,
     Bought,
@@ -46,9 +46,6 @@ from nodes.core.messages import (
     Written,
 )
 
-#: How many of the front-end's attempts, and for how long, a replica keeps the answers of, for
-#: copies that come after them (``OrderReplica.copies``): far longer than a message is delayed.
-ATTEMPTS_KEPT, ATTEMPTS_KEPT_S = 10_000, 10.0
 #: How long one buy keeps re-reading and retrying after conflicts before it gives up.
 RETRY_BUDGET_S = 3.0
 HEALTH_TIMEOUT_S = 0.25

@@ -120,7 +120,7 @@ class AntiEntropy(Leases):
         counts, digests, witnessed = {}, {}, {}
         for book_id in ids:
             book = self.books[book_id]
-            seqs[book_id] = max(book.seq, self.in_flight.get(book_id, -1))
+            seqs[book_id] = self._newest_seq(book_id)
             comparable = book.seq >= 0 and book_id not in self.tentative and book_id not in self.in_flight
             sums[book_id] = book.checksum() if comparable else None
             counts[book_id] = self._buy_count_of(book_id)

@@ -117,7 +117,7 @@ class Leases(Buys):
         update offered it a moment ago and we did not take it (``Peer.offered``), or it is our
         own write, sent out to the peers and not yet stored here (``_fan_out``)."""
         own = self.books[book_id].seq
-        return self.in_flight.get(book_id, -1) > own or any(peer.ahead(book_id, own, self.now) for peer in self.peers)
+        return self._newest_seq(book_id) > own or any(peer.ahead(book_id, own, self.now) for peer in self.peers)
 
     # ---- granting leases ----------------------------------------------------------------------
     def _grant(self, peer: Peer) -> float | None:

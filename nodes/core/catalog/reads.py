@@ -80,8 +80,8 @@ class Reads(Leases):
                                       upstream_seq=message.seq_n)
         if found:
             return Found(copy)
-        seen = max(copy.seq, self.in_flight.get(message.book, -1))  # a write of ours out, as above
-        return Conflict(copy, "Conflict: no current copy on this path", seq=seen)
+        # ``copy`` is ours; a write of ours out names a newer seq this path has seen, as in ``_hop``.
+        return Conflict(copy, "Conflict: no current copy on this path", seq=self._newest_seq(message.book))
 
     async def _hop(self, book_id: int, *, asked: tuple[int, ...], upstream_seq: int) -> tuple[bool, Book]:
         """Ask the peers not yet in the chain, one after another, until one vouches for a copy:
@@ -98,10 +98,9 @@ class Reads(Leases):
         went silent a moment before the heartbeat noticed cost each read that asked it its
         whole time-out (0.6 s under load, catalog1 hung: lookups of 0.85 s, traced
         2026-12-07); now it costs the hedge."""
-        own = self.books[book_id]
         # A write of ours still out names a seq the chain has seen: no replica further down may
         # decide with a copy older than it (W2, a writer's own old copy).
-        highest = max(upstream_seq, own.seq, self.in_flight.get(book_id, -1))
+        highest = max(upstream_seq, self._newest_seq(book_id))
         left = [p for p in self.peers if p.index not in asked]
         if Rule.SKIP_DOWN_PEERS in self.rules and self.lease_ok():
             # W4: known-down peers are not waited for. Not so when our own lease has lapsed:

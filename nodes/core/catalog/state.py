@@ -362,6 +362,10 @@ class ReplicaState(Core):
         held = self.books[copy.id]
         return held if held.seq > copy.seq else copy
 
+    def _newest_seq(self, book_id: int) -> int:
+        """The newest seq of ``book_id`` we hold, or are sending out: a write of ours in flight."""
+        return max(self.books[book_id].seq, self.in_flight.get(book_id, -1))
+
     def _offer_not_taken(self, writer: int, copy: Book) -> None:
         """``writer``'s update of ``copy`` came and we did not take it: if newer than ours, it
         holds a newer copy, and ours is vouched for no more (W2; ``Peer.offered``), valid mark

@@ -8,8 +8,8 @@ from dataclasses import replace
 
 import pytest
 
-from nodes.core.catalog.state import HEARTBEAT_S, LEASE_S
-from nodes.core.effects import DiskFailed, Gather, NoAnswer
+from nodes.core.catalog.state import HEARTBEAT_S, LEASE_S, ROUND_WAIT_S
+from nodes.core.effects import Disk, DiskFailed, Gather, NoAnswer, Wait
 from nodes.core.messages import (
     Applied,
     Busy,
@@ -200,7 +200,34 @@ def test_a_writer_vouches_for_no_copy_while_its_update_is_out() -> None:
     hop.answer(NoAnswer(), to="catalog1", at=5.4)
     assert isinstance(hop.result, Conflict) and hop.result.seq == BOOK.seq + 1, hop.result
     read = Scripted(core, core.handle(Read(BOOK.id)), now=5.5)
+    # It waits a moment for the round to end first (``_await_round``), then reads as before.
+    assert isinstance(read.asks, Wait) and read.asks.key == ("released", BOOK.id), read.asks
+    read.answer(False, at=read.asks.deadline)
     assert not read.done and read.sends() == [("catalog2", Get(BOOK.id, (), 0, BOOK.seq + 1))]
+
+
+def test_a_read_of_a_book_in_a_round_here_waits_for_the_round_rather_than_hop() -> None:
+    """Issue 28: with the front-end's cache off (a hung replica's lease lapsed), a read of a
+    book some write's round held unvouched for everywhere hopped, and came back "try again"
+    from the writer itself: ~4x the hops. A read of a book held reserved here waits a moment
+    for the round to end, and then answers the copy it brought, with no hop at all."""
+    core = replica(mode="bazar")  # catalog0; catalog1 writes
+    for peer in core.peers:
+        peer.lease_until = 10.0
+    assert run(core, core.handle(Read(BOOK.id)), {"Get": Found(BOOK)}, now=4.9) == Found(BOOK)
+    check = Scripted(core, core.handle(Check(BOOK.id, BOOK.seq, 1, "1.w.1", "b-1", 5.0)), now=5.0)
+    assert check.result == Granted(BOOK.seq) and BOOK.id not in core.valid_ids
+    read = Scripted(core, core.handle(Read(BOOK.id)), now=5.01)
+    assert isinstance(read.asks, Wait) and read.asks.key == ("released", BOOK.id), read.asks
+    assert read.asks.deadline == pytest.approx(5.01 + ROUND_WAIT_S)
+    new = replace(BOOK, quantity=BOOK.quantity - 1, seq=BOOK.seq + 1)
+    update = Scripted(core, core.handle(Update(new, 1, "1.w.1", ("b-1",))), now=5.02)
+    assert isinstance(update.asks, Disk), update.asks
+    update.answer(None)
+    assert isinstance(update.result, Applied), update.result
+    assert read.asks.woken, "the round's end wakes the read"
+    read.answer(True, at=5.02)
+    assert read.result == Found(new), read.result
 
 
 def test_a_peer_whose_disk_refused_an_update_vouches_for_its_old_copy_no_more() -> None:

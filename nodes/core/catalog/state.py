@@ -62,6 +62,10 @@ HOP_TIMEOUT_S = 0.3
 #: How long a read's hop waits for a peer's answer alone before the next peer is asked too
 #: (a hedge): several times a hop's time on loopback under full load, well under a time-out.
 HOP_HEDGE_S = 0.1
+#: How long a read of a book in a write's round here (held reserved: our round, or a peer's we
+#: granted) waits for the round to end before it hops: a round's length on loopback under full
+#: load, well under a hop's hedge (``Reads._await_round``).
+ROUND_WAIT_S = 0.05
 #: How long a writer waits for a peer's answer to its check: a peer answers at once, or after at
 #: most RESERVATION_WAIT_S of wait-die; one silent longer is left out and its lease waited out.
 CHECK_TIMEOUT_S = 0.5

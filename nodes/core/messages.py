@@ -348,6 +348,10 @@ class Healthy:
 @dataclass(frozen=True)
 class Degraded:
     message: str
+    #: A catalog out of touch with its peers, or whose disk refuses writes, still grants the
+    #: front-end its cache lease (its length, as ``Healthy``'s): it keeps the lease's promise
+    #: as any writer does, and writes nothing without the peers meanwhile.
+    lease_s: float | None = None
 
 
 @dataclass(frozen=True)

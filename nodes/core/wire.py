@@ -195,8 +195,9 @@ def response_of(message: Any, answer: Any) -> tuple[int, Any]:
                          for buy_id, seq in buys]
         case Healthy(lease_s):
             return 200, {"status": "up"} if lease_s is None else {"status": "up", "lease_s": lease_s}
-        case Degraded(text):
-            return 503, {"status": "degraded", "message": text}
+        case Degraded(text, lease_s):
+            return 503, ({"status": "degraded", "message": text} if lease_s is None else
+                         {"status": "degraded", "message": text, "lease_s": lease_s})
         case Bought(buy_id, order_id):
             body = {"success": True, "message": PURCHASED, "buy_id": buy_id}
             if order_id is not None:
@@ -343,5 +344,5 @@ def _answer_of(message: Any, status: int, data: Any, body: dict[str, Any]) -> An
         case Health():
             if status == 200:
                 return Healthy(_optional_float(body.get("lease_s")))
-            return Degraded(str(body.get("message", f"answered {status}")))
+            return Degraded(str(body.get("message", f"answered {status}")), _optional_float(body.get("lease_s")))
     return Failure(status, data)

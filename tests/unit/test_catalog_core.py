@@ -9,7 +9,7 @@ import pytest
 
 from nodes.core.books import Book
 from nodes.core.catalog import CatalogReplica
-from nodes.core.catalog.state import HEARTBEAT_S, PING_TIMEOUT_S
+from nodes.core.catalog.state import FRONTEND_LEASE_S, HEARTBEAT_S, PING_TIMEOUT_S
 from nodes.core.clocks import NEVER
 from nodes.core.effects import Disk, DiskFailed, Gather, NoAnswer, Sleep
 from nodes.core.messages import (
@@ -539,6 +539,25 @@ def test_w4_a_replica_out_of_touch_whose_hops_find_no_one_answers_503_not_try_ag
     healed = Scripted(core, core.handle(Read(2)), now=5.1)
     healed.answer(Found(BOOK))  # catalog1 is back
     assert isinstance(healed.until_done(), Found)
+
+
+def test_a_replica_out_of_touch_still_grants_the_frontend_its_cache_lease() -> None:
+    """Issue 28: "degraded" routes the front-end around it, and the lease keeps the cache on:
+    out of touch, it writes nothing, and a write of its own would keep the lease's promise
+    (told the front-end, or outwaited the lease) as any write does. One the front-end may
+    have missed an invalidation from still grants none until its last lease has run out."""
+    core = replica(mode="bazar")
+    core.has_frontend = True
+    for peer in core.peers:
+        peer.up, peer.lease_until = False, NEVER
+    core.now = 5.0
+    assert core.out_of_touch()
+    answer = core.on_health("frontend")
+    assert isinstance(answer, Degraded) and answer.lease_s == FRONTEND_LEASE_S, answer
+    assert core.on_health("order0") == Degraded(answer.message), "an order replica takes no lease"
+    core.frontend_withheld = True
+    answer = core.on_health("frontend")
+    assert isinstance(answer, Degraded) and answer.lease_s == 0.0, answer
 
 
 def test_an_unconfirmed_row_newer_than_a_peers_vouched_copy_is_not_handed_to_a_hop() -> None:

@@ -6,9 +6,10 @@ from __future__ import annotations
 import pytest
 
 from nodes.core.books import Book
+from nodes.core.catalog.state import FRONTEND_LEASE_S
 from nodes.core.effects import Hedged, NoAnswer, Sleep
 from nodes.core.frontend.protocol import READ_AGAIN_S, READ_PATIENCE_S, Frontend, NoCatalogServer
-from nodes.core.messages import Conflict, Found, Read
+from nodes.core.messages import Conflict, Degraded, Found, Healthy, Read
 from tests.support import Scripted
 
 pytestmark = pytest.mark.timeout(10)
@@ -39,3 +40,21 @@ def test_a_read_no_replica_answered_in_words_is_not_asked_again() -> None:
     lookup = Scripted(core, core.lookup(Read(2)))
     lookup.answer([NoAnswer(), NoAnswer(refused=True), NoAnswer()], at=2.0)
     assert lookup.done and isinstance(lookup.result, NoCatalogServer)
+
+
+@pytest.mark.parametrize("lease_s, cached", [(1.5, True), (None, False)])
+def test_a_degraded_catalog_that_grants_its_cache_lease_keeps_the_cache_on(lease_s: float | None,
+                                                                            cached: bool) -> None:
+    """Issue 28: a catalog out of touch with its peers (a one-way cut, a partition) answers the
+    probe "degraded" and is routed around, but it keeps its cache lease's promise as any
+    writer does, and grants it: the cache stays on. A 503 that names no lease (another
+    generation, a proxy) renews nothing, and the cache goes off once the old lease runs out."""
+    core = Frontend(3, 2)
+    probe = Scripted(core, core.probe(), now=10.0)
+    healthy = Healthy(FRONTEND_LEASE_S)
+    probe.answer([healthy, Degraded("out of touch with every other catalog replica", lease_s), healthy,
+                  Healthy(), Healthy()], at=10.01)
+    assert isinstance(probe.asks, Sleep)
+    assert [m.up for m in core.catalogs.members] == [True, False, True], "routed around all the same"
+    core.now = 11.0
+    assert core.cache_ok() is cached

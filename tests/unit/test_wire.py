@@ -46,6 +46,7 @@ def test_every_answer_a_replica_gives_reads_back_as_itself() -> None:
         (check, Granted(4)), (check, Busy(2)), (check, Newer(book)), (check, KnownBuy(book, 0.5, "b1")),
         (Ping(0, {3: 4}), Pong({3: 4}, ((book, ("b1",)),), {3: 1}, 1.0)),
         (Health("frontend"), Healthy(1.5)), (Health("frontend"), Degraded("out of touch")),
+        (Health("frontend"), Degraded("out of touch", 1.5)),
     ]
     for message, reply in pairs:
         status, body = response_of(message, reply)

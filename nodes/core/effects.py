@@ -152,6 +152,14 @@ class Waiters:
         self._parked.setdefault(key, []).append(waiter)
         return waiter
 
+    def drop(self, waiter: Wait) -> None:
+        """Forget a wait that timed out: its key may not be notified for a long while."""
+        parked = self._parked.get(waiter.key, [])
+        if waiter in parked:
+            parked.remove(waiter)
+            if not parked:
+                del self._parked[waiter.key]
+
     def notify(self, key: Hashable) -> None:
         for waiter in self._parked.pop(key, []):
             waiter.wake()

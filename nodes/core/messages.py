@@ -349,8 +349,8 @@ class Healthy:
 class Degraded:
     message: str
     #: A catalog out of touch with its peers, or whose disk refuses writes, still grants the
-    #: front-end its cache lease (its length, as ``Healthy``'s): it keeps the lease's promise
-    #: as any writer does, and writes nothing without the peers meanwhile.
+    #: front-end its cache lease (its length, as ``Healthy``'s): every write of its own keeps
+    #: the lease's promise, as a healthy one's does.
     lease_s: float | None = None
 
 

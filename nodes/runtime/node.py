@@ -491,8 +491,8 @@ def _admin_routes(node: Node) -> list[Route]:
     elif node.role == "catalog":
         health_answers[503] = ("Degraded: out of touch with every other catalog replica, or its disk refuses "
                                "writes; to the front-end, still with its cache lease",
-                               body({"status": {"type": "string"}, "message": {"type": "string"},
-                                     "lease_s": {"type": "number"}}))
+                               body({"name": {"type": "string"}, "status": {"type": "string"},
+                                     "message": {"type": "string"}, "lease_s": {"type": "number"}}))
     names = {"type": "array", "items": {"type": "string", "minLength": 1, "maxLength": 20}}
     return [
         get("/admin/telemetry", telemetry, "The live event stream (a WebSocket)",

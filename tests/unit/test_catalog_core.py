@@ -23,6 +23,8 @@ from nodes.core.messages import (
     Found,
     Get,
     Granted,
+    Healthy,
+    Invalidate,
     KnownBuy,
     Newer,
     NotWritten,
@@ -556,6 +558,33 @@ def test_a_replica_out_of_touch_still_grants_the_frontend_its_cache_lease() -> N
     assert isinstance(answer, Degraded) and answer.lease_s == FRONTEND_LEASE_S, answer
     assert core.on_health("order0") == Degraded(answer.message), "an order replica takes no lease"
     core.frontend_withheld = True
+    answer = core.on_health("frontend")
+    assert isinstance(answer, Degraded) and answer.lease_s == 0.0, answer
+
+
+def test_a_write_its_disk_refused_but_its_peers_took_is_told_to_the_frontend_again() -> None:
+    """A review of the lease above: the peers took the write, the front-end's invalidation was
+    lost and then our disk refused the commit. The write, unconfirmed, returned before the
+    invalidation was sent again, and with the disk full our lease kept the old copy cached
+    for as long as it stayed full. Now it is told again, or the lease is withheld and outwaited."""
+    core = replica(mode="bazar")
+    core.has_frontend = True
+    for peer in core.peers:
+        peer.lease_until = 100.0
+    core.now = 4.9
+    assert core.on_health("frontend") == Healthy(FRONTEND_LEASE_S)
+    write = Scripted(core, core.handle(Write(BOOK.id, quantity=BOOK.quantity - 1, base_seq=BOOK.seq,
+                                             buy_id="b-1", since=5.0, take=1)), now=5.0)
+    write.answer([Granted(BOOK.seq), Granted(BOOK.seq)])
+    write.answer([Applied(BOOK.seq + 1, ()), Applied(BOOK.seq + 1, ()), NoAnswer()], at=5.1)
+    assert isinstance(write.asks, Disk) and write.asks.method == "write", write.asks
+    write.fail(DiskFailed("database or disk is full"))
+    assert write.sends() == [("frontend", Invalidate(BOOK.id, BOOK.seq + 1))], write.asks
+    write.answer(NoAnswer(), at=5.6)
+    write.answer(NoAnswer(), at=6.1)
+    assert core.frontend_withheld and isinstance(write.asks, Sleep), write.asks
+    write.answer(None, at=write.asks.until)
+    assert isinstance(write.result, Unconfirmed), write.result
     answer = core.on_health("frontend")
     assert isinstance(answer, Degraded) and answer.lease_s == 0.0, answer
 

@@ -85,7 +85,9 @@ class Reads(Leases):
         held = self.reservations.get(book_id)
         if (Rule.RESERVED_WRITES in self.rules and self._holds(held) and not self._trusted_valid(book_id)):
             assert held is not None
-            await self.waiters.wait(("released", book_id), min(self.now + ROUND_WAIT_S, held.expires))
+            waiter = self.waiters.wait(("released", book_id), min(self.now + ROUND_WAIT_S, held.expires))
+            if not await waiter:
+                self.waiters.drop(waiter)
 
     async def on_get(self, message: Get) -> Found | Conflict:
         """A hop of another replica's read (S2, S3): answer if valid, else hop on."""

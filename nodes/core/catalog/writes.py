@@ -101,7 +101,8 @@ class Refusals(Reservations):
         return NotWritten("out of touch with the peers it missed")
 
 
-    def _not_stored(self, update: Update, granted: list[Peer], *, kept: bool) -> NotWritten | Unconfirmed:
+    async def _not_stored(self, update: Update, granted: list[Peer], *, kept: bool,
+                          told: bool) -> NotWritten | Unconfirmed:
         """Our disk failed the write's commit (full, failing): the write is not ours. The peers
         that took it keep it and catch-up brings it back here; the buy may or may not count.
         ``kept``: a peer holds it or may (its answer was lost, a hung peer takes it when
@@ -109,7 +110,9 @@ class Refusals(Reservations):
         write in memory, it is offered again or gives way as any other, and stored whole once
         confirmed (simulator seed 2027701985: reused, two writes of one seq, a buy remembered
         twice over; seed 2027804390: the one peer that took it crashed, and this replica
-        granted another write of its seq)."""
+        granted another write of its seq). ``told``: the front-end confirmed the invalidation;
+        if not, and peers may serve the write, it is told again or its lease outwaited (a
+        review, 2026-12-07: with the disk full, our lease kept the old copy cached meanwhile)."""
         book_id, new = update.copy.id, update.copy
         self._unmark_valid(book_id)
         if not kept:
@@ -118,6 +121,8 @@ class Refusals(Reservations):
         self.unstored.add(book_id)
         self.books[book_id] = new
         self._emit_seq(new)
+        if not told:
+            await self._invalidate_frontend(new)
         return Unconfirmed(f"catalog{self.index} could not store the write ({self.disk_trouble}); "
                            "its peers may hold it")
 
@@ -258,8 +263,7 @@ class Writes(Refusals, GroupCommit):
                     changes = {"quantity": left}
         if refusal is not None:
             if not outcome.newer:
-                # Nothing to store here, only an answer, perhaps after a buy settles (up to a
-                # lease): the next round of the book need not wait for it (see ``_write``).
+                # Only an answer is left, perhaps after a buy settles: let the next round start.
                 let_go()
             return await refusal()
         return await self._fan_out(book_id, current, changes, buy_id, riders, token, outcome, let_go)
@@ -361,7 +365,8 @@ class Writes(Refusals, GroupCommit):
         else:
             stored = True
         if not stored:
-            return self._not_stored(update, outcome.granted, kept=bool(holders) or maybe)
+            heard = isinstance(replies[-1], Done)  # the front-end confirmed the invalidation
+            return await self._not_stored(update, outcome.granted, kept=bool(holders) or maybe, told=heard)
         for peer, reply in zip(outcome.granted, replies, strict=False):
             if reply is None:
                 continue  # still out when a majority had taken it: not believed down for that

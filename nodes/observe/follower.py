@@ -83,12 +83,16 @@ class Follower:
     async def _follow(self, name: str, address: str) -> None:
         assert self._session is not None
         pause = RECONNECT_S
+        last: tuple[Any, int] | None = None  # (the node's pid, the last event read from it)
         while True:
+            # Back after a break, ask for what the node emitted meanwhile: a request made while
+            # a restarted node's stream was down lost its hops from the model's trace.
+            path = "/admin/telemetry" + ("" if last is None else f"?after={last[0]}:{last[1]}")
             # Signed anew for each connection: a signature is taken once (signing.py).
-            headers = signed(self.secret, "GET", "/admin/telemetry") if self.secret else {}
+            headers = signed(self.secret, "GET", path) if self.secret else {}
             broke = False
             try:
-                async with self._session.ws_connect(address + "/admin/telemetry", headers=headers,
+                async with self._session.ws_connect(address + path, headers=headers,
                                                     heartbeat=2.0, timeout=aiohttp.ClientWSTimeout(ws_close=1.0),
                                                     autoping=True, max_msg_size=STREAM_MESSAGE_MOST) as ws:
                     self.model.apply(StreamState(name, True))
@@ -96,7 +100,9 @@ class Follower:
                         if message.type != aiohttp.WSMsgType.TEXT:
                             broke = message.type == aiohttp.WSMsgType.ERROR
                             break
-                        for raw in json.loads(message.data):
+                        batch = json.loads(message.data)
+                        last = _read_to(last, batch)
+                        for raw in batch:
                             self.model.apply(decode(name, raw))
                         pause = RECONNECT_S
             except (TimeoutError, aiohttp.ClientError, OSError, ValueError):
@@ -106,6 +112,17 @@ class Follower:
             # in error is not asked again at once, for each new one costs the node a snapshot.
             pause = min(RECONNECT_MOST_S, pause * 2) if broke else RECONNECT_S
             await asyncio.sleep(pause)  # pacing between reconnection attempts
+
+
+def _read_to(last: tuple[Any, int] | None, batch: list[Any]) -> tuple[Any, int] | None:
+    """The (pid, event number) a stream has been read to, after ``batch``. A snapshot names
+    its process; the events sent before it on a reconnect are of that process too."""
+    numbers = [raw["n"] for raw in batch if isinstance(raw, dict) and isinstance(raw.get("n"), int)]
+    snapshot = next((raw for raw in batch if isinstance(raw, dict) and raw.get("kind") == "snapshot"), None)
+    if snapshot is not None:
+        pid = (snapshot.get("state") or {}).get("pid")
+        return pid, max([last[1] if last is not None and last[0] == pid else -1, *numbers])
+    return None if last is None else (last[0], max([last[1], *numbers]))
 
 
 async def fetch_trace(supervisor: Any, trace_id: str) -> Trace:

@@ -9,7 +9,7 @@ import random
 import socket
 import sys
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
@@ -455,6 +455,11 @@ def _admin_routes(node: Node) -> list[Route]:
         if sock is not None:  # the kernel's buffer for a stalled reader is bounded too
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, TELEMETRY_SNDBUF)
         subscriber = node.telemetry.subscribe(limit, wake.set)
+        # A reader back after a break names the last event it holds (``after=PID:N``): what this
+        # process emitted since comes before the snapshot, so no hop of a request made while it
+        # was away (a restart, say) is missing from its traces, and the snapshot, newer, sets
+        # the state. Read with the subscription taken, before any await: no event falls between.
+        missed = _missed(node.telemetry.recent, request.query.get("after"))
 
         async def watch_close() -> None:
             async for _message in ws:
@@ -463,7 +468,7 @@ def _admin_routes(node: Node) -> list[Route]:
 
         closing = asyncio.create_task(watch_close())
         try:
-            await ws.send_str(json.dumps([snapshot]))
+            await ws.send_str(json.dumps([*missed, snapshot]))
             while not ws.closed and not subscriber.closed:
                 await wake.wait()
                 wake.clear()
@@ -499,7 +504,10 @@ def _admin_routes(node: Node) -> list[Route]:
             {101: "Switching to the WebSocket: a [snapshot], then lists of events",
              400: "Not a WebSocket request", 422: "'limit' is not a number"},
             params=(Param("limit", "query", {"type": "integer", "minimum": 10, "maximum": SUBSCRIBER_LIMIT},
-                          "The most events the reader's queue holds"),)),
+                          "The most events the reader's queue holds"),
+                    Param("after", "query", {"type": "string", "maxLength": 40},
+                          "PID:N, the last event a reader back after a break read: the events of this process "
+                          "since then come before the snapshot"))),
         get("/health", health, "Is the node up? (the front-end's probe, an order replica's check)", health_answers,
             params=(Param("from", "query", {"type": "string"}, "The prober's name"),)),
         get("/admin/state", state, "The node's state", {200: state_answer},
@@ -527,3 +535,16 @@ def _admin_routes(node: Node) -> list[Route]:
             {200: ("Events, oldest first", {"type": "array", "items": OBJECT})},
             params=(Param("trace", "query", {"type": "string"}, "Only the events of this trace"),)),
     ]
+
+
+def _missed(recent: Iterable[dict[str, Any]], after: str | None) -> list[dict[str, Any]]:
+    """The events of ``recent`` a telemetry reader that last held ``after`` ("PID:N", the last
+    event it read) has not seen: those after N from this process, or all of this process's
+    when it last read another (the node restarted). None without ``after`` (a first reader)."""
+    if not after:
+        return []
+    pid, _sep, n = after.partition(":")
+    if not n.lstrip("-").isdigit():
+        return []  # not a place in any stream: the snapshot alone, as for a first reader
+    last = int(n) if pid == str(os.getpid()) else -1
+    return [event for event in recent if event.get("n", -1) > last]

@@ -3,13 +3,15 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import os
 import socket
 
+import aiohttp
 import pytest
 
 from nodes.core.telemetry import TRACE_HEADER, Telemetry, new_trace_id
-from nodes.observe.follower import Follower, fetch_trace
+from nodes.observe.follower import Follower, _read_to, fetch_trace
 from nodes.observe.model import ClusterModel
 from nodes.runtime.node import SUBSCRIBER_LIMIT
 from nodes.runtime.signing import SECRET_HEADER
@@ -231,3 +233,42 @@ def test_the_models_latency_arrays_extended_in_place_equal_ones_built_from_scrat
             model.clear_measurements()
             assert len(model.latency.since("lookup", 0.0)[0]) == 0
     assert np.all(np.diff(model.latency.since("buy", 0.0)[0]) >= 0)
+
+
+async def test_a_reader_back_after_a_break_gets_the_events_it_missed_before_the_snapshot(cluster):
+    """A request made while the model's stream from a node was down (the node restarting, say)
+    lost that node's hops from the model's trace (seen once in CI: S2's trace held no hops).
+    Back, a reader names the last event it read (``after=PID:N``) and gets what the process
+    emitted since, ahead of the snapshot; naming another process, it gets all of this one's."""
+    supervisor, http = cluster
+    address, headers = supervisor.frontend.address, {SECRET_HEADER: supervisor.secret}
+
+    async def first_message(query: str) -> list[dict]:
+        async with aiohttp.ClientSession() as session, \
+                session.ws_connect(f"{address}/admin/telemetry{query}", headers=headers) as ws:
+            message = await asyncio.wait_for(ws.receive(), 10)
+            return json.loads(message.data)
+
+    (snapshot,) = await first_message("")
+    assert snapshot["kind"] == "snapshot", "a first reader gets the snapshot alone"
+    pid = snapshot["state"]["pid"]
+    status, read, _ = await http.request("GET", "frontend", "/admin/events", secret=True)
+    assert status == 200
+    last = max(event["n"] for event in read)
+    trace = await traced_get(http, "/lookup/3")
+    missed = await first_message(f"?after={pid}:{last}")
+    assert missed[-1]["kind"] == "snapshot"
+    assert all(event["n"] > last for event in missed[:-1])
+    assert any(event.get("trace") == trace for event in missed[:-1]), "the lookup's events come first"
+    everything = await first_message(f"?after={pid + 1}:{last}")
+    assert {event["n"] for event in everything[:-1]} >= {event["n"] for event in read}
+    nonsense = await first_message("?after=nonsense")
+    assert [event["kind"] for event in nonsense] == ["snapshot"]
+
+
+def test_the_follower_reads_to_the_last_event_of_the_process_its_snapshot_names() -> None:
+    assert _read_to(None, [{"kind": "snapshot", "state": {"pid": 7}}]) == (7, -1)
+    assert _read_to((7, -1), [{"kind": "seq", "n": 4}, {"kind": "dropped"}, {"kind": "seq", "n": 9}]) == (7, 9)
+    # Back from a restart: the missed events of the new process come before its snapshot.
+    assert _read_to((7, 9), [{"kind": "seq", "n": 2}, {"kind": "snapshot", "state": {"pid": 8}}]) == (8, 2)
+    assert _read_to((7, 9), [{"kind": "snapshot", "state": {"pid": 7}}]) == (7, 9), "the same process"

@@ -58,3 +58,28 @@ def test_a_degraded_catalog_that_grants_its_cache_lease_keeps_the_cache_on(lease
     assert [m.up for m in core.catalogs.members] == [True, False, True], "routed around all the same"
     core.now = 11.0
     assert core.cache_ok() is cached
+
+
+def test_a_crashed_catalogs_lapsed_lease_empties_the_cache_once() -> None:
+    """A review, 2026-12-07: a writer that crashed after its peers took its write, the
+    invalidation lost, left the old copy cached for as long as it was down (a refused catalog
+    cannot write, so the cache stays on). Once its lease has run out, the cache is emptied,
+    once: what the live catalogs serve refills it."""
+    core = Frontend(3, 2)
+    probe = Scripted(core, core.probe(), now=10.0)
+    healthy = Healthy(FRONTEND_LEASE_S)
+    probe.answer([healthy, healthy, healthy, Healthy(), Healthy()], at=10.01)
+    core.lookups.put(BOOK.id, Found(BOOK), core.lookups.ticket(), seq=BOOK.seq)
+    gone = NoAnswer(refused=True)
+    probe.answer(None, at=probe.asks.until)
+    probe.answer([healthy, gone, healthy, Healthy(), Healthy()], at=10.6)
+    assert core.cache_ok() and core.lookups.get(BOOK.id) is not None, "its lease still holds"
+    for _ in range(3):
+        probe.answer(None, at=probe.asks.until)
+        probe.answer([healthy, gone, healthy, Healthy(), Healthy()], at=core.now + 0.01)
+    assert core.now > 10.0 + FRONTEND_LEASE_S
+    assert core.cache_ok() and core.lookups.get(BOOK.id) is None, "emptied once the lease ran out"
+    core.lookups.put(BOOK.id, Found(BOOK), core.lookups.ticket(), seq=BOOK.seq)
+    probe.answer(None, at=probe.asks.until)
+    probe.answer([healthy, gone, healthy, Healthy(), Healthy()], at=core.now + 0.01)
+    assert core.lookups.get(BOOK.id) is not None, "and only once"

@@ -256,6 +256,8 @@ class Frontend(Core):
         #: whether its last probe was refused (no process: it cannot write meanwhile).
         self.cache_leases: list[float | None] = [NEVER] * catalogs
         self.refused = [False] * catalogs
+        #: Catalogs refused since their lease ran out, the cache emptied once for each (``probe``).
+        self.lapsed_refused: set[int] = set()
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -407,6 +409,15 @@ class Frontend(Core):
                     ring.mark(member, isinstance(answers[members.index(member)], Healthy))
             for i, answer in enumerate(answers[:len(self.catalogs.members)]):
                 self.refused[i] = isinstance(answer, NoAnswer) and answer.refused
+                held = self.cache_leases[i]
+                if not self.refused[i]:
+                    self.lapsed_refused.discard(i)
+                elif held is not None and held <= self.now and i not in self.lapsed_refused:
+                    # Gone, it writes nothing, but a write it sent out before it crashed may be
+                    # held by its peers with its invalidation lost: once its lease has run out,
+                    # what we cached may be older than what they serve (a review, 2026-12-07).
+                    self.lapsed_refused.add(i)
+                    self.lookups.clear(floors=False)
                 # A degraded catalog (out of touch, its disk full) grants its lease too; a 503
                 # that names none (a catalog of another generation, say) renews nothing.
                 if isinstance(answer, Healthy) or (isinstance(answer, Degraded) and answer.lease_s is not None):

@@ -421,7 +421,6 @@ class Frontend(Core):
                 # A degraded catalog (out of touch, its disk full) grants its lease too; a 503
                 # that names none (a catalog of another generation, say) renews nothing.
                 if isinstance(answer, Healthy) or (isinstance(answer, Degraded) and answer.lease_s is not None):
-                    held = self.cache_leases[i]
                     if answer.lease_s is not None and held is not None and held <= self.now:
                         self.lookups.clear(floors=False)  # back after a lapse: what was cached may be stale
                     # Counted from the probe's sending, before the lease was granted.

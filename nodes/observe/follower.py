@@ -39,6 +39,9 @@ class Follower:
         self._session: aiohttp.ClientSession | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._supervisor: Any = None
+        #: When ``start`` began following (Unix seconds): a node's first connection asks for its
+        #: events since then, which a slow first connection or a restart before it would lose.
+        self._since = time.time()
 
     @classmethod
     def of(cls, supervisor: Any, **kw: Any) -> Follower:
@@ -63,6 +66,7 @@ class Follower:
 
     # ---- the nodes' streams ---------------------------------------------------------------
     async def start(self) -> None:
+        self._since = time.time()
         self._session = aiohttp.ClientSession()
         self._tasks = [asyncio.create_task(self._follow(view.name, view.address), name=f"follow-{view.name}")
                        for view in self.model.nodes.values()]
@@ -86,8 +90,10 @@ class Follower:
         last: tuple[Any, int] | None = None  # (the node's pid, the last event read from it)
         while True:
             # Back after a break, ask for what the node emitted meanwhile: a request made while
-            # a restarted node's stream was down lost its hops from the model's trace.
-            path = "/admin/telemetry" + ("" if last is None else f"?after={last[0]}:{last[1]}")
+            # a restarted node's stream was down lost its hops from the model's trace. Not yet
+            # through to it, for what it emitted since we began: a request made before a slow
+            # first connection (or before a restart that came first) lost them too.
+            path = "/admin/telemetry" + (f"?since={self._since:.6f}" if last is None else f"?after={last[0]}:{last[1]}")
             # Signed anew for each connection: a signature is taken once (signing.py).
             headers = signed(self.secret, "GET", path) if self.secret else {}
             broke = False

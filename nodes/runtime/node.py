@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import os
 import random
 import socket
@@ -450,16 +451,24 @@ def _admin_routes(node: Node) -> list[Route]:
             limit = max(10, min(SUBSCRIBER_LIMIT, int(request.query.get("limit", SUBSCRIBER_LIMIT))))
         except ValueError:
             raise ApiError(422, "'limit' must be a number") from None
+        try:
+            since = float(request.query["since"]) if "since" in request.query else None
+        except ValueError:
+            raise ApiError(422, "'since' must be a time in Unix seconds") from None
+        if since is not None and not math.isfinite(since):
+            raise ApiError(422, "'since' must be a time in Unix seconds")
         await ws.prepare(request)
         sock = request.transport.get_extra_info("socket") if request.transport else None
         if sock is not None:  # the kernel's buffer for a stalled reader is bounded too
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, TELEMETRY_SNDBUF)
         subscriber = node.telemetry.subscribe(limit, wake.set)
-        # A reader back after a break names the last event it holds (``after=PID:N``): what this
-        # process emitted since comes before the snapshot, so no hop of a request made while it
-        # was away (a restart, say) is missing from its traces, and the snapshot, newer, sets
-        # the state. Read with the subscription taken, before any await: no event falls between.
-        missed = _missed(node.telemetry.recent, request.query.get("after"))
+        # A reader back after a break names the last event it holds (``after=PID:N``); one that
+        # has read nothing of this node yet, when it began following (``since``, Unix seconds).
+        # What this process emitted since comes before the snapshot, so no hop of a request made
+        # while the reader was away or not yet through (a restart, a slow first connection) is
+        # missing from its traces, and the snapshot, newer, sets the state. Read with the
+        # subscription taken, before any await: no event falls between.
+        missed = _missed(node.telemetry.recent, request.query.get("after"), since)
 
         async def watch_close() -> None:
             async for _message in ws:
@@ -502,12 +511,15 @@ def _admin_routes(node: Node) -> list[Route]:
     return [
         get("/admin/telemetry", telemetry, "The live event stream (a WebSocket)",
             {101: "Switching to the WebSocket: a [snapshot], then lists of events",
-             400: "Not a WebSocket request", 422: "'limit' is not a number"},
+             400: "Not a WebSocket request", 422: "'limit' or 'since' is not a number"},
             params=(Param("limit", "query", {"type": "integer", "minimum": 10, "maximum": SUBSCRIBER_LIMIT},
                           "The most events the reader's queue holds"),
                     Param("after", "query", {"type": "string", "maxLength": 40},
                           "PID:N, the last event a reader back after a break read: the events of this process "
-                          "since then come before the snapshot"))),
+                          "since then come before the snapshot"),
+                    Param("since", "query", {"type": "number"},
+                          "Unix seconds: a reader that has read nothing of this node yet, when it began "
+                          "following; the events since then come before the snapshot (without 'after')"))),
         get("/health", health, "Is the node up? (the front-end's probe, an order replica's check)", health_answers,
             params=(Param("from", "query", {"type": "string"}, "The prober's name"),)),
         get("/admin/state", state, "The node's state", {200: state_answer},
@@ -537,12 +549,13 @@ def _admin_routes(node: Node) -> list[Route]:
     ]
 
 
-def _missed(recent: Iterable[dict[str, Any]], after: str | None) -> list[dict[str, Any]]:
+def _missed(recent: Iterable[dict[str, Any]], after: str | None, since: float | None = None) -> list[dict[str, Any]]:
     """The events of ``recent`` a telemetry reader that last held ``after`` ("PID:N", the last
     event it read) has not seen: those after N from this process, or all of this process's
-    when it last read another (the node restarted). None without ``after`` (a first reader)."""
+    when it last read another (the node restarted). A reader that has read none of them yet
+    names when it began following (``since``): those emitted since. None without either."""
     if not after:
-        return []
+        return [] if since is None else [event for event in recent if event.get("t", 0.0) >= since]
     pid, _sep, n = after.partition(":")
     if not n.lstrip("-").isdigit():
         return []  # not a place in any stream: the snapshot alone, as for a first reader

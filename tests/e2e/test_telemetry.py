@@ -264,6 +264,47 @@ async def test_a_reader_back_after_a_break_gets_the_events_it_missed_before_the_
     assert {event["n"] for event in everything[:-1]} >= {event["n"] for event in read}
     nonsense = await first_message("?after=nonsense")
     assert [event["kind"] for event in nonsense] == ["snapshot"]
+    # A reader that has read nothing of this node yet names when it began following instead.
+    began = next(event["t"] for event in read if event["n"] == last)
+    since = await first_message(f"?since={began}")
+    assert since[-1]["kind"] == "snapshot" and all(event["t"] >= began for event in since[:-1])
+    assert any(event.get("trace") == trace for event in since[:-1])
+    status, body, _ = await http.request("GET", "frontend", "/admin/telemetry?since=soon", secret=True)
+    assert status == 422 and "since" in body["message"]
+
+
+class LateFollower(Follower):
+    """A follower whose first connection to every node comes only once ``through`` is set, as
+    on a loaded machine (CI) where play_on's requests ran before the model's streams were up."""
+
+    def __init__(self, *args, **kw) -> None:
+        super().__init__(*args, **kw)
+        self.through = asyncio.Event()
+
+    async def _follow(self, name: str, address: str) -> None:
+        await self.through.wait()
+        await super()._follow(name, address)
+
+
+async def test_a_request_made_before_the_models_first_connection_keeps_its_hops(cluster):
+    """S2's trace in the model held no hops in 2 of 5 CI runs: its streams from the restarted
+    catalogs were not through yet when the request ran, and a first reader got the snapshot
+    alone. A first connection now asks for what the node emitted since following began."""
+    supervisor, http = cluster
+    follower = LateFollower(ClusterModel.for_supervisor(supervisor), supervisor.secret)
+    await follower.start()
+    try:
+        await supervisor.admin("frontend", "POST", "/admin/failover", {"catalog_turn": 1})
+        trace = await traced_get(http, "/lookup/5")  # cold: catalog1 asks its peers
+        follower.through.set()
+
+        async def hops_in_model() -> bool:
+            hops = follower.model.trace(trace).hops
+            return bool(hops) and [h.source for h in hops][:2] == ["frontend", "catalog1"]
+
+        await wait_until(hops_in_model, what="the lookup's hops in the model")
+    finally:
+        await follower.stop()
 
 
 def test_the_follower_reads_to_the_last_event_of_the_process_its_snapshot_names() -> None:

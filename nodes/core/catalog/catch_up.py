@@ -12,7 +12,7 @@ from dataclasses import replace
 from nodes.core.catalog.changes import look
 from nodes.core.catalog.compare import CompareRows
 from nodes.core.catalog.rules import Rule
-from nodes.core.catalog.state import FETCH_TIMEOUT_S, HEARTBEAT_S, PING_TIMEOUT_S, Peer
+from nodes.core.catalog.state import FETCH_DEFER_ROUNDS, FETCH_TIMEOUT_S, HEARTBEAT_S, PING_TIMEOUT_S, Peer
 from nodes.core.effects import Gather, NoAnswer, Sleep
 from nodes.core.messages import (
     Applied,
@@ -287,7 +287,10 @@ class CatchUp(CompareRows):
         length (``FETCH_TIMEOUT_S``): a fetch from a peer that hung after answering the ping
         held the next round back 0.4 s, that round waited 0.4 s more for the hung peer's
         ping, and the leases of the round before ran out meanwhile — both healthy replicas
-        of a cluster of three lapsed for 0.2 s under load (issue 28)."""
+        of a cluster of three lapsed for 0.2 s under load (issue 28). A peer holding fewer
+        buys of a book than we do is asked only on every FETCH_DEFER_ROUNDS + 1-th round that
+        finds it so: it is most likely just behind, and such fetches were a tenth of the
+        cluster's requests under load, bringing nothing 96 % of the time (issue 28)."""
         marks, view = peer.marks, peer.view
         todo = marks.buys | changed
         todo.update(look(self.changes, self.books, marks.buys_at))
@@ -299,8 +302,14 @@ class CatchUp(CompareRows):
                 continue
             ours = self._buy_digest_of(book_id)
             if view.buy_counts[book_id] <= self.buy_count[book_id] and view.buy_digests.get(book_id, ours) == ours:
+                marks.deferred.pop(book_id, None)
                 continue
             marks.buys.add(book_id)  # looked at again next round: it may hold fewer, not others
+            # Fewer than our confirmed ones (the peer counts none of an unconfirmed write either).
+            if view.buy_counts[book_id] < self._buy_count_of(book_id) and \
+                    marks.deferred.get(book_id, 0) < FETCH_DEFER_ROUNDS:
+                marks.deferred[book_id] = marks.deferred.get(book_id, 0) + 1  # most likely behind
+                continue
             reply = await self._send(peer, FetchBuys(book_id, self._bucket_digests_of(book_id)),
                                      timeout=FETCH_TIMEOUT_S, trace=False)
             if isinstance(reply, NoAnswer):
@@ -311,6 +320,7 @@ class CatchUp(CompareRows):
                 if not await self._stored("add_buys", book_id, missing):
                     marks.buys.update(pending[at:])
                     break  # fetched again once our disk takes writes
+                marks.deferred.pop(book_id, None)  # taken: a fetch that failed is asked again next round
                 for buy_id, seq in missing:
                     self._remember_buy(buy_id, book_id, seq, reply.expiring.get(buy_id))
                 self._settle_after_grants([buy_id for buy_id, _seq in missing])

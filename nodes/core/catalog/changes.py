@@ -231,6 +231,9 @@ class Marks:
     ahead_at: tuple[str, int] = ("", 0)
     buys: set[int] = field(default_factory=set)
     buys_at: tuple[str, int] = ("", 0)
+    #: Per book, the rounds in a row its buys were not fetched, the peer holding fewer
+    #: (``catch_up._fetch_buys``, FETCH_DEFER_ROUNDS).
+    deferred: dict[int, int] = field(default_factory=dict)
 
 
 def look(log: ChangeLog, every: Iterable[int], at: tuple[str, int]) -> Iterator[int]:

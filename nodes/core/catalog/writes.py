@@ -52,6 +52,13 @@ class Refusals(Reservations):
     """How a round that stops before its fan-out is answered, once its peers are released
     (``Writes._refusal`` picks one), and how a write that no peer took is withdrawn."""
 
+    def _cannot_write(self) -> str | None:
+        """Why a write begun here now would come to nothing, or None: our disk takes no commit,
+        so it could not be stored here (another replica's order replica may take the buy)."""
+        if self.disk_trouble is not None:
+            return f"catalog{self.index} cannot store writes: {self.disk_trouble}"
+        return None
+
     async def _take_newer(self, book_id: int, newer: list[Book], generation: int) -> Conflict:
         """S5: a peer is ahead. Take the highest copy as current and let the caller retry."""
         newest = max(newer, key=lambda b: b.seq)

@@ -306,7 +306,7 @@ class Frontend(Core):
             shared = await self._share_fetch(book)
             if shared is not None:
                 return shared
-        ticket = self.lookups.ticket() if cached else -1
+        ticket = self.lookups.ticket(book) if cached else -1
         fetch = None
         if share and book not in self.fetches:
             fetch = self.fetches[book] = Fetch(self.lookups.generation)

@@ -9,11 +9,14 @@ from dataclasses import replace
 from pathlib import Path
 from typing import cast
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
+    QFrame,
     QGroupBox,
     QHBoxLayout,
     QListWidget,
     QPushButton,
+    QScrollArea,
     QSplitter,
     QVBoxLayout,
     QWidget,
@@ -27,6 +30,8 @@ from nodes.observe.traces import StepKind, Trace
 from nodes.observe.views import ReplicaCell, derive_cells
 from nodes.session.scenarios import Outcome, Player, Scenario, load_all
 
+#: The tables' height and the diagram's least (its header and four messages) at 100 %.
+TABLE_PX, DIAGRAM_PX = 92, 220
 #: What each setup step leaves a node in (the steps ``nodes.session.scenarios`` plays).
 SETUP_STATES = {"crash": HealthState.DOWN, "hang": HealthState.HUNG, "cut": HealthState.CUT_OFF,
                 "start": HealthState.UP, "restart": HealthState.UP, "resume": HealthState.UP, "heal": HealthState.UP}
@@ -88,14 +93,18 @@ class ScenariosView(QWidget):
         self.before = ServerRow()
         self.after = ServerRow()
         for row in (self.before, self.after):
-            row.setMinimumHeight(96)  # the diagram gets the height at 720 px: it is what is stepped
+            # The diagram gets the height at 720 px: it is what is stepped (the row's icons
+            # shrink to fit, and its seq and marks stay whole).
+            row.setFixedHeight(TABLE_PX)
         controls = self.stepper.controls
         controls.insertWidget(0, self.play_button)
         rows = QHBoxLayout()
         self.tables: list[QGroupBox] = []  # shown once played: empty before, they only take room
         for row, name in ((self.before, "Before the request"), (self.after, "After")):
             box = QGroupBox(name)
-            QVBoxLayout(box).addWidget(row)
+            inside = QVBoxLayout(box)
+            inside.setContentsMargins(4, 2, 4, 2)
+            inside.addWidget(row)
             rows.addWidget(box)
             box.setVisible(False)
             self.tables.append(box)
@@ -107,17 +116,29 @@ class ScenariosView(QWidget):
         layout.addWidget(self.title)
         layout.addWidget(self.about)
         layout.addWidget(self.status)
+        # The step's sentence, and in its place at the last step the verdict with it: one line
+        # of words above the diagram, so that at 1280×720 the diagram keeps its room.
         layout.addWidget(self.sentence)
-        layout.addWidget(self.stepper.area, 3)
-        layout.addLayout(rows, 1)
         layout.addWidget(self.verdict)
+        layout.addWidget(self.stepper.area, 1)
+        layout.addLayout(rows, 0)
+        # Scaled up at 720 px the words, the diagram and the tables need more than the window's
+        # height: the pane scrolls then, rather than squeezing them until they are cut.
+        pane = QScrollArea()
+        pane.setWidgetResizable(True)
+        pane.setFrameShape(QFrame.Shape.NoFrame)
+        pane.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        pane.setWidget(right)
+        pane.viewport().setAutoFillBackground(False)  # the card's colour, not the scroll area's
+        right.setAutoFillBackground(False)
         splitter = QSplitter()
         splitter.addWidget(self.list)
-        splitter.addWidget(right)
+        splitter.addWidget(pane)
         splitter.setSizes([self.list.minimumWidth(), 1000])
         splitter.setCollapsible(0, False)
         QVBoxLayout(self).addWidget(splitter)
 
+        self.set_scale(1.0)  # the tables' and the diagram's heights, now that they are made
         self.list.currentRowChanged.connect(self._chosen)
         self.play_button.clicked.connect(lambda: self.play())
         self.stepper.stepped.connect(lambda _step: self._caption())
@@ -125,8 +146,15 @@ class ScenariosView(QWidget):
 
     def set_scale(self, scale: float) -> None:
         """The list as wide as its titles at 100 % (up to a third of 1280 px); scaled up, the
-        titles wrap instead, so that the controls and the diagram keep their room."""
+        titles wrap instead, so that the controls and the diagram keep their room. The tables
+        and the diagram keep their height at any scale (the pane scrolls instead)."""
         self.list.setMinimumWidth(min(self._widest_title + 36, 420 if scale <= 1.0 else 280))
+        grown = max(1.0, scale)
+        for row in (getattr(self, "before", None), getattr(self, "after", None)):
+            if row is not None:
+                row.setFixedHeight(int(TABLE_PX * grown))
+        if hasattr(self, "stepper"):
+            self.stepper.area.setMinimumHeight(int(DIAGRAM_PX * grown))
 
     def _say(self, message: str) -> None:
         self.status.setText(message[:1].upper() + message[1:] + " …")
@@ -135,7 +163,10 @@ class ScenariosView(QWidget):
         scenario = self.scenarios[row]
         figure = f"  ·  replays {scenario.figure}" if scenario.figure else ""
         self.title.setText(f"{scenario.id} — {scenario.title}{figure}")
+        self.title.setToolTip("")
         self.about.setText(scenario.about)
+        self.about.setVisible(True)
+        self.status.setVisible(True)
         self.outcome = None
         self.stepper.show(None)
         self.sentence.setVisible(False)
@@ -165,13 +196,16 @@ class ScenariosView(QWidget):
         self.play_button.setEnabled(True)
         self.list.setEnabled(True)
         self.outcome = outcome
-        self.status.setText(f"Request answered in {outcome.seconds * 1000:.0f} ms; stepping through it.")
+        # Played, the diagram takes their room (at 1280×720 it had 59 px, two messages): the
+        # description stays on the title's tooltip, and each step's sentence says the rest.
+        self.title.setToolTip(outcome.scenario.about)
+        self.about.setVisible(False)
+        self.status.setVisible(False)
         self.before.show_cells(scenario_cells(outcome.start, outcome.scenario.book, setup_states(outcome.scenario)))
         self.after.show_cells([])
         ok = outcome.matched
         self.verdict.setStyleSheet(f"background:{'#dcfce7' if ok else '#fee2e2'}; "
                                    f"color:{'#166534' if ok else '#991b1b'};")
-        self.verdict.setText(outcome.verdict())
         self.verdict.setVisible(False)
         self.stepper.show(self._trace(), 0)
         self.stepper.replay()
@@ -201,11 +235,18 @@ class ScenariosView(QWidget):
         elif row.kind == StepKind.ANSWER and row.hop is not None:
             text = f"{row.source} answers {row.target}: {row.hop.answer}."
         else:
-            text = f"The answer goes back to the client: {cast(Trace, self.canvas.trace).status}."
+            # The entry node's own time, as the diagram's last arrow says it; the client's
+            # round trip, timed by the player, is longer by the connection's cost.
+            trace = cast(Trace, self.canvas.trace)
+            took = f" after {trace.ms:.1f} ms there ({outcome.seconds * 1000:.0f} ms at the client)" \
+                if trace.ms is not None else ""
+            text = f"The answer goes back to the client: {trace.status}{took}."
         self.sentence.setStyleSheet("background:#eff6ff; color:#1e3a8a;")
         self.sentence.setText(f"Step {step} of {steps}. {text}")
-        self.sentence.setVisible(True)
         finished = step >= steps
         if finished:
             self.after.show_cells(scenario_cells(outcome.end, outcome.scenario.book, setup_states(outcome.scenario)))
+            verdict = outcome.verdict()
+            self.verdict.setText(f"Step {step} of {steps}. {text} {verdict[:1].upper()}{verdict[1:]}")
+        self.sentence.setVisible(not finished)
         self.verdict.setVisible(finished)

@@ -222,6 +222,32 @@ def test_a_scenarios_diagram_keeps_the_current_step_in_view_at_720(unstarted, qa
         assert top <= row - 18 and row + 6 <= top + viewport.height(), f"step {step} out of view"
 
 
+def test_a_played_scenarios_diagram_keeps_its_room_at_720(unstarted, qapp):
+    """A new user's walk (2026-12-08): once S3 was played, its description, the status line,
+    the tables and the verdict left the diagram 59 px at 1280×720, two messages. Played, the
+    description moves to the title's tooltip and the verdict takes the sentence's place."""
+    from nodes.session.scenarios import Outcome
+    window = unstarted(1280, 720, 1.0)
+    window.tabs.setCurrentWidget(window.scenarios)
+    view = window.scenarios
+    view.list.setCurrentRow(next(i for i, s in enumerate(view.scenarios) if s.id == "S3"))
+    hops = [Hop(i + 2, "catalog0", "catalog1", "/rep/get/2 req: [] seq_n: 0", "200 OK", 200, 1.0, 1.0 + i * 0.01)
+            for i in range(4)]
+    scenario = view.scenarios[view.list.currentRow()]
+    ends = [(0, False, 4)] * 5
+    outcome = Outcome(scenario, Trace("t", "catalog0", "GET", "/query/item/2", 200, 23.8, hops), hops, [], 0.03,
+                      ends, ends)
+    view._played(outcome)
+    view.stepper.go(view.canvas.steps)
+    settle(qapp)
+    assert not view.about.isVisible() and view.title.toolTip() == scenario.about
+    assert view.verdict.isVisible() and not view.sentence.isVisible()
+    assert view.verdict.text().startswith(f"Step {view.canvas.steps} of {view.canvas.steps}. ")
+    assert "after 23.8 ms there (30 ms at the client)" in view.verdict.text()
+    row = view.canvas.row_y(3) - view.canvas.row_y(2)
+    assert view.stepper.scroll_area.viewport().height() >= 3.5 * row, "four messages in view (59 px before)"
+
+
 class _Recorder:
     """A painter that keeps the words drawn."""
 

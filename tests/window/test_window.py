@@ -144,8 +144,10 @@ def test_the_scenarios_tab_plays_a_figure_to_its_verdict(window):
     view.speed.setCurrentText("4×")
     view.play_button.click()
     window.run(wait_until(lambda: view.verdict.isVisible(), 90, "the scenario to play to its end"), 120)
-    assert view.verdict.text().startswith("matches read_some_outdated.png: hops 0 → 1 → 2")
-    assert "Step 6 of 6" in view.sentence.text()  # the request, two hops and their answers, the answer
+    assert "Matches read_some_outdated.png: hops 0 → 1 → 2" in view.verdict.text()
+    # The request, two hops and their answers, the answer; said in the verdict's place.
+    assert view.verdict.text().startswith("Step 6 of 6. The answer goes back to the client: 200 after ")
+    assert not view.sentence.isVisible()
     assert [(c.replica, c.seq, c.valid) for c in view.after.servers] == [
         (0, 2, True), (1, 2, True), (2, 2, True), (3, 2, False), (4, 2, False)]
 
